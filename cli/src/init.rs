@@ -1,0 +1,122 @@
+//! `maillage init`: a new node directory with its config, key and the
+//! organisation's own signed record.
+
+use std::fs;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use maillage_record::model::Organisation;
+use maillage_record::{Body, PublicKey, Record, Siren, Visibility, envelope, keyfile};
+use serde_json::json;
+
+use crate::connect::CONFIG_FILE;
+
+const TEMPLATE: &str = include_str!("../../deploy/maillage.toml.in");
+pub const KEY_FILE: &str = "organisation.key";
+pub const ORGANISATION_ENVELOPE: &str = "organisation.envelope";
+/// The record_id of an organisation's own Organisation record.
+pub const ORGANISATION_RECORD_ID: &str = "organisation";
+
+pub fn init(dir: &Path, siren: &str, name: &str, grpc_listen: Option<SocketAddr>, json_out: bool) -> anyhow::Result<()> {
+    let siren = Siren::parse(siren).with_context(|| format!("invalid --siren '{siren}'"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        bail!("--name must not be empty: give the organisation's official name");
+    }
+    for existing in [CONFIG_FILE, KEY_FILE] {
+        if dir.join(existing).exists() {
+            bail!(
+                "{} already holds a node ({existing} exists): choose another --dir, or remove it if you mean to start over",
+                dir.display()
+            );
+        }
+    }
+    let grpc_listen = match grpc_listen {
+        Some(a) => a,
+        None => free_loopback_port().context("cannot find a free port for node.grpc_listen; pass --grpc-listen")?,
+    };
+
+    // Owner-only: the directory holds the key and the admin socket.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+
+    let key = keyfile::generate()?;
+    keyfile::write_new(&dir.join(KEY_FILE), &key)?;
+    let public_key = PublicKey(key.verifying_key().to_bytes());
+
+    let record = Record {
+        record_id: ORGANISATION_RECORD_ID.into(),
+        version: 1,
+        issued_at_ms: now_ms(),
+        visibility: Visibility::Public,
+        body: Body::Organisation(Organisation {
+            siren: siren.to_string(),
+            name: name.to_string(),
+            siret: None,
+            website: None,
+        }),
+    };
+    let signed = envelope::sign(&key, &record)?;
+    write_private(&dir.join(ORGANISATION_ENVELOPE), &signed.envelope_bytes())?;
+
+    let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
+    let config = TEMPLATE
+        .replace("@SIREN@", &quote(siren.as_str()))
+        .replace("@NAME@", &quote(name))
+        .replace("@GRPC_LISTEN@", &quote(&grpc_listen.to_string()));
+    // Written last: a directory with a config is a complete node directory.
+    write_private(&dir.join(CONFIG_FILE), config.as_bytes())?;
+
+    let config_path = dir.join(CONFIG_FILE);
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "dir": dir.display().to_string(),
+                "config": config_path.display().to_string(),
+                "public_key": public_key.to_hex(),
+                "siren": siren.as_str(),
+                "name": name,
+                "grpc_listen": grpc_listen.to_string(),
+                "organisation_record": signed.id().to_hex(),
+            })
+        );
+    } else {
+        println!("initialised a node for {name} (SIREN {siren}) in {}", dir.display());
+        println!("  public key   {public_key}");
+        println!("  gRPC         {grpc_listen}");
+        println!("  key file     {} (mode 0600, keep it secret)", dir.join(KEY_FILE).display());
+        println!("start it with: maillage-node --config {}", config_path.display());
+    }
+    Ok(())
+}
+
+/// A port on loopback that nothing listens on now. Unique enough for several
+/// nodes initialised on one machine; an operator sets a fixed one in production.
+fn free_loopback_port() -> std::io::Result<SocketAddr> {
+    TcpListener::bind("127.0.0.1:0")?.local_addr()
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

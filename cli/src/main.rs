@@ -1,0 +1,121 @@
+//! `maillage`: the operator's and member's command-line tool. It reaches a node
+//! through its directory (`--dir` or `MAILLAGE_DIR`) and the admin socket there.
+//! It never links the node: no RocksDB in the CLI.
+
+mod connect;
+mod init;
+mod records;
+mod status;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "maillage", version, about = "Run and query a maillage node: signed data catalogues and AI projects of French collectivities")]
+struct Cli {
+    /// The node directory (holds maillage.toml).
+    #[arg(long, global = true, env = "MAILLAGE_DIR", default_value = ".")]
+    dir: PathBuf,
+    /// Print JSON for scripts instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a node directory: config, organisation key, signed Organisation record.
+    Init {
+        /// The organisation's SIREN (9 digits).
+        #[arg(long)]
+        siren: String,
+        /// The organisation's official name.
+        #[arg(long)]
+        name: String,
+        /// gRPC address; default: a free port on 127.0.0.1.
+        #[arg(long)]
+        grpc_listen: Option<SocketAddr>,
+    },
+    /// Sign a JSON record with the organisation key and store it; prints its id.
+    Publish {
+        file: PathBuf,
+        /// FILE is an envelope its author already signed (as `get --raw` writes).
+        #[arg(long)]
+        signed: bool,
+    },
+    /// Show one record by id.
+    Get {
+        id: String,
+        /// Write the signed envelope's bytes (for `maillage verify`).
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
+    },
+    /// List current records.
+    List {
+        /// organisation, dataset, project or tombstone.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only records by this author key (64 hex characters).
+        #[arg(long)]
+        author: Option<String>,
+        /// Include withdrawn records.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Every version of a record.
+    History {
+        record_id: String,
+        /// The author key; default: this node's organisation.
+        #[arg(long)]
+        author: Option<String>,
+    },
+    /// Node identity, record counts, uptime, store size.
+    Status,
+    /// Check a signed envelope offline (from `maillage get --raw`).
+    Verify { file: PathBuf },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        // ripgrep style: one line per cause, lowercase, no backtrace.
+        eprintln!("error: {e}");
+        for cause in e.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let dir = cli.dir;
+    let json = cli.json;
+    match cli.command {
+        Command::Init {
+            siren,
+            name,
+            grpc_listen,
+        } => init::init(&dir, &siren, &name, grpc_listen, json),
+        Command::Verify { file } => records::verify(&file, json),
+        command => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                match command {
+                    Command::Publish { file, signed } => records::publish(&dir, &file, signed, json).await,
+                    Command::Get { id, raw } => records::get(&dir, &id, raw, json).await,
+                    Command::List { kind, author, all } => {
+                        records::list(&dir, kind.as_deref(), author.as_deref(), all, json).await
+                    }
+                    Command::History { record_id, author } => {
+                        records::history(&dir, &record_id, author.as_deref(), json).await
+                    }
+                    Command::Status => status::status(&dir, json).await,
+                    Command::Init { .. } | Command::Verify { .. } => unreachable!("handled above"),
+                }
+            })
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! `maillage status`: what the node is and holds.
+
+use std::path::Path;
+
+use anyhow::Context;
+use maillage_proto::v1::StatusRequest;
+use maillage_record::PublicKey;
+use serde_json::{Map, Value, json};
+
+use crate::connect::{NodeConn, explain};
+
+pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
+    let conn = NodeConn::open(dir).await?;
+    let s = conn.admin().status(StatusRequest {}).await.map_err(explain)?.into_inner();
+    let key = PublicKey::from_slice(&s.public_key).context("the node answered with a malformed key")?;
+    let by_kind: Map<String, Value> = s
+        .current_by_kind
+        .iter()
+        .map(|k| (k.kind.clone(), Value::from(k.count)))
+        .collect();
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "public_key": key.to_hex(),
+                "siren": s.siren,
+                "organisation": s.organisation_name,
+                "grpc_listen": s.grpc_listen,
+                "records": by_kind,
+                "envelopes": s.envelopes,
+                "last_seq": s.last_seq,
+                "uptime_seconds": s.uptime_seconds,
+                "store_bytes": s.store_bytes,
+                "node_version": s.node_version,
+                "dir": dir.display().to_string(),
+            }))?
+        );
+    } else {
+        println!("node         {} (SIREN {})", s.organisation_name, s.siren);
+        println!("public key   {key}");
+        println!("gRPC         {}", s.grpc_listen);
+        let counts: Vec<String> = s
+            .current_by_kind
+            .iter()
+            .filter(|k| k.count > 0)
+            .map(|k| format!("{} {}", k.count, k.kind))
+            .collect();
+        println!(
+            "records      {} ({} envelopes with history)",
+            if counts.is_empty() { "none".into() } else { counts.join(", ") },
+            s.envelopes
+        );
+        println!("uptime       {}", human_duration(s.uptime_seconds));
+        println!("store        {}", human_bytes(s.store_bytes));
+        println!("version      {}", s.node_version);
+    }
+    Ok(())
+}
+
+fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[i]) }
+}

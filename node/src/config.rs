@@ -1,0 +1,194 @@
+//! The node's TOML configuration: parsed raw, then validated into `Config`, so
+//! every mistake is reported with the file, the key and what to write instead.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use maillage_record::{PublicKey, Siren};
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config {path}: `{key}` = '{value}' {problem}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        value: String,
+        problem: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    organisation: RawOrganisation,
+    node: RawNode,
+    #[serde(default)]
+    publish: RawPublish,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrganisation {
+    siren: String,
+    name: String,
+    key_file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    grpc_listen: String,
+    #[serde(default = "default_admin_socket")]
+    admin_socket: String,
+    #[serde(default = "default_data_dir")]
+    data_dir: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPublish {
+    #[serde(default)]
+    authors: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
+    level: Option<String>,
+}
+
+fn default_admin_socket() -> String {
+    "admin.sock".into()
+}
+fn default_data_dir() -> String {
+    "data".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A validated configuration; paths are absolute or relative to the process's
+/// working directory (resolved against the config file's directory).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    /// The directory holding the config: the node directory.
+    pub dir: PathBuf,
+    pub siren: Siren,
+    pub name: String,
+    pub key_file: PathBuf,
+    pub grpc_listen: SocketAddr,
+    pub admin_socket: PathBuf,
+    pub data_dir: PathBuf,
+    pub publish_authors: Vec<PublicKey>,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let invalid = |key: &'static str, value: &str, problem: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            value: value.to_string(),
+            problem,
+        };
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let siren = Siren::parse(&raw.organisation.siren)
+            .map_err(|e| invalid("organisation.siren", &raw.organisation.siren, format!("is not a SIREN: {e}")))?;
+        if raw.organisation.name.trim().is_empty() {
+            return Err(invalid("organisation.name", "", "must not be empty".into()));
+        }
+        let grpc_listen: SocketAddr = raw.node.grpc_listen.parse().map_err(|_| {
+            invalid(
+                "node.grpc_listen",
+                &raw.node.grpc_listen,
+                "is not an IP address and port, e.g. \"127.0.0.1:7441\" or \"0.0.0.0:7441\"".into(),
+            )
+        })?;
+        let publish_authors = raw
+            .publish
+            .authors
+            .iter()
+            .map(|k| PublicKey::parse_hex(k).map_err(|e| invalid("publish.authors", k, format!("is not a key: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let log_format = match raw.log.format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => return Err(invalid("log.format", other, "must be \"text\" or \"json\"".into())),
+        };
+        Ok(Config {
+            path: path.to_path_buf(),
+            key_file: dir.join(&raw.organisation.key_file),
+            admin_socket: dir.join(&raw.node.admin_socket),
+            data_dir: dir.join(&raw.node.data_dir),
+            dir,
+            siren,
+            name: raw.organisation.name,
+            grpc_listen,
+            publish_authors,
+            log_format,
+            log_level: raw.log.level.unwrap_or_else(|| "info".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(siren: &str, listen: &str) -> String {
+        include_str!("../../deploy/maillage.toml.in")
+            .replace("@SIREN@", &format!("\"{siren}\""))
+            .replace("@NAME@", "\"Toulouse Métropole\"")
+            .replace("@GRPC_LISTEN@", &format!("\"{listen}\""))
+    }
+
+    #[test]
+    fn the_shipped_template_parses() {
+        let c = Config::parse(Path::new("/srv/n1/maillage.toml"), &template("243100518", "127.0.0.1:7441")).unwrap();
+        assert_eq!(c.siren.as_str(), "243100518");
+        assert_eq!(c.key_file, Path::new("/srv/n1/organisation.key"));
+        assert_eq!(c.admin_socket, Path::new("/srv/n1/admin.sock"));
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn mistakes_name_the_key() {
+        let p = Path::new("n/maillage.toml");
+        let e = Config::parse(p, &template("243100519", "127.0.0.1:7441")).unwrap_err().to_string();
+        assert!(e.contains("organisation.siren") && e.contains("243100519"), "{e}");
+        let e = Config::parse(p, &template("243100518", "localhost")).unwrap_err().to_string();
+        assert!(e.contains("node.grpc_listen") && e.contains("localhost"), "{e}");
+        let e = Config::parse(p, &(template("243100518", "127.0.0.1:1") + "\n[extra]\nx = 1\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("extra"), "{e}");
+    }
+}

@@ -1,0 +1,54 @@
+//! The node daemon: read the config, start, serve until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use maillage_node::config::{Config, LogFormat};
+use maillage_node::server;
+use tracing_subscriber::EnvFilter;
+
+/// Runs a maillage node.
+#[derive(Parser)]
+#[command(version, about)]
+struct Args {
+    /// The node's config file, written by `maillage init`.
+    #[arg(long, short, env = "MAILLAGE_CONFIG", default_value = "maillage.toml")]
+    config: PathBuf,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = Config::load(&args.config)?;
+    init_logging(&config);
+    // Everything the node creates (store files, the admin socket) is private to
+    // its user, from the first byte: no window where the socket is world-open.
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let started = server::start(&config).await?;
+        server::run(started, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log_level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("can listen for SIGTERM");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,190 @@
+//! Starting a node and serving it: `start` prepares everything that can fail
+//! (key, store, sockets) before anything is served; `run` serves until
+//! `shutdown` resolves. Tests drive `run` with listeners bound on 127.0.0.1:0.
+
+use std::future::Future;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use maillage_proto::v1::admin_server::AdminServer;
+use maillage_proto::v1::catalogue_server::CatalogueServer;
+use maillage_proto::v1::publish_server::PublishServer;
+use maillage_record::{envelope, keyfile};
+use tokio::net::{TcpListener, UnixListener};
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tonic::transport::Server;
+
+use crate::config::Config;
+use crate::node::{Node, Viewer};
+use crate::service::{admin::AdminService, catalogue::CatalogueService, publish::PublishService};
+use crate::store::{Admission, Store, StoreError};
+
+/// The signed Organisation record `maillage init` leaves beside the config.
+pub const ORGANISATION_ENVELOPE: &str = "organisation.envelope";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Key(#[from] keyfile::KeyFileError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot open the store at {path}: {source}")]
+    OpenStore { path: PathBuf, source: StoreError },
+    #[error("cannot listen for gRPC on {addr}: {source}; is another node using it? change node.grpc_listen in {config}")]
+    BindGrpc {
+        addr: std::net::SocketAddr,
+        config: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create the admin socket {path}: {source}")]
+    BindAdmin { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {problem}")]
+    Organisation { path: PathBuf, problem: String },
+    #[error("serving failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A node ready to serve: state plus its bound listeners.
+pub struct Started {
+    pub node: Arc<Node>,
+    pub grpc: TcpListener,
+    pub admin: UnixListener,
+    pub admin_path: PathBuf,
+}
+
+/// Loads the key (refusing one others can read), opens the store, stores the
+/// organisation's own record if it is new, and binds both listeners.
+pub async fn start(config: &Config) -> Result<Started, StartError> {
+    let key = keyfile::read(&config.key_file)?;
+    let store = Store::open(&config.data_dir).map_err(|source| StartError::OpenStore {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let store = Arc::new(store);
+
+    // The store's lock proves no other node runs on this directory, so a socket
+    // file left here is stale (a crash): remove it before binding.
+    let admin_path = config.admin_socket.clone();
+    if admin_path.exists() {
+        std::fs::remove_file(&admin_path).map_err(|source| StartError::BindAdmin {
+            path: admin_path.clone(),
+            source,
+        })?;
+    }
+    let admin = UnixListener::bind(&admin_path).map_err(|source| StartError::BindAdmin {
+        path: admin_path.clone(),
+        source,
+    })?;
+    std::fs::set_permissions(&admin_path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
+        StartError::BindAdmin {
+            path: admin_path.clone(),
+            source,
+        }
+    })?;
+    let grpc = TcpListener::bind(config.grpc_listen)
+        .await
+        .map_err(|source| StartError::BindGrpc {
+            addr: config.grpc_listen,
+            config: config.path.clone(),
+            source,
+        })?;
+    let local = grpc.local_addr().map_or_else(|_| config.grpc_listen.to_string(), |a| a.to_string());
+    let node = Arc::new(Node::new(config, key, store, local));
+    ingest_organisation(&node, &config.dir.join(ORGANISATION_ENVELOPE))?;
+    Ok(Started {
+        node,
+        grpc,
+        admin,
+        admin_path,
+    })
+}
+
+/// Stores the organisation's own signed record, written by `maillage init`.
+fn ingest_organisation(node: &Node, path: &Path) -> Result<(), StartError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(StartError::Organisation {
+                path: path.into(),
+                problem: e.to_string(),
+            });
+        }
+    };
+    let bad = |problem: String| StartError::Organisation {
+        path: path.into(),
+        problem,
+    };
+    let rec = envelope::verify_bytes(&bytes).map_err(|e| bad(e.to_string()))?;
+    if rec.author() != node.public_key {
+        return Err(bad(format!(
+            "signed by {}, not by this node's key {}",
+            rec.author(),
+            node.public_key
+        )));
+    }
+    match node.store.insert(&rec, Admission::KeepHistory) {
+        Ok(ins) => {
+            tracing::info!(id = %ins.id, "stored the organisation's own record");
+            Ok(())
+        }
+        Err(StoreError::Duplicate(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Serves the public gRPC port and the admin socket until `shutdown` resolves,
+/// then lets in-flight calls finish.
+pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+    let Started {
+        node,
+        grpc,
+        admin,
+        admin_path,
+    } = started;
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<CatalogueServer<CatalogueService>>().await;
+    health_reporter.set_serving::<PublishServer<PublishService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(maillage_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("descriptor sets embedded at build time are valid");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+        let _ = rx.changed().await;
+    };
+
+    let public = Server::builder()
+        .add_service(health.clone())
+        .add_service(reflection)
+        .add_service(CatalogueServer::new(CatalogueService::new(node.clone(), Viewer::Anonymous)))
+        .add_service(PublishServer::new(PublishService::new(node.clone())))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stopped(stop_rx.clone()));
+    let operator = Server::builder()
+        .add_service(health)
+        .add_service(CatalogueServer::new(CatalogueService::new(node.clone(), Viewer::Operator)))
+        .add_service(PublishServer::new(PublishService::new(node.clone())))
+        .add_service(AdminServer::new(AdminService::new(node.clone())))
+        .serve_with_incoming_shutdown(UnixListenerStream::new(admin), stopped(stop_rx));
+
+    tracing::info!(
+        grpc = %node.grpc_listen,
+        admin = %admin_path.display(),
+        key = %node.public_key,
+        siren = %node.siren,
+        "node serving"
+    );
+    let public = tokio::spawn(public);
+    let operator = tokio::spawn(operator);
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(());
+    let (a, b) = (public.await, operator.await);
+    let _ = std::fs::remove_file(&admin_path);
+    a.expect("public server task")?;
+    b.expect("admin server task")?;
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! The Catalogue service: reading records, filtered by what the caller may see.
+
+use std::sync::Arc;
+
+use maillage_proto::v1::catalogue_server::Catalogue;
+use maillage_proto::v1::{
+    Envelope, GetRequest, HistoryRequest, HistoryResponse, ListRequest, ListResponse, RecordEntry,
+};
+use maillage_record::{PublicKey, Record, RecordId, wire};
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use super::{blocking, store_status};
+use crate::node::{Node, Viewer};
+use crate::store::{ListFilter, Store, StoredEnvelope};
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1_000;
+
+pub struct CatalogueService {
+    node: Arc<Node>,
+    viewer: Viewer,
+}
+
+impl CatalogueService {
+    pub fn new(node: Arc<Node>, viewer: Viewer) -> Self {
+        CatalogueService { node, viewer }
+    }
+}
+
+/// A stored envelope decoded far enough to apply visibility.
+struct Loaded {
+    entry: RecordEntry,
+    record: Record,
+}
+
+/// Loads an envelope and its record. Stored envelopes were verified before they
+/// were written, so this decodes without checking the signature again.
+fn load(store: &Store, stored: StoredEnvelope) -> Result<Loaded, Status> {
+    let envelope = Envelope::decode(stored.bytes.as_slice())
+        .map_err(|e| Status::internal(format!("stored envelope {} does not decode: {e}", stored.id)))?;
+    let record = wire::decode_payload(&envelope.payload)
+        .map_err(|e| Status::internal(format!("stored record {} does not decode: {e}", stored.id)))?;
+    let author = PublicKey::from_slice(&envelope.author)
+        .ok_or_else(|| Status::internal(format!("stored record {} has a bad author", stored.id)))?;
+    let current = store
+        .current(&author, &record.record_id)
+        .map_err(store_status)?
+        .is_some_and(|c| c.id == stored.id);
+    Ok(Loaded {
+        entry: RecordEntry {
+            id: stored.id.0.to_vec(),
+            envelope: Some(envelope),
+            seq: stored.seq,
+            received_at_ms: stored.received_at_ms,
+            current,
+        },
+        record,
+    })
+}
+
+fn parse_author(bytes: &[u8]) -> Result<PublicKey, Status> {
+    PublicKey::from_slice(bytes)
+        .ok_or_else(|| Status::invalid_argument(format!("author key must be 32 bytes, found {}", bytes.len())))
+}
+
+#[tonic::async_trait]
+impl Catalogue for CatalogueService {
+    async fn get(&self, request: Request<GetRequest>) -> Result<Response<RecordEntry>, Status> {
+        let req = request.into_inner();
+        let id = RecordId::from_slice(&req.id)
+            .ok_or_else(|| Status::invalid_argument(format!("record id must be 32 bytes, found {}", req.id.len())))?;
+        let store = self.node.store.clone();
+        let viewer = self.viewer;
+        blocking(move || {
+            let not_found = || Status::not_found(format!("no record {id} on this node"));
+            let stored = store.get(&id).map_err(store_status)?.ok_or_else(not_found)?;
+            let loaded = load(&store, stored)?;
+            if !viewer.may_see(&loaded.record) {
+                return Err(not_found());
+            }
+            Ok(Response::new(loaded.entry))
+        })
+        .await
+    }
+
+    async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let req = request.into_inner();
+        let kind = wire::kind_from_proto(req.kind).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let author = if req.author.is_empty() {
+            None
+        } else {
+            Some(parse_author(&req.author)?)
+        };
+        if let Some(a) = author {
+            if !req.page_token.is_empty() && !req.page_token.starts_with(&a.0) {
+                return Err(Status::invalid_argument("page token does not belong to this author filter"));
+            }
+        }
+        let limit = match req.limit as usize {
+            0 => DEFAULT_LIMIT,
+            n => n.min(MAX_LIMIT),
+        };
+        let store = self.node.store.clone();
+        let viewer = self.viewer;
+        blocking(move || {
+            let filter = ListFilter { kind, author };
+            let after = (!req.page_token.is_empty()).then_some(req.page_token.as_slice());
+            let mut entries = Vec::new();
+            let mut failure = None;
+            // Visibility and withdrawal are decided while scanning, so a page is
+            // full of records the caller may see.
+            let (_, next) = store
+                .list_current(&filter, after, limit, |cur| {
+                    if cur.kind == maillage_record::Kind::Tombstone && !req.include_withdrawn {
+                        return false;
+                    }
+                    let loaded = store
+                        .get(&cur.id)
+                        .map_err(store_status)
+                        .and_then(|s| s.ok_or_else(|| Status::internal(format!("indexed record {} is missing", cur.id))))
+                        .and_then(|s| load(&store, s));
+                    match loaded {
+                        Ok(l) if viewer.may_see(&l.record) => {
+                            if entries.len() < limit {
+                                entries.push(l.entry);
+                            }
+                            true
+                        }
+                        Ok(_) => false,
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                            false
+                        }
+                    }
+                })
+                .map_err(store_status)?;
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            Ok(Response::new(ListResponse {
+                entries,
+                next_page_token: next.unwrap_or_default(),
+            }))
+        })
+        .await
+    }
+
+    async fn history(&self, request: Request<HistoryRequest>) -> Result<Response<HistoryResponse>, Status> {
+        let req = request.into_inner();
+        let author = parse_author(&req.author)?;
+        let store = self.node.store.clone();
+        let viewer = self.viewer;
+        blocking(move || {
+            let mut entries = Vec::new();
+            for h in store.history(&author, &req.record_id).map_err(store_status)? {
+                let stored = store
+                    .get(&h.id)
+                    .map_err(store_status)?
+                    .ok_or_else(|| Status::internal(format!("history names a missing record {}", h.id)))?;
+                let loaded = load(&store, stored)?;
+                if viewer.may_see(&loaded.record) {
+                    entries.push(loaded.entry);
+                }
+            }
+            if entries.is_empty() {
+                return Err(Status::not_found(format!(
+                    "no version of record_id '{}' by {author} on this node",
+                    req.record_id
+                )));
+            }
+            Ok(Response::new(HistoryResponse { entries }))
+        })
+        .await
+    }
+}

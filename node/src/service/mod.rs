@@ -1,0 +1,36 @@
+//! gRPC services, one file each. They translate between requests and the node;
+//! the rules live in `node` and `store`, the encoding in `maillage_record::wire`.
+
+pub mod admin;
+pub mod catalogue;
+pub mod publish;
+
+use maillage_record::EnvelopeError;
+use tonic::Status;
+
+use crate::store::StoreError;
+
+/// The gRPC status for a store error; internal failures are logged here, once.
+pub(crate) fn store_status(e: StoreError) -> Status {
+    match e {
+        StoreError::Duplicate(_) => Status::already_exists(e.to_string()),
+        StoreError::NotNewer { .. } => Status::failed_precondition(e.to_string()),
+        StoreError::Db(_) | StoreError::Corrupt { .. } | StoreError::Schema { .. } => {
+            tracing::error!(error = %e, "store failure");
+            Status::internal(e.to_string())
+        }
+    }
+}
+
+pub(crate) fn envelope_status(e: EnvelopeError) -> Status {
+    Status::invalid_argument(e.to_string())
+}
+
+/// Runs blocking store reads off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("read task failed: {e}")))?
+}

@@ -1,0 +1,63 @@
+//! The Publish service: envelopes signed by their authors.
+
+use std::sync::Arc;
+
+use maillage_proto::v1::publish_server::Publish;
+use maillage_proto::v1::{PublishRequest, PublishResponse};
+use maillage_record::{VerifiedRecord, envelope};
+use tonic::{Request, Response, Status};
+
+use super::{envelope_status, store_status};
+use crate::node::Node;
+use crate::store::Admission;
+
+pub struct PublishService {
+    node: Arc<Node>,
+}
+
+impl PublishService {
+    pub fn new(node: Arc<Node>) -> Self {
+        PublishService { node }
+    }
+}
+
+/// Stores a record that passed verification and answers as Publish does.
+pub(crate) async fn store_published(node: &Node, rec: VerifiedRecord) -> Result<PublishResponse, Status> {
+    let record_id = rec.record().record_id.clone();
+    let version = rec.record().version;
+    let kind = rec.record().kind();
+    let inserted = node
+        .insert(rec, Admission::RequireNewer)
+        .await
+        .map_err(store_status)?;
+    tracing::info!(id = %inserted.id, %kind, record_id, version, seq = inserted.seq, "record published");
+    Ok(PublishResponse {
+        id: inserted.id.0.to_vec(),
+        record_id,
+        version,
+        seq: inserted.seq,
+        superseded_version: inserted.previous_version,
+    })
+}
+
+#[tonic::async_trait]
+impl Publish for PublishService {
+    async fn publish(&self, request: Request<PublishRequest>) -> Result<Response<PublishResponse>, Status> {
+        let env = request
+            .into_inner()
+            .envelope
+            .ok_or_else(|| Status::invalid_argument("field `envelope` is missing"))?;
+        // Verification is CPU work (a signature check): keep it off the reactor.
+        let rec = tokio::task::spawn_blocking(move || envelope::verify(&env))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(envelope_status)?;
+        if !self.node.may_publish(&rec.author()) {
+            return Err(Status::permission_denied(format!(
+                "author {} may not publish on this node: its operator lists allowed keys under [publish] authors",
+                rec.author()
+            )));
+        }
+        store_published(&self.node, rec).await.map(Response::new)
+    }
+}

@@ -1,0 +1,450 @@
+//! The record store: the only module that touches RocksDB.
+//!
+//! Column families:
+//! - `envelopes`: id → seq ‖ received_at_ms ‖ canonical envelope bytes
+//! - `current`:   author ‖ record_id → version ‖ id ‖ kind ‖ seq (the current version)
+//! - `history`:   author ‖ record_id ‖ 0x00 ‖ version ‖ id → () (every version kept)
+//! - `changes`:   seq → id (the change sequence that sync and search follow)
+//! - `meta`:      counters, kept exact in the same batches
+//!
+//! Integers are big-endian so keys sort numerically. `record_id` never contains
+//! 0x00 (see `validate_record_id`), so the history separator is unambiguous.
+//! A record and all its index entries go in one WriteBatch written with a synced
+//! WAL: once `insert` returns, the record survives a crash or `kill -9`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use maillage_record::{Kind, PublicKey, RecordId, VerifiedRecord};
+use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+
+const CF_ENVELOPES: &str = "envelopes";
+const CF_CURRENT: &str = "current";
+const CF_HISTORY: &str = "history";
+const CF_CHANGES: &str = "changes";
+const CF_META: &str = "meta";
+const CFS: [&str; 5] = [CF_ENVELOPES, CF_CURRENT, CF_HISTORY, CF_CHANGES, CF_META];
+
+const META_ENVELOPES: &[u8] = b"count/envelopes";
+const META_SCHEMA: &[u8] = b"schema";
+const SCHEMA_VERSION: u64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("record store: {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("record store at {path} is corrupt: {what}; restore it from a backup")]
+    Corrupt { path: String, what: String },
+    #[error("record store at {path} has schema version {found}, this node knows {SCHEMA_VERSION}: use a matching maillage-node")]
+    Schema { path: String, found: u64 },
+    #[error("record {0} is already stored")]
+    Duplicate(RecordId),
+    #[error(
+        "version {version} of record_id '{record_id}' is not newer than the current version {current}: \
+         publish version {next} or later"
+    )]
+    NotNewer {
+        record_id: String,
+        version: u64,
+        current: u64,
+        next: u64,
+    },
+}
+
+/// How an insert treats a version that is not newer than the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// A publish: the version must be newer than the current one.
+    RequireNewer,
+    /// Replication and re-imports: keep older versions in the history.
+    KeepHistory,
+}
+
+/// What `insert` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    pub id: RecordId,
+    pub seq: u64,
+    /// Whether it became the current version of its record.
+    pub current: bool,
+    /// The current version before this insert (0 if none).
+    pub previous_version: u64,
+}
+
+/// An envelope as stored.
+#[derive(Debug, Clone)]
+pub struct StoredEnvelope {
+    pub id: RecordId,
+    pub seq: u64,
+    pub received_at_ms: i64,
+    /// The canonical envelope bytes (maillage.v1.Envelope).
+    pub bytes: Vec<u8>,
+}
+
+/// The current version of a record, as indexed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentEntry {
+    pub author: PublicKey,
+    pub record_id: String,
+    pub version: u64,
+    pub id: RecordId,
+    pub kind: Kind,
+    pub seq: u64,
+}
+
+/// One stored version in a record's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub version: u64,
+    pub id: RecordId,
+}
+
+/// Filters for `list_current`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub kind: Option<Kind>,
+    pub author: Option<PublicKey>,
+}
+
+struct WriteState {
+    next_seq: u64,
+    envelopes: u64,
+    current_by_kind: BTreeMap<Kind, u64>,
+}
+
+pub struct Store {
+    db: DB,
+    path: String,
+    // One writer at a time: the version check, the sequence number and the
+    // counters must not interleave between two inserts.
+    write: Mutex<WriteState>,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.set_keep_log_file_num(5);
+        let cfs = CFS
+            .iter()
+            .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        let path = path.display().to_string();
+        let mut store = Store {
+            db,
+            path,
+            write: Mutex::new(WriteState {
+                next_seq: 1,
+                envelopes: 0,
+                current_by_kind: BTreeMap::new(),
+            }),
+        };
+        store.load_state()?;
+        Ok(store)
+    }
+
+    fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
+        self.db.cf_handle(name).expect("column family created at open")
+    }
+
+    fn corrupt(&self, what: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            what: what.into(),
+        }
+    }
+
+    fn load_state(&mut self) -> Result<(), StoreError> {
+        let meta = self.cf(CF_META);
+        match self.db.get_cf(meta, META_SCHEMA)? {
+            None => self.db.put_cf(meta, META_SCHEMA, SCHEMA_VERSION.to_be_bytes())?,
+            Some(v) => {
+                let found = read_u64(&v, 0).ok_or_else(|| self.corrupt("schema version"))?;
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Schema {
+                        path: self.path.clone(),
+                        found,
+                    });
+                }
+            }
+        }
+        let last_seq = match self.db.iterator_cf(self.cf(CF_CHANGES), IteratorMode::End).next() {
+            None => 0,
+            Some(item) => {
+                let (k, _) = item?;
+                read_u64(&k, 0).ok_or_else(|| self.corrupt("change sequence key"))?
+            }
+        };
+        let envelopes = self.meta_counter(META_ENVELOPES)?;
+        let mut by_kind = BTreeMap::new();
+        for kind in Kind::ALL {
+            by_kind.insert(kind, self.meta_counter(&kind_counter_key(kind))?);
+        }
+        let state = self.write.get_mut().expect("no other user yet");
+        state.next_seq = last_seq + 1;
+        state.envelopes = envelopes;
+        state.current_by_kind = by_kind;
+        Ok(())
+    }
+
+    fn meta_counter(&self, key: &[u8]) -> Result<u64, StoreError> {
+        match self.db.get_cf(self.cf(CF_META), key)? {
+            None => Ok(0),
+            Some(v) => read_u64(&v, 0).ok_or_else(|| self.corrupt("counter")),
+        }
+    }
+
+    /// Stores a verified record with its indexes, atomically and durably.
+    pub fn insert(&self, rec: &VerifiedRecord, admission: Admission) -> Result<Inserted, StoreError> {
+        let id = rec.id();
+        let author = rec.author();
+        let record = rec.record();
+        let mut state = self.write.lock().unwrap_or_else(|p| p.into_inner());
+
+        if self.db.get_pinned_cf(self.cf(CF_ENVELOPES), id.0)?.is_some() {
+            return Err(StoreError::Duplicate(id));
+        }
+        let current_key = current_key(&author, &record.record_id);
+        let previous = match self.db.get_pinned_cf(self.cf(CF_CURRENT), &current_key)? {
+            None => None,
+            Some(v) => Some(self.decode_current_value(&v)?),
+        };
+        let previous_version = previous.map_or(0, |p| p.0);
+        let becomes_current = record.version > previous_version;
+        if !becomes_current && admission == Admission::RequireNewer {
+            return Err(StoreError::NotNewer {
+                record_id: record.record_id.clone(),
+                version: record.version,
+                current: previous_version,
+                next: previous_version + 1,
+            });
+        }
+
+        let seq = state.next_seq;
+        let now = now_ms();
+        let kind = record.kind();
+        let mut batch = WriteBatch::default();
+        let mut value = Vec::with_capacity(16 + rec.payload().len() + 128);
+        value.extend_from_slice(&seq.to_be_bytes());
+        value.extend_from_slice(&now.to_be_bytes());
+        value.extend_from_slice(&rec.envelope_bytes());
+        batch.put_cf(self.cf(CF_ENVELOPES), id.0, value);
+        batch.put_cf(
+            self.cf(CF_HISTORY),
+            history_key(&author, &record.record_id, record.version, &id),
+            [],
+        );
+        batch.put_cf(self.cf(CF_CHANGES), seq.to_be_bytes(), id.0);
+
+        let mut by_kind = state.current_by_kind.clone();
+        if becomes_current {
+            let mut v = Vec::with_capacity(49);
+            v.extend_from_slice(&record.version.to_be_bytes());
+            v.extend_from_slice(&id.0);
+            v.push(kind.code());
+            v.extend_from_slice(&seq.to_be_bytes());
+            batch.put_cf(self.cf(CF_CURRENT), &current_key, v);
+            if let Some((_, _, old_kind)) = previous {
+                *by_kind.entry(old_kind).or_default() -= 1;
+            }
+            *by_kind.entry(kind).or_default() += 1;
+            for k in [Some(kind), previous.map(|p| p.2)].into_iter().flatten() {
+                batch.put_cf(self.cf(CF_META), kind_counter_key(k), by_kind[&k].to_be_bytes());
+            }
+        }
+        let envelopes = state.envelopes + 1;
+        batch.put_cf(self.cf(CF_META), META_ENVELOPES, envelopes.to_be_bytes());
+
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+
+        state.next_seq = seq + 1;
+        state.envelopes = envelopes;
+        state.current_by_kind = by_kind;
+        Ok(Inserted {
+            id,
+            seq,
+            current: becomes_current,
+            previous_version,
+        })
+    }
+
+    /// (version, id, kind) from a `current` value.
+    fn decode_current_value(&self, v: &[u8]) -> Result<(u64, RecordId, Kind), StoreError> {
+        let bad = || self.corrupt("current-version entry");
+        if v.len() != 49 {
+            return Err(bad());
+        }
+        let version = read_u64(v, 0).ok_or_else(bad)?;
+        let id = RecordId::from_slice(&v[8..40]).ok_or_else(bad)?;
+        let kind = Kind::from_code(v[40]).ok_or_else(bad)?;
+        Ok((version, id, kind))
+    }
+
+    pub fn get(&self, id: &RecordId) -> Result<Option<StoredEnvelope>, StoreError> {
+        let Some(v) = self.db.get_pinned_cf(self.cf(CF_ENVELOPES), id.0)? else {
+            return Ok(None);
+        };
+        if v.len() < 16 {
+            return Err(self.corrupt(format!("envelope {id}")));
+        }
+        Ok(Some(StoredEnvelope {
+            id: *id,
+            seq: read_u64(&v, 0).expect("length checked"),
+            received_at_ms: read_u64(&v, 8).expect("length checked") as i64,
+            bytes: v[16..].to_vec(),
+        }))
+    }
+
+    /// The current version of (author, record_id), if any.
+    pub fn current(&self, author: &PublicKey, record_id: &str) -> Result<Option<CurrentEntry>, StoreError> {
+        let key = current_key(author, record_id);
+        match self.db.get_pinned_cf(self.cf(CF_CURRENT), &key)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(self.decode_current(&key, &v)?)),
+        }
+    }
+
+    fn decode_current(&self, key: &[u8], v: &[u8]) -> Result<CurrentEntry, StoreError> {
+        let (version, id, kind) = self.decode_current_value(v)?;
+        let bad = || self.corrupt("current-version key");
+        let author = PublicKey::from_slice(key.get(..32).ok_or_else(bad)?).ok_or_else(bad)?;
+        let record_id = String::from_utf8(key[32..].to_vec()).map_err(|_| bad())?;
+        Ok(CurrentEntry {
+            author,
+            record_id,
+            version,
+            id,
+            kind,
+            seq: read_u64(v, 41).ok_or_else(bad)?,
+        })
+    }
+
+    /// Current versions in (author, record_id) order, starting after `after`
+    /// (an opaque cursor from a previous page), at most `limit` of them.
+    /// Returns the entries and the cursor for the next page, if any.
+    pub fn list_current(
+        &self,
+        filter: &ListFilter,
+        after: Option<&[u8]>,
+        limit: usize,
+        mut keep: impl FnMut(&CurrentEntry) -> bool,
+    ) -> Result<(Vec<CurrentEntry>, Option<Vec<u8>>), StoreError> {
+        let prefix: Vec<u8> = filter.author.map(|a| a.0.to_vec()).unwrap_or_default();
+        let start: Vec<u8> = match after {
+            // Start just after the cursor key.
+            Some(c) => {
+                let mut k = c.to_vec();
+                k.push(0);
+                k
+            }
+            None => prefix.clone(),
+        };
+        let iter = self
+            .db
+            .iterator_cf(self.cf(CF_CURRENT), IteratorMode::From(&start, Direction::Forward));
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let entry = self.decode_current(&k, &v)?;
+            if filter.kind.is_some_and(|kind| kind != entry.kind) || !keep(&entry) {
+                continue;
+            }
+            if out.len() == limit {
+                // There is at least one more: the cursor is the last key returned.
+                let cursor = out.last().map(|l| current_key(&l.author, &l.record_id));
+                return Ok((out, cursor));
+            }
+            out.push(entry);
+        }
+        Ok((out, None))
+    }
+
+    /// Every stored version of (author, record_id), oldest first.
+    pub fn history(&self, author: &PublicKey, record_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut prefix = current_key(author, record_id);
+        prefix.push(0);
+        let mut out = Vec::new();
+        let iter = self
+            .db
+            .iterator_cf(self.cf(CF_HISTORY), IteratorMode::From(&prefix, Direction::Forward));
+        for item in iter {
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let rest = &k[prefix.len()..];
+            let bad = || self.corrupt("history key");
+            if rest.len() != 40 {
+                return Err(bad());
+            }
+            out.push(HistoryEntry {
+                version: read_u64(rest, 0).ok_or_else(bad)?,
+                id: RecordId::from_slice(&rest[8..]).ok_or_else(bad)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Record ids stored after sequence number `after`, in order, at most `limit`.
+    pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, RecordId)>, StoreError> {
+        let start = (after + 1).to_be_bytes();
+        let mut out = Vec::new();
+        let iter = self
+            .db
+            .iterator_cf(self.cf(CF_CHANGES), IteratorMode::From(&start, Direction::Forward));
+        for item in iter.take(limit) {
+            let (k, v) = item?;
+            let bad = || self.corrupt("change entry");
+            out.push((
+                read_u64(&k, 0).ok_or_else(bad)?,
+                RecordId::from_slice(&v).ok_or_else(bad)?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Counters: (envelopes stored, last sequence number, current records by kind).
+    pub fn counts(&self) -> (u64, u64, BTreeMap<Kind, u64>) {
+        let s = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        (s.envelopes, s.next_seq - 1, s.current_by_kind.clone())
+    }
+}
+
+fn current_key(author: &PublicKey, record_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(32 + record_id.len());
+    k.extend_from_slice(&author.0);
+    k.extend_from_slice(record_id.as_bytes());
+    k
+}
+
+fn history_key(author: &PublicKey, record_id: &str, version: u64, id: &RecordId) -> Vec<u8> {
+    let mut k = current_key(author, record_id);
+    k.push(0);
+    k.extend_from_slice(&version.to_be_bytes());
+    k.extend_from_slice(&id.0);
+    k
+}
+
+fn kind_counter_key(kind: Kind) -> Vec<u8> {
+    format!("count/current/{}", kind.as_str()).into_bytes()
+}
+
+fn read_u64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

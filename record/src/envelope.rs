@@ -1,0 +1,306 @@
+//! Signed envelopes: signing, verification and record ids (docs/protocol.md).
+//!
+//! The signature covers the DSSE pre-authentication encoding of the payload
+//! bytes, so a signature made for maillage can never be replayed as a signature
+//! over some other protocol's message, and the payload is verified exactly as
+//! received: it is never decoded and re-encoded before the check.
+
+use std::fmt;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use maillage_proto::v1 as pb;
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::model::{MAX_PAYLOAD_BYTES, Record};
+use crate::wire::{self, PayloadError};
+
+/// The DSSE payload type of a maillage record.
+pub const PAYLOAD_TYPE: &str = "application/vnd.maillage.record.v1+protobuf";
+
+/// The byte string an author signs: DSSE v1 pre-authentication encoding,
+/// `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`, lengths in ASCII
+/// decimal.
+pub fn pae(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 80);
+    out.extend_from_slice(
+        format!("DSSEv1 {} {} {} ", PAYLOAD_TYPE.len(), PAYLOAD_TYPE, payload.len()).as_bytes(),
+    );
+    out.extend_from_slice(payload);
+    out
+}
+
+/// An ed25519 public key: an author's identity.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PublicKey(pub [u8; 32]);
+
+/// A record id: SHA-256 of the envelope's canonical encoding.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RecordId(pub [u8; 32]);
+
+macro_rules! hex_id {
+    ($t:ident, $what:literal) => {
+        impl $t {
+            /// Parses 64 hexadecimal characters.
+            pub fn parse_hex(s: &str) -> Result<$t, HexError> {
+                let s = s.trim();
+                let bytes = hex::decode(s).map_err(|_| HexError {
+                    what: $what,
+                    value: s.to_string(),
+                })?;
+                Self::from_slice(&bytes).ok_or_else(|| HexError {
+                    what: $what,
+                    value: s.to_string(),
+                })
+            }
+
+            pub fn from_slice(bytes: &[u8]) -> Option<$t> {
+                Some($t(bytes.try_into().ok()?))
+            }
+
+            pub fn to_hex(&self) -> String {
+                hex::encode(self.0)
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.to_hex())
+            }
+        }
+
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($t), self.to_hex())
+            }
+        }
+    };
+}
+hex_id!(PublicKey, "public key");
+hex_id!(RecordId, "record id");
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what} '{value}' is not 64 hexadecimal characters")]
+pub struct HexError {
+    what: &'static str,
+    value: String,
+}
+
+/// Why an envelope was refused. Each says what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("not a maillage envelope: {0}")]
+    Decode(String),
+    #[error("payload is {size} bytes; the limit is {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("author key must be 32 bytes, found {0}")]
+    AuthorLength(usize),
+    #[error("author key {0} is not a usable ed25519 public key")]
+    BadAuthorKey(PublicKey),
+    #[error("signature must be 64 bytes, found {0} (truncated?)")]
+    SignatureLength(usize),
+    #[error("signature does not match: the payload was altered or was not signed by author {0}")]
+    BadSignature(PublicKey),
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+}
+
+/// A record whose signature, size and content were checked. The only way to get
+/// one is `verify` (or `sign`), so storage that takes a `VerifiedRecord` can only
+/// hold verified records.
+#[derive(Debug, Clone)]
+pub struct VerifiedRecord {
+    id: RecordId,
+    author: PublicKey,
+    payload: Vec<u8>,
+    signature: [u8; 64],
+    record: Record,
+}
+
+impl VerifiedRecord {
+    pub fn id(&self) -> RecordId {
+        self.id
+    }
+    pub fn author(&self) -> PublicKey {
+        self.author
+    }
+    pub fn record(&self) -> &Record {
+        &self.record
+    }
+    /// The payload bytes, exactly as signed.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+    /// The canonical encoding: what is stored, hashed and exported by `get --raw`.
+    pub fn envelope_bytes(&self) -> Vec<u8> {
+        canonical_encoding(&self.payload, &self.author.0, &self.signature)
+    }
+    pub fn to_proto(&self) -> pb::Envelope {
+        pb::Envelope {
+            payload: self.payload.clone(),
+            author: self.author.0.to_vec(),
+            signature: self.signature.to_vec(),
+        }
+    }
+}
+
+/// Field 1, 2 and 3 of `Envelope`, each once, in order: the bytes the id hashes.
+pub fn canonical_encoding(payload: &[u8], author: &[u8], signature: &[u8]) -> Vec<u8> {
+    pb::Envelope {
+        payload: payload.to_vec(),
+        author: author.to_vec(),
+        signature: signature.to_vec(),
+    }
+    .encode_to_vec()
+}
+
+/// Signs a record with `key`. The record must be complete (version ≥ 1).
+pub fn sign(key: &SigningKey, record: &Record) -> Result<VerifiedRecord, EnvelopeError> {
+    record
+        .validate()
+        .map_err(|e| EnvelopeError::Payload(PayloadError::Invalid(e)))?;
+    let payload = wire::encode_payload(record);
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(EnvelopeError::TooLarge {
+            size: payload.len(),
+            limit: MAX_PAYLOAD_BYTES,
+        });
+    }
+    let signature = key.sign(&pae(&payload)).to_bytes();
+    let author = PublicKey(key.verifying_key().to_bytes());
+    let id = RecordId(Sha256::digest(canonical_encoding(&payload, &author.0, &signature)).into());
+    Ok(VerifiedRecord {
+        id,
+        author,
+        payload,
+        signature,
+        record: record.clone(),
+    })
+}
+
+/// Checks an envelope in full: sizes, key, signature, then the payload's content.
+pub fn verify(env: &pb::Envelope) -> Result<VerifiedRecord, EnvelopeError> {
+    if env.payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(EnvelopeError::TooLarge {
+            size: env.payload.len(),
+            limit: MAX_PAYLOAD_BYTES,
+        });
+    }
+    let author = PublicKey::from_slice(&env.author).ok_or(EnvelopeError::AuthorLength(env.author.len()))?;
+    let signature: [u8; 64] = env
+        .signature
+        .as_slice()
+        .try_into()
+        .map_err(|_| EnvelopeError::SignatureLength(env.signature.len()))?;
+    let key = VerifyingKey::from_bytes(&author.0).map_err(|_| EnvelopeError::BadAuthorKey(author))?;
+    if key.is_weak() {
+        return Err(EnvelopeError::BadAuthorKey(author));
+    }
+    // Strict verification: rejects small-order keys and malleable signatures, so
+    // one payload cannot gain a second valid signature (and a second record id).
+    key.verify_strict(&pae(&env.payload), &Signature::from_bytes(&signature))
+        .map_err(|_| EnvelopeError::BadSignature(author))?;
+    let record = wire::decode_payload(&env.payload)?;
+    let id = RecordId(Sha256::digest(canonical_encoding(&env.payload, &author.0, &signature)).into());
+    Ok(VerifiedRecord {
+        id,
+        author,
+        payload: env.payload.clone(),
+        signature,
+        record,
+    })
+}
+
+/// Decodes envelope bytes (as `get --raw` writes them) and verifies them.
+pub fn verify_bytes(bytes: &[u8]) -> Result<VerifiedRecord, EnvelopeError> {
+    // Room for the key, signature and field headers around the largest payload.
+    if bytes.len() > MAX_PAYLOAD_BYTES + 256 {
+        return Err(EnvelopeError::TooLarge {
+            size: bytes.len(),
+            limit: MAX_PAYLOAD_BYTES,
+        });
+    }
+    let env = pb::Envelope::decode(bytes).map_err(|e| EnvelopeError::Decode(e.to_string()))?;
+    verify(&env)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Body, Dataset, Visibility};
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn dataset(version: u64) -> Record {
+        Record {
+            record_id: "budget-2026".into(),
+            version,
+            issued_at_ms: 1_764_000_000_000,
+            visibility: Visibility::Public,
+            body: Body::Dataset(Dataset {
+                title: "Budget primitif".into(),
+                description: "Le budget voté".into(),
+                keywords: vec![],
+                themes: vec![],
+                identifier: None,
+                landing_page: None,
+                licence: None,
+                distributions: vec![],
+            }),
+        }
+    }
+
+    #[test]
+    fn pae_matches_the_dsse_spec() {
+        let out = pae(b"hello");
+        assert_eq!(
+            out,
+            b"DSSEv1 43 application/vnd.maillage.record.v1+protobuf 5 hello".to_vec()
+        );
+    }
+
+    #[test]
+    fn sign_then_verify() {
+        let signed = sign(&key(1), &dataset(1)).unwrap();
+        let again = verify_bytes(&signed.envelope_bytes()).unwrap();
+        assert_eq!(again.id(), signed.id());
+        assert_eq!(again.record(), &dataset(1));
+        // The id is the SHA-256 of the stored bytes.
+        let h: [u8; 32] = Sha256::digest(signed.envelope_bytes()).into();
+        assert_eq!(signed.id().0, h);
+    }
+
+    #[test]
+    fn tampering_is_caught() {
+        let signed = sign(&key(1), &dataset(1)).unwrap();
+        let mut env = signed.to_proto();
+        let mid = env.payload.len() / 2;
+        env.payload[mid] ^= 1;
+        assert!(verify(&env).is_err());
+
+        let mut env = signed.to_proto();
+        env.author = key(2).verifying_key().to_bytes().to_vec();
+        assert!(matches!(verify(&env), Err(EnvelopeError::BadSignature(_))));
+
+        let mut env = signed.to_proto();
+        env.signature.truncate(63);
+        assert!(matches!(verify(&env), Err(EnvelopeError::SignatureLength(63))));
+
+        // Every single-bit flip anywhere in the raw envelope is refused.
+        let raw = signed.envelope_bytes();
+        for i in 0..raw.len() {
+            let mut b = raw.clone();
+            b[i] ^= 0x10;
+            assert!(verify_bytes(&b).is_err(), "flip at byte {i} accepted");
+        }
+    }
+
+    #[test]
+    fn oversized_payload_refused() {
+        let mut env = sign(&key(1), &dataset(1)).unwrap().to_proto();
+        env.payload = vec![0; MAX_PAYLOAD_BYTES + 1];
+        assert!(matches!(verify(&env), Err(EnvelopeError::TooLarge { .. })));
+    }
+}

@@ -1,0 +1,319 @@
+//! Records as JSON documents: what `maillage publish` reads and `maillage get
+//! --json` prints. One flat object: the record's common fields (`kind`,
+//! `record_id`, `version`, `issued_at`, `visibility`, `audience`, `author`) beside
+//! the body's fields. Errors name the field at fault, with its path.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::model::{Body, Kind, Record, ValidationError, Visibility};
+use crate::siren::Siren;
+use crate::PublicKey;
+
+/// A record as written by a person, before the node signs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    /// Version 0 and issued_at 0 mean "let the node fill them in".
+    pub record: Record,
+    /// The author the writer expects to sign, if the document names one.
+    pub author: Option<PublicKey>,
+}
+
+/// Why a JSON document is not a record.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    #[error("not valid JSON at line {line}, column {column}: {message}")]
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("a record must be a JSON object, found {found}")]
+    NotAnObject { found: &'static str },
+    #[error("field `{path}`: {message}")]
+    Field { path: String, message: String },
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+}
+
+const COMMON: [&str; 7] = [
+    "kind",
+    "record_id",
+    "version",
+    "issued_at",
+    "visibility",
+    "audience",
+    "author",
+];
+
+/// Parses and validates a JSON record document.
+pub fn parse_document(text: &str) -> Result<Draft, DocumentError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| DocumentError::Syntax {
+        line: e.line(),
+        column: e.column(),
+        message: strip_position(&e.to_string()),
+    })?;
+    let Value::Object(mut obj) = value else {
+        return Err(DocumentError::NotAnObject {
+            found: json_type(&value),
+        });
+    };
+    let common: Map<String, Value> = COMMON
+        .iter()
+        .filter_map(|k| obj.remove(*k).map(|v| (k.to_string(), v)))
+        .collect();
+
+    let kind_text = match common.get("kind") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => return Err(field("kind", format!("must be a string, found {}", json_type(other)))),
+        None => {
+            return Err(field(
+                "kind",
+                format!(
+                    "is missing; say what the record is: one of {}",
+                    Kind::ALL.map(Kind::as_str).join(", ")
+                ),
+            ));
+        }
+    };
+    let kind = Kind::parse(&kind_text)?;
+    let record_id = match common.get("record_id") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(field("record_id", format!("must be a string, found {}", json_type(other))));
+        }
+        None => String::new(), // validate_record_id explains what to do
+    };
+    let version = match common.get("version") {
+        None | Some(Value::Null) => 0,
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| field("version", format!("must be a positive integer, found {v}")))?,
+    };
+    let issued_at_ms = match common.get("issued_at") {
+        None | Some(Value::Null) => 0,
+        Some(Value::String(s)) => parse_time(s).ok_or_else(|| {
+            field(
+                "issued_at",
+                format!("'{s}' is not an RFC 3339 UTC time such as 2026-11-25T10:00:00Z"),
+            )
+        })?,
+        Some(other) => {
+            return Err(field("issued_at", format!("must be a string, found {}", json_type(other))));
+        }
+    };
+    let visibility = parse_visibility(common.get("visibility"), common.get("audience"))?;
+    let author = match common.get("author") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(
+            PublicKey::parse_hex(s).map_err(|e| field("author", e.to_string()))?,
+        ),
+        Some(other) => {
+            return Err(field("author", format!("must be a string, found {}", json_type(other))));
+        }
+    };
+
+    let rest = Value::Object(obj);
+    let body = match kind {
+        Kind::Organisation => Body::Organisation(body_from(rest)?),
+        Kind::Dataset => Body::Dataset(body_from(rest)?),
+        Kind::Project => Body::Project(body_from(rest)?),
+        Kind::Tombstone => Body::Tombstone(body_from(rest)?),
+    };
+    let record = Record {
+        record_id,
+        version,
+        issued_at_ms,
+        visibility,
+        body,
+    };
+    record.validate_draft()?;
+    Ok(Draft { record, author })
+}
+
+/// Renders a record as the flat JSON object `parse_document` reads.
+pub fn record_to_json(record: &Record) -> Value {
+    let mut obj = Map::new();
+    obj.insert("kind".into(), record.kind().as_str().into());
+    obj.insert("record_id".into(), record.record_id.clone().into());
+    obj.insert("version".into(), record.version.into());
+    obj.insert("issued_at".into(), format_time(record.issued_at_ms).into());
+    let (scope, audience) = match &record.visibility {
+        Visibility::Public => ("public", None),
+        Visibility::Federation => ("federation", None),
+        Visibility::Restricted { audience } => ("restricted", Some(audience)),
+    };
+    obj.insert("visibility".into(), scope.into());
+    if let Some(audience) = audience {
+        obj.insert(
+            "audience".into(),
+            audience.iter().map(|s| Value::from(s.as_str())).collect(),
+        );
+    }
+    let body = match &record.body {
+        Body::Organisation(b) => serde_json::to_value(b),
+        Body::Dataset(b) => serde_json::to_value(b),
+        Body::Project(b) => serde_json::to_value(b),
+        Body::Tombstone(b) => serde_json::to_value(b),
+    };
+    if let Ok(Value::Object(fields)) = body {
+        obj.extend(fields);
+    }
+    Value::Object(obj)
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn format_time(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn parse_time(s: &str) -> Option<i64> {
+    let t: SystemTime = humantime::parse_rfc3339_weak(s).ok()?;
+    i64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()
+}
+
+fn parse_visibility(scope: Option<&Value>, audience: Option<&Value>) -> Result<Visibility, DocumentError> {
+    let scope = match scope {
+        None | Some(Value::Null) => "public".to_string(),
+        Some(Value::String(s)) => s.trim().to_lowercase(),
+        Some(other) => {
+            return Err(field("visibility", format!("must be a string, found {}", json_type(other))));
+        }
+    };
+    let sirens = match audience {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let path = format!("audience[{i}]");
+                let s = v
+                    .as_str()
+                    .ok_or_else(|| field(&path, format!("must be a SIREN string, found {}", json_type(v))))?;
+                Siren::parse(s).map_err(|e| field(&path, e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        Some(other) => {
+            return Err(field("audience", format!("must be a list of SIRENs, found {}", json_type(other))));
+        }
+    };
+    match scope.as_str() {
+        "public" | "federation" if !sirens.is_empty() => Err(field(
+            "audience",
+            format!("only a restricted record has an audience; set \"visibility\": \"restricted\" or remove it (visibility is '{scope}')"),
+        )),
+        "public" => Ok(Visibility::Public),
+        "federation" => Ok(Visibility::Federation),
+        "restricted" => Ok(Visibility::Restricted { audience: sirens }),
+        other => Err(field(
+            "visibility",
+            format!("unknown visibility '{other}'; expected one of: public, federation, restricted"),
+        )),
+    }
+}
+
+fn body_from<T: DeserializeOwned>(value: Value) -> Result<T, DocumentError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().to_string();
+        let path = if path == "." { String::new() } else { path };
+        // Missing and unknown fields are reported at the record level by serde.
+        DocumentError::Field {
+            path: if path.is_empty() { "(record)".into() } else { path },
+            message,
+        }
+    })
+}
+
+fn field(path: &str, message: String) -> DocumentError {
+    DocumentError::Field {
+        path: path.to_string(),
+        message,
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// serde_json appends " at line L column C", which we report separately.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATASET: &str = r#"{
+        "kind": "dataset",
+        "record_id": "budget-2026",
+        "title": "Budget primitif 2026",
+        "description": "Le budget voté.",
+        "keywords": ["budget", "finances"],
+        "distributions": [{"access_url": "https://example.org/b.csv", "format": "CSV"}]
+    }"#;
+
+    #[test]
+    fn dataset_round_trips() {
+        let draft = parse_document(DATASET).unwrap();
+        assert_eq!(draft.record.kind(), Kind::Dataset);
+        assert_eq!(draft.record.visibility, Visibility::Public);
+        let mut rec = draft.record;
+        rec.version = 3;
+        rec.issued_at_ms = 1_764_000_000_123;
+        let json = record_to_json(&rec).to_string();
+        let back = parse_document(&json).unwrap().record;
+        assert_eq!(back, rec);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (r#"{"kind":"dataset","record_id":"x","title":"t","description":3}"#, "description"),
+            (r#"{"kind":"dataset","record_id":"x","title":"t"}"#, "description"),
+            (r#"{"kind":"dataset","record_id":"x","title":"t","description":"d","distributions":[{"format":"CSV"}]}"#, "access_url"),
+            (r#"{"kind":"dataset","record_id":"x","titel":"t","description":"d"}"#, "titel"),
+            (r#"{"kind":"recipe","record_id":"x"}"#, "recipe"),
+            (r#"{"record_id":"x"}"#, "kind"),
+            (r#"{"kind":"dataset","title":"t","description":"d"}"#, "record_id"),
+            (r#"{"kind":"dataset","record_id":"a b","title":"t","description":"d"}"#, "record_id"),
+            (r#"{"kind":"dataset","record_id":"x","title":"","description":"d"}"#, "title"),
+            (r#"{"kind":"organisation","record_id":"x","siren":"243100519","name":"n"}"#, "243100519"),
+            (r#"{"kind":"dataset","record_id":"x","title":"t","description":"d","visibility":"secret"}"#, "secret"),
+            (r#"{"kind":"dataset","record_id":"x","title":"t","description":"d","visibility":"restricted"}"#, "audience"),
+            (r#"{"kind":"project","record_id":"x","name":"n","description":"d","status":"done"}"#, "status"),
+            (r#"{"kind":"project","record_id":"x","name":"n","description":"d","status":"termine","start_date":"2024-01"}"#, "start_date"),
+        ];
+        for (doc, needle) in cases {
+            let err = parse_document(doc).unwrap_err().to_string();
+            assert!(err.contains(needle), "{doc}\n => {err}");
+        }
+        let err = parse_document("{\n\"kind\": \"dataset\",\n").unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn restricted_audience() {
+        let doc = r#"{"kind":"dataset","record_id":"x","title":"t","description":"d",
+            "visibility":"restricted","audience":["213 105 554"]}"#;
+        let rec = parse_document(doc).unwrap().record;
+        assert_eq!(
+            rec.visibility,
+            Visibility::Restricted { audience: vec![Siren::parse("213105554").unwrap()] }
+        );
+    }
+}
