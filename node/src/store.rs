@@ -349,7 +349,7 @@ impl Store {
         let iter = self
             .db
             .iterator_cf(self.cf(CF_CURRENT), IteratorMode::From(&start, Direction::Forward));
-        let mut out = Vec::new();
+        let mut out: Vec<CurrentEntry> = Vec::new();
         for item in iter {
             let (k, v) = item?;
             if !k.starts_with(&prefix) {
@@ -361,7 +361,7 @@ impl Store {
             }
             if out.len() == limit {
                 // There is at least one more: the cursor is the last key returned.
-                let cursor = out.last().map(|l| current_key(&l.author, &l.record_id));
+                let cursor = out.last().map(|l: &CurrentEntry| current_key(&l.author, &l.record_id));
                 return Ok((out, cursor));
             }
             out.push(entry);
