@@ -84,7 +84,8 @@ fn admin_socket(dir: &Path) -> anyhow::Result<PathBuf> {
         ),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    let table: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
     let socket = table
         .get("node")
         .and_then(|n| n.get("admin_socket"))

@@ -20,7 +20,13 @@ pub const ORGANISATION_ENVELOPE: &str = "organisation.envelope";
 /// The record_id of an organisation's own Organisation record.
 pub const ORGANISATION_RECORD_ID: &str = "organisation";
 
-pub fn init(dir: &Path, siren: &str, name: &str, grpc_listen: Option<SocketAddr>, json_out: bool) -> anyhow::Result<()> {
+pub fn init(
+    dir: &Path,
+    siren: &str,
+    name: &str,
+    grpc_listen: Option<SocketAddr>,
+    json_out: bool,
+) -> anyhow::Result<()> {
     let siren = Siren::parse(siren).with_context(|| format!("invalid --siren '{siren}'"))?;
     let name = name.trim();
     if name.is_empty() {
@@ -36,7 +42,8 @@ pub fn init(dir: &Path, siren: &str, name: &str, grpc_listen: Option<SocketAddr>
     }
     let grpc_listen = match grpc_listen {
         Some(a) => a,
-        None => free_loopback_port().context("cannot find a free port for node.grpc_listen; pass --grpc-listen")?,
+        None => free_loopback_port()
+            .context("cannot find a free port for node.grpc_listen; pass --grpc-listen")?,
     };
 
     // Owner-only: the directory holds the key and the admin socket.
@@ -88,11 +95,20 @@ pub fn init(dir: &Path, siren: &str, name: &str, grpc_listen: Option<SocketAddr>
             })
         );
     } else {
-        println!("initialised a node for {name} (SIREN {siren}) in {}", dir.display());
+        println!(
+            "initialised a node for {name} (SIREN {siren}) in {}",
+            dir.display()
+        );
         println!("  public key   {public_key}");
         println!("  gRPC         {grpc_listen}");
-        println!("  key file     {} (mode 0600, keep it secret)", dir.join(KEY_FILE).display());
-        println!("start it with: maillage-node --config {}", config_path.display());
+        println!(
+            "  key file     {} (mode 0600, keep it secret)",
+            dir.join(KEY_FILE).display()
+        );
+        println!(
+            "start it with: maillage-node --config {}",
+            config_path.display()
+        );
     }
     Ok(())
 }

@@ -13,7 +13,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "maillage", version, about = "Run and query a maillage node: signed data catalogues and AI projects of French collectivities")]
+#[command(
+    name = "maillage",
+    version,
+    about = "Run and query a maillage node: signed data catalogues and AI projects of French collectivities"
+)]
 struct Cli {
     /// The node directory (holds maillage.toml).
     #[arg(long, global = true, env = "MAILLAGE_DIR", default_value = ".")]
@@ -101,10 +105,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => init::init(&dir, &siren, &name, grpc_listen, json),
         Command::Verify { file } => records::verify(&file, json),
         command => {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(async {
                 match command {
-                    Command::Publish { file, signed } => records::publish(&dir, &file, signed, json).await,
+                    Command::Publish { file, signed } => {
+                        records::publish(&dir, &file, signed, json).await
+                    }
                     Command::Get { id, raw } => records::get(&dir, &id, raw, json).await,
                     Command::List { kind, author, all } => {
                         records::list(&dir, kind.as_deref(), author.as_deref(), all, json).await

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use maillage_proto::v1::{
-    Envelope, GetRequest, HistoryRequest, ListRequest, PublishRequest, PublishResponse, RecordEntry, SignRequest,
-    StatusRequest,
+    Envelope, GetRequest, HistoryRequest, ListRequest, PublishRequest, PublishResponse,
+    RecordEntry, SignRequest, StatusRequest,
 };
 use maillage_record::json::{format_time, parse_document, record_to_json};
 use maillage_record::{Kind, PublicKey, RecordId, VerifiedRecord, envelope, wire};
@@ -25,14 +25,21 @@ pub async fn publish(dir: &Path, file: &Path, signed: bool, json_out: bool) -> a
         let env = Envelope::decode(bytes.as_slice())
             .with_context(|| format!("{} is not a signed envelope", file.display()))?;
         conn.publish()
-            .publish(PublishRequest { envelope: Some(env) })
+            .publish(PublishRequest {
+                envelope: Some(env),
+            })
             .await
             .map_err(explain)?
             .into_inner()
     } else {
-        let text = String::from_utf8(bytes)
-            .with_context(|| format!("{} is not UTF-8 text; for a signed envelope use --signed", file.display()))?;
-        let draft = parse_document(&text).with_context(|| format!("{} is not a valid record", file.display()))?;
+        let text = String::from_utf8(bytes).with_context(|| {
+            format!(
+                "{} is not UTF-8 text; for a signed envelope use --signed",
+                file.display()
+            )
+        })?;
+        let draft = parse_document(&text)
+            .with_context(|| format!("{} is not a valid record", file.display()))?;
         conn.admin()
             .sign_and_publish(SignRequest {
                 payload: Some(wire::payload_to_proto(&draft.record)),
@@ -59,7 +66,10 @@ pub async fn publish(dir: &Path, file: &Path, signed: bool, json_out: bool) -> a
             0 => String::new(),
             v => format!(", supersedes version {v}"),
         };
-        eprintln!("published '{}' version {}{superseded}", resp.record_id, resp.version);
+        eprintln!(
+            "published '{}' version {}{superseded}",
+            resp.record_id, resp.version
+        );
         println!("{id}");
     }
     Ok(())
@@ -78,19 +88,30 @@ pub async fn get(dir: &Path, id: &str, raw: bool, json_out: bool) -> anyhow::Res
     if raw {
         let mut out = std::io::stdout().lock();
         if out.is_terminal() {
-            bail!("--raw writes binary: redirect it to a file, e.g. `maillage get --raw {id} > record.envelope`");
+            bail!(
+                "--raw writes binary: redirect it to a file, e.g. `maillage get --raw {id} > record.envelope`"
+            );
         }
         out.write_all(&checked.envelope_bytes())?;
         out.flush()?;
     } else if json_out {
-        println!("{}", serde_json::to_string_pretty(&entry_json(&entry, &checked))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&entry_json(&entry, &checked))?
+        );
     } else {
         print_entry(&entry, &checked);
     }
     Ok(())
 }
 
-pub async fn list(dir: &Path, kind: Option<&str>, author: Option<&str>, all: bool, json_out: bool) -> anyhow::Result<()> {
+pub async fn list(
+    dir: &Path,
+    kind: Option<&str>,
+    author: Option<&str>,
+    all: bool,
+    json_out: bool,
+) -> anyhow::Result<()> {
     let kind = kind.map(Kind::parse).transpose()?;
     let author = author.map(PublicKey::parse_hex).transpose()?;
     let conn = NodeConn::open(dir).await?;
@@ -141,13 +162,24 @@ pub async fn list(dir: &Path, kind: Option<&str>, author: Option<&str>, all: boo
     Ok(())
 }
 
-pub async fn history(dir: &Path, record_id: &str, author: Option<&str>, json_out: bool) -> anyhow::Result<()> {
+pub async fn history(
+    dir: &Path,
+    record_id: &str,
+    author: Option<&str>,
+    json_out: bool,
+) -> anyhow::Result<()> {
     let conn = NodeConn::open(dir).await?;
     let author = match author {
         Some(a) => PublicKey::parse_hex(a)?,
         None => {
-            let status = conn.admin().status(StatusRequest {}).await.map_err(explain)?.into_inner();
-            PublicKey::from_slice(&status.public_key).context("the node answered with a malformed key")?
+            let status = conn
+                .admin()
+                .status(StatusRequest {})
+                .await
+                .map_err(explain)?
+                .into_inner();
+            PublicKey::from_slice(&status.public_key)
+                .context("the node answered with a malformed key")?
         }
     };
     let resp = conn
@@ -185,7 +217,8 @@ pub async fn history(dir: &Path, record_id: &str, author: Option<&str>, json_out
 /// `maillage verify FILE`: offline, no node needed.
 pub fn verify(file: &Path, json_out: bool) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let rec = envelope::verify_bytes(&bytes).with_context(|| format!("{} does not verify", file.display()))?;
+    let rec = envelope::verify_bytes(&bytes)
+        .with_context(|| format!("{} does not verify", file.display()))?;
     if json_out {
         println!(
             "{}",
@@ -212,10 +245,17 @@ pub fn verify(file: &Path, json_out: bool) -> anyhow::Result<()> {
 
 /// Verifies what the node sent, and that it is the record that was asked for.
 fn check(entry: &RecordEntry) -> anyhow::Result<VerifiedRecord> {
-    let env = entry.envelope.as_ref().context("the node sent an entry without an envelope")?;
+    let env = entry
+        .envelope
+        .as_ref()
+        .context("the node sent an entry without an envelope")?;
     let rec = envelope::verify(env).context("the node sent a record that does not verify")?;
     if rec.id().0.as_slice() != entry.id.as_slice() {
-        bail!("the node sent record {} under another id {}", rec.id(), hex::encode(&entry.id));
+        bail!(
+            "the node sent record {} under another id {}",
+            rec.id(),
+            hex::encode(&entry.id)
+        );
     }
     Ok(rec)
 }
@@ -241,10 +281,18 @@ fn print_entry(entry: &RecordEntry, rec: &VerifiedRecord) {
         r.kind(),
         r.record_id,
         r.version,
-        if entry.current { " (current)" } else { " (superseded)" }
+        if entry.current {
+            " (current)"
+        } else {
+            " (superseded)"
+        }
     );
     println!("issued       {}", format_time(r.issued_at_ms));
-    println!("received     {} (seq {})", format_time(entry.received_at_ms), entry.seq);
+    println!(
+        "received     {} (seq {})",
+        format_time(entry.received_at_ms),
+        entry.seq
+    );
     let body = record_to_json(r);
     println!(
         "{}",

@@ -11,8 +11,14 @@ use crate::connect::{NodeConn, explain};
 
 pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
     let conn = NodeConn::open(dir).await?;
-    let s = conn.admin().status(StatusRequest {}).await.map_err(explain)?.into_inner();
-    let key = PublicKey::from_slice(&s.public_key).context("the node answered with a malformed key")?;
+    let s = conn
+        .admin()
+        .status(StatusRequest {})
+        .await
+        .map_err(explain)?
+        .into_inner();
+    let key =
+        PublicKey::from_slice(&s.public_key).context("the node answered with a malformed key")?;
     let by_kind: Map<String, Value> = s
         .current_by_kind
         .iter()
@@ -47,7 +53,11 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
             .collect();
         println!(
             "records      {} ({} envelopes with history)",
-            if counts.is_empty() { "none".into() } else { counts.join(", ") },
+            if counts.is_empty() {
+                "none".into()
+            } else {
+                counts.join(", ")
+            },
             s.envelopes
         );
         println!("uptime       {}", human_duration(s.uptime_seconds));
@@ -74,5 +84,9 @@ fn human_bytes(b: u64) -> String {
         v /= 1024.0;
         i += 1;
     }
-    if i == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[i]) }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
 }

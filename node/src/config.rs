@@ -10,7 +10,10 @@ use serde::Deserialize;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config {path}: `{key}` = '{value}' {problem}")]
@@ -120,8 +123,13 @@ impl Config {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let siren = Siren::parse(&raw.organisation.siren)
-            .map_err(|e| invalid("organisation.siren", &raw.organisation.siren, format!("is not a SIREN: {e}")))?;
+        let siren = Siren::parse(&raw.organisation.siren).map_err(|e| {
+            invalid(
+                "organisation.siren",
+                &raw.organisation.siren,
+                format!("is not a SIREN: {e}"),
+            )
+        })?;
         if raw.organisation.name.trim().is_empty() {
             return Err(invalid("organisation.name", "", "must not be empty".into()));
         }
@@ -136,12 +144,21 @@ impl Config {
             .publish
             .authors
             .iter()
-            .map(|k| PublicKey::parse_hex(k).map_err(|e| invalid("publish.authors", k, format!("is not a key: {e}"))))
+            .map(|k| {
+                PublicKey::parse_hex(k)
+                    .map_err(|e| invalid("publish.authors", k, format!("is not a key: {e}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let log_format = match raw.log.format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
-            other => return Err(invalid("log.format", other, "must be \"text\" or \"json\"".into())),
+            other => {
+                return Err(invalid(
+                    "log.format",
+                    other,
+                    "must be \"text\" or \"json\"".into(),
+                ));
+            }
         };
         Ok(Config {
             path: path.to_path_buf(),
@@ -172,7 +189,11 @@ mod tests {
 
     #[test]
     fn the_shipped_template_parses() {
-        let c = Config::parse(Path::new("/srv/n1/maillage.toml"), &template("243100518", "127.0.0.1:7441")).unwrap();
+        let c = Config::parse(
+            Path::new("/srv/n1/maillage.toml"),
+            &template("243100518", "127.0.0.1:7441"),
+        )
+        .unwrap();
         assert_eq!(c.siren.as_str(), "243100518");
         assert_eq!(c.key_file, Path::new("/srv/n1/organisation.key"));
         assert_eq!(c.admin_socket, Path::new("/srv/n1/admin.sock"));
@@ -182,13 +203,26 @@ mod tests {
     #[test]
     fn mistakes_name_the_key() {
         let p = Path::new("n/maillage.toml");
-        let e = Config::parse(p, &template("243100519", "127.0.0.1:7441")).unwrap_err().to_string();
-        assert!(e.contains("organisation.siren") && e.contains("243100519"), "{e}");
-        let e = Config::parse(p, &template("243100518", "localhost")).unwrap_err().to_string();
-        assert!(e.contains("node.grpc_listen") && e.contains("localhost"), "{e}");
-        let e = Config::parse(p, &(template("243100518", "127.0.0.1:1") + "\n[extra]\nx = 1\n"))
+        let e = Config::parse(p, &template("243100519", "127.0.0.1:7441"))
             .unwrap_err()
             .to_string();
+        assert!(
+            e.contains("organisation.siren") && e.contains("243100519"),
+            "{e}"
+        );
+        let e = Config::parse(p, &template("243100518", "localhost"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("node.grpc_listen") && e.contains("localhost"),
+            "{e}"
+        );
+        let e = Config::parse(
+            p,
+            &(template("243100518", "127.0.0.1:1") + "\n[extra]\nx = 1\n"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("extra"), "{e}");
     }
 }

@@ -41,7 +41,12 @@ impl Viewer {
 }
 
 impl Node {
-    pub fn new(config: &Config, signing_key: SigningKey, store: Arc<Store>, grpc_listen: String) -> Node {
+    pub fn new(
+        config: &Config,
+        signing_key: SigningKey,
+        store: Arc<Store>,
+        grpc_listen: String,
+    ) -> Node {
         Node {
             siren: config.siren.clone(),
             name: config.name.clone(),
@@ -65,7 +70,11 @@ impl Node {
     }
 
     /// Stores a verified record off the async runtime (the write fsyncs).
-    pub async fn insert(&self, rec: VerifiedRecord, admission: Admission) -> Result<Inserted, StoreError> {
+    pub async fn insert(
+        &self,
+        rec: VerifiedRecord,
+        admission: Admission,
+    ) -> Result<Inserted, StoreError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.insert(&rec, admission))
             .await

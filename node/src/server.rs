@@ -31,14 +31,19 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot open the store at {path}: {source}")]
     OpenStore { path: PathBuf, source: StoreError },
-    #[error("cannot listen for gRPC on {addr}: {source}; is another node using it? change node.grpc_listen in {config}")]
+    #[error(
+        "cannot listen for gRPC on {addr}: {source}; is another node using it? change node.grpc_listen in {config}"
+    )]
     BindGrpc {
         addr: std::net::SocketAddr,
         config: PathBuf,
         source: std::io::Error,
     },
     #[error("cannot create the admin socket {path}: {source}")]
-    BindAdmin { path: PathBuf, source: std::io::Error },
+    BindAdmin {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {problem}")]
     Organisation { path: PathBuf, problem: String },
     #[error("serving failed: {0}")]
@@ -76,12 +81,12 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         path: admin_path.clone(),
         source,
     })?;
-    std::fs::set_permissions(&admin_path, std::fs::Permissions::from_mode(0o600)).map_err(|source| {
-        StartError::BindAdmin {
+    std::fs::set_permissions(&admin_path, std::fs::Permissions::from_mode(0o600)).map_err(
+        |source| StartError::BindAdmin {
             path: admin_path.clone(),
             source,
-        }
-    })?;
+        },
+    )?;
     let grpc = TcpListener::bind(config.grpc_listen)
         .await
         .map_err(|source| StartError::BindGrpc {
@@ -89,7 +94,9 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
             config: config.path.clone(),
             source,
         })?;
-    let local = grpc.local_addr().map_or_else(|_| config.grpc_listen.to_string(), |a| a.to_string());
+    let local = grpc
+        .local_addr()
+        .map_or_else(|_| config.grpc_listen.to_string(), |a| a.to_string());
     let node = Arc::new(Node::new(config, key, store, local));
     ingest_organisation(&node, &config.dir.join(ORGANISATION_ENVELOPE))?;
     Ok(Started {
@@ -144,8 +151,12 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         admin_path,
     } = started;
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<CatalogueServer<CatalogueService>>().await;
-    health_reporter.set_serving::<PublishServer<PublishService>>().await;
+    health_reporter
+        .set_serving::<CatalogueServer<CatalogueService>>()
+        .await;
+    health_reporter
+        .set_serving::<PublishServer<PublishService>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(maillage_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -160,12 +171,18 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
     let public = Server::builder()
         .add_service(health.clone())
         .add_service(reflection)
-        .add_service(CatalogueServer::new(CatalogueService::new(node.clone(), Viewer::Anonymous)))
+        .add_service(CatalogueServer::new(CatalogueService::new(
+            node.clone(),
+            Viewer::Anonymous,
+        )))
         .add_service(PublishServer::new(PublishService::new(node.clone())))
         .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stopped(stop_rx.clone()));
     let operator = Server::builder()
         .add_service(health)
-        .add_service(CatalogueServer::new(CatalogueService::new(node.clone(), Viewer::Operator)))
+        .add_service(CatalogueServer::new(CatalogueService::new(
+            node.clone(),
+            Viewer::Operator,
+        )))
         .add_service(PublishServer::new(PublishService::new(node.clone())))
         .add_service(AdminServer::new(AdminService::new(node.clone())))
         .serve_with_incoming_shutdown(UnixListenerStream::new(admin), stopped(stop_rx));

@@ -18,7 +18,9 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use maillage_record::{Kind, PublicKey, RecordId, VerifiedRecord};
-use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{
+    ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions,
+};
 
 const CF_ENVELOPES: &str = "envelopes";
 const CF_CURRENT: &str = "current";
@@ -37,7 +39,9 @@ pub enum StoreError {
     Db(#[from] rocksdb::Error),
     #[error("record store at {path} is corrupt: {what}; restore it from a backup")]
     Corrupt { path: String, what: String },
-    #[error("record store at {path} has schema version {found}, this node knows {SCHEMA_VERSION}: use a matching maillage-node")]
+    #[error(
+        "record store at {path} has schema version {found}, this node knows {SCHEMA_VERSION}: use a matching maillage-node"
+    )]
     Schema { path: String, found: u64 },
     #[error("record {0} is already stored")]
     Duplicate(RecordId),
@@ -149,7 +153,9 @@ impl Store {
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(name).expect("column family created at open")
+        self.db
+            .cf_handle(name)
+            .expect("column family created at open")
     }
 
     fn corrupt(&self, what: impl Into<String>) -> StoreError {
@@ -162,7 +168,9 @@ impl Store {
     fn load_state(&mut self) -> Result<(), StoreError> {
         let meta = self.cf(CF_META);
         match self.db.get_cf(meta, META_SCHEMA)? {
-            None => self.db.put_cf(meta, META_SCHEMA, SCHEMA_VERSION.to_be_bytes())?,
+            None => self
+                .db
+                .put_cf(meta, META_SCHEMA, SCHEMA_VERSION.to_be_bytes())?,
             Some(v) => {
                 let found = read_u64(&v, 0).ok_or_else(|| self.corrupt("schema version"))?;
                 if found != SCHEMA_VERSION {
@@ -173,7 +181,11 @@ impl Store {
                 }
             }
         }
-        let last_seq = match self.db.iterator_cf(self.cf(CF_CHANGES), IteratorMode::End).next() {
+        let last_seq = match self
+            .db
+            .iterator_cf(self.cf(CF_CHANGES), IteratorMode::End)
+            .next()
+        {
             None => 0,
             Some(item) => {
                 let (k, _) = item?;
@@ -200,13 +212,21 @@ impl Store {
     }
 
     /// Stores a verified record with its indexes, atomically and durably.
-    pub fn insert(&self, rec: &VerifiedRecord, admission: Admission) -> Result<Inserted, StoreError> {
+    pub fn insert(
+        &self,
+        rec: &VerifiedRecord,
+        admission: Admission,
+    ) -> Result<Inserted, StoreError> {
         let id = rec.id();
         let author = rec.author();
         let record = rec.record();
         let mut state = self.write.lock().unwrap_or_else(|p| p.into_inner());
 
-        if self.db.get_pinned_cf(self.cf(CF_ENVELOPES), id.0)?.is_some() {
+        if self
+            .db
+            .get_pinned_cf(self.cf(CF_ENVELOPES), id.0)?
+            .is_some()
+        {
             return Err(StoreError::Duplicate(id));
         }
         let current_key = current_key(&author, &record.record_id);
@@ -254,7 +274,11 @@ impl Store {
             }
             *by_kind.entry(kind).or_default() += 1;
             for k in [Some(kind), previous.map(|p| p.2)].into_iter().flatten() {
-                batch.put_cf(self.cf(CF_META), kind_counter_key(k), by_kind[&k].to_be_bytes());
+                batch.put_cf(
+                    self.cf(CF_META),
+                    kind_counter_key(k),
+                    by_kind[&k].to_be_bytes(),
+                );
             }
         }
         let envelopes = state.envelopes + 1;
@@ -303,7 +327,11 @@ impl Store {
     }
 
     /// The current version of (author, record_id), if any.
-    pub fn current(&self, author: &PublicKey, record_id: &str) -> Result<Option<CurrentEntry>, StoreError> {
+    pub fn current(
+        &self,
+        author: &PublicKey,
+        record_id: &str,
+    ) -> Result<Option<CurrentEntry>, StoreError> {
         let key = current_key(author, record_id);
         match self.db.get_pinned_cf(self.cf(CF_CURRENT), &key)? {
             None => Ok(None),
@@ -346,9 +374,10 @@ impl Store {
             }
             None => prefix.clone(),
         };
-        let iter = self
-            .db
-            .iterator_cf(self.cf(CF_CURRENT), IteratorMode::From(&start, Direction::Forward));
+        let iter = self.db.iterator_cf(
+            self.cf(CF_CURRENT),
+            IteratorMode::From(&start, Direction::Forward),
+        );
         let mut out: Vec<CurrentEntry> = Vec::new();
         for item in iter {
             let (k, v) = item?;
@@ -361,7 +390,9 @@ impl Store {
             }
             if out.len() == limit {
                 // There is at least one more: the cursor is the last key returned.
-                let cursor = out.last().map(|l: &CurrentEntry| current_key(&l.author, &l.record_id));
+                let cursor = out
+                    .last()
+                    .map(|l: &CurrentEntry| current_key(&l.author, &l.record_id));
                 return Ok((out, cursor));
             }
             out.push(entry);
@@ -370,13 +401,18 @@ impl Store {
     }
 
     /// Every stored version of (author, record_id), oldest first.
-    pub fn history(&self, author: &PublicKey, record_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+    pub fn history(
+        &self,
+        author: &PublicKey,
+        record_id: &str,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
         let mut prefix = current_key(author, record_id);
         prefix.push(0);
         let mut out = Vec::new();
-        let iter = self
-            .db
-            .iterator_cf(self.cf(CF_HISTORY), IteratorMode::From(&prefix, Direction::Forward));
+        let iter = self.db.iterator_cf(
+            self.cf(CF_HISTORY),
+            IteratorMode::From(&prefix, Direction::Forward),
+        );
         for item in iter {
             let (k, _) = item?;
             if !k.starts_with(&prefix) {
@@ -396,12 +432,17 @@ impl Store {
     }
 
     /// Record ids stored after sequence number `after`, in order, at most `limit`.
-    pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, RecordId)>, StoreError> {
+    pub fn changes_since(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, RecordId)>, StoreError> {
         let start = (after + 1).to_be_bytes();
         let mut out = Vec::new();
-        let iter = self
-            .db
-            .iterator_cf(self.cf(CF_CHANGES), IteratorMode::From(&start, Direction::Forward));
+        let iter = self.db.iterator_cf(
+            self.cf(CF_CHANGES),
+            IteratorMode::From(&start, Direction::Forward),
+        );
         for item in iter.take(limit) {
             let (k, v) = item?;
             let bad = || self.corrupt("change entry");

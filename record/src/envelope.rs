@@ -24,7 +24,13 @@ pub const PAYLOAD_TYPE: &str = "application/vnd.maillage.record.v1+protobuf";
 pub fn pae(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 80);
     out.extend_from_slice(
-        format!("DSSEv1 {} {} {} ", PAYLOAD_TYPE.len(), PAYLOAD_TYPE, payload.len()).as_bytes(),
+        format!(
+            "DSSEv1 {} {} {} ",
+            PAYLOAD_TYPE.len(),
+            PAYLOAD_TYPE,
+            payload.len()
+        )
+        .as_bytes(),
     );
     out.extend_from_slice(payload);
     out
@@ -186,13 +192,15 @@ pub fn verify(env: &pb::Envelope) -> Result<VerifiedRecord, EnvelopeError> {
             limit: MAX_PAYLOAD_BYTES,
         });
     }
-    let author = PublicKey::from_slice(&env.author).ok_or(EnvelopeError::AuthorLength(env.author.len()))?;
+    let author =
+        PublicKey::from_slice(&env.author).ok_or(EnvelopeError::AuthorLength(env.author.len()))?;
     let signature: [u8; 64] = env
         .signature
         .as_slice()
         .try_into()
         .map_err(|_| EnvelopeError::SignatureLength(env.signature.len()))?;
-    let key = VerifyingKey::from_bytes(&author.0).map_err(|_| EnvelopeError::BadAuthorKey(author))?;
+    let key =
+        VerifyingKey::from_bytes(&author.0).map_err(|_| EnvelopeError::BadAuthorKey(author))?;
     if key.is_weak() {
         return Err(EnvelopeError::BadAuthorKey(author));
     }
@@ -201,7 +209,8 @@ pub fn verify(env: &pb::Envelope) -> Result<VerifiedRecord, EnvelopeError> {
     key.verify_strict(&pae(&env.payload), &Signature::from_bytes(&signature))
         .map_err(|_| EnvelopeError::BadSignature(author))?;
     let record = wire::decode_payload(&env.payload)?;
-    let id = RecordId(Sha256::digest(canonical_encoding(&env.payload, &author.0, &signature)).into());
+    let id =
+        RecordId(Sha256::digest(canonical_encoding(&env.payload, &author.0, &signature)).into());
     Ok(VerifiedRecord {
         id,
         author,
@@ -286,7 +295,10 @@ mod tests {
 
         let mut env = signed.to_proto();
         env.signature.truncate(63);
-        assert!(matches!(verify(&env), Err(EnvelopeError::SignatureLength(63))));
+        assert!(matches!(
+            verify(&env),
+            Err(EnvelopeError::SignatureLength(63))
+        ));
 
         // Every single-bit flip anywhere in the raw envelope is refused.
         let raw = signed.envelope_bytes();

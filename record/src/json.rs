@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::PublicKey;
 use crate::model::{Body, Kind, Record, ValidationError, Visibility};
 use crate::siren::Siren;
-use crate::PublicKey;
 
 /// A record as written by a person, before the node signs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,7 +67,12 @@ pub fn parse_document(text: &str) -> Result<Draft, DocumentError> {
 
     let kind_text = match common.get("kind") {
         Some(Value::String(s)) => s.clone(),
-        Some(other) => return Err(field("kind", format!("must be a string, found {}", json_type(other)))),
+        Some(other) => {
+            return Err(field(
+                "kind",
+                format!("must be a string, found {}", json_type(other)),
+            ));
+        }
         None => {
             return Err(field(
                 "kind",
@@ -82,7 +87,10 @@ pub fn parse_document(text: &str) -> Result<Draft, DocumentError> {
     let record_id = match common.get("record_id") {
         Some(Value::String(s)) => s.clone(),
         Some(other) => {
-            return Err(field("record_id", format!("must be a string, found {}", json_type(other))));
+            return Err(field(
+                "record_id",
+                format!("must be a string, found {}", json_type(other)),
+            ));
         }
         None => String::new(), // validate_record_id explains what to do
     };
@@ -101,17 +109,23 @@ pub fn parse_document(text: &str) -> Result<Draft, DocumentError> {
             )
         })?,
         Some(other) => {
-            return Err(field("issued_at", format!("must be a string, found {}", json_type(other))));
+            return Err(field(
+                "issued_at",
+                format!("must be a string, found {}", json_type(other)),
+            ));
         }
     };
     let visibility = parse_visibility(common.get("visibility"), common.get("audience"))?;
     let author = match common.get("author") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(
-            PublicKey::parse_hex(s).map_err(|e| field("author", e.to_string()))?,
-        ),
+        Some(Value::String(s)) => {
+            Some(PublicKey::parse_hex(s).map_err(|e| field("author", e.to_string()))?)
+        }
         Some(other) => {
-            return Err(field("author", format!("must be a string, found {}", json_type(other))));
+            return Err(field(
+                "author",
+                format!("must be a string, found {}", json_type(other)),
+            ));
         }
     };
 
@@ -175,12 +189,18 @@ fn parse_time(s: &str) -> Option<i64> {
     i64::try_from(t.duration_since(UNIX_EPOCH).ok()?.as_millis()).ok()
 }
 
-fn parse_visibility(scope: Option<&Value>, audience: Option<&Value>) -> Result<Visibility, DocumentError> {
+fn parse_visibility(
+    scope: Option<&Value>,
+    audience: Option<&Value>,
+) -> Result<Visibility, DocumentError> {
     let scope = match scope {
         None | Some(Value::Null) => "public".to_string(),
         Some(Value::String(s)) => s.trim().to_lowercase(),
         Some(other) => {
-            return Err(field("visibility", format!("must be a string, found {}", json_type(other))));
+            return Err(field(
+                "visibility",
+                format!("must be a string, found {}", json_type(other)),
+            ));
         }
     };
     let sirens = match audience {
@@ -190,27 +210,37 @@ fn parse_visibility(scope: Option<&Value>, audience: Option<&Value>) -> Result<V
             .enumerate()
             .map(|(i, v)| {
                 let path = format!("audience[{i}]");
-                let s = v
-                    .as_str()
-                    .ok_or_else(|| field(&path, format!("must be a SIREN string, found {}", json_type(v))))?;
+                let s = v.as_str().ok_or_else(|| {
+                    field(
+                        &path,
+                        format!("must be a SIREN string, found {}", json_type(v)),
+                    )
+                })?;
                 Siren::parse(s).map_err(|e| field(&path, e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?,
         Some(other) => {
-            return Err(field("audience", format!("must be a list of SIRENs, found {}", json_type(other))));
+            return Err(field(
+                "audience",
+                format!("must be a list of SIRENs, found {}", json_type(other)),
+            ));
         }
     };
     match scope.as_str() {
         "public" | "federation" if !sirens.is_empty() => Err(field(
             "audience",
-            format!("only a restricted record has an audience; set \"visibility\": \"restricted\" or remove it (visibility is '{scope}')"),
+            format!(
+                "only a restricted record has an audience; set \"visibility\": \"restricted\" or remove it (visibility is '{scope}')"
+            ),
         )),
         "public" => Ok(Visibility::Public),
         "federation" => Ok(Visibility::Federation),
         "restricted" => Ok(Visibility::Restricted { audience: sirens }),
         other => Err(field(
             "visibility",
-            format!("unknown visibility '{other}'; expected one of: public, federation, restricted"),
+            format!(
+                "unknown visibility '{other}'; expected one of: public, federation, restricted"
+            ),
         )),
     }
 }
@@ -222,7 +252,11 @@ fn body_from<T: DeserializeOwned>(value: Value) -> Result<T, DocumentError> {
         let path = if path == "." { String::new() } else { path };
         // Missing and unknown fields are reported at the record level by serde.
         DocumentError::Field {
-            path: if path.is_empty() { "(record)".into() } else { path },
+            path: if path.is_empty() {
+                "(record)".into()
+            } else {
+                path
+            },
             message,
         }
     })
@@ -283,26 +317,64 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         let cases = [
-            (r#"{"kind":"dataset","record_id":"x","title":"t","description":3}"#, "description"),
-            (r#"{"kind":"dataset","record_id":"x","title":"t"}"#, "description"),
-            (r#"{"kind":"dataset","record_id":"x","title":"t","description":"d","distributions":[{"format":"CSV"}]}"#, "access_url"),
-            (r#"{"kind":"dataset","record_id":"x","titel":"t","description":"d"}"#, "titel"),
+            (
+                r#"{"kind":"dataset","record_id":"x","title":"t","description":3}"#,
+                "description",
+            ),
+            (
+                r#"{"kind":"dataset","record_id":"x","title":"t"}"#,
+                "description",
+            ),
+            (
+                r#"{"kind":"dataset","record_id":"x","title":"t","description":"d","distributions":[{"format":"CSV"}]}"#,
+                "access_url",
+            ),
+            (
+                r#"{"kind":"dataset","record_id":"x","titel":"t","description":"d"}"#,
+                "titel",
+            ),
             (r#"{"kind":"recipe","record_id":"x"}"#, "recipe"),
             (r#"{"record_id":"x"}"#, "kind"),
-            (r#"{"kind":"dataset","title":"t","description":"d"}"#, "record_id"),
-            (r#"{"kind":"dataset","record_id":"a b","title":"t","description":"d"}"#, "record_id"),
-            (r#"{"kind":"dataset","record_id":"x","title":"","description":"d"}"#, "title"),
-            (r#"{"kind":"organisation","record_id":"x","siren":"243100519","name":"n"}"#, "243100519"),
-            (r#"{"kind":"dataset","record_id":"x","title":"t","description":"d","visibility":"secret"}"#, "secret"),
-            (r#"{"kind":"dataset","record_id":"x","title":"t","description":"d","visibility":"restricted"}"#, "audience"),
-            (r#"{"kind":"project","record_id":"x","name":"n","description":"d","status":"done"}"#, "status"),
-            (r#"{"kind":"project","record_id":"x","name":"n","description":"d","status":"termine","start_date":"2024-01"}"#, "start_date"),
+            (
+                r#"{"kind":"dataset","title":"t","description":"d"}"#,
+                "record_id",
+            ),
+            (
+                r#"{"kind":"dataset","record_id":"a b","title":"t","description":"d"}"#,
+                "record_id",
+            ),
+            (
+                r#"{"kind":"dataset","record_id":"x","title":"","description":"d"}"#,
+                "title",
+            ),
+            (
+                r#"{"kind":"organisation","record_id":"x","siren":"243100519","name":"n"}"#,
+                "243100519",
+            ),
+            (
+                r#"{"kind":"dataset","record_id":"x","title":"t","description":"d","visibility":"secret"}"#,
+                "secret",
+            ),
+            (
+                r#"{"kind":"dataset","record_id":"x","title":"t","description":"d","visibility":"restricted"}"#,
+                "audience",
+            ),
+            (
+                r#"{"kind":"project","record_id":"x","name":"n","description":"d","status":"done"}"#,
+                "status",
+            ),
+            (
+                r#"{"kind":"project","record_id":"x","name":"n","description":"d","status":"termine","start_date":"2024-01"}"#,
+                "start_date",
+            ),
         ];
         for (doc, needle) in cases {
             let err = parse_document(doc).unwrap_err().to_string();
             assert!(err.contains(needle), "{doc}\n => {err}");
         }
-        let err = parse_document("{\n\"kind\": \"dataset\",\n").unwrap_err().to_string();
+        let err = parse_document("{\n\"kind\": \"dataset\",\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line 3"), "{err}");
     }
 
@@ -313,7 +385,9 @@ mod tests {
         let rec = parse_document(doc).unwrap().record;
         assert_eq!(
             rec.visibility,
-            Visibility::Restricted { audience: vec![Siren::parse("213105554").unwrap()] }
+            Visibility::Restricted {
+                audience: vec![Siren::parse("213105554").unwrap()]
+            }
         );
     }
 }

@@ -14,9 +14,15 @@ use ed25519_dalek::SigningKey;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
     #[error("cannot read key file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write key file {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "key file {path} has mode {mode:04o}: group or others can access it; \
          run `chmod 600 {path}` (and consider the key leaked if others could read it)"

@@ -54,7 +54,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Organisation, Kind::Dataset, Kind::Project, Kind::Tombstone];
+    pub const ALL: [Kind; 4] = [
+        Kind::Organisation,
+        Kind::Dataset,
+        Kind::Project,
+        Kind::Tombstone,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -313,7 +318,10 @@ pub fn validate_record_id(id: &str) -> Result<(), ValidationError> {
     if id.len() > MAX_RECORD_ID_LEN {
         return Err(ValidationError::new(
             "record_id",
-            format!("is {} characters long; the limit is {MAX_RECORD_ID_LEN}", id.len()),
+            format!(
+                "is {} characters long; the limit is {MAX_RECORD_ID_LEN}",
+                id.len()
+            ),
         ));
     }
     if let Some(c) = id
@@ -346,7 +354,9 @@ fn validate_start_date(date: &str) -> Result<(), ValidationError> {
         _ => return Err(bad()),
     };
     match (day, month, year) {
-        (Some(d), Some(m), Some(y)) if (1..=31).contains(&d) && (1..=12).contains(&m) && y >= 1900 => {
+        (Some(d), Some(m), Some(y))
+            if (1..=31).contains(&d) && (1..=12).contains(&m) && y >= 1900 =>
+        {
             Ok(())
         }
         _ => Err(bad()),
@@ -355,7 +365,10 @@ fn validate_start_date(date: &str) -> Result<(), ValidationError> {
 
 fn required(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
     if value.trim().is_empty() {
-        return Err(ValidationError::new(field, "is required and must not be empty"));
+        return Err(ValidationError::new(
+            field,
+            "is required and must not be empty",
+        ));
     }
     if value.chars().count() > max {
         return Err(too_long(field, max));
@@ -385,5 +398,8 @@ fn too_long(field: &str, max: usize) -> ValidationError {
 }
 
 fn too_many(field: &str, n: usize) -> ValidationError {
-    ValidationError::new(field, format!("has {n} entries; the limit is {MAX_LIST_LEN}"))
+    ValidationError::new(
+        field,
+        format!("has {n} entries; the limit is {MAX_LIST_LEN}"),
+    )
 }

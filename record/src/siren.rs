@@ -123,9 +123,18 @@ mod tests {
         let e = Siren::parse("243100519").unwrap_err();
         assert!(matches!(e, SirenError::Checksum { .. }));
         assert!(e.to_string().contains("243100519"), "{e}");
-        assert!(matches!(Siren::parse("24310051"), Err(SirenError::Length { found: 8, .. })));
-        assert!(matches!(Siren::parse("24310051A"), Err(SirenError::NotDigits { .. })));
-        assert!(matches!(Siren::parse(""), Err(SirenError::Length { found: 0, .. })));
+        assert!(matches!(
+            Siren::parse("24310051"),
+            Err(SirenError::Length { found: 8, .. })
+        ));
+        assert!(matches!(
+            Siren::parse("24310051A"),
+            Err(SirenError::NotDigits { .. })
+        ));
+        assert!(matches!(
+            Siren::parse(""),
+            Err(SirenError::Length { found: 0, .. })
+        ));
     }
 
     #[test]

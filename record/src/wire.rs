@@ -116,14 +116,18 @@ pub fn payload_from_proto(p: pb::Payload) -> Result<Record, ValidationError> {
                 .iter()
                 .enumerate()
                 .map(|(i, s)| {
-                    Siren::parse(s).map_err(|e| ValidationError::new(format!("audience[{i}]"), e.to_string()))
+                    Siren::parse(s)
+                        .map_err(|e| ValidationError::new(format!("audience[{i}]"), e.to_string()))
                 })
                 .collect::<Result<_, _>>()?,
         },
         Ok(Scope::Unspecified) | Err(_) => {
             return Err(ValidationError::new(
                 "visibility",
-                format!("scope {} is not public, federation or restricted", vis.scope),
+                format!(
+                    "scope {} is not public, federation or restricted",
+                    vis.scope
+                ),
             ));
         }
     };
@@ -199,7 +203,10 @@ pub fn kind_from_proto(value: i32) -> Result<Option<Kind>, ValidationError> {
         Ok(pb::Kind::Dataset) => Ok(Some(Kind::Dataset)),
         Ok(pb::Kind::Project) => Ok(Some(Kind::Project)),
         Ok(pb::Kind::Tombstone) => Ok(Some(Kind::Tombstone)),
-        Err(_) => Err(ValidationError::new("kind", format!("unknown kind number {value}"))),
+        Err(_) => Err(ValidationError::new(
+            "kind",
+            format!("unknown kind number {value}"),
+        )),
     }
 }
 
@@ -222,7 +229,9 @@ fn status_from_proto(v: i32) -> Result<ProjectStatus, ValidationError> {
         Ok(Status::Abandonne) => Ok(ProjectStatus::Abandonne),
         Ok(Status::Unspecified) | Err(_) => Err(ValidationError::new(
             "status",
-            format!("{v} is not a project status (experimentation, deploiement, termine, abandonne)"),
+            format!(
+                "{v} is not a project status (experimentation, deploiement, termine, abandonne)"
+            ),
         )),
     }
 }

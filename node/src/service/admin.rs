@@ -50,11 +50,15 @@ impl Admin for AdminService {
         }))
     }
 
-    async fn sign_and_publish(&self, request: Request<SignRequest>) -> Result<Response<PublishResponse>, Status> {
+    async fn sign_and_publish(
+        &self,
+        request: Request<SignRequest>,
+    ) -> Result<Response<PublishResponse>, Status> {
         let node = &self.node;
         let req = request.into_inner();
         if !req.author.is_empty() && req.author != node.public_key.0 {
-            let named = PublicKey::from_slice(&req.author).map_or_else(|| hex::encode(&req.author), |k| k.to_hex());
+            let named = PublicKey::from_slice(&req.author)
+                .map_or_else(|| hex::encode(&req.author), |k| k.to_hex());
             return Err(Status::permission_denied(format!(
                 "the record names author {named}, but this node signs only as {} ({}, SIREN {}): \
                  have that author sign it and send it with Publish",
@@ -64,7 +68,8 @@ impl Admin for AdminService {
         let payload = req
             .payload
             .ok_or_else(|| Status::invalid_argument("field `payload` is missing"))?;
-        let mut record = wire::payload_from_proto(payload).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let mut record = wire::payload_from_proto(payload)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         if let Body::Organisation(o) = &record.body {
             if o.siren != node.siren.as_str() {
                 return Err(Status::permission_denied(format!(
@@ -77,7 +82,8 @@ impl Admin for AdminService {
         if record.version == 0 {
             let store = node.store.clone();
             let (author, record_id) = (node.public_key, record.record_id.clone());
-            let current = blocking(move || store.current(&author, &record_id).map_err(store_status)).await?;
+            let current =
+                blocking(move || store.current(&author, &record_id).map_err(store_status)).await?;
             record.version = current.map_or(1, |c| c.version + 1);
         }
         if record.issued_at_ms == 0 {

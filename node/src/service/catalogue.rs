@@ -37,10 +37,15 @@ struct Loaded {
 /// Loads an envelope and its record. Stored envelopes were verified before they
 /// were written, so this decodes without checking the signature again.
 fn load(store: &Store, stored: StoredEnvelope) -> Result<Loaded, Status> {
-    let envelope = Envelope::decode(stored.bytes.as_slice())
-        .map_err(|e| Status::internal(format!("stored envelope {} does not decode: {e}", stored.id)))?;
-    let record = wire::decode_payload(&envelope.payload)
-        .map_err(|e| Status::internal(format!("stored record {} does not decode: {e}", stored.id)))?;
+    let envelope = Envelope::decode(stored.bytes.as_slice()).map_err(|e| {
+        Status::internal(format!(
+            "stored envelope {} does not decode: {e}",
+            stored.id
+        ))
+    })?;
+    let record = wire::decode_payload(&envelope.payload).map_err(|e| {
+        Status::internal(format!("stored record {} does not decode: {e}", stored.id))
+    })?;
     let author = PublicKey::from_slice(&envelope.author)
         .ok_or_else(|| Status::internal(format!("stored record {} has a bad author", stored.id)))?;
     let current = store
@@ -60,21 +65,32 @@ fn load(store: &Store, stored: StoredEnvelope) -> Result<Loaded, Status> {
 }
 
 fn parse_author(bytes: &[u8]) -> Result<PublicKey, Status> {
-    PublicKey::from_slice(bytes)
-        .ok_or_else(|| Status::invalid_argument(format!("author key must be 32 bytes, found {}", bytes.len())))
+    PublicKey::from_slice(bytes).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "author key must be 32 bytes, found {}",
+            bytes.len()
+        ))
+    })
 }
 
 #[tonic::async_trait]
 impl Catalogue for CatalogueService {
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<RecordEntry>, Status> {
         let req = request.into_inner();
-        let id = RecordId::from_slice(&req.id)
-            .ok_or_else(|| Status::invalid_argument(format!("record id must be 32 bytes, found {}", req.id.len())))?;
+        let id = RecordId::from_slice(&req.id).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "record id must be 32 bytes, found {}",
+                req.id.len()
+            ))
+        })?;
         let store = self.node.store.clone();
         let viewer = self.viewer;
         blocking(move || {
             let not_found = || Status::not_found(format!("no record {id} on this node"));
-            let stored = store.get(&id).map_err(store_status)?.ok_or_else(not_found)?;
+            let stored = store
+                .get(&id)
+                .map_err(store_status)?
+                .ok_or_else(not_found)?;
             let loaded = load(&store, stored)?;
             if !viewer.may_see(&loaded.record) {
                 return Err(not_found());
@@ -86,7 +102,8 @@ impl Catalogue for CatalogueService {
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
         let req = request.into_inner();
-        let kind = wire::kind_from_proto(req.kind).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let kind =
+            wire::kind_from_proto(req.kind).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let author = if req.author.is_empty() {
             None
         } else {
@@ -94,7 +111,9 @@ impl Catalogue for CatalogueService {
         };
         if let Some(a) = author {
             if !req.page_token.is_empty() && !req.page_token.starts_with(&a.0) {
-                return Err(Status::invalid_argument("page token does not belong to this author filter"));
+                return Err(Status::invalid_argument(
+                    "page token does not belong to this author filter",
+                ));
             }
         }
         let limit = match req.limit as usize {
@@ -118,7 +137,11 @@ impl Catalogue for CatalogueService {
                     let loaded = store
                         .get(&cur.id)
                         .map_err(store_status)
-                        .and_then(|s| s.ok_or_else(|| Status::internal(format!("indexed record {} is missing", cur.id))))
+                        .and_then(|s| {
+                            s.ok_or_else(|| {
+                                Status::internal(format!("indexed record {} is missing", cur.id))
+                            })
+                        })
                         .and_then(|s| load(&store, s));
                     match loaded {
                         Ok(l) if viewer.may_see(&l.record) => {
@@ -146,18 +169,23 @@ impl Catalogue for CatalogueService {
         .await
     }
 
-    async fn history(&self, request: Request<HistoryRequest>) -> Result<Response<HistoryResponse>, Status> {
+    async fn history(
+        &self,
+        request: Request<HistoryRequest>,
+    ) -> Result<Response<HistoryResponse>, Status> {
         let req = request.into_inner();
         let author = parse_author(&req.author)?;
         let store = self.node.store.clone();
         let viewer = self.viewer;
         blocking(move || {
             let mut entries = Vec::new();
-            for h in store.history(&author, &req.record_id).map_err(store_status)? {
-                let stored = store
-                    .get(&h.id)
-                    .map_err(store_status)?
-                    .ok_or_else(|| Status::internal(format!("history names a missing record {}", h.id)))?;
+            for h in store
+                .history(&author, &req.record_id)
+                .map_err(store_status)?
+            {
+                let stored = store.get(&h.id).map_err(store_status)?.ok_or_else(|| {
+                    Status::internal(format!("history names a missing record {}", h.id))
+                })?;
                 let loaded = load(&store, stored)?;
                 if viewer.may_see(&loaded.record) {
                     entries.push(loaded.entry);

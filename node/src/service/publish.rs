@@ -22,7 +22,10 @@ impl PublishService {
 }
 
 /// Stores a record that passed verification and answers as Publish does.
-pub(crate) async fn store_published(node: &Node, rec: VerifiedRecord) -> Result<PublishResponse, Status> {
+pub(crate) async fn store_published(
+    node: &Node,
+    rec: VerifiedRecord,
+) -> Result<PublishResponse, Status> {
     let record_id = rec.record().record_id.clone();
     let version = rec.record().version;
     let kind = rec.record().kind();
@@ -42,7 +45,10 @@ pub(crate) async fn store_published(node: &Node, rec: VerifiedRecord) -> Result<
 
 #[tonic::async_trait]
 impl Publish for PublishService {
-    async fn publish(&self, request: Request<PublishRequest>) -> Result<Response<PublishResponse>, Status> {
+    async fn publish(
+        &self,
+        request: Request<PublishRequest>,
+    ) -> Result<Response<PublishResponse>, Status> {
         let env = request
             .into_inner()
             .envelope
