@@ -9,14 +9,15 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use maillage_record::model::Organisation;
-use maillage_record::{Body, PublicKey, Record, Siren, Visibility, envelope, keyfile};
+use maillage_record::{
+    Body, ORGANISATION_ENVELOPE, PublicKey, Record, Siren, Visibility, envelope, keyfile,
+};
 use serde_json::json;
 
 use crate::connect::CONFIG_FILE;
 
 const TEMPLATE: &str = include_str!("../../deploy/maillage.toml.in");
 pub const KEY_FILE: &str = "organisation.key";
-pub const ORGANISATION_ENVELOPE: &str = "organisation.envelope";
 /// The record_id of an organisation's own Organisation record.
 pub const ORGANISATION_RECORD_ID: &str = "organisation";
 
@@ -60,7 +61,7 @@ pub fn init(
     let record = Record {
         record_id: ORGANISATION_RECORD_ID.into(),
         version: 1,
-        issued_at_ms: now_ms(),
+        issued_at_ms: maillage_record::now_ms(),
         visibility: Visibility::Public,
         body: Body::Organisation(Organisation {
             siren: siren.to_string(),
@@ -129,10 +130,4 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     f.write_all(bytes)?;
     f.sync_all()?;
     Ok(())
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use maillage_proto::v1::admin_server::AdminServer;
 use maillage_proto::v1::catalogue_server::CatalogueServer;
 use maillage_proto::v1::publish_server::PublishServer;
-use maillage_record::{envelope, keyfile};
+use maillage_record::{ORGANISATION_ENVELOPE, envelope, keyfile};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::transport::Server;
@@ -19,9 +19,6 @@ use crate::config::Config;
 use crate::node::{Node, Viewer};
 use crate::service::{admin::AdminService, catalogue::CatalogueService, publish::PublishService};
 use crate::store::{Admission, Store, StoreError};
-
-/// The signed Organisation record `maillage init` leaves beside the config.
-pub const ORGANISATION_ENVELOPE: &str = "organisation.envelope";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -15,7 +15,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use maillage_record::{Kind, PublicKey, RecordId, VerifiedRecord};
 use rocksdb::{
@@ -246,7 +245,7 @@ impl Store {
         }
 
         let seq = state.next_seq;
-        let now = now_ms();
+        let now = maillage_record::now_ms();
         let kind = record.kind();
         let mut batch = WriteBatch::default();
         let mut value = Vec::with_capacity(16 + rec.payload().len() + 128);
@@ -482,10 +481,4 @@ fn kind_counter_key(kind: Kind) -> Vec<u8> {
 
 fn read_u64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

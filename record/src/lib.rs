@@ -21,3 +21,14 @@ pub use ed25519_dalek::SigningKey;
 pub use envelope::{EnvelopeError, PublicKey, RecordId, VerifiedRecord};
 pub use model::{Body, Kind, Record, ValidationError, Visibility};
 pub use siren::Siren;
+
+/// The signed Organisation record `maillage init` leaves in a node directory;
+/// the node stores it at start. CLI and node must agree on this name.
+pub const ORGANISATION_ENVELOPE: &str = "organisation.envelope";
+
+/// Now, in milliseconds since the Unix epoch (the unit of `issued_at_ms`).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use maillage_proto::v1::admin_server::Admin;
 use maillage_proto::v1::{KindCount, PublishResponse, SignRequest, StatusRequest, StatusResponse};
@@ -87,9 +86,7 @@ impl Admin for AdminService {
             record.version = current.map_or(1, |c| c.version + 1);
         }
         if record.issued_at_ms == 0 {
-            record.issued_at_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
+            record.issued_at_ms = maillage_record::now_ms();
         }
         let signed = envelope::sign(node.signing_key(), &record).map_err(envelope_status)?;
         store_published(node, signed).await.map(Response::new)
