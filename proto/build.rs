@@ -8,6 +8,7 @@ const FILES: &[&str] = &[
     "proto/maillage/v1/catalogue.proto",
     "proto/maillage/v1/publish.proto",
     "proto/maillage/v1/admin.proto",
+    "proto/maillage/v1/replication.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

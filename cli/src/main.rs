@@ -4,6 +4,7 @@
 
 mod connect;
 mod init;
+mod peers;
 mod records;
 mod status;
 
@@ -80,9 +81,70 @@ enum Command {
     Status,
     /// Check a signed envelope offline (from `maillage get --raw`).
     Verify { file: PathBuf },
+    /// Peers this node replicates with over mutual TLS.
+    #[command(subcommand)]
+    Peer(PeerCommand),
+    /// Reconcile with one peer (or all) now, and report.
+    Sync {
+        /// A peer name; default: every peer.
+        name: Option<String>,
+    },
+    /// Authors whose records this node accepts from peers.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+    /// Records from peers waiting for their author to be trusted.
+    #[command(subcommand)]
+    Quarantine(QuarantineCommand),
+}
+
+#[derive(Subcommand)]
+enum PeerCommand {
+    /// Pin a peer: its address and public key (from its `maillage status`).
+    Add {
+        name: String,
+        /// https://host:port, the peer's node.grpc_listen.
+        url: String,
+        /// The peer's public key (64 hex characters).
+        #[arg(long)]
+        key: String,
+    },
+    /// Pinned peers and their replication state.
+    List,
+    /// Unpin a peer.
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum TrustCommand {
+    /// Trust an author key as a root.
+    AddRoot {
+        key: String,
+        /// Who this is, for the record ("CTD 31").
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Trusted roots.
+    List,
+    /// Stop trusting a root (records already accepted stay).
+    Remove { key: String },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// List quarantined records.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
 }
 
 fn main() {
+    // Like other Unix tools: `maillage list | head` ends quietly when head
+    // closes the pipe, instead of panicking on a failed print.
+    // SAFETY: called first thing, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         // ripgrep style: one line per cause, lowercase, no backtrace.
@@ -121,6 +183,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         records::history(&dir, &record_id, author.as_deref(), json).await
                     }
                     Command::Status => status::status(&dir, json).await,
+                    Command::Peer(PeerCommand::Add { name, url, key }) => {
+                        peers::peer_add(&dir, &name, &url, &key, json).await
+                    }
+                    Command::Peer(PeerCommand::List) => peers::peer_list(&dir, json).await,
+                    Command::Peer(PeerCommand::Remove { name }) => {
+                        peers::peer_remove(&dir, &name, json).await
+                    }
+                    Command::Sync { name } => peers::sync(&dir, name.as_deref(), json).await,
+                    Command::Trust(TrustCommand::AddRoot { key, note }) => {
+                        peers::trust_add(&dir, &key, &note, json).await
+                    }
+                    Command::Trust(TrustCommand::List) => peers::trust_list(&dir, json).await,
+                    Command::Trust(TrustCommand::Remove { key }) => {
+                        peers::trust_remove(&dir, &key, json).await
+                    }
+                    Command::Quarantine(QuarantineCommand::List { limit }) => {
+                        peers::quarantine_list(&dir, limit, json).await
+                    }
                     Command::Init { .. } | Command::Verify { .. } => unreachable!("handled above"),
                 }
             })

@@ -38,6 +38,10 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
                 "uptime_seconds": s.uptime_seconds,
                 "store_bytes": s.store_bytes,
                 "node_version": s.node_version,
+                "peers": s.peers,
+                "peers_healthy": s.peers_healthy,
+                "trust_roots": s.trust_roots,
+                "quarantined": s.quarantined,
                 "dir": dir.display().to_string(),
             }))?
         );
@@ -59,6 +63,10 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
                 counts.join(", ")
             },
             s.envelopes
+        );
+        println!(
+            "peers        {} ({} in sync), {} trust root(s), {} quarantined",
+            s.peers, s.peers_healthy, s.trust_roots, s.quarantined
         );
         println!("uptime       {}", human_duration(s.uptime_seconds));
         println!("store        {}", human_bytes(s.store_bytes));

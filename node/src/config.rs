@@ -33,7 +33,16 @@ struct RawConfig {
     #[serde(default)]
     publish: RawPublish,
     #[serde(default)]
+    replication: RawReplication,
+    #[serde(default)]
     log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReplication {
+    sync_interval: Option<String>,
+    quarantine_limit: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +84,24 @@ fn default_data_dir() -> String {
     "data".into()
 }
 
+/// How replication runs (`[replication]`).
+#[derive(Debug, Clone)]
+pub struct Replication {
+    /// How often each peer is reconciled in full, on top of live announcements.
+    pub sync_interval: std::time::Duration,
+    /// How many records of untrusted authors may wait; more are refused.
+    pub quarantine_limit: u64,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication {
+            sync_interval: std::time::Duration::from_secs(60),
+            quarantine_limit: 100_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -95,6 +122,7 @@ pub struct Config {
     pub admin_socket: PathBuf,
     pub data_dir: PathBuf,
     pub publish_authors: Vec<PublicKey>,
+    pub replication: Replication,
     pub log_format: LogFormat,
     pub log_level: String,
 }
@@ -149,6 +177,22 @@ impl Config {
                     .map_err(|e| invalid("publish.authors", k, format!("is not a key: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let mut replication = Replication::default();
+        if let Some(text) = &raw.replication.sync_interval {
+            replication.sync_interval = humantime::parse_duration(text)
+                .ok()
+                .filter(|d| d.as_millis() >= 100)
+                .ok_or_else(|| {
+                    invalid(
+                        "replication.sync_interval",
+                        text,
+                        "is not a duration of at least 100ms, e.g. \"60s\" or \"5min\"".into(),
+                    )
+                })?;
+        }
+        if let Some(limit) = raw.replication.quarantine_limit {
+            replication.quarantine_limit = limit;
+        }
         let log_format = match raw.log.format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -170,6 +214,7 @@ impl Config {
             name: raw.organisation.name,
             grpc_listen,
             publish_authors,
+            replication,
             log_format,
             log_level: raw.log.level.unwrap_or_else(|| "info".into()),
         })

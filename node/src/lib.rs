@@ -1,8 +1,13 @@
-//! maillage-node: stores signed catalogue and project records in RocksDB and
-//! serves them over gRPC. `docs/architecture.md` has the map.
+//! maillage-node: stores signed catalogue and project records in RocksDB,
+//! serves them over gRPC, and replicates them with pinned peers over mutual
+//! TLS. `docs/architecture.md` has the map.
 
 pub mod config;
 pub mod node;
+pub mod peers;
+pub mod replication;
 pub mod server;
 pub mod service;
 pub mod store;
+pub mod tls;
+pub mod trust;

@@ -1,41 +1,73 @@
 //! What a running node is: its organisation, its key, its store, and the rules
-//! for who may publish and who may read what.
+//! for who may publish, whose records it accepts, and who may read what.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use maillage_record::{PublicKey, Record, SigningKey, Siren, VerifiedRecord, Visibility};
+use maillage_record::{Body, Kind, PublicKey, RecordId, SigningKey, Siren, VerifiedRecord, Visibility};
+use tokio::sync::{broadcast, watch};
 
 use crate::config::Config;
-use crate::store::{Admission, Inserted, Store, StoreError};
+use crate::peers::PeerTable;
+use crate::store::{Admission, Inserted, ListFilter, Store, StoreError, SyncItem};
+use crate::tls::{Identity, PinnedKeys};
+use crate::trust::Trust;
+
+/// How many announcement batches a slow subscriber may fall behind before it
+/// is told to reconcile instead.
+const ANNOUNCE_BUFFER: usize = 1024;
 
 pub struct Node {
     pub siren: Siren,
     pub name: String,
     pub public_key: PublicKey,
     signing_key: SigningKey,
+    pub identity: Identity,
     pub store: Arc<Store>,
     pub publish_authors: Vec<PublicKey>,
     pub grpc_listen: String,
     pub started: Instant,
     pub data_dir: std::path::PathBuf,
+    pub trust: Trust,
+    pub peers: PeerTable,
+    pub replication: crate::config::Replication,
+    /// Every stored envelope as reconciliation sees it, by (issued_at, id).
+    syncset: RwLock<BTreeMap<(u64, RecordId), (PublicKey, Visibility)>>,
+    /// Records as they are stored, for live subscribers.
+    announce: broadcast::Sender<Arc<Vec<SyncItem>>>,
+    quarantined: AtomicU64,
+    /// Becomes true when the node shuts down: long-lived streams end on it.
+    stopping: watch::Sender<bool>,
 }
 
-/// Who is asking: decides which records a read may return.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Who is asking: decides which records a read or a sync may reveal.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Viewer {
     /// The node's operator, on the admin socket: sees everything.
     Operator,
     /// An unauthenticated caller on the public port: public records only.
     Anonymous,
+    /// A pinned peer: a federation member; restricted records whose audience
+    /// holds its SIREN (from its own Organisation record) or that it wrote.
+    Peer {
+        key: PublicKey,
+        siren: Option<Siren>,
+    },
 }
 
 impl Viewer {
-    /// Whether this viewer may learn that `record` exists.
-    pub fn may_see(self, record: &Record) -> bool {
-        match self {
-            Viewer::Operator => true,
-            Viewer::Anonymous => record.visibility == Visibility::Public,
+    /// Whether this viewer may learn that a record by `author` with this
+    /// visibility exists.
+    pub fn may_see(&self, author: &PublicKey, visibility: &Visibility) -> bool {
+        match (self, visibility) {
+            (Viewer::Operator, _) | (_, Visibility::Public) => true,
+            (Viewer::Anonymous, _) => false,
+            (Viewer::Peer { .. }, Visibility::Federation) => true,
+            (Viewer::Peer { key, siren }, Visibility::Restricted { audience }) => {
+                key == author || siren.as_ref().is_some_and(|s| audience.contains(s))
+            }
         }
     }
 }
@@ -44,24 +76,46 @@ impl Node {
     pub fn new(
         config: &Config,
         signing_key: SigningKey,
+        identity: Identity,
         store: Arc<Store>,
         grpc_listen: String,
-    ) -> Node {
-        Node {
+    ) -> Result<Node, StoreError> {
+        let public_key = PublicKey(signing_key.verifying_key().to_bytes());
+        let syncset = store
+            .sync_items()?
+            .into_iter()
+            .map(|i| ((i.issued_at_ms, i.id), (i.author, i.visibility)))
+            .collect();
+        let trust = Trust::load(store.clone(), public_key)?;
+        let peers = PeerTable::load(store.clone())?;
+        let quarantined = store.quarantine_len()?;
+        Ok(Node {
             siren: config.siren.clone(),
             name: config.name.clone(),
-            public_key: PublicKey(signing_key.verifying_key().to_bytes()),
+            public_key,
             signing_key,
+            identity,
             store,
             publish_authors: config.publish_authors.clone(),
             grpc_listen,
             started: Instant::now(),
             data_dir: config.data_dir.clone(),
-        }
+            trust,
+            peers,
+            replication: config.replication.clone(),
+            syncset: RwLock::new(syncset),
+            announce: broadcast::channel(ANNOUNCE_BUFFER).0,
+            quarantined: AtomicU64::new(quarantined),
+            stopping: watch::channel(false).0,
+        })
     }
 
     pub fn signing_key(&self) -> &SigningKey {
         &self.signing_key
+    }
+
+    pub fn pinned_keys(&self) -> PinnedKeys {
+        self.peers.pinned()
     }
 
     /// Whether `author` may publish its own records here.
@@ -69,15 +123,135 @@ impl Node {
         *author == self.public_key || self.publish_authors.contains(author)
     }
 
-    /// Stores a verified record off the async runtime (the write fsyncs).
+    /// The viewer a pinned peer is: its SIREN comes from its own Organisation
+    /// record, if this node holds it.
+    pub fn peer_viewer(&self, key: &PublicKey) -> Viewer {
+        let filter = ListFilter {
+            kind: Some(Kind::Organisation),
+            author: Some(*key),
+        };
+        let siren = self
+            .store
+            .list_current(&filter, None, 16, |_| true)
+            .ok()
+            .into_iter()
+            .flat_map(|(entries, _)| entries)
+            .find_map(|e| {
+                let stored = self.store.get(&e.id).ok()??;
+                let rec = maillage_record::envelope::decode_stored(&stored.bytes).ok()?;
+                match &rec.body {
+                    Body::Organisation(o) => Siren::parse(&o.siren).ok(),
+                    _ => None,
+                }
+            });
+        Viewer::Peer { key: *key, siren }
+    }
+
+    /// The (issued_at, id) of every stored envelope `viewer` may learn of, sorted.
+    pub fn sync_view(&self, viewer: &Viewer) -> Vec<(u64, RecordId)> {
+        let set = self.syncset.read().unwrap_or_else(|p| p.into_inner());
+        set.iter()
+            .filter(|(_, (author, vis))| viewer.may_see(author, vis))
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Stores a verified record off the async runtime (the write fsyncs), then
+    /// announces it.
     pub async fn insert(
-        &self,
+        self: &Arc<Self>,
         rec: VerifiedRecord,
         admission: Admission,
     ) -> Result<Inserted, StoreError> {
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.insert(&rec, admission))
-            .await
-            .expect("store insert does not panic")
+        let node = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let inserted = node.store.insert(&rec, admission)?;
+            node.stored(std::slice::from_ref(&rec));
+            Ok(inserted)
+        })
+        .await
+        .expect("store insert does not panic")
+    }
+
+    /// Stores a batch of verified records (blocking: call off the runtime).
+    /// Returns how many were new.
+    pub fn insert_many_blocking(&self, recs: &[VerifiedRecord]) -> Result<usize, StoreError> {
+        let results = self.store.insert_many(recs)?;
+        let new: Vec<VerifiedRecord> = recs
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_some())
+            .map(|(rec, _)| rec.clone())
+            .collect();
+        self.stored(&new);
+        Ok(new.len())
+    }
+
+    /// Records just written: into the sync set, and out to subscribers.
+    fn stored(&self, recs: &[VerifiedRecord]) {
+        if recs.is_empty() {
+            return;
+        }
+        let items: Vec<SyncItem> = recs
+            .iter()
+            .map(|r| SyncItem {
+                id: r.id(),
+                issued_at_ms: r.record().issued_at_ms.max(0) as u64,
+                author: r.author(),
+                visibility: r.record().visibility.clone(),
+            })
+            .collect();
+        {
+            let mut set = self.syncset.write().unwrap_or_else(|p| p.into_inner());
+            for i in &items {
+                set.insert((i.issued_at_ms, i.id), (i.author, i.visibility.clone()));
+            }
+        }
+        // No subscriber is not an error.
+        let _ = self.announce.send(Arc::new(items));
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<SyncItem>>> {
+        self.announce.subscribe()
+    }
+
+    pub fn quarantined(&self) -> u64 {
+        self.quarantined.load(Ordering::Relaxed)
+    }
+
+    pub fn set_quarantined(&self, n: u64) {
+        self.quarantined.store(n, Ordering::Relaxed);
+    }
+
+    /// The envelope with this id, if it is stored and `viewer` may see it.
+    pub fn visible_envelope(
+        &self,
+        id: &RecordId,
+        viewer: &Viewer,
+    ) -> Result<Option<maillage_proto::v1::Envelope>, StoreError> {
+        use prost::Message;
+        let Some(stored) = self.store.get(id)? else {
+            return Ok(None);
+        };
+        let corrupt = || StoreError::Corrupt {
+            path: self.data_dir.display().to_string(),
+            what: format!("stored envelope {id} does not decode"),
+        };
+        let env = maillage_proto::v1::Envelope::decode(stored.bytes.as_slice())
+            .map_err(|_| corrupt())?;
+        let author = PublicKey::from_slice(&env.author).ok_or_else(corrupt)?;
+        let record = maillage_record::wire::decode_payload(&env.payload).map_err(|_| corrupt())?;
+        Ok(viewer
+            .may_see(&author, &record.visibility)
+            .then_some(env))
+    }
+
+    /// A receiver that sees `true` once the node begins to shut down.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    pub fn stop(&self) {
+        let _ = self.stopping.send(true);
     }
 }

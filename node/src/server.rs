@@ -10,14 +10,21 @@ use std::sync::Arc;
 use maillage_proto::v1::admin_server::AdminServer;
 use maillage_proto::v1::catalogue_server::CatalogueServer;
 use maillage_proto::v1::publish_server::PublishServer;
+use maillage_proto::v1::replication_server::ReplicationServer;
 use maillage_record::{ORGANISATION_ENVELOPE, envelope, keyfile};
 use tokio::net::{TcpListener, UnixListener};
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 
 use crate::config::Config;
-use crate::node::{Node, Viewer};
-use crate::service::{admin::AdminService, catalogue::CatalogueService, publish::PublishService};
+use crate::node::Node;
+use crate::replication::{Replicator, service::ReplicationService};
+use crate::service::{
+    admin::AdminService,
+    catalogue::{CatalogueService, Port},
+    publish::PublishService,
+};
+use crate::tls::{self, Identity};
 use crate::store::{Admission, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +52,8 @@ pub enum StartError {
     Organisation { path: PathBuf, problem: String },
     #[error("serving failed: {0}")]
     Serve(#[from] tonic::transport::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// A node ready to serve: state plus its bound listeners.
@@ -94,7 +103,8 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
     let local = grpc
         .local_addr()
         .map_or_else(|_| config.grpc_listen.to_string(), |a| a.to_string());
-    let node = Arc::new(Node::new(config, key, store, local));
+    let identity = Identity::new(&key)?;
+    let node = Arc::new(Node::new(config, key, identity, store, local)?);
     ingest_organisation(&node, &config.dir.join(ORGANISATION_ENVELOPE))?;
     Ok(Started {
         node,
@@ -138,8 +148,9 @@ fn ingest_organisation(node: &Node, path: &Path) -> Result<(), StartError> {
     }
 }
 
-/// Serves the public gRPC port and the admin socket until `shutdown` resolves,
-/// then lets in-flight calls finish.
+/// Serves the gRPC port (TLS) and the admin socket, and replicates with the
+/// pinned peers, until `shutdown` resolves; then ends live streams and lets
+/// in-flight calls finish.
 pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let Started {
         node,
@@ -160,6 +171,9 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         .build_v1()
         .expect("descriptor sets embedded at build time are valid");
 
+    let replicator = Replicator::start(node.clone());
+    let acceptor = tls::acceptor(&node.identity, node.pinned_keys())?;
+
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
     let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
         let _ = rx.changed().await;
@@ -170,18 +184,26 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         .add_service(reflection)
         .add_service(CatalogueServer::new(CatalogueService::new(
             node.clone(),
-            Viewer::Anonymous,
+            Port::Public,
         )))
         .add_service(PublishServer::new(PublishService::new(node.clone())))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc), stopped(stop_rx.clone()));
+        .add_service(
+            ReplicationServer::new(ReplicationService::new(node.clone(), replicator.clone()))
+                .max_decoding_message_size(16 << 20)
+                .max_encoding_message_size(16 << 20),
+        )
+        .serve_with_incoming_shutdown(tls::incoming(grpc, acceptor), stopped(stop_rx.clone()));
     let operator = Server::builder()
         .add_service(health)
         .add_service(CatalogueServer::new(CatalogueService::new(
             node.clone(),
-            Viewer::Operator,
+            Port::Admin,
         )))
         .add_service(PublishServer::new(PublishService::new(node.clone())))
-        .add_service(AdminServer::new(AdminService::new(node.clone())))
+        .add_service(AdminServer::new(AdminService::new(
+            node.clone(),
+            replicator.clone(),
+        )))
         .serve_with_incoming_shutdown(UnixListenerStream::new(admin), stopped(stop_rx));
 
     tracing::info!(
@@ -195,6 +217,8 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
     let operator = tokio::spawn(operator);
     shutdown.await;
     tracing::info!("shutting down");
+    node.stop();
+    replicator.shutdown();
     let _ = stop_tx.send(());
     let (a, b) = (public.await, operator.await);
     let _ = std::fs::remove_file(&admin_path);

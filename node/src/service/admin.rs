@@ -5,20 +5,79 @@ use std::path::Path;
 use std::sync::Arc;
 
 use maillage_proto::v1::admin_server::Admin;
-use maillage_proto::v1::{KindCount, PublishResponse, SignRequest, StatusRequest, StatusResponse};
+use maillage_proto::v1::{
+    KindCount, Peer, PeerAddRequest, PeerListRequest, PeerListResponse, PeerRemoveRequest,
+    PeerRemoveResponse, PublishResponse, QuarantineListRequest, QuarantineListResponse,
+    QuarantinedRecord, SignRequest, StatusRequest, StatusResponse, SyncRequest, SyncResponse,
+    SyncResult, TrustAddRequest, TrustAddResponse, TrustListRequest, TrustListResponse,
+    TrustRemoveRequest, TrustRemoveResponse, TrustRoot,
+};
 use maillage_record::{Body, PublicKey, envelope, wire};
 use tonic::{Request, Response, Status};
 
 use super::{blocking, envelope_status, publish::store_published, store_status};
 use crate::node::Node;
+use crate::peers::{PeerError, PeerState};
+use crate::replication::{Replicator, SyncReport, intake};
 
 pub struct AdminService {
     node: Arc<Node>,
+    replicator: Arc<Replicator>,
 }
 
 impl AdminService {
-    pub fn new(node: Arc<Node>) -> Self {
-        AdminService { node }
+    pub fn new(node: Arc<Node>, replicator: Arc<Replicator>) -> Self {
+        AdminService { node, replicator }
+    }
+}
+
+fn parse_key(bytes: &[u8], what: &str) -> Result<PublicKey, Status> {
+    PublicKey::from_slice(bytes).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "{what} must be a 32-byte ed25519 public key, found {} bytes",
+            bytes.len()
+        ))
+    })
+}
+
+fn peer_to_proto(p: &PeerState) -> Peer {
+    Peer {
+        name: p.name.clone(),
+        url: p.url.clone(),
+        key: p.public_key().map(|k| k.0.to_vec()).unwrap_or_default(),
+        state: p.state().into(),
+        last_sync_ms: p.last_sync_ms,
+        records_received: p.records_received,
+        records_sent: p.records_sent,
+        last_error: p.last_error.clone(),
+        consecutive_failures: p.consecutive_failures,
+        subscribed: p.subscribed,
+        added_at_ms: p.added_at_ms,
+    }
+}
+
+fn sync_result(peer: &str, r: Result<SyncReport, String>) -> SyncResult {
+    match r {
+        Ok(r) => SyncResult {
+            peer: peer.into(),
+            ok: true,
+            error: String::new(),
+            need: r.need,
+            have: r.have,
+            stored: r.intake.stored,
+            quarantined: r.intake.quarantined,
+            rejected: r.intake.rejected,
+            round_trips: r.round_trips,
+            bytes_sent: r.bytes_sent,
+            bytes_received: r.bytes_received,
+            millis: r.elapsed.as_millis() as u64,
+        },
+        Err(error) => SyncResult {
+            peer: peer.into(),
+            ok: false,
+            error,
+            ..Default::default()
+        },
     }
 }
 
@@ -29,6 +88,7 @@ impl Admin for AdminService {
         let (envelopes, last_seq, by_kind) = node.store.counts();
         let data_dir = node.data_dir.clone();
         let store_bytes = blocking(move || Ok(dir_size(&data_dir))).await?;
+        let peers = node.peers.list();
         Ok(Response::new(StatusResponse {
             public_key: node.public_key.0.to_vec(),
             siren: node.siren.to_string(),
@@ -46,6 +106,13 @@ impl Admin for AdminService {
             store_bytes,
             grpc_listen: node.grpc_listen.clone(),
             node_version: env!("CARGO_PKG_VERSION").into(),
+            peers: peers.len() as u32,
+            peers_healthy: peers
+                .iter()
+                .filter(|p| p.last_sync_ms > 0 && p.consecutive_failures == 0)
+                .count() as u32,
+            trust_roots: node.trust.roots().len() as u32,
+            quarantined: node.quarantined(),
         }))
     }
 
@@ -91,6 +158,163 @@ impl Admin for AdminService {
         let signed = envelope::sign(node.signing_key(), &record).map_err(envelope_status)?;
         store_published(node, signed).await.map(Response::new)
     }
+
+    async fn peer_add(&self, request: Request<PeerAddRequest>) -> Result<Response<Peer>, Status> {
+        let req = request.into_inner();
+        let key = parse_key(&req.key, "the peer key")?;
+        let node = self.node.clone();
+        let (name, url) = (req.name.clone(), req.url.clone());
+        let state = blocking(move || {
+            node.peers
+                .add(&name, &url, key, node.public_key)
+                .map_err(|e| match e {
+                    PeerError::Store(e) => store_status(e),
+                    PeerError::KeyTaken { .. } => Status::already_exists(e.to_string()),
+                    e => Status::invalid_argument(e.to_string()),
+                })
+        })
+        .await?;
+        tracing::info!(peer = state.name, url = state.url, key = state.key, "peer pinned");
+        self.replicator.restart(&state.name);
+        Ok(Response::new(peer_to_proto(&state)))
+    }
+
+    async fn peer_remove(
+        &self,
+        request: Request<PeerRemoveRequest>,
+    ) -> Result<Response<PeerRemoveResponse>, Status> {
+        let name = request.into_inner().name;
+        let node = self.node.clone();
+        let n = name.clone();
+        if !blocking(move || node.peers.remove(&n).map_err(store_status)).await? {
+            return Err(Status::not_found(format!(
+                "no peer named '{name}': `maillage peer list` shows them"
+            )));
+        }
+        self.replicator.stop(&name);
+        tracing::info!(peer = name, "peer unpinned");
+        Ok(Response::new(PeerRemoveResponse {}))
+    }
+
+    async fn peer_list(
+        &self,
+        _: Request<PeerListRequest>,
+    ) -> Result<Response<PeerListResponse>, Status> {
+        let peers = self.node.peers.list().iter().map(peer_to_proto).collect();
+        Ok(Response::new(PeerListResponse { peers }))
+    }
+
+    async fn sync(&self, request: Request<SyncRequest>) -> Result<Response<SyncResponse>, Status> {
+        let name = request.into_inner().name;
+        let names: Vec<String> = if name.is_empty() {
+            self.node.peers.list().into_iter().map(|p| p.name).collect()
+        } else if self.node.peers.get(&name).is_some() {
+            vec![name]
+        } else {
+            return Err(Status::not_found(format!(
+                "no peer named '{name}': `maillage peer list` shows them"
+            )));
+        };
+        // Peers are independent: one slow peer must not hold up the others.
+        let mut runs = tokio::task::JoinSet::new();
+        for (i, name) in names.into_iter().enumerate() {
+            let replicator = self.replicator.clone();
+            runs.spawn(async move {
+                let r = replicator.sync_now(&name).await;
+                (i, sync_result(&name, r))
+            });
+        }
+        let mut results: Vec<(usize, SyncResult)> = runs
+            .join_all()
+            .await;
+        results.sort_by_key(|(i, _)| *i);
+        Ok(Response::new(SyncResponse {
+            results: results.into_iter().map(|(_, r)| r).collect(),
+        }))
+    }
+
+    async fn trust_add(
+        &self,
+        request: Request<TrustAddRequest>,
+    ) -> Result<Response<TrustAddResponse>, Status> {
+        let req = request.into_inner();
+        let key = parse_key(&req.key, "the root key")?;
+        let node = self.node.clone();
+        let released = blocking(move || {
+            if node.trust.add_root(key, &req.note).map_err(store_status)? {
+                tracing::info!(%key, "trust root added");
+            }
+            intake::release_blocking(&node, &key).map_err(store_status)
+        })
+        .await?;
+        Ok(Response::new(TrustAddResponse { released }))
+    }
+
+    async fn trust_remove(
+        &self,
+        request: Request<TrustRemoveRequest>,
+    ) -> Result<Response<TrustRemoveResponse>, Status> {
+        let key = parse_key(&request.into_inner().key, "the root key")?;
+        let node = self.node.clone();
+        if !blocking(move || node.trust.remove_root(&key).map_err(store_status)).await? {
+            return Err(Status::not_found(format!(
+                "{key} is not a trust root: `maillage trust list` shows them"
+            )));
+        }
+        tracing::info!(%key, "trust root removed");
+        Ok(Response::new(TrustRemoveResponse {}))
+    }
+
+    async fn trust_list(
+        &self,
+        _: Request<TrustListRequest>,
+    ) -> Result<Response<TrustListResponse>, Status> {
+        let roots = self
+            .node
+            .trust
+            .roots()
+            .into_iter()
+            .map(|(key, info)| TrustRoot {
+                key: key.0.to_vec(),
+                note: info.note,
+                added_at_ms: info.added_at_ms,
+            })
+            .collect();
+        Ok(Response::new(TrustListResponse { roots }))
+    }
+
+    async fn quarantine_list(
+        &self,
+        request: Request<QuarantineListRequest>,
+    ) -> Result<Response<QuarantineListResponse>, Status> {
+        let limit = match request.into_inner().limit {
+            0 => 100,
+            n => n.min(10_000) as usize,
+        };
+        let node = self.node.clone();
+        let records = blocking(move || {
+            let entries = node.store.quarantined(None, limit).map_err(store_status)?;
+            Ok(entries
+                .into_iter()
+                .map(|q| {
+                    let record = envelope::decode_stored(&q.bytes).ok();
+                    QuarantinedRecord {
+                        id: q.id.0.to_vec(),
+                        author: q.author.0.to_vec(),
+                        record_id: record.as_ref().map(|r| r.record_id.clone()).unwrap_or_default(),
+                        kind: record.as_ref().map(|r| r.kind().as_str().to_string()).unwrap_or_default(),
+                        received_at_ms: q.received_at_ms,
+                        reason: "author is not trusted: not a root (`maillage trust add-root`)".into(),
+                    }
+                })
+                .collect())
+        })
+        .await?;
+        Ok(Response::new(QuarantineListResponse {
+            records,
+            total: self.node.quarantined(),
+        }))
+    }
 }
 
 /// Bytes of the files under `dir`, recursively; what the store takes on disk.
@@ -107,3 +331,4 @@ fn dir_size(dir: &Path) -> u64 {
         })
         .sum()
 }
+

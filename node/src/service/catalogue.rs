@@ -12,25 +12,46 @@ use tonic::{Request, Response, Status};
 
 use super::{blocking, store_status};
 use crate::node::{Node, Viewer};
+use crate::tls::PeerInfo;
 use crate::store::{ListFilter, Store, StoredEnvelope};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
 
+/// Where the service is served, which decides who its callers are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// The admin socket: the operator.
+    Admin,
+    /// The TLS port: a pinned peer (by its client certificate) or anyone.
+    Public,
+}
+
 pub struct CatalogueService {
     node: Arc<Node>,
-    viewer: Viewer,
+    port: Port,
 }
 
 impl CatalogueService {
-    pub fn new(node: Arc<Node>, viewer: Viewer) -> Self {
-        CatalogueService { node, viewer }
+    pub fn new(node: Arc<Node>, port: Port) -> Self {
+        CatalogueService { node, port }
+    }
+
+    fn viewer<T>(&self, request: &Request<T>) -> Viewer {
+        match self.port {
+            Port::Admin => Viewer::Operator,
+            Port::Public => match PeerInfo::of(request).and_then(|p| p.key) {
+                Some(key) => self.node.peer_viewer(&key),
+                None => Viewer::Anonymous,
+            },
+        }
     }
 }
 
 /// A stored envelope decoded far enough to apply visibility.
 struct Loaded {
     entry: RecordEntry,
+    author: PublicKey,
     record: Record,
 }
 
@@ -60,6 +81,7 @@ fn load(store: &Store, stored: StoredEnvelope) -> Result<Loaded, Status> {
             received_at_ms: stored.received_at_ms,
             current,
         },
+        author,
         record,
     })
 }
@@ -76,6 +98,7 @@ fn parse_author(bytes: &[u8]) -> Result<PublicKey, Status> {
 #[tonic::async_trait]
 impl Catalogue for CatalogueService {
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<RecordEntry>, Status> {
+        let viewer = self.viewer(&request);
         let req = request.into_inner();
         let id = RecordId::from_slice(&req.id).ok_or_else(|| {
             Status::invalid_argument(format!(
@@ -84,7 +107,6 @@ impl Catalogue for CatalogueService {
             ))
         })?;
         let store = self.node.store.clone();
-        let viewer = self.viewer;
         blocking(move || {
             let not_found = || Status::not_found(format!("no record {id} on this node"));
             let stored = store
@@ -92,7 +114,7 @@ impl Catalogue for CatalogueService {
                 .map_err(store_status)?
                 .ok_or_else(not_found)?;
             let loaded = load(&store, stored)?;
-            if !viewer.may_see(&loaded.record) {
+            if !viewer.may_see(&loaded.author, &loaded.record.visibility) {
                 return Err(not_found());
             }
             Ok(Response::new(loaded.entry))
@@ -101,6 +123,7 @@ impl Catalogue for CatalogueService {
     }
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let viewer = self.viewer(&request);
         let req = request.into_inner();
         let kind =
             wire::kind_from_proto(req.kind).map_err(|e| Status::invalid_argument(e.to_string()))?;
@@ -121,7 +144,6 @@ impl Catalogue for CatalogueService {
             n => n.min(MAX_LIMIT),
         };
         let store = self.node.store.clone();
-        let viewer = self.viewer;
         blocking(move || {
             let filter = ListFilter { kind, author };
             let after = (!req.page_token.is_empty()).then_some(req.page_token.as_slice());
@@ -144,7 +166,7 @@ impl Catalogue for CatalogueService {
                         })
                         .and_then(|s| load(&store, s));
                     match loaded {
-                        Ok(l) if viewer.may_see(&l.record) => {
+                        Ok(l) if viewer.may_see(&l.author, &l.record.visibility) => {
                             if entries.len() < limit {
                                 entries.push(l.entry);
                             }
@@ -173,10 +195,10 @@ impl Catalogue for CatalogueService {
         &self,
         request: Request<HistoryRequest>,
     ) -> Result<Response<HistoryResponse>, Status> {
+        let viewer = self.viewer(&request);
         let req = request.into_inner();
         let author = parse_author(&req.author)?;
         let store = self.node.store.clone();
-        let viewer = self.viewer;
         blocking(move || {
             let mut entries = Vec::new();
             for h in store
@@ -187,7 +209,7 @@ impl Catalogue for CatalogueService {
                     Status::internal(format!("history names a missing record {}", h.id))
                 })?;
                 let loaded = load(&store, stored)?;
-                if viewer.may_see(&loaded.record) {
+                if viewer.may_see(&loaded.author, &loaded.record.visibility) {
                     entries.push(loaded.entry);
                 }
             }

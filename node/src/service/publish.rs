@@ -23,7 +23,7 @@ impl PublishService {
 
 /// Stores a record that passed verification and answers as Publish does.
 pub(crate) async fn store_published(
-    node: &Node,
+    node: &Arc<Node>,
     rec: VerifiedRecord,
 ) -> Result<PublishResponse, Status> {
     let record_id = rec.record().record_id.clone();

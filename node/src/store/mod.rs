@@ -6,13 +6,16 @@
 //! - `history`:   author ‖ record_id ‖ 0x00 ‖ version ‖ id → () (every version kept)
 //! - `changes`:   seq → id (the change sequence that sync and search follow)
 //! - `meta`:      counters, kept exact in the same batches
+//! - `syncset`:   id → issued_at_ms ‖ author ‖ visibility (what reconciliation
+//!   needs to know of every envelope without decoding it; see `syncset.rs`)
+//! - `peers`, `trust`, `quarantine`: replication state (`tables.rs`)
 //!
 //! Integers are big-endian so keys sort numerically. `record_id` never contains
 //! 0x00 (see `validate_record_id`), so the history separator is unambiguous.
 //! A record and all its index entries go in one WriteBatch written with a synced
 //! WAL: once `insert` returns, the record survives a crash or `kill -9`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -26,7 +29,26 @@ const CF_CURRENT: &str = "current";
 const CF_HISTORY: &str = "history";
 const CF_CHANGES: &str = "changes";
 const CF_META: &str = "meta";
-const CFS: [&str; 5] = [CF_ENVELOPES, CF_CURRENT, CF_HISTORY, CF_CHANGES, CF_META];
+const CF_SYNCSET: &str = "syncset";
+const CF_PEERS: &str = "peers";
+const CF_TRUST: &str = "trust";
+const CF_QUARANTINE: &str = "quarantine";
+const CFS: [&str; 9] = [
+    CF_ENVELOPES,
+    CF_CURRENT,
+    CF_HISTORY,
+    CF_CHANGES,
+    CF_META,
+    CF_SYNCSET,
+    CF_PEERS,
+    CF_TRUST,
+    CF_QUARANTINE,
+];
+
+mod syncset;
+mod tables;
+
+pub use syncset::SyncItem;
 
 const META_ENVELOPES: &[u8] = b"count/envelopes";
 const META_SCHEMA: &[u8] = b"schema";
@@ -216,86 +238,147 @@ impl Store {
         rec: &VerifiedRecord,
         admission: Admission,
     ) -> Result<Inserted, StoreError> {
-        let id = rec.id();
-        let author = rec.author();
-        let record = rec.record();
+        self.write_records(std::slice::from_ref(rec), admission)?
+            .pop()
+            .expect("one result per record")
+    }
+
+    /// Stores many verified records (a replication batch) in one synced
+    /// WriteBatch. Records already stored come back as `None`; versions older
+    /// than the current one join the history.
+    pub fn insert_many(
+        &self,
+        recs: &[VerifiedRecord],
+    ) -> Result<Vec<Option<Inserted>>, StoreError> {
+        Ok(self
+            .write_records(recs, Admission::KeepHistory)?
+            .into_iter()
+            .map(Result::ok)
+            .collect())
+    }
+
+    /// The one write path: every record with all its index entries and the
+    /// counters in one batch, written with a synced WAL. The outer error is a
+    /// failed write (nothing stored); inner errors refuse single records.
+    fn write_records(
+        &self,
+        recs: &[VerifiedRecord],
+        admission: Admission,
+    ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
         let mut state = self.write.lock().unwrap_or_else(|p| p.into_inner());
-
-        if self
-            .db
-            .get_pinned_cf(self.cf(CF_ENVELOPES), id.0)?
-            .is_some()
-        {
-            return Err(StoreError::Duplicate(id));
-        }
-        let current_key = current_key(&author, &record.record_id);
-        let previous = match self.db.get_pinned_cf(self.cf(CF_CURRENT), &current_key)? {
-            None => None,
-            Some(v) => Some(self.decode_current_value(&v)?),
-        };
-        let previous_version = previous.map_or(0, |p| p.0);
-        let becomes_current = record.version > previous_version;
-        if !becomes_current && admission == Admission::RequireNewer {
-            return Err(StoreError::NotNewer {
-                record_id: record.record_id.clone(),
-                version: record.version,
-                current: previous_version,
-                next: previous_version + 1,
-            });
-        }
-
-        let seq = state.next_seq;
-        let now = maillage_record::now_ms();
-        let kind = record.kind();
-        let mut batch = WriteBatch::default();
-        let mut value = Vec::with_capacity(16 + rec.payload().len() + 128);
-        value.extend_from_slice(&seq.to_be_bytes());
-        value.extend_from_slice(&now.to_be_bytes());
-        value.extend_from_slice(&rec.envelope_bytes());
-        batch.put_cf(self.cf(CF_ENVELOPES), id.0, value);
-        batch.put_cf(
-            self.cf(CF_HISTORY),
-            history_key(&author, &record.record_id, record.version, &id),
-            [],
-        );
-        batch.put_cf(self.cf(CF_CHANGES), seq.to_be_bytes(), id.0);
-
+        let mut next_seq = state.next_seq;
+        let mut envelopes = state.envelopes;
         let mut by_kind = state.current_by_kind.clone();
-        if becomes_current {
-            let mut v = Vec::with_capacity(49);
-            v.extend_from_slice(&record.version.to_be_bytes());
-            v.extend_from_slice(&id.0);
-            v.push(kind.code());
-            v.extend_from_slice(&seq.to_be_bytes());
-            batch.put_cf(self.cf(CF_CURRENT), &current_key, v);
-            if let Some((_, _, old_kind)) = previous {
-                *by_kind.entry(old_kind).or_default() -= 1;
+        // Current versions staged in this batch, which the database cannot see yet.
+        let mut staged_current: HashMap<Vec<u8>, (u64, RecordId, Kind)> = HashMap::new();
+        let mut staged_ids: HashSet<RecordId> = HashSet::new();
+        let mut batch = WriteBatch::default();
+        let mut results = Vec::with_capacity(recs.len());
+        let now = maillage_record::now_ms();
+
+        for rec in recs {
+            let id = rec.id();
+            let author = rec.author();
+            let record = rec.record();
+            if staged_ids.contains(&id)
+                || self
+                    .db
+                    .get_pinned_cf(self.cf(CF_ENVELOPES), id.0)?
+                    .is_some()
+            {
+                results.push(Err(StoreError::Duplicate(id)));
+                continue;
             }
-            *by_kind.entry(kind).or_default() += 1;
-            for k in [Some(kind), previous.map(|p| p.2)].into_iter().flatten() {
-                batch.put_cf(
-                    self.cf(CF_META),
-                    kind_counter_key(k),
-                    by_kind[&k].to_be_bytes(),
-                );
+            let current_key = current_key(&author, &record.record_id);
+            let previous = match staged_current.get(&current_key) {
+                Some(p) => Some(*p),
+                None => match self.db.get_pinned_cf(self.cf(CF_CURRENT), &current_key)? {
+                    None => None,
+                    Some(v) => Some(self.decode_current_value(&v)?),
+                },
+            };
+            let previous_version = previous.map_or(0, |p| p.0);
+            let becomes_current = record.version > previous_version;
+            if !becomes_current && admission == Admission::RequireNewer {
+                results.push(Err(StoreError::NotNewer {
+                    record_id: record.record_id.clone(),
+                    version: record.version,
+                    current: previous_version,
+                    next: previous_version + 1,
+                }));
+                continue;
             }
+
+            let seq = next_seq;
+            next_seq += 1;
+            let kind = record.kind();
+            let envelope = rec.envelope_bytes();
+            let mut value = Vec::with_capacity(16 + envelope.len());
+            value.extend_from_slice(&seq.to_be_bytes());
+            value.extend_from_slice(&now.to_be_bytes());
+            value.extend_from_slice(&envelope);
+            batch.put_cf(self.cf(CF_ENVELOPES), id.0, value);
+            batch.put_cf(
+                self.cf(CF_HISTORY),
+                history_key(&author, &record.record_id, record.version, &id),
+                [],
+            );
+            batch.put_cf(self.cf(CF_CHANGES), seq.to_be_bytes(), id.0);
+            batch.put_cf(
+                self.cf(CF_SYNCSET),
+                id.0,
+                syncset::encode(record.issued_at_ms, &author, &record.visibility),
+            );
+            if becomes_current {
+                let mut v = Vec::with_capacity(49);
+                v.extend_from_slice(&record.version.to_be_bytes());
+                v.extend_from_slice(&id.0);
+                v.push(kind.code());
+                v.extend_from_slice(&seq.to_be_bytes());
+                batch.put_cf(self.cf(CF_CURRENT), &current_key, v);
+                if let Some((_, _, old_kind)) = previous {
+                    *by_kind.entry(old_kind).or_default() -= 1;
+                }
+                *by_kind.entry(kind).or_default() += 1;
+                staged_current.insert(current_key, (record.version, id, kind));
+            }
+            envelopes += 1;
+            staged_ids.insert(id);
+            results.push(Ok(Inserted {
+                id,
+                seq,
+                current: becomes_current,
+                previous_version,
+            }));
         }
-        let envelopes = state.envelopes + 1;
+        if staged_ids.is_empty() {
+            return Ok(results);
+        }
+        for (kind, count) in &by_kind {
+            batch.put_cf(
+                self.cf(CF_META),
+                kind_counter_key(*kind),
+                count.to_be_bytes(),
+            );
+        }
         batch.put_cf(self.cf(CF_META), META_ENVELOPES, envelopes.to_be_bytes());
 
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo)?;
 
-        state.next_seq = seq + 1;
+        state.next_seq = next_seq;
         state.envelopes = envelopes;
         state.current_by_kind = by_kind;
-        Ok(Inserted {
-            id,
-            seq,
-            current: becomes_current,
-            previous_version,
-        })
+        Ok(results)
+    }
+
+    /// Whether an envelope with this id is stored.
+    pub fn contains(&self, id: &RecordId) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .get_pinned_cf(self.cf(CF_ENVELOPES), id.0)?
+            .is_some())
     }
 
     /// (version, id, kind) from a `current` value.

@@ -1,0 +1,246 @@
+//! The peer table: the peers the operator pinned (`maillage peer add`), with
+//! their replication state. It is kept in the store so it survives restarts,
+//! and its keys are the only ones the TLS layer lets in.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use maillage_record::PublicKey;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Store, StoreError};
+use crate::tls::PinnedKeys;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error(
+        "peer name '{0}' is not valid: use 1 to 64 letters, digits, '-', '_' or '.'"
+    )]
+    Name(String),
+    #[error("peer address '{0}' is not valid: write https://host:port, e.g. https://node.example.fr:7441")]
+    Url(String),
+    #[error("key {0} is this node's own key: a node does not peer with itself")]
+    Own(PublicKey),
+    #[error("key {key} is already pinned as peer '{name}': remove that peer first")]
+    KeyTaken { key: PublicKey, name: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerState {
+    pub name: String,
+    pub url: String,
+    /// Hex, as operators write it.
+    pub key: String,
+    pub added_at_ms: i64,
+    #[serde(default)]
+    pub last_sync_ms: i64,
+    #[serde(default)]
+    pub records_received: u64,
+    #[serde(default)]
+    pub records_sent: u64,
+    #[serde(default)]
+    pub last_error: String,
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// Live state, not persisted.
+    #[serde(skip)]
+    pub subscribed: bool,
+    #[serde(skip)]
+    pub syncing: bool,
+}
+
+impl PeerState {
+    pub fn public_key(&self) -> Option<PublicKey> {
+        PublicKey::parse_hex(&self.key).ok()
+    }
+
+    pub fn state(&self) -> &'static str {
+        if self.syncing {
+            "syncing"
+        } else if self.consecutive_failures > 0 {
+            "failing"
+        } else if self.last_sync_ms == 0 {
+            "new"
+        } else {
+            "ok"
+        }
+    }
+}
+
+pub struct PeerTable {
+    store: Arc<Store>,
+    peers: RwLock<BTreeMap<String, PeerState>>,
+    pinned: PinnedKeys,
+}
+
+pub fn validate_name(name: &str) -> Result<(), PeerError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(PeerError::Name(name.to_string()))
+    }
+}
+
+pub fn validate_url(url: &str) -> Result<(), PeerError> {
+    let authority = url
+        .strip_prefix("https://")
+        .map(|a| a.trim_end_matches('/'))
+        .unwrap_or_default();
+    let port_ok = authority
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+    if port_ok && !authority.contains('/') {
+        Ok(())
+    } else {
+        Err(PeerError::Url(url.to_string()))
+    }
+}
+
+impl PeerTable {
+    pub fn load(store: Arc<Store>) -> Result<PeerTable, StoreError> {
+        let mut peers = BTreeMap::new();
+        for (name, value) in store.peers()? {
+            match serde_json::from_slice::<PeerState>(&value) {
+                Ok(p) => {
+                    peers.insert(name, p);
+                }
+                Err(e) => tracing::error!(peer = name, error = %e, "unreadable peer entry: re-add it with `maillage peer add`"),
+            }
+        }
+        let pinned: HashSet<PublicKey> = peers.values().filter_map(PeerState::public_key).collect();
+        Ok(PeerTable {
+            store,
+            peers: RwLock::new(peers),
+            pinned: Arc::new(RwLock::new(pinned)),
+        })
+    }
+
+    pub fn pinned(&self) -> PinnedKeys {
+        self.pinned.clone()
+    }
+
+    fn refresh_pinned(&self, peers: &BTreeMap<String, PeerState>) {
+        let keys = peers.values().filter_map(PeerState::public_key).collect();
+        *self.pinned.write().unwrap_or_else(|p| p.into_inner()) = keys;
+    }
+
+    /// Pins a peer (or replaces the address and key of an existing name).
+    pub fn add(
+        &self,
+        name: &str,
+        url: &str,
+        key: PublicKey,
+        own: PublicKey,
+    ) -> Result<PeerState, PeerError> {
+        validate_name(name)?;
+        validate_url(url)?;
+        if key == own {
+            return Err(PeerError::Own(key));
+        }
+        let mut peers = self.peers.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(other) = peers
+            .values()
+            .find(|p| p.name != name && p.public_key() == Some(key))
+        {
+            return Err(PeerError::KeyTaken {
+                key,
+                name: other.name.clone(),
+            });
+        }
+        let state = PeerState {
+            name: name.to_string(),
+            url: url.trim_end_matches('/').to_string(),
+            key: key.to_hex(),
+            added_at_ms: maillage_record::now_ms(),
+            last_sync_ms: 0,
+            records_received: 0,
+            records_sent: 0,
+            last_error: String::new(),
+            consecutive_failures: 0,
+            subscribed: false,
+            syncing: false,
+        };
+        self.store.put_peer(
+            name,
+            &serde_json::to_vec(&state).expect("plain struct serializes"),
+        )?;
+        peers.insert(name.to_string(), state.clone());
+        self.refresh_pinned(&peers);
+        Ok(state)
+    }
+
+    /// Unpins a peer; returns false if there was none by that name.
+    pub fn remove(&self, name: &str) -> Result<bool, StoreError> {
+        let mut peers = self.peers.write().unwrap_or_else(|p| p.into_inner());
+        let existed = self.store.delete_peer(name)?;
+        let existed = peers.remove(name).is_some() || existed;
+        self.refresh_pinned(&peers);
+        Ok(existed)
+    }
+
+    pub fn get(&self, name: &str) -> Option<PeerState> {
+        self.peers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    pub fn list(&self) -> Vec<PeerState> {
+        self.peers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// The name of the peer pinned with `key`.
+    pub fn name_of(&self, key: &PublicKey) -> Option<String> {
+        self.peers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find(|p| p.public_key().as_ref() == Some(key))
+            .map(|p| p.name.clone())
+    }
+
+    /// Changes a peer's state and keeps it (if the peer is still there).
+    /// Statistics are best effort: a failed write is logged, not fatal.
+    pub fn update(&self, name: &str, change: impl FnOnce(&mut PeerState)) {
+        let mut peers = self.peers.write().unwrap_or_else(|p| p.into_inner());
+        let Some(state) = peers.get_mut(name) else {
+            return;
+        };
+        change(state);
+        let value = serde_json::to_vec(&*state).expect("plain struct serializes");
+        if let Err(e) = self.store.put_peer(name, &value) {
+            tracing::warn!(peer = name, error = %e, "cannot save peer state");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_urls() {
+        assert!(validate_name("toulouse-metropole_1.a").is_ok());
+        assert!(validate_name("").is_err());
+        assert!(validate_name("a b").is_err());
+        assert!(validate_url("https://127.0.0.1:7441").is_ok());
+        assert!(validate_url("https://node.example.fr:7441/").is_ok());
+        assert!(validate_url("http://127.0.0.1:7441").is_err());
+        assert!(validate_url("https://127.0.0.1").is_err());
+        assert!(validate_url("https://127.0.0.1:0").is_err());
+        assert!(validate_url("https://h:1/x").is_err());
+    }
+}

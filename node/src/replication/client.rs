@@ -1,0 +1,315 @@
+//! This node's side of a link to one peer: reconcile, fetch what we lack,
+//! then follow the peer's announcements; on failure, back off and retry.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use maillage_proto::v1::replication_client::ReplicationClient;
+use maillage_proto::v1::{Announcement, FetchRequest, ReconcileFrame, SubscribeRequest};
+use maillage_record::{PublicKey, RecordId};
+use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use tokio::sync::{Notify, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Streaming;
+use tonic::transport::Channel;
+
+use super::intake::{Intake, intake_blocking};
+use super::{FRAME_LIMIT, MAX_FETCH_IDS};
+use crate::node::Node;
+use crate::peers::PeerState;
+use crate::tls;
+
+/// What one reconciliation did.
+#[derive(Debug, Default, Clone)]
+pub struct SyncReport {
+    /// Ids the peer had that we lacked.
+    pub need: u64,
+    /// Ids we have that the peer lacked (it fetches them when it syncs with us).
+    pub have: u64,
+    pub intake: Intake,
+    pub round_trips: u32,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("{0}")]
+    Rpc(String),
+    #[error("reconciliation failed: {0}")]
+    Negentropy(String),
+    #[error("peer ended the reconciliation before it was complete")]
+    Truncated,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Turns a gRPC failure into what an operator can act on.
+fn rpc_error(url: &str, s: tonic::Status) -> SyncError {
+    use tonic::Code;
+    let text = match s.code() {
+        // STACK.md: a TLS refusal of our key surfaces as Cancelled or Unavailable.
+        Code::Unavailable | Code::Cancelled | Code::Unknown => format!(
+            "cannot reach {url} ({}): is the peer running, and is this node's key pinned there \
+             (`maillage peer add` on the peer, with this node's `maillage status` key)?",
+            s.message()
+        ),
+        Code::Unauthenticated | Code::PermissionDenied => {
+            format!("{url} refused us: {}", s.message())
+        }
+        _ => format!("{url}: {}: {}", s.code(), s.message()),
+    };
+    SyncError::Rpc(text)
+}
+
+pub fn client(peer: &PeerState, node: &Node) -> Result<(ReplicationClient<Channel>, PublicKey), SyncError> {
+    let key = peer
+        .public_key()
+        .ok_or_else(|| SyncError::Rpc(format!("peer {} has an unreadable key", peer.name)))?;
+    let channel = tls::channel(&peer.url, &node.identity, key)?;
+    // Envelopes are up to 256 KiB and fetch batches ~1 MiB: 16 MiB leaves room.
+    let client = ReplicationClient::new(channel)
+        .max_decoding_message_size(16 << 20)
+        .max_encoding_message_size(16 << 20);
+    Ok((client, key))
+}
+
+/// One full reconciliation with `peer`, then the fetch of what we lack.
+pub async fn sync_once(
+    node: &Arc<Node>,
+    peer: &PeerState,
+    client: &mut ReplicationClient<Channel>,
+    key: PublicKey,
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let mut report = SyncReport::default();
+    // We only ever tell a peer about ids it may see: negentropy frames carry ids.
+    let viewer = node.peer_viewer(&key);
+    let node2 = node.clone();
+    let mut neg = tokio::task::spawn_blocking(move || {
+        let view = node2.sync_view(&viewer);
+        let mut storage = NegentropyStorageVector::with_capacity(view.len());
+        for (ts, id) in view {
+            storage.insert(ts, Id::from_byte_array(id.0))?;
+        }
+        storage.seal()?;
+        Negentropy::owned(storage, FRAME_LIMIT)
+    })
+    .await
+    .map_err(|e| SyncError::Negentropy(e.to_string()))?
+    .map_err(|e| SyncError::Negentropy(e.to_string()))?;
+
+    let first = neg
+        .initiate()
+        .map_err(|e| SyncError::Negentropy(e.to_string()))?;
+    report.bytes_sent += first.len() as u64;
+    let (tx, rx) = mpsc::channel(2);
+    tx.send(ReconcileFrame { negentropy: first })
+        .await
+        .expect("receiver alive");
+    let mut answers = client
+        .reconcile(ReceiverStream::new(rx))
+        .await
+        .map_err(|s| rpc_error(&peer.url, s))?
+        .into_inner();
+    let mut have: Vec<Id> = Vec::new();
+    let mut need: Vec<Id> = Vec::new();
+    loop {
+        let frame = answers
+            .message()
+            .await
+            .map_err(|s| rpc_error(&peer.url, s))?
+            .ok_or(SyncError::Truncated)?;
+        report.round_trips += 1;
+        report.bytes_received += frame.negentropy.len() as u64;
+        let next = neg
+            .reconcile_with_ids(&frame.negentropy, &mut have, &mut need)
+            .map_err(|e| SyncError::Negentropy(e.to_string()))?;
+        match next {
+            Some(msg) => {
+                report.bytes_sent += msg.len() as u64;
+                if tx.send(ReconcileFrame { negentropy: msg }).await.is_err() {
+                    return Err(SyncError::Truncated);
+                }
+            }
+            None => break,
+        }
+    }
+    drop(tx);
+    report.need = need.len() as u64;
+    report.have = have.len() as u64;
+    let need: Vec<RecordId> = need.iter().map(|id| RecordId(**id)).collect();
+    report.intake = fetch(node, &peer.name, &peer.url, client, &need).await?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Fetches envelopes by id from a peer and takes them in.
+pub async fn fetch(
+    node: &Arc<Node>,
+    peer: &str,
+    url: &str,
+    client: &mut ReplicationClient<Channel>,
+    ids: &[RecordId],
+) -> Result<Intake, SyncError> {
+    let mut total = Intake::default();
+    for chunk in ids.chunks(MAX_FETCH_IDS) {
+        let request = FetchRequest {
+            ids: chunk.iter().map(|id| id.0.to_vec()).collect(),
+        };
+        let mut batches = client
+            .fetch(request)
+            .await
+            .map_err(|s| rpc_error(url, s))?
+            .into_inner();
+        while let Some(batch) = batches.message().await.map_err(|s| rpc_error(url, s))? {
+            let node = node.clone();
+            let peer_name = peer.to_string();
+            let intake = tokio::task::spawn_blocking(move || {
+                intake_blocking(&node, &batch.envelopes, &peer_name)
+            })
+            .await
+            .map_err(|e| SyncError::Rpc(e.to_string()))??;
+            total += intake;
+        }
+    }
+    if total.stored + total.quarantined + total.rejected > 0 {
+        tracing::info!(
+            peer,
+            stored = total.stored,
+            quarantined = total.quarantined,
+            rejected = total.rejected,
+            "records received"
+        );
+    }
+    node.peers.update(peer, |p| {
+        p.records_received += total.stored + total.quarantined;
+    });
+    Ok(total)
+}
+
+/// The link to one peer, for as long as it stays pinned: subscribe, reconcile,
+/// follow announcements, reconcile again every `sync_interval`; back off
+/// exponentially (0.5 s doubling up to 5 min) while the peer fails.
+pub async fn run_link(node: Arc<Node>, name: String, wake: Arc<Notify>) {
+    let mut failures: u32 = 0;
+    let mut stopping = node.stopping();
+    loop {
+        if *stopping.borrow() {
+            return;
+        }
+        let Some(peer) = node.peers.get(&name) else {
+            return;
+        };
+        let result = link_once(&node, &peer, &wake).await;
+        node.peers.update(&name, |p| {
+            p.subscribed = false;
+            p.syncing = false;
+        });
+        let pause = match result {
+            Ok(()) => {
+                failures = 0;
+                Duration::ZERO
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let text = e.to_string();
+                tracing::warn!(peer = name, failures, error = %text, "replication with peer failed");
+                node.peers.update(&name, |p| {
+                    p.consecutive_failures = failures;
+                    p.last_error = text;
+                });
+                backoff(failures)
+            }
+        };
+        if !pause.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = wake.notified() => {}
+                _ = stopping.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}
+
+pub fn backoff(failures: u32) -> Duration {
+    let ms = 500u64.saturating_mul(1 << failures.saturating_sub(1).min(10));
+    Duration::from_millis(ms.min(300_000))
+}
+
+/// Subscribe first (so nothing published meanwhile is missed), reconcile,
+/// then follow announcements until the next periodic reconciliation.
+async fn link_once(node: &Arc<Node>, peer: &PeerState, wake: &Notify) -> Result<(), SyncError> {
+    let (mut client, key) = client(peer, node)?;
+    let mut announcements = client
+        .subscribe(SubscribeRequest {})
+        .await
+        .map_err(|s| rpc_error(&peer.url, s))?
+        .into_inner();
+    node.peers.update(&peer.name, |p| {
+        p.subscribed = true;
+        p.syncing = true;
+    });
+    let report = sync_once(node, peer, &mut client, key).await?;
+    record_success(node, &peer.name, &report);
+    follow(node, peer, &mut client, &mut announcements, wake).await
+}
+
+pub fn record_success(node: &Node, name: &str, report: &SyncReport) {
+    tracing::debug!(
+        peer = name,
+        need = report.need,
+        have = report.have,
+        round_trips = report.round_trips,
+        bytes = report.bytes_sent + report.bytes_received,
+        ms = report.elapsed.as_millis() as u64,
+        "reconciled"
+    );
+    node.peers.update(name, |p| {
+        p.syncing = false;
+        p.last_sync_ms = maillage_record::now_ms();
+        p.last_error.clear();
+        p.consecutive_failures = 0;
+    });
+}
+
+async fn follow(
+    node: &Arc<Node>,
+    peer: &PeerState,
+    client: &mut ReplicationClient<Channel>,
+    announcements: &mut Streaming<Announcement>,
+    wake: &Notify,
+) -> Result<(), SyncError> {
+    let deadline = tokio::time::Instant::now() + node.replication.sync_interval;
+    let mut stopping = node.stopping();
+    loop {
+        let msg = tokio::select! {
+            m = announcements.message() => m.map_err(|s| rpc_error(&peer.url, s))?,
+            _ = tokio::time::sleep_until(deadline) => return Ok(()),
+            _ = wake.notified() => return Ok(()),
+            _ = stopping.wait_for(|s| *s) => return Ok(()),
+        };
+        let Some(msg) = msg else {
+            // The peer closed the stream (it is shutting down): reconnect.
+            return Err(SyncError::Rpc(format!("{} closed the announcement stream", peer.url)));
+        };
+        if msg.lagged {
+            // We missed some: a reconciliation finds them.
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        for raw in &msg.ids {
+            if let Some(id) = RecordId::from_slice(raw)
+                && !node.store.contains(&id)?
+            {
+                missing.push(id);
+            }
+        }
+        if !missing.is_empty() {
+            fetch(node, &peer.name, &peer.url, client, &missing).await?;
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Replication between pinned peers (docs/architecture.md, "Replication").
+//!
+//! - `service`: what peers may ask of us (Reconcile, Fetch, Subscribe);
+//! - `client`: our link to each peer (reconcile, fetch, follow, back off);
+//! - `intake`: verify, trust-check, store or quarantine what peers send.
+//!
+//! The `Replicator` owns one link task per pinned peer and runs on-demand
+//! syncs for `maillage sync`.
+
+pub mod client;
+pub mod intake;
+pub mod service;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::node::Node;
+pub use client::SyncReport;
+
+/// Negentropy frame limit: well below gRPC's 4 MiB message limit, and large
+/// enough that a big difference still takes few round trips (STACK.md).
+pub const FRAME_LIMIT: u64 = 512 * 1024;
+/// Ids per Fetch request (32 bytes each: 128 KiB).
+pub const MAX_FETCH_IDS: usize = 4096;
+/// Approximate bytes per FetchBatch.
+pub const FETCH_BATCH_BYTES: usize = 1 << 20;
+
+struct Link {
+    task: JoinHandle<()>,
+    wake: Arc<Notify>,
+}
+
+pub struct Replicator {
+    node: Arc<Node>,
+    links: Mutex<HashMap<String, Link>>,
+}
+
+impl Replicator {
+    /// Starts a link to every pinned peer.
+    pub fn start(node: Arc<Node>) -> Arc<Replicator> {
+        let r = Arc::new(Replicator {
+            node: node.clone(),
+            links: Mutex::new(HashMap::new()),
+        });
+        for peer in node.peers.list() {
+            r.restart(&peer.name);
+        }
+        r
+    }
+
+    /// (Re)starts the link to a peer, after `peer add`.
+    pub fn restart(&self, name: &str) {
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn(client::run_link(
+            self.node.clone(),
+            name.to_string(),
+            wake.clone(),
+        ));
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = links.insert(name.to_string(), Link { task, wake }) {
+            old.task.abort();
+        }
+    }
+
+    /// Stops the link to a peer, after `peer remove`.
+    pub fn stop(&self, name: &str) {
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = links.remove(name) {
+            old.task.abort();
+        }
+    }
+
+    /// Cuts a link's backoff short (the peer just reached us, or the
+    /// operator asked for a sync).
+    pub fn wake(&self, name: &str) {
+        let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(link) = links.get(name) {
+            link.wake.notify_one();
+        }
+    }
+
+    /// Reconciles with one peer now and waits for the result.
+    pub async fn sync_now(&self, name: &str) -> Result<SyncReport, String> {
+        let peer = self
+            .node
+            .peers
+            .get(name)
+            .ok_or_else(|| format!("no peer named '{name}'"))?;
+        let node = &self.node;
+        let result = async {
+            let (mut c, key) = client::client(&peer, node)?;
+            client::sync_once(node, &peer, &mut c, key).await
+        }
+        .await;
+        match result {
+            Ok(report) => {
+                client::record_success(node, name, &report);
+                // A link in backoff can retry now.
+                self.wake(name);
+                Ok(report)
+            }
+            Err(e) => {
+                let text = e.to_string();
+                node.peers.update(name, |p| {
+                    p.consecutive_failures += 1;
+                    p.last_error = text.clone();
+                });
+                Err(text)
+            }
+        }
+    }
+
+    /// Stops every link (shutdown).
+    pub fn shutdown(&self) {
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, link) in links.drain() {
+            link.task.abort();
+        }
+    }
+}

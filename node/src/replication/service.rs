@@ -1,0 +1,208 @@
+//! The Replication service: what a pinned peer may ask of this node. Every
+//! answer is filtered by what that peer may see (`Viewer::Peer`).
+
+use std::sync::Arc;
+
+use maillage_proto::v1::replication_server::Replication;
+use maillage_proto::v1::{
+    Announcement, FetchBatch, FetchRequest, ReconcileFrame, SubscribeRequest,
+};
+use maillage_record::{PublicKey, RecordId};
+use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::{FETCH_BATCH_BYTES, FRAME_LIMIT, MAX_FETCH_IDS, Replicator};
+use crate::node::{Node, Viewer};
+use crate::service::store_status;
+use crate::tls::PeerInfo;
+
+pub struct ReplicationService {
+    node: Arc<Node>,
+    replicator: Arc<Replicator>,
+}
+
+impl ReplicationService {
+    pub fn new(node: Arc<Node>, replicator: Arc<Replicator>) -> Self {
+        ReplicationService { node, replicator }
+    }
+
+    /// The calling peer: it must have presented a key, and that key must still
+    /// be pinned (the peer may have been removed since it connected).
+    fn peer<T>(&self, request: &Request<T>) -> Result<(String, Viewer), Status> {
+        let key: PublicKey = PeerInfo::of(request)
+            .and_then(|p| p.key)
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "replication needs mutual TLS with a pinned key: this call came without a client certificate",
+                )
+            })?;
+        let name = self.node.peers.name_of(&key).ok_or_else(|| {
+            Status::permission_denied(format!("key {key} is no longer a pinned peer of this node"))
+        })?;
+        // It reached us, so it is up: if our own link to it is backing off, retry now.
+        self.replicator.wake(&name);
+        Ok((name, self.node.peer_viewer(&key)))
+    }
+}
+
+type Stream<T> = ReceiverStream<Result<T, Status>>;
+
+#[tonic::async_trait]
+impl Replication for ReplicationService {
+    type ReconcileStream = Stream<ReconcileFrame>;
+    type FetchStream = Stream<FetchBatch>;
+    type SubscribeStream = Stream<Announcement>;
+
+    async fn reconcile(
+        &self,
+        request: Request<Streaming<ReconcileFrame>>,
+    ) -> Result<Response<Self::ReconcileStream>, Status> {
+        let (peer, viewer) = self.peer(&request)?;
+        let mut frames = request.into_inner();
+        let node = self.node.clone();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            let neg = tokio::task::spawn_blocking(move || {
+                let view = node.sync_view(&viewer);
+                let mut storage = NegentropyStorageVector::with_capacity(view.len());
+                for (ts, id) in view {
+                    storage.insert(ts, Id::from_byte_array(id.0))?;
+                }
+                storage.seal()?;
+                Negentropy::owned(storage, FRAME_LIMIT)
+            })
+            .await;
+            let mut neg = match neg {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
+                    let _ = tx.send(Err(Status::internal(format!("reconciliation: {e}")))).await;
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(Status::internal(e.to_string()))).await;
+                    return;
+                }
+            };
+            loop {
+                let frame = match frames.message().await {
+                    Ok(Some(f)) => f,
+                    // The client is done (or gone): nothing more to answer.
+                    Ok(None) | Err(_) => return,
+                };
+                let answer = match neg.reconcile(&frame.negentropy) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::info!(peer, error = %e, "malformed reconciliation frame");
+                        let _ = tx
+                            .send(Err(Status::invalid_argument(format!(
+                                "malformed negentropy frame: {e}"
+                            ))))
+                            .await;
+                        return;
+                    }
+                };
+                if tx
+                    .send(Ok(ReconcileFrame { negentropy: answer }))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn fetch(
+        &self,
+        request: Request<FetchRequest>,
+    ) -> Result<Response<Self::FetchStream>, Status> {
+        let (peer, viewer) = self.peer(&request)?;
+        let ids = request.into_inner().ids;
+        if ids.len() > MAX_FETCH_IDS {
+            return Err(Status::invalid_argument(format!(
+                "{} ids asked; at most {MAX_FETCH_IDS} per Fetch",
+                ids.len()
+            )));
+        }
+        let ids = ids
+            .iter()
+            .map(|b| RecordId::from_slice(b))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Status::invalid_argument("every id must be 32 bytes"))?;
+        let node = self.node.clone();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let mut batch = FetchBatch::default();
+            let mut size = 0;
+            let mut sent = 0u64;
+            for id in ids {
+                let env = match node.visible_envelope(&id, &viewer) {
+                    Ok(Some(env)) => env,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(store_status(e)));
+                        return;
+                    }
+                };
+                size += env.payload.len() + 128;
+                batch.envelopes.push(env);
+                if size >= FETCH_BATCH_BYTES {
+                    sent += batch.envelopes.len() as u64;
+                    if tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
+                        return;
+                    }
+                    size = 0;
+                }
+            }
+            if !batch.envelopes.is_empty() {
+                sent += batch.envelopes.len() as u64;
+                let _ = tx.blocking_send(Ok(batch));
+            }
+            node.peers.update(&peer, |p| p.records_sent += sent);
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn subscribe(
+        &self,
+        request: Request<SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let (peer, viewer) = self.peer(&request)?;
+        let mut announcements = self.node.subscribe();
+        let mut stopping = self.node.stopping();
+        let (tx, rx) = mpsc::channel(16);
+        tracing::debug!(peer, "peer subscribed");
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                let msg = tokio::select! {
+                    got = announcements.recv() => match got {
+                        Ok(items) => {
+                            let ids: Vec<Vec<u8>> = items
+                                .iter()
+                                .filter(|i| viewer.may_see(&i.author, &i.visibility))
+                                .map(|i| i.id.0.to_vec())
+                                .collect();
+                            if ids.is_empty() {
+                                continue;
+                            }
+                            Announcement { ids, lagged: false }
+                        }
+                        Err(RecvError::Lagged(_)) => Announcement { ids: vec![], lagged: true },
+                        Err(RecvError::Closed) => return,
+                    },
+                    // Shutdown: end the stream so the server can stop.
+                    _ = stopping.wait_for(|s| *s) => return,
+                    _ = tx.closed() => return,
+                };
+                if tx.send(Ok(msg)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}

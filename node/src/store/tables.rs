@@ -1,0 +1,161 @@
+//! Replication state: pinned peers, trust roots, and the quarantine of records
+//! whose author is not trusted yet. Peers and roots are small tables whose
+//! values the node encodes (JSON); the store only keeps them durable.
+//!
+//! - `peers`:      name → value
+//! - `trust`:      author key → value
+//! - `quarantine`: author ‖ id → received_at_ms ‖ canonical envelope bytes
+
+use maillage_record::{PublicKey, RecordId, VerifiedRecord};
+use rocksdb::{Direction, IteratorMode, WriteOptions};
+
+use super::{CF_PEERS, CF_QUARANTINE, CF_TRUST, Store, StoreError, read_u64};
+
+/// A record waiting for its author to be trusted.
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    pub author: PublicKey,
+    pub id: RecordId,
+    pub received_at_ms: i64,
+    pub bytes: Vec<u8>,
+}
+
+impl Store {
+    fn put_synced(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.put_cf_opt(self.cf(cf), key, value, &wo)?;
+        Ok(())
+    }
+
+    fn delete_synced(&self, cf: &str, key: &[u8]) -> Result<bool, StoreError> {
+        let existed = self.db.get_pinned_cf(self.cf(cf), key)?.is_some();
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.delete_cf_opt(self.cf(cf), key, &wo)?;
+        Ok(existed)
+    }
+
+    fn all(&self, cf: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
+            let (k, v) = item?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    pub fn put_peer(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.put_synced(CF_PEERS, name.as_bytes(), value)
+    }
+
+    /// Returns whether the peer existed.
+    pub fn delete_peer(&self, name: &str) -> Result<bool, StoreError> {
+        self.delete_synced(CF_PEERS, name.as_bytes())
+    }
+
+    /// (name, value) of every peer, by name.
+    pub fn peers(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.all(CF_PEERS)?
+            .into_iter()
+            .map(|(k, v)| {
+                String::from_utf8(k)
+                    .map(|name| (name, v))
+                    .map_err(|_| self.corrupt("peer name"))
+            })
+            .collect()
+    }
+
+    pub fn put_root(&self, key: &PublicKey, value: &[u8]) -> Result<(), StoreError> {
+        self.put_synced(CF_TRUST, &key.0, value)
+    }
+
+    pub fn delete_root(&self, key: &PublicKey) -> Result<bool, StoreError> {
+        self.delete_synced(CF_TRUST, &key.0)
+    }
+
+    pub fn roots(&self) -> Result<Vec<(PublicKey, Vec<u8>)>, StoreError> {
+        self.all(CF_TRUST)?
+            .into_iter()
+            .map(|(k, v)| {
+                PublicKey::from_slice(&k)
+                    .map(|key| (key, v))
+                    .ok_or_else(|| self.corrupt("trust root key"))
+            })
+            .collect()
+    }
+
+    /// Puts verified records aside until their author is trusted.
+    pub fn quarantine(&self, recs: &[VerifiedRecord]) -> Result<(), StoreError> {
+        let mut batch = rocksdb::WriteBatch::default();
+        let now = maillage_record::now_ms();
+        for rec in recs {
+            let mut key = rec.author().0.to_vec();
+            key.extend_from_slice(&rec.id().0);
+            let envelope = rec.envelope_bytes();
+            let mut value = Vec::with_capacity(8 + envelope.len());
+            value.extend_from_slice(&now.to_be_bytes());
+            value.extend_from_slice(&envelope);
+            batch.put_cf(self.cf(CF_QUARANTINE), key, value);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    /// Quarantined records, by author then id; only `author`'s if given.
+    pub fn quarantined(
+        &self,
+        author: Option<&PublicKey>,
+        limit: usize,
+    ) -> Result<Vec<Quarantined>, StoreError> {
+        let prefix: &[u8] = author.map_or(&[], |a| &a.0);
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_QUARANTINE),
+            IteratorMode::From(prefix, Direction::Forward),
+        );
+        for item in iter {
+            let (k, v) = item?;
+            if !k.starts_with(prefix) || out.len() == limit {
+                break;
+            }
+            let bad = || self.corrupt("quarantine entry");
+            if k.len() != 64 || v.len() < 8 {
+                return Err(bad());
+            }
+            out.push(Quarantined {
+                author: PublicKey::from_slice(&k[..32]).ok_or_else(bad)?,
+                id: RecordId::from_slice(&k[32..]).ok_or_else(bad)?,
+                received_at_ms: read_u64(&v, 0).ok_or_else(bad)? as i64,
+                bytes: v[8..].to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes records from the quarantine (released or dropped).
+    pub fn unquarantine(&self, entries: &[(PublicKey, RecordId)]) -> Result<(), StoreError> {
+        let mut batch = rocksdb::WriteBatch::default();
+        for (author, id) in entries {
+            let mut key = author.0.to_vec();
+            key.extend_from_slice(&id.0);
+            batch.delete_cf(self.cf(CF_QUARANTINE), key);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch, &wo)?;
+        Ok(())
+    }
+
+    /// How many records wait in quarantine.
+    pub fn quarantine_len(&self) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for item in self.db.iterator_cf(self.cf(CF_QUARANTINE), IteratorMode::Start) {
+            item?;
+            n += 1;
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,247 @@
+//! Replication between real node processes over mutual TLS on 127.0.0.1.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::support::{NodeProc, cli, cli_json, eventually, example, init, start};
+
+// Real organisations from data/collectivites.csv.
+const TOULOUSE_METROPOLE: (&str, &str) = ("243100518", "Toulouse Métropole");
+const TOULOUSE: (&str, &str) = ("213105554", "Toulouse");
+const COLOMIERS: (&str, &str) = ("213101496", "Colomiers");
+const BLAGNAC: (&str, &str) = ("213100696", "Blagnac");
+
+struct Fed {
+    _tmp: tempfile::TempDir,
+    dirs: Vec<PathBuf>,
+    _nodes: Vec<NodeProc>,
+}
+
+fn key(dir: &Path) -> String {
+    cli_json(dir, &["status", "--json"])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn grpc(dir: &Path) -> String {
+    cli_json(dir, &["status", "--json"])["grpc_listen"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn peer(from: &Path, name: &str, to: &Path) {
+    let url = format!("https://{}", grpc(to));
+    let k = key(to);
+    let out = cli(from, &["peer", "add", name, &url, "--key", &k]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn trust(on: &Path, of: &Path) {
+    let k = key(of);
+    let out = cli(on, &["trust", "add-root", &k]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn federation(orgs: &[(&str, &str)]) -> Fed {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    let mut nodes = Vec::new();
+    for (i, (siren, name)) in orgs.iter().enumerate() {
+        let dir = tmp.path().join(format!("n{i}"));
+        init(&dir, siren, name);
+        nodes.push(start(&dir));
+        dirs.push(dir);
+    }
+    Fed {
+        _tmp: tmp,
+        dirs,
+        _nodes: nodes,
+    }
+}
+
+fn publish(dir: &Path, file: &Path) -> String {
+    cli_json(dir, &["publish", "--json", file.to_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn has(dir: &Path, id: &str) -> bool {
+    cli(dir, &["get", "--json", id]).status.success()
+}
+
+fn write_doc(dir: &Path, name: &str, doc: serde_json::Value) -> PathBuf {
+    let p = dir.with_extension(name);
+    std::fs::write(&p, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    p
+}
+
+#[test]
+fn chain_of_three_converges_both_ways_and_keeps_restricted_records_in_their_audience() {
+    let fed = federation(&[TOULOUSE_METROPOLE, TOULOUSE, COLOMIERS]);
+    let [a, b, c] = [&fed.dirs[0], &fed.dirs[1], &fed.dirs[2]];
+    for x in [a, b, c] {
+        for y in [a, b, c] {
+            if x != y {
+                trust(x, y);
+            }
+        }
+    }
+    // a - b - c: a and c never talk directly; b relays.
+    peer(a, "b", b);
+    peer(b, "a", a);
+    peer(b, "c", c);
+    peer(c, "b", b);
+
+    let from_c = publish(c, Path::new(&example("dataset.json")));
+    eventually(Duration::from_secs(10), "c's record reaches a through b", || {
+        has(a, &from_c)
+    });
+    let from_a = publish(a, Path::new(&example("project.json")));
+    eventually(Duration::from_secs(10), "a's record reaches c through b", || {
+        has(c, &from_a)
+    });
+    // The author is verified wherever the record lands.
+    let got = cli_json(a, &["get", "--json", &from_c]);
+    assert_eq!(got["author"].as_str().unwrap(), key(c), "{got}");
+
+    // A record b restricts to Colomiers reaches c, and never a: not even its id.
+    let restricted = write_doc(
+        b,
+        "restricted.json",
+        serde_json::json!({
+            "kind": "dataset",
+            "record_id": "conventions-colomiers",
+            "title": "Conventions de mutualisation avec Colomiers",
+            "description": "Réservé à la commune de Colomiers.",
+            "visibility": "restricted",
+            "audience": [COLOMIERS.0],
+        }),
+    );
+    // b must know c's SIREN (from c's Organisation record) to serve it.
+    eventually(Duration::from_secs(10), "c's organisation record reaches b", || {
+        cli_json(b, &["list", "--json", "--kind", "organisation"])
+            .as_array()
+            .unwrap()
+            .len()
+            == 3
+    });
+    let secret = publish(b, &restricted);
+    eventually(Duration::from_secs(10), "the restricted record reaches c", || {
+        has(c, &secret)
+    });
+    // Reconcile a with b explicitly: the id must not even be offered.
+    let sync = cli_json(a, &["sync", "--json", "b"]);
+    assert_eq!(sync[0]["ok"], true, "{sync}");
+    assert!(!has(a, &secret), "a restricted record reached a peer outside its audience");
+    let listed = cli_json(a, &["list", "--json", "--all"]).to_string();
+    assert!(!listed.contains("conventions-colomiers"));
+
+    // Converged: a and c hold the same public and federation records.
+    let count = |d: &Path| cli_json(d, &["status", "--json"])["envelopes"].as_u64().unwrap();
+    eventually(Duration::from_secs(10), "a and b converge", || {
+        count(a) + 1 == count(b)
+    });
+    let peers = cli_json(b, &["peer", "list", "--json"]);
+    for p in peers.as_array().unwrap() {
+        assert_eq!(p["state"], "ok", "{peers}");
+        assert_eq!(p["subscribed"], true, "{peers}");
+    }
+}
+
+#[test]
+fn unpinned_key_is_refused_and_untrusted_authors_wait_in_quarantine() {
+    let fed = federation(&[TOULOUSE_METROPOLE, TOULOUSE, BLAGNAC]);
+    let [a, b, stranger] = [&fed.dirs[0], &fed.dirs[1], &fed.dirs[2]];
+
+    // The stranger pins a, but a never pinned the stranger: a refuses it.
+    peer(stranger, "a", a);
+    let out = cli(stranger, &["sync", "a"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pinned"), "{err}");
+    let a_own = cli_json(a, &["list", "--json"]);
+    let a_org = a_own[0]["id"].as_str().unwrap().to_string();
+    assert!(!has(stranger, &a_org));
+
+    // a pins b but does not trust b yet: b's records wait in quarantine.
+    peer(a, "b", b);
+    peer(b, "a", a);
+    let from_b = publish(b, Path::new(&example("dataset.json")));
+    let sync = cli_json(a, &["sync", "--json", "b"]);
+    assert_eq!(sync[0]["ok"], true, "{sync}");
+    eventually(Duration::from_secs(10), "b's records quarantined on a", || {
+        cli_json(a, &["quarantine", "list", "--json"])["total"].as_u64() == Some(2)
+    });
+    assert!(!has(a, &from_b));
+    let q = cli_json(a, &["quarantine", "list", "--json"]).to_string();
+    assert!(q.contains("budget-primitif-2026"), "{q}");
+
+    // Trusting b releases them, verified again.
+    let released = cli_json(a, &["trust", "add-root", "--json", &key(b)]);
+    assert_eq!(released["released"], 2, "{released}");
+    assert!(has(a, &from_b));
+    assert_eq!(
+        cli_json(a, &["quarantine", "list", "--json"])["total"],
+        0
+    );
+    // And from now on b's records arrive live.
+    let next = publish(b, Path::new(&example("project.json")));
+    eventually(Duration::from_secs(10), "b's next record reaches a live", || {
+        has(a, &next)
+    });
+}
+
+#[test]
+fn restart_resumes_without_loss_or_duplicates() {
+    let fed = federation(&[TOULOUSE_METROPOLE, TOULOUSE]);
+    let [a, b] = [&fed.dirs[0], &fed.dirs[1]];
+    trust(a, b);
+    trust(b, a);
+    peer(a, "b", b);
+    peer(b, "a", a);
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let doc = write_doc(
+            b,
+            &format!("d{i}.json"),
+            serde_json::json!({
+                "kind": "dataset",
+                "record_id": format!("jeu-{i}"),
+                "title": format!("Jeu de données {i}"),
+                "description": "Données de test de la réplication.",
+            }),
+        );
+        ids.push(publish(b, &doc));
+    }
+    let mut fed = fed;
+    // kill -9 a while it may be mid-sync, then restart it: peers and trust
+    // are kept, and the sync completes.
+    fed._nodes[0].kill();
+    for i in 30..40 {
+        let doc = write_doc(
+            b,
+            &format!("d{i}.json"),
+            serde_json::json!({
+                "kind": "dataset",
+                "record_id": format!("jeu-{i}"),
+                "title": format!("Jeu de données {i}"),
+                "description": "Données de test de la réplication.",
+            }),
+        );
+        ids.push(publish(b, &doc));
+    }
+    fed._nodes[0] = start(a);
+    eventually(Duration::from_secs(15), "every record of b reaches a after restart", || {
+        ids.iter().all(|id| has(a, id))
+    });
+    let sa = cli_json(a, &["status", "--json"]);
+    let sb = cli_json(b, &["status", "--json"]);
+    assert_eq!(sa["envelopes"], sb["envelopes"], "no duplicates, nothing missing");
+    let sync = cli_json(a, &["sync", "--json"]);
+    assert_eq!(sync[0]["need"], 0, "{sync}");
+    assert_eq!(sync[0]["have"], 0, "{sync}");
+    assert_eq!(sync[0]["round_trips"], 1, "identical sets reconcile in one round trip: {sync}");
+}
