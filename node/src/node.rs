@@ -164,13 +164,20 @@ impl Node {
         admission: Admission,
     ) -> Result<Inserted, StoreError> {
         let node = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let inserted = node.store.insert(&rec, admission)?;
-            node.stored(std::slice::from_ref(&rec));
-            Ok(inserted)
-        })
-        .await
-        .expect("store insert does not panic")
+        tokio::task::spawn_blocking(move || node.insert_blocking(&rec, admission))
+            .await
+            .expect("store insert does not panic")
+    }
+
+    /// Stores a verified record and announces it (blocking).
+    pub fn insert_blocking(
+        &self,
+        rec: &VerifiedRecord,
+        admission: Admission,
+    ) -> Result<Inserted, StoreError> {
+        let inserted = self.store.insert(rec, admission)?;
+        self.stored(std::slice::from_ref(rec));
+        Ok(inserted)
     }
 
     /// Stores a batch of verified records (blocking: call off the runtime).

@@ -138,7 +138,7 @@ fn ingest_organisation(node: &Node, path: &Path) -> Result<(), StartError> {
             node.public_key
         )));
     }
-    match node.store.insert(&rec, Admission::KeepHistory) {
+    match node.insert_blocking(&rec, Admission::KeepHistory) {
         Ok(ins) => {
             tracing::info!(id = %ins.id, "stored the organisation's own record");
             Ok(())

@@ -236,7 +236,7 @@ pub fn incoming(
             };
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
-            let tx = tx.clone();
+            let conn_tx = tx.clone();
             tokio::spawn(async move {
                 let stream =
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -260,7 +260,7 @@ pub fn incoming(
                     remote: Some(remote),
                     key,
                 };
-                let _ = tx.send(Ok(TlsConn { stream, info })).await;
+                let _ = conn_tx.send(Ok(TlsConn { stream, info })).await;
             });
             if tx.is_closed() {
                 return;
@@ -290,8 +290,8 @@ fn verify_handshake(
     dss: &DigitallySignedStruct,
 ) -> Result<HandshakeSignatureValid, rustls::Error> {
     if dss.scheme != SignatureScheme::ED25519 {
-        return Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::NoSignatureSchemesInCommon,
+        return Err(rustls::Error::General(
+            "maillage peers sign TLS handshakes with ed25519 only".into(),
         ));
     }
     let bad = || rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature);
@@ -343,9 +343,7 @@ impl ClientCertVerifier for PinnedClients {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls13RequiredForQuic,
-        ))
+        Err(rustls::Error::General("maillage peers speak TLS 1.3 only".into()))
     }
     fn verify_tls13_signature(
         &self,
@@ -388,9 +386,7 @@ impl ServerCertVerifier for PinnedServer {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls13RequiredForQuic,
-        ))
+        Err(rustls::Error::General("maillage peers speak TLS 1.3 only".into()))
     }
     fn verify_tls13_signature(
         &self,

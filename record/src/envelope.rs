@@ -319,16 +319,7 @@ mod tests {
             version,
             issued_at_ms: 1_764_000_000_000,
             visibility: Visibility::Public,
-            body: Body::Dataset(Dataset {
-                title: "Budget primitif".into(),
-                description: "Le budget voté".into(),
-                keywords: vec![],
-                themes: vec![],
-                identifier: None,
-                landing_page: None,
-                licence: None,
-                distributions: vec![],
-            }),
+            body: Body::Dataset(Dataset::new("Budget primitif", "Le budget voté")),
         }
     }
 

@@ -139,6 +139,22 @@ pub struct Dataset {
     pub distributions: Vec<Distribution>,
 }
 
+impl Dataset {
+    /// A dataset with only its two mandatory fields.
+    pub fn new(title: impl Into<String>, description: impl Into<String>) -> Dataset {
+        Dataset {
+            title: title.into(),
+            description: description.into(),
+            keywords: vec![],
+            themes: vec![],
+            identifier: None,
+            landing_page: None,
+            licence: None,
+            distributions: vec![],
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Distribution {

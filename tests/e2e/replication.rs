@@ -196,8 +196,8 @@ fn unpinned_key_is_refused_and_untrusted_authors_wait_in_quarantine() {
 
 #[test]
 fn restart_resumes_without_loss_or_duplicates() {
-    let fed = federation(&[TOULOUSE_METROPOLE, TOULOUSE]);
-    let [a, b] = [&fed.dirs[0], &fed.dirs[1]];
+    let mut fed = federation(&[TOULOUSE_METROPOLE, TOULOUSE]);
+    let (a, b) = (&fed.dirs[0].clone(), &fed.dirs[1].clone());
     trust(a, b);
     trust(b, a);
     peer(a, "b", b);
@@ -216,7 +216,6 @@ fn restart_resumes_without_loss_or_duplicates() {
         );
         ids.push(publish(b, &doc));
     }
-    let mut fed = fed;
     // kill -9 a while it may be mid-sync, then restart it: peers and trust
     // are kept, and the sync completes.
     fed._nodes[0].kill();

@@ -38,7 +38,6 @@ pub fn cli_json(dir: &Path, args: &[&str]) -> serde_json::Value {
 /// leaves nothing behind.
 pub struct NodeProc {
     pub child: Child,
-    pub dir: PathBuf,
 }
 
 impl NodeProc {
@@ -63,10 +62,7 @@ pub fn start(dir: &Path) -> NodeProc {
         .stderr(log)
         .spawn()
         .unwrap();
-    let node = NodeProc {
-        child,
-        dir: dir.to_path_buf(),
-    };
+    let node = NodeProc { child };
     for _ in 0..100 {
         if cli(dir, &["status"]).status.success() {
             return node;

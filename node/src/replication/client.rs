@@ -193,7 +193,8 @@ pub async fn fetch(
 
 /// The link to one peer, for as long as it stays pinned: subscribe, reconcile,
 /// follow announcements, reconcile again every `sync_interval`; back off
-/// exponentially (0.5 s doubling up to 5 min) while the peer fails.
+/// exponentially (0.5 s doubling up to 5 min) while the peer fails. `wake`
+/// cuts a backoff short.
 pub async fn run_link(node: Arc<Node>, name: String, wake: Arc<Notify>) {
     let mut failures: u32 = 0;
     let mut stopping = node.stopping();
@@ -204,7 +205,7 @@ pub async fn run_link(node: Arc<Node>, name: String, wake: Arc<Notify>) {
         let Some(peer) = node.peers.get(&name) else {
             return;
         };
-        let result = link_once(&node, &peer, &wake).await;
+        let result = link_once(&node, &peer).await;
         node.peers.update(&name, |p| {
             p.subscribed = false;
             p.syncing = false;
@@ -242,7 +243,7 @@ pub fn backoff(failures: u32) -> Duration {
 
 /// Subscribe first (so nothing published meanwhile is missed), reconcile,
 /// then follow announcements until the next periodic reconciliation.
-async fn link_once(node: &Arc<Node>, peer: &PeerState, wake: &Notify) -> Result<(), SyncError> {
+async fn link_once(node: &Arc<Node>, peer: &PeerState) -> Result<(), SyncError> {
     let (mut client, key) = client(peer, node)?;
     let mut announcements = client
         .subscribe(SubscribeRequest {})
@@ -255,7 +256,7 @@ async fn link_once(node: &Arc<Node>, peer: &PeerState, wake: &Notify) -> Result<
     });
     let report = sync_once(node, peer, &mut client, key).await?;
     record_success(node, &peer.name, &report);
-    follow(node, peer, &mut client, &mut announcements, wake).await
+    follow(node, peer, &mut client, &mut announcements).await
 }
 
 pub fn record_success(node: &Node, name: &str, report: &SyncReport) {
@@ -281,7 +282,6 @@ async fn follow(
     peer: &PeerState,
     client: &mut ReplicationClient<Channel>,
     announcements: &mut Streaming<Announcement>,
-    wake: &Notify,
 ) -> Result<(), SyncError> {
     let deadline = tokio::time::Instant::now() + node.replication.sync_interval;
     let mut stopping = node.stopping();
@@ -289,13 +289,13 @@ async fn follow(
         let msg = tokio::select! {
             m = announcements.message() => m.map_err(|s| rpc_error(&peer.url, s))?,
             _ = tokio::time::sleep_until(deadline) => return Ok(()),
-            _ = wake.notified() => return Ok(()),
             _ = stopping.wait_for(|s| *s) => return Ok(()),
         };
         let Some(msg) = msg else {
             // The peer closed the stream (it is shutting down): reconnect.
             return Err(SyncError::Rpc(format!("{} closed the announcement stream", peer.url)));
         };
+        tracing::debug!(peer = peer.name, ids = msg.ids.len(), lagged = msg.lagged, "announcement");
         if msg.lagged {
             // We missed some: a reconciliation finds them.
             return Ok(());

@@ -73,9 +73,18 @@ impl Replicator {
         }
     }
 
-    /// Cuts a link's backoff short (the peer just reached us, or the
-    /// operator asked for a sync).
+    /// Cuts a failing link's backoff short: the peer just reached us, or the
+    /// operator asked for a sync. A healthy link is left alone (waking it on
+    /// every call from the peer would make two healthy links chase each other).
     pub fn wake(&self, name: &str) {
+        if self
+            .node
+            .peers
+            .get(name)
+            .is_none_or(|p| p.consecutive_failures == 0)
+        {
+            return;
+        }
         let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(link) = links.get(name) {
             link.wake.notify_one();
@@ -97,9 +106,9 @@ impl Replicator {
         .await;
         match result {
             Ok(report) => {
-                client::record_success(node, name, &report);
-                // A link in backoff can retry now.
+                // A link in backoff can retry now (before the success resets the count).
                 self.wake(name);
+                client::record_success(node, name, &report);
                 Ok(report)
             }
             Err(e) => {

@@ -7,7 +7,7 @@ use maillage_proto::v1::replication_server::Replication;
 use maillage_proto::v1::{
     Announcement, FetchBatch, FetchRequest, ReconcileFrame, SubscribeRequest,
 };
-use maillage_record::{PublicKey, RecordId};
+use maillage_record::{PublicKey, RecordId, Visibility};
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -170,7 +170,8 @@ impl Replication for ReplicationService {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let (peer, viewer) = self.peer(&request)?;
+        let (peer, mut viewer) = self.peer(&request)?;
+        let node = self.node.clone();
         let mut announcements = self.node.subscribe();
         let mut stopping = self.node.stopping();
         let (tx, rx) = mpsc::channel(16);
@@ -181,11 +182,19 @@ impl Replication for ReplicationService {
                 let msg = tokio::select! {
                     got = announcements.recv() => match got {
                         Ok(items) => {
+                            // The peer's SIREN may have arrived since it subscribed
+                            // (its Organisation record replicates too): look again.
+                            if let Viewer::Peer { key, siren: None } = &viewer
+                                && items.iter().any(|i| matches!(i.visibility, Visibility::Restricted { .. }))
+                            {
+                                viewer = node.peer_viewer(key);
+                            }
                             let ids: Vec<Vec<u8>> = items
                                 .iter()
                                 .filter(|i| viewer.may_see(&i.author, &i.visibility))
                                 .map(|i| i.id.0.to_vec())
                                 .collect();
+                            tracing::debug!(peer, announced = ids.len(), of = items.len(), "announcing");
                             if ids.is_empty() {
                                 continue;
                             }

@@ -565,3 +565,86 @@ fn kind_counter_key(kind: Kind) -> Vec<u8> {
 fn read_u64(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maillage_record::model::Dataset;
+    use maillage_record::{Body, Record, SigningKey, Visibility, envelope};
+
+    fn signed(key: u8, record_id: &str, version: u64) -> VerifiedRecord {
+        let record = Record {
+            record_id: record_id.into(),
+            version,
+            issued_at_ms: 1_764_000_000_000 + version as i64,
+            visibility: Visibility::Public,
+            body: Body::Dataset(Dataset::new(format!("Jeu {record_id} v{version}"), "Données")),
+        };
+        envelope::sign(&SigningKey::from_bytes(&[key; 32]), &record).unwrap()
+    }
+
+    #[test]
+    fn versions_history_and_counters_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (v1, v2, v3) = (signed(1, "a", 1), signed(1, "a", 2), signed(1, "a", 3));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.insert(&v2, Admission::RequireNewer).unwrap();
+            // Older and equal versions are refused on publish, and change nothing.
+            assert!(matches!(
+                store.insert(&v1, Admission::RequireNewer),
+                Err(StoreError::NotNewer { current: 2, next: 3, .. })
+            ));
+            assert!(matches!(
+                store.insert(&v2, Admission::RequireNewer),
+                Err(StoreError::Duplicate(_))
+            ));
+            assert_eq!(store.counts().0, 1);
+            // Replication keeps an older version in the history without making it current.
+            let got = store.insert_many(&[v1.clone(), v3.clone(), v1.clone()]).unwrap();
+            assert!(got[0].is_some_and(|i| !i.current));
+            assert!(got[1].is_some_and(|i| i.current && i.previous_version == 2));
+            assert!(got[2].is_none(), "the same id twice in one batch");
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let author = v1.author();
+        assert_eq!(store.current(&author, "a").unwrap().unwrap().version, 3);
+        let versions: Vec<u64> = store
+            .history(&author, "a")
+            .unwrap()
+            .iter()
+            .map(|h| h.version)
+            .collect();
+        assert_eq!(versions, vec![1, 2, 3]);
+        let (envelopes, last_seq, by_kind) = store.counts();
+        assert_eq!((envelopes, last_seq), (3, 3));
+        assert_eq!(by_kind[&Kind::Dataset], 1);
+        let stored = store.get(&v3.id()).unwrap().unwrap();
+        assert_eq!(stored.bytes, v3.envelope_bytes());
+        assert_eq!(
+            store.changes_since(1, 10).unwrap().len(),
+            2,
+            "changes after seq 1"
+        );
+        let mut ids: Vec<RecordId> = store.sync_items().unwrap().iter().map(|i| i.id).collect();
+        ids.sort();
+        let mut want = vec![v1.id(), v2.id(), v3.id()];
+        want.sort();
+        assert_eq!(ids, want);
+    }
+
+    #[test]
+    fn quarantine_holds_and_releases() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (a, b) = (signed(1, "x", 1), signed(2, "y", 1));
+        store.quarantine(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!(store.quarantine_len().unwrap(), 2);
+        let only_a = store.quarantined(Some(&a.author()), 10).unwrap();
+        assert_eq!(only_a.len(), 1);
+        assert_eq!(only_a[0].bytes, a.envelope_bytes());
+        store.unquarantine(&[(a.author(), a.id())]).unwrap();
+        assert_eq!(store.quarantine_len().unwrap(), 1);
+        assert!(!store.contains(&a.id()).unwrap(), "quarantine is not the store");
+    }
+}

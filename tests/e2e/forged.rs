@@ -1,0 +1,179 @@
+//! A malicious peer: a real node pins it and trusts its key, and it serves a
+//! forged envelope (a genuine signature over a payload altered afterwards)
+//! through reconciliation, fetch and announcements. The forged record must be
+//! refused, never stored, never relayed.
+//!
+//! The malicious peer runs in this process on real mutual TLS (the node's own
+//! `tls` module, with its own key), since no honest node would serve it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use maillage_node::tls;
+use maillage_proto::v1 as pb;
+use maillage_proto::v1::replication_server::{Replication, ReplicationServer};
+use maillage_record::{Body, PublicKey, Record, SigningKey, Visibility, envelope};
+use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::support::{cli, cli_json, eventually, init, start};
+
+struct Evil {
+    forged: pb::Envelope,
+    forged_id: [u8; 32],
+}
+
+type Out<T> = ReceiverStream<Result<T, Status>>;
+
+#[tonic::async_trait]
+impl Replication for Evil {
+    type ReconcileStream = Out<pb::ReconcileFrame>;
+    type FetchStream = Out<pb::FetchBatch>;
+    type SubscribeStream = Out<pb::Announcement>;
+
+    async fn reconcile(
+        &self,
+        request: Request<Streaming<pb::ReconcileFrame>>,
+    ) -> Result<Response<Self::ReconcileStream>, Status> {
+        let mut frames = request.into_inner();
+        let mut storage = NegentropyStorageVector::new();
+        storage
+            .insert(1_764_000_000_000, Id::from_byte_array(self.forged_id))
+            .unwrap();
+        storage.seal().unwrap();
+        let mut neg = Negentropy::owned(storage, 0).unwrap();
+        let (tx, rx) = mpsc::channel(4);
+        tokio::spawn(async move {
+            while let Ok(Some(f)) = frames.message().await {
+                let answer = neg.reconcile(&f.negentropy).unwrap();
+                if tx.send(Ok(pb::ReconcileFrame { negentropy: answer })).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn fetch(
+        &self,
+        _: Request<pb::FetchRequest>,
+    ) -> Result<Response<Self::FetchStream>, Status> {
+        let (tx, rx) = mpsc::channel(1);
+        tx.send(Ok(pb::FetchBatch {
+            envelopes: vec![self.forged.clone()],
+        }))
+        .await
+        .unwrap();
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn subscribe(
+        &self,
+        _: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let (tx, rx) = mpsc::channel(1);
+        let id = self.forged_id.to_vec();
+        tokio::spawn(async move {
+            let _ = tx
+                .send(Ok(pb::Announcement {
+                    ids: vec![id],
+                    lagged: false,
+                }))
+                .await;
+            tx.closed().await;
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+fn forged_envelope(key: &SigningKey) -> pb::Envelope {
+    let record = Record {
+        record_id: "faux-budget".into(),
+        version: 1,
+        issued_at_ms: 1_764_000_000_000,
+        visibility: Visibility::Public,
+        body: Body::Dataset(maillage_record::model::Dataset::new("Budget primitif", "Le budget voté")),
+    };
+    let mut env = envelope::sign(key, &record).unwrap().to_proto();
+    // Altered after signing: "Budget" becomes "Budgex".
+    let at = env
+        .payload
+        .windows(6)
+        .position(|w| w == b"Budget")
+        .unwrap();
+    env.payload[at + 5] = b'x';
+    env
+}
+
+#[test]
+fn a_forged_record_from_a_peer_is_refused_and_not_relayed() {
+    let t = tempfile::tempdir().unwrap();
+    let (victim, third) = (t.path().join("victim"), t.path().join("third"));
+    init(&victim, "243100518", "Toulouse Métropole");
+    init(&third, "213105554", "Toulouse");
+    let _v = start(&victim);
+    let _t = start(&third);
+    let status = cli_json(&victim, &["status", "--json"]);
+    let victim_key = PublicKey::parse_hex(status["public_key"].as_str().unwrap()).unwrap();
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let evil_key = SigningKey::from_bytes(&[42; 32]);
+    let evil_pub = PublicKey(evil_key.verifying_key().to_bytes());
+    let forged = forged_envelope(&evil_key);
+    let forged_id: [u8; 32] = Sha256::digest(envelope::canonical_encoding(
+        &forged.payload,
+        &forged.author,
+        &forged.signature,
+    ))
+    .into();
+    let addr = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let identity = tls::Identity::new(&evil_key).unwrap();
+        let pinned: tls::PinnedKeys = Arc::new(std::sync::RwLock::new([victim_key].into()));
+        let acceptor = tls::acceptor(&identity, pinned).unwrap();
+        let evil = Evil { forged, forged_id };
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(ReplicationServer::new(evil))
+                .serve_with_incoming(tls::incoming(listener, acceptor)),
+        );
+        addr
+    });
+
+    // The victim pins and even trusts the evil key: the signature still decides.
+    let key_hex = evil_pub.to_hex();
+    assert!(cli(&victim, &["trust", "add-root", &key_hex]).status.success());
+    let out = cli(&victim, &["peer", "add", "evil", &format!("https://{addr}"), "--key", &key_hex]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // A third node follows the victim: it must not receive the forged record either.
+    let url = format!("https://{}", status["grpc_listen"].as_str().unwrap());
+    let third_key = cli_json(&third, &["status", "--json"])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(cli(&third, &["peer", "add", "victim", &url, "--key", victim_key.to_hex().as_str()]).status.success());
+    let third_url = format!("https://{}", cli_json(&third, &["status", "--json"])["grpc_listen"].as_str().unwrap());
+    assert!(cli(&victim, &["peer", "add", "third", &third_url, "--key", &third_key]).status.success());
+    assert!(cli(&third, &["trust", "add-root", &key_hex]).status.success());
+
+    let sync = cli_json(&victim, &["sync", "--json", "evil"]);
+    assert_eq!(sync[0]["ok"], true, "{sync}");
+    assert_eq!(sync[0]["need"], 1, "{sync}");
+    assert_eq!(sync[0]["rejected"], 1, "{sync}");
+    assert_eq!(sync[0]["stored"], 0, "{sync}");
+    let id = hex::encode(forged_id);
+    assert!(!cli(&victim, &["get", &id]).status.success(), "forged record stored");
+    eventually(Duration::from_secs(5), "the refusal is logged with the peer's name", || {
+        let log = std::fs::read_to_string(victim.with_extension("log")).unwrap_or_default();
+        log.contains("refused a record from a peer") && log.contains("evil")
+    });
+    // The third node syncs with the victim: nothing forged to relay.
+    let sync = cli_json(&third, &["sync", "--json", "victim"]);
+    assert_eq!(sync[0]["ok"], true, "{sync}");
+    assert!(!cli(&third, &["get", &id]).status.success(), "forged record relayed");
+    drop(rt);
+}
