@@ -166,6 +166,8 @@ pub async fn sync(dir: &Path, name: Option<&str>, json_out: bool) -> anyhow::Res
                     "quarantined": r.quarantined, "rejected": r.rejected,
                     "round_trips": r.round_trips, "bytes_sent": r.bytes_sent,
                     "bytes_received": r.bytes_received, "millis": r.millis,
+                    "wire_bytes_reconcile": r.wire_bytes_reconcile,
+                    "wire_bytes_total": r.wire_bytes_total,
                 })
             })
             .collect();
@@ -176,14 +178,14 @@ pub async fn sync(dir: &Path, name: Option<&str>, json_out: bool) -> anyhow::Res
         for r in &results {
             if r.ok {
                 println!(
-                    "{}: {} new, {} quarantined, {} refused; it lacks {} of ours ({} round trips, {} bytes, {} ms)",
+                    "{}: {} new, {} quarantined, {} refused; it lacks {} of ours ({} round trips, {} bytes on the wire, {} ms)",
                     r.peer,
                     r.stored,
                     r.quarantined,
                     r.rejected,
                     r.have,
                     r.round_trips,
-                    r.bytes_sent + r.bytes_received,
+                    r.wire_bytes_total,
                     r.millis
                 );
             } else {

@@ -119,10 +119,75 @@ pub fn connector(identity: &Identity, expected: PublicKey) -> Result<TlsConnecto
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
+/// Bytes a channel moved on its TCP connections, TLS included: what a network
+/// operator would see.
+#[derive(Debug, Default)]
+pub struct WireCounters {
+    pub sent: std::sync::atomic::AtomicU64,
+    pub received: std::sync::atomic::AtomicU64,
+}
+
+impl WireCounters {
+    pub fn total(&self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.sent.load(Relaxed) + self.received.load(Relaxed)
+    }
+}
+
+/// A TCP stream that counts its bytes into `WireCounters`.
+struct Counted {
+    inner: TcpStream,
+    counters: Arc<WireCounters>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        self.counters
+            .received
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        r
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &r {
+            self.counters
+                .sent
+                .fetch_add(*n as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Opens a gRPC channel to a peer at `url` (https://host:port) over mutual TLS,
 /// accepting only a server holding `expected`. The channel connects lazily
-/// and reconnects by itself; calls fail if the peer refuses our key.
-pub fn channel(url: &str, identity: &Identity, expected: PublicKey) -> Result<Channel, TlsError> {
+/// and reconnects by itself; calls fail if the peer refuses our key. Its
+/// traffic is counted into `counters`.
+pub fn channel(
+    url: &str,
+    identity: &Identity,
+    expected: PublicKey,
+    counters: Arc<WireCounters>,
+) -> Result<Channel, TlsError> {
     let authority = url
         .strip_prefix("https://")
         .map(|a| a.trim_end_matches('/'))
@@ -140,9 +205,14 @@ pub fn channel(url: &str, identity: &Identity, expected: PublicKey) -> Result<Ch
     Ok(endpoint.connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
         let tls = tls.clone();
         let authority = authority.clone();
+        let counters = counters.clone();
         async move {
             let tcp = TcpStream::connect(&authority).await?;
             tcp.set_nodelay(true)?;
+            let tcp = Counted {
+                inner: tcp,
+                counters,
+            };
             // No hostname is checked (PinnedServer checks the key), but SNI needs a name.
             let name = ServerName::try_from("maillage").expect("valid DNS name");
             let stream = tls.connect(name, tcp).await?;

@@ -28,9 +28,16 @@ pub struct SyncReport {
     pub have: u64,
     pub intake: Intake,
     pub round_trips: u32,
+    /// Negentropy frame bytes, each way.
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Bytes on the wire (TCP payload: TLS, HTTP/2 and gRPC framing included)
+    /// until reconciliation ended, connection set-up included; and in all.
+    pub wire_reconcile: u64,
+    pub wire_total: u64,
     pub elapsed: Duration,
+    /// Time until reconciliation ended (the fetch follows).
+    pub reconcile_elapsed: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,11 +72,16 @@ fn rpc_error(url: &str, s: tonic::Status) -> SyncError {
     SyncError::Rpc(text)
 }
 
-pub fn client(peer: &PeerState, node: &Node) -> Result<(ReplicationClient<Channel>, PublicKey), SyncError> {
+/// A Replication client for `peer`, counting its traffic into `counters`.
+pub fn client(
+    peer: &PeerState,
+    node: &Node,
+    counters: Arc<tls::WireCounters>,
+) -> Result<(ReplicationClient<Channel>, PublicKey), SyncError> {
     let key = peer
         .public_key()
         .ok_or_else(|| SyncError::Rpc(format!("peer {} has an unreadable key", peer.name)))?;
-    let channel = tls::channel(&peer.url, &node.identity, key)?;
+    let channel = tls::channel(&peer.url, &node.identity, key, counters)?;
     // Envelopes are up to 256 KiB and fetch batches ~1 MiB: 16 MiB leaves room.
     let client = ReplicationClient::new(channel)
         .max_decoding_message_size(16 << 20)
@@ -83,8 +95,10 @@ pub async fn sync_once(
     peer: &PeerState,
     client: &mut ReplicationClient<Channel>,
     key: PublicKey,
+    counters: &tls::WireCounters,
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
+    let wire_before = counters.total();
     let mut report = SyncReport::default();
     // We only ever tell a peer about ids it may see: negentropy frames carry ids.
     let viewer = node.peer_viewer(&key);
@@ -139,11 +153,14 @@ pub async fn sync_once(
         }
     }
     drop(tx);
+    report.reconcile_elapsed = started.elapsed();
+    report.wire_reconcile = counters.total() - wire_before;
     report.need = need.len() as u64;
     report.have = have.len() as u64;
     let need: Vec<RecordId> = need.iter().map(|id| RecordId(**id)).collect();
     report.intake = fetch(node, &peer.name, &peer.url, client, &need).await?;
     report.elapsed = started.elapsed();
+    report.wire_total = counters.total() - wire_before;
     Ok(report)
 }
 
@@ -244,7 +261,8 @@ pub fn backoff(failures: u32) -> Duration {
 /// Subscribe first (so nothing published meanwhile is missed), reconcile,
 /// then follow announcements until the next periodic reconciliation.
 async fn link_once(node: &Arc<Node>, peer: &PeerState) -> Result<(), SyncError> {
-    let (mut client, key) = client(peer, node)?;
+    let counters = Arc::new(tls::WireCounters::default());
+    let (mut client, key) = client(peer, node, counters.clone())?;
     let mut announcements = client
         .subscribe(SubscribeRequest {})
         .await
@@ -254,7 +272,7 @@ async fn link_once(node: &Arc<Node>, peer: &PeerState) -> Result<(), SyncError> 
         p.subscribed = true;
         p.syncing = true;
     });
-    let report = sync_once(node, peer, &mut client, key).await?;
+    let report = sync_once(node, peer, &mut client, key, &counters).await?;
     record_success(node, &peer.name, &report);
     follow(node, peer, &mut client, &mut announcements).await
 }

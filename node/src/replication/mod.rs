@@ -100,8 +100,9 @@ impl Replicator {
             .ok_or_else(|| format!("no peer named '{name}'"))?;
         let node = &self.node;
         let result = async {
-            let (mut c, key) = client::client(&peer, node)?;
-            client::sync_once(node, &peer, &mut c, key).await
+            let counters = Arc::new(crate::tls::WireCounters::default());
+            let (mut c, key) = client::client(&peer, node, counters.clone())?;
+            client::sync_once(node, &peer, &mut c, key, &counters).await
         }
         .await;
         match result {

@@ -71,6 +71,8 @@ fn sync_result(peer: &str, r: Result<SyncReport, String>) -> SyncResult {
             bytes_sent: r.bytes_sent,
             bytes_received: r.bytes_received,
             millis: r.elapsed.as_millis() as u64,
+            wire_bytes_reconcile: r.wire_reconcile,
+            wire_bytes_total: r.wire_total,
         },
         Err(error) => SyncResult {
             peer: peer.into(),
