@@ -237,20 +237,24 @@ impl Node {
         viewer: &Viewer,
     ) -> Result<Option<maillage_proto::v1::Envelope>, StoreError> {
         use prost::Message;
+        // Visibility from the small syncset entry first: an invisible record
+        // costs one point read, and a visible one is not decoded twice.
+        let Some(item) = self.store.sync_item(id)? else {
+            return Ok(None);
+        };
+        if !viewer.may_see(&item.author, &item.visibility) {
+            return Ok(None);
+        }
         let Some(stored) = self.store.get(id)? else {
             return Ok(None);
         };
-        let corrupt = || StoreError::Corrupt {
-            path: self.data_dir.display().to_string(),
-            what: format!("stored envelope {id} does not decode"),
-        };
-        let env = maillage_proto::v1::Envelope::decode(stored.bytes.as_slice())
-            .map_err(|_| corrupt())?;
-        let author = PublicKey::from_slice(&env.author).ok_or_else(corrupt)?;
-        let record = maillage_record::wire::decode_payload(&env.payload).map_err(|_| corrupt())?;
-        Ok(viewer
-            .may_see(&author, &record.visibility)
-            .then_some(env))
+        let env = maillage_proto::v1::Envelope::decode(stored.bytes.as_slice()).map_err(|_| {
+            StoreError::Corrupt {
+                path: self.data_dir.display().to_string(),
+                what: format!("stored envelope {id} does not decode"),
+            }
+        })?;
+        Ok(Some(env))
     }
 
     /// A receiver that sees `true` once the node begins to shut down.

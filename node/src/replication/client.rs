@@ -164,7 +164,10 @@ pub async fn sync_once(
     Ok(report)
 }
 
-/// Fetches envelopes by id from a peer and takes them in.
+/// Fetches envelopes by id from a peer and takes them in. Receiving and
+/// verifying overlap: while one batch is verified and stored, the next one is
+/// already on its way, and up to `INTAKE_IN_FLIGHT` batches verify at once
+/// (one per core).
 pub async fn fetch(
     node: &Arc<Node>,
     peer: &str,
@@ -172,7 +175,10 @@ pub async fn fetch(
     client: &mut ReplicationClient<Channel>,
     ids: &[RecordId],
 ) -> Result<Intake, SyncError> {
+    let in_flight_max = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut total = Intake::default();
+    let mut in_flight: std::collections::VecDeque<tokio::task::JoinHandle<Result<Intake, crate::store::StoreError>>> =
+        std::collections::VecDeque::new();
     for chunk in ids.chunks(MAX_FETCH_IDS) {
         let request = FetchRequest {
             ids: chunk.iter().map(|id| id.0.to_vec()).collect(),
@@ -183,15 +189,19 @@ pub async fn fetch(
             .map_err(|s| rpc_error(url, s))?
             .into_inner();
         while let Some(batch) = batches.message().await.map_err(|s| rpc_error(url, s))? {
+            if in_flight.len() >= in_flight_max {
+                let done = in_flight.pop_front().expect("non-empty");
+                total += done.await.map_err(|e| SyncError::Rpc(e.to_string()))??;
+            }
             let node = node.clone();
             let peer_name = peer.to_string();
-            let intake = tokio::task::spawn_blocking(move || {
+            in_flight.push_back(tokio::task::spawn_blocking(move || {
                 intake_blocking(&node, &batch.envelopes, &peer_name)
-            })
-            .await
-            .map_err(|e| SyncError::Rpc(e.to_string()))??;
-            total += intake;
+            }));
         }
+    }
+    for done in in_flight {
+        total += done.await.map_err(|e| SyncError::Rpc(e.to_string()))??;
     }
     if total.stored + total.quarantined + total.rejected > 0 {
         tracing::info!(

@@ -65,6 +65,17 @@ fn decode(id: &[u8], v: &[u8]) -> Option<SyncItem> {
 }
 
 impl Store {
+    /// What reconciliation knows of one stored envelope (a point read, no
+    /// payload decoding: Fetch checks visibility with it).
+    pub fn sync_item(&self, id: &RecordId) -> Result<Option<SyncItem>, StoreError> {
+        match self.db.get_pinned_cf(self.cf(CF_SYNCSET), id.0)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(
+                decode(&id.0, &v).ok_or_else(|| self.corrupt("syncset entry"))?,
+            )),
+        }
+    }
+
     /// Every stored envelope as reconciliation sees it (read once at start;
     /// the node keeps it up to date in memory from then on).
     pub fn sync_items(&self) -> Result<Vec<SyncItem>, StoreError> {
