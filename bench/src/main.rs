@@ -67,6 +67,9 @@ fn main() -> anyhow::Result<()> {
     eprintln!("measuring the batch-verification ceiling...");
     let (ceiling_1, ceiling_all) = verify_ceiling(&records[..records.len().min(100_000)]);
 
+    // The DIFF records the two nodes will not share are spread over the whole
+    // set (every k-th), as real differences are, not bunched at its end.
+    let records = spread_differences(records, n);
     let result = rt.block_on(replication_benches(n, &records, &authors))?;
 
     writeln!(md, "## Replication (issue 4)\n")?;
@@ -296,6 +299,22 @@ fn generate(n: usize, authors: &[SigningKey], names: &[String]) -> Vec<VerifiedR
             .flat_map(|h| h.join().expect("generator thread"))
             .collect()
     })
+}
+
+/// Reorders `records` so the last DIFF are taken evenly from the whole range.
+fn spread_differences(records: Vec<VerifiedRecord>, n: usize) -> Vec<VerifiedRecord> {
+    let total = records.len();
+    let step = (total / DIFF).max(1);
+    let (mut base, mut extra) = (Vec::with_capacity(n), Vec::with_capacity(DIFF));
+    for (i, r) in records.into_iter().enumerate() {
+        if i % step == step / 2 && extra.len() < DIFF {
+            extra.push(r);
+        } else {
+            base.push(r);
+        }
+    }
+    base.extend(extra);
+    base
 }
 
 /// Batch verification of these envelopes, 256 at a time, on one core and on

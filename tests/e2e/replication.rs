@@ -244,3 +244,56 @@ fn restart_resumes_without_loss_or_duplicates() {
     assert_eq!(sync[0]["have"], 0, "{sync}");
     assert_eq!(sync[0]["round_trips"], 1, "identical sets reconcile in one round trip: {sync}");
 }
+
+#[test]
+fn twenty_nodes_in_a_chain_converge_and_a_partition_heals() {
+    // 20 real communes of the Toulouse area, in a chain: the worst diameter.
+    let csv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/collectivites.csv")).unwrap();
+    let orgs: Vec<(String, String)> = csv
+        .lines()
+        .filter(|l| l.ends_with(",243100518") && l.contains(",commune,"))
+        .take(20)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_string(), f[3].to_string())
+        })
+        .collect();
+    assert_eq!(orgs.len(), 20);
+    let refs: Vec<(&str, &str)> = orgs.iter().map(|(s, n)| (s.as_str(), n.as_str())).collect();
+    let mut fed = federation(&refs);
+    let dirs = fed.dirs.clone();
+    let keys: Vec<String> = dirs.iter().map(|d| key(d)).collect();
+    for d in &dirs {
+        for k in &keys {
+            assert!(cli(d, &["trust", "add-root", k]).status.success());
+        }
+    }
+    for i in 0..19 {
+        peer(&dirs[i], &format!("n{}", i + 1), &dirs[i + 1]);
+        peer(&dirs[i + 1], &format!("n{i}"), &dirs[i]);
+    }
+    let envelopes = |d: &Path| {
+        cli_json(d, &["status", "--json"])["envelopes"]
+            .as_u64()
+            .unwrap()
+    };
+    eventually(Duration::from_secs(30), "20 organisation records everywhere", || {
+        dirs.iter().all(|d| envelopes(d) == 20)
+    });
+
+    // Partition: the middle node goes down; each side publishes.
+    fed._nodes[10].kill();
+    let left = publish(&dirs[0], Path::new(&example("dataset.json")));
+    let right = publish(&dirs[19], Path::new(&example("project.json")));
+    eventually(Duration::from_secs(10), "each side sees its own record", || {
+        has(&dirs[9], &left) && has(&dirs[11], &right)
+    });
+    assert!(!has(&dirs[9], &right) && !has(&dirs[11], &left));
+
+    // Heal: the middle node comes back; every node converges to the same 22.
+    fed._nodes[10] = start(&dirs[10]);
+    eventually(Duration::from_secs(30), "the healed chain converges", || {
+        dirs.iter().all(|d| envelopes(d) == 22)
+    });
+    assert!(has(&dirs[0], &right) && has(&dirs[19], &left));
+}
