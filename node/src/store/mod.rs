@@ -174,6 +174,10 @@ impl Store {
             let mut cf = Options::default();
             cf.set_compression_type(rocksdb::DBCompressionType::Lz4);
             cf.set_block_based_table_factory(&table);
+            // The same question asked of the memtables, where a sync's recent
+            // writes are: a bloom filter there too.
+            cf.set_memtable_whole_key_filtering(true);
+            cf.set_memtable_prefix_bloom_ratio(0.05);
             if *name == CF_ENVELOPES {
                 // The bulk of the bytes: bigger memtables, fewer flushes.
                 cf.set_write_buffer_size(64 << 20);
