@@ -2,7 +2,6 @@
 //! for who may publish, whose records it accepts, and who may read what.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -37,7 +36,10 @@ pub struct Node {
     syncset: RwLock<BTreeMap<(u64, RecordId), (PublicKey, Visibility)>>,
     /// Records as they are stored, for live subscribers.
     announce: broadcast::Sender<Arc<Vec<SyncItem>>>,
-    quarantined: AtomicU64,
+    /// Ids of quarantined records, and of records refused as forged or
+    /// invalid lately: reconciliation does not fetch them again.
+    quarantined: std::sync::Mutex<std::collections::HashSet<RecordId>>,
+    refused: std::sync::Mutex<std::collections::HashSet<RecordId>>,
     /// Becomes true when the node shuts down: long-lived streams end on it.
     stopping: watch::Sender<bool>,
 }
@@ -88,7 +90,11 @@ impl Node {
             .collect();
         let trust = Trust::load(store.clone(), public_key)?;
         let peers = PeerTable::load(store.clone())?;
-        let quarantined = store.quarantine_len()?;
+        let quarantined = store
+            .quarantined(None, usize::MAX)?
+            .into_iter()
+            .map(|q| q.id)
+            .collect();
         Ok(Node {
             siren: config.siren.clone(),
             name: config.name.clone(),
@@ -105,7 +111,8 @@ impl Node {
             replication: config.replication.clone(),
             syncset: RwLock::new(syncset),
             announce: broadcast::channel(ANNOUNCE_BUFFER).0,
-            quarantined: AtomicU64::new(quarantined),
+            quarantined: std::sync::Mutex::new(quarantined),
+            refused: Default::default(),
             stopping: watch::channel(false).0,
         })
     }
@@ -222,12 +229,53 @@ impl Node {
         self.announce.subscribe()
     }
 
+    /// How many records wait in quarantine.
     pub fn quarantined(&self) -> u64 {
-        self.quarantined.load(Ordering::Relaxed)
+        self.quarantined.lock().unwrap_or_else(|p| p.into_inner()).len() as u64
     }
 
-    pub fn set_quarantined(&self, n: u64) {
-        self.quarantined.store(n, Ordering::Relaxed);
+    pub fn is_quarantined(&self, id: &RecordId) -> bool {
+        self.quarantined
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(id)
+    }
+
+    pub fn note_quarantined(&self, ids: impl IntoIterator<Item = RecordId>, held: bool) {
+        let mut q = self.quarantined.lock().unwrap_or_else(|p| p.into_inner());
+        for id in ids {
+            if held {
+                q.insert(id);
+            } else {
+                q.remove(&id);
+            }
+        }
+    }
+
+    /// Remembers ids refused as forged or invalid, so they are not fetched on
+    /// every reconciliation; forgotten in bulk past 100,000 (then fetched and
+    /// refused once more).
+    pub fn note_refused(&self, id: RecordId) {
+        let mut r = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if r.len() >= 100_000 {
+            r.clear();
+        }
+        r.insert(id);
+    }
+
+    /// Whether reconciliation should fetch this id: not stored, not waiting
+    /// in quarantine, not refused lately.
+    pub fn wants(&self, id: &RecordId) -> Result<bool, StoreError> {
+        if self.is_quarantined(id)
+            || self
+                .refused
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains(id)
+        {
+            return Ok(false);
+        }
+        Ok(!self.store.contains(id)?)
     }
 
     /// The envelope with this id, if it is stored and `viewer` may see it.

@@ -196,8 +196,12 @@ pub fn verify(env: &pb::Envelope) -> Result<VerifiedRecord, EnvelopeError> {
 
 /// Verifies many envelopes (a replication batch) with one batch signature
 /// check, which costs about half of checking them one by one. If the batch
-/// fails, each envelope is checked alone to say which ones are bad; the
-/// answer is always the same as `verify` on each.
+/// fails, each envelope is checked alone (strictly) to say which ones are bad.
+///
+/// Known gap: the batch equation is cofactorless with random weights, so a
+/// signature crafted with a torsion component in R, which `verify` always
+/// refuses, passes a batch with a small probability. Only its author can make
+/// one; the cure is cofactored (ZIP-215) verification everywhere.
 pub fn verify_batch(envs: &[pb::Envelope]) -> Vec<Result<VerifiedRecord, EnvelopeError>> {
     let mut keys_seen: std::collections::HashMap<[u8; 32], VerifyingKey> = Default::default();
     let mut results: Vec<Result<(PublicKey, [u8; 64]), EnvelopeError>> = Vec::with_capacity(envs.len());

@@ -157,7 +157,16 @@ pub async fn sync_once(
     report.wire_reconcile = counters.total() - wire_before;
     report.need = need.len() as u64;
     report.have = have.len() as u64;
-    let need: Vec<RecordId> = need.iter().map(|id| RecordId(**id)).collect();
+    // Skip what we hold (a record visible to one side only), what waits in
+    // quarantine, and what we refused lately: otherwise every reconciliation
+    // would fetch them again.
+    let mut wanted = Vec::with_capacity(need.len());
+    for id in need.iter().map(|id| RecordId(**id)) {
+        if node.wants(&id)? {
+            wanted.push(id);
+        }
+    }
+    let need = wanted;
     report.intake = fetch(node, &peer.name, &peer.url, client, &need).await?;
     report.elapsed = started.elapsed();
     report.wire_total = counters.total() - wire_before;
@@ -254,10 +263,16 @@ pub async fn run_link(node: Arc<Node>, name: String, wake: Arc<Notify>) {
             }
         };
         if !pause.is_zero() {
-            tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
-                _ = wake.notified() => {}
+            // A wake cuts the backoff short, but never below a second between
+            // attempts: two failing links that wake each other must not spin.
+            let earliest = tokio::time::Instant::now() + pause.min(Duration::from_secs(1));
+            let woken = tokio::select! {
+                _ = tokio::time::sleep(pause) => false,
+                _ = wake.notified() => true,
                 _ = stopping.wait_for(|s| *s) => return,
+            };
+            if woken {
+                tokio::time::sleep_until(earliest).await;
             }
         }
     }
@@ -331,7 +346,7 @@ async fn follow(
         let mut missing = Vec::new();
         for raw in &msg.ids {
             if let Some(id) = RecordId::from_slice(raw)
-                && !node.store.contains(&id)?
+                && node.wants(&id)?
             {
                 missing.push(id);
             }

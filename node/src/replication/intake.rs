@@ -46,6 +46,14 @@ pub fn intake_blocking(
             Ok(rec) => untrusted.push(rec),
             Err(e) => {
                 out.rejected += 1;
+                if let (Some(author), Ok(sig)) = (
+                    PublicKey::from_slice(&env.author),
+                    <[u8; 64]>::try_from(env.signature.as_slice()),
+                ) {
+                    node.note_refused(maillage_record::RecordId(
+                        sha2_id(&env.payload, &author.0, &sig),
+                    ));
+                }
                 let author = PublicKey::from_slice(&env.author)
                     .map_or_else(|| "?".to_string(), |k| k.to_hex());
                 tracing::warn!(peer, %author, error = %e, "refused a record from a peer");
@@ -58,7 +66,7 @@ pub fn intake_blocking(
 
     let mut fresh = Vec::new();
     for rec in untrusted {
-        if node.store.contains(&rec.id())? {
+        if node.is_quarantined(&rec.id()) || node.store.contains(&rec.id())? {
             out.duplicates += 1;
         } else {
             fresh.push(rec);
@@ -82,8 +90,7 @@ pub fn intake_blocking(
         }
         node.store.quarantine(&fresh)?;
         out.quarantined = fresh.len() as u64;
-        // Recount: the same record may have been quarantined before.
-        node.set_quarantined(node.store.quarantine_len()?);
+        node.note_quarantined(fresh.iter().map(|r| r.id()), true);
         for rec in &fresh {
             tracing::info!(peer, author = %rec.author(), id = %rec.id(), "quarantined a record of an untrusted author");
         }
@@ -105,9 +112,15 @@ pub fn release_blocking(node: &Node, author: &PublicKey) -> Result<u64, StoreErr
     let stored = node.insert_many_blocking(&recs)? as u64;
     let keys: Vec<_> = waiting.iter().map(|q| (q.author, q.id)).collect();
     node.store.unquarantine(&keys)?;
-    node.set_quarantined(node.store.quarantine_len()?);
+    node.note_quarantined(waiting.iter().map(|q| q.id), false);
     if stored > 0 {
         tracing::info!(%author, stored, "released quarantined records of a newly trusted author");
     }
     Ok(stored)
+}
+
+/// The id an envelope would have (SHA-256 of its canonical encoding).
+fn sha2_id(payload: &[u8], author: &[u8; 32], signature: &[u8; 64]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(envelope::canonical_encoding(payload, author, signature)).into()
 }

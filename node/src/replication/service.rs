@@ -62,6 +62,7 @@ impl Replication for ReplicationService {
         let (peer, viewer) = self.peer(&request)?;
         let mut frames = request.into_inner();
         let node = self.node.clone();
+        let mut stopping = self.node.stopping();
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
             let neg = tokio::task::spawn_blocking(move || {
@@ -86,10 +87,13 @@ impl Replication for ReplicationService {
                 }
             };
             loop {
-                let frame = match frames.message().await {
-                    Ok(Some(f)) => f,
-                    // The client is done (or gone): nothing more to answer.
-                    Ok(None) | Err(_) => return,
+                let frame = tokio::select! {
+                    f = frames.message() => match f {
+                        Ok(Some(f)) => f,
+                        // The client is done (or gone): nothing more to answer.
+                        Ok(None) | Err(_) => return,
+                    },
+                    _ = stopping.wait_for(|s| *s) => return,
                 };
                 let answer = match neg.reconcile(&frame.negentropy) {
                     Ok(a) => a,
@@ -133,33 +137,52 @@ impl Replication for ReplicationService {
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Status::invalid_argument("every id must be 32 bytes"))?;
         let node = self.node.clone();
+        let mut stopping = self.node.stopping();
         let (tx, rx) = mpsc::channel(4);
-        tokio::task::spawn_blocking(move || {
-            let mut batch = FetchBatch::default();
-            let mut size = 0;
+        // Reads happen off the runtime, a slice of ids at a time; sends are
+        // async and end with shutdown, so a peer that stops reading holds
+        // neither a blocking thread nor the server.
+        tokio::spawn(async move {
             let mut sent = 0u64;
-            for id in ids {
-                let env = match node.visible_envelope(&id, &viewer) {
-                    Ok(Some(env)) => env,
-                    Ok(None) => continue,
+            let mut pending = ids.into_iter().peekable();
+            while pending.peek().is_some() {
+                let slice: Vec<RecordId> = pending.by_ref().take(256).collect();
+                let (n, v) = (node.clone(), viewer.clone());
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut batches = vec![FetchBatch::default()];
+                    let mut size = 0;
+                    for id in slice {
+                        if let Some(env) = n.visible_envelope(&id, &v)? {
+                            size += env.payload.len() + 128;
+                            if size >= FETCH_BATCH_BYTES {
+                                batches.push(FetchBatch::default());
+                                size = 0;
+                            }
+                            batches.last_mut().expect("non-empty").envelopes.push(env);
+                        }
+                    }
+                    Ok::<_, crate::store::StoreError>(batches)
+                })
+                .await;
+                let batches = match read {
+                    Ok(Ok(b)) => b,
+                    Ok(Err(e)) => {
+                        let _ = tx.send(Err(store_status(e))).await;
+                        return;
+                    }
                     Err(e) => {
-                        let _ = tx.blocking_send(Err(store_status(e)));
+                        let _ = tx.send(Err(Status::internal(e.to_string()))).await;
                         return;
                     }
                 };
-                size += env.payload.len() + 128;
-                batch.envelopes.push(env);
-                if size >= FETCH_BATCH_BYTES {
-                    sent += batch.envelopes.len() as u64;
-                    if tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
-                        return;
+                for batch in batches.into_iter().filter(|b| !b.envelopes.is_empty()) {
+                    let count = batch.envelopes.len() as u64;
+                    tokio::select! {
+                        r = tx.send(Ok(batch)) => if r.is_err() { return },
+                        _ = stopping.wait_for(|s| *s) => return,
                     }
-                    size = 0;
+                    sent += count;
                 }
-            }
-            if !batch.envelopes.is_empty() {
-                sent += batch.envelopes.len() as u64;
-                let _ = tx.blocking_send(Ok(batch));
             }
             node.peers.update(&peer, |p| p.records_sent += sent);
         });
@@ -182,6 +205,12 @@ impl Replication for ReplicationService {
                 let msg = tokio::select! {
                     got = announcements.recv() => match got {
                         Ok(items) => {
+                            // Unpinned since it subscribed: the stream ends here.
+                            if let Viewer::Peer { key, .. } = &viewer
+                                && node.peers.name_of(key).is_none()
+                            {
+                                return;
+                            }
                             // The peer's SIREN may have arrived since it subscribed
                             // (its Organisation record replicates too): look again.
                             if let Viewer::Peer { key, siren: None } = &viewer
@@ -207,8 +236,10 @@ impl Replication for ReplicationService {
                     _ = stopping.wait_for(|s| *s) => return,
                     _ = tx.closed() => return,
                 };
-                if tx.send(Ok(msg)).await.is_err() {
-                    return;
+                // A subscriber that stops reading must not hold up shutdown.
+                tokio::select! {
+                    sent = tx.send(Ok(msg)) => if sent.is_err() { return },
+                    _ = stopping.wait_for(|s| *s) => return,
                 }
             }
         });

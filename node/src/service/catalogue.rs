@@ -40,9 +40,12 @@ impl CatalogueService {
     fn viewer<T>(&self, request: &Request<T>) -> Viewer {
         match self.port {
             Port::Admin => Viewer::Operator,
+            // A peer removed since it connected is anonymous from now on.
             Port::Public => match PeerInfo::of(request).and_then(|p| p.key) {
-                Some(key) => self.node.peer_viewer(&key),
-                None => Viewer::Anonymous,
+                Some(key) if self.node.peers.name_of(&key).is_some() => {
+                    self.node.peer_viewer(&key)
+                }
+                _ => Viewer::Anonymous,
             },
         }
     }

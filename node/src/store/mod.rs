@@ -197,6 +197,7 @@ impl Store {
             }),
         };
         store.load_state()?;
+        store.backfill_syncset()?;
         Ok(store)
     }
 
@@ -673,5 +674,23 @@ mod tests {
         store.unquarantine(&[(a.author(), a.id())]).unwrap();
         assert_eq!(store.quarantine_len().unwrap(), 1);
         assert!(!store.contains(&a.id()).unwrap(), "quarantine is not the store");
+    }
+
+    #[test]
+    fn an_older_store_gets_its_sync_index_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = signed(1, "ancien", 1);
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.insert(&rec, Admission::RequireNewer).unwrap();
+            // As a store written before the syncset table existed.
+            store.db.delete_cf(store.cf(CF_SYNCSET), rec.id().0).unwrap();
+            assert!(store.sync_items().unwrap().is_empty());
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let items = store.sync_items().unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].id, rec.id());
+        assert_eq!(items[0].author, rec.author());
     }
 }

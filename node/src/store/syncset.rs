@@ -65,6 +65,45 @@ fn decode(id: &[u8], v: &[u8]) -> Option<SyncItem> {
 }
 
 impl Store {
+    /// Stores written before the `syncset` table existed have envelopes and
+    /// no syncset entries: rebuild them once, at open, or those records would
+    /// never be offered to peers.
+    pub(super) fn backfill_syncset(&self) -> Result<(), StoreError> {
+        use prost::Message;
+        let empty = self
+            .db
+            .iterator_cf(self.cf(CF_SYNCSET), IteratorMode::Start)
+            .next()
+            .is_none();
+        if !empty {
+            return Ok(());
+        }
+        let mut batch = rocksdb::WriteBatch::default();
+        let mut n = 0u64;
+        for item in self
+            .db
+            .iterator_cf(self.cf(super::CF_ENVELOPES), IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            let bad = || self.corrupt("envelope while rebuilding the syncset");
+            let env = maillage_proto::v1::Envelope::decode(v.get(16..).ok_or_else(bad)?)
+                .map_err(|_| bad())?;
+            let author = PublicKey::from_slice(&env.author).ok_or_else(bad)?;
+            let record = maillage_record::wire::decode_payload(&env.payload).map_err(|_| bad())?;
+            batch.put_cf(
+                self.cf(CF_SYNCSET),
+                &k,
+                encode(record.issued_at_ms, &author, &record.visibility),
+            );
+            n += 1;
+        }
+        if n > 0 {
+            self.db.write(batch)?;
+            tracing::info!(records = n, "rebuilt the sync index of an older store");
+        }
+        Ok(())
+    }
+
     /// What reconciliation knows of one stored envelope (a point read, no
     /// payload decoding: Fetch checks visibility with it).
     pub fn sync_item(&self, id: &RecordId) -> Result<Option<SyncItem>, StoreError> {
