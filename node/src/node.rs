@@ -183,7 +183,7 @@ impl Node {
         admission: Admission,
     ) -> Result<Inserted, StoreError> {
         let inserted = self.store.insert(rec, admission)?;
-        self.stored(std::slice::from_ref(rec));
+        self.stored(std::iter::once(rec));
         Ok(inserted)
     }
 
@@ -191,23 +191,20 @@ impl Node {
     /// Returns how many were new.
     pub fn insert_many_blocking(&self, recs: &[VerifiedRecord]) -> Result<usize, StoreError> {
         let results = self.store.insert_many(recs)?;
-        let new: Vec<VerifiedRecord> = recs
+        let new: Vec<&VerifiedRecord> = recs
             .iter()
             .zip(&results)
             .filter(|(_, r)| r.is_some())
-            .map(|(rec, _)| rec.clone())
+            .map(|(rec, _)| rec)
             .collect();
-        self.stored(&new);
+        self.stored(new.iter().copied());
         Ok(new.len())
     }
 
     /// Records just written: into the sync set, and out to subscribers.
-    fn stored(&self, recs: &[VerifiedRecord]) {
-        if recs.is_empty() {
-            return;
-        }
+    fn stored<'a>(&self, recs: impl IntoIterator<Item = &'a VerifiedRecord>) {
         let items: Vec<SyncItem> = recs
-            .iter()
+            .into_iter()
             .map(|r| SyncItem {
                 id: r.id(),
                 issued_at_ms: r.record().issued_at_ms.max(0) as u64,
@@ -215,6 +212,9 @@ impl Node {
                 visibility: r.record().visibility.clone(),
             })
             .collect();
+        if items.is_empty() {
+            return;
+        }
         {
             let mut set = self.syncset.write().unwrap_or_else(|p| p.into_inner());
             for i in &items {
