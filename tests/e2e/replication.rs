@@ -194,6 +194,21 @@ fn unpinned_key_is_refused_and_untrusted_authors_wait_in_quarantine() {
     });
 }
 
+/// Publishes dataset number `i` on `dir`; returns its id.
+fn publish_numbered(dir: &Path, i: usize) -> String {
+    let doc = write_doc(
+        dir,
+        &format!("d{i}.json"),
+        serde_json::json!({
+            "kind": "dataset",
+            "record_id": format!("jeu-{i}"),
+            "title": format!("Jeu de données {i}"),
+            "description": "Données de test de la réplication.",
+        }),
+    );
+    publish(dir, &doc)
+}
+
 #[test]
 fn restart_resumes_without_loss_or_duplicates() {
     let mut fed = federation(&[TOULOUSE_METROPOLE, TOULOUSE]);
@@ -204,33 +219,13 @@ fn restart_resumes_without_loss_or_duplicates() {
     peer(b, "a", a);
     let mut ids = Vec::new();
     for i in 0..30 {
-        let doc = write_doc(
-            b,
-            &format!("d{i}.json"),
-            serde_json::json!({
-                "kind": "dataset",
-                "record_id": format!("jeu-{i}"),
-                "title": format!("Jeu de données {i}"),
-                "description": "Données de test de la réplication.",
-            }),
-        );
-        ids.push(publish(b, &doc));
+        ids.push(publish_numbered(b, i));
     }
     // kill -9 a while it may be mid-sync, then restart it: peers and trust
     // are kept, and the sync completes.
     fed._nodes[0].kill();
     for i in 30..40 {
-        let doc = write_doc(
-            b,
-            &format!("d{i}.json"),
-            serde_json::json!({
-                "kind": "dataset",
-                "record_id": format!("jeu-{i}"),
-                "title": format!("Jeu de données {i}"),
-                "description": "Données de test de la réplication.",
-            }),
-        );
-        ids.push(publish(b, &doc));
+        ids.push(publish_numbered(b, i));
     }
     fed._nodes[0] = start(a);
     eventually(Duration::from_secs(15), "every record of b reaches a after restart", || {

@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use maillage_proto::v1::replication_client::ReplicationClient;
 use maillage_proto::v1::{Announcement, FetchRequest, ReconcileFrame, SubscribeRequest};
 use maillage_record::{PublicKey, RecordId};
-use negentropy::{Id, Negentropy, NegentropyStorageVector};
+use negentropy::Id;
 use tokio::sync::{Notify, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 use tonic::transport::Channel;
 
 use super::intake::{Intake, intake_blocking};
-use super::{FRAME_LIMIT, MAX_FETCH_IDS};
+use super::MAX_FETCH_IDS;
 use crate::node::Node;
 use crate::peers::PeerState;
 use crate::tls;
@@ -103,15 +103,7 @@ pub async fn sync_once(
     // We only ever tell a peer about ids it may see: negentropy frames carry ids.
     let viewer = node.peer_viewer(&key);
     let node2 = node.clone();
-    let mut neg = tokio::task::spawn_blocking(move || {
-        let view = node2.sync_view(&viewer);
-        let mut storage = NegentropyStorageVector::with_capacity(view.len());
-        for (ts, id) in view {
-            storage.insert(ts, Id::from_byte_array(id.0))?;
-        }
-        storage.seal()?;
-        Negentropy::owned(storage, FRAME_LIMIT)
-    })
+    let mut neg = tokio::task::spawn_blocking(move || super::negentropy_for(&node2, &viewer))
     .await
     .map_err(|e| SyncError::Negentropy(e.to_string()))?
     .map_err(|e| SyncError::Negentropy(e.to_string()))?;

@@ -28,6 +28,21 @@ pub const MAX_FETCH_IDS: usize = 4096;
 /// Approximate bytes per FetchBatch.
 pub const FETCH_BATCH_BYTES: usize = 1 << 20;
 
+/// A negentropy instance over what `viewer` may see of this node's records
+/// (blocking: it walks the whole sync set).
+pub fn negentropy_for(
+    node: &Node,
+    viewer: &crate::node::Viewer,
+) -> Result<negentropy::Negentropy<'static, negentropy::NegentropyStorageVector>, negentropy::Error> {
+    let view = node.sync_view(viewer);
+    let mut storage = negentropy::NegentropyStorageVector::with_capacity(view.len());
+    for (ts, id) in view {
+        storage.insert(ts, negentropy::Id::from_byte_array(id.0))?;
+    }
+    storage.seal()?;
+    negentropy::Negentropy::owned(storage, FRAME_LIMIT)
+}
+
 struct Link {
     task: JoinHandle<()>,
     wake: Arc<Notify>,

@@ -8,12 +8,11 @@ use maillage_proto::v1::{
     Announcement, FetchBatch, FetchRequest, ReconcileFrame, SubscribeRequest,
 };
 use maillage_record::{PublicKey, RecordId, Visibility};
-use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{FETCH_BATCH_BYTES, FRAME_LIMIT, MAX_FETCH_IDS, Replicator};
+use super::{FETCH_BATCH_BYTES, MAX_FETCH_IDS, Replicator};
 use crate::node::{Node, Viewer};
 use crate::service::store_status;
 use crate::tls::PeerInfo;
@@ -65,16 +64,8 @@ impl Replication for ReplicationService {
         let mut stopping = self.node.stopping();
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
-            let neg = tokio::task::spawn_blocking(move || {
-                let view = node.sync_view(&viewer);
-                let mut storage = NegentropyStorageVector::with_capacity(view.len());
-                for (ts, id) in view {
-                    storage.insert(ts, Id::from_byte_array(id.0))?;
-                }
-                storage.seal()?;
-                Negentropy::owned(storage, FRAME_LIMIT)
-            })
-            .await;
+            let neg =
+                tokio::task::spawn_blocking(move || super::negentropy_for(&node, &viewer)).await;
             let mut neg = match neg {
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => {
