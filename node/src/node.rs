@@ -130,9 +130,18 @@ impl Node {
         *author == self.public_key || self.publish_authors.contains(author)
     }
 
-    /// The viewer a pinned peer is: its SIREN comes from its own Organisation
-    /// record, if this node holds it.
+    /// The viewer a pinned peer is: its SIREN comes from an accepted
+    /// Membership, or else from its own Organisation record, if this node
+    /// holds one.
     pub fn peer_viewer(&self, key: &PublicKey) -> Viewer {
+        // A SIREN vouched for by an accepted Membership outranks what the
+        // peer says of itself.
+        if let Some(siren) = self.trust.siren_of(key) {
+            return Viewer::Peer {
+                key: *key,
+                siren: Some(siren),
+            };
+        }
         let filter = ListFilter {
             kind: Some(Kind::Organisation),
             author: Some(*key),
@@ -188,23 +197,26 @@ impl Node {
     }
 
     /// Stores a batch of verified records (blocking: call off the runtime).
-    /// Returns how many were new.
-    pub fn insert_many_blocking(&self, recs: &[VerifiedRecord]) -> Result<usize, StoreError> {
+    /// Says, for each, whether it was new.
+    pub fn insert_many_blocking(&self, recs: &[VerifiedRecord]) -> Result<Vec<bool>, StoreError> {
         let results = self.store.insert_many(recs)?;
-        let new: Vec<&VerifiedRecord> = recs
-            .iter()
-            .zip(&results)
-            .filter(|(_, r)| r.is_some())
-            .map(|(rec, _)| rec)
-            .collect();
-        self.stored(new.iter().copied());
-        Ok(new.len())
+        self.stored(
+            recs.iter()
+                .zip(&results)
+                .filter(|(_, r)| r.is_some())
+                .map(|(rec, _)| rec),
+        );
+        Ok(results.iter().map(Option::is_some).collect())
     }
 
-    /// Records just written: into the sync set, and out to subscribers.
+    /// Records just written: into the trust policy (memberships), the sync
+    /// set, and out to subscribers.
     fn stored<'a>(&self, recs: impl IntoIterator<Item = &'a VerifiedRecord>) {
         let items: Vec<SyncItem> = recs
             .into_iter()
+            .inspect(|r| {
+                self.trust.observe(&r.author(), r.record());
+            })
             .map(|r| SyncItem {
                 id: r.id(),
                 issued_at_ms: r.record().issued_at_ms.max(0) as u64,

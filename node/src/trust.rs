@@ -1,15 +1,20 @@
-//! Whose records this node accepts from peers. An author is accepted when it
-//! is this node's own organisation or a root the operator trusts
-//! (`maillage trust add-root`); records of other authors wait in quarantine
-//! (see `replication::intake`) until one of those becomes true.
+//! Whose records this node accepts from peers (docs/architecture.md, "Trust"):
+//! - this node's own organisation;
+//! - a trust root the operator added (`maillage trust add-root`);
+//! - a key endorsed by a `Membership` record whose author is a root, or a
+//!   committee that a root endorsed (one level of delegation), and whose
+//!   validity covers the record's `issued_at`.
+//! Records of other authors wait in quarantine (`replication::intake`) until
+//! one of those becomes true, whatever the order in which things arrive.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use maillage_record::PublicKey;
+use maillage_record::model::{Membership, MembershipRole};
+use maillage_record::{Body, Kind, PublicKey, Record, Siren};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, StoreError};
+use crate::store::{ListFilter, Store, StoreError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RootInfo {
@@ -18,10 +23,19 @@ pub struct RootInfo {
     pub added_at_ms: i64,
 }
 
+/// The current version of each Membership record, by (issuer, record_id),
+/// and who each one endorses.
+#[derive(Default)]
+struct Endorsements {
+    by_record: HashMap<(PublicKey, String), (u64, Option<Membership>)>,
+    by_member: HashMap<PublicKey, HashSet<(PublicKey, String)>>,
+}
+
 pub struct Trust {
     store: Arc<Store>,
     own: PublicKey,
     roots: RwLock<BTreeMap<PublicKey, RootInfo>>,
+    endorsements: RwLock<Endorsements>,
 }
 
 impl Trust {
@@ -35,21 +49,122 @@ impl Trust {
             });
             roots.insert(key, info);
         }
-        Ok(Trust {
-            store,
+        let trust = Trust {
+            store: store.clone(),
             own,
             roots: RwLock::new(roots),
+            endorsements: RwLock::default(),
+        };
+        // Every current Membership record in the store.
+        let filter = ListFilter {
+            kind: Some(Kind::Membership),
+            author: None,
+        };
+        let mut cursor: Option<Vec<u8>> = None;
+        loop {
+            let (entries, next) = store.list_current(&filter, cursor.as_deref(), 1000, |_| true)?;
+            for e in entries {
+                if let Some(stored) = store.get(&e.id)?
+                    && let Ok(record) = maillage_record::envelope::decode_stored(&stored.bytes)
+                {
+                    trust.observe(&e.author, &record);
+                }
+            }
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        Ok(trust)
+    }
+
+    fn is_root(&self, key: &PublicKey) -> bool {
+        self.roots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(key)
+    }
+
+    /// Whether a record by `author` issued at `at_ms` is accepted from peers.
+    pub fn accepts(&self, author: &PublicKey, at_ms: i64) -> bool {
+        *author == self.own || self.is_root(author) || self.endorsed(author, at_ms, None, 2)
+    }
+
+    /// Whether `key` holds a Membership (with `role`, if given) covering
+    /// `at_ms`, by a root, or (depth 2) by a committee a root endorsed.
+    fn endorsed(&self, key: &PublicKey, at_ms: i64, role: Option<MembershipRole>, depth: u8) -> bool {
+        let issuers: Vec<PublicKey> = {
+            let e = self.endorsements.read().unwrap_or_else(|p| p.into_inner());
+            let Some(records) = e.by_member.get(key) else {
+                return false;
+            };
+            records
+                .iter()
+                .filter(|r| {
+                    matches!(e.by_record.get(*r), Some((_, Some(m)))
+                        if m.covers(at_ms) && role.is_none_or(|want| m.role == want))
+                })
+                .map(|(issuer, _)| *issuer)
+                .collect()
+        };
+        issuers.iter().any(|issuer| {
+            self.is_root(issuer)
+                || (depth > 1
+                    && self.endorsed(issuer, at_ms, Some(MembershipRole::Committee), depth - 1))
         })
     }
 
-    /// Whether records by `author` are accepted from peers.
-    pub fn accepts(&self, author: &PublicKey) -> bool {
-        *author == self.own
-            || self
-                .roots
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .contains_key(author)
+    /// The SIREN an accepted Membership gives `key`, now: what decides the
+    /// restricted records a peer may receive.
+    pub fn siren_of(&self, key: &PublicKey) -> Option<Siren> {
+        let now = maillage_record::now_ms();
+        let e = self.endorsements.read().unwrap_or_else(|p| p.into_inner());
+        let candidates: Vec<(PublicKey, Membership)> = e
+            .by_member
+            .get(key)?
+            .iter()
+            .filter_map(|r| match e.by_record.get(r) {
+                Some((_, Some(m))) if m.covers(now) => Some((r.0, m.clone())),
+                _ => None,
+            })
+            .collect();
+        drop(e);
+        candidates
+            .into_iter()
+            .find(|(issuer, _)| self.accepts(issuer, now))
+            .and_then(|(_, m)| Siren::parse(&m.siren).ok())
+    }
+
+    /// Takes note of a stored record: a Membership (or the Tombstone that
+    /// withdraws one). Returns the member key a new endorsement names.
+    pub fn observe(&self, author: &PublicKey, record: &Record) -> Option<PublicKey> {
+        let membership = match &record.body {
+            Body::Membership(m) => Some(m.clone()),
+            Body::Tombstone(_) => None,
+            _ => return None,
+        };
+        let mut e = self.endorsements.write().unwrap_or_else(|p| p.into_inner());
+        let slot = (*author, record.record_id.clone());
+        match e.by_record.get(&slot) {
+            Some((v, _)) if *v >= record.version => return None,
+            // A tombstone only matters for a record_id that was a membership.
+            None if membership.is_none() => return None,
+            _ => {}
+        }
+        let member = membership
+            .as_ref()
+            .and_then(|m| PublicKey::parse_hex(&m.member_key).ok());
+        if let Some((_, Some(old))) = e.by_record.get(&slot)
+            && let Ok(old_key) = PublicKey::parse_hex(&old.member_key)
+            && let Some(set) = e.by_member.get_mut(&old_key)
+        {
+            set.remove(&slot);
+        }
+        if let Some(k) = member {
+            e.by_member.entry(k).or_default().insert(slot.clone());
+        }
+        e.by_record.insert(slot, (record.version, membership));
+        member
     }
 
     /// Trusts `key` as a root; returns false if it already was one.
@@ -84,5 +199,72 @@ impl Trust {
             .iter()
             .map(|(k, v)| (*k, v.clone()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maillage_record::Visibility;
+
+    fn key(seed: u8) -> PublicKey {
+        PublicKey(
+            maillage_record::SigningKey::from_bytes(&[seed; 32])
+                .verifying_key()
+                .to_bytes(),
+        )
+    }
+
+    fn membership(id: &str, version: u64, member: PublicKey, role: MembershipRole, until: i64) -> Record {
+        Record {
+            record_id: id.into(),
+            version,
+            issued_at_ms: 1_000,
+            visibility: Visibility::Public,
+            body: Body::Membership(Membership {
+                member_key: member.to_hex(),
+                siren: "213101496".into(),
+                role,
+                valid_from_ms: 0,
+                valid_until_ms: until,
+            }),
+        }
+    }
+
+    #[test]
+    fn roots_delegate_to_committees_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let trust = Trust::load(store, key(1)).unwrap();
+        let (root, committee, member, stranger) = (key(2), key(3), key(4), key(5));
+        trust.add_root(root, "root").unwrap();
+        assert!(trust.accepts(&key(1), 0), "own key");
+        assert!(!trust.accepts(&member, 5_000));
+
+        // A committee endorsed as a plain member cannot endorse others.
+        trust.observe(&root, &membership("c", 1, committee, MembershipRole::Member, 0));
+        trust.observe(&committee, &membership("m", 1, member, MembershipRole::Member, 0));
+        assert!(trust.accepts(&committee, 5_000));
+        assert!(!trust.accepts(&member, 5_000));
+        // Version 2 makes it a committee: its member is accepted.
+        trust.observe(&root, &membership("c", 2, committee, MembershipRole::Committee, 0));
+        assert!(trust.accepts(&member, 5_000));
+        assert_eq!(trust.siren_of(&member).unwrap().as_str(), "213101496");
+        // But delegation stops there: the member's endorsements count for nothing.
+        trust.observe(&member, &membership("s", 1, stranger, MembershipRole::Committee, 0));
+        assert!(!trust.accepts(&stranger, 5_000));
+        // Validity covers the record's date; an older version changes nothing.
+        trust.observe(&root, &membership("c", 3, committee, MembershipRole::Committee, 4_000));
+        trust.observe(&root, &membership("c", 1, committee, MembershipRole::Committee, 0));
+        assert!(trust.accepts(&member, 3_999));
+        assert!(!trust.accepts(&member, 4_000));
+        // A tombstone withdraws it.
+        let withdraw = Record {
+            body: Body::Tombstone(maillage_record::model::Tombstone { reason: "fin".into() }),
+            ..membership("c", 4, committee, MembershipRole::Committee, 0)
+        };
+        trust.observe(&root, &withdraw);
+        assert!(!trust.accepts(&committee, 1_000));
+        assert!(!trust.accepts(&member, 1_000));
     }
 }

@@ -135,6 +135,7 @@ pub fn parse_document(text: &str) -> Result<Draft, DocumentError> {
         Kind::Dataset => Body::Dataset(body_from(rest)?),
         Kind::Project => Body::Project(body_from(rest)?),
         Kind::Tombstone => Body::Tombstone(body_from(rest)?),
+        Kind::Membership => Body::Membership(body_from(rest)?),
     };
     let record = Record {
         record_id,
@@ -171,6 +172,7 @@ pub fn record_to_json(record: &Record) -> Value {
         Body::Dataset(b) => serde_json::to_value(b),
         Body::Project(b) => serde_json::to_value(b),
         Body::Tombstone(b) => serde_json::to_value(b),
+        Body::Membership(b) => serde_json::to_value(b),
     };
     if let Ok(Value::Object(fields)) = body {
         obj.extend(fields);

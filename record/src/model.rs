@@ -41,6 +41,7 @@ pub enum Body {
     Dataset(Dataset),
     Project(Project),
     Tombstone(Tombstone),
+    Membership(Membership),
 }
 
 /// The kind of a record, named after its body.
@@ -51,14 +52,16 @@ pub enum Kind {
     Dataset,
     Project,
     Tombstone,
+    Membership,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 5] = [
         Kind::Organisation,
         Kind::Dataset,
         Kind::Project,
         Kind::Tombstone,
+        Kind::Membership,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +70,7 @@ impl Kind {
             Kind::Dataset => "dataset",
             Kind::Project => "project",
             Kind::Tombstone => "tombstone",
+            Kind::Membership => "membership",
         }
     }
 
@@ -77,6 +81,7 @@ impl Kind {
             Kind::Dataset => 2,
             Kind::Project => 3,
             Kind::Tombstone => 4,
+            Kind::Membership => 5,
         }
     }
 
@@ -195,6 +200,43 @@ pub enum ProjectStatus {
     Abandonne,
 }
 
+/// A trusted author endorses a member key (see record.proto).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Membership {
+    /// The endorsed key, 64 hex characters.
+    pub member_key: String,
+    pub siren: String,
+    pub role: MembershipRole,
+    /// Milliseconds since the Unix epoch; 0: unbounded.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub valid_from_ms: i64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub valid_until_ms: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}
+
+impl Membership {
+    /// Whether the endorsement covers a record issued at `at_ms`.
+    pub fn covers(&self, at_ms: i64) -> bool {
+        (self.valid_from_ms == 0 || at_ms >= self.valid_from_ms)
+            && (self.valid_until_ms == 0 || at_ms < self.valid_until_ms)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipRole {
+    Member,
+    #[serde(alias = "chef de file", alias = "Chef de file")]
+    ChefDeFile,
+    #[serde(alias = "comité", alias = "Comité", alias = "comite")]
+    Committee,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Tombstone {
@@ -226,6 +268,7 @@ impl Body {
             Body::Dataset(_) => Kind::Dataset,
             Body::Project(_) => Kind::Project,
             Body::Tombstone(_) => Kind::Tombstone,
+            Body::Membership(_) => Kind::Membership,
         }
     }
 
@@ -236,6 +279,7 @@ impl Body {
             Body::Dataset(d) => &d.title,
             Body::Project(p) => &p.name,
             Body::Tombstone(_) => "(withdrawn)",
+            Body::Membership(m) => &m.siren,
         }
     }
 }
@@ -315,6 +359,23 @@ impl Record {
             Body::Tombstone(t) => {
                 if t.reason.chars().count() > MAX_SHORT_CHARS {
                     return Err(too_long("reason", MAX_SHORT_CHARS));
+                }
+            }
+            Body::Membership(m) => {
+                crate::envelope::PublicKey::parse_hex(&m.member_key)
+                    .map_err(|e| ValidationError::new("member_key", e.to_string()))?;
+                Siren::parse(&m.siren).map_err(|e| ValidationError::new("siren", e.to_string()))?;
+                if m.valid_from_ms < 0 || m.valid_until_ms < 0 {
+                    return Err(ValidationError::new(
+                        "valid_until_ms",
+                        "validity bounds are milliseconds since 1970, or 0 for none",
+                    ));
+                }
+                if m.valid_until_ms != 0 && m.valid_until_ms <= m.valid_from_ms {
+                    return Err(ValidationError::new(
+                        "valid_until_ms",
+                        "must be after valid_from_ms (or 0 for no end)",
+                    ));
                 }
             }
         }

@@ -8,7 +8,8 @@ use maillage_proto::v1 as pb;
 use prost::Message;
 
 use crate::model::{
-    Body, Dataset, Distribution, Kind, Organisation, Project, ProjectStatus, Record, Tombstone,
+    Body, Dataset, Distribution, Kind, Membership, MembershipRole, Organisation, Project,
+    ProjectStatus, Record, Tombstone,
     ValidationError, Visibility,
 };
 use crate::siren::Siren;
@@ -80,6 +81,19 @@ pub fn payload_to_proto(r: &Record) -> pb::Payload {
         }),
         Body::Tombstone(t) => pb::payload::Body::Tombstone(pb::Tombstone {
             reason: t.reason.clone(),
+        }),
+        Body::Membership(m) => pb::payload::Body::Membership(pb::Membership {
+            member_key: crate::envelope::PublicKey::parse_hex(&m.member_key)
+                .map(|k| k.0.to_vec())
+                .unwrap_or_default(),
+            siren: m.siren.clone(),
+            role: match m.role {
+                MembershipRole::Member => pb::membership::Role::Member,
+                MembershipRole::ChefDeFile => pb::membership::Role::ChefDeFile,
+                MembershipRole::Committee => pb::membership::Role::Committee,
+            } as i32,
+            valid_from_ms: m.valid_from_ms,
+            valid_until_ms: m.valid_until_ms,
         }),
     };
     pb::Payload {
@@ -175,6 +189,30 @@ pub fn payload_from_proto(p: pb::Payload) -> Result<Record, ValidationError> {
             website: non_empty(p.website),
         }),
         Some(pb::payload::Body::Tombstone(t)) => Body::Tombstone(Tombstone { reason: t.reason }),
+        Some(pb::payload::Body::Membership(m)) => Body::Membership(Membership {
+            member_key: crate::envelope::PublicKey::from_slice(&m.member_key)
+                .ok_or_else(|| {
+                    ValidationError::new(
+                        "member_key",
+                        format!("must be 32 bytes, found {}", m.member_key.len()),
+                    )
+                })?
+                .to_hex(),
+            siren: m.siren,
+            role: match pb::membership::Role::try_from(m.role) {
+                Ok(pb::membership::Role::Member) => MembershipRole::Member,
+                Ok(pb::membership::Role::ChefDeFile) => MembershipRole::ChefDeFile,
+                Ok(pb::membership::Role::Committee) => MembershipRole::Committee,
+                _ => {
+                    return Err(ValidationError::new(
+                        "role",
+                        format!("unknown role number {}; expected member, chef_de_file or committee", m.role),
+                    ));
+                }
+            },
+            valid_from_ms: m.valid_from_ms,
+            valid_until_ms: m.valid_until_ms,
+        }),
     };
     Ok(Record {
         record_id: p.record_id,
@@ -192,6 +230,7 @@ pub fn kind_to_proto(kind: Kind) -> pb::Kind {
         Kind::Dataset => pb::Kind::Dataset,
         Kind::Project => pb::Kind::Project,
         Kind::Tombstone => pb::Kind::Tombstone,
+        Kind::Membership => pb::Kind::Membership,
     }
 }
 
@@ -203,6 +242,7 @@ pub fn kind_from_proto(value: i32) -> Result<Option<Kind>, ValidationError> {
         Ok(pb::Kind::Dataset) => Ok(Some(Kind::Dataset)),
         Ok(pb::Kind::Project) => Ok(Some(Kind::Project)),
         Ok(pb::Kind::Tombstone) => Ok(Some(Kind::Tombstone)),
+        Ok(pb::Kind::Membership) => Ok(Some(Kind::Membership)),
         Err(_) => Err(ValidationError::new(
             "kind",
             format!("unknown kind number {value}"),

@@ -292,3 +292,47 @@ fn twenty_nodes_in_a_chain_converge_and_a_partition_heals() {
     });
     assert!(has(&dirs[0], &right) && has(&dirs[19], &left));
 }
+
+#[test]
+fn a_record_that_arrives_before_its_authors_membership_waits_then_is_accepted() {
+    // A committee (trusted as root by the chef de file), the chef de file, and
+    // a member commune that nobody trusts directly.
+    let fed = federation(&[BLAGNAC, TOULOUSE_METROPOLE, COLOMIERS]);
+    let [committee, chef, member] = [&fed.dirs[0], &fed.dirs[1], &fed.dirs[2]];
+    trust(chef, committee);
+    peer(chef, "committee", committee);
+    peer(committee, "chef", chef);
+    peer(chef, "member", member);
+    peer(member, "chef", chef);
+
+    // The member's record reaches the chef de file first: it waits.
+    let from_member = publish(member, Path::new(&example("dataset.json")));
+    eventually(Duration::from_secs(10), "the member's records are quarantined", || {
+        cli_json(chef, &["quarantine", "list", "--json"])["total"].as_u64() == Some(2)
+    });
+    assert!(!has(chef, &from_member));
+
+    // Then the committee endorses the member's key: the waiting records are
+    // verified again and accepted, and the member's SIREN is now vouched for.
+    let membership = write_doc(
+        committee,
+        "membership.json",
+        serde_json::json!({
+            "kind": "membership",
+            "record_id": "membre-colomiers",
+            "member_key": key(member),
+            "siren": COLOMIERS.0,
+            "role": "member",
+        }),
+    );
+    let endorsement = publish(committee, &membership);
+    eventually(Duration::from_secs(10), "the membership releases the member's records", || {
+        has(chef, &endorsement) && has(chef, &from_member)
+    });
+    assert_eq!(cli_json(chef, &["quarantine", "list", "--json"])["total"], 0);
+    // And from now on its records are accepted live.
+    let next = publish(member, Path::new(&example("project.json")));
+    eventually(Duration::from_secs(10), "the member's next record is accepted live", || {
+        has(chef, &next)
+    });
+}

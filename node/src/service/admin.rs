@@ -246,7 +246,7 @@ impl Admin for AdminService {
             if node.trust.add_root(key, &req.note).map_err(store_status)? {
                 tracing::info!(%key, "trust root added");
             }
-            intake::release_blocking(&node, &key).map_err(store_status)
+            intake::release_blocking(&node, vec![key]).map_err(store_status)
         })
         .await?;
         Ok(Response::new(TrustAddResponse { released }))
@@ -306,7 +306,7 @@ impl Admin for AdminService {
                         record_id: record.as_ref().map(|r| r.record_id.clone()).unwrap_or_default(),
                         kind: record.as_ref().map(|r| r.kind().as_str().to_string()).unwrap_or_default(),
                         received_at_ms: q.received_at_ms,
-                        reason: "author is not trusted: not a root (`maillage trust add-root`)".into(),
+                        reason: "author is not trusted: not a root (`maillage trust add-root`), and no accepted Membership covers the record's date".into(),
                     }
                 })
                 .collect())
