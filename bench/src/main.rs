@@ -60,8 +60,11 @@ fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let records = generate(n + DIFF, &authors, &names);
     let sign_rate = records.len() as f64 / t.elapsed().as_secs_f64();
-    let avg_bytes =
-        records.iter().map(|r| r.envelope_bytes().len()).sum::<usize>() / records.len().max(1);
+    let avg_bytes = records
+        .iter()
+        .map(|r| r.envelope_bytes().len())
+        .sum::<usize>()
+        / records.len().max(1);
 
     // Ceiling: this machine batch-verifying the same envelopes.
     eprintln!("measuring the batch-verification ceiling...");
@@ -79,7 +82,10 @@ fn main() -> anyhow::Result<()> {
          `data/collectivites.csv`, {avg_bytes} bytes per envelope on average); signing ran at \
          {sign_rate:.0}/s on all cores.\n"
     )?;
-    writeln!(md, "| what | measured | baseline (same run) | ratio | limit | holds |")?;
+    writeln!(
+        md,
+        "| what | measured | baseline (same run) | ratio | limit | holds |"
+    )?;
     writeln!(md, "|---|---|---|---|---|---|")?;
     let full = &result.full;
     let full_rate = n as f64 / full.elapsed.as_secs_f64();
@@ -122,8 +128,15 @@ fn main() -> anyhow::Result<()> {
     )?;
     row(
         &mut md,
-        &format!("{n} vs {n}, {DIFF} differences: reconcile and fetch {} records", d.report.need),
-        format!("{} ms, {}", d.report.elapsed.as_millis(), human(d.report.wire_total)),
+        &format!(
+            "{n} vs {n}, {DIFF} differences: reconcile and fetch {} records",
+            d.report.need
+        ),
+        format!(
+            "{} ms, {}",
+            d.report.elapsed.as_millis(),
+            human(d.report.wire_total)
+        ),
         "-".into(),
         f64::NAN,
         "-",
@@ -142,7 +155,10 @@ fn main() -> anyhow::Result<()> {
     let f = &result.federation;
     row(
         &mut md,
-        &format!("publish → visible on all {FED_NODES} nodes, chain (p50 / max of {})", f.chain.len()),
+        &format!(
+            "publish → visible on all {FED_NODES} nodes, chain (p50 / max of {})",
+            f.chain.len()
+        ),
         format!("{} / {} ms", pct(&f.chain, 50), pct(&f.chain, 100)),
         format!("one hop: {} ms", pct(&f.one_hop, 50)),
         pct(&f.chain, 50) as f64 / pct(&f.one_hop, 50).max(1) as f64,
@@ -151,7 +167,10 @@ fn main() -> anyhow::Result<()> {
     )?;
     row(
         &mut md,
-        &format!("publish → visible on all {FED_NODES} nodes, random graph (p50 / max of {})", f.random.len()),
+        &format!(
+            "publish → visible on all {FED_NODES} nodes, random graph (p50 / max of {})",
+            f.random.len()
+        ),
         format!("{} / {} ms", pct(&f.random, 50), pct(&f.random, 100)),
         format!("one hop: {} ms", pct(&f.one_hop, 50)),
         pct(&f.random, 50) as f64 / pct(&f.one_hop, 50).max(1) as f64,
@@ -333,8 +352,10 @@ fn verify_ceiling(records: &[VerifiedRecord]) -> (f64, f64) {
             let keys: Vec<ed25519_dalek::VerifyingKey> = batch
                 .iter()
                 .map(|e| {
-                    ed25519_dalek::VerifyingKey::from_bytes(&e.author.as_slice().try_into().unwrap())
-                        .unwrap()
+                    ed25519_dalek::VerifyingKey::from_bytes(
+                        &e.author.as_slice().try_into().unwrap(),
+                    )
+                    .unwrap()
                 })
                 .collect();
             ed25519_dalek::verify_batch(&refs, &sigs, &keys).expect("genuine signatures");
@@ -468,7 +489,10 @@ fn negentropy_alone(
         let answer = server.reconcile(&msg).unwrap();
         bytes += answer.len() as u64;
         rounds += 1;
-        match client.reconcile_with_ids(&answer, &mut have, &mut need).unwrap() {
+        match client
+            .reconcile_with_ids(&answer, &mut have, &mut need)
+            .unwrap()
+        {
             Some(next) => {
                 bytes += next.len() as u64;
                 msg = next;
@@ -583,7 +607,10 @@ async fn federation_bench() -> anyhow::Result<Federation> {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                let (p, q) = ((x % FED_NODES as u64) as usize, ((x >> 20) % FED_NODES as u64) as usize);
+                let (p, q) = (
+                    (x % FED_NODES as u64) as usize,
+                    ((x >> 20) % FED_NODES as u64) as usize,
+                );
                 if p != q && !edges.contains(&(p, q)) && !edges.contains(&(q, p)) {
                     edges.push((p, q));
                 }
@@ -591,7 +618,12 @@ async fn federation_bench() -> anyhow::Result<Federation> {
         }
         for (p, q) in &edges {
             for (x, y) in [(*p, *q), (*q, *p)] {
-                nodes[x].peers.add(&format!("n{y}"), &urls[y], nodes[y].public_key, nodes[x].public_key)?;
+                nodes[x].peers.add(
+                    &format!("n{y}"),
+                    &urls[y],
+                    nodes[y].public_key,
+                    nodes[x].public_key,
+                )?;
             }
         }
         for x in &nodes {
@@ -605,10 +637,15 @@ async fn federation_bench() -> anyhow::Result<Federation> {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let key = SigningKey::from_bytes(&[9; 32]);
         for x in &nodes {
-            x.trust.add_root(PublicKey(key.verifying_key().to_bytes()), "bench")?;
+            x.trust
+                .add_root(PublicKey(key.verifying_key().to_bytes()), "bench")?;
         }
         for round in 0..10 {
-            let origin = if topology == "chain" { 0 } else { round % FED_NODES };
+            let origin = if topology == "chain" {
+                0
+            } else {
+                round % FED_NODES
+            };
             let record = Record {
                 record_id: format!("{topology}-{round}"),
                 version: 1,
@@ -619,17 +656,26 @@ async fn federation_bench() -> anyhow::Result<Federation> {
             let rec = envelope::sign(&key, &record)?;
             let id = rec.id();
             let t = Instant::now();
-            nodes[origin].insert(rec, maillage_node::store::Admission::RequireNewer).await?;
+            nodes[origin]
+                .insert(rec, maillage_node::store::Admission::RequireNewer)
+                .await?;
             let mut first_hop = None;
             loop {
-                let neighbour = if origin + 1 < FED_NODES { origin + 1 } else { origin - 1 };
+                let neighbour = if origin + 1 < FED_NODES {
+                    origin + 1
+                } else {
+                    origin - 1
+                };
                 if first_hop.is_none() && nodes[neighbour].store.contains(&id)? {
                     first_hop = Some(t.elapsed().as_millis() as u64);
                 }
                 if nodes.iter().all(|x| x.store.contains(&id).unwrap_or(false)) {
                     break;
                 }
-                anyhow::ensure!(t.elapsed() < Duration::from_secs(30), "{topology}: record {round} did not reach every node in 30 s");
+                anyhow::ensure!(
+                    t.elapsed() < Duration::from_secs(30),
+                    "{topology}: record {round} did not reach every node in 30 s"
+                );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             let all = t.elapsed().as_millis() as u64;

@@ -16,7 +16,9 @@ use crate::connect::{NodeConn, explain};
 /// Admin refusals here carry their own explanation.
 fn refused(status: tonic::Status) -> anyhow::Error {
     match status.code() {
-        tonic::Code::InvalidArgument | tonic::Code::AlreadyExists => anyhow!("{}", status.message()),
+        tonic::Code::InvalidArgument | tonic::Code::AlreadyExists => {
+            anyhow!("{}", status.message())
+        }
         _ => explain(status),
     }
 }
@@ -224,7 +226,9 @@ pub async fn trust_remove(dir: &Path, key: &str, json_out: bool) -> anyhow::Resu
     let key = parse_key(key)?;
     let conn = NodeConn::open(dir).await?;
     conn.admin()
-        .trust_remove(TrustRemoveRequest { key: key.0.to_vec() })
+        .trust_remove(TrustRemoveRequest {
+            key: key.0.to_vec(),
+        })
         .await
         .map_err(refused)?;
     if json_out {
@@ -247,11 +251,15 @@ pub async fn trust_list(dir: &Path, json_out: bool) -> anyhow::Result<()> {
     if json_out {
         let items: Vec<Value> = roots
             .iter()
-            .map(|r| json!({ "key": key_hex(&r.key), "note": r.note, "added": when(r.added_at_ms) }))
+            .map(
+                |r| json!({ "key": key_hex(&r.key), "note": r.note, "added": when(r.added_at_ms) }),
+            )
             .collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
     } else if roots.is_empty() {
-        eprintln!("no trust roots: records from peers wait in quarantine until you add one with `maillage trust add-root KEY`");
+        eprintln!(
+            "no trust roots: records from peers wait in quarantine until you add one with `maillage trust add-root KEY`"
+        );
     } else {
         for r in &roots {
             println!("{}  {}  {}", key_hex(&r.key), when(r.added_at_ms), r.note);

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use maillage_record::{Body, Kind, PublicKey, RecordId, SigningKey, Siren, VerifiedRecord, Visibility};
+use maillage_record::{
+    Body, Kind, PublicKey, RecordId, SigningKey, Siren, VerifiedRecord, Visibility,
+};
 use tokio::sync::{broadcast, watch};
 
 use crate::config::Config;
@@ -243,7 +245,10 @@ impl Node {
 
     /// How many records wait in quarantine.
     pub fn quarantined(&self) -> u64 {
-        self.quarantined.lock().unwrap_or_else(|p| p.into_inner()).len() as u64
+        self.quarantined
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len() as u64
     }
 
     pub fn is_quarantined(&self, id: &RecordId) -> bool {

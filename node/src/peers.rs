@@ -13,11 +13,11 @@ use crate::tls::PinnedKeys;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
-    #[error(
-        "peer name '{0}' is not valid: use 1 to 64 letters, digits, '-', '_' or '.'"
-    )]
+    #[error("peer name '{0}' is not valid: use 1 to 64 letters, digits, '-', '_' or '.'")]
     Name(String),
-    #[error("peer address '{0}' is not valid: write https://host:port, e.g. https://node.example.fr:7441")]
+    #[error(
+        "peer address '{0}' is not valid: write https://host:port, e.g. https://node.example.fr:7441"
+    )]
     Url(String),
     #[error("key {0} is this node's own key: a node does not peer with itself")]
     Own(PublicKey),
@@ -111,7 +111,9 @@ impl PeerTable {
                 Ok(p) => {
                     peers.insert(name, p);
                 }
-                Err(e) => tracing::error!(peer = name, error = %e, "unreadable peer entry: re-add it with `maillage peer add`"),
+                Err(e) => {
+                    tracing::error!(peer = name, error = %e, "unreadable peer entry: re-add it with `maillage peer add`")
+                }
             }
         }
         let pinned: HashSet<PublicKey> = peers.values().filter_map(PeerState::public_key).collect();

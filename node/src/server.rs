@@ -24,8 +24,8 @@ use crate::service::{
     catalogue::{CatalogueService, Port},
     publish::PublishService,
 };
-use crate::tls::{self, Identity};
 use crate::store::{Admission, Store, StoreError};
+use crate::tls::{self, Identity};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -74,7 +74,8 @@ impl Identity {
         )
         .map_err(bad)?;
         let public = PublicKey(key.verifying_key().to_bytes());
-        let mut params = rcgen::CertificateParams::new(vec!["maillage".to_string()]).map_err(bad)?;
+        let mut params =
+            rcgen::CertificateParams::new(vec!["maillage".to_string()]).map_err(bad)?;
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, format!("maillage {public}"));
@@ -202,23 +203,25 @@ pub fn channel(
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true);
-    Ok(endpoint.connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
-        let tls = tls.clone();
-        let authority = authority.clone();
-        let counters = counters.clone();
-        async move {
-            let tcp = TcpStream::connect(&authority).await?;
-            tcp.set_nodelay(true)?;
-            let tcp = Counted {
-                inner: tcp,
-                counters,
-            };
-            // No hostname is checked (PinnedServer checks the key), but SNI needs a name.
-            let name = ServerName::try_from("maillage").expect("valid DNS name");
-            let stream = tls.connect(name, tcp).await?;
-            Ok::<_, std::io::Error>(TokioIo::new(stream))
-        }
-    })))
+    Ok(
+        endpoint.connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
+            let tls = tls.clone();
+            let authority = authority.clone();
+            let counters = counters.clone();
+            async move {
+                let tcp = TcpStream::connect(&authority).await?;
+                tcp.set_nodelay(true)?;
+                let tcp = Counted {
+                    inner: tcp,
+                    counters,
+                };
+                // No hostname is checked (PinnedServer checks the key), but SNI needs a name.
+                let name = ServerName::try_from("maillage").expect("valid DNS name");
+                let stream = tls.connect(name, tcp).await?;
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
+            }
+        })),
+    )
 }
 
 /// Who is on the other end of a connection, attached to every request.
@@ -413,7 +416,9 @@ impl ClientCertVerifier for PinnedClients {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("maillage peers speak TLS 1.3 only".into()))
+        Err(rustls::Error::General(
+            "maillage peers speak TLS 1.3 only".into(),
+        ))
     }
     fn verify_tls13_signature(
         &self,
@@ -456,7 +461,9 @@ impl ServerCertVerifier for PinnedServer {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("maillage peers speak TLS 1.3 only".into()))
+        Err(rustls::Error::General(
+            "maillage peers speak TLS 1.3 only".into(),
+        ))
     }
     fn verify_tls13_signature(
         &self,

@@ -1,9 +1,9 @@
 //! Whose records this node accepts from peers (docs/architecture.md, "Trust"):
 //! - this node's own organisation;
 //! - a trust root the operator added (`maillage trust add-root`);
-//! - a key endorsed by a `Membership` record whose author is a root, or a
-//!   committee that a root endorsed (one level of delegation), and whose
-//!   validity covers the record's `issued_at`.
+//! - a key endorsed by a `Membership` record whose author is a root (or this
+//!   node's own organisation), or a committee that a root endorsed (one level
+//!   of delegation), and whose validity covers the record's `issued_at`.
 //! Records of other authors wait in quarantine (`replication::intake`) until
 //! one of those becomes true, whatever the order in which things arrive.
 
@@ -78,21 +78,31 @@ impl Trust {
         Ok(trust)
     }
 
+    /// A root, or this node's own key: a committee's node trusts the
+    /// memberships it signs itself.
     fn is_root(&self, key: &PublicKey) -> bool {
-        self.roots
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(key)
+        *key == self.own
+            || self
+                .roots
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(key)
     }
 
     /// Whether a record by `author` issued at `at_ms` is accepted from peers.
     pub fn accepts(&self, author: &PublicKey, at_ms: i64) -> bool {
-        *author == self.own || self.is_root(author) || self.endorsed(author, at_ms, None, 2)
+        self.is_root(author) || self.endorsed(author, at_ms, None, 2)
     }
 
     /// Whether `key` holds a Membership (with `role`, if given) covering
     /// `at_ms`, by a root, or (depth 2) by a committee a root endorsed.
-    fn endorsed(&self, key: &PublicKey, at_ms: i64, role: Option<MembershipRole>, depth: u8) -> bool {
+    fn endorsed(
+        &self,
+        key: &PublicKey,
+        at_ms: i64,
+        role: Option<MembershipRole>,
+        depth: u8,
+    ) -> bool {
         let issuers: Vec<PublicKey> = {
             let e = self.endorsements.read().unwrap_or_else(|p| p.into_inner());
             let Some(records) = e.by_member.get(key) else {
@@ -215,7 +225,13 @@ mod tests {
         )
     }
 
-    fn membership(id: &str, version: u64, member: PublicKey, role: MembershipRole, until: i64) -> Record {
+    fn membership(
+        id: &str,
+        version: u64,
+        member: PublicKey,
+        role: MembershipRole,
+        until: i64,
+    ) -> Record {
         Record {
             record_id: id.into(),
             version,
@@ -242,25 +258,45 @@ mod tests {
         assert!(!trust.accepts(&member, 5_000));
 
         // A committee endorsed as a plain member cannot endorse others.
-        trust.observe(&root, &membership("c", 1, committee, MembershipRole::Member, 0));
-        trust.observe(&committee, &membership("m", 1, member, MembershipRole::Member, 0));
+        trust.observe(
+            &root,
+            &membership("c", 1, committee, MembershipRole::Member, 0),
+        );
+        trust.observe(
+            &committee,
+            &membership("m", 1, member, MembershipRole::Member, 0),
+        );
         assert!(trust.accepts(&committee, 5_000));
         assert!(!trust.accepts(&member, 5_000));
         // Version 2 makes it a committee: its member is accepted.
-        trust.observe(&root, &membership("c", 2, committee, MembershipRole::Committee, 0));
+        trust.observe(
+            &root,
+            &membership("c", 2, committee, MembershipRole::Committee, 0),
+        );
         assert!(trust.accepts(&member, 5_000));
         assert_eq!(trust.siren_of(&member).unwrap().as_str(), "213101496");
         // But delegation stops there: the member's endorsements count for nothing.
-        trust.observe(&member, &membership("s", 1, stranger, MembershipRole::Committee, 0));
+        trust.observe(
+            &member,
+            &membership("s", 1, stranger, MembershipRole::Committee, 0),
+        );
         assert!(!trust.accepts(&stranger, 5_000));
         // Validity covers the record's date; an older version changes nothing.
-        trust.observe(&root, &membership("c", 3, committee, MembershipRole::Committee, 4_000));
-        trust.observe(&root, &membership("c", 1, committee, MembershipRole::Committee, 0));
+        trust.observe(
+            &root,
+            &membership("c", 3, committee, MembershipRole::Committee, 4_000),
+        );
+        trust.observe(
+            &root,
+            &membership("c", 1, committee, MembershipRole::Committee, 0),
+        );
         assert!(trust.accepts(&member, 3_999));
         assert!(!trust.accepts(&member, 4_000));
         // A tombstone withdraws it.
         let withdraw = Record {
-            body: Body::Tombstone(maillage_record::model::Tombstone { reason: "fin".into() }),
+            body: Body::Tombstone(maillage_record::model::Tombstone {
+                reason: "fin".into(),
+            }),
             ..membership("c", 4, committee, MembershipRole::Committee, 0)
         };
         trust.observe(&root, &withdraw);

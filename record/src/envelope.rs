@@ -204,7 +204,8 @@ pub fn verify(env: &pb::Envelope) -> Result<VerifiedRecord, EnvelopeError> {
 /// one; the cure is cofactored (ZIP-215) verification everywhere.
 pub fn verify_batch(envs: &[pb::Envelope]) -> Vec<Result<VerifiedRecord, EnvelopeError>> {
     let mut keys_seen: std::collections::HashMap<[u8; 32], VerifyingKey> = Default::default();
-    let mut results: Vec<Result<(PublicKey, [u8; 64]), EnvelopeError>> = Vec::with_capacity(envs.len());
+    let mut results: Vec<Result<(PublicKey, [u8; 64]), EnvelopeError>> =
+        Vec::with_capacity(envs.len());
     let (mut messages, mut signatures, mut keys, mut idx) = (vec![], vec![], vec![], vec![]);
     for (i, env) in envs.iter().enumerate() {
         let checked = precheck_cached(env, &mut keys_seen);

@@ -9,8 +9,7 @@ use prost::Message;
 
 use crate::model::{
     Body, Dataset, Distribution, Kind, Membership, MembershipRole, Organisation, Project,
-    ProjectStatus, Record, Tombstone,
-    ValidationError, Visibility,
+    ProjectStatus, Record, Tombstone, ValidationError, Visibility,
 };
 use crate::siren::Siren;
 
@@ -206,7 +205,10 @@ pub fn payload_from_proto(p: pb::Payload) -> Result<Record, ValidationError> {
                 _ => {
                     return Err(ValidationError::new(
                         "role",
-                        format!("unknown role number {}; expected member, chef_de_file or committee", m.role),
+                        format!(
+                            "unknown role number {}; expected member, chef_de_file or committee",
+                            m.role
+                        ),
                     ));
                 }
             },

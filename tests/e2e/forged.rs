@@ -49,7 +49,11 @@ impl Replication for Evil {
         tokio::spawn(async move {
             while let Ok(Some(f)) = frames.message().await {
                 let answer = neg.reconcile(&f.negentropy).unwrap();
-                if tx.send(Ok(pb::ReconcileFrame { negentropy: answer })).await.is_err() {
+                if tx
+                    .send(Ok(pb::ReconcileFrame { negentropy: answer }))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -95,15 +99,14 @@ fn forged_envelope(key: &SigningKey) -> pb::Envelope {
         version: 1,
         issued_at_ms: 1_764_000_000_000,
         visibility: Visibility::Public,
-        body: Body::Dataset(maillage_record::model::Dataset::new("Budget primitif", "Le budget voté")),
+        body: Body::Dataset(maillage_record::model::Dataset::new(
+            "Budget primitif",
+            "Le budget voté",
+        )),
     };
     let mut env = envelope::sign(key, &record).unwrap().to_proto();
     // Altered after signing: "Budget" becomes "Budgex".
-    let at = env
-        .payload
-        .windows(6)
-        .position(|w| w == b"Budget")
-        .unwrap();
+    let at = env.payload.windows(6).position(|w| w == b"Budget").unwrap();
     env.payload[at + 5] = b'x';
     env
 }
@@ -146,38 +149,99 @@ fn a_forged_record_from_a_peer_is_refused_and_not_relayed() {
 
     // The victim pins and even trusts the evil key: the signature still decides.
     let key_hex = evil_pub.to_hex();
-    assert!(cli(&victim, &["trust", "add-root", &key_hex]).status.success());
-    let out = cli(&victim, &["peer", "add", "evil", &format!("https://{addr}"), "--key", &key_hex]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        cli(&victim, &["trust", "add-root", &key_hex])
+            .status
+            .success()
+    );
+    let out = cli(
+        &victim,
+        &[
+            "peer",
+            "add",
+            "evil",
+            &format!("https://{addr}"),
+            "--key",
+            &key_hex,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A third node follows the victim: it must not receive the forged record either.
     let url = format!("https://{}", status["grpc_listen"].as_str().unwrap());
     let third_key = cli_json(&third, &["status", "--json"])["public_key"]
         .as_str()
         .unwrap()
         .to_string();
-    assert!(cli(&third, &["peer", "add", "victim", &url, "--key", victim_key.to_hex().as_str()]).status.success());
-    let third_url = format!("https://{}", cli_json(&third, &["status", "--json"])["grpc_listen"].as_str().unwrap());
-    assert!(cli(&victim, &["peer", "add", "third", &third_url, "--key", &third_key]).status.success());
-    assert!(cli(&third, &["trust", "add-root", &key_hex]).status.success());
+    assert!(
+        cli(
+            &third,
+            &[
+                "peer",
+                "add",
+                "victim",
+                &url,
+                "--key",
+                victim_key.to_hex().as_str()
+            ]
+        )
+        .status
+        .success()
+    );
+    let third_url = format!(
+        "https://{}",
+        cli_json(&third, &["status", "--json"])["grpc_listen"]
+            .as_str()
+            .unwrap()
+    );
+    assert!(
+        cli(
+            &victim,
+            &["peer", "add", "third", &third_url, "--key", &third_key]
+        )
+        .status
+        .success()
+    );
+    assert!(
+        cli(&third, &["trust", "add-root", &key_hex])
+            .status
+            .success()
+    );
 
     // The evil peer announces its record as soon as the victim subscribes; the
     // victim fetches it, refuses it and says so, naming the peer.
-    eventually(Duration::from_secs(10), "the refusal is logged with the peer's name", || {
-        let log = std::fs::read_to_string(victim.with_extension("log")).unwrap_or_default();
-        log.contains("refused a record from a peer") && log.contains("evil")
-    });
+    eventually(
+        Duration::from_secs(10),
+        "the refusal is logged with the peer's name",
+        || {
+            let log = std::fs::read_to_string(victim.with_extension("log")).unwrap_or_default();
+            log.contains("refused a record from a peer") && log.contains("evil")
+        },
+    );
     let id = hex::encode(forged_id);
-    assert!(!cli(&victim, &["get", &id]).status.success(), "forged record stored");
+    assert!(
+        !cli(&victim, &["get", &id]).status.success(),
+        "forged record stored"
+    );
     // Reconciliation still sees the id on the evil side, but does not fetch a
     // record it refused lately, and stores nothing.
     let sync = cli_json(&victim, &["sync", "--json", "evil"]);
     assert_eq!(sync[0]["ok"], true, "{sync}");
     assert_eq!(sync[0]["need"], 1, "{sync}");
     assert_eq!(sync[0]["stored"], 0, "{sync}");
-    assert!(!cli(&victim, &["get", &id]).status.success(), "forged record stored");
+    assert!(
+        !cli(&victim, &["get", &id]).status.success(),
+        "forged record stored"
+    );
     // The third node syncs with the victim: nothing forged to relay.
     let sync = cli_json(&third, &["sync", "--json", "victim"]);
     assert_eq!(sync[0]["ok"], true, "{sync}");
-    assert!(!cli(&third, &["get", &id]).status.success(), "forged record relayed");
+    assert!(
+        !cli(&third, &["get", &id]).status.success(),
+        "forged record relayed"
+    );
     drop(rt);
 }

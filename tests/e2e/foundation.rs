@@ -71,7 +71,10 @@ fn publish_survives_kill_9_and_tampering_is_caught() {
                     break; // the node is gone
                 }
                 let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-                acked.lock().unwrap().push(v["id"].as_str().unwrap().to_string());
+                acked
+                    .lock()
+                    .unwrap()
+                    .push(v["id"].as_str().unwrap().to_string());
             }
         })
     };
@@ -81,12 +84,19 @@ fn publish_survives_kill_9_and_tampering_is_caught() {
     node.kill(); // SIGKILL, mid-loop
     publisher.join().unwrap();
     let ids = acked.lock().unwrap().clone();
-    assert!(ids.len() >= 20 && ids.len() < 200, "{} publishes", ids.len());
+    assert!(
+        ids.len() >= 20 && ids.len() < 200,
+        "{} publishes",
+        ids.len()
+    );
 
     let _node = start(&dir);
     for id in &ids {
         let out = cli(&dir, &["get", "--json", id]);
-        assert!(out.status.success(), "acknowledged record {id} lost after kill -9");
+        assert!(
+            out.status.success(),
+            "acknowledged record {id} lost after kill -9"
+        );
         assert!(String::from_utf8_lossy(&out.stdout).contains("Budget primitif 2026"));
     }
     let hist = cli_json(&dir, &["history", "--json", "budget-primitif-2026"]);
@@ -103,7 +113,11 @@ fn publish_survives_kill_9_and_tampering_is_caught() {
     assert_eq!(after, hist, "a refused replay changed the history");
 
     // Offline verification: the genuine envelope passes, a flipped bit fails.
-    assert!(cli(&dir, &["verify", file.to_str().unwrap()]).status.success());
+    assert!(
+        cli(&dir, &["verify", file.to_str().unwrap()])
+            .status
+            .success()
+    );
     let mut bad = raw.stdout.clone();
     let mid = bad.len() / 2;
     bad[mid] ^= 1;

@@ -35,13 +35,21 @@ fn peer(from: &Path, name: &str, to: &Path) {
     let url = format!("https://{}", grpc(to));
     let k = key(to);
     let out = cli(from, &["peer", "add", name, &url, "--key", &k]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn trust(on: &Path, of: &Path) {
     let k = key(of);
     let out = cli(on, &["trust", "add-root", &k]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn federation(orgs: &[(&str, &str)]) -> Fed {
@@ -96,13 +104,17 @@ fn chain_of_three_converges_both_ways_and_keeps_restricted_records_in_their_audi
     peer(c, "b", b);
 
     let from_c = publish(c, Path::new(&example("dataset.json")));
-    eventually(Duration::from_secs(10), "c's record reaches a through b", || {
-        has(a, &from_c)
-    });
+    eventually(
+        Duration::from_secs(10),
+        "c's record reaches a through b",
+        || has(a, &from_c),
+    );
     let from_a = publish(a, Path::new(&example("project.json")));
-    eventually(Duration::from_secs(10), "a's record reaches c through b", || {
-        has(c, &from_a)
-    });
+    eventually(
+        Duration::from_secs(10),
+        "a's record reaches c through b",
+        || has(c, &from_a),
+    );
     // The author is verified wherever the record lands.
     let got = cli_json(a, &["get", "--json", &from_c]);
     assert_eq!(got["author"].as_str().unwrap(), key(c), "{got}");
@@ -121,26 +133,39 @@ fn chain_of_three_converges_both_ways_and_keeps_restricted_records_in_their_audi
         }),
     );
     // b must know c's SIREN (from c's Organisation record) to serve it.
-    eventually(Duration::from_secs(10), "c's organisation record reaches b", || {
-        cli_json(b, &["list", "--json", "--kind", "organisation"])
-            .as_array()
-            .unwrap()
-            .len()
-            == 3
-    });
+    eventually(
+        Duration::from_secs(10),
+        "c's organisation record reaches b",
+        || {
+            cli_json(b, &["list", "--json", "--kind", "organisation"])
+                .as_array()
+                .unwrap()
+                .len()
+                == 3
+        },
+    );
     let secret = publish(b, &restricted);
-    eventually(Duration::from_secs(10), "the restricted record reaches c", || {
-        has(c, &secret)
-    });
+    eventually(
+        Duration::from_secs(10),
+        "the restricted record reaches c",
+        || has(c, &secret),
+    );
     // Reconcile a with b explicitly: the id must not even be offered.
     let sync = cli_json(a, &["sync", "--json", "b"]);
     assert_eq!(sync[0]["ok"], true, "{sync}");
-    assert!(!has(a, &secret), "a restricted record reached a peer outside its audience");
+    assert!(
+        !has(a, &secret),
+        "a restricted record reached a peer outside its audience"
+    );
     let listed = cli_json(a, &["list", "--json", "--all"]).to_string();
     assert!(!listed.contains("conventions-colomiers"));
 
     // Converged: a and c hold the same public and federation records.
-    let count = |d: &Path| cli_json(d, &["status", "--json"])["envelopes"].as_u64().unwrap();
+    let count = |d: &Path| {
+        cli_json(d, &["status", "--json"])["envelopes"]
+            .as_u64()
+            .unwrap()
+    };
     eventually(Duration::from_secs(10), "a and b converge", || {
         count(a) + 1 == count(b)
     });
@@ -160,7 +185,8 @@ fn unpinned_key_is_refused_and_untrusted_authors_wait_in_quarantine() {
     peer(stranger, "a", a);
     let out = cli(stranger, &["sync", "a"]);
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let err =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("pinned"), "{err}");
     let a_own = cli_json(a, &["list", "--json"]);
     let a_org = a_own[0]["id"].as_str().unwrap().to_string();
@@ -172,9 +198,11 @@ fn unpinned_key_is_refused_and_untrusted_authors_wait_in_quarantine() {
     let from_b = publish(b, Path::new(&example("dataset.json")));
     let sync = cli_json(a, &["sync", "--json", "b"]);
     assert_eq!(sync[0]["ok"], true, "{sync}");
-    eventually(Duration::from_secs(10), "b's records quarantined on a", || {
-        cli_json(a, &["quarantine", "list", "--json"])["total"].as_u64() == Some(2)
-    });
+    eventually(
+        Duration::from_secs(10),
+        "b's records quarantined on a",
+        || cli_json(a, &["quarantine", "list", "--json"])["total"].as_u64() == Some(2),
+    );
     assert!(!has(a, &from_b));
     let q = cli_json(a, &["quarantine", "list", "--json"]).to_string();
     assert!(q.contains("budget-primitif-2026"), "{q}");
@@ -183,15 +211,14 @@ fn unpinned_key_is_refused_and_untrusted_authors_wait_in_quarantine() {
     let released = cli_json(a, &["trust", "add-root", "--json", &key(b)]);
     assert_eq!(released["released"], 2, "{released}");
     assert!(has(a, &from_b));
-    assert_eq!(
-        cli_json(a, &["quarantine", "list", "--json"])["total"],
-        0
-    );
+    assert_eq!(cli_json(a, &["quarantine", "list", "--json"])["total"], 0);
     // And from now on b's records arrive live.
     let next = publish(b, Path::new(&example("project.json")));
-    eventually(Duration::from_secs(10), "b's next record reaches a live", || {
-        has(a, &next)
-    });
+    eventually(
+        Duration::from_secs(10),
+        "b's next record reaches a live",
+        || has(a, &next),
+    );
 }
 
 /// Publishes dataset number `i` on `dir`; returns its id.
@@ -228,22 +255,34 @@ fn restart_resumes_without_loss_or_duplicates() {
         ids.push(publish_numbered(b, i));
     }
     fed._nodes[0] = start(a);
-    eventually(Duration::from_secs(15), "every record of b reaches a after restart", || {
-        ids.iter().all(|id| has(a, id))
-    });
+    eventually(
+        Duration::from_secs(15),
+        "every record of b reaches a after restart",
+        || ids.iter().all(|id| has(a, id)),
+    );
     let sa = cli_json(a, &["status", "--json"]);
     let sb = cli_json(b, &["status", "--json"]);
-    assert_eq!(sa["envelopes"], sb["envelopes"], "no duplicates, nothing missing");
+    assert_eq!(
+        sa["envelopes"], sb["envelopes"],
+        "no duplicates, nothing missing"
+    );
     let sync = cli_json(a, &["sync", "--json"]);
     assert_eq!(sync[0]["need"], 0, "{sync}");
     assert_eq!(sync[0]["have"], 0, "{sync}");
-    assert_eq!(sync[0]["round_trips"], 1, "identical sets reconcile in one round trip: {sync}");
+    assert_eq!(
+        sync[0]["round_trips"], 1,
+        "identical sets reconcile in one round trip: {sync}"
+    );
 }
 
 #[test]
 fn twenty_nodes_in_a_chain_converge_and_a_partition_heals() {
     // 20 real communes of the Toulouse area, in a chain: the worst diameter.
-    let csv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../data/collectivites.csv")).unwrap();
+    let csv = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../data/collectivites.csv"
+    ))
+    .unwrap();
     let orgs: Vec<(String, String)> = csv
         .lines()
         .filter(|l| l.ends_with(",243100518") && l.contains(",commune,"))
@@ -272,24 +311,30 @@ fn twenty_nodes_in_a_chain_converge_and_a_partition_heals() {
             .as_u64()
             .unwrap()
     };
-    eventually(Duration::from_secs(30), "20 organisation records everywhere", || {
-        dirs.iter().all(|d| envelopes(d) == 20)
-    });
+    eventually(
+        Duration::from_secs(30),
+        "20 organisation records everywhere",
+        || dirs.iter().all(|d| envelopes(d) == 20),
+    );
 
     // Partition: the middle node goes down; each side publishes.
     fed._nodes[10].kill();
     let left = publish(&dirs[0], Path::new(&example("dataset.json")));
     let right = publish(&dirs[19], Path::new(&example("project.json")));
-    eventually(Duration::from_secs(10), "each side sees its own record", || {
-        has(&dirs[9], &left) && has(&dirs[11], &right)
-    });
+    eventually(
+        Duration::from_secs(10),
+        "each side sees its own record",
+        || has(&dirs[9], &left) && has(&dirs[11], &right),
+    );
     assert!(!has(&dirs[9], &right) && !has(&dirs[11], &left));
 
     // Heal: the middle node comes back; every node converges to the same 22.
     fed._nodes[10] = start(&dirs[10]);
-    eventually(Duration::from_secs(30), "the healed chain converges", || {
-        dirs.iter().all(|d| envelopes(d) == 22)
-    });
+    eventually(
+        Duration::from_secs(30),
+        "the healed chain converges",
+        || dirs.iter().all(|d| envelopes(d) == 22),
+    );
     assert!(has(&dirs[0], &right) && has(&dirs[19], &left));
 }
 
@@ -307,9 +352,11 @@ fn a_record_that_arrives_before_its_authors_membership_waits_then_is_accepted() 
 
     // The member's record reaches the chef de file first: it waits.
     let from_member = publish(member, Path::new(&example("dataset.json")));
-    eventually(Duration::from_secs(10), "the member's records are quarantined", || {
-        cli_json(chef, &["quarantine", "list", "--json"])["total"].as_u64() == Some(2)
-    });
+    eventually(
+        Duration::from_secs(10),
+        "the member's records are quarantined",
+        || cli_json(chef, &["quarantine", "list", "--json"])["total"].as_u64() == Some(2),
+    );
     assert!(!has(chef, &from_member));
 
     // Then the committee endorses the member's key: the waiting records are
@@ -326,13 +373,20 @@ fn a_record_that_arrives_before_its_authors_membership_waits_then_is_accepted() 
         }),
     );
     let endorsement = publish(committee, &membership);
-    eventually(Duration::from_secs(10), "the membership releases the member's records", || {
-        has(chef, &endorsement) && has(chef, &from_member)
-    });
-    assert_eq!(cli_json(chef, &["quarantine", "list", "--json"])["total"], 0);
+    eventually(
+        Duration::from_secs(10),
+        "the membership releases the member's records",
+        || has(chef, &endorsement) && has(chef, &from_member),
+    );
+    assert_eq!(
+        cli_json(chef, &["quarantine", "list", "--json"])["total"],
+        0
+    );
     // And from now on its records are accepted live.
     let next = publish(member, Path::new(&example("project.json")));
-    eventually(Duration::from_secs(10), "the member's next record is accepted live", || {
-        has(chef, &next)
-    });
+    eventually(
+        Duration::from_secs(10),
+        "the member's next record is accepted live",
+        || has(chef, &next),
+    );
 }

@@ -105,8 +105,5 @@ pub fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) 
 }
 
 pub fn example(name: &str) -> String {
-    format!(
-        "{}/../deploy/examples/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
+    format!("{}/../deploy/examples/{name}", env!("CARGO_MANIFEST_DIR"))
 }

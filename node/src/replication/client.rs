@@ -13,8 +13,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 use tonic::transport::Channel;
 
-use super::intake::{Intake, intake_blocking};
 use super::MAX_FETCH_IDS;
+use super::intake::{Intake, intake_blocking};
 use crate::node::Node;
 use crate::peers::PeerState;
 use crate::tls;
@@ -104,9 +104,9 @@ pub async fn sync_once(
     let viewer = node.peer_viewer(&key);
     let node2 = node.clone();
     let mut neg = tokio::task::spawn_blocking(move || super::negentropy_for(&node2, &viewer))
-    .await
-    .map_err(|e| SyncError::Negentropy(e.to_string()))?
-    .map_err(|e| SyncError::Negentropy(e.to_string()))?;
+        .await
+        .map_err(|e| SyncError::Negentropy(e.to_string()))?
+        .map_err(|e| SyncError::Negentropy(e.to_string()))?;
 
     let first = neg
         .initiate()
@@ -178,8 +178,9 @@ pub async fn fetch(
 ) -> Result<Intake, SyncError> {
     let in_flight_max = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut total = Intake::default();
-    let mut in_flight: std::collections::VecDeque<tokio::task::JoinHandle<Result<Intake, crate::store::StoreError>>> =
-        std::collections::VecDeque::new();
+    let mut in_flight: std::collections::VecDeque<
+        tokio::task::JoinHandle<Result<Intake, crate::store::StoreError>>,
+    > = std::collections::VecDeque::new();
     for chunk in ids.chunks(MAX_FETCH_IDS) {
         let request = FetchRequest {
             ids: chunk.iter().map(|id| id.0.to_vec()).collect(),
@@ -328,9 +329,17 @@ async fn follow(
         };
         let Some(msg) = msg else {
             // The peer closed the stream (it is shutting down): reconnect.
-            return Err(SyncError::Rpc(format!("{} closed the announcement stream", peer.url)));
+            return Err(SyncError::Rpc(format!(
+                "{} closed the announcement stream",
+                peer.url
+            )));
         };
-        tracing::debug!(peer = peer.name, ids = msg.ids.len(), lagged = msg.lagged, "announcement");
+        tracing::debug!(
+            peer = peer.name,
+            ids = msg.ids.len(),
+            lagged = msg.lagged,
+            "announcement"
+        );
         if msg.lagged {
             // We missed some: a reconciliation finds them.
             return Ok(());

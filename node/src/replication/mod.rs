@@ -33,7 +33,8 @@ pub const FETCH_BATCH_BYTES: usize = 1 << 20;
 pub fn negentropy_for(
     node: &Node,
     viewer: &crate::node::Viewer,
-) -> Result<negentropy::Negentropy<'static, negentropy::NegentropyStorageVector>, negentropy::Error> {
+) -> Result<negentropy::Negentropy<'static, negentropy::NegentropyStorageVector>, negentropy::Error>
+{
     let view = node.sync_view(viewer);
     let mut storage = negentropy::NegentropyStorageVector::with_capacity(view.len());
     for (ts, id) in view {

@@ -69,7 +69,9 @@ impl Replication for ReplicationService {
             let mut neg = match neg {
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => {
-                    let _ = tx.send(Err(Status::internal(format!("reconciliation: {e}")))).await;
+                    let _ = tx
+                        .send(Err(Status::internal(format!("reconciliation: {e}"))))
+                        .await;
                     return;
                 }
                 Err(e) => {

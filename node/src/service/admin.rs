@@ -176,7 +176,12 @@ impl Admin for AdminService {
                 })
         })
         .await?;
-        tracing::info!(peer = state.name, url = state.url, key = state.key, "peer pinned");
+        tracing::info!(
+            peer = state.name,
+            url = state.url,
+            key = state.key,
+            "peer pinned"
+        );
         self.replicator.restart(&state.name);
         Ok(Response::new(peer_to_proto(&state)))
     }
@@ -226,9 +231,7 @@ impl Admin for AdminService {
                 (i, sync_result(&name, r))
             });
         }
-        let mut results: Vec<(usize, SyncResult)> = runs
-            .join_all()
-            .await;
+        let mut results: Vec<(usize, SyncResult)> = runs.join_all().await;
         results.sort_by_key(|(i, _)| *i);
         Ok(Response::new(SyncResponse {
             results: results.into_iter().map(|(_, r)| r).collect(),
@@ -333,4 +336,3 @@ fn dir_size(dir: &Path) -> u64 {
         })
         .sum()
 }
-

@@ -12,8 +12,8 @@ use tonic::{Request, Response, Status};
 
 use super::{blocking, store_status};
 use crate::node::{Node, Viewer};
-use crate::tls::PeerInfo;
 use crate::store::{ListFilter, Store, StoredEnvelope};
+use crate::tls::PeerInfo;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
@@ -42,9 +42,7 @@ impl CatalogueService {
             Port::Admin => Viewer::Operator,
             // A peer removed since it connected is anonymous from now on.
             Port::Public => match PeerInfo::of(request).and_then(|p| p.key) {
-                Some(key) if self.node.peers.name_of(&key).is_some() => {
-                    self.node.peer_viewer(&key)
-                }
+                Some(key) if self.node.peers.name_of(&key).is_some() => self.node.peer_viewer(&key),
                 _ => Viewer::Anonymous,
             },
         }

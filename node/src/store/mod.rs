@@ -606,7 +606,10 @@ mod tests {
             version,
             issued_at_ms: 1_764_000_000_000 + version as i64,
             visibility: Visibility::Public,
-            body: Body::Dataset(Dataset::new(format!("Jeu {record_id} v{version}"), "Données")),
+            body: Body::Dataset(Dataset::new(
+                format!("Jeu {record_id} v{version}"),
+                "Données",
+            )),
         };
         envelope::sign(&SigningKey::from_bytes(&[key; 32]), &record).unwrap()
     }
@@ -621,7 +624,11 @@ mod tests {
             // Older and equal versions are refused on publish, and change nothing.
             assert!(matches!(
                 store.insert(&v1, Admission::RequireNewer),
-                Err(StoreError::NotNewer { current: 2, next: 3, .. })
+                Err(StoreError::NotNewer {
+                    current: 2,
+                    next: 3,
+                    ..
+                })
             ));
             assert!(matches!(
                 store.insert(&v2, Admission::RequireNewer),
@@ -629,7 +636,9 @@ mod tests {
             ));
             assert_eq!(store.counts().0, 1);
             // Replication keeps an older version in the history without making it current.
-            let got = store.insert_many(&[v1.clone(), v3.clone(), v1.clone()]).unwrap();
+            let got = store
+                .insert_many(&[v1.clone(), v3.clone(), v1.clone()])
+                .unwrap();
             assert!(got[0].is_some_and(|i| !i.current));
             assert!(got[1].is_some_and(|i| i.current && i.previous_version == 2));
             assert!(got[2].is_none(), "the same id twice in one batch");
@@ -673,7 +682,10 @@ mod tests {
         assert_eq!(only_a[0].bytes, a.envelope_bytes());
         store.unquarantine(&[(a.author(), a.id())]).unwrap();
         assert_eq!(store.quarantine_len().unwrap(), 1);
-        assert!(!store.contains(&a.id()).unwrap(), "quarantine is not the store");
+        assert!(
+            !store.contains(&a.id()).unwrap(),
+            "quarantine is not the store"
+        );
     }
 
     #[test]
@@ -684,7 +696,10 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             store.insert(&rec, Admission::RequireNewer).unwrap();
             // As a store written before the syncset table existed.
-            store.db.delete_cf(store.cf(CF_SYNCSET), rec.id().0).unwrap();
+            store
+                .db
+                .delete_cf(store.cf(CF_SYNCSET), rec.id().0)
+                .unwrap();
             assert!(store.sync_items().unwrap().is_empty());
         }
         let store = Store::open(dir.path()).unwrap();
