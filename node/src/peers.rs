@@ -223,7 +223,7 @@ impl PeerTable {
         };
         change(state);
         let value = serde_json::to_vec(&*state).expect("plain struct serializes");
-        if let Err(e) = self.store.put_peer(name, &value) {
+        if let Err(e) = self.store.put_peer_stats(name, &value) {
             tracing::warn!(peer = name, error = %e, "cannot save peer state");
         }
     }

@@ -219,6 +219,13 @@ fn unpinned_key_is_refused_and_untrusted_authors_wait_in_quarantine() {
         "b's next record reaches a live",
         || has(a, &next),
     );
+
+    // Unpinned, b is refused from the next connection on.
+    assert!(cli(a, &["peer", "remove", "b"]).status.success());
+    let out = cli(b, &["sync", "a"]);
+    assert!(!out.status.success(), "a removed peer could still sync");
+    let unknown = cli(a, &["peer", "remove", "b"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no peer named 'b'"));
 }
 
 /// Publishes dataset number `i` on `dir`; returns its id.

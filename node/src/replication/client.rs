@@ -277,7 +277,8 @@ pub fn backoff(failures: u32) -> Duration {
 }
 
 /// Subscribe first (so nothing published meanwhile is missed), reconcile,
-/// then follow announcements until the next periodic reconciliation.
+/// then follow announcements until the next periodic reconciliation; repeat
+/// on the same connection until something fails or the node stops.
 async fn link_once(node: &Arc<Node>, peer: &PeerState) -> Result<(), SyncError> {
     let counters = Arc::new(tls::WireCounters::default());
     let (mut client, key) = client(peer, node, counters.clone())?;
@@ -286,13 +287,21 @@ async fn link_once(node: &Arc<Node>, peer: &PeerState) -> Result<(), SyncError> 
         .await
         .map_err(|s| rpc_error(&peer.url, s))?
         .into_inner();
-    node.peers.update(&peer.name, |p| {
-        p.subscribed = true;
-        p.syncing = true;
-    });
-    let report = sync_once(node, peer, &mut client, key, &counters).await?;
-    record_success(node, &peer.name, &report);
-    follow(node, peer, &mut client, &mut announcements).await
+    let stopping = node.stopping();
+    // One connection and one subscription for as long as they work: each
+    // round reconciles, then follows announcements until the next round.
+    loop {
+        if *stopping.borrow() {
+            return Ok(());
+        }
+        node.peers.update(&peer.name, |p| {
+            p.subscribed = true;
+            p.syncing = true;
+        });
+        let report = sync_once(node, peer, &mut client, key, &counters).await?;
+        record_success(node, &peer.name, &report);
+        follow(node, peer, &mut client, &mut announcements).await?;
+    }
 }
 
 pub fn record_success(node: &Node, name: &str, report: &SyncReport) {

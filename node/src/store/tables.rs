@@ -49,6 +49,13 @@ impl Store {
         self.put_synced(CF_PEERS, name.as_bytes(), value)
     }
 
+    /// Peer statistics: written to the WAL without waiting for the disk; a
+    /// crash may lose the last few counts, never a pinned peer.
+    pub fn put_peer_stats(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.db.put_cf(self.cf(CF_PEERS), name.as_bytes(), value)?;
+        Ok(())
+    }
+
     /// Returns whether the peer existed.
     pub fn delete_peer(&self, name: &str) -> Result<bool, StoreError> {
         self.delete_synced(CF_PEERS, name.as_bytes())
