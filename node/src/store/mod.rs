@@ -175,9 +175,12 @@ impl Store {
             cf.set_compression_type(rocksdb::DBCompressionType::Lz4);
             cf.set_block_based_table_factory(&table);
             // The same question asked of the memtables, where a sync's recent
-            // writes are: a bloom filter there too.
-            cf.set_memtable_whole_key_filtering(true);
-            cf.set_memtable_prefix_bloom_ratio(0.05);
+            // writes are: a bloom filter there too, for the two tables every
+            // insert queries (it costs a little on each write).
+            if *name == CF_ENVELOPES || *name == CF_CURRENT {
+                cf.set_memtable_whole_key_filtering(true);
+                cf.set_memtable_prefix_bloom_ratio(0.05);
+            }
             if *name == CF_ENVELOPES {
                 // The bulk of the bytes: bigger memtables, fewer flushes.
                 cf.set_write_buffer_size(64 << 20);
