@@ -121,6 +121,8 @@ pub struct VerifiedRecord {
     payload: Vec<u8>,
     signature: [u8; 64],
     record: Record,
+    /// The canonical encoding, made once: it is hashed for the id, then stored.
+    canonical: Vec<u8>,
 }
 
 impl VerifiedRecord {
@@ -139,7 +141,12 @@ impl VerifiedRecord {
     }
     /// The canonical encoding: what is stored, hashed and exported by `get --raw`.
     pub fn envelope_bytes(&self) -> Vec<u8> {
-        canonical_encoding(&self.payload, &self.author.0, &self.signature)
+        self.canonical.clone()
+    }
+
+    /// The canonical encoding, borrowed.
+    pub fn canonical(&self) -> &[u8] {
+        &self.canonical
     }
     pub fn to_proto(&self) -> pb::Envelope {
         pb::Envelope {
@@ -174,13 +181,15 @@ pub fn sign(key: &SigningKey, record: &Record) -> Result<VerifiedRecord, Envelop
     }
     let signature = key.sign(&pae(&payload)).to_bytes();
     let author = PublicKey(key.verifying_key().to_bytes());
-    let id = RecordId(Sha256::digest(canonical_encoding(&payload, &author.0, &signature)).into());
+    let canonical = canonical_encoding(&payload, &author.0, &signature);
+    let id = RecordId(Sha256::digest(&canonical).into());
     Ok(VerifiedRecord {
         id,
         author,
         payload,
         signature,
         record: record.clone(),
+        canonical,
     })
 }
 
@@ -278,14 +287,15 @@ fn finish(
     signature: [u8; 64],
 ) -> Result<VerifiedRecord, EnvelopeError> {
     let record = wire::decode_payload(&env.payload)?;
-    let id =
-        RecordId(Sha256::digest(canonical_encoding(&env.payload, &author.0, &signature)).into());
+    let canonical = canonical_encoding(&env.payload, &author.0, &signature);
+    let id = RecordId(Sha256::digest(&canonical).into());
     Ok(VerifiedRecord {
         id,
         author,
         payload: env.payload.clone(),
         signature,
         record,
+        canonical,
     })
 }
 

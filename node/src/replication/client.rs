@@ -152,13 +152,19 @@ pub async fn sync_once(
     // Skip what we hold (a record visible to one side only), what waits in
     // quarantine, and what we refused lately: otherwise every reconciliation
     // would fetch them again.
-    let mut wanted = Vec::with_capacity(need.len());
-    for id in need.iter().map(|id| RecordId(**id)) {
-        if node.wants(&id)? {
-            wanted.push(id);
+    // Store lookups, possibly a million: off the runtime, so other links go on.
+    let node2 = node.clone();
+    let need = tokio::task::spawn_blocking(move || {
+        let mut wanted = Vec::with_capacity(need.len());
+        for id in need.iter().map(|id| RecordId(**id)) {
+            if node2.wants(&id)? {
+                wanted.push(id);
+            }
         }
-    }
-    let need = wanted;
+        Ok::<_, crate::store::StoreError>(wanted)
+    })
+    .await
+    .map_err(|e| SyncError::Rpc(e.to_string()))??;
     report.intake = fetch(node, &peer.name, &peer.url, client, &need).await?;
     report.elapsed = started.elapsed();
     report.wire_total = counters.total() - wire_before;
@@ -353,14 +359,20 @@ async fn follow(
             // We missed some: a reconciliation finds them.
             return Ok(());
         }
-        let mut missing = Vec::new();
-        for raw in &msg.ids {
-            if let Some(id) = RecordId::from_slice(raw)
-                && node.wants(&id)?
-            {
-                missing.push(id);
+        let node2 = node.clone();
+        let missing = tokio::task::spawn_blocking(move || {
+            let mut missing = Vec::new();
+            for raw in &msg.ids {
+                if let Some(id) = RecordId::from_slice(raw)
+                    && node2.wants(&id)?
+                {
+                    missing.push(id);
+                }
             }
-        }
+            Ok::<_, crate::store::StoreError>(missing)
+        })
+        .await
+        .map_err(|e| SyncError::Rpc(e.to_string()))??;
         if !missing.is_empty() {
             fetch(node, &peer.name, &peer.url, client, &missing).await?;
         }

@@ -343,11 +343,11 @@ impl Store {
             let seq = next_seq;
             next_seq += 1;
             let kind = record.kind();
-            let envelope = rec.envelope_bytes();
+            let envelope = rec.canonical();
             let mut value = Vec::with_capacity(16 + envelope.len());
             value.extend_from_slice(&seq.to_be_bytes());
             value.extend_from_slice(&now.to_be_bytes());
-            value.extend_from_slice(&envelope);
+            value.extend_from_slice(envelope);
             batch.put_cf(self.cf(CF_ENVELOPES), id.0, value);
             batch.put_cf(
                 self.cf(CF_HISTORY),

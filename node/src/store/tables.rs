@@ -99,10 +99,10 @@ impl Store {
         for rec in recs {
             let mut key = rec.author().0.to_vec();
             key.extend_from_slice(&rec.id().0);
-            let envelope = rec.envelope_bytes();
+            let envelope = rec.canonical();
             let mut value = Vec::with_capacity(8 + envelope.len());
             value.extend_from_slice(&now.to_be_bytes());
-            value.extend_from_slice(&envelope);
+            value.extend_from_slice(envelope);
             batch.put_cf(self.cf(CF_QUARANTINE), key, value);
         }
         let mut wo = WriteOptions::default();
