@@ -455,7 +455,8 @@ async fn sync(a: &BenchNode, peer: &str) -> anyhow::Result<SyncReport> {
     let state = a.node.peers.get(peer).context("peer pinned")?;
     let counters = Arc::new(WireCounters::default());
     let (mut c, key) = client::client(&state, &a.node, counters.clone())?;
-    Ok(client::sync_once(&a.node, &state, &mut c, key, &counters).await?)
+    let progress = client::Progress::default();
+    Ok(client::sync_once(&a.node, &state, &mut c, key, &counters, &progress).await?)
 }
 
 fn load(node: &Node, recs: &[VerifiedRecord]) -> anyhow::Result<()> {

@@ -147,15 +147,45 @@ pub async fn sync(dir: &Path, name: Option<&str>, json_out: bool) -> anyhow::Res
     if !json_out {
         eprintln!("reconciling with {}...", name.unwrap_or("every peer"));
     }
-    let results = conn
+    let mut stream = conn
         .admin()
         .sync(SyncRequest {
             name: name.unwrap_or_default().into(),
         })
         .await
         .map_err(refused)?
-        .into_inner()
-        .results;
+        .into_inner();
+    // A progress bar on a terminal, for a large first sync; nothing for scripts.
+    use std::io::{IsTerminal, Write};
+    let bar = !json_out && std::io::stderr().is_terminal();
+    let mut drew = false;
+    let mut results = Vec::new();
+    while let Some(msg) = stream.message().await.map_err(refused)? {
+        if msg.done {
+            results = msg.results;
+            break;
+        }
+        let (need, received): (u64, u64) = msg
+            .peers
+            .iter()
+            .fold((0, 0), |(n, r), p| (n + p.need, r + p.received));
+        if bar && need > 0 {
+            let done = received.min(need);
+            let width = 30;
+            let filled = (done * width / need) as usize;
+            eprint!(
+                "\r[{}{}] {done}/{need} records ({}%)",
+                "#".repeat(filled),
+                " ".repeat(width as usize - filled),
+                done * 100 / need
+            );
+            let _ = std::io::stderr().flush();
+            drew = true;
+        }
+    }
+    if drew {
+        eprintln!();
+    }
     let failed = results.iter().filter(|r| !r.ok).count();
     if json_out {
         let items: Vec<Value> = results

@@ -40,6 +40,13 @@ pub struct SyncReport {
     pub reconcile_elapsed: Duration,
 }
 
+/// How far a sync is, for `maillage sync`'s progress bar.
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub need: std::sync::atomic::AtomicU64,
+    pub received: std::sync::atomic::AtomicU64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error(transparent)]
@@ -96,6 +103,7 @@ pub async fn sync_once(
     client: &mut ReplicationClient<Channel>,
     key: PublicKey,
     counters: &tls::WireCounters,
+    progress: &Progress,
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let wire_before = counters.total();
@@ -165,7 +173,10 @@ pub async fn sync_once(
     })
     .await
     .map_err(|e| SyncError::Rpc(e.to_string()))??;
-    report.intake = fetch(node, &peer.name, &peer.url, client, &need).await?;
+    progress
+        .need
+        .store(need.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    report.intake = fetch(node, &peer.name, &peer.url, client, &need, progress).await?;
     report.elapsed = started.elapsed();
     report.wire_total = counters.total() - wire_before;
     Ok(report)
@@ -181,6 +192,7 @@ pub async fn fetch(
     url: &str,
     client: &mut ReplicationClient<Channel>,
     ids: &[RecordId],
+    progress: &Progress,
 ) -> Result<Intake, SyncError> {
     let in_flight_max = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut total = Intake::default();
@@ -197,6 +209,10 @@ pub async fn fetch(
             .map_err(|s| rpc_error(url, s))?
             .into_inner();
         while let Some(batch) = batches.message().await.map_err(|s| rpc_error(url, s))? {
+            progress.received.fetch_add(
+                batch.envelopes.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
             if in_flight.len() >= in_flight_max {
                 let done = in_flight.pop_front().expect("non-empty");
                 total += done.await.map_err(|e| SyncError::Rpc(e.to_string()))??;
@@ -304,7 +320,15 @@ async fn link_once(node: &Arc<Node>, peer: &PeerState) -> Result<(), SyncError> 
             p.subscribed = true;
             p.syncing = true;
         });
-        let report = sync_once(node, peer, &mut client, key, &counters).await?;
+        let report = sync_once(
+            node,
+            peer,
+            &mut client,
+            key,
+            &counters,
+            &Progress::default(),
+        )
+        .await?;
         record_success(node, &peer.name, &report);
         follow(node, peer, &mut client, &mut announcements).await?;
     }
@@ -374,7 +398,15 @@ async fn follow(
         .await
         .map_err(|e| SyncError::Rpc(e.to_string()))??;
         if !missing.is_empty() {
-            fetch(node, &peer.name, &peer.url, client, &missing).await?;
+            fetch(
+                node,
+                &peer.name,
+                &peer.url,
+                client,
+                &missing,
+                &Progress::default(),
+            )
+            .await?;
         }
     }
 }

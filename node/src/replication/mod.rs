@@ -108,7 +108,11 @@ impl Replicator {
     }
 
     /// Reconciles with one peer now and waits for the result.
-    pub async fn sync_now(&self, name: &str) -> Result<SyncReport, String> {
+    pub async fn sync_now(
+        &self,
+        name: &str,
+        progress: &client::Progress,
+    ) -> Result<SyncReport, String> {
         let peer = self
             .node
             .peers
@@ -118,7 +122,7 @@ impl Replicator {
         let result = async {
             let counters = Arc::new(crate::tls::WireCounters::default());
             let (mut c, key) = client::client(&peer, node, counters.clone())?;
-            client::sync_once(node, &peer, &mut c, key, &counters).await
+            client::sync_once(node, &peer, &mut c, key, &counters, progress).await
         }
         .await;
         match result {

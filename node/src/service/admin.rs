@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use maillage_proto::v1::admin_server::Admin;
 use maillage_proto::v1::{
-    KindCount, Peer, PeerAddRequest, PeerListRequest, PeerListResponse, PeerRemoveRequest,
-    PeerRemoveResponse, PublishResponse, QuarantineListRequest, QuarantineListResponse,
-    QuarantinedRecord, SignRequest, StatusRequest, StatusResponse, SyncRequest, SyncResponse,
-    SyncResult, TrustAddRequest, TrustAddResponse, TrustListRequest, TrustListResponse,
-    TrustRemoveRequest, TrustRemoveResponse, TrustRoot,
+    KindCount, Peer, PeerAddRequest, PeerListRequest, PeerListResponse, PeerProgress,
+    PeerRemoveRequest, PeerRemoveResponse, PublishResponse, QuarantineListRequest,
+    QuarantineListResponse, QuarantinedRecord, SignRequest, StatusRequest, StatusResponse,
+    SyncProgress, SyncRequest, SyncResult, TrustAddRequest, TrustAddResponse, TrustListRequest,
+    TrustListResponse, TrustRemoveRequest, TrustRemoveResponse, TrustRoot,
 };
 use maillage_record::{Body, PublicKey, envelope, wire};
 use tonic::{Request, Response, Status};
@@ -18,7 +18,9 @@ use tonic::{Request, Response, Status};
 use super::{blocking, envelope_status, publish::store_published, store_status};
 use crate::node::Node;
 use crate::peers::{PeerError, PeerState};
+use crate::replication::client::Progress;
 use crate::replication::{Replicator, SyncReport, intake};
+use std::sync::atomic::Ordering;
 
 pub struct AdminService {
     node: Arc<Node>,
@@ -211,7 +213,12 @@ impl Admin for AdminService {
         Ok(Response::new(PeerListResponse { peers }))
     }
 
-    async fn sync(&self, request: Request<SyncRequest>) -> Result<Response<SyncResponse>, Status> {
+    type SyncStream = tokio_stream::wrappers::ReceiverStream<Result<SyncProgress, Status>>;
+
+    async fn sync(
+        &self,
+        request: Request<SyncRequest>,
+    ) -> Result<Response<Self::SyncStream>, Status> {
         let name = request.into_inner().name;
         let names: Vec<String> = if name.is_empty() {
             self.node.peers.list().into_iter().map(|p| p.name).collect()
@@ -224,18 +231,58 @@ impl Admin for AdminService {
         };
         // Peers are independent: one slow peer must not hold up the others.
         let mut runs = tokio::task::JoinSet::new();
+        let mut progress = Vec::new();
         for (i, name) in names.into_iter().enumerate() {
             let replicator = self.replicator.clone();
+            let p = Arc::new(Progress::default());
+            progress.push((name.clone(), p.clone()));
             runs.spawn(async move {
-                let r = replicator.sync_now(&name).await;
+                let r = replicator.sync_now(&name, &p).await;
                 (i, sync_result(&name, r))
             });
         }
-        let mut results: Vec<(usize, SyncResult)> = runs.join_all().await;
-        results.sort_by_key(|(i, _)| *i);
-        Ok(Response::new(SyncResponse {
-            results: results.into_iter().map(|(_, r)| r).collect(),
-        }))
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let snapshot = |progress: &[(String, Arc<Progress>)]| {
+                progress
+                    .iter()
+                    .map(|(peer, p)| PeerProgress {
+                        peer: peer.clone(),
+                        need: p.need.load(Ordering::Relaxed),
+                        received: p.received.load(Ordering::Relaxed),
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let mut results = Vec::new();
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+            tick.tick().await;
+            while !runs.is_empty() {
+                tokio::select! {
+                    done = runs.join_next() => {
+                        if let Some(Ok(r)) = done {
+                            results.push(r);
+                        }
+                    }
+                    _ = tick.tick() => {
+                        let msg = SyncProgress { peers: snapshot(&progress), results: vec![], done: false };
+                        if tx.send(Ok(msg)).await.is_err() {
+                            return; // the CLI went away; the syncs go on
+                        }
+                    }
+                }
+            }
+            results.sort_by_key(|(i, _)| *i);
+            let _ = tx
+                .send(Ok(SyncProgress {
+                    peers: snapshot(&progress),
+                    results: results.into_iter().map(|(_, r)| r).collect(),
+                    done: true,
+                }))
+                .await;
+        });
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
     }
 
     async fn trust_add(
