@@ -293,6 +293,7 @@ pub async fn run_link(node: Arc<Node>, name: String, wake: Arc<Notify>) {
     }
 }
 
+/// The pause after `failures` failures in a row.
 pub fn backoff(failures: u32) -> Duration {
     let ms = 500u64.saturating_mul(1 << failures.saturating_sub(1).min(10));
     Duration::from_millis(ms.min(300_000))
@@ -408,5 +409,19 @@ async fn follow(
             )
             .await?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_half_a_second_up_to_five_minutes() {
+        let secs: Vec<f64> = [1, 2, 3, 4, 10, 11, 50]
+            .iter()
+            .map(|&f| backoff(f).as_secs_f64())
+            .collect();
+        assert_eq!(secs, vec![0.5, 1.0, 2.0, 4.0, 256.0, 300.0, 300.0]);
     }
 }
