@@ -89,18 +89,9 @@ pub fn validate_name(name: &str) -> Result<(), PeerError> {
 }
 
 pub fn validate_url(url: &str) -> Result<(), PeerError> {
-    let authority = url
-        .strip_prefix("https://")
-        .map(|a| a.trim_end_matches('/'))
-        .unwrap_or_default();
-    let port_ok = authority
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
-    if port_ok && !authority.contains('/') {
-        Ok(())
-    } else {
-        Err(PeerError::Url(url.to_string()))
-    }
+    crate::tls::authority(url)
+        .map(|_| ())
+        .ok_or_else(|| PeerError::Url(url.to_string()))
 }
 
 impl PeerTable {

@@ -120,6 +120,16 @@ pub fn connector(identity: &Identity, expected: PublicKey) -> Result<TlsConnecto
     Ok(TlsConnector::from(Arc::new(config)))
 }
 
+/// The `host:port` of a peer address `https://host:port` (a trailing `/`
+/// allowed), if it is one.
+pub fn authority(url: &str) -> Option<&str> {
+    let authority = url.strip_prefix("https://")?.trim_end_matches('/');
+    let (host, port) = authority.rsplit_once(':')?;
+    let valid =
+        !host.is_empty() && !authority.contains('/') && port.parse::<u16>().is_ok_and(|p| p > 0);
+    valid.then_some(authority)
+}
+
 /// Bytes a channel moved on its TCP connections, TLS included: what a network
 /// operator would see.
 #[derive(Debug, Default)]
@@ -189,10 +199,7 @@ pub fn channel(
     expected: PublicKey,
     counters: Arc<WireCounters>,
 ) -> Result<Channel, TlsError> {
-    let authority = url
-        .strip_prefix("https://")
-        .map(|a| a.trim_end_matches('/'))
-        .filter(|a| !a.is_empty() && !a.contains('/'))
+    let authority = authority(url)
         .ok_or_else(|| TlsError::Url(url.to_string()))?
         .to_string();
     let tls = connector(identity, expected)?;

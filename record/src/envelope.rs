@@ -157,6 +157,12 @@ impl VerifiedRecord {
     }
 }
 
+/// The id an envelope has: SHA-256 of its canonical encoding. Lets a receiver
+/// name an envelope it refused, which `verify` gives no id for.
+pub fn record_id(payload: &[u8], author: &[u8], signature: &[u8]) -> RecordId {
+    RecordId(Sha256::digest(canonical_encoding(payload, author, signature)).into())
+}
+
 /// Field 1, 2 and 3 of `Envelope`, each once, in order: the bytes the id hashes.
 pub fn canonical_encoding(payload: &[u8], author: &[u8], signature: &[u8]) -> Vec<u8> {
     pb::Envelope {

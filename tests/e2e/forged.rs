@@ -14,7 +14,6 @@ use maillage_proto::v1 as pb;
 use maillage_proto::v1::replication_server::{Replication, ReplicationServer};
 use maillage_record::{Body, PublicKey, Record, SigningKey, Visibility, envelope};
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -126,12 +125,7 @@ fn a_forged_record_from_a_peer_is_refused_and_not_relayed() {
     let evil_key = SigningKey::from_bytes(&[42; 32]);
     let evil_pub = PublicKey(evil_key.verifying_key().to_bytes());
     let forged = forged_envelope(&evil_key);
-    let forged_id: [u8; 32] = Sha256::digest(envelope::canonical_encoding(
-        &forged.payload,
-        &forged.author,
-        &forged.signature,
-    ))
-    .into();
+    let forged_id = envelope::record_id(&forged.payload, &forged.author, &forged.signature).0;
     let addr = rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

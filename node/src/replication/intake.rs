@@ -87,16 +87,11 @@ pub fn intake_blocking(
             Ok(rec) => verified.push(rec),
             Err(e) => {
                 out.rejected += 1;
-                if let (Some(author), Ok(sig)) = (
-                    PublicKey::from_slice(&env.author),
-                    <[u8; 64]>::try_from(env.signature.as_slice()),
-                ) {
-                    node.note_refused(maillage_record::RecordId(sha2_id(
-                        &env.payload,
-                        &author.0,
-                        &sig,
-                    )));
-                }
+                node.note_refused(envelope::record_id(
+                    &env.payload,
+                    &env.author,
+                    &env.signature,
+                ));
                 let author = PublicKey::from_slice(&env.author)
                     .map_or_else(|| "?".to_string(), |k| k.to_hex());
                 tracing::warn!(peer, %author, error = %e, "refused a record from a peer");
@@ -188,10 +183,4 @@ pub fn release_blocking(node: &Node, keys: Vec<PublicKey>) -> Result<u64, StoreE
         work.extend(endorsed);
     }
     Ok(total)
-}
-
-/// The id an envelope would have (SHA-256 of its canonical encoding).
-fn sha2_id(payload: &[u8], author: &[u8; 32], signature: &[u8; 64]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(envelope::canonical_encoding(payload, author, signature)).into()
 }

@@ -15,7 +15,7 @@ use maillage_proto::v1::{
 use maillage_record::{Body, PublicKey, envelope, wire};
 use tonic::{Request, Response, Status};
 
-use super::{blocking, envelope_status, publish::store_published, store_status};
+use super::{blocking, envelope_status, parse_key, publish::store_published, store_status};
 use crate::node::Node;
 use crate::peers::{PeerError, PeerState};
 use crate::replication::client::Progress;
@@ -31,15 +31,6 @@ impl AdminService {
     pub fn new(node: Arc<Node>, replicator: Arc<Replicator>) -> Self {
         AdminService { node, replicator }
     }
-}
-
-fn parse_key(bytes: &[u8], what: &str) -> Result<PublicKey, Status> {
-    PublicKey::from_slice(bytes).ok_or_else(|| {
-        Status::invalid_argument(format!(
-            "{what} must be a 32-byte ed25519 public key, found {} bytes",
-            bytes.len()
-        ))
-    })
 }
 
 fn peer_to_proto(p: &PeerState) -> Peer {

@@ -10,7 +10,7 @@ use maillage_record::{PublicKey, Record, RecordId, wire};
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use super::{blocking, store_status};
+use super::{blocking, parse_key, store_status};
 use crate::node::{Node, Viewer};
 use crate::store::{ListFilter, Store, StoredEnvelope};
 use crate::tls::PeerInfo;
@@ -87,15 +87,6 @@ fn load(store: &Store, stored: StoredEnvelope) -> Result<Loaded, Status> {
     })
 }
 
-fn parse_author(bytes: &[u8]) -> Result<PublicKey, Status> {
-    PublicKey::from_slice(bytes).ok_or_else(|| {
-        Status::invalid_argument(format!(
-            "author key must be 32 bytes, found {}",
-            bytes.len()
-        ))
-    })
-}
-
 #[tonic::async_trait]
 impl Catalogue for CatalogueService {
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<RecordEntry>, Status> {
@@ -131,7 +122,7 @@ impl Catalogue for CatalogueService {
         let author = if req.author.is_empty() {
             None
         } else {
-            Some(parse_author(&req.author)?)
+            Some(parse_key(&req.author, "author")?)
         };
         if let Some(a) = author {
             if !req.page_token.is_empty() && !req.page_token.starts_with(&a.0) {
@@ -198,7 +189,7 @@ impl Catalogue for CatalogueService {
     ) -> Result<Response<HistoryResponse>, Status> {
         let viewer = self.viewer(&request);
         let req = request.into_inner();
-        let author = parse_author(&req.author)?;
+        let author = parse_key(&req.author, "author")?;
         let store = self.node.store.clone();
         blocking(move || {
             let mut entries = Vec::new();

@@ -22,6 +22,16 @@ pub(crate) fn store_status(e: StoreError) -> Status {
     }
 }
 
+/// A 32-byte key from a request, or INVALID_ARGUMENT naming the field.
+pub(crate) fn parse_key(bytes: &[u8], what: &str) -> Result<maillage_record::PublicKey, Status> {
+    maillage_record::PublicKey::from_slice(bytes).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "{what} must be a 32-byte ed25519 public key, found {} bytes",
+            bytes.len()
+        ))
+    })
+}
+
 pub(crate) fn envelope_status(e: EnvelopeError) -> Status {
     Status::invalid_argument(e.to_string())
 }

@@ -155,17 +155,4 @@ impl Store {
         self.db.write_opt(batch, &wo)?;
         Ok(())
     }
-
-    /// How many records wait in quarantine.
-    pub fn quarantine_len(&self) -> Result<u64, StoreError> {
-        let mut n = 0;
-        for item in self
-            .db
-            .iterator_cf(self.cf(CF_QUARANTINE), IteratorMode::Start)
-        {
-            item?;
-            n += 1;
-        }
-        Ok(n)
-    }
 }
