@@ -16,12 +16,17 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use maillage_node::config::Config;
 use maillage_node::node::Node;
+use maillage_node::replication::FETCH_BATCH_RECORDS;
 use maillage_node::replication::client::{self, SyncReport};
 use maillage_node::server;
 use maillage_node::tls::WireCounters;
 use maillage_record::model::{Dataset, Distribution};
 use maillage_record::{Body, PublicKey, Record, SigningKey, VerifiedRecord, Visibility, envelope};
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
+
+// The allocator maillage-node runs with.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const DIFF: usize = 1_000;
 const FED_NODES: usize = 20;
@@ -69,6 +74,7 @@ fn main() -> anyhow::Result<()> {
     // Ceiling: this machine batch-verifying the same envelopes.
     eprintln!("measuring the batch-verification ceiling...");
     let (ceiling_1, ceiling_all) = verify_ceiling(&records[..records.len().min(100_000)]);
+    eprintln!("batch verify: {ceiling_all:.0}/s all cores, {ceiling_1:.0}/s one core");
 
     // The DIFF records the two nodes will not share are spread over the whole
     // set (every k-th), as real differences are, not bunched at its end.
@@ -336,13 +342,13 @@ fn spread_differences(records: Vec<VerifiedRecord>, n: usize) -> Vec<VerifiedRec
     base
 }
 
-/// Batch verification of these envelopes, 256 at a time, on one core and on
-/// every core: the ceiling a full sync is compared to.
+/// Batch verification of these envelopes, as many at a time as a fetch batch
+/// holds, on one core and on every core: the ceiling a full sync is compared to.
 fn verify_ceiling(records: &[VerifiedRecord]) -> (f64, f64) {
     let envs: Vec<_> = records.iter().map(|r| r.to_proto()).collect();
     let one = |envs: &[maillage_proto::v1::Envelope]| {
         let t = Instant::now();
-        for batch in envs.chunks(256) {
+        for batch in envs.chunks(FETCH_BATCH_RECORDS) {
             let msgs: Vec<Vec<u8>> = batch.iter().map(|e| envelope::pae(&e.payload)).collect();
             let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
             let sigs: Vec<ed25519_dalek::Signature> = batch
@@ -533,6 +539,10 @@ async fn replication_benches(
     }
     eprintln!("first full sync of {n} records to node b...");
     let full = sync(&b, "a").await?;
+    eprintln!(
+        "full sync: {:.0} records/s",
+        n as f64 / full.elapsed.as_secs_f64()
+    );
     anyhow::ensure!(
         full.intake.stored as usize == n,
         "full sync stored {} of {n}",

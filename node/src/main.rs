@@ -8,6 +8,12 @@ use maillage_node::config::{Config, LogFormat};
 use maillage_node::server;
 use tracing_subscriber::EnvFilter;
 
+// A full sync allocates and frees millions of small buffers (decoded records,
+// envelope bytes) across threads; mimalloc does that with less contention and
+// fragmentation than glibc's malloc (docs/benchmarks.md measures the sync).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Runs a maillage node.
 #[derive(Parser)]
 #[command(version, about)]

@@ -295,31 +295,37 @@ impl Node {
         Ok(!self.store.contains(id)?)
     }
 
-    /// The envelope with this id, if it is stored and `viewer` may see it.
-    pub fn visible_envelope(
+    /// The envelopes among `ids` that are stored and that `viewer` may see,
+    /// in the order asked.
+    pub fn visible_envelopes(
         &self,
-        id: &RecordId,
+        ids: &[RecordId],
         viewer: &Viewer,
-    ) -> Result<Option<maillage_proto::v1::Envelope>, StoreError> {
+    ) -> Result<Vec<maillage_proto::v1::Envelope>, StoreError> {
         use prost::Message;
-        // Visibility from the small syncset entry first: an invisible record
+        // Visibility from the small syncset entries first: an invisible record
         // costs one point read, and a visible one is not decoded twice.
-        let Some(item) = self.store.sync_item(id)? else {
-            return Ok(None);
-        };
-        if !viewer.may_see(&item.author, &item.visibility) {
-            return Ok(None);
+        let visible: Vec<RecordId> = ids
+            .iter()
+            .zip(self.store.sync_items_many(ids)?)
+            .filter(|(_, item)| {
+                item.as_ref()
+                    .is_some_and(|i| viewer.may_see(&i.author, &i.visibility))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let mut out = Vec::with_capacity(visible.len());
+        for stored in self.store.get_many(&visible)?.into_iter().flatten() {
+            let env =
+                maillage_proto::v1::Envelope::decode(stored.bytes.as_slice()).map_err(|_| {
+                    StoreError::Corrupt {
+                        path: self.data_dir.display().to_string(),
+                        what: format!("stored envelope {} does not decode", stored.id),
+                    }
+                })?;
+            out.push(env);
         }
-        let Some(stored) = self.store.get(id)? else {
-            return Ok(None);
-        };
-        let env = maillage_proto::v1::Envelope::decode(stored.bytes.as_slice()).map_err(|_| {
-            StoreError::Corrupt {
-                path: self.data_dir.display().to_string(),
-                what: format!("stored envelope {id} does not decode"),
-            }
-        })?;
-        Ok(Some(env))
+        Ok(out)
     }
 
     /// A receiver that sees `true` once the node begins to shut down.

@@ -218,10 +218,14 @@ pub fn verify(env: &pb::Envelope) -> Result<VerifiedRecord, EnvelopeError> {
 /// refuses, passes a batch with a small probability. Only its author can make
 /// one; the cure is cofactored (ZIP-215) verification everywhere.
 pub fn verify_batch(envs: &[pb::Envelope]) -> Vec<Result<VerifiedRecord, EnvelopeError>> {
-    let mut keys_seen: std::collections::HashMap<[u8; 32], VerifyingKey> = Default::default();
     let mut results: Vec<Result<(PublicKey, [u8; 64]), EnvelopeError>> =
         Vec::with_capacity(envs.len());
     let (mut messages, mut signatures, mut keys, mut idx) = (vec![], vec![], vec![], vec![]);
+    // One lock per batch, not per envelope.
+    let mut keys_seen = KEY_CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    if keys_seen.len() > KEY_CACHE_LIMIT {
+        keys_seen.clear();
+    }
     for (i, env) in envs.iter().enumerate() {
         let checked = precheck_cached(env, &mut keys_seen);
         if let Ok((_, key, sig)) = &checked {
@@ -232,6 +236,7 @@ pub fn verify_batch(envs: &[pb::Envelope]) -> Vec<Result<VerifiedRecord, Envelop
         }
         results.push(checked.map(|(author, _, sig)| (author, sig)));
     }
+    drop(keys_seen);
     let refs: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
     if !refs.is_empty() && ed25519_dalek::verify_batch(&refs, &signatures, &keys).is_err() {
         for (n, &i) in idx.iter().enumerate() {
@@ -247,6 +252,15 @@ pub fn verify_batch(envs: &[pb::Envelope]) -> Vec<Result<VerifiedRecord, Envelop
         .map(|(r, env)| r.and_then(|(author, sig)| finish(env, author, sig)))
         .collect()
 }
+
+/// Decoded author keys, shared by every batch: decoding a key costs a point
+/// decompression, and a federation has far fewer authors than records. A
+/// decoded key is a pure function of its bytes, so sharing it is safe.
+static KEY_CACHE: std::sync::LazyLock<
+    std::sync::Mutex<std::collections::HashMap<[u8; 32], VerifyingKey>>,
+> = std::sync::LazyLock::new(Default::default);
+/// Past this many authors the cache starts over (about 10 MB at most).
+const KEY_CACHE_LIMIT: usize = 65_536;
 
 /// Sizes and key, everything but the signature and the content.
 fn precheck(env: &pb::Envelope) -> Result<(PublicKey, VerifyingKey, [u8; 64]), EnvelopeError> {
@@ -270,7 +284,7 @@ fn precheck_cached(
         .as_slice()
         .try_into()
         .map_err(|_| EnvelopeError::SignatureLength(env.signature.len()))?;
-    // Decoding a key costs a point decompression: once per author per batch.
+    // Decoding a key costs a point decompression: once per author.
     let key = match keys.get(&author.0) {
         Some(k) => *k,
         None => {

@@ -27,6 +27,10 @@ pub const FRAME_LIMIT: u64 = 512 * 1024;
 pub const MAX_FETCH_IDS: usize = 4096;
 /// Approximate bytes per FetchBatch.
 pub const FETCH_BATCH_BYTES: usize = 1 << 20;
+/// At most this many envelopes per FetchBatch (fewer if they are large). The
+/// receiver verifies and stores a batch as one unit: a bigger batch makes
+/// batch verification and the synced write cheaper per record.
+pub const FETCH_BATCH_RECORDS: usize = 1024;
 
 /// A negentropy instance over what `viewer` may see of this node's records
 /// (blocking: it walks the whole sync set).

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::{FETCH_BATCH_BYTES, MAX_FETCH_IDS, Replicator};
+use super::{FETCH_BATCH_BYTES, FETCH_BATCH_RECORDS, MAX_FETCH_IDS, Replicator};
 use crate::node::{Node, Viewer};
 use crate::service::store_status;
 use crate::tls::PeerInfo;
@@ -132,27 +132,26 @@ impl Replication for ReplicationService {
         let node = self.node.clone();
         let mut stopping = self.node.stopping();
         let (tx, rx) = mpsc::channel(4);
-        // Reads happen off the runtime, a slice of ids at a time; sends are
+        // Reads happen off the runtime, a batch of ids at a time (one batched
+        // store lookup); sends are
         // async and end with shutdown, so a peer that stops reading holds
         // neither a blocking thread nor the server.
         tokio::spawn(async move {
             let mut sent = 0u64;
             let mut pending = ids.into_iter().peekable();
             while pending.peek().is_some() {
-                let slice: Vec<RecordId> = pending.by_ref().take(256).collect();
+                let slice: Vec<RecordId> = pending.by_ref().take(FETCH_BATCH_RECORDS).collect();
                 let (n, v) = (node.clone(), viewer.clone());
                 let read = tokio::task::spawn_blocking(move || {
                     let mut batches = vec![FetchBatch::default()];
                     let mut size = 0;
-                    for id in slice {
-                        if let Some(env) = n.visible_envelope(&id, &v)? {
-                            size += env.payload.len() + 128;
-                            if size >= FETCH_BATCH_BYTES {
-                                batches.push(FetchBatch::default());
-                                size = 0;
-                            }
-                            batches.last_mut().expect("non-empty").envelopes.push(env);
+                    for env in n.visible_envelopes(&slice, &v)? {
+                        size += env.payload.len() + 128;
+                        if size >= FETCH_BATCH_BYTES {
+                            batches.push(FetchBatch::default());
+                            size = 0;
                         }
+                        batches.last_mut().expect("non-empty").envelopes.push(env);
                     }
                     Ok::<_, crate::store::StoreError>(batches)
                 })

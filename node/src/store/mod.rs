@@ -303,7 +303,12 @@ impl Store {
         // Current versions staged in this batch, which the database cannot see yet.
         let mut staged_current: HashMap<Vec<u8>, (u64, RecordId, Kind)> = HashMap::new();
         let mut staged_ids: HashSet<RecordId> = HashSet::new();
-        let mut batch = WriteBatch::default();
+        // Puts are gathered per table and written in key order: RocksDB's
+        // memtable skiplist resumes each insert from where the previous one
+        // ended, so sorted keys (ids are random) cost far fewer cache misses.
+        let mut puts: [Vec<(Vec<u8>, Vec<u8>)>; 4] = Default::default();
+        let [envelope_puts, history_puts, syncset_puts, current_puts] = &mut puts;
+        let mut changes = Vec::with_capacity(recs.len());
         let mut results = Vec::with_capacity(recs.len());
         let now = maillage_record::now_ms();
 
@@ -348,25 +353,23 @@ impl Store {
             value.extend_from_slice(&seq.to_be_bytes());
             value.extend_from_slice(&now.to_be_bytes());
             value.extend_from_slice(envelope);
-            batch.put_cf(self.cf(CF_ENVELOPES), id.0, value);
-            batch.put_cf(
-                self.cf(CF_HISTORY),
+            envelope_puts.push((id.0.to_vec(), value));
+            history_puts.push((
                 history_key(&author, &record.record_id, record.version, &id),
-                [],
-            );
-            batch.put_cf(self.cf(CF_CHANGES), seq.to_be_bytes(), id.0);
-            batch.put_cf(
-                self.cf(CF_SYNCSET),
-                id.0,
+                Vec::new(),
+            ));
+            changes.push((seq, id));
+            syncset_puts.push((
+                id.0.to_vec(),
                 syncset::encode(record.issued_at_ms, &author, &record.visibility),
-            );
+            ));
             if becomes_current {
                 let mut v = Vec::with_capacity(49);
                 v.extend_from_slice(&record.version.to_be_bytes());
                 v.extend_from_slice(&id.0);
                 v.push(kind.code());
                 v.extend_from_slice(&seq.to_be_bytes());
-                batch.put_cf(self.cf(CF_CURRENT), &current_key, v);
+                current_puts.push((current_key.clone(), v));
                 if let Some((_, _, old_kind)) = previous {
                     *by_kind.entry(old_kind).or_default() -= 1;
                 }
@@ -384,6 +387,23 @@ impl Store {
         }
         if staged_ids.is_empty() {
             return Ok(results);
+        }
+        let mut batch = WriteBatch::default();
+        for (cf, mut table) in [CF_ENVELOPES, CF_HISTORY, CF_SYNCSET, CF_CURRENT]
+            .into_iter()
+            .zip(puts)
+        {
+            // A key put twice in one batch (a record's current version staged
+            // twice) keeps its last value: a stable sort preserves that order.
+            table.sort_by(|a, b| a.0.cmp(&b.0));
+            let cf = self.cf(cf);
+            for (k, v) in table {
+                batch.put_cf(cf, k, v);
+            }
+        }
+        // Sequence numbers are already in order.
+        for (seq, id) in changes {
+            batch.put_cf(self.cf(CF_CHANGES), seq.to_be_bytes(), id.0);
         }
         for (kind, count) in &by_kind {
             batch.put_cf(
@@ -425,18 +445,49 @@ impl Store {
     }
 
     pub fn get(&self, id: &RecordId) -> Result<Option<StoredEnvelope>, StoreError> {
-        let Some(v) = self.db.get_pinned_cf(self.cf(CF_ENVELOPES), id.0)? else {
-            return Ok(None);
-        };
+        match self.db.get_pinned_cf(self.cf(CF_ENVELOPES), id.0)? {
+            None => Ok(None),
+            Some(v) => self.stored_envelope(id, &v).map(Some),
+        }
+    }
+
+    fn stored_envelope(&self, id: &RecordId, v: &[u8]) -> Result<StoredEnvelope, StoreError> {
         if v.len() < 16 {
             return Err(self.corrupt(format!("envelope {id}")));
         }
-        Ok(Some(StoredEnvelope {
+        Ok(StoredEnvelope {
             id: *id,
-            seq: read_u64(&v, 0).expect("length checked"),
-            received_at_ms: read_u64(&v, 8).expect("length checked") as i64,
+            seq: read_u64(v, 0).expect("length checked"),
+            received_at_ms: read_u64(v, 8).expect("length checked") as i64,
             bytes: v[16..].to_vec(),
-        }))
+        })
+    }
+
+    /// Many envelopes at once, in the order asked (`None`: not stored).
+    pub fn get_many(&self, ids: &[RecordId]) -> Result<Vec<Option<StoredEnvelope>>, StoreError> {
+        self.read_many(CF_ENVELOPES, ids, |id, v| self.stored_envelope(id, v))
+    }
+
+    /// Reads the values of many ids in one table, in the order asked. One
+    /// batched read: RocksDB looks sorted keys up together, block by block.
+    fn read_many<T>(
+        &self,
+        cf: &str,
+        ids: &[RecordId],
+        decode: impl Fn(&RecordId, &[u8]) -> Result<T, StoreError>,
+    ) -> Result<Vec<Option<T>>, StoreError> {
+        let mut order: Vec<usize> = (0..ids.len()).collect();
+        order.sort_by_key(|&i| ids[i].0);
+        let values =
+            self.db
+                .batched_multi_get_cf(self.cf(cf), order.iter().map(|&i| &ids[i].0[..]), true);
+        let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(ids.len()).collect();
+        for (&i, v) in order.iter().zip(values) {
+            if let Some(v) = v? {
+                out[i] = Some(decode(&ids[i], &v)?);
+            }
+        }
+        Ok(out)
     }
 
     /// The current version of (author, record_id), if any.

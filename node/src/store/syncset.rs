@@ -104,15 +104,11 @@ impl Store {
         Ok(())
     }
 
-    /// What reconciliation knows of one stored envelope (a point read, no
-    /// payload decoding: Fetch checks visibility with it).
-    pub fn sync_item(&self, id: &RecordId) -> Result<Option<SyncItem>, StoreError> {
-        match self.db.get_pinned_cf(self.cf(CF_SYNCSET), id.0)? {
-            None => Ok(None),
-            Some(v) => Ok(Some(
-                decode(&id.0, &v).ok_or_else(|| self.corrupt("syncset entry"))?,
-            )),
-        }
+    /// The syncset entries of many ids at once, in the order asked.
+    pub fn sync_items_many(&self, ids: &[RecordId]) -> Result<Vec<Option<SyncItem>>, StoreError> {
+        self.read_many(CF_SYNCSET, ids, |id, v| {
+            decode(&id.0, v).ok_or_else(|| self.corrupt("syncset entry"))
+        })
     }
 
     /// Every stored envelope as reconciliation sees it (read once at start;
