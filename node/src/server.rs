@@ -180,6 +180,8 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
     };
 
     let public = Server::builder()
+        .initial_stream_window_size(tls::STREAM_WINDOW)
+        .initial_connection_window_size(tls::CONNECTION_WINDOW)
         .add_service(health.clone())
         .add_service(reflection)
         .add_service(CatalogueServer::new(CatalogueService::new(

@@ -29,6 +29,10 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tonic::transport::server::Connected;
 use tonic::transport::{Channel, Endpoint, Uri};
 
+/// HTTP/2 flow-control windows for replication connections, both ways.
+pub const STREAM_WINDOW: u32 = 4 << 20;
+pub const CONNECTION_WINDOW: u32 = 8 << 20;
+
 /// A TLS handshake that takes longer than this is dropped, so a client that
 /// connects and says nothing cannot hold a task forever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -209,7 +213,11 @@ pub fn channel(
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
+        .keep_alive_while_idle(true)
+        // HTTP/2's default 64 KiB windows would stall a fetch of ~1 MiB
+        // batches on window updates; these let a few batches be in flight.
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW);
     Ok(
         endpoint.connect_with_connector_lazy(tower::service_fn(move |_: Uri| {
             let tls = tls.clone();

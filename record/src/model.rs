@@ -465,7 +465,12 @@ fn short_list(field: &str, values: &[String]) -> Result<(), ValidationError> {
         return Err(too_many(field, values.len()));
     }
     for (i, v) in values.iter().enumerate() {
-        required(&format!("{field}[{i}]"), v, MAX_TITLE_CHARS)?;
+        // The indexed field name is only formatted for an error: validation
+        // runs on every record a sync receives.
+        required(field, v, MAX_TITLE_CHARS).map_err(|mut e| {
+            e.field = format!("{field}[{i}]");
+            e
+        })?;
     }
     Ok(())
 }

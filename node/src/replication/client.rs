@@ -194,7 +194,7 @@ pub async fn fetch(
     ids: &[RecordId],
     progress: &Progress,
 ) -> Result<Intake, SyncError> {
-    let in_flight_max = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let in_flight_max = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     let mut total = Intake::default();
     let mut in_flight: std::collections::VecDeque<
         tokio::task::JoinHandle<Result<Intake, crate::store::StoreError>>,

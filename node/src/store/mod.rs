@@ -21,7 +21,8 @@ use std::sync::Mutex;
 
 use maillage_record::{Kind, PublicKey, RecordId, VerifiedRecord};
 use rocksdb::{
-    ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions,
+    ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, ReadOptions, WriteBatch,
+    WriteOptions,
 };
 
 const CF_ENVELOPES: &str = "envelopes";
@@ -464,8 +465,12 @@ impl Store {
     }
 
     /// Many envelopes at once, in the order asked (`None`: not stored).
+    /// Meant for bulk reads (serving a fetch): the blocks read do not push
+    /// hotter ones out of the block cache.
     pub fn get_many(&self, ids: &[RecordId]) -> Result<Vec<Option<StoredEnvelope>>, StoreError> {
-        self.read_many(CF_ENVELOPES, ids, |id, v| self.stored_envelope(id, v))
+        let mut read = ReadOptions::default();
+        read.fill_cache(false);
+        self.read_many(CF_ENVELOPES, ids, &read, |id, v| self.stored_envelope(id, v))
     }
 
     /// Reads the values of many ids in one table, in the order asked. One
@@ -474,13 +479,17 @@ impl Store {
         &self,
         cf: &str,
         ids: &[RecordId],
+        read: &ReadOptions,
         decode: impl Fn(&RecordId, &[u8]) -> Result<T, StoreError>,
     ) -> Result<Vec<Option<T>>, StoreError> {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&i| ids[i].0);
-        let values =
-            self.db
-                .batched_multi_get_cf(self.cf(cf), order.iter().map(|&i| &ids[i].0[..]), true);
+        let values = self.db.batched_multi_get_cf_opt(
+            self.cf(cf),
+            order.iter().map(|&i| &ids[i].0[..]),
+            true,
+            read,
+        );
         let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(ids.len()).collect();
         for (&i, v) in order.iter().zip(values) {
             if let Some(v) = v? {
