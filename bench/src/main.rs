@@ -20,7 +20,7 @@ use maillage_node::replication::FETCH_BATCH_RECORDS;
 use maillage_node::replication::client::{self, SyncReport};
 use maillage_node::server;
 use maillage_node::tls::WireCounters;
-use maillage_record::model::{Dataset, Distribution};
+use maillage_record::model::{Dataset, Distribution, Licence, LicenceRef};
 use maillage_record::{Body, PublicKey, Record, SigningKey, VerifiedRecord, Visibility, envelope};
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 
@@ -296,20 +296,20 @@ fn generate(n: usize, authors: &[SigningKey], names: &[String]) -> Vec<VerifiedR
                                 ),
                             );
                             d.keywords = vec![subject.to_lowercase(), name.to_lowercase()];
-                            d.licence = Some("Licence Ouverte 2.0".into());
+                            d.licence = Some(LicenceRef::Known(Licence::Etalab2));
                             d.distributions = vec![Distribution {
-                                access_url: format!(
-                                    "https://data.example.fr/explore/dataset/jeu-{i}/download?format=csv"
-                                ),
-                                title: None,
                                 format: Some("CSV".into()),
                                 media_type: Some("text/csv".into()),
+                                ..Distribution::new(format!(
+                                    "https://data.example.fr/explore/dataset/jeu-{i}/download?format=csv"
+                                ))
                             }];
                             let record = Record {
                                 record_id: format!("jeu-{i}"),
                                 version: 1,
                                 issued_at_ms: 1_700_000_000_000 + i as i64 * 1000,
                                 visibility: Visibility::Public,
+                                provenance: None,
                                 body: Body::Dataset(d),
                             };
                             envelope::sign(&authors[i % authors.len()], &record)
@@ -662,6 +662,7 @@ async fn federation_bench() -> anyhow::Result<Federation> {
                 version: 1,
                 issued_at_ms: maillage_record::now_ms(),
                 visibility: Visibility::Public,
+                provenance: None,
                 body: Body::Dataset(Dataset::new(format!("Jeu {round}"), "Propagation")),
             };
             let rec = envelope::sign(&key, &record)?;

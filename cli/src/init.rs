@@ -63,12 +63,8 @@ pub fn init(
         version: 1,
         issued_at_ms: maillage_record::now_ms(),
         visibility: Visibility::Public,
-        body: Body::Organisation(Organisation {
-            siren: siren.to_string(),
-            name: name.to_string(),
-            siret: None,
-            website: None,
-        }),
+        provenance: None,
+        body: Body::Organisation(Organisation::new(siren.to_string(), name.to_string())),
     };
     let signed = envelope::sign(&key, &record)?;
     write_private(&dir.join(ORGANISATION_ENVELOPE), &signed.envelope_bytes())?;

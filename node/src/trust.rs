@@ -237,6 +237,7 @@ mod tests {
             version,
             issued_at_ms: 1_000,
             visibility: Visibility::Public,
+            provenance: None,
             body: Body::Membership(Membership {
                 member_key: member.to_hex(),
                 siren: "213101496".into(),

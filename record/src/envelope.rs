@@ -355,6 +355,7 @@ mod tests {
             version,
             issued_at_ms: 1_764_000_000_000,
             visibility: Visibility::Public,
+            provenance: None,
             body: Body::Dataset(Dataset::new("Budget primitif", "Le budget voté")),
         }
     }

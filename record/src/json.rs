@@ -38,7 +38,7 @@ pub enum DocumentError {
     Invalid(#[from] ValidationError),
 }
 
-const COMMON: [&str; 7] = [
+const COMMON: [&str; 8] = [
     "kind",
     "record_id",
     "version",
@@ -46,6 +46,7 @@ const COMMON: [&str; 7] = [
     "visibility",
     "audience",
     "author",
+    "provenance",
 ];
 
 /// Parses and validates a JSON record document.
@@ -136,12 +137,26 @@ pub fn parse_document(text: &str) -> Result<Draft, DocumentError> {
         Kind::Project => Body::Project(body_from(rest)?),
         Kind::Tombstone => Body::Tombstone(body_from(rest)?),
         Kind::Membership => Body::Membership(body_from(rest)?),
+        Kind::ProjectDetails => Body::ProjectDetails(body_from(rest)?),
+        Kind::Resource => Body::Resource(body_from(rest)?),
+        Kind::Collection => Body::Collection(body_from(rest)?),
+    };
+    let provenance = match common.get("provenance") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(body_from(v.clone()).map_err(|e| match e {
+            DocumentError::Field { path, message } if path == "(record)" => {
+                field("provenance", message)
+            }
+            DocumentError::Field { path, message } => field(&format!("provenance.{path}"), message),
+            other => other,
+        })?),
     };
     let record = Record {
         record_id,
         version,
         issued_at_ms,
         visibility,
+        provenance,
         body,
     };
     record.validate_draft()?;
@@ -173,7 +188,15 @@ pub fn record_to_json(record: &Record) -> Value {
         Body::Project(b) => serde_json::to_value(b),
         Body::Tombstone(b) => serde_json::to_value(b),
         Body::Membership(b) => serde_json::to_value(b),
+        Body::ProjectDetails(b) => serde_json::to_value(b),
+        Body::Resource(b) => serde_json::to_value(b),
+        Body::Collection(b) => serde_json::to_value(b),
     };
+    if let Some(p) = &record.provenance {
+        if let Ok(v) = serde_json::to_value(p) {
+            obj.insert("provenance".into(), v);
+        }
+    }
     if let Ok(Value::Object(fields)) = body {
         obj.extend(fields);
     }
@@ -378,6 +401,133 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    /// Every example in deploy/examples parses, and survives JSON → record →
+    /// protobuf → record → JSON unchanged: no field is lost on the way.
+    #[test]
+    fn every_example_round_trips_through_json_and_protobuf() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/examples");
+        let mut kinds = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let mut rec = parse_document(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .record;
+            rec.version = 2;
+            rec.issued_at_ms = 1_764_000_000_123;
+            rec.validate().unwrap();
+            let bytes = crate::wire::encode_payload(&rec);
+            let back = crate::wire::decode_payload(&bytes).unwrap();
+            assert_eq!(back, rec, "{}", path.display());
+            let json = record_to_json(&back);
+            assert_eq!(parse_document(&json.to_string()).unwrap().record, rec);
+            kinds.insert(rec.kind());
+        }
+        for k in [
+            Kind::Dataset,
+            Kind::Project,
+            Kind::ProjectDetails,
+            Kind::Resource,
+            Kind::Collection,
+            Kind::Membership,
+        ] {
+            assert!(kinds.contains(&k), "no example of {k}");
+        }
+    }
+
+    #[test]
+    fn labels_are_stored_as_canonical_values() {
+        let doc = r#"{"kind":"project","record_id":"p","name":"n","description":"d",
+            "status":"Terminée","theme":"Mobilités","audiences":["Élus","grand public"],
+            "organisation_kind":"Métropole"}"#;
+        let json = record_to_json(&parse_document(doc).unwrap().record);
+        assert_eq!(json["status"], "termine");
+        assert_eq!(json["theme"], "mobilites");
+        assert_eq!(json["audiences"], serde_json::json!(["elu", "grand_public"]));
+        assert_eq!(json["organisation_kind"], "epci");
+        let doc = r#"{"kind":"dataset","record_id":"d","title":"t","description":"d",
+            "licence":"ODbL","frequency":"Trimestrielle"}"#;
+        let json = record_to_json(&parse_document(doc).unwrap().record);
+        assert_eq!(json["licence"], "odbl");
+        assert_eq!(json["frequency"], "quarterly");
+    }
+
+    #[test]
+    fn new_fields_are_checked_with_their_path() {
+        let cases = [
+            (
+                r#"{"kind":"project","record_id":"x","name":"n","description":"d","status":"en pause"}"#,
+                &["status", "'en pause'", "experimentation"][..],
+            ),
+            (
+                r#"{"kind":"project","record_id":"x","name":"n","description":"d","status":"termine","audiences":["touristes"]}"#,
+                &["audiences[0]", "'touristes'", "grand_public"],
+            ),
+            (
+                r#"{"kind":"project","record_id":"x","name":"n","description":"d","status":"termine","sub_themes":["a","b","c"]}"#,
+                &["sub_themes", "two"],
+            ),
+            (
+                r#"{"kind":"project","record_id":"x","name":"n","description":"d","status":"termine","latitude":43.6}"#,
+                &["latitude", "both"],
+            ),
+            (
+                r#"{"kind":"project","record_id":"x","name":"n","description":"d","status":"termine","abandon_reason":"budget"}"#,
+                &["abandon_reason"],
+            ),
+            (
+                r#"{"kind":"dataset","record_id":"x","title":"t","description":"d","distributions":[{"access_url":"https://a.fr"},{"access_url":"ftp://b"}]}"#,
+                &["distributions[1].access_url", "ftp://b"],
+            ),
+            (
+                r#"{"kind":"dataset","record_id":"x","title":"t","description":"d","licence":"tous droits réservés"}"#,
+                &["licence", "'tous droits réservés'", "etalab-2.0"],
+            ),
+            (
+                r#"{"kind":"dataset","record_id":"x","title":"t","description":"d","issued":"15/01/2026"}"#,
+                &["issued", "ISO 8601"],
+            ),
+            (
+                r#"{"kind":"dataset","record_id":"x","title":"t","description":"d","contact_point":{"email":"pas-un-courriel"}}"#,
+                &["contact_point.email"],
+            ),
+            (
+                r#"{"kind":"dataset","record_id":"x","title":"t","description":"d","spatial":{"insee_codes":["31555","3X"]}}"#,
+                &["spatial.insee_codes[1]", "3X"],
+            ),
+            (
+                r#"{"kind":"organisation","record_id":"x","siren":"243100518","name":"n","kind_":"epci"}"#,
+                &["kind_"],
+            ),
+            (
+                r#"{"kind":"organisation","record_id":"x","siren":"243100518","name":"n","insee":"315"}"#,
+                &["insee", "'315'"],
+            ),
+            (
+                r#"{"kind":"project_details","record_id":"x","project":"p","energy_kwh_per_year":-3}"#,
+                &["energy_kwh_per_year"],
+            ),
+            (
+                r#"{"kind":"resource","record_id":"x","resource_kind":"guide","title":"t"}"#,
+                &["url", "content"],
+            ),
+            (
+                r#"{"kind":"collection","record_id":"x","title":"t","items":[{"record_id":"a b"}]}"#,
+                &["record_id", "'a b'"],
+            ),
+            (
+                r#"{"kind":"dataset","record_id":"x","title":"t","description":"d","provenance":{"source":"f.csv"}}"#,
+                &["provenance", "source_format"],
+            ),
+        ];
+        for (doc, needles) in cases {
+            let err = parse_document(doc).unwrap_err().to_string();
+            for needle in needles {
+                assert!(err.contains(needle), "{doc}\n => {err}\n (wanted {needle})");
+            }
+        }
     }
 
     #[test]

@@ -7,6 +7,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::siren::{self, Siren};
+pub use crate::vocab::{
+    AlgorithmType, Audience, BudgetBand, DataAccessMode, DataSource, EpciNature, Frequency,
+    Hosting, ImplementationMode, Level, Licence, MembershipRole, OrganisationKind, ProjectStatus,
+    ProjectTheme, ResourceKind, RiskCategory, SpatialGranularity, UnknownTerm,
+};
 
 /// Largest payload a node accepts: 256 KiB. Bigger documents (data, models)
 /// belong behind a distribution URL, not inside a record.
@@ -17,6 +22,9 @@ const MAX_TITLE_CHARS: usize = 500;
 const MAX_TEXT_CHARS: usize = 20_000;
 const MAX_SHORT_CHARS: usize = 2_000;
 const MAX_LIST_LEN: usize = 100;
+/// Spatial coverage may list every commune of a département.
+const MAX_LONG_LIST_LEN: usize = 1_000;
+const MAX_COLLECTION_ITEMS: usize = 1_000;
 
 /// A record's content, before or after signing.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +33,8 @@ pub struct Record {
     pub version: u64,
     pub issued_at_ms: i64,
     pub visibility: Visibility,
+    /// Set on imported records: where they come from, on whose behalf.
+    pub provenance: Option<Provenance>,
     pub body: Body,
 }
 
@@ -42,6 +52,9 @@ pub enum Body {
     Project(Project),
     Tombstone(Tombstone),
     Membership(Membership),
+    ProjectDetails(ProjectDetails),
+    Resource(Resource),
+    Collection(Collection),
 }
 
 /// The kind of a record, named after its body.
@@ -53,15 +66,21 @@ pub enum Kind {
     Project,
     Tombstone,
     Membership,
+    ProjectDetails,
+    Resource,
+    Collection,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Organisation,
         Kind::Dataset,
         Kind::Project,
         Kind::Tombstone,
         Kind::Membership,
+        Kind::ProjectDetails,
+        Kind::Resource,
+        Kind::Collection,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,10 +90,14 @@ impl Kind {
             Kind::Project => "project",
             Kind::Tombstone => "tombstone",
             Kind::Membership => "membership",
+            Kind::ProjectDetails => "project_details",
+            Kind::Resource => "resource",
+            Kind::Collection => "collection",
         }
     }
 
-    /// A stable one-byte code, used in storage keys.
+    /// A stable one-byte code, used in storage keys (and the Kind enum of
+    /// catalogue.proto).
     pub fn code(self) -> u8 {
         match self {
             Kind::Organisation => 1,
@@ -82,6 +105,9 @@ impl Kind {
             Kind::Project => 3,
             Kind::Tombstone => 4,
             Kind::Membership => 5,
+            Kind::ProjectDetails => 6,
+            Kind::Resource => 7,
+            Kind::Collection => 8,
         }
     }
 
@@ -91,11 +117,11 @@ impl Kind {
 
     /// Parses a kind name as people type it ("Dataset", "projects").
     pub fn parse(input: &str) -> Result<Kind, ValidationError> {
-        let norm = input.trim().to_lowercase();
-        let norm = norm.strip_suffix('s').unwrap_or(&norm);
+        let norm = input.trim().to_lowercase().replace([' ', '-'], "_");
+        let singular = norm.strip_suffix('s').unwrap_or(&norm);
         Kind::ALL
             .into_iter()
-            .find(|k| k.as_str() == norm)
+            .find(|k| k.as_str() == norm || k.as_str() == singular)
             .ok_or_else(|| {
                 ValidationError::new(
                     "kind",
@@ -123,8 +149,152 @@ pub struct Organisation {
     pub siret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub website: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<OrganisationKind>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epci_nature: Option<EpciNature>,
+    /// INSEE code of a commune: 5 characters, a string ("2A004").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insee: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub departement: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Contact>,
 }
 
+impl Organisation {
+    /// An organisation with only its SIREN and name.
+    pub fn new(siren: impl Into<String>, name: impl Into<String>) -> Organisation {
+        Organisation {
+            siren: siren.into(),
+            name: name.into(),
+            siret: None,
+            website: None,
+            kind: None,
+            epci_nature: None,
+            insee: None,
+            departement: None,
+            region: None,
+            contact: None,
+        }
+    }
+}
+
+/// An organisation as a record names it (a publisher, a provenance).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub siren: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// Who to contact: at least a name, an email or a URL.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub url: String,
+}
+
+/// A record named by its author and record_id (its current version when read).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordRef {
+    /// 64 hex characters; absent: the author of the referring record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    pub record_id: String,
+}
+
+/// Where an imported record comes from (see record.proto's Provenance).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    pub source_format: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_identifier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<Agent>,
+}
+
+/// A licence: one of the known ones (by its canonical id), or a URI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LicenceRef {
+    Known(Licence),
+    Uri(String),
+}
+
+impl LicenceRef {
+    /// Parses what people write: a known licence's name, id or URI, or any
+    /// other http(s) URI.
+    pub fn parse(text: &str) -> Result<LicenceRef, UnknownTerm> {
+        let t = text.trim();
+        if let Some(known) = Licence::ALL
+            .iter()
+            .find(|l| l.uri().trim_end_matches('/') == t.trim_end_matches('/'))
+        {
+            return Ok(LicenceRef::Known(*known));
+        }
+        match Licence::parse(t) {
+            Ok(l) => Ok(LicenceRef::Known(l)),
+            Err(_) if is_http_url(t) => Ok(LicenceRef::Uri(t.to_string())),
+            Err(mut e) => {
+                e.accepted.push_str(", or the licence's http(s) URI");
+                Err(e)
+            }
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            LicenceRef::Known(l) => l.as_str(),
+            LicenceRef::Uri(u) => u,
+        }
+    }
+
+    pub fn uri(&self) -> &str {
+        match self {
+            LicenceRef::Known(l) => l.uri(),
+            LicenceRef::Uri(u) => u,
+        }
+    }
+}
+
+impl Serialize for LicenceRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for LicenceRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        LicenceRef::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A catalogue entry, aligned on DCAT-AP 3.0 (docs/data-model.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Dataset {
@@ -139,9 +309,24 @@ pub struct Dataset {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub landing_page: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub licence: Option<String>,
+    pub licence: Option<LicenceRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub distributions: Vec<Distribution>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<Agent>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_point: Option<Contact>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spatial: Option<Spatial>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal: Option<Temporal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency: Option<Frequency>,
+    /// ISO 8601 date (YYYY-MM-DD) or date-time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified: Option<String>,
 }
 
 impl Dataset {
@@ -156,8 +341,35 @@ impl Dataset {
             landing_page: None,
             licence: None,
             distributions: vec![],
+            publisher: None,
+            contact_point: None,
+            spatial: None,
+            temporal: None,
+            frequency: None,
+            issued: None,
+            modified: None,
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spatial {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub insee_codes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granularity: Option<SpatialGranularity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Temporal {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,34 +382,245 @@ pub struct Distribution {
     pub format: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence: Option<LicenceRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub byte_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Checksum>,
+    /// The schema the data follows (a URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conforms_to: Option<String>,
 }
 
+impl Distribution {
+    /// A distribution with only its access URL.
+    pub fn new(access_url: impl Into<String>) -> Distribution {
+        Distribution {
+            access_url: access_url.into(),
+            title: None,
+            format: None,
+            media_type: None,
+            download_url: None,
+            licence: None,
+            byte_size: None,
+            checksum: None,
+            conforms_to: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checksum {
+    /// e.g. "sha256", "md5".
+    pub algorithm: String,
+    /// The digest in hex.
+    pub value: String,
+}
+
+/// An AI use case: the bibliothèque des projets IA's public fields, and what
+/// transparency registers add (docs/data-model.md). The restricted part is a
+/// `ProjectDetails` record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Project {
     pub name: String,
     pub description: String,
     pub status: ProjectStatus,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub themes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abandon_reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_date: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub website: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub siret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisation_kind: Option<OrganisationKind>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partners: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub implementation_mode: Option<ImplementationMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theme: Option<ProjectTheme>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sub_themes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<Audience>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_category: Option<RiskCategory>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proportionality: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub human_oversight: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_level: Option<Level>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explainability: Option<Level>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reversibility: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objection_procedure: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logo_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_basis: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpia_reference: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codebase_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub datasets: Vec<RecordRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated: Option<String>,
 }
 
-/// Where an AI project stands (the bibliothèque des projets IA's statuses).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProjectStatus {
-    /// En expérimentation.
-    Experimentation,
-    /// En déploiement.
-    Deploiement,
-    /// Terminé.
-    Termine,
-    /// Abandonné.
-    Abandonne,
+impl Project {
+    /// A project with only its mandatory fields.
+    pub fn new(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        status: ProjectStatus,
+    ) -> Project {
+        Project {
+            name: name.into(),
+            description: description.into(),
+            status,
+            abandon_reason: None,
+            start_date: None,
+            website: None,
+            organisation_name: None,
+            siret: None,
+            organisation_kind: None,
+            partners: vec![],
+            implementation_mode: None,
+            theme: None,
+            sub_themes: vec![],
+            audiences: vec![],
+            risk_category: None,
+            proportionality: None,
+            human_oversight: None,
+            error_level: None,
+            explainability: None,
+            reversibility: None,
+            objection_procedure: None,
+            links: vec![],
+            latitude: None,
+            longitude: None,
+            logo_url: None,
+            legal_basis: None,
+            dpia_reference: None,
+            monitoring: None,
+            codebase_url: None,
+            datasets: vec![],
+            last_updated: None,
+        }
+    }
+}
+
+/// The part of a project kept out of public view (see record.proto).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectDetails {
+    /// The record_id of the Project (same author) it completes.
+    pub project: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Contact>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funding: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetBand>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosting: Option<Hosting>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosting_location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm_description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm_operations: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub algorithm_types: Vec<AlgorithmType>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_sources: Vec<DataSource>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data_access_modes: Vec<DataAccessMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environmental_impact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_kwh_per_year: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emissions_kgco2e_per_year: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resources: Vec<Link>,
+}
+
+impl ProjectDetails {
+    /// Details with nothing but the project they complete.
+    pub fn new(project: impl Into<String>) -> ProjectDetails {
+        ProjectDetails {
+            project: project.into(),
+            contact: None,
+            funding: None,
+            budget: None,
+            hosting: None,
+            hosting_location: None,
+            algorithm_name: None,
+            algorithm_description: None,
+            algorithm_operations: None,
+            algorithm_types: vec![],
+            data_sources: vec![],
+            data_access_modes: vec![],
+            environmental_impact: None,
+            energy_kwh_per_year: None,
+            emissions_kgco2e_per_year: None,
+            resources: vec![],
+        }
+    }
+}
+
+/// A charter, strategy, code, model, training data, prompt or guide.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    pub resource_kind: ResourceKind,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The text itself, for short resources such as a prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub licence: Option<LicenceRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<RecordRef>,
+}
+
+/// A curated, ordered list of records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Collection {
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub items: Vec<RecordRef>,
 }
 
 /// A trusted author endorses a member key (see record.proto).
@@ -225,16 +648,6 @@ impl Membership {
         (self.valid_from_ms == 0 || at_ms >= self.valid_from_ms)
             && (self.valid_until_ms == 0 || at_ms < self.valid_until_ms)
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MembershipRole {
-    Member,
-    #[serde(alias = "chef de file", alias = "Chef de file")]
-    ChefDeFile,
-    #[serde(alias = "comité", alias = "Comité", alias = "comite")]
-    Committee,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -269,6 +682,9 @@ impl Body {
             Body::Project(_) => Kind::Project,
             Body::Tombstone(_) => Kind::Tombstone,
             Body::Membership(_) => Kind::Membership,
+            Body::ProjectDetails(_) => Kind::ProjectDetails,
+            Body::Resource(_) => Kind::Resource,
+            Body::Collection(_) => Kind::Collection,
         }
     }
 
@@ -280,6 +696,9 @@ impl Body {
             Body::Project(p) => &p.name,
             Body::Tombstone(_) => "(withdrawn)",
             Body::Membership(m) => &m.siren,
+            Body::ProjectDetails(d) => &d.project,
+            Body::Resource(r) => &r.title,
+            Body::Collection(c) => &c.title,
         }
     }
 }
@@ -312,75 +731,449 @@ impl Record {
                 ));
             }
         }
+        if let Some(p) = &self.provenance {
+            validate_provenance(p).map_err(|e| e.within("provenance"))?;
+        }
         match &self.body {
-            Body::Organisation(o) => {
-                Siren::parse(&o.siren).map_err(|e| ValidationError::new("siren", e.to_string()))?;
-                required("name", &o.name, MAX_TITLE_CHARS)?;
-                if let Some(siret) = &o.siret {
-                    let digits = siren::parse_siret(siret)
-                        .map_err(|e| ValidationError::new("siret", e.to_string()))?;
-                    if !digits.starts_with(&o.siren) {
-                        return Err(ValidationError::new(
-                            "siret",
-                            format!("'{siret}' does not start with the SIREN '{}'", o.siren),
-                        ));
-                    }
-                }
-                optional("website", &o.website, MAX_SHORT_CHARS)?;
-            }
-            Body::Dataset(d) => {
-                required("title", &d.title, MAX_TITLE_CHARS)?;
-                required("description", &d.description, MAX_TEXT_CHARS)?;
-                short_list("keywords", &d.keywords)?;
-                short_list("themes", &d.themes)?;
-                optional("identifier", &d.identifier, MAX_SHORT_CHARS)?;
-                optional("landing_page", &d.landing_page, MAX_SHORT_CHARS)?;
-                optional("licence", &d.licence, MAX_SHORT_CHARS)?;
-                if d.distributions.len() > MAX_LIST_LEN {
-                    return Err(too_many("distributions", d.distributions.len()));
-                }
-                for (i, dist) in d.distributions.iter().enumerate() {
-                    let f = |name: &str| format!("distributions[{i}].{name}");
-                    required(&f("access_url"), &dist.access_url, MAX_SHORT_CHARS)?;
-                    optional(&f("title"), &dist.title, MAX_TITLE_CHARS)?;
-                    optional(&f("format"), &dist.format, MAX_TITLE_CHARS)?;
-                    optional(&f("media_type"), &dist.media_type, MAX_TITLE_CHARS)?;
-                }
-            }
-            Body::Project(p) => {
-                required("name", &p.name, MAX_TITLE_CHARS)?;
-                required("description", &p.description, MAX_TEXT_CHARS)?;
-                short_list("themes", &p.themes)?;
-                if let Some(date) = &p.start_date {
-                    validate_start_date(date)?;
-                }
-                optional("website", &p.website, MAX_SHORT_CHARS)?;
-            }
-            Body::Tombstone(t) => {
-                if t.reason.chars().count() > MAX_SHORT_CHARS {
-                    return Err(too_long("reason", MAX_SHORT_CHARS));
-                }
-            }
-            Body::Membership(m) => {
-                crate::envelope::PublicKey::parse_hex(&m.member_key)
-                    .map_err(|e| ValidationError::new("member_key", e.to_string()))?;
-                Siren::parse(&m.siren).map_err(|e| ValidationError::new("siren", e.to_string()))?;
-                if m.valid_from_ms < 0 || m.valid_until_ms < 0 {
-                    return Err(ValidationError::new(
-                        "valid_until_ms",
-                        "validity bounds are milliseconds since 1970, or 0 for none",
-                    ));
-                }
-                if m.valid_until_ms != 0 && m.valid_until_ms <= m.valid_from_ms {
-                    return Err(ValidationError::new(
-                        "valid_until_ms",
-                        "must be after valid_from_ms (or 0 for no end)",
-                    ));
-                }
+            Body::Organisation(o) => validate_organisation(o),
+            Body::Dataset(d) => validate_dataset(d),
+            Body::Project(p) => validate_project(p),
+            Body::ProjectDetails(d) => validate_project_details(d),
+            Body::Resource(r) => validate_resource(r),
+            Body::Collection(c) => validate_collection(c),
+            Body::Tombstone(t) => max_chars("reason", &t.reason, MAX_SHORT_CHARS),
+            Body::Membership(m) => validate_membership(m),
+        }
+    }
+}
+
+impl ValidationError {
+    /// The same error, its field placed inside `parent` ("contact" →
+    /// "publisher.contact", or "[2]" → "distributions[2]").
+    pub fn within(mut self, parent: &str) -> ValidationError {
+        self.field = if self.field.starts_with('[') {
+            format!("{parent}{}", self.field)
+        } else {
+            format!("{parent}.{}", self.field)
+        };
+        self
+    }
+}
+
+fn validate_organisation(o: &Organisation) -> Result<(), ValidationError> {
+    Siren::parse(&o.siren).map_err(|e| ValidationError::new("siren", e.to_string()))?;
+    required("name", &o.name, MAX_TITLE_CHARS)?;
+    if let Some(siret) = &o.siret {
+        let digits =
+            siren::parse_siret(siret).map_err(|e| ValidationError::new("siret", e.to_string()))?;
+        if !digits.starts_with(&o.siren) {
+            return Err(ValidationError::new(
+                "siret",
+                format!("'{siret}' does not start with the SIREN '{}'", o.siren),
+            ));
+        }
+    }
+    url("website", &o.website)?;
+    if o.epci_nature.is_some() && o.kind.is_some_and(|k| k != OrganisationKind::Epci) {
+        return Err(ValidationError::new(
+            "epci_nature",
+            "only an EPCI has an EPCI nature: set kind to \"epci\" or remove epci_nature",
+        ));
+    }
+    if let Some(code) = &o.insee {
+        insee_code("insee", code)?;
+    }
+    if let Some(d) = &o.departement {
+        departement_code("departement", d)?;
+    }
+    if let Some(r) = &o.region {
+        if !(r.len() == 2 && r.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(ValidationError::new(
+                "region",
+                format!("'{r}' is not a région code (2 digits, e.g. \"76\")"),
+            ));
+        }
+    }
+    if let Some(c) = &o.contact {
+        validate_contact(c).map_err(|e| e.within("contact"))?;
+    }
+    Ok(())
+}
+
+fn validate_dataset(d: &Dataset) -> Result<(), ValidationError> {
+    required("title", &d.title, MAX_TITLE_CHARS)?;
+    required("description", &d.description, MAX_TEXT_CHARS)?;
+    short_list("keywords", &d.keywords)?;
+    short_list("themes", &d.themes)?;
+    optional("identifier", &d.identifier, MAX_SHORT_CHARS)?;
+    url("landing_page", &d.landing_page)?;
+    each("distributions", &d.distributions, validate_distribution)?;
+    if let Some(p) = &d.publisher {
+        validate_agent(p).map_err(|e| e.within("publisher"))?;
+    }
+    if let Some(c) = &d.contact_point {
+        validate_contact(c).map_err(|e| e.within("contact_point"))?;
+    }
+    if let Some(sp) = &d.spatial {
+        if sp.insee_codes.len() > MAX_LONG_LIST_LEN {
+            return Err(too_many("spatial.insee_codes", sp.insee_codes.len(), MAX_LONG_LIST_LEN));
+        }
+        for (i, code) in sp.insee_codes.iter().enumerate() {
+            territory_code(code).map_err(|e| e.within(&format!("spatial.insee_codes[{i}]")))?;
+        }
+        optional("spatial.label", &sp.label, MAX_TITLE_CHARS)?;
+    }
+    if let Some(t) = &d.temporal {
+        date("temporal.start", &t.start)?;
+        date("temporal.end", &t.end)?;
+        if let (Some(a), Some(b)) = (&t.start, &t.end) {
+            if b[..10.min(b.len())] < a[..10.min(a.len())] {
+                return Err(ValidationError::new(
+                    "temporal.end",
+                    format!("'{b}' is before the start '{a}'"),
+                ));
             }
         }
-        Ok(())
     }
+    date("issued", &d.issued)?;
+    date("modified", &d.modified)?;
+    Ok(())
+}
+
+fn validate_distribution(x: &Distribution) -> Result<(), ValidationError> {
+    required("access_url", &x.access_url, MAX_SHORT_CHARS)?;
+    url("access_url", &Some(x.access_url.clone()))?;
+    url("download_url", &x.download_url)?;
+    optional("title", &x.title, MAX_TITLE_CHARS)?;
+    optional("format", &x.format, MAX_TITLE_CHARS)?;
+    optional("media_type", &x.media_type, MAX_TITLE_CHARS)?;
+    url("conforms_to", &x.conforms_to)?;
+    if let Some(c) = &x.checksum {
+        required("checksum.algorithm", &c.algorithm, 40)?;
+        if c.value.is_empty() || !c.value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ValidationError::new(
+                "checksum.value",
+                format!("'{}' is not a hexadecimal digest", c.value),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_project(p: &Project) -> Result<(), ValidationError> {
+    required("name", &p.name, MAX_TITLE_CHARS)?;
+    required("description", &p.description, MAX_TEXT_CHARS)?;
+    if p.abandon_reason.is_some() && p.status != ProjectStatus::Abandonne {
+        return Err(ValidationError::new(
+            "abandon_reason",
+            "only an abandoned project (status \"abandonne\") has an abandon reason",
+        ));
+    }
+    optional("abandon_reason", &p.abandon_reason, MAX_SHORT_CHARS)?;
+    if let Some(date) = &p.start_date {
+        validate_start_date(date)?;
+    }
+    url("website", &p.website)?;
+    optional("organisation_name", &p.organisation_name, MAX_TITLE_CHARS)?;
+    if let Some(siret) = &p.siret {
+        siren::parse_siret(siret).map_err(|e| ValidationError::new("siret", e.to_string()))?;
+    }
+    short_list("partners", &p.partners)?;
+    if p.sub_themes.len() > 2 {
+        return Err(ValidationError::new(
+            "sub_themes",
+            format!("has {} entries; a project has at most two sub-themes", p.sub_themes.len()),
+        ));
+    }
+    short_list("sub_themes", &p.sub_themes)?;
+    for (name, text) in [
+        ("proportionality", &p.proportionality),
+        ("human_oversight", &p.human_oversight),
+        ("reversibility", &p.reversibility),
+        ("objection_procedure", &p.objection_procedure),
+        ("legal_basis", &p.legal_basis),
+        ("monitoring", &p.monitoring),
+    ] {
+        optional(name, text, MAX_TEXT_CHARS)?;
+    }
+    optional("dpia_reference", &p.dpia_reference, MAX_SHORT_CHARS)?;
+    each("links", &p.links, validate_link)?;
+    match (p.latitude, p.longitude) {
+        (None, None) => {}
+        (Some(lat), Some(lon)) => {
+            if !(-90.0..=90.0).contains(&lat) {
+                return Err(ValidationError::new(
+                    "latitude",
+                    format!("{lat} is not a latitude in degrees (-90 to 90)"),
+                ));
+            }
+            if !(-180.0..=180.0).contains(&lon) {
+                return Err(ValidationError::new(
+                    "longitude",
+                    format!("{lon} is not a longitude in degrees (-180 to 180)"),
+                ));
+            }
+        }
+        _ => {
+            return Err(ValidationError::new(
+                "latitude",
+                "latitude and longitude go together: give both or neither",
+            ));
+        }
+    }
+    url("logo_url", &p.logo_url)?;
+    url("codebase_url", &p.codebase_url)?;
+    each("datasets", &p.datasets, validate_ref)?;
+    date("last_updated", &p.last_updated)
+}
+
+fn validate_project_details(d: &ProjectDetails) -> Result<(), ValidationError> {
+    validate_record_id(&d.project).map_err(|e| ValidationError::new("project", e.message))?;
+    if let Some(c) = &d.contact {
+        validate_contact(c).map_err(|e| e.within("contact"))?;
+    }
+    for (name, text) in [
+        ("funding", &d.funding),
+        ("algorithm_description", &d.algorithm_description),
+        ("algorithm_operations", &d.algorithm_operations),
+        ("environmental_impact", &d.environmental_impact),
+    ] {
+        optional(name, text, MAX_TEXT_CHARS)?;
+    }
+    optional("hosting_location", &d.hosting_location, MAX_SHORT_CHARS)?;
+    optional("algorithm_name", &d.algorithm_name, MAX_TITLE_CHARS)?;
+    for (name, v) in [
+        ("energy_kwh_per_year", d.energy_kwh_per_year),
+        ("emissions_kgco2e_per_year", d.emissions_kgco2e_per_year),
+    ] {
+        if let Some(v) = v {
+            if !v.is_finite() || v < 0.0 {
+                return Err(ValidationError::new(
+                    name,
+                    format!("{v} is not a measured amount (a number, 0 or more)"),
+                ));
+            }
+        }
+    }
+    each("resources", &d.resources, validate_link)
+}
+
+fn validate_resource(r: &Resource) -> Result<(), ValidationError> {
+    required("title", &r.title, MAX_TITLE_CHARS)?;
+    optional("description", &r.description, MAX_TEXT_CHARS)?;
+    url("url", &r.url)?;
+    optional("content", &r.content, MAX_TEXT_CHARS)?;
+    if r.url.is_none() && r.content.is_none() {
+        return Err(ValidationError::new(
+            "url",
+            "a resource needs a url, or its text in content",
+        ));
+    }
+    each("related", &r.related, validate_ref)
+}
+
+fn validate_collection(c: &Collection) -> Result<(), ValidationError> {
+    required("title", &c.title, MAX_TITLE_CHARS)?;
+    optional("description", &c.description, MAX_TEXT_CHARS)?;
+    if c.items.len() > MAX_COLLECTION_ITEMS {
+        return Err(too_many("items", c.items.len(), MAX_COLLECTION_ITEMS));
+    }
+    for (i, item) in c.items.iter().enumerate() {
+        validate_ref(item).map_err(|e| e.within(&format!("items[{i}]")))?;
+    }
+    Ok(())
+}
+
+fn validate_membership(m: &Membership) -> Result<(), ValidationError> {
+    crate::envelope::PublicKey::parse_hex(&m.member_key)
+        .map_err(|e| ValidationError::new("member_key", e.to_string()))?;
+    Siren::parse(&m.siren).map_err(|e| ValidationError::new("siren", e.to_string()))?;
+    if m.valid_from_ms < 0 || m.valid_until_ms < 0 {
+        return Err(ValidationError::new(
+            "valid_until_ms",
+            "validity bounds are milliseconds since 1970, or 0 for none",
+        ));
+    }
+    if m.valid_until_ms != 0 && m.valid_until_ms <= m.valid_from_ms {
+        return Err(ValidationError::new(
+            "valid_until_ms",
+            "must be after valid_from_ms (or 0 for no end)",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_provenance(p: &Provenance) -> Result<(), ValidationError> {
+    required("source_format", &p.source_format, MAX_TITLE_CHARS)?;
+    optional("source", &p.source, MAX_SHORT_CHARS)?;
+    optional("source_identifier", &p.source_identifier, MAX_SHORT_CHARS)?;
+    if let Some(a) = &p.on_behalf_of {
+        validate_agent(a).map_err(|e| e.within("on_behalf_of"))?;
+    }
+    Ok(())
+}
+
+fn validate_agent(a: &Agent) -> Result<(), ValidationError> {
+    required("name", &a.name, MAX_TITLE_CHARS)?;
+    if let Some(s) = &a.siren {
+        Siren::parse(s).map_err(|e| ValidationError::new("siren", e.to_string()))?;
+    }
+    url("url", &a.url)
+}
+
+fn validate_contact(c: &Contact) -> Result<(), ValidationError> {
+    if c.name.is_none() && c.email.is_none() && c.url.is_none() && c.phone.is_none() {
+        return Err(ValidationError::new(
+            "name",
+            "a contact needs at least a name, an email, a phone or a URL",
+        ));
+    }
+    optional("name", &c.name, MAX_TITLE_CHARS)?;
+    optional("phone", &c.phone, 40)?;
+    if let Some(e) = &c.email {
+        let e = e.strip_prefix("mailto:").unwrap_or(e);
+        let ok = e.split_once('@').is_some_and(|(user, host)| {
+            !user.is_empty() && host.contains('.') && !e.contains(char::is_whitespace)
+        });
+        if !ok || e.len() > 254 {
+            return Err(ValidationError::new(
+                "email",
+                format!("'{e}' is not an email address"),
+            ));
+        }
+    }
+    url("url", &c.url)
+}
+
+fn validate_link(l: &Link) -> Result<(), ValidationError> {
+    optional("title", &l.title, MAX_TITLE_CHARS)?;
+    url("url", &Some(l.url.clone()))
+}
+
+fn validate_ref(r: &RecordRef) -> Result<(), ValidationError> {
+    if let Some(a) = &r.author {
+        crate::envelope::PublicKey::parse_hex(a)
+            .map_err(|e| ValidationError::new("author", e.to_string()))?;
+    }
+    validate_record_id(&r.record_id)
+}
+
+/// Validates every element of a list, naming the failing one ("links[2].url").
+fn each<T>(
+    field: &str,
+    items: &[T],
+    check: impl Fn(&T) -> Result<(), ValidationError>,
+) -> Result<(), ValidationError> {
+    if items.len() > MAX_LIST_LEN {
+        return Err(too_many(field, items.len(), MAX_LIST_LEN));
+    }
+    for (i, item) in items.iter().enumerate() {
+        check(item).map_err(|e| e.within(&format!("{field}[{i}]")))?;
+    }
+    Ok(())
+}
+
+/// An http(s) URL: a scheme, a host, no spaces.
+pub fn is_http_url(text: &str) -> bool {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        !r.is_empty()
+            && !r.starts_with('/')
+            && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+    })
+}
+
+fn url(field: &str, value: &Option<String>) -> Result<(), ValidationError> {
+    match value {
+        None => Ok(()),
+        Some(v) if v.chars().count() > MAX_SHORT_CHARS => Err(too_long(field, MAX_SHORT_CHARS)),
+        Some(v) if !is_http_url(v) => Err(ValidationError::new(
+            field,
+            format!("'{v}' is not an http(s) URL such as https://example.fr/page"),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// ISO 8601: YYYY-MM-DD, optionally followed by a time ("T10:00:00Z").
+fn date(field: &str, value: &Option<String>) -> Result<(), ValidationError> {
+    let Some(v) = value else { return Ok(()) };
+    let b = v.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let ok = digits(0..4)
+        && b.get(4) == Some(&b'-')
+        && digits(5..7)
+        && b.get(7) == Some(&b'-')
+        && digits(8..10)
+        && (b.len() == 10 || (b[10] == b'T' && b.len() <= 40))
+        && (1..=12).contains(&v[5..7].parse::<u32>().unwrap_or(0))
+        && (1..=31).contains(&v[8..10].parse::<u32>().unwrap_or(0));
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            format!("'{v}' is not an ISO 8601 date such as 2026-03-31 (or 2026-03-31T10:00:00Z)"),
+        ))
+    }
+}
+
+/// A commune's INSEE code: 5 characters, digits, or 2A/2B then 3 digits.
+fn insee_code(field: &str, code: &str) -> Result<(), ValidationError> {
+    let b = code.as_bytes();
+    let ok = b.len() == 5
+        && (b[..2].iter().all(u8::is_ascii_digit) || &b[..2] == b"2A" || &b[..2] == b"2B")
+        && b[2..].iter().all(u8::is_ascii_digit);
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            format!("'{code}' is not a commune's INSEE code (5 characters, e.g. \"31555\" or \"2A004\")"),
+        ))
+    }
+}
+
+/// A département code: "01"–"95", "2A", "2B", or "971"–"976".
+fn departement_code(field: &str, code: &str) -> Result<(), ValidationError> {
+    let ok = match code.len() {
+        2 => code == "2A" || code == "2B" || code.bytes().all(|b| b.is_ascii_digit()),
+        3 => code.starts_with("97") && code.bytes().all(|b| b.is_ascii_digit()),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationError::new(
+            field,
+            format!("'{code}' is not a département code (e.g. \"31\", \"2A\", \"974\")"),
+        ))
+    }
+}
+
+/// A territory in a dataset's spatial coverage: a commune (5), département
+/// (2–3) or région (2) code.
+fn territory_code(code: &str) -> Result<(), ValidationError> {
+    if code.len() == 5 {
+        insee_code("", code)
+    } else {
+        departement_code("", code)
+    }
+    .map_err(|_| {
+        ValidationError::new(
+            "",
+            format!("'{code}' is not an INSEE code of a commune, département or région"),
+        )
+    })
+}
+
+fn max_chars(field: &str, value: &str, max: usize) -> Result<(), ValidationError> {
+    if value.chars().count() > max {
+        return Err(too_long(field, max));
+    }
+    Ok(())
 }
 
 /// Checks a record_id: 1 to 200 characters from `A-Za-z0-9._-:/@#+`.
@@ -462,7 +1255,7 @@ fn optional(field: &str, value: &Option<String>, max: usize) -> Result<(), Valid
 
 fn short_list(field: &str, values: &[String]) -> Result<(), ValidationError> {
     if values.len() > MAX_LIST_LEN {
-        return Err(too_many(field, values.len()));
+        return Err(too_many(field, values.len(), MAX_LIST_LEN));
     }
     for (i, v) in values.iter().enumerate() {
         // The indexed field name is only formatted for an error: validation
@@ -479,9 +1272,6 @@ fn too_long(field: &str, max: usize) -> ValidationError {
     ValidationError::new(field, format!("is longer than {max} characters"))
 }
 
-fn too_many(field: &str, n: usize) -> ValidationError {
-    ValidationError::new(
-        field,
-        format!("has {n} entries; the limit is {MAX_LIST_LEN}"),
-    )
+fn too_many(field: &str, n: usize, limit: usize) -> ValidationError {
+    ValidationError::new(field, format!("has {n} entries; the limit is {limit}"))
 }

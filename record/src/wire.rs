@@ -8,8 +8,12 @@ use maillage_proto::v1 as pb;
 use prost::Message;
 
 use crate::model::{
-    Body, Dataset, Distribution, Kind, Membership, MembershipRole, Organisation, Project,
-    ProjectStatus, Record, Tombstone, ValidationError, Visibility,
+    Agent, AlgorithmType, Audience, Body, BudgetBand, Checksum, Collection, Contact, DataAccessMode,
+    DataSource, Dataset, Distribution, EpciNature, Frequency, Hosting, ImplementationMode, Kind,
+    Level, LicenceRef, Link, Membership, MembershipRole, Organisation, OrganisationKind, Project,
+    ProjectDetails, ProjectStatus, ProjectTheme, Provenance, Record, RecordRef, Resource,
+    ResourceKind, RiskCategory, Spatial, SpatialGranularity, Temporal, Tombstone, ValidationError,
+    Visibility,
 };
 use crate::siren::Siren;
 
@@ -48,35 +52,126 @@ pub fn payload_to_proto(r: &Record) -> pb::Payload {
         Body::Organisation(o) => pb::payload::Body::Organisation(pb::Organisation {
             siren: o.siren.clone(),
             name: o.name.clone(),
-            siret: o.siret.clone().unwrap_or_default(),
-            website: o.website.clone().unwrap_or_default(),
+            siret: text(&o.siret),
+            website: text(&o.website),
+            kind: code(o.kind, OrganisationKind::code),
+            epci_nature: code(o.epci_nature, EpciNature::code),
+            insee: text(&o.insee),
+            departement: text(&o.departement),
+            region: text(&o.region),
+            contact: o.contact.as_ref().map(contact_to_proto),
         }),
         Body::Dataset(d) => pb::payload::Body::Dataset(pb::Dataset {
             title: d.title.clone(),
             description: d.description.clone(),
             keywords: d.keywords.clone(),
             themes: d.themes.clone(),
-            identifier: d.identifier.clone().unwrap_or_default(),
-            landing_page: d.landing_page.clone().unwrap_or_default(),
-            licence: d.licence.clone().unwrap_or_default(),
+            identifier: text(&d.identifier),
+            landing_page: text(&d.landing_page),
+            licence: licence_text(&d.licence),
             distributions: d
                 .distributions
                 .iter()
                 .map(|x| pb::Distribution {
                     access_url: x.access_url.clone(),
-                    title: x.title.clone().unwrap_or_default(),
-                    format: x.format.clone().unwrap_or_default(),
-                    media_type: x.media_type.clone().unwrap_or_default(),
+                    title: text(&x.title),
+                    format: text(&x.format),
+                    media_type: text(&x.media_type),
+                    download_url: text(&x.download_url),
+                    licence: licence_text(&x.licence),
+                    byte_size: x.byte_size.unwrap_or(0),
+                    checksum_algorithm: x
+                        .checksum
+                        .as_ref()
+                        .map(|c| c.algorithm.clone())
+                        .unwrap_or_default(),
+                    checksum: x
+                        .checksum
+                        .as_ref()
+                        .map(|c| c.value.clone())
+                        .unwrap_or_default(),
+                    conforms_to: text(&x.conforms_to),
                 })
                 .collect(),
+            publisher: d.publisher.as_ref().map(agent_to_proto),
+            contact_point: d.contact_point.as_ref().map(contact_to_proto),
+            spatial: d.spatial.as_ref().map(|sp| pb::Spatial {
+                insee_codes: sp.insee_codes.clone(),
+                granularity: code(sp.granularity, SpatialGranularity::code),
+                label: text(&sp.label),
+            }),
+            temporal: d.temporal.as_ref().map(|t| pb::Temporal {
+                start: text(&t.start),
+                end: text(&t.end),
+            }),
+            frequency: code(d.frequency, Frequency::code),
+            issued: text(&d.issued),
+            modified: text(&d.modified),
         }),
         Body::Project(p) => pb::payload::Body::Project(pb::Project {
             name: p.name.clone(),
             description: p.description.clone(),
-            status: status_to_proto(p.status) as i32,
-            themes: p.themes.clone(),
-            start_date: p.start_date.clone().unwrap_or_default(),
-            website: p.website.clone().unwrap_or_default(),
+            status: p.status.code(),
+            abandon_reason: text(&p.abandon_reason),
+            start_date: text(&p.start_date),
+            website: text(&p.website),
+            organisation_name: text(&p.organisation_name),
+            siret: text(&p.siret),
+            organisation_kind: code(p.organisation_kind, OrganisationKind::code),
+            partners: p.partners.clone(),
+            implementation_mode: code(p.implementation_mode, ImplementationMode::code),
+            theme: code(p.theme, ProjectTheme::code),
+            sub_themes: p.sub_themes.clone(),
+            audiences: p.audiences.iter().map(|a| a.code()).collect(),
+            risk_category: code(p.risk_category, RiskCategory::code),
+            proportionality: text(&p.proportionality),
+            human_oversight: text(&p.human_oversight),
+            error_level: code(p.error_level, Level::code),
+            explainability: code(p.explainability, Level::code),
+            reversibility: text(&p.reversibility),
+            objection_procedure: text(&p.objection_procedure),
+            links: p.links.iter().map(link_to_proto).collect(),
+            latitude: p.latitude,
+            longitude: p.longitude,
+            logo_url: text(&p.logo_url),
+            legal_basis: text(&p.legal_basis),
+            dpia_reference: text(&p.dpia_reference),
+            monitoring: text(&p.monitoring),
+            codebase_url: text(&p.codebase_url),
+            datasets: p.datasets.iter().map(ref_to_proto).collect(),
+            last_updated: text(&p.last_updated),
+        }),
+        Body::ProjectDetails(d) => pb::payload::Body::ProjectDetails(pb::ProjectDetails {
+            project: d.project.clone(),
+            contact: d.contact.as_ref().map(contact_to_proto),
+            funding: text(&d.funding),
+            budget: code(d.budget, BudgetBand::code),
+            hosting: code(d.hosting, Hosting::code),
+            hosting_location: text(&d.hosting_location),
+            algorithm_name: text(&d.algorithm_name),
+            algorithm_description: text(&d.algorithm_description),
+            algorithm_operations: text(&d.algorithm_operations),
+            algorithm_types: d.algorithm_types.iter().map(|a| a.code()).collect(),
+            data_sources: d.data_sources.iter().map(|a| a.code()).collect(),
+            data_access_modes: d.data_access_modes.iter().map(|a| a.code()).collect(),
+            environmental_impact: text(&d.environmental_impact),
+            energy_kwh_per_year: d.energy_kwh_per_year,
+            emissions_kgco2e_per_year: d.emissions_kgco2e_per_year,
+            resources: d.resources.iter().map(link_to_proto).collect(),
+        }),
+        Body::Resource(x) => pb::payload::Body::Resource(pb::Resource {
+            kind: x.resource_kind.code(),
+            title: x.title.clone(),
+            description: text(&x.description),
+            url: text(&x.url),
+            content: text(&x.content),
+            licence: licence_text(&x.licence),
+            related: x.related.iter().map(ref_to_proto).collect(),
+        }),
+        Body::Collection(c) => pb::payload::Body::Collection(pb::Collection {
+            title: c.title.clone(),
+            description: text(&c.description),
+            items: c.items.iter().map(ref_to_proto).collect(),
         }),
         Body::Tombstone(t) => pb::payload::Body::Tombstone(pb::Tombstone {
             reason: t.reason.clone(),
@@ -86,11 +181,7 @@ pub fn payload_to_proto(r: &Record) -> pb::Payload {
                 .map(|k| k.0.to_vec())
                 .unwrap_or_default(),
             siren: m.siren.clone(),
-            role: match m.role {
-                MembershipRole::Member => pb::membership::Role::Member,
-                MembershipRole::ChefDeFile => pb::membership::Role::ChefDeFile,
-                MembershipRole::Committee => pb::membership::Role::Committee,
-            } as i32,
+            role: m.role.code(),
             valid_from_ms: m.valid_from_ms,
             valid_until_ms: m.valid_until_ms,
         }),
@@ -102,6 +193,12 @@ pub fn payload_to_proto(r: &Record) -> pb::Payload {
         visibility: Some(pb::Visibility {
             scope: scope as i32,
             audience,
+        }),
+        provenance: r.provenance.as_ref().map(|p| pb::Provenance {
+            source_format: p.source_format.clone(),
+            source: text(&p.source),
+            source_identifier: text(&p.source_identifier),
+            on_behalf_of: p.on_behalf_of.as_ref().map(agent_to_proto),
         }),
         body: Some(body),
     }
@@ -159,6 +256,12 @@ pub fn payload_from_proto(p: pb::Payload) -> Result<Record, ValidationError> {
             name: o.name,
             siret: non_empty(o.siret),
             website: non_empty(o.website),
+            kind: vocab("kind", o.kind, OrganisationKind::from_code)?,
+            epci_nature: vocab("epci_nature", o.epci_nature, EpciNature::from_code)?,
+            insee: non_empty(o.insee),
+            departement: non_empty(o.departement),
+            region: non_empty(o.region),
+            contact: o.contact.map(contact_from_proto),
         }),
         Some(pb::payload::Body::Dataset(d)) => Body::Dataset(Dataset {
             title: d.title,
@@ -167,25 +270,135 @@ pub fn payload_from_proto(p: pb::Payload) -> Result<Record, ValidationError> {
             themes: d.themes,
             identifier: non_empty(d.identifier),
             landing_page: non_empty(d.landing_page),
-            licence: non_empty(d.licence),
+            licence: licence_from("licence", d.licence)?,
             distributions: d
                 .distributions
                 .into_iter()
-                .map(|x| Distribution {
-                    access_url: x.access_url,
-                    title: non_empty(x.title),
-                    format: non_empty(x.format),
-                    media_type: non_empty(x.media_type),
+                .enumerate()
+                .map(|(i, x)| {
+                    Ok(Distribution {
+                        access_url: x.access_url,
+                        title: non_empty(x.title),
+                        format: non_empty(x.format),
+                        media_type: non_empty(x.media_type),
+                        download_url: non_empty(x.download_url),
+                        licence: licence_from("licence", x.licence)
+                            .map_err(|e| e.within(&format!("distributions[{i}]")))?,
+                        byte_size: (x.byte_size > 0).then_some(x.byte_size),
+                        checksum: (!x.checksum.is_empty()).then_some(Checksum {
+                            algorithm: x.checksum_algorithm,
+                            value: x.checksum,
+                        }),
+                        conforms_to: non_empty(x.conforms_to),
+                    })
                 })
-                .collect(),
+                .collect::<Result<_, ValidationError>>()?,
+            publisher: d.publisher.map(agent_from_proto),
+            contact_point: d.contact_point.map(contact_from_proto),
+            spatial: d
+                .spatial
+                .map(|sp| {
+                    Ok::<_, ValidationError>(Spatial {
+                        insee_codes: sp.insee_codes,
+                        granularity: vocab(
+                            "spatial.granularity",
+                            sp.granularity,
+                            SpatialGranularity::from_code,
+                        )?,
+                        label: non_empty(sp.label),
+                    })
+                })
+                .transpose()?,
+            temporal: d.temporal.map(|t| Temporal {
+                start: non_empty(t.start),
+                end: non_empty(t.end),
+            }),
+            frequency: vocab("frequency", d.frequency, Frequency::from_code)?,
+            issued: non_empty(d.issued),
+            modified: non_empty(d.modified),
         }),
         Some(pb::payload::Body::Project(p)) => Body::Project(Project {
             name: p.name,
             description: p.description,
-            status: status_from_proto(p.status)?,
-            themes: p.themes,
+            status: vocab("status", p.status, ProjectStatus::from_code)?
+                .ok_or_else(|| ValidationError::new("status", "is required"))?,
+            abandon_reason: non_empty(p.abandon_reason),
             start_date: non_empty(p.start_date),
             website: non_empty(p.website),
+            organisation_name: non_empty(p.organisation_name),
+            siret: non_empty(p.siret),
+            organisation_kind: vocab(
+                "organisation_kind",
+                p.organisation_kind,
+                OrganisationKind::from_code,
+            )?,
+            partners: p.partners,
+            implementation_mode: vocab(
+                "implementation_mode",
+                p.implementation_mode,
+                ImplementationMode::from_code,
+            )?,
+            theme: vocab("theme", p.theme, ProjectTheme::from_code)?,
+            sub_themes: p.sub_themes,
+            audiences: vocabs("audiences", p.audiences, Audience::from_code)?,
+            risk_category: vocab("risk_category", p.risk_category, RiskCategory::from_code)?,
+            proportionality: non_empty(p.proportionality),
+            human_oversight: non_empty(p.human_oversight),
+            error_level: vocab("error_level", p.error_level, Level::from_code)?,
+            explainability: vocab("explainability", p.explainability, Level::from_code)?,
+            reversibility: non_empty(p.reversibility),
+            objection_procedure: non_empty(p.objection_procedure),
+            links: p.links.into_iter().map(link_from_proto).collect(),
+            latitude: p.latitude,
+            longitude: p.longitude,
+            logo_url: non_empty(p.logo_url),
+            legal_basis: non_empty(p.legal_basis),
+            dpia_reference: non_empty(p.dpia_reference),
+            monitoring: non_empty(p.monitoring),
+            codebase_url: non_empty(p.codebase_url),
+            datasets: refs_from("datasets", p.datasets)?,
+            last_updated: non_empty(p.last_updated),
+        }),
+        Some(pb::payload::Body::ProjectDetails(d)) => Body::ProjectDetails(ProjectDetails {
+            project: d.project,
+            contact: d.contact.map(contact_from_proto),
+            funding: non_empty(d.funding),
+            budget: vocab("budget", d.budget, BudgetBand::from_code)?,
+            hosting: vocab("hosting", d.hosting, Hosting::from_code)?,
+            hosting_location: non_empty(d.hosting_location),
+            algorithm_name: non_empty(d.algorithm_name),
+            algorithm_description: non_empty(d.algorithm_description),
+            algorithm_operations: non_empty(d.algorithm_operations),
+            algorithm_types: vocabs(
+                "algorithm_types",
+                d.algorithm_types,
+                AlgorithmType::from_code,
+            )?,
+            data_sources: vocabs("data_sources", d.data_sources, DataSource::from_code)?,
+            data_access_modes: vocabs(
+                "data_access_modes",
+                d.data_access_modes,
+                DataAccessMode::from_code,
+            )?,
+            environmental_impact: non_empty(d.environmental_impact),
+            energy_kwh_per_year: d.energy_kwh_per_year,
+            emissions_kgco2e_per_year: d.emissions_kgco2e_per_year,
+            resources: d.resources.into_iter().map(link_from_proto).collect(),
+        }),
+        Some(pb::payload::Body::Resource(x)) => Body::Resource(Resource {
+            resource_kind: vocab("resource_kind", x.kind, ResourceKind::from_code)?
+                .ok_or_else(|| ValidationError::new("resource_kind", "is required"))?,
+            title: x.title,
+            description: non_empty(x.description),
+            url: non_empty(x.url),
+            content: non_empty(x.content),
+            licence: licence_from("licence", x.licence)?,
+            related: refs_from("related", x.related)?,
+        }),
+        Some(pb::payload::Body::Collection(c)) => Body::Collection(Collection {
+            title: c.title,
+            description: non_empty(c.description),
+            items: refs_from("items", c.items)?,
         }),
         Some(pb::payload::Body::Tombstone(t)) => Body::Tombstone(Tombstone { reason: t.reason }),
         Some(pb::payload::Body::Membership(m)) => Body::Membership(Membership {
@@ -198,86 +411,173 @@ pub fn payload_from_proto(p: pb::Payload) -> Result<Record, ValidationError> {
                 })?
                 .to_hex(),
             siren: m.siren,
-            role: match pb::membership::Role::try_from(m.role) {
-                Ok(pb::membership::Role::Member) => MembershipRole::Member,
-                Ok(pb::membership::Role::ChefDeFile) => MembershipRole::ChefDeFile,
-                Ok(pb::membership::Role::Committee) => MembershipRole::Committee,
-                _ => {
-                    return Err(ValidationError::new(
-                        "role",
-                        format!(
-                            "unknown role number {}; expected member, chef_de_file or committee",
-                            m.role
-                        ),
-                    ));
-                }
-            },
+            role: vocab("role", m.role, MembershipRole::from_code)?
+                .ok_or_else(|| ValidationError::new("role", "is required"))?,
             valid_from_ms: m.valid_from_ms,
             valid_until_ms: m.valid_until_ms,
         }),
     };
+    let provenance = p.provenance.map(|x| Provenance {
+        source_format: x.source_format,
+        source: non_empty(x.source),
+        source_identifier: non_empty(x.source_identifier),
+        on_behalf_of: x.on_behalf_of.map(agent_from_proto),
+    });
     Ok(Record {
         record_id: p.record_id,
         version: p.version,
         issued_at_ms: p.issued_at_ms,
         visibility,
+        provenance,
         body,
     })
 }
 
 /// The generated enum for a kind, for filters in requests.
 pub fn kind_to_proto(kind: Kind) -> pb::Kind {
-    match kind {
-        Kind::Organisation => pb::Kind::Organisation,
-        Kind::Dataset => pb::Kind::Dataset,
-        Kind::Project => pb::Kind::Project,
-        Kind::Tombstone => pb::Kind::Tombstone,
-        Kind::Membership => pb::Kind::Membership,
-    }
+    pb::Kind::try_from(kind.code() as i32).expect("catalogue.proto's Kind follows Kind::code")
 }
 
 /// `None` for KIND_UNSPECIFIED ("any kind"); an error for unknown numbers.
 pub fn kind_from_proto(value: i32) -> Result<Option<Kind>, ValidationError> {
-    match pb::Kind::try_from(value) {
-        Ok(pb::Kind::Unspecified) => Ok(None),
-        Ok(pb::Kind::Organisation) => Ok(Some(Kind::Organisation)),
-        Ok(pb::Kind::Dataset) => Ok(Some(Kind::Dataset)),
-        Ok(pb::Kind::Project) => Ok(Some(Kind::Project)),
-        Ok(pb::Kind::Tombstone) => Ok(Some(Kind::Tombstone)),
-        Ok(pb::Kind::Membership) => Ok(Some(Kind::Membership)),
-        Err(_) => Err(ValidationError::new(
-            "kind",
-            format!("unknown kind number {value}"),
-        )),
+    if value == 0 {
+        return Ok(None);
     }
-}
-
-fn status_to_proto(s: ProjectStatus) -> pb::project::Status {
-    use pb::project::Status;
-    match s {
-        ProjectStatus::Experimentation => Status::Experimentation,
-        ProjectStatus::Deploiement => Status::Deploiement,
-        ProjectStatus::Termine => Status::Termine,
-        ProjectStatus::Abandonne => Status::Abandonne,
-    }
-}
-
-fn status_from_proto(v: i32) -> Result<ProjectStatus, ValidationError> {
-    use pb::project::Status;
-    match Status::try_from(v) {
-        Ok(Status::Experimentation) => Ok(ProjectStatus::Experimentation),
-        Ok(Status::Deploiement) => Ok(ProjectStatus::Deploiement),
-        Ok(Status::Termine) => Ok(ProjectStatus::Termine),
-        Ok(Status::Abandonne) => Ok(ProjectStatus::Abandonne),
-        Ok(Status::Unspecified) | Err(_) => Err(ValidationError::new(
-            "status",
-            format!(
-                "{v} is not a project status (experimentation, deploiement, termine, abandonne)"
-            ),
-        )),
-    }
+    u8::try_from(value)
+        .ok()
+        .and_then(Kind::from_code)
+        .map(Some)
+        .ok_or_else(|| ValidationError::new("kind", format!("unknown kind number {value}")))
 }
 
 fn non_empty(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
+}
+
+fn text(s: &Option<String>) -> String {
+    s.clone().unwrap_or_default()
+}
+
+/// A vocabulary value as its protobuf enum number (0: absent).
+fn code<T: Copy>(v: Option<T>, code: fn(T) -> i32) -> i32 {
+    v.map_or(0, code)
+}
+
+/// An enum number back to a vocabulary value (0: absent; unknown: an error).
+fn vocab<T>(field: &str, v: i32, from: fn(i32) -> Option<T>) -> Result<Option<T>, ValidationError> {
+    if v == 0 {
+        return Ok(None);
+    }
+    from(v)
+        .map(Some)
+        .ok_or_else(|| ValidationError::new(field, format!("unknown value number {v}")))
+}
+
+fn vocabs<T>(field: &str, vs: Vec<i32>, from: fn(i32) -> Option<T>) -> Result<Vec<T>, ValidationError> {
+    vs.into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            vocab(field, v, from)?
+                .ok_or_else(|| ValidationError::new(format!("{field}[{i}]"), "is unspecified"))
+        })
+        .collect()
+}
+
+fn licence_text(l: &Option<LicenceRef>) -> String {
+    l.as_ref().map(|l| l.as_str().to_string()).unwrap_or_default()
+}
+
+fn licence_from(field: &str, s: String) -> Result<Option<LicenceRef>, ValidationError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    LicenceRef::parse(&s)
+        .map(Some)
+        .map_err(|e| ValidationError::new(field, e.to_string()))
+}
+
+fn agent_to_proto(a: &Agent) -> pb::Agent {
+    pb::Agent {
+        name: a.name.clone(),
+        siren: text(&a.siren),
+        url: text(&a.url),
+    }
+}
+
+fn agent_from_proto(a: pb::Agent) -> Agent {
+    Agent {
+        name: a.name,
+        siren: non_empty(a.siren),
+        url: non_empty(a.url),
+    }
+}
+
+fn contact_to_proto(c: &Contact) -> pb::Contact {
+    pb::Contact {
+        name: text(&c.name),
+        email: text(&c.email),
+        phone: text(&c.phone),
+        url: text(&c.url),
+    }
+}
+
+fn contact_from_proto(c: pb::Contact) -> Contact {
+    Contact {
+        name: non_empty(c.name),
+        email: non_empty(c.email),
+        phone: non_empty(c.phone),
+        url: non_empty(c.url),
+    }
+}
+
+fn link_to_proto(l: &Link) -> pb::Link {
+    pb::Link {
+        title: text(&l.title),
+        url: l.url.clone(),
+    }
+}
+
+fn link_from_proto(l: pb::Link) -> Link {
+    Link {
+        title: non_empty(l.title),
+        url: l.url,
+    }
+}
+
+fn ref_to_proto(r: &RecordRef) -> pb::RecordRef {
+    pb::RecordRef {
+        author: r
+            .author
+            .as_deref()
+            .and_then(|a| crate::envelope::PublicKey::parse_hex(a).ok())
+            .map(|k| k.0.to_vec())
+            .unwrap_or_default(),
+        record_id: r.record_id.clone(),
+    }
+}
+
+fn refs_from(field: &str, refs: Vec<pb::RecordRef>) -> Result<Vec<RecordRef>, ValidationError> {
+    refs.into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let author = if r.author.is_empty() {
+                None
+            } else {
+                Some(
+                    crate::envelope::PublicKey::from_slice(&r.author)
+                        .ok_or_else(|| {
+                            ValidationError::new(
+                                format!("{field}[{i}].author"),
+                                format!("must be 32 bytes, found {}", r.author.len()),
+                            )
+                        })?
+                        .to_hex(),
+                )
+            };
+            Ok(RecordRef {
+                author,
+                record_id: r.record_id,
+            })
+        })
+        .collect()
 }

@@ -98,6 +98,7 @@ fn forged_envelope(key: &SigningKey) -> pb::Envelope {
         version: 1,
         issued_at_ms: 1_764_000_000_000,
         visibility: Visibility::Public,
+        provenance: None,
         body: Body::Dataset(maillage_record::model::Dataset::new(
             "Budget primitif",
             "Le budget voté",

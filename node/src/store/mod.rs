@@ -669,6 +669,7 @@ mod tests {
             version,
             issued_at_ms: 1_764_000_000_000 + version as i64,
             visibility: Visibility::Public,
+            provenance: None,
             body: Body::Dataset(Dataset::new(
                 format!("Jeu {record_id} v{version}"),
                 "Données",
