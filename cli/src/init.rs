@@ -64,7 +64,13 @@ pub fn init(
         issued_at_ms: maillage_record::now_ms(),
         visibility: Visibility::Public,
         provenance: None,
-        body: Body::Organisation(Organisation::new(siren.to_string(), name.to_string())),
+        body: Body::Organisation({
+            // Kind and territory from the reference list of collectivities,
+            // when the SIREN is a commune or an EPCI.
+            let mut org = Organisation::new(siren.to_string(), name.to_string());
+            maillage_record::territory::fill(&mut org);
+            org
+        }),
     };
     let signed = envelope::sign(&key, &record)?;
     write_private(&dir.join(ORGANISATION_ENVELOPE), &signed.envelope_bytes())?;

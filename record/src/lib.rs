@@ -15,6 +15,7 @@ pub mod json;
 pub mod keyfile;
 pub mod model;
 pub mod siren;
+pub mod territory;
 pub mod vocab;
 pub mod wire;
 

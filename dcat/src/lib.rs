@@ -1,0 +1,1 @@
+//! DCAT-AP 3.0 documents of maillage records.

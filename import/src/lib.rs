@@ -1,0 +1,1 @@
+//! Imports: what collectivities already publish, read into record drafts.
