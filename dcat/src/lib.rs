@@ -1,1 +1,337 @@
-//! DCAT-AP 3.0 documents of maillage records.
+//! DCAT-AP 3.0 catalogues of maillage records, in JSON-LD and Turtle, so that
+//! data.gouv.fr, CKAN or any DCAT harvester can harvest a node.
+//!
+//! This crate does no IO and makes no visibility decision: callers pass only
+//! records the anonymous public may see (the node's HTTP export and `maillage
+//! export` both do). Datasets become dcat:Dataset; the other kinds are not
+//! DCAT datasets and are left out (projects have their own JSON export).
+//! docs/data-model.md maps every field to its DCAT-AP property.
+
+mod graph;
+
+pub use graph::{Graph, Node, Object};
+
+use maillage_record::model::{Agent, Contact, Dataset, Distribution, LicenceRef};
+use maillage_record::{Body, Record};
+
+/// What the catalogue says of itself.
+#[derive(Debug, Clone)]
+pub struct CatalogInfo {
+    pub title: String,
+    pub description: String,
+    /// The organisation that runs the node.
+    pub publisher: Agent,
+    /// Where the node serves its catalogue, e.g. "https://data.example.fr"
+    /// (no trailing slash): record IRIs are minted under it.
+    pub base_url: String,
+}
+
+/// One public record to export, with what the record alone does not say.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    /// The author's key, hex: with the record_id it names the record.
+    pub author: String,
+    pub record: &'a Record,
+    /// The author's organisation (from its Organisation record), publisher
+    /// of a dataset that names none.
+    pub author_organisation: Option<Agent>,
+}
+
+/// Where this page sits in the whole catalogue (Hydra paging).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// 1-based.
+    pub number: usize,
+    pub size: usize,
+    /// Datasets in the whole catalogue.
+    pub total: usize,
+}
+
+impl Page {
+    pub fn last(&self) -> usize {
+        self.total.div_ceil(self.size.max(1)).max(1)
+    }
+}
+
+/// The IRI of a record: under the node's base URL, by author and record_id.
+pub fn record_iri(base_url: &str, author: &str, record_id: &str) -> String {
+    format!("{base_url}/records/{author}/{}", percent_encode(record_id))
+}
+
+/// Builds the catalogue graph of `entries` (datasets; other kinds skipped).
+pub fn catalog(info: &CatalogInfo, entries: &[Entry<'_>], page: Option<Page>) -> Graph {
+    let mut g = Graph::default();
+    let catalog_iri = format!("{}/catalog", info.base_url);
+    let mut cat = Node::new(&catalog_iri, "dcat:Catalog");
+    cat.add("dct:title", Object::text_fr(&info.title));
+    cat.add("dct:description", Object::text_fr(&info.description));
+    let publisher = agent(&mut g, &info.publisher);
+    cat.add("dct:publisher", publisher);
+    cat.add("foaf:homepage", g.typed_iri(&info.base_url, "foaf:Document", None));
+    for e in entries {
+        if let Body::Dataset(d) = &e.record.body {
+            let iri = record_iri(&info.base_url, &e.author, &e.record.record_id);
+            dataset(&mut g, &iri, e, d);
+            cat.add("dcat:dataset", Object::Node(iri));
+        }
+    }
+    if let Some(p) = page {
+        let url = |n: usize| format!("{}/catalog.jsonld?page={n}&page_size={}", info.base_url, p.size);
+        let mut view = Node::new(url(p.number), "hydra:PartialCollectionView");
+        view.add("hydra:totalItems", Object::typed(p.total.to_string(), "xsd:integer"));
+        view.add("hydra:itemsPerPage", Object::typed(p.size.to_string(), "xsd:integer"));
+        view.add("hydra:first", Object::Iri(url(1)));
+        view.add("hydra:last", Object::Iri(url(p.last())));
+        if p.number > 1 {
+            view.add("hydra:previous", Object::Iri(url(p.number - 1)));
+        }
+        if p.number < p.last() {
+            view.add("hydra:next", Object::Iri(url(p.number + 1)));
+        }
+        g.push(view);
+    }
+    g.nodes.insert(0, cat);
+    g
+}
+
+fn dataset(g: &mut Graph, iri: &str, e: &Entry<'_>, d: &Dataset) {
+    let mut n = Node::new(iri, "dcat:Dataset");
+    n.add("dct:title", Object::text_fr(&d.title));
+    n.add("dct:description", Object::text_fr(&d.description));
+    n.add(
+        "dct:identifier",
+        Object::plain(d.identifier.clone().unwrap_or_else(|| iri.to_string())),
+    );
+    for k in &d.keywords {
+        n.add("dcat:keyword", Object::text_fr(k));
+    }
+    for t in &d.themes {
+        // dcat:theme takes concepts (IRIs): the EU data themes. Other labels
+        // people use as themes stay findable as keywords.
+        match eu_data_theme(t) {
+            Some((code, label)) => {
+                let iri = format!("http://publications.europa.eu/resource/authority/data-theme/{code}");
+                let o = g.typed_iri(&iri, "skos:Concept", Some(label));
+                n.add("dcat:theme", o);
+            }
+            None => {
+                n.add("dcat:keyword", Object::text_fr(t));
+            }
+        }
+    }
+    if let Some(p) = &d.landing_page {
+        n.add("dcat:landingPage", g.typed_iri(p, "foaf:Document", None));
+    }
+    if let Some(l) = &d.licence {
+        n.add("dct:license", licence(g, l));
+    }
+    if let Some(p) = d.publisher.as_ref().or(e.author_organisation.as_ref()) {
+        let o = agent(g, p);
+        n.add("dct:publisher", o);
+    }
+    if let Some(c) = &d.contact_point {
+        let o = contact(g, c);
+        n.add("dcat:contactPoint", o);
+    }
+    if let Some(sp) = &d.spatial {
+        let id = g.blank();
+        let mut loc = Node::new(&id, "dct:Location");
+        if let Some(l) = &sp.label {
+            loc.add("locn:geographicName", Object::text_fr(l));
+        }
+        for code in &sp.insee_codes {
+            loc.add("dct:identifier", Object::plain(code));
+        }
+        if let Some(gr) = sp.granularity {
+            loc.add("rdfs:comment", Object::text_fr(format!("maille : {}", gr.label())));
+        }
+        g.push(loc);
+        n.add("dct:spatial", Object::Node(id));
+    }
+    if let Some(t) = &d.temporal {
+        let id = g.blank();
+        let mut period = Node::new(&id, "dct:PeriodOfTime");
+        if let Some(s) = &t.start {
+            period.add("dcat:startDate", date(s));
+        }
+        if let Some(end) = &t.end {
+            period.add("dcat:endDate", date(end));
+        }
+        g.push(period);
+        n.add("dct:temporal", Object::Node(id));
+    }
+    if let Some(f) = d.frequency {
+        let o = g.typed_iri(&f.eu_uri(), "dct:Frequency", None);
+        n.add("dct:accrualPeriodicity", o);
+    }
+    if let Some(i) = &d.issued {
+        n.add("dct:issued", date(i));
+    }
+    if let Some(m) = &d.modified {
+        n.add("dct:modified", date(m));
+    }
+    for (i, dist) in d.distributions.iter().enumerate() {
+        let id = format!("{iri}/distributions/{}", i + 1);
+        distribution(g, &id, dist);
+        n.add("dcat:distribution", Object::Node(id));
+    }
+    g.push(n);
+}
+
+fn distribution(g: &mut Graph, id: &str, x: &Distribution) {
+    let mut n = Node::new(id, "dcat:Distribution");
+    n.add("dcat:accessURL", Object::Iri(x.access_url.clone()));
+    if let Some(u) = &x.download_url {
+        n.add("dcat:downloadURL", Object::Iri(u.clone()));
+    }
+    if let Some(t) = &x.title {
+        n.add("dct:title", Object::text_fr(t));
+    }
+    if let Some(f) = &x.format {
+        let code: String = f
+            .trim()
+            .to_ascii_uppercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        if !code.is_empty() {
+            let iri = format!("http://publications.europa.eu/resource/authority/file-type/{code}");
+            let o = g.typed_iri(&iri, "dct:MediaTypeOrExtent", None);
+            n.add("dct:format", o);
+        }
+    }
+    if let Some(m) = &x.media_type {
+        let m = m.trim();
+        if m.contains('/') && !m.contains(char::is_whitespace) {
+            let iri = format!("https://www.iana.org/assignments/media-types/{m}");
+            let o = g.typed_iri(&iri, "dct:MediaType", None);
+            n.add("dcat:mediaType", o);
+        }
+    }
+    if let Some(l) = &x.licence {
+        n.add("dct:license", licence(g, l));
+    }
+    if let Some(b) = x.byte_size {
+        n.add("dcat:byteSize", Object::typed(b.to_string(), "xsd:nonNegativeInteger"));
+    }
+    if let Some(c) = &x.checksum {
+        let cid = g.blank();
+        let mut node = Node::new(&cid, "spdx:Checksum");
+        let algo = c.algorithm.to_ascii_lowercase().replace('-', "");
+        node.add(
+            "spdx:algorithm",
+            Object::Iri(format!("http://spdx.org/rdf/terms#checksumAlgorithm_{algo}")),
+        );
+        node.add("spdx:checksumValue", Object::typed(c.value.to_ascii_lowercase(), "xsd:hexBinary"));
+        g.push(node);
+        n.add("spdx:checksum", Object::Node(cid));
+    }
+    if let Some(s) = &x.conforms_to {
+        let o = g.typed_iri(s, "dct:Standard", None);
+        n.add("dct:conformsTo", o);
+    }
+    g.push(n);
+}
+
+fn licence(g: &mut Graph, l: &LicenceRef) -> Object {
+    let label = match l {
+        LicenceRef::Known(k) => Some(k.label()),
+        LicenceRef::Uri(_) => None,
+    };
+    let o = g.typed_iri(l.uri(), "dct:LicenseDocument", None);
+    if let (Some(label), Object::Node(iri)) = (label, &o) {
+        if let Some(node) = g.nodes.iter_mut().find(|n| &n.id == iri) {
+            if node.props.is_empty() {
+                node.add("rdfs:label", Object::text_fr(label));
+            }
+        }
+    }
+    o
+}
+
+fn agent(g: &mut Graph, a: &Agent) -> Object {
+    let id = match &a.siren {
+        // A SIREN names an organisation for good: one node per SIREN.
+        Some(s) => format!("https://annuaire-entreprises.data.gouv.fr/entreprise/{s}"),
+        None => g.blank(),
+    };
+    if !g.nodes.iter().any(|n| n.id == id) {
+        let mut n = Node::new(&id, "foaf:Agent");
+        n.add("foaf:name", Object::text_fr(&a.name));
+        if let Some(s) = &a.siren {
+            n.add("dct:identifier", Object::plain(s));
+        }
+        if let Some(u) = &a.url {
+            n.add("foaf:homepage", Object::Iri(u.clone()));
+        }
+        g.push(n);
+    }
+    Object::Node(id)
+}
+
+fn contact(g: &mut Graph, c: &Contact) -> Object {
+    let id = g.blank();
+    let mut n = Node::new(&id, "vcard:Kind");
+    if let Some(name) = &c.name {
+        n.add("vcard:fn", Object::text_fr(name));
+    }
+    if let Some(e) = &c.email {
+        let e = e.strip_prefix("mailto:").unwrap_or(e);
+        n.add("vcard:hasEmail", Object::Iri(format!("mailto:{e}")));
+    }
+    if let Some(p) = &c.phone {
+        n.add("vcard:hasTelephone", Object::plain(p));
+    }
+    if let Some(u) = &c.url {
+        n.add("vcard:hasURL", Object::Iri(u.clone()));
+    }
+    g.push(n);
+    Object::Node(id)
+}
+
+/// An ISO 8601 date or date-time as a typed literal.
+fn date(s: &str) -> Object {
+    if s.len() == 10 {
+        Object::typed(s, "xsd:date")
+    } else {
+        Object::typed(s, "xsd:dateTime")
+    }
+}
+
+/// The EU data themes (code, French label), recognised by code or label.
+fn eu_data_theme(t: &str) -> Option<(&'static str, &'static str)> {
+    const THEMES: [(&str, &str); 14] = [
+        ("AGRI", "Agriculture, pêche, sylviculture et alimentation"),
+        ("ECON", "Économie et finances"),
+        ("EDUC", "Éducation, culture et sport"),
+        ("ENER", "Énergie"),
+        ("ENVI", "Environnement"),
+        ("GOVE", "Gouvernement et secteur public"),
+        ("HEAL", "Santé"),
+        ("INTR", "Questions internationales"),
+        ("JUST", "Justice, système juridique et sécurité publique"),
+        ("REGI", "Régions et villes"),
+        ("SOCI", "Population et société"),
+        ("TECH", "Science et technologie"),
+        ("TRAN", "Transports"),
+        ("OP_DATPRO", "Données provisoires"),
+    ];
+    let norm = maillage_record::vocab::normalize(t);
+    let code = t.trim().rsplit('/').next().unwrap_or("").to_ascii_uppercase();
+    THEMES
+        .into_iter()
+        .find(|(c, label)| *c == code || maillage_record::vocab::normalize(label) == norm)
+}
+
+/// Percent-encodes everything but unreserved characters (RFC 3986).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -57,6 +57,10 @@ struct RawOrganisation {
 #[serde(deny_unknown_fields)]
 struct RawNode {
     grpc_listen: String,
+    /// The public HTTP export (DCAT-AP catalogue); absent: none.
+    http_listen: Option<String>,
+    /// The URL harvesters reach the export at, if not http://<http_listen>.
+    public_url: Option<String>,
     #[serde(default = "default_admin_socket")]
     admin_socket: String,
     #[serde(default = "default_data_dir")]
@@ -119,6 +123,10 @@ pub struct Config {
     pub name: String,
     pub key_file: PathBuf,
     pub grpc_listen: SocketAddr,
+    /// Where the public HTTP export listens, if it is enabled.
+    pub http_listen: Option<SocketAddr>,
+    /// The base of the export's URLs (and of record IRIs in the catalogue).
+    pub public_url: Option<String>,
     pub admin_socket: PathBuf,
     pub data_dir: PathBuf,
     pub publish_authors: Vec<PublicKey>,
@@ -168,6 +176,29 @@ impl Config {
                 "is not an IP address and port, e.g. \"127.0.0.1:7441\" or \"0.0.0.0:7441\"".into(),
             )
         })?;
+        let http_listen = raw
+            .node
+            .http_listen
+            .as_deref()
+            .map(|text| {
+                text.parse::<SocketAddr>().map_err(|_| {
+                    invalid(
+                        "node.http_listen",
+                        text,
+                        "is not an IP address and port, e.g. \"127.0.0.1:8080\"".into(),
+                    )
+                })
+            })
+            .transpose()?;
+        if let Some(url) = &raw.node.public_url {
+            if !maillage_record::model::is_http_url(url) {
+                return Err(invalid(
+                    "node.public_url",
+                    url,
+                    "is not an http(s) URL, e.g. \"https://data.example.fr\"".into(),
+                ));
+            }
+        }
         let publish_authors = raw
             .publish
             .authors
@@ -213,6 +244,8 @@ impl Config {
             siren,
             name: raw.organisation.name,
             grpc_listen,
+            http_listen,
+            public_url: raw.node.public_url.map(|u| u.trim_end_matches('/').to_string()),
             publish_authors,
             replication,
             log_format,

@@ -3,6 +3,7 @@
 //! TLS. `docs/architecture.md` has the map.
 
 pub mod config;
+pub mod http;
 pub mod node;
 pub mod peers;
 pub mod replication;

@@ -43,6 +43,14 @@ pub enum StartError {
         config: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "cannot listen for HTTP on {addr}: {source}; is another program using it? change node.http_listen in {config}"
+    )]
+    BindHttp {
+        addr: std::net::SocketAddr,
+        config: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot create the admin socket {path}: {source}")]
     BindAdmin {
         path: PathBuf,
@@ -60,6 +68,8 @@ pub enum StartError {
 pub struct Started {
     pub node: Arc<Node>,
     pub grpc: TcpListener,
+    /// The public HTTP export, with the base URL of its documents.
+    pub http: Option<(TcpListener, String)>,
     pub admin: UnixListener,
     pub admin_path: PathBuf,
 }
@@ -103,12 +113,31 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
     let local = grpc
         .local_addr()
         .map_or_else(|_| config.grpc_listen.to_string(), |a| a.to_string());
+    let http = match config.http_listen {
+        None => None,
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::BindHttp {
+                    addr,
+                    config: config.path.clone(),
+                    source,
+                })?;
+            let bound = listener.local_addr().map_or(addr, |a| a);
+            let url = config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{bound}"));
+            Some((listener, url))
+        }
+    };
     let identity = Identity::new(&key)?;
     let node = Arc::new(Node::new(config, key, identity, store, local)?);
     ingest_organisation(&node, &config.dir.join(ORGANISATION_ENVELOPE))?;
     Ok(Started {
         node,
         grpc,
+        http,
         admin,
         admin_path,
     })
@@ -155,6 +184,7 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
     let Started {
         node,
         grpc,
+        http,
         admin,
         admin_path,
     } = started;
@@ -175,6 +205,7 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
     let acceptor = tls::acceptor(&node.identity, node.pinned_keys())?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    let stop_rx_http = stop_rx.clone();
     let stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
         let _ = rx.changed().await;
     };
@@ -215,6 +246,15 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         siren = %node.siren,
         "node serving"
     );
+    let export = http.map(|(listener, url)| {
+        tracing::info!(url = %url, "public DCAT-AP export serving");
+        tokio::spawn(crate::http::serve(
+            listener,
+            node.clone(),
+            url,
+            stopped(stop_rx_http.clone()),
+        ))
+    });
     let public = tokio::spawn(public);
     let operator = tokio::spawn(operator);
     shutdown.await;
@@ -223,6 +263,9 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
     replicator.shutdown();
     let _ = stop_tx.send(());
     let (a, b) = (public.await, operator.await);
+    if let Some(export) = export {
+        let _ = export.await;
+    }
     let _ = std::fs::remove_file(&admin_path);
     a.expect("public server task")?;
     b.expect("admin server task")?;

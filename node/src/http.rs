@@ -1,0 +1,269 @@
+//! The public HTTP export (`node.http_listen`): this node's public records as
+//! a DCAT-AP 3.0 catalogue, so data.gouv.fr, CKAN or any DCAT harvester can
+//! harvest it, and its public AI projects as JSON.
+//!
+//!   GET /catalog.jsonld[?page=N&page_size=M]   DCAT-AP JSON-LD, Hydra paging
+//!   GET /catalog.ttl[?page=N&page_size=M]      the same in Turtle
+//!   GET /projects.json                         public projects, maillage JSON
+//!
+//! Plain HTTP, read-only, anonymous: only public records are ever served
+//! (`Viewer::Anonymous`), so a restricted record or a project's details
+//! (usually federation-only) cannot appear here.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use maillage_dcat::{CatalogInfo, Entry, Page};
+use maillage_record::model::Agent;
+use maillage_record::{Body, Kind, PublicKey, Record, envelope};
+use tokio::net::TcpListener;
+
+use crate::node::{Node, Viewer};
+use crate::store::{ListFilter, StoreError};
+
+/// Datasets per page when the harvester does not say.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+pub const MAX_PAGE_SIZE: usize = 1_000;
+
+/// Serves until `shutdown` completes; connections in progress finish.
+pub async fn serve(
+    listener: TcpListener,
+    node: Arc<Node>,
+    public_url: String,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let public_url = Arc::new(public_url);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "http export: accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return,
+        };
+        let (node, url) = (node.clone(), public_url.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let (node, url) = (node.clone(), url.clone());
+                async move { Ok::<_, Infallible>(handle(req, node, &url).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(req: Request<Incoming>, node: Arc<Node>, public_url: &str) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "this export is read-only: use GET\n");
+    }
+    let query = req.uri().query().unwrap_or("").to_string();
+    let path = req.uri().path().to_string();
+    let page = match parse_page(&query) {
+        Ok(p) => p,
+        Err(msg) => return text(StatusCode::BAD_REQUEST, &msg),
+    };
+    let url = public_url.to_string();
+    let result = tokio::task::spawn_blocking(move || -> Result<Option<(&'static str, Vec<u8>)>, StoreError> {
+        Ok(match path.as_str() {
+            "/catalog.jsonld" | "/catalog.ttl" => {
+                let export = public_export(&node)?;
+                let graph = export.catalog(&node, &url, page);
+                if path.ends_with(".ttl") {
+                    Some(("text/turtle; charset=utf-8", graph.to_turtle().into_bytes()))
+                } else {
+                    let body = serde_json::to_vec_pretty(&graph.to_jsonld()).unwrap_or_default();
+                    Some(("application/ld+json", body))
+                }
+            }
+            "/projects.json" => {
+                let export = public_export(&node)?;
+                let body = serde_json::to_vec_pretty(&export.projects_json()).unwrap_or_default();
+                Some(("application/json", body))
+            }
+            "/" => Some((
+                "text/plain; charset=utf-8",
+                b"maillage node: /catalog.jsonld, /catalog.ttl (DCAT-AP 3.0, ?page=N&page_size=M), /projects.json\n"
+                    .to_vec(),
+            )),
+            _ => None,
+        })
+    })
+    .await;
+    match result {
+        Ok(Ok(Some((content_type, body)))) => Response::builder()
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .expect("static headers"),
+        Ok(Ok(None)) => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /catalog.jsonld, /catalog.ttl or /projects.json\n",
+        ),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "http export failed");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "the record store failed; see the node's log\n")
+        }
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "export task failed\n"),
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("static headers")
+}
+
+/// `page` and `page_size` from a query string; absent: everything on one page.
+fn parse_page(query: &str) -> Result<Option<(usize, usize)>, String> {
+    let (mut page, mut size) = (None, None);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let n = || {
+            v.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{k}='{v}' is not a positive number\n"))
+        };
+        match k {
+            "page" => page = Some(n()?),
+            "page_size" => size = Some(n()?.min(MAX_PAGE_SIZE)),
+            _ => {}
+        }
+    }
+    Ok(match (page, size) {
+        (None, None) => None,
+        (p, s) => Some((p.unwrap_or(1), s.unwrap_or(DEFAULT_PAGE_SIZE))),
+    })
+}
+
+/// Every current public record of the kinds the export shows.
+pub struct PublicExport {
+    /// (author, record), datasets and projects, in (author, record_id) order.
+    records: Vec<(PublicKey, Record)>,
+    /// Each author's organisation, from its current Organisation record.
+    organisations: HashMap<PublicKey, Agent>,
+}
+
+/// Reads what the anonymous public may see (blocking: it scans the store).
+pub fn public_export(node: &Node) -> Result<PublicExport, StoreError> {
+    let mut records = Vec::new();
+    let mut organisations = HashMap::new();
+    let mut failure = None;
+    let filter = ListFilter::default();
+    node.store.list_current(&filter, None, usize::MAX, |cur| {
+        if !matches!(cur.kind, Kind::Dataset | Kind::Project | Kind::Organisation) {
+            return false;
+        }
+        let record = match node.store.get(&cur.id) {
+            Ok(Some(s)) => match envelope::decode_stored(&s.bytes) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(id = %cur.id, error = %e, "stored record does not decode");
+                    return false;
+                }
+            },
+            Ok(None) => return false,
+            Err(e) => {
+                failure.get_or_insert(e);
+                return false;
+            }
+        };
+        if !Viewer::Anonymous.may_see(&cur.author, &record.visibility) {
+            return false;
+        }
+        match &record.body {
+            Body::Organisation(o) => {
+                organisations.insert(
+                    cur.author,
+                    Agent {
+                        name: o.name.clone(),
+                        siren: Some(o.siren.clone()),
+                        url: o.website.clone(),
+                    },
+                );
+            }
+            _ => records.push((cur.author, record)),
+        }
+        false
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(PublicExport {
+        records,
+        organisations,
+    })
+}
+
+impl PublicExport {
+    /// The DCAT-AP catalogue, whole or one page of `(page, size)`.
+    pub fn catalog(
+        &self,
+        node: &Node,
+        public_url: &str,
+        page: Option<(usize, usize)>,
+    ) -> maillage_dcat::Graph {
+        let datasets: Vec<Entry<'_>> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.kind() == Kind::Dataset)
+            .map(|(author, record)| Entry {
+                author: author.to_hex(),
+                record,
+                author_organisation: self.organisations.get(author).cloned(),
+            })
+            .collect();
+        let info = CatalogInfo {
+            title: format!("Catalogue de {}", node.name),
+            description: format!(
+                "Jeux de données publics du nœud maillage de {} et de la fédération qu'il relaie.",
+                node.name
+            ),
+            publisher: Agent {
+                name: node.name.clone(),
+                siren: Some(node.siren.as_str().to_string()),
+                url: None,
+            },
+            base_url: public_url.trim_end_matches('/').to_string(),
+        };
+        match page {
+            None => maillage_dcat::catalog(&info, &datasets, None),
+            Some((number, size)) => {
+                let total = datasets.len();
+                let start = (number - 1).saturating_mul(size).min(total);
+                let end = start.saturating_add(size).min(total);
+                let p = Page {
+                    number,
+                    size,
+                    total,
+                };
+                maillage_dcat::catalog(&info, &datasets[start..end], Some(p))
+            }
+        }
+    }
+
+    /// Public projects as maillage JSON documents, with their author.
+    pub fn projects_json(&self) -> serde_json::Value {
+        self.records
+            .iter()
+            .filter(|(_, r)| r.kind() == Kind::Project)
+            .map(|(author, record)| {
+                let mut doc = maillage_record::json::record_to_json(record);
+                doc["author"] = author.to_hex().into();
+                doc
+            })
+            .collect()
+    }
+}
