@@ -1,0 +1,172 @@
+//! The public HTTP export: what a harvester (data.gouv.fr, CKAN) gets from a
+//! running node, validated against the official DCAT-AP 3.0.1 SHACL shapes
+//! with pySHACL; and what it must never get.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::*;
+
+/// A GET over plain HTTP/1.1: (status, body).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// Runs pySHACL on `data` with every shapes file; panics with the report of
+/// the first that does not conform.
+fn shacl_conforms(data: &Path, format: &str) {
+    let shapes = Path::new(env!("CARGO_MANIFEST_DIR")).join("dcat-ap");
+    for s in ["shapes.ttl", "range.ttl", "dcat-ap-SHACL.ttl"] {
+        let out = Command::new("python3")
+            .args(["-m", "pyshacl", "-s"])
+            .arg(shapes.join(s))
+            .args(["-df", format])
+            .arg(data)
+            .output()
+            .expect("python3 runs (scripts/deps installs pyshacl)");
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && report.contains("Conforms: True"),
+            "{} does not conform to {s}:\n{report}{}",
+            data.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn publish_doc(dir: &Path, name: &str, doc: serde_json::Value) {
+    let path = dir.with_extension(format!("{name}.json"));
+    std::fs::write(&path, doc.to_string()).unwrap();
+    cli_json(dir, &["publish", "--json", path.to_str().unwrap()]);
+}
+
+#[test]
+fn catalogue_conforms_to_dcat_ap_and_holds_public_records_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("metropole");
+    init(&dir, "243100518", "Toulouse Métropole");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let config = dir.join("maillage.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "data_dir = \"data\"",
+            &format!("data_dir = \"data\"\nhttp_listen = \"{addr}\""),
+        ),
+    )
+    .unwrap();
+    let _node = start(&dir);
+
+    for name in [
+        "dataset.json",
+        "project.json",
+        "project_details.json",
+        "resource.json",
+        "collection.json",
+    ] {
+        cli_json(&dir, &["publish", "--json", &example(name)]);
+    }
+    // A minimal dataset (only what DCAT-AP requires), and two that must not
+    // leave the federation.
+    publish_doc(
+        &dir,
+        "minimal",
+        serde_json::json!({"kind": "dataset", "record_id": "minimal",
+            "title": "Liste des marchés", "description": "Les marchés de plein vent."}),
+    );
+    publish_doc(
+        &dir,
+        "federation",
+        serde_json::json!({"kind": "dataset", "record_id": "interne", "visibility": "federation",
+            "title": "Annuaire interne SECRET-FEDERATION", "description": "d"}),
+    );
+    publish_doc(
+        &dir,
+        "restricted",
+        serde_json::json!({"kind": "dataset", "record_id": "reserve", "visibility": "restricted",
+            "audience": ["213100696"], "title": "Données SECRET-RESTREINT", "description": "d"}),
+    );
+
+    let (status, jsonld) = http_get(&addr, "/catalog.jsonld");
+    assert_eq!(status, 200, "{jsonld}");
+    let (status, turtle) = http_get(&addr, "/catalog.ttl");
+    assert_eq!(status, 200, "{turtle}");
+    for doc in [&jsonld, &turtle] {
+        assert!(doc.contains("Budget primitif 2026 de Toulouse Métropole"));
+        assert!(doc.contains("Liste des marchés"));
+        assert!(doc.contains("etalab.gouv.fr/licence-ouverte"));
+        assert!(doc.contains("frequency/ANNUAL"));
+        for secret in ["SECRET-FEDERATION", "SECRET-RESTREINT"] {
+            assert!(!doc.contains(secret), "{secret} leaked:\n{doc}");
+        }
+    }
+    let graph: serde_json::Value = serde_json::from_str(&jsonld).unwrap();
+    let datasets = graph["@graph"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["@type"] == "dcat:Dataset")
+        .count();
+    assert_eq!(datasets, 2, "{jsonld}");
+    let files = tmp.path();
+    std::fs::write(files.join("catalog.jsonld"), &jsonld).unwrap();
+    std::fs::write(files.join("catalog.ttl"), &turtle).unwrap();
+    shacl_conforms(&files.join("catalog.jsonld"), "json-ld");
+    shacl_conforms(&files.join("catalog.ttl"), "turtle");
+
+    // Hydra paging: one dataset per page, two pages, linked both ways.
+    let (_, page1) = http_get(&addr, "/catalog.jsonld?page=1&page_size=1");
+    let page1: serde_json::Value = serde_json::from_str(&page1).unwrap();
+    let view = page1["@graph"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["@type"] == "hydra:PartialCollectionView")
+        .expect("a Hydra view")
+        .clone();
+    assert_eq!(view["hydra:totalItems"]["@value"], "2");
+    let next = view["hydra:next"]["@id"].as_str().unwrap();
+    assert!(next.ends_with("page=2&page_size=1"), "{next}");
+    let (_, page2) = http_get(&addr, "/catalog.jsonld?page=2&page_size=1");
+    assert!(page2.contains("hydra:previous") && !page2.contains("hydra:next"));
+    let (status, _) = http_get(&addr, "/catalog.jsonld?page=zero");
+    assert_eq!(status, 400);
+
+    // Projects: the public part only; the details record (federation) never.
+    let (status, projects) = http_get(&addr, "/projects.json");
+    assert_eq!(status, 200);
+    let projects: serde_json::Value = serde_json::from_str(&projects).unwrap();
+    assert_eq!(projects.as_array().unwrap().len(), 1, "{projects}");
+    assert_eq!(
+        projects[0]["name"],
+        "Tri automatique des courriers entrants"
+    );
+    let all = projects.to_string();
+    for restricted in ["France 2030", "numerique@example.fr", "Classifieur"] {
+        assert!(!all.contains(restricted), "{restricted} leaked: {all}");
+    }
+    let (status, _) = http_get(&addr, "/nothing-here");
+    assert_eq!(status, 404);
+}
