@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod http;
+pub mod import;
 pub mod node;
 pub mod peers;
 pub mod replication;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use maillage_proto::v1::admin_server::Admin;
 use maillage_proto::v1::{
+    ImportOutcome, ImportRequest, ImportResponse, WithdrawMissingRequest, WithdrawMissingResponse,
     KindCount, Peer, PeerAddRequest, PeerListRequest, PeerListResponse, PeerProgress,
     PeerRemoveRequest, PeerRemoveResponse, PublishResponse, QuarantineListRequest,
     QuarantineListResponse, QuarantinedRecord, SignRequest, StatusRequest, StatusResponse,
@@ -16,7 +17,9 @@ use maillage_record::{Body, PublicKey, envelope, wire};
 use tonic::{Request, Response, Status};
 
 use super::{blocking, envelope_status, parse_key, publish::store_published, store_status};
+use crate::import::Outcome;
 use crate::node::Node;
+use std::collections::HashSet;
 use crate::peers::{PeerError, PeerState};
 use crate::replication::client::Progress;
 use crate::replication::{Replicator, SyncReport, intake};
@@ -358,7 +361,101 @@ impl Admin for AdminService {
             total: self.node.quarantined(),
         }))
     }
+
+    async fn import(
+        &self,
+        request: Request<ImportRequest>,
+    ) -> Result<Response<ImportResponse>, Status> {
+        use maillage_proto::v1::import_outcome::Result as R;
+        let items = request.into_inner().items;
+        if items.len() > MAX_IMPORT_BATCH {
+            return Err(Status::invalid_argument(format!(
+                "{} items in one Import; at most {MAX_IMPORT_BATCH}: send smaller batches",
+                items.len()
+            )));
+        }
+        let lines: Vec<u64> = items.iter().map(|i| i.line).collect();
+        // A draft that does not even convert is refused alone, like an invalid one.
+        let mut drafts = Vec::with_capacity(items.len());
+        let mut early: Vec<Option<ImportOutcome>> = Vec::with_capacity(items.len());
+        for item in items {
+            let converted = item
+                .draft
+                .ok_or_else(|| "field `draft` is missing".to_string())
+                .and_then(|p| wire::payload_from_proto(p).map_err(|e| e.to_string()));
+            match converted {
+                Ok(r) => {
+                    drafts.push(r);
+                    early.push(None);
+                }
+                Err(e) => early.push(Some(ImportOutcome {
+                    line: item.line,
+                    result: R::Rejected as i32,
+                    error: e,
+                    ..Default::default()
+                })),
+            }
+        }
+        let record_ids: Vec<String> = drafts.iter().map(|d| d.record_id.clone()).collect();
+        let node = self.node.clone();
+        let outcomes = blocking(move || {
+            crate::import::import_blocking(&node, drafts).map_err(store_status)
+        })
+        .await?;
+        let mut done = outcomes.into_iter().zip(record_ids);
+        let outcomes = early
+            .into_iter()
+            .zip(lines)
+            .map(|(early, line)| {
+                if let Some(o) = early {
+                    return o;
+                }
+                let (outcome, record_id) = done.next().expect("one outcome per draft");
+                let (result, version, error, id) = match outcome {
+                    Outcome::Created { version, id } => (R::Created, version, String::new(), id.0.to_vec()),
+                    Outcome::Updated { version, id } => (R::Updated, version, String::new(), id.0.to_vec()),
+                    Outcome::Unchanged { version } => (R::Unchanged, version, String::new(), vec![]),
+                    Outcome::Rejected(e) => (R::Rejected, 0, e, vec![]),
+                };
+                ImportOutcome {
+                    line,
+                    record_id,
+                    result: result as i32,
+                    version,
+                    error,
+                    id,
+                }
+            })
+            .collect();
+        Ok(Response::new(ImportResponse { outcomes }))
+    }
+
+    async fn withdraw_missing(
+        &self,
+        request: Request<WithdrawMissingRequest>,
+    ) -> Result<Response<WithdrawMissingResponse>, Status> {
+        let req = request.into_inner();
+        if req.source_format.is_empty() || req.source.is_empty() {
+            return Err(Status::invalid_argument(
+                "source_format and source are required: they name the import whose missing rows are withdrawn",
+            ));
+        }
+        let node = self.node.clone();
+        let withdrawn = blocking(move || {
+            let keep: HashSet<String> = req.keep.into_iter().collect();
+            crate::import::withdraw_missing_blocking(&node, &req.source_format, &req.source, &keep)
+                .map_err(store_status)
+        })
+        .await?;
+        if !withdrawn.is_empty() {
+            tracing::info!(count = withdrawn.len(), "withdrew records that left their import source");
+        }
+        Ok(Response::new(WithdrawMissingResponse { withdrawn }))
+    }
 }
+
+/// Drafts per Import call: a batch is signed and stored in one synced write.
+const MAX_IMPORT_BATCH: usize = 1_000;
 
 /// Bytes of the files under `dir`, recursively; what the store takes on disk.
 fn dir_size(dir: &Path) -> u64 {

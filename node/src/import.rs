@@ -1,0 +1,185 @@
+//! Records imported from an external source (`maillage import`): signed with
+//! the node's key, a new version only where something changed, and withdrawn
+//! when they leave their source.
+//!
+//! The node holds one key, its organisation's. A row the source attributes to
+//! another organisation is still signed by this node, and its provenance says
+//! on whose behalf (`on_behalf_of`): the node never pretends to be that
+//! collectivity. A row of the node's own organisation drops that mention.
+
+use std::collections::{HashMap, HashSet};
+
+use maillage_record::model::Tombstone;
+use maillage_record::{Body, Record, RecordId, VerifiedRecord, envelope};
+
+use crate::node::Node;
+use crate::store::{ListFilter, StoreError};
+
+/// What became of one draft.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Created { version: u64, id: RecordId },
+    Updated { version: u64, id: RecordId },
+    Unchanged { version: u64 },
+    Rejected(String),
+}
+
+/// Signs and stores a batch of drafts (blocking). Returns one outcome per
+/// draft, in order; the accepted ones are stored in one synced write.
+pub fn import_blocking(node: &Node, drafts: Vec<Record>) -> Result<Vec<Outcome>, StoreError> {
+    let mut outcomes = Vec::with_capacity(drafts.len());
+    let mut signed: Vec<(usize, VerifiedRecord, bool)> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let now = maillage_record::now_ms();
+    for (i, mut draft) in drafts.into_iter().enumerate() {
+        if let Some(first) = seen.insert(draft.record_id.clone(), i) {
+            outcomes.push(Outcome::Rejected(format!(
+                "record_id '{}' comes twice in this import (also item {}): two rows of the source \
+                 have the same identifier",
+                draft.record_id,
+                first + 1
+            )));
+            continue;
+        }
+        if let Some(p) = &mut draft.provenance {
+            if p
+                .on_behalf_of
+                .as_ref()
+                .is_some_and(|a| a.siren.as_deref() == Some(node.siren.as_str()))
+            {
+                p.on_behalf_of = None;
+            }
+        }
+        if let Body::Organisation(o) = &draft.body {
+            if o.siren != node.siren.as_str() {
+                outcomes.push(Outcome::Rejected(format!(
+                    "an Organisation record for SIREN {} must be signed by that organisation's \
+                     own key; this node signs for {}",
+                    o.siren, node.siren
+                )));
+                continue;
+            }
+        }
+        draft.version = 0;
+        draft.issued_at_ms = 0;
+        if let Err(e) = draft.validate_draft() {
+            outcomes.push(Outcome::Rejected(e.to_string()));
+            continue;
+        }
+        let current = node.store.current(&node.public_key, &draft.record_id)?;
+        let mut version = 1;
+        if let Some(cur) = &current {
+            let stored = node
+                .store
+                .get(&cur.id)?
+                .and_then(|s| envelope::decode_stored(&s.bytes).ok());
+            if stored.as_ref().is_some_and(|r| same_content(r, &draft)) {
+                outcomes.push(Outcome::Unchanged {
+                    version: cur.version,
+                });
+                continue;
+            }
+            version = cur.version + 1;
+        }
+        draft.version = version;
+        draft.issued_at_ms = now;
+        match envelope::sign(node.signing_key(), &draft) {
+            Ok(rec) => {
+                signed.push((i, rec, current.is_some()));
+                // Filled in below, once the write succeeded.
+                outcomes.push(Outcome::Unchanged { version: 0 });
+            }
+            Err(e) => outcomes.push(Outcome::Rejected(e.to_string())),
+        }
+    }
+    if signed.is_empty() {
+        return Ok(outcomes);
+    }
+    let recs: Vec<VerifiedRecord> = signed.iter().map(|(_, r, _)| r.clone()).collect();
+    let stored = node.insert_many_blocking(&recs)?;
+    for ((i, rec, existed), ok) in signed.into_iter().zip(stored) {
+        let version = rec.record().version;
+        outcomes[i] = match (ok, existed) {
+            (false, _) => Outcome::Rejected(format!(
+                "record {} was already stored (the same import twice at once?)",
+                rec.id()
+            )),
+            (true, false) => Outcome::Created {
+                version,
+                id: rec.id(),
+            },
+            (true, true) => Outcome::Updated {
+                version,
+                id: rec.id(),
+            },
+        };
+    }
+    Ok(outcomes)
+}
+
+/// Whether two records say the same thing (versions and dates aside).
+fn same_content(a: &Record, b: &Record) -> bool {
+    a.visibility == b.visibility && a.provenance == b.provenance && a.body == b.body
+}
+
+/// Tombstones this node's current records imported from (`format`,
+/// `source`) whose record_id is not in `keep`. Returns their record_ids.
+pub fn withdraw_missing_blocking(
+    node: &Node,
+    format: &str,
+    source: &str,
+    keep: &HashSet<String>,
+) -> Result<Vec<String>, StoreError> {
+    let filter = ListFilter {
+        kind: None,
+        author: Some(node.public_key),
+    };
+    let mut gone: Vec<Record> = Vec::new();
+    let mut failure = None;
+    node.store.list_current(&filter, None, usize::MAX, |cur| {
+        if cur.kind == maillage_record::Kind::Tombstone || keep.contains(&cur.record_id) {
+            return false;
+        }
+        let record = match node.store.get(&cur.id) {
+            Ok(Some(s)) => match envelope::decode_stored(&s.bytes) {
+                Ok(r) => r,
+                Err(_) => return false,
+            },
+            Ok(None) => return false,
+            Err(e) => {
+                failure.get_or_insert(e);
+                return false;
+            }
+        };
+        let from_source = record.provenance.as_ref().is_some_and(|p| {
+            p.source_format == format && p.source.as_deref() == Some(source)
+        });
+        if from_source {
+            gone.push(record);
+        }
+        false
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let now = maillage_record::now_ms();
+    let mut recs = Vec::with_capacity(gone.len());
+    for r in &gone {
+        let tombstone = Record {
+            record_id: r.record_id.clone(),
+            version: r.version + 1,
+            issued_at_ms: now,
+            visibility: r.visibility.clone(),
+            provenance: r.provenance.clone(),
+            body: Body::Tombstone(Tombstone {
+                reason: format!("no longer in {source} ({format})"),
+            }),
+        };
+        match envelope::sign(node.signing_key(), &tombstone) {
+            Ok(rec) => recs.push(rec),
+            Err(e) => tracing::error!(record_id = %r.record_id, error = %e, "cannot sign a tombstone"),
+        }
+    }
+    node.insert_many_blocking(&recs)?;
+    Ok(recs.iter().map(|r| r.record().record_id.clone()).collect())
+}
