@@ -4,6 +4,7 @@
 
 mod connect;
 mod init;
+mod interop;
 mod peers;
 mod records;
 mod status;
@@ -95,6 +96,36 @@ enum Command {
     /// Records from peers waiting for their author to be trusted.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
+    /// Import what a collectivity already publishes: FORMAT is scdl (SCDL
+    /// catalogue CSV), etalab (schema-catalogue-donnees CSV), bibliotheque-ia
+    /// (the bibliothèque des projets IA CSV export) or dcat (DCAT-AP JSON-LD,
+    /// one file per page). Re-importing updates records, never duplicates them.
+    Import {
+        format: String,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The name of this source (records are matched on it on re-import;
+        /// default: the first file's name).
+        #[arg(long)]
+        source: Option<String>,
+        /// Withdraw (tombstone) records of this source that it no longer lists.
+        #[arg(long)]
+        withdraw_missing: bool,
+    },
+    /// Write the node's public catalogue as a harvester sees it: DCAT-AP
+    /// JSON-LD (default), Turtle, or the public projects as JSON.
+    Export {
+        /// jsonld, turtle or projects.
+        #[arg(long, default_value = "jsonld")]
+        format: String,
+        /// Write to this file instead of standard output.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// The base of record IRIs (default: node.public_url, else
+        /// http://<node.http_listen>).
+        #[arg(long)]
+        base_url: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -200,6 +231,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     Command::Quarantine(QuarantineCommand::List { limit }) => {
                         peers::quarantine_list(&dir, limit, json).await
+                    }
+                    Command::Import {
+                        format,
+                        files,
+                        source,
+                        withdraw_missing,
+                    } => {
+                        interop::import(
+                            &dir,
+                            &format,
+                            &files,
+                            source.as_deref(),
+                            withdraw_missing,
+                            json,
+                        )
+                        .await
+                    }
+                    Command::Export {
+                        format,
+                        output,
+                        base_url,
+                    } => {
+                        let format = interop::ExportFormat::parse(&format)?;
+                        interop::export(&dir, format, output.as_deref(), base_url.as_deref()).await
                     }
                     Command::Init { .. } | Command::Verify { .. } => unreachable!("handled above"),
                 }

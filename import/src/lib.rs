@@ -1,1 +1,371 @@
 //! Imports: what collectivities already publish, read into record drafts.
+//!
+//! Four sources, one module each: the SCDL catalogue CSV (`scdl`), Etalab's
+//! catalogue CSV (`etalab`), the bibliothèque des projets IA export
+//! (`bibliotheque`) and DCAT-AP JSON-LD as data.gouv.fr and CKAN serve it
+//! (`dcat`). Parsing only: the caller reads the file and publishes the drafts.
+//!
+//! A source row becomes a [`Row`] holding validated drafts, or [`RowError`]s
+//! saying which field of which line is wrong and what is accepted; one bad row
+//! never stops the others. Only whole-file problems (not UTF-8, a required
+//! column missing, JSON that is no DCAT catalogue) are an [`ImportError`].
+
+mod bibliotheque;
+mod common;
+mod dcat;
+mod etalab;
+mod scdl;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use maillage_record::model::{Agent, Provenance, ValidationError};
+use maillage_record::{Body, Record, Visibility};
+
+pub use dcat::next_page;
+
+/// A source format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    ScdlCatalogue,
+    EtalabCatalogue,
+    BibliothequeIa,
+    DcatJsonLd,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [
+        Format::ScdlCatalogue,
+        Format::EtalabCatalogue,
+        Format::BibliothequeIa,
+        Format::DcatJsonLd,
+    ];
+
+    /// Parses the name given on the command line: "scdl", "etalab",
+    /// "bibliotheque-ia", "dcat", or an obvious alias, forgiving case, accents,
+    /// spaces and underscores.
+    pub fn parse(name: &str) -> Result<Format, ImportError> {
+        let wanted = common::slug(name);
+        Format::ALL
+            .into_iter()
+            .find(|f| f.aliases().contains(&wanted.as_str()))
+            .ok_or_else(|| ImportError::UnknownFormat {
+                name: name.to_string(),
+                accepted: Format::ALL.map(Format::cli_name).join(", "),
+            })
+    }
+
+    /// The value written into `Provenance.source_format`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::ScdlCatalogue => "scdl-catalogue",
+            Format::EtalabCatalogue => "etalab-catalogue",
+            Format::BibliothequeIa => "bibliotheque-ia",
+            Format::DcatJsonLd => "dcat-jsonld",
+        }
+    }
+
+    /// The name on the command line, also the prefix of record ids.
+    pub fn cli_name(self) -> &'static str {
+        match self {
+            Format::ScdlCatalogue => "scdl",
+            Format::EtalabCatalogue => "etalab",
+            Format::BibliothequeIa => "bibliotheque-ia",
+            Format::DcatJsonLd => "dcat",
+        }
+    }
+
+    /// Every accepted name, as `common::slug` writes it.
+    fn aliases(self) -> &'static [&'static str] {
+        match self {
+            Format::ScdlCatalogue => &[
+                "scdl",
+                "scdl-catalogue",
+                "catalogue-scdl",
+                "opendatafrance",
+                "catalogue-simplifie",
+            ],
+            Format::EtalabCatalogue => &[
+                "etalab",
+                "etalab-catalogue",
+                "catalogue-etalab",
+                "schema-catalogue-donnees",
+                "catalogue-donnees",
+            ],
+            Format::BibliothequeIa => &[
+                "bibliotheque-ia",
+                "bibliotheque",
+                "bibliotheque-projets-ia",
+                "bibliotheque-des-projets-ia",
+                "projets-ia",
+                "ia",
+            ],
+            Format::DcatJsonLd => &["dcat", "dcat-jsonld", "dcat-ap", "jsonld", "json-ld"],
+        }
+    }
+
+    /// The source field a row's identifier comes from, named in the error
+    /// about two rows sharing one.
+    fn identifier_field(self) -> &'static str {
+        match self {
+            Format::ScdlCatalogue => "ID",
+            Format::EtalabCatalogue => "titre",
+            Format::BibliothequeIa => "Nom_du_projet",
+            Format::DcatJsonLd => "@id",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.cli_name())
+    }
+}
+
+/// One source row (or JSON-LD dataset entry) that became records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// 1-based line where the row starts in the file; for JSON-LD, the
+    /// 1-based index of the dataset entry.
+    pub line: usize,
+    /// The row's stable identifier in its source: what a re-import matches on.
+    pub source_identifier: String,
+    /// The organisation the source attributes the row to.
+    pub organisation: Option<Agent>,
+    /// Drafts: version 0, issued_at_ms 0, provenance set, validated.
+    pub records: Vec<Record>,
+}
+
+/// A row that could not be imported: where, which field, its value, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    pub line: usize,
+    /// The source's name for the field (a CSV column, a DCAT property), or
+    /// empty when the whole row is at fault.
+    pub field: String,
+    pub value: String,
+    /// What is wrong and what is accepted, written to follow the quoted value
+    /// ("is not a known project status; accepted: ...").
+    pub reason: String,
+}
+
+impl RowError {
+    pub(crate) fn new(
+        line: usize,
+        field: impl Into<String>,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> RowError {
+        RowError {
+            line,
+            field: field.into(),
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: ", self.line)?;
+        if !self.field.is_empty() {
+            write!(f, "field `{}`: ", self.field)?;
+        }
+        write!(f, "'{}' {}", self.value, self.reason)
+    }
+}
+
+impl std::error::Error for RowError {}
+
+/// What a file gave: the rows imported and the rows refused.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Parsed {
+    pub rows: Vec<Row>,
+    pub errors: Vec<RowError>,
+}
+
+/// A problem with the whole file: nothing in it can be imported.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImportError {
+    #[error("unknown import format '{name}'; accepted: {accepted}")]
+    UnknownFormat { name: String, accepted: String },
+    #[error(
+        "the file is not UTF-8 text (byte 0x{byte:02X} on line {line}); save it as UTF-8 \
+         (in a spreadsheet: \"CSV UTF-8\") and import it again"
+    )]
+    NotUtf8 { line: usize, byte: u8 },
+    #[error("the file is empty: expected a header line naming the columns ({expected})")]
+    Empty { expected: String },
+    #[error("line {line}: not readable as CSV: {message}")]
+    Csv { line: usize, message: String },
+    #[error(
+        "missing required column{plural} {missing} for the {format} format; the header has: {found}",
+        plural = if missing.contains(", ") { "s" } else { "" }
+    )]
+    MissingColumns {
+        format: &'static str,
+        /// The missing columns, backquoted and comma-separated.
+        missing: String,
+        /// The header's columns as written.
+        found: String,
+    },
+    #[error("not JSON (line {line}, column {column}): {message}")]
+    Json {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("not a DCAT catalogue: {reason}")]
+    NotDcat { reason: String },
+}
+
+/// Reads a source file into record drafts.
+pub fn parse(format: Format, source_name: &str, bytes: &[u8]) -> Result<Parsed, ImportError> {
+    let read = match format {
+        Format::ScdlCatalogue => scdl::parse(bytes)?,
+        Format::EtalabCatalogue => etalab::parse(bytes)?,
+        Format::BibliothequeIa => bibliotheque::parse(bytes)?,
+        Format::DcatJsonLd => dcat::parse(bytes)?,
+    };
+    let mut parsed = Parsed::default();
+    // Two rows with one record_id would supersede each other when published:
+    // the later one is refused, naming the first.
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for entry in read {
+        let draft = match entry {
+            Ok(d) => d,
+            Err(errors) => {
+                parsed.errors.extend(errors);
+                continue;
+            }
+        };
+        let line = draft.line;
+        match draft.into_row(format, source_name) {
+            Ok(row) => {
+                let id = &row.records[0].record_id;
+                if let Some(first) = seen.get(id) {
+                    parsed.errors.push(RowError::new(
+                        line,
+                        format.identifier_field(),
+                        row.source_identifier.clone(),
+                        format!(
+                            "gives the same record id '{id}' as line {first}: each row needs its \
+                             own identifier, or a re-import could not tell them apart"
+                        ),
+                    ));
+                } else {
+                    seen.insert(id.clone(), line);
+                    parsed.rows.push(row);
+                }
+            }
+            Err(e) => parsed.errors.push(e),
+        }
+    }
+    Ok(parsed)
+}
+
+/// The record_id for a source identifier: deterministic, valid, readable
+/// ("scdl:24310051800014:budget-2026"). Characters a record_id cannot hold
+/// become '-' (accents are dropped first); an id past 200 characters keeps a
+/// prefix and ends with a hash of the whole identifier.
+pub fn record_id_for(format: Format, source_identifier: &str) -> String {
+    const HASH_LEN: usize = 16;
+    let max = maillage_record::model::MAX_RECORD_ID_LEN;
+    let slug = common::id_slug(source_identifier);
+    let id = format!("{}:{slug}", format.cli_name());
+    if !slug.is_empty() && id.len() <= max {
+        return id;
+    }
+    let hash = common::fnv1a64(format!("{}:{source_identifier}", format.cli_name()).as_bytes());
+    if slug.is_empty() {
+        // Nothing readable survives (e.g. an identifier in another script).
+        return format!("{}:{hash:0width$x}", format.cli_name(), width = HASH_LEN);
+    }
+    // The slug is ASCII, so any byte index is a char boundary.
+    let prefix = id[..max - HASH_LEN - 1].trim_end_matches(['-', '.']);
+    format!("{prefix}-{hash:0width$x}", width = HASH_LEN)
+}
+
+/// A row read by a format module, before it becomes a record.
+pub(crate) struct Draft {
+    pub line: usize,
+    pub source_identifier: String,
+    pub organisation: Option<Agent>,
+    pub body: Body,
+    /// The source field a model field comes from: (model field prefix,
+    /// source field, its value in the source). Names validation errors
+    /// after what the user wrote.
+    pub sources: Vec<(&'static str, String, String)>,
+    /// Names a model field the source's way when `sources` has no entry for
+    /// it (DCAT: "distributions[0].access_url" → "distribution[0].accessURL").
+    pub rename: Option<fn(&str) -> String>,
+}
+
+/// What a format module returns: a draft or the errors of each row.
+pub(crate) type Entries = Vec<Result<Draft, Vec<RowError>>>;
+
+impl Draft {
+    fn into_row(self, format: Format, source_name: &str) -> Result<Row, RowError> {
+        let Draft {
+            line,
+            source_identifier,
+            organisation,
+            body,
+            sources,
+            rename,
+        } = self;
+        let record = Record {
+            record_id: record_id_for(format, &source_identifier),
+            version: 0,
+            issued_at_ms: 0,
+            visibility: Visibility::Public,
+            provenance: Some(Provenance {
+                source_format: format.as_str().to_string(),
+                source: Some(source_name.to_string()).filter(|s| !s.trim().is_empty()),
+                source_identifier: Some(source_identifier.clone()),
+                on_behalf_of: organisation.clone(),
+            }),
+            body,
+        };
+        if let Err(e) = record.validate_draft() {
+            return Err(locate(line, &sources, rename, &record, e));
+        }
+        Ok(Row {
+            line,
+            source_identifier,
+            organisation,
+            records: vec![record],
+        })
+    }
+}
+
+/// Turns a validation error into a row error naming the source field (the
+/// longest matching model prefix in `sources`) and the value the user wrote.
+fn locate(
+    line: usize,
+    sources: &[(&'static str, String, String)],
+    rename: Option<fn(&str) -> String>,
+    record: &Record,
+    e: ValidationError,
+) -> RowError {
+    let source = sources
+        .iter()
+        .filter(|(prefix, _, _)| common::path_starts_with(&e.field, prefix))
+        .max_by_key(|(prefix, _, _)| prefix.len());
+    let model_value = common::value_at(record, &e.field);
+    let (field, value) = match source {
+        Some((_, field, value)) => (field.clone(), value.clone()),
+        None => (
+            rename.map_or_else(|| e.field.clone(), |r| r(&e.field)),
+            model_value.clone(),
+        ),
+    };
+    // Model messages often start with the quoted value; the row error quotes
+    // it already.
+    let reason = e
+        .message
+        .strip_prefix(&format!("'{model_value}' "))
+        .unwrap_or(&e.message)
+        .to_string();
+    RowError::new(line, field, value, reason)
+}

@@ -1,0 +1,300 @@
+//! `maillage import` and `maillage export`: the open-data world in and out.
+//!
+//! Import parses here (maillage-import), and the node signs and stores, a
+//! batch at a time, so a large catalogue shows a progress bar and a report
+//! per row. Export lists the node's current records and writes the same
+//! documents the node's HTTP export serves (maillage-dcat keeps only public
+//! records).
+
+use std::collections::HashSet;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use maillage_import::{Format, Parsed};
+use maillage_proto::v1::import_outcome::Result as R;
+use maillage_proto::v1::{
+    ImportItem, ImportRequest, ListRequest, StatusRequest, WithdrawMissingRequest,
+};
+use maillage_record::{envelope, wire};
+use serde_json::json;
+
+use crate::connect::{CONFIG_FILE, NodeConn, explain};
+
+/// Drafts per Import call (the node stores each call in one synced write).
+const BATCH: usize = 500;
+
+/// One line of the import report.
+struct Rejected {
+    file: String,
+    line: usize,
+    what: String,
+}
+
+pub async fn import(
+    dir: &Path,
+    format: &str,
+    files: &[PathBuf],
+    source: Option<&str>,
+    withdraw_missing: bool,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let format = Format::parse(format)?;
+    let source = match source {
+        Some(s) => s.to_string(),
+        None => files
+            .first()
+            .and_then(|f| f.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .context("give at least one file to import")?,
+    };
+    let mut rejected: Vec<Rejected> = Vec::new();
+    // (file, row line, record draft) in source order.
+    let mut drafts = Vec::new();
+    let mut keep: HashSet<String> = HashSet::new();
+    let mut rows = 0usize;
+    for file in files {
+        let name = file.display().to_string();
+        let bytes = std::fs::read(file).with_context(|| format!("cannot read {name}"))?;
+        let Parsed { rows: ok, errors } = maillage_import::parse(format, &source, &bytes)
+            .with_context(|| format!("{name} is not a {} file", format.as_str()))?;
+        rows += ok.len() + errors.len();
+        for e in errors {
+            rejected.push(Rejected {
+                file: name.clone(),
+                line: e.line,
+                what: format!("field `{}`: '{}': {}", e.field, e.value, e.reason),
+            });
+        }
+        for row in ok {
+            for rec in row.records {
+                keep.insert(rec.record_id.clone());
+                drafts.push((name.clone(), row.line, rec));
+            }
+        }
+    }
+
+    let conn = NodeConn::open(dir).await?;
+    let mut admin = conn.admin();
+    let bar = !json_out && std::io::stderr().is_terminal() && drafts.len() > BATCH;
+    let (mut created, mut updated, mut unchanged) = (0u64, 0u64, 0u64);
+    let total = drafts.len();
+    for (n, chunk) in drafts.chunks(BATCH).enumerate() {
+        let items = chunk
+            .iter()
+            .map(|(_, line, rec)| ImportItem {
+                line: *line as u64,
+                draft: Some(wire::payload_to_proto(rec)),
+            })
+            .collect();
+        let outcomes = admin
+            .import(ImportRequest { items })
+            .await
+            .map_err(explain)?
+            .into_inner()
+            .outcomes;
+        for ((file, line, _), o) in chunk.iter().zip(outcomes) {
+            match R::try_from(o.result) {
+                Ok(R::Created) => created += 1,
+                Ok(R::Updated) => updated += 1,
+                Ok(R::Unchanged) => unchanged += 1,
+                _ => rejected.push(Rejected {
+                    file: file.clone(),
+                    line: *line,
+                    what: format!("record '{}': {}", o.record_id, o.error),
+                }),
+            }
+        }
+        if bar {
+            let done = ((n + 1) * BATCH).min(total);
+            let filled = done * 30 / total.max(1);
+            eprint!(
+                "\r[{}{}] {done}/{total} records",
+                "#".repeat(filled),
+                " ".repeat(30 - filled)
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+    if bar {
+        eprintln!();
+    }
+    rejected.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+
+    // A rejected row may be a record still in the source: withdrawing on a
+    // partial import would tombstone it. Only a clean import withdraws.
+    let mut withdrawn = Vec::new();
+    let mut withdraw_skipped = false;
+    if withdraw_missing {
+        if rejected.is_empty() {
+            withdrawn = admin
+                .withdraw_missing(WithdrawMissingRequest {
+                    source_format: format.as_str().into(),
+                    source: source.clone(),
+                    keep: keep.into_iter().collect(),
+                })
+                .await
+                .map_err(explain)?
+                .into_inner()
+                .withdrawn;
+        } else {
+            withdraw_skipped = true;
+        }
+    }
+
+    if json_out {
+        let report = json!({
+            "format": format.as_str(), "source": source, "rows": rows,
+            "created": created, "updated": updated, "unchanged": unchanged,
+            "rejected": rejected.iter().map(|r| json!({"file": r.file, "line": r.line, "error": r.what})).collect::<Vec<_>>(),
+            "withdrawn": withdrawn,
+            "withdraw_skipped": withdraw_skipped,
+        });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for r in &rejected {
+            eprintln!("{}:{}: {}", r.file, r.line, r.what);
+        }
+        println!(
+            "{rows} rows from {source} ({}): {created} records created, {updated} updated, \
+             {unchanged} unchanged, {} rejected{}",
+            format.as_str(),
+            rejected.len(),
+            if withdraw_missing && !withdraw_skipped {
+                format!(", {} withdrawn", withdrawn.len())
+            } else {
+                String::new()
+            }
+        );
+        if withdraw_skipped {
+            eprintln!(
+                "nothing withdrawn: {} rows were rejected, and a rejected row may be a record still \
+                 in the source; fix them and import again with --withdraw-missing",
+                rejected.len()
+            );
+        }
+    }
+    if !rejected.is_empty() {
+        // The exit status tells scripts that something was left out.
+        bail!(
+            "{} of {rows} rows rejected (listed above); the others were imported",
+            rejected.len()
+        );
+    }
+    Ok(())
+}
+
+/// What `maillage export` writes.
+#[derive(Debug, Clone, Copy)]
+pub enum ExportFormat {
+    JsonLd,
+    Turtle,
+    Projects,
+}
+
+impl ExportFormat {
+    pub fn parse(s: &str) -> anyhow::Result<ExportFormat> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "jsonld" | "json-ld" | "dcat" => ExportFormat::JsonLd,
+            "turtle" | "ttl" => ExportFormat::Turtle,
+            "projects" | "projects-json" => ExportFormat::Projects,
+            other => bail!("unknown export format '{other}'; expected jsonld, turtle or projects"),
+        })
+    }
+}
+
+pub async fn export(
+    dir: &Path,
+    format: ExportFormat,
+    output: Option<&Path>,
+    base_url: Option<&str>,
+) -> anyhow::Result<()> {
+    let conn = NodeConn::open(dir).await?;
+    let status = conn
+        .admin()
+        .status(StatusRequest {})
+        .await
+        .map_err(explain)?
+        .into_inner();
+    let base_url = match base_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => export_base_url(dir)?,
+    };
+    let mut public = maillage_dcat::PublicRecords::default();
+    let mut client = conn.catalogue();
+    let mut token = Vec::new();
+    loop {
+        let page = client
+            .list(ListRequest {
+                kind: 0,
+                author: vec![],
+                limit: 1000,
+                page_token: token,
+                include_withdrawn: false,
+            })
+            .await
+            .map_err(explain)?
+            .into_inner();
+        for entry in page.entries {
+            let Some(env) = entry.envelope else { continue };
+            // Verified again: what leaves the node in a file is what was signed.
+            let rec = envelope::verify(&env)
+                .with_context(|| format!("record {} does not verify", hex::encode(&entry.id)))?;
+            public.add(rec.author().to_hex(), rec.record().clone());
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let info = maillage_dcat::CatalogInfo {
+        title: format!("Catalogue de {}", status.organisation_name),
+        description: format!(
+            "Jeux de données publics du nœud maillage de {} et de la fédération qu'il relaie.",
+            status.organisation_name
+        ),
+        publisher: maillage_record::model::Agent {
+            name: status.organisation_name.clone(),
+            siren: Some(status.siren.clone()),
+            url: None,
+        },
+        base_url,
+    };
+    let text = match format {
+        ExportFormat::JsonLd => serde_json::to_string_pretty(&public.catalog(&info, None).to_jsonld())?,
+        ExportFormat::Turtle => public.catalog(&info, None).to_turtle(),
+        ExportFormat::Projects => serde_json::to_string_pretty(&public.projects_json())?,
+    };
+    match output {
+        Some(path) => std::fs::write(path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => println!("{text}"),
+    }
+    Ok(())
+}
+
+/// The base of exported IRIs: the config's node.public_url, else
+/// http://<node.http_listen>; the same the node's HTTP export uses.
+fn export_base_url(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join(CONFIG_FILE);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let node = table.get("node");
+    let get = |k: &str| {
+        node.and_then(|n| n.get(k))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    if let Some(url) = get("public_url") {
+        return Ok(url.trim_end_matches('/').to_string());
+    }
+    if let Some(listen) = get("http_listen") {
+        return Ok(format!("http://{listen}"));
+    }
+    bail!(
+        "record IRIs need a base URL: set node.public_url (or node.http_listen) in {}, or pass --base-url",
+        path.display()
+    )
+}

@@ -1,0 +1,204 @@
+//! The CSV export of the bibliothèque des projets IA (Interconnectés'
+//! bibliothèque d'IA territoriale): one project per row.
+//!
+//! Real exports join multiple values with commas, write SIRETs with spaces,
+//! latitudes with a decimal comma, and hold names that span lines inside
+//! quotes; all of that is read here. A value outside an enumeration, or a
+//! SIRET failing its check, refuses the row with the field named.
+
+use maillage_record::Body;
+use maillage_record::model::{Audience, OrganisationKind, Project, ProjectStatus, ProjectTheme};
+
+use crate::common::{self, Cells, Problems};
+use crate::{Draft, Entries, RowError};
+
+const COLUMNS: &[&str] = &[
+    "Nom_collectivite",
+    "Nom_du_projet",
+    "SIRET",
+    "Latitude",
+    "Longitude",
+    "Type_de_collectivite",
+    "Date_de_demarrage",
+    "Statut_du_projet",
+    "Partenaires",
+    "Description_service",
+    "Theme",
+    "Sous_Theme",
+    "Audience",
+    "URL_Service",
+    "URL_Logo",
+    "Date_de_derniere_mise_a_jour",
+];
+
+const REQUIRED: &[&str] = &[
+    "Nom_collectivite",
+    "Nom_du_projet",
+    "SIRET",
+    "Statut_du_projet",
+    "Description_service",
+];
+
+const SOURCES: &[(&str, &str)] = &[
+    ("record_id", "Nom_du_projet"),
+    ("name", "Nom_du_projet"),
+    ("description", "Description_service"),
+    ("start_date", "Date_de_demarrage"),
+    ("website", "URL_Service"),
+    ("organisation_name", "Nom_collectivite"),
+    ("siret", "SIRET"),
+    ("partners", "Partenaires"),
+    ("sub_themes", "Sous_Theme"),
+    ("latitude", "Latitude"),
+    ("longitude", "Longitude"),
+    ("logo_url", "URL_Logo"),
+    ("last_updated", "Date_de_derniere_mise_a_jour"),
+    ("provenance", "Nom_collectivite"),
+    ("provenance.source_identifier", "Nom_du_projet"),
+];
+
+pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, crate::ImportError> {
+    let rows = common::read_csv(bytes, "bibliothèque IA", COLUMNS, REQUIRED)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| row.map_err(|e| vec![e]).and_then(project))
+        .collect())
+}
+
+fn project(row: Cells) -> Result<Draft, Vec<RowError>> {
+    let mut p = Problems::new(row.line);
+    let org_name = common::one_line(row.get("Nom_collectivite"));
+    if org_name.is_empty() {
+        p.fail("Nom_collectivite", "", "is empty: the collectivity running the project is required");
+    }
+    let siret = p.check("SIRET", row.get("SIRET"), common::siret(row.get("SIRET")));
+    let name = common::one_line(row.get("Nom_du_projet"));
+    let name_slug = common::slug(&name);
+    if name_slug.is_empty() && !name.is_empty() {
+        p.fail("Nom_du_projet", &name, "has no letter or digit to identify the project by");
+    }
+    let status = p.check(
+        "Statut_du_projet",
+        row.get("Statut_du_projet"),
+        ProjectStatus::parse(row.get("Statut_du_projet")).map_err(|e| common::unknown_term(&e)),
+    );
+
+    let mut project = Project::new(
+        name,
+        row.get("Description_service"),
+        status.unwrap_or(ProjectStatus::Experimentation),
+    );
+    project.organisation_name = common::non_empty(&org_name);
+    project.siret = siret.clone();
+    project.organisation_kind = p.optional("Type_de_collectivite", row.get("Type_de_collectivite"), |v| {
+        OrganisationKind::parse(v).map_err(|e| common::unknown_term(&e))
+    });
+    project.start_date = p.optional("Date_de_demarrage", row.get("Date_de_demarrage"), start_date);
+    project.partners = common::split_list(row.get("Partenaires"), &[',', ';']);
+    project.theme = p.optional("Theme", row.get("Theme"), |v| {
+        ProjectTheme::parse(v).map_err(|e| common::unknown_term(&e))
+    });
+    project.sub_themes = common::split_list(row.get("Sous_Theme"), &[',', ';']);
+    for item in common::split_list(row.get("Audience"), &[',', ';']) {
+        match Audience::parse(&item) {
+            Ok(a) if !project.audiences.contains(&a) => project.audiences.push(a),
+            Ok(_) => {}
+            Err(e) => p.fail("Audience", &item, common::unknown_term(&e)),
+        }
+    }
+    project.website = common::web_url(row.get("URL_Service"));
+    project.logo_url = common::web_url(row.get("URL_Logo"));
+    project.latitude = p.optional("Latitude", row.get("Latitude"), degrees);
+    project.longitude = p.optional("Longitude", row.get("Longitude"), degrees);
+    project.last_updated = p.optional(
+        "Date_de_derniere_mise_a_jour",
+        row.get("Date_de_derniere_mise_a_jour"),
+        common::iso_day,
+    );
+
+    if !p.errors.is_empty() {
+        return Err(p.errors);
+    }
+    let siret = siret.unwrap_or_default();
+    Ok(Draft {
+        line: row.line,
+        source_identifier: format!("{siret}:{name_slug}"),
+        organisation: Some(common::agent(&org_name, Some(&siret))),
+        body: Body::Project(project),
+        sources: SOURCES
+            .iter()
+            .map(|(model, col)| (*model, col.to_string(), row.get(col).to_string()))
+            .collect(),
+        rename: None,
+    })
+}
+
+/// A coordinate in degrees; a decimal comma ("43,6045") is read as a point.
+fn degrees(text: &str) -> Result<f64, String> {
+    let t = text.replace(',', ".");
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => Err("is not a number of degrees such as 43.6045 (or 43,6045)".to_string()),
+    }
+}
+
+/// The start date as the model keeps it: "MM/YYYY" or "DD/MM/YYYY"
+/// (single-digit days and months padded; an ISO date or month rewritten).
+fn start_date(text: &str) -> Result<String, String> {
+    let bad = || {
+        "is not a start date: write MM/YYYY or DD/MM/YYYY (e.g. 03/2025 or 15/03/2025)".to_string()
+    };
+    let num = |s: &str| -> Option<u32> {
+        (!s.is_empty() && s.len() <= 4 && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let parts: Vec<&str> = text.split(['/', '-', '.']).map(str::trim).collect();
+    let (day, month, year) = match parts.as_slice() {
+        [y, m] if y.len() == 4 => (None, num(m), num(y)),
+        [m, y] if y.len() == 4 => (None, num(m), num(y)),
+        [y, m, d] if y.len() == 4 => (num(d), num(m), num(y)),
+        [d, m, y] if y.len() == 4 => (num(d), num(m), num(y)),
+        _ => return Err(bad()),
+    };
+    let (Some(month), Some(year)) = (month, year) else {
+        return Err(bad());
+    };
+    if !(1..=12).contains(&month) || year < 1900 {
+        return Err(bad());
+    }
+    match day {
+        None if parts.len() == 2 => Ok(format!("{month:02}/{year}")),
+        Some(d) => {
+            // Checks the day against the calendar.
+            common::iso_date(&format!("{year}-{month:02}-{d:02}")).map_err(|_| bad())?;
+            Ok(format!("{d:02}/{month:02}/{year}"))
+        }
+        None => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_dates() {
+        assert_eq!(start_date("03/2025"), Ok("03/2025".into()));
+        assert_eq!(start_date("3/2025"), Ok("03/2025".into()));
+        assert_eq!(start_date("15/03/2025"), Ok("15/03/2025".into()));
+        assert_eq!(start_date("2025-03"), Ok("03/2025".into()));
+        assert_eq!(start_date("2025-03-15"), Ok("15/03/2025".into()));
+        for bad in ["2025", "13/2025", "31/02/2025", "mars 2025", "03/25"] {
+            assert!(start_date(bad).unwrap_err().contains("MM/YYYY"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn coordinates() {
+        assert_eq!(degrees("43,6045"), Ok(43.6045));
+        assert_eq!(degrees("1.444"), Ok(1.444));
+        assert!(degrees("43°36'N").is_err());
+        assert!(degrees("NaN").is_err());
+    }
+}

@@ -1,0 +1,562 @@
+//! What the formats share: reading CSV with the right line numbers, text
+//! clean-up, dates, SIRETs, slugs and the record-id hash.
+
+use maillage_record::Record;
+use maillage_record::model::{Agent, Body};
+use maillage_record::siren::{self, SirenError};
+use maillage_record::vocab::UnknownTerm;
+use serde_json::Value;
+
+use crate::{ImportError, RowError};
+
+const BOM: &str = "\u{feff}";
+
+/// The file as text, without a UTF-8 byte-order mark.
+pub(crate) fn decode(bytes: &[u8]) -> Result<&str, ImportError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Ok(text.strip_prefix(BOM).unwrap_or(text)),
+        Err(e) => {
+            let at = e.valid_up_to();
+            Err(ImportError::NotUtf8 {
+                line: 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count(),
+                byte: bytes.get(at).copied().unwrap_or(0),
+            })
+        }
+    }
+}
+
+/// One CSV row: its cells for the columns a format reads, and where it starts.
+pub(crate) struct Cells {
+    pub line: usize,
+    columns: &'static [&'static str],
+    values: Vec<String>,
+}
+
+impl Cells {
+    /// The trimmed cell of a column; "" when the column or the cell is absent.
+    pub fn get(&self, column: &str) -> &str {
+        self.columns
+            .iter()
+            .position(|c| *c == column)
+            .and_then(|i| self.values.get(i))
+            .map_or("", String::as_str)
+    }
+}
+
+/// Reads a CSV file with a header line. The separator (',', ';' or tab) is the
+/// one the header uses most. Columns are matched forgiving case, accents,
+/// spaces and underscores ("Nom du projet" is `Nom_du_projet`); a `required`
+/// column missing fails the whole file. A row that has more non-empty cells
+/// than the header has columns (a separator inside an unquoted value) is a row
+/// error; rows with every cell empty are skipped.
+pub(crate) fn read_csv(
+    bytes: &[u8],
+    format: &'static str,
+    columns: &'static [&'static str],
+    required: &[&'static str],
+) -> Result<Vec<Result<Cells, RowError>>, ImportError> {
+    let text = decode(bytes)?;
+    let list = |names: &[&str]| names.join(", ");
+    let header_line = text.lines().find(|l| !l.trim().is_empty()).ok_or_else(|| {
+        ImportError::Empty {
+            expected: list(columns),
+        }
+    })?;
+    let delimiter = [b';', b',', b'\t']
+        .into_iter()
+        .max_by_key(|d| header_line.bytes().filter(|b| b == d).count())
+        .unwrap_or(b',');
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .has_headers(false)
+        .from_reader(text.as_bytes());
+    let lines = LineIndex::new(text);
+
+    let mut records = reader.records();
+    let header = loop {
+        match records.next() {
+            None => {
+                return Err(ImportError::Empty {
+                    expected: list(columns),
+                });
+            }
+            Some(Err(e)) => return Err(csv_error(&lines, &e)),
+            Some(Ok(r)) if r.iter().all(|c| c.trim().is_empty()) => continue,
+            Some(Ok(r)) => break r,
+        }
+    };
+    let found: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
+    let index: Vec<Option<usize>> = columns
+        .iter()
+        .map(|c| found.iter().position(|h| slug(h) == slug(c)))
+        .collect();
+    let missing: Vec<String> = columns
+        .iter()
+        .zip(&index)
+        .filter(|(c, i)| i.is_none() && required.contains(c))
+        .map(|(c, _)| format!("`{c}`"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ImportError::MissingColumns {
+            format,
+            missing: missing.join(", "),
+            found: if found.iter().all(String::is_empty) {
+                "(nothing)".to_string()
+            } else {
+                found.join(", ")
+            },
+        });
+    }
+
+    let mut rows = Vec::new();
+    for record in records {
+        let record = record.map_err(|e| csv_error(&lines, &e))?;
+        if record.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        let line = record
+            .position()
+            .map_or(0, |p| lines.line_of_record(p.byte() as usize));
+        if let Some(extra) = record.iter().skip(found.len()).find(|c| !c.trim().is_empty()) {
+            rows.push(Err(RowError::new(
+                line,
+                "",
+                extra.trim(),
+                format!(
+                    "is in column {} but the header has {} columns: is a '{}' inside a value \
+                     that is not between double quotes?",
+                    record.len(),
+                    found.len(),
+                    char::from(delimiter)
+                ),
+            )));
+            continue;
+        }
+        let values = index
+            .iter()
+            .map(|i| i.and_then(|i| record.get(i)).unwrap_or("").trim().to_string())
+            .collect();
+        rows.push(Ok(Cells {
+            line,
+            columns,
+            values,
+        }));
+    }
+    Ok(rows)
+}
+
+fn csv_error(lines: &LineIndex, e: &csv::Error) -> ImportError {
+    ImportError::Csv {
+        line: e
+            .position()
+            .map_or(0, |p| lines.line_of_record(p.byte() as usize)),
+        message: e.to_string(),
+    }
+}
+
+/// Line numbers from byte offsets. The CSV reader's own line count can point
+/// at the end of the previous record (CRLF, blank lines), so a record's line
+/// is counted here from its first byte.
+struct LineIndex<'a> {
+    text: &'a [u8],
+    newlines: Vec<usize>,
+}
+
+impl<'a> LineIndex<'a> {
+    fn new(text: &'a str) -> LineIndex<'a> {
+        let text = text.as_bytes();
+        let newlines = text
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .map(|(i, _)| i)
+            .collect();
+        LineIndex { text, newlines }
+    }
+
+    /// The 1-based line of the first character of the record at `byte`,
+    /// skipping the line ends that precede it.
+    fn line_of_record(&self, byte: usize) -> usize {
+        let start = self.text[byte.min(self.text.len())..]
+            .iter()
+            .position(|b| *b != b'\r' && *b != b'\n')
+            .map_or(self.text.len(), |n| byte + n);
+        1 + self.newlines.partition_point(|&nl| nl < start)
+    }
+}
+
+/// Collapses every run of whitespace (newlines included) into one space:
+/// names and titles are one line.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Splits a multi-valued cell on any of `separators`, trimming, dropping
+/// empty and repeated values.
+pub(crate) fn split_list(text: &str, separators: &[char]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for part in text.split(separators) {
+        let part = one_line(part);
+        if !part.is_empty() && !out.contains(&part) {
+            out.push(part);
+        }
+    }
+    out
+}
+
+/// `Some(text)` unless it is empty.
+pub(crate) fn non_empty(text: &str) -> Option<String> {
+    let t = text.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+/// A web address as people write it: "www.ville.fr" gets its https scheme;
+/// anything else is kept for validation to judge.
+pub(crate) fn web_url(text: &str) -> Option<String> {
+    let t = text.trim();
+    if t.is_empty() {
+        None
+    } else if t.to_ascii_lowercase().starts_with("www.") {
+        Some(format!("https://{t}"))
+    } else {
+        Some(t.to_string())
+    }
+}
+
+/// The reason a value is outside a vocabulary, to follow the quoted value.
+pub(crate) fn unknown_term(e: &UnknownTerm) -> String {
+    format!("is not a known {}; accepted: {}", e.what, e.accepted)
+}
+
+/// A SIRET's 14 digits (spaces ignored), or why it is not one.
+pub(crate) fn siret(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Err("is empty: a SIRET (14 digits: the SIREN, then 5 digits) is required".into());
+    }
+    siren::parse_siret(text).map_err(|e| match e {
+        SirenError::Length { found, .. } => format!(
+            "is not a SIRET: a SIRET has 14 digits (the SIREN, then 5 digits), found {found}"
+        ),
+        SirenError::NotDigits { .. } => {
+            "is not a SIRET: it must contain digits only (spaces are ignored)".to_string()
+        }
+        SirenError::Checksum { .. } => {
+            "fails the SIRET's Luhn check: check for a mistyped digit".to_string()
+        }
+    })
+}
+
+/// An organisation named by a source: its name, and its SIREN when the SIRET
+/// given is valid.
+pub(crate) fn agent(name: &str, siret_digits: Option<&str>) -> Agent {
+    Agent {
+        name: one_line(name),
+        siren: siret_digits.and_then(|s| s.get(..9)).map(str::to_string),
+        url: None,
+    }
+}
+
+/// An email address, without "mailto:", if the text holds one ("Service SIG
+/// <sig@ville.fr>" holds "sig@ville.fr"); the rest of the text is a name.
+pub(crate) fn split_email(text: &str) -> (Option<String>, Option<String>) {
+    let mut email = None;
+    let mut name = Vec::new();
+    for word in text.split_whitespace() {
+        let w = word
+            .trim_matches(|c: char| matches!(c, '<' | '>' | '(' | ')' | ',' | ';'))
+            .trim_start_matches("mailto:");
+        if email.is_none() && w.contains('@') {
+            email = Some(w.to_string());
+        } else {
+            name.push(word);
+        }
+    }
+    let name = name.join(" ");
+    (non_empty(name.trim_matches(|c: char| c == '-' || c.is_whitespace())), email)
+}
+
+const DATE_FORMS: &str = "write YYYY-MM-DD or DD/MM/YYYY (e.g. 2026-03-31 or 31/03/2026)";
+
+/// A date as an ISO 8601 date ("2026-03-31"), or a date-time kept whole
+/// ("2026-03-31T10:00:00Z"). Accepts YYYY-MM-DD, DD/MM/YYYY (also with '-' or
+/// '.'), YYYY/MM/DD, and a time after the date.
+pub(crate) fn iso_date(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    let (date, time) = match t.split_once(['T', ' ']) {
+        Some((d, rest)) => (d, Some(rest.trim())),
+        None => (t, None),
+    };
+    let parts: Vec<&str> = date.split(['-', '/', '.']).collect();
+    let num = |s: &str, max_len: usize| -> Option<u32> {
+        (!s.is_empty() && s.len() <= max_len && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    let (y, m, d) = match parts.as_slice() {
+        [y, m, d] if y.len() == 4 => (num(y, 4), num(m, 2), num(d, 2)),
+        [d, m, y] if y.len() == 4 => (num(y, 4), num(m, 2), num(d, 2)),
+        _ => (None, None, None),
+    };
+    let (Some(y), Some(m), Some(d)) = (y, m, d) else {
+        return Err(format!("is not a date: {DATE_FORMS}"));
+    };
+    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) || y < 1000 {
+        return Err(format!("is not a date in the calendar: {DATE_FORMS}"));
+    }
+    let day = format!("{y:04}-{m:02}-{d:02}");
+    // A time is kept only after an ISO date written with 'T', as DCAT gives
+    // it; elsewhere (a spreadsheet's "31/03/2026 10:00") the day is enough.
+    match time {
+        Some(time)
+            if date.len() == 10
+                && t.as_bytes().get(10) == Some(&b'T')
+                && !time.is_empty()
+                && t.len() <= 40
+                && !time.contains(char::is_whitespace) =>
+        {
+            Ok(format!("{day}T{time}"))
+        }
+        _ => Ok(day),
+    }
+}
+
+/// Like `iso_date`, the day only.
+pub(crate) fn iso_day(text: &str) -> Result<String, String> {
+    iso_date(text).map(|d| d[..10].to_string())
+}
+
+fn days_in_month(y: u32, m: u32) -> u32 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Collects the errors of one row, field by field, so a user sees every
+/// problem of a row at once.
+pub(crate) struct Problems {
+    pub line: usize,
+    pub errors: Vec<RowError>,
+}
+
+impl Problems {
+    pub fn new(line: usize) -> Problems {
+        Problems {
+            line,
+            errors: Vec::new(),
+        }
+    }
+
+    /// The value, or None after recording why `raw` (the source's text of
+    /// `field`) was refused.
+    pub fn check<T>(&mut self, field: &str, raw: &str, result: Result<T, String>) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(reason) => {
+                self.errors
+                    .push(RowError::new(self.line, field, raw.trim(), reason));
+                None
+            }
+        }
+    }
+
+    /// An optional field: None when empty, else checked.
+    pub fn optional<T>(
+        &mut self,
+        field: &str,
+        raw: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        if raw.trim().is_empty() {
+            return None;
+        }
+        self.check(field, raw, parse(raw.trim()))
+    }
+
+    pub fn fail(&mut self, field: &str, raw: &str, reason: impl Into<String>) {
+        self.errors
+            .push(RowError::new(self.line, field, raw.trim(), reason));
+    }
+}
+
+/// Lowercase ASCII words joined by '-', accents dropped: "Tri des
+/// courriers (pilote)" → "tri-des-courriers-pilote".
+pub(crate) fn slug(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().flat_map(char::to_lowercase) {
+        match fold(c) {
+            Some(f) if f.bytes().all(|b| b.is_ascii_alphanumeric()) => out.push_str(f),
+            _ if c.is_ascii_alphanumeric() => out.push(c),
+            _ => {
+                if !out.is_empty() && !out.ends_with('-') {
+                    out.push('-');
+                }
+            }
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+/// A source identifier in record-id characters (`A-Za-z0-9._-:/@#+`), case
+/// kept, accents dropped, anything else '-' (runs collapsed).
+pub(crate) fn id_slug(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut push = |s: &str| {
+        for c in s.chars() {
+            if c == '-' && (out.is_empty() || out.ends_with('-')) {
+                continue;
+            }
+            out.push(c);
+        }
+    };
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || "._-:/@#+".contains(c) {
+            push(c.encode_utf8(&mut [0; 4]));
+            continue;
+        }
+        let lower = c.to_lowercase().next().unwrap_or(c);
+        match fold(lower) {
+            Some(f) if c.is_uppercase() => push(&f.to_ascii_uppercase()),
+            Some(f) => push(f),
+            None => push("-"),
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+/// The ASCII letters of a lowercase accented Latin letter.
+fn fold(c: char) -> Option<&'static str> {
+    Some(match c {
+        'à' | 'â' | 'ä' | 'á' | 'ã' | 'å' => "a",
+        'é' | 'è' | 'ê' | 'ë' => "e",
+        'î' | 'ï' | 'í' | 'ì' => "i",
+        'ô' | 'ö' | 'ó' | 'ò' | 'õ' | 'ø' => "o",
+        'ù' | 'û' | 'ü' | 'ú' => "u",
+        'ç' => "c",
+        'ñ' => "n",
+        'ÿ' | 'ý' => "y",
+        'œ' => "oe",
+        'æ' => "ae",
+        'ß' => "ss",
+        _ => return None,
+    })
+}
+
+/// FNV-1a, 64 bits: a stable hash (unlike std's, the same on every build).
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Whether a validation error's field path is `prefix` or inside it.
+pub(crate) fn path_starts_with(field: &str, prefix: &str) -> bool {
+    field
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+}
+
+/// The value at a validation error's field path ("distributions[0].access_url")
+/// in a record, as text; "" when absent.
+pub(crate) fn value_at(record: &Record, path: &str) -> String {
+    let body = match &record.body {
+        Body::Dataset(d) => serde_json::to_value(d),
+        Body::Project(p) => serde_json::to_value(p),
+        _ => Ok(Value::Null),
+    };
+    let mut root = match body {
+        Ok(Value::Object(map)) => map,
+        _ => serde_json::Map::new(),
+    };
+    root.insert("record_id".into(), Value::String(record.record_id.clone()));
+    if let Some(p) = &record.provenance {
+        if let Ok(v) = serde_json::to_value(p) {
+            root.insert("provenance".into(), v);
+        }
+    }
+    let mut at = &Value::Object(root);
+    let missing = Value::Null;
+    for segment in path.split('.') {
+        let mut parts = segment.split('[');
+        if let Some(key) = parts.next().filter(|k| !k.is_empty()) {
+            at = at.get(key).unwrap_or(&missing);
+        }
+        for index in parts {
+            let i = index.trim_end_matches(']').parse::<usize>().unwrap_or(usize::MAX);
+            at = at.get(i).unwrap_or(&missing);
+        }
+    }
+    match at {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_people_write() {
+        assert_eq!(iso_date("2026-03-31"), Ok("2026-03-31".into()));
+        assert_eq!(iso_date("31/03/2026"), Ok("2026-03-31".into()));
+        assert_eq!(iso_date("1/3/2026"), Ok("2026-03-01".into()));
+        assert_eq!(iso_date("31.03.2026"), Ok("2026-03-31".into()));
+        assert_eq!(iso_date("2026/03/31"), Ok("2026-03-31".into()));
+        assert_eq!(iso_date("31/03/2026 10:00"), Ok("2026-03-31".into()));
+        assert_eq!(
+            iso_date("2016-12-14T18:59:02.737480"),
+            Ok("2016-12-14T18:59:02.737480".into())
+        );
+        assert_eq!(iso_day("2016-12-14T18:59:02Z"), Ok("2016-12-14".into()));
+        assert_eq!(iso_date("29/02/2024"), Ok("2024-02-29".into()));
+        for bad in ["30/02/2026", "2026-13-01", "03/2026", "mars 2026", "2026", "", "12/31/2026"] {
+            let e = iso_date(bad).unwrap_err();
+            assert!(e.contains("YYYY-MM-DD"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("Tri des courriers (pilote)"), "tri-des-courriers-pilote");
+        assert_eq!(slug("  Chatbot « Allô Mairie » !"), "chatbot-allo-mairie");
+        assert_eq!(slug("Œuvres d'art — Blagnac"), "oeuvres-d-art-blagnac");
+        assert_eq!(id_slug("Équipements sportifs 2024?x=1"), "Equipements-sportifs-2024-x-1");
+        assert_eq!(id_slug("https://ex.fr/a b"), "https://ex.fr/a-b");
+        assert_eq!(id_slug("日本"), "");
+    }
+
+    #[test]
+    fn fnv_reference_values() {
+        // The published FNV-1a 64 test vectors.
+        assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
+    }
+
+    #[test]
+    fn emails_and_names() {
+        assert_eq!(
+            split_email("Service SIG <sig@blagnac.fr>"),
+            (Some("Service SIG".into()), Some("sig@blagnac.fr".into()))
+        );
+        assert_eq!(
+            split_email("mailto:opendata@toulouse-metropole.fr"),
+            (None, Some("opendata@toulouse-metropole.fr".into()))
+        );
+        assert_eq!(split_email("Direction du numérique"), (Some("Direction du numérique".into()), None));
+    }
+
+    #[test]
+    fn record_lines_skip_line_ends() {
+        let text = "a,b\r\n\r\n\"x\ny\",z\r\nlast,1\n";
+        let idx = LineIndex::new(text);
+        assert_eq!(idx.line_of_record(0), 1);
+        assert_eq!(idx.line_of_record(4), 3);
+        assert_eq!(idx.line_of_record(text.find("last").unwrap()), 5);
+    }
+}

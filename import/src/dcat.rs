@@ -1,0 +1,642 @@
+//! DCAT-AP as JSON-LD: data.gouv.fr's `/catalog.jsonld` (compacted with its
+//! own context, paged with Hydra) and CKAN's ckanext-dcat output (prefixed or
+//! expanded). Not a JSON-LD processor: properties are matched by their local
+//! name whatever the prefix or IRI ("dct:title", "title",
+//! "http://purl.org/dc/terms/title"), values may be strings, `{"@value"}`
+//! objects, `{"@id"}` references to other nodes of the document, embedded
+//! nodes, arrays or single values; a French value is preferred among
+//! language-tagged ones.
+
+use std::collections::{HashMap, HashSet};
+
+use maillage_record::Body;
+use maillage_record::model::{
+    Agent, Checksum, Contact, Dataset, Distribution, Frequency, LicenceRef, Spatial, Temporal,
+    is_http_url,
+};
+use serde_json::{Map, Value};
+
+use crate::common::{self, Problems};
+use crate::{Draft, Entries, ImportError, RowError};
+
+type Node = Map<String, Value>;
+
+/// The nodes of a JSON-LD document, and those that have an `@id` by it.
+struct Graph<'a> {
+    nodes: Vec<&'a Node>,
+    by_id: HashMap<&'a str, &'a Node>,
+}
+
+impl<'a> Graph<'a> {
+    fn new(doc: &'a Value) -> Graph<'a> {
+        let mut g = Graph {
+            nodes: Vec::new(),
+            by_id: HashMap::new(),
+        };
+        g.collect(doc);
+        g
+    }
+
+    /// Gathers every node: top-level, in `@graph`, or embedded in another.
+    fn collect(&mut self, v: &'a Value) {
+        match v {
+            Value::Array(items) => items.iter().for_each(|i| self.collect(i)),
+            Value::Object(obj) if obj.contains_key("@value") => {}
+            Value::Object(obj) => {
+                let is_node = obj
+                    .keys()
+                    .any(|k| k != "@id" && k != "@context" && k != "@graph");
+                if is_node {
+                    self.nodes.push(obj);
+                    if let Some(Value::String(id)) = obj.get("@id") {
+                        // A node may appear whole once and as bare references
+                        // elsewhere: keep the fullest description.
+                        let fuller = self.by_id.get(id.as_str()).is_none_or(|n| n.len() < obj.len());
+                        if fuller {
+                            self.by_id.insert(id, obj);
+                        }
+                    }
+                }
+                for (k, child) in obj {
+                    if k != "@context" {
+                        self.collect(child);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The node a value stands for: an embedded node, a `{"@id"}` reference,
+    /// or an IRI string naming a node of the document.
+    fn resolve(&self, v: &'a Value) -> Option<&'a Node> {
+        match v {
+            Value::Object(obj) if obj.contains_key("@value") => None,
+            Value::Object(obj) => match obj.get("@id") {
+                Some(Value::String(id)) => self.by_id.get(id.as_str()).copied().or(Some(obj)),
+                _ => Some(obj),
+            },
+            Value::String(s) => self.by_id.get(s.as_str()).copied(),
+            _ => None,
+        }
+    }
+}
+
+/// The local name of a property or type: after the last '#', '/' or ':'.
+fn local(name: &str) -> &str {
+    name.rsplit(['#', '/', ':']).next().unwrap_or(name)
+}
+
+/// Every value of the node's properties whose local name is one of `names`,
+/// arrays and `@list`s flattened.
+fn values<'a>(node: &'a Node, names: &[&str]) -> Vec<&'a Value> {
+    let mut out = Vec::new();
+    for (k, v) in node {
+        if !k.starts_with('@') && names.iter().any(|n| local(k).eq_ignore_ascii_case(n)) {
+            flatten(v, &mut out);
+        }
+    }
+    out
+}
+
+fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| flatten(i, out)),
+        Value::Object(obj) if obj.contains_key("@list") => {
+            if let Some(list) = obj.get("@list") {
+                flatten(list, out);
+            }
+        }
+        other => out.push(other),
+    }
+}
+
+fn has_type(node: &Node, wanted: &str) -> bool {
+    let mut types = Vec::new();
+    if let Some(t) = node.get("@type") {
+        flatten(t, &mut types);
+    }
+    types
+        .iter()
+        .any(|t| t.as_str().is_some_and(|t| local(t) == wanted))
+}
+
+/// A literal's text and language: a string, a number, `{"@value"}`; for a
+/// language map (`{"fr": "...", "en": "..."}`), each entry.
+fn literals(v: &Value) -> Vec<(String, Option<String>)> {
+    match v {
+        Value::String(s) => vec![(s.clone(), None)],
+        Value::Number(n) => vec![(n.to_string(), None)],
+        Value::Bool(b) => vec![(b.to_string(), None)],
+        Value::Object(obj) => match obj.get("@value") {
+            Some(inner) => {
+                let lang = obj.get("@language").and_then(Value::as_str).map(str::to_string);
+                literals(inner)
+                    .into_iter()
+                    .map(|(t, _)| (t, lang.clone()))
+                    .collect()
+            }
+            None if is_language_map(obj) => obj
+                .iter()
+                .filter_map(|(lang, t)| t.as_str().map(|t| (t.to_string(), Some(lang.clone()))))
+                .collect(),
+            None => vec![],
+        },
+        _ => vec![],
+    }
+}
+
+fn is_language_map(obj: &Node) -> bool {
+    !obj.is_empty()
+        && obj.iter().all(|(k, v)| {
+            v.is_string()
+                && (2..=8).contains(&k.len())
+                && k.chars().all(|c| c.is_ascii_alphabetic() || c == '-')
+        })
+}
+
+/// The text of a property: its French value, else an untagged one, else the
+/// first.
+fn text(node: &Node, names: &[&str]) -> Option<String> {
+    let all: Vec<(String, Option<String>)> = values(node, names)
+        .into_iter()
+        .flat_map(literals)
+        .filter(|(t, _)| !t.trim().is_empty())
+        .collect();
+    let french = |l: &Option<String>| {
+        l.as_deref()
+            .is_some_and(|l| l.eq_ignore_ascii_case("fr") || l.to_ascii_lowercase().starts_with("fr-"))
+    };
+    all.iter()
+        .find(|(_, l)| french(l))
+        .or_else(|| all.iter().find(|(_, l)| l.is_none()))
+        .or_else(|| all.first())
+        .map(|(t, _)| t.trim().to_string())
+}
+
+/// All texts of a multi-valued property (keywords): the French and untagged
+/// ones when some are French, else all.
+fn texts(node: &Node, names: &[&str]) -> Vec<String> {
+    let all: Vec<(String, Option<String>)> = values(node, names).into_iter().flat_map(literals).collect();
+    let any_french = all
+        .iter()
+        .any(|(_, l)| l.as_deref().is_some_and(|l| l.to_ascii_lowercase().starts_with("fr")));
+    let mut out: Vec<String> = Vec::new();
+    for (t, l) in all {
+        let keep = !any_french || l.as_deref().is_none_or(|l| l.to_ascii_lowercase().starts_with("fr"));
+        let t = common::one_line(&t);
+        if keep && !t.is_empty() && !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// An IRI or literal value as text: `{"@id"}`'s IRI, else the literal.
+fn iri_or_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Object(obj) if !obj.contains_key("@value") => {
+            obj.get("@id").and_then(Value::as_str).map(str::to_string)
+        }
+        other => literals(other).into_iter().next().map(|(t, _)| t),
+    }
+    .map(|t| t.trim().to_string())
+    .filter(|t| !t.is_empty())
+}
+
+/// The first IRI or literal of a property.
+fn first_iri(node: &Node, names: &[&str]) -> Option<String> {
+    values(node, names).into_iter().find_map(iri_or_text)
+}
+
+/// The last segment of an IRI ("…/data-theme/ECON" → "ECON"), or the text.
+fn last_segment(text: &str) -> String {
+    let t = text.trim().trim_end_matches(['/', '#']);
+    if t.starts_with("http://") || t.starts_with("https://") {
+        t.rsplit(['/', '#']).next().unwrap_or(t).to_string()
+    } else {
+        t.to_string()
+    }
+}
+
+/// Reads a JSON-LD document's datasets.
+pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, ImportError> {
+    let text = common::decode(bytes)?;
+    let doc: Value = serde_json::from_str(text).map_err(|e| ImportError::Json {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string().split(" at line ").next().unwrap_or("").to_string(),
+    })?;
+    if !doc.is_object() && !doc.is_array() {
+        return Err(ImportError::NotDcat {
+            reason: "the document is a single JSON value, not a JSON-LD object or array of nodes"
+                .into(),
+        });
+    }
+    let graph = Graph::new(&doc);
+    let mut seen = HashSet::new();
+    let datasets: Vec<&Node> = graph
+        .nodes
+        .iter()
+        .copied()
+        .filter(|n| has_type(n, "Dataset"))
+        // The same dataset embedded twice, or embedded and referenced.
+        .filter(|n| match n.get("@id").and_then(Value::as_str) {
+            Some(id) => seen.insert(id),
+            None => true,
+        })
+        .map(|n| match n.get("@id").and_then(Value::as_str) {
+            Some(id) => graph.by_id.get(id).copied().unwrap_or(n),
+            None => n,
+        })
+        .collect();
+    if datasets.is_empty() && !graph.nodes.iter().any(|n| has_type(n, "Catalog")) {
+        let mut types: Vec<String> = graph
+            .nodes
+            .iter()
+            .filter_map(|n| n.get("@type"))
+            .flat_map(|t| {
+                let mut v = Vec::new();
+                flatten(t, &mut v);
+                v.into_iter().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>()
+            })
+            .collect();
+        types.sort();
+        types.dedup();
+        return Err(ImportError::NotDcat {
+            reason: format!(
+                "no node typed dcat:Dataset or dcat:Catalog (types found: {})",
+                if types.is_empty() { "none".to_string() } else { types.join(", ") }
+            ),
+        });
+    }
+    Ok(datasets
+        .into_iter()
+        .enumerate()
+        .map(|(i, node)| dataset(&graph, node, i + 1))
+        .collect())
+}
+
+/// The next page of a paged catalogue (Hydra's `next` or `nextPage`, as
+/// data.gouv.fr and udata write them), if the document has one.
+pub fn next_page(bytes: &[u8]) -> Option<String> {
+    let doc: Value = serde_json::from_slice(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)).ok()?;
+    let graph = Graph::new(&doc);
+    graph.nodes.iter().find_map(|n| {
+        let next = first_iri(n, &["next", "nextPage"])?;
+        // A page pointing at itself would loop a caller following pages.
+        let own = n.get("@id").and_then(Value::as_str);
+        (is_http_url(&next) && own != Some(next.as_str())).then_some(next)
+    })
+}
+
+fn dataset(graph: &Graph, node: &Node, index: usize) -> Result<Draft, Vec<RowError>> {
+    let mut p = Problems::new(index);
+    let id = node
+        .get("@id")
+        .and_then(Value::as_str)
+        .filter(|id| !id.starts_with("_:") && !id.trim().is_empty());
+    let identifier = text(node, &["identifier"]);
+    let source_identifier = match (id, &identifier) {
+        (Some(id), _) => id.to_string(),
+        (None, Some(ident)) => ident.clone(),
+        (None, None) => {
+            p.fail("@id", "", "is missing, and so is dct:identifier: a re-import could not find this dataset again");
+            String::new()
+        }
+    };
+
+    let mut d = Dataset::new(
+        text(node, &["title"]).map(|t| common::one_line(&t)).unwrap_or_default(),
+        text(node, &["description"]).unwrap_or_default(),
+    );
+    d.keywords = texts(node, &["keyword", "keywords"]);
+    d.themes = themes(graph, node);
+    d.identifier = identifier;
+    d.landing_page = first_iri(node, &["landingPage"]);
+    d.licence = licence(graph, node, &mut p, "license");
+    if let Some(freq) = values(node, &["accrualPeriodicity"]).into_iter().find_map(iri_or_text) {
+        d.frequency = p.check("accrualPeriodicity", &freq, frequency(&freq));
+    }
+    d.issued = p.optional("issued", &text(node, &["issued"]).unwrap_or_default(), common::iso_date);
+    d.modified = p.optional("modified", &text(node, &["modified"]).unwrap_or_default(), common::iso_date);
+    d.publisher = publisher(graph, node);
+    d.contact_point = contact(graph, node);
+    d.spatial = spatial(graph, node);
+    if let Some(t) = values(node, &["temporal"]).into_iter().find_map(|v| graph.resolve(v)) {
+        let start = text(t, &["startDate", "start"]).unwrap_or_default();
+        let end = text(t, &["endDate", "end"]).unwrap_or_default();
+        let start = p.optional("temporal.startDate", &start, common::iso_date);
+        let end = p.optional("temporal.endDate", &end, common::iso_date);
+        if start.is_some() || end.is_some() {
+            d.temporal = Some(Temporal { start, end });
+        }
+    }
+    for (i, v) in values(node, &["distribution"]).into_iter().enumerate() {
+        let field = format!("distribution[{i}]");
+        match graph.resolve(v) {
+            Some(dist) => {
+                if let Some(x) = distribution(graph, dist, &field, &mut p) {
+                    d.distributions.push(x);
+                }
+            }
+            None => p.fail(
+                &field,
+                &iri_or_text(v).unwrap_or_default(),
+                "names no distribution node of the document",
+            ),
+        }
+    }
+
+    if !p.errors.is_empty() {
+        return Err(p.errors);
+    }
+    Ok(Draft {
+        line: index,
+        source_identifier,
+        organisation: d.publisher.clone(),
+        body: Body::Dataset(d),
+        sources: vec![],
+        rename: Some(property_path),
+    })
+}
+
+/// Themes: a theme IRI's last segment ("…/data-theme/ECON" → "ECON"), a
+/// concept node's label, or the literal.
+fn themes(graph: &Graph, node: &Node) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for v in values(node, &["theme"]) {
+        let theme = match (iri_or_text(v), graph.resolve(v)) {
+            (Some(iri), _) if is_http_url(&iri) => Some(last_segment(&iri)),
+            (None, Some(concept)) => text(concept, &["prefLabel", "label"]),
+            (t, _) => t,
+        };
+        if let Some(t) = theme.map(|t| common::one_line(&t)).filter(|t| !t.is_empty()) {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    out
+}
+
+/// A licence: a known one by its IRI or name, another IRI as is.
+fn licence(graph: &Graph, node: &Node, p: &mut Problems, field: &str) -> Option<LicenceRef> {
+    let v = values(node, &["license"]).into_iter().next()?;
+    let raw = iri_or_text(v)
+        .or_else(|| graph.resolve(v).and_then(|n| text(n, &["title", "label", "name"])))?;
+    p.check(field, &raw, LicenceRef::parse(&raw).map_err(|e| common::unknown_term(&e)))
+}
+
+/// A frequency: an EU frequency IRI (…/frequency/MONTHLY), udata's names
+/// ("monthly", "freq:threeTimesAWeek"), or a French label.
+fn frequency(text: &str) -> Result<Frequency, String> {
+    let code = local(text.trim().trim_end_matches('/'));
+    if let Some(f) = Frequency::ALL
+        .iter()
+        .find(|f| local(&f.eu_uri()).eq_ignore_ascii_case(code))
+    {
+        return Ok(*f);
+    }
+    match code.to_ascii_uppercase().as_str() {
+        "CONT" | "UPDATE_CONT" => return Ok(Frequency::Continuous),
+        // Provisional data, other: no frequency is said.
+        "OP_DATPRO" | "OTHER" => return Ok(Frequency::Unknown),
+        _ => {}
+    }
+    Frequency::parse(code).map_err(|e| {
+        format!(
+            "{}, or an EU frequency IRI such as \
+             http://publications.europa.eu/resource/authority/frequency/MONTHLY",
+            common::unknown_term(&e)
+        )
+    })
+}
+
+/// The publisher: a foaf:Agent's name, and its homepage (or its IRI, the
+/// organisation's page on the portal).
+fn publisher(graph: &Graph, node: &Node) -> Option<Agent> {
+    let v = values(node, &["publisher"]).into_iter().next()?;
+    let (name, url) = match graph.resolve(v) {
+        Some(org) => (
+            text(org, &["name", "prefLabel", "label", "title", "organization-name"]),
+            first_iri(org, &["homepage", "url"])
+                .or_else(|| org.get("@id").and_then(Value::as_str).map(str::to_string))
+                .filter(|u| is_http_url(u)),
+        ),
+        // A bare name rather than a node.
+        None => (iri_or_text(v).filter(|t| !is_http_url(t)), None),
+    };
+    Some(Agent {
+        name: common::one_line(&name?),
+        siren: None,
+        url,
+    })
+}
+
+/// The contact point: a vCard's name, email (without "mailto:"), URL, phone.
+fn contact(graph: &Graph, node: &Node) -> Option<Contact> {
+    let v = values(node, &["contactPoint"]).into_iter().next()?;
+    let card = graph.resolve(v)?;
+    let strip = |s: String, scheme: &str| {
+        s.strip_prefix(scheme).map(str::to_string).unwrap_or(s).trim().to_string()
+    };
+    let value_of = |names: &[&str]| {
+        values(card, names).into_iter().find_map(|v| {
+            iri_or_text(v).or_else(|| graph.resolve(v).and_then(|n| first_iri(n, &["hasValue", "value"])))
+        })
+    };
+    let c = Contact {
+        name: text(card, &["fn", "organization-name", "name"]).map(|n| common::one_line(&n)),
+        email: value_of(&["hasEmail", "email"]).map(|e| strip(e, "mailto:")),
+        phone: value_of(&["hasTelephone", "telephone", "tel"]).map(|t| strip(t, "tel:")),
+        url: value_of(&["hasURL", "url"]).filter(|u| is_http_url(u)),
+    };
+    (c.name.is_some() || c.email.is_some() || c.phone.is_some() || c.url.is_some()).then_some(c)
+}
+
+/// Spatial coverage: a label, and the INSEE codes of data.gouv.fr zones
+/// ("fr:commune:31555", "fr:departement:31", "fr:region:76").
+fn spatial(graph: &Graph, node: &Node) -> Option<Spatial> {
+    let mut s = Spatial::default();
+    for v in values(node, &["spatial"]) {
+        let iri = iri_or_text(v);
+        let label = match graph.resolve(v) {
+            Some(place) => text(place, &["prefLabel", "label", "title", "name"]),
+            None => iri.clone().filter(|t| !is_http_url(t) && zone_code(t).is_none()),
+        };
+        if s.label.is_none() {
+            s.label = label.map(|l| common::one_line(&l));
+        }
+        if let Some(code) = iri.as_deref().and_then(zone_code) {
+            if !s.insee_codes.contains(&code) {
+                s.insee_codes.push(code);
+            }
+        }
+    }
+    (s.label.is_some() || !s.insee_codes.is_empty()).then_some(s)
+}
+
+/// The INSEE code in a data.gouv.fr zone id, if it is a well-formed one.
+fn zone_code(text: &str) -> Option<String> {
+    let (_, rest) = ["fr:commune:", "fr:departement:", "fr:region:"]
+        .iter()
+        .find_map(|k| text.find(k).map(|at| (k, &text[at + k.len()..])))?;
+    let code: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let b = code.as_bytes();
+    let ok = match b.len() {
+        5 => (b[..2].iter().all(u8::is_ascii_digit) || &b[..2] == b"2A" || &b[..2] == b"2B")
+            && b[2..].iter().all(u8::is_ascii_digit),
+        2 => code == "2A" || code == "2B" || b.iter().all(u8::is_ascii_digit),
+        3 => code.starts_with("97") && b.iter().all(u8::is_ascii_digit),
+        _ => false,
+    };
+    ok.then_some(code)
+}
+
+fn distribution(graph: &Graph, node: &Node, field: &str, p: &mut Problems) -> Option<Distribution> {
+    let download = first_iri(node, &["downloadURL"]);
+    let Some(access) = first_iri(node, &["accessURL"]).or_else(|| download.clone()) else {
+        p.fail(
+            field,
+            node.get("@id").and_then(Value::as_str).unwrap_or(""),
+            "has neither an accessURL nor a downloadURL: a distribution needs an address",
+        );
+        return None;
+    };
+    let mut x = Distribution::new(access);
+    x.download_url = download;
+    x.title = text(node, &["title"]).map(|t| common::one_line(&t));
+    x.format = values(node, &["format"]).into_iter().find_map(|v| match graph.resolve(v) {
+        Some(n) if !n.contains_key("@id") || n.len() > 1 => {
+            text(n, &["label", "prefLabel", "value"]).or_else(|| iri_or_text(v).map(|i| last_segment(&i)))
+        }
+        _ => iri_or_text(v).map(|i| last_segment(&i)),
+    });
+    x.media_type = first_iri(node, &["mediaType"]).map(|m| match m.split_once("/media-types/") {
+        Some((_, t)) => t.trim_end_matches('/').to_string(),
+        None => m,
+    });
+    if let Some(size) = first_iri(node, &["byteSize"]) {
+        x.byte_size = p.check(&format!("{field}.byteSize"), &size, byte_size(&size));
+    }
+    x.licence = licence(graph, node, p, &format!("{field}.license"));
+    x.conforms_to = first_iri(node, &["conformsTo"]).filter(|u| is_http_url(u));
+    x.checksum = values(node, &["checksum"])
+        .into_iter()
+        .find_map(|v| graph.resolve(v))
+        .and_then(|c| {
+            let value = text(c, &["checksumValue"])?;
+            let algorithm = first_iri(c, &["algorithm"])?;
+            let algorithm = local(&algorithm).trim_start_matches("checksumAlgorithm_").to_ascii_lowercase();
+            Some(Checksum { algorithm, value })
+        });
+    Some(x)
+}
+
+fn byte_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    t.parse::<u64>()
+        .ok()
+        .or_else(|| {
+            // "48213.0", as some exporters write a decimal.
+            t.parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0 && *f < 9.0e15)
+                .map(|f| f as u64)
+        })
+        .ok_or_else(|| "is not a size in bytes (a whole number)".to_string())
+}
+
+/// A model field path in DCAT's words, for validation errors:
+/// "distributions[0].access_url" → "distribution[0].accessURL".
+fn property_path(model: &str) -> String {
+    const RENAMES: &[(&str, &str)] = &[
+        ("record_id", "@id"),
+        ("keywords", "keyword"),
+        ("themes", "theme"),
+        ("landing_page", "landingPage"),
+        ("licence", "license"),
+        ("distributions", "distribution"),
+        ("access_url", "accessURL"),
+        ("download_url", "downloadURL"),
+        ("media_type", "mediaType"),
+        ("byte_size", "byteSize"),
+        ("conforms_to", "conformsTo"),
+        ("contact_point", "contactPoint"),
+        ("frequency", "accrualPeriodicity"),
+        ("insee_codes", "spatial"),
+        ("start", "startDate"),
+        ("end", "endDate"),
+        ("provenance", "publisher"),
+        ("on_behalf_of", ""),
+        ("source_identifier", "@id"),
+    ];
+    model
+        .split('.')
+        .map(|segment| {
+            let (name, index) = segment.split_at(segment.find('[').unwrap_or(segment.len()));
+            let name = RENAMES
+                .iter()
+                .find(|(m, _)| *m == name)
+                .map_or(name, |(_, d)| *d);
+            format!("{name}{index}")
+        })
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_names() {
+        assert_eq!(local("dct:title"), "title");
+        assert_eq!(local("http://purl.org/dc/terms/title"), "title");
+        assert_eq!(local("http://www.w3.org/ns/dcat#accessURL"), "accessURL");
+        assert_eq!(local("title"), "title");
+    }
+
+    #[test]
+    fn frequencies() {
+        for (text, want) in [
+            ("http://publications.europa.eu/resource/authority/frequency/MONTHLY", Frequency::Monthly),
+            ("http://publications.europa.eu/resource/authority/frequency/ANNUAL_2", Frequency::Semiannual),
+            ("http://publications.europa.eu/resource/authority/frequency/UPDATE_CONT", Frequency::Continuous),
+            ("http://publications.europa.eu/resource/authority/frequency/IRREG", Frequency::Irregular),
+            ("http://publications.europa.eu/resource/authority/frequency/NEVER", Frequency::Punctual),
+            ("freq:threeTimesAWeek", Frequency::ThreeTimesAWeek),
+            ("http://purl.org/cld/freq/quarterly", Frequency::Quarterly),
+            ("semiannual", Frequency::Semiannual),
+            ("punctual", Frequency::Punctual),
+            ("Mensuelle", Frequency::Monthly),
+        ] {
+            assert_eq!(frequency(text), Ok(want), "{text}");
+        }
+        let e = frequency("fourTimesADay").unwrap_err();
+        assert!(e.contains("update frequency") && e.contains("monthly"), "{e}");
+    }
+
+    #[test]
+    fn zone_codes() {
+        assert_eq!(zone_code("fr:commune:31555"), Some("31555".into()));
+        assert_eq!(zone_code("https://www.data.gouv.fr/api/1/spatial/zone/fr:departement:2a"), Some("2A".into()));
+        assert_eq!(zone_code("fr:region:76"), Some("76".into()));
+        assert_eq!(zone_code("fr:commune:315"), None);
+        assert_eq!(zone_code("country:fr"), None);
+    }
+
+    #[test]
+    fn property_paths() {
+        assert_eq!(property_path("distributions[1].access_url"), "distribution[1].accessURL");
+        assert_eq!(property_path("temporal.end"), "temporal.endDate");
+        assert_eq!(property_path("provenance.on_behalf_of.name"), "publisher.name");
+        assert_eq!(property_path("title"), "title");
+    }
+}
