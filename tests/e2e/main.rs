@@ -4,6 +4,7 @@
 
 mod export;
 mod forged;
+mod import;
 mod foundation;
 mod replication;
 mod support;

@@ -1,0 +1,149 @@
+//! `maillage import` against a real node: a messy bibliothèque IA export,
+//! re-imported, corrected, then with a row gone.
+
+use std::path::Path;
+
+use crate::support::*;
+
+const HEADER: &str = "Nom_collectivite,Nom_du_projet,SIRET,Latitude,Longitude,Type_de_collectivite,\
+Date_de_demarrage,Statut_du_projet,Partenaires,Description_service,Theme,Sous_Theme,Audience,\
+URL_Service,URL_Logo,Date_de_derniere_mise_a_jour";
+
+/// The four rows; `colomiers_status` and `colomiers_siret` make rows 3 and 4
+/// valid or not, `metropole_text` changes row 1.
+fn export_csv(metropole_text: &str, colomiers_status: &str, colomiers_siret: &str, with_blagnac: bool) -> String {
+    let mut rows = vec![HEADER.to_string()];
+    // Row 1, line 2: the node's own organisation.
+    rows.push(format!(
+        "Toulouse Métropole,Tri des courriers,24310051800014,\"43,6045\",\"1,444\",Métropole,03/2025,\
+En expérimentation,\"Université Toulouse Capitole, IRIT\",{metropole_text},Administration et organisation interne,\
+Gestion du courrier,Agents,https://www.toulouse-metropole.fr/ia,,2025-06-01"
+    ));
+    if with_blagnac {
+        // Row 2, lines 3-4: a name with an embedded newline, a SIRET with
+        // spaces, comma-joined audiences.
+        rows.push(
+            "\"Commune de\nBlagnac\",Chatbot des démarches,213 100 696 00011,,,Commune,01/09/2024,Terminée,,\
+Un assistant répond aux questions des habitants.,\"Citoyenneté, santé et solidarité\",,\"Grand public, Élus\",,,"
+                .to_string(),
+        );
+    }
+    // Row 3 (line 5 with Blagnac): the status.
+    rows.push(format!(
+        "Colomiers,Prévision des inscriptions scolaires,21310149600015,,,Commune,09/2024,{colomiers_status},,\
+Prévoit les effectifs des écoles.,Administration et organisation interne,,Agents,,,"
+    ));
+    // Row 4: the SIRET.
+    rows.push(format!(
+        "Colomiers,Détection des fuites d'eau,{colomiers_siret},,,Commune,06/2023,En déploiement,,\
+Repère les fuites sur le réseau.,Transition écologique et énergétique,,Agents,,,"
+    ));
+    rows.join("\n") + "\n"
+}
+
+fn import(dir: &Path, file: &Path, extra: &[&str]) -> (bool, serde_json::Value, String) {
+    let mut args = vec!["import", "--json", "bibliotheque-ia", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = cli(dir, &args);
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "import printed no JSON report ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (
+        out.status.success(),
+        report,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn current_projects(dir: &Path) -> Vec<serde_json::Value> {
+    cli_json(dir, &["list", "--json", "--kind", "project"])
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn import_reports_bad_rows_updates_on_reimport_and_withdraws_what_left() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("metropole");
+    init(&dir, "243100518", "Toulouse Métropole");
+    let _node = start(&dir);
+    let file = tmp.path().join("projets.csv");
+
+    // 1. Two good rows, two bad ones: the good ones are imported, the bad
+    // ones reported with their line and field, and the exit status says so.
+    std::fs::write(&file, export_csv("Oriente les courriers.", "En pause", "21310149600016", true)).unwrap();
+    let (ok, report, stderr) = import(&dir, &file, &[]);
+    assert!(!ok, "rejected rows must fail the exit status: {report}");
+    assert_eq!(report["created"], 2, "{report}");
+    let rejected = report["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2, "{report}");
+    assert_eq!(rejected[0]["line"], 5, "{report}");
+    let first = rejected[0]["error"].as_str().unwrap();
+    assert!(first.contains("Statut_du_projet") && first.contains("En pause"), "{first}");
+    assert_eq!(rejected[1]["line"], 6, "{report}");
+    assert!(rejected[1]["error"].as_str().unwrap().contains("SIRET"), "{report}");
+    assert!(stderr.contains("rejected"), "{stderr}");
+
+    let projects = current_projects(&dir);
+    assert_eq!(projects.len(), 2);
+    let by_name = |name: &str| {
+        projects
+            .iter()
+            .find(|p| p["record"]["name"] == name)
+            .unwrap_or_else(|| panic!("no project {name}: {projects:?}"))
+            .clone()
+    };
+    let blagnac = by_name("Chatbot des démarches");
+    let record = &blagnac["record"];
+    assert_eq!(record["status"], "termine");
+    assert_eq!(record["audiences"], serde_json::json!(["grand_public", "elu"]));
+    assert_eq!(record["siret"], "21310069600011");
+    // Signed by this node, on behalf of Blagnac, and saying so.
+    let prov = &record["provenance"];
+    assert_eq!(prov["source_format"], "bibliotheque-ia");
+    assert_eq!(prov["on_behalf_of"]["siren"], "213100696", "{record}");
+    // The embedded newline of the export is folded into a space.
+    assert_eq!(prov["on_behalf_of"]["name"], "Commune de Blagnac");
+    let own = by_name("Tri des courriers");
+    assert!(own["record"]["provenance"].get("on_behalf_of").is_none(), "{own}");
+    assert_eq!(own["record"]["partners"], serde_json::json!(["Université Toulouse Capitole", "IRIT"]));
+    assert_eq!(own["record"]["latitude"], 43.6045);
+
+    // 2. The same file again: nothing new, no duplicate.
+    let (_, report, _) = import(&dir, &file, &[]);
+    assert_eq!((report["created"].as_u64(), report["unchanged"].as_u64()), (Some(0), Some(2)), "{report}");
+    assert_eq!(current_projects(&dir).len(), 2);
+
+    // 3. Corrected, and one description changed: a new version of that one
+    // record, the two fixed rows created, and a clean exit.
+    std::fs::write(&file, export_csv("Oriente les courriers numérisés.", "Terminé", "21310149600015", true)).unwrap();
+    let (ok, report, stderr) = import(&dir, &file, &["--withdraw-missing"]);
+    assert!(ok, "{report}\n{stderr}");
+    assert_eq!(report["created"], 2, "{report}");
+    assert_eq!(report["updated"], 1, "{report}");
+    assert_eq!(report["unchanged"], 1, "{report}");
+    assert_eq!(report["withdrawn"].as_array().unwrap().len(), 0, "{report}");
+    let own = current_projects(&dir)
+        .into_iter()
+        .find(|p| p["record"]["name"] == "Tri des courriers")
+        .unwrap();
+    assert_eq!(own["record"]["version"], 2);
+    assert_eq!(own["record"]["description"], "Oriente les courriers numérisés.");
+
+    // 4. Blagnac's row left the source: withdrawn with --withdraw-missing.
+    std::fs::write(&file, export_csv("Oriente les courriers numérisés.", "Terminé", "21310149600015", false)).unwrap();
+    let (ok, report, stderr) = import(&dir, &file, &["--withdraw-missing"]);
+    assert!(ok, "{report}\n{stderr}");
+    assert_eq!(report["withdrawn"].as_array().unwrap().len(), 1, "{report}");
+    let names: Vec<String> = current_projects(&dir)
+        .iter()
+        .map(|p| p["record"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(!names.contains(&"Chatbot des démarches".to_string()));
+}
