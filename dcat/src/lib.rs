@@ -1,18 +1,21 @@
 //! DCAT-AP 3.0 catalogues of maillage records, in JSON-LD and Turtle, so that
 //! data.gouv.fr, CKAN or any DCAT harvester can harvest a node.
 //!
-//! This crate does no IO and makes no visibility decision: callers pass only
-//! records the anonymous public may see (the node's HTTP export and `maillage
-//! export` both do). Datasets become dcat:Dataset; the other kinds are not
-//! DCAT datasets and are left out (projects have their own JSON export).
-//! docs/data-model.md maps every field to its DCAT-AP property.
+//! This crate does no IO. `PublicRecords` keeps only public records, whatever
+//! it is given: the node's HTTP export and `maillage export` both go through
+//! it, so a federation or restricted record cannot reach a harvester. Datasets
+//! become dcat:Dataset; projects have their own JSON export; the other kinds
+//! are not exported. docs/data-model.md maps every field to its DCAT-AP
+//! property.
 
 mod graph;
 
 pub use graph::{Graph, Node, Object};
 
+use std::collections::HashMap;
+
 use maillage_record::model::{Agent, Contact, Dataset, Distribution, LicenceRef};
-use maillage_record::{Body, Record};
+use maillage_record::{Body, Kind, Record, Visibility};
 
 /// What the catalogue says of itself.
 #[derive(Debug, Clone)]
@@ -50,6 +53,77 @@ pub struct Page {
 impl Page {
     pub fn last(&self) -> usize {
         self.total.div_ceil(self.size.max(1)).max(1)
+    }
+}
+
+/// What a node shows harvesters: its current public datasets and projects,
+/// and its authors' organisations (publishers of datasets that name none).
+#[derive(Debug, Default)]
+pub struct PublicRecords {
+    /// (author hex, record), in the order added.
+    records: Vec<(String, Record)>,
+    organisations: HashMap<String, Agent>,
+}
+
+impl PublicRecords {
+    /// Takes a current record; keeps it only if it is public and exported.
+    pub fn add(&mut self, author: String, record: Record) {
+        if record.visibility != Visibility::Public {
+            return;
+        }
+        match &record.body {
+            Body::Organisation(o) => {
+                let agent = Agent {
+                    name: o.name.clone(),
+                    siren: Some(o.siren.clone()),
+                    url: o.website.clone(),
+                };
+                self.organisations.insert(author, agent);
+            }
+            Body::Dataset(_) | Body::Project(_) => self.records.push((author, record)),
+            _ => {}
+        }
+    }
+
+    /// The DCAT-AP catalogue: whole, or page `number` (1-based) of `size`.
+    pub fn catalog(&self, info: &CatalogInfo, page: Option<(usize, usize)>) -> Graph {
+        let datasets: Vec<Entry<'_>> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.kind() == Kind::Dataset)
+            .map(|(author, record)| Entry {
+                author: author.clone(),
+                record,
+                author_organisation: self.organisations.get(author).cloned(),
+            })
+            .collect();
+        match page {
+            None => catalog(info, &datasets, None),
+            Some((number, size)) => {
+                let total = datasets.len();
+                let start = number.saturating_sub(1).saturating_mul(size).min(total);
+                let end = start.saturating_add(size).min(total);
+                let p = Page {
+                    number,
+                    size,
+                    total,
+                };
+                catalog(info, &datasets[start..end], Some(p))
+            }
+        }
+    }
+
+    /// Public projects as maillage JSON documents, with their author.
+    pub fn projects_json(&self) -> serde_json::Value {
+        self.records
+            .iter()
+            .filter(|(_, r)| r.kind() == Kind::Project)
+            .map(|(author, record)| {
+                let mut doc = maillage_record::json::record_to_json(record);
+                doc["author"] = author.clone().into();
+                doc
+            })
+            .collect()
     }
 }
 

@@ -10,7 +10,6 @@
 //! (`Viewer::Anonymous`), so a restricted record or a project's details
 //! (usually federation-only) cannot appear here.
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -18,9 +17,9 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use maillage_dcat::{CatalogInfo, Entry, Page};
+use maillage_dcat::{CatalogInfo, PublicRecords};
 use maillage_record::model::Agent;
-use maillage_record::{Body, Kind, PublicKey, Record, envelope};
+use maillage_record::{Kind, envelope};
 use tokio::net::TcpListener;
 
 use crate::node::{Node, Viewer};
@@ -78,7 +77,7 @@ async fn handle(req: Request<Incoming>, node: Arc<Node>, public_url: &str) -> Re
         Ok(match path.as_str() {
             "/catalog.jsonld" | "/catalog.ttl" => {
                 let export = public_export(&node)?;
-                let graph = export.catalog(&node, &url, page);
+                let graph = export.catalog(&catalog_info(&node, &url), page);
                 if path.ends_with(".ttl") {
                     Some(("text/turtle; charset=utf-8", graph.to_turtle().into_bytes()))
                 } else {
@@ -148,122 +147,53 @@ fn parse_page(query: &str) -> Result<Option<(usize, usize)>, String> {
     })
 }
 
-/// Every current public record of the kinds the export shows.
-pub struct PublicExport {
-    /// (author, record), datasets and projects, in (author, record_id) order.
-    records: Vec<(PublicKey, Record)>,
-    /// Each author's organisation, from its current Organisation record.
-    organisations: HashMap<PublicKey, Agent>,
-}
-
 /// Reads what the anonymous public may see (blocking: it scans the store).
-pub fn public_export(node: &Node) -> Result<PublicExport, StoreError> {
-    let mut records = Vec::new();
-    let mut organisations = HashMap::new();
+pub fn public_export(node: &Node) -> Result<PublicRecords, StoreError> {
+    let mut export = PublicRecords::default();
     let mut failure = None;
-    let filter = ListFilter::default();
-    node.store.list_current(&filter, None, usize::MAX, |cur| {
-        if !matches!(cur.kind, Kind::Dataset | Kind::Project | Kind::Organisation) {
-            return false;
-        }
-        let record = match node.store.get(&cur.id) {
-            Ok(Some(s)) => match envelope::decode_stored(&s.bytes) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(id = %cur.id, error = %e, "stored record does not decode");
-                    return false;
-                }
-            },
-            Ok(None) => return false,
-            Err(e) => {
-                failure.get_or_insert(e);
+    node.store
+        .list_current(&ListFilter::default(), None, usize::MAX, |cur| {
+            if !matches!(cur.kind, Kind::Dataset | Kind::Project | Kind::Organisation) {
                 return false;
             }
-        };
-        if !Viewer::Anonymous.may_see(&cur.author, &record.visibility) {
-            return false;
-        }
-        match &record.body {
-            Body::Organisation(o) => {
-                organisations.insert(
-                    cur.author,
-                    Agent {
-                        name: o.name.clone(),
-                        siren: Some(o.siren.clone()),
-                        url: o.website.clone(),
-                    },
-                );
+            match node.store.get(&cur.id) {
+                Ok(Some(s)) => match envelope::decode_stored(&s.bytes) {
+                    // PublicRecords keeps public records only; this check
+                    // says the same, in the node's own terms.
+                    Ok(r) if Viewer::Anonymous.may_see(&cur.author, &r.visibility) => {
+                        export.add(cur.author.to_hex(), r);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(id = %cur.id, error = %e, "stored record does not decode")
+                    }
+                },
+                Ok(None) => {}
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
             }
-            _ => records.push((cur.author, record)),
-        }
-        false
-    })?;
-    if let Some(e) = failure {
-        return Err(e);
+            false
+        })?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(export),
     }
-    Ok(PublicExport {
-        records,
-        organisations,
-    })
 }
 
-impl PublicExport {
-    /// The DCAT-AP catalogue, whole or one page of `(page, size)`.
-    pub fn catalog(
-        &self,
-        node: &Node,
-        public_url: &str,
-        page: Option<(usize, usize)>,
-    ) -> maillage_dcat::Graph {
-        let datasets: Vec<Entry<'_>> = self
-            .records
-            .iter()
-            .filter(|(_, r)| r.kind() == Kind::Dataset)
-            .map(|(author, record)| Entry {
-                author: author.to_hex(),
-                record,
-                author_organisation: self.organisations.get(author).cloned(),
-            })
-            .collect();
-        let info = CatalogInfo {
-            title: format!("Catalogue de {}", node.name),
-            description: format!(
-                "Jeux de données publics du nœud maillage de {} et de la fédération qu'il relaie.",
-                node.name
-            ),
-            publisher: Agent {
-                name: node.name.clone(),
-                siren: Some(node.siren.as_str().to_string()),
-                url: None,
-            },
-            base_url: public_url.trim_end_matches('/').to_string(),
-        };
-        match page {
-            None => maillage_dcat::catalog(&info, &datasets, None),
-            Some((number, size)) => {
-                let total = datasets.len();
-                let start = (number - 1).saturating_mul(size).min(total);
-                let end = start.saturating_add(size).min(total);
-                let p = Page {
-                    number,
-                    size,
-                    total,
-                };
-                maillage_dcat::catalog(&info, &datasets[start..end], Some(p))
-            }
-        }
-    }
-
-    /// Public projects as maillage JSON documents, with their author.
-    pub fn projects_json(&self) -> serde_json::Value {
-        self.records
-            .iter()
-            .filter(|(_, r)| r.kind() == Kind::Project)
-            .map(|(author, record)| {
-                let mut doc = maillage_record::json::record_to_json(record);
-                doc["author"] = author.to_hex().into();
-                doc
-            })
-            .collect()
+/// What the node's catalogue says of itself.
+pub fn catalog_info(node: &Node, public_url: &str) -> CatalogInfo {
+    CatalogInfo {
+        title: format!("Catalogue de {}", node.name),
+        description: format!(
+            "Jeux de données publics du nœud maillage de {} et de la fédération qu'il relaie.",
+            node.name
+        ),
+        publisher: Agent {
+            name: node.name.clone(),
+            siren: Some(node.siren.as_str().to_string()),
+            url: None,
+        },
+        base_url: public_url.trim_end_matches('/').to_string(),
     }
 }

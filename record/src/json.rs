@@ -151,7 +151,7 @@ pub fn parse_document(text: &str) -> Result<Draft, DocumentError> {
             other => other,
         })?),
     };
-    let record = Record {
+    let mut record = Record {
         record_id,
         version,
         issued_at_ms,
@@ -159,6 +159,9 @@ pub fn parse_document(text: &str) -> Result<Draft, DocumentError> {
         provenance,
         body,
     };
+    if let Body::Organisation(o) = &mut record.body {
+        crate::territory::complete(o)?;
+    }
     record.validate_draft()?;
     Ok(Draft { record, author })
 }

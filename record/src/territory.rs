@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use crate::model::Organisation;
+use crate::model::{Organisation, ValidationError};
 use crate::vocab::{EpciNature, OrganisationKind};
 
 const CSV: &str = include_str!("../../data/collectivites.csv");
@@ -138,6 +138,53 @@ pub fn fill(org: &mut Organisation) -> bool {
     true
 }
 
+/// What `maillage publish` does to an Organisation document: a SIRET given
+/// as the SIREN is split into both; spaces in either are dropped; then what
+/// the reference list knows fills the gaps, and what contradicts it is an
+/// error (a commune's SIREN published as an EPCI, another INSEE code).
+pub fn complete(org: &mut Organisation) -> Result<(), ValidationError> {
+    let digits: String = org.siren.chars().filter(|c| !c.is_whitespace()).collect();
+    if digits.len() == 14 && org.siret.is_none() {
+        org.siren = digits[..9].to_string();
+        org.siret = Some(digits);
+    } else {
+        org.siren = digits;
+    }
+    if let Some(s) = &mut org.siret {
+        s.retain(|c| !c.is_whitespace());
+    }
+    let Some(c) = by_siren(&org.siren) else {
+        return Ok(());
+    };
+    if let Some(kind) = org.kind {
+        if kind != c.kind {
+            return Err(ValidationError::new(
+                "kind",
+                format!(
+                    "'{kind}' contradicts the reference list: SIREN {} is {} '{}' ({})",
+                    org.siren,
+                    c.kind.label(),
+                    c.name,
+                    c.kind
+                ),
+            ));
+        }
+    }
+    if let (Some(given), Some(known)) = (&org.insee, &c.insee) {
+        if given != known {
+            return Err(ValidationError::new(
+                "insee",
+                format!(
+                    "'{given}' contradicts the reference list: {} (SIREN {}) has INSEE code {known}",
+                    c.name, org.siren
+                ),
+            ));
+        }
+    }
+    fill(org);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +208,23 @@ mod tests {
         // Corsica's codes are strings.
         assert!(all().iter().any(|c| c.insee.as_deref().is_some_and(|i| i.starts_with("2A"))));
         assert_eq!(by_siren("000000000"), None);
+    }
+
+    #[test]
+    fn complete_splits_a_siret_and_refuses_contradictions() {
+        let mut org = Organisation::new("213 100 696 00011", "Blagnac");
+        complete(&mut org).unwrap();
+        assert_eq!(org.siren, "213100696");
+        assert_eq!(org.siret.as_deref(), Some("21310069600011"));
+        assert_eq!(org.insee.as_deref(), Some("31069"));
+        let mut wrong = Organisation::new("213100696", "Blagnac");
+        wrong.kind = Some(OrganisationKind::Epci);
+        let e = complete(&mut wrong).unwrap_err().to_string();
+        assert!(e.contains("kind") && e.contains("Blagnac") && e.contains("commune"), "{e}");
+        let mut wrong = Organisation::new("213100696", "Blagnac");
+        wrong.insee = Some("31555".into());
+        let e = complete(&mut wrong).unwrap_err().to_string();
+        assert!(e.contains("31555") && e.contains("31069"), "{e}");
     }
 
     #[test]
