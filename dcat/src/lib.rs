@@ -196,8 +196,8 @@ fn dataset(g: &mut Graph, iri: &str, e: &Entry<'_>, d: &Dataset) {
     if let Some(p) = &d.landing_page {
         n.add("dcat:landingPage", g.typed_iri(p, "foaf:Document", None));
     }
-    if let Some(l) = &d.licence {
-        n.add("dct:license", licence(g, l));
+    if let Some(o) = d.licence.as_ref().and_then(|l| licence(g, l)) {
+        n.add("dct:license", o);
     }
     if let Some(p) = d.publisher.as_ref().or(e.author_organisation.as_ref()) {
         let o = agent(g, p);
@@ -282,8 +282,8 @@ fn distribution(g: &mut Graph, id: &str, x: &Distribution) {
             n.add("dcat:mediaType", o);
         }
     }
-    if let Some(l) = &x.licence {
-        n.add("dct:license", licence(g, l));
+    if let Some(o) = x.licence.as_ref().and_then(|l| licence(g, l)) {
+        n.add("dct:license", o);
     }
     if let Some(b) = x.byte_size {
         n.add("dcat:byteSize", Object::typed(b.to_string(), "xsd:nonNegativeInteger"));
@@ -307,12 +307,15 @@ fn distribution(g: &mut Graph, id: &str, x: &Distribution) {
     g.push(n);
 }
 
-fn licence(g: &mut Graph, l: &LicenceRef) -> Object {
+/// A licence as dct:license, or nothing for "other licence": there is no
+/// IRI to name an unnamed licence.
+fn licence(g: &mut Graph, l: &LicenceRef) -> Option<Object> {
+    let iri = l.uri()?.to_string();
     let label = match l {
         LicenceRef::Known(k) => Some(k.label()),
         LicenceRef::Uri(_) => None,
     };
-    let o = g.typed_iri(l.uri(), "dct:LicenseDocument", None);
+    let o = g.typed_iri(&iri, "dct:LicenseDocument", None);
     if let (Some(label), Object::Node(iri)) = (label, &o) {
         if let Some(node) = g.nodes.iter_mut().find(|n| &n.id == iri) {
             if node.props.is_empty() {
@@ -320,7 +323,7 @@ fn licence(g: &mut Graph, l: &LicenceRef) -> Object {
             }
         }
     }
-    o
+    Some(o)
 }
 
 fn agent(g: &mut Graph, a: &Agent) -> Object {

@@ -116,7 +116,18 @@ pub fn parse_document(text: &str) -> Result<Draft, DocumentError> {
             ));
         }
     };
-    let visibility = parse_visibility(common.get("visibility"), common.get("audience"))?;
+    // A project's details exist to stay out of public view: without a word
+    // from the writer they stay within the federation; anything else is public.
+    let default_scope = if kind == Kind::ProjectDetails {
+        "federation"
+    } else {
+        "public"
+    };
+    let visibility = parse_visibility(
+        common.get("visibility"),
+        common.get("audience"),
+        default_scope,
+    )?;
     let author = match common.get("author") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => {
@@ -220,9 +231,10 @@ fn parse_time(s: &str) -> Option<i64> {
 fn parse_visibility(
     scope: Option<&Value>,
     audience: Option<&Value>,
+    default_scope: &str,
 ) -> Result<Visibility, DocumentError> {
     let scope = match scope {
-        None | Some(Value::Null) => "public".to_string(),
+        None | Some(Value::Null) => default_scope.to_string(),
         Some(Value::String(s)) => s.trim().to_lowercase(),
         Some(other) => {
             return Err(field(
@@ -531,6 +543,14 @@ mod tests {
                 assert!(err.contains(needle), "{doc}\n => {err}\n (wanted {needle})");
             }
         }
+    }
+
+    #[test]
+    fn project_details_default_to_the_federation() {
+        let doc = r#"{"kind":"project_details","record_id":"p.details","project":"p","funding":"f"}"#;
+        assert_eq!(parse_document(doc).unwrap().record.visibility, Visibility::Federation);
+        let doc = r#"{"kind":"project","record_id":"p","name":"n","description":"d","status":"termine"}"#;
+        assert_eq!(parse_document(doc).unwrap().record.visibility, Visibility::Public);
     }
 
     #[test]

@@ -193,7 +193,7 @@ pub struct Agent {
     pub url: Option<String>,
 }
 
-/// Who to contact: at least a name, an email or a URL.
+/// Who to contact: at least a name, an email, a phone or a URL.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
@@ -252,7 +252,7 @@ impl LicenceRef {
         let t = text.trim();
         if let Some(known) = Licence::ALL
             .iter()
-            .find(|l| l.uri().trim_end_matches('/') == t.trim_end_matches('/'))
+            .find(|l| l.uri().is_some_and(|u| u.trim_end_matches('/') == t.trim_end_matches('/')))
         {
             return Ok(LicenceRef::Known(*known));
         }
@@ -273,10 +273,11 @@ impl LicenceRef {
         }
     }
 
-    pub fn uri(&self) -> &str {
+    /// Its URI; none for a licence known only as "other".
+    pub fn uri(&self) -> Option<&str> {
         match self {
             LicenceRef::Known(l) => l.uri(),
-            LicenceRef::Uri(u) => u,
+            LicenceRef::Uri(u) => Some(u),
         }
     }
 }
@@ -761,7 +762,7 @@ impl ValidationError {
 }
 
 fn validate_organisation(o: &Organisation) -> Result<(), ValidationError> {
-    Siren::parse(&o.siren).map_err(|e| ValidationError::new("siren", e.to_string()))?;
+    stored_siren(&o.siren)?;
     required("name", &o.name, MAX_TITLE_CHARS)?;
     if let Some(siret) = &o.siret {
         let digits =
@@ -886,6 +887,9 @@ fn validate_project(p: &Project) -> Result<(), ValidationError> {
         ));
     }
     short_list("sub_themes", &p.sub_themes)?;
+    if p.audiences.len() > MAX_LIST_LEN {
+        return Err(too_many("audiences", p.audiences.len(), MAX_LIST_LEN));
+    }
     for (name, text) in [
         ("proportionality", &p.proportionality),
         ("human_oversight", &p.human_oversight),
@@ -941,6 +945,15 @@ fn validate_project_details(d: &ProjectDetails) -> Result<(), ValidationError> {
         optional(name, text, MAX_TEXT_CHARS)?;
     }
     optional("hosting_location", &d.hosting_location, MAX_SHORT_CHARS)?;
+    for (name, n) in [
+        ("algorithm_types", d.algorithm_types.len()),
+        ("data_sources", d.data_sources.len()),
+        ("data_access_modes", d.data_access_modes.len()),
+    ] {
+        if n > MAX_LIST_LEN {
+            return Err(too_many(name, n, MAX_LIST_LEN));
+        }
+    }
     optional("algorithm_name", &d.algorithm_name, MAX_TITLE_CHARS)?;
     for (name, v) in [
         ("energy_kwh_per_year", d.energy_kwh_per_year),
@@ -987,7 +1000,7 @@ fn validate_collection(c: &Collection) -> Result<(), ValidationError> {
 fn validate_membership(m: &Membership) -> Result<(), ValidationError> {
     crate::envelope::PublicKey::parse_hex(&m.member_key)
         .map_err(|e| ValidationError::new("member_key", e.to_string()))?;
-    Siren::parse(&m.siren).map_err(|e| ValidationError::new("siren", e.to_string()))?;
+    stored_siren(&m.siren)?;
     if m.valid_from_ms < 0 || m.valid_until_ms < 0 {
         return Err(ValidationError::new(
             "valid_until_ms",
@@ -1016,7 +1029,7 @@ fn validate_provenance(p: &Provenance) -> Result<(), ValidationError> {
 fn validate_agent(a: &Agent) -> Result<(), ValidationError> {
     required("name", &a.name, MAX_TITLE_CHARS)?;
     if let Some(s) = &a.siren {
-        Siren::parse(s).map_err(|e| ValidationError::new("siren", e.to_string()))?;
+        stored_siren(s)?;
     }
     url("url", &a.url)
 }
@@ -1056,6 +1069,19 @@ fn validate_ref(r: &RecordRef) -> Result<(), ValidationError> {
             .map_err(|e| ValidationError::new("author", e.to_string()))?;
     }
     validate_record_id(&r.record_id)
+}
+
+/// A SIREN as records store it: valid, and written as its 9 digits (no
+/// spaces), so that comparing two SIRENs is comparing two strings.
+fn stored_siren(s: &str) -> Result<(), ValidationError> {
+    let siren = Siren::parse(s).map_err(|e| ValidationError::new("siren", e.to_string()))?;
+    if siren.as_str() != s {
+        return Err(ValidationError::new(
+            "siren",
+            format!("write '{s}' as its 9 digits, without spaces: \"{}\"", siren.as_str()),
+        ));
+    }
+    Ok(())
 }
 
 /// Validates every element of a list, naming the failing one ("links[2].url").

@@ -200,16 +200,17 @@ vocabulary! {
         Semiweekly = 7, "semiweekly", "Deux fois par semaine", ["weekly_2"];
         ThreeTimesAWeek = 8, "three_times_a_week", "Trois fois par semaine", ["threeTimesAWeek", "weekly_3"];
         Weekly = 9, "weekly", "Hebdomadaire", ["semaine"];
-        Biweekly = 10, "biweekly", "Toutes les deux semaines", ["bimensuelle", "quinzaine"];
+        Biweekly = 10, "biweekly", "Toutes les deux semaines", ["quinzaine", "tous les quinze jours"];
         ThreeTimesAMonth = 11, "three_times_a_month", "Trois fois par mois", ["threeTimesAMonth", "monthly_3"];
-        Semimonthly = 12, "semimonthly", "Deux fois par mois", ["monthly_2"];
+        // "Bimensuel" is twice a month in French, not every two months.
+        Semimonthly = 12, "semimonthly", "Deux fois par mois", ["monthly_2", "bimensuelle"];
         Monthly = 13, "monthly", "Mensuelle", ["mensuel", "mois"];
         Bimonthly = 14, "bimonthly", "Bimestrielle", ["bimestriel", "tous les deux mois"];
         Quarterly = 15, "quarterly", "Trimestrielle", ["trimestriel", "trimestre"];
         ThreeTimesAYear = 16, "three_times_a_year", "Trois fois par an", ["threeTimesAYear", "annual_3", "quadrimestrielle"];
         Semiannual = 17, "semiannual", "Semestrielle", ["semestriel", "annual_2", "deux fois par an"];
         Annual = 18, "annual", "Annuelle", ["annuel", "an", "année", "yearly"];
-        Biennial = 19, "biennial", "Tous les deux ans", ["biennale", "bisannuelle"];
+        Biennial = 19, "biennial", "Tous les deux ans", ["biennale"];
         Triennial = 20, "triennial", "Tous les trois ans", ["triennale"];
         Quinquennial = 21, "quinquennial", "Tous les cinq ans", ["quinquennale"];
         Irregular = 22, "irregular", "Irrégulière", ["irrégulier", "irreg", "au fil de l'eau", "variable"];
@@ -270,9 +271,9 @@ vocabulary! {
 }
 
 impl Licence {
-    /// The licence's URI for DCAT-AP exports.
-    pub fn uri(self) -> &'static str {
-        match self {
+    /// The licence's URI for DCAT-AP exports; none for "other".
+    pub fn uri(self) -> Option<&'static str> {
+        Some(match self {
             Licence::Etalab2 => "https://www.etalab.gouv.fr/licence-ouverte-open-licence/",
             Licence::Etalab1 => "https://www.etalab.gouv.fr/wp-content/uploads/2014/05/Licence_Ouverte.pdf",
             Licence::Odbl => "https://opendatacommons.org/licenses/odbl/1-0/",
@@ -281,8 +282,8 @@ impl Licence {
             Licence::CcBy => "https://creativecommons.org/licenses/by/4.0/",
             Licence::CcBySa => "https://creativecommons.org/licenses/by-sa/4.0/",
             Licence::Cc0 => "https://creativecommons.org/publicdomain/zero/1.0/",
-            Licence::Other => "http://publications.europa.eu/resource/authority/licence/OP_DATPRO",
-        }
+            Licence::Other => return None,
+        })
     }
 }
 
