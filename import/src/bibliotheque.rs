@@ -69,13 +69,21 @@ fn project(row: Cells) -> Result<Draft, Vec<RowError>> {
     let mut p = Problems::new(row.line);
     let org_name = common::one_line(row.get("Nom_collectivite"));
     if org_name.is_empty() {
-        p.fail("Nom_collectivite", "", "is empty: the collectivity running the project is required");
+        p.fail(
+            "Nom_collectivite",
+            "",
+            "is empty: the collectivity running the project is required",
+        );
     }
     let siret = p.check("SIRET", row.get("SIRET"), common::siret(row.get("SIRET")));
     let name = common::one_line(row.get("Nom_du_projet"));
     let name_slug = common::slug(&name);
     if name_slug.is_empty() && !name.is_empty() {
-        p.fail("Nom_du_projet", &name, "has no letter or digit to identify the project by");
+        p.fail(
+            "Nom_du_projet",
+            &name,
+            "has no letter or digit to identify the project by",
+        );
     }
     let status = p.check(
         "Statut_du_projet",
@@ -90,10 +98,16 @@ fn project(row: Cells) -> Result<Draft, Vec<RowError>> {
     );
     project.organisation_name = common::non_empty(&org_name);
     project.siret = siret.clone();
-    project.organisation_kind = p.optional("Type_de_collectivite", row.get("Type_de_collectivite"), |v| {
-        OrganisationKind::parse(v).map_err(|e| common::unknown_term(&e))
-    });
-    project.start_date = p.optional("Date_de_demarrage", row.get("Date_de_demarrage"), start_date);
+    project.organisation_kind = p.optional(
+        "Type_de_collectivite",
+        row.get("Type_de_collectivite"),
+        |v| OrganisationKind::parse(v).map_err(|e| common::unknown_term(&e)),
+    );
+    project.start_date = p.optional(
+        "Date_de_demarrage",
+        row.get("Date_de_demarrage"),
+        start_date,
+    );
     project.partners = common::split_list(row.get("Partenaires"), &[',', ';']);
     project.theme = p.optional("Theme", row.get("Theme"), |v| {
         ProjectTheme::parse(v).map_err(|e| common::unknown_term(&e))
@@ -117,7 +131,7 @@ fn project(row: Cells) -> Result<Draft, Vec<RowError>> {
     );
 
     if !p.errors.is_empty() {
-        return Err(p.errors);
+        return Err(p.in_column_order(&row));
     }
     let siret = siret.unwrap_or_default();
     Ok(Draft {

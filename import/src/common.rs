@@ -1,6 +1,8 @@
 //! What the formats share: reading CSV with the right line numbers, text
 //! clean-up, dates, SIRETs, slugs and the record-id hash.
 
+use std::rc::Rc;
+
 use maillage_record::Record;
 use maillage_record::model::{Agent, Body};
 use maillage_record::siren::{self, SirenError};
@@ -29,6 +31,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<&str, ImportError> {
 pub(crate) struct Cells {
     pub line: usize,
     columns: &'static [&'static str],
+    /// Where each of `columns` is in the file.
+    positions: Rc<[Option<usize>]>,
     values: Vec<String>,
 }
 
@@ -40,6 +44,15 @@ impl Cells {
             .position(|c| *c == column)
             .and_then(|i| self.values.get(i))
             .map_or("", String::as_str)
+    }
+
+    /// Where a column is in the file (columns absent from it last).
+    fn position_of(&self, column: &str) -> usize {
+        self.columns
+            .iter()
+            .position(|c| *c == column)
+            .and_then(|i| self.positions[i])
+            .unwrap_or(usize::MAX)
     }
 }
 
@@ -57,11 +70,12 @@ pub(crate) fn read_csv(
 ) -> Result<Vec<Result<Cells, RowError>>, ImportError> {
     let text = decode(bytes)?;
     let list = |names: &[&str]| names.join(", ");
-    let header_line = text.lines().find(|l| !l.trim().is_empty()).ok_or_else(|| {
-        ImportError::Empty {
-            expected: list(columns),
-        }
-    })?;
+    let header_line =
+        text.lines()
+            .find(|l| !l.trim().is_empty())
+            .ok_or_else(|| ImportError::Empty {
+                expected: list(columns),
+            })?;
     let delimiter = [b';', b',', b'\t']
         .into_iter()
         .max_by_key(|d| header_line.bytes().filter(|b| b == d).count())
@@ -109,6 +123,7 @@ pub(crate) fn read_csv(
         });
     }
 
+    let positions: Rc<[Option<usize>]> = index.clone().into();
     let mut rows = Vec::new();
     for record in records {
         let record = record.map_err(|e| csv_error(&lines, &e))?;
@@ -118,7 +133,11 @@ pub(crate) fn read_csv(
         let line = record
             .position()
             .map_or(0, |p| lines.line_of_record(p.byte() as usize));
-        if let Some(extra) = record.iter().skip(found.len()).find(|c| !c.trim().is_empty()) {
+        if let Some(extra) = record
+            .iter()
+            .skip(found.len())
+            .find(|c| !c.trim().is_empty())
+        {
             rows.push(Err(RowError::new(
                 line,
                 "",
@@ -135,11 +154,17 @@ pub(crate) fn read_csv(
         }
         let values = index
             .iter()
-            .map(|i| i.and_then(|i| record.get(i)).unwrap_or("").trim().to_string())
+            .map(|i| {
+                i.and_then(|i| record.get(i))
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            })
             .collect();
         rows.push(Ok(Cells {
             line,
             columns,
+            positions: positions.clone(),
             values,
         }));
     }
@@ -273,7 +298,10 @@ pub(crate) fn split_email(text: &str) -> (Option<String>, Option<String>) {
         }
     }
     let name = name.join(" ");
-    (non_empty(name.trim_matches(|c: char| c == '-' || c.is_whitespace())), email)
+    (
+        non_empty(name.trim_matches(|c: char| c == '-' || c.is_whitespace())),
+        email,
+    )
 }
 
 const DATE_FORMS: &str = "write YYYY-MM-DD or DD/MM/YYYY (e.g. 2026-03-31 or 31/03/2026)";
@@ -328,7 +356,7 @@ pub(crate) fn iso_day(text: &str) -> Result<String, String> {
 
 fn days_in_month(y: u32, m: u32) -> u32 {
     match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 if (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400) => 29,
         2 => 28,
         4 | 6 | 9 | 11 => 30,
         _ => 31,
@@ -374,6 +402,12 @@ impl Problems {
             return None;
         }
         self.check(field, raw, parse(raw.trim()))
+    }
+
+    /// The errors in the order of the row's columns, as a user reads it.
+    pub fn in_column_order(mut self, row: &Cells) -> Vec<RowError> {
+        self.errors.sort_by_key(|e| row.position_of(&e.field));
+        self.errors
     }
 
     pub fn fail(&mut self, field: &str, raw: &str, reason: impl Into<String>) {
@@ -472,10 +506,10 @@ pub(crate) fn value_at(record: &Record, path: &str) -> String {
         _ => serde_json::Map::new(),
     };
     root.insert("record_id".into(), Value::String(record.record_id.clone()));
-    if let Some(p) = &record.provenance {
-        if let Ok(v) = serde_json::to_value(p) {
-            root.insert("provenance".into(), v);
-        }
+    if let Some(p) = &record.provenance
+        && let Ok(v) = serde_json::to_value(p)
+    {
+        root.insert("provenance".into(), v);
     }
     let mut at = &Value::Object(root);
     let missing = Value::Null;
@@ -485,7 +519,10 @@ pub(crate) fn value_at(record: &Record, path: &str) -> String {
             at = at.get(key).unwrap_or(&missing);
         }
         for index in parts {
-            let i = index.trim_end_matches(']').parse::<usize>().unwrap_or(usize::MAX);
+            let i = index
+                .trim_end_matches(']')
+                .parse::<usize>()
+                .unwrap_or(usize::MAX);
             at = at.get(i).unwrap_or(&missing);
         }
     }
@@ -514,7 +551,15 @@ mod tests {
         );
         assert_eq!(iso_day("2016-12-14T18:59:02Z"), Ok("2016-12-14".into()));
         assert_eq!(iso_date("29/02/2024"), Ok("2024-02-29".into()));
-        for bad in ["30/02/2026", "2026-13-01", "03/2026", "mars 2026", "2026", "", "12/31/2026"] {
+        for bad in [
+            "30/02/2026",
+            "2026-13-01",
+            "03/2026",
+            "mars 2026",
+            "2026",
+            "",
+            "12/31/2026",
+        ] {
             let e = iso_date(bad).unwrap_err();
             assert!(e.contains("YYYY-MM-DD"), "{bad}: {e}");
         }
@@ -522,10 +567,16 @@ mod tests {
 
     #[test]
     fn slugs() {
-        assert_eq!(slug("Tri des courriers (pilote)"), "tri-des-courriers-pilote");
+        assert_eq!(
+            slug("Tri des courriers (pilote)"),
+            "tri-des-courriers-pilote"
+        );
         assert_eq!(slug("  Chatbot « Allô Mairie » !"), "chatbot-allo-mairie");
         assert_eq!(slug("Œuvres d'art — Blagnac"), "oeuvres-d-art-blagnac");
-        assert_eq!(id_slug("Équipements sportifs 2024?x=1"), "Equipements-sportifs-2024-x-1");
+        assert_eq!(
+            id_slug("Équipements sportifs 2024?x=1"),
+            "Equipements-sportifs-2024-x-1"
+        );
         assert_eq!(id_slug("https://ex.fr/a b"), "https://ex.fr/a-b");
         assert_eq!(id_slug("日本"), "");
     }
@@ -548,7 +599,10 @@ mod tests {
             split_email("mailto:opendata@toulouse-metropole.fr"),
             (None, Some("opendata@toulouse-metropole.fr".into()))
         );
-        assert_eq!(split_email("Direction du numérique"), (Some("Direction du numérique".into()), None));
+        assert_eq!(
+            split_email("Direction du numérique"),
+            (Some("Direction du numérique".into()), None)
+        );
     }
 
     #[test]

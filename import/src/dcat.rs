@@ -51,7 +51,10 @@ impl<'a> Graph<'a> {
                     if let Some(Value::String(id)) = obj.get("@id") {
                         // A node may appear whole once and as bare references
                         // elsewhere: keep the fullest description.
-                        let fuller = self.by_id.get(id.as_str()).is_none_or(|n| n.len() < obj.len());
+                        let fuller = self
+                            .by_id
+                            .get(id.as_str())
+                            .is_none_or(|n| n.len() < obj.len());
                         if fuller {
                             self.by_id.insert(id, obj);
                         }
@@ -130,7 +133,10 @@ fn literals(v: &Value) -> Vec<(String, Option<String>)> {
         Value::Bool(b) => vec![(b.to_string(), None)],
         Value::Object(obj) => match obj.get("@value") {
             Some(inner) => {
-                let lang = obj.get("@language").and_then(Value::as_str).map(str::to_string);
+                let lang = obj
+                    .get("@language")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
                 literals(inner)
                     .into_iter()
                     .map(|(t, _)| (t, lang.clone()))
@@ -164,8 +170,9 @@ fn text(node: &Node, names: &[&str]) -> Option<String> {
         .filter(|(t, _)| !t.trim().is_empty())
         .collect();
     let french = |l: &Option<String>| {
-        l.as_deref()
-            .is_some_and(|l| l.eq_ignore_ascii_case("fr") || l.to_ascii_lowercase().starts_with("fr-"))
+        l.as_deref().is_some_and(|l| {
+            l.eq_ignore_ascii_case("fr") || l.to_ascii_lowercase().starts_with("fr-")
+        })
     };
     all.iter()
         .find(|(_, l)| french(l))
@@ -177,13 +184,17 @@ fn text(node: &Node, names: &[&str]) -> Option<String> {
 /// All texts of a multi-valued property (keywords): the French and untagged
 /// ones when some are French, else all.
 fn texts(node: &Node, names: &[&str]) -> Vec<String> {
-    let all: Vec<(String, Option<String>)> = values(node, names).into_iter().flat_map(literals).collect();
-    let any_french = all
-        .iter()
-        .any(|(_, l)| l.as_deref().is_some_and(|l| l.to_ascii_lowercase().starts_with("fr")));
+    let all: Vec<(String, Option<String>)> =
+        values(node, names).into_iter().flat_map(literals).collect();
+    let any_french = all.iter().any(|(_, l)| {
+        l.as_deref()
+            .is_some_and(|l| l.to_ascii_lowercase().starts_with("fr"))
+    });
     let mut out: Vec<String> = Vec::new();
     for (t, l) in all {
-        let keep = !any_french || l.as_deref().is_none_or(|l| l.to_ascii_lowercase().starts_with("fr"));
+        let keep = !any_french
+            || l.as_deref()
+                .is_none_or(|l| l.to_ascii_lowercase().starts_with("fr"));
         let t = common::one_line(&t);
         if keep && !t.is_empty() && !out.contains(&t) {
             out.push(t);
@@ -225,7 +236,12 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, ImportError> {
     let doc: Value = serde_json::from_str(text).map_err(|e| ImportError::Json {
         line: e.line(),
         column: e.column(),
-        message: e.to_string().split(" at line ").next().unwrap_or("").to_string(),
+        message: e
+            .to_string()
+            .split(" at line ")
+            .next()
+            .unwrap_or("")
+            .to_string(),
     })?;
     if !doc.is_object() && !doc.is_array() {
         return Err(ImportError::NotDcat {
@@ -258,7 +274,10 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, ImportError> {
             .flat_map(|t| {
                 let mut v = Vec::new();
                 flatten(t, &mut v);
-                v.into_iter().filter_map(Value::as_str).map(str::to_string).collect::<Vec<_>>()
+                v.into_iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
             })
             .collect();
         types.sort();
@@ -266,7 +285,11 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, ImportError> {
         return Err(ImportError::NotDcat {
             reason: format!(
                 "no node typed dcat:Dataset or dcat:Catalog (types found: {})",
-                if types.is_empty() { "none".to_string() } else { types.join(", ") }
+                if types.is_empty() {
+                    "none".to_string()
+                } else {
+                    types.join(", ")
+                }
             ),
         });
     }
@@ -280,7 +303,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, ImportError> {
 /// The next page of a paged catalogue (Hydra's `next` or `nextPage`, as
 /// data.gouv.fr and udata write them), if the document has one.
 pub fn next_page(bytes: &[u8]) -> Option<String> {
-    let doc: Value = serde_json::from_slice(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)).ok()?;
+    let doc: Value =
+        serde_json::from_slice(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)).ok()?;
     let graph = Graph::new(&doc);
     graph.nodes.iter().find_map(|n| {
         let next = first_iri(n, &["next", "nextPage"])?;
@@ -307,7 +331,9 @@ fn dataset(graph: &Graph, node: &Node, index: usize) -> Result<Draft, Vec<RowErr
     };
 
     let mut d = Dataset::new(
-        text(node, &["title"]).map(|t| common::one_line(&t)).unwrap_or_default(),
+        text(node, &["title"])
+            .map(|t| common::one_line(&t))
+            .unwrap_or_default(),
         text(node, &["description"]).unwrap_or_default(),
     );
     d.keywords = texts(node, &["keyword", "keywords"]);
@@ -315,15 +341,29 @@ fn dataset(graph: &Graph, node: &Node, index: usize) -> Result<Draft, Vec<RowErr
     d.identifier = identifier;
     d.landing_page = first_iri(node, &["landingPage"]);
     d.licence = licence(graph, node, &mut p, "license");
-    if let Some(freq) = values(node, &["accrualPeriodicity"]).into_iter().find_map(iri_or_text) {
+    if let Some(freq) = values(node, &["accrualPeriodicity"])
+        .into_iter()
+        .find_map(iri_or_text)
+    {
         d.frequency = p.check("accrualPeriodicity", &freq, frequency(&freq));
     }
-    d.issued = p.optional("issued", &text(node, &["issued"]).unwrap_or_default(), common::iso_date);
-    d.modified = p.optional("modified", &text(node, &["modified"]).unwrap_or_default(), common::iso_date);
+    d.issued = p.optional(
+        "issued",
+        &text(node, &["issued"]).unwrap_or_default(),
+        common::iso_date,
+    );
+    d.modified = p.optional(
+        "modified",
+        &text(node, &["modified"]).unwrap_or_default(),
+        common::iso_date,
+    );
     d.publisher = publisher(graph, node);
     d.contact_point = contact(graph, node);
     d.spatial = spatial(graph, node);
-    if let Some(t) = values(node, &["temporal"]).into_iter().find_map(|v| graph.resolve(v)) {
+    if let Some(t) = values(node, &["temporal"])
+        .into_iter()
+        .find_map(|v| graph.resolve(v))
+    {
         let start = text(t, &["startDate", "start"]).unwrap_or_default();
         let end = text(t, &["endDate", "end"]).unwrap_or_default();
         let start = p.optional("temporal.startDate", &start, common::iso_date);
@@ -371,10 +411,12 @@ fn themes(graph: &Graph, node: &Node) -> Vec<String> {
             (None, Some(concept)) => text(concept, &["prefLabel", "label"]),
             (t, _) => t,
         };
-        if let Some(t) = theme.map(|t| common::one_line(&t)).filter(|t| !t.is_empty()) {
-            if !out.contains(&t) {
-                out.push(t);
-            }
+        if let Some(t) = theme
+            .map(|t| common::one_line(&t))
+            .filter(|t| !t.is_empty())
+            && !out.contains(&t)
+        {
+            out.push(t);
         }
     }
     out
@@ -383,9 +425,16 @@ fn themes(graph: &Graph, node: &Node) -> Vec<String> {
 /// A licence: a known one by its IRI or name, another IRI as is.
 fn licence(graph: &Graph, node: &Node, p: &mut Problems, field: &str) -> Option<LicenceRef> {
     let v = values(node, &["license"]).into_iter().next()?;
-    let raw = iri_or_text(v)
-        .or_else(|| graph.resolve(v).and_then(|n| text(n, &["title", "label", "name"])))?;
-    p.check(field, &raw, LicenceRef::parse(&raw).map_err(|e| common::unknown_term(&e)))
+    let raw = iri_or_text(v).or_else(|| {
+        graph
+            .resolve(v)
+            .and_then(|n| text(n, &["title", "label", "name"]))
+    })?;
+    p.check(
+        field,
+        &raw,
+        LicenceRef::parse(&raw).map_err(|e| common::unknown_term(&e)),
+    )
 }
 
 /// A frequency: an EU frequency IRI (…/frequency/MONTHLY), udata's names
@@ -419,7 +468,10 @@ fn publisher(graph: &Graph, node: &Node) -> Option<Agent> {
     let v = values(node, &["publisher"]).into_iter().next()?;
     let (name, url) = match graph.resolve(v) {
         Some(org) => (
-            text(org, &["name", "prefLabel", "label", "title", "organization-name"]),
+            text(
+                org,
+                &["name", "prefLabel", "label", "title", "organization-name"],
+            ),
             first_iri(org, &["homepage", "url"])
                 .or_else(|| org.get("@id").and_then(Value::as_str).map(str::to_string))
                 .filter(|u| is_http_url(u)),
@@ -439,11 +491,19 @@ fn contact(graph: &Graph, node: &Node) -> Option<Contact> {
     let v = values(node, &["contactPoint"]).into_iter().next()?;
     let card = graph.resolve(v)?;
     let strip = |s: String, scheme: &str| {
-        s.strip_prefix(scheme).map(str::to_string).unwrap_or(s).trim().to_string()
+        s.strip_prefix(scheme)
+            .map(str::to_string)
+            .unwrap_or(s)
+            .trim()
+            .to_string()
     };
     let value_of = |names: &[&str]| {
         values(card, names).into_iter().find_map(|v| {
-            iri_or_text(v).or_else(|| graph.resolve(v).and_then(|n| first_iri(n, &["hasValue", "value"])))
+            iri_or_text(v).or_else(|| {
+                graph
+                    .resolve(v)
+                    .and_then(|n| first_iri(n, &["hasValue", "value"]))
+            })
         })
     };
     let c = Contact {
@@ -463,15 +523,17 @@ fn spatial(graph: &Graph, node: &Node) -> Option<Spatial> {
         let iri = iri_or_text(v);
         let label = match graph.resolve(v) {
             Some(place) => text(place, &["prefLabel", "label", "title", "name"]),
-            None => iri.clone().filter(|t| !is_http_url(t) && zone_code(t).is_none()),
+            None => iri
+                .clone()
+                .filter(|t| !is_http_url(t) && zone_code(t).is_none()),
         };
         if s.label.is_none() {
             s.label = label.map(|l| common::one_line(&l));
         }
-        if let Some(code) = iri.as_deref().and_then(zone_code) {
-            if !s.insee_codes.contains(&code) {
-                s.insee_codes.push(code);
-            }
+        if let Some(code) = iri.as_deref().and_then(zone_code)
+            && !s.insee_codes.contains(&code)
+        {
+            s.insee_codes.push(code);
         }
     }
     (s.label.is_some() || !s.insee_codes.is_empty()).then_some(s)
@@ -489,8 +551,10 @@ fn zone_code(text: &str) -> Option<String> {
         .to_ascii_uppercase();
     let b = code.as_bytes();
     let ok = match b.len() {
-        5 => (b[..2].iter().all(u8::is_ascii_digit) || &b[..2] == b"2A" || &b[..2] == b"2B")
-            && b[2..].iter().all(u8::is_ascii_digit),
+        5 => {
+            (b[..2].iter().all(u8::is_ascii_digit) || &b[..2] == b"2A" || &b[..2] == b"2B")
+                && b[2..].iter().all(u8::is_ascii_digit)
+        }
         2 => code == "2A" || code == "2B" || b.iter().all(u8::is_ascii_digit),
         3 => code.starts_with("97") && b.iter().all(u8::is_ascii_digit),
         _ => false,
@@ -511,12 +575,15 @@ fn distribution(graph: &Graph, node: &Node, field: &str, p: &mut Problems) -> Op
     let mut x = Distribution::new(access);
     x.download_url = download;
     x.title = text(node, &["title"]).map(|t| common::one_line(&t));
-    x.format = values(node, &["format"]).into_iter().find_map(|v| match graph.resolve(v) {
-        Some(n) if !n.contains_key("@id") || n.len() > 1 => {
-            text(n, &["label", "prefLabel", "value"]).or_else(|| iri_or_text(v).map(|i| last_segment(&i)))
-        }
-        _ => iri_or_text(v).map(|i| last_segment(&i)),
-    });
+    x.format = values(node, &["format"])
+        .into_iter()
+        .find_map(|v| match graph.resolve(v) {
+            Some(n) if !n.contains_key("@id") || n.len() > 1 => {
+                text(n, &["label", "prefLabel", "value"])
+                    .or_else(|| iri_or_text(v).map(|i| last_segment(&i)))
+            }
+            _ => iri_or_text(v).map(|i| last_segment(&i)),
+        });
     x.media_type = first_iri(node, &["mediaType"]).map(|m| match m.split_once("/media-types/") {
         Some((_, t)) => t.trim_end_matches('/').to_string(),
         None => m,
@@ -532,7 +599,9 @@ fn distribution(graph: &Graph, node: &Node, field: &str, p: &mut Problems) -> Op
         .and_then(|c| {
             let value = text(c, &["checksumValue"])?;
             let algorithm = first_iri(c, &["algorithm"])?;
-            let algorithm = local(&algorithm).trim_start_matches("checksumAlgorithm_").to_ascii_lowercase();
+            let algorithm = local(&algorithm)
+                .trim_start_matches("checksumAlgorithm_")
+                .to_ascii_lowercase();
             Some(Checksum { algorithm, value })
         });
     Some(x)
@@ -606,11 +675,26 @@ mod tests {
     #[test]
     fn frequencies() {
         for (text, want) in [
-            ("http://publications.europa.eu/resource/authority/frequency/MONTHLY", Frequency::Monthly),
-            ("http://publications.europa.eu/resource/authority/frequency/ANNUAL_2", Frequency::Semiannual),
-            ("http://publications.europa.eu/resource/authority/frequency/UPDATE_CONT", Frequency::Continuous),
-            ("http://publications.europa.eu/resource/authority/frequency/IRREG", Frequency::Irregular),
-            ("http://publications.europa.eu/resource/authority/frequency/NEVER", Frequency::Punctual),
+            (
+                "http://publications.europa.eu/resource/authority/frequency/MONTHLY",
+                Frequency::Monthly,
+            ),
+            (
+                "http://publications.europa.eu/resource/authority/frequency/ANNUAL_2",
+                Frequency::Semiannual,
+            ),
+            (
+                "http://publications.europa.eu/resource/authority/frequency/UPDATE_CONT",
+                Frequency::Continuous,
+            ),
+            (
+                "http://publications.europa.eu/resource/authority/frequency/IRREG",
+                Frequency::Irregular,
+            ),
+            (
+                "http://publications.europa.eu/resource/authority/frequency/NEVER",
+                Frequency::Punctual,
+            ),
             ("freq:threeTimesAWeek", Frequency::ThreeTimesAWeek),
             ("http://purl.org/cld/freq/quarterly", Frequency::Quarterly),
             ("semiannual", Frequency::Semiannual),
@@ -620,13 +704,19 @@ mod tests {
             assert_eq!(frequency(text), Ok(want), "{text}");
         }
         let e = frequency("fourTimesADay").unwrap_err();
-        assert!(e.contains("update frequency") && e.contains("monthly"), "{e}");
+        assert!(
+            e.contains("update frequency") && e.contains("monthly"),
+            "{e}"
+        );
     }
 
     #[test]
     fn zone_codes() {
         assert_eq!(zone_code("fr:commune:31555"), Some("31555".into()));
-        assert_eq!(zone_code("https://www.data.gouv.fr/api/1/spatial/zone/fr:departement:2a"), Some("2A".into()));
+        assert_eq!(
+            zone_code("https://www.data.gouv.fr/api/1/spatial/zone/fr:departement:2a"),
+            Some("2A".into())
+        );
         assert_eq!(zone_code("fr:region:76"), Some("76".into()));
         assert_eq!(zone_code("fr:commune:315"), None);
         assert_eq!(zone_code("country:fr"), None);
@@ -634,9 +724,15 @@ mod tests {
 
     #[test]
     fn property_paths() {
-        assert_eq!(property_path("distributions[1].access_url"), "distribution[1].accessURL");
+        assert_eq!(
+            property_path("distributions[1].access_url"),
+            "distribution[1].accessURL"
+        );
         assert_eq!(property_path("temporal.end"), "temporal.endDate");
-        assert_eq!(property_path("provenance.on_behalf_of.name"), "publisher.name");
+        assert_eq!(
+            property_path("provenance.on_behalf_of.name"),
+            "publisher.name"
+        );
         assert_eq!(property_path("title"), "title");
     }
 }

@@ -63,7 +63,11 @@ fn dataset(row: Cells) -> Result<Draft, Vec<RowError>> {
     let mut p = Problems::new(row.line);
     let nom_orga = row.get("nom_orga");
     if nom_orga.is_empty() {
-        p.fail("nom_orga", "", "is empty: the name of the organisation the dataset belongs to is required");
+        p.fail(
+            "nom_orga",
+            "",
+            "is empty: the name of the organisation the dataset belongs to is required",
+        );
     }
     // The organisation's key in the source identifier: its SIRET, or for an
     // organisation without one, its alternative identifier.
@@ -75,7 +79,11 @@ fn dataset(row: Cells) -> Result<Draft, Vec<RowError>> {
     let title = common::one_line(row.get("titre"));
     let title_slug = common::slug(&title);
     if title_slug.is_empty() && !title.is_empty() {
-        p.fail("titre", &title, "has no letter or digit to identify the dataset by");
+        p.fail(
+            "titre",
+            &title,
+            "has no letter or digit to identify the dataset by",
+        );
     }
 
     let mut d = Dataset::new(title.clone(), row.get("description"));
@@ -110,7 +118,7 @@ fn dataset(row: Cells) -> Result<Draft, Vec<RowError>> {
     }
 
     if !p.errors.is_empty() {
-        return Err(p.errors);
+        return Err(p.in_column_order(&row));
     }
     let org_key = siret.clone().unwrap_or(alt);
     Ok(Draft {

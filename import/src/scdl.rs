@@ -69,9 +69,17 @@ fn dataset(row: Cells) -> Result<Draft, Vec<crate::RowError>> {
     let mut p = Problems::new(row.line);
     let coll_nom = row.get("COLL_NOM");
     if coll_nom.is_empty() {
-        p.fail("COLL_NOM", "", "is empty: the name of the collectivity publishing the catalogue is required");
+        p.fail(
+            "COLL_NOM",
+            "",
+            "is empty: the name of the collectivity publishing the catalogue is required",
+        );
     }
-    let coll_siret = p.check("COLL_SIRET", row.get("COLL_SIRET"), common::siret(row.get("COLL_SIRET")));
+    let coll_siret = p.check(
+        "COLL_SIRET",
+        row.get("COLL_SIRET"),
+        common::siret(row.get("COLL_SIRET")),
+    );
     let id = row.get("ID");
     if id.is_empty() {
         p.fail("ID", "", "is empty: each dataset needs the identifier its catalogue gives it, which a re-import matches on");
@@ -95,7 +103,11 @@ fn dataset(row: Cells) -> Result<Draft, Vec<crate::RowError>> {
             label,
         });
     }
-    let start = p.optional("COUV_TEMP_DEBUT", row.get("COUV_TEMP_DEBUT"), common::iso_date);
+    let start = p.optional(
+        "COUV_TEMP_DEBUT",
+        row.get("COUV_TEMP_DEBUT"),
+        common::iso_date,
+    );
     let end = p.optional("COUV_TEMP_FIN", row.get("COUV_TEMP_FIN"), common::iso_date);
     if start.is_some() || end.is_some() {
         d.temporal = Some(Temporal { start, end });
@@ -124,7 +136,7 @@ fn dataset(row: Cells) -> Result<Draft, Vec<crate::RowError>> {
     }
 
     if !p.errors.is_empty() {
-        return Err(p.errors);
+        return Err(p.in_column_order(&row));
     }
     let siret = coll_siret.unwrap_or_default();
     Ok(Draft {

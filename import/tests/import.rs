@@ -1,0 +1,1054 @@
+//! Imports of realistic files: every mapped field lands where it should, every
+//! messy case of real exports is read or refused with the line, the field, the
+//! value and what is accepted.
+
+use maillage_import::{
+    Format, ImportError, Parsed, Row, RowError, next_page, parse, record_id_for,
+};
+use maillage_record::model::{
+    Agent, Audience, Body, Checksum, Contact, Dataset, Distribution, Frequency, Licence,
+    LicenceRef, OrganisationKind, Project, ProjectStatus, ProjectTheme, Spatial,
+    SpatialGranularity, Temporal, validate_record_id,
+};
+use maillage_record::{Record, Visibility};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn import(format: Format, name: &str) -> Parsed {
+    let parsed = parse(format, name, &fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    for row in &parsed.rows {
+        assert_eq!(row.records.len(), 1, "line {}", row.line);
+        let r = &row.records[0];
+        assert_eq!((r.version, r.issued_at_ms), (0, 0), "line {}", row.line);
+        assert_eq!(r.visibility, Visibility::Public);
+        r.validate_draft().unwrap();
+        assert_eq!(r.record_id, record_id_for(format, &row.source_identifier));
+        let p = r.provenance.as_ref().expect("provenance");
+        assert_eq!(p.source_format, format.as_str());
+        assert_eq!(p.source.as_deref(), Some(name));
+        assert_eq!(
+            p.source_identifier.as_deref(),
+            Some(row.source_identifier.as_str())
+        );
+        assert_eq!(p.on_behalf_of, row.organisation);
+    }
+    parsed
+}
+
+fn lines(parsed: &Parsed) -> Vec<usize> {
+    parsed.rows.iter().map(|r| r.line).collect()
+}
+
+fn row(parsed: &Parsed, line: usize) -> &Row {
+    parsed
+        .rows
+        .iter()
+        .find(|r| r.line == line)
+        .unwrap_or_else(|| panic!("no row at line {line}; errors: {:#?}", parsed.errors))
+}
+
+fn dataset(row: &Row) -> &Dataset {
+    match &row.records[0].body {
+        Body::Dataset(d) => d,
+        other => panic!("line {}: not a dataset: {other:?}", row.line),
+    }
+}
+
+fn project(row: &Row) -> &Project {
+    match &row.records[0].body {
+        Body::Project(p) => p,
+        other => panic!("line {}: not a project: {other:?}", row.line),
+    }
+}
+
+fn errors_at(parsed: &Parsed, line: usize) -> Vec<&RowError> {
+    parsed.errors.iter().filter(|e| e.line == line).collect()
+}
+
+fn agent(name: &str, siren: Option<&str>) -> Option<Agent> {
+    Some(Agent {
+        name: name.into(),
+        siren: siren.map(Into::into),
+        url: None,
+    })
+}
+
+fn s(text: &str) -> Option<String> {
+    Some(text.to_string())
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|i| i.to_string()).collect()
+}
+
+// ---------------------------------------------------------------- bibliothèque IA
+
+#[test]
+fn bibliotheque_rows_import_around_the_bad_ones_with_right_lines() {
+    let parsed = import(Format::BibliothequeIa, "bibliotheque-ia.csv");
+    // Line 3 holds a name spanning lines 3-4; lines 9-11 a description on
+    // three lines: the rows after them still report where they start.
+    assert_eq!(
+        lines(&parsed),
+        [2, 3, 9, 12],
+        "errors: {:#?}",
+        parsed.errors
+    );
+    let error_lines: Vec<usize> = parsed.errors.iter().map(|e| e.line).collect();
+    assert_eq!(error_lines, [5, 6, 7, 8], "{:#?}", parsed.errors);
+}
+
+#[test]
+fn bibliotheque_maps_every_field() {
+    let parsed = import(Format::BibliothequeIa, "bibliotheque-ia.csv");
+    let r = row(&parsed, 2);
+    assert_eq!(
+        r.source_identifier,
+        "24310051800014:tri-automatique-des-courriers-entrants"
+    );
+    assert_eq!(
+        r.records[0].record_id,
+        "bibliotheque-ia:24310051800014:tri-automatique-des-courriers-entrants"
+    );
+    assert_eq!(
+        r.organisation,
+        agent("Toulouse Métropole", Some("243100518"))
+    );
+    let p = project(r);
+    assert_eq!(p.name, "Tri automatique des courriers entrants");
+    assert!(
+        p.description.starts_with("Un modèle de classification"),
+        "{}",
+        p.description
+    );
+    assert_eq!(p.status, ProjectStatus::Experimentation);
+    assert_eq!(p.start_date.as_deref(), Some("03/2024"));
+    assert_eq!(p.organisation_name.as_deref(), Some("Toulouse Métropole"));
+    // "243 100 518 00014": spaces stripped.
+    assert_eq!(p.siret.as_deref(), Some("24310051800014"));
+    assert_eq!(p.organisation_kind, Some(OrganisationKind::Epci));
+    assert_eq!(
+        p.partners,
+        strings(&["Université Toulouse Capitole", "IRIT"])
+    );
+    assert_eq!(p.theme, Some(ProjectTheme::Administration));
+    assert_eq!(
+        p.sub_themes,
+        strings(&["Gestion du courrier", "Relation usagers"])
+    );
+    assert_eq!(p.audiences, [Audience::Agent, Audience::Elected]);
+    assert_eq!(
+        p.website.as_deref(),
+        Some("https://www.toulouse-metropole.fr/projets/ia-courriers")
+    );
+    assert_eq!(
+        p.logo_url.as_deref(),
+        Some("https://www.toulouse-metropole.fr/logo.png")
+    );
+    // "43,6045": a decimal comma.
+    assert_eq!((p.latitude, p.longitude), (Some(43.6045), Some(1.444)));
+    assert_eq!(p.last_updated.as_deref(), Some("2025-05-12"));
+}
+
+#[test]
+fn bibliotheque_messy_values_are_cleaned() {
+    let parsed = import(Format::BibliothequeIa, "bibliotheque-ia.csv");
+
+    // A name with an embedded newline becomes one line.
+    let blagnac = row(&parsed, 3);
+    let p = project(blagnac);
+    assert_eq!(p.name, "Assistant conversationnel « Allô Blagnac »");
+    assert_eq!(
+        blagnac.source_identifier,
+        "21310069600011:assistant-conversationnel-allo-blagnac"
+    );
+    assert_eq!(blagnac.organisation, agent("Blagnac", Some("213100696")));
+    assert_eq!(p.status, ProjectStatus::Deploiement);
+    assert_eq!(p.organisation_kind, Some(OrganisationKind::Commune));
+    assert_eq!(p.theme, Some(ProjectTheme::Citizenship));
+    assert_eq!(p.audiences, [Audience::GeneralPublic]);
+    assert_eq!(p.start_date.as_deref(), Some("15/09/2024"));
+    assert_eq!(p.logo_url, None);
+
+    // An ISO start date rewritten, "www." given its scheme, a date-time cut
+    // to its day, a description keeping its lines.
+    let p = project(row(&parsed, 9));
+    assert_eq!(p.start_date.as_deref(), Some("01/09/2023"));
+    assert_eq!(
+        p.website.as_deref(),
+        Some("https://www.mairie-tournefeuille.fr")
+    );
+    assert_eq!(p.last_updated.as_deref(), Some("2025-01-20"));
+    assert_eq!(
+        p.description,
+        "Traduction automatique des documents municipaux.\nRelecture par un agent bilingue.\n\
+         Publication sur le site de la ville."
+    );
+    assert_eq!(p.audiences, [Audience::GeneralPublic, Audience::Agent]);
+    assert_eq!(p.partners, strings(&["Mairie de Plaisance-du-Touch"]));
+
+    let colomiers = row(&parsed, 12);
+    assert_eq!(
+        colomiers.source_identifier,
+        "21310149600015:detection-des-fuites-d-eau"
+    );
+    let p = project(colomiers);
+    assert_eq!(p.status, ProjectStatus::Termine);
+    assert_eq!(p.audiences, [Audience::Collectivities]);
+    assert_eq!(p.last_updated.as_deref(), Some("2024-06-30"));
+    assert_eq!((p.latitude, p.longitude), (None, None));
+}
+
+#[test]
+fn bibliotheque_errors_name_line_field_value_and_accepted_values() {
+    let parsed = import(Format::BibliothequeIa, "bibliotheque-ia.csv");
+
+    let status = errors_at(&parsed, 5);
+    assert_eq!(status.len(), 1, "{status:#?}");
+    assert_eq!(status[0].field, "Statut_du_projet");
+    assert_eq!(status[0].value, "En pause");
+    for v in ProjectStatus::ALL {
+        assert!(
+            status[0].reason.contains(v.as_str()),
+            "{}",
+            status[0].reason
+        );
+    }
+    let text = status[0].to_string();
+    assert!(
+        text.starts_with(
+            "line 5: field `Statut_du_projet`: 'En pause' is not a known project status; accepted: "
+        ),
+        "{text}"
+    );
+
+    let siret = errors_at(&parsed, 6);
+    assert_eq!(siret.len(), 1, "{siret:#?}");
+    assert_eq!(
+        (siret[0].field.as_str(), siret[0].value.as_str()),
+        ("SIRET", "21310069600017")
+    );
+    assert!(siret[0].reason.contains("Luhn"), "{}", siret[0].reason);
+
+    // One bad item of a comma-joined list is named alone.
+    let audience = errors_at(&parsed, 7);
+    assert_eq!(audience.len(), 1, "{audience:#?}");
+    assert_eq!(
+        (audience[0].field.as_str(), audience[0].value.as_str()),
+        ("Audience", "Touristes")
+    );
+    assert!(
+        audience[0].reason.contains("grand_public"),
+        "{}",
+        audience[0].reason
+    );
+
+    // A rule of the model (two sub-themes at most) is reported on the column.
+    let sub = errors_at(&parsed, 8);
+    assert_eq!(sub.len(), 1, "{sub:#?}");
+    assert_eq!(sub[0].field, "Sous_Theme");
+    assert_eq!(sub[0].value, "Propreté, Déchets, Vidéoprotection");
+    assert!(sub[0].reason.contains("at most two"), "{}", sub[0].reason);
+}
+
+#[test]
+fn every_problem_of_a_row_is_reported_at_once() {
+    let csv = "Nom_collectivite,Nom_du_projet,SIRET,Statut_du_projet,Description_service,Latitude,Longitude,Date_de_demarrage\n\
+               Colomiers,Chatbot,21310149600016,Suspendu,Un chatbot.,nord,\"1,35\",hier\n";
+    let parsed = parse(Format::BibliothequeIa, "x.csv", csv.as_bytes()).unwrap();
+    assert!(parsed.rows.is_empty());
+    let fields: Vec<&str> = parsed.errors.iter().map(|e| e.field.as_str()).collect();
+    // In the order of the file's columns.
+    assert_eq!(
+        fields,
+        ["SIRET", "Statut_du_projet", "Latitude", "Date_de_demarrage"]
+    );
+    assert!(parsed.errors.iter().all(|e| e.line == 2));
+}
+
+#[test]
+fn model_rules_point_at_the_source_column() {
+    let csv = "Nom_collectivite,Nom_du_projet,SIRET,Statut_du_projet,Description_service,URL_Service,Latitude\n\
+               Colomiers,Chatbot,21310149600015,Terminé,Un chatbot.,intranet/chatbot,\n\
+               Colomiers,Carte,21310149600015,Terminé,Une carte.,,\"43,61\"\n";
+    let parsed = parse(Format::BibliothequeIa, "x.csv", csv.as_bytes()).unwrap();
+    assert!(parsed.rows.is_empty());
+    let url = &parsed.errors[0];
+    assert_eq!(
+        (url.line, url.field.as_str(), url.value.as_str()),
+        (2, "URL_Service", "intranet/chatbot")
+    );
+    assert_eq!(
+        url.to_string(),
+        "line 2: field `URL_Service`: 'intranet/chatbot' is not an http(s) URL such as https://example.fr/page"
+    );
+    let lat = &parsed.errors[1];
+    assert_eq!((lat.line, lat.field.as_str()), (3, "Latitude"));
+    assert!(lat.reason.contains("give both"), "{}", lat.reason);
+}
+
+#[test]
+fn headers_are_matched_forgiving_case_accents_and_spaces() {
+    let csv = "nom collectivité;NOM DU PROJET;Siret;Statut du projet;Description service;Thème\n\
+               Colomiers;Carte des chantiers;21310149600015;Terminé;Une carte.;Mobilités\n";
+    let parsed = parse(Format::BibliothequeIa, "x.csv", csv.as_bytes()).unwrap();
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    assert_eq!(project(&parsed.rows[0]).theme, Some(ProjectTheme::Mobility));
+}
+
+// ---------------------------------------------------------------- SCDL
+
+#[test]
+fn scdl_with_semicolons_bom_and_crlf() {
+    let parsed = import(Format::ScdlCatalogue, "scdl-catalogue.csv");
+    assert_eq!(lines(&parsed), [2, 3, 10], "errors: {:#?}", parsed.errors);
+
+    let r = row(&parsed, 2);
+    assert_eq!(r.source_identifier, "24310051800014:budget-primitif-2024");
+    assert_eq!(
+        r.records[0].record_id,
+        "scdl:24310051800014:budget-primitif-2024"
+    );
+    assert_eq!(
+        r.organisation,
+        agent("Toulouse Métropole", Some("243100518"))
+    );
+    let url = "https://data.toulouse-metropole.fr/explore/dataset/budget-primitif-2024/";
+    let mut dist = Distribution::new(url);
+    dist.format = s("CSV");
+    let want = Dataset {
+        title: "Budget primitif 2024".into(),
+        description: "Budget primitif voté par le conseil de la métropole : dépenses et recettes par chapitre."
+            .into(),
+        keywords: strings(&["budget", "finances publiques", "M57"]),
+        // A theme label holding commas stays whole.
+        themes: strings(&["Administration, gouvernement, finances publiques, citoyenneté"]),
+        identifier: s(url),
+        landing_page: s(url),
+        licence: Some(LicenceRef::Known(Licence::Etalab2)),
+        distributions: vec![dist],
+        // The producer, with the SIREN of its valid SIRET.
+        publisher: agent("Mairie de Toulouse", Some("213105554")),
+        contact_point: None,
+        spatial: Some(Spatial {
+            insee_codes: vec![],
+            granularity: Some(SpatialGranularity::Epci),
+            label: s("Toulouse Métropole"),
+        }),
+        temporal: Some(Temporal {
+            start: s("2024-01-01"),
+            end: s("2024-12-31"),
+        }),
+        frequency: Some(Frequency::Annual),
+        issued: s("2024-01-15"),
+        modified: s("2024-02-02"),
+    };
+    assert_eq!(dataset(r), &want);
+
+    let d = dataset(row(&parsed, 3));
+    assert_eq!(d.title, "Arbres d'alignement");
+    assert_eq!(
+        d.description,
+        "Inventaire des arbres d'alignement.\nEssence, hauteur et date de plantation\nde chaque arbre."
+    );
+    assert_eq!(
+        d.keywords,
+        strings(&["arbres", "patrimoine arboré", "environnement"])
+    );
+    // No producer: the collectivity publishes.
+    assert_eq!(d.publisher, agent("Toulouse Métropole", Some("243100518")));
+    assert_eq!(
+        d.spatial.as_ref().and_then(|s| s.granularity),
+        Some(SpatialGranularity::Adresse)
+    );
+    assert_eq!(d.frequency, Some(Frequency::Irregular));
+    assert_eq!(d.licence, Some(LicenceRef::Known(Licence::Odbl)));
+    assert_eq!(d.temporal, None);
+    // Three formats for one URL: which is which is unknown.
+    assert_eq!(d.distributions.len(), 1);
+    assert_eq!(d.distributions[0].format, None);
+
+    // The producer is the collectivity, without a SIRET of its own.
+    let d = dataset(row(&parsed, 10));
+    assert_eq!(d.publisher, agent("Toulouse Métropole", Some("243100518")));
+    assert_eq!(d.frequency, Some(Frequency::Continuous));
+    assert_eq!(
+        d.temporal,
+        Some(Temporal {
+            start: s("2007-11-01"),
+            end: None
+        })
+    );
+}
+
+#[test]
+fn scdl_errors() {
+    let parsed = import(Format::ScdlCatalogue, "scdl-catalogue.csv");
+    let granularity = errors_at(&parsed, 6);
+    assert_eq!(granularity.len(), 1, "{granularity:#?}");
+    assert_eq!(
+        (granularity[0].field.as_str(), granularity[0].value.as_str()),
+        ("COUV_SPAT_MAILLE", "Canton")
+    );
+    assert!(
+        granularity[0].reason.contains("spatial granularity"),
+        "{}",
+        granularity[0].reason
+    );
+    assert!(
+        granularity[0].reason.contains("commune"),
+        "{}",
+        granularity[0].reason
+    );
+
+    let line7: Vec<(&str, &str)> = errors_at(&parsed, 7)
+        .iter()
+        .map(|e| (e.field.as_str(), e.value.as_str()))
+        .collect();
+    assert_eq!(
+        line7,
+        [("FREQ_MAJ", "Quand nécessaire"), ("DATE_MAJ", "31/02/2024")]
+    );
+    assert!(errors_at(&parsed, 7)[1].reason.contains("YYYY-MM-DD"));
+
+    let id = errors_at(&parsed, 8);
+    assert_eq!(
+        (id.len(), id[0].field.as_str(), id[0].value.as_str()),
+        (1, "ID", "")
+    );
+
+    // Line 9 is an empty spreadsheet row: skipped, no error.
+    assert!(errors_at(&parsed, 9).is_empty());
+
+    // An unquoted ';' in the description shifts the row by one column.
+    let shifted = errors_at(&parsed, 11);
+    assert_eq!(shifted.len(), 1, "{shifted:#?}");
+    assert_eq!(shifted[0].field, "");
+    assert_eq!(
+        shifted[0].value,
+        "https://data.toulouse-metropole.fr/explore/dataset/marches-plein-vent/"
+    );
+    assert!(
+        shifted[0].reason.contains("header has 20 columns"),
+        "{}",
+        shifted[0].reason
+    );
+    assert!(
+        shifted[0].to_string().starts_with("line 11: 'https://"),
+        "{}",
+        shifted[0]
+    );
+    assert_eq!(parsed.errors.len(), 5);
+}
+
+#[test]
+fn scdl_with_commas_and_no_bom() {
+    let csv = "coll_nom,coll_siret,id,titre,description,producteur_nom,producteur_siret,date_publ,url\n\
+               Colomiers,21310149600015,BP-2025,Budget 2025,Budget primitif.,Syndicat mixte X,123,05/02/2025,www.ville-colomiers.fr/budget\n";
+    let parsed = parse(Format::ScdlCatalogue, "colomiers.csv", csv.as_bytes()).unwrap();
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    let r = &parsed.rows[0];
+    assert_eq!(r.records[0].record_id, "scdl:21310149600015:BP-2025");
+    let d = dataset(r);
+    // A producer whose SIRET is not valid keeps its name, without a SIREN.
+    assert_eq!(d.publisher, agent("Syndicat mixte X", None));
+    assert_eq!(d.issued.as_deref(), Some("2025-02-05"));
+    assert_eq!(
+        d.landing_page.as_deref(),
+        Some("https://www.ville-colomiers.fr/budget")
+    );
+}
+
+#[test]
+fn scdl_collectivity_siret_is_checked() {
+    let csv = "COLL_NOM;COLL_SIRET;ID;TITRE;DESCRIPTION\nColomiers;21310149600016;a;A;Une.\n";
+    let parsed = parse(Format::ScdlCatalogue, "x.csv", csv.as_bytes()).unwrap();
+    assert_eq!(parsed.errors.len(), 1);
+    assert_eq!(parsed.errors[0].field, "COLL_SIRET");
+    assert!(parsed.errors[0].reason.contains("Luhn"));
+}
+
+// ---------------------------------------------------------------- Etalab
+
+#[test]
+fn etalab_catalogue() {
+    let parsed = import(Format::EtalabCatalogue, "etalab-catalogue.csv");
+    assert_eq!(lines(&parsed), [2, 3, 4], "errors: {:#?}", parsed.errors);
+
+    let r = row(&parsed, 2);
+    assert_eq!(
+        r.source_identifier,
+        "21310069600011:equipements-sportifs-de-blagnac"
+    );
+    assert_eq!(
+        r.records[0].record_id,
+        "etalab:21310069600011:equipements-sportifs-de-blagnac"
+    );
+    assert_eq!(
+        r.organisation,
+        agent("Commune de Blagnac", Some("213100696"))
+    );
+    let url = "https://data.mairie-blagnac.fr/equipements-sportifs";
+    let mut dist = Distribution::new(url);
+    dist.format = s("CSV");
+    let want = Dataset {
+        title: "Équipements sportifs de Blagnac".into(),
+        description:
+            "Liste des équipements sportifs municipaux avec leur adresse et leurs horaires.".into(),
+        keywords: strings(&["sport", "équipements", "loisirs"]),
+        themes: vec![],
+        identifier: s(url),
+        landing_page: s(url),
+        licence: Some(LicenceRef::Known(Licence::Etalab2)),
+        distributions: vec![dist],
+        publisher: agent("Commune de Blagnac", Some("213100696")),
+        contact_point: Some(Contact {
+            name: s("Jeanne Martin"),
+            email: s("sports@mairie-blagnac.fr"),
+            ..Contact::default()
+        }),
+        spatial: Some(Spatial {
+            label: s("Blagnac"),
+            ..Spatial::default()
+        }),
+        temporal: None,
+        frequency: Some(Frequency::Monthly),
+        issued: s("2023-05-04"),
+        modified: s("2025-03-12"),
+    };
+    assert_eq!(dataset(r), &want);
+
+    let d = dataset(row(&parsed, 3));
+    assert_eq!(
+        d.contact_point,
+        Some(Contact {
+            name: s("Service restauration"),
+            email: s("restauration@mairie-blagnac.fr"),
+            ..Contact::default()
+        })
+    );
+    assert_eq!(d.keywords, strings(&["cantine", "menus", "écoles"]));
+    assert_eq!(
+        (d.issued.as_deref(), d.modified.as_deref()),
+        (Some("2022-09-01"), None)
+    );
+    assert_eq!(d.frequency, Some(Frequency::Weekly));
+    assert_eq!(d.distributions[0].format, None);
+
+    // An organisation without a SIRET is keyed by its alternative id.
+    let ccas = row(&parsed, 4);
+    assert_eq!(
+        ccas.source_identifier,
+        "ccas-blagnac:aides-sociales-facultatives"
+    );
+    assert_eq!(ccas.organisation, agent("CCAS de Blagnac", None));
+    assert!(dataset(ccas).distributions.is_empty());
+}
+
+#[test]
+fn etalab_errors() {
+    let parsed = import(Format::EtalabCatalogue, "etalab-catalogue.csv");
+    let dup = errors_at(&parsed, 5);
+    assert_eq!(dup.len(), 1, "{dup:#?}");
+    assert_eq!(dup[0].field, "titre");
+    assert_eq!(
+        dup[0].value,
+        "21310069600011:equipements-sportifs-de-blagnac"
+    );
+    assert!(dup[0].reason.contains("as line 2"), "{}", dup[0].reason);
+
+    let freq = errors_at(&parsed, 6);
+    assert_eq!(
+        (freq[0].field.as_str(), freq[0].value.as_str()),
+        ("freq_maj", "Quand nécessaire")
+    );
+    assert!(freq[0].reason.contains("monthly"), "{}", freq[0].reason);
+
+    let siret = errors_at(&parsed, 7);
+    assert_eq!(
+        (siret[0].field.as_str(), siret[0].value.as_str()),
+        ("siret_orga", "213100696")
+    );
+    assert!(siret[0].reason.contains("14 digits"), "{}", siret[0].reason);
+    assert_eq!(parsed.errors.len(), 3);
+}
+
+// ---------------------------------------------------------------- DCAT JSON-LD
+
+#[test]
+fn datagouv_paged_catalogue_page_1() {
+    let bytes = fixture("datagouv-catalog-page1.jsonld");
+    assert_eq!(
+        next_page(&bytes).as_deref(),
+        Some("https://www.data.gouv.fr/catalog.jsonld?page=2&page_size=2")
+    );
+    let parsed = import(Format::DcatJsonLd, "datagouv-catalog-page1.jsonld");
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    assert_eq!(lines(&parsed), [1, 2]);
+
+    let r = &parsed.rows[0];
+    let id = "https://www.data.gouv.fr/fr/datasets/budget-primitif-2024-toulouse-metropole/";
+    assert_eq!(r.source_identifier, id);
+    assert_eq!(r.records[0].record_id, format!("dcat:{id}"));
+    let publisher = Some(Agent {
+        name: "Toulouse Métropole".into(),
+        siren: None,
+        url: s("https://www.data.gouv.fr/fr/organizations/toulouse-metropole/"),
+    });
+    assert_eq!(r.organisation, publisher);
+    let mut dist = Distribution::new(
+        "https://www.data.gouv.fr/fr/datasets/r/3c5e7a91-2b4d-4f6a-8e1c-9d0b2a4c6e8f",
+    );
+    dist.title = s("budget-primitif-2024.csv");
+    dist.download_url = s(
+        "https://static.data.gouv.fr/resources/budget-primitif-2024/20240115-091244/budget-primitif-2024.csv",
+    );
+    dist.format = s("csv");
+    dist.media_type = s("text/csv");
+    dist.byte_size = Some(48213);
+    dist.licence = Some(LicenceRef::Known(Licence::Etalab2));
+    dist.checksum = Some(Checksum {
+        algorithm: "sha1".into(),
+        value: "a9993e364706816aba3e25717850c26c9cd0d89d".into(),
+    });
+    let want = Dataset {
+        // The French title, though the English one comes first.
+        title: "Budget primitif 2024".into(),
+        description: "Budget primitif voté par le conseil de la métropole.\n\nDépenses et recettes par chapitre."
+            .into(),
+        keywords: strings(&["budget", "finances publiques"]),
+        themes: strings(&["ECON", "GOVE"]),
+        identifier: s("https://www.data.gouv.fr/fr/datasets/65a4f1c2e8b7a3d9f0c1b2a3/"),
+        landing_page: s("https://data.toulouse-metropole.fr/explore/dataset/budget-primitif-2024/"),
+        licence: Some(LicenceRef::Known(Licence::Etalab2)),
+        distributions: vec![dist],
+        publisher,
+        contact_point: Some(Contact {
+            name: s("Direction des finances"),
+            email: s("opendata@toulouse-metropole.fr"),
+            ..Contact::default()
+        }),
+        spatial: None,
+        temporal: Some(Temporal {
+            start: s("2024-01-01"),
+            end: s("2024-12-31"),
+        }),
+        frequency: Some(Frequency::Annual),
+        issued: s("2024-01-15T09:12:44.123000+00:00"),
+        modified: s("2024-02-02T16:03:10+00:00"),
+    };
+    assert_eq!(dataset(r), &want);
+
+    let d = dataset(&parsed.rows[1]);
+    assert_eq!(d.keywords, strings(&["arbres"]));
+    // A licence IRI not among the known ones is kept as a URI.
+    assert_eq!(
+        d.licence,
+        Some(LicenceRef::Uri(
+            "http://opendatacommons.org/licenses/odbl/summary/".into()
+        ))
+    );
+    assert_eq!(d.frequency, Some(Frequency::Irregular));
+    assert_eq!(d.issued.as_deref(), Some("2021-06-03T08:00:00"));
+    assert_eq!(
+        d.publisher,
+        Some(Agent {
+            name: "Commune de Blagnac".into(),
+            siren: None,
+            url: s("https://www.mairie-blagnac.fr"),
+        })
+    );
+    assert_eq!(
+        d.spatial,
+        Some(Spatial {
+            insee_codes: strings(&["31069"]),
+            granularity: None,
+            label: s("Blagnac"),
+        })
+    );
+    let urls: Vec<(&str, Option<&str>, Option<&str>)> = d
+        .distributions
+        .iter()
+        .map(|x| {
+            (
+                x.access_url.as_str(),
+                x.download_url.as_deref(),
+                x.format.as_deref(),
+            )
+        })
+        .collect();
+    let csv = "https://static.data.gouv.fr/resources/arbres-d-alignement-blagnac/arbres.csv";
+    assert_eq!(
+        urls,
+        [
+            (
+                "https://www.data.gouv.fr/fr/datasets/r/7f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b",
+                None,
+                Some("geojson")
+            ),
+            // No accessURL: the downloadURL stands in.
+            (csv, Some(csv), Some("csv")),
+        ]
+    );
+}
+
+#[test]
+fn datagouv_paged_catalogue_last_page() {
+    let bytes = fixture("datagouv-catalog-page2.jsonld");
+    assert_eq!(next_page(&bytes), None);
+    let parsed = import(Format::DcatJsonLd, "datagouv-catalog-page2.jsonld");
+    assert!(parsed.rows.is_empty());
+    let got: Vec<(usize, &str, &str)> = parsed
+        .errors
+        .iter()
+        .map(|e| (e.line, e.field.as_str(), e.value.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "description", ""),
+            (2, "license", "Licence maison de la mairie")
+        ]
+    );
+    assert!(
+        parsed.errors[0].reason.contains("required"),
+        "{}",
+        parsed.errors[0].reason
+    );
+    assert!(
+        parsed.errors[1].reason.contains("etalab-2.0"),
+        "{}",
+        parsed.errors[1].reason
+    );
+    assert!(
+        parsed.errors[1].reason.contains("URI"),
+        "{}",
+        parsed.errors[1].reason
+    );
+}
+
+#[test]
+fn ckan_catalogue_with_prefixes_and_full_iris() {
+    let bytes = fixture("ckan-catalog.jsonld");
+    assert_eq!(next_page(&bytes), None);
+    let parsed = import(Format::DcatJsonLd, "ckan-catalog.jsonld");
+    assert_eq!(lines(&parsed), [1, 2], "{:#?}", parsed.errors);
+
+    let r = &parsed.rows[0];
+    assert_eq!(
+        r.source_identifier,
+        "https://data.montpellier3m.fr/dataset/parkings-temps-reel"
+    );
+    let montpellier = Some(Agent {
+        name: "Montpellier Méditerranée Métropole".into(),
+        siren: None,
+        url: s("https://www.montpellier3m.fr"),
+    });
+    assert_eq!(r.organisation, montpellier);
+    let d = dataset(r);
+    assert_eq!(d.title, "Disponibilité des parkings en temps réel");
+    assert!(
+        d.description.starts_with("Nombre de places libres"),
+        "{}",
+        d.description
+    );
+    // French keywords only, when some are tagged French.
+    assert_eq!(d.keywords, strings(&["stationnement", "mobilité"]));
+    assert_eq!(d.themes, strings(&["TRAN"]));
+    assert_eq!(
+        d.identifier.as_deref(),
+        Some("9c2b5d1e-7f3a-4e8b-a6c4-1d2e3f4a5b6c")
+    );
+    assert_eq!(
+        d.landing_page.as_deref(),
+        Some("https://data.montpellier3m.fr/dataset/parkings-temps-reel")
+    );
+    assert_eq!(d.frequency, Some(Frequency::Continuous));
+    assert_eq!(d.issued.as_deref(), Some("2019-05-03T10:00:00"));
+    assert_eq!(d.modified.as_deref(), Some("2025-01-07"));
+    assert_eq!(d.publisher, montpellier);
+    assert_eq!(
+        d.contact_point,
+        Some(Contact {
+            name: s("Service open data"),
+            email: s("opendata@montpellier3m.fr"),
+            ..Contact::default()
+        })
+    );
+    assert_eq!(
+        d.spatial.as_ref().and_then(|s| s.label.as_deref()),
+        Some("Montpellier Méditerranée Métropole")
+    );
+    assert_eq!(
+        d.temporal,
+        Some(Temporal {
+            start: s("2019-01-01"),
+            end: None
+        })
+    );
+    let mut api = Distribution::new("https://portail-api-data.montpellier3m.fr/offstreetparking");
+    api.title = s("Disponibilité (JSON)");
+    api.format = s("JSON");
+    api.media_type = s("application/json");
+    api.byte_size = Some(1024);
+    api.licence = Some(LicenceRef::Known(Licence::Odbl));
+    let file = "https://data.montpellier3m.fr/sites/default/files/ressources/parkings.csv";
+    let mut csv = Distribution::new(file);
+    csv.download_url = s(file);
+    csv.title = s("Liste des parkings (CSV)");
+    csv.format = s("CSV");
+    assert_eq!(d.distributions, [api, csv]);
+
+    // Expanded form, a blank node: identified by its dct:identifier.
+    let r = &parsed.rows[1];
+    assert_eq!(r.source_identifier, "budget-primitif-2025");
+    assert_eq!(r.records[0].record_id, "dcat:budget-primitif-2025");
+    let d = dataset(r);
+    assert_eq!(d.title, "Budget primitif 2025");
+    assert_eq!(d.keywords, strings(&["budget", "finances"]));
+    assert_eq!(d.licence, Some(LicenceRef::Known(Licence::Etalab2)));
+    assert_eq!(d.frequency, Some(Frequency::Annual));
+    assert_eq!(d.publisher, montpellier);
+    assert_eq!(d.distributions.len(), 1);
+    assert_eq!(
+        d.distributions[0].access_url,
+        "https://data.montpellier3m.fr/sites/default/files/budget-primitif-2025.csv"
+    );
+
+    let broken = errors_at(&parsed, 3);
+    assert_eq!(broken.len(), 1, "{broken:#?}");
+    assert_eq!(broken[0].field, "distribution[0]");
+    assert_eq!(
+        broken[0].value,
+        "https://data.montpellier3m.fr/dataset/comptages-routiers/resource/1"
+    );
+    assert!(
+        broken[0].reason.contains("accessURL"),
+        "{}",
+        broken[0].reason
+    );
+}
+
+#[test]
+fn json_that_is_not_a_dcat_catalogue() {
+    let person = br#"{"@context": {"foaf": "http://xmlns.com/foaf/0.1/"},
+        "@graph": [{"@id": "https://ex.fr/p/1", "@type": "foaf:Person", "foaf:name": "Jeanne"}]}"#;
+    let e = parse(Format::DcatJsonLd, "x.jsonld", person).unwrap_err();
+    assert!(matches!(e, ImportError::NotDcat { .. }), "{e:?}");
+    assert!(e.to_string().contains("foaf:Person"), "{e}");
+
+    let e = parse(Format::DcatJsonLd, "x.jsonld", b"42").unwrap_err();
+    assert!(matches!(e, ImportError::NotDcat { .. }), "{e:?}");
+
+    let e = parse(
+        Format::DcatJsonLd,
+        "x.jsonld",
+        b"{\n  \"@graph\": [\n    {,}\n  ]\n}",
+    )
+    .unwrap_err();
+    match &e {
+        ImportError::Json { line, .. } => assert_eq!(*line, 3, "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(next_page(b"not json"), None);
+
+    // An empty page of a catalogue is a catalogue with nothing in it.
+    let empty = br#"{"@graph": [{"@id": "https://ex.fr/catalog", "@type": "dcat:Catalog"}]}"#;
+    assert_eq!(
+        parse(Format::DcatJsonLd, "x.jsonld", empty).unwrap(),
+        Parsed::default()
+    );
+}
+
+// ---------------------------------------------------------------- whole-file errors
+
+#[test]
+fn a_missing_required_column_is_named_with_the_columns_found() {
+    let csv =
+        "Nom_collectivite,Nom_du_projet,SIRET,Description_service\nBlagnac,X,21310069600011,Y\n";
+    let e = parse(Format::BibliothequeIa, "x.csv", csv.as_bytes()).unwrap_err();
+    assert_eq!(
+        e,
+        ImportError::MissingColumns {
+            format: "bibliothèque IA",
+            missing: "`Statut_du_projet`".into(),
+            found: "Nom_collectivite, Nom_du_projet, SIRET, Description_service".into(),
+        }
+    );
+    assert_eq!(
+        e.to_string(),
+        "missing required column `Statut_du_projet` for the bibliothèque IA format; the header has: \
+         Nom_collectivite, Nom_du_projet, SIRET, Description_service"
+    );
+
+    let csv = "COLL_NOM;COLL_SIRET;DESCRIPTION\n";
+    let e = parse(Format::ScdlCatalogue, "x.csv", csv.as_bytes()).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("missing required columns `ID`, `TITRE` for the SCDL catalogue format"),
+        "{e}"
+    );
+
+    // A JSON file given as CSV: its first line is no header.
+    let e = parse(Format::EtalabCatalogue, "x.json", b"{\"titre\": 1}").unwrap_err();
+    assert!(matches!(e, ImportError::MissingColumns { .. }), "{e:?}");
+
+    let e = parse(Format::EtalabCatalogue, "x.csv", b"\n\n").unwrap_err();
+    assert!(matches!(e, ImportError::Empty { .. }), "{e:?}");
+    assert!(e.to_string().contains("titre"), "{e}");
+}
+
+#[test]
+fn a_file_that_is_not_utf8_says_where() {
+    // "Métropole" in Windows-1252, as a spreadsheet saves it by default.
+    let latin1 = b"Nom_collectivite,Nom_du_projet,SIRET,Statut_du_projet,Description_service\nToulouse M\xe9tropole,X,24310051800014,Termin\xe9,Y\n";
+    let e = parse(Format::BibliothequeIa, "x.csv", latin1).unwrap_err();
+    assert_eq!(
+        e,
+        ImportError::NotUtf8 {
+            line: 2,
+            byte: 0xE9
+        }
+    );
+    assert!(e.to_string().contains("UTF-8"), "{e}");
+}
+
+// ---------------------------------------------------------------- formats and record ids
+
+#[test]
+fn format_names() {
+    for (name, want) in [
+        ("scdl", Format::ScdlCatalogue),
+        ("SCDL-catalogue", Format::ScdlCatalogue),
+        ("etalab", Format::EtalabCatalogue),
+        ("bibliotheque-ia", Format::BibliothequeIa),
+        ("Bibliothèque IA", Format::BibliothequeIa),
+        ("bibliotheque_ia", Format::BibliothequeIa),
+        ("dcat", Format::DcatJsonLd),
+        ("DCAT-AP", Format::DcatJsonLd),
+        ("jsonld", Format::DcatJsonLd),
+    ] {
+        assert_eq!(Format::parse(name), Ok(want), "{name}");
+    }
+    let e = Format::parse("xml").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "unknown import format 'xml'; accepted: scdl, etalab, bibliotheque-ia, dcat"
+    );
+    let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "scdl-catalogue",
+            "etalab-catalogue",
+            "bibliotheque-ia",
+            "dcat-jsonld"
+        ]
+    );
+}
+
+#[test]
+fn record_ids_are_readable_valid_and_deterministic() {
+    for (format, ident, want) in [
+        (
+            Format::ScdlCatalogue,
+            "24310051800014:budget-primitif-2024",
+            "scdl:24310051800014:budget-primitif-2024",
+        ),
+        (
+            Format::BibliothequeIa,
+            "21310069600011:Équipe données",
+            "bibliotheque-ia:21310069600011:Equipe-donnees",
+        ),
+        (
+            Format::DcatJsonLd,
+            "https://www.data.gouv.fr/catalog.jsonld?page=2&page_size=20",
+            "dcat:https://www.data.gouv.fr/catalog.jsonld-page-2-page_size-20",
+        ),
+        (
+            Format::EtalabCatalogue,
+            "ccas-blagnac:aides",
+            "etalab:ccas-blagnac:aides",
+        ),
+    ] {
+        let id = record_id_for(format, ident);
+        assert_eq!(id, want);
+        assert_eq!(record_id_for(format, ident), id, "same input, same id");
+        validate_record_id(&id).unwrap();
+    }
+    // The same identifier in two formats: two records.
+    assert_ne!(
+        record_id_for(Format::ScdlCatalogue, "x:1"),
+        record_id_for(Format::EtalabCatalogue, "x:1")
+    );
+}
+
+#[test]
+fn long_record_ids_end_with_a_stable_hash() {
+    let long = format!("24310051800014:{}", "tres-long-identifiant-".repeat(20));
+    let id = record_id_for(Format::ScdlCatalogue, &long);
+    // Pinned: a change of hash would give every re-imported record a new id.
+    assert_eq!(
+        id,
+        format!(
+            "scdl:24310051800014:{}tres-long-daf8a6bce368bd88",
+            "tres-long-identifiant-".repeat(7)
+        )
+    );
+    assert_eq!(id.len(), 200);
+    validate_record_id(&id).unwrap();
+    assert_eq!(record_id_for(Format::ScdlCatalogue, &long), id);
+
+    // Identifiers that share their first 200 characters still differ.
+    let other = record_id_for(Format::ScdlCatalogue, &format!("{long}x"));
+    assert_ne!(other, id);
+    assert_eq!(other[..183], id[..183]);
+
+    // Nothing readable: the hash alone.
+    let id = record_id_for(Format::DcatJsonLd, "日本語");
+    assert!(id.starts_with("dcat:") && id.len() == 5 + 16, "{id}");
+    validate_record_id(&id).unwrap();
+}
+
+#[test]
+fn reimporting_gives_the_same_records() {
+    for (format, name) in [
+        (Format::ScdlCatalogue, "scdl-catalogue.csv"),
+        (Format::EtalabCatalogue, "etalab-catalogue.csv"),
+        (Format::BibliothequeIa, "bibliotheque-ia.csv"),
+        (Format::DcatJsonLd, "ckan-catalog.jsonld"),
+    ] {
+        let a = parse(format, name, &fixture(name)).unwrap();
+        let b = parse(format, name, &fixture(name)).unwrap();
+        assert_eq!(a, b, "{name}");
+        let ids: Vec<&str> = a
+            .rows
+            .iter()
+            .map(|r| r.records[0].record_id.as_str())
+            .collect();
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "{name}: {ids:?}");
+    }
+}
+
+#[test]
+fn drafts_are_public_and_carry_their_provenance() {
+    let parsed = import(Format::BibliothequeIa, "bibliotheque-ia.csv");
+    let r: &Record = &parsed.rows[0].records[0];
+    let p = r.provenance.as_ref().unwrap();
+    assert_eq!(p.source_format, "bibliotheque-ia");
+    assert_eq!(p.source.as_deref(), Some("bibliotheque-ia.csv"));
+    assert_eq!(
+        p.source_identifier.as_deref(),
+        Some("24310051800014:tri-automatique-des-courriers-entrants")
+    );
+    assert_eq!(
+        p.on_behalf_of,
+        agent("Toulouse Métropole", Some("243100518"))
+    );
+}
