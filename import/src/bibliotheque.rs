@@ -9,7 +9,8 @@
 use maillage_record::Body;
 use maillage_record::model::{Audience, OrganisationKind, Project, ProjectStatus, ProjectTheme};
 
-use crate::common::{self, Cells, Problems};
+use crate::common::{self, Problems};
+use crate::table::{self, Cells};
 use crate::{Draft, Entries, RowError};
 
 const COLUMNS: &[&str] = &[
@@ -53,12 +54,12 @@ const SOURCES: &[(&str, &str)] = &[
     ("longitude", "Longitude"),
     ("logo_url", "URL_Logo"),
     ("last_updated", "Date_de_derniere_mise_a_jour"),
-    ("provenance", "Nom_collectivite"),
+    ("provenance.on_behalf_of", "Nom_collectivite"),
     ("provenance.source_identifier", "Nom_du_projet"),
 ];
 
 pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, crate::ImportError> {
-    let rows = common::read_csv(bytes, "bibliothèque IA", COLUMNS, REQUIRED)?;
+    let rows = table::read_csv(bytes, "bibliothèque IA", COLUMNS, REQUIRED)?;
     Ok(rows
         .into_iter()
         .map(|row| row.map_err(|e| vec![e]).and_then(project))

@@ -1,7 +1,5 @@
-//! What the formats share: reading CSV with the right line numbers, text
-//! clean-up, dates, SIRETs, slugs and the record-id hash.
-
-use std::rc::Rc;
+//! What the formats share: text clean-up, dates, SIRETs, slugs, the
+//! record-id hash, and the row error collector.
 
 use maillage_record::Record;
 use maillage_record::model::{Agent, Body};
@@ -24,190 +22,6 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<&str, ImportError> {
                 byte: bytes.get(at).copied().unwrap_or(0),
             })
         }
-    }
-}
-
-/// One CSV row: its cells for the columns a format reads, and where it starts.
-pub(crate) struct Cells {
-    pub line: usize,
-    columns: &'static [&'static str],
-    /// Where each of `columns` is in the file.
-    positions: Rc<[Option<usize>]>,
-    values: Vec<String>,
-}
-
-impl Cells {
-    /// The trimmed cell of a column; "" when the column or the cell is absent.
-    pub fn get(&self, column: &str) -> &str {
-        self.columns
-            .iter()
-            .position(|c| *c == column)
-            .and_then(|i| self.values.get(i))
-            .map_or("", String::as_str)
-    }
-
-    /// Where a column is in the file (columns absent from it last).
-    fn position_of(&self, column: &str) -> usize {
-        self.columns
-            .iter()
-            .position(|c| *c == column)
-            .and_then(|i| self.positions[i])
-            .unwrap_or(usize::MAX)
-    }
-}
-
-/// Reads a CSV file with a header line. The separator (',', ';' or tab) is the
-/// one the header uses most. Columns are matched forgiving case, accents,
-/// spaces and underscores ("Nom du projet" is `Nom_du_projet`); a `required`
-/// column missing fails the whole file. A row that has more non-empty cells
-/// than the header has columns (a separator inside an unquoted value) is a row
-/// error; rows with every cell empty are skipped.
-pub(crate) fn read_csv(
-    bytes: &[u8],
-    format: &'static str,
-    columns: &'static [&'static str],
-    required: &[&'static str],
-) -> Result<Vec<Result<Cells, RowError>>, ImportError> {
-    let text = decode(bytes)?;
-    let list = |names: &[&str]| names.join(", ");
-    let header_line =
-        text.lines()
-            .find(|l| !l.trim().is_empty())
-            .ok_or_else(|| ImportError::Empty {
-                expected: list(columns),
-            })?;
-    let delimiter = [b';', b',', b'\t']
-        .into_iter()
-        .max_by_key(|d| header_line.bytes().filter(|b| b == d).count())
-        .unwrap_or(b',');
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .flexible(true)
-        .has_headers(false)
-        .from_reader(text.as_bytes());
-    let lines = LineIndex::new(text);
-
-    let mut records = reader.records();
-    let header = loop {
-        match records.next() {
-            None => {
-                return Err(ImportError::Empty {
-                    expected: list(columns),
-                });
-            }
-            Some(Err(e)) => return Err(csv_error(&lines, &e)),
-            Some(Ok(r)) if r.iter().all(|c| c.trim().is_empty()) => continue,
-            Some(Ok(r)) => break r,
-        }
-    };
-    let found: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
-    let index: Vec<Option<usize>> = columns
-        .iter()
-        .map(|c| found.iter().position(|h| slug(h) == slug(c)))
-        .collect();
-    let missing: Vec<String> = columns
-        .iter()
-        .zip(&index)
-        .filter(|(c, i)| i.is_none() && required.contains(c))
-        .map(|(c, _)| format!("`{c}`"))
-        .collect();
-    if !missing.is_empty() {
-        return Err(ImportError::MissingColumns {
-            format,
-            missing: missing.join(", "),
-            found: if found.iter().all(String::is_empty) {
-                "(nothing)".to_string()
-            } else {
-                found.join(", ")
-            },
-        });
-    }
-
-    let positions: Rc<[Option<usize>]> = index.clone().into();
-    let mut rows = Vec::new();
-    for record in records {
-        let record = record.map_err(|e| csv_error(&lines, &e))?;
-        if record.iter().all(|c| c.trim().is_empty()) {
-            continue;
-        }
-        let line = record
-            .position()
-            .map_or(0, |p| lines.line_of_record(p.byte() as usize));
-        if let Some(extra) = record
-            .iter()
-            .skip(found.len())
-            .find(|c| !c.trim().is_empty())
-        {
-            rows.push(Err(RowError::new(
-                line,
-                "",
-                extra.trim(),
-                format!(
-                    "is in column {} but the header has {} columns: is a '{}' inside a value \
-                     that is not between double quotes?",
-                    record.len(),
-                    found.len(),
-                    char::from(delimiter)
-                ),
-            )));
-            continue;
-        }
-        let values = index
-            .iter()
-            .map(|i| {
-                i.and_then(|i| record.get(i))
-                    .unwrap_or("")
-                    .trim()
-                    .to_string()
-            })
-            .collect();
-        rows.push(Ok(Cells {
-            line,
-            columns,
-            positions: positions.clone(),
-            values,
-        }));
-    }
-    Ok(rows)
-}
-
-fn csv_error(lines: &LineIndex, e: &csv::Error) -> ImportError {
-    ImportError::Csv {
-        line: e
-            .position()
-            .map_or(0, |p| lines.line_of_record(p.byte() as usize)),
-        message: e.to_string(),
-    }
-}
-
-/// Line numbers from byte offsets. The CSV reader's own line count can point
-/// at the end of the previous record (CRLF, blank lines), so a record's line
-/// is counted here from its first byte.
-struct LineIndex<'a> {
-    text: &'a [u8],
-    newlines: Vec<usize>,
-}
-
-impl<'a> LineIndex<'a> {
-    fn new(text: &'a str) -> LineIndex<'a> {
-        let text = text.as_bytes();
-        let newlines = text
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'\n')
-            .map(|(i, _)| i)
-            .collect();
-        LineIndex { text, newlines }
-    }
-
-    /// The 1-based line of the first character of the record at `byte`,
-    /// skipping the line ends that precede it.
-    fn line_of_record(&self, byte: usize) -> usize {
-        let start = self.text[byte.min(self.text.len())..]
-            .iter()
-            .position(|b| *b != b'\r' && *b != b'\n')
-            .map_or(self.text.len(), |n| byte + n);
-        1 + self.newlines.partition_point(|&nl| nl < start)
     }
 }
 
@@ -405,7 +219,7 @@ impl Problems {
     }
 
     /// The errors in the order of the row's columns, as a user reads it.
-    pub fn in_column_order(mut self, row: &Cells) -> Vec<RowError> {
+    pub fn in_column_order(mut self, row: &crate::table::Cells) -> Vec<RowError> {
         self.errors.sort_by_key(|e| row.position_of(&e.field));
         self.errors
     }
@@ -603,14 +417,5 @@ mod tests {
             split_email("Direction du numérique"),
             (Some("Direction du numérique".into()), None)
         );
-    }
-
-    #[test]
-    fn record_lines_skip_line_ends() {
-        let text = "a,b\r\n\r\n\"x\ny\",z\r\nlast,1\n";
-        let idx = LineIndex::new(text);
-        assert_eq!(idx.line_of_record(0), 1);
-        assert_eq!(idx.line_of_record(4), 3);
-        assert_eq!(idx.line_of_record(text.find("last").unwrap()), 5);
     }
 }

@@ -6,7 +6,8 @@ use maillage_record::model::{
     Contact, Dataset, Distribution, Frequency, LicenceRef, Spatial, is_http_url,
 };
 
-use crate::common::{self, Cells, Problems};
+use crate::common::{self, Problems};
+use crate::table::{self, Cells};
 use crate::{Draft, Entries, RowError};
 
 const COLUMNS: &[&str] = &[
@@ -47,12 +48,12 @@ const SOURCES: &[(&str, &str)] = &[
     ("spatial", "couv_geo"),
     ("issued", "date_pub"),
     ("modified", "date_maj"),
-    ("provenance", "nom_orga"),
+    ("provenance.on_behalf_of", "nom_orga"),
     ("provenance.source_identifier", "titre"),
 ];
 
 pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, crate::ImportError> {
-    let rows = common::read_csv(bytes, "Etalab catalogue", COLUMNS, REQUIRED)?;
+    let rows = table::read_csv(bytes, "Etalab catalogue", COLUMNS, REQUIRED)?;
     Ok(rows
         .into_iter()
         .map(|row| row.map_err(|e| vec![e]).and_then(dataset))

@@ -14,7 +14,9 @@ mod bibliotheque;
 mod common;
 mod dcat;
 mod etalab;
+mod jsonld;
 mod scdl;
+mod table;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -321,7 +323,7 @@ impl Draft {
             visibility: Visibility::Public,
             provenance: Some(Provenance {
                 source_format: format.as_str().to_string(),
-                source: Some(source_name.to_string()).filter(|s| !s.trim().is_empty()),
+                source: Some(source_name.to_string()),
                 source_identifier: Some(source_identifier.clone()),
                 on_behalf_of: organisation.clone(),
             }),

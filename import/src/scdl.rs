@@ -6,7 +6,8 @@ use maillage_record::model::{
     is_http_url,
 };
 
-use crate::common::{self, Cells, Problems};
+use crate::common::{self, Problems};
+use crate::table::{self, Cells};
 use crate::{Draft, Entries};
 
 const COLUMNS: &[&str] = &[
@@ -53,12 +54,12 @@ const SOURCES: &[(&str, &str)] = &[
     ("temporal.end", "COUV_TEMP_FIN"),
     ("issued", "DATE_PUBL"),
     ("modified", "DATE_MAJ"),
-    ("provenance", "COLL_NOM"),
+    ("provenance.on_behalf_of", "COLL_NOM"),
     ("provenance.source_identifier", "ID"),
 ];
 
 pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, crate::ImportError> {
-    let rows = common::read_csv(bytes, "SCDL catalogue", COLUMNS, REQUIRED)?;
+    let rows = table::read_csv(bytes, "SCDL catalogue", COLUMNS, REQUIRED)?;
     Ok(rows
         .into_iter()
         .map(|row| row.map_err(|e| vec![e]).and_then(dataset))

@@ -463,6 +463,21 @@ fn scdl_with_commas_and_no_bom() {
 }
 
 #[test]
+fn a_separator_line_written_by_a_spreadsheet_is_obeyed() {
+    let csv = "sep=,\r\nCOLL_NOM,COLL_SIRET,ID,TITRE,DESCRIPTION,MOTS_CLES\r\n\
+               Colomiers,21310149600015,a,Voirie,Voirie communale.,voirie;routes\r\n\
+               Colomiers,21310149600015,b,Écoles,,écoles\r\n";
+    let parsed = parse(Format::ScdlCatalogue, "x.csv", csv.as_bytes()).unwrap();
+    assert_eq!(lines(&parsed), [3]);
+    assert_eq!(
+        dataset(&parsed.rows[0]).keywords,
+        strings(&["voirie", "routes"])
+    );
+    let e = &parsed.errors[0];
+    assert_eq!((e.line, e.field.as_str()), (4, "DESCRIPTION"));
+}
+
+#[test]
 fn scdl_collectivity_siret_is_checked() {
     let csv = "COLL_NOM;COLL_SIRET;ID;TITRE;DESCRIPTION\nColomiers;21310149600016;a;A;Une.\n";
     let parsed = parse(Format::ScdlCatalogue, "x.csv", csv.as_bytes()).unwrap();
