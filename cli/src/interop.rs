@@ -63,7 +63,12 @@ pub async fn import(
             rejected.push(Rejected {
                 file: name.clone(),
                 line: e.line,
-                what: format!("field `{}`: '{}': {}", e.field, e.value, e.reason),
+                // The reason quotes the value; a whole-row error has no field.
+                what: if e.field.is_empty() {
+                    e.reason
+                } else {
+                    format!("field `{}`: {}", e.field, e.reason)
+                },
             });
         }
         for row in ok {

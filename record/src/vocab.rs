@@ -253,19 +253,23 @@ vocabulary! {
     Licence, "licence" {
         Etalab2 = 1, "etalab-2.0", "Licence Ouverte 2.0",
             ["Licence Ouverte / Open Licence version 2.0", "Licence Ouverte v2.0", "LO 2.0",
-             "Licence Ouverte", "Open Licence 2.0", "etalab", "lov2",
+             "Licence Ouverte", "Open Licence 2.0", "etalab", "lov2", "LO-2.0",
+             "https://www.etalab.gouv.fr/wp-content/uploads/2017/04/ETALAB-Licence-Ouverte-v2.0.pdf",
              "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"];
         Etalab1 = 2, "etalab-1.0", "Licence Ouverte 1.0",
             ["Licence Ouverte / Open Licence", "Licence Ouverte v1.0", "LO 1.0", "fr-lo"];
         Odbl = 3, "odbl", "Open Database License (ODbL)",
-            ["ODbL", "ODbL 1.0", "odc-odbl", "Open Database License"];
+            ["ODbL", "ODbL 1.0", "ODbL-1.0", "odc-odbl", "Open Database License",
+             "http://opendatacommons.org/licenses/odbl/summary/",
+             "http://opendatacommons.org/licenses/odbl/1.0/"];
         OdcBy = 4, "odc-by", "Open Data Commons Attribution (ODC-By)", ["ODC-BY 1.0"];
         Pddl = 5, "pddl", "Open Data Commons Public Domain (PDDL)", ["odc-pddl"];
         CcBy = 6, "cc-by-4.0", "Creative Commons Attribution 4.0 (CC-BY)",
-            ["CC-BY", "CC BY 4.0", "cc-by"];
+            ["CC-BY", "CC BY 4.0", "cc-by", "http://creativecommons.org/licenses/by/4.0/"];
         CcBySa = 7, "cc-by-sa-4.0", "Creative Commons Attribution – Partage dans les mêmes conditions 4.0 (CC-BY-SA)",
-            ["CC-BY-SA", "CC BY-SA 4.0", "cc-by-sa"];
-        Cc0 = 8, "cc0-1.0", "Creative Commons Zéro (CC0)", ["CC0", "cc-zero", "domaine public"];
+            ["CC-BY-SA", "CC BY-SA 4.0", "cc-by-sa", "http://creativecommons.org/licenses/by-sa/4.0/"];
+        Cc0 = 8, "cc0-1.0", "Creative Commons Zéro (CC0)",
+            ["CC0", "cc-zero", "domaine public", "http://creativecommons.org/publicdomain/zero/1.0/"];
         Other = 9, "other", "Autre licence", ["autre", "other-at", "other-open"];
     }
 }
