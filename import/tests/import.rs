@@ -659,12 +659,10 @@ fn datagouv_paged_catalogue_page_1() {
 
     let d = dataset(&parsed.rows[1]);
     assert_eq!(d.keywords, strings(&["arbres"]));
-    // A licence IRI not among the known ones is kept as a URI.
+    // ODbL's summary page, as data.gouv.fr links it, is recognised as ODbL.
     assert_eq!(
         d.licence,
-        Some(LicenceRef::Uri(
-            "http://opendatacommons.org/licenses/odbl/summary/".into()
-        ))
+        Some(LicenceRef::Known(maillage_record::model::Licence::Odbl))
     );
     assert_eq!(d.frequency, Some(Frequency::Irregular));
     assert_eq!(d.issued.as_deref(), Some("2021-06-03T08:00:00"));

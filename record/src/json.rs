@@ -467,6 +467,11 @@ mod tests {
         let json = record_to_json(&parse_document(doc).unwrap().record);
         assert_eq!(json["licence"], "odbl");
         assert_eq!(json["frequency"], "quarterly");
+        // A licence outside the list is kept by its URI.
+        let doc = r#"{"kind":"dataset","record_id":"d","title":"t","description":"d",
+            "licence":"https://example.org/licence-maison/"}"#;
+        let json = record_to_json(&parse_document(doc).unwrap().record);
+        assert_eq!(json["licence"], "https://example.org/licence-maison/");
     }
 
     #[test]
