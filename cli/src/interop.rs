@@ -63,12 +63,7 @@ pub async fn import(
             rejected.push(Rejected {
                 file: name.clone(),
                 line: e.line,
-                // The reason quotes the value; a whole-row error has no field.
-                what: if e.field.is_empty() {
-                    e.reason
-                } else {
-                    format!("field `{}`: {}", e.field, e.reason)
-                },
+                what: e.describe(),
             });
         }
         for row in ok {

@@ -167,13 +167,21 @@ impl RowError {
     }
 }
 
+impl RowError {
+    /// What is wrong, without the line: "field `X`: 'value' reason".
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        if !self.field.is_empty() {
+            out.push_str(&format!("field `{}`: ", self.field));
+        }
+        out.push_str(&format!("'{}' {}", self.value, self.reason));
+        out
+    }
+}
+
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "line {}: ", self.line)?;
-        if !self.field.is_empty() {
-            write!(f, "field `{}`: ", self.field)?;
-        }
-        write!(f, "'{}' {}", self.value, self.reason)
+        write!(f, "line {}: {}", self.line, self.describe())
     }
 }
 
