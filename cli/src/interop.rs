@@ -261,7 +261,9 @@ pub async fn export(
         base_url,
     };
     let text = match format {
-        ExportFormat::JsonLd => serde_json::to_string_pretty(&public.catalog(&info, None).to_jsonld())?,
+        ExportFormat::JsonLd => {
+            serde_json::to_string_pretty(&public.catalog(&info, None).to_jsonld())?
+        }
         ExportFormat::Turtle => public.catalog(&info, None).to_turtle(),
         ExportFormat::Projects => serde_json::to_string_pretty(&public.projects_json())?,
     };
@@ -277,8 +279,8 @@ pub async fn export(
 /// http://<node.http_listen>; the same the node's HTTP export uses.
 fn export_base_url(dir: &Path) -> anyhow::Result<String> {
     let path = dir.join(CONFIG_FILE);
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let table: toml::Table =
         toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
     let node = table.get("node");

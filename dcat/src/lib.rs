@@ -141,7 +141,10 @@ pub fn catalog(info: &CatalogInfo, entries: &[Entry<'_>], page: Option<Page>) ->
     cat.add("dct:description", Object::text_fr(&info.description));
     let publisher = agent(&mut g, &info.publisher);
     cat.add("dct:publisher", publisher);
-    cat.add("foaf:homepage", g.typed_iri(&info.base_url, "foaf:Document", None));
+    cat.add(
+        "foaf:homepage",
+        g.typed_iri(&info.base_url, "foaf:Document", None),
+    );
     for e in entries {
         if let Body::Dataset(d) = &e.record.body {
             let iri = record_iri(&info.base_url, &e.author, &e.record.record_id);
@@ -150,10 +153,21 @@ pub fn catalog(info: &CatalogInfo, entries: &[Entry<'_>], page: Option<Page>) ->
         }
     }
     if let Some(p) = page {
-        let url = |n: usize| format!("{}/catalog.jsonld?page={n}&page_size={}", info.base_url, p.size);
+        let url = |n: usize| {
+            format!(
+                "{}/catalog.jsonld?page={n}&page_size={}",
+                info.base_url, p.size
+            )
+        };
         let mut view = Node::new(url(p.number), "hydra:PartialCollectionView");
-        view.add("hydra:totalItems", Object::typed(p.total.to_string(), "xsd:integer"));
-        view.add("hydra:itemsPerPage", Object::typed(p.size.to_string(), "xsd:integer"));
+        view.add(
+            "hydra:totalItems",
+            Object::typed(p.total.to_string(), "xsd:integer"),
+        );
+        view.add(
+            "hydra:itemsPerPage",
+            Object::typed(p.size.to_string(), "xsd:integer"),
+        );
         view.add("hydra:first", Object::Iri(url(1)));
         view.add("hydra:last", Object::Iri(url(p.last())));
         if p.number > 1 {
@@ -184,7 +198,8 @@ fn dataset(g: &mut Graph, iri: &str, e: &Entry<'_>, d: &Dataset) {
         // people use as themes stay findable as keywords.
         match eu_data_theme(t) {
             Some((code, label)) => {
-                let iri = format!("http://publications.europa.eu/resource/authority/data-theme/{code}");
+                let iri =
+                    format!("http://publications.europa.eu/resource/authority/data-theme/{code}");
                 let o = g.typed_iri(&iri, "skos:Concept", Some(label));
                 n.add("dcat:theme", o);
             }
@@ -217,7 +232,10 @@ fn dataset(g: &mut Graph, iri: &str, e: &Entry<'_>, d: &Dataset) {
             loc.add("dct:identifier", Object::plain(code));
         }
         if let Some(gr) = sp.granularity {
-            loc.add("rdfs:comment", Object::text_fr(format!("maille : {}", gr.label())));
+            loc.add(
+                "rdfs:comment",
+                Object::text_fr(format!("maille : {}", gr.label())),
+            );
         }
         g.push(loc);
         n.add("dct:spatial", Object::Node(id));
@@ -286,7 +304,10 @@ fn distribution(g: &mut Graph, id: &str, x: &Distribution) {
         n.add("dct:license", o);
     }
     if let Some(b) = x.byte_size {
-        n.add("dcat:byteSize", Object::typed(b.to_string(), "xsd:nonNegativeInteger"));
+        n.add(
+            "dcat:byteSize",
+            Object::typed(b.to_string(), "xsd:nonNegativeInteger"),
+        );
     }
     if let Some(c) = &x.checksum {
         let cid = g.blank();
@@ -294,9 +315,14 @@ fn distribution(g: &mut Graph, id: &str, x: &Distribution) {
         let algo = c.algorithm.to_ascii_lowercase().replace('-', "");
         node.add(
             "spdx:algorithm",
-            Object::Iri(format!("http://spdx.org/rdf/terms#checksumAlgorithm_{algo}")),
+            Object::Iri(format!(
+                "http://spdx.org/rdf/terms#checksumAlgorithm_{algo}"
+            )),
         );
-        node.add("spdx:checksumValue", Object::typed(c.value.to_ascii_lowercase(), "xsd:hexBinary"));
+        node.add(
+            "spdx:checksumValue",
+            Object::typed(c.value.to_ascii_lowercase(), "xsd:hexBinary"),
+        );
         g.push(node);
         n.add("spdx:checksum", Object::Node(cid));
     }
@@ -394,7 +420,12 @@ fn eu_data_theme(t: &str) -> Option<(&'static str, &'static str)> {
         ("OP_DATPRO", "Données provisoires"),
     ];
     let norm = maillage_record::vocab::normalize(t);
-    let code = t.trim().rsplit('/').next().unwrap_or("").to_ascii_uppercase();
+    let code = t
+        .trim()
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
     THEMES
         .into_iter()
         .find(|(c, label)| *c == code || maillage_record::vocab::normalize(label) == norm)

@@ -2,7 +2,9 @@
 //! record-id hash, and the row error collector.
 
 use maillage_record::Record;
-use maillage_record::model::{Agent, Body};
+use maillage_record::model::{
+    Agent, Body, Dataset, Distribution, Frequency, LicenceRef, is_http_url,
+};
 use maillage_record::siren::{self, SirenError};
 use maillage_record::vocab::UnknownTerm;
 use serde_json::Value;
@@ -66,6 +68,33 @@ pub(crate) fn web_url(text: &str) -> Option<String> {
 /// The reason a value is outside a vocabulary, to follow the quoted value.
 pub(crate) fn unknown_term(e: &UnknownTerm) -> String {
     format!("is not a known {}; accepted: {}", e.what, e.accepted)
+}
+
+/// A frequency as catalogues write it, or why it is none.
+pub(crate) fn frequency(text: &str) -> Result<Frequency, String> {
+    Frequency::parse(text).map_err(|e| unknown_term(&e))
+}
+
+/// A licence as catalogues write it (name, id or URI), or why it is none.
+pub(crate) fn licence(text: &str) -> Result<LicenceRef, String> {
+    LicenceRef::parse(text).map_err(|e| unknown_term(&e))
+}
+
+/// What a catalogue row's one URL gives a dataset: its distribution (with
+/// the format, when only one is named: with several, which is which is
+/// unknown), its landing page, and its identifier when it is an http URL.
+pub(crate) fn set_url(d: &mut Dataset, url: Option<String>, formats: &str) {
+    let Some(url) = url else { return };
+    let formats = split_list(formats, &[';', ',', '|']);
+    let mut dist = Distribution::new(url.clone());
+    if let [only] = formats.as_slice() {
+        dist.format = Some(only.clone());
+    }
+    d.distributions = vec![dist];
+    if is_http_url(&url) {
+        d.identifier = Some(url.clone());
+    }
+    d.landing_page = Some(url);
 }
 
 /// A SIRET's 14 digits (spaces ignored), or why it is not one.

@@ -2,9 +2,7 @@
 //! the organisation of `nom_orga` / `siret_orga`.
 
 use maillage_record::Body;
-use maillage_record::model::{
-    Contact, Dataset, Distribution, Frequency, LicenceRef, Spatial, is_http_url,
-};
+use maillage_record::model::{Contact, Dataset, Spatial};
 
 use crate::common::{self, Problems};
 use crate::table::{self, Cells};
@@ -99,24 +97,9 @@ fn dataset(row: Cells) -> Result<Draft, Vec<RowError>> {
     }
     d.issued = p.optional("date_pub", row.get("date_pub"), common::iso_date);
     d.modified = p.optional("date_maj", row.get("date_maj"), common::iso_date);
-    d.frequency = p.optional("freq_maj", row.get("freq_maj"), |v| {
-        Frequency::parse(v).map_err(|e| common::unknown_term(&e))
-    });
-    d.licence = p.optional("licence", row.get("licence"), |v| {
-        LicenceRef::parse(v).map_err(|e| common::unknown_term(&e))
-    });
-    if let Some(url) = common::web_url(row.get("url")) {
-        let formats = common::split_list(row.get("format"), &[';', ',', '|']);
-        let mut dist = Distribution::new(url.clone());
-        if let [only] = formats.as_slice() {
-            dist.format = Some(only.clone());
-        }
-        d.distributions = vec![dist];
-        if is_http_url(&url) {
-            d.identifier = Some(url.clone());
-        }
-        d.landing_page = Some(url);
-    }
+    d.frequency = p.optional("freq_maj", row.get("freq_maj"), common::frequency);
+    d.licence = p.optional("licence", row.get("licence"), common::licence);
+    common::set_url(&mut d, common::web_url(row.get("url")), row.get("format"));
 
     if !p.errors.is_empty() {
         return Err(p.in_column_order(&row));

@@ -1,10 +1,7 @@
 //! The SCDL "catalogue" CSV (OpenDataFrance's schema): one dataset per row.
 
 use maillage_record::Body;
-use maillage_record::model::{
-    Dataset, Distribution, Frequency, LicenceRef, Spatial, SpatialGranularity, Temporal,
-    is_http_url,
-};
+use maillage_record::model::{Dataset, Spatial, SpatialGranularity, Temporal};
 
 use crate::common::{self, Problems};
 use crate::table::{self, Cells};
@@ -115,26 +112,13 @@ fn dataset(row: Cells) -> Result<Draft, Vec<crate::RowError>> {
     }
     d.issued = p.optional("DATE_PUBL", row.get("DATE_PUBL"), common::iso_date);
     d.modified = p.optional("DATE_MAJ", row.get("DATE_MAJ"), common::iso_date);
-    d.frequency = p.optional("FREQ_MAJ", row.get("FREQ_MAJ"), |v| {
-        Frequency::parse(v).map_err(|e| common::unknown_term(&e))
-    });
-    d.licence = p.optional("LICENCE", row.get("LICENCE"), |v| {
-        LicenceRef::parse(v).map_err(|e| common::unknown_term(&e))
-    });
-
-    if let Some(url) = common::web_url(row.get("URL")) {
-        let formats = common::split_list(row.get("FORMAT_RESSOURCES"), &[';', ',', '|']);
-        let mut dist = Distribution::new(url.clone());
-        // Several formats for one URL: which is which is unknown.
-        if let [only] = formats.as_slice() {
-            dist.format = Some(only.clone());
-        }
-        d.distributions = vec![dist];
-        if is_http_url(&url) {
-            d.identifier = Some(url.clone());
-        }
-        d.landing_page = Some(url);
-    }
+    d.frequency = p.optional("FREQ_MAJ", row.get("FREQ_MAJ"), common::frequency);
+    d.licence = p.optional("LICENCE", row.get("LICENCE"), common::licence);
+    common::set_url(
+        &mut d,
+        common::web_url(row.get("URL")),
+        row.get("FORMAT_RESSOURCES"),
+    );
 
     if !p.errors.is_empty() {
         return Err(p.in_column_order(&row));

@@ -245,7 +245,10 @@ impl Config {
             name: raw.organisation.name,
             grpc_listen,
             http_listen,
-            public_url: raw.node.public_url.map(|u| u.trim_end_matches('/').to_string()),
+            public_url: raw
+                .node
+                .public_url
+                .map(|u| u.trim_end_matches('/').to_string()),
             publish_authors,
             replication,
             log_format,

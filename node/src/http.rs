@@ -62,9 +62,16 @@ pub async fn serve(
     }
 }
 
-async fn handle(req: Request<Incoming>, node: Arc<Node>, public_url: &str) -> Response<Full<Bytes>> {
+async fn handle(
+    req: Request<Incoming>,
+    node: Arc<Node>,
+    public_url: &str,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "this export is read-only: use GET\n");
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this export is read-only: use GET\n",
+        );
     }
     let query = req.uri().query().unwrap_or("").to_string();
     let path = req.uri().path().to_string();
@@ -110,7 +117,10 @@ async fn handle(req: Request<Incoming>, node: Arc<Node>, public_url: &str) -> Re
         ),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "http export failed");
-            text(StatusCode::INTERNAL_SERVER_ERROR, "the record store failed; see the node's log\n")
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the record store failed; see the node's log\n",
+            )
         }
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "export task failed\n"),
     }

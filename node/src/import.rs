@@ -42,8 +42,7 @@ pub fn import_blocking(node: &Node, drafts: Vec<Record>) -> Result<Vec<Outcome>,
             continue;
         }
         if let Some(p) = &mut draft.provenance {
-            if p
-                .on_behalf_of
+            if p.on_behalf_of
                 .as_ref()
                 .is_some_and(|a| a.siren.as_deref() == Some(node.siren.as_str()))
             {
@@ -151,9 +150,10 @@ pub fn withdraw_missing_blocking(
                 return false;
             }
         };
-        let from_source = record.provenance.as_ref().is_some_and(|p| {
-            p.source_format == format && p.source.as_deref() == Some(source)
-        });
+        let from_source = record
+            .provenance
+            .as_ref()
+            .is_some_and(|p| p.source_format == format && p.source.as_deref() == Some(source));
         if from_source {
             gone.push(record);
         }
@@ -177,7 +177,9 @@ pub fn withdraw_missing_blocking(
         };
         match envelope::sign(node.signing_key(), &tombstone) {
             Ok(rec) => recs.push(rec),
-            Err(e) => tracing::error!(record_id = %r.record_id, error = %e, "cannot sign a tombstone"),
+            Err(e) => {
+                tracing::error!(record_id = %r.record_id, error = %e, "cannot sign a tombstone")
+            }
         }
     }
     node.insert_many_blocking(&recs)?;

@@ -116,13 +116,14 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
     let http = match config.http_listen {
         None => None,
         Some(addr) => {
-            let listener = TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::BindHttp {
-                    addr,
-                    config: config.path.clone(),
-                    source,
-                })?;
+            let listener =
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::BindHttp {
+                        addr,
+                        config: config.path.clone(),
+                        source,
+                    })?;
             let bound = listener.local_addr().map_or(addr, |a| a);
             let url = config
                 .public_url

@@ -460,7 +460,10 @@ mod tests {
         let json = record_to_json(&parse_document(doc).unwrap().record);
         assert_eq!(json["status"], "termine");
         assert_eq!(json["theme"], "mobilites");
-        assert_eq!(json["audiences"], serde_json::json!(["elu", "grand_public"]));
+        assert_eq!(
+            json["audiences"],
+            serde_json::json!(["elu", "grand_public"])
+        );
         assert_eq!(json["organisation_kind"], "epci");
         let doc = r#"{"kind":"dataset","record_id":"d","title":"t","description":"d",
             "licence":"ODbL","frequency":"Trimestrielle"}"#;
@@ -552,10 +555,18 @@ mod tests {
 
     #[test]
     fn project_details_default_to_the_federation() {
-        let doc = r#"{"kind":"project_details","record_id":"p.details","project":"p","funding":"f"}"#;
-        assert_eq!(parse_document(doc).unwrap().record.visibility, Visibility::Federation);
-        let doc = r#"{"kind":"project","record_id":"p","name":"n","description":"d","status":"termine"}"#;
-        assert_eq!(parse_document(doc).unwrap().record.visibility, Visibility::Public);
+        let doc =
+            r#"{"kind":"project_details","record_id":"p.details","project":"p","funding":"f"}"#;
+        assert_eq!(
+            parse_document(doc).unwrap().record.visibility,
+            Visibility::Federation
+        );
+        let doc =
+            r#"{"kind":"project","record_id":"p","name":"n","description":"d","status":"termine"}"#;
+        assert_eq!(
+            parse_document(doc).unwrap().record.visibility,
+            Visibility::Public
+        );
     }
 
     #[test]

@@ -250,10 +250,10 @@ impl LicenceRef {
     /// other http(s) URI.
     pub fn parse(text: &str) -> Result<LicenceRef, UnknownTerm> {
         let t = text.trim();
-        if let Some(known) = Licence::ALL
-            .iter()
-            .find(|l| l.uri().is_some_and(|u| u.trim_end_matches('/') == t.trim_end_matches('/')))
-        {
+        if let Some(known) = Licence::ALL.iter().find(|l| {
+            l.uri()
+                .is_some_and(|u| u.trim_end_matches('/') == t.trim_end_matches('/'))
+        }) {
             return Ok(LicenceRef::Known(*known));
         }
         match Licence::parse(t) {
@@ -817,7 +817,11 @@ fn validate_dataset(d: &Dataset) -> Result<(), ValidationError> {
     }
     if let Some(sp) = &d.spatial {
         if sp.insee_codes.len() > MAX_LONG_LIST_LEN {
-            return Err(too_many("spatial.insee_codes", sp.insee_codes.len(), MAX_LONG_LIST_LEN));
+            return Err(too_many(
+                "spatial.insee_codes",
+                sp.insee_codes.len(),
+                MAX_LONG_LIST_LEN,
+            ));
         }
         for (i, code) in sp.insee_codes.iter().enumerate() {
             territory_code(code).map_err(|e| e.within(&format!("spatial.insee_codes[{i}]")))?;
@@ -883,7 +887,10 @@ fn validate_project(p: &Project) -> Result<(), ValidationError> {
     if p.sub_themes.len() > 2 {
         return Err(ValidationError::new(
             "sub_themes",
-            format!("has {} entries; a project has at most two sub-themes", p.sub_themes.len()),
+            format!(
+                "has {} entries; a project has at most two sub-themes",
+                p.sub_themes.len()
+            ),
         ));
     }
     short_list("sub_themes", &p.sub_themes)?;
@@ -1078,7 +1085,10 @@ fn stored_siren(s: &str) -> Result<(), ValidationError> {
     if siren.as_str() != s {
         return Err(ValidationError::new(
             "siren",
-            format!("write '{s}' as its 9 digits, without spaces: \"{}\"", siren.as_str()),
+            format!(
+                "write '{s}' as its 9 digits, without spaces: \"{}\"",
+                siren.as_str()
+            ),
         ));
     }
     Ok(())
@@ -1127,7 +1137,8 @@ fn url(field: &str, value: &Option<String>) -> Result<(), ValidationError> {
 fn date(field: &str, value: &Option<String>) -> Result<(), ValidationError> {
     let Some(v) = value else { return Ok(()) };
     let b = v.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|s| s.iter().all(u8::is_ascii_digit));
     let ok = digits(0..4)
         && b.get(4) == Some(&b'-')
         && digits(5..7)
@@ -1157,7 +1168,9 @@ fn insee_code(field: &str, code: &str) -> Result<(), ValidationError> {
     } else {
         Err(ValidationError::new(
             field,
-            format!("'{code}' is not a commune's INSEE code (5 characters, e.g. \"31555\" or \"2A004\")"),
+            format!(
+                "'{code}' is not a commune's INSEE code (5 characters, e.g. \"31555\" or \"2A004\")"
+            ),
         ))
     }
 }

@@ -203,10 +203,17 @@ mod tests {
         assert_eq!(tm.epci_nature, Some(EpciNature::Metropole));
         // A quoted name with a comma.
         let beaune = by_siren("200006682").unwrap();
-        assert_eq!(beaune.name, "CA Beaune, Côte et Sud - Communauté Beaune-Chagny-Nolay");
+        assert_eq!(
+            beaune.name,
+            "CA Beaune, Côte et Sud - Communauté Beaune-Chagny-Nolay"
+        );
         assert_eq!(beaune.departement.as_deref(), Some("21"));
         // Corsica's codes are strings.
-        assert!(all().iter().any(|c| c.insee.as_deref().is_some_and(|i| i.starts_with("2A"))));
+        assert!(
+            all()
+                .iter()
+                .any(|c| c.insee.as_deref().is_some_and(|i| i.starts_with("2A")))
+        );
         assert_eq!(by_siren("000000000"), None);
     }
 
@@ -220,7 +227,10 @@ mod tests {
         let mut wrong = Organisation::new("213100696", "Blagnac");
         wrong.kind = Some(OrganisationKind::Epci);
         let e = complete(&mut wrong).unwrap_err().to_string();
-        assert!(e.contains("kind") && e.contains("Blagnac") && e.contains("commune"), "{e}");
+        assert!(
+            e.contains("kind") && e.contains("Blagnac") && e.contains("commune"),
+            "{e}"
+        );
         let mut wrong = Organisation::new("213100696", "Blagnac");
         wrong.insee = Some("31555".into());
         let e = complete(&mut wrong).unwrap_err().to_string();

@@ -279,7 +279,9 @@ impl Licence {
     pub fn uri(self) -> Option<&'static str> {
         Some(match self {
             Licence::Etalab2 => "https://www.etalab.gouv.fr/licence-ouverte-open-licence/",
-            Licence::Etalab1 => "https://www.etalab.gouv.fr/wp-content/uploads/2014/05/Licence_Ouverte.pdf",
+            Licence::Etalab1 => {
+                "https://www.etalab.gouv.fr/wp-content/uploads/2014/05/Licence_Ouverte.pdf"
+            }
             Licence::Odbl => "https://opendatacommons.org/licenses/odbl/1-0/",
             Licence::OdcBy => "https://opendatacommons.org/licenses/by/1-0/",
             Licence::Pddl => "https://opendatacommons.org/licenses/pddl/1-0/",
@@ -477,8 +479,14 @@ mod tests {
         assert_eq!(EpciNature::parse("METRO"), Ok(EpciNature::Metropole));
         assert_eq!(BudgetBand::parse("< 50 k€"), Ok(BudgetBand::Under50k));
         assert_eq!(BudgetBand::parse("> 100 k€"), Ok(BudgetBand::Over100k));
-        assert_eq!(BudgetBand::parse("50-100 k€"), Ok(BudgetBand::From50kTo100k));
-        assert_eq!(Frequency::parse("threeTimesAWeek"), Ok(Frequency::ThreeTimesAWeek));
+        assert_eq!(
+            BudgetBand::parse("50-100 k€"),
+            Ok(BudgetBand::From50kTo100k)
+        );
+        assert_eq!(
+            Frequency::parse("threeTimesAWeek"),
+            Ok(Frequency::ThreeTimesAWeek)
+        );
         assert_eq!(Frequency::parse("Mensuelle"), Ok(Frequency::Monthly));
         assert_eq!(Licence::parse("Licence Ouverte 2.0"), Ok(Licence::Etalab2));
         assert_eq!(Licence::parse("ODbL"), Ok(Licence::Odbl));
@@ -534,10 +542,24 @@ mod tests {
             )*};
         }
         all!(
-            OrganisationKind, EpciNature, Frequency, Licence, SpatialGranularity,
-            ProjectStatus, BudgetBand, ImplementationMode, ProjectTheme, Audience,
-            Hosting, AlgorithmType, DataSource, DataAccessMode, RiskCategory, Level,
-            ResourceKind, MembershipRole
+            OrganisationKind,
+            EpciNature,
+            Frequency,
+            Licence,
+            SpatialGranularity,
+            ProjectStatus,
+            BudgetBand,
+            ImplementationMode,
+            ProjectTheme,
+            Audience,
+            Hosting,
+            AlgorithmType,
+            DataSource,
+            DataAccessMode,
+            RiskCategory,
+            Level,
+            ResourceKind,
+            MembershipRole
         );
     }
 }

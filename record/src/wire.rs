@@ -8,12 +8,12 @@ use maillage_proto::v1 as pb;
 use prost::Message;
 
 use crate::model::{
-    Agent, AlgorithmType, Audience, Body, BudgetBand, Checksum, Collection, Contact, DataAccessMode,
-    DataSource, Dataset, Distribution, EpciNature, Frequency, Hosting, ImplementationMode, Kind,
-    Level, LicenceRef, Link, Membership, MembershipRole, Organisation, OrganisationKind, Project,
-    ProjectDetails, ProjectStatus, ProjectTheme, Provenance, Record, RecordRef, Resource,
-    ResourceKind, RiskCategory, Spatial, SpatialGranularity, Temporal, Tombstone, ValidationError,
-    Visibility,
+    Agent, AlgorithmType, Audience, Body, BudgetBand, Checksum, Collection, Contact,
+    DataAccessMode, DataSource, Dataset, Distribution, EpciNature, Frequency, Hosting,
+    ImplementationMode, Kind, Level, LicenceRef, Link, Membership, MembershipRole, Organisation,
+    OrganisationKind, Project, ProjectDetails, ProjectStatus, ProjectTheme, Provenance, Record,
+    RecordRef, Resource, ResourceKind, RiskCategory, Spatial, SpatialGranularity, Temporal,
+    Tombstone, ValidationError, Visibility,
 };
 use crate::siren::Siren;
 
@@ -473,7 +473,11 @@ fn vocab<T>(field: &str, v: i32, from: fn(i32) -> Option<T>) -> Result<Option<T>
         .ok_or_else(|| ValidationError::new(field, format!("unknown value number {v}")))
 }
 
-fn vocabs<T>(field: &str, vs: Vec<i32>, from: fn(i32) -> Option<T>) -> Result<Vec<T>, ValidationError> {
+fn vocabs<T>(
+    field: &str,
+    vs: Vec<i32>,
+    from: fn(i32) -> Option<T>,
+) -> Result<Vec<T>, ValidationError> {
     vs.into_iter()
         .enumerate()
         .map(|(i, v)| {
@@ -484,7 +488,9 @@ fn vocabs<T>(field: &str, vs: Vec<i32>, from: fn(i32) -> Option<T>) -> Result<Ve
 }
 
 fn licence_text(l: &Option<LicenceRef>) -> String {
-    l.as_ref().map(|l| l.as_str().to_string()).unwrap_or_default()
+    l.as_ref()
+        .map(|l| l.as_str().to_string())
+        .unwrap_or_default()
 }
 
 fn licence_from(field: &str, s: String) -> Result<Option<LicenceRef>, ValidationError> {

@@ -172,11 +172,22 @@ fn catalogue_conforms_to_dcat_ap_and_holds_public_records_only() {
 
     // `maillage export` writes the same catalogue to a file, also conforming.
     let out = files.join("export.ttl");
-    let run = cli(&dir, &["export", "--format", "turtle", "-o", out.to_str().unwrap()]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let run = cli(
+        &dir,
+        &["export", "--format", "turtle", "-o", out.to_str().unwrap()],
+    );
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let written = std::fs::read_to_string(&out).unwrap();
     assert!(written.contains("Budget primitif 2026 de Toulouse Métropole"));
     assert!(!written.contains("SECRET-"), "{written}");
-    assert_eq!(written.trim_end(), turtle.trim_end(), "the file and the HTTP export differ");
+    assert_eq!(
+        written.trim_end(),
+        turtle.trim_end(),
+        "the file and the HTTP export differ"
+    );
     shacl_conforms(&out, "turtle");
 }

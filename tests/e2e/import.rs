@@ -11,7 +11,12 @@ URL_Service,URL_Logo,Date_de_derniere_mise_a_jour";
 
 /// The four rows; `colomiers_status` and `colomiers_siret` make rows 3 and 4
 /// valid or not, `metropole_text` changes row 1.
-fn export_csv(metropole_text: &str, colomiers_status: &str, colomiers_siret: &str, with_blagnac: bool) -> String {
+fn export_csv(
+    metropole_text: &str,
+    colomiers_status: &str,
+    colomiers_siret: &str,
+    with_blagnac: bool,
+) -> String {
     let mut rows = vec![HEADER.to_string()];
     // Row 1, line 2: the node's own organisation.
     rows.push(format!(
@@ -42,7 +47,12 @@ Repère les fuites sur le réseau.,Transition écologique et énergétique,,Agen
 }
 
 fn import(dir: &Path, file: &Path, extra: &[&str]) -> (bool, serde_json::Value, String) {
-    let mut args = vec!["import", "--json", "bibliotheque-ia", file.to_str().unwrap()];
+    let mut args = vec![
+        "import",
+        "--json",
+        "bibliotheque-ia",
+        file.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     let out = cli(dir, &args);
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
@@ -76,7 +86,11 @@ fn import_reports_bad_rows_updates_on_reimport_and_withdraws_what_left() {
 
     // 1. Two good rows, two bad ones: the good ones are imported, the bad
     // ones reported with their line and field, and the exit status says so.
-    std::fs::write(&file, export_csv("Oriente les courriers.", "En pause", "21310149600016", true)).unwrap();
+    std::fs::write(
+        &file,
+        export_csv("Oriente les courriers.", "En pause", "21310149600016", true),
+    )
+    .unwrap();
     let (ok, report, stderr) = import(&dir, &file, &[]);
     assert!(!ok, "rejected rows must fail the exit status: {report}");
     assert_eq!(report["created"], 2, "{report}");
@@ -84,9 +98,15 @@ fn import_reports_bad_rows_updates_on_reimport_and_withdraws_what_left() {
     assert_eq!(rejected.len(), 2, "{report}");
     assert_eq!(rejected[0]["line"], 5, "{report}");
     let first = rejected[0]["error"].as_str().unwrap();
-    assert!(first.contains("Statut_du_projet") && first.contains("En pause"), "{first}");
+    assert!(
+        first.contains("Statut_du_projet") && first.contains("En pause"),
+        "{first}"
+    );
     assert_eq!(rejected[1]["line"], 6, "{report}");
-    assert!(rejected[1]["error"].as_str().unwrap().contains("SIRET"), "{report}");
+    assert!(
+        rejected[1]["error"].as_str().unwrap().contains("SIRET"),
+        "{report}"
+    );
     assert!(stderr.contains("rejected"), "{stderr}");
 
     let projects = current_projects(&dir);
@@ -101,7 +121,10 @@ fn import_reports_bad_rows_updates_on_reimport_and_withdraws_what_left() {
     let blagnac = by_name("Chatbot des démarches");
     let record = &blagnac["record"];
     assert_eq!(record["status"], "termine");
-    assert_eq!(record["audiences"], serde_json::json!(["grand_public", "elu"]));
+    assert_eq!(
+        record["audiences"],
+        serde_json::json!(["grand_public", "elu"])
+    );
     assert_eq!(record["siret"], "21310069600011");
     // Signed by this node, on behalf of Blagnac, and saying so.
     let prov = &record["provenance"];
@@ -110,18 +133,37 @@ fn import_reports_bad_rows_updates_on_reimport_and_withdraws_what_left() {
     // The embedded newline of the export is folded into a space.
     assert_eq!(prov["on_behalf_of"]["name"], "Commune de Blagnac");
     let own = by_name("Tri des courriers");
-    assert!(own["record"]["provenance"].get("on_behalf_of").is_none(), "{own}");
-    assert_eq!(own["record"]["partners"], serde_json::json!(["Université Toulouse Capitole", "IRIT"]));
+    assert!(
+        own["record"]["provenance"].get("on_behalf_of").is_none(),
+        "{own}"
+    );
+    assert_eq!(
+        own["record"]["partners"],
+        serde_json::json!(["Université Toulouse Capitole", "IRIT"])
+    );
     assert_eq!(own["record"]["latitude"], 43.6045);
 
     // 2. The same file again: nothing new, no duplicate.
     let (_, report, _) = import(&dir, &file, &[]);
-    assert_eq!((report["created"].as_u64(), report["unchanged"].as_u64()), (Some(0), Some(2)), "{report}");
+    assert_eq!(
+        (report["created"].as_u64(), report["unchanged"].as_u64()),
+        (Some(0), Some(2)),
+        "{report}"
+    );
     assert_eq!(current_projects(&dir).len(), 2);
 
     // 3. Corrected, and one description changed: a new version of that one
     // record, the two fixed rows created, and a clean exit.
-    std::fs::write(&file, export_csv("Oriente les courriers numérisés.", "Terminé", "21310149600015", true)).unwrap();
+    std::fs::write(
+        &file,
+        export_csv(
+            "Oriente les courriers numérisés.",
+            "Terminé",
+            "21310149600015",
+            true,
+        ),
+    )
+    .unwrap();
     let (ok, report, stderr) = import(&dir, &file, &["--withdraw-missing"]);
     assert!(ok, "{report}\n{stderr}");
     assert_eq!(report["created"], 2, "{report}");
@@ -133,10 +175,22 @@ fn import_reports_bad_rows_updates_on_reimport_and_withdraws_what_left() {
         .find(|p| p["record"]["name"] == "Tri des courriers")
         .unwrap();
     assert_eq!(own["record"]["version"], 2);
-    assert_eq!(own["record"]["description"], "Oriente les courriers numérisés.");
+    assert_eq!(
+        own["record"]["description"],
+        "Oriente les courriers numérisés."
+    );
 
     // 4. Blagnac's row left the source: withdrawn with --withdraw-missing.
-    std::fs::write(&file, export_csv("Oriente les courriers numérisés.", "Terminé", "21310149600015", false)).unwrap();
+    std::fs::write(
+        &file,
+        export_csv(
+            "Oriente les courriers numérisés.",
+            "Terminé",
+            "21310149600015",
+            false,
+        ),
+    )
+    .unwrap();
     let (ok, report, stderr) = import(&dir, &file, &["--withdraw-missing"]);
     assert!(ok, "{report}\n{stderr}");
     assert_eq!(report["withdrawn"].as_array().unwrap().len(), 1, "{report}");

@@ -4,7 +4,7 @@
 
 mod export;
 mod forged;
-mod import;
 mod foundation;
+mod import;
 mod replication;
 mod support;

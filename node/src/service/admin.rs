@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use maillage_proto::v1::admin_server::Admin;
 use maillage_proto::v1::{
-    ImportOutcome, ImportRequest, ImportResponse, WithdrawMissingRequest, WithdrawMissingResponse,
-    KindCount, Peer, PeerAddRequest, PeerListRequest, PeerListResponse, PeerProgress,
-    PeerRemoveRequest, PeerRemoveResponse, PublishResponse, QuarantineListRequest,
-    QuarantineListResponse, QuarantinedRecord, SignRequest, StatusRequest, StatusResponse,
-    SyncProgress, SyncRequest, SyncResult, TrustAddRequest, TrustAddResponse, TrustListRequest,
-    TrustListResponse, TrustRemoveRequest, TrustRemoveResponse, TrustRoot,
+    ImportOutcome, ImportRequest, ImportResponse, KindCount, Peer, PeerAddRequest, PeerListRequest,
+    PeerListResponse, PeerProgress, PeerRemoveRequest, PeerRemoveResponse, PublishResponse,
+    QuarantineListRequest, QuarantineListResponse, QuarantinedRecord, SignRequest, StatusRequest,
+    StatusResponse, SyncProgress, SyncRequest, SyncResult, TrustAddRequest, TrustAddResponse,
+    TrustListRequest, TrustListResponse, TrustRemoveRequest, TrustRemoveResponse, TrustRoot,
+    WithdrawMissingRequest, WithdrawMissingResponse,
 };
 use maillage_record::{Body, PublicKey, envelope, wire};
 use tonic::{Request, Response, Status};
@@ -19,10 +19,10 @@ use tonic::{Request, Response, Status};
 use super::{blocking, envelope_status, parse_key, publish::store_published, store_status};
 use crate::import::Outcome;
 use crate::node::Node;
-use std::collections::HashSet;
 use crate::peers::{PeerError, PeerState};
 use crate::replication::client::Progress;
 use crate::replication::{Replicator, SyncReport, intake};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 pub struct AdminService {
@@ -398,10 +398,9 @@ impl Admin for AdminService {
         }
         let record_ids: Vec<String> = drafts.iter().map(|d| d.record_id.clone()).collect();
         let node = self.node.clone();
-        let outcomes = blocking(move || {
-            crate::import::import_blocking(&node, drafts).map_err(store_status)
-        })
-        .await?;
+        let outcomes =
+            blocking(move || crate::import::import_blocking(&node, drafts).map_err(store_status))
+                .await?;
         let mut done = outcomes.into_iter().zip(record_ids);
         let outcomes = early
             .into_iter()
@@ -412,9 +411,15 @@ impl Admin for AdminService {
                 }
                 let (outcome, record_id) = done.next().expect("one outcome per draft");
                 let (result, version, error, id) = match outcome {
-                    Outcome::Created { version, id } => (R::Created, version, String::new(), id.0.to_vec()),
-                    Outcome::Updated { version, id } => (R::Updated, version, String::new(), id.0.to_vec()),
-                    Outcome::Unchanged { version } => (R::Unchanged, version, String::new(), vec![]),
+                    Outcome::Created { version, id } => {
+                        (R::Created, version, String::new(), id.0.to_vec())
+                    }
+                    Outcome::Updated { version, id } => {
+                        (R::Updated, version, String::new(), id.0.to_vec())
+                    }
+                    Outcome::Unchanged { version } => {
+                        (R::Unchanged, version, String::new(), vec![])
+                    }
                     Outcome::Rejected(e) => (R::Rejected, 0, e, vec![]),
                 };
                 ImportOutcome {
@@ -448,7 +453,10 @@ impl Admin for AdminService {
         })
         .await?;
         if !withdrawn.is_empty() {
-            tracing::info!(count = withdrawn.len(), "withdrew records that left their import source");
+            tracing::info!(
+                count = withdrawn.len(),
+                "withdrew records that left their import source"
+            );
         }
         Ok(Response::new(WithdrawMissingResponse { withdrawn }))
     }

@@ -470,7 +470,9 @@ impl Store {
     pub fn get_many(&self, ids: &[RecordId]) -> Result<Vec<Option<StoredEnvelope>>, StoreError> {
         let mut read = ReadOptions::default();
         read.fill_cache(false);
-        self.read_many(CF_ENVELOPES, ids, &read, |id, v| self.stored_envelope(id, v))
+        self.read_many(CF_ENVELOPES, ids, &read, |id, v| {
+            self.stored_envelope(id, v)
+        })
     }
 
     /// Reads the values of many ids in one table, in the order asked. One
