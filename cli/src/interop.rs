@@ -6,7 +6,7 @@
 //! documents the node's HTTP export serves (maillage-dcat keeps only public
 //! records).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -51,7 +51,8 @@ pub async fn import(
     let mut rejected: Vec<Rejected> = Vec::new();
     // (file, row line, record draft) in source order.
     let mut drafts = Vec::new();
-    let mut keep: HashSet<String> = HashSet::new();
+    // record_id → where it was first read, across every file of this run.
+    let mut keep: HashMap<String, (String, usize)> = HashMap::new();
     let mut rows = 0usize;
     for file in files {
         let name = file.display().to_string();
@@ -68,7 +69,18 @@ pub async fn import(
         }
         for row in ok {
             for rec in row.records {
-                keep.insert(rec.record_id.clone());
+                if let Some((f, l)) = keep.get(&rec.record_id) {
+                    rejected.push(Rejected {
+                        file: name.clone(),
+                        line: row.line,
+                        what: format!(
+                            "the same row as {f}:{l} (record_id '{}'): each row may come once",
+                            rec.record_id
+                        ),
+                    });
+                    continue;
+                }
+                keep.insert(rec.record_id.clone(), (name.clone(), row.line));
                 drafts.push((name.clone(), row.line, rec));
             }
         }
@@ -125,13 +137,20 @@ pub async fn import(
     // partial import would tombstone it. Only a clean import withdraws.
     let mut withdrawn = Vec::new();
     let mut withdraw_skipped = false;
+    if withdraw_missing && rows == 0 {
+        // An empty or truncated file would otherwise withdraw the whole source.
+        bail!(
+            "no rows were read from {source}: nothing imported, nothing withdrawn (is the file \
+             complete?)"
+        );
+    }
     if withdraw_missing {
         if rejected.is_empty() {
             withdrawn = admin
                 .withdraw_missing(WithdrawMissingRequest {
                     source_format: format.as_str().into(),
                     source: source.clone(),
-                    keep: keep.into_iter().collect(),
+                    keep: keep.into_keys().collect(),
                 })
                 .await
                 .map_err(explain)?

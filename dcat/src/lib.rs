@@ -392,12 +392,22 @@ fn contact(g: &mut Graph, c: &Contact) -> Object {
     Object::Node(id)
 }
 
-/// An ISO 8601 date or date-time as a typed literal.
+/// An ISO 8601 date or date-time as a typed literal. What is not a full
+/// xsd:dateTime (hours, minutes and seconds) is exported as its date: one
+/// ill-typed literal would fail the whole catalogue's validation.
 fn date(s: &str) -> Object {
-    if s.len() == 10 {
-        Object::typed(s, "xsd:date")
-    } else {
+    let b = s.as_bytes();
+    let full_time = b.len() >= 19
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && [11, 12, 14, 15, 17, 18]
+            .iter()
+            .all(|&i| b[i].is_ascii_digit());
+    if full_time {
         Object::typed(s, "xsd:dateTime")
+    } else {
+        Object::typed(s.get(..10).unwrap_or(s), "xsd:date")
     }
 }
 

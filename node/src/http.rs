@@ -28,6 +28,8 @@ use crate::store::{ListFilter, StoreError};
 /// Datasets per page when the harvester does not say.
 pub const DEFAULT_PAGE_SIZE: usize = 100;
 pub const MAX_PAGE_SIZE: usize = 1_000;
+/// Exports computed at once; more requests wait their turn.
+const MAX_CONCURRENT_EXPORTS: usize = 2;
 
 /// Serves until `shutdown` completes; connections in progress finish.
 pub async fn serve(
@@ -38,6 +40,9 @@ pub async fn serve(
 ) {
     tokio::pin!(shutdown);
     let public_url = Arc::new(public_url);
+    // An export scans the store: a few at a time, so a client looping on it
+    // cannot take every blocking thread the node's other work needs.
+    let exports = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_EXPORTS));
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -49,11 +54,16 @@ pub async fn serve(
             },
             _ = &mut shutdown => return,
         };
-        let (node, url) = (node.clone(), public_url.clone());
+        let (node, url, exports) = (node.clone(), public_url.clone(), exports.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let (node, url) = (node.clone(), url.clone());
-                async move { Ok::<_, Infallible>(handle(req, node, &url).await) }
+                let (node, url, exports) = (node.clone(), url.clone(), exports.clone());
+                async move {
+                    let Ok(_permit) = exports.acquire_owned().await else {
+                        return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"));
+                    };
+                    Ok::<_, Infallible>(handle(req, node, &url).await)
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -171,6 +181,9 @@ pub fn public_export(node: &Node) -> Result<PublicRecords, StoreError> {
                     // PublicRecords keeps public records only; this check
                     // says the same, in the node's own terms.
                     Ok(r) if Viewer::Anonymous.may_see(&cur.author, &r.visibility) => {
+                        if !claims_vouched_siren(node, &cur.author, &r) {
+                            return false;
+                        }
                         export.add(cur.author.to_hex(), r);
                     }
                     Ok(_) => {}
@@ -188,6 +201,20 @@ pub fn public_export(node: &Node) -> Result<PublicRecords, StoreError> {
     match failure {
         Some(e) => Err(e),
         None => Ok(export),
+    }
+}
+
+/// An author's Organisation record names the publisher of its datasets:
+/// it is believed only if no accepted Membership says otherwise (as for a
+/// peer's SIREN, a membership outranks what an author says of itself).
+fn claims_vouched_siren(
+    node: &Node,
+    author: &maillage_record::PublicKey,
+    r: &maillage_record::Record,
+) -> bool {
+    match (&r.body, node.trust.siren_of(author)) {
+        (maillage_record::Body::Organisation(o), Some(vouched)) => o.siren == vouched.as_str(),
+        _ => true,
     }
 }
 

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 
 use maillage_record::model::Tombstone;
-use maillage_record::{Body, Record, RecordId, VerifiedRecord, envelope};
+use maillage_record::{Body, Kind, Record, RecordId, VerifiedRecord, envelope};
 
 use crate::node::Node;
 use crate::store::{ListFilter, StoreError};
@@ -78,6 +78,20 @@ pub fn import_blocking(node: &Node, drafts: Vec<Record>) -> Result<Vec<Outcome>,
                 });
                 continue;
             }
+            // A live record of another source (or written by hand) is not
+            // taken over: a later --withdraw-missing of this source would
+            // withdraw a row its own source still lists.
+            if let Some(r) = stored.as_ref().filter(|r| r.kind() != Kind::Tombstone) {
+                if let Some(other) = other_source(r, &draft) {
+                    outcomes.push(Outcome::Rejected(format!(
+                        "record_id '{}' already holds a record from {other}: not replaced by this \
+                         import; to import this file as that same source, pass --source with \
+                         its name",
+                        draft.record_id
+                    )));
+                    continue;
+                }
+            }
             version = cur.version + 1;
         }
         draft.version = version;
@@ -114,6 +128,26 @@ pub fn import_blocking(node: &Node, drafts: Vec<Record>) -> Result<Vec<Outcome>,
         };
     }
     Ok(outcomes)
+}
+
+/// Where `current` comes from, if not from the draft's source.
+fn other_source(current: &Record, draft: &Record) -> Option<String> {
+    let key = |r: &Record| {
+        r.provenance
+            .as_ref()
+            .map(|p| (p.source_format.clone(), p.source.clone()))
+    };
+    if key(current) == key(draft) {
+        return None;
+    }
+    Some(match &current.provenance {
+        Some(p) => format!(
+            "the source '{}' ({})",
+            p.source.as_deref().unwrap_or("?"),
+            p.source_format
+        ),
+        None => "no import (it was published directly)".to_string(),
+    })
 }
 
 /// Whether two records say the same thing (versions and dates aside).
@@ -164,6 +198,11 @@ pub fn withdraw_missing_blocking(
     }
     let now = maillage_record::now_ms();
     let mut recs = Vec::with_capacity(gone.len());
+    // A tombstone's reason is bounded (2,000 characters); so is this one.
+    let reason: String = format!("no longer in {source} ({format})")
+        .chars()
+        .take(1_000)
+        .collect();
     for r in &gone {
         let tombstone = Record {
             record_id: r.record_id.clone(),
@@ -172,16 +211,22 @@ pub fn withdraw_missing_blocking(
             visibility: r.visibility.clone(),
             provenance: r.provenance.clone(),
             body: Body::Tombstone(Tombstone {
-                reason: format!("no longer in {source} ({format})"),
+                reason: reason.clone(),
             }),
         };
+        // The tombstone copies a valid record and a bounded reason: signing
+        // it cannot fail validation; if it ever did, it is not reported.
         match envelope::sign(node.signing_key(), &tombstone) {
             Ok(rec) => recs.push(rec),
-            Err(e) => {
-                tracing::error!(record_id = %r.record_id, error = %e, "cannot sign a tombstone")
-            }
+            Err(e) => tracing::error!(record_id = %r.record_id, error = %e, "cannot withdraw"),
         }
     }
-    node.insert_many_blocking(&recs)?;
-    Ok(recs.iter().map(|r| r.record().record_id.clone()).collect())
+    let stored = node.insert_many_blocking(&recs)?;
+    // Only what was written is reported withdrawn.
+    Ok(recs
+        .iter()
+        .zip(stored)
+        .filter(|(_, ok)| *ok)
+        .map(|(r, _)| r.record().record_id.clone())
+        .collect())
 }

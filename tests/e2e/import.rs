@@ -200,4 +200,38 @@ fn import_reports_bad_rows_updates_on_reimport_and_withdraws_what_left() {
         .collect();
     assert_eq!(names.len(), 3, "{names:?}");
     assert!(!names.contains(&"Chatbot des démarches".to_string()));
+
+    // 5. A truncated file (its header only) withdraws nothing.
+    let empty = tmp.path().join("vide.csv");
+    std::fs::write(&empty, format!("{HEADER}\n")).unwrap();
+    let out = cli(
+        &dir,
+        &[
+            "import",
+            "bibliotheque-ia",
+            empty.to_str().unwrap(),
+            "--source",
+            "projets.csv",
+            "--withdraw-missing",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no rows"));
+    assert_eq!(current_projects(&dir).len(), 3);
+
+    // 6. The same rows under another source name do not take the records
+    // over (a withdrawal of one source must not remove the other's rows).
+    let copy = tmp.path().join("copie.csv");
+    std::fs::copy(&file, &copy).unwrap();
+    let (ok, report, _) = import(&dir, &copy, &[]);
+    assert!(!ok, "{report}");
+    let rejected = report["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 3, "{report}");
+    assert!(
+        rejected[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("projets.csv"),
+        "{report}"
+    );
 }

@@ -440,6 +440,11 @@ impl Admin for AdminService {
         request: Request<WithdrawMissingRequest>,
     ) -> Result<Response<WithdrawMissingResponse>, Status> {
         let req = request.into_inner();
+        if req.keep.is_empty() {
+            return Err(Status::invalid_argument(
+                "keep is empty: withdrawing every record of a source is refused (an empty or truncated source file?)",
+            ));
+        }
         if req.source_format.is_empty() || req.source.is_empty() {
             return Err(Status::invalid_argument(
                 "source_format and source are required: they name the import whose missing rows are withdrawn",
