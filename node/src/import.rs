@@ -109,19 +109,22 @@ pub fn import_blocking(node: &Node, drafts: Vec<Record>) -> Result<Vec<Outcome>,
         return Ok(outcomes);
     }
     let recs: Vec<VerifiedRecord> = signed.iter().map(|(_, r, _)| r.clone()).collect();
-    let stored = node.insert_many_blocking(&recs)?;
-    for ((i, rec, existed), ok) in signed.into_iter().zip(stored) {
+    // Only newer versions are written: if the record changed since it was
+    // read above (a publish, another import), this row loses, rather than
+    // two different records sharing one version number.
+    let stored = node.insert_many_newer_blocking(&recs)?;
+    for ((i, rec, existed), result) in signed.into_iter().zip(stored) {
         let version = rec.record().version;
-        outcomes[i] = match (ok, existed) {
-            (false, _) => Outcome::Rejected(format!(
-                "record {} was already stored (the same import twice at once?)",
-                rec.id()
+        outcomes[i] = match (result, existed) {
+            (Err(e), _) => Outcome::Rejected(format!(
+                "record '{}' changed while it was imported ({e}): import again",
+                rec.record().record_id
             )),
-            (true, false) => Outcome::Created {
+            (Ok(_), false) => Outcome::Created {
                 version,
                 id: rec.id(),
             },
-            (true, true) => Outcome::Updated {
+            (Ok(_), true) => Outcome::Updated {
                 version,
                 id: rec.id(),
             },
@@ -221,12 +224,13 @@ pub fn withdraw_missing_blocking(
             Err(e) => tracing::error!(record_id = %r.record_id, error = %e, "cannot withdraw"),
         }
     }
-    let stored = node.insert_many_blocking(&recs)?;
-    // Only what was written is reported withdrawn.
+    let stored = node.insert_many_newer_blocking(&recs)?;
+    // Only what was written is reported withdrawn (a record that changed in
+    // the meantime is not).
     Ok(recs
         .iter()
         .zip(stored)
-        .filter(|(_, ok)| *ok)
+        .filter(|(_, r)| r.is_ok())
         .map(|(r, _)| r.record().record_id.clone())
         .collect())
 }

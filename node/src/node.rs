@@ -211,6 +211,22 @@ impl Node {
         Ok(results.iter().map(Option::is_some).collect())
     }
 
+    /// Stores a batch this node signed, each record only if it is newer than
+    /// the current version (blocking). Says, for each, what happened.
+    pub fn insert_many_newer_blocking(
+        &self,
+        recs: &[VerifiedRecord],
+    ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
+        let results = self.store.insert_many_newer(recs)?;
+        self.stored(
+            recs.iter()
+                .zip(&results)
+                .filter(|(_, r)| r.is_ok())
+                .map(|(rec, _)| rec),
+        );
+        Ok(results)
+    }
+
     /// Records just written: into the trust policy (memberships), the sync
     /// set, and out to subscribers.
     fn stored<'a>(&self, recs: impl IntoIterator<Item = &'a VerifiedRecord>) {

@@ -289,6 +289,16 @@ impl Store {
             .collect())
     }
 
+    /// Stores many records this node signed, in one synced WriteBatch,
+    /// each only if it is newer than the current version (as a publish):
+    /// the others come back as their error, and nothing of theirs is written.
+    pub fn insert_many_newer(
+        &self,
+        recs: &[VerifiedRecord],
+    ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
+        self.write_records(recs, Admission::RequireNewer)
+    }
+
     /// The one write path: every record with all its index entries and the
     /// counters in one batch, written with a synced WAL. The outer error is a
     /// failed write (nothing stored); inner errors refuse single records.
@@ -734,6 +744,33 @@ mod tests {
         let mut want = vec![v1.id(), v2.id(), v3.id()];
         want.sort();
         assert_eq!(ids, want);
+    }
+
+    #[test]
+    fn insert_many_newer_refuses_stale_versions_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .insert(&signed(1, "a", 2), Admission::RequireNewer)
+            .unwrap();
+        // "a" v2 is current: a concurrent writer's v2 (other content) and v1
+        // lose; "b" is written in the same batch.
+        let mut other = signed(1, "a", 2).record().clone();
+        other.body = Body::Dataset(Dataset::new("Autre contenu", "Données"));
+        let other = envelope::sign(&SigningKey::from_bytes(&[1; 32]), &other).unwrap();
+        let results = store
+            .insert_many_newer(&[other, signed(1, "b", 1), signed(1, "a", 1)])
+            .unwrap();
+        assert!(matches!(
+            results[0],
+            Err(StoreError::NotNewer { current: 2, .. })
+        ));
+        assert!(results[1].is_ok());
+        assert!(matches!(results[2], Err(StoreError::NotNewer { .. })));
+        let author = signed(1, "a", 1).author();
+        assert_eq!(store.current(&author, "a").unwrap().unwrap().version, 2);
+        assert_eq!(store.history(&author, "a").unwrap().len(), 1);
+        assert!(store.current(&author, "b").unwrap().is_some());
     }
 
     #[test]
