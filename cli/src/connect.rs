@@ -72,8 +72,9 @@ fn explain_connect(socket: &Path, dir: &Path, e: tonic::transport::Error) -> any
     }
 }
 
-/// The admin socket path named by the node's config.
-fn admin_socket(dir: &Path) -> anyhow::Result<PathBuf> {
+/// The node's config, as a raw table, with its path. The CLI reads only the
+/// keys it needs: the node validates the rest.
+pub fn node_config(dir: &Path) -> anyhow::Result<(PathBuf, toml::Table)> {
     let path = dir.join(CONFIG_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -86,6 +87,12 @@ fn admin_socket(dir: &Path) -> anyhow::Result<PathBuf> {
     };
     let table: toml::Table =
         toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    Ok((path, table))
+}
+
+/// The admin socket path named by the node's config.
+fn admin_socket(dir: &Path) -> anyhow::Result<PathBuf> {
+    let (path, table) = node_config(dir)?;
     let socket = table
         .get("node")
         .and_then(|n| n.get("admin_socket"))

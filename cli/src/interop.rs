@@ -19,7 +19,7 @@ use maillage_proto::v1::{
 use maillage_record::{envelope, wire};
 use serde_json::json;
 
-use crate::connect::{CONFIG_FILE, NodeConn, explain};
+use crate::connect::{NodeConn, explain, node_config};
 
 /// Drafts per Import call (the node stores each call in one synced write).
 const BATCH: usize = 500;
@@ -236,7 +236,7 @@ pub async fn export(
         .map_err(explain)?
         .into_inner();
     let base_url = match base_url {
-        Some(u) => u.trim_end_matches('/').to_string(),
+        Some(u) => u.to_string(),
         None => export_base_url(dir)?,
     };
     let mut public = maillage_dcat::PublicRecords::default();
@@ -266,19 +266,8 @@ pub async fn export(
         }
         token = page.next_page_token;
     }
-    let info = maillage_dcat::CatalogInfo {
-        title: format!("Catalogue de {}", status.organisation_name),
-        description: format!(
-            "Jeux de données publics du nœud maillage de {} et de la fédération qu'il relaie.",
-            status.organisation_name
-        ),
-        publisher: maillage_record::model::Agent {
-            name: status.organisation_name.clone(),
-            siren: Some(status.siren.clone()),
-            url: None,
-        },
-        base_url,
-    };
+    let info =
+        maillage_dcat::CatalogInfo::for_node(&status.organisation_name, &status.siren, &base_url);
     let text = match format {
         ExportFormat::JsonLd => {
             serde_json::to_string_pretty(&public.catalog(&info, None).to_jsonld())?
@@ -297,11 +286,7 @@ pub async fn export(
 /// The base of exported IRIs: the config's node.public_url, else
 /// http://<node.http_listen>; the same the node's HTTP export uses.
 fn export_base_url(dir: &Path) -> anyhow::Result<String> {
-    let path = dir.join(CONFIG_FILE);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    let table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", path.display()))?;
+    let (path, table) = node_config(dir)?;
     let node = table.get("node");
     let get = |k: &str| {
         node.and_then(|n| n.get(k))
@@ -309,7 +294,7 @@ fn export_base_url(dir: &Path) -> anyhow::Result<String> {
             .map(str::to_string)
     };
     if let Some(url) = get("public_url") {
-        return Ok(url.trim_end_matches('/').to_string());
+        return Ok(url);
     }
     if let Some(listen) = get("http_listen") {
         return Ok(format!("http://{listen}"));

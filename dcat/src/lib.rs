@@ -29,6 +29,25 @@ pub struct CatalogInfo {
     pub base_url: String,
 }
 
+impl CatalogInfo {
+    /// The catalogue of a node run by `name` (SIREN `siren`), served at
+    /// `base_url`: the same words in the HTTP export and `maillage export`.
+    pub fn for_node(name: &str, siren: &str, base_url: &str) -> CatalogInfo {
+        CatalogInfo {
+            title: format!("Catalogue de {name}"),
+            description: format!(
+                "Jeux de données publics du nœud maillage de {name} et de la fédération qu'il relaie."
+            ),
+            publisher: Agent {
+                name: name.to_string(),
+                siren: Some(siren.to_string()),
+                url: None,
+            },
+            base_url: base_url.trim_end_matches('/').to_string(),
+        }
+    }
+}
+
 /// One public record to export, with what the record alone does not say.
 #[derive(Debug, Clone)]
 pub struct Entry<'a> {

@@ -18,8 +18,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use maillage_dcat::{CatalogInfo, PublicRecords};
-use maillage_record::model::Agent;
-use maillage_record::{Kind, envelope};
+use maillage_record::Kind;
 use tokio::net::TcpListener;
 
 use crate::node::{Node, Viewer};
@@ -94,7 +93,10 @@ async fn handle(
         Ok(match path.as_str() {
             "/catalog.jsonld" | "/catalog.ttl" => {
                 let export = public_export(&node)?;
-                let graph = export.catalog(&catalog_info(&node, &url), page);
+                let graph = export.catalog(
+                    &CatalogInfo::for_node(&node.name, node.siren.as_str(), &url),
+                    page,
+                );
                 if path.ends_with(".ttl") {
                     Some(("text/turtle; charset=utf-8", graph.to_turtle().into_bytes()))
                 } else {
@@ -170,38 +172,20 @@ fn parse_page(query: &str) -> Result<Option<(usize, usize)>, String> {
 /// Reads what the anonymous public may see (blocking: it scans the store).
 pub fn public_export(node: &Node) -> Result<PublicRecords, StoreError> {
     let mut export = PublicRecords::default();
-    let mut failure = None;
-    node.store
-        .list_current(&ListFilter::default(), None, usize::MAX, |cur| {
-            if !matches!(cur.kind, Kind::Dataset | Kind::Project | Kind::Organisation) {
-                return false;
+    node.for_each_current(
+        &ListFilter::default(),
+        |cur| matches!(cur.kind, Kind::Dataset | Kind::Project | Kind::Organisation),
+        |cur, r| {
+            // PublicRecords keeps public records only; this check says the
+            // same, in the node's own terms.
+            if Viewer::Anonymous.may_see(&cur.author, &r.visibility)
+                && claims_vouched_siren(node, &cur.author, &r)
+            {
+                export.add(cur.author.to_hex(), r);
             }
-            match node.store.get(&cur.id) {
-                Ok(Some(s)) => match envelope::decode_stored(&s.bytes) {
-                    // PublicRecords keeps public records only; this check
-                    // says the same, in the node's own terms.
-                    Ok(r) if Viewer::Anonymous.may_see(&cur.author, &r.visibility) => {
-                        if !claims_vouched_siren(node, &cur.author, &r) {
-                            return false;
-                        }
-                        export.add(cur.author.to_hex(), r);
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::error!(id = %cur.id, error = %e, "stored record does not decode")
-                    }
-                },
-                Ok(None) => {}
-                Err(e) => {
-                    failure.get_or_insert(e);
-                }
-            }
-            false
-        })?;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(export),
-    }
+        },
+    )?;
+    Ok(export)
 }
 
 /// An author's Organisation record names the publisher of its datasets:
@@ -215,22 +199,5 @@ fn claims_vouched_siren(
     match (&r.body, node.trust.siren_of(author)) {
         (maillage_record::Body::Organisation(o), Some(vouched)) => o.siren == vouched.as_str(),
         _ => true,
-    }
-}
-
-/// What the node's catalogue says of itself.
-pub fn catalog_info(node: &Node, public_url: &str) -> CatalogInfo {
-    CatalogInfo {
-        title: format!("Catalogue de {}", node.name),
-        description: format!(
-            "Jeux de données publics du nœud maillage de {} et de la fédération qu'il relaie.",
-            node.name
-        ),
-        publisher: Agent {
-            name: node.name.clone(),
-            siren: Some(node.siren.as_str().to_string()),
-            url: None,
-        },
-        base_url: public_url.trim_end_matches('/').to_string(),
     }
 }

@@ -171,34 +171,19 @@ pub fn withdraw_missing_blocking(
         author: Some(node.public_key),
     };
     let mut gone: Vec<Record> = Vec::new();
-    let mut failure = None;
-    node.store.list_current(&filter, None, usize::MAX, |cur| {
-        if cur.kind == maillage_record::Kind::Tombstone || keep.contains(&cur.record_id) {
-            return false;
-        }
-        let record = match node.store.get(&cur.id) {
-            Ok(Some(s)) => match envelope::decode_stored(&s.bytes) {
-                Ok(r) => r,
-                Err(_) => return false,
-            },
-            Ok(None) => return false,
-            Err(e) => {
-                failure.get_or_insert(e);
-                return false;
+    node.for_each_current(
+        &filter,
+        |cur| cur.kind != Kind::Tombstone && !keep.contains(&cur.record_id),
+        |_, record| {
+            let from_source = record
+                .provenance
+                .as_ref()
+                .is_some_and(|p| p.source_format == format && p.source.as_deref() == Some(source));
+            if from_source {
+                gone.push(record);
             }
-        };
-        let from_source = record
-            .provenance
-            .as_ref()
-            .is_some_and(|p| p.source_format == format && p.source.as_deref() == Some(source));
-        if from_source {
-            gone.push(record);
-        }
-        false
-    })?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
+        },
+    )?;
     let now = maillage_record::now_ms();
     let mut recs = Vec::with_capacity(gone.len());
     // A tombstone's reason is bounded (2,000 characters); so is this one.

@@ -6,13 +6,13 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use maillage_record::{
-    Body, Kind, PublicKey, RecordId, SigningKey, Siren, VerifiedRecord, Visibility,
+    Body, Kind, PublicKey, Record, RecordId, SigningKey, Siren, VerifiedRecord, Visibility,
 };
 use tokio::sync::{broadcast, watch};
 
 use crate::config::Config;
 use crate::peers::PeerTable;
-use crate::store::{Admission, Inserted, ListFilter, Store, StoreError, SyncItem};
+use crate::store::{Admission, CurrentEntry, Inserted, ListFilter, Store, StoreError, SyncItem};
 use crate::tls::{Identity, PinnedKeys};
 use crate::trust::Trust;
 
@@ -309,6 +309,35 @@ impl Node {
             return Ok(false);
         }
         Ok(!self.store.contains(id)?)
+    }
+
+    /// Calls `f` with every current record that `wanted` selects from the
+    /// index, decoded (blocking: it scans the store). A record that does not
+    /// decode is logged and skipped; a store failure ends the scan.
+    pub fn for_each_current(
+        &self,
+        filter: &ListFilter,
+        mut wanted: impl FnMut(&CurrentEntry) -> bool,
+        mut f: impl FnMut(&CurrentEntry, Record),
+    ) -> Result<(), StoreError> {
+        let mut failure = None;
+        self.store.list_current(filter, None, usize::MAX, |cur| {
+            if failure.is_some() || !wanted(cur) {
+                return false;
+            }
+            match self.store.get(&cur.id) {
+                Ok(Some(s)) => match maillage_record::envelope::decode_stored(&s.bytes) {
+                    Ok(r) => f(cur, r),
+                    Err(e) => {
+                        tracing::error!(id = %cur.id, error = %e, "stored record does not decode")
+                    }
+                },
+                Ok(None) => {}
+                Err(e) => failure = Some(e),
+            }
+            false
+        })?;
+        failure.map_or(Ok(()), Err)
     }
 
     /// The envelopes among `ids` that are stored and that `viewer` may see,
