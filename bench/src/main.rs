@@ -9,7 +9,7 @@
 //! sync share this machine's two cores.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use maillage_node::replication::FETCH_BATCH_RECORDS;
 use maillage_node::replication::client::{self, SyncReport};
 use maillage_node::server;
 use maillage_node::tls::WireCounters;
-use maillage_record::model::{Dataset, Distribution, Licence, LicenceRef};
+use maillage_record::model::Dataset;
 use maillage_record::{Body, PublicKey, Record, SigningKey, VerifiedRecord, Visibility, envelope};
 use negentropy::{Id, Negentropy, NegentropyStorageVector};
 
@@ -28,7 +28,12 @@ use negentropy::{Id, Negentropy, NegentropyStorageVector};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod corpus;
+mod search;
+
 const DIFF: usize = 1_000;
+/// Records a node ingests while it answers searches.
+const INGEST: usize = 100_000;
 const FED_NODES: usize = 20;
 
 fn main() -> anyhow::Result<()> {
@@ -54,7 +59,6 @@ fn main() -> anyhow::Result<()> {
     )?;
 
     eprintln!("generating {} signed records...", n + DIFF);
-    let names = collectivity_names()?;
     let authors: Vec<SigningKey> = (0..1000u32)
         .map(|i| {
             let mut seed = [7u8; 32];
@@ -63,7 +67,7 @@ fn main() -> anyhow::Result<()> {
         })
         .collect();
     let t = Instant::now();
-    let records = generate(n + DIFF, &authors, &names);
+    let records = corpus::generate(0..n + DIFF, &authors);
     let sign_rate = records.len() as f64 / t.elapsed().as_secs_f64();
     let avg_bytes = records
         .iter()
@@ -194,6 +198,81 @@ fn main() -> anyhow::Result<()> {
            published on one end is relayed hop by hop through live announcements.\n"
     )?;
 
+    let sf = &result.search;
+    writeln!(md, "## Search (issue 5)\n")?;
+    writeln!(
+        md,
+        "The same {n} records (one in eight an AI project), then {INGEST} more by sync. Queries: \
+         {} French queries, some with a kind or territory filter, each returning the best 20, the \
+         total and five facets (kind, theme, organisation, département, status), over gRPC on the \
+         admin socket as the CLI sends them. Baseline: SQLite FTS5 (unicode61, accents removed, no \
+         stemming) on the same title and text, same queries and facets, {} reader threads, while \
+         a writer inserts the same {INGEST} records.\n",
+        search::QUERIES.len(),
+        search::CLIENTS
+    )?;
+    writeln!(md, "| what | measured | baseline (same run) | ratio | limit | holds |")?;
+    writeln!(md, "|---|---|---|---|---|---|")?;
+    let index_rate = n as f64 / sf.index_elapsed.as_secs_f64();
+    let sqlite_rate = n as f64 / sf.sqlite_build.as_secs_f64();
+    row(
+        &mut md,
+        &format!("store then index {n} records (node a): records/s"),
+        format!("{index_rate:.0}/s ({:.1} s; storing alone {:.1} s)", sf.index_elapsed.as_secs_f64(), sf.load_elapsed.as_secs_f64()),
+        format!("SQLite FTS5 build: {sqlite_rate:.0}/s"),
+        index_rate / sqlite_rate,
+        "≥ the full-sync rate (keeps up)",
+        index_rate >= full_rate,
+    )?;
+    row(
+        &mut md,
+        &format!("first full sync of {n}: index behind when the sync ends"),
+        format!("{:.1} s", sf.index_lag.as_secs_f64()),
+        format!("sync: {:.1} s", sf.sync_elapsed.as_secs_f64()),
+        sf.index_lag.as_secs_f64() / sf.sync_elapsed.as_secs_f64().max(1e-9),
+        "≤ 0.1 × the sync",
+        sf.index_lag.as_secs_f64() <= 0.1 * sf.sync_elapsed.as_secs_f64(),
+    )?;
+    let (p50, p99) = (sf.node.pct_ms(50), sf.node.pct_ms(99));
+    row(
+        &mut md,
+        &format!(
+            "search on {n} records, {} clients, during a sync of {INGEST}: p50 / p99 ({} queries)",
+            search::CLIENTS,
+            sf.node.micros.len()
+        ),
+        format!("{p50:.2} / {p99:.2} ms"),
+        format!("SQLite FTS5 while inserting: {:.2} / {:.2} ms", sf.sqlite.pct_ms(50), sf.sqlite.pct_ms(99)),
+        p99 / sf.sqlite.pct_ms(99).max(1e-9),
+        "p50 < 5 ms, p99 < 20 ms",
+        p50 < 5.0 && p99 < 20.0,
+    )?;
+    row(
+        &mut md,
+        "queries per second, same runs",
+        format!("{:.0}/s", sf.node.qps()),
+        format!("SQLite FTS5: {:.0}/s", sf.sqlite.qps()),
+        sf.node.qps() / sf.sqlite.qps().max(1e-9),
+        "-",
+        true,
+    )?;
+    row(
+        &mut md,
+        &format!("sync of {INGEST} records while answering searches"),
+        format!("{:.0} records/s", INGEST as f64 / sf.ingest_elapsed.as_secs_f64()),
+        format!("first full sync: {full_rate:.0}/s"),
+        INGEST as f64 / sf.ingest_elapsed.as_secs_f64() / full_rate,
+        "-",
+        true,
+    )?;
+    writeln!(
+        md,
+        "\nNotes:\n\
+         - Every node indexes what it stores, in one thread: the full-sync figures above include \
+           node b indexing as it syncs, and node a was indexed before the sync began.\n\
+         - Both nodes, the 8 clients and the baseline share this machine's cores.\n"
+    )?;
+
     std::fs::write(&out, &md).with_context(|| format!("cannot write {}", out.display()))?;
     print!("{md}");
     eprintln!("wrote {}", out.display());
@@ -243,87 +322,6 @@ fn pct(v: &[u64], p: usize) -> u64 {
 
 fn now_utc() -> String {
     maillage_record::json::format_time(maillage_record::now_ms())
-}
-
-fn collectivity_names() -> anyhow::Result<Vec<String>> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/collectivites.csv");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(text
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split(',').nth(3).map(str::to_string))
-        .collect())
-}
-
-const SUBJECTS: &[&str] = &[
-    "Budget primitif",
-    "Comptes administratifs",
-    "Subventions aux associations",
-    "Arrêtés de circulation",
-    "Stationnements vélos",
-    "Consommation énergétique des bâtiments",
-    "Collecte des déchets",
-    "Horaires des équipements sportifs",
-    "Marchés publics attribués",
-    "Qualité de l'air",
-    "Délibérations du conseil",
-    "Points d'apport volontaire",
-];
-
-/// Signed datasets, generated on every core.
-fn generate(n: usize, authors: &[SigningKey], names: &[String]) -> Vec<VerifiedRecord> {
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-    let chunk = n.div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                s.spawn(move || {
-                    let start = t * chunk;
-                    let end = ((t + 1) * chunk).min(n);
-                    (start..end)
-                        .map(|i| {
-                            let name = &names[i % names.len()];
-                            let subject = SUBJECTS[i % SUBJECTS.len()];
-                            let year = 2015 + (i / 7) % 11;
-                            let mut d = Dataset::new(
-                                format!("{subject} {year} de {name}"),
-                                format!(
-                                    "{subject} de la collectivité {name} pour l'année {year} : \
-                                     données brutes publiées au format ouvert, mises à jour \
-                                     chaque trimestre, avec leur documentation et la \
-                                     description des champs. Jeu n° {i}."
-                                ),
-                            );
-                            d.keywords = vec![subject.to_lowercase(), name.to_lowercase()];
-                            d.licence = Some(LicenceRef::Known(Licence::Etalab2));
-                            d.distributions = vec![Distribution {
-                                format: Some("CSV".into()),
-                                media_type: Some("text/csv".into()),
-                                ..Distribution::new(format!(
-                                    "https://data.example.fr/explore/dataset/jeu-{i}/download?format=csv"
-                                ))
-                            }];
-                            let record = Record {
-                                record_id: format!("jeu-{i}"),
-                                version: 1,
-                                issued_at_ms: 1_700_000_000_000 + i as i64 * 1000,
-                                visibility: Visibility::Public,
-                                provenance: None,
-                                body: Body::Dataset(d),
-                            };
-                            envelope::sign(&authors[i % authors.len()], &record)
-                                .expect("generated records are valid")
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("generator thread"))
-            .collect()
-    })
 }
 
 /// Reorders `records` so the last DIFF are taken evenly from the whole range.
@@ -399,11 +397,82 @@ struct Results {
     same: SyncReport,
     same_alone_bytes: u64,
     federation: Federation,
+    search: SearchFigures,
+}
+
+#[derive(Default)]
+struct SearchFigures {
+    /// Storing the first N records in node a, and until they were indexed.
+    load_elapsed: Duration,
+    index_elapsed: Duration,
+    /// How long b's index took to catch up once its full sync ended.
+    index_lag: Duration,
+    sync_elapsed: Duration,
+    /// The node under 8 clients while it ingests INGEST records by sync.
+    node: search::Latencies,
+    ingest_elapsed: Duration,
+    sqlite_build: Duration,
+    sqlite: search::Latencies,
+}
+
+/// 8 clients search b (N records) while b syncs INGEST new records from a;
+/// then the SQLite FTS5 baseline on the same records and queries.
+async fn search_bench(
+    n: usize,
+    records: &[VerifiedRecord],
+    authors: &[SigningKey],
+    a: &BenchNode,
+    b: &BenchNode,
+) -> anyhow::Result<SearchFigures> {
+    eprintln!("search: {INGEST} more records on node a...");
+    let first = n + DIFF;
+    let more = corpus::generate(first..first + INGEST, authors);
+    {
+        let (node, recs) = (a.node.clone(), more.clone());
+        tokio::task::spawn_blocking(move || load(&node, &recs)).await??;
+    }
+    search::indexed(&a.node).await;
+    search::indexed(&b.node).await;
+    eprintln!("search: {} clients on node b while it syncs them...", search::CLIENTS);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let queries = tokio::spawn(search::query_node_owned(b.admin.clone(), done.clone()));
+    let t = Instant::now();
+    let report = sync(b, "a").await;
+    let ingest_elapsed = t.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let node = queries.await??;
+    let report = report?;
+    anyhow::ensure!(report.intake.stored as usize == INGEST, "the sync stored {} of {INGEST}", report.intake.stored);
+    eprintln!(
+        "node: p50 {:.2} ms, p99 {:.2} ms over {} queries",
+        node.pct_ms(50),
+        node.pct_ms(99),
+        node.micros.len()
+    );
+
+    eprintln!("search: SQLite FTS5 baseline on the same {n} records...");
+    // Blocks this (main) thread only: the nodes run on the runtime's workers.
+    let (db, sqlite_build) = search::Sqlite::build(&records[..n])?;
+    let sqlite = db.query_while_inserting(&more, (n + 1) as i64)?;
+    eprintln!(
+        "sqlite: p50 {:.2} ms, p99 {:.2} ms over {} queries",
+        sqlite.pct_ms(50),
+        sqlite.pct_ms(99),
+        sqlite.micros.len()
+    );
+    Ok(SearchFigures {
+        node,
+        ingest_elapsed,
+        sqlite_build,
+        sqlite,
+        ..Default::default()
+    })
 }
 
 /// A node in this process, on 127.0.0.1:0, with its own temp dir.
 struct BenchNode {
     node: Arc<Node>,
+    admin: PathBuf,
     url: String,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
@@ -425,6 +494,7 @@ async fn bench_node(i: usize) -> anyhow::Result<(server::Started, tempfile::Temp
 
 fn run_node(started: server::Started, dir: tempfile::TempDir) -> BenchNode {
     let node = started.node.clone();
+    let admin = started.admin_path.clone();
     let url = format!("https://{}", started.grpc.local_addr().expect("bound"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -435,6 +505,7 @@ fn run_node(started: server::Started, dir: tempfile::TempDir) -> BenchNode {
     });
     BenchNode {
         node,
+        admin,
         url,
         stop,
         task,
@@ -467,7 +538,7 @@ async fn sync(a: &BenchNode, peer: &str) -> anyhow::Result<SyncReport> {
 
 fn load(node: &Node, recs: &[VerifiedRecord]) -> anyhow::Result<()> {
     for chunk in recs.chunks(10_000) {
-        node.insert_many_blocking(chunk)?;
+        node.insert_many_blocking(chunk, maillage_node::store::Origin::Local)?;
     }
     Ok(())
 }
@@ -532,11 +603,20 @@ async fn replication_benches(
     pin(&a, &b, "b");
     pin(&b, &a, "a");
 
-    eprintln!("loading {n} records into node a...");
+    eprintln!("loading {n} records into node a, and indexing them...");
+    let t = Instant::now();
     {
         let (node, recs) = (a.node.clone(), records[..n].to_vec());
         tokio::task::spawn_blocking(move || load(&node, &recs)).await??;
     }
+    let load_elapsed = t.elapsed();
+    search::indexed(&a.node).await;
+    let index_elapsed = t.elapsed();
+    eprintln!(
+        "stored in {:.1} s, indexed in {:.1} s",
+        load_elapsed.as_secs_f64(),
+        index_elapsed.as_secs_f64()
+    );
     eprintln!("first full sync of {n} records to node b...");
     let full = sync(&b, "a").await?;
     eprintln!(
@@ -548,6 +628,8 @@ async fn replication_benches(
         "full sync stored {} of {n}",
         full.intake.stored
     );
+    let index_lag = search::indexed(&b.node).await;
+    eprintln!("b's index caught up {:.1} s after the sync", index_lag.as_secs_f64());
 
     // Each side gets half of DIFF records the other lacks.
     eprintln!("reconciling {n} vs {n} with {DIFF} differences...");
@@ -580,6 +662,15 @@ async fn replication_benches(
     let same = sync(&b, "a").await?;
     let all = items(&records[..n + DIFF]);
     let (_, same_alone_bytes, _) = negentropy_alone(&all, &all);
+
+    let search = search_bench(n, records, authors, &a, &b).await?;
+    let search = SearchFigures {
+        load_elapsed,
+        index_elapsed,
+        index_lag,
+        sync_elapsed: full.elapsed,
+        ..search
+    };
     a.shutdown().await;
     b.shutdown().await;
 
@@ -591,6 +682,7 @@ async fn replication_benches(
         same,
         same_alone_bytes,
         federation,
+        search,
     })
 }
 

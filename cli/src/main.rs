@@ -2,11 +2,13 @@
 //! through its directory (`--dir` or `MAILLAGE_DIR`) and the admin socket there.
 //! It never links the node: no RocksDB in the CLI.
 
+mod collection;
 mod connect;
 mod init;
 mod interop;
 mod peers;
 mod records;
+mod search;
 mod status;
 
 use std::net::SocketAddr;
@@ -125,6 +127,68 @@ enum Command {
         /// http://<node.http_listen>).
         #[arg(long)]
         base_url: Option<String>,
+    },
+    /// Search the federated catalogue this node holds: ranked results with
+    /// facet counts. Accents, case and plurals do not matter.
+    Search {
+        /// Words to look for; none for every record the filters keep.
+        words: Vec<String>,
+        #[command(flatten)]
+        filters: search::FilterArgs,
+        /// Results page (20 per page).
+        #[arg(long, default_value_t = 1)]
+        page: u32,
+    },
+    /// Counts for a territory: records by kind, theme, status, organisation
+    /// or département; for AI projects, status, risk and budget distributions
+    /// and the sums of their measured energy and emissions.
+    Stats {
+        #[command(flatten)]
+        filters: search::FilterArgs,
+        /// kind, theme, status, org or territory.
+        #[arg(long, default_value = "kind")]
+        by: String,
+    },
+    /// Rebuild the search index from the store (in the background).
+    Reindex,
+    /// Curated, signed lists of records ("Projets IA de la métropole").
+    #[command(subcommand)]
+    Collection(CollectionCommand),
+}
+
+#[derive(Subcommand)]
+enum CollectionCommand {
+    /// Create an empty collection signed by this node's organisation.
+    Create {
+        /// Its record_id, e.g. "projets-ia-metropole".
+        record_id: String,
+        #[arg(long)]
+        title: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// public or federation.
+        #[arg(long, default_value = "public")]
+        visibility: String,
+    },
+    /// Add records: by id (as `maillage search` shows it), AUTHOR_KEY/record_id,
+    /// or the record_id of one of this node's records.
+    Add {
+        record_id: String,
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
+    /// Remove records, named as for `add`.
+    Remove {
+        record_id: String,
+        #[arg(required = true)]
+        items: Vec<String>,
+    },
+    /// A collection and its items.
+    Show {
+        record_id: String,
+        /// The collection's author, if not this node (64 hex characters).
+        #[arg(long)]
+        author: Option<String>,
     },
 }
 
@@ -255,6 +319,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     } => {
                         let format = interop::ExportFormat::parse(&format)?;
                         interop::export(&dir, format, output.as_deref(), base_url.as_deref()).await
+                    }
+                    Command::Search {
+                        words,
+                        filters,
+                        page,
+                    } => search::search(&dir, &words.join(" "), &filters, page, json).await,
+                    Command::Stats { filters, by } => search::stats(&dir, &filters, &by, json).await,
+                    Command::Reindex => search::reindex(&dir, json).await,
+                    Command::Collection(CollectionCommand::Create {
+                        record_id,
+                        title,
+                        description,
+                        visibility,
+                    }) => {
+                        collection::create(
+                            &dir,
+                            &record_id,
+                            &title,
+                            description.as_deref(),
+                            &visibility,
+                            json,
+                        )
+                        .await
+                    }
+                    Command::Collection(CollectionCommand::Add { record_id, items }) => {
+                        collection::add(&dir, &record_id, &items, json).await
+                    }
+                    Command::Collection(CollectionCommand::Remove { record_id, items }) => {
+                        collection::remove(&dir, &record_id, &items, json).await
+                    }
+                    Command::Collection(CollectionCommand::Show { record_id, author }) => {
+                        collection::show(&dir, &record_id, author.as_deref(), json).await
                     }
                     Command::Init { .. } | Command::Verify { .. } => unreachable!("handled above"),
                 }

@@ -42,6 +42,8 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
                 "peers_healthy": s.peers_healthy,
                 "trust_roots": s.trust_roots,
                 "quarantined": s.quarantined,
+                "indexed_seq": s.indexed_seq,
+                "search_rebuilding": s.search_rebuilding,
                 "dir": dir.display().to_string(),
             }))?
         );
@@ -68,6 +70,14 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
             "peers        {} ({} in sync), {} trust root(s), {} quarantined",
             s.peers, s.peers_healthy, s.trust_roots, s.quarantined
         );
+        let search = if s.search_rebuilding {
+            format!("rebuilding ({} of {} changes)", s.indexed_seq, s.last_seq)
+        } else if s.indexed_seq < s.last_seq {
+            format!("{} changes behind the store", s.last_seq - s.indexed_seq)
+        } else {
+            "up to date".to_string()
+        };
+        println!("search       {search}");
         println!("uptime       {}", human_duration(s.uptime_seconds));
         println!("store        {}", human_bytes(s.store_bytes));
         println!("version      {}", s.node_version);

@@ -65,6 +65,8 @@ struct RawNode {
     admin_socket: String,
     #[serde(default = "default_data_dir")]
     data_dir: String,
+    #[serde(default = "default_search_dir")]
+    search_dir: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +88,9 @@ fn default_admin_socket() -> String {
 }
 fn default_data_dir() -> String {
     "data".into()
+}
+fn default_search_dir() -> String {
+    "search".into()
 }
 
 /// How replication runs (`[replication]`).
@@ -129,6 +134,8 @@ pub struct Config {
     pub public_url: Option<String>,
     pub admin_socket: PathBuf,
     pub data_dir: PathBuf,
+    /// The search index, derived from the store.
+    pub search_dir: PathBuf,
     pub publish_authors: Vec<PublicKey>,
     pub replication: Replication,
     pub log_format: LogFormat,
@@ -240,6 +247,7 @@ impl Config {
             key_file: dir.join(&raw.organisation.key_file),
             admin_socket: dir.join(&raw.node.admin_socket),
             data_dir: dir.join(&raw.node.data_dir),
+            search_dir: dir.join(&raw.node.search_dir),
             dir,
             siren,
             name: raw.organisation.name,

@@ -5,6 +5,10 @@
 //!   GET /catalog.jsonld[?page=N&page_size=M]   DCAT-AP JSON-LD, Hydra paging
 //!   GET /catalog.ttl[?page=N&page_size=M]      the same in Turtle
 //!   GET /projects.json                         public projects, maillage JSON
+//!   GET /search?q=…&kind=…&theme=…&territory=…&org=…&status=…&risk=…&licence=…&page=N
+//!                                              full-text search, JSON
+//!   GET /stats?territory=…&by=kind|theme|status|org|territory&…
+//!                                              counts and project figures, JSON
 //!
 //! Plain HTTP, read-only, anonymous: only public records are ever served
 //! (`Viewer::Anonymous`), so a restricted record or a project's details
@@ -22,6 +26,7 @@ use maillage_record::Kind;
 use tokio::net::TcpListener;
 
 use crate::node::{Node, Viewer};
+use crate::search::{Filters, GroupBy, SearchError, SearchRequest};
 use crate::store::{ListFilter, StoreError};
 
 /// Datasets per page when the harvester does not say.
@@ -58,10 +63,15 @@ pub async fn serve(
             let service = hyper::service::service_fn(move |req| {
                 let (node, url, exports) = (node.clone(), url.clone(), exports.clone());
                 async move {
+                    // Searches read the index and do not wait behind exports.
+                    let path = req.uri().path();
+                    if path == "/search" || path == "/stats" {
+                        return Ok::<_, Infallible>(search(req, node).await);
+                    }
                     let Ok(_permit) = exports.acquire_owned().await else {
                         return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"));
                     };
-                    Ok::<_, Infallible>(handle(req, node, &url).await)
+                    Ok(handle(req, node, &url).await)
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -111,7 +121,7 @@ async fn handle(
             }
             "/" => Some((
                 "text/plain; charset=utf-8",
-                b"maillage node: /catalog.jsonld, /catalog.ttl (DCAT-AP 3.0, ?page=N&page_size=M), /projects.json\n"
+                b"maillage node: /catalog.jsonld, /catalog.ttl (DCAT-AP 3.0, ?page=N&page_size=M), /projects.json, /search?q=..., /stats\n"
                     .to_vec(),
             )),
             _ => None,
@@ -125,7 +135,7 @@ async fn handle(
             .expect("static headers"),
         Ok(Ok(None)) => text(
             StatusCode::NOT_FOUND,
-            "not found: try /catalog.jsonld, /catalog.ttl or /projects.json\n",
+            "not found: try /catalog.jsonld, /catalog.ttl, /projects.json, /search?q=... or /stats\n",
         ),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "http export failed");
@@ -136,6 +146,108 @@ async fn handle(
         }
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "export task failed\n"),
     }
+}
+
+/// `/search` and `/stats`, as the anonymous public: public records only.
+async fn search(req: Request<Incoming>, node: Arc<Node>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+    }
+    let stats = req.uri().path() == "/stats";
+    let params = match query_params(req.uri().query().unwrap_or("")) {
+        Ok(p) => p,
+        Err(msg) => return text(StatusCode::BAD_REQUEST, &msg),
+    };
+    let result = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, SearchError> {
+        let get = |k: &str| {
+            params
+                .iter()
+                .find(|(n, v)| n == k && !v.trim().is_empty())
+                .map(|(_, v)| v.clone())
+        };
+        let number = |k: &str| -> Result<usize, SearchError> {
+            match get(k) {
+                None => Ok(0),
+                Some(v) => v.parse().map_err(|_| {
+                    SearchError::BadRequest(format!("{k}='{v}' is not a positive number"))
+                }),
+            }
+        };
+        let kind = match get("kind") {
+            None => None,
+            Some(k) => Some(Kind::parse(&k).map_err(|e| SearchError::BadRequest(e.to_string()))?),
+        };
+        let filters = Filters {
+            kind,
+            theme: get("theme"),
+            territory: get("territory"),
+            organisation: get("org"),
+            status: get("status"),
+            risk: get("risk"),
+            licence: get("licence"),
+        };
+        let stored = node.store.last_seq();
+        let viewer = Viewer::Anonymous;
+        let body = if stats {
+            let by = GroupBy::parse(&get("by").unwrap_or_default()).map_err(SearchError::BadRequest)?;
+            serde_json::to_vec_pretty(&node.search.stats(&filters, by, &viewer, stored)?)
+        } else {
+            let req = SearchRequest {
+                text: get("q").unwrap_or_default(),
+                filters,
+                page: number("page")?,
+                page_size: number("page_size")?,
+            };
+            serde_json::to_vec_pretty(&node.search.search(&req, &viewer, stored)?)
+        };
+        body.map_err(|e| SearchError::Internal(e.to_string()))
+    })
+    .await;
+    match result {
+        Ok(Ok(body)) => Response::builder()
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .expect("static headers"),
+        Ok(Err(SearchError::BadRequest(msg))) => text(StatusCode::BAD_REQUEST, &format!("{msg}\n")),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "http search failed");
+            text(StatusCode::INTERNAL_SERVER_ERROR, "search failed; see the node's log\n")
+        }
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "search task failed\n"),
+    }
+}
+
+/// The pairs of a query string, percent-decoded ('+' is a space).
+fn query_params(query: &str) -> Result<Vec<(String, String)>, String> {
+    let decode = |s: &str| -> Result<String, String> {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    let hex = s
+                        .get(i + 1..i + 3)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        .ok_or_else(|| format!("bad percent-encoding in '{s}'\n"))?;
+                    out.push(hex);
+                    i += 2;
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).map_err(|_| format!("'{s}' is not UTF-8 once decoded\n"))
+    };
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((decode(k)?, decode(v)?))
+        })
+        .collect()
 }
 
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {

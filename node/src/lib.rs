@@ -8,6 +8,7 @@ pub mod import;
 pub mod node;
 pub mod peers;
 pub mod replication;
+pub mod search;
 pub mod server;
 pub mod service;
 pub mod store;

@@ -12,7 +12,9 @@ use tokio::sync::{broadcast, watch};
 
 use crate::config::Config;
 use crate::peers::PeerTable;
-use crate::store::{Admission, CurrentEntry, Inserted, ListFilter, Store, StoreError, SyncItem};
+use crate::store::{
+    Admission, CurrentEntry, Inserted, ListFilter, Origin, Store, StoreError, SyncItem,
+};
 use crate::tls::{Identity, PinnedKeys};
 use crate::trust::Trust;
 
@@ -27,6 +29,8 @@ pub struct Node {
     signing_key: SigningKey,
     pub identity: Identity,
     pub store: Arc<Store>,
+    /// The search index, which follows the store (see `search`).
+    pub search: crate::search::Search,
     pub publish_authors: Vec<PublicKey>,
     pub grpc_listen: String,
     pub started: Instant,
@@ -82,6 +86,7 @@ impl Node {
         signing_key: SigningKey,
         identity: Identity,
         store: Arc<Store>,
+        search: crate::search::Search,
         grpc_listen: String,
     ) -> Result<Node, StoreError> {
         let public_key = PublicKey(signing_key.verifying_key().to_bytes());
@@ -104,6 +109,7 @@ impl Node {
             signing_key,
             identity,
             store,
+            search,
             publish_authors: config.publish_authors.clone(),
             grpc_listen,
             started: Instant::now(),
@@ -200,8 +206,12 @@ impl Node {
 
     /// Stores a batch of verified records (blocking: call off the runtime).
     /// Says, for each, whether it was new.
-    pub fn insert_many_blocking(&self, recs: &[VerifiedRecord]) -> Result<Vec<bool>, StoreError> {
-        let results = self.store.insert_many(recs)?;
+    pub fn insert_many_blocking(
+        &self,
+        recs: &[VerifiedRecord],
+        origin: Origin<'_>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let results = self.store.insert_many(recs, origin)?;
         self.stored(
             recs.iter()
                 .zip(&results)

@@ -18,6 +18,7 @@ use tonic::transport::Server;
 
 use crate::config::Config;
 use crate::node::Node;
+use crate::search::Search;
 use crate::replication::{Replicator, service::ReplicationService};
 use crate::service::{
     admin::AdminService,
@@ -62,6 +63,8 @@ pub enum StartError {
     Serve(#[from] tonic::transport::Error),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Search(#[from] crate::search::SearchError),
 }
 
 /// A node ready to serve: state plus its bound listeners.
@@ -132,8 +135,9 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
             Some((listener, url))
         }
     };
+    let search = Search::open(&config.search_dir)?;
     let identity = Identity::new(&key)?;
-    let node = Arc::new(Node::new(config, key, identity, store, local)?);
+    let node = Arc::new(Node::new(config, key, identity, store, search, local)?);
     ingest_organisation(&node, &config.dir.join(ORGANISATION_ENVELOPE))?;
     Ok(Started {
         node,
@@ -203,6 +207,7 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         .expect("descriptor sets embedded at build time are valid");
 
     let replicator = Replicator::start(node.clone());
+    let indexer = crate::search::spawn_indexer(node.clone());
     let acceptor = tls::acceptor(&node.identity, node.pinned_keys())?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
@@ -268,6 +273,8 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         let _ = export.await;
     }
     let _ = std::fs::remove_file(&admin_path);
+    // The indexer commits what it holds on its way out.
+    let _ = tokio::task::spawn_blocking(move || indexer.join()).await;
     a.expect("public server task")?;
     b.expect("admin server task")?;
     Ok(())

@@ -96,6 +96,20 @@ impl Kind {
         }
     }
 
+    /// The French label, as search results and statistics show it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Organisation => "Organisation",
+            Kind::Dataset => "Jeu de données",
+            Kind::Project => "Projet IA",
+            Kind::Tombstone => "Retrait",
+            Kind::Membership => "Adhésion",
+            Kind::ProjectDetails => "Détails de projet",
+            Kind::Resource => "Ressource",
+            Kind::Collection => "Collection",
+        }
+    }
+
     /// A stable one-byte code, used in storage keys (and the Kind enum of
     /// catalogue.proto).
     pub fn code(self) -> u8 {

@@ -33,6 +33,7 @@ struct Index {
     rows: Vec<Collectivity>,
     by_siren: HashMap<String, usize>,
     by_insee: HashMap<String, usize>,
+    region_by_dep: HashMap<String, String>,
 }
 
 static INDEX: LazyLock<Index> = LazyLock::new(|| {
@@ -69,10 +70,15 @@ static INDEX: LazyLock<Index> = LazyLock::new(|| {
         .enumerate()
         .filter_map(|(i, r)| r.insee.clone().map(|c| (c, i)))
         .collect();
+    let region_by_dep = rows
+        .iter()
+        .filter_map(|r| Some((r.departement.clone()?, r.region.clone()?)))
+        .collect();
     Index {
         rows,
         by_siren,
         by_insee,
+        region_by_dep,
     }
 });
 
@@ -111,6 +117,298 @@ pub fn by_insee(code: &str) -> Option<&'static Collectivity> {
 pub fn all() -> &'static [Collectivity] {
     &INDEX.rows
 }
+
+/// The région of a département, from the communes of the reference list.
+pub fn region_of_departement(dep: &str) -> Option<&'static str> {
+    INDEX.region_by_dep.get(dep).map(String::as_str)
+}
+
+/// The name of a département (INSEE code: "01", "2A", "974").
+pub fn departement_name(code: &str) -> Option<&'static str> {
+    DEPARTEMENTS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, name)| *name)
+}
+
+/// The name of a région (INSEE code: "84", "11", "04").
+pub fn region_name(code: &str) -> Option<&'static str> {
+    REGIONS.iter().find(|(c, _)| *c == code).map(|(_, n)| *n)
+}
+
+/// A place at one level of the commune → EPCI → département → région
+/// hierarchy, written as search indexes it: `commune:69123`, `epci:200046977`,
+/// `dep:69`, `reg:84`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Place {
+    Commune(String),
+    Epci(String),
+    Departement(String),
+    Region(String),
+}
+
+impl Place {
+    /// Reads a territory as a user writes it: `commune:`, `epci:`, `dep:` or
+    /// `reg:` followed by a code; or a bare code: 5 characters are a
+    /// commune's INSEE code, 9 digits an EPCI's SIREN, 2 or 3 characters a
+    /// département (a région must be written `reg:84`, since "84" is also
+    /// Vaucluse). A commune's SIREN stands for the commune.
+    pub fn parse(text: &str) -> Result<Place, String> {
+        let t = text.trim();
+        let (prefix, code) = match t.split_once(':') {
+            Some((p, c)) => (Some(p.trim().to_lowercase()), c.trim()),
+            None => (None, t),
+        };
+        let code = code.to_uppercase();
+        let place = match prefix.as_deref() {
+            Some("commune" | "insee") => Place::Commune(code),
+            Some("epci") => Place::Epci(code),
+            Some("dep" | "departement" | "département") => Place::Departement(code),
+            Some("reg" | "region" | "région") => Place::Region(code),
+            Some(p) => {
+                return Err(format!(
+                    "'{text}': unknown level '{p}'; write commune:INSEE, epci:SIREN, dep:CODE or reg:CODE"
+                ));
+            }
+            None => match code.len() {
+                5 => Place::Commune(code),
+                9 => match by_siren(&code) {
+                    Some(c) if c.kind == OrganisationKind::Commune => {
+                        Place::Commune(c.insee.clone().unwrap_or(code))
+                    }
+                    _ => Place::Epci(code),
+                },
+                2 | 3 => Place::Departement(code),
+                _ => {
+                    return Err(format!(
+                        "'{text}' is not a territory: give an INSEE commune code (69123), an EPCI SIREN (200046977), a département (69, 2A, 974) or a région (reg:84)"
+                    ));
+                }
+            },
+        };
+        let known = match &place {
+            Place::Commune(c) => by_insee(c).is_some(),
+            Place::Epci(s) => by_siren(s).is_some_and(|c| c.kind == OrganisationKind::Epci),
+            Place::Departement(d) => departement_name(d).is_some(),
+            Place::Region(r) => region_name(r).is_some(),
+        };
+        if known {
+            Ok(place)
+        } else {
+            Err(format!(
+                "'{text}': no such {} in the reference list",
+                place.level()
+            ))
+        }
+    }
+
+    fn level(&self) -> &'static str {
+        match self {
+            Place::Commune(_) => "commune",
+            Place::Epci(_) => "EPCI",
+            Place::Departement(_) => "département",
+            Place::Region(_) => "région",
+        }
+    }
+
+    /// The place and every place above it: a commune is in its EPCI, its
+    /// département and its région. An EPCI is in the département of its seat.
+    pub fn with_ancestors(&self) -> Vec<Place> {
+        let mut out = vec![self.clone()];
+        let dep = match self {
+            Place::Commune(insee) => by_insee(insee).and_then(|c| {
+                if let Some(e) = &c.epci_siren {
+                    out.push(Place::Epci(e.clone()));
+                }
+                c.departement.clone()
+            }),
+            Place::Epci(siren) => by_siren(siren).and_then(|c| c.departement.clone()),
+            Place::Departement(d) => {
+                out.pop();
+                Some(d.clone())
+            }
+            Place::Region(_) => None,
+        };
+        if let Some(dep) = dep {
+            if let Some(r) = region_of_departement(&dep) {
+                out.push(Place::Region(r.to_string()));
+            }
+            out.push(Place::Departement(dep));
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The place of a collectivity of the reference list, by its SIREN.
+    pub fn of_siren(siren: &str) -> Option<Place> {
+        let c = by_siren(siren)?;
+        match c.kind {
+            OrganisationKind::Commune => c.insee.clone().map(Place::Commune),
+            _ => Some(Place::Epci(c.siren.clone())),
+        }
+    }
+
+    /// A readable name: "Lyon (69123)", "Rhône (69)".
+    pub fn label(&self) -> String {
+        let name = match self {
+            Place::Commune(c) => by_insee(c).map(|x| x.name.as_str()),
+            Place::Epci(s) => by_siren(s).map(|x| x.name.as_str()),
+            Place::Departement(d) => departement_name(d),
+            Place::Region(r) => region_name(r),
+        };
+        let code = self.code();
+        match name {
+            Some(n) => format!("{n} ({code})"),
+            None => code.to_string(),
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        match self {
+            Place::Commune(c) | Place::Epci(c) | Place::Departement(c) | Place::Region(c) => c,
+        }
+    }
+}
+
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let level = match self {
+            Place::Commune(_) => "commune",
+            Place::Epci(_) => "epci",
+            Place::Departement(_) => "dep",
+            Place::Region(_) => "reg",
+        };
+        write!(f, "{level}:{}", self.code())
+    }
+}
+
+/// Régions (INSEE codes, 2016 boundaries).
+const REGIONS: &[(&str, &str)] = &[
+    ("01", "Guadeloupe"),
+    ("02", "Martinique"),
+    ("03", "Guyane"),
+    ("04", "La Réunion"),
+    ("06", "Mayotte"),
+    ("11", "Île-de-France"),
+    ("24", "Centre-Val de Loire"),
+    ("27", "Bourgogne-Franche-Comté"),
+    ("28", "Normandie"),
+    ("32", "Hauts-de-France"),
+    ("44", "Grand Est"),
+    ("52", "Pays de la Loire"),
+    ("53", "Bretagne"),
+    ("75", "Nouvelle-Aquitaine"),
+    ("76", "Occitanie"),
+    ("84", "Auvergne-Rhône-Alpes"),
+    ("93", "Provence-Alpes-Côte d'Azur"),
+    ("94", "Corse"),
+];
+
+/// Départements (INSEE codes).
+const DEPARTEMENTS: &[(&str, &str)] = &[
+    ("01", "Ain"),
+    ("02", "Aisne"),
+    ("03", "Allier"),
+    ("04", "Alpes-de-Haute-Provence"),
+    ("05", "Hautes-Alpes"),
+    ("06", "Alpes-Maritimes"),
+    ("07", "Ardèche"),
+    ("08", "Ardennes"),
+    ("09", "Ariège"),
+    ("10", "Aube"),
+    ("11", "Aude"),
+    ("12", "Aveyron"),
+    ("13", "Bouches-du-Rhône"),
+    ("14", "Calvados"),
+    ("15", "Cantal"),
+    ("16", "Charente"),
+    ("17", "Charente-Maritime"),
+    ("18", "Cher"),
+    ("19", "Corrèze"),
+    ("2A", "Corse-du-Sud"),
+    ("2B", "Haute-Corse"),
+    ("21", "Côte-d'Or"),
+    ("22", "Côtes-d'Armor"),
+    ("23", "Creuse"),
+    ("24", "Dordogne"),
+    ("25", "Doubs"),
+    ("26", "Drôme"),
+    ("27", "Eure"),
+    ("28", "Eure-et-Loir"),
+    ("29", "Finistère"),
+    ("30", "Gard"),
+    ("31", "Haute-Garonne"),
+    ("32", "Gers"),
+    ("33", "Gironde"),
+    ("34", "Hérault"),
+    ("35", "Ille-et-Vilaine"),
+    ("36", "Indre"),
+    ("37", "Indre-et-Loire"),
+    ("38", "Isère"),
+    ("39", "Jura"),
+    ("40", "Landes"),
+    ("41", "Loir-et-Cher"),
+    ("42", "Loire"),
+    ("43", "Haute-Loire"),
+    ("44", "Loire-Atlantique"),
+    ("45", "Loiret"),
+    ("46", "Lot"),
+    ("47", "Lot-et-Garonne"),
+    ("48", "Lozère"),
+    ("49", "Maine-et-Loire"),
+    ("50", "Manche"),
+    ("51", "Marne"),
+    ("52", "Haute-Marne"),
+    ("53", "Mayenne"),
+    ("54", "Meurthe-et-Moselle"),
+    ("55", "Meuse"),
+    ("56", "Morbihan"),
+    ("57", "Moselle"),
+    ("58", "Nièvre"),
+    ("59", "Nord"),
+    ("60", "Oise"),
+    ("61", "Orne"),
+    ("62", "Pas-de-Calais"),
+    ("63", "Puy-de-Dôme"),
+    ("64", "Pyrénées-Atlantiques"),
+    ("65", "Hautes-Pyrénées"),
+    ("66", "Pyrénées-Orientales"),
+    ("67", "Bas-Rhin"),
+    ("68", "Haut-Rhin"),
+    ("69", "Rhône"),
+    ("70", "Haute-Saône"),
+    ("71", "Saône-et-Loire"),
+    ("72", "Sarthe"),
+    ("73", "Savoie"),
+    ("74", "Haute-Savoie"),
+    ("75", "Paris"),
+    ("76", "Seine-Maritime"),
+    ("77", "Seine-et-Marne"),
+    ("78", "Yvelines"),
+    ("79", "Deux-Sèvres"),
+    ("80", "Somme"),
+    ("81", "Tarn"),
+    ("82", "Tarn-et-Garonne"),
+    ("83", "Var"),
+    ("84", "Vaucluse"),
+    ("85", "Vendée"),
+    ("86", "Vienne"),
+    ("87", "Haute-Vienne"),
+    ("88", "Vosges"),
+    ("89", "Yonne"),
+    ("90", "Territoire de Belfort"),
+    ("91", "Essonne"),
+    ("92", "Hauts-de-Seine"),
+    ("93", "Seine-Saint-Denis"),
+    ("94", "Val-de-Marne"),
+    ("95", "Val-d'Oise"),
+    ("971", "Guadeloupe"),
+    ("972", "Martinique"),
+    ("973", "Guyane"),
+    ("974", "La Réunion"),
+    ("976", "Mayotte"),
+];
 
 /// Fills what an organisation leaves out (kind, EPCI nature, INSEE code,
 /// département, région) from the reference list, when its SIREN is there.
@@ -235,6 +533,36 @@ mod tests {
         wrong.insee = Some("31555".into());
         let e = complete(&mut wrong).unwrap_err().to_string();
         assert!(e.contains("31555") && e.contains("31069"), "{e}");
+    }
+
+    #[test]
+    fn places_read_as_users_write_them_and_know_their_ancestors() {
+        let lyon = Place::parse("69123").unwrap();
+        assert_eq!(lyon, Place::Commune("69123".into()));
+        assert_eq!(lyon.to_string(), "commune:69123");
+        let up: Vec<String> = lyon.with_ancestors().iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            up,
+            ["commune:69123", "epci:200046977", "dep:69", "reg:84"]
+                .map(String::from)
+                .to_vec()
+        );
+        assert_eq!(Place::parse("2a").unwrap(), Place::Departement("2A".into()));
+        assert_eq!(Place::parse("reg:84").unwrap().label(), "Auvergne-Rhône-Alpes (84)");
+        assert_eq!(Place::parse("84").unwrap().label(), "Vaucluse (84)");
+        // A commune's SIREN stands for the commune.
+        assert_eq!(Place::parse("213100696").unwrap(), Place::Commune("31069".into()));
+        assert_eq!(Place::parse("epci:243100518").unwrap().with_ancestors().len(), 3);
+        for bad in ["99", "reg:99", "canton:12", "lyon", "00000"] {
+            let e = Place::parse(bad).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
+        // Every département of the list has a name and a région.
+        for c in all() {
+            let d = c.departement.as_deref().unwrap();
+            assert!(departement_name(d).is_some(), "département {d}");
+            assert!(region_of_departement(d).is_some_and(|r| region_name(r).is_some()), "{d}");
+        }
     }
 
     #[test]

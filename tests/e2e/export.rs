@@ -2,28 +2,10 @@
 //! running node, validated against the official DCAT-AP 3.0.1 SHACL shapes
 //! with pySHACL; and what it must never get.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 
 use crate::support::*;
-
-/// A GET over plain HTTP/1.1: (status, body).
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, body.to_string())
-}
 
 /// Runs pySHACL on `data` with every shapes file; panics with the report of
 /// the first that does not conform.
@@ -47,14 +29,6 @@ fn shacl_conforms(data: &Path, format: &str) {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn publish_doc(dir: &Path, name: &str, doc: serde_json::Value) {
     let path = dir.with_extension(format!("{name}.json"));
     std::fs::write(&path, doc.to_string()).unwrap();
@@ -66,17 +40,7 @@ fn catalogue_conforms_to_dcat_ap_and_holds_public_records_only() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("metropole");
     init(&dir, "243100518", "Toulouse Métropole");
-    let addr = format!("127.0.0.1:{}", free_port());
-    let config = dir.join("maillage.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace(
-            "data_dir = \"data\"",
-            &format!("data_dir = \"data\"\nhttp_listen = \"{addr}\""),
-        ),
-    )
-    .unwrap();
+    let addr = enable_http(&dir);
     let _node = start(&dir);
 
     for name in [

@@ -7,4 +7,5 @@ mod forged;
 mod foundation;
 mod import;
 mod replication;
+mod search;
 mod support;

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::support::{NodeProc, cli, cli_json, eventually, example, init, start};
+use crate::support::{
+    NodeProc, cli, cli_json, eventually, example, init, key, peer, start, trust, write_doc,
+};
 
 // Real organisations from data/collectivites.csv.
 const TOULOUSE_METROPOLE: (&str, &str) = ("243100518", "Toulouse Métropole");
@@ -15,41 +17,6 @@ struct Fed {
     _tmp: tempfile::TempDir,
     dirs: Vec<PathBuf>,
     _nodes: Vec<NodeProc>,
-}
-
-fn key(dir: &Path) -> String {
-    cli_json(dir, &["status", "--json"])["public_key"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-fn grpc(dir: &Path) -> String {
-    cli_json(dir, &["status", "--json"])["grpc_listen"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-fn peer(from: &Path, name: &str, to: &Path) {
-    let url = format!("https://{}", grpc(to));
-    let k = key(to);
-    let out = cli(from, &["peer", "add", name, &url, "--key", &k]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn trust(on: &Path, of: &Path) {
-    let k = key(of);
-    let out = cli(on, &["trust", "add-root", &k]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn federation(orgs: &[(&str, &str)]) -> Fed {
@@ -78,12 +45,6 @@ fn publish(dir: &Path, file: &Path) -> String {
 
 fn has(dir: &Path, id: &str) -> bool {
     cli(dir, &["get", "--json", id]).status.success()
-}
-
-fn write_doc(dir: &Path, name: &str, doc: serde_json::Value) -> PathBuf {
-    let p = dir.with_extension(name);
-    std::fs::write(&p, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
-    p
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Driving real processes: the CLI, and nodes that die with their test.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
@@ -106,4 +108,86 @@ pub fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> bool) 
 
 pub fn example(name: &str) -> String {
     format!("{}/../deploy/examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn key(dir: &Path) -> String {
+    cli_json(dir, &["status", "--json"])["public_key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn grpc(dir: &Path) -> String {
+    cli_json(dir, &["status", "--json"])["grpc_listen"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+pub fn peer(from: &Path, name: &str, to: &Path) {
+    let url = format!("https://{}", grpc(to));
+    let k = key(to);
+    let out = cli(from, &["peer", "add", name, &url, "--key", &k]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn trust(on: &Path, of: &Path) {
+    let k = key(of);
+    let out = cli(on, &["trust", "add-root", &k]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn write_doc(dir: &Path, name: &str, doc: serde_json::Value) -> PathBuf {
+    let p = dir.with_extension(name);
+    std::fs::write(&p, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    p
+}
+
+/// A GET over plain HTTP/1.1: (status, body).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Turns on the node's HTTP interface on a free loopback port (before the
+/// node starts); returns its address.
+pub fn enable_http(dir: &Path) -> String {
+    let addr = format!("127.0.0.1:{}", free_port());
+    let config = dir.join("maillage.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "data_dir = \"data\"",
+            &format!("data_dir = \"data\"\nhttp_listen = \"{addr}\""),
+        ),
+    )
+    .unwrap();
+    addr
 }

@@ -10,7 +10,7 @@ use maillage_proto::v1 as pb;
 use maillage_record::{Body, PublicKey, VerifiedRecord, envelope};
 
 use crate::node::Node;
-use crate::store::StoreError;
+use crate::store::{Origin, StoreError};
 
 /// What became of a batch.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,7 @@ fn endorsed(recs: &[VerifiedRecord], new: &[bool]) -> Vec<PublicKey> {
 fn store_accepted(
     node: &Node,
     waiting: &mut Vec<VerifiedRecord>,
+    origin: Origin<'_>,
 ) -> Result<(u64, u64, Vec<PublicKey>), StoreError> {
     let (mut stored, mut duplicates, mut keys) = (0, 0, Vec::new());
     loop {
@@ -65,7 +66,7 @@ fn store_accepted(
         if ok.is_empty() {
             return Ok((stored, duplicates, keys));
         }
-        let new = node.insert_many_blocking(&ok)?;
+        let new = node.insert_many_blocking(&ok, origin)?;
         let n = new.iter().filter(|b| **b).count() as u64;
         stored += n;
         duplicates += ok.len() as u64 - n;
@@ -98,7 +99,7 @@ pub fn intake_blocking(
             }
         }
     }
-    let (stored, duplicates, keys) = store_accepted(node, &mut verified)?;
+    let (stored, duplicates, keys) = store_accepted(node, &mut verified, Origin::Peer(peer))?;
     out.stored = stored;
     out.duplicates = duplicates;
 
@@ -137,6 +138,10 @@ pub fn intake_blocking(
     Ok(out)
 }
 
+/// What a record released from quarantine says it came from: the quarantine
+/// does not keep the peer, and no peer name has parentheses.
+pub const QUARANTINE_ORIGIN: &str = "(quarantine)";
+
 /// Releases the quarantined records of `keys`, newly trusted (a root added,
 /// or a membership stored), and then of the keys that the memberships so
 /// released endorse, and so on. Each record is verified again (the
@@ -166,7 +171,7 @@ pub fn release_blocking(node: &Node, keys: Vec<PublicKey>) -> Result<u64, StoreE
             }
         }
         let before: HashSet<_> = recs.iter().map(|r| r.id()).collect();
-        let (stored, _, endorsed) = store_accepted(node, &mut recs)?;
+        let (stored, _, endorsed) = store_accepted(node, &mut recs, Origin::Peer(QUARANTINE_ORIGIN))?;
         let still: HashSet<_> = recs.iter().map(|r| r.id()).collect();
         let taken: Vec<_> = waiting
             .iter()

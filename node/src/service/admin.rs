@@ -11,7 +11,7 @@ use maillage_proto::v1::{
     QuarantineListRequest, QuarantineListResponse, QuarantinedRecord, SignRequest, StatusRequest,
     StatusResponse, SyncProgress, SyncRequest, SyncResult, TrustAddRequest, TrustAddResponse,
     TrustListRequest, TrustListResponse, TrustRemoveRequest, TrustRemoveResponse, TrustRoot,
-    WithdrawMissingRequest, WithdrawMissingResponse,
+    ReindexRequest, ReindexResponse, WithdrawMissingRequest, WithdrawMissingResponse,
 };
 use maillage_record::{Body, PublicKey, envelope, wire};
 use tonic::{Request, Response, Status};
@@ -111,6 +111,8 @@ impl Admin for AdminService {
                 .count() as u32,
             trust_roots: node.trust.roots().len() as u32,
             quarantined: node.quarantined(),
+            indexed_seq: node.search.indexed_seq(),
+            search_rebuilding: node.search.rebuilding(),
         }))
     }
 
@@ -464,6 +466,16 @@ impl Admin for AdminService {
             );
         }
         Ok(Response::new(WithdrawMissingResponse { withdrawn }))
+    }
+
+    async fn reindex(
+        &self,
+        _request: Request<ReindexRequest>,
+    ) -> Result<Response<ReindexResponse>, Status> {
+        self.node.search.request_reindex();
+        let last_seq = self.node.store.last_seq();
+        tracing::info!(last_seq, "search index rebuild asked for");
+        Ok(Response::new(ReindexResponse { last_seq }))
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use maillage_proto::v1::catalogue_server::Catalogue;
 use maillage_proto::v1::{
     Envelope, GetRequest, HistoryRequest, HistoryResponse, ListRequest, ListResponse, RecordEntry,
+    SearchRequest, SearchResponse, StatsRequest, StatsResponse,
 };
 use maillage_record::{PublicKey, Record, RecordId, wire};
 use prost::Message;
@@ -214,5 +215,25 @@ impl Catalogue for CatalogueService {
             Ok(Response::new(HistoryResponse { entries }))
         })
         .await
+    }
+
+    async fn search(
+        &self,
+        request: Request<SearchRequest>,
+    ) -> Result<Response<SearchResponse>, Status> {
+        let viewer = self.viewer(&request);
+        let node = self.node.clone();
+        let req = request.into_inner();
+        blocking(move || super::search::search(&node, req, &viewer).map(Response::new)).await
+    }
+
+    async fn stats(
+        &self,
+        request: Request<StatsRequest>,
+    ) -> Result<Response<StatsResponse>, Status> {
+        let viewer = self.viewer(&request);
+        let node = self.node.clone();
+        let req = request.into_inner();
+        blocking(move || super::search::stats(&node, req, &viewer).map(Response::new)).await
     }
 }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod catalogue;
 pub mod publish;
+mod search;
 
 use maillage_record::EnvelopeError;
 use tonic::Status;

@@ -4,7 +4,9 @@
 //! - `envelopes`: id → seq ‖ received_at_ms ‖ canonical envelope bytes
 //! - `current`:   author ‖ record_id → version ‖ id ‖ kind ‖ seq (the current version)
 //! - `history`:   author ‖ record_id ‖ 0x00 ‖ version ‖ id → () (every version kept)
-//! - `changes`:   seq → id (the change sequence that sync and search follow)
+//! - `changes`:   seq → id ‖ origin (the change sequence that search follows;
+//!   origin is the name of the peer that relayed the envelope, empty for a
+//!   record published or imported here)
 //! - `meta`:      counters, kept exact in the same batches
 //! - `syncset`:   id → issued_at_ms ‖ author ‖ visibility (what reconciliation
 //!   needs to know of every envelope without decoding it; see `syncset.rs`)
@@ -97,6 +99,25 @@ pub struct Inserted {
     pub current: bool,
     /// The current version before this insert (0 if none).
     pub previous_version: u64,
+}
+
+/// Where a batch of envelopes comes from: kept with each change, so that a
+/// search can say which peer relayed a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin<'a> {
+    /// Published or imported on this node.
+    Local,
+    /// Received from this peer (or released from quarantine).
+    Peer(&'a str),
+}
+
+/// One entry of the change sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: u64,
+    pub id: RecordId,
+    /// The peer that relayed it; `None` if it was published here.
+    pub relayed_by: Option<String>,
 }
 
 /// An envelope as stored.
@@ -270,7 +291,7 @@ impl Store {
         rec: &VerifiedRecord,
         admission: Admission,
     ) -> Result<Inserted, StoreError> {
-        self.write_records(std::slice::from_ref(rec), admission)?
+        self.write_records(std::slice::from_ref(rec), admission, Origin::Local)?
             .pop()
             .expect("one result per record")
     }
@@ -281,9 +302,10 @@ impl Store {
     pub fn insert_many(
         &self,
         recs: &[VerifiedRecord],
+        origin: Origin<'_>,
     ) -> Result<Vec<Option<Inserted>>, StoreError> {
         Ok(self
-            .write_records(recs, Admission::KeepHistory)?
+            .write_records(recs, Admission::KeepHistory, origin)?
             .into_iter()
             .map(Result::ok)
             .collect())
@@ -296,7 +318,7 @@ impl Store {
         &self,
         recs: &[VerifiedRecord],
     ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
-        self.write_records(recs, Admission::RequireNewer)
+        self.write_records(recs, Admission::RequireNewer, Origin::Local)
     }
 
     /// The one write path: every record with all its index entries and the
@@ -306,6 +328,7 @@ impl Store {
         &self,
         recs: &[VerifiedRecord],
         admission: Admission,
+        origin: Origin<'_>,
     ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
         let mut state = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut next_seq = state.next_seq;
@@ -413,8 +436,15 @@ impl Store {
             }
         }
         // Sequence numbers are already in order.
+        let origin: &[u8] = match origin {
+            Origin::Local => &[],
+            Origin::Peer(name) => name.as_bytes(),
+        };
         for (seq, id) in changes {
-            batch.put_cf(self.cf(CF_CHANGES), seq.to_be_bytes(), id.0);
+            let mut v = Vec::with_capacity(32 + origin.len());
+            v.extend_from_slice(&id.0);
+            v.extend_from_slice(origin);
+            batch.put_cf(self.cf(CF_CHANGES), seq.to_be_bytes(), v);
         }
         for (kind, count) in &by_kind {
             batch.put_cf(
@@ -616,12 +646,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Record ids stored after sequence number `after`, in order, at most `limit`.
-    pub fn changes_since(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<Vec<(u64, RecordId)>, StoreError> {
+    /// Envelopes stored after sequence number `after`, in order, at most `limit`.
+    pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
         let start = (after + 1).to_be_bytes();
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
@@ -631,12 +657,20 @@ impl Store {
         for item in iter.take(limit) {
             let (k, v) = item?;
             let bad = || self.corrupt("change entry");
-            out.push((
-                read_u64(&k, 0).ok_or_else(bad)?,
-                RecordId::from_slice(&v).ok_or_else(bad)?,
-            ));
+            let origin = v.get(32..).ok_or_else(bad)?;
+            out.push(Change {
+                seq: read_u64(&k, 0).ok_or_else(bad)?,
+                id: RecordId::from_slice(&v[..32]).ok_or_else(bad)?,
+                relayed_by: (!origin.is_empty())
+                    .then(|| String::from_utf8_lossy(origin).into_owned()),
+            });
         }
         Ok(out)
+    }
+
+    /// The last sequence number written (0 for an empty store).
+    pub fn last_seq(&self) -> u64 {
+        self.write.lock().unwrap_or_else(|p| p.into_inner()).next_seq - 1
     }
 
     /// Counters: (envelopes stored, last sequence number, current records by kind).
@@ -713,7 +747,7 @@ mod tests {
             assert_eq!(store.counts().0, 1);
             // Replication keeps an older version in the history without making it current.
             let got = store
-                .insert_many(&[v1.clone(), v3.clone(), v1.clone()])
+                .insert_many(&[v1.clone(), v3.clone(), v1.clone()], Origin::Peer("lyon"))
                 .unwrap();
             assert!(got[0].is_some_and(|i| !i.current));
             assert!(got[1].is_some_and(|i| i.current && i.previous_version == 2));
@@ -734,11 +768,15 @@ mod tests {
         assert_eq!(by_kind[&Kind::Dataset], 1);
         let stored = store.get(&v3.id()).unwrap().unwrap();
         assert_eq!(stored.bytes, v3.envelope_bytes());
-        assert_eq!(
-            store.changes_since(1, 10).unwrap().len(),
-            2,
-            "changes after seq 1"
-        );
+        // The change sequence says where each envelope came from.
+        let changes = store.changes_since(1, 10).unwrap();
+        let seen: Vec<(u64, Option<&str>)> = changes
+            .iter()
+            .map(|c| (c.seq, c.relayed_by.as_deref()))
+            .collect();
+        assert_eq!(seen, [(2, Some("lyon")), (3, Some("lyon"))], "changes after seq 1");
+        assert_eq!(store.changes_since(0, 1).unwrap()[0].relayed_by, None);
+        assert_eq!(store.last_seq(), 3);
         let mut ids: Vec<RecordId> = store.sync_items().unwrap().iter().map(|i| i.id).collect();
         ids.sort();
         let mut want = vec![v1.id(), v2.id(), v3.id()];

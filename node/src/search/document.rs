@@ -1,0 +1,452 @@
+//! What of a record is indexed, and how. Does no IO: the indexer hands in
+//! what it looked up (the organisation a record speaks for).
+
+use std::collections::BTreeSet;
+
+use maillage_record::territory::{self, Place};
+use maillage_record::vocab::{Licence, ProjectTheme, SpatialGranularity, normalize};
+use maillage_record::{Body, Kind, PublicKey, Record, RecordId, Visibility};
+use tantivy::schema::{
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
+    TextOptions,
+};
+use tantivy::tokenizer::{
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
+    StopWordFilter, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
+};
+use tantivy::{Index, TantivyDocument};
+
+/// The analyzer of titles and descriptions: French words, compared without
+/// case or accents, stemmed ("énergies" finds "energie").
+const FRENCH: &str = "fr";
+
+pub const READER_PUBLIC: &str = "public";
+pub const READER_FEDERATION: &str = "federation";
+
+pub fn reader_key(key: &PublicKey) -> String {
+    format!("key:{}", key.to_hex())
+}
+
+pub fn reader_siren(siren: &str) -> String {
+    format!("siren:{siren}")
+}
+
+/// The fields of the index.
+#[derive(Debug, Clone, Copy)]
+pub struct Fields {
+    /// author ‖ "/" ‖ record_id: one document per record, replaced on update.
+    pub key: Field,
+    pub id: Field,
+    pub record_id: Field,
+    pub version: Field,
+    pub author: Field,
+    pub kind: Field,
+    pub kind_stored: Field,
+    pub title: Field,
+    pub title_stored: Field,
+    pub body: Field,
+    pub theme: Field,
+    pub org: Field,
+    pub org_stored: Field,
+    pub org_name: Field,
+    /// Every place the record is about and every place above it.
+    pub place: Field,
+    /// Its départements, for the territory facet.
+    pub dep: Field,
+    pub status: Field,
+    pub risk: Field,
+    pub licence: Field,
+    pub budget: Field,
+    pub kwh: Field,
+    pub co2: Field,
+    /// Who may see it: "public", "federation", or for restricted records
+    /// "siren:…" per audience member and "key:…" for the author.
+    pub reader: Field,
+    pub origin: Field,
+    pub received: Field,
+}
+
+impl Fields {
+    pub fn schema() -> (Fields, Schema) {
+        let mut b = Schema::builder();
+        let words = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(FRENCH)
+                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+        );
+        // Exact values, counted by facets (fast) and matched by filters.
+        let keyword = STRING | FAST;
+        let fields = Fields {
+            key: b.add_text_field("key", STRING),
+            id: b.add_text_field("id", STORED),
+            record_id: b.add_text_field("record_id", STORED),
+            version: b.add_u64_field("version", STORED),
+            author: b.add_text_field("author", STORED),
+            kind: b.add_text_field("kind", keyword.clone()),
+            kind_stored: b.add_text_field("kind_stored", STORED),
+            title: b.add_text_field("title", words.clone()),
+            title_stored: b.add_text_field("title_stored", STORED),
+            body: b.add_text_field("body", words),
+            theme: b.add_text_field("theme", keyword.clone()),
+            org: b.add_text_field("org", keyword.clone()),
+            org_stored: b.add_text_field("org_stored", STORED),
+            org_name: b.add_text_field("org_name", STORED),
+            place: b.add_text_field("place", STRING),
+            dep: b.add_text_field("dep", keyword.clone()),
+            status: b.add_text_field("status", keyword.clone()),
+            risk: b.add_text_field("risk", keyword.clone()),
+            licence: b.add_text_field("licence", keyword.clone()),
+            budget: b.add_text_field("budget", keyword),
+            kwh: b.add_f64_field("kwh", FAST),
+            co2: b.add_f64_field("co2", FAST),
+            reader: b.add_text_field("reader", STRING),
+            origin: b.add_text_field("origin", STORED),
+            received: b.add_i64_field("received", STORED | INDEXED),
+        };
+        (fields, b.build())
+    }
+}
+
+pub fn register_tokenizers(index: &Index) {
+    // Folding before stemming: "energie" and "énergie" then stem alike,
+    // whichever of the two the user typed.
+    let french = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(StopWordFilter::new(Language::French).expect("French stop words ship with tantivy"))
+        .filter(StopWordFilter::remove(
+            // Elisions: "l'eau", "d'ouvrage", "qu'il".
+            ["l", "d", "j", "m", "n", "s", "t", "c", "qu"].map(String::from),
+        ))
+        .filter(AsciiFoldingFilter)
+        .filter(Stemmer::new(Language::French))
+        .filter(Plural)
+        .build();
+    index.tokenizers().register(FRENCH, french);
+}
+
+/// Drops a final "s" or "x" the stemmer leaves on short words ("vélos",
+/// "bus" kept): applied to the index and the query alike, it only has to
+/// be consistent.
+#[derive(Clone)]
+struct Plural;
+
+impl TokenFilter for Plural {
+    type Tokenizer<T: Tokenizer> = PluralFilter<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> PluralFilter<T> {
+        PluralFilter(tokenizer)
+    }
+}
+
+#[derive(Clone)]
+struct PluralFilter<T>(T);
+
+impl<T: Tokenizer> Tokenizer for PluralFilter<T> {
+    type TokenStream<'a> = PluralStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        PluralStream(self.0.token_stream(text))
+    }
+}
+
+struct PluralStream<S>(S);
+
+impl<S: TokenStream> TokenStream for PluralStream<S> {
+    fn advance(&mut self) -> bool {
+        if !self.0.advance() {
+            return false;
+        }
+        let text = &mut self.0.token_mut().text;
+        if text.len() > 3 && (text.ends_with('s') || text.ends_with('x')) {
+            text.pop();
+        }
+        true
+    }
+
+    fn token(&self) -> &Token {
+        self.0.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.0.token_mut()
+    }
+}
+
+/// Whether records of this kind are searched.
+pub fn searchable(kind: Kind) -> bool {
+    !matches!(kind, Kind::Tombstone | Kind::Membership)
+}
+
+/// A theme as indexed and filtered: a project theme by its canonical value
+/// (whichever of its names is given), any other theme normalized.
+pub fn theme_value(theme: &str) -> String {
+    ProjectTheme::parse(theme)
+        .map(|t| t.as_str().to_string())
+        .unwrap_or_else(|_| normalize(theme))
+}
+
+/// A licence as indexed and filtered: a known licence by its id, a URI as is.
+pub fn licence_value(licence: &str) -> String {
+    Licence::parse(licence)
+        .map(|l| l.as_str().to_string())
+        .unwrap_or_else(|_| licence.trim().to_string())
+}
+
+/// The organisation a record speaks for: SIREN and name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Org {
+    pub siren: Option<String>,
+    pub name: Option<String>,
+}
+
+/// Everything the index needs of one record besides the record itself.
+pub struct Context<'a> {
+    pub id: RecordId,
+    pub author: PublicKey,
+    /// The author's organisation (from memberships or its Organisation record).
+    pub author_org: &'a Org,
+    /// For project details: the project they complete, if stored.
+    pub project: Option<&'a Record>,
+    pub relayed_by: Option<&'a str>,
+    pub received_at_ms: i64,
+}
+
+pub fn key(author: &PublicKey, record_id: &str) -> String {
+    format!("{}/{record_id}", author.to_hex())
+}
+
+/// The index document of a record.
+pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
+    let mut doc = TantivyDocument::default();
+    let kind = rec.kind();
+    doc.add_text(f.key, key(&cx.author, &rec.record_id));
+    doc.add_text(f.id, cx.id.to_hex());
+    doc.add_text(f.record_id, &rec.record_id);
+    doc.add_u64(f.version, rec.version);
+    doc.add_text(f.author, cx.author.to_hex());
+    doc.add_text(f.kind, kind.as_str());
+    doc.add_text(f.kind_stored, kind.as_str());
+    doc.add_i64(f.received, cx.received_at_ms);
+    if let Some(peer) = cx.relayed_by {
+        doc.add_text(f.origin, peer);
+    }
+    match &rec.visibility {
+        Visibility::Public => doc.add_text(f.reader, READER_PUBLIC),
+        Visibility::Federation => doc.add_text(f.reader, READER_FEDERATION),
+        Visibility::Restricted { audience } => {
+            doc.add_text(f.reader, reader_key(&cx.author));
+            for s in audience {
+                doc.add_text(f.reader, reader_siren(s.as_str()));
+            }
+        }
+    }
+
+    let mut text = Text::default();
+    let mut places: BTreeSet<Place> = BTreeSet::new();
+    let mut themes: BTreeSet<String> = BTreeSet::new();
+    let mut org = org_of(rec, cx);
+    match &rec.body {
+        Body::Organisation(o) => {
+            text.title(&o.name);
+            text.add(o.website.as_deref());
+            for code in [&o.insee, &o.departement].into_iter().flatten() {
+                places.extend(Place::parse(code).ok());
+            }
+            if let Some(r) = &o.region {
+                places.insert(Place::Region(r.clone()));
+            }
+        }
+        Body::Dataset(d) => {
+            text.title(&d.title);
+            text.add(Some(&d.description));
+            text.all(&d.keywords);
+            text.all(&d.themes);
+            text.add(d.publisher.as_ref().map(|p| p.name.as_str()));
+            text.add(d.identifier.as_deref());
+            for dist in &d.distributions {
+                text.add(dist.title.as_deref());
+                text.add(dist.format.as_deref());
+            }
+            themes.extend(d.themes.iter().map(|t| theme_value(t)));
+            if let Some(l) = &d.licence {
+                doc.add_text(f.licence, licence_value(l.as_str()));
+            }
+            if let Some(s) = &d.spatial {
+                text.add(s.label.as_deref());
+                for code in &s.insee_codes {
+                    let place = match s.granularity {
+                        Some(SpatialGranularity::Region) => Ok(Place::Region(code.clone())),
+                        Some(SpatialGranularity::Departement) => {
+                            Ok(Place::Departement(code.to_uppercase()))
+                        }
+                        _ => Place::parse(code),
+                    };
+                    places.extend(place.ok());
+                }
+            }
+        }
+        Body::Project(p) => {
+            text.title(&p.name);
+            text.add(Some(&p.description));
+            text.add(p.organisation_name.as_deref());
+            text.all(&p.sub_themes);
+            text.all(&p.partners);
+            text.add(p.theme.map(|t| t.label()));
+            for a in &p.audiences {
+                text.add(Some(a.label()));
+            }
+            text.add(p.abandon_reason.as_deref());
+            themes.extend(p.theme.map(|t| t.as_str().to_string()));
+            doc.add_text(f.status, p.status.as_str());
+            if let Some(r) = p.risk_category {
+                doc.add_text(f.risk, r.as_str());
+            }
+        }
+        Body::ProjectDetails(d) => {
+            let name = match cx.project.map(|r| &r.body) {
+                Some(Body::Project(p)) => p.name.clone(),
+                _ => d.project.clone(),
+            };
+            text.title(&format!("Détails : {name}"));
+            text.add(d.algorithm_name.as_deref());
+            text.add(d.algorithm_description.as_deref());
+            text.add(d.algorithm_operations.as_deref());
+            text.add(d.funding.as_deref());
+            text.add(d.hosting_location.as_deref());
+            text.add(d.environmental_impact.as_deref());
+            if let Some(b) = d.budget {
+                doc.add_text(f.budget, b.as_str());
+            }
+            if let Some(k) = d.energy_kwh_per_year.filter(|v| v.is_finite()) {
+                doc.add_f64(f.kwh, k);
+            }
+            if let Some(c) = d.emissions_kgco2e_per_year.filter(|v| v.is_finite()) {
+                doc.add_f64(f.co2, c);
+            }
+            if let Some(Body::Project(p)) = cx.project.map(|r| &r.body) {
+                themes.extend(p.theme.map(|t| t.as_str().to_string()));
+            }
+        }
+        Body::Resource(r) => {
+            text.title(&r.title);
+            text.add(r.description.as_deref());
+            text.add(Some(r.resource_kind.label()));
+            // Long contents (a whole charter) are searchable by their start.
+            text.add(r.content.as_deref().map(|c| truncate(c, 4096)));
+            if let Some(l) = &r.licence {
+                doc.add_text(f.licence, licence_value(l.as_str()));
+            }
+        }
+        Body::Collection(c) => {
+            text.title(&c.title);
+            text.add(c.description.as_deref());
+        }
+        Body::Membership(_) | Body::Tombstone(_) => {}
+    }
+    if let Some(siren) = &org.siren {
+        places.extend(Place::of_siren(siren));
+        if org.name.is_none() {
+            org.name = territory::by_siren(siren).map(|c| c.name.clone());
+        }
+        doc.add_text(f.org, siren);
+        doc.add_text(f.org_stored, siren);
+    }
+    if let Some(name) = &org.name {
+        doc.add_text(f.org_name, name);
+        text.add(Some(name));
+    }
+    let places: BTreeSet<Place> = places.iter().flat_map(Place::with_ancestors).collect();
+    for p in &places {
+        doc.add_text(f.place, p.to_string());
+        if let Place::Departement(d) = p {
+            doc.add_text(f.dep, d);
+        }
+    }
+    for t in themes.iter().filter(|t| !t.is_empty()) {
+        doc.add_text(f.theme, t);
+    }
+    doc.add_text(f.title, &text.title);
+    doc.add_text(f.title_stored, &text.title);
+    doc.add_text(f.body, &text.body);
+    doc
+}
+
+/// The organisation a record speaks for: the one it was published on behalf
+/// of, else the one it names (a dataset's publisher, a project's SIRET, an
+/// organisation itself, the project of some details), else its author's.
+fn org_of(rec: &Record, cx: &Context<'_>) -> Org {
+    let siren9 = |s: &str| {
+        let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+        (digits.len() >= 9).then(|| digits[..9].to_string())
+    };
+    if let Some(a) = rec.provenance.as_ref().and_then(|p| p.on_behalf_of.as_ref()) {
+        if let Some(s) = a.siren.as_deref().and_then(siren9) {
+            return Org {
+                siren: Some(s),
+                name: Some(a.name.clone()),
+            };
+        }
+    }
+    let named = match &rec.body {
+        Body::Organisation(o) => Some(Org {
+            siren: siren9(&o.siren),
+            name: Some(o.name.clone()),
+        }),
+        Body::Dataset(d) => d.publisher.as_ref().and_then(|p| {
+            Some(Org {
+                siren: Some(siren9(p.siren.as_deref()?)?),
+                name: Some(p.name.clone()),
+            })
+        }),
+        Body::Project(p) => p.siret.as_deref().and_then(siren9).map(|s| Org {
+            siren: Some(s),
+            name: p.organisation_name.clone(),
+        }),
+        Body::ProjectDetails(_) => cx.project.and_then(|p| {
+            let org = org_of(p, cx);
+            org.siren.is_some().then_some(org)
+        }),
+        _ => None,
+    };
+    named.unwrap_or_else(|| cx.author_org.clone())
+}
+
+/// A title and a body, gathered from a record's fields.
+#[derive(Default)]
+struct Text {
+    title: String,
+    body: String,
+}
+
+impl Text {
+    fn title(&mut self, t: &str) {
+        self.title = t.to_string();
+    }
+
+    fn add(&mut self, s: Option<&str>) {
+        if let Some(s) = s.filter(|s| !s.trim().is_empty()) {
+            if !self.body.is_empty() {
+                self.body.push('\n');
+            }
+            self.body.push_str(s);
+        }
+    }
+
+    fn all(&mut self, items: &[String]) {
+        for i in items {
+            self.add(Some(i));
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}

@@ -1,0 +1,269 @@
+//! The indexer: one thread that follows the store's change sequence into the
+//! search index.
+//!
+//! Each change names an envelope. If it is the current version of its record,
+//! the record's document is replaced (or removed, for a withdrawal);
+//! otherwise a newer version has its own, later change, and this one is
+//! skipped. Replaying a change is harmless, so a crash costs only the work
+//! since the last commit: the sequence number reached is committed with the
+//! documents, and indexing resumes from it.
+//!
+//! Commits make new records searchable. One follows a quiet store at once; a
+//! busy store (a sync) is committed at most every two seconds, so segments stay
+//! few. A rebuild (`maillage reindex`) commits once, at the end: searches keep
+//! answering from the old index until then.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use maillage_record::{Body, Kind, PublicKey, Record, RecordId, wire};
+use prost::Message;
+use tantivy::{IndexWriter, TantivyDocument, Term};
+
+use super::document::{self, Context, Org};
+use super::{SCHEMA_VERSION, Search, SearchError};
+use crate::node::Node;
+use crate::store::{Change, ListFilter, StoreError};
+
+/// Changes read from the store at a time.
+const BATCH: usize = 2048;
+/// At most one commit this often while the store keeps changing.
+const COMMIT_EVERY: Duration = Duration::from_secs(2);
+/// How often a quiet indexer looks for new changes.
+const POLL: Duration = Duration::from_millis(25);
+/// The indexing memory budget, split among tantivy's threads.
+const WRITER_MEMORY: usize = 96 << 20;
+
+#[derive(Debug, thiserror::Error)]
+enum IndexError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    #[error("search index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+}
+
+/// Starts the indexer thread; it ends when the node stops, after a last commit.
+pub fn spawn(node: Arc<Node>) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("maillage-indexer".into())
+        .spawn(move || {
+            // A failure is logged and retried: searches answer from what
+            // was committed meanwhile.
+            loop {
+                match run(&node) {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::error!(error = %e, index = %node.search.path().display(), "search indexing failed; retrying in 5 s");
+                        if wait_stopping(&node, Duration::from_secs(5)) {
+                            return;
+                        }
+                    }
+                }
+            }
+        })
+        .expect("spawning a thread")
+}
+
+/// Sleeps up to `d`; says whether the node is stopping.
+fn wait_stopping(node: &Node, d: Duration) -> bool {
+    let mut stopping = node.stopping();
+    let deadline = Instant::now() + d;
+    while Instant::now() < deadline {
+        if *stopping.borrow_and_update() {
+            return true;
+        }
+        std::thread::sleep(POLL.min(deadline - Instant::now()));
+    }
+    *stopping.borrow()
+}
+
+fn run(node: &Node) -> Result<(), IndexError> {
+    let search = &node.search;
+    // A rebuild that failed half-way starts over (its deletions were never
+    // committed: the old index still answers).
+    if search.rebuilding.swap(false, Ordering::AcqRel) {
+        search.reindex.store(true, Ordering::Release);
+    }
+    // One indexing thread: the other core serves and syncs.
+    let mut writer: IndexWriter<TantivyDocument> =
+        search.index.writer_with_num_threads(1, WRITER_MEMORY)?;
+    let mut seq = search.indexed_seq();
+    let mut pending = false;
+    let mut rebuilding = false;
+    let mut last_commit = Instant::now() - COMMIT_EVERY;
+    let mut orgs = Orgs::default();
+    let stopping = node.stopping();
+    loop {
+        if *stopping.borrow() {
+            if pending {
+                commit(search, &mut writer, seq)?;
+            }
+            return Ok(());
+        }
+        if search.reindex.load(Ordering::Acquire) {
+            tracing::info!("rebuilding the search index from the store");
+            search.rebuilding.store(true, Ordering::Release);
+            search.reindex.store(false, Ordering::Release);
+            writer.delete_all_documents()?;
+            seq = 0;
+            pending = true;
+            rebuilding = true;
+            orgs = Orgs::default();
+        }
+        let changes = node.store.changes_since(seq, BATCH)?;
+        if changes.is_empty() {
+            if pending && (rebuilding || last_commit.elapsed() >= COMMIT_EVERY) {
+                commit(search, &mut writer, seq)?;
+                if rebuilding {
+                    tracing::info!(seq, "search index rebuilt");
+                    search.rebuilding.store(false, Ordering::Release);
+                }
+                pending = false;
+                rebuilding = false;
+                last_commit = Instant::now();
+            } else {
+                std::thread::sleep(POLL);
+            }
+            continue;
+        }
+        seq = changes.last().expect("not empty").seq;
+        index_changes(node, &mut writer, &mut orgs, &changes)?;
+        pending = true;
+        if !rebuilding && last_commit.elapsed() >= COMMIT_EVERY {
+            commit(search, &mut writer, seq)?;
+            pending = false;
+            last_commit = Instant::now();
+        }
+    }
+}
+
+fn commit(search: &Search, writer: &mut IndexWriter, seq: u64) -> Result<(), IndexError> {
+    let mut prepared = writer.prepare_commit()?;
+    prepared.set_payload(&format!("{{\"schema\":{SCHEMA_VERSION},\"seq\":{seq}}}"));
+    prepared.commit()?;
+    search.reader.reload()?;
+    search.indexed_seq.store(seq, Ordering::Release);
+    Ok(())
+}
+
+fn index_changes(
+    node: &Node,
+    writer: &mut IndexWriter,
+    orgs: &mut Orgs,
+    changes: &[Change],
+) -> Result<(), IndexError> {
+    let f = &node.search.fields;
+    let ids: Vec<RecordId> = changes.iter().map(|c| c.id).collect();
+    let stored = node.store.get_many(&ids)?;
+    for (change, stored) in changes.iter().zip(stored) {
+        let Some(stored) = stored else { continue };
+        let Some((author, rec)) = decode(&stored.bytes) else {
+            tracing::error!(id = %change.id, "stored envelope does not decode: not indexed");
+            continue;
+        };
+        let current = node.store.current(&author, &rec.record_id)?;
+        if current.is_none_or(|c| c.id != change.id) {
+            continue;
+        }
+        let kind = rec.kind();
+        if matches!(kind, Kind::Organisation | Kind::Membership) {
+            // Who speaks for whom may have changed.
+            orgs.0.clear();
+        }
+        writer.delete_term(Term::from_field_text(
+            f.key,
+            &document::key(&author, &rec.record_id),
+        ));
+        if !document::searchable(kind) {
+            continue;
+        }
+        let project = match &rec.body {
+            Body::ProjectDetails(d) => load_current(node, &author, &d.project)?,
+            _ => None,
+        };
+        let author_org = orgs.of(node, &author)?;
+        let cx = Context {
+            id: change.id,
+            author,
+            author_org: &author_org,
+            project: project.as_ref(),
+            relayed_by: change.relayed_by.as_deref(),
+            received_at_ms: stored.received_at_ms,
+        };
+        writer.add_document(document::build(f, &rec, &cx))?;
+    }
+    Ok(())
+}
+
+fn decode(bytes: &[u8]) -> Option<(PublicKey, Record)> {
+    let env = maillage_proto::v1::Envelope::decode(bytes).ok()?;
+    let author = PublicKey::from_slice(&env.author)?;
+    let rec = wire::decode_payload(&env.payload).ok()?;
+    Some((author, rec))
+}
+
+/// The current version of (author, record_id), decoded.
+fn load_current(node: &Node, author: &PublicKey, record_id: &str) -> Result<Option<Record>, StoreError> {
+    let Some(cur) = node.store.current(author, record_id)? else {
+        return Ok(None);
+    };
+    Ok(node
+        .store
+        .get(&cur.id)?
+        .and_then(|s| decode(&s.bytes))
+        .map(|(_, r)| r))
+}
+
+/// Authors' organisations, looked up once.
+#[derive(Default)]
+struct Orgs(HashMap<PublicKey, Org>);
+
+impl Orgs {
+    /// The organisation of `author`: this node's own; else the SIREN an
+    /// accepted membership gives it; else its own Organisation record.
+    fn of(&mut self, node: &Node, author: &PublicKey) -> Result<Org, StoreError> {
+        if let Some(o) = self.0.get(author) {
+            return Ok(o.clone());
+        }
+        let org = if *author == node.public_key {
+            Org {
+                siren: Some(node.siren.as_str().to_string()),
+                name: Some(node.name.clone()),
+            }
+        } else {
+            let own = own_organisation(node, author)?;
+            match node.trust.siren_of(author) {
+                Some(s) => Org {
+                    name: own
+                        .filter(|o| o.siren.as_deref() == Some(s.as_str()))
+                        .and_then(|o| o.name),
+                    siren: Some(s.as_str().to_string()),
+                },
+                None => own.unwrap_or_default(),
+            }
+        };
+        self.0.insert(*author, org.clone());
+        Ok(org)
+    }
+}
+
+fn own_organisation(node: &Node, author: &PublicKey) -> Result<Option<Org>, StoreError> {
+    let filter = ListFilter {
+        kind: Some(Kind::Organisation),
+        author: Some(*author),
+    };
+    let (entries, _) = node.store.list_current(&filter, None, 1, |_| true)?;
+    for e in entries {
+        if let Some(Body::Organisation(o)) = load_current(node, author, &e.record_id)?.map(|r| r.body) {
+            return Ok(Some(Org {
+                siren: Some(o.siren),
+                name: Some(o.name),
+            }));
+        }
+    }
+    Ok(None)
+}

@@ -1,0 +1,523 @@
+//! Search: a tantivy index beside the store, derived from it.
+//!
+//! The index follows the store's change sequence (`indexer.rs`): it holds the
+//! current version of every searchable record, and the sequence number it has
+//! reached is committed with it. After a crash it catches up from that number;
+//! `maillage reindex` rebuilds it from the first change. Nothing here is the
+//! record of truth: a hit names a record id, and the envelope comes from the
+//! store.
+//!
+//! Visibility is a query clause (`reader` terms), applied to every search and
+//! every count, so a caller's results and facets only count what it may see.
+//!
+//! - `document.rs`: what of a record is indexed, and how (does no IO).
+//! - `indexer.rs`: the thread that follows the store and commits.
+//! - `tally.rs`: the collector behind facets and statistics.
+
+mod document;
+mod indexer;
+mod tally;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use maillage_record::territory::Place;
+use maillage_record::vocab::{BudgetBand, ProjectStatus, ProjectTheme, RiskCategory};
+use maillage_record::Kind;
+use serde::Serialize;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery};
+use tantivy::schema::{IndexRecordOption, Term, Value};
+use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument};
+
+use crate::node::Viewer;
+pub use document::Fields;
+pub use indexer::spawn as spawn_indexer;
+use tally::Tally;
+
+/// Bumped when what is indexed changes: an index of another version is
+/// rebuilt from the store at start.
+const SCHEMA_VERSION: u64 = 1;
+/// Results per page when the caller does not say, and at most.
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+pub const MAX_PAGE_SIZE: usize = 100;
+/// Values listed per facet.
+const FACET_VALUES: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("search index at {path}: {source}")]
+    Index {
+        path: String,
+        source: tantivy::TantivyError,
+    },
+    #[error("cannot reset the search index at {path}: {source}")]
+    Reset {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("search: {0}")]
+    Internal(String),
+}
+
+impl From<tantivy::TantivyError> for SearchError {
+    fn from(e: tantivy::TantivyError) -> Self {
+        SearchError::Internal(e.to_string())
+    }
+}
+
+/// Filters a search or a count: each one given must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filters {
+    pub kind: Option<Kind>,
+    /// A project theme (any of its names) or a dataset theme as written.
+    pub theme: Option<String>,
+    /// A place: commune, EPCI, département or région (see `Place::parse`);
+    /// records of every place inside it match.
+    pub territory: Option<String>,
+    /// The organisation's SIREN.
+    pub organisation: Option<String>,
+    pub status: Option<String>,
+    pub risk: Option<String>,
+    pub licence: Option<String>,
+}
+
+/// What to search for.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    /// Words, as typed; empty for every record the filters keep.
+    pub text: String,
+    pub filters: Filters,
+    /// From 1.
+    pub page: usize,
+    pub page_size: usize,
+}
+
+/// One result.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hit {
+    pub id: String,
+    pub record_id: String,
+    pub version: u64,
+    pub kind: String,
+    pub title: String,
+    /// The author's public key (hex).
+    pub author: String,
+    pub organisation_siren: Option<String>,
+    pub organisation_name: Option<String>,
+    /// Every stored record was verified before it was written: the node
+    /// checked this one's signature when it arrived.
+    pub signature_verified: bool,
+    /// The peer that relayed it; absent for a record published here.
+    pub relayed_by: Option<String>,
+    pub received_at_ms: i64,
+    pub score: f32,
+}
+
+/// One value of a facet and how many matching records have it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bucket {
+    pub value: String,
+    pub label: String,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    /// Matching records the caller may see.
+    pub total: u64,
+    pub page: usize,
+    pub page_size: usize,
+    pub hits: Vec<Hit>,
+    /// Facet name (kind, theme, organisation, territory, status) → the most
+    /// frequent values among all matches.
+    pub facets: BTreeMap<String, Vec<Bucket>>,
+    /// How far the index has followed the store (sequence numbers): when
+    /// they differ, the newest records are not searchable yet.
+    pub indexed_seq: u64,
+    pub stored_seq: u64,
+}
+
+/// What statistics are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GroupBy {
+    #[default]
+    Kind,
+    Theme,
+    Status,
+    Organisation,
+    Territory,
+}
+
+impl GroupBy {
+    pub fn parse(s: &str) -> Result<GroupBy, String> {
+        match s.trim().to_lowercase().as_str() {
+            "" | "kind" => Ok(GroupBy::Kind),
+            "theme" => Ok(GroupBy::Theme),
+            "status" => Ok(GroupBy::Status),
+            "org" | "organisation" | "organization" => Ok(GroupBy::Organisation),
+            "territory" | "departement" | "dep" => Ok(GroupBy::Territory),
+            other => Err(format!(
+                "cannot group by '{other}': use kind, theme, status, org or territory"
+            )),
+        }
+    }
+
+    fn field(self) -> &'static str {
+        match self {
+            GroupBy::Kind => "kind",
+            GroupBy::Theme => "theme",
+            GroupBy::Status => "status",
+            GroupBy::Organisation => "org",
+            GroupBy::Territory => "dep",
+        }
+    }
+}
+
+/// A territory's figures, as a chef de file reports them.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub total: u64,
+    pub by: String,
+    pub groups: Vec<Bucket>,
+    pub projects: ProjectStats,
+    pub indexed_seq: u64,
+    pub stored_seq: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProjectStats {
+    pub projects: u64,
+    pub by_status: Vec<Bucket>,
+    pub by_risk: Vec<Bucket>,
+    /// Projects whose details (visible to the caller) are counted below.
+    pub with_details: u64,
+    pub by_budget: Vec<Bucket>,
+    /// Sum of the measured figures, and how many projects measured them.
+    pub energy_kwh_per_year: f64,
+    pub energy_reported: u64,
+    pub emissions_kgco2e_per_year: f64,
+    pub emissions_reported: u64,
+}
+
+/// The index, its reader, and how far it has followed the store.
+pub struct Search {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    parser: QueryParser,
+    path: PathBuf,
+    indexed_seq: AtomicU64,
+    /// A rebuild was asked for and the indexer has not taken it up yet.
+    reindex: AtomicBool,
+    /// The indexer is rebuilding (until its final commit).
+    rebuilding: AtomicBool,
+}
+
+impl Search {
+    /// Opens the index at `path`, or creates it; an index written with
+    /// another schema version, or one that does not open, is started anew
+    /// (it is derived data: the indexer rebuilds it from the store).
+    pub fn open(path: &Path) -> Result<Search, SearchError> {
+        let shown = path.display().to_string();
+        let err = |source| SearchError::Index {
+            path: shown.clone(),
+            source,
+        };
+        let reset = |source| SearchError::Reset {
+            path: shown.clone(),
+            source,
+        };
+        std::fs::create_dir_all(path).map_err(reset)?;
+        let (fields, schema) = Fields::schema();
+        let existing = Index::open_in_dir(path).ok().and_then(|index| {
+            let seq = committed_seq(&index)?;
+            (index.schema() == schema).then_some((index, seq))
+        });
+        let (index, seq) = match existing {
+            Some(found) => found,
+            None => {
+                if std::fs::read_dir(path).map_err(reset)?.next().is_some() {
+                    tracing::warn!(path = %shown, "the search index is from another version or damaged: rebuilding it from the store");
+                    std::fs::remove_dir_all(path).map_err(reset)?;
+                    std::fs::create_dir_all(path).map_err(reset)?;
+                }
+                (Index::create_in_dir(path, schema).map_err(err)?, 0)
+            }
+        };
+        document::register_tokenizers(&index);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(err)?;
+        let mut parser = QueryParser::for_index(&index, vec![fields.title, fields.body]);
+        parser.set_conjunction_by_default();
+        parser.set_field_boost(fields.title, 3.0);
+        Ok(Search {
+            index,
+            reader,
+            fields,
+            parser,
+            path: path.to_path_buf(),
+            indexed_seq: AtomicU64::new(seq),
+            reindex: AtomicBool::new(false),
+            rebuilding: AtomicBool::new(false),
+        })
+    }
+
+    /// The last store sequence number the searchable index reflects.
+    pub fn indexed_seq(&self) -> u64 {
+        self.indexed_seq.load(Ordering::Acquire)
+    }
+
+    /// Asks the indexer to rebuild the index from the first change. Searches
+    /// keep answering from the old index until the new one is complete.
+    pub fn request_reindex(&self) {
+        self.reindex.store(true, Ordering::Release);
+    }
+
+    /// Whether a rebuild is asked for or under way.
+    pub fn rebuilding(&self) -> bool {
+        self.reindex.load(Ordering::Acquire) || self.rebuilding.load(Ordering::Acquire)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records matching `req` that `viewer` may see, best first, with facet
+    /// counts over all of them.
+    pub fn search(
+        &self,
+        req: &SearchRequest,
+        viewer: &Viewer,
+        stored_seq: u64,
+    ) -> Result<Results, SearchError> {
+        let page = req.page.max(1);
+        let page_size = match req.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let offset = (page - 1).saturating_mul(page_size);
+        if offset > 10_000 {
+            return Err(SearchError::BadRequest(format!(
+                "page {page} is too far: narrow the search instead (at most 10,000 results are paged)"
+            )));
+        }
+        let query = self.query(&req.text, &req.filters, viewer)?;
+        let searcher = self.reader.searcher();
+        let tally = Tally::new(&["kind", "theme", "org", "dep", "status"], &[]);
+        let top = TopDocs::with_limit(page_size)
+            .and_offset(offset)
+            .order_by_score();
+        let (top, total, counts) = searcher.search(&query, &(top, Count, tally))?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            hits.push(self.hit(&doc, score));
+        }
+        let mut facets = BTreeMap::new();
+        for (name, field) in [
+            ("kind", "kind"),
+            ("theme", "theme"),
+            ("organisation", "org"),
+            ("territory", "dep"),
+            ("status", "status"),
+        ] {
+            facets.insert(name.to_string(), counts.buckets(field, FACET_VALUES));
+        }
+        Ok(Results {
+            total: total as u64,
+            page,
+            page_size,
+            hits,
+            facets,
+            indexed_seq: self.indexed_seq(),
+            stored_seq,
+        })
+    }
+
+    /// Counts and sums over the records the filters keep that `viewer` may see.
+    pub fn stats(
+        &self,
+        filters: &Filters,
+        by: GroupBy,
+        viewer: &Viewer,
+        stored_seq: u64,
+    ) -> Result<Stats, SearchError> {
+        let searcher = self.reader.searcher();
+        let all = self.query("", filters, viewer)?;
+        let (total, groups) = searcher.search(&all, &(Count, Tally::new(&[by.field()], &[])))?;
+
+        let mut projects = ProjectStats::default();
+        let only = |kind| {
+            let mut f = filters.clone();
+            f.kind = Some(kind);
+            self.query("", &f, viewer)
+        };
+        if filters.kind.is_none_or(|k| k == Kind::Project) {
+            let (n, t) = searcher.search(
+                &only(Kind::Project)?,
+                &(Count, Tally::new(&["status", "risk"], &[])),
+            )?;
+            projects.projects = n as u64;
+            projects.by_status = t.buckets("status", usize::MAX);
+            projects.by_risk = t.buckets("risk", usize::MAX);
+            let (n, t) = searcher.search(
+                &only(Kind::ProjectDetails)?,
+                &(Count, Tally::new(&["budget"], &["kwh", "co2"])),
+            )?;
+            projects.with_details = n as u64;
+            projects.by_budget = t.buckets("budget", usize::MAX);
+            (projects.energy_kwh_per_year, projects.energy_reported) = t.sum("kwh");
+            (projects.emissions_kgco2e_per_year, projects.emissions_reported) = t.sum("co2");
+        }
+        Ok(Stats {
+            total: total as u64,
+            by: by.field().to_string(),
+            groups: groups.buckets(by.field(), usize::MAX),
+            projects,
+            indexed_seq: self.indexed_seq(),
+            stored_seq,
+        })
+    }
+
+    /// The query for words and filters, restricted to what `viewer` may see.
+    fn query(
+        &self,
+        text: &str,
+        filters: &Filters,
+        viewer: &Viewer,
+    ) -> Result<Box<dyn Query>, SearchError> {
+        let f = &self.fields;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let text = text.trim();
+        if text.is_empty() {
+            clauses.push((Occur::Must, Box::new(AllQuery)));
+        } else {
+            // Lenient: quotes, colons and dashes as people type them are not
+            // errors; what does not parse is searched as words.
+            let (q, _) = self.parser.parse_query_lenient(text);
+            clauses.push((Occur::Must, q));
+        }
+        let term = |field, value: &str| -> Box<dyn Query> {
+            Box::new(ConstScoreQuery::new(
+                Box::new(TermQuery::new(
+                    Term::from_field_text(field, value),
+                    IndexRecordOption::Basic,
+                )),
+                0.0,
+            ))
+        };
+        let mut must = |q| clauses.push((Occur::Must, q));
+        if let Some(kind) = filters.kind {
+            must(term(f.kind, kind.as_str()));
+        }
+        if let Some(theme) = &filters.theme {
+            must(term(f.theme, &document::theme_value(theme)));
+        }
+        if let Some(t) = &filters.territory {
+            let place = Place::parse(t).map_err(SearchError::BadRequest)?;
+            must(term(f.place, &place.to_string()));
+        }
+        if let Some(org) = &filters.organisation {
+            let siren: String = org.chars().filter(|c| !c.is_whitespace()).collect();
+            let siren = siren.get(..9).unwrap_or(&siren).to_string();
+            if maillage_record::Siren::parse(&siren).is_err() {
+                return Err(SearchError::BadRequest(format!(
+                    "'{org}' is not a SIREN: give the organisation's 9 digits"
+                )));
+            }
+            must(term(f.org, &siren));
+        }
+        if let Some(s) = &filters.status {
+            let s = ProjectStatus::parse(s).map_err(|e| SearchError::BadRequest(e.to_string()))?;
+            must(term(f.status, s.as_str()));
+        }
+        if let Some(r) = &filters.risk {
+            let r = RiskCategory::parse(r).map_err(|e| SearchError::BadRequest(e.to_string()))?;
+            must(term(f.risk, r.as_str()));
+        }
+        if let Some(l) = &filters.licence {
+            must(term(f.licence, &document::licence_value(l)));
+        }
+        match viewer {
+            Viewer::Operator => {}
+            Viewer::Anonymous => must(term(f.reader, document::READER_PUBLIC)),
+            Viewer::Peer { key, siren } => {
+                let mut any: Vec<(Occur, Box<dyn Query>)> = vec![
+                    (Occur::Should, term(f.reader, document::READER_PUBLIC)),
+                    (Occur::Should, term(f.reader, document::READER_FEDERATION)),
+                    (Occur::Should, term(f.reader, &document::reader_key(key))),
+                ];
+                if let Some(s) = siren {
+                    any.push((Occur::Should, term(f.reader, &document::reader_siren(s.as_str()))));
+                }
+                must(Box::new(BooleanQuery::new(any)));
+            }
+        }
+        Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    fn hit(&self, doc: &TantivyDocument, score: f32) -> Hit {
+        let f = &self.fields;
+        let text = |field| {
+            doc.get_first(field)
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        let opt = |field| Some(text(field)).filter(|s: &String| !s.is_empty());
+        Hit {
+            id: text(f.id),
+            record_id: text(f.record_id),
+            version: doc.get_first(f.version).and_then(|v| v.as_u64()).unwrap_or(0),
+            kind: text(f.kind_stored),
+            title: text(f.title_stored),
+            author: text(f.author),
+            organisation_siren: opt(f.org_stored),
+            organisation_name: opt(f.org_name),
+            signature_verified: true,
+            relayed_by: opt(f.origin),
+            received_at_ms: doc
+                .get_first(f.received)
+                .and_then(|v| v.as_i64())
+                .unwrap_or(0),
+            score,
+        }
+    }
+}
+
+/// The store sequence number committed with the index (0 for a new index);
+/// `None` if the index is not one this version wrote.
+fn committed_seq(index: &Index) -> Option<u64> {
+    let meta = index.load_metas().ok()?;
+    let Some(payload) = meta.payload else {
+        // Created, never committed by the indexer.
+        return (meta.segments.is_empty()).then_some(0);
+    };
+    let v: serde_json::Value = serde_json::from_str(&payload).ok()?;
+    (v.get("schema")?.as_u64()? == SCHEMA_VERSION).then_some(())?;
+    v.get("seq")?.as_u64()
+}
+
+/// A readable label for a facet value.
+fn label(field: &str, value: &str) -> String {
+    let found = match field {
+        "kind" => Kind::parse(value).ok().map(|k| k.label().to_string()),
+        "theme" => ProjectTheme::parse(value).ok().map(|t| t.label().to_string()),
+        "status" => ProjectStatus::parse(value).ok().map(|s| s.label().to_string()),
+        "risk" => RiskCategory::parse(value).ok().map(|s| s.label().to_string()),
+        "budget" => BudgetBand::parse(value).ok().map(|s| s.label().to_string()),
+        "org" => maillage_record::territory::by_siren(value).map(|c| c.name.clone()),
+        "dep" => Some(Place::Departement(value.to_string()).label()),
+        _ => None,
+    };
+    found.unwrap_or_else(|| value.to_string())
+}
+

@@ -1,0 +1,151 @@
+//! A collector that counts the values of keyword fields and sums number
+//! fields over every matching document, from the fast-field columns: facets
+//! and statistics cost a few column reads per match, and no stored document.
+
+use std::collections::HashMap;
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
+
+use super::{Bucket, label};
+
+/// Counts of `counted` fields' values and sums of `summed` fields.
+pub struct Tally {
+    counted: Vec<&'static str>,
+    summed: Vec<&'static str>,
+}
+
+impl Tally {
+    pub fn new(counted: &[&'static str], summed: &[&'static str]) -> Tally {
+        Tally {
+            counted: counted.to_vec(),
+            summed: summed.to_vec(),
+        }
+    }
+}
+
+/// What a tally found: value counts per field, and (sum, how many) per
+/// summed field.
+#[derive(Debug, Default)]
+pub struct Tallied {
+    counts: HashMap<&'static str, HashMap<String, u64>>,
+    sums: HashMap<&'static str, (f64, u64)>,
+}
+
+impl Tallied {
+    /// The `limit` most frequent values of `field`, most frequent first (ties
+    /// by value), labelled.
+    pub fn buckets(&self, field: &str, limit: usize) -> Vec<Bucket> {
+        let mut v: Vec<(&String, &u64)> = self
+            .counts
+            .get(field)
+            .map(|m| m.iter().collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        v.into_iter()
+            .take(limit)
+            .map(|(value, count)| Bucket {
+                value: value.clone(),
+                label: label(field, value),
+                count: *count,
+            })
+            .collect()
+    }
+
+    /// The sum of `field` and how many documents had a value.
+    pub fn sum(&self, field: &str) -> (f64, u64) {
+        self.sums.get(field).copied().unwrap_or((0.0, 0))
+    }
+}
+
+pub struct SegmentTally {
+    columns: Vec<(&'static str, Option<StrColumn>, Vec<u64>)>,
+    numbers: Vec<(&'static str, Option<Column<f64>>, f64, u64)>,
+}
+
+impl Collector for Tally {
+    type Fruit = Tallied;
+    type Child = SegmentTally;
+
+    fn for_segment(
+        &self,
+        _segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<SegmentTally> {
+        let fast = reader.fast_fields();
+        let mut columns = Vec::new();
+        for name in &self.counted {
+            let column = fast.str(name)?;
+            let terms = column.as_ref().map_or(0, |c| c.num_terms());
+            columns.push((*name, column, vec![0; terms]));
+        }
+        let numbers = self
+            .summed
+            .iter()
+            .map(|name| (*name, fast.f64(name).ok(), 0.0, 0))
+            .collect();
+        Ok(SegmentTally { columns, numbers })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Tallied>) -> tantivy::Result<Tallied> {
+        let mut out = Tallied::default();
+        for fruit in fruits {
+            for (field, counts) in fruit.counts {
+                let into = out.counts.entry(field).or_default();
+                for (value, n) in counts {
+                    *into.entry(value).or_default() += n;
+                }
+            }
+            for (field, (sum, n)) in fruit.sums {
+                let into = out.sums.entry(field).or_default();
+                into.0 += sum;
+                into.1 += n;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SegmentCollector for SegmentTally {
+    type Fruit = Tallied;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        for (_, column, counts) in &mut self.columns {
+            if let Some(c) = column {
+                for ord in c.term_ords(doc) {
+                    counts[ord as usize] += 1;
+                }
+            }
+        }
+        for (_, column, sum, n) in &mut self.numbers {
+            if let Some(v) = column.as_ref().and_then(|c| c.first(doc)) {
+                *sum += v;
+                *n += 1;
+            }
+        }
+    }
+
+    fn harvest(self) -> Tallied {
+        let mut out = Tallied::default();
+        let mut value = String::new();
+        for (field, column, counts) in self.columns {
+            let into = out.counts.entry(field).or_default();
+            let Some(column) = column else { continue };
+            for (ord, n) in counts.into_iter().enumerate().filter(|(_, n)| *n > 0) {
+                value.clear();
+                if column.ord_to_str(ord as u64, &mut value).unwrap_or(false) {
+                    into.insert(value.clone(), n);
+                }
+            }
+        }
+        for (field, _, sum, n) in self.numbers {
+            out.sums.insert(field, (sum, n));
+        }
+        out
+    }
+}

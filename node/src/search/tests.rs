@@ -1,0 +1,339 @@
+//! The index on its own: real tantivy in a temporary directory, documents
+//! built from real records as the indexer builds them.
+
+use maillage_record::model::{Agent, Dataset, Project, ProjectDetails, Spatial};
+use maillage_record::vocab::{BudgetBand, ProjectStatus, ProjectTheme, RiskCategory};
+use maillage_record::{Body, PublicKey, Record, RecordId, Siren, Visibility};
+
+use super::document::{self, Context, Org};
+use super::*;
+
+const LYON_METRO: &str = "200046977";
+const BLAGNAC: &str = "213100696"; // Haute-Garonne (31), Occitanie (76)
+
+fn key(n: u8) -> PublicKey {
+    PublicKey([n; 32])
+}
+
+fn record(id: &str, visibility: Visibility, body: Body) -> Record {
+    Record {
+        record_id: id.into(),
+        version: 1,
+        issued_at_ms: 1_764_000_000_000,
+        visibility,
+        provenance: None,
+        body,
+    }
+}
+
+fn dataset(id: &str, title: &str, description: &str, publisher: &str) -> Record {
+    let mut d = Dataset::new(title, description);
+    d.publisher = Some(Agent {
+        name: String::new(),
+        siren: Some(publisher.into()),
+        url: None,
+    });
+    record(id, Visibility::Public, Body::Dataset(d))
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    search: Search,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let search = Search::open(&dir.path().join("search")).unwrap();
+        Fixture { _dir: dir, search }
+    }
+
+    /// Indexes records by `author` as the indexer does, and commits.
+    fn add(&self, author: PublicKey, org: &Org, recs: &[Record]) {
+        let mut writer: tantivy::IndexWriter<TantivyDocument> =
+            self.search.index.writer_with_num_threads(1, 32 << 20).unwrap();
+        for (i, r) in recs.iter().enumerate() {
+            let project = recs.iter().find(|p| match &r.body {
+                Body::ProjectDetails(d) => p.record_id == d.project,
+                _ => false,
+            });
+            let cx = Context {
+                id: RecordId([i as u8; 32]),
+                author,
+                author_org: org,
+                project,
+                relayed_by: Some("lyon"),
+                received_at_ms: 1,
+            };
+            writer
+                .add_document(document::build(&self.search.fields, r, &cx))
+                .unwrap();
+        }
+        writer.commit().unwrap();
+        self.search.reader.reload().unwrap();
+    }
+
+    fn find(&self, text: &str, filters: Filters, viewer: &Viewer) -> Results {
+        self.search
+            .search(
+                &SearchRequest {
+                    text: text.into(),
+                    filters,
+                    page: 1,
+                    page_size: 20,
+                },
+                viewer,
+                0,
+            )
+            .unwrap()
+    }
+
+    fn titles(&self, text: &str) -> Vec<String> {
+        self.find(text, Filters::default(), &Viewer::Operator)
+            .hits
+            .into_iter()
+            .map(|h| h.title)
+            .collect()
+    }
+}
+
+fn lyon_org() -> Org {
+    Org {
+        siren: Some(LYON_METRO.into()),
+        name: Some("Métropole de Lyon".into()),
+    }
+}
+
+#[test]
+fn accents_case_and_inflections_do_not_matter_and_titles_weigh_more() {
+    let f = Fixture::new();
+    f.add(
+        key(1),
+        &lyon_org(),
+        &[
+            dataset("a", "Consommation d'énergie des bâtiments", "Relevés annuels", LYON_METRO),
+            dataset("b", "Pistes cyclables", "Aménagements pour les vélos et la mobilité douce", LYON_METRO),
+            dataset("c", "Arbres d'alignement", "Patrimoine arboré; suivi énergétique absent", LYON_METRO),
+        ],
+    );
+    // No accent typed, accent stored; and the other way round.
+    assert_eq!(f.titles("energie")[0], "Consommation d'énergie des bâtiments");
+    assert_eq!(f.titles("ÉNERGIE")[0], "Consommation d'énergie des bâtiments");
+    assert_eq!(f.titles("batiment"), ["Consommation d'énergie des bâtiments"]);
+    // Plural and singular, and a title word outranks a description word.
+    assert_eq!(f.titles("vélo"), ["Pistes cyclables"]);
+    assert_eq!(f.titles("mobilites"), ["Pistes cyclables"]);
+    assert_eq!(f.titles("piste cyclable"), ["Pistes cyclables"]);
+    let arbres = f.titles("arbre");
+    assert_eq!(arbres, ["Arbres d'alignement"]);
+    // Words are all required; stop words and elisions are not.
+    assert!(f.titles("énergie vélo").is_empty());
+    assert_eq!(f.titles("l'énergie des bâtiments").len(), 1);
+    // A query that is not valid syntax is still searched as words.
+    assert_eq!(f.titles("\"pistes (cyclables").len(), 1);
+}
+
+#[test]
+fn filters_facets_and_territory_hierarchy() {
+    let f = Fixture::new();
+    let mut spatial = dataset("commune", "Voirie de Lyon 3e", "Voirie", LYON_METRO);
+    if let Body::Dataset(d) = &mut spatial.body {
+        d.spatial = Some(Spatial {
+            insee_codes: vec!["69123".into()],
+            granularity: None,
+            label: None,
+        });
+        d.themes = vec!["Mobilités".into()];
+    }
+    let mut p = Project::new("Chatbot voirie", "Un assistant pour la voirie", ProjectStatus::Deploiement);
+    p.theme = Some(ProjectTheme::Mobility);
+    p.risk_category = Some(RiskCategory::Limited);
+    p.siret = Some(format!("{BLAGNAC}00011"));
+    f.add(
+        key(1),
+        &lyon_org(),
+        &[spatial, record("p", Visibility::Public, Body::Project(p))],
+    );
+
+    let all = f.find("voirie", Filters::default(), &Viewer::Operator);
+    assert_eq!(all.total, 2);
+    let facet = |r: &Results, name: &str| -> Vec<(String, u64)> {
+        r.facets[name].iter().map(|b| (b.value.clone(), b.count)).collect()
+    };
+    assert_eq!(
+        facet(&all, "kind"),
+        [("dataset".to_string(), 1), ("project".to_string(), 1)]
+    );
+    // Both themes are the same theme, whichever way they were written.
+    assert_eq!(facet(&all, "theme"), [("mobilites".to_string(), 2)]);
+    assert_eq!(all.facets["theme"][0].label, "Mobilités");
+    assert_eq!(
+        facet(&all, "territory"),
+        [("31".to_string(), 1), ("69".to_string(), 1)]
+    );
+    assert_eq!(all.facets["territory"][1].label, "Rhône (69)");
+    assert_eq!(
+        facet(&all, "organisation"),
+        [(LYON_METRO.to_string(), 1), (BLAGNAC.to_string(), 1)]
+    );
+
+    let only = |filters: Filters| -> Vec<String> {
+        f.find("", filters, &Viewer::Operator)
+            .hits
+            .into_iter()
+            .map(|h| h.record_id)
+            .collect()
+    };
+    let t = |s: &str| Filters {
+        territory: Some(s.into()),
+        ..Default::default()
+    };
+    // The commune's dataset is found from its commune, EPCI, département and
+    // région; the project by its organisation's commune (Blagnac).
+    for place in ["69123", "epci:200046977", "69", "reg:84"] {
+        assert_eq!(only(t(place)), ["commune"], "{place}");
+    }
+    for place in ["31069", "31", "reg:76"] {
+        assert_eq!(only(t(place)), ["p"], "{place}");
+    }
+    assert!(only(t("75")).is_empty());
+    let status = Filters {
+        status: Some("En déploiement".into()),
+        ..Default::default()
+    };
+    assert_eq!(only(status), ["p"]);
+    let risk = Filters {
+        risk: Some("limité".into()),
+        kind: Some(maillage_record::Kind::Project),
+        ..Default::default()
+    };
+    assert_eq!(only(risk), ["p"]);
+    let org = Filters {
+        organisation: Some(format!("{BLAGNAC}00011")),
+        ..Default::default()
+    };
+    assert_eq!(only(org), ["p"]);
+    // Bad filters say what is wrong.
+    let bad = f.search.search(
+        &SearchRequest {
+            filters: t("canton:3"),
+            ..Default::default()
+        },
+        &Viewer::Operator,
+        0,
+    );
+    assert!(matches!(bad, Err(SearchError::BadRequest(m)) if m.contains("canton")));
+}
+
+#[test]
+fn a_caller_sees_only_what_it_may() {
+    let f = Fixture::new();
+    let blagnac = Siren::parse(BLAGNAC).unwrap();
+    let restricted = Visibility::Restricted {
+        audience: vec![blagnac.clone()],
+    };
+    f.add(
+        key(1),
+        &lyon_org(),
+        &[
+            record("pub", Visibility::Public, Body::Dataset(Dataset::new("Budget public", "d"))),
+            record("fed", Visibility::Federation, Body::Dataset(Dataset::new("Budget fédéré", "d"))),
+            record("res", restricted, Body::Dataset(Dataset::new("Budget restreint", "d"))),
+        ],
+    );
+    let seen = |viewer: Viewer| -> (Vec<String>, u64) {
+        let r = f.find("budget", Filters::default(), &viewer);
+        let mut ids: Vec<String> = r.hits.into_iter().map(|h| h.record_id).collect();
+        ids.sort();
+        // Facets count only what the caller sees.
+        let kinds: u64 = r.facets["kind"].iter().map(|b| b.count).sum();
+        (ids, kinds)
+    };
+    assert_eq!(seen(Viewer::Anonymous), (vec!["pub".to_string()], 1));
+    let stranger = Viewer::Peer {
+        key: key(9),
+        siren: Some(Siren::parse(LYON_METRO).unwrap()),
+    };
+    assert_eq!(seen(stranger), (vec!["fed".into(), "pub".into()], 2));
+    let audience = Viewer::Peer {
+        key: key(9),
+        siren: Some(blagnac),
+    };
+    assert_eq!(seen(audience), (vec!["fed".into(), "pub".into(), "res".into()], 3));
+    let author = Viewer::Peer {
+        key: key(1),
+        siren: None,
+    };
+    assert_eq!(seen(author).1, 3);
+    assert_eq!(seen(Viewer::Operator).1, 3);
+}
+
+#[test]
+fn stats_sum_what_projects_measured() {
+    let f = Fixture::new();
+    let mut recs = Vec::new();
+    // (status, risk, budget, kWh, kgCO2e)
+    let rows = [
+        (ProjectStatus::Deploiement, Some(RiskCategory::Limited), Some(BudgetBand::Under50k), Some(1200.5), Some(30.0)),
+        (ProjectStatus::Deploiement, Some(RiskCategory::High), Some(BudgetBand::Over100k), Some(800.0), None),
+        (ProjectStatus::Experimentation, Some(RiskCategory::Limited), Some(BudgetBand::Under50k), None, Some(12.5)),
+        (ProjectStatus::Termine, None, None, None, None),
+    ];
+    for (i, (status, risk, budget, kwh, co2)) in rows.into_iter().enumerate() {
+        let mut p = Project::new(format!("Projet {i}"), "IA", status);
+        p.risk_category = risk;
+        recs.push(record(&format!("p{i}"), Visibility::Public, Body::Project(p)));
+        if budget.is_some() || kwh.is_some() || co2.is_some() {
+            let mut d = ProjectDetails::new(format!("p{i}"));
+            d.budget = budget;
+            d.energy_kwh_per_year = kwh;
+            d.emissions_kgco2e_per_year = co2;
+            recs.push(record(&format!("p{i}/details"), Visibility::Federation, Body::ProjectDetails(d)));
+        }
+    }
+    recs.push(dataset("d", "Un jeu", "d", LYON_METRO));
+    f.add(key(1), &lyon_org(), &recs);
+
+    let s = f
+        .search
+        .stats(&Filters { territory: Some("reg:84".into()), ..Default::default() }, GroupBy::Kind, &Viewer::Operator, 0)
+        .unwrap();
+    assert_eq!(s.total, 8);
+    let counts = |b: &[Bucket]| -> Vec<(String, u64)> { b.iter().map(|b| (b.value.clone(), b.count)).collect() };
+    assert_eq!(
+        counts(&s.groups),
+        [("project".to_string(), 4), ("project_details".to_string(), 3), ("dataset".to_string(), 1)]
+    );
+    let p = &s.projects;
+    assert_eq!(p.projects, 4);
+    assert_eq!(counts(&p.by_status), [("deploiement".to_string(), 2), ("experimentation".to_string(), 1), ("termine".to_string(), 1)]);
+    assert_eq!(counts(&p.by_risk), [("limited".to_string(), 2), ("high".to_string(), 1)]);
+    assert_eq!(p.with_details, 3);
+    assert_eq!(counts(&p.by_budget), [("under_50k".to_string(), 2), ("over_100k".to_string(), 1)]);
+    assert_eq!((p.energy_kwh_per_year, p.energy_reported), (2000.5, 2));
+    assert_eq!((p.emissions_kgco2e_per_year, p.emissions_reported), (42.5, 2));
+
+    // The public does not see the details (federation): no sums for it.
+    let public = f.search.stats(&Filters::default(), GroupBy::Status, &Viewer::Anonymous, 0).unwrap();
+    assert_eq!(public.total, 5);
+    assert_eq!(public.projects.with_details, 0);
+    assert_eq!(public.projects.energy_reported, 0);
+    // Elsewhere, nothing.
+    let none = f
+        .search
+        .stats(&Filters { territory: Some("75".into()), ..Default::default() }, GroupBy::Kind, &Viewer::Operator, 0)
+        .unwrap();
+    assert_eq!((none.total, none.projects.projects), (0, 0));
+}
+
+#[test]
+fn an_index_of_another_version_is_started_anew() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("search");
+    std::fs::create_dir_all(&path).unwrap();
+    std::fs::write(path.join("meta.json"), b"not an index").unwrap();
+    let s = Search::open(&path).unwrap();
+    assert_eq!(s.indexed_seq(), 0);
+    assert_ne!(std::fs::read(path.join("meta.json")).unwrap(), b"not an index");
+}
+
