@@ -107,7 +107,7 @@ pub async fn create(
         }),
     };
     record
-        .validate()
+        .validate_draft()
         .with_context(|| format!("collection '{record_id}'"))?;
     let conn = NodeConn::open(dir).await?;
     let key = own_key(&conn).await?;

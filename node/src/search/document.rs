@@ -206,8 +206,6 @@ pub struct Context<'a> {
     pub author: PublicKey,
     /// The author's organisation (from memberships or its Organisation record).
     pub author_org: &'a Org,
-    /// For project details: the project they complete, if stored.
-    pub project: Option<&'a Record>,
     pub relayed_by: Option<&'a str>,
     pub received_at_ms: i64,
 }
@@ -304,11 +302,9 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
             }
         }
         Body::ProjectDetails(d) => {
-            let name = match cx.project.map(|r| &r.body) {
-                Some(Body::Project(p)) => p.name.clone(),
-                _ => d.project.clone(),
-            };
-            text.title(&format!("Détails : {name}"));
+            // Built from the details alone: a document never depends on
+            // another record's version, so a rebuild gives the same index.
+            text.title(&format!("Détails du projet {}", d.project));
             text.add(d.algorithm_name.as_deref());
             text.add(d.algorithm_description.as_deref());
             text.add(d.algorithm_operations.as_deref());
@@ -323,9 +319,6 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
             }
             if let Some(c) = d.emissions_kgco2e_per_year.filter(|v| v.is_finite()) {
                 doc.add_f64(f.co2, c);
-            }
-            if let Some(Body::Project(p)) = cx.project.map(|r| &r.body) {
-                themes.extend(p.theme.map(|t| t.as_str().to_string()));
             }
         }
         Body::Resource(r) => {
@@ -374,7 +367,7 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
 
 /// The organisation a record speaks for: the one it was published on behalf
 /// of, else the one it names (a dataset's publisher, a project's SIRET, an
-/// organisation itself, the project of some details), else its author's.
+/// organisation itself), else its author's.
 fn org_of(rec: &Record, cx: &Context<'_>) -> Org {
     let siren9 = |s: &str| {
         let digits: String = s.chars().filter(char::is_ascii_digit).collect();
@@ -402,10 +395,6 @@ fn org_of(rec: &Record, cx: &Context<'_>) -> Org {
         Body::Project(p) => p.siret.as_deref().and_then(siren9).map(|s| Org {
             siren: Some(s),
             name: p.organisation_name.clone(),
-        }),
-        Body::ProjectDetails(_) => cx.project.and_then(|p| {
-            let org = org_of(p, cx);
-            org.siren.is_some().then_some(org)
         }),
         _ => None,
     };

@@ -181,16 +181,11 @@ fn index_changes(
         if !document::searchable(kind) {
             continue;
         }
-        let project = match &rec.body {
-            Body::ProjectDetails(d) => load_current(node, &author, &d.project)?,
-            _ => None,
-        };
         let author_org = orgs.of(node, &author)?;
         let cx = Context {
             id: change.id,
             author,
             author_org: &author_org,
-            project: project.as_ref(),
             relayed_by: change.relayed_by.as_deref(),
             received_at_ms: stored.received_at_ms,
         };

@@ -53,15 +53,10 @@ impl Fixture {
         let mut writer: tantivy::IndexWriter<TantivyDocument> =
             self.search.index.writer_with_num_threads(1, 32 << 20).unwrap();
         for (i, r) in recs.iter().enumerate() {
-            let project = recs.iter().find(|p| match &r.body {
-                Body::ProjectDetails(d) => p.record_id == d.project,
-                _ => false,
-            });
             let cx = Context {
                 id: RecordId([i as u8; 32]),
                 author,
                 author_org: org,
-                project,
                 relayed_by: Some("lyon"),
                 received_at_ms: 1,
             };
