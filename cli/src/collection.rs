@@ -124,10 +124,39 @@ pub async fn create(
     Ok(())
 }
 
+/// Whether a record of visibility `item` may be listed in a collection of
+/// visibility `list`: listing names the record, so no one may learn of it
+/// through the collection who could not see it.
+fn within(list: &Visibility, item: &Visibility) -> bool {
+    match (list, item) {
+        (_, Visibility::Public) => true,
+        (Visibility::Federation, Visibility::Federation) => true,
+        (Visibility::Restricted { audience: l }, Visibility::Federation) => !l.is_empty(),
+        (Visibility::Restricted { audience: l }, Visibility::Restricted { audience: i }) => {
+            l.iter().all(|s| i.contains(s))
+        }
+        _ => false,
+    }
+}
+
+fn visibility_name(v: &Visibility) -> &'static str {
+    match v {
+        Visibility::Public => "public",
+        Visibility::Federation => "federation",
+        Visibility::Restricted { .. } => "restricted",
+    }
+}
+
 /// Resolves an item as the operator names it: a record's 64-hex id (any of
 /// its versions), `AUTHOR_KEY/record_id`, or the record_id of one of this
-/// node's own records. The record must be on the node.
-async fn resolve(conn: &NodeConn, own: &PublicKey, item: &str) -> anyhow::Result<(RecordRef, String)> {
+/// node's own records. The record must be on the node, and visible to
+/// whoever may see the collection.
+async fn resolve(
+    conn: &NodeConn,
+    own: &PublicKey,
+    item: &str,
+    list: Option<&Visibility>,
+) -> anyhow::Result<(RecordRef, String)> {
     let (author, record_id) = if let Ok(id) = RecordId::parse_hex(item) {
         let entry = conn
             .catalogue()
@@ -155,6 +184,13 @@ async fn resolve(conn: &NodeConn, own: &PublicKey, item: &str) -> anyhow::Result
     if matches!(rec.record().body, Body::Tombstone(_)) {
         bail!("item '{item}': record '{record_id}' was withdrawn");
     }
+    if let Some(list) = list.filter(|l| !within(l, &rec.record().visibility)) {
+        bail!(
+            "item '{item}': record '{record_id}' is {}, the collection is {}: listing it would name it to readers who may not see it",
+            visibility_name(&rec.record().visibility),
+            visibility_name(list)
+        );
+    }
     let r = RecordRef {
         author: (author != *own).then(|| author.to_hex()),
         record_id,
@@ -172,7 +208,7 @@ pub async fn add(dir: &Path, record_id: &str, items: &[String], json_out: bool) 
     let (mut record, mut collection) = load(&conn, &key, record_id).await?;
     let mut added = 0;
     for item in items {
-        let (r, label) = resolve(&conn, &key, item).await?;
+        let (r, label) = resolve(&conn, &key, item, Some(&record.visibility)).await?;
         if collection.items.iter().any(|i| same(i, &r)) {
             eprintln!("already in the collection: {label}");
             continue;
@@ -182,7 +218,14 @@ pub async fn add(dir: &Path, record_id: &str, items: &[String], json_out: bool) 
         added += 1;
     }
     if added == 0 {
-        report(json_out, record_id, RecordId([0; 32]), record.version, 0, "nothing to add");
+        if json_out {
+            println!(
+                "{}",
+                json!({"record_id": record_id, "id": null, "version": record.version, "items": collection.items.len()})
+            );
+        } else {
+            eprintln!("nothing to add: collection '{record_id}' unchanged (version {})", record.version);
+        }
         return Ok(());
     }
     save(&conn, &mut record, collection, json_out, &format!("added {added} item(s) to '{record_id}'")).await
@@ -203,7 +246,8 @@ pub async fn remove(dir: &Path, record_id: &str, items: &[String], json_out: boo
                 record_id: r.to_string(),
             }
         } else if RecordId::parse_hex(item).is_ok() {
-            resolve(&conn, &key, item).await?.0
+            // Removing needs no visibility check.
+            resolve(&conn, &key, item, None).await?.0
         } else {
             RecordRef {
                 author: None,

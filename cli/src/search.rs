@@ -166,7 +166,7 @@ pub async fn search(
                 .iter()
                 .map(|b| format!("{} {}", b.label, b.count))
                 .collect();
-            println!("{:<13}{}", format!("{}:", f.name), values.join(" · "));
+            println!("{:<14}{}", format!("{}:", f.name), values.join(" · "));
         }
     }
     if hits.iter().any(|(_, v)| matches!(v, Verdict::Invalid(_))) {

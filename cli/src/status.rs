@@ -71,7 +71,7 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
             s.peers, s.peers_healthy, s.trust_roots, s.quarantined
         );
         let search = if s.search_rebuilding {
-            format!("rebuilding ({} of {} changes)", s.indexed_seq, s.last_seq)
+            "rebuilding (searches use the previous index until it is done)".to_string()
         } else if s.indexed_seq < s.last_seq {
             format!("{} changes behind the store", s.last_seq - s.indexed_seq)
         } else {

@@ -215,7 +215,7 @@ fn dataset(g: &mut Graph, iri: &str, e: &Entry<'_>, d: &Dataset) {
     for t in &d.themes {
         // dcat:theme takes concepts (IRIs): the EU data themes. Other labels
         // people use as themes stay findable as keywords.
-        match eu_data_theme(t) {
+        match maillage_record::vocab::eu_data_theme(t) {
             Some((code, label)) => {
                 let iri =
                     format!("http://publications.europa.eu/resource/authority/data-theme/{code}");
@@ -428,36 +428,6 @@ fn date(s: &str) -> Object {
     } else {
         Object::typed(s.get(..10).unwrap_or(s), "xsd:date")
     }
-}
-
-/// The EU data themes (code, French label), recognised by code or label.
-fn eu_data_theme(t: &str) -> Option<(&'static str, &'static str)> {
-    const THEMES: [(&str, &str); 14] = [
-        ("AGRI", "Agriculture, pêche, sylviculture et alimentation"),
-        ("ECON", "Économie et finances"),
-        ("EDUC", "Éducation, culture et sport"),
-        ("ENER", "Énergie"),
-        ("ENVI", "Environnement"),
-        ("GOVE", "Gouvernement et secteur public"),
-        ("HEAL", "Santé"),
-        ("INTR", "Questions internationales"),
-        ("JUST", "Justice, système juridique et sécurité publique"),
-        ("REGI", "Régions et villes"),
-        ("SOCI", "Population et société"),
-        ("TECH", "Science et technologie"),
-        ("TRAN", "Transports"),
-        ("OP_DATPRO", "Données provisoires"),
-    ];
-    let norm = maillage_record::vocab::normalize(t);
-    let code = t
-        .trim()
-        .rsplit('/')
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase();
-    THEMES
-        .into_iter()
-        .find(|(c, label)| *c == code || maillage_record::vocab::normalize(label) == norm)
 }
 
 /// Percent-encodes everything but unreserved characters (RFC 3986).

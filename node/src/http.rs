@@ -34,6 +34,9 @@ pub const DEFAULT_PAGE_SIZE: usize = 100;
 pub const MAX_PAGE_SIZE: usize = 1_000;
 /// Exports computed at once; more requests wait their turn.
 const MAX_CONCURRENT_EXPORTS: usize = 2;
+/// Searches answered at once; more get 503 at once, so the public cannot
+/// take the cores that sync and the operator need.
+const MAX_CONCURRENT_SEARCHES: usize = 4;
 
 /// Serves until `shutdown` completes; connections in progress finish.
 pub async fn serve(
@@ -47,6 +50,7 @@ pub async fn serve(
     // An export scans the store: a few at a time, so a client looping on it
     // cannot take every blocking thread the node's other work needs.
     let exports = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_EXPORTS));
+    let searches = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SEARCHES));
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -58,15 +62,27 @@ pub async fn serve(
             },
             _ = &mut shutdown => return,
         };
-        let (node, url, exports) = (node.clone(), public_url.clone(), exports.clone());
+        let (node, url, exports, searches) = (
+            node.clone(),
+            public_url.clone(),
+            exports.clone(),
+            searches.clone(),
+        );
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let (node, url, exports) = (node.clone(), url.clone(), exports.clone());
+                let (node, url, exports, searches) =
+                    (node.clone(), url.clone(), exports.clone(), searches.clone());
                 async move {
                     // Searches read the index and do not wait behind exports.
                     let path = req.uri().path();
                     if path == "/search" || path == "/stats" {
-                        return Ok::<_, Infallible>(search(req, node).await);
+                        let Ok(_permit) = searches.try_acquire_owned() else {
+                            return Ok::<_, Infallible>(text(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "too many searches at once: retry in a moment\n",
+                            ));
+                        };
+                        return Ok(search(req, node).await);
                     }
                     let Ok(_permit) = exports.acquire_owned().await else {
                         return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"));
@@ -261,15 +277,14 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
 /// `page` and `page_size` from a query string; absent: everything on one page.
 fn parse_page(query: &str) -> Result<Option<(usize, usize)>, String> {
     let (mut page, mut size) = (None, None);
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+    for (k, v) in query_params(query)? {
         let n = || {
             v.parse::<usize>()
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or_else(|| format!("{k}='{v}' is not a positive number\n"))
         };
-        match k {
+        match k.as_str() {
             "page" => page = Some(n()?),
             "page_size" => size = Some(n()?.min(MAX_PAGE_SIZE)),
             _ => {}

@@ -135,7 +135,7 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
             Some((listener, url))
         }
     };
-    let search = Search::open(&config.search_dir)?;
+    let search = Search::open(&config.search_dir, store.last_seq())?;
     let identity = Identity::new(&key)?;
     let node = Arc::new(Node::new(config, key, identity, store, search, local)?);
     ingest_organisation(&node, &config.dir.join(ORGANISATION_ENVELOPE))?;

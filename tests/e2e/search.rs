@@ -232,6 +232,16 @@ fn collections_are_curated_signed_and_replicated() {
     let missing = cli(&a, &["collection", "add", "mobilite", "pas-de-tel-jeu"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("pas-de-tel-jeu"));
+    // A public collection cannot name a record the public may not see.
+    publish_json(
+        &a,
+        "interne.json",
+        json!({"kind": "dataset", "record_id": "interne", "visibility": "federation",
+               "title": "Trafic interne", "description": "d"}),
+    );
+    let narrower = cli(&a, &["collection", "add", "mobilite", "interne"]);
+    assert!(!narrower.status.success());
+    assert!(String::from_utf8_lossy(&narrower.stderr).contains("federation"));
     cli_json(&a, &["collection", "remove", "mobilite", "lignes-bus", "--json"]);
     let shown = cli_json(&a, &["collection", "show", "mobilite", "--json"]);
     assert_eq!(shown["version"], 3, "{shown}");

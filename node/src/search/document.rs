@@ -4,15 +4,15 @@
 use std::collections::BTreeSet;
 
 use maillage_record::territory::{self, Place};
-use maillage_record::vocab::{Licence, ProjectTheme, SpatialGranularity, normalize};
+use maillage_record::vocab::{Licence, ProjectTheme, SpatialGranularity, eu_data_theme, normalize};
+use maillage_record::model::LicenceRef;
 use maillage_record::{Body, Kind, PublicKey, Record, RecordId, Visibility};
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
     TextOptions,
 };
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer,
-    StopWordFilter, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, StopWordFilter, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
 };
 use tantivy::{Index, TantivyDocument};
 
@@ -36,6 +36,8 @@ pub fn reader_siren(siren: &str) -> String {
 pub struct Fields {
     /// author ‖ "/" ‖ record_id: one document per record, replaced on update.
     pub key: Field,
+    /// For project details: the key of their project (statistics join them).
+    pub project_key: Field,
     pub id: Field,
     pub record_id: Field,
     pub version: Field,
@@ -77,7 +79,8 @@ impl Fields {
         // Exact values, counted by facets (fast) and matched by filters.
         let keyword = STRING | FAST;
         let fields = Fields {
-            key: b.add_text_field("key", STRING),
+            key: b.add_text_field("key", STRING | FAST),
+            project_key: b.add_text_field("project_key", STRING | FAST),
             id: b.add_text_field("id", STORED),
             record_id: b.add_text_field("record_id", STORED),
             version: b.add_u64_field("version", STORED),
@@ -119,58 +122,114 @@ pub fn register_tokenizers(index: &Index) {
             ["l", "d", "j", "m", "n", "s", "t", "c", "qu"].map(String::from),
         ))
         .filter(AsciiFoldingFilter)
-        .filter(Stemmer::new(Language::French))
-        .filter(Plural)
+        .filter(FrenchStem::default())
         .build();
     index.tokenizers().register(FRENCH, french);
 }
 
-/// Drops a final "s" or "x" the stemmer leaves on short words ("vélos",
-/// "bus" kept): applied to the index and the query alike, it only has to
-/// be consistent.
-#[derive(Clone)]
-struct Plural;
+/// Snowball's French stemmer, then a final "s" or "x" it leaves on short
+/// words dropped ("vélos" → "velo"; "bus" kept). Applied to the index and the
+/// query alike, the second step only has to be consistent. Stems are cached:
+/// a catalogue's vocabulary is small and stemming is most of the indexing
+/// cost otherwise.
+#[derive(Clone, Default)]
+struct FrenchStem;
 
-impl TokenFilter for Plural {
-    type Tokenizer<T: Tokenizer> = PluralFilter<T>;
+impl TokenFilter for FrenchStem {
+    type Tokenizer<T: Tokenizer> = FrenchStemFilter<T>;
 
-    fn transform<T: Tokenizer>(self, tokenizer: T) -> PluralFilter<T> {
-        PluralFilter(tokenizer)
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> FrenchStemFilter<T> {
+        FrenchStemFilter {
+            inner: tokenizer,
+            cache: std::collections::HashMap::new(),
+        }
     }
 }
 
-#[derive(Clone)]
-struct PluralFilter<T>(T);
+/// Distinct words cached per analyzer before the cache is emptied.
+const STEM_CACHE: usize = 100_000;
 
-impl<T: Tokenizer> Tokenizer for PluralFilter<T> {
-    type TokenStream<'a> = PluralStream<T::TokenStream<'a>>;
+#[derive(Clone)]
+struct FrenchStemFilter<T> {
+    inner: T,
+    cache: std::collections::HashMap<String, String>,
+}
+
+impl<T: Tokenizer> Tokenizer for FrenchStemFilter<T> {
+    type TokenStream<'a> = FrenchStemStream<'a, T::TokenStream<'a>>;
 
     fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
-        PluralStream(self.0.token_stream(text))
+        if self.cache.len() > STEM_CACHE {
+            self.cache.clear();
+        }
+        FrenchStemStream {
+            tail: self.inner.token_stream(text),
+            cache: &mut self.cache,
+        }
     }
 }
 
-struct PluralStream<S>(S);
+struct FrenchStemStream<'a, S> {
+    tail: S,
+    cache: &'a mut std::collections::HashMap<String, String>,
+}
 
-impl<S: TokenStream> TokenStream for PluralStream<S> {
+fn stem_french(word: &str) -> String {
+    let mut stem = frostem::Stemmer::new(frostem::Algorithm::French)
+        .stem(word)
+        .into_owned();
+    if stem.len() > 3 && (stem.ends_with('s') || stem.ends_with('x')) {
+        stem.pop();
+    }
+    stem
+}
+
+impl<S: TokenStream> TokenStream for FrenchStemStream<'_, S> {
     fn advance(&mut self) -> bool {
-        if !self.0.advance() {
+        if !self.tail.advance() {
             return false;
         }
-        let text = &mut self.0.token_mut().text;
-        if text.len() > 3 && (text.ends_with('s') || text.ends_with('x')) {
-            text.pop();
-        }
+        let token = self.tail.token_mut();
+        let stem = match self.cache.get(&token.text) {
+            Some(s) => s.clone(),
+            None => {
+                let s = stem_french(&token.text);
+                self.cache.insert(token.text.clone(), s.clone());
+                s
+            }
+        };
+        token.text = stem;
         true
     }
 
     fn token(&self) -> &Token {
-        self.0.token()
+        self.tail.token()
     }
 
     fn token_mut(&mut self) -> &mut Token {
-        self.0.token_mut()
+        self.tail.token_mut()
     }
+}
+
+/// A theme as indexed, memoized (parsing a vocabulary value compares it
+/// with every name of every value).
+fn theme_cached(theme: &str) -> String {
+    thread_local! {
+        static THEMES: std::cell::RefCell<std::collections::HashMap<String, String>> =
+            Default::default();
+    }
+    THEMES.with(|m| {
+        let mut m = m.borrow_mut();
+        if let Some(v) = m.get(theme) {
+            return v.clone();
+        }
+        if m.len() > 10_000 {
+            m.clear();
+        }
+        let v = theme_value(theme);
+        m.insert(theme.to_string(), v.clone());
+        v
+    })
 }
 
 /// Whether records of this kind are searched.
@@ -179,11 +238,16 @@ pub fn searchable(kind: Kind) -> bool {
 }
 
 /// A theme as indexed and filtered: a project theme by its canonical value
-/// (whichever of its names is given), any other theme normalized.
+/// (whichever of its names is given), an EU data theme by its code, any
+/// other theme normalized.
 pub fn theme_value(theme: &str) -> String {
-    ProjectTheme::parse(theme)
-        .map(|t| t.as_str().to_string())
-        .unwrap_or_else(|_| normalize(theme))
+    if let Ok(t) = ProjectTheme::parse(theme) {
+        return t.as_str().to_string();
+    }
+    match eu_data_theme(theme) {
+        Some((code, _)) => code.to_string(),
+        None => normalize(theme),
+    }
 }
 
 /// A licence as indexed and filtered: a known licence by its id, a URI as is.
@@ -191,6 +255,14 @@ pub fn licence_value(licence: &str) -> String {
     Licence::parse(licence)
         .map(|l| l.as_str().to_string())
         .unwrap_or_else(|_| licence.trim().to_string())
+}
+
+/// A record's licence as indexed (what `licence_value` makes of its name).
+fn licence_id(l: &LicenceRef) -> String {
+    match l {
+        LicenceRef::Known(k) => k.as_str().to_string(),
+        LicenceRef::Uri(u) => licence_value(u),
+    }
 }
 
 /// The organisation a record speaks for: SIREN and name.
@@ -266,9 +338,9 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
                 text.add(dist.title.as_deref());
                 text.add(dist.format.as_deref());
             }
-            themes.extend(d.themes.iter().map(|t| theme_value(t)));
+            themes.extend(d.themes.iter().map(|t| theme_cached(t)));
             if let Some(l) = &d.licence {
-                doc.add_text(f.licence, licence_value(l.as_str()));
+                doc.add_text(f.licence, licence_id(l));
             }
             if let Some(s) = &d.spatial {
                 text.add(s.label.as_deref());
@@ -305,6 +377,7 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
             // Built from the details alone: a document never depends on
             // another record's version, so a rebuild gives the same index.
             text.title(&format!("Détails du projet {}", d.project));
+            doc.add_text(f.project_key, key(&cx.author, &d.project));
             text.add(d.algorithm_name.as_deref());
             text.add(d.algorithm_description.as_deref());
             text.add(d.algorithm_operations.as_deref());
@@ -328,7 +401,7 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
             // Long contents (a whole charter) are searchable by their start.
             text.add(r.content.as_deref().map(|c| truncate(c, 4096)));
             if let Some(l) = &r.licence {
-                doc.add_text(f.licence, licence_value(l.as_str()));
+                doc.add_text(f.licence, licence_id(l));
             }
         }
         Body::Collection(c) => {

@@ -108,6 +108,8 @@ fn run(node: &Node) -> Result<(), IndexError> {
             tracing::info!("rebuilding the search index from the store");
             search.rebuilding.store(true, Ordering::Release);
             search.reindex.store(false, Ordering::Release);
+            // Uncommitted work first, or it would survive the deletion.
+            writer.rollback()?;
             writer.delete_all_documents()?;
             seq = 0;
             pending = true;
@@ -170,8 +172,9 @@ fn index_changes(
             continue;
         }
         let kind = rec.kind();
-        if matches!(kind, Kind::Organisation | Kind::Membership) {
-            // Who speaks for whom may have changed.
+        if matches!(kind, Kind::Organisation | Kind::Membership | Kind::Tombstone) {
+            // Who speaks for whom may have changed (a withdrawal may be of
+            // an organisation or a membership).
             orgs.0.clear();
         }
         writer.delete_term(Term::from_field_text(
@@ -219,7 +222,8 @@ struct Orgs(HashMap<PublicKey, Org>);
 
 impl Orgs {
     /// The organisation of `author`: this node's own; else the SIREN an
-    /// accepted membership gives it; else its own Organisation record.
+    /// accepted membership gives it; else its own Organisation record, if
+    /// public (its name may then appear in any document).
     fn of(&mut self, node: &Node, author: &PublicKey) -> Result<Org, StoreError> {
         if let Some(o) = self.0.get(author) {
             return Ok(o.clone());
@@ -253,7 +257,13 @@ fn own_organisation(node: &Node, author: &PublicKey) -> Result<Option<Org>, Stor
     };
     let (entries, _) = node.store.list_current(&filter, None, 1, |_| true)?;
     for e in entries {
-        if let Some(Body::Organisation(o)) = load_current(node, author, &e.record_id)?.map(|r| r.body) {
+        let Some(rec) = load_current(node, author, &e.record_id)? else {
+            continue;
+        };
+        if rec.visibility != maillage_record::Visibility::Public {
+            continue;
+        }
+        if let Body::Organisation(o) = rec.body {
             return Ok(Some(Org {
                 siren: Some(o.siren),
                 name: Some(o.name),

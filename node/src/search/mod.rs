@@ -22,6 +22,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use maillage_record::territory::Place;
@@ -40,7 +41,11 @@ use tally::Tally;
 
 /// Bumped when what is indexed changes: an index of another version is
 /// rebuilt from the store at start.
-const SCHEMA_VERSION: u64 = 1;
+const SCHEMA_VERSION: u64 = 2;
+/// The file that says a directory is a search index maillage made (and may
+/// delete to rebuild it).
+const MARKER: &str = "MAILLAGE-SEARCH-INDEX";
+const MARKER_TEXT: &str = "maillage search index: derived from the store; delete this directory to rebuild it\n";
 /// Results per page when the caller does not say, and at most.
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -59,6 +64,10 @@ pub enum SearchError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "{path} is not empty and is not a maillage search index: set node.search_dir to a directory of its own"
+    )]
+    Foreign { path: String },
     #[error("{0}")]
     BadRequest(String),
     #[error("search: {0}")]
@@ -223,7 +232,11 @@ impl Search {
     /// Opens the index at `path`, or creates it; an index written with
     /// another schema version, or one that does not open, is started anew
     /// (it is derived data: the indexer rebuilds it from the store).
-    pub fn open(path: &Path) -> Result<Search, SearchError> {
+    ///
+    /// `stored_seq` is the store's last sequence number: an index that has
+    /// seen more (the store was replaced under it) is started anew too. A
+    /// non-empty directory is only ever deleted if maillage made it.
+    pub fn open(path: &Path, stored_seq: u64) -> Result<Search, SearchError> {
         let shown = path.display().to_string();
         let err = |source| SearchError::Index {
             path: shown.clone(),
@@ -235,18 +248,23 @@ impl Search {
         };
         std::fs::create_dir_all(path).map_err(reset)?;
         let (fields, schema) = Fields::schema();
+        let marker = path.join(MARKER);
         let existing = Index::open_in_dir(path).ok().and_then(|index| {
             let seq = committed_seq(&index)?;
-            (index.schema() == schema).then_some((index, seq))
+            (index.schema() == schema && seq <= stored_seq).then_some((index, seq))
         });
         let (index, seq) = match existing {
             Some(found) => found,
             None => {
                 if std::fs::read_dir(path).map_err(reset)?.next().is_some() {
-                    tracing::warn!(path = %shown, "the search index is from another version or damaged: rebuilding it from the store");
+                    if !marker.exists() {
+                        return Err(SearchError::Foreign { path: shown });
+                    }
+                    tracing::warn!(path = %shown, "the search index is from another version, damaged, or ahead of the store: rebuilding it from the store");
                     std::fs::remove_dir_all(path).map_err(reset)?;
                     std::fs::create_dir_all(path).map_err(reset)?;
                 }
+                std::fs::write(&marker, MARKER_TEXT).map_err(reset)?;
                 (Index::create_in_dir(path, schema).map_err(err)?, 0)
             }
         };
@@ -311,6 +329,9 @@ impl Search {
             )));
         }
         let query = self.query(&req.text, &req.filters, viewer)?;
+        // Read before the searcher: a commit in between makes this an
+        // understatement, never a claim about records not searched.
+        let indexed_seq = self.indexed_seq();
         let searcher = self.reader.searcher();
         let tally = Tally::new(&["kind", "theme", "org", "dep", "status"], &[]);
         let top = TopDocs::with_limit(page_size)
@@ -320,7 +341,13 @@ impl Search {
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
-            hits.push(self.hit(&doc, score));
+            let mut hit = self.hit(&doc, score);
+            // Peer names describe this node's links: the public only learns
+            // that a record was relayed.
+            if *viewer == Viewer::Anonymous && hit.relayed_by.is_some() {
+                hit.relayed_by = Some("a peer".into());
+            }
+            hits.push(hit);
         }
         let mut facets = BTreeMap::new();
         for (name, field) in [
@@ -338,7 +365,7 @@ impl Search {
             page_size,
             hits,
             facets,
-            indexed_seq: self.indexed_seq(),
+            indexed_seq,
             stored_seq,
         })
     }
@@ -351,6 +378,7 @@ impl Search {
         viewer: &Viewer,
         stored_seq: u64,
     ) -> Result<Stats, SearchError> {
+        let indexed_seq = self.indexed_seq();
         let searcher = self.reader.searcher();
         let all = self.query("", filters, viewer)?;
         let (total, groups) = searcher.search(&all, &(Count, Tally::new(&[by.field()], &[])))?;
@@ -369,11 +397,23 @@ impl Search {
             projects.projects = n as u64;
             projects.by_status = t.buckets("status", usize::MAX);
             projects.by_risk = t.buckets("risk", usize::MAX);
-            let (n, t) = searcher.search(
-                &only(Kind::ProjectDetails)?,
-                &(Count, Tally::new(&["budget"], &["kwh", "co2"])),
+            // Details carry no theme, status or organisation of their own:
+            // they count when their project matched (and the caller may see
+            // them).
+            let keys = searcher.search(&only(Kind::Project)?, &tally::Values("key"))?;
+            let details = self.query(
+                "",
+                &Filters {
+                    kind: Some(Kind::ProjectDetails),
+                    ..Filters::default()
+                },
+                viewer,
             )?;
-            projects.with_details = n as u64;
+            let t = searcher.search(
+                &details,
+                &Tally::new(&["budget"], &["kwh", "co2"]).within("project_key", Arc::new(keys)),
+            )?;
+            projects.with_details = t.matched;
             projects.by_budget = t.buckets("budget", usize::MAX);
             (projects.energy_kwh_per_year, projects.energy_reported) = t.sum("kwh");
             (projects.emissions_kgco2e_per_year, projects.emissions_reported) = t.sum("co2");
@@ -383,7 +423,7 @@ impl Search {
             by: by.field().to_string(),
             groups: groups.buckets(by.field(), usize::MAX),
             projects,
-            indexed_seq: self.indexed_seq(),
+            indexed_seq,
             stored_seq,
         })
     }
@@ -510,7 +550,11 @@ fn committed_seq(index: &Index) -> Option<u64> {
 fn label(field: &str, value: &str) -> String {
     let found = match field {
         "kind" => Kind::parse(value).ok().map(|k| k.label().to_string()),
-        "theme" => ProjectTheme::parse(value).ok().map(|t| t.label().to_string()),
+        "theme" => ProjectTheme::parse(value)
+            .ok()
+            .map(|t| t.label())
+            .or_else(|| maillage_record::vocab::eu_data_theme(value).map(|(_, l)| l))
+            .map(str::to_string),
         "status" => ProjectStatus::parse(value).ok().map(|s| s.label().to_string()),
         "risk" => RiskCategory::parse(value).ok().map(|s| s.label().to_string()),
         "budget" => BudgetBand::parse(value).ok().map(|s| s.label().to_string()),

@@ -2,7 +2,8 @@
 //! fields over every matching document, from the fast-field columns: facets
 //! and statistics cost a few column reads per match, and no stored document.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
@@ -14,6 +15,7 @@ use super::{Bucket, label};
 pub struct Tally {
     counted: Vec<&'static str>,
     summed: Vec<&'static str>,
+    within: Option<(&'static str, Arc<HashSet<String>>)>,
 }
 
 impl Tally {
@@ -21,7 +23,61 @@ impl Tally {
         Tally {
             counted: counted.to_vec(),
             summed: summed.to_vec(),
+            within: None,
         }
+    }
+
+    /// Only documents whose `field` is one of `values` (a join: project
+    /// details whose project matched).
+    pub fn within(mut self, field: &'static str, values: Arc<HashSet<String>>) -> Tally {
+        self.within = Some((field, values));
+        self
+    }
+}
+
+/// Every value of a keyword field among the matches.
+pub struct Values(pub &'static str);
+
+pub struct SegmentValues(Option<StrColumn>, HashSet<u64>);
+
+impl Collector for Values {
+    type Fruit = HashSet<String>;
+    type Child = SegmentValues;
+
+    fn for_segment(&self, _: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentValues> {
+        Ok(SegmentValues(reader.fast_fields().str(self.0)?, HashSet::new()))
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<HashSet<String>>) -> tantivy::Result<HashSet<String>> {
+        Ok(fruits.into_iter().flatten().collect())
+    }
+}
+
+impl SegmentCollector for SegmentValues {
+    type Fruit = HashSet<String>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        if let Some(c) = &self.0 {
+            self.1.extend(c.term_ords(doc));
+        }
+    }
+
+    fn harvest(self) -> HashSet<String> {
+        let Some(c) = self.0 else {
+            return HashSet::new();
+        };
+        let mut out = HashSet::with_capacity(self.1.len());
+        for ord in self.1 {
+            let mut v = String::new();
+            if c.ord_to_str(ord, &mut v).unwrap_or(false) {
+                out.insert(v);
+            }
+        }
+        out
     }
 }
 
@@ -29,6 +85,8 @@ impl Tally {
 /// summed field.
 #[derive(Debug, Default)]
 pub struct Tallied {
+    /// Documents counted.
+    pub matched: u64,
     counts: HashMap<&'static str, HashMap<String, u64>>,
     sums: HashMap<&'static str, (f64, u64)>,
 }
@@ -60,6 +118,10 @@ impl Tallied {
 }
 
 pub struct SegmentTally {
+    matched: u64,
+    /// The join column, the values it must take, and per term ordinal
+    /// whether it is one of them (0: not looked up yet, 1: yes, 2: no).
+    within: Option<(Option<StrColumn>, Arc<HashSet<String>>, Vec<u8>)>,
     columns: Vec<(&'static str, Option<StrColumn>, Vec<u64>)>,
     numbers: Vec<(&'static str, Option<Column<f64>>, f64, u64)>,
 }
@@ -85,7 +147,20 @@ impl Collector for Tally {
             .iter()
             .map(|name| (*name, fast.f64(name).ok(), 0.0, 0))
             .collect();
-        Ok(SegmentTally { columns, numbers })
+        let within = match &self.within {
+            None => None,
+            Some((field, values)) => {
+                let column = fast.str(field)?;
+                let terms = column.as_ref().map_or(0, |c| c.num_terms());
+                Some((column, values.clone(), vec![0u8; terms]))
+            }
+        };
+        Ok(SegmentTally {
+            matched: 0,
+            within,
+            columns,
+            numbers,
+        })
     }
 
     fn requires_scoring(&self) -> bool {
@@ -95,6 +170,7 @@ impl Collector for Tally {
     fn merge_fruits(&self, fruits: Vec<Tallied>) -> tantivy::Result<Tallied> {
         let mut out = Tallied::default();
         for fruit in fruits {
+            out.matched += fruit.matched;
             for (field, counts) in fruit.counts {
                 let into = out.counts.entry(field).or_default();
                 for (value, n) in counts {
@@ -115,6 +191,23 @@ impl SegmentCollector for SegmentTally {
     type Fruit = Tallied;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
+        if let Some((column, values, known)) = &mut self.within {
+            let Some(c) = column else { return };
+            let mut inside = false;
+            for ord in c.term_ords(doc) {
+                let k = &mut known[ord as usize];
+                if *k == 0 {
+                    let mut v = String::new();
+                    let found = c.ord_to_str(ord, &mut v).unwrap_or(false) && values.contains(&v);
+                    *k = if found { 1 } else { 2 };
+                }
+                inside |= *k == 1;
+            }
+            if !inside {
+                return;
+            }
+        }
+        self.matched += 1;
         for (_, column, counts) in &mut self.columns {
             if let Some(c) = column {
                 for ord in c.term_ords(doc) {
@@ -131,7 +224,10 @@ impl SegmentCollector for SegmentTally {
     }
 
     fn harvest(self) -> Tallied {
-        let mut out = Tallied::default();
+        let mut out = Tallied {
+            matched: self.matched,
+            ..Tallied::default()
+        };
         let mut value = String::new();
         for (field, column, counts) in self.columns {
             let into = out.counts.entry(field).or_default();

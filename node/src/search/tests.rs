@@ -44,7 +44,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let search = Search::open(&dir.path().join("search")).unwrap();
+        let search = Search::open(&dir.path().join("search"), 0).unwrap();
         Fixture { _dir: dir, search }
     }
 
@@ -308,6 +308,16 @@ fn stats_sum_what_projects_measured() {
     assert_eq!((p.energy_kwh_per_year, p.energy_reported), (2000.5, 2));
     assert_eq!((p.emissions_kgco2e_per_year, p.emissions_reported), (42.5, 2));
 
+    // Details count with their project: filtered by status, two remain.
+    let deployed = f
+        .search
+        .stats(&Filters { status: Some("deploiement".into()), ..Default::default() }, GroupBy::Kind, &Viewer::Operator, 0)
+        .unwrap();
+    assert_eq!(deployed.projects.projects, 2);
+    assert_eq!(deployed.projects.with_details, 2);
+    assert_eq!((deployed.projects.energy_kwh_per_year, deployed.projects.energy_reported), (2000.5, 2));
+    assert_eq!((deployed.projects.emissions_kgco2e_per_year, deployed.projects.emissions_reported), (30.0, 1));
+
     // The public does not see the details (federation): no sums for it.
     let public = f.search.stats(&Filters::default(), GroupBy::Status, &Viewer::Anonymous, 0).unwrap();
     assert_eq!(public.total, 5);
@@ -327,8 +337,24 @@ fn an_index_of_another_version_is_started_anew() {
     let path = dir.path().join("search");
     std::fs::create_dir_all(&path).unwrap();
     std::fs::write(path.join("meta.json"), b"not an index").unwrap();
-    let s = Search::open(&path).unwrap();
+    // A directory maillage did not make is never deleted.
+    let e = Search::open(&path, 0).err().unwrap().to_string();
+    assert!(e.contains("search_dir"), "{e}");
+    assert!(path.join("meta.json").exists());
+    std::fs::write(path.join(MARKER), MARKER_TEXT).unwrap();
+    let s = Search::open(&path, 0).unwrap();
     assert_eq!(s.indexed_seq(), 0);
     assert_ne!(std::fs::read(path.join("meta.json")).unwrap(), b"not an index");
+    drop(s);
+    // An index that has seen more than the store holds is started anew.
+    let s = Search::open(&path, 0).unwrap();
+    let mut w: tantivy::IndexWriter<TantivyDocument> = s.index.writer_with_num_threads(1, 16 << 20).unwrap();
+    let mut c = w.prepare_commit().unwrap();
+    c.set_payload(&format!("{{\"schema\":{SCHEMA_VERSION},\"seq\":9}}"));
+    c.commit().unwrap();
+    drop(w);
+    drop(s);
+    assert_eq!(Search::open(&path, 9).unwrap().indexed_seq(), 9);
+    assert_eq!(Search::open(&path, 5).unwrap().indexed_seq(), 0);
 }
 
