@@ -249,6 +249,15 @@ fn main() -> anyhow::Result<()> {
     )?;
     row(
         &mut md,
+        &format!("the same searches on an idle node: p50 / p99 ({} queries)", sf.idle.micros.len()),
+        format!("{:.2} / {:.2} ms", sf.idle.pct_ms(50), sf.idle.pct_ms(99)),
+        format!("during the sync: {p50:.2} / {p99:.2} ms"),
+        sf.idle.pct_ms(99) / p99.max(1e-9),
+        "p50 < 5 ms, p99 < 20 ms",
+        sf.idle.pct_ms(50) < 5.0 && sf.idle.pct_ms(99) < 20.0,
+    )?;
+    row(
+        &mut md,
         "queries per second, same runs",
         format!("{:.0}/s", sf.node.qps()),
         format!("SQLite FTS5: {:.0}/s", sf.sqlite.qps()),
@@ -410,6 +419,8 @@ struct SearchFigures {
     sync_elapsed: Duration,
     /// The node under 8 clients while it ingests INGEST records by sync.
     node: search::Latencies,
+    /// The same clients before the sync, with nothing else running.
+    idle: search::Latencies,
     ingest_elapsed: Duration,
     sqlite_build: Duration,
     sqlite: search::Latencies,
@@ -433,6 +444,12 @@ async fn search_bench(
     }
     search::indexed(&a.node).await;
     search::indexed(&b.node).await;
+    eprintln!("search: {} clients on node b, idle...", search::CLIENTS);
+    let idle = search::query_node_owned(
+        b.admin.clone(),
+        Arc::new(std::sync::atomic::AtomicBool::new(true)),
+    )
+    .await?;
     eprintln!("search: {} clients on node b while it syncs them...", search::CLIENTS);
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let queries = tokio::spawn(search::query_node_owned(b.admin.clone(), done.clone()));
@@ -462,6 +479,7 @@ async fn search_bench(
     );
     Ok(SearchFigures {
         node,
+        idle,
         ingest_elapsed,
         sqlite_build,
         sqlite,

@@ -70,13 +70,12 @@ impl SegmentCollector for SegmentValues {
         let Some(c) = self.0 else {
             return HashSet::new();
         };
-        let mut out = HashSet::with_capacity(self.1.len());
-        for ord in self.1 {
-            let mut v = String::new();
-            if c.ord_to_str(ord, &mut v).unwrap_or(false) {
-                out.insert(v);
-            }
-        }
+        let mut ords: Vec<u64> = self.1.into_iter().collect();
+        ords.sort_unstable();
+        let mut out = HashSet::with_capacity(ords.len());
+        let _ = c.dictionary().sorted_ords_to_term_cb(&ords, |term| {
+            out.insert(String::from_utf8_lossy(term).into_owned());
+        });
         out
     }
 }
@@ -228,16 +227,24 @@ impl SegmentCollector for SegmentTally {
             matched: self.matched,
             ..Tallied::default()
         };
-        let mut value = String::new();
         for (field, column, counts) in self.columns {
             let into = out.counts.entry(field).or_default();
             let Some(column) = column else { continue };
-            for (ord, n) in counts.into_iter().enumerate().filter(|(_, n)| *n > 0) {
-                value.clear();
-                if column.ord_to_str(ord as u64, &mut value).unwrap_or(false) {
-                    into.insert(value.clone(), n);
+            // One pass over the dictionary in order: looking ordinals up one
+            // by one decodes a block each time, and broad queries touch
+            // thousands of values.
+            let (ords, ns): (Vec<u64>, Vec<u64>) = counts
+                .into_iter()
+                .enumerate()
+                .filter(|(_, n)| *n > 0)
+                .map(|(ord, n)| (ord as u64, n))
+                .unzip();
+            let mut ns = ns.into_iter();
+            let _ = column.dictionary().sorted_ords_to_term_cb(&ords, |term| {
+                if let Some(n) = ns.next() {
+                    into.insert(String::from_utf8_lossy(term).into_owned(), n);
                 }
-            }
+            });
         }
         for (field, _, sum, n) in self.numbers {
             out.sums.insert(field, (sum, n));
