@@ -50,6 +50,8 @@ pub struct Fields {
     pub theme: Field,
     pub org: Field,
     pub org_stored: Field,
+    /// The SIREN as a number, for counting (see `tally.rs`).
+    pub org_num: Field,
     pub org_name: Field,
     /// Every place the record is about and every place above it.
     pub place: Field,
@@ -93,6 +95,7 @@ impl Fields {
             theme: b.add_text_field("theme", keyword.clone()),
             org: b.add_text_field("org", keyword.clone()),
             org_stored: b.add_text_field("org_stored", STORED),
+            org_num: b.add_u64_field("org_num", FAST),
             org_name: b.add_text_field("org_name", STORED),
             place: b.add_text_field("place", STRING),
             dep: b.add_text_field("dep", keyword.clone()),
@@ -417,6 +420,9 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
         }
         doc.add_text(f.org, siren);
         doc.add_text(f.org_stored, siren);
+        if let Ok(n) = siren.parse::<u64>() {
+            doc.add_u64(f.org_num, n);
+        }
     }
     if let Some(name) = &org.name {
         doc.add_text(f.org_name, name);

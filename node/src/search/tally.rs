@@ -122,7 +122,15 @@ pub struct SegmentTally {
     /// whether it is one of them (0: not looked up yet, 1: yes, 2: no).
     within: Option<(Option<StrColumn>, Arc<HashSet<String>>, Vec<u8>)>,
     columns: Vec<(&'static str, Option<StrColumn>, Vec<u64>)>,
+    /// Fields kept as numbers (SIRENs: tens of thousands of values, whose
+    /// dictionary would cost more to read than the counting).
+    sirens: Vec<(&'static str, Option<Column<u64>>, HashMap<u64, u64>)>,
     numbers: Vec<(&'static str, Option<Column<f64>>, f64, u64)>,
+}
+
+/// The number field that holds the same values as `field`, if any.
+fn numeric_twin(field: &str) -> Option<&'static str> {
+    (field == "org").then_some("org_num")
 }
 
 impl Collector for Tally {
@@ -136,7 +144,12 @@ impl Collector for Tally {
     ) -> tantivy::Result<SegmentTally> {
         let fast = reader.fast_fields();
         let mut columns = Vec::new();
+        let mut sirens = Vec::new();
         for name in &self.counted {
+            if let Some(numeric) = numeric_twin(name) {
+                sirens.push((*name, fast.u64(numeric).ok(), HashMap::new()));
+                continue;
+            }
             let column = fast.str(name)?;
             let terms = column.as_ref().map_or(0, |c| c.num_terms());
             columns.push((*name, column, vec![0; terms]));
@@ -158,6 +171,7 @@ impl Collector for Tally {
             matched: 0,
             within,
             columns,
+            sirens,
             numbers,
         })
     }
@@ -207,6 +221,11 @@ impl SegmentCollector for SegmentTally {
             }
         }
         self.matched += 1;
+        for (_, column, counts) in &mut self.sirens {
+            if let Some(v) = column.as_ref().and_then(|c| c.first(doc)) {
+                *counts.entry(v).or_default() += 1;
+            }
+        }
         for (_, column, counts) in &mut self.columns {
             if let Some(c) = column {
                 for ord in c.term_ords(doc) {
@@ -227,6 +246,12 @@ impl SegmentCollector for SegmentTally {
             matched: self.matched,
             ..Tallied::default()
         };
+        for (field, _, counts) in self.sirens {
+            let into = out.counts.entry(field).or_default();
+            for (v, n) in counts {
+                into.insert(format!("{v:09}"), n);
+            }
+        }
         for (field, column, counts) in self.columns {
             let into = out.counts.entry(field).or_default();
             let Some(column) = column else { continue };
