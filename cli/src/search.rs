@@ -113,10 +113,11 @@ pub async fn search(
         );
         return Ok(());
     }
+    let plural = if resp.total == 1 { "" } else { "s" };
     let what = if query.trim().is_empty() {
-        "records".to_string()
+        format!("record{plural}")
     } else {
-        format!("results for \"{}\"", query.trim())
+        format!("result{plural} for \"{}\"", query.trim())
     };
     println!(
         "{} {what} (page {}, {} ms)",
