@@ -10,51 +10,210 @@ use maillage_record::{Body, Record, SigningKey, VerifiedRecord, Visibility, enve
 
 /// (subject, theme, words its description uses)
 const SUBJECTS: &[(&str, &str, &str)] = &[
-    ("Budget primitif", "Économie", "dépenses recettes fonctionnement investissement"),
-    ("Comptes administratifs", "Économie", "exécution budgétaire dépenses recettes"),
-    ("Subventions aux associations", "Économie", "associations montants bénéficiaires"),
-    ("Marchés publics attribués", "Économie", "titulaires montants procédures"),
-    ("Arrêtés de circulation", "Transports", "voirie travaux restrictions"),
-    ("Stationnement vélos", "Transports", "arceaux vélos stationnement mobilité douce"),
-    ("Comptages vélos", "Transports", "compteurs vélos fréquentation pistes cyclables"),
-    ("Lignes de bus", "Transports", "arrêts horaires réseau transport en commun"),
-    ("Transport scolaire", "Transports", "circuits élèves arrêts scolaires"),
-    ("Bornes de recharge", "Énergie", "véhicules électriques bornes puissance"),
-    ("Consommation énergétique des bâtiments", "Énergie", "électricité gaz chauffage bâtiments publics"),
-    ("Production photovoltaïque", "Énergie", "panneaux solaires production électricité"),
-    ("Éclairage public", "Énergie", "luminaires candélabres consommation nuit"),
-    ("Collecte des déchets", "Environnement", "tournées bacs ordures ménagères tri"),
-    ("Points d'apport volontaire", "Environnement", "verre emballages conteneurs tri"),
-    ("Qualité de l'air", "Environnement", "pollution particules ozone capteurs"),
-    ("Arbres d'alignement", "Environnement", "patrimoine arboré essences plantations"),
-    ("Espaces verts", "Environnement", "parcs jardins entretien surfaces"),
-    ("Qualité de l'eau potable", "Santé", "analyses prélèvements conformité réseau"),
-    ("Assainissement", "Environnement", "stations d'épuration réseaux eaux usées"),
-    ("Délibérations du conseil", "Gouvernement", "séances votes actes conseil municipal"),
-    ("Élus et commissions", "Gouvernement", "mandats délégations commissions"),
-    ("État civil", "Population", "naissances mariages décès actes"),
-    ("Équipements sportifs", "Éducation", "gymnases piscines stades horaires"),
-    ("Horaires des piscines", "Éducation", "bassins créneaux ouverture public"),
-    ("Menus des cantines", "Éducation", "restauration scolaire repas produits bio"),
-    ("Effectifs scolaires", "Éducation", "écoles classes élèves rentrée"),
-    ("Bibliothèques", "Éducation", "prêts collections lecteurs médiathèques"),
-    ("Permis de construire", "Régions", "urbanisme autorisations parcelles"),
-    ("Plan local d'urbanisme", "Régions", "zonage règlement parcelles urbanisme"),
+    (
+        "Budget primitif",
+        "Économie",
+        "dépenses recettes fonctionnement investissement",
+    ),
+    (
+        "Comptes administratifs",
+        "Économie",
+        "exécution budgétaire dépenses recettes",
+    ),
+    (
+        "Subventions aux associations",
+        "Économie",
+        "associations montants bénéficiaires",
+    ),
+    (
+        "Marchés publics attribués",
+        "Économie",
+        "titulaires montants procédures",
+    ),
+    (
+        "Arrêtés de circulation",
+        "Transports",
+        "voirie travaux restrictions",
+    ),
+    (
+        "Stationnement vélos",
+        "Transports",
+        "arceaux vélos stationnement mobilité douce",
+    ),
+    (
+        "Comptages vélos",
+        "Transports",
+        "compteurs vélos fréquentation pistes cyclables",
+    ),
+    (
+        "Lignes de bus",
+        "Transports",
+        "arrêts horaires réseau transport en commun",
+    ),
+    (
+        "Transport scolaire",
+        "Transports",
+        "circuits élèves arrêts scolaires",
+    ),
+    (
+        "Bornes de recharge",
+        "Énergie",
+        "véhicules électriques bornes puissance",
+    ),
+    (
+        "Consommation énergétique des bâtiments",
+        "Énergie",
+        "électricité gaz chauffage bâtiments publics",
+    ),
+    (
+        "Production photovoltaïque",
+        "Énergie",
+        "panneaux solaires production électricité",
+    ),
+    (
+        "Éclairage public",
+        "Énergie",
+        "luminaires candélabres consommation nuit",
+    ),
+    (
+        "Collecte des déchets",
+        "Environnement",
+        "tournées bacs ordures ménagères tri",
+    ),
+    (
+        "Points d'apport volontaire",
+        "Environnement",
+        "verre emballages conteneurs tri",
+    ),
+    (
+        "Qualité de l'air",
+        "Environnement",
+        "pollution particules ozone capteurs",
+    ),
+    (
+        "Arbres d'alignement",
+        "Environnement",
+        "patrimoine arboré essences plantations",
+    ),
+    (
+        "Espaces verts",
+        "Environnement",
+        "parcs jardins entretien surfaces",
+    ),
+    (
+        "Qualité de l'eau potable",
+        "Santé",
+        "analyses prélèvements conformité réseau",
+    ),
+    (
+        "Assainissement",
+        "Environnement",
+        "stations d'épuration réseaux eaux usées",
+    ),
+    (
+        "Délibérations du conseil",
+        "Gouvernement",
+        "séances votes actes conseil municipal",
+    ),
+    (
+        "Élus et commissions",
+        "Gouvernement",
+        "mandats délégations commissions",
+    ),
+    (
+        "État civil",
+        "Population",
+        "naissances mariages décès actes",
+    ),
+    (
+        "Équipements sportifs",
+        "Éducation",
+        "gymnases piscines stades horaires",
+    ),
+    (
+        "Horaires des piscines",
+        "Éducation",
+        "bassins créneaux ouverture public",
+    ),
+    (
+        "Menus des cantines",
+        "Éducation",
+        "restauration scolaire repas produits bio",
+    ),
+    (
+        "Effectifs scolaires",
+        "Éducation",
+        "écoles classes élèves rentrée",
+    ),
+    (
+        "Bibliothèques",
+        "Éducation",
+        "prêts collections lecteurs médiathèques",
+    ),
+    (
+        "Permis de construire",
+        "Régions",
+        "urbanisme autorisations parcelles",
+    ),
+    (
+        "Plan local d'urbanisme",
+        "Régions",
+        "zonage règlement parcelles urbanisme",
+    ),
     ("Adresses", "Régions", "base adresse locale voies numéros"),
     ("Cadastre", "Régions", "parcelles sections propriétés"),
-    ("Logements sociaux", "Population", "bailleurs logements attributions"),
+    (
+        "Logements sociaux",
+        "Population",
+        "bailleurs logements attributions",
+    ),
     ("Défibrillateurs", "Santé", "DAE emplacements accès"),
-    ("Festivals et événements", "Culture", "agenda manifestations culture"),
-    ("Musées et monuments", "Culture", "patrimoine visites fréquentation"),
-    ("Tourisme et hébergements", "Culture", "hôtels campings capacités touristes"),
-    ("Marchés alimentaires", "Agriculture", "producteurs locaux jours emplacements"),
-    ("Accidents de la route", "Transports", "sécurité routière corporels voirie"),
-    ("Vidéoprotection", "Justice", "caméras emplacements sécurité"),
+    (
+        "Festivals et événements",
+        "Culture",
+        "agenda manifestations culture",
+    ),
+    (
+        "Musées et monuments",
+        "Culture",
+        "patrimoine visites fréquentation",
+    ),
+    (
+        "Tourisme et hébergements",
+        "Culture",
+        "hôtels campings capacités touristes",
+    ),
+    (
+        "Marchés alimentaires",
+        "Agriculture",
+        "producteurs locaux jours emplacements",
+    ),
+    (
+        "Accidents de la route",
+        "Transports",
+        "sécurité routière corporels voirie",
+    ),
+    (
+        "Vidéoprotection",
+        "Justice",
+        "caméras emplacements sécurité",
+    ),
 ];
 
 const QUALIFIERS: &[&str] = &[
-    "2021", "2022", "2023", "2024", "2025", "en temps réel", "par quartier", "historique",
-    "annuel", "mensuel", "géolocalisé", "détaillé", "consolidé",
+    "2021",
+    "2022",
+    "2023",
+    "2024",
+    "2025",
+    "en temps réel",
+    "par quartier",
+    "historique",
+    "annuel",
+    "mensuel",
+    "géolocalisé",
+    "détaillé",
+    "consolidé",
 ];
 
 const PHRASES: &[&str] = &[
@@ -69,18 +228,48 @@ const PHRASES: &[&str] = &[
 
 /// (AI project, its theme)
 const PROJECTS: &[(&str, ProjectTheme)] = &[
-    ("Agent conversationnel pour l'accueil des usagers", ProjectTheme::Citizenship),
-    ("Tri automatique des courriers entrants", ProjectTheme::Administration),
-    ("Détection des dépôts sauvages par vision", ProjectTheme::EcologicalTransition),
-    ("Prévision de la fréquentation des cantines", ProjectTheme::Administration),
-    ("Optimisation des tournées de collecte des déchets", ProjectTheme::EcologicalTransition),
-    ("Analyse des consommations énergétiques des bâtiments", ProjectTheme::EcologicalTransition),
-    ("Aide à l'instruction des permis de construire", ProjectTheme::Attractiveness),
-    ("Résumé automatique des délibérations", ProjectTheme::Governance),
-    ("Prédiction des fuites sur le réseau d'eau", ProjectTheme::EcologicalTransition),
+    (
+        "Agent conversationnel pour l'accueil des usagers",
+        ProjectTheme::Citizenship,
+    ),
+    (
+        "Tri automatique des courriers entrants",
+        ProjectTheme::Administration,
+    ),
+    (
+        "Détection des dépôts sauvages par vision",
+        ProjectTheme::EcologicalTransition,
+    ),
+    (
+        "Prévision de la fréquentation des cantines",
+        ProjectTheme::Administration,
+    ),
+    (
+        "Optimisation des tournées de collecte des déchets",
+        ProjectTheme::EcologicalTransition,
+    ),
+    (
+        "Analyse des consommations énergétiques des bâtiments",
+        ProjectTheme::EcologicalTransition,
+    ),
+    (
+        "Aide à l'instruction des permis de construire",
+        ProjectTheme::Attractiveness,
+    ),
+    (
+        "Résumé automatique des délibérations",
+        ProjectTheme::Governance,
+    ),
+    (
+        "Prédiction des fuites sur le réseau d'eau",
+        ProjectTheme::EcologicalTransition,
+    ),
     ("Comptage des vélos par caméra", ProjectTheme::Mobility),
     ("Régulation des feux de circulation", ProjectTheme::Mobility),
-    ("Traduction des démarches en ligne", ProjectTheme::Citizenship),
+    (
+        "Traduction des démarches en ligne",
+        ProjectTheme::Citizenship,
+    ),
 ];
 
 /// The i-th record of the corpus (deterministic), unsigned.
@@ -112,7 +301,13 @@ pub fn record(i: usize) -> Record {
             status,
         );
         p.theme = Some(theme);
-        p.risk_category = Some([RiskCategory::Minimal, RiskCategory::Limited, RiskCategory::High][i % 3]);
+        p.risk_category = Some(
+            [
+                RiskCategory::Minimal,
+                RiskCategory::Limited,
+                RiskCategory::High,
+            ][i % 3],
+        );
         p.organisation_name = Some(c.name.clone());
         p.organisation_kind = Some(c.kind);
         Body::Project(p)

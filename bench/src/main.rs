@@ -211,14 +211,21 @@ fn main() -> anyhow::Result<()> {
         search::QUERIES.len(),
         search::CLIENTS
     )?;
-    writeln!(md, "| what | measured | baseline (same run) | ratio | limit | holds |")?;
+    writeln!(
+        md,
+        "| what | measured | baseline (same run) | ratio | limit | holds |"
+    )?;
     writeln!(md, "|---|---|---|---|---|---|")?;
     let index_rate = n as f64 / sf.index_elapsed.as_secs_f64();
     let sqlite_rate = n as f64 / sf.sqlite_build.as_secs_f64();
     row(
         &mut md,
         &format!("store then index {n} records (node a): records/s"),
-        format!("{index_rate:.0}/s ({:.1} s; storing alone {:.1} s)", sf.index_elapsed.as_secs_f64(), sf.load_elapsed.as_secs_f64()),
+        format!(
+            "{index_rate:.0}/s ({:.1} s; storing alone {:.1} s)",
+            sf.index_elapsed.as_secs_f64(),
+            sf.load_elapsed.as_secs_f64()
+        ),
         format!("SQLite FTS5 build: {sqlite_rate:.0}/s"),
         index_rate / sqlite_rate,
         "≥ the full-sync rate (keeps up)",
@@ -242,14 +249,21 @@ fn main() -> anyhow::Result<()> {
             sf.node.micros.len()
         ),
         format!("{p50:.2} / {p99:.2} ms"),
-        format!("SQLite FTS5 while inserting: {:.2} / {:.2} ms", sf.sqlite.pct_ms(50), sf.sqlite.pct_ms(99)),
+        format!(
+            "SQLite FTS5 while inserting: {:.2} / {:.2} ms",
+            sf.sqlite.pct_ms(50),
+            sf.sqlite.pct_ms(99)
+        ),
         p99 / sf.sqlite.pct_ms(99).max(1e-9),
         "p50 < 5 ms, p99 < 20 ms",
         p50 < 5.0 && p99 < 20.0,
     )?;
     row(
         &mut md,
-        &format!("the same searches on an idle node: p50 / p99 ({} queries)", sf.idle.micros.len()),
+        &format!(
+            "the same searches on an idle node: p50 / p99 ({} queries)",
+            sf.idle.micros.len()
+        ),
         format!("{:.2} / {:.2} ms", sf.idle.pct_ms(50), sf.idle.pct_ms(99)),
         format!("during the sync: {p50:.2} / {p99:.2} ms"),
         sf.idle.pct_ms(99) / p99.max(1e-9),
@@ -268,7 +282,10 @@ fn main() -> anyhow::Result<()> {
     row(
         &mut md,
         &format!("sync of {INGEST} records while answering searches"),
-        format!("{:.0} records/s", INGEST as f64 / sf.ingest_elapsed.as_secs_f64()),
+        format!(
+            "{:.0} records/s",
+            INGEST as f64 / sf.ingest_elapsed.as_secs_f64()
+        ),
         format!("first full sync: {full_rate:.0}/s"),
         INGEST as f64 / sf.ingest_elapsed.as_secs_f64() / full_rate,
         "-",
@@ -450,7 +467,10 @@ async fn search_bench(
         Arc::new(std::sync::atomic::AtomicBool::new(true)),
     )
     .await?;
-    eprintln!("search: {} clients on node b while it syncs them...", search::CLIENTS);
+    eprintln!(
+        "search: {} clients on node b while it syncs them...",
+        search::CLIENTS
+    );
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let queries = tokio::spawn(search::query_node_owned(b.admin.clone(), done.clone()));
     let t = Instant::now();
@@ -459,7 +479,11 @@ async fn search_bench(
     done.store(true, std::sync::atomic::Ordering::Release);
     let node = queries.await??;
     let report = report?;
-    anyhow::ensure!(report.intake.stored as usize == INGEST, "the sync stored {} of {INGEST}", report.intake.stored);
+    anyhow::ensure!(
+        report.intake.stored as usize == INGEST,
+        "the sync stored {} of {INGEST}",
+        report.intake.stored
+    );
     eprintln!(
         "node: p50 {:.2} ms, p99 {:.2} ms over {} queries",
         node.pct_ms(50),
@@ -647,7 +671,10 @@ async fn replication_benches(
         full.intake.stored
     );
     let index_lag = search::indexed(&b.node).await;
-    eprintln!("b's index caught up {:.1} s after the sync", index_lag.as_secs_f64());
+    eprintln!(
+        "b's index caught up {:.1} s after the sync",
+        index_lag.as_secs_f64()
+    );
 
     // Each side gets half of DIFF records the other lacks.
     eprintln!("reconciling {n} vs {n} with {DIFF} differences...");

@@ -83,8 +83,9 @@ fn request(i: usize) -> SearchRequest {
         query: words.into(),
         filters: Some(SearchFilters {
             kind: kind.map_or(0, |k| {
-                maillage_record::wire::kind_to_proto(maillage_record::Kind::parse(k).expect("known kind"))
-                    as i32
+                maillage_record::wire::kind_to_proto(
+                    maillage_record::Kind::parse(k).expect("known kind"),
+                ) as i32
             }),
             territory: territory.unwrap_or_default().into(),
             ..Default::default()
@@ -141,13 +142,25 @@ struct Row {
 fn row(r: &Record) -> Row {
     let (body, theme, org, status) = match &r.body {
         Body::Dataset(d) => (
-            format!("{}\n{}\n{}", d.description, d.keywords.join("\n"), d.themes.join("\n")),
+            format!(
+                "{}\n{}\n{}",
+                d.description,
+                d.keywords.join("\n"),
+                d.themes.join("\n")
+            ),
             d.themes.first().cloned().unwrap_or_default(),
-            d.publisher.as_ref().and_then(|p| p.siren.clone()).unwrap_or_default(),
+            d.publisher
+                .as_ref()
+                .and_then(|p| p.siren.clone())
+                .unwrap_or_default(),
             String::new(),
         ),
         Body::Project(p) => (
-            format!("{}\n{}", p.description, p.organisation_name.clone().unwrap_or_default()),
+            format!(
+                "{}\n{}",
+                p.description,
+                p.organisation_name.clone().unwrap_or_default()
+            ),
             p.theme.map(|t| t.as_str().to_string()).unwrap_or_default(),
             String::new(),
             p.status.as_str().to_string(),
@@ -163,7 +176,9 @@ fn row(r: &Record) -> Row {
             _ => None,
         })
         .unwrap_or_default();
-    let reg = territory::region_of_departement(&dep).unwrap_or_default().to_string();
+    let reg = territory::region_of_departement(&dep)
+        .unwrap_or_default()
+        .to_string();
     Row {
         title: r.body.label().to_string(),
         body,
@@ -191,11 +206,16 @@ const SCHEMA: &str = "
     CREATE INDEX meta_reg ON meta(reg);
 ";
 
-fn insert(conn: &mut rusqlite::Connection, recs: &[VerifiedRecord], first_id: i64) -> anyhow::Result<()> {
+fn insert(
+    conn: &mut rusqlite::Connection,
+    recs: &[VerifiedRecord],
+    first_id: i64,
+) -> anyhow::Result<()> {
     for (c, chunk) in recs.chunks(1024).enumerate() {
         let tx = conn.transaction()?;
         {
-            let mut docs = tx.prepare_cached("INSERT INTO docs(rowid, title, body) VALUES (?1, ?2, ?3)")?;
+            let mut docs =
+                tx.prepare_cached("INSERT INTO docs(rowid, title, body) VALUES (?1, ?2, ?3)")?;
             let mut meta = tx.prepare_cached(
                 "INSERT INTO meta(id, kind, theme, org, dep, reg, status) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
@@ -203,7 +223,9 @@ fn insert(conn: &mut rusqlite::Connection, recs: &[VerifiedRecord], first_id: i6
                 let id = first_id + (c * 1024 + i) as i64;
                 let row = row(r.record());
                 docs.execute(rusqlite::params![id, row.title, row.body])?;
-                meta.execute(rusqlite::params![id, row.kind, row.theme, row.org, row.dep, row.reg, row.status])?;
+                meta.execute(rusqlite::params![
+                    id, row.kind, row.theme, row.org, row.dep, row.reg, row.status
+                ])?;
             }
         }
         tx.commit()?;
@@ -224,7 +246,11 @@ impl Sqlite {
     }
 
     /// The same queries from `CLIENTS` threads while a writer inserts `more`.
-    pub fn query_while_inserting(&self, more: &[VerifiedRecord], first_id: i64) -> anyhow::Result<Latencies> {
+    pub fn query_while_inserting(
+        &self,
+        more: &[VerifiedRecord],
+        first_id: i64,
+    ) -> anyhow::Result<Latencies> {
         let done = AtomicBool::new(false);
         let started = Instant::now();
         let micros = std::thread::scope(|s| -> anyhow::Result<Vec<u64>> {
@@ -319,7 +345,10 @@ fn sqlite_query(conn: &rusqlite::Connection, i: usize) -> anyhow::Result<u64> {
             *c.entry(r.get::<_, String>(f)?).or_default() += 1;
         }
     }
-    anyhow::ensure!(total == 0 || !titles.is_empty(), "sqlite found matches but no top results");
+    anyhow::ensure!(
+        total == 0 || !titles.is_empty(),
+        "sqlite found matches but no top results"
+    );
     Ok(total)
 }
 

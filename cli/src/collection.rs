@@ -8,7 +8,9 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use maillage_proto::v1::{GetRequest, HistoryRequest, SignRequest, StatusRequest};
 use maillage_record::model::{Collection, RecordRef};
-use maillage_record::{Body, PublicKey, Record, RecordId, VerifiedRecord, Visibility, envelope, wire};
+use maillage_record::{
+    Body, PublicKey, Record, RecordId, VerifiedRecord, Visibility, envelope, wire,
+};
 use serde_json::json;
 
 use crate::connect::{NodeConn, explain};
@@ -46,13 +48,19 @@ async fn current(
     let Some(entry) = entries.into_iter().find(|e| e.current) else {
         return Ok(None);
     };
-    let env = entry.envelope.context("the node sent an entry without an envelope")?;
+    let env = entry
+        .envelope
+        .context("the node sent an entry without an envelope")?;
     let rec = envelope::verify(&env).context("the node sent a record that does not verify")?;
     Ok(Some(rec))
 }
 
 /// The collection `record_id` of this node, current and not withdrawn.
-async fn load(conn: &NodeConn, key: &PublicKey, record_id: &str) -> anyhow::Result<(Record, Collection)> {
+async fn load(
+    conn: &NodeConn,
+    key: &PublicKey,
+    record_id: &str,
+) -> anyhow::Result<(Record, Collection)> {
     let rec = current(conn, key, record_id).await?.with_context(|| {
         format!("no collection '{record_id}' on this node: create it with `maillage collection create {record_id} --title ...`")
     })?;
@@ -120,7 +128,14 @@ pub async fn create(
         }
     }
     let (id, version) = publish(&conn, &record).await?;
-    report(json_out, record_id, id, version, 0, &format!("created collection '{record_id}'"));
+    report(
+        json_out,
+        record_id,
+        id,
+        version,
+        0,
+        &format!("created collection '{record_id}'"),
+    );
     Ok(())
 }
 
@@ -163,15 +178,20 @@ async fn resolve(
             .get(GetRequest { id: id.0.to_vec() })
             .await
             .map_err(|s| match s.code() {
-                tonic::Code::NotFound => anyhow::anyhow!("item '{item}': no record with this id on this node"),
+                tonic::Code::NotFound => {
+                    anyhow::anyhow!("item '{item}': no record with this id on this node")
+                }
                 _ => explain(s),
             })?
             .into_inner();
-        let env = entry.envelope.context("the node sent an entry without an envelope")?;
+        let env = entry
+            .envelope
+            .context("the node sent an entry without an envelope")?;
         let rec = envelope::verify(&env).context("the node sent a record that does not verify")?;
         (rec.author(), rec.record().record_id.clone())
     } else if let Some((a, r)) = item.split_once('/').filter(|(a, _)| a.len() == 64) {
-        let author = PublicKey::parse_hex(a).with_context(|| format!("item '{item}': bad author key"))?;
+        let author =
+            PublicKey::parse_hex(a).with_context(|| format!("item '{item}': bad author key"))?;
         (author, r.to_string())
     } else {
         (*own, item.to_string())
@@ -202,7 +222,12 @@ fn same(a: &RecordRef, b: &RecordRef) -> bool {
     a.author == b.author && a.record_id == b.record_id
 }
 
-pub async fn add(dir: &Path, record_id: &str, items: &[String], json_out: bool) -> anyhow::Result<()> {
+pub async fn add(
+    dir: &Path,
+    record_id: &str,
+    items: &[String],
+    json_out: bool,
+) -> anyhow::Result<()> {
     let conn = NodeConn::open(dir).await?;
     let key = own_key(&conn).await?;
     let (mut record, mut collection) = load(&conn, &key, record_id).await?;
@@ -224,14 +249,29 @@ pub async fn add(dir: &Path, record_id: &str, items: &[String], json_out: bool) 
                 json!({"record_id": record_id, "id": null, "version": record.version, "items": collection.items.len()})
             );
         } else {
-            eprintln!("nothing to add: collection '{record_id}' unchanged (version {})", record.version);
+            eprintln!(
+                "nothing to add: collection '{record_id}' unchanged (version {})",
+                record.version
+            );
         }
         return Ok(());
     }
-    save(&conn, &mut record, collection, json_out, &format!("added {added} item(s) to '{record_id}'")).await
+    save(
+        &conn,
+        &mut record,
+        collection,
+        json_out,
+        &format!("added {added} item(s) to '{record_id}'"),
+    )
+    .await
 }
 
-pub async fn remove(dir: &Path, record_id: &str, items: &[String], json_out: bool) -> anyhow::Result<()> {
+pub async fn remove(
+    dir: &Path,
+    record_id: &str,
+    items: &[String],
+    json_out: bool,
+) -> anyhow::Result<()> {
     let conn = NodeConn::open(dir).await?;
     let key = own_key(&conn).await?;
     let (mut record, mut collection) = load(&conn, &key, record_id).await?;
@@ -240,7 +280,8 @@ pub async fn remove(dir: &Path, record_id: &str, items: &[String], json_out: boo
         // An item is matched as it is written, so a record since withdrawn
         // or gone can still be removed.
         let r = if let Some((a, r)) = item.split_once('/').filter(|(a, _)| a.len() == 64) {
-            let a = PublicKey::parse_hex(a).with_context(|| format!("item '{item}': bad author key"))?;
+            let a = PublicKey::parse_hex(a)
+                .with_context(|| format!("item '{item}': bad author key"))?;
             RecordRef {
                 author: (a != key).then(|| a.to_hex()),
                 record_id: r.to_string(),
@@ -257,11 +298,20 @@ pub async fn remove(dir: &Path, record_id: &str, items: &[String], json_out: boo
         let n = collection.items.len();
         collection.items.retain(|i| !same(i, &r));
         if collection.items.len() == n {
-            bail!("item '{item}' is not in collection '{record_id}': `maillage collection show {record_id}` lists its items");
+            bail!(
+                "item '{item}' is not in collection '{record_id}': `maillage collection show {record_id}` lists its items"
+            );
         }
     }
     let removed = before - collection.items.len();
-    save(&conn, &mut record, collection, json_out, &format!("removed {removed} item(s) from '{record_id}'")).await
+    save(
+        &conn,
+        &mut record,
+        collection,
+        json_out,
+        &format!("removed {removed} item(s) from '{record_id}'"),
+    )
+    .await
 }
 
 /// Publishes the next version; refused if another version was published
@@ -294,7 +344,12 @@ fn report(json_out: bool, record_id: &str, id: RecordId, version: u64, items: us
     }
 }
 
-pub async fn show(dir: &Path, record_id: &str, author: Option<&str>, json_out: bool) -> anyhow::Result<()> {
+pub async fn show(
+    dir: &Path,
+    record_id: &str,
+    author: Option<&str>,
+    json_out: bool,
+) -> anyhow::Result<()> {
     let conn = NodeConn::open(dir).await?;
     let own = own_key(&conn).await?;
     let key = match author {
@@ -341,7 +396,10 @@ pub async fn show(dir: &Path, record_id: &str, author: Option<&str>, json_out: b
         );
         return Ok(());
     }
-    println!("{} (collection '{}', version {})", collection.title, record.record_id, record.version);
+    println!(
+        "{} (collection '{}', version {})",
+        collection.title, record.record_id, record.version
+    );
     if let Some(d) = &collection.description {
         println!("{d}");
     }

@@ -325,7 +325,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         filters,
                         page,
                     } => search::search(&dir, &words.join(" "), &filters, page, json).await,
-                    Command::Stats { filters, by } => search::stats(&dir, &filters, &by, json).await,
+                    Command::Stats { filters, by } => {
+                        search::stats(&dir, &filters, &by, json).await
+                    }
                     Command::Reindex => search::reindex(&dir, json).await,
                     Command::Collection(CollectionCommand::Create {
                         record_id,

@@ -201,7 +201,11 @@ fn verdict(h: &SearchHit) -> Verdict {
     };
     match envelope::verify(env) {
         Ok(rec) if rec.id().0.as_slice() == h.id.as_slice() => Verdict::Verified,
-        Ok(rec) => Verdict::Invalid(format!("the node sent {} for {}", rec.id(), hex::encode(&h.id))),
+        Ok(rec) => Verdict::Invalid(format!(
+            "the node sent {} for {}",
+            rec.id(),
+            hex::encode(&h.id)
+        )),
         Err(e) => Verdict::Invalid(e.to_string()),
     }
 }
@@ -235,7 +239,12 @@ fn buckets_json(b: &[Bucket]) -> Value {
         .collect()
 }
 
-pub async fn stats(dir: &Path, filters: &FilterArgs, by: &str, json_out: bool) -> anyhow::Result<()> {
+pub async fn stats(
+    dir: &Path,
+    filters: &FilterArgs,
+    by: &str,
+    json_out: bool,
+) -> anyhow::Result<()> {
     let conn = NodeConn::open(dir).await?;
     let resp = conn
         .catalogue()
@@ -348,4 +357,3 @@ pub async fn reindex(dir: &Path, json_out: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
-

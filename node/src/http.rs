@@ -205,7 +205,8 @@ async fn search(req: Request<Incoming>, node: Arc<Node>) -> Response<Full<Bytes>
         let stored = node.store.last_seq();
         let viewer = Viewer::Anonymous;
         let body = if stats {
-            let by = GroupBy::parse(&get("by").unwrap_or_default()).map_err(SearchError::BadRequest)?;
+            let by =
+                GroupBy::parse(&get("by").unwrap_or_default()).map_err(SearchError::BadRequest)?;
             serde_json::to_vec_pretty(&node.search.stats(&filters, by, &viewer, stored)?)
         } else {
             let req = SearchRequest {
@@ -227,7 +228,10 @@ async fn search(req: Request<Incoming>, node: Arc<Node>) -> Response<Full<Bytes>
         Ok(Err(SearchError::BadRequest(msg))) => text(StatusCode::BAD_REQUEST, &format!("{msg}\n")),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "http search failed");
-            text(StatusCode::INTERNAL_SERVER_ERROR, "search failed; see the node's log\n")
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "search failed; see the node's log\n",
+            )
         }
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "search task failed\n"),
     }

@@ -18,8 +18,8 @@ use tonic::transport::Server;
 
 use crate::config::Config;
 use crate::node::Node;
-use crate::search::Search;
 use crate::replication::{Replicator, service::ReplicationService};
+use crate::search::Search;
 use crate::service::{
     admin::AdminService,
     catalogue::{CatalogueService, Port},

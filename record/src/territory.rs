@@ -540,7 +540,11 @@ mod tests {
         let lyon = Place::parse("69123").unwrap();
         assert_eq!(lyon, Place::Commune("69123".into()));
         assert_eq!(lyon.to_string(), "commune:69123");
-        let up: Vec<String> = lyon.with_ancestors().iter().map(|p| p.to_string()).collect();
+        let up: Vec<String> = lyon
+            .with_ancestors()
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
         assert_eq!(
             up,
             ["commune:69123", "epci:200046977", "dep:69", "reg:84"]
@@ -548,11 +552,23 @@ mod tests {
                 .to_vec()
         );
         assert_eq!(Place::parse("2a").unwrap(), Place::Departement("2A".into()));
-        assert_eq!(Place::parse("reg:84").unwrap().label(), "Auvergne-Rhône-Alpes (84)");
+        assert_eq!(
+            Place::parse("reg:84").unwrap().label(),
+            "Auvergne-Rhône-Alpes (84)"
+        );
         assert_eq!(Place::parse("84").unwrap().label(), "Vaucluse (84)");
         // A commune's SIREN stands for the commune.
-        assert_eq!(Place::parse("213100696").unwrap(), Place::Commune("31069".into()));
-        assert_eq!(Place::parse("epci:243100518").unwrap().with_ancestors().len(), 3);
+        assert_eq!(
+            Place::parse("213100696").unwrap(),
+            Place::Commune("31069".into())
+        );
+        assert_eq!(
+            Place::parse("epci:243100518")
+                .unwrap()
+                .with_ancestors()
+                .len(),
+            3
+        );
         for bad in ["99", "reg:99", "canton:12", "lyon", "00000"] {
             let e = Place::parse(bad).unwrap_err();
             assert!(e.contains(bad), "{e}");
@@ -561,7 +577,10 @@ mod tests {
         for c in all() {
             let d = c.departement.as_deref().unwrap();
             assert!(departement_name(d).is_some(), "département {d}");
-            assert!(region_of_departement(d).is_some_and(|r| region_name(r).is_some()), "{d}");
+            assert!(
+                region_of_departement(d).is_some_and(|r| region_name(r).is_some()),
+                "{d}"
+            );
         }
     }
 

@@ -100,10 +100,16 @@ fn search_and_stats_show_each_caller_its_records_and_survive_kill_9_and_reindex(
     assert_eq!(hit["signature"], "verified", "{hit}");
     assert_eq!(hit["relayed_by"], Value::Null);
     assert_eq!(hit["organisation"]["siren"], TOULOUSE_METROPOLE.0);
-    assert_eq!(titles(&search(&dir, &["energetique"])), ["Consommations énergétiques des écoles"]);
+    assert_eq!(
+        titles(&search(&dir, &["energetique"])),
+        ["Consommations énergétiques des écoles"]
+    );
     // A commune finds the dataset about it; its département finds everything
     // of the métropole.
-    assert_eq!(titles(&search(&dir, &["--territory", "31069"])), ["Comptages vélo"]);
+    assert_eq!(
+        titles(&search(&dir, &["--territory", "31069"])),
+        ["Comptages vélo"]
+    );
     let dep = search(&dir, &["--territory", "31", "--kind", "project"]);
     assert_eq!(dep["total"], 2, "{dep}");
     let everything = search(&dir, &[]);
@@ -111,10 +117,21 @@ fn search_and_stats_show_each_caller_its_records_and_survive_kill_9_and_reindex(
         .as_array()
         .unwrap()
         .iter()
-        .map(|b| (b["label"].as_str().unwrap().to_string(), b["count"].as_u64().unwrap()))
+        .map(|b| {
+            (
+                b["label"].as_str().unwrap().to_string(),
+                b["count"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert!(kinds.contains(&("Jeu de données".to_string(), 2)), "{kinds:?}");
-    assert!(kinds.contains(&("Détails de projet".to_string(), 2)), "{kinds:?}");
+    assert!(
+        kinds.contains(&("Jeu de données".to_string(), 2)),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("Détails de projet".to_string(), 2)),
+        "{kinds:?}"
+    );
     let bad = cli(&dir, &["search", "x", "--territory", "canton:9"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("canton"));
@@ -138,7 +155,12 @@ fn search_and_stats_show_each_caller_its_records_and_survive_kill_9_and_reindex(
     assert_eq!(p["emissions_kgco2e_per_year"], 40.0, "{stats}");
     assert_eq!(p["emissions_reported"], 1, "{stats}");
     assert_eq!(p["by_budget"][0]["value"], "under_50k", "{stats}");
-    let risks: Vec<&str> = p["by_risk"].as_array().unwrap().iter().map(|b| b["value"].as_str().unwrap()).collect();
+    let risks: Vec<&str> = p["by_risk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["value"].as_str().unwrap())
+        .collect();
     assert_eq!(risks, ["limited", "minimal"], "{stats}");
     // Details are federation records: the public gets no figures.
     let public = http_json(&addr, "/stats?territory=31&by=status");
@@ -153,7 +175,10 @@ fn search_and_stats_show_each_caller_its_records_and_survive_kill_9_and_reindex(
     );
     indexed(&dir);
     // (Its details are another record, and stay.)
-    assert_eq!(search(&dir, &["courriers", "--kind", "project"])["total"], 0);
+    assert_eq!(
+        search(&dir, &["courriers", "--kind", "project"])["total"],
+        0
+    );
 
     // kill -9 right after a burst of publishes: every acknowledged record is
     // searchable once the node is back.
@@ -190,7 +215,12 @@ fn search_and_stats_show_each_caller_its_records_and_survive_kill_9_and_reindex(
             continue;
         }
         let ids = |v: &Value| -> Vec<String> {
-            let mut ids: Vec<String> = v["hits"].as_array().unwrap().iter().map(|h| h["id"].to_string()).collect();
+            let mut ids: Vec<String> = v["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["id"].to_string())
+                .collect();
             ids.sort();
             ids
         };
@@ -221,10 +251,27 @@ fn collections_are_curated_signed_and_replicated() {
     );
     cli_json(
         &a,
-        &["collection", "create", "mobilite", "--title", "Données mobilité de la métropole", "--json"],
+        &[
+            "collection",
+            "create",
+            "mobilite",
+            "--title",
+            "Données mobilité de la métropole",
+            "--json",
+        ],
     );
     // By id (as search shows it) and by record_id.
-    let added = cli_json(&a, &["collection", "add", "mobilite", &velo, "lignes-bus", "--json"]);
+    let added = cli_json(
+        &a,
+        &[
+            "collection",
+            "add",
+            "mobilite",
+            &velo,
+            "lignes-bus",
+            "--json",
+        ],
+    );
     assert_eq!(added["items"], 2, "{added}");
     let again = cli(&a, &["collection", "create", "mobilite", "--title", "x"]);
     assert!(!again.status.success());
@@ -242,7 +289,10 @@ fn collections_are_curated_signed_and_replicated() {
     let narrower = cli(&a, &["collection", "add", "mobilite", "interne"]);
     assert!(!narrower.status.success());
     assert!(String::from_utf8_lossy(&narrower.stderr).contains("federation"));
-    cli_json(&a, &["collection", "remove", "mobilite", "lignes-bus", "--json"]);
+    cli_json(
+        &a,
+        &["collection", "remove", "mobilite", "lignes-bus", "--json"],
+    );
     let shown = cli_json(&a, &["collection", "show", "mobilite", "--json"]);
     assert_eq!(shown["version"], 3, "{shown}");
     let items = shown["items"].as_array().unwrap();
@@ -258,7 +308,10 @@ fn collections_are_curated_signed_and_replicated() {
     let sync = cli_json(&b, &["sync", "--json", "metropole"]);
     assert_eq!(sync[0]["ok"], true, "{sync}");
     let ka = key(&a);
-    let on_b = cli_json(&b, &["collection", "show", "mobilite", "--author", &ka, "--json"]);
+    let on_b = cli_json(
+        &b,
+        &["collection", "show", "mobilite", "--author", &ka, "--json"],
+    );
     assert_eq!(on_b["items"][0]["title"], "Comptages vélo", "{on_b}");
     assert_eq!(on_b["items"][0]["on_this_node"], true, "{on_b}");
     eventually(Duration::from_secs(20), "b indexes a's collection", || {
@@ -267,5 +320,8 @@ fn collections_are_curated_signed_and_replicated() {
     let found = search(&b, &["mobilité", "--kind", "collection"]);
     assert_eq!(found["hits"][0]["relayed_by"], "metropole", "{found}");
     assert_eq!(found["hits"][0]["signature"], "verified", "{found}");
-    assert_eq!(found["hits"][0]["organisation"]["name"], TOULOUSE_METROPOLE.1, "{found}");
+    assert_eq!(
+        found["hits"][0]["organisation"]["name"], TOULOUSE_METROPOLE.1,
+        "{found}"
+    );
 }

@@ -171,7 +171,8 @@ pub fn release_blocking(node: &Node, keys: Vec<PublicKey>) -> Result<u64, StoreE
             }
         }
         let before: HashSet<_> = recs.iter().map(|r| r.id()).collect();
-        let (stored, _, endorsed) = store_accepted(node, &mut recs, Origin::Peer(QUARANTINE_ORIGIN))?;
+        let (stored, _, endorsed) =
+            store_accepted(node, &mut recs, Origin::Peer(QUARANTINE_ORIGIN))?;
         let still: HashSet<_> = recs.iter().map(|r| r.id()).collect();
         let taken: Vec<_> = waiting
             .iter()

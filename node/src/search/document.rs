@@ -3,16 +3,16 @@
 
 use std::collections::BTreeSet;
 
+use maillage_record::model::LicenceRef;
 use maillage_record::territory::{self, Place};
 use maillage_record::vocab::{Licence, ProjectTheme, SpatialGranularity, eu_data_theme, normalize};
-use maillage_record::model::LicenceRef;
 use maillage_record::{Body, Kind, PublicKey, Record, RecordId, Visibility};
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing,
-    TextOptions,
+    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, StopWordFilter, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
+    AsciiFoldingFilter, Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, StopWordFilter,
+    TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
 };
 use tantivy::{Index, TantivyDocument};
 
@@ -452,7 +452,11 @@ fn org_of(rec: &Record, cx: &Context<'_>) -> Org {
         let digits: String = s.chars().filter(char::is_ascii_digit).collect();
         (digits.len() >= 9).then(|| digits[..9].to_string())
     };
-    if let Some(a) = rec.provenance.as_ref().and_then(|p| p.on_behalf_of.as_ref()) {
+    if let Some(a) = rec
+        .provenance
+        .as_ref()
+        .and_then(|p| p.on_behalf_of.as_ref())
+    {
         if let Some(s) = a.siren.as_deref().and_then(siren9) {
             return Org {
                 siren: Some(s),

@@ -172,7 +172,10 @@ fn index_changes(
             continue;
         }
         let kind = rec.kind();
-        if matches!(kind, Kind::Organisation | Kind::Membership | Kind::Tombstone) {
+        if matches!(
+            kind,
+            Kind::Organisation | Kind::Membership | Kind::Tombstone
+        ) {
             // Who speaks for whom may have changed (a withdrawal may be of
             // an organisation or a membership).
             orgs.0.clear();
@@ -205,7 +208,11 @@ fn decode(bytes: &[u8]) -> Option<(PublicKey, Record)> {
 }
 
 /// The current version of (author, record_id), decoded.
-fn load_current(node: &Node, author: &PublicKey, record_id: &str) -> Result<Option<Record>, StoreError> {
+fn load_current(
+    node: &Node,
+    author: &PublicKey,
+    record_id: &str,
+) -> Result<Option<Record>, StoreError> {
     let Some(cur) = node.store.current(author, record_id)? else {
         return Ok(None);
     };

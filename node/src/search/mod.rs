@@ -25,12 +25,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use maillage_record::Kind;
 use maillage_record::territory::Place;
 use maillage_record::vocab::{BudgetBand, ProjectStatus, ProjectTheme, RiskCategory};
-use maillage_record::Kind;
 use serde::Serialize;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery,
+};
 use tantivy::schema::{IndexRecordOption, Term, Value};
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument};
 
@@ -45,7 +47,8 @@ const SCHEMA_VERSION: u64 = 3;
 /// The file that says a directory is a search index maillage made (and may
 /// delete to rebuild it).
 const MARKER: &str = "MAILLAGE-SEARCH-INDEX";
-const MARKER_TEXT: &str = "maillage search index: derived from the store; delete this directory to rebuild it\n";
+const MARKER_TEXT: &str =
+    "maillage search index: derived from the store; delete this directory to rebuild it\n";
 /// Results per page when the caller does not say, and at most.
 pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -416,7 +419,10 @@ impl Search {
             projects.with_details = t.matched;
             projects.by_budget = t.buckets("budget", usize::MAX);
             (projects.energy_kwh_per_year, projects.energy_reported) = t.sum("kwh");
-            (projects.emissions_kgco2e_per_year, projects.emissions_reported) = t.sum("co2");
+            (
+                projects.emissions_kgco2e_per_year,
+                projects.emissions_reported,
+            ) = t.sum("co2");
         }
         Ok(Stats {
             total: total as u64,
@@ -497,7 +503,10 @@ impl Search {
                     (Occur::Should, term(f.reader, &document::reader_key(key))),
                 ];
                 if let Some(s) = siren {
-                    any.push((Occur::Should, term(f.reader, &document::reader_siren(s.as_str()))));
+                    any.push((
+                        Occur::Should,
+                        term(f.reader, &document::reader_siren(s.as_str())),
+                    ));
                 }
                 must(Box::new(BooleanQuery::new(any)));
             }
@@ -516,7 +525,10 @@ impl Search {
         Hit {
             id: text(f.id),
             record_id: text(f.record_id),
-            version: doc.get_first(f.version).and_then(|v| v.as_u64()).unwrap_or(0),
+            version: doc
+                .get_first(f.version)
+                .and_then(|v| v.as_u64())
+                .unwrap_or(0),
             kind: text(f.kind_stored),
             title: text(f.title_stored),
             author: text(f.author),
@@ -555,8 +567,12 @@ fn label(field: &str, value: &str) -> String {
             .map(|t| t.label())
             .or_else(|| maillage_record::vocab::eu_data_theme(value).map(|(_, l)| l))
             .map(str::to_string),
-        "status" => ProjectStatus::parse(value).ok().map(|s| s.label().to_string()),
-        "risk" => RiskCategory::parse(value).ok().map(|s| s.label().to_string()),
+        "status" => ProjectStatus::parse(value)
+            .ok()
+            .map(|s| s.label().to_string()),
+        "risk" => RiskCategory::parse(value)
+            .ok()
+            .map(|s| s.label().to_string()),
         "budget" => BudgetBand::parse(value).ok().map(|s| s.label().to_string()),
         "org" => maillage_record::territory::by_siren(value).map(|c| c.name.clone()),
         "dep" => Some(Place::Departement(value.to_string()).label()),
@@ -564,4 +580,3 @@ fn label(field: &str, value: &str) -> String {
     };
     found.unwrap_or_else(|| value.to_string())
 }
-

@@ -44,8 +44,15 @@ impl Collector for Values {
     type Fruit = HashSet<String>;
     type Child = SegmentValues;
 
-    fn for_segment(&self, _: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentValues> {
-        Ok(SegmentValues(reader.fast_fields().str(self.0)?, HashSet::new()))
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<SegmentValues> {
+        Ok(SegmentValues(
+            reader.fast_fields().str(self.0)?,
+            HashSet::new(),
+        ))
     }
 
     fn requires_scoring(&self) -> bool {

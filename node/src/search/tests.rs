@@ -50,8 +50,11 @@ impl Fixture {
 
     /// Indexes records by `author` as the indexer does, and commits.
     fn add(&self, author: PublicKey, org: &Org, recs: &[Record]) {
-        let mut writer: tantivy::IndexWriter<TantivyDocument> =
-            self.search.index.writer_with_num_threads(1, 32 << 20).unwrap();
+        let mut writer: tantivy::IndexWriter<TantivyDocument> = self
+            .search
+            .index
+            .writer_with_num_threads(1, 32 << 20)
+            .unwrap();
         for (i, r) in recs.iter().enumerate() {
             let cx = Context {
                 id: RecordId([i as u8; 32]),
@@ -106,15 +109,39 @@ fn accents_case_and_inflections_do_not_matter_and_titles_weigh_more() {
         key(1),
         &lyon_org(),
         &[
-            dataset("a", "Consommation d'énergie des bâtiments", "Relevés annuels", LYON_METRO),
-            dataset("b", "Pistes cyclables", "Aménagements pour les vélos et la mobilité douce", LYON_METRO),
-            dataset("c", "Arbres d'alignement", "Patrimoine arboré; suivi énergétique absent", LYON_METRO),
+            dataset(
+                "a",
+                "Consommation d'énergie des bâtiments",
+                "Relevés annuels",
+                LYON_METRO,
+            ),
+            dataset(
+                "b",
+                "Pistes cyclables",
+                "Aménagements pour les vélos et la mobilité douce",
+                LYON_METRO,
+            ),
+            dataset(
+                "c",
+                "Arbres d'alignement",
+                "Patrimoine arboré; suivi énergétique absent",
+                LYON_METRO,
+            ),
         ],
     );
     // No accent typed, accent stored; and the other way round.
-    assert_eq!(f.titles("energie")[0], "Consommation d'énergie des bâtiments");
-    assert_eq!(f.titles("ÉNERGIE")[0], "Consommation d'énergie des bâtiments");
-    assert_eq!(f.titles("batiment"), ["Consommation d'énergie des bâtiments"]);
+    assert_eq!(
+        f.titles("energie")[0],
+        "Consommation d'énergie des bâtiments"
+    );
+    assert_eq!(
+        f.titles("ÉNERGIE")[0],
+        "Consommation d'énergie des bâtiments"
+    );
+    assert_eq!(
+        f.titles("batiment"),
+        ["Consommation d'énergie des bâtiments"]
+    );
     // Plural and singular, and a title word outranks a description word.
     assert_eq!(f.titles("vélo"), ["Pistes cyclables"]);
     assert_eq!(f.titles("mobilites"), ["Pistes cyclables"]);
@@ -140,7 +167,11 @@ fn filters_facets_and_territory_hierarchy() {
         });
         d.themes = vec!["Mobilités".into()];
     }
-    let mut p = Project::new("Chatbot voirie", "Un assistant pour la voirie", ProjectStatus::Deploiement);
+    let mut p = Project::new(
+        "Chatbot voirie",
+        "Un assistant pour la voirie",
+        ProjectStatus::Deploiement,
+    );
     p.theme = Some(ProjectTheme::Mobility);
     p.risk_category = Some(RiskCategory::Limited);
     p.siret = Some(format!("{BLAGNAC}00011"));
@@ -153,7 +184,10 @@ fn filters_facets_and_territory_hierarchy() {
     let all = f.find("voirie", Filters::default(), &Viewer::Operator);
     assert_eq!(all.total, 2);
     let facet = |r: &Results, name: &str| -> Vec<(String, u64)> {
-        r.facets[name].iter().map(|b| (b.value.clone(), b.count)).collect()
+        r.facets[name]
+            .iter()
+            .map(|b| (b.value.clone(), b.count))
+            .collect()
     };
     assert_eq!(
         facet(&all, "kind"),
@@ -231,9 +265,21 @@ fn a_caller_sees_only_what_it_may() {
         key(1),
         &lyon_org(),
         &[
-            record("pub", Visibility::Public, Body::Dataset(Dataset::new("Budget public", "d"))),
-            record("fed", Visibility::Federation, Body::Dataset(Dataset::new("Budget fédéré", "d"))),
-            record("res", restricted, Body::Dataset(Dataset::new("Budget restreint", "d"))),
+            record(
+                "pub",
+                Visibility::Public,
+                Body::Dataset(Dataset::new("Budget public", "d")),
+            ),
+            record(
+                "fed",
+                Visibility::Federation,
+                Body::Dataset(Dataset::new("Budget fédéré", "d")),
+            ),
+            record(
+                "res",
+                restricted,
+                Body::Dataset(Dataset::new("Budget restreint", "d")),
+            ),
         ],
     );
     let seen = |viewer: Viewer| -> (Vec<String>, u64) {
@@ -254,7 +300,10 @@ fn a_caller_sees_only_what_it_may() {
         key: key(9),
         siren: Some(blagnac),
     };
-    assert_eq!(seen(audience), (vec!["fed".into(), "pub".into(), "res".into()], 3));
+    assert_eq!(
+        seen(audience),
+        (vec!["fed".into(), "pub".into(), "res".into()], 3)
+    );
     let author = Viewer::Peer {
         key: key(1),
         siren: None,
@@ -269,21 +318,47 @@ fn stats_sum_what_projects_measured() {
     let mut recs = Vec::new();
     // (status, risk, budget, kWh, kgCO2e)
     let rows = [
-        (ProjectStatus::Deploiement, Some(RiskCategory::Limited), Some(BudgetBand::Under50k), Some(1200.5), Some(30.0)),
-        (ProjectStatus::Deploiement, Some(RiskCategory::High), Some(BudgetBand::Over100k), Some(800.0), None),
-        (ProjectStatus::Experimentation, Some(RiskCategory::Limited), Some(BudgetBand::Under50k), None, Some(12.5)),
+        (
+            ProjectStatus::Deploiement,
+            Some(RiskCategory::Limited),
+            Some(BudgetBand::Under50k),
+            Some(1200.5),
+            Some(30.0),
+        ),
+        (
+            ProjectStatus::Deploiement,
+            Some(RiskCategory::High),
+            Some(BudgetBand::Over100k),
+            Some(800.0),
+            None,
+        ),
+        (
+            ProjectStatus::Experimentation,
+            Some(RiskCategory::Limited),
+            Some(BudgetBand::Under50k),
+            None,
+            Some(12.5),
+        ),
         (ProjectStatus::Termine, None, None, None, None),
     ];
     for (i, (status, risk, budget, kwh, co2)) in rows.into_iter().enumerate() {
         let mut p = Project::new(format!("Projet {i}"), "IA", status);
         p.risk_category = risk;
-        recs.push(record(&format!("p{i}"), Visibility::Public, Body::Project(p)));
+        recs.push(record(
+            &format!("p{i}"),
+            Visibility::Public,
+            Body::Project(p),
+        ));
         if budget.is_some() || kwh.is_some() || co2.is_some() {
             let mut d = ProjectDetails::new(format!("p{i}"));
             d.budget = budget;
             d.energy_kwh_per_year = kwh;
             d.emissions_kgco2e_per_year = co2;
-            recs.push(record(&format!("p{i}/details"), Visibility::Federation, Body::ProjectDetails(d)));
+            recs.push(record(
+                &format!("p{i}/details"),
+                Visibility::Federation,
+                Body::ProjectDetails(d),
+            ));
         }
     }
     recs.push(dataset("d", "Un jeu", "d", LYON_METRO));
@@ -291,42 +366,103 @@ fn stats_sum_what_projects_measured() {
 
     let s = f
         .search
-        .stats(&Filters { territory: Some("reg:84".into()), ..Default::default() }, GroupBy::Kind, &Viewer::Operator, 0)
+        .stats(
+            &Filters {
+                territory: Some("reg:84".into()),
+                ..Default::default()
+            },
+            GroupBy::Kind,
+            &Viewer::Operator,
+            0,
+        )
         .unwrap();
     assert_eq!(s.total, 8);
-    let counts = |b: &[Bucket]| -> Vec<(String, u64)> { b.iter().map(|b| (b.value.clone(), b.count)).collect() };
+    let counts = |b: &[Bucket]| -> Vec<(String, u64)> {
+        b.iter().map(|b| (b.value.clone(), b.count)).collect()
+    };
     assert_eq!(
         counts(&s.groups),
-        [("project".to_string(), 4), ("project_details".to_string(), 3), ("dataset".to_string(), 1)]
+        [
+            ("project".to_string(), 4),
+            ("project_details".to_string(), 3),
+            ("dataset".to_string(), 1)
+        ]
     );
     let p = &s.projects;
     assert_eq!(p.projects, 4);
-    assert_eq!(counts(&p.by_status), [("deploiement".to_string(), 2), ("experimentation".to_string(), 1), ("termine".to_string(), 1)]);
-    assert_eq!(counts(&p.by_risk), [("limited".to_string(), 2), ("high".to_string(), 1)]);
+    assert_eq!(
+        counts(&p.by_status),
+        [
+            ("deploiement".to_string(), 2),
+            ("experimentation".to_string(), 1),
+            ("termine".to_string(), 1)
+        ]
+    );
+    assert_eq!(
+        counts(&p.by_risk),
+        [("limited".to_string(), 2), ("high".to_string(), 1)]
+    );
     assert_eq!(p.with_details, 3);
-    assert_eq!(counts(&p.by_budget), [("under_50k".to_string(), 2), ("over_100k".to_string(), 1)]);
+    assert_eq!(
+        counts(&p.by_budget),
+        [("under_50k".to_string(), 2), ("over_100k".to_string(), 1)]
+    );
     assert_eq!((p.energy_kwh_per_year, p.energy_reported), (2000.5, 2));
-    assert_eq!((p.emissions_kgco2e_per_year, p.emissions_reported), (42.5, 2));
+    assert_eq!(
+        (p.emissions_kgco2e_per_year, p.emissions_reported),
+        (42.5, 2)
+    );
 
     // Details count with their project: filtered by status, two remain.
     let deployed = f
         .search
-        .stats(&Filters { status: Some("deploiement".into()), ..Default::default() }, GroupBy::Kind, &Viewer::Operator, 0)
+        .stats(
+            &Filters {
+                status: Some("deploiement".into()),
+                ..Default::default()
+            },
+            GroupBy::Kind,
+            &Viewer::Operator,
+            0,
+        )
         .unwrap();
     assert_eq!(deployed.projects.projects, 2);
     assert_eq!(deployed.projects.with_details, 2);
-    assert_eq!((deployed.projects.energy_kwh_per_year, deployed.projects.energy_reported), (2000.5, 2));
-    assert_eq!((deployed.projects.emissions_kgco2e_per_year, deployed.projects.emissions_reported), (30.0, 1));
+    assert_eq!(
+        (
+            deployed.projects.energy_kwh_per_year,
+            deployed.projects.energy_reported
+        ),
+        (2000.5, 2)
+    );
+    assert_eq!(
+        (
+            deployed.projects.emissions_kgco2e_per_year,
+            deployed.projects.emissions_reported
+        ),
+        (30.0, 1)
+    );
 
     // The public does not see the details (federation): no sums for it.
-    let public = f.search.stats(&Filters::default(), GroupBy::Status, &Viewer::Anonymous, 0).unwrap();
+    let public = f
+        .search
+        .stats(&Filters::default(), GroupBy::Status, &Viewer::Anonymous, 0)
+        .unwrap();
     assert_eq!(public.total, 5);
     assert_eq!(public.projects.with_details, 0);
     assert_eq!(public.projects.energy_reported, 0);
     // Elsewhere, nothing.
     let none = f
         .search
-        .stats(&Filters { territory: Some("75".into()), ..Default::default() }, GroupBy::Kind, &Viewer::Operator, 0)
+        .stats(
+            &Filters {
+                territory: Some("75".into()),
+                ..Default::default()
+            },
+            GroupBy::Kind,
+            &Viewer::Operator,
+            0,
+        )
         .unwrap();
     assert_eq!((none.total, none.projects.projects), (0, 0));
 }
@@ -344,11 +480,15 @@ fn an_index_of_another_version_is_started_anew() {
     std::fs::write(path.join(MARKER), MARKER_TEXT).unwrap();
     let s = Search::open(&path, 0).unwrap();
     assert_eq!(s.indexed_seq(), 0);
-    assert_ne!(std::fs::read(path.join("meta.json")).unwrap(), b"not an index");
+    assert_ne!(
+        std::fs::read(path.join("meta.json")).unwrap(),
+        b"not an index"
+    );
     drop(s);
     // An index that has seen more than the store holds is started anew.
     let s = Search::open(&path, 0).unwrap();
-    let mut w: tantivy::IndexWriter<TantivyDocument> = s.index.writer_with_num_threads(1, 16 << 20).unwrap();
+    let mut w: tantivy::IndexWriter<TantivyDocument> =
+        s.index.writer_with_num_threads(1, 16 << 20).unwrap();
     let mut c = w.prepare_commit().unwrap();
     c.set_payload(&format!("{{\"schema\":{SCHEMA_VERSION},\"seq\":9}}"));
     c.commit().unwrap();
@@ -357,4 +497,3 @@ fn an_index_of_another_version_is_started_anew() {
     assert_eq!(Search::open(&path, 9).unwrap().indexed_seq(), 9);
     assert_eq!(Search::open(&path, 5).unwrap().indexed_seq(), 0);
 }
-

@@ -8,10 +8,11 @@ use maillage_proto::v1::admin_server::Admin;
 use maillage_proto::v1::{
     ImportOutcome, ImportRequest, ImportResponse, KindCount, Peer, PeerAddRequest, PeerListRequest,
     PeerListResponse, PeerProgress, PeerRemoveRequest, PeerRemoveResponse, PublishResponse,
-    QuarantineListRequest, QuarantineListResponse, QuarantinedRecord, SignRequest, StatusRequest,
-    StatusResponse, SyncProgress, SyncRequest, SyncResult, TrustAddRequest, TrustAddResponse,
-    TrustListRequest, TrustListResponse, TrustRemoveRequest, TrustRemoveResponse, TrustRoot,
-    ReindexRequest, ReindexResponse, WithdrawMissingRequest, WithdrawMissingResponse,
+    QuarantineListRequest, QuarantineListResponse, QuarantinedRecord, ReindexRequest,
+    ReindexResponse, SignRequest, StatusRequest, StatusResponse, SyncProgress, SyncRequest,
+    SyncResult, TrustAddRequest, TrustAddResponse, TrustListRequest, TrustListResponse,
+    TrustRemoveRequest, TrustRemoveResponse, TrustRoot, WithdrawMissingRequest,
+    WithdrawMissingResponse,
 };
 use maillage_record::{Body, PublicKey, envelope, wire};
 use tonic::{Request, Response, Status};

@@ -75,7 +75,12 @@ pub(crate) fn search(
         node.visible_envelopes(&ids, viewer)
             .map_err(super::store_status)?
             .into_iter()
-            .map(|e| (maillage_record::envelope::record_id(&e.payload, &e.author, &e.signature), e))
+            .map(|e| {
+                (
+                    maillage_record::envelope::record_id(&e.payload, &e.author, &e.signature),
+                    e,
+                )
+            })
             .collect()
     } else {
         std::collections::HashMap::new()

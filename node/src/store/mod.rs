@@ -670,7 +670,11 @@ impl Store {
 
     /// The last sequence number written (0 for an empty store).
     pub fn last_seq(&self) -> u64 {
-        self.write.lock().unwrap_or_else(|p| p.into_inner()).next_seq - 1
+        self.write
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_seq
+            - 1
     }
 
     /// Counters: (envelopes stored, last sequence number, current records by kind).
@@ -774,7 +778,11 @@ mod tests {
             .iter()
             .map(|c| (c.seq, c.relayed_by.as_deref()))
             .collect();
-        assert_eq!(seen, [(2, Some("lyon")), (3, Some("lyon"))], "changes after seq 1");
+        assert_eq!(
+            seen,
+            [(2, Some("lyon")), (3, Some("lyon"))],
+            "changes after seq 1"
+        );
         assert_eq!(store.changes_since(0, 1).unwrap()[0].relayed_by, None);
         assert_eq!(store.last_seq(), 3);
         let mut ids: Vec<RecordId> = store.sync_items().unwrap().iter().map(|i| i.id).collect();
