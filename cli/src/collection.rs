@@ -162,6 +162,16 @@ fn visibility_name(v: &Visibility) -> &'static str {
     }
 }
 
+/// An item written `AUTHOR_KEY/record_id`, if it is written so.
+fn author_and_id(item: &str) -> Option<anyhow::Result<(PublicKey, String)>> {
+    let (a, r) = item.split_once('/').filter(|(a, _)| a.len() == 64)?;
+    Some(
+        PublicKey::parse_hex(a)
+            .map(|k| (k, r.to_string()))
+            .with_context(|| format!("item '{item}': bad author key")),
+    )
+}
+
 /// Resolves an item as the operator names it: a record's 64-hex id (any of
 /// its versions), `AUTHOR_KEY/record_id`, or the record_id of one of this
 /// node's own records. The record must be on the node, and visible to
@@ -189,10 +199,8 @@ async fn resolve(
             .context("the node sent an entry without an envelope")?;
         let rec = envelope::verify(&env).context("the node sent a record that does not verify")?;
         (rec.author(), rec.record().record_id.clone())
-    } else if let Some((a, r)) = item.split_once('/').filter(|(a, _)| a.len() == 64) {
-        let author =
-            PublicKey::parse_hex(a).with_context(|| format!("item '{item}': bad author key"))?;
-        (author, r.to_string())
+    } else if let Some(named) = author_and_id(item) {
+        named?
     } else {
         (*own, item.to_string())
     };
@@ -218,10 +226,6 @@ async fn resolve(
     Ok((r, rec.record().body.label().to_string()))
 }
 
-fn same(a: &RecordRef, b: &RecordRef) -> bool {
-    a.author == b.author && a.record_id == b.record_id
-}
-
 pub async fn add(
     dir: &Path,
     record_id: &str,
@@ -234,7 +238,7 @@ pub async fn add(
     let mut added = 0;
     for item in items {
         let (r, label) = resolve(&conn, &key, item, Some(&record.visibility)).await?;
-        if collection.items.iter().any(|i| same(i, &r)) {
+        if collection.items.contains(&r) {
             eprintln!("already in the collection: {label}");
             continue;
         }
@@ -279,12 +283,11 @@ pub async fn remove(
     for item in items {
         // An item is matched as it is written, so a record since withdrawn
         // or gone can still be removed.
-        let r = if let Some((a, r)) = item.split_once('/').filter(|(a, _)| a.len() == 64) {
-            let a = PublicKey::parse_hex(a)
-                .with_context(|| format!("item '{item}': bad author key"))?;
+        let r = if let Some(named) = author_and_id(item) {
+            let (a, r) = named?;
             RecordRef {
                 author: (a != key).then(|| a.to_hex()),
-                record_id: r.to_string(),
+                record_id: r,
             }
         } else if RecordId::parse_hex(item).is_ok() {
             // Removing needs no visibility check.
@@ -296,7 +299,7 @@ pub async fn remove(
             }
         };
         let n = collection.items.len();
-        collection.items.retain(|i| !same(i, &r));
+        collection.items.retain(|i| *i != r);
         if collection.items.len() == n {
             bail!(
                 "item '{item}' is not in collection '{record_id}': `maillage collection show {record_id}` lists its items"

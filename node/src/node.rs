@@ -150,25 +150,37 @@ impl Node {
                 siren: Some(siren),
             };
         }
-        let filter = ListFilter {
-            kind: Some(Kind::Organisation),
-            author: Some(*key),
-        };
         let siren = self
-            .store
-            .list_current(&filter, None, 16, |_| true)
+            .organisation_record(key)
             .ok()
-            .into_iter()
-            .flat_map(|(entries, _)| entries)
-            .find_map(|e| {
-                let stored = self.store.get(&e.id).ok()??;
-                let rec = maillage_record::envelope::decode_stored(&stored.bytes).ok()?;
-                match &rec.body {
-                    Body::Organisation(o) => Siren::parse(&o.siren).ok(),
-                    _ => None,
-                }
+            .flatten()
+            .and_then(|rec| match &rec.body {
+                Body::Organisation(o) => Siren::parse(&o.siren).ok(),
+                _ => None,
             });
         Viewer::Peer { key: *key, siren }
+    }
+
+    /// The current Organisation record `author` published about itself, if
+    /// this node holds one (what it says of itself: a membership outranks it).
+    pub fn organisation_record(&self, author: &PublicKey) -> Result<Option<Record>, StoreError> {
+        let filter = ListFilter {
+            kind: Some(Kind::Organisation),
+            author: Some(*author),
+        };
+        let (entries, _) = self.store.list_current(&filter, None, 16, |_| true)?;
+        for e in entries {
+            let Some(stored) = self.store.get(&e.id)? else {
+                continue;
+            };
+            match maillage_record::envelope::decode_stored(&stored.bytes) {
+                Ok(rec) => return Ok(Some(rec)),
+                Err(err) => {
+                    tracing::error!(id = %e.id, error = %err, "stored record does not decode")
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// The (issued_at, id) of every stored envelope `viewer` may learn of, sorted.

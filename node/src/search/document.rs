@@ -43,13 +43,10 @@ pub struct Fields {
     pub version: Field,
     pub author: Field,
     pub kind: Field,
-    pub kind_stored: Field,
     pub title: Field,
-    pub title_stored: Field,
     pub body: Field,
     pub theme: Field,
     pub org: Field,
-    pub org_stored: Field,
     /// The SIREN as a number, for counting (see `tally.rs`).
     pub org_num: Field,
     pub org_name: Field,
@@ -87,14 +84,11 @@ impl Fields {
             record_id: b.add_text_field("record_id", STORED),
             version: b.add_u64_field("version", STORED),
             author: b.add_text_field("author", STORED),
-            kind: b.add_text_field("kind", keyword.clone()),
-            kind_stored: b.add_text_field("kind_stored", STORED),
-            title: b.add_text_field("title", words.clone()),
-            title_stored: b.add_text_field("title_stored", STORED),
+            kind: b.add_text_field("kind", keyword.clone() | STORED),
+            title: b.add_text_field("title", words.clone().set_stored()),
             body: b.add_text_field("body", words),
             theme: b.add_text_field("theme", keyword.clone()),
-            org: b.add_text_field("org", keyword.clone()),
-            org_stored: b.add_text_field("org_stored", STORED),
+            org: b.add_text_field("org", keyword.clone() | STORED),
             org_num: b.add_u64_field("org_num", FAST),
             org_name: b.add_text_field("org_name", STORED),
             place: b.add_text_field("place", STRING),
@@ -299,7 +293,6 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
     doc.add_u64(f.version, rec.version);
     doc.add_text(f.author, cx.author.to_hex());
     doc.add_text(f.kind, kind.as_str());
-    doc.add_text(f.kind_stored, kind.as_str());
     doc.add_i64(f.received, cx.received_at_ms);
     if let Some(peer) = cx.relayed_by {
         doc.add_text(f.origin, peer);
@@ -419,7 +412,6 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
             org.name = territory::by_siren(siren).map(|c| c.name.clone());
         }
         doc.add_text(f.org, siren);
-        doc.add_text(f.org_stored, siren);
         if let Ok(n) = siren.parse::<u64>() {
             doc.add_u64(f.org_num, n);
         }
@@ -439,7 +431,6 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
         doc.add_text(f.theme, t);
     }
     doc.add_text(f.title, &text.title);
-    doc.add_text(f.title_stored, &text.title);
     doc.add_text(f.body, &text.body);
     doc
 }

@@ -25,7 +25,7 @@ use tantivy::{IndexWriter, TantivyDocument, Term};
 use super::document::{self, Context, Org};
 use super::{SCHEMA_VERSION, Search, SearchError};
 use crate::node::Node;
-use crate::store::{Change, ListFilter, StoreError};
+use crate::store::{Change, StoreError};
 
 /// Changes read from the store at a time.
 const BATCH: usize = 2048;
@@ -207,22 +207,6 @@ fn decode(bytes: &[u8]) -> Option<(PublicKey, Record)> {
     Some((author, rec))
 }
 
-/// The current version of (author, record_id), decoded.
-fn load_current(
-    node: &Node,
-    author: &PublicKey,
-    record_id: &str,
-) -> Result<Option<Record>, StoreError> {
-    let Some(cur) = node.store.current(author, record_id)? else {
-        return Ok(None);
-    };
-    Ok(node
-        .store
-        .get(&cur.id)?
-        .and_then(|s| decode(&s.bytes))
-        .map(|(_, r)| r))
-}
-
 /// Authors' organisations, looked up once.
 #[derive(Default)]
 struct Orgs(HashMap<PublicKey, Org>);
@@ -258,24 +242,14 @@ impl Orgs {
 }
 
 fn own_organisation(node: &Node, author: &PublicKey) -> Result<Option<Org>, StoreError> {
-    let filter = ListFilter {
-        kind: Some(Kind::Organisation),
-        author: Some(*author),
-    };
-    let (entries, _) = node.store.list_current(&filter, None, 1, |_| true)?;
-    for e in entries {
-        let Some(rec) = load_current(node, author, &e.record_id)? else {
-            continue;
-        };
-        if rec.visibility != maillage_record::Visibility::Public {
-            continue;
-        }
-        if let Body::Organisation(o) = rec.body {
-            return Ok(Some(Org {
+    Ok(node
+        .organisation_record(author)?
+        .filter(|rec| rec.visibility == maillage_record::Visibility::Public)
+        .and_then(|rec| match rec.body {
+            Body::Organisation(o) => Some(Org {
                 siren: Some(o.siren),
                 name: Some(o.name),
-            }));
-        }
-    }
-    Ok(None)
+            }),
+            _ => None,
+        }))
 }

@@ -29,7 +29,7 @@ use maillage_record::Kind;
 use maillage_record::territory::Place;
 use maillage_record::vocab::{BudgetBand, ProjectStatus, ProjectTheme, RiskCategory};
 use serde::Serialize;
-use tantivy::collector::{Count, TopDocs};
+use tantivy::collector::TopDocs;
 use tantivy::query::{
     AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery,
 };
@@ -43,7 +43,7 @@ use tally::Tally;
 
 /// Bumped when what is indexed changes: an index of another version is
 /// rebuilt from the store at start.
-const SCHEMA_VERSION: u64 = 3;
+const SCHEMA_VERSION: u64 = 4;
 /// The file that says a directory is a search index maillage made (and may
 /// delete to rebuild it).
 const MARKER: &str = "MAILLAGE-SEARCH-INDEX";
@@ -340,7 +340,9 @@ impl Search {
         let top = TopDocs::with_limit(page_size)
             .and_offset(offset)
             .order_by_score();
-        let (top, total, counts) = searcher.search(&query, &(top, Count, tally))?;
+        // The tally counts every match: it is the total too.
+        let (top, counts) = searcher.search(&query, &(top, tally))?;
+        let total = counts.matched;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
@@ -363,7 +365,7 @@ impl Search {
             facets.insert(name.to_string(), counts.buckets(field, FACET_VALUES));
         }
         Ok(Results {
-            total: total as u64,
+            total,
             page,
             page_size,
             hits,
@@ -384,7 +386,8 @@ impl Search {
         let indexed_seq = self.indexed_seq();
         let searcher = self.reader.searcher();
         let all = self.query("", filters, viewer)?;
-        let (total, groups) = searcher.search(&all, &(Count, Tally::new(&[by.field()], &[])))?;
+        let groups = searcher.search(&all, &Tally::new(&[by.field()], &[]))?;
+        let total = groups.matched;
 
         let mut projects = ProjectStats::default();
         let only = |kind| {
@@ -393,17 +396,16 @@ impl Search {
             self.query("", &f, viewer)
         };
         if filters.kind.is_none_or(|k| k == Kind::Project) {
-            let (n, t) = searcher.search(
-                &only(Kind::Project)?,
-                &(Count, Tally::new(&["status", "risk"], &[])),
-            )?;
-            projects.projects = n as u64;
-            projects.by_status = t.buckets("status", usize::MAX);
-            projects.by_risk = t.buckets("risk", usize::MAX);
             // Details carry no theme, status or organisation of their own:
             // they count when their project matched (and the caller may see
-            // them).
-            let keys = searcher.search(&only(Kind::Project)?, &tally::Values("key"))?;
+            // them), so the projects' keys are gathered in the same pass.
+            let (t, keys) = searcher.search(
+                &only(Kind::Project)?,
+                &(Tally::new(&["status", "risk"], &[]), tally::Values("key")),
+            )?;
+            projects.projects = t.matched;
+            projects.by_status = t.buckets("status", usize::MAX);
+            projects.by_risk = t.buckets("risk", usize::MAX);
             let details = self.query(
                 "",
                 &Filters {
@@ -425,7 +427,7 @@ impl Search {
             ) = t.sum("co2");
         }
         Ok(Stats {
-            total: total as u64,
+            total,
             by: by.field().to_string(),
             groups: groups.buckets(by.field(), usize::MAX),
             projects,
@@ -529,10 +531,10 @@ impl Search {
                 .get_first(f.version)
                 .and_then(|v| v.as_u64())
                 .unwrap_or(0),
-            kind: text(f.kind_stored),
-            title: text(f.title_stored),
+            kind: text(f.kind),
+            title: text(f.title),
             author: text(f.author),
-            organisation_siren: opt(f.org_stored),
+            organisation_siren: opt(f.org),
             organisation_name: opt(f.org_name),
             signature_verified: true,
             relayed_by: opt(f.origin),
