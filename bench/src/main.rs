@@ -29,6 +29,7 @@ use negentropy::{Id, Negentropy, NegentropyStorageVector};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod corpus;
+mod probe;
 mod search;
 
 const DIFF: usize = 1_000;
@@ -66,6 +67,9 @@ fn main() -> anyhow::Result<()> {
             SigningKey::from_bytes(&seed)
         })
         .collect();
+    if let Ok(dir) = std::env::var("MAILLAGE_BENCH_PROBE") {
+        return probe::run(std::path::Path::new(&dir), n, &authors);
+    }
     let t = Instant::now();
     let records = corpus::generate(0..n + DIFF, &authors);
     let sign_rate = records.len() as f64 / t.elapsed().as_secs_f64();

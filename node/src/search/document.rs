@@ -43,7 +43,11 @@ pub struct Fields {
     pub version: Field,
     pub author: Field,
     pub kind: Field,
+    /// Title words, for ranking only.
     pub title: Field,
+    /// Every word, the title's included: what a search matches. One field
+    /// to match keeps a query of several words an intersection of one
+    /// posting list per word, instead of one union (title or body) per word.
     pub body: Field,
     pub theme: Field,
     pub org: Field,
@@ -431,7 +435,7 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
         doc.add_text(f.theme, t);
     }
     doc.add_text(f.title, &text.title);
-    doc.add_text(f.body, &text.body);
+    doc.add_text(f.body, format!("{}\n{}", text.title, text.body));
     doc
 }
 

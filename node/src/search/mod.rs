@@ -43,7 +43,7 @@ use tally::Tally;
 
 /// Bumped when what is indexed changes: an index of another version is
 /// rebuilt from the store at start.
-const SCHEMA_VERSION: u64 = 4;
+const SCHEMA_VERSION: u64 = 5;
 /// The file that says a directory is a search index maillage made (and may
 /// delete to rebuild it).
 const MARKER: &str = "MAILLAGE-SEARCH-INDEX";
@@ -54,6 +54,8 @@ pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const MAX_PAGE_SIZE: usize = 100;
 /// Values listed per facet.
 const FACET_VALUES: usize = 10;
+/// How much more a word weighs in a title than in a description.
+const TITLE_BOOST: f32 = 3.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -222,7 +224,10 @@ pub struct Search {
     index: Index,
     reader: IndexReader,
     fields: Fields,
+    /// Matches words in the whole text.
     parser: QueryParser,
+    /// Ranks: words in the title.
+    title_parser: QueryParser,
     path: PathBuf,
     indexed_seq: AtomicU64,
     /// A rebuild was asked for and the indexer has not taken it up yet.
@@ -277,14 +282,19 @@ impl Search {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()
             .map_err(err)?;
-        let mut parser = QueryParser::for_index(&index, vec![fields.title, fields.body]);
+        // Every word must be in the text (which holds the title too); each
+        // one also found in the title adds to the score, three times as
+        // much as in the description.
+        let mut parser = QueryParser::for_index(&index, vec![fields.body]);
         parser.set_conjunction_by_default();
-        parser.set_field_boost(fields.title, 3.0);
+        let mut title_parser = QueryParser::for_index(&index, vec![fields.title]);
+        title_parser.set_field_boost(fields.title, TITLE_BOOST);
         Ok(Search {
             index,
             reader,
             fields,
             parser,
+            title_parser,
             path: path.to_path_buf(),
             indexed_seq: AtomicU64::new(seq),
             reindex: AtomicBool::new(false),
@@ -332,6 +342,7 @@ impl Search {
             )));
         }
         let query = self.query(&req.text, &req.filters, viewer)?;
+        let ranked = self.ranked(&req.text, query.box_clone());
         // Read before the searcher: a commit in between makes this an
         // understatement, never a claim about records not searched.
         let indexed_seq = self.indexed_seq();
@@ -340,8 +351,12 @@ impl Search {
         let top = TopDocs::with_limit(page_size)
             .and_offset(offset)
             .order_by_score();
-        // The tally counts every match: it is the total too.
-        let (top, counts) = searcher.search(&query, &(top, tally))?;
+        // Two passes: ranking alone may skip documents that cannot make the
+        // page, and counting alone needs no score and reads its columns a
+        // block of documents at a time. The tally counts every match: it is
+        // the total too.
+        let top = searcher.search(&ranked, &top)?;
+        let counts = searcher.search(&query, &tally)?;
         let total = counts.matched;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
@@ -434,6 +449,20 @@ impl Search {
             indexed_seq,
             stored_seq,
         })
+    }
+
+    /// `query` (the matches), scored higher where the words are in the
+    /// title: the same records, in a better order.
+    fn ranked(&self, text: &str, query: Box<dyn Query>) -> Box<dyn Query> {
+        let text = text.trim();
+        if text.is_empty() {
+            return query;
+        }
+        let (title, _) = self.title_parser.parse_query_lenient(text);
+        Box::new(BooleanQuery::new(vec![
+            (Occur::Must, query),
+            (Occur::Should, title),
+        ]))
     }
 
     /// The query for words and filters, restricted to what `viewer` may see.

@@ -5,8 +5,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::{Cardinality, Column, StrColumn};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::{Bucket, label};
@@ -94,6 +95,9 @@ pub struct Tallied {
     /// Documents counted.
     pub matched: u64,
     counts: HashMap<&'static str, HashMap<String, u64>>,
+    /// Counts of fields kept as numbers (SIRENs), turned into text only for
+    /// the values shown.
+    numbers: HashMap<&'static str, FxHashMap<u64, u64>>,
     sums: HashMap<&'static str, (f64, u64)>,
 }
 
@@ -101,18 +105,21 @@ impl Tallied {
     /// The `limit` most frequent values of `field`, most frequent first (ties
     /// by value), labelled.
     pub fn buckets(&self, field: &str, limit: usize) -> Vec<Bucket> {
-        let mut v: Vec<(&String, &u64)> = self
-            .counts
-            .get(field)
-            .map(|m| m.iter().collect())
-            .unwrap_or_default();
-        v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+        let mut v: Vec<(String, u64)> = match (self.counts.get(field), self.numbers.get(field)) {
+            (Some(m), _) => most_frequent(m.iter().map(|(k, n)| (k.clone(), *n)), limit),
+            // SIRENs are 9 digits: as numbers and as text, they sort alike.
+            (None, Some(m)) => most_frequent(m.iter().map(|(k, n)| (*k, *n)), limit)
+                .into_iter()
+                .map(|(k, n)| (format!("{k:09}"), n))
+                .collect(),
+            (None, None) => Vec::new(),
+        };
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v.into_iter()
-            .take(limit)
             .map(|(value, count)| Bucket {
-                value: value.clone(),
-                label: label(field, value),
-                count: *count,
+                label: label(field, &value),
+                value,
+                count,
             })
             .collect()
     }
@@ -123,16 +130,41 @@ impl Tallied {
     }
 }
 
+/// The `limit` values with the highest counts (ties by value), unordered:
+/// a facet shows ten organisations out of tens of thousands, so the rest
+/// need not be sorted.
+fn most_frequent<K: Ord>(values: impl Iterator<Item = (K, u64)>, limit: usize) -> Vec<(K, u64)> {
+    let mut v: Vec<(K, u64)> = values.collect();
+    let order = |a: &(K, u64), b: &(K, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0));
+    if limit < v.len() {
+        v.select_nth_unstable_by(limit, order);
+        v.truncate(limit);
+    }
+    v
+}
+
+/// A keyword column and the count of each of its term ordinals.
+struct Counted {
+    field: &'static str,
+    column: Option<StrColumn>,
+    /// Whether a document may have several values (read one by one).
+    multivalued: bool,
+    counts: Vec<u64>,
+}
+
 pub struct SegmentTally {
     matched: u64,
     /// The join column, the values it must take, and per term ordinal
     /// whether it is one of them (0: not looked up yet, 1: yes, 2: no).
     within: Option<(Option<StrColumn>, Arc<HashSet<String>>, Vec<u8>)>,
-    columns: Vec<(&'static str, Option<StrColumn>, Vec<u64>)>,
+    columns: Vec<Counted>,
     /// Fields kept as numbers (SIRENs: tens of thousands of values, whose
     /// dictionary would cost more to read than the counting).
-    sirens: Vec<(&'static str, Option<Column<u64>>, HashMap<u64, u64>)>,
+    sirens: Vec<(&'static str, Option<Column<u64>>, FxHashMap<u64, u64>)>,
     numbers: Vec<(&'static str, Option<Column<f64>>, f64, u64)>,
+    /// Column values of one block of documents.
+    block: Vec<Option<u64>>,
+    block_f64: Vec<Option<f64>>,
 }
 
 /// The number field that holds the same values as `field`, if any.
@@ -154,12 +186,20 @@ impl Collector for Tally {
         let mut sirens = Vec::new();
         for name in &self.counted {
             if let Some(numeric) = numeric_twin(name) {
-                sirens.push((*name, fast.u64(numeric).ok(), HashMap::new()));
+                sirens.push((*name, fast.u64(numeric).ok(), FxHashMap::default()));
                 continue;
             }
             let column = fast.str(name)?;
             let terms = column.as_ref().map_or(0, |c| c.num_terms());
-            columns.push((*name, column, vec![0; terms]));
+            let multivalued = column
+                .as_ref()
+                .is_some_and(|c| c.ords().get_cardinality() == Cardinality::Multivalued);
+            columns.push(Counted {
+                field: name,
+                column,
+                multivalued,
+                counts: vec![0; terms],
+            });
         }
         let numbers = self
             .summed
@@ -180,6 +220,8 @@ impl Collector for Tally {
             columns,
             sirens,
             numbers,
+            block: Vec::new(),
+            block_f64: Vec::new(),
         })
     }
 
@@ -197,6 +239,16 @@ impl Collector for Tally {
                     *into.entry(value).or_default() += n;
                 }
             }
+            for (field, mut counts) in fruit.numbers {
+                let into = out.numbers.entry(field).or_default();
+                // Add the smaller map into the larger one.
+                if into.len() < counts.len() {
+                    std::mem::swap(into, &mut counts);
+                }
+                for (value, n) in counts {
+                    *into.entry(value).or_default() += n;
+                }
+            }
             for (field, (sum, n)) in fruit.sums {
                 let into = out.sums.entry(field).or_default();
                 into.0 += sum;
@@ -207,25 +259,33 @@ impl Collector for Tally {
     }
 }
 
+impl SegmentTally {
+    /// Whether `doc` passes the join, if there is one.
+    fn within(&mut self, doc: DocId) -> bool {
+        let Some((column, values, known)) = &mut self.within else {
+            return true;
+        };
+        let Some(c) = column else { return false };
+        let mut inside = false;
+        for ord in c.term_ords(doc) {
+            let k = &mut known[ord as usize];
+            if *k == 0 {
+                let mut v = String::new();
+                let found = c.ord_to_str(ord, &mut v).unwrap_or(false) && values.contains(&v);
+                *k = if found { 1 } else { 2 };
+            }
+            inside |= *k == 1;
+        }
+        inside
+    }
+}
+
 impl SegmentCollector for SegmentTally {
     type Fruit = Tallied;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
-        if let Some((column, values, known)) = &mut self.within {
-            let Some(c) = column else { return };
-            let mut inside = false;
-            for ord in c.term_ords(doc) {
-                let k = &mut known[ord as usize];
-                if *k == 0 {
-                    let mut v = String::new();
-                    let found = c.ord_to_str(ord, &mut v).unwrap_or(false) && values.contains(&v);
-                    *k = if found { 1 } else { 2 };
-                }
-                inside |= *k == 1;
-            }
-            if !inside {
-                return;
-            }
+        if !self.within(doc) {
+            return;
         }
         self.matched += 1;
         for (_, column, counts) in &mut self.sirens {
@@ -233,15 +293,65 @@ impl SegmentCollector for SegmentTally {
                 *counts.entry(v).or_default() += 1;
             }
         }
-        for (_, column, counts) in &mut self.columns {
-            if let Some(c) = column {
-                for ord in c.term_ords(doc) {
-                    counts[ord as usize] += 1;
+        for c in &mut self.columns {
+            if let Some(column) = &c.column {
+                for ord in column.term_ords(doc) {
+                    c.counts[ord as usize] += 1;
                 }
             }
         }
         for (_, column, sum, n) in &mut self.numbers {
             if let Some(v) = column.as_ref().and_then(|c| c.first(doc)) {
+                *sum += v;
+                *n += 1;
+            }
+        }
+    }
+
+    /// A block of matches (when nothing in the segment was deleted): each
+    /// column is read for the whole block at once.
+    fn collect_block(&mut self, docs: &[DocId]) {
+        if self.within.is_some() {
+            for &doc in docs {
+                self.collect(doc, 0.0);
+            }
+            return;
+        }
+        self.matched += docs.len() as u64;
+        let block = &mut self.block;
+        for (_, column, counts) in &mut self.sirens {
+            let Some(column) = column else { continue };
+            block.clear();
+            block.resize(docs.len(), None);
+            column.first_vals(docs, block);
+            for v in block.iter().flatten() {
+                *counts.entry(*v).or_default() += 1;
+            }
+        }
+        for c in &mut self.columns {
+            let Some(column) = &c.column else { continue };
+            if c.multivalued {
+                for &doc in docs {
+                    for ord in column.term_ords(doc) {
+                        c.counts[ord as usize] += 1;
+                    }
+                }
+            } else {
+                block.clear();
+                block.resize(docs.len(), None);
+                column.ords().first_vals(docs, block);
+                for ord in block.iter().flatten() {
+                    c.counts[*ord as usize] += 1;
+                }
+            }
+        }
+        let block = &mut self.block_f64;
+        for (_, column, sum, n) in &mut self.numbers {
+            let Some(column) = column else { continue };
+            block.clear();
+            block.resize(docs.len(), None);
+            column.first_vals(docs, block);
+            for v in block.iter().flatten() {
                 *sum += v;
                 *n += 1;
             }
@@ -254,18 +364,16 @@ impl SegmentCollector for SegmentTally {
             ..Tallied::default()
         };
         for (field, _, counts) in self.sirens {
-            let into = out.counts.entry(field).or_default();
-            for (v, n) in counts {
-                into.insert(format!("{v:09}"), n);
-            }
+            out.numbers.insert(field, counts);
         }
-        for (field, column, counts) in self.columns {
-            let into = out.counts.entry(field).or_default();
-            let Some(column) = column else { continue };
+        for c in self.columns {
+            let into = out.counts.entry(c.field).or_default();
+            let Some(column) = c.column else { continue };
             // One pass over the dictionary in order: looking ordinals up one
             // by one decodes a block each time, and broad queries touch
             // thousands of values.
-            let (ords, ns): (Vec<u64>, Vec<u64>) = counts
+            let (ords, ns): (Vec<u64>, Vec<u64>) = c
+                .counts
                 .into_iter()
                 .enumerate()
                 .filter(|(_, n)| *n > 0)

@@ -497,3 +497,67 @@ fn an_index_of_another_version_is_started_anew() {
     assert_eq!(Search::open(&path, 9).unwrap().indexed_seq(), 9);
     assert_eq!(Search::open(&path, 5).unwrap().indexed_seq(), 0);
 }
+
+/// Facets are counted a block of documents at a time when a segment has no
+/// deletions, one document at a time when it has some, and merged across
+/// segments: all three must agree.
+#[test]
+fn facets_agree_across_segments_blocks_and_deletions() {
+    let f = Fixture::new();
+    let publishers = [LYON_METRO, BLAGNAC, "213105554"];
+    let recs: Vec<Record> = (0..300)
+        .map(|i| {
+            let mut r = dataset(
+                &format!("d{i}"),
+                "Budget primitif",
+                "Budget voté",
+                publishers[i % 3],
+            );
+            if let Body::Dataset(d) = &mut r.body {
+                d.themes = vec![["Économie", "Mobilités"][i % 2].into()];
+            }
+            r
+        })
+        .collect();
+    // Two commits: two segments, each of several blocks.
+    f.add(key(1), &lyon_org(), &recs[..150]);
+    f.add(key(1), &lyon_org(), &recs[150..]);
+    let counts = |r: &Results| -> Vec<(String, Vec<(String, u64)>)> {
+        r.facets
+            .iter()
+            .map(|(name, b)| {
+                (
+                    name.clone(),
+                    b.iter().map(|b| (b.value.clone(), b.count)).collect(),
+                )
+            })
+            .collect()
+    };
+    let before = f.find("budget", Filters::default(), &Viewer::Operator);
+    assert_eq!(before.total, 300);
+    assert_eq!(
+        before.facets["theme"]
+            .iter()
+            .map(|b| b.count)
+            .collect::<Vec<_>>(),
+        [150, 150]
+    );
+
+    // Delete and add back the first record: its segment now has a deletion.
+    let mut writer: tantivy::IndexWriter<TantivyDocument> =
+        f.search.index.writer_with_num_threads(1, 32 << 20).unwrap();
+    writer.delete_term(Term::from_field_text(
+        f.search.fields.key,
+        &document::key(&key(1), "d0"),
+    ));
+    writer.commit().unwrap();
+    drop(writer);
+    f.search.reader.reload().unwrap();
+    let fewer = f.find("budget", Filters::default(), &Viewer::Operator);
+    assert_eq!(fewer.total, 299);
+    assert_eq!(fewer.facets["kind"][0].count, 299);
+    f.add(key(1), &lyon_org(), &recs[..1]);
+    let after = f.find("budget", Filters::default(), &Viewer::Operator);
+    assert_eq!(after.total, 300);
+    assert_eq!(counts(&after), counts(&before));
+}

@@ -1,0 +1,79 @@
+//! `MAILLAGE_BENCH_PROBE=DIR`: a developer's probe, not part of the report.
+//! Keeps a node of N records in DIR (built once), then times each benchmark
+//! query alone, in process, so a change to the query path can be measured in
+//! seconds instead of a full benchmark run.
+
+use std::path::Path;
+use std::time::Instant;
+
+use ed25519_dalek::SigningKey;
+use maillage_node::config::Config;
+use maillage_node::node::Viewer;
+use maillage_node::search::{Filters, SearchRequest};
+use maillage_node::server;
+
+use crate::{corpus, search};
+
+pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let fresh = !dir.join("maillage.toml").exists();
+    if fresh {
+        std::fs::create_dir_all(dir)?;
+        let key = maillage_record::keyfile::generate()?;
+        maillage_record::keyfile::write_new(&dir.join("organisation.key"), &key)?;
+        std::fs::write(
+            dir.join("maillage.toml"),
+            "[organisation]\nsiren = \"243100518\"\nname = \"probe\"\nkey_file = \"organisation.key\"\n\
+             [node]\ngrpc_listen = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n",
+        )?;
+    }
+    let path = dir.join("maillage.toml");
+    let config = Config::parse(&path, &std::fs::read_to_string(&path)?)?;
+    rt.block_on(async {
+        let started = server::start(&config).await?;
+        let node = started.node.clone();
+        // What `server::run` would do; the probe needs no ports.
+        let _indexer = maillage_node::search::spawn_indexer(node.clone());
+        if fresh {
+            eprintln!("probe: generating and storing {n} records...");
+            for first in (0..n).step_by(100_000) {
+                let recs = corpus::generate(first..(first + 100_000).min(n), authors);
+                let node = node.clone();
+                tokio::task::spawn_blocking(move || crate::load(&node, &recs)).await??;
+            }
+        }
+        if std::env::var_os("MAILLAGE_PROBE_REINDEX").is_some() {
+            node.search.request_reindex();
+        }
+        let t = Instant::now();
+        search::indexed(&node).await;
+        eprintln!("probe: indexed ({:.1} s)", t.elapsed().as_secs_f64());
+        let reps: usize = std::env::var("MAILLAGE_PROBE_REPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10);
+        let mut all = 0.0;
+        for (words, kind, territory) in search::QUERIES {
+            let req = SearchRequest {
+                text: words.to_string(),
+                filters: Filters {
+                    kind: kind.map(|k| maillage_record::Kind::parse(k).expect("kind")),
+                    territory: territory.map(str::to_string),
+                    ..Filters::default()
+                },
+                page: 1,
+                page_size: 20,
+            };
+            let t = Instant::now();
+            let mut total = 0;
+            for _ in 0..reps {
+                total = node.search.search(&req, &Viewer::Operator, 0)?.total;
+            }
+            let ms = t.elapsed().as_secs_f64() * 1000.0 / reps as f64;
+            all += ms;
+            println!("{ms:8.2} ms {total:8} {words:?} {kind:?} {territory:?}");
+        }
+        println!("{:8.2} ms mean", all / search::QUERIES.len() as f64);
+        anyhow::Ok(())
+    })
+}
