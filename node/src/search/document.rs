@@ -7,6 +7,7 @@ use maillage_record::model::LicenceRef;
 use maillage_record::territory::{self, Place};
 use maillage_record::vocab::{Licence, ProjectTheme, SpatialGranularity, eu_data_theme, normalize};
 use maillage_record::{Body, Kind, PublicKey, Record, RecordId, Visibility};
+use rustc_hash::FxHashMap;
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
 };
@@ -128,6 +129,10 @@ pub fn register_tokenizers(index: &Index) {
     index.tokenizers().register(FRENCH, french);
 }
 
+/// The value of a keyword field that a document lacks, where every document
+/// gets one (facets do not count it).
+pub const NONE: &str = "";
+
 /// Snowball's French stemmer, then a final "s" or "x" it leaves on short
 /// words dropped ("vélos" → "velo"; "bus" kept). Applied to the index and the
 /// query alike, the second step only has to be consistent. Stems are cached:
@@ -142,7 +147,7 @@ impl TokenFilter for FrenchStem {
     fn transform<T: Tokenizer>(self, tokenizer: T) -> FrenchStemFilter<T> {
         FrenchStemFilter {
             inner: tokenizer,
-            cache: std::collections::HashMap::new(),
+            cache: FxHashMap::default(),
         }
     }
 }
@@ -153,7 +158,7 @@ const STEM_CACHE: usize = 100_000;
 #[derive(Clone)]
 struct FrenchStemFilter<T> {
     inner: T,
-    cache: std::collections::HashMap<String, String>,
+    cache: FxHashMap<String, String>,
 }
 
 impl<T: Tokenizer> Tokenizer for FrenchStemFilter<T> {
@@ -172,7 +177,7 @@ impl<T: Tokenizer> Tokenizer for FrenchStemFilter<T> {
 
 struct FrenchStemStream<'a, S> {
     tail: S,
-    cache: &'a mut std::collections::HashMap<String, String>,
+    cache: &'a mut FxHashMap<String, String>,
 }
 
 fn stem_french(word: &str) -> String {
@@ -191,15 +196,17 @@ impl<S: TokenStream> TokenStream for FrenchStemStream<'_, S> {
             return false;
         }
         let token = self.tail.token_mut();
-        let stem = match self.cache.get(&token.text) {
-            Some(s) => s.clone(),
+        match self.cache.get(token.text.as_str()) {
+            Some(s) => {
+                token.text.clear();
+                token.text.push_str(s);
+            }
             None => {
                 let s = stem_french(&token.text);
-                self.cache.insert(token.text.clone(), s.clone());
-                s
+                let word = std::mem::replace(&mut token.text, s.clone());
+                self.cache.insert(word, s);
             }
-        };
-        token.text = stem;
+        }
         true
     }
 
@@ -416,10 +423,11 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
             org.name = territory::by_siren(siren).map(|c| c.name.clone());
         }
         doc.add_text(f.org, siren);
-        if let Ok(n) = siren.parse::<u64>() {
-            doc.add_u64(f.org_num, n);
-        }
     }
+    // Every document has a value (0: none), so the column is read without
+    // an index of which documents have one.
+    let org_num = org.siren.as_deref().and_then(|s| s.parse::<u64>().ok());
+    doc.add_u64(f.org_num, org_num.unwrap_or(0));
     if let Some(name) = &org.name {
         doc.add_text(f.org_name, name);
         text.add(Some(name));
@@ -433,6 +441,11 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
     }
     for t in themes.iter().filter(|t| !t.is_empty()) {
         doc.add_text(f.theme, t);
+    }
+    if !matches!(rec.body, Body::Project(_)) {
+        // No status: an empty value (not counted), so that every document
+        // has one and facets read the column without an index of which do.
+        doc.add_text(f.status, NONE);
     }
     doc.add_text(f.title, &text.title);
     doc.add_text(f.body, format!("{}\n{}", text.title, text.body));

@@ -43,7 +43,7 @@ use tally::Tally;
 
 /// Bumped when what is indexed changes: an index of another version is
 /// rebuilt from the store at start.
-const SCHEMA_VERSION: u64 = 5;
+const SCHEMA_VERSION: u64 = 6;
 /// The file that says a directory is a search index maillage made (and may
 /// delete to rebuild it).
 const MARKER: &str = "MAILLAGE-SEARCH-INDEX";

@@ -10,7 +10,7 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Cardinality, Column, StrColumn};
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
-use super::{Bucket, label};
+use super::{Bucket, document, label};
 
 /// Counts of `counted` fields' values and sums of `summed` fields.
 pub struct Tally {
@@ -289,7 +289,11 @@ impl SegmentCollector for SegmentTally {
         }
         self.matched += 1;
         for (_, column, counts) in &mut self.sirens {
-            if let Some(v) = column.as_ref().and_then(|c| c.first(doc)) {
+            if let Some(v) = column
+                .as_ref()
+                .and_then(|c| c.first(doc))
+                .filter(|v| *v != 0)
+            {
                 *counts.entry(v).or_default() += 1;
             }
         }
@@ -324,7 +328,8 @@ impl SegmentCollector for SegmentTally {
             block.clear();
             block.resize(docs.len(), None);
             column.first_vals(docs, block);
-            for v in block.iter().flatten() {
+            // 0: no organisation.
+            for v in block.iter().flatten().filter(|v| **v != 0) {
                 *counts.entry(*v).or_default() += 1;
             }
         }
@@ -381,7 +386,9 @@ impl SegmentCollector for SegmentTally {
                 .unzip();
             let mut ns = ns.into_iter();
             let _ = column.dictionary().sorted_ords_to_term_cb(&ords, |term| {
-                if let Some(n) = ns.next() {
+                if let Some(n) = ns.next()
+                    && term != document::NONE.as_bytes()
+                {
                     into.insert(String::from_utf8_lossy(term).into_owned(), n);
                 }
             });
