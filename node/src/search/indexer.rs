@@ -161,13 +161,27 @@ fn index_changes(
     let f = &node.search.fields;
     let ids: Vec<RecordId> = changes.iter().map(|c| c.id).collect();
     let stored = node.store.get_many(&ids)?;
-    for (change, stored) in changes.iter().zip(stored) {
-        let Some(stored) = stored else { continue };
-        let Some((author, rec)) = decode(&stored.bytes) else {
-            tracing::error!(id = %change.id, "stored envelope does not decode: not indexed");
-            continue;
-        };
-        let current = node.store.current(&author, &rec.record_id)?;
+    let decoded: Vec<_> = changes
+        .iter()
+        .zip(stored)
+        .filter_map(|(change, stored)| {
+            let stored = stored?;
+            let Some((author, rec)) = decode(&stored.bytes) else {
+                tracing::error!(id = %change.id, "stored envelope does not decode: not indexed");
+                return None;
+            };
+            Some((change, stored, author, rec))
+        })
+        .collect();
+    let current = node.store.current_many(
+        &decoded
+            .iter()
+            .map(|(_, _, author, rec)| (*author, rec.record_id.as_str()))
+            .collect::<Vec<_>>(),
+    )?;
+    for ((change, stored, author, rec), current) in decoded.into_iter().zip(current) {
+        // Only the current version is searchable (an older one may arrive
+        // after a newer one).
         if current.is_none_or(|c| c.id != change.id) {
             continue;
         }
