@@ -25,7 +25,7 @@ use tantivy::{IndexWriter, TantivyDocument, Term};
 use super::document::{self, Context, Org};
 use super::{SCHEMA_VERSION, Search, SearchError};
 use crate::node::Node;
-use crate::store::{Change, StoreError};
+use crate::store::{Change, ListFilter, StoreError};
 
 /// Changes read from the store at a time.
 const BATCH: usize = 2048;
@@ -133,7 +133,7 @@ fn run(node: &Node) -> Result<(), IndexError> {
             continue;
         }
         seq = changes.last().expect("not empty").seq;
-        index_changes(node, &mut writer, &mut orgs, &changes)?;
+        index_changes(node, &mut writer, &mut orgs, &changes, Follow::Authors)?;
         pending = true;
         if !rebuilding && last_commit.elapsed() >= COMMIT_EVERY {
             commit(search, &mut writer, seq)?;
@@ -152,12 +152,26 @@ fn commit(search: &Search, writer: &mut IndexWriter, seq: u64) -> Result<(), Ind
     Ok(())
 }
 
+/// Whether indexing a change to whom an author speaks for re-indexes the
+/// author's other records.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Follow {
+    Authors,
+    No,
+}
+
 fn index_changes(
     node: &Node,
     writer: &mut IndexWriter,
     orgs: &mut Orgs,
     changes: &[Change],
+    follow: Follow,
 ) -> Result<(), IndexError> {
+    // Authors whose organisation may have changed: their documents were
+    // built with the organisation known then (records may arrive before
+    // their author's Organisation record: order of arrival must not matter).
+    // (author, the change that affects it)
+    let mut affected: Vec<(PublicKey, u64)> = Vec::new();
     let f = &node.search.fields;
     let ids: Vec<RecordId> = changes.iter().map(|c| c.id).collect();
     let stored = node.store.get_many(&ids)?;
@@ -193,6 +207,14 @@ fn index_changes(
             // Who speaks for whom may have changed (a withdrawal may be of
             // an organisation or a membership).
             orgs.0.clear();
+            match &rec.body {
+                Body::Membership(m) => affected.extend(
+                    PublicKey::parse_hex(&m.member_key)
+                        .ok()
+                        .map(|k| (k, change.seq)),
+                ),
+                _ => affected.push((author, change.seq)),
+            }
         }
         writer.delete_term(Term::from_field_text(
             f.key,
@@ -211,7 +233,50 @@ fn index_changes(
         };
         writer.add_document(document::build(f, &rec, &cx))?;
     }
+    if follow == Follow::Authors {
+        // The latest change per author is enough.
+        affected.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        affected.dedup_by_key(|(author, _)| *author);
+        for (author, seq) in affected {
+            if author != node.public_key {
+                reindex_author(node, writer, orgs, &author, seq)?;
+            }
+        }
+    }
     Ok(())
+}
+
+/// Rebuilds the documents of the current records of `author` stored before
+/// change `upto` (those after it are indexed in their turn, with the
+/// organisation as it is then: a rebuild does not index them twice).
+fn reindex_author(
+    node: &Node,
+    writer: &mut IndexWriter,
+    orgs: &mut Orgs,
+    author: &PublicKey,
+    upto: u64,
+) -> Result<(), IndexError> {
+    let filter = ListFilter {
+        kind: None,
+        author: Some(*author),
+    };
+    let mut after: Option<Vec<u8>> = None;
+    loop {
+        let (entries, next) = node
+            .store
+            .list_current(&filter, after.as_deref(), BATCH, |e| {
+                e.seq < upto && document::searchable(e.kind)
+            })?;
+        let mut changes = Vec::with_capacity(entries.len());
+        for e in entries {
+            changes.extend(node.store.change_at(e.seq)?);
+        }
+        index_changes(node, writer, orgs, &changes, Follow::No)?;
+        match next {
+            Some(n) => after = Some(n),
+            None => return Ok(()),
+        }
+    }
 }
 
 fn decode(bytes: &[u8]) -> Option<(PublicKey, Record)> {

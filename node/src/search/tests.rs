@@ -564,3 +564,76 @@ fn facets_agree_across_segments_blocks_and_deletions() {
     assert_eq!(after.total, 300);
     assert_eq!(counts(&after), counts(&before));
 }
+
+/// Records may reach a node before their author's Organisation record
+/// (order of arrival must not matter): when it arrives, the author's
+/// documents are rebuilt with the organisation, its name and its territory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_gets_its_organisation_when_that_arrives_after_it() {
+    use maillage_record::model::Organisation;
+    use maillage_record::{SigningKey, envelope};
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = maillage_record::keyfile::generate().unwrap();
+    maillage_record::keyfile::write_new(&dir.path().join("organisation.key"), &key).unwrap();
+    let text = "[organisation]\nsiren = \"243100518\"\nname = \"Toulouse Métropole\"\n\
+                key_file = \"organisation.key\"\n[node]\ngrpc_listen = \"127.0.0.1:0\"\n";
+    let config = crate::config::Config::parse(&dir.path().join("maillage.toml"), text).unwrap();
+    let started = crate::server::start(&config).await.unwrap();
+    let node = started.node.clone();
+    let indexer = spawn_indexer(node.clone());
+
+    let author = SigningKey::from_bytes(&[9; 32]);
+    let store = |r: Record| {
+        let signed = envelope::sign(&author, &r).unwrap();
+        node.insert_many_blocking(&[signed], crate::store::Origin::Peer("lyon"))
+            .unwrap();
+    };
+    let indexed = || async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while node.search.indexed_seq() < node.store.last_seq() {
+            assert!(std::time::Instant::now() < deadline, "not indexed in 20 s");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let find = || {
+        node.search
+            .search(
+                &SearchRequest {
+                    text: "voirie".into(),
+                    ..SearchRequest::default()
+                },
+                &Viewer::Operator,
+                0,
+            )
+            .unwrap()
+    };
+
+    store(record(
+        "voirie",
+        Visibility::Public,
+        Body::Dataset(Dataset::new("Voirie communale", "Les rues")),
+    ));
+    indexed().await;
+    let before = find();
+    assert_eq!(before.total, 1);
+    assert_eq!(before.hits[0].organisation_siren, None);
+
+    store(record(
+        "organisation",
+        Visibility::Public,
+        Body::Organisation(Organisation::new(BLAGNAC, "Commune de Blagnac")),
+    ));
+    indexed().await;
+    let after = find();
+    assert_eq!(after.total, 1, "{:?}", after.hits);
+    assert_eq!(after.hits[0].organisation_siren.as_deref(), Some(BLAGNAC));
+    assert_eq!(
+        after.hits[0].organisation_name.as_deref(),
+        Some("Commune de Blagnac")
+    );
+    assert_eq!(after.facets["territory"][0].value, "31");
+
+    node.stop();
+    indexer.join().unwrap();
+}

@@ -695,6 +695,17 @@ impl Store {
         Ok(out)
     }
 
+    /// The change at sequence number `seq`, if any.
+    pub fn change_at(&self, seq: u64) -> Result<Option<Change>, StoreError> {
+        let Some(after) = seq.checked_sub(1) else {
+            return Ok(None);
+        };
+        Ok(self
+            .changes_since(after, 1)?
+            .into_iter()
+            .find(|c| c.seq == seq))
+    }
+
     /// The last sequence number written (0 for an empty store).
     pub fn last_seq(&self) -> u64 {
         self.write
