@@ -37,6 +37,8 @@ const MAX_CONCURRENT_EXPORTS: usize = 2;
 /// Searches answered at once; more get 503 at once, so the public cannot
 /// take the cores that sync and the operator need.
 const MAX_CONCURRENT_SEARCHES: usize = 4;
+/// How long one of those waits for the node's turn to search.
+const SEARCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Serves until `shutdown` completes; connections in progress finish.
 pub async fn serve(
@@ -173,6 +175,13 @@ async fn search(req: Request<Incoming>, node: Arc<Node>) -> Response<Full<Bytes>
     let params = match query_params(req.uri().query().unwrap_or("")) {
         Ok(p) => p,
         Err(msg) => return text(StatusCode::BAD_REQUEST, &msg),
+    };
+    // The node's turns are shared with gRPC searches.
+    let Some(_turn) = node.search_turn(Some(SEARCH_PATIENCE)).await else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many searches at once: retry in a moment\n",
+        );
     };
     let result = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, SearchError> {
         let get = |k: &str| {

@@ -48,6 +48,10 @@ pub struct Node {
     refused: std::sync::Mutex<std::collections::HashSet<RecordId>>,
     /// Becomes true when the node shuts down: long-lived streams end on it.
     stopping: watch::Sender<bool>,
+    /// Turns to run a search or statistics: one per core at once, so that
+    /// searches queue for their turn instead of taking, all at once, the
+    /// cores that sync and indexing need (see `search_turn`).
+    search_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Who is asking: decides which records a read or a sync may reveal.
@@ -122,7 +126,23 @@ impl Node {
             quarantined: std::sync::Mutex::new(quarantined),
             refused: Default::default(),
             stopping: watch::channel(false).0,
+            search_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         })
+    }
+
+    /// Waits for a turn to search (held until the permit is dropped), at
+    /// most `patience` if given: `None` when the wait ran out.
+    pub async fn search_turn(
+        &self,
+        patience: Option<std::time::Duration>,
+    ) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let turn = self.search_slots.clone().acquire_owned();
+        match patience {
+            None => turn.await.ok(),
+            Some(d) => tokio::time::timeout(d, turn).await.ok()?.ok(),
+        }
     }
 
     pub fn signing_key(&self) -> &SigningKey {

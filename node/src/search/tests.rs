@@ -574,13 +574,7 @@ async fn a_record_gets_its_organisation_when_that_arrives_after_it() {
     use maillage_record::{SigningKey, envelope};
 
     let dir = tempfile::tempdir().unwrap();
-    let key = maillage_record::keyfile::generate().unwrap();
-    maillage_record::keyfile::write_new(&dir.path().join("organisation.key"), &key).unwrap();
-    let text = "[organisation]\nsiren = \"243100518\"\nname = \"Toulouse Métropole\"\n\
-                key_file = \"organisation.key\"\n[node]\ngrpc_listen = \"127.0.0.1:0\"\n";
-    let config = crate::config::Config::parse(&dir.path().join("maillage.toml"), text).unwrap();
-    let started = crate::server::start(&config).await.unwrap();
-    let node = started.node.clone();
+    let node = start_node(dir.path()).await;
     let indexer = spawn_indexer(node.clone());
 
     let author = SigningKey::from_bytes(&[9; 32]);
@@ -636,4 +630,31 @@ async fn a_record_gets_its_organisation_when_that_arrives_after_it() {
 
     node.stop();
     indexer.join().unwrap();
+}
+
+/// A node in `dir` (store and index, no ports served).
+async fn start_node(dir: &std::path::Path) -> std::sync::Arc<crate::node::Node> {
+    let key = maillage_record::keyfile::generate().unwrap();
+    maillage_record::keyfile::write_new(&dir.join("organisation.key"), &key).unwrap();
+    let text = "[organisation]\nsiren = \"243100518\"\nname = \"Toulouse Métropole\"\n\
+                key_file = \"organisation.key\"\n[node]\ngrpc_listen = \"127.0.0.1:0\"\n";
+    let config = crate::config::Config::parse(&dir.join("maillage.toml"), text).unwrap();
+    crate::server::start(&config).await.unwrap().node
+}
+
+/// Searches take turns, one per core: a caller with limited patience is
+/// turned away when every turn is taken, and served once one is free.
+#[tokio::test]
+async fn searches_take_turns_one_per_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path()).await;
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut turns = Vec::new();
+    for _ in 0..cores {
+        turns.push(node.search_turn(None).await.expect("a free turn"));
+    }
+    let patience = Some(std::time::Duration::from_millis(50));
+    assert!(node.search_turn(patience).await.is_none());
+    turns.pop();
+    assert!(node.search_turn(patience).await.is_some());
 }

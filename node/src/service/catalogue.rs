@@ -224,6 +224,7 @@ impl Catalogue for CatalogueService {
         let viewer = self.viewer(&request);
         let node = self.node.clone();
         let req = request.into_inner();
+        let _turn = self.search_turn().await?;
         blocking(move || super::search::search(&node, req, &viewer).map(Response::new)).await
     }
 
@@ -234,6 +235,25 @@ impl Catalogue for CatalogueService {
         let viewer = self.viewer(&request);
         let node = self.node.clone();
         let req = request.into_inner();
+        let _turn = self.search_turn().await?;
         blocking(move || super::search::stats(&node, req, &viewer).map(Response::new)).await
     }
 }
+
+impl CatalogueService {
+    /// A turn to search: the operator waits for one; on the public port a
+    /// caller waits a little, then is told to come back, so that a flood of
+    /// searches queues no longer than that.
+    async fn search_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        let patience = match self.port {
+            Port::Admin => None,
+            Port::Public => Some(PUBLIC_SEARCH_PATIENCE),
+        };
+        self.node.search_turn(patience).await.ok_or_else(|| {
+            Status::resource_exhausted("too many searches at once: retry in a moment")
+        })
+    }
+}
+
+/// How long a search on the public port waits for its turn.
+const PUBLIC_SEARCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
