@@ -48,9 +48,10 @@ pub struct Node {
     refused: std::sync::Mutex<std::collections::HashSet<RecordId>>,
     /// Becomes true when the node shuts down: long-lived streams end on it.
     stopping: watch::Sender<bool>,
-    /// Turns to run a search or statistics: one per core at once, so that
-    /// searches queue for their turn instead of taking, all at once, the
-    /// cores that sync and indexing need (see `search_turn`).
+    /// Turns to run a public search or statistics (two per core at once),
+    /// so that a flood of searches queues for its turn instead of taking
+    /// the cores that sync, indexing and the operator need (see
+    /// `search_turn`).
     search_slots: Arc<tokio::sync::Semaphore>,
 }
 
@@ -82,6 +83,12 @@ impl Viewer {
             }
         }
     }
+}
+
+/// Public searches answered at once: two per core, so that a search waiting
+/// on memory does not leave a core idle.
+pub fn search_turns() -> usize {
+    2 * std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 impl Node {
@@ -126,14 +133,13 @@ impl Node {
             quarantined: std::sync::Mutex::new(quarantined),
             refused: Default::default(),
             stopping: watch::channel(false).0,
-            search_slots: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            )),
+            search_slots: Arc::new(tokio::sync::Semaphore::new(search_turns())),
         })
     }
 
     /// Waits for a turn to search (held until the permit is dropped), at
-    /// most `patience` if given: `None` when the wait ran out.
+    /// most `patience` if given: `None` when the wait ran out. Searches by
+    /// the operator take none.
     pub async fn search_turn(
         &self,
         patience: Option<std::time::Duration>,

@@ -642,15 +642,14 @@ async fn start_node(dir: &std::path::Path) -> std::sync::Arc<crate::node::Node> 
     crate::server::start(&config).await.unwrap().node
 }
 
-/// Searches take turns, one per core: a caller with limited patience is
-/// turned away when every turn is taken, and served once one is free.
+/// Public searches take turns: a caller with limited patience is turned
+/// away when every turn is taken, and served once one is free.
 #[tokio::test]
-async fn searches_take_turns_one_per_core() {
+async fn public_searches_take_turns() {
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path()).await;
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut turns = Vec::new();
-    for _ in 0..cores {
+    for _ in 0..crate::node::search_turns() {
         turns.push(node.search_turn(None).await.expect("a free turn"));
     }
     let patience = Some(std::time::Duration::from_millis(50));

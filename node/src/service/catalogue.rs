@@ -241,17 +241,21 @@ impl Catalogue for CatalogueService {
 }
 
 impl CatalogueService {
-    /// A turn to search: the operator waits for one; on the public port a
-    /// caller waits a little, then is told to come back, so that a flood of
-    /// searches queues no longer than that.
-    async fn search_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
-        let patience = match self.port {
-            Port::Admin => None,
-            Port::Public => Some(PUBLIC_SEARCH_PATIENCE),
-        };
-        self.node.search_turn(patience).await.ok_or_else(|| {
-            Status::resource_exhausted("too many searches at once: retry in a moment")
-        })
+    /// A turn to search on the public port: a caller waits a little, then
+    /// is told to come back, so that a flood of searches queues no longer
+    /// than that. The operator's searches (admin socket) take no turn.
+    async fn search_turn(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, Status> {
+        match self.port {
+            Port::Admin => Ok(None),
+            Port::Public => self
+                .node
+                .search_turn(Some(PUBLIC_SEARCH_PATIENCE))
+                .await
+                .map(Some)
+                .ok_or_else(|| {
+                    Status::resource_exhausted("too many searches at once: retry in a moment")
+                }),
+        }
     }
 }
 
