@@ -34,6 +34,7 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
         let node = started.node.clone();
         // What `server::run` would do; the probe needs no ports.
         let _indexer = maillage_node::search::spawn_indexer(node.clone());
+        let loading = Instant::now();
         if fresh {
             eprintln!("probe: generating and storing {n} records...");
             for first in (0..n).step_by(100_000) {
@@ -47,7 +48,11 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
         }
         let t = Instant::now();
         search::indexed(&node).await;
-        eprintln!("probe: indexed ({:.1} s)", t.elapsed().as_secs_f64());
+        eprintln!(
+            "probe: indexed ({:.1} s after storing; {:.1} s in all)",
+            t.elapsed().as_secs_f64(),
+            loading.elapsed().as_secs_f64()
+        );
         let reps: usize = std::env::var("MAILLAGE_PROBE_REPS")
             .ok()
             .and_then(|v| v.parse().ok())

@@ -31,6 +31,8 @@ use crate::store::{Change, ListFilter, StoreError};
 const BATCH: usize = 2048;
 /// At most one commit this often while the store keeps changing.
 const COMMIT_EVERY: Duration = Duration::from_secs(2);
+/// ... and while the indexer is behind by more than a batch.
+const COMMIT_EVERY_BEHIND: Duration = Duration::from_secs(10);
 /// How often a quiet indexer looks for new changes.
 const POLL: Duration = Duration::from_millis(25);
 /// The indexing memory budget, split among tantivy's threads.
@@ -133,9 +135,18 @@ fn run(node: &Node) -> Result<(), IndexError> {
             continue;
         }
         seq = changes.last().expect("not empty").seq;
+        // A full batch: more are waiting (a sync or an import in progress).
+        // Committing less often then makes fewer, larger segments, so less
+        // merging: the index catches up sooner. Once it has, it commits
+        // every COMMIT_EVERY again.
+        let every = if changes.len() == BATCH {
+            COMMIT_EVERY_BEHIND
+        } else {
+            COMMIT_EVERY
+        };
         index_changes(node, &mut writer, &mut orgs, &changes, Follow::Authors)?;
         pending = true;
-        if !rebuilding && last_commit.elapsed() >= COMMIT_EVERY {
+        if !rebuilding && last_commit.elapsed() >= every {
             commit(search, &mut writer, seq)?;
             pending = false;
             last_commit = Instant::now();
