@@ -97,7 +97,7 @@ pub struct Tallied {
     counts: HashMap<&'static str, HashMap<String, u64>>,
     /// Counts of fields kept as numbers (SIRENs), turned into text only for
     /// the values shown.
-    numbers: HashMap<&'static str, FxHashMap<u64, u64>>,
+    siren_counts: HashMap<&'static str, FxHashMap<u64, u64>>,
     sums: HashMap<&'static str, (f64, u64)>,
 }
 
@@ -105,7 +105,8 @@ impl Tallied {
     /// The `limit` most frequent values of `field`, most frequent first (ties
     /// by value), labelled.
     pub fn buckets(&self, field: &str, limit: usize) -> Vec<Bucket> {
-        let mut v: Vec<(String, u64)> = match (self.counts.get(field), self.numbers.get(field)) {
+        let mut v: Vec<(String, u64)> = match (self.counts.get(field), self.siren_counts.get(field))
+        {
             (Some(m), _) => most_frequent(m.iter().map(|(k, n)| (k.clone(), *n)), limit),
             // SIRENs are 9 digits: as numbers and as text, they sort alike.
             (None, Some(m)) => most_frequent(m.iter().map(|(k, n)| (*k, *n)), limit)
@@ -239,8 +240,8 @@ impl Collector for Tally {
                     *into.entry(value).or_default() += n;
                 }
             }
-            for (field, mut counts) in fruit.numbers {
-                let into = out.numbers.entry(field).or_default();
+            for (field, mut counts) in fruit.siren_counts {
+                let into = out.siren_counts.entry(field).or_default();
                 // Add the smaller map into the larger one.
                 if into.len() < counts.len() {
                     std::mem::swap(into, &mut counts);
@@ -369,7 +370,7 @@ impl SegmentCollector for SegmentTally {
             ..Tallied::default()
         };
         for (field, _, counts) in self.sirens {
-            out.numbers.insert(field, counts);
+            out.siren_counts.insert(field, counts);
         }
         for c in self.columns {
             let into = out.counts.entry(c.field).or_default();
