@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use maillage_proto::v1::{GetRequest, HistoryRequest, SignRequest, StatusRequest};
+use maillage_proto::v1::{GetRequest, HistoryRequest, SignRequest};
 use maillage_record::model::{Collection, RecordRef};
 use maillage_record::{
     Body, PublicKey, Record, RecordId, VerifiedRecord, Visibility, envelope, wire,
@@ -14,17 +14,6 @@ use maillage_record::{
 use serde_json::json;
 
 use crate::connect::{NodeConn, explain};
-
-/// The node's own key: the author of the collections it curates.
-async fn own_key(conn: &NodeConn) -> anyhow::Result<PublicKey> {
-    let s = conn
-        .admin()
-        .status(StatusRequest {})
-        .await
-        .map_err(explain)?
-        .into_inner();
-    PublicKey::from_slice(&s.public_key).context("the node answered with a malformed key")
-}
 
 /// The current version of (author, record_id) on the node, verified; `None`
 /// if the node holds none.
@@ -118,7 +107,7 @@ pub async fn create(
         .validate_draft()
         .with_context(|| format!("collection '{record_id}'"))?;
     let conn = NodeConn::open(dir).await?;
-    let key = own_key(&conn).await?;
+    let key = conn.own_key().await?;
     if let Some(existing) = current(&conn, &key, record_id).await? {
         if !matches!(existing.record().body, Body::Tombstone(_)) {
             bail!(
@@ -233,7 +222,7 @@ pub async fn add(
     json_out: bool,
 ) -> anyhow::Result<()> {
     let conn = NodeConn::open(dir).await?;
-    let key = own_key(&conn).await?;
+    let key = conn.own_key().await?;
     let (mut record, mut collection) = load(&conn, &key, record_id).await?;
     let mut added = 0;
     for item in items {
@@ -277,7 +266,7 @@ pub async fn remove(
     json_out: bool,
 ) -> anyhow::Result<()> {
     let conn = NodeConn::open(dir).await?;
-    let key = own_key(&conn).await?;
+    let key = conn.own_key().await?;
     let (mut record, mut collection) = load(&conn, &key, record_id).await?;
     let before = collection.items.len();
     for item in items {
@@ -354,7 +343,7 @@ pub async fn show(
     json_out: bool,
 ) -> anyhow::Result<()> {
     let conn = NodeConn::open(dir).await?;
-    let own = own_key(&conn).await?;
+    let own = conn.own_key().await?;
     let key = match author {
         Some(a) => PublicKey::parse_hex(a).with_context(|| format!("--author '{a}'"))?,
         None => own,

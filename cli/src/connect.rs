@@ -52,6 +52,18 @@ impl NodeConn {
     pub fn publish(&self) -> PublishClient<Channel> {
         PublishClient::new(self.channel.clone())
     }
+
+    /// The node's own key: the author of what it publishes.
+    pub async fn own_key(&self) -> anyhow::Result<maillage_record::PublicKey> {
+        let s = self
+            .admin()
+            .status(maillage_proto::v1::StatusRequest {})
+            .await
+            .map_err(explain)?
+            .into_inner();
+        maillage_record::PublicKey::from_slice(&s.public_key)
+            .context("the node answered with a malformed key")
+    }
 }
 
 fn explain_connect(socket: &Path, dir: &Path, e: tonic::transport::Error) -> anyhow::Error {

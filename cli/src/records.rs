@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use maillage_proto::v1::{
     Envelope, GetRequest, HistoryRequest, ListRequest, PublishRequest, PublishResponse,
-    RecordEntry, SignRequest, StatusRequest,
+    RecordEntry, SignRequest,
 };
 use maillage_record::json::{format_time, parse_document, record_to_json};
 use maillage_record::{Kind, PublicKey, RecordId, VerifiedRecord, envelope, wire};
@@ -171,16 +171,7 @@ pub async fn history(
     let conn = NodeConn::open(dir).await?;
     let author = match author {
         Some(a) => PublicKey::parse_hex(a)?,
-        None => {
-            let status = conn
-                .admin()
-                .status(StatusRequest {})
-                .await
-                .map_err(explain)?
-                .into_inner();
-            PublicKey::from_slice(&status.public_key)
-                .context("the node answered with a malformed key")?
-        }
+        None => conn.own_key().await?,
     };
     let resp = conn
         .catalogue()

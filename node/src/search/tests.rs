@@ -86,6 +86,10 @@ impl Fixture {
             .unwrap()
     }
 
+    fn stats(&self, filters: Filters, by: GroupBy, viewer: &Viewer) -> Stats {
+        self.search.stats(&filters, by, viewer, 0).unwrap()
+    }
+
     fn titles(&self, text: &str) -> Vec<String> {
         self.find(text, Filters::default(), &Viewer::Operator)
             .hits
@@ -364,18 +368,14 @@ fn stats_sum_what_projects_measured() {
     recs.push(dataset("d", "Un jeu", "d", LYON_METRO));
     f.add(key(1), &lyon_org(), &recs);
 
-    let s = f
-        .search
-        .stats(
-            &Filters {
-                territory: Some("reg:84".into()),
-                ..Default::default()
-            },
-            GroupBy::Kind,
-            &Viewer::Operator,
-            0,
-        )
-        .unwrap();
+    let s = f.stats(
+        Filters {
+            territory: Some("reg:84".into()),
+            ..Default::default()
+        },
+        GroupBy::Kind,
+        &Viewer::Operator,
+    );
     assert_eq!(s.total, 8);
     let counts = |b: &[Bucket]| -> Vec<(String, u64)> {
         b.iter().map(|b| (b.value.clone(), b.count)).collect()
@@ -414,18 +414,14 @@ fn stats_sum_what_projects_measured() {
     );
 
     // Details count with their project: filtered by status, two remain.
-    let deployed = f
-        .search
-        .stats(
-            &Filters {
-                status: Some("deploiement".into()),
-                ..Default::default()
-            },
-            GroupBy::Kind,
-            &Viewer::Operator,
-            0,
-        )
-        .unwrap();
+    let deployed = f.stats(
+        Filters {
+            status: Some("deploiement".into()),
+            ..Default::default()
+        },
+        GroupBy::Kind,
+        &Viewer::Operator,
+    );
     assert_eq!(deployed.projects.projects, 2);
     assert_eq!(deployed.projects.with_details, 2);
     assert_eq!(
@@ -444,26 +440,19 @@ fn stats_sum_what_projects_measured() {
     );
 
     // The public does not see the details (federation): no sums for it.
-    let public = f
-        .search
-        .stats(&Filters::default(), GroupBy::Status, &Viewer::Anonymous, 0)
-        .unwrap();
+    let public = f.stats(Filters::default(), GroupBy::Status, &Viewer::Anonymous);
     assert_eq!(public.total, 5);
     assert_eq!(public.projects.with_details, 0);
     assert_eq!(public.projects.energy_reported, 0);
     // Elsewhere, nothing.
-    let none = f
-        .search
-        .stats(
-            &Filters {
-                territory: Some("75".into()),
-                ..Default::default()
-            },
-            GroupBy::Kind,
-            &Viewer::Operator,
-            0,
-        )
-        .unwrap();
+    let none = f.stats(
+        Filters {
+            territory: Some("75".into()),
+            ..Default::default()
+        },
+        GroupBy::Kind,
+        &Viewer::Operator,
+    );
     assert_eq!((none.total, none.projects.projects), (0, 0));
 }
 
