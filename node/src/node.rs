@@ -238,7 +238,7 @@ impl Node {
         admission: Admission,
     ) -> Result<Inserted, StoreError> {
         let inserted = self.store.insert(rec, admission)?;
-        self.stored(std::iter::once(rec));
+        self.stored(std::iter::once((rec, &inserted)));
         Ok(inserted)
     }
 
@@ -253,8 +253,7 @@ impl Node {
         self.stored(
             recs.iter()
                 .zip(&results)
-                .filter(|(_, r)| r.is_some())
-                .map(|(rec, _)| rec),
+                .filter_map(|(rec, r)| Some((rec, r.as_ref()?))),
         );
         Ok(results.iter().map(Option::is_some).collect())
     }
@@ -269,19 +268,20 @@ impl Node {
         self.stored(
             recs.iter()
                 .zip(&results)
-                .filter(|(_, r)| r.is_ok())
-                .map(|(rec, _)| rec),
+                .filter_map(|(rec, r)| Some((rec, r.as_ref().ok()?))),
         );
         Ok(results)
     }
 
     /// Records just written: into the trust policy (memberships), the sync
-    /// set, and out to subscribers.
-    fn stored<'a>(&self, recs: impl IntoIterator<Item = &'a VerifiedRecord>) {
+    /// set, the indexer's feed, and out to subscribers.
+    fn stored<'a>(&self, recs: impl IntoIterator<Item = (&'a VerifiedRecord, &'a Inserted)>) {
         let items: Vec<SyncItem> = recs
             .into_iter()
-            .inspect(|r| {
+            .map(|(r, inserted)| {
                 self.trust.observe(&r.author(), r.record());
+                self.search.feed.push(r, inserted);
+                r
             })
             .map(|r| SyncItem {
                 id: r.id(),

@@ -8,24 +8,28 @@
 //! since the last commit: the sequence number reached is committed with the
 //! documents, and indexing resumes from it.
 //!
+//! What was just stored comes in memory too (`Feed`): the indexer then need
+//! not read it back from the store and decode it again, and knows which
+//! records had no earlier version, whose documents need no deletion first.
+//!
 //! Commits make new records searchable. One follows a quiet store at once; a
 //! busy store (a sync) is committed at most every two seconds, so segments stay
 //! few. A rebuild (`maillage reindex`) commits once, at the end: searches keep
 //! answering from the old index until then.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use maillage_record::{Body, Kind, PublicKey, Record, RecordId, wire};
+use maillage_record::{Body, Kind, PublicKey, Record, RecordId, VerifiedRecord, wire};
 use prost::Message;
 use tantivy::{IndexWriter, TantivyDocument, Term};
 
 use super::document::{self, Context, Org};
 use super::{SCHEMA_VERSION, Search, SearchError};
 use crate::node::Node;
-use crate::store::{Change, ListFilter, StoreError};
+use crate::store::{Change, Inserted, ListFilter, StoreError};
 
 /// Changes read from the store at a time.
 const BATCH: usize = 2048;
@@ -37,6 +41,70 @@ const COMMIT_EVERY_BEHIND: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(25);
 /// The indexing memory budget, split among tantivy's threads.
 const WRITER_MEMORY: usize = 96 << 20;
+/// Envelope bytes held in the feed at most (the decoded records take about
+/// twice that): some seconds of a full sync.
+const FEED_BYTES: usize = 32 << 20;
+
+/// Records as they were stored, by sequence number, for the indexer to take
+/// instead of reading them back. Bounded: what does not fit is read back
+/// from the store when its turn comes, as after a restart. While the indexer
+/// lags, room frees as it takes records, so it still finds in memory about
+/// as many as it indexes.
+#[derive(Default)]
+pub struct Feed(Mutex<FeedState>);
+
+#[derive(Default)]
+struct FeedState {
+    records: BTreeMap<u64, Fed>,
+    bytes: usize,
+}
+
+struct Fed {
+    id: RecordId,
+    author: PublicKey,
+    record: Record,
+    received_at_ms: i64,
+    /// No version of this record was current before: the index holds no
+    /// document of it to delete.
+    first: bool,
+    bytes: usize,
+}
+
+impl Feed {
+    /// A record just stored. Only current versions: the indexer skips others.
+    pub fn push(&self, rec: &VerifiedRecord, inserted: &Inserted) {
+        if !inserted.current {
+            return;
+        }
+        let bytes = rec.canonical().len();
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if state.bytes + bytes > FEED_BYTES {
+            return;
+        }
+        state.bytes += bytes;
+        state.records.insert(
+            inserted.seq,
+            Fed {
+                id: rec.id(),
+                author: rec.author(),
+                record: rec.record().clone(),
+                received_at_ms: inserted.received_at_ms,
+                first: inserted.previous_version == 0,
+                bytes,
+            },
+        );
+    }
+
+    /// Takes every record stored up to `seq` (those the indexer passed
+    /// without finding them here, pushed late, go too).
+    fn take(&self, seq: u64) -> BTreeMap<u64, Fed> {
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let later = state.records.split_off(&seq.saturating_add(1));
+        let taken = std::mem::replace(&mut state.records, later);
+        state.bytes -= taken.values().map(|f| f.bytes).sum::<usize>();
+        taken
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 enum IndexError {
@@ -144,7 +212,15 @@ fn run(node: &Node) -> Result<(), IndexError> {
         } else {
             COMMIT_EVERY
         };
-        index_changes(node, &mut writer, &mut orgs, &changes, Follow::Authors)?;
+        let mut fed = search.feed.take(seq);
+        index_changes(
+            node,
+            &mut writer,
+            &mut orgs,
+            &changes,
+            &mut fed,
+            Follow::Authors,
+        )?;
         pending = true;
         if !rebuilding && last_commit.elapsed() >= every {
             commit(search, &mut writer, seq)?;
@@ -171,11 +247,14 @@ enum Follow {
     No,
 }
 
+/// Indexes `changes`, taking their records from `fed` where they are (and
+/// right), from the store otherwise.
 fn index_changes(
     node: &Node,
     writer: &mut IndexWriter,
     orgs: &mut Orgs,
     changes: &[Change],
+    fed: &mut BTreeMap<u64, Fed>,
     follow: Follow,
 ) -> Result<(), IndexError> {
     // Authors whose organisation may have changed: their documents were
@@ -184,27 +263,58 @@ fn index_changes(
     // (author, the change that affects it)
     let mut affected: Vec<(PublicKey, u64)> = Vec::new();
     let f = &node.search.fields;
-    let ids: Vec<RecordId> = changes.iter().map(|c| c.id).collect();
-    let stored = node.store.get_many(&ids)?;
+    let fed: Vec<Option<Fed>> = changes
+        .iter()
+        .map(|c| fed.remove(&c.seq).filter(|r| r.id == c.id))
+        .collect();
+    let missing: Vec<RecordId> = changes
+        .iter()
+        .zip(&fed)
+        .filter(|(_, r)| r.is_none())
+        .map(|(c, _)| c.id)
+        .collect();
+    let mut read = node.store.get_many(&missing)?.into_iter();
     let decoded: Vec<_> = changes
         .iter()
-        .zip(stored)
-        .filter_map(|(change, stored)| {
-            let stored = stored?;
-            let Some((author, rec)) = decode(&stored.bytes) else {
+        .zip(fed)
+        .filter_map(|(change, fed)| {
+            if let Some(r) = fed {
+                return Some((change, r));
+            }
+            let stored = read.next().expect("one read per missing record")?;
+            let Some((author, record)) = decode(&stored.bytes) else {
                 tracing::error!(id = %change.id, "stored envelope does not decode: not indexed");
                 return None;
             };
-            Some((change, stored, author, rec))
+            Some((
+                change,
+                Fed {
+                    id: change.id,
+                    author,
+                    record,
+                    received_at_ms: stored.received_at_ms,
+                    // Read back: it may have been indexed before (a replay
+                    // after a restart, or an author's records re-indexed).
+                    first: false,
+                    bytes: 0,
+                },
+            ))
         })
         .collect();
     let current = node.store.current_many(
         &decoded
             .iter()
-            .map(|(_, _, author, rec)| (*author, rec.record_id.as_str()))
+            .map(|(_, r)| (r.author, r.record.record_id.as_str()))
             .collect::<Vec<_>>(),
     )?;
-    for ((change, stored, author, rec), current) in decoded.into_iter().zip(current) {
+    for ((change, fed), current) in decoded.into_iter().zip(current) {
+        let Fed {
+            author,
+            record: rec,
+            received_at_ms,
+            first,
+            ..
+        } = fed;
         // Only the current version is searchable (an older one may arrive
         // after a newer one).
         if current.is_none_or(|c| c.id != change.id) {
@@ -227,10 +337,12 @@ fn index_changes(
                 _ => affected.push((author, change.seq)),
             }
         }
-        writer.delete_term(Term::from_field_text(
-            f.key,
-            &document::key(&author, &rec.record_id),
-        ));
+        if !first {
+            writer.delete_term(Term::from_field_text(
+                f.key,
+                &document::key(&author, &rec.record_id),
+            ));
+        }
         if !document::searchable(kind) {
             continue;
         }
@@ -240,7 +352,7 @@ fn index_changes(
             author,
             author_org: &author_org,
             relayed_by: change.relayed_by.as_deref(),
-            received_at_ms: stored.received_at_ms,
+            received_at_ms,
         };
         writer.add_document(document::build(f, &rec, &cx))?;
     }
@@ -282,7 +394,14 @@ fn reindex_author(
         for e in entries {
             changes.extend(node.store.change_at(e.seq)?);
         }
-        index_changes(node, writer, orgs, &changes, Follow::No)?;
+        index_changes(
+            node,
+            writer,
+            orgs,
+            &changes,
+            &mut BTreeMap::new(),
+            Follow::No,
+        )?;
         match next {
             Some(n) => after = Some(n),
             None => return Ok(()),

@@ -234,6 +234,8 @@ pub struct Search {
     reindex: AtomicBool,
     /// The indexer is rebuilding (until its final commit).
     rebuilding: AtomicBool,
+    /// Records just stored, handed to the indexer in memory.
+    pub(crate) feed: indexer::Feed,
 }
 
 impl Search {
@@ -299,6 +301,7 @@ impl Search {
             indexed_seq: AtomicU64::new(seq),
             reindex: AtomicBool::new(false),
             rebuilding: AtomicBool::new(false),
+            feed: indexer::Feed::default(),
         })
     }
 

@@ -621,6 +621,78 @@ async fn a_record_gets_its_organisation_when_that_arrives_after_it() {
     indexer.join().unwrap();
 }
 
+/// Only a record's current version is found, however its versions arrive:
+/// one by one, together, the newer before the older, or read back from the
+/// store by a rebuild.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_current_version_is_found_however_versions_arrive() {
+    use maillage_record::{SigningKey, envelope};
+
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(dir.path()).await;
+    let indexer = spawn_indexer(node.clone());
+    let author = SigningKey::from_bytes(&[9; 32]);
+    let version = |id: &str, v: u64| {
+        let title = format!("Comptages vélo v{v}");
+        let mut r = record(
+            id,
+            Visibility::Public,
+            Body::Dataset(Dataset::new(&title, "Boucles de comptage")),
+        );
+        r.version = v;
+        envelope::sign(&author, &r).unwrap()
+    };
+    let store = |recs: &[maillage_record::VerifiedRecord]| {
+        node.insert_many_blocking(recs, crate::store::Origin::Peer("lyon"))
+            .unwrap();
+    };
+    let indexed = || async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while node.search.indexed_seq() < node.store.last_seq() || node.search.rebuilding() {
+            assert!(std::time::Instant::now() < deadline, "not indexed in 20 s");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let found = || {
+        let mut v: Vec<_> = node
+            .search
+            .search(
+                &SearchRequest {
+                    text: "velo".into(),
+                    ..SearchRequest::default()
+                },
+                &Viewer::Operator,
+                0,
+            )
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| (h.record_id, h.version))
+            .collect();
+        v.sort();
+        v
+    };
+    let expect = |a: u64, b: u64| vec![("a".to_string(), a), ("b".to_string(), b)];
+
+    store(&[version("a", 1)]);
+    store(&[version("b", 2)]);
+    indexed().await;
+    assert_eq!(found(), expect(1, 2));
+    store(&[version("a", 2)]);
+    store(&[version("b", 1)]);
+    indexed().await;
+    assert_eq!(found(), expect(2, 2));
+    store(&[version("a", 3), version("a", 4), version("b", 3)]);
+    indexed().await;
+    assert_eq!(found(), expect(4, 3));
+    node.search.request_reindex();
+    indexed().await;
+    assert_eq!(found(), expect(4, 3));
+
+    node.stop();
+    indexer.join().unwrap();
+}
+
 /// A node in `dir` (store and index, no ports served).
 async fn start_node(dir: &std::path::Path) -> std::sync::Arc<crate::node::Node> {
     let key = maillage_record::keyfile::generate().unwrap();

@@ -99,6 +99,7 @@ pub struct Inserted {
     pub current: bool,
     /// The current version before this insert (0 if none).
     pub previous_version: u64,
+    pub received_at_ms: i64,
 }
 
 /// Where a batch of envelopes comes from: kept with each change, so that a
@@ -417,6 +418,7 @@ impl Store {
                 seq,
                 current: becomes_current,
                 previous_version,
+                received_at_ms: now,
             }));
         }
         if staged_ids.is_empty() {
