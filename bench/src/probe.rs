@@ -79,6 +79,26 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
             println!("{ms:8.2} ms {total:8} {words:?} {kind:?} {territory:?}");
         }
         println!("{:8.2} ms mean", all / search::QUERIES.len() as f64);
+        // Browsing (no words), as a catalogue's front page does: every
+        // record matches. Not among the benchmark's queries.
+        for kind in [None, Some(maillage_record::Kind::Project)] {
+            let req = SearchRequest {
+                filters: Filters {
+                    kind,
+                    ..Filters::default()
+                },
+                page: 1,
+                page_size: 20,
+                ..SearchRequest::default()
+            };
+            let t = Instant::now();
+            let mut total = 0;
+            for _ in 0..reps {
+                total = node.search.search(&req, &Viewer::Operator, 0)?.total;
+            }
+            let ms = t.elapsed().as_secs_f64() * 1000.0 / reps as f64;
+            println!("{ms:8.2} ms {total:8} browsing, kind {kind:?}");
+        }
         anyhow::Ok(())
     })
 }
