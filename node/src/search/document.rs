@@ -52,8 +52,6 @@ pub struct Fields {
     pub body: Field,
     pub theme: Field,
     pub org: Field,
-    /// The SIREN as a number, for counting (see `tally.rs`).
-    pub org_num: Field,
     pub org_name: Field,
     /// Every place the record is about and every place above it.
     pub place: Field,
@@ -94,7 +92,6 @@ impl Fields {
             body: b.add_text_field("body", words),
             theme: b.add_text_field("theme", keyword.clone()),
             org: b.add_text_field("org", keyword.clone() | STORED),
-            org_num: b.add_u64_field("org_num", FAST),
             org_name: b.add_text_field("org_name", STORED),
             place: b.add_text_field("place", STRING),
             dep: b.add_text_field("dep", keyword.clone()),
@@ -488,29 +485,38 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
         if org.name.is_none() {
             org.name = territory::by_siren(siren).map(|c| c.name.clone());
         }
-        doc.add_text(f.org, siren);
     }
-    // Every document has a value (0: none), so the column is read without
-    // an index of which documents have one.
-    let org_num = org.siren.as_deref().and_then(|s| s.parse::<u64>().ok());
-    doc.add_u64(f.org_num, org_num.unwrap_or(0));
+    // Every document has a value (an empty one: none, not counted), so the
+    // column is read without an index of which documents have one.
+    doc.add_text(f.org, org.siren.as_deref().unwrap_or(NONE));
     if let Some(name) = &org.name {
         doc.add_text(f.org_name, name);
         text.add(Some(name));
     }
     let places: BTreeSet<Place> = places.iter().flat_map(Place::with_ancestors).collect();
+    // A counted field a record has no value for gets an empty one (not
+    // counted): where every document has exactly one value, facets read the
+    // column without an index of which documents have one.
+    let mut deps = 0;
     for p in &places {
         doc.add_text(f.place, p.to_string());
         if let Place::Departement(d) = p {
             doc.add_text(f.dep, d);
+            deps += 1;
         }
     }
+    if deps == 0 {
+        doc.add_text(f.dep, NONE);
+    }
+    let mut themed = false;
     for t in themes.iter().filter(|t| !t.is_empty()) {
         doc.add_text(f.theme, t);
+        themed = true;
+    }
+    if !themed {
+        doc.add_text(f.theme, NONE);
     }
     if !matches!(rec.body, Body::Project(_)) {
-        // No status: an empty value (not counted), so that every document
-        // has one and facets read the column without an index of which do.
         doc.add_text(f.status, NONE);
     }
     doc.add_text(f.title, &text.title);

@@ -43,7 +43,7 @@ use tally::Tally;
 
 /// Bumped when what is indexed changes: an index of another version is
 /// rebuilt from the store at start.
-const SCHEMA_VERSION: u64 = 6;
+const SCHEMA_VERSION: u64 = 8;
 /// The file that says a directory is a search index maillage made (and may
 /// delete to rebuild it).
 const MARKER: &str = "MAILLAGE-SEARCH-INDEX";
@@ -236,6 +236,7 @@ pub struct Search {
     rebuilding: AtomicBool,
     /// Records just stored, handed to the indexer in memory.
     pub(crate) feed: indexer::Feed,
+    sirens: tally::SirenTables,
 }
 
 impl Search {
@@ -302,6 +303,7 @@ impl Search {
             reindex: AtomicBool::new(false),
             rebuilding: AtomicBool::new(false),
             feed: indexer::Feed::default(),
+            sirens: tally::SirenTables::default(),
         })
     }
 
@@ -350,7 +352,7 @@ impl Search {
         // understatement, never a claim about records not searched.
         let indexed_seq = self.indexed_seq();
         let searcher = self.reader.searcher();
-        let tally = Tally::new(&["kind", "theme", "org", "dep", "status"], &[]);
+        let tally = Tally::new(&["kind", "theme", "org", "dep", "status"], &[], &self.sirens);
         let top = TopDocs::with_limit(page_size)
             .and_offset(offset)
             .order_by_score();
@@ -404,7 +406,7 @@ impl Search {
         let indexed_seq = self.indexed_seq();
         let searcher = self.reader.searcher();
         let all = self.query("", filters, viewer)?;
-        let groups = searcher.search(&all, &Tally::new(&[by.field()], &[]))?;
+        let groups = searcher.search(&all, &Tally::new(&[by.field()], &[], &self.sirens))?;
         let total = groups.matched;
 
         let mut projects = ProjectStats::default();
@@ -419,7 +421,7 @@ impl Search {
             // them), so the projects' keys are gathered in the same pass.
             let (t, keys) = searcher.search(
                 &only(Kind::Project)?,
-                &(Tally::new(&["status", "risk"], &[]), tally::Values("key")),
+                &(Tally::new(&["status", "risk"], &[], &self.sirens), tally::Values("key")),
             )?;
             projects.projects = t.matched;
             projects.by_status = t.buckets("status", usize::MAX);
@@ -434,7 +436,7 @@ impl Search {
             )?;
             let t = searcher.search(
                 &details,
-                &Tally::new(&["budget"], &["kwh", "co2"]).within("project_key", Arc::new(keys)),
+                &Tally::new(&["budget"], &["kwh", "co2"], &self.sirens).within("project_key", Arc::new(keys)),
             )?;
             projects.with_details = t.matched;
             projects.by_budget = t.buckets("budget", usize::MAX);

@@ -3,36 +3,135 @@
 //! and statistics cost a few column reads per match, and no stored document.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Cardinality, Column, StrColumn};
+use tantivy::index::SegmentId;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::{Bucket, document, label};
 
 /// Counts of `counted` fields' values and sums of `summed` fields.
-pub struct Tally {
+pub struct Tally<'a> {
     counted: Vec<&'static str>,
     summed: Vec<&'static str>,
     within: Option<(&'static str, Arc<HashSet<String>>)>,
+    sirens: &'a SirenTables,
 }
 
-impl Tally {
-    pub fn new(counted: &[&'static str], summed: &[&'static str]) -> Tally {
+impl<'a> Tally<'a> {
+    pub fn new(
+        counted: &[&'static str],
+        summed: &[&'static str],
+        sirens: &'a SirenTables,
+    ) -> Tally<'a> {
         Tally {
             counted: counted.to_vec(),
             summed: summed.to_vec(),
             within: None,
+            sirens,
         }
     }
 
     /// Only documents whose `field` is one of `values` (a join: project
     /// details whose project matched).
-    pub fn within(mut self, field: &'static str, values: Arc<HashSet<String>>) -> Tally {
+    pub fn within(mut self, field: &'static str, values: Arc<HashSet<String>>) -> Tally<'a> {
         self.within = Some((field, values));
         self
+    }
+}
+
+/// Whether a keyword field holds SIRENs (tens of thousands of values).
+fn holds_sirens(field: &str) -> bool {
+    field == "org"
+}
+
+/// SIRENs numbered densely (0: none), and per segment the number of each
+/// term ordinal of a SIREN field. A broad query matches tens of thousands of
+/// organisations: reading that many terms from a segment's dictionary, or
+/// hashing SIRENs, costs more than the counting. Segments never change, so
+/// their table is made once, and a query counts in arrays, across segments
+/// too.
+#[derive(Default)]
+pub struct SirenTables(Mutex<Sirens>);
+
+#[derive(Default)]
+struct Sirens {
+    tables: FxHashMap<(SegmentId, &'static str), Arc<Vec<u32>>>,
+    numbers: FxHashMap<u64, u32>,
+    /// By number; 0 is none.
+    sirens: Vec<u64>,
+}
+
+/// Tables kept before all are dropped (merged-away segments leave theirs
+/// behind; an index has a few dozen segments at a time).
+const SIREN_TABLES: usize = 256;
+
+impl SirenTables {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sirens> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn of(&self, reader: &SegmentReader, field: &'static str, column: &StrColumn) -> Arc<Vec<u32>> {
+        let key = (reader.segment_id(), field);
+        if let Some(t) = self.lock().tables.get(&key) {
+            return t.clone();
+        }
+        // Read outside the lock: two queries may both read it, once.
+        let mut terms = Vec::with_capacity(column.num_terms());
+        if let Ok(mut stream) = column.dictionary().stream() {
+            while stream.advance() {
+                let term = stream.key();
+                let siren = std::str::from_utf8(term)
+                    .ok()
+                    .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|t| t.parse().ok());
+                terms.push(siren.unwrap_or(0));
+            }
+        }
+        // A dictionary that did not read whole counts nothing.
+        terms.resize(column.num_terms(), 0);
+        let mut s = self.lock();
+        if s.sirens.is_empty() {
+            s.sirens.push(0);
+        }
+        let table: Vec<u32> = terms
+            .into_iter()
+            .map(|siren| {
+                if siren == 0 {
+                    return 0;
+                }
+                let next = s.sirens.len() as u32;
+                let n = *s.numbers.entry(siren).or_insert(next);
+                if n == next {
+                    s.sirens.push(siren);
+                }
+                n
+            })
+            .collect();
+        let table = Arc::new(table);
+        if s.tables.len() >= SIREN_TABLES {
+            s.tables.clear();
+        }
+        s.tables.insert(key, table.clone());
+        table
+    }
+
+    /// (SIREN, count) of the numbers counted in `counted`.
+    fn sirens(&self, counted: &[u64]) -> Vec<(u64, u64)> {
+        let s = self.lock();
+        counted
+            .iter()
+            .enumerate()
+            .filter(|(number, n)| **n > 0 && *number > 0)
+            .map(|(number, n)| (s.sirens[number], *n))
+            .collect()
+    }
+
+    fn len(&self) -> usize {
+        self.lock().sirens.len()
     }
 }
 
@@ -95,9 +194,11 @@ pub struct Tallied {
     /// Documents counted.
     pub matched: u64,
     counts: HashMap<&'static str, HashMap<String, u64>>,
-    /// Counts of fields kept as numbers (SIRENs), turned into text only for
-    /// the values shown.
-    siren_counts: HashMap<&'static str, FxHashMap<u64, u64>>,
+    /// Counts of SIREN fields, kept as numbers (turned into text only for
+    /// the values shown).
+    siren_counts: HashMap<&'static str, Vec<(u64, u64)>>,
+    /// The same per segment, by the SIRENs' numbers in `SirenTables`.
+    numbered: HashMap<&'static str, Vec<(u32, u64)>>,
     sums: HashMap<&'static str, (f64, u64)>,
 }
 
@@ -109,7 +210,7 @@ impl Tallied {
         {
             (Some(m), _) => most_frequent(m.iter().map(|(k, n)| (k.clone(), *n)), limit),
             // SIRENs are 9 digits: as numbers and as text, they sort alike.
-            (None, Some(m)) => most_frequent(m.iter().map(|(k, n)| (*k, *n)), limit)
+            (None, Some(m)) => most_frequent(m.iter().copied(), limit)
                 .into_iter()
                 .map(|(k, n)| (format!("{k:09}"), n))
                 .collect(),
@@ -150,7 +251,52 @@ struct Counted {
     column: Option<StrColumn>,
     /// Whether a document may have several values (read one by one).
     multivalued: bool,
-    counts: Vec<u64>,
+    counts: Counts,
+}
+
+enum Counts {
+    /// Per ordinal.
+    Dense(Vec<u64>),
+    /// For a SIREN field: the SIREN number of each ordinal, and the ordinal
+    /// of each match, counted at the end, in an array or by sorting,
+    /// whichever is cheaper (a selective query must not pay for every
+    /// organisation).
+    Sirens(Arc<Vec<u32>>, Vec<u32>),
+}
+
+impl Counts {
+    fn add(&mut self, ords: impl Iterator<Item = u64>) {
+        match self {
+            Counts::Sirens(_, seen) => seen.extend(ords.map(|o| o as u32)),
+            Counts::Dense(counts) => {
+                for ord in ords {
+                    counts[ord as usize] += 1;
+                }
+            }
+        }
+    }
+
+    /// (SIREN number, count); none counted for no organisation.
+    fn sirens(numbers: &[u32], mut seen: Vec<u32>) -> Vec<(u32, u64)> {
+        if seen.len() < numbers.len() / 4 {
+            seen.sort_unstable();
+            seen.chunk_by(|a, b| a == b)
+                .map(|run| (numbers[run[0] as usize], run.len() as u64))
+                .filter(|(number, _)| *number != 0)
+                .collect()
+        } else {
+            let mut dense = vec![0u64; numbers.len()];
+            for ord in seen {
+                dense[ord as usize] += 1;
+            }
+            dense
+                .into_iter()
+                .zip(numbers)
+                .filter(|(n, number)| *n > 0 && **number != 0)
+                .map(|(n, number)| (*number, n))
+                .collect()
+        }
+    }
 }
 
 pub struct SegmentTally {
@@ -159,21 +305,13 @@ pub struct SegmentTally {
     /// whether it is one of them (0: not looked up yet, 1: yes, 2: no).
     within: Option<(Option<StrColumn>, Arc<HashSet<String>>, Vec<u8>)>,
     columns: Vec<Counted>,
-    /// Fields kept as numbers (SIRENs: tens of thousands of values, whose
-    /// dictionary would cost more to read than the counting).
-    sirens: Vec<(&'static str, Option<Column<u64>>, FxHashMap<u64, u64>)>,
     numbers: Vec<(&'static str, Option<Column<f64>>, f64, u64)>,
     /// Column values of one block of documents.
     block: Vec<Option<u64>>,
     block_f64: Vec<Option<f64>>,
 }
 
-/// The number field that holds the same values as `field`, if any.
-fn numeric_twin(field: &str) -> Option<&'static str> {
-    (field == "org").then_some("org_num")
-}
-
-impl Collector for Tally {
+impl Collector for Tally<'_> {
     type Fruit = Tallied;
     type Child = SegmentTally;
 
@@ -184,22 +322,23 @@ impl Collector for Tally {
     ) -> tantivy::Result<SegmentTally> {
         let fast = reader.fast_fields();
         let mut columns = Vec::new();
-        let mut sirens = Vec::new();
         for name in &self.counted {
-            if let Some(numeric) = numeric_twin(name) {
-                sirens.push((*name, fast.u64(numeric).ok(), FxHashMap::default()));
-                continue;
-            }
             let column = fast.str(name)?;
             let terms = column.as_ref().map_or(0, |c| c.num_terms());
             let multivalued = column
                 .as_ref()
                 .is_some_and(|c| c.ords().get_cardinality() == Cardinality::Multivalued);
+            let counts = match &column {
+                Some(c) if holds_sirens(name) => {
+                    Counts::Sirens(self.sirens.of(reader, name, c), Vec::new())
+                }
+                _ => Counts::Dense(vec![0; terms]),
+            };
             columns.push(Counted {
                 field: name,
                 column,
                 multivalued,
-                counts: vec![0; terms],
+                counts,
             });
         }
         let numbers = self
@@ -219,7 +358,6 @@ impl Collector for Tally {
             matched: 0,
             within,
             columns,
-            sirens,
             numbers,
             block: Vec::new(),
             block_f64: Vec::new(),
@@ -232,6 +370,9 @@ impl Collector for Tally {
 
     fn merge_fruits(&self, fruits: Vec<Tallied>) -> tantivy::Result<Tallied> {
         let mut out = Tallied::default();
+        // Every SIREN number in the fruits was given before this.
+        let sirens = self.sirens.len();
+        let mut numbered: HashMap<&'static str, Vec<u64>> = HashMap::new();
         for fruit in fruits {
             out.matched += fruit.matched;
             for (field, counts) in fruit.counts {
@@ -240,14 +381,10 @@ impl Collector for Tally {
                     *into.entry(value).or_default() += n;
                 }
             }
-            for (field, mut counts) in fruit.siren_counts {
-                let into = out.siren_counts.entry(field).or_default();
-                // Add the smaller map into the larger one.
-                if into.len() < counts.len() {
-                    std::mem::swap(into, &mut counts);
-                }
-                for (value, n) in counts {
-                    *into.entry(value).or_default() += n;
+            for (field, counts) in fruit.numbered {
+                let into = numbered.entry(field).or_insert_with(|| vec![0; sirens]);
+                for (number, n) in counts {
+                    into[number as usize] += n;
                 }
             }
             for (field, (sum, n)) in fruit.sums {
@@ -255,6 +392,9 @@ impl Collector for Tally {
                 into.0 += sum;
                 into.1 += n;
             }
+        }
+        for (field, counted) in numbered {
+            out.siren_counts.insert(field, self.sirens.sirens(&counted));
         }
         Ok(out)
     }
@@ -289,20 +429,9 @@ impl SegmentCollector for SegmentTally {
             return;
         }
         self.matched += 1;
-        for (_, column, counts) in &mut self.sirens {
-            if let Some(v) = column
-                .as_ref()
-                .and_then(|c| c.first(doc))
-                .filter(|v| *v != 0)
-            {
-                *counts.entry(v).or_default() += 1;
-            }
-        }
         for c in &mut self.columns {
             if let Some(column) = &c.column {
-                for ord in column.term_ords(doc) {
-                    c.counts[ord as usize] += 1;
-                }
+                c.counts.add(column.term_ords(doc));
             }
         }
         for (_, column, sum, n) in &mut self.numbers {
@@ -324,31 +453,17 @@ impl SegmentCollector for SegmentTally {
         }
         self.matched += docs.len() as u64;
         let block = &mut self.block;
-        for (_, column, counts) in &mut self.sirens {
-            let Some(column) = column else { continue };
-            block.clear();
-            block.resize(docs.len(), None);
-            column.first_vals(docs, block);
-            // 0: no organisation.
-            for v in block.iter().flatten().filter(|v| **v != 0) {
-                *counts.entry(*v).or_default() += 1;
-            }
-        }
         for c in &mut self.columns {
             let Some(column) = &c.column else { continue };
             if c.multivalued {
                 for &doc in docs {
-                    for ord in column.term_ords(doc) {
-                        c.counts[ord as usize] += 1;
-                    }
+                    c.counts.add(column.term_ords(doc));
                 }
             } else {
                 block.clear();
                 block.resize(docs.len(), None);
                 column.ords().first_vals(docs, block);
-                for ord in block.iter().flatten() {
-                    c.counts[*ord as usize] += 1;
-                }
+                c.counts.add(block.iter().flatten().copied());
             }
         }
         let block = &mut self.block_f64;
@@ -369,17 +484,20 @@ impl SegmentCollector for SegmentTally {
             matched: self.matched,
             ..Tallied::default()
         };
-        for (field, _, counts) in self.sirens {
-            out.siren_counts.insert(field, counts);
-        }
         for c in self.columns {
+            let counts = match c.counts {
+                Counts::Sirens(sirens, seen) => {
+                    out.numbered.insert(c.field, Counts::sirens(&sirens, seen));
+                    continue;
+                }
+                Counts::Dense(counts) => counts,
+            };
             let into = out.counts.entry(c.field).or_default();
             let Some(column) = c.column else { continue };
             // One pass over the dictionary in order: looking ordinals up one
             // by one decodes a block each time, and broad queries touch
             // thousands of values.
-            let (ords, ns): (Vec<u64>, Vec<u64>) = c
-                .counts
+            let (ords, ns): (Vec<u64>, Vec<u64>) = counts
                 .into_iter()
                 .enumerate()
                 .filter(|(_, n)| *n > 0)
@@ -398,5 +516,31 @@ impl SegmentCollector for SegmentTally {
             out.sums.insert(field, (sum, n));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sirens_are_counted_alike_sparse_or_dense() {
+        // Ordinal 0 is the empty value: no organisation, not counted.
+        let numbers: Vec<u32> = (0..1000).map(|o| o * 10).collect();
+        let sorted = |mut v: Vec<(u32, u64)>| {
+            v.sort_unstable();
+            v
+        };
+        let few = vec![7, 3, 0, 7, 999, 3, 7];
+        assert_eq!(
+            sorted(Counts::sirens(&numbers, few.clone())),
+            [(30, 2), (70, 3), (9990, 1)]
+        );
+        // The same matches among many more: counted in an array.
+        let many: Vec<u32> = few.into_iter().chain([500; 400]).collect();
+        assert_eq!(
+            sorted(Counts::sirens(&numbers, many)),
+            [(30, 2), (70, 3), (5000, 400), (9990, 1)]
+        );
     }
 }

@@ -534,6 +534,15 @@ fn facets_agree_across_segments_blocks_and_deletions() {
             .collect::<Vec<_>>(),
         [150, 150]
     );
+    // Organisations are counted per segment by ordinal and added up.
+    let orgs: Vec<(String, u64)> = before.facets["organisation"]
+        .iter()
+        .map(|b| (b.value.clone(), b.count))
+        .collect();
+    let mut expected: Vec<(String, u64)> =
+        publishers.iter().map(|p| (p.to_string(), 100)).collect();
+    expected.sort();
+    assert_eq!(orgs, expected);
 
     // Delete and add back the first record: its segment now has a deletion.
     let mut writer: tantivy::IndexWriter<TantivyDocument> =
