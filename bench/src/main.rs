@@ -468,15 +468,20 @@ async fn search_bench(
     }
     search::indexed(&a.node).await;
     search::indexed(&b.node).await;
-    eprintln!("search: {} clients on node b, idle...", search::CLIENTS);
+    eprintln!(
+        "search: {} clients on node b, idle ({} segments)...",
+        search::CLIENTS,
+        b.node.search.segments()
+    );
     let idle = search::query_node_owned(
         b.admin.clone(),
         Arc::new(std::sync::atomic::AtomicBool::new(true)),
     )
     .await?;
     eprintln!(
-        "search: {} clients on node b while it syncs them...",
-        search::CLIENTS
+        "search: {} clients on node b while it syncs them ({} segments)...",
+        search::CLIENTS,
+        b.node.search.segments()
     );
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let queries = tokio::spawn(search::query_node_owned(b.admin.clone(), done.clone()));

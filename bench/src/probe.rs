@@ -53,6 +53,7 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
             t.elapsed().as_secs_f64(),
             loading.elapsed().as_secs_f64()
         );
+        eprintln!("probe: {} segments", node.search.segments());
         let reps: usize = std::env::var("MAILLAGE_PROBE_REPS")
             .ok()
             .and_then(|v| v.parse().ok())

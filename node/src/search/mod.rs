@@ -312,6 +312,12 @@ impl Search {
         self.indexed_seq.load(Ordering::Acquire)
     }
 
+    /// How many segments the searchable index has (each query visits every
+    /// one; merges keep them few).
+    pub fn segments(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
+    }
+
     /// Asks the indexer to rebuild the index from the first change. Searches
     /// keep answering from the old index until the new one is complete.
     pub fn request_reindex(&self) {
