@@ -204,7 +204,9 @@ impl TokenStream for FrenchStream<'_> {
             let word = &self.text[from..to];
             if !self.words.contains_key(word) {
                 let mut stream = self.analyzer.token_stream(word);
-                let analyzed = stream.advance().then(|| stream.token().text.as_str().into());
+                let analyzed = stream
+                    .advance()
+                    .then(|| stream.token().text.as_str().into());
                 self.words.insert(word.into(), analyzed);
             }
             if let Some(Some(indexed)) = self.words.get(word) {

@@ -18,8 +18,8 @@
 //! answering from the old index until then.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use maillage_record::{Body, Kind, PublicKey, Record, RecordId, VerifiedRecord, wire};

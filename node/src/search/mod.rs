@@ -358,7 +358,11 @@ impl Search {
         // understatement, never a claim about records not searched.
         let indexed_seq = self.indexed_seq();
         let searcher = self.reader.searcher();
-        let tally = Tally::new(&["kind", "theme", "org", "dep", "status"], &[], &self.sirens);
+        let tally = Tally::new(
+            &["kind", "theme", "org", "dep", "status"],
+            &[],
+            &self.sirens,
+        );
         let top = TopDocs::with_limit(page_size)
             .and_offset(offset)
             .order_by_score();
@@ -427,7 +431,10 @@ impl Search {
             // them), so the projects' keys are gathered in the same pass.
             let (t, keys) = searcher.search(
                 &only(Kind::Project)?,
-                &(Tally::new(&["status", "risk"], &[], &self.sirens), tally::Values("key")),
+                &(
+                    Tally::new(&["status", "risk"], &[], &self.sirens),
+                    tally::Values("key"),
+                ),
             )?;
             projects.projects = t.matched;
             projects.by_status = t.buckets("status", usize::MAX);
@@ -442,7 +449,8 @@ impl Search {
             )?;
             let t = searcher.search(
                 &details,
-                &Tally::new(&["budget"], &["kwh", "co2"], &self.sirens).within("project_key", Arc::new(keys)),
+                &Tally::new(&["budget"], &["kwh", "co2"], &self.sirens)
+                    .within("project_key", Arc::new(keys)),
             )?;
             projects.with_details = t.matched;
             projects.by_budget = t.buckets("budget", usize::MAX);

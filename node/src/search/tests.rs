@@ -581,13 +581,6 @@ async fn a_record_gets_its_organisation_when_that_arrives_after_it() {
         node.insert_many_blocking(&[signed], crate::store::Origin::Peer("lyon"))
             .unwrap();
     };
-    let indexed = || async {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while node.search.indexed_seq() < node.store.last_seq() {
-            assert!(std::time::Instant::now() < deadline, "not indexed in 20 s");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    };
     let find = || {
         node.search
             .search(
@@ -606,7 +599,7 @@ async fn a_record_gets_its_organisation_when_that_arrives_after_it() {
         Visibility::Public,
         Body::Dataset(Dataset::new("Voirie communale", "Les rues")),
     ));
-    indexed().await;
+    indexed(&node).await;
     let before = find();
     assert_eq!(before.total, 1);
     assert_eq!(before.hits[0].organisation_siren, None);
@@ -616,7 +609,7 @@ async fn a_record_gets_its_organisation_when_that_arrives_after_it() {
         Visibility::Public,
         Body::Organisation(Organisation::new(BLAGNAC, "Commune de Blagnac")),
     ));
-    indexed().await;
+    indexed(&node).await;
     let after = find();
     assert_eq!(after.total, 1, "{:?}", after.hits);
     assert_eq!(after.hits[0].organisation_siren.as_deref(), Some(BLAGNAC));
@@ -655,13 +648,6 @@ async fn only_the_current_version_is_found_however_versions_arrive() {
         node.insert_many_blocking(recs, crate::store::Origin::Peer("lyon"))
             .unwrap();
     };
-    let indexed = || async {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while node.search.indexed_seq() < node.store.last_seq() || node.search.rebuilding() {
-            assert!(std::time::Instant::now() < deadline, "not indexed in 20 s");
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    };
     let found = || {
         let mut v: Vec<_> = node
             .search
@@ -685,21 +671,31 @@ async fn only_the_current_version_is_found_however_versions_arrive() {
 
     store(&[version("a", 1)]);
     store(&[version("b", 2)]);
-    indexed().await;
+    indexed(&node).await;
     assert_eq!(found(), expect(1, 2));
     store(&[version("a", 2)]);
     store(&[version("b", 1)]);
-    indexed().await;
+    indexed(&node).await;
     assert_eq!(found(), expect(2, 2));
     store(&[version("a", 3), version("a", 4), version("b", 3)]);
-    indexed().await;
+    indexed(&node).await;
     assert_eq!(found(), expect(4, 3));
     node.search.request_reindex();
-    indexed().await;
+    indexed(&node).await;
     assert_eq!(found(), expect(4, 3));
 
     node.stop();
     indexer.join().unwrap();
+}
+
+/// Waits until `node` has indexed everything it stored (and any rebuild is
+/// done).
+async fn indexed(node: &crate::node::Node) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while node.search.indexed_seq() < node.store.last_seq() || node.search.rebuilding() {
+        assert!(std::time::Instant::now() < deadline, "not indexed in 20 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// A node in `dir` (store and index, no ports served).
