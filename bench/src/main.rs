@@ -4,7 +4,8 @@
 //!     cargo run --release -p maillage-bench            # 1,000,000 records
 //!     MAILLAGE_BENCH_N=100000 cargo run --release -p maillage-bench
 //!     # A developer's probe (writes no report): a node of N records kept in
-//!     # DIR, each search timed alone; MAILLAGE_PROBE_REINDEX=1 times a rebuild.
+//!     # DIR, each search and browsing timed alone; MAILLAGE_PROBE_REINDEX=1
+//!     # times a rebuild.
 //!     MAILLAGE_BENCH_PROBE=DIR cargo run --release -p maillage-bench
 //!
 //! Nodes run in this process (the real `server::start`/`run`, real RocksDB in
