@@ -58,6 +58,15 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(10);
+        // Milliseconds per search of `req`, and its total.
+        let time = |req: &SearchRequest| -> anyhow::Result<(f64, u64)> {
+            let t = Instant::now();
+            let mut total = 0;
+            for _ in 0..reps {
+                total = node.search.search(req, &Viewer::Operator, 0)?.total;
+            }
+            Ok((t.elapsed().as_secs_f64() * 1000.0 / reps as f64, total))
+        };
         let mut all = 0.0;
         for (words, kind, territory) in search::QUERIES {
             let req = SearchRequest {
@@ -70,12 +79,7 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
                 page: 1,
                 page_size: 20,
             };
-            let t = Instant::now();
-            let mut total = 0;
-            for _ in 0..reps {
-                total = node.search.search(&req, &Viewer::Operator, 0)?.total;
-            }
-            let ms = t.elapsed().as_secs_f64() * 1000.0 / reps as f64;
+            let (ms, total) = time(&req)?;
             all += ms;
             println!("{ms:8.2} ms {total:8} {words:?} {kind:?} {territory:?}");
         }
@@ -92,12 +96,7 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
                 page_size: 20,
                 ..SearchRequest::default()
             };
-            let t = Instant::now();
-            let mut total = 0;
-            for _ in 0..reps {
-                total = node.search.search(&req, &Viewer::Operator, 0)?.total;
-            }
-            let ms = t.elapsed().as_secs_f64() * 1000.0 / reps as f64;
+            let (ms, total) = time(&req)?;
             println!("{ms:8.2} ms {total:8} browsing, kind {kind:?}");
         }
         anyhow::Ok(())

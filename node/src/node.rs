@@ -281,13 +281,12 @@ impl Node {
             .map(|(r, inserted)| {
                 self.trust.observe(&r.author(), r.record());
                 self.search.feed.push(r, inserted);
-                r
-            })
-            .map(|r| SyncItem {
-                id: r.id(),
-                issued_at_ms: r.record().issued_at_ms.max(0) as u64,
-                author: r.author(),
-                visibility: r.record().visibility.clone(),
+                SyncItem {
+                    id: r.id(),
+                    issued_at_ms: r.record().issued_at_ms.max(0) as u64,
+                    author: r.author(),
+                    visibility: r.record().visibility.clone(),
+                }
             })
             .collect();
         if items.is_empty() {

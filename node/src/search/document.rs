@@ -488,17 +488,15 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
             org.name = territory::by_siren(siren).map(|c| c.name.clone());
         }
     }
-    // Every document has a value (an empty one: none, not counted), so the
-    // column is read without an index of which documents have one.
+    // A counted field a record has no value for gets an empty one (not
+    // counted): where every document has exactly one value, facets read the
+    // column without an index of which documents have one.
     doc.add_text(f.org, org.siren.as_deref().unwrap_or(NONE));
     if let Some(name) = &org.name {
         doc.add_text(f.org_name, name);
         text.add(Some(name));
     }
     let places: BTreeSet<Place> = places.iter().flat_map(Place::with_ancestors).collect();
-    // A counted field a record has no value for gets an empty one (not
-    // counted): where every document has exactly one value, facets read the
-    // column without an index of which documents have one.
     let mut deps = 0;
     for p in &places {
         doc.add_text(f.place, p.to_string());

@@ -120,7 +120,7 @@ impl SirenTables {
     }
 
     /// (SIREN, count) of the numbers counted in `counted`.
-    fn sirens(&self, counted: &[u64]) -> Vec<(u64, u64)> {
+    fn counts(&self, counted: &[u64]) -> Vec<(u64, u64)> {
         let s = self.lock();
         counted
             .iter()
@@ -396,7 +396,7 @@ impl Collector for Tally<'_> {
             }
         }
         for (field, counted) in numbered {
-            out.siren_counts.insert(field, self.sirens.sirens(&counted));
+            out.siren_counts.insert(field, self.sirens.counts(&counted));
         }
         Ok(out)
     }

@@ -512,32 +512,37 @@ impl Store {
     pub fn get_many(&self, ids: &[RecordId]) -> Result<Vec<Option<StoredEnvelope>>, StoreError> {
         let mut read = ReadOptions::default();
         read.fill_cache(false);
-        self.read_many(CF_ENVELOPES, ids, &read, |id, v| {
-            self.stored_envelope(id, v)
-        })
+        self.read_many(
+            CF_ENVELOPES,
+            ids,
+            |id| &id.0,
+            &read,
+            |id, v| self.stored_envelope(id, v),
+        )
     }
 
-    /// Reads the values of many ids in one table, in the order asked. One
+    /// Reads the values of many keys in one table, in the order asked. One
     /// batched read: RocksDB looks sorted keys up together, block by block.
-    fn read_many<T>(
+    fn read_many<K, T>(
         &self,
         cf: &str,
-        ids: &[RecordId],
+        keys: &[K],
+        bytes: impl Fn(&K) -> &[u8],
         read: &ReadOptions,
-        decode: impl Fn(&RecordId, &[u8]) -> Result<T, StoreError>,
+        decode: impl Fn(&K, &[u8]) -> Result<T, StoreError>,
     ) -> Result<Vec<Option<T>>, StoreError> {
-        let mut order: Vec<usize> = (0..ids.len()).collect();
-        order.sort_by_key(|&i| ids[i].0);
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by(|&a, &b| bytes(&keys[a]).cmp(bytes(&keys[b])));
         let values = self.db.batched_multi_get_cf_opt(
             self.cf(cf),
-            order.iter().map(|&i| &ids[i].0[..]),
+            order.iter().map(|&i| bytes(&keys[i])),
             true,
             read,
         );
-        let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(ids.len()).collect();
+        let mut out: Vec<Option<T>> = std::iter::repeat_with(|| None).take(keys.len()).collect();
         for (&i, v) in order.iter().zip(values) {
             if let Some(v) = v? {
-                out[i] = Some(decode(&ids[i], &v)?);
+                out[i] = Some(decode(&keys[i], &v)?);
             }
         }
         Ok(out)
@@ -566,21 +571,13 @@ impl Store {
             .iter()
             .map(|(author, record_id)| current_key(author, record_id))
             .collect();
-        let mut order: Vec<usize> = (0..keys.len()).collect();
-        order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
-        let values = self.db.batched_multi_get_cf_opt(
-            self.cf(CF_CURRENT),
-            order.iter().map(|&i| &keys[i][..]),
-            true,
+        self.read_many(
+            CF_CURRENT,
+            &keys,
+            Vec::as_slice,
             &ReadOptions::default(),
-        );
-        let mut out: Vec<Option<CurrentEntry>> = vec![None; keys.len()];
-        for (&i, v) in order.iter().zip(values) {
-            if let Some(v) = v? {
-                out[i] = Some(self.decode_current(&keys[i], &v)?);
-            }
-        }
-        Ok(out)
+            |k, v| self.decode_current(k, v),
+        )
     }
 
     fn decode_current(&self, key: &[u8], v: &[u8]) -> Result<CurrentEntry, StoreError> {

@@ -106,9 +106,13 @@ impl Store {
 
     /// The syncset entries of many ids at once, in the order asked.
     pub fn sync_items_many(&self, ids: &[RecordId]) -> Result<Vec<Option<SyncItem>>, StoreError> {
-        self.read_many(CF_SYNCSET, ids, &Default::default(), |id, v| {
-            decode(&id.0, v).ok_or_else(|| self.corrupt("syncset entry"))
-        })
+        self.read_many(
+            CF_SYNCSET,
+            ids,
+            |id| &id.0,
+            &Default::default(),
+            |id, v| decode(&id.0, v).ok_or_else(|| self.corrupt("syncset entry")),
+        )
     }
 
     /// Every stored envelope as reconciliation sees it (read once at start;
