@@ -56,7 +56,7 @@ pub struct Node {
 }
 
 /// Who is asking: decides which records a read or a sync may reveal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Viewer {
     /// The node's operator, on the admin socket: sees everything.
     Operator,

@@ -12,10 +12,15 @@
 //!
 //! - `document.rs`: what of a record is indexed, and how (does no IO).
 //! - `indexer.rs`: the thread that follows the store and commits.
+//! - `query.rs`: what words and filters become, for a given caller.
 //! - `tally.rs`: the collector behind facets and statistics.
+//! - `cache.rs`: facet counts per segment and pages per searcher, for the
+//!   searches people repeat, and the warmer that readies new segments.
 
+mod cache;
 mod document;
 mod indexer;
+mod query;
 mod tally;
 #[cfg(test)]
 mod tests;
@@ -30,16 +35,16 @@ use maillage_record::territory::Place;
 use maillage_record::vocab::{BudgetBand, ProjectStatus, ProjectTheme, RiskCategory};
 use serde::Serialize;
 use tantivy::collector::TopDocs;
-use tantivy::query::{
-    AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery,
-};
-use tantivy::schema::{IndexRecordOption, Term, Value};
+use tantivy::schema::Value;
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument};
 
 use crate::node::Viewer;
+pub use cache::CacheStats;
+use cache::{Caches, Key, Page};
 pub use document::Fields;
 pub use indexer::spawn as spawn_indexer;
-use tally::Tally;
+use query::Queries;
+use tally::{SirenTables, Tally};
 
 /// Bumped when what is indexed changes: an index of another version is
 /// rebuilt from the store at start.
@@ -54,6 +59,14 @@ pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const MAX_PAGE_SIZE: usize = 100;
 /// Values listed per facet.
 const FACET_VALUES: usize = 10;
+/// The facets of a search: (name shown, field counted).
+const FACETS: [(&str, &str); 5] = [
+    ("kind", "kind"),
+    ("theme", "theme"),
+    ("organisation", "org"),
+    ("territory", "dep"),
+    ("status", "status"),
+];
 /// How much more a word weighs in a title than in a description.
 const TITLE_BOOST: f32 = 3.0;
 
@@ -86,7 +99,7 @@ impl From<tantivy::TantivyError> for SearchError {
 }
 
 /// Filters a search or a count: each one given must hold.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Filters {
     pub kind: Option<Kind>,
     /// A project theme (any of its names) or a dataset theme as written.
@@ -224,10 +237,7 @@ pub struct Search {
     index: Index,
     reader: IndexReader,
     fields: Fields,
-    /// Matches words in the whole text.
-    parser: QueryParser,
-    /// Ranks: words in the title.
-    title_parser: QueryParser,
+    queries: Arc<Queries>,
     path: PathBuf,
     indexed_seq: AtomicU64,
     /// A rebuild was asked for and the indexer has not taken it up yet.
@@ -236,7 +246,10 @@ pub struct Search {
     rebuilding: AtomicBool,
     /// Records just stored, handed to the indexer in memory.
     pub(crate) feed: indexer::Feed,
-    sirens: tally::SirenTables,
+    sirens: Arc<SirenTables>,
+    caches: Arc<Caches>,
+    /// Registered with the reader, which only holds it weakly.
+    _warmer: Arc<cache::Warmer>,
 }
 
 impl Search {
@@ -280,30 +293,31 @@ impl Search {
             }
         };
         document::register_tokenizers(&index);
+        let warmer = Arc::new(cache::Warmer {
+            queries: Arc::new(Queries::new(&index, fields.clone())),
+            sirens: Arc::default(),
+            caches: Arc::default(),
+        });
+        let weak = Arc::downgrade(&warmer);
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .warmers(vec![weak as std::sync::Weak<dyn tantivy::Warmer>])
             .try_into()
             .map_err(err)?;
-        // Every word must be in the text (which holds the title too); each
-        // one also found in the title adds to the score, three times as
-        // much as in the description.
-        let mut parser = QueryParser::for_index(&index, vec![fields.body]);
-        parser.set_conjunction_by_default();
-        let mut title_parser = QueryParser::for_index(&index, vec![fields.title]);
-        title_parser.set_field_boost(fields.title, TITLE_BOOST);
         Ok(Search {
             index,
             reader,
             fields,
-            parser,
-            title_parser,
+            queries: warmer.queries.clone(),
+            sirens: warmer.sirens.clone(),
+            caches: warmer.caches.clone(),
+            _warmer: warmer,
             path: path.to_path_buf(),
             indexed_seq: AtomicU64::new(seq),
             reindex: AtomicBool::new(false),
             rebuilding: AtomicBool::new(false),
             feed: indexer::Feed::default(),
-            sirens: tally::SirenTables::default(),
         })
     }
 
@@ -329,6 +343,17 @@ impl Search {
         self.reindex.load(Ordering::Acquire) || self.rebuilding.load(Ordering::Acquire)
     }
 
+    /// Forgets every cached count and page: what follows is computed from
+    /// the index (a measurement of the uncached path, or a test).
+    pub fn clear_caches(&self) {
+        self.caches.clear();
+    }
+
+    /// How often searches were answered from the caches.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.caches.stats()
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -352,56 +377,78 @@ impl Search {
                 "page {page} is too far: narrow the search instead (at most 10,000 results are paged)"
             )));
         }
-        let query = self.query(&req.text, &req.filters, viewer)?;
-        let ranked = self.ranked(&req.text, query.box_clone());
+        let key = Arc::new(Key {
+            text: req.text.trim().to_string(),
+            filters: req.filters.clone(),
+            viewer: viewer.clone(),
+        });
+        // Parsed first: a bad filter is an error whatever is cached.
+        let query = self.queries.query(&key.text, &key.filters, viewer)?;
         // Read before the searcher: a commit in between makes this an
         // understatement, never a claim about records not searched.
         let indexed_seq = self.indexed_seq();
         let searcher = self.reader.searcher();
-        let tally = Tally::new(
-            &["kind", "theme", "org", "dep", "status"],
-            &[],
-            &self.sirens,
-        );
+        let generation = searcher.generation().generation_id();
+        self.caches.asked(&key);
+        let found = match self.caches.page(generation, &key, page, page_size) {
+            Some(found) => found,
+            None => {
+                let found = Arc::new(self.page(&searcher, &key, query, offset, page_size)?);
+                self.caches
+                    .keep_page(generation, &key, page, page_size, found.clone());
+                found
+            }
+        };
+        Ok(Results {
+            total: found.total,
+            page,
+            page_size,
+            hits: found.hits.clone(),
+            facets: found.facets.clone(),
+            indexed_seq,
+            stored_seq,
+        })
+    }
+
+    /// A page of `key`'s results: `query` ranked, and counted.
+    fn page(
+        &self,
+        searcher: &tantivy::Searcher,
+        key: &Arc<Key>,
+        query: Box<dyn tantivy::query::Query>,
+        offset: usize,
+        page_size: usize,
+    ) -> Result<Page, SearchError> {
+        let ranked = self.queries.ranked(&key.text, query.box_clone());
+        let tally = Tally::facets(&self.sirens).cached(&self.caches, key.clone());
         let top = TopDocs::with_limit(page_size)
             .and_offset(offset)
             .order_by_score();
         // Two passes: ranking alone may skip documents that cannot make the
         // page, and counting alone needs no score and reads its columns a
-        // block of documents at a time. The tally counts every match: it is
-        // the total too.
+        // block of documents at a time (or finds its counts cached). The
+        // tally counts every match: it is the total too.
         let top = searcher.search(&ranked, &top)?;
         let counts = searcher.search(&query, &tally)?;
-        let total = counts.matched;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
             let mut hit = self.hit(&doc, score);
             // Peer names describe this node's links: the public only learns
             // that a record was relayed.
-            if *viewer == Viewer::Anonymous && hit.relayed_by.is_some() {
+            if key.viewer == Viewer::Anonymous && hit.relayed_by.is_some() {
                 hit.relayed_by = Some("a peer".into());
             }
             hits.push(hit);
         }
-        let mut facets = BTreeMap::new();
-        for (name, field) in [
-            ("kind", "kind"),
-            ("theme", "theme"),
-            ("organisation", "org"),
-            ("territory", "dep"),
-            ("status", "status"),
-        ] {
-            facets.insert(name.to_string(), counts.buckets(field, FACET_VALUES));
-        }
-        Ok(Results {
-            total,
-            page,
-            page_size,
+        let facets = FACETS
+            .iter()
+            .map(|(name, field)| (name.to_string(), counts.buckets(field, FACET_VALUES)))
+            .collect();
+        Ok(Page {
+            total: counts.matched,
             hits,
             facets,
-            indexed_seq,
-            stored_seq,
         })
     }
 
@@ -415,7 +462,7 @@ impl Search {
     ) -> Result<Stats, SearchError> {
         let indexed_seq = self.indexed_seq();
         let searcher = self.reader.searcher();
-        let all = self.query("", filters, viewer)?;
+        let all = self.queries.query("", filters, viewer)?;
         let groups = searcher.search(&all, &Tally::new(&[by.field()], &[], &self.sirens))?;
         let total = groups.matched;
 
@@ -423,7 +470,7 @@ impl Search {
         let only = |kind| {
             let mut f = filters.clone();
             f.kind = Some(kind);
-            self.query("", &f, viewer)
+            self.queries.query("", &f, viewer)
         };
         if filters.kind.is_none_or(|k| k == Kind::Project) {
             // Details carry no theme, status or organisation of their own:
@@ -439,7 +486,7 @@ impl Search {
             projects.projects = t.matched;
             projects.by_status = t.buckets("status", usize::MAX);
             projects.by_risk = t.buckets("risk", usize::MAX);
-            let details = self.query(
+            let details = self.queries.query(
                 "",
                 &Filters {
                     kind: Some(Kind::ProjectDetails),
@@ -468,100 +515,6 @@ impl Search {
             indexed_seq,
             stored_seq,
         })
-    }
-
-    /// `query` (the matches), scored higher where the words are in the
-    /// title: the same records, in a better order.
-    fn ranked(&self, text: &str, query: Box<dyn Query>) -> Box<dyn Query> {
-        let text = text.trim();
-        if text.is_empty() {
-            return query;
-        }
-        let (title, _) = self.title_parser.parse_query_lenient(text);
-        Box::new(BooleanQuery::new(vec![
-            (Occur::Must, query),
-            (Occur::Should, title),
-        ]))
-    }
-
-    /// The query for words and filters, restricted to what `viewer` may see.
-    fn query(
-        &self,
-        text: &str,
-        filters: &Filters,
-        viewer: &Viewer,
-    ) -> Result<Box<dyn Query>, SearchError> {
-        let f = &self.fields;
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        let text = text.trim();
-        if text.is_empty() {
-            clauses.push((Occur::Must, Box::new(AllQuery)));
-        } else {
-            // Lenient: quotes, colons and dashes as people type them are not
-            // errors; what does not parse is searched as words.
-            let (q, _) = self.parser.parse_query_lenient(text);
-            clauses.push((Occur::Must, q));
-        }
-        let term = |field, value: &str| -> Box<dyn Query> {
-            Box::new(ConstScoreQuery::new(
-                Box::new(TermQuery::new(
-                    Term::from_field_text(field, value),
-                    IndexRecordOption::Basic,
-                )),
-                0.0,
-            ))
-        };
-        let mut must = |q| clauses.push((Occur::Must, q));
-        if let Some(kind) = filters.kind {
-            must(term(f.kind, kind.as_str()));
-        }
-        if let Some(theme) = &filters.theme {
-            must(term(f.theme, &document::theme_value(theme)));
-        }
-        if let Some(t) = &filters.territory {
-            let place = Place::parse(t).map_err(SearchError::BadRequest)?;
-            must(term(f.place, &place.to_string()));
-        }
-        if let Some(org) = &filters.organisation {
-            let siren: String = org.chars().filter(|c| !c.is_whitespace()).collect();
-            let siren = siren.get(..9).unwrap_or(&siren).to_string();
-            if maillage_record::Siren::parse(&siren).is_err() {
-                return Err(SearchError::BadRequest(format!(
-                    "'{org}' is not a SIREN: give the organisation's 9 digits"
-                )));
-            }
-            must(term(f.org, &siren));
-        }
-        if let Some(s) = &filters.status {
-            let s = ProjectStatus::parse(s).map_err(|e| SearchError::BadRequest(e.to_string()))?;
-            must(term(f.status, s.as_str()));
-        }
-        if let Some(r) = &filters.risk {
-            let r = RiskCategory::parse(r).map_err(|e| SearchError::BadRequest(e.to_string()))?;
-            must(term(f.risk, r.as_str()));
-        }
-        if let Some(l) = &filters.licence {
-            must(term(f.licence, &document::licence_value(l)));
-        }
-        match viewer {
-            Viewer::Operator => {}
-            Viewer::Anonymous => must(term(f.reader, document::READER_PUBLIC)),
-            Viewer::Peer { key, siren } => {
-                let mut any: Vec<(Occur, Box<dyn Query>)> = vec![
-                    (Occur::Should, term(f.reader, document::READER_PUBLIC)),
-                    (Occur::Should, term(f.reader, document::READER_FEDERATION)),
-                    (Occur::Should, term(f.reader, &document::reader_key(key))),
-                ];
-                if let Some(s) = siren {
-                    any.push((
-                        Occur::Should,
-                        term(f.reader, &document::reader_siren(s.as_str())),
-                    ));
-                }
-                must(Box::new(BooleanQuery::new(any)));
-            }
-        }
-        Ok(Box::new(BooleanQuery::new(clauses)))
     }
 
     fn hit(&self, doc: &TantivyDocument, score: f32) -> Hit {

@@ -9,9 +9,11 @@ use rustc_hash::FxHashMap;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Cardinality, Column, StrColumn};
 use tantivy::index::SegmentId;
+use tantivy::query::Weight;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
-use super::{Bucket, document, label};
+use super::cache::{Caches, Key};
+use super::{Bucket, FACETS, document, label};
 
 /// Counts of `counted` fields' values and sums of `summed` fields.
 pub struct Tally<'a> {
@@ -19,6 +21,8 @@ pub struct Tally<'a> {
     summed: Vec<&'static str>,
     within: Option<(&'static str, Arc<HashSet<String>>)>,
     sirens: &'a SirenTables,
+    /// Where each segment's counts are looked up and kept, and under what.
+    cached: Option<(&'a Caches, Arc<Key>)>,
 }
 
 impl<'a> Tally<'a> {
@@ -32,7 +36,20 @@ impl<'a> Tally<'a> {
             summed: summed.to_vec(),
             within: None,
             sirens,
+            cached: None,
         }
+    }
+
+    /// The facets a search shows.
+    pub fn facets(sirens: &'a SirenTables) -> Tally<'a> {
+        Tally::new(&FACETS.map(|(_, field)| field), &[], sirens)
+    }
+
+    /// Counts of a segment are looked up in `caches` under `key` (the
+    /// search whose matches these are), and kept there.
+    pub fn cached(mut self, caches: &'a Caches, key: Arc<Key>) -> Tally<'a> {
+        self.cached = Some((caches, key));
+        self
     }
 
     /// Only documents whose `field` is one of `values` (a join: project
@@ -203,6 +220,13 @@ pub struct Tallied {
 }
 
 impl Tallied {
+    /// About how much memory this takes (a cache's measure).
+    pub fn bytes(&self) -> usize {
+        let counts: usize = self.counts.values().map(|m| 64 + m.len() * 48).sum();
+        let numbered: usize = self.numbered.values().map(|v| 32 + v.len() * 16).sum();
+        128 + counts + numbered + self.sums.len() * 32
+    }
+
     /// The `limit` most frequent values of `field`, most frequent first (ties
     /// by value), labelled.
     pub fn buckets(&self, field: &str, limit: usize) -> Vec<Bucket> {
@@ -317,6 +341,42 @@ impl Collector for Tally<'_> {
     type Fruit = Tallied;
     type Child = SegmentTally;
 
+    /// Counts in a segment, or takes its counts from the cache. Only called
+    /// by searches that need no scores.
+    fn collect_segment(
+        &self,
+        weight: &dyn Weight,
+        segment_ord: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Arc<Tallied>> {
+        let count = || -> tantivy::Result<Arc<Tallied>> {
+            let mut child = self.for_segment(segment_ord, reader)?;
+            match reader.alive_bitset() {
+                None => weight.for_each_no_score(reader, &mut |docs| child.collect_block(docs))?,
+                // Deleted documents taken out, the rest still counted a
+                // block at a time.
+                Some(alive) => {
+                    let mut kept = Vec::new();
+                    weight.for_each_no_score(reader, &mut |docs| {
+                        kept.clear();
+                        kept.extend(docs.iter().copied().filter(|d| alive.is_alive(*d)));
+                        child.collect_block(&kept);
+                    })?
+                }
+            }
+            Ok(child.harvest())
+        };
+        let Some((caches, key)) = &self.cached else {
+            return count();
+        };
+        if let Some(found) = caches.facets(reader, key) {
+            return Ok(found);
+        }
+        let counted = count()?;
+        caches.keep_facets(reader, key, counted.clone());
+        Ok(counted)
+    }
+
     fn for_segment(
         &self,
         _segment: SegmentOrdinal,
@@ -370,29 +430,34 @@ impl Collector for Tally<'_> {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<Tallied>) -> tantivy::Result<Tallied> {
+    fn merge_fruits(&self, fruits: Vec<Arc<Tallied>>) -> tantivy::Result<Tallied> {
         let mut out = Tallied::default();
         // Every SIREN number in the fruits was given before this.
         let sirens = self.sirens.len();
         let mut numbered: HashMap<&'static str, Vec<u64>> = HashMap::new();
         for fruit in fruits {
             out.matched += fruit.matched;
-            for (field, counts) in fruit.counts {
-                let into = out.counts.entry(field).or_default();
+            for (field, counts) in &fruit.counts {
+                let into = out.counts.entry(*field).or_default();
                 for (value, n) in counts {
-                    *into.entry(value).or_default() += n;
+                    match into.get_mut(value) {
+                        Some(into) => *into += n,
+                        None => {
+                            into.insert(value.clone(), *n);
+                        }
+                    }
                 }
             }
-            for (field, counts) in fruit.numbered {
-                let into = numbered.entry(field).or_insert_with(|| vec![0; sirens]);
+            for (field, counts) in &fruit.numbered {
+                let into = numbered.entry(*field).or_insert_with(|| vec![0; sirens]);
                 for (number, n) in counts {
-                    into[number as usize] += n;
+                    into[*number as usize] += n;
                 }
             }
-            for (field, (sum, n)) in fruit.sums {
-                let into = out.sums.entry(field).or_default();
-                into.0 += sum;
-                into.1 += n;
+            for (field, (sum, n)) in &fruit.sums {
+                let into = out.sums.entry(*field).or_default();
+                into.0 += *sum;
+                into.1 += *n;
             }
         }
         for (field, counted) in numbered {
@@ -424,7 +489,7 @@ impl SegmentTally {
 }
 
 impl SegmentCollector for SegmentTally {
-    type Fruit = Tallied;
+    type Fruit = Arc<Tallied>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         if !self.within(doc) {
@@ -481,7 +546,7 @@ impl SegmentCollector for SegmentTally {
         }
     }
 
-    fn harvest(self) -> Tallied {
+    fn harvest(self) -> Arc<Tallied> {
         let mut out = Tallied {
             matched: self.matched,
             ..Tallied::default()
@@ -517,7 +582,7 @@ impl SegmentCollector for SegmentTally {
         for (field, _, sum, n) in self.numbers {
             out.sums.insert(field, (sum, n));
         }
-        out
+        Arc::new(out)
     }
 }
 

@@ -7,6 +7,7 @@ use maillage_record::{Body, PublicKey, Record, RecordId, Siren, Visibility};
 
 use super::document::{self, Context, Org};
 use super::*;
+use tantivy::schema::Term;
 
 const LYON_METRO: &str = "200046977";
 const BLAGNAC: &str = "213100696"; // Haute-Garonne (31), Occitanie (76)
@@ -561,6 +562,84 @@ fn facets_agree_across_segments_blocks_and_deletions() {
     let after = f.find("budget", Filters::default(), &Viewer::Operator);
     assert_eq!(after.total, 300);
     assert_eq!(counts(&after), counts(&before));
+}
+
+/// A repeated search is answered from the caches; a commit adds a segment
+/// that the warmer counts before searches see it; and a cached answer is
+/// always the one the index gives.
+#[test]
+fn repeated_searches_are_cached_and_new_segments_warmed() {
+    let f = Fixture::new();
+    let budget =
+        |i: usize, org: &str| dataset(&format!("d{i}"), "Budget primitif", "Budget voté", org);
+    f.add(
+        key(1),
+        &lyon_org(),
+        &[budget(0, LYON_METRO), budget(1, BLAGNAC)],
+    );
+    let find = || f.find("budget", Filters::default(), &Viewer::Operator);
+    let first = find();
+    assert_eq!(first.total, 2);
+    let s0 = f.search.cache_stats();
+    assert_eq!((s0.page_hits, s0.page_misses), (0, 1));
+    let again = find();
+    let s1 = f.search.cache_stats();
+    assert_eq!((s1.page_hits, s1.facet_misses), (1, s0.facet_misses));
+    assert_eq!(again.facets, first.facets);
+
+    // A second segment: the warmer counts "budget" in it on reload.
+    f.add(
+        key(2),
+        &lyon_org(),
+        &[budget(2, BLAGNAC), budget(3, BLAGNAC)],
+    );
+    let warmed = f.search.cache_stats();
+    assert_eq!(
+        warmed.facet_misses,
+        s1.facet_misses + 1,
+        "the warmer counted the new segment"
+    );
+    let after = find();
+    let s2 = f.search.cache_stats();
+    assert_eq!(
+        s2.page_misses,
+        s1.page_misses + 1,
+        "a commit makes pages stale"
+    );
+    assert_eq!(
+        s2.facet_misses, warmed.facet_misses,
+        "both segments' counts were ready"
+    );
+    assert_eq!(s2.facet_hits, warmed.facet_hits + 2);
+    assert_eq!(after.total, 4);
+    let orgs = |r: &Results| -> Vec<(String, u64)> {
+        r.facets["organisation"]
+            .iter()
+            .map(|b| (b.value.clone(), b.count))
+            .collect()
+    };
+    assert_eq!(
+        orgs(&after),
+        [(BLAGNAC.to_string(), 3), (LYON_METRO.to_string(), 1)]
+    );
+
+    // Computed again from the index: the same answer.
+    f.search.clear_caches();
+    let fresh = find();
+    assert_eq!(f.search.cache_stats().page_misses, s2.page_misses + 1);
+    assert_eq!(fresh.facets, after.facets);
+    assert_eq!(
+        fresh
+            .hits
+            .iter()
+            .map(|h| (&h.id, h.score))
+            .collect::<Vec<_>>(),
+        after
+            .hits
+            .iter()
+            .map(|h| (&h.id, h.score))
+            .collect::<Vec<_>>()
+    );
 }
 
 /// Records may reach a node before their author's Organisation record

@@ -1,0 +1,134 @@
+//! Queries: what a search's words and filters become, restricted to what
+//! the caller may see. Shared by searches and by the warmer (`cache.rs`),
+//! which rebuilds the queries people asked recently.
+
+use maillage_record::territory::Place;
+use maillage_record::vocab::{ProjectStatus, RiskCategory};
+use tantivy::Index;
+use tantivy::query::{
+    AllQuery, BooleanQuery, ConstScoreQuery, Occur, Query, QueryParser, TermQuery,
+};
+use tantivy::schema::{IndexRecordOption, Term};
+
+use super::{Fields, Filters, SearchError, TITLE_BOOST, document};
+use crate::node::Viewer;
+
+/// The index's fields and the parsers of typed words.
+pub struct Queries {
+    pub fields: Fields,
+    /// Matches words in the whole text.
+    parser: QueryParser,
+    /// Ranks: words in the title.
+    title_parser: QueryParser,
+}
+
+impl Queries {
+    pub fn new(index: &Index, fields: Fields) -> Queries {
+        // Every word must be in the text (which holds the title too); each
+        // one also found in the title adds to the score, three times as
+        // much as in the description.
+        let mut parser = QueryParser::for_index(index, vec![fields.body]);
+        parser.set_conjunction_by_default();
+        let mut title_parser = QueryParser::for_index(index, vec![fields.title]);
+        title_parser.set_field_boost(fields.title, TITLE_BOOST);
+        Queries {
+            fields,
+            parser,
+            title_parser,
+        }
+    }
+
+    /// `query` (the matches), scored higher where the words are in the
+    /// title: the same records, in a better order.
+    pub fn ranked(&self, text: &str, query: Box<dyn Query>) -> Box<dyn Query> {
+        let text = text.trim();
+        if text.is_empty() {
+            return query;
+        }
+        let (title, _) = self.title_parser.parse_query_lenient(text);
+        Box::new(BooleanQuery::new(vec![
+            (Occur::Must, query),
+            (Occur::Should, title),
+        ]))
+    }
+
+    /// The query for words and filters, restricted to what `viewer` may see.
+    pub fn query(
+        &self,
+        text: &str,
+        filters: &Filters,
+        viewer: &Viewer,
+    ) -> Result<Box<dyn Query>, SearchError> {
+        let f = &self.fields;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let text = text.trim();
+        if text.is_empty() {
+            clauses.push((Occur::Must, Box::new(AllQuery)));
+        } else {
+            // Lenient: quotes, colons and dashes as people type them are not
+            // errors; what does not parse is searched as words.
+            let (q, _) = self.parser.parse_query_lenient(text);
+            clauses.push((Occur::Must, q));
+        }
+        let term = |field, value: &str| -> Box<dyn Query> {
+            Box::new(ConstScoreQuery::new(
+                Box::new(TermQuery::new(
+                    Term::from_field_text(field, value),
+                    IndexRecordOption::Basic,
+                )),
+                0.0,
+            ))
+        };
+        let mut must = |q| clauses.push((Occur::Must, q));
+        if let Some(kind) = filters.kind {
+            must(term(f.kind, kind.as_str()));
+        }
+        if let Some(theme) = &filters.theme {
+            must(term(f.theme, &document::theme_value(theme)));
+        }
+        if let Some(t) = &filters.territory {
+            let place = Place::parse(t).map_err(SearchError::BadRequest)?;
+            must(term(f.place, &place.to_string()));
+        }
+        if let Some(org) = &filters.organisation {
+            let siren: String = org.chars().filter(|c| !c.is_whitespace()).collect();
+            let siren = siren.get(..9).unwrap_or(&siren).to_string();
+            if maillage_record::Siren::parse(&siren).is_err() {
+                return Err(SearchError::BadRequest(format!(
+                    "'{org}' is not a SIREN: give the organisation's 9 digits"
+                )));
+            }
+            must(term(f.org, &siren));
+        }
+        if let Some(s) = &filters.status {
+            let s = ProjectStatus::parse(s).map_err(|e| SearchError::BadRequest(e.to_string()))?;
+            must(term(f.status, s.as_str()));
+        }
+        if let Some(r) = &filters.risk {
+            let r = RiskCategory::parse(r).map_err(|e| SearchError::BadRequest(e.to_string()))?;
+            must(term(f.risk, r.as_str()));
+        }
+        if let Some(l) = &filters.licence {
+            must(term(f.licence, &document::licence_value(l)));
+        }
+        match viewer {
+            Viewer::Operator => {}
+            Viewer::Anonymous => must(term(f.reader, document::READER_PUBLIC)),
+            Viewer::Peer { key, siren } => {
+                let mut any: Vec<(Occur, Box<dyn Query>)> = vec![
+                    (Occur::Should, term(f.reader, document::READER_PUBLIC)),
+                    (Occur::Should, term(f.reader, document::READER_FEDERATION)),
+                    (Occur::Should, term(f.reader, &document::reader_key(key))),
+                ];
+                if let Some(s) = siren {
+                    any.push((
+                        Occur::Should,
+                        term(f.reader, &document::reader_siren(s.as_str())),
+                    ));
+                }
+                must(Box::new(BooleanQuery::new(any)));
+            }
+        }
+        Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+}
