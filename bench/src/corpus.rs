@@ -353,6 +353,38 @@ pub fn record(i: usize) -> Record {
     }
 }
 
+/// The `i`th of thousands of different searches, each as broad as the
+/// benchmark's usual ones: a word of a subject's description and a word of
+/// the phrases every description draws from ("dépenses tableaux", "voirie
+/// documentation"). Unique for `i` below the product of the two lists'
+/// lengths (over 5,000).
+pub fn distinct_query(i: usize) -> String {
+    static WORDS: std::sync::OnceLock<(Vec<&str>, Vec<&str>)> = std::sync::OnceLock::new();
+    let (subjects, phrases) = WORDS.get_or_init(|| {
+        let unique = |words: &mut Vec<&'static str>| {
+            words.sort_unstable();
+            words.dedup();
+        };
+        let mut s: Vec<&str> = SUBJECTS
+            .iter()
+            .flat_map(|(_, _, words)| words.split(' '))
+            .collect();
+        unique(&mut s);
+        // Long words only: short ones are mostly articles, which are not
+        // indexed.
+        let mut p: Vec<&str> = PHRASES
+            .iter()
+            .flat_map(|p| p.split([' ', '\'']))
+            .filter(|w| w.chars().count() >= 6)
+            .collect();
+        unique(&mut p);
+        (s, p)
+    });
+    let s = subjects[i % subjects.len()];
+    let p = phrases[(i / subjects.len()) % phrases.len()];
+    format!("{s} {p}")
+}
+
 /// Signed records `range`, generated on every core.
 pub fn generate(range: std::ops::Range<usize>, authors: &[SigningKey]) -> Vec<VerifiedRecord> {
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());

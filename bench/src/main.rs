@@ -278,6 +278,40 @@ fn main() -> anyhow::Result<()> {
         "p50 < 5 ms, p99 < 20 ms",
         sf.idle.pct_ms(50) < 5.0 && sf.idle.pct_ms(99) < 20.0,
     )?;
+    let median = |l: &search::Latencies| {
+        let mut t = l.totals.clone();
+        t.sort_unstable();
+        t.get(t.len() / 2).copied().unwrap_or(0)
+    };
+    let (dp50, dp99) = (sf.distinct.pct_ms(50), sf.distinct.pct_ms(99));
+    row(
+        &mut md,
+        &format!(
+            "a different search each time (no cache helps), during a sync of {INGEST}: p50 / p99 \
+             ({} queries, median {} matches; the usual searches: {})",
+            sf.distinct.micros.len(),
+            median(&sf.distinct),
+            median(&sf.node)
+        ),
+        format!("{dp50:.2} / {dp99:.2} ms"),
+        format!("the usual searches during the sync: {p50:.2} / {p99:.2} ms"),
+        dp99 / p99.max(1e-9),
+        "p50 < 5 ms, p99 < 20 ms",
+        dp50 < 5.0 && dp99 < 20.0,
+    )?;
+    let (ip50, ip99) = (sf.distinct_idle.pct_ms(50), sf.distinct_idle.pct_ms(99));
+    row(
+        &mut md,
+        &format!(
+            "a different search each time, idle node: p50 / p99 ({} queries)",
+            sf.distinct_idle.micros.len()
+        ),
+        format!("{ip50:.2} / {ip99:.2} ms"),
+        format!("during the sync: {dp50:.2} / {dp99:.2} ms"),
+        ip99 / dp99.max(1e-9),
+        "p50 < 5 ms, p99 < 20 ms",
+        ip50 < 5.0 && ip99 < 20.0,
+    )?;
     row(
         &mut md,
         "queries per second, same runs",
@@ -304,7 +338,21 @@ fn main() -> anyhow::Result<()> {
         "\nNotes:\n\
          - Every node indexes what it stores, in one thread: the full-sync figures above include \
            node b indexing as it syncs, and node a was indexed before the sync began.\n\
-         - Both nodes, the 8 clients and the baseline share this machine's cores.\n"
+         - Both nodes, the 8 clients and the baseline share this machine's cores.\n\
+         - Before the usual searches are timed, each is asked once: the figures are those of a \
+           node in use, not of its first searches after a start.\n\
+         - Caches (see docs/architecture.md): during the sync, {} of the {} usual searches were \
+           answered with a page kept since the last commit; the others were ranked again. Facet \
+           counts per segment: {} found kept, {} counted (by searches, or by the warmer before a \
+           commit's segments were searched).\n\
+         - Different searches: a word of a subject and a word of the descriptions (\"{}\", \
+           \"{}\", ...), each asked once, during a second sync of {INGEST} records.\n",
+        sf.cached.page_hits,
+        sf.cached.page_hits + sf.cached.page_misses,
+        sf.cached.facet_hits,
+        sf.cached.facet_misses,
+        corpus::distinct_query(0),
+        corpus::distinct_query(1000),
     )?;
 
     std::fs::write(&out, &md).with_context(|| format!("cannot write {}", out.display()))?;
@@ -446,6 +494,12 @@ struct SearchFigures {
     node: search::Latencies,
     /// The same clients before the sync, with nothing else running.
     idle: search::Latencies,
+    /// Different searches each time (no cache helps), during a second sync
+    /// of INGEST records and idle.
+    distinct: search::Latencies,
+    distinct_idle: search::Latencies,
+    /// How the caches answered the usual searches during the sync.
+    cached: maillage_node::search::CacheStats,
     ingest_elapsed: Duration,
     sqlite_build: Duration,
     sqlite: search::Latencies,
@@ -474,35 +528,69 @@ async fn search_bench(
         search::CLIENTS,
         b.node.search.segments()
     );
+    search::warm_up(&b.admin).await?;
     let idle = search::query_node_owned(
         b.admin.clone(),
         Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        search::Workload::Repeated,
     )
     .await?;
-    eprintln!(
-        "search: {} clients on node b while it syncs them ({} segments)...",
-        search::CLIENTS,
-        b.node.search.segments()
-    );
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let queries = tokio::spawn(search::query_node_owned(b.admin.clone(), done.clone()));
-    let t = Instant::now();
-    let report = sync(b, "a").await;
-    let ingest_elapsed = t.elapsed();
-    done.store(true, std::sync::atomic::Ordering::Release);
-    let node = queries.await??;
-    let report = report?;
-    anyhow::ensure!(
-        report.intake.stored as usize == INGEST,
-        "the sync stored {} of {INGEST}",
-        report.intake.stored
-    );
-    eprintln!(
-        "node: p50 {:.2} ms, p99 {:.2} ms over {} queries",
-        node.pct_ms(50),
-        node.pct_ms(99),
-        node.micros.len()
-    );
+    eprintln!("search: different searches on node b, idle...");
+    let distinct_idle = search::query_node_owned(
+        b.admin.clone(),
+        Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        search::Workload::Distinct,
+    )
+    .await?;
+    let syncing = |workload| async move {
+        eprintln!(
+            "search: {} clients on node b ({workload:?}) while it syncs ({} segments)...",
+            search::CLIENTS,
+            b.node.search.segments()
+        );
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let queries = tokio::spawn(search::query_node_owned(
+            b.admin.clone(),
+            done.clone(),
+            workload,
+        ));
+        let t = Instant::now();
+        let report = sync(b, "a").await;
+        let ingest_elapsed = t.elapsed();
+        done.store(true, std::sync::atomic::Ordering::Release);
+        let node = queries.await??;
+        let report = report?;
+        anyhow::ensure!(
+            report.intake.stored as usize == INGEST,
+            "the sync stored {} of {INGEST}",
+            report.intake.stored
+        );
+        eprintln!(
+            "node: p50 {:.2} ms, p99 {:.2} ms over {} queries",
+            node.pct_ms(50),
+            node.pct_ms(99),
+            node.micros.len()
+        );
+        anyhow::Ok((node, ingest_elapsed))
+    };
+    let before = b.node.search.cache_stats();
+    let (node, ingest_elapsed) = syncing(search::Workload::Repeated).await?;
+    let after = b.node.search.cache_stats();
+    let cached = maillage_node::search::CacheStats {
+        facet_hits: after.facet_hits - before.facet_hits,
+        facet_misses: after.facet_misses - before.facet_misses,
+        page_hits: after.page_hits - before.page_hits,
+        page_misses: after.page_misses - before.page_misses,
+    };
+
+    eprintln!("search: {INGEST} more records on node a, for different searches...");
+    {
+        let recs = corpus::generate(first + INGEST..first + 2 * INGEST, authors);
+        let node = a.node.clone();
+        tokio::task::spawn_blocking(move || load(&node, &recs)).await??;
+    }
+    search::indexed(&a.node).await;
+    let (distinct, _) = syncing(search::Workload::Distinct).await?;
 
     eprintln!("search: SQLite FTS5 baseline on the same {n} records...");
     // Blocks this (main) thread only: the nodes run on the runtime's workers.
@@ -517,6 +605,9 @@ async fn search_bench(
     Ok(SearchFigures {
         node,
         idle,
+        distinct,
+        distinct_idle,
+        cached,
         ingest_elapsed,
         sqlite_build,
         sqlite,

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hyper_util::rt::TokioIo;
@@ -54,6 +54,19 @@ pub const QUERIES: &[(&str, Option<&str>, Option<&str>)] = &[
 pub struct Latencies {
     pub micros: Vec<u64>,
     pub wall: Duration,
+    /// How many records each search matched (its total).
+    pub totals: Vec<u64>,
+}
+
+/// What the clients ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// `QUERIES`, over and over, as people repeat a catalogue's usual
+    /// searches: caches answer most of them.
+    Repeated,
+    /// A different search each time (`corpus::distinct_query`), shared out
+    /// between the clients: no cache helps; the index answers every one.
+    Distinct,
 }
 
 impl Latencies {
@@ -77,8 +90,17 @@ async fn client(socket: &Path) -> anyhow::Result<CatalogueClient<Channel>> {
     Ok(CatalogueClient::new(channel))
 }
 
-fn request(i: usize) -> SearchRequest {
+fn request(workload: Workload, i: usize) -> SearchRequest {
     let (words, kind, territory) = QUERIES[i % QUERIES.len()];
+    if workload == Workload::Distinct {
+        return SearchRequest {
+            query: crate::corpus::distinct_query(i),
+            filters: None,
+            page: 1,
+            page_size: 20,
+            with_envelopes: false,
+        };
+    }
     SearchRequest {
         query: words.into(),
         filters: Some(SearchFilters {
@@ -96,11 +118,28 @@ fn request(i: usize) -> SearchRequest {
     }
 }
 
+/// Asks each of `QUERIES` once, untimed: what follows measures a node in
+/// use, not its first searches after a start.
+pub async fn warm_up(socket: &Path) -> anyhow::Result<()> {
+    let mut cl = client(socket).await?;
+    for i in 0..QUERIES.len() {
+        cl.search(request(Workload::Repeated, i)).await?;
+    }
+    Ok(())
+}
+
 /// Runs `CLIENTS` clients against the node at `socket` until `done` is set
 /// and each ran `MIN_QUERIES_PER_CLIENT`. Returns every latency.
-pub async fn query_node_owned(socket: PathBuf, done: Arc<AtomicBool>) -> anyhow::Result<Latencies> {
+pub async fn query_node_owned(
+    socket: PathBuf,
+    done: Arc<AtomicBool>,
+    workload: Workload,
+) -> anyhow::Result<Latencies> {
     let started = Instant::now();
     let mut tasks = Vec::new();
+    // Distinct searches are numbered across clients, from where the last
+    // run stopped: none is ever asked twice.
+    static NEXT_DISTINCT: AtomicUsize = AtomicUsize::new(0);
     for c in 0..CLIENTS {
         let mut cl = client(&socket).await?;
         let done = done.clone();
@@ -108,21 +147,29 @@ pub async fn query_node_owned(socket: PathBuf, done: Arc<AtomicBool>) -> anyhow:
             let mut out = Vec::new();
             let mut i = c * 3;
             while out.len() < MIN_QUERIES_PER_CLIENT || !done.load(Ordering::Acquire) {
+                let n = match workload {
+                    Workload::Repeated => i,
+                    Workload::Distinct => NEXT_DISTINCT.fetch_add(1, Ordering::Relaxed),
+                };
                 let t = Instant::now();
-                cl.search(request(i)).await?;
-                out.push(t.elapsed().as_micros() as u64);
+                let found = cl.search(request(workload, n)).await?.into_inner();
+                out.push((t.elapsed().as_micros() as u64, found.total));
                 i += 1;
             }
             Ok::<_, anyhow::Error>(out)
         }));
     }
-    let mut micros = Vec::new();
+    let (mut micros, mut totals) = (Vec::new(), Vec::new());
     for t in tasks {
-        micros.extend(t.await??);
+        for (us, total) in t.await?? {
+            micros.push(us);
+            totals.push(total);
+        }
     }
     Ok(Latencies {
         micros,
         wall: started.elapsed(),
+        totals,
     })
 }
 
@@ -292,6 +339,7 @@ impl Sqlite {
         Ok(Latencies {
             micros,
             wall: started.elapsed(),
+            totals: Vec::new(),
         })
     }
 }

@@ -5,36 +5,38 @@
 //!   deletions, so its counts hold, across commits, until it gets a deletion
 //!   or is merged away: a sync adds small segments beside the big ones, and
 //!   a search only counts in the new ones.
-//! - Whole result pages per searcher generation: until the next commit.
+//! - Whole result pages per searcher generation, until the next commit.
 //!   Ranking is not cached per segment, because a score depends on the whole
 //!   index (how rare a word is), which every commit changes.
-//! - The warmer counts the recently asked queries on each new segment
-//!   before the searcher holding it is published (tantivy runs it in
-//!   `reload`, on the indexer's thread), so a search after a commit does not
-//!   pay for the segments the commit added.
+//! - The warmer readies a new searcher before it is published (tantivy runs
+//!   it in `reload`, on the indexer's thread): for the searches recently
+//!   asked more than once, it counts their matches in the commit's new
+//!   segments and makes again the pages kept for them, as Solr autowarms its
+//!   caches. So a commit does not make the next searches slow.
 //!
 //! Keys hold the caller (`Viewer`), so a cached answer is only ever given to
-//! a caller that may see what it counts. Nothing here does IO.
+//! the caller it was computed for. Nothing here does IO.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rustc_hash::FxHashMap;
+use tantivy::collector::Collector;
 use tantivy::index::SegmentId;
 use tantivy::query::EnableScoring;
 use tantivy::{Opstamp, Searcher, SearcherGeneration, SegmentReader};
 
-use super::query::Queries;
-use super::tally::{SirenTables, Tallied, Tally};
+use super::page::Engine;
+use super::tally::{Tallied, Tally};
 use super::{Bucket, Filters, Hit};
 use crate::node::Viewer;
 
 /// At most this much of facet counts (estimated bytes) are kept.
 const FACET_BYTES: usize = 64 << 20;
-/// At most this many result pages are kept (of one searcher generation).
+/// At most this many result pages are kept per searcher generation.
 const PAGES: usize = 1024;
-/// The warmer counts this many of the queries asked most recently.
+/// The warmer readies this many of the queries asked again most recently.
 const WARMED: usize = 32;
 /// Queries remembered as recently asked.
 const RECENT: usize = 256;
@@ -90,16 +92,16 @@ struct Facets {
     young: FxHashMap<SegmentKey, Arc<Tallied>>,
     old: FxHashMap<SegmentKey, Arc<Tallied>>,
     young_bytes: usize,
-    /// Queries recently asked, with the tick of their last use.
-    recent: FxHashMap<Arc<Key>, u64>,
+    /// Queries recently asked: the tick of their last use, and how many
+    /// times they were asked.
+    recent: FxHashMap<Arc<Key>, (u64, u32)>,
     tick: u64,
 }
 
+/// (key, page, page size) → page, per searcher generation: the newest two,
+/// because searches that began before a reload still use the older one.
 #[derive(Default)]
-struct Pages {
-    generation: u64,
-    pages: FxHashMap<(Arc<Key>, usize, usize), Arc<Page>>,
-}
+struct Pages(BTreeMap<u64, FxHashMap<(Arc<Key>, usize, usize), Arc<Page>>>);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -138,26 +140,48 @@ impl Caches {
         lock(&self.facets).keep(at, counts);
     }
 
-    /// Notes that `key` was asked: the warmer counts recent queries.
+    /// Notes that `key` was asked: the warmer readies recent queries.
     pub fn asked(&self, key: &Arc<Key>) {
         let mut f = lock(&self.facets);
         f.tick += 1;
         let tick = f.tick;
-        f.recent.insert(key.clone(), tick);
+        let asked = f.recent.entry(key.clone()).or_insert((tick, 0));
+        *asked = (tick, asked.1.saturating_add(1));
         if f.recent.len() > RECENT {
-            let mut ticks: Vec<u64> = f.recent.values().copied().collect();
+            let mut ticks: Vec<u64> = f.recent.values().map(|(t, _)| *t).collect();
             let (_, nth, _) = ticks.select_nth_unstable_by(RECENT / 2, |a, b| b.cmp(a));
             let keep_from = *nth;
-            f.recent.retain(|_, t| *t >= keep_from);
+            f.recent.retain(|_, (t, _)| *t >= keep_from);
         }
     }
 
-    /// The `n` queries asked most recently, the latest first.
-    fn recent(&self, n: usize) -> Vec<Arc<Key>> {
+    /// The `n` queries asked more than once that were asked most recently,
+    /// the latest first (a search asked once is not worth readying), each
+    /// with the (page, page size) kept for it in the newest generation.
+    fn recent(&self, n: usize) -> Vec<(Arc<Key>, Vec<(usize, usize)>)> {
         let f = lock(&self.facets);
-        let mut v: Vec<(&Arc<Key>, u64)> = f.recent.iter().map(|(k, t)| (k, *t)).collect();
+        let mut v: Vec<(&Arc<Key>, u64)> = f
+            .recent
+            .iter()
+            .filter(|(_, (_, asked))| *asked > 1)
+            .map(|(k, (t, _))| (k, *t))
+            .collect();
         v.sort_unstable_by(|a, b| b.1.cmp(&a.1));
-        v.into_iter().take(n).map(|(k, _)| k.clone()).collect()
+        v.truncate(n);
+        let p = lock(&self.pages);
+        let newest = p.0.values().next_back();
+        v.into_iter()
+            .map(|(key, _)| {
+                let pages = newest.map_or_else(Vec::new, |pages| {
+                    pages
+                        .keys()
+                        .filter(|(k, _, _)| k == key)
+                        .map(|(_, page, size)| (*page, *size))
+                        .collect()
+                });
+                (key.clone(), pages)
+            })
+            .collect()
     }
 
     /// The page of `key` as the searcher of `generation` gave it, if kept.
@@ -169,9 +193,9 @@ impl Caches {
         size: usize,
     ) -> Option<Arc<Page>> {
         let p = lock(&self.pages);
-        let found = (p.generation == generation)
-            .then(|| p.pages.get(&(key.clone(), page, size)).cloned())
-            .flatten();
+        let found =
+            p.0.get(&generation)
+                .and_then(|pages| pages.get(&(key.clone(), page, size)).cloned());
         drop(p);
         self.count(PAGE_HIT, found.is_some());
         found
@@ -186,18 +210,23 @@ impl Caches {
         found: Arc<Page>,
     ) {
         let mut p = lock(&self.pages);
-        // Pages of an older searcher are stale; a searcher older than the
-        // kept pages' must not replace them.
-        if p.generation < generation {
-            p.generation = generation;
-            p.pages.clear();
-        } else if p.generation > generation {
+        if !p.0.contains_key(&generation) {
+            // Older than both kept generations: that searcher is going.
+            if p.0.len() >= 2 && p.0.keys().all(|g| *g > generation) {
+                return;
+            }
+            p.0.insert(generation, FxHashMap::default());
+            while p.0.len() > 2 {
+                p.0.pop_first();
+            }
+        }
+        let Some(pages) = p.0.get_mut(&generation) else {
             return;
+        };
+        if pages.len() >= PAGES {
+            pages.clear();
         }
-        if p.pages.len() >= PAGES {
-            p.pages.clear();
-        }
-        p.pages.insert((key.clone(), page, size), found);
+        pages.insert((key.clone(), page, size), found);
     }
 
     /// Forgets every cached answer (the recent queries stay).
@@ -207,16 +236,19 @@ impl Caches {
         f.old.clear();
         f.young_bytes = 0;
         drop(f);
-        lock(&self.pages).pages.clear();
+        lock(&self.pages).0.clear();
     }
 
-    /// Keeps only the counts of segments some searcher still holds.
-    fn retain(&self, live: &HashSet<(SegmentId, Option<Opstamp>)>) {
+    /// Keeps only the counts of segments, and the pages of generations,
+    /// that some searcher still holds.
+    fn retain(&self, segments: &HashSet<(SegmentId, Option<Opstamp>)>, generations: &HashSet<u64>) {
         let mut f = lock(&self.facets);
-        f.old.retain(|(id, del, _), _| live.contains(&(*id, *del)));
-        f.young
-            .retain(|(id, del, _), _| live.contains(&(*id, *del)));
+        let live = |(id, del, _): &SegmentKey| segments.contains(&(*id, *del));
+        f.old.retain(|at, _| live(at));
+        f.young.retain(|at, _| live(at));
         f.young_bytes = f.young.values().map(|t| t.bytes()).sum();
+        drop(f);
+        lock(&self.pages).0.retain(|g, _| generations.contains(g));
     }
 }
 
@@ -234,37 +266,43 @@ impl Facets {
     }
 }
 
-/// Counts the recent queries' facets on a new searcher's segments, before
-/// it answers searches; and forgets the segments no searcher holds.
-pub struct Warmer {
-    pub queries: Arc<Queries>,
-    pub sirens: Arc<SirenTables>,
-    pub caches: Arc<Caches>,
-}
+/// Readies a new searcher before it answers searches; forgets the segments
+/// and generations no searcher holds.
+pub struct Warmer(pub Arc<Engine>);
 
 impl tantivy::Warmer for Warmer {
     fn warm(&self, searcher: &Searcher) -> tantivy::Result<()> {
-        for key in self.caches.recent(WARMED) {
+        let engine = &self.0;
+        let generation = searcher.generation().generation_id();
+        for (key, pages) in engine.caches.recent(WARMED) {
             // A query that no longer parses (it did when asked) is skipped:
             // warming is only ever a head start.
-            let Ok(query) = self.queries.query(&key.text, &key.filters, &key.viewer) else {
+            let Ok(query) = engine.queries.query(&key.text, &key.filters, &key.viewer) else {
                 continue;
             };
+            // Through the cache: the segments it holds cost nothing.
             let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
-            let tally = Tally::facets(&self.sirens).cached(&self.caches, key);
+            let tally = Tally::facets(&engine.sirens).cached(&engine.caches, key.clone());
             for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-                use tantivy::collector::Collector;
                 tally.collect_segment(weight.as_ref(), ord as u32, segment)?;
+            }
+            for (page, size) in pages {
+                let offset = (page - 1) * size;
+                let found = engine.page(searcher, &key, query.box_clone(), offset, size)?;
+                engine
+                    .caches
+                    .keep_page(generation, &key, page, size, Arc::new(found));
             }
         }
         Ok(())
     }
 
     fn garbage_collect(&self, live: &[&SearcherGeneration]) {
-        let live: HashSet<(SegmentId, Option<Opstamp>)> = live
+        let segments: HashSet<(SegmentId, Option<Opstamp>)> = live
             .iter()
             .flat_map(|g| g.segments().iter().map(|(id, del)| (*id, *del)))
             .collect();
-        self.caches.retain(&live);
+        let generations = live.iter().map(|g| g.generation_id()).collect();
+        self.0.caches.retain(&segments, &generations);
     }
 }

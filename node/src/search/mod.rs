@@ -13,6 +13,7 @@
 //! - `document.rs`: what of a record is indexed, and how (does no IO).
 //! - `indexer.rs`: the thread that follows the store and commits.
 //! - `query.rs`: what words and filters become, for a given caller.
+//! - `page.rs`: a page of results, ranked and counted.
 //! - `tally.rs`: the collector behind facets and statistics.
 //! - `cache.rs`: facet counts per segment and pages per searcher, for the
 //!   searches people repeat, and the warmer that readies new segments.
@@ -20,6 +21,7 @@
 mod cache;
 mod document;
 mod indexer;
+mod page;
 mod query;
 mod tally;
 #[cfg(test)]
@@ -34,15 +36,14 @@ use maillage_record::Kind;
 use maillage_record::territory::Place;
 use maillage_record::vocab::{BudgetBand, ProjectStatus, ProjectTheme, RiskCategory};
 use serde::Serialize;
-use tantivy::collector::TopDocs;
-use tantivy::schema::Value;
-use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument};
+use tantivy::{Index, IndexReader, ReloadPolicy};
 
 use crate::node::Viewer;
 pub use cache::CacheStats;
-use cache::{Caches, Key, Page};
+use cache::{Caches, Key};
 pub use document::Fields;
 pub use indexer::spawn as spawn_indexer;
+use page::Engine;
 use query::Queries;
 use tally::{SirenTables, Tally};
 
@@ -237,7 +238,7 @@ pub struct Search {
     index: Index,
     reader: IndexReader,
     fields: Fields,
-    queries: Arc<Queries>,
+    engine: Arc<Engine>,
     path: PathBuf,
     indexed_seq: AtomicU64,
     /// A rebuild was asked for and the indexer has not taken it up yet.
@@ -246,8 +247,6 @@ pub struct Search {
     rebuilding: AtomicBool,
     /// Records just stored, handed to the indexer in memory.
     pub(crate) feed: indexer::Feed,
-    sirens: Arc<SirenTables>,
-    caches: Arc<Caches>,
     /// Registered with the reader, which only holds it weakly.
     _warmer: Arc<cache::Warmer>,
 }
@@ -293,11 +292,12 @@ impl Search {
             }
         };
         document::register_tokenizers(&index);
-        let warmer = Arc::new(cache::Warmer {
-            queries: Arc::new(Queries::new(&index, fields.clone())),
-            sirens: Arc::default(),
-            caches: Arc::default(),
+        let engine = Arc::new(Engine {
+            queries: Queries::new(&index, fields),
+            sirens: SirenTables::default(),
+            caches: Caches::default(),
         });
+        let warmer = Arc::new(cache::Warmer(engine.clone()));
         let weak = Arc::downgrade(&warmer);
         let reader = index
             .reader_builder()
@@ -309,9 +309,7 @@ impl Search {
             index,
             reader,
             fields,
-            queries: warmer.queries.clone(),
-            sirens: warmer.sirens.clone(),
-            caches: warmer.caches.clone(),
+            engine,
             _warmer: warmer,
             path: path.to_path_buf(),
             indexed_seq: AtomicU64::new(seq),
@@ -346,12 +344,12 @@ impl Search {
     /// Forgets every cached count and page: what follows is computed from
     /// the index (a measurement of the uncached path, or a test).
     pub fn clear_caches(&self) {
-        self.caches.clear();
+        self.engine.caches.clear();
     }
 
     /// How often searches were answered from the caches.
     pub fn cache_stats(&self) -> CacheStats {
-        self.caches.stats()
+        self.engine.caches.stats()
     }
 
     pub fn path(&self) -> &Path {
@@ -383,18 +381,22 @@ impl Search {
             viewer: viewer.clone(),
         });
         // Parsed first: a bad filter is an error whatever is cached.
-        let query = self.queries.query(&key.text, &key.filters, viewer)?;
+        let query = self.engine.queries.query(&key.text, &key.filters, viewer)?;
         // Read before the searcher: a commit in between makes this an
         // understatement, never a claim about records not searched.
         let indexed_seq = self.indexed_seq();
         let searcher = self.reader.searcher();
         let generation = searcher.generation().generation_id();
-        self.caches.asked(&key);
-        let found = match self.caches.page(generation, &key, page, page_size) {
+        self.engine.caches.asked(&key);
+        let found = match self.engine.caches.page(generation, &key, page, page_size) {
             Some(found) => found,
             None => {
-                let found = Arc::new(self.page(&searcher, &key, query, offset, page_size)?);
-                self.caches
+                let found = Arc::new(
+                    self.engine
+                        .page(&searcher, &key, query, offset, page_size)?,
+                );
+                self.engine
+                    .caches
                     .keep_page(generation, &key, page, page_size, found.clone());
                 found
             }
@@ -410,48 +412,6 @@ impl Search {
         })
     }
 
-    /// A page of `key`'s results: `query` ranked, and counted.
-    fn page(
-        &self,
-        searcher: &tantivy::Searcher,
-        key: &Arc<Key>,
-        query: Box<dyn tantivy::query::Query>,
-        offset: usize,
-        page_size: usize,
-    ) -> Result<Page, SearchError> {
-        let ranked = self.queries.ranked(&key.text, query.box_clone());
-        let tally = Tally::facets(&self.sirens).cached(&self.caches, key.clone());
-        let top = TopDocs::with_limit(page_size)
-            .and_offset(offset)
-            .order_by_score();
-        // Two passes: ranking alone may skip documents that cannot make the
-        // page, and counting alone needs no score and reads its columns a
-        // block of documents at a time (or finds its counts cached). The
-        // tally counts every match: it is the total too.
-        let top = searcher.search(&ranked, &top)?;
-        let counts = searcher.search(&query, &tally)?;
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, address) in top {
-            let doc: TantivyDocument = searcher.doc(address)?;
-            let mut hit = self.hit(&doc, score);
-            // Peer names describe this node's links: the public only learns
-            // that a record was relayed.
-            if key.viewer == Viewer::Anonymous && hit.relayed_by.is_some() {
-                hit.relayed_by = Some("a peer".into());
-            }
-            hits.push(hit);
-        }
-        let facets = FACETS
-            .iter()
-            .map(|(name, field)| (name.to_string(), counts.buckets(field, FACET_VALUES)))
-            .collect();
-        Ok(Page {
-            total: counts.matched,
-            hits,
-            facets,
-        })
-    }
-
     /// Counts and sums over the records the filters keep that `viewer` may see.
     pub fn stats(
         &self,
@@ -462,15 +422,15 @@ impl Search {
     ) -> Result<Stats, SearchError> {
         let indexed_seq = self.indexed_seq();
         let searcher = self.reader.searcher();
-        let all = self.queries.query("", filters, viewer)?;
-        let groups = searcher.search(&all, &Tally::new(&[by.field()], &[], &self.sirens))?;
+        let all = self.engine.queries.query("", filters, viewer)?;
+        let groups = searcher.search(&all, &Tally::new(&[by.field()], &[], &self.engine.sirens))?;
         let total = groups.matched;
 
         let mut projects = ProjectStats::default();
         let only = |kind| {
             let mut f = filters.clone();
             f.kind = Some(kind);
-            self.queries.query("", &f, viewer)
+            self.engine.queries.query("", &f, viewer)
         };
         if filters.kind.is_none_or(|k| k == Kind::Project) {
             // Details carry no theme, status or organisation of their own:
@@ -479,14 +439,14 @@ impl Search {
             let (t, keys) = searcher.search(
                 &only(Kind::Project)?,
                 &(
-                    Tally::new(&["status", "risk"], &[], &self.sirens),
+                    Tally::new(&["status", "risk"], &[], &self.engine.sirens),
                     tally::Values("key"),
                 ),
             )?;
             projects.projects = t.matched;
             projects.by_status = t.buckets("status", usize::MAX);
             projects.by_risk = t.buckets("risk", usize::MAX);
-            let details = self.queries.query(
+            let details = self.engine.queries.query(
                 "",
                 &Filters {
                     kind: Some(Kind::ProjectDetails),
@@ -496,7 +456,7 @@ impl Search {
             )?;
             let t = searcher.search(
                 &details,
-                &Tally::new(&["budget"], &["kwh", "co2"], &self.sirens)
+                &Tally::new(&["budget"], &["kwh", "co2"], &self.engine.sirens)
                     .within("project_key", Arc::new(keys)),
             )?;
             projects.with_details = t.matched;
@@ -515,36 +475,6 @@ impl Search {
             indexed_seq,
             stored_seq,
         })
-    }
-
-    fn hit(&self, doc: &TantivyDocument, score: f32) -> Hit {
-        let f = &self.fields;
-        let text = |field| {
-            doc.get_first(field)
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
-        };
-        let opt = |field| Some(text(field)).filter(|s: &String| !s.is_empty());
-        Hit {
-            id: text(f.id),
-            record_id: text(f.record_id),
-            version: doc
-                .get_first(f.version)
-                .and_then(|v| v.as_u64())
-                .unwrap_or(0),
-            kind: text(f.kind),
-            title: text(f.title),
-            author: text(f.author),
-            organisation_siren: opt(f.org),
-            organisation_name: opt(f.org_name),
-            signature_verified: true,
-            relayed_by: opt(f.origin),
-            received_at_ms: doc
-                .get_first(f.received)
-                .and_then(|v| v.as_i64())
-                .unwrap_or(0),
-            score,
-        }
     }
 }
 
