@@ -2,6 +2,7 @@
 //! serves them over gRPC, and replicates them with pinned peers over mutual
 //! TLS. `docs/architecture.md` has the map.
 
+pub mod background;
 pub mod config;
 pub mod http;
 pub mod import;

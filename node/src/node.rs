@@ -53,6 +53,9 @@ pub struct Node {
     /// the cores that sync, indexing and the operator need (see
     /// `search_turn`).
     search_slots: Arc<tokio::sync::Semaphore>,
+    /// Low-priority threads for what peers send and fetch (see
+    /// `background`): searches and admin calls go first.
+    pub background: crate::background::Background,
 }
 
 /// Who is asking: decides which records a read or a sync may reveal.
@@ -134,6 +137,7 @@ impl Node {
             refused: Default::default(),
             stopping: watch::channel(false).0,
             search_slots: Arc::new(tokio::sync::Semaphore::new(search_turns())),
+            background: crate::background::Background::new("maillage-sync"),
         })
     }
 

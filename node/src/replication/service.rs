@@ -142,20 +142,23 @@ impl Replication for ReplicationService {
             while pending.peek().is_some() {
                 let slice: Vec<RecordId> = pending.by_ref().take(FETCH_BATCH_RECORDS).collect();
                 let (n, v) = (node.clone(), viewer.clone());
-                let read = tokio::task::spawn_blocking(move || {
-                    let mut batches = vec![FetchBatch::default()];
-                    let mut size = 0;
-                    for env in n.visible_envelopes(&slice, &v)? {
-                        size += env.payload.len() + 128;
-                        if size >= FETCH_BATCH_BYTES {
-                            batches.push(FetchBatch::default());
-                            size = 0;
+                // Serving a peer is background work too.
+                let read = node
+                    .background
+                    .spawn(move || {
+                        let mut batches = vec![FetchBatch::default()];
+                        let mut size = 0;
+                        for env in n.visible_envelopes(&slice, &v)? {
+                            size += env.payload.len() + 128;
+                            if size >= FETCH_BATCH_BYTES {
+                                batches.push(FetchBatch::default());
+                                size = 0;
+                            }
+                            batches.last_mut().expect("non-empty").envelopes.push(env);
                         }
-                        batches.last_mut().expect("non-empty").envelopes.push(env);
-                    }
-                    Ok::<_, crate::store::StoreError>(batches)
-                })
-                .await;
+                        Ok::<_, crate::store::StoreError>(batches)
+                    })
+                    .await;
                 let batches = match read {
                     Ok(Ok(b)) => b,
                     Ok(Err(e)) => {

@@ -121,6 +121,9 @@ pub fn spawn(node: Arc<Node>) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("maillage-indexer".into())
         .spawn(move || {
+            // Indexing (and tantivy's threads, which inherit this) yields
+            // to searches.
+            crate::background::lower_this_thread();
             // A failure is logged and retried: searches answer from what
             // was committed meanwhile.
             loop {

@@ -1,0 +1,110 @@
+//! Background work at a lower CPU priority: verifying and storing what a
+//! peer sends, reading what a peer fetches, and indexing. When the cores are
+//! busy, people waiting for an answer (a search, an admin call) go first;
+//! when nobody asks, background work has every core.
+//!
+//! On Linux a thread's nice value is its own (and inherited by the threads it
+//! starts, such as tantivy's indexing and merging threads), so the pool's
+//! threads and the indexer lower theirs once, at start. Elsewhere nothing
+//! changes. A process cannot raise its priority back without privileges,
+//! which is why background work has threads of its own rather than
+//! borrowing tokio's blocking pool.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+/// How much background threads are niced below the process (0 is normal,
+/// 19 the lowest): 10 lower, a busy normal thread gets about nine tenths of
+/// a shared core.
+const NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority (Linux only).
+pub fn lower_this_thread() {
+    #[cfg(target_os = "linux")]
+    {
+        // On Linux nice() changes the calling thread only. Failing leaves
+        // the priority as it was, which is harmless.
+        // SAFETY: nice only reads its integer argument.
+        let _ = unsafe { libc::nice(NICE) };
+    }
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A pool of low-priority threads, one per core.
+pub struct Background {
+    jobs: mpsc::Sender<Job>,
+}
+
+/// The pool dropped a job: its thread panicked, or the node is stopping.
+#[derive(Debug, thiserror::Error)]
+#[error("background work did not finish (see the log)")]
+pub struct Dropped;
+
+impl Background {
+    pub fn new(name: &str) -> Background {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        for i in 0..threads {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || {
+                    lower_this_thread();
+                    loop {
+                        // The lock is held only while waiting for a job.
+                        let job = match queue.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+                            Ok(job) => job,
+                            // The pool was dropped: the node stopped.
+                            Err(_) => return,
+                        };
+                        // A panicking job drops its answer (its caller gets
+                        // `Dropped`); the thread goes on.
+                        if std::panic::catch_unwind(AssertUnwindSafe(job)).is_err() {
+                            tracing::error!("background work panicked");
+                        }
+                    }
+                })
+                .expect("spawning a thread");
+        }
+        Background { jobs }
+    }
+
+    /// Runs `f` on the pool now; its result arrives on the receiver.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> impl Future<Output = Result<T, Dropped>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.jobs.send(Box::new(move || {
+            let _ = tx.send(f());
+        }));
+        async move { rx.await.map_err(|_| Dropped) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn work_runs_at_a_lower_priority_and_a_panic_is_an_error() {
+        let pool = Background::new("test-background");
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: getpriority only reads its integer arguments.
+            let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+            let here = nice();
+            let there = pool.spawn(nice).await.unwrap();
+            assert_eq!(there, (here + NICE).min(19));
+            assert_eq!(nice(), here, "the caller's priority is unchanged");
+        }
+        assert!(pool.spawn(|| panic!("on purpose")).await.is_err());
+        // The pool still works after a panic.
+        assert_eq!(pool.spawn(|| 2 + 2).await.unwrap(), 4);
+    }
+}
