@@ -184,6 +184,15 @@ impl Store {
             std::thread::available_parallelism().map_or(2, |n| n.get() as i32),
         );
         opts.set_max_background_jobs(4);
+        // Flushes and compactions are background work: at a lower CPU
+        // priority, searches go first when the cores are busy (see
+        // `background`). The default environment is the process's, shared
+        // by every store in it.
+        if let Ok(mut env) = rocksdb::Env::new() {
+            env.lower_thread_pool_cpu_priority();
+            env.lower_high_priority_thread_pool_cpu_priority();
+            opts.set_env(&env);
+        }
         // Every insert first asks "is this id stored?" and "what is the current
         // version?", and during a sync the answer is mostly "no": bloom filters
         // answer that without reading blocks. One block cache for all tables.
