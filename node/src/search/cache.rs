@@ -63,6 +63,10 @@ type SegmentKey = (SegmentId, Option<Opstamp>, Arc<Key>);
 pub struct Caches {
     facets: Mutex<Facets>,
     pages: Mutex<Pages>,
+    /// Apart from `facets`, which the warmer (a low-priority thread) takes
+    /// for every segment: a search that finds its page needs only this lock
+    /// and `pages`.
+    recent: Mutex<Recent>,
     counters: [AtomicU64; 4],
 }
 
@@ -92,9 +96,13 @@ struct Facets {
     young: FxHashMap<SegmentKey, Arc<Tallied>>,
     old: FxHashMap<SegmentKey, Arc<Tallied>>,
     young_bytes: usize,
-    /// Queries recently asked: the tick of their last use, and how many
-    /// times they were asked.
-    recent: FxHashMap<Arc<Key>, (u64, u32)>,
+}
+
+/// Queries recently asked: the tick of their last use, and how many times
+/// they were asked.
+#[derive(Default)]
+struct Recent {
+    asked: FxHashMap<Arc<Key>, (u64, u32)>,
     tick: u64,
 }
 
@@ -142,16 +150,16 @@ impl Caches {
 
     /// Notes that `key` was asked: the warmer readies recent queries.
     pub fn asked(&self, key: &Arc<Key>) {
-        let mut f = lock(&self.facets);
-        f.tick += 1;
-        let tick = f.tick;
-        let asked = f.recent.entry(key.clone()).or_insert((tick, 0));
+        let mut r = lock(&self.recent);
+        r.tick += 1;
+        let tick = r.tick;
+        let asked = r.asked.entry(key.clone()).or_insert((tick, 0));
         *asked = (tick, asked.1.saturating_add(1));
-        if f.recent.len() > RECENT {
-            let mut ticks: Vec<u64> = f.recent.values().map(|(t, _)| *t).collect();
+        if r.asked.len() > RECENT {
+            let mut ticks: Vec<u64> = r.asked.values().map(|(t, _)| *t).collect();
             let (_, nth, _) = ticks.select_nth_unstable_by(RECENT / 2, |a, b| b.cmp(a));
             let keep_from = *nth;
-            f.recent.retain(|_, (t, _)| *t >= keep_from);
+            r.asked.retain(|_, (t, _)| *t >= keep_from);
         }
     }
 
@@ -159,12 +167,11 @@ impl Caches {
     /// the latest first (a search asked once is not worth readying), each
     /// with the (page, page size) kept for it in the newest generation.
     fn recent(&self, n: usize) -> Vec<(Arc<Key>, Vec<(usize, usize)>)> {
-        let f = lock(&self.facets);
-        let mut v: Vec<(&Arc<Key>, u64)> = f
-            .recent
+        let mut v: Vec<(Arc<Key>, u64)> = lock(&self.recent)
+            .asked
             .iter()
             .filter(|(_, (_, asked))| *asked > 1)
-            .map(|(k, (t, _))| (k, *t))
+            .map(|(k, (t, _))| (k.clone(), *t))
             .collect();
         v.sort_unstable_by(|a, b| b.1.cmp(&a.1));
         v.truncate(n);
@@ -175,11 +182,11 @@ impl Caches {
                 let pages = newest.map_or_else(Vec::new, |pages| {
                     pages
                         .keys()
-                        .filter(|(k, _, _)| k == key)
+                        .filter(|(k, _, _)| *k == key)
                         .map(|(_, page, size)| (*page, *size))
                         .collect()
                 });
-                (key.clone(), pages)
+                (key, pages)
             })
             .collect()
     }

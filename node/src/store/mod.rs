@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use maillage_record::{Kind, PublicKey, RecordId, VerifiedRecord};
 use rocksdb::{
@@ -168,6 +169,10 @@ pub struct Store {
     // One writer at a time: the version check, the sequence number and the
     // counters must not interleave between two inserts.
     write: Mutex<WriteState>,
+    /// The last sequence number written, readable without waiting for a
+    /// write in progress (which holds `write` through its fsync): every
+    /// search reports it.
+    last_seq: AtomicU64,
 }
 
 impl Store {
@@ -230,6 +235,7 @@ impl Store {
                 envelopes: 0,
                 current_by_kind: BTreeMap::new(),
             }),
+            last_seq: AtomicU64::new(0),
         };
         store.load_state()?;
         store.backfill_syncset()?;
@@ -281,6 +287,7 @@ impl Store {
         for kind in Kind::ALL {
             by_kind.insert(kind, self.meta_counter(&kind_counter_key(kind))?);
         }
+        *self.last_seq.get_mut() = last_seq;
         let state = self.write.get_mut().expect("no other user yet");
         state.next_seq = last_seq + 1;
         state.envelopes = envelopes;
@@ -470,6 +477,7 @@ impl Store {
         wo.set_sync(true);
         self.db.write_opt(batch, &wo)?;
 
+        self.last_seq.store(next_seq - 1, Ordering::Release);
         state.next_seq = next_seq;
         state.envelopes = envelopes;
         state.current_by_kind = by_kind;
@@ -716,11 +724,7 @@ impl Store {
 
     /// The last sequence number written (0 for an empty store).
     pub fn last_seq(&self) -> u64 {
-        self.write
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .next_seq
-            - 1
+        self.last_seq.load(Ordering::Acquire)
     }
 
     /// Counters: (envelopes stored, last sequence number, current records by kind).
