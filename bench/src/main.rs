@@ -342,9 +342,12 @@ fn main() -> anyhow::Result<()> {
          - Before the usual searches are timed, each is asked once: the figures are those of a \
            node in use, not of its first searches after a start.\n\
          - Caches (see docs/architecture.md): during the sync, {} of the {} usual searches were \
-           answered with a page kept since the last commit; the others were ranked again. Facet \
-           counts per segment: {} found kept, {} counted (by searches, or by the warmer before a \
-           commit's segments were searched).\n\
+           answered with a page kept for the searcher they used (made by an earlier search, or by \
+           the warmer before a commit was searched); the rest were ranked again. Facet counts per \
+           segment: {} found kept, {} counted (by searches, or by the warmer).\n\
+         - Background work (sync intake, serving peers, indexing, RocksDB's flushes and \
+           compactions) runs at a lower CPU priority than searches: while 8 clients search \
+           without pause, the sync slows down instead of the searches.\n\
          - Different searches: a word of a subject and a word of the descriptions (\"{}\", \
            \"{}\", ...), each asked once, during a second sync of {INGEST} records.\n",
         sf.cached.page_hits,
@@ -373,7 +376,11 @@ fn row(
     let ratio = if ratio.is_nan() {
         "-".to_string()
     } else {
-        format!("{ratio:.2}")
+        // Two significant digits at least: a ratio of 0.004 is not 0.00.
+        match ratio.abs() {
+            r if r != 0.0 && r < 0.01 => format!("{ratio:.4}"),
+            _ => format!("{ratio:.2}"),
+        }
     };
     writeln!(
         md,
