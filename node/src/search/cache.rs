@@ -278,27 +278,41 @@ impl Facets {
 pub struct Warmer(pub Arc<Engine>);
 
 impl tantivy::Warmer for Warmer {
+    /// Never fails: warming is only ever a head start, and a failure here
+    /// would fail the reload, and with it the indexer's commit.
     fn warm(&self, searcher: &Searcher) -> tantivy::Result<()> {
         let engine = &self.0;
         let generation = searcher.generation().generation_id();
         for (key, pages) in engine.caches.recent(WARMED) {
-            // A query that no longer parses (it did when asked) is skipped:
-            // warming is only ever a head start.
-            let Ok(query) = engine.queries.query(&key.text, &key.filters, &key.viewer) else {
-                continue;
+            let ready = || -> Result<(), String> {
+                // It parsed when it was asked.
+                let query = engine
+                    .queries
+                    .query(&key.text, &key.filters, &key.viewer)
+                    .map_err(|e| e.to_string())?;
+                // Through the cache: the segments it holds cost nothing.
+                let weight = query
+                    .weight(EnableScoring::disabled_from_searcher(searcher))
+                    .map_err(|e| e.to_string())?;
+                let tally = Tally::facets(&engine.sirens).cached(&engine.caches, key.clone());
+                for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+                    tally
+                        .collect_segment(weight.as_ref(), ord as u32, segment)
+                        .map_err(|e| e.to_string())?;
+                }
+                for &(page, size) in &pages {
+                    let offset = (page - 1) * size;
+                    let found = engine
+                        .page(searcher, &key, query.box_clone(), offset, size)
+                        .map_err(|e| e.to_string())?;
+                    engine
+                        .caches
+                        .keep_page(generation, &key, page, size, Arc::new(found));
+                }
+                Ok(())
             };
-            // Through the cache: the segments it holds cost nothing.
-            let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
-            let tally = Tally::facets(&engine.sirens).cached(&engine.caches, key.clone());
-            for (ord, segment) in searcher.segment_readers().iter().enumerate() {
-                tally.collect_segment(weight.as_ref(), ord as u32, segment)?;
-            }
-            for (page, size) in pages {
-                let offset = (page - 1) * size;
-                let found = engine.page(searcher, &key, query.box_clone(), offset, size)?;
-                engine
-                    .caches
-                    .keep_page(generation, &key, page, size, Arc::new(found));
+            if let Err(e) = ready() {
+                tracing::warn!(query = %key.text, error = %e, "could not ready a search for the new index; it will be computed when asked");
             }
         }
         Ok(())
