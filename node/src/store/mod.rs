@@ -806,6 +806,7 @@ mod tests {
             assert!(got[0].is_some_and(|i| !i.current));
             assert!(got[1].is_some_and(|i| i.current && i.previous_version == 2));
             assert!(got[2].is_none(), "the same id twice in one batch");
+            assert_eq!(store.last_seq(), 3, "known as soon as a write returns");
         }
         let store = Store::open(dir.path()).unwrap();
         let author = v1.author();
