@@ -44,6 +44,8 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
                 "quarantined": s.quarantined,
                 "indexed_seq": s.indexed_seq,
                 "search_rebuilding": s.search_rebuilding,
+                "searches_cached": s.searches_cached,
+                "searches_computed": s.searches_computed,
                 "dir": dir.display().to_string(),
             }))?
         );
@@ -77,7 +79,15 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
         } else {
             "up to date".to_string()
         };
-        println!("search       {search}");
+        let searches = s.searches_cached + s.searches_computed;
+        if searches > 0 {
+            println!(
+                "search       {search}; {searches} searches, {} % answered from the caches",
+                s.searches_cached * 100 / searches
+            );
+        } else {
+            println!("search       {search}");
+        }
         println!("uptime       {}", human_duration(s.uptime_seconds));
         println!("store        {}", human_bytes(s.store_bytes));
         println!("version      {}", s.node_version);

@@ -96,6 +96,20 @@ fn search_and_stats_show_each_caller_its_records_and_survive_kill_9_and_reindex(
     // The operator sees everything; accents, case and plurals do not matter.
     let velo = search(&dir, &["VELOS"]);
     assert_eq!(titles(&velo), ["Comptages vélo"], "{velo}");
+    // Asked again with no change to the index: the page the caches kept.
+    let before = cli_json(&dir, &["status", "--json"]);
+    assert_eq!(search(&dir, &["VELOS"]), velo);
+    let after = cli_json(&dir, &["status", "--json"]);
+    let n = |s: &Value, f: &str| s[f].as_u64().unwrap();
+    assert_eq!(
+        n(&after, "searches_cached"),
+        n(&before, "searches_cached") + 1,
+        "{after}"
+    );
+    assert_eq!(
+        n(&after, "searches_computed"),
+        n(&before, "searches_computed")
+    );
     let hit = &velo["hits"][0];
     assert_eq!(hit["signature"], "verified", "{hit}");
     assert_eq!(hit["relayed_by"], Value::Null);

@@ -88,6 +88,7 @@ impl Admin for AdminService {
         let data_dir = node.data_dir.clone();
         let store_bytes = blocking(move || Ok(dir_size(&data_dir))).await?;
         let peers = node.peers.list();
+        let cached = node.search.cache_stats();
         Ok(Response::new(StatusResponse {
             public_key: node.public_key.0.to_vec(),
             siren: node.siren.to_string(),
@@ -114,6 +115,8 @@ impl Admin for AdminService {
             quarantined: node.quarantined(),
             indexed_seq: node.search.indexed_seq(),
             search_rebuilding: node.search.rebuilding(),
+            searches_cached: cached.page_hits,
+            searches_computed: cached.page_misses,
         }))
     }
 
