@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-/// How much background threads are niced below the process (0 is normal,
-/// 19 the lowest): 10 lower, a busy normal thread gets about nine tenths of
-/// a shared core.
+/// How much lower than its starter's a background thread's priority is
+/// (nice values run from -20 to 19; 0 is the default): 10 lower, a busy
+/// normal thread gets about nine tenths of a shared core.
 const NICE: i32 = 10;
 
 /// Lowers the calling thread's CPU priority (Linux only).
@@ -74,7 +74,8 @@ impl Background {
         Background { jobs }
     }
 
-    /// Runs `f` on the pool now; its result arrives on the receiver.
+    /// Queues `f` on the pool at once (not when the returned future is
+    /// first polled); the future gives its result.
     pub fn spawn<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
