@@ -80,13 +80,11 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
             "up to date".to_string()
         };
         let searches = s.searches_cached + s.searches_computed;
-        if searches > 0 {
-            println!(
-                "search       {search}; {searches} searches, {} % answered from the caches",
-                s.searches_cached * 100 / searches
-            );
-        } else {
-            println!("search       {search}");
+        match (s.searches_cached * 100).checked_div(searches) {
+            Some(pct) => println!(
+                "search       {search}; {searches} searches, {pct} % answered from the caches"
+            ),
+            None => println!("search       {search}"),
         }
         println!("uptime       {}", human_duration(s.uptime_seconds));
         println!("store        {}", human_bytes(s.store_bytes));
