@@ -11,8 +11,10 @@
 //! borrowing tokio's blocking pool.
 
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
@@ -76,15 +78,25 @@ impl Background {
 
     /// Queues `f` on the pool at once (not when the returned future is
     /// first polled); the future gives its result.
-    pub fn spawn<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> impl Future<Output = Result<T, Dropped>> + Send + 'static {
+    pub fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Pending<T> {
         let (tx, rx) = oneshot::channel();
         let _ = self.jobs.send(Box::new(move || {
             let _ = tx.send(f());
         }));
-        async move { rx.await.map_err(|_| Dropped) }
+        Pending(rx)
+    }
+}
+
+/// The result of work queued on the pool.
+pub struct Pending<T>(oneshot::Receiver<T>);
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T, Dropped>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.map_err(|_| Dropped))
     }
 }
 

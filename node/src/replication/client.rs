@@ -196,17 +196,9 @@ pub async fn fetch(
 ) -> Result<Intake, SyncError> {
     let in_flight_max = std::thread::available_parallelism().map_or(2, |n| n.get()) + 1;
     let mut total = Intake::default();
-    type Intaking = std::pin::Pin<
-        Box<
-            dyn Future<
-                    Output = Result<
-                        Result<Intake, crate::store::StoreError>,
-                        crate::background::Dropped,
-                    >,
-                > + Send,
-        >,
-    >;
-    let mut in_flight: std::collections::VecDeque<Intaking> = std::collections::VecDeque::new();
+    let mut in_flight: std::collections::VecDeque<
+        crate::background::Pending<Result<Intake, crate::store::StoreError>>,
+    > = std::collections::VecDeque::new();
     for chunk in ids.chunks(MAX_FETCH_IDS) {
         let request = FetchRequest {
             ids: chunk.iter().map(|id| id.0.to_vec()).collect(),
@@ -227,10 +219,10 @@ pub async fn fetch(
             }
             let peer_name = peer.to_string();
             // Verified and stored at a lower priority than searches.
-            in_flight.push_back(Box::pin(node.background.spawn({
+            in_flight.push_back(node.background.spawn({
                 let node = node.clone();
                 move || intake_blocking(&node, &batch.envelopes, &peer_name)
-            })));
+            }));
         }
     }
     for done in in_flight {
