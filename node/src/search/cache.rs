@@ -133,19 +133,18 @@ impl Caches {
     /// The counts of `key`'s matches in `segment`, if known.
     pub fn facets(&self, segment: &SegmentReader, key: &Arc<Key>) -> Option<Arc<Tallied>> {
         let at = (segment.segment_id(), segment.delete_opstamp(), key.clone());
-        let mut f = lock(&self.facets);
-        let found = match f.young.get(&at) {
-            Some(t) => Some(t.clone()),
-            None => f.old.remove(&at).inspect(|t| f.keep(at, t.clone())),
-        };
-        drop(f);
+        let (found, evicted) = lock(&self.facets).get(at, FACET_BYTES);
+        // Freed outside the lock.
+        drop(evicted);
         self.count(FACET_HIT, found.is_some());
         found
     }
 
     pub fn keep_facets(&self, segment: &SegmentReader, key: &Arc<Key>, counts: Arc<Tallied>) {
         let at = (segment.segment_id(), segment.delete_opstamp(), key.clone());
-        lock(&self.facets).keep(at, counts);
+        let evicted = lock(&self.facets).keep(at, counts, FACET_BYTES);
+        // Freed outside the lock.
+        drop(evicted);
     }
 
     /// Notes that `key` was asked: the warmer readies recent queries.
@@ -175,17 +174,23 @@ impl Caches {
             .collect();
         v.sort_unstable_by(|a, b| b.1.cmp(&a.1));
         v.truncate(n);
-        let p = lock(&self.pages);
-        let newest = p.0.values().next_back();
+        // Copied out, then matched: the caller is the low-priority warmer,
+        // and searches take the same lock.
+        let kept: Vec<(Arc<Key>, usize, usize)> = lock(&self.pages)
+            .0
+            .values()
+            .next_back()
+            .map_or_else(Vec::new, |pages| pages.keys().cloned().collect());
+        let mut wanted: FxHashMap<Arc<Key>, Vec<(usize, usize)>> =
+            v.iter().map(|(k, _)| (k.clone(), Vec::new())).collect();
+        for (key, page, size) in kept {
+            if let Some(pages) = wanted.get_mut(&key) {
+                pages.push((page, size));
+            }
+        }
         v.into_iter()
             .map(|(key, _)| {
-                let pages = newest.map_or_else(Vec::new, |pages| {
-                    pages
-                        .keys()
-                        .filter(|(k, _, _)| *k == key)
-                        .map(|(_, page, size)| (*page, *size))
-                        .collect()
-                });
+                let pages = wanted.remove(&key).unwrap_or_default();
                 (key, pages)
             })
             .collect()
@@ -259,17 +264,35 @@ impl Caches {
     }
 }
 
+/// Entries a `Facets` let go of, for the caller to free once it has let go
+/// of the lock.
+type Evicted = FxHashMap<SegmentKey, Arc<Tallied>>;
+
 impl Facets {
-    fn keep(&mut self, at: SegmentKey, counts: Arc<Tallied>) {
+    /// The counts kept under `at`; found in `old`, they are young again.
+    fn get(&mut self, at: SegmentKey, cap: usize) -> (Option<Arc<Tallied>>, Evicted) {
+        if let Some(t) = self.young.get(&at) {
+            return (Some(t.clone()), Evicted::default());
+        }
+        match self.old.remove(&at) {
+            Some(t) => (Some(t.clone()), self.keep(at, t, cap)),
+            None => (None, Evicted::default()),
+        }
+    }
+
+    /// Keeps `counts`, `cap` bytes at most in both generations.
+    fn keep(&mut self, at: SegmentKey, counts: Arc<Tallied>, cap: usize) -> Evicted {
         let bytes = counts.bytes();
-        if self.young_bytes + bytes > FACET_BYTES / 2 {
-            self.old = std::mem::take(&mut self.young);
+        let mut evicted = Evicted::default();
+        if self.young_bytes + bytes > cap / 2 {
+            evicted = std::mem::replace(&mut self.old, std::mem::take(&mut self.young));
             self.young_bytes = 0;
         }
         self.young_bytes += bytes;
         if let Some(before) = self.young.insert(at, counts) {
             self.young_bytes -= before.bytes();
         }
+        evicted
     }
 }
 
@@ -325,5 +348,46 @@ impl tantivy::Warmer for Warmer {
             .collect();
         let generations = live.iter().map(|g| g.generation_id()).collect();
         self.0.caches.retain(&segments, &generations);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_used_again_stay_and_the_others_go() {
+        let key = Arc::new(Key {
+            text: "budget".into(),
+            filters: Filters::default(),
+            viewer: Viewer::Operator,
+        });
+        let segments: Vec<SegmentKey> = (0..6)
+            .map(|_| (SegmentId::generate_random(), None, key.clone()))
+            .collect();
+        let counts = Arc::new(Tallied::default());
+        // Room for three entries per generation.
+        let cap = 2 * 3 * counts.bytes();
+        let mut f = Facets::default();
+        for at in &segments[..4] {
+            f.keep(at.clone(), counts.clone(), cap);
+        }
+        // The fourth made the first three old.
+        assert_eq!((f.young.len(), f.old.len()), (1, 3));
+        // Used again: young again.
+        assert!(f.get(segments[0].clone(), cap).0.is_some());
+        assert_eq!((f.young.len(), f.old.len()), (2, 2));
+        f.keep(segments[4].clone(), counts.clone(), cap);
+        // Young is full: the old entries not used since go.
+        let evicted = f.keep(segments[5].clone(), counts.clone(), cap);
+        let mut gone: Vec<String> = evicted.keys().map(|k| k.0.uuid_string()).collect();
+        gone.sort();
+        let mut want: Vec<String> = [1, 2].map(|i| segments[i].0.uuid_string()).to_vec();
+        want.sort();
+        assert_eq!(gone, want);
+        for (i, at) in segments.iter().enumerate() {
+            let kept = f.get(at.clone(), cap).0.is_some();
+            assert_eq!(kept, ![1, 2].contains(&i), "segment {i}");
+        }
     }
 }
