@@ -265,7 +265,7 @@ fn index_changes(
     // their author's Organisation record: order of arrival must not matter).
     // (author, the change that affects it)
     let mut affected: Vec<(PublicKey, u64)> = Vec::new();
-    let f = &node.search.fields;
+    let f = node.search.fields();
     let fed: Vec<Option<Fed>> = changes
         .iter()
         .map(|c| fed.remove(&c.seq).filter(|r| r.id == c.id))

@@ -237,7 +237,6 @@ pub struct ProjectStats {
 pub struct Search {
     index: Index,
     reader: IndexReader,
-    fields: Fields,
     engine: Arc<Engine>,
     path: PathBuf,
     indexed_seq: AtomicU64,
@@ -308,7 +307,6 @@ impl Search {
         Ok(Search {
             index,
             reader,
-            fields,
             engine,
             _warmer: warmer,
             path: path.to_path_buf(),
@@ -339,6 +337,11 @@ impl Search {
     /// Whether a rebuild is asked for or under way.
     pub fn rebuilding(&self) -> bool {
         self.reindex.load(Ordering::Acquire) || self.rebuilding.load(Ordering::Acquire)
+    }
+
+    /// The index's fields.
+    pub(crate) fn fields(&self) -> &Fields {
+        &self.engine.queries.fields
     }
 
     /// Forgets every cached count and page: what follows is computed from

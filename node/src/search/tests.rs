@@ -66,7 +66,7 @@ impl Fixture {
                 received_at_ms: 1,
             };
             writer
-                .add_document(document::build(&self.search.fields, r, &cx))
+                .add_document(document::build(self.search.fields(), r, &cx))
                 .unwrap();
         }
         writer.commit().unwrap();
@@ -74,18 +74,7 @@ impl Fixture {
     }
 
     fn find(&self, text: &str, filters: Filters, viewer: &Viewer) -> Results {
-        self.search
-            .search(
-                &SearchRequest {
-                    text: text.into(),
-                    filters,
-                    page: 1,
-                    page_size: 20,
-                },
-                viewer,
-                0,
-            )
-            .unwrap()
+        find_in(&self.search, text, filters, viewer)
     }
 
     fn stats(&self, filters: Filters, by: GroupBy, viewer: &Viewer) -> Stats {
@@ -99,6 +88,22 @@ impl Fixture {
             .map(|h| h.title)
             .collect()
     }
+}
+
+/// The first page of `text`'s results in `search`.
+fn find_in(search: &Search, text: &str, filters: Filters, viewer: &Viewer) -> Results {
+    search
+        .search(
+            &SearchRequest {
+                text: text.into(),
+                filters,
+                page: 1,
+                page_size: 20,
+            },
+            viewer,
+            0,
+        )
+        .unwrap()
 }
 
 fn lyon_org() -> Org {
@@ -550,7 +555,7 @@ fn facets_agree_across_segments_blocks_and_deletions() {
     let mut writer: tantivy::IndexWriter<TantivyDocument> =
         f.search.index.writer_with_num_threads(1, 32 << 20).unwrap();
     writer.delete_term(Term::from_field_text(
-        f.search.fields.key,
+        f.search.fields().key,
         &document::key(&key(1), "d0"),
     ));
     writer.commit().unwrap();
@@ -660,16 +665,12 @@ async fn a_record_gets_its_organisation_when_that_arrives_after_it() {
             .unwrap();
     };
     let find = || {
-        node.search
-            .search(
-                &SearchRequest {
-                    text: "voirie".into(),
-                    ..SearchRequest::default()
-                },
-                &Viewer::Operator,
-                0,
-            )
-            .unwrap()
+        find_in(
+            &node.search,
+            "voirie",
+            Filters::default(),
+            &Viewer::Operator,
+        )
     };
 
     store(record(
@@ -727,17 +728,7 @@ async fn only_the_current_version_is_found_however_versions_arrive() {
             .unwrap();
     };
     let found = || {
-        let mut v: Vec<_> = node
-            .search
-            .search(
-                &SearchRequest {
-                    text: "velo".into(),
-                    ..SearchRequest::default()
-                },
-                &Viewer::Operator,
-                0,
-            )
-            .unwrap()
+        let mut v: Vec<_> = find_in(&node.search, "velo", Filters::default(), &Viewer::Operator)
             .hits
             .into_iter()
             .map(|h| (h.record_id, h.version))

@@ -173,9 +173,9 @@ pub struct Store {
     /// write in progress (which holds `write` through its fsync): every
     /// search reports it.
     last_seq: AtomicU64,
-    /// (envelopes, last sequence number, current records by kind) as of the
-    /// last write: `status` reads them without waiting for a write either.
-    counted: Mutex<(u64, u64, BTreeMap<Kind, u64>)>,
+    /// (envelopes, current records by kind) as of the last write: `status`
+    /// reads them without waiting for a write either.
+    counted: Mutex<(u64, BTreeMap<Kind, u64>)>,
 }
 
 impl Store {
@@ -292,8 +292,7 @@ impl Store {
             by_kind.insert(kind, self.meta_counter(&kind_counter_key(kind))?);
         }
         *self.last_seq.get_mut() = last_seq;
-        *self.counted.get_mut().expect("no other user yet") =
-            (envelopes, last_seq, by_kind.clone());
+        *self.counted.get_mut().expect("no other user yet") = (envelopes, by_kind.clone());
         let state = self.write.get_mut().expect("no other user yet");
         state.next_seq = last_seq + 1;
         state.envelopes = envelopes;
@@ -484,8 +483,7 @@ impl Store {
         self.db.write_opt(batch, &wo)?;
 
         self.last_seq.store(next_seq - 1, Ordering::Release);
-        *self.counted.lock().unwrap_or_else(|p| p.into_inner()) =
-            (envelopes, next_seq - 1, by_kind.clone());
+        *self.counted.lock().unwrap_or_else(|p| p.into_inner()) = (envelopes, by_kind.clone());
         state.next_seq = next_seq;
         state.envelopes = envelopes;
         state.current_by_kind = by_kind;
@@ -737,10 +735,12 @@ impl Store {
 
     /// Counters: (envelopes stored, last sequence number, current records by kind).
     pub fn counts(&self) -> (u64, u64, BTreeMap<Kind, u64>) {
-        self.counted
+        let (envelopes, by_kind) = self
+            .counted
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .clone();
+        (envelopes, self.last_seq(), by_kind)
     }
 }
 
