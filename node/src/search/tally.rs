@@ -2,7 +2,9 @@
 //! fields over every matching document, from the fast-field columns: facets
 //! and statistics cost a few column reads per match, and no stored document.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap;
@@ -136,19 +138,14 @@ impl SirenTables {
         table
     }
 
-    /// (SIREN, count) of the numbers counted in `counted`.
-    fn counts(&self, counted: &[u64]) -> Vec<(u64, u64)> {
+    /// (SIREN, count) of (number, count).
+    fn counts(&self, counted: &[(u32, u64)]) -> Vec<(u64, u64)> {
         let s = self.lock();
         counted
             .iter()
-            .enumerate()
-            .filter(|(number, n)| **n > 0 && *number > 0)
-            .map(|(number, n)| (s.sirens[number], *n))
+            .filter_map(|(number, n)| Some((*s.sirens.get(*number as usize)?, *n)))
+            .filter(|(siren, n)| *n > 0 && *siren != 0)
             .collect()
-    }
-
-    fn len(&self) -> usize {
-        self.lock().sirens.len()
     }
 }
 
@@ -257,16 +254,24 @@ impl Tallied {
 }
 
 /// The `limit` values with the highest counts (ties by value), unordered:
-/// a facet shows ten organisations out of tens of thousands, so the rest
-/// need not be sorted.
+/// a facet shows ten organisations out of thousands, so the rest are only
+/// compared with the least of the kept ones, never sorted or copied.
 fn most_frequent<K: Ord>(values: impl Iterator<Item = (K, u64)>, limit: usize) -> Vec<(K, u64)> {
-    let mut v: Vec<(K, u64)> = values.collect();
-    let order = |a: &(K, u64), b: &(K, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0));
-    if limit < v.len() {
-        v.select_nth_unstable_by(limit, order);
-        v.truncate(limit);
+    // The kept ones, the least frequent on top (ties: the greatest value).
+    let mut kept: BinaryHeap<Reverse<(u64, Reverse<K>)>> = BinaryHeap::new();
+    for (value, n) in values {
+        let candidate = Reverse((n, Reverse(value)));
+        if kept.len() < limit {
+            kept.push(candidate);
+        } else if let Some(mut least) = kept.peek_mut()
+            && candidate < *least
+        {
+            *least = candidate;
+        }
     }
-    v
+    kept.into_iter()
+        .map(|Reverse((n, Reverse(value)))| (value, n))
+        .collect()
 }
 
 /// A keyword column and the count of each of its term ordinals.
@@ -282,9 +287,8 @@ enum Counts {
     /// Per ordinal.
     Dense(Vec<u64>),
     /// For a SIREN field: the SIREN number of each ordinal, and the ordinal
-    /// of each match, counted at the end, in an array or by sorting,
-    /// whichever is cheaper (a selective query must not pay for every
-    /// organisation).
+    /// of each match, counted at the end (a selective query must not pay for
+    /// every organisation).
     Sirens(Arc<Vec<u32>>, Vec<u32>),
 }
 
@@ -301,28 +305,49 @@ impl Counts {
     }
 
     /// (SIREN number, count); none counted for no organisation.
-    fn sirens(numbers: &[u32], mut seen: Vec<u32>) -> Vec<(u32, u64)> {
-        // Sorting costs a few dozen operations per match, the array one per
-        // ordinal of the segment (a memset and a scan).
-        if seen.len() < numbers.len() / 32 {
-            seen.sort_unstable();
-            seen.chunk_by(|a, b| a == b)
-                .map(|run| (numbers[run[0] as usize], run.len() as u64))
-                .filter(|(number, _)| *number != 0)
-                .collect()
-        } else {
-            let mut dense = vec![0u32; numbers.len()];
-            for ord in seen {
-                dense[ord as usize] += 1;
-            }
-            dense
-                .into_iter()
-                .zip(numbers)
-                .filter(|(n, number)| *n > 0 && **number != 0)
-                .map(|(n, number)| (*number, u64::from(n)))
-                .collect()
-        }
+    fn sirens(numbers: &[u32], seen: &[u32]) -> Vec<(u32, u64)> {
+        count_by_number(
+            seen.iter()
+                .map(|ord| (numbers.get(*ord as usize).copied().unwrap_or(0), 1))
+                .filter(|(number, _)| *number != 0),
+        )
     }
+}
+
+/// (number, sum of its counts) for every number in `counted`, in no order.
+///
+/// The counts go into an array indexed by number, kept by each thread: a
+/// query then reads and resets only the entries it touched. Allocating,
+/// zeroing and scanning an array as long as every organisation known (tens
+/// of thousands) for each segment of each search cost more than the
+/// counting; sorting the matches costs more too.
+fn count_by_number(counted: impl Iterator<Item = (u32, u64)>) -> Vec<(u32, u64)> {
+    thread_local! {
+        /// Counts by number, and the numbers whose count is not zero.
+        static SCRATCH: RefCell<(Vec<u64>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    }
+    SCRATCH.with_borrow_mut(|(counts, touched)| {
+        // Left over by a count that panicked: every count not zero is listed.
+        for number in touched.drain(..) {
+            counts[number as usize] = 0;
+        }
+        for (number, n) in counted {
+            let i = number as usize;
+            if i >= counts.len() {
+                counts.resize(i + 1, 0);
+            }
+            if counts[i] == 0 && n > 0 {
+                touched.push(number);
+            }
+            counts[i] += n;
+        }
+        let out = touched
+            .iter()
+            .map(|number| (*number, std::mem::take(&mut counts[*number as usize])))
+            .collect();
+        touched.clear();
+        out
+    })
 }
 
 pub struct SegmentTally {
@@ -432,10 +457,7 @@ impl Collector for Tally<'_> {
 
     fn merge_fruits(&self, fruits: Vec<Arc<Tallied>>) -> tantivy::Result<Tallied> {
         let mut out = Tallied::default();
-        // Every SIREN number in the fruits was given before this.
-        let sirens = self.sirens.len();
-        let mut numbered: HashMap<&'static str, Vec<u64>> = HashMap::new();
-        for fruit in fruits {
+        for fruit in &fruits {
             out.matched += fruit.matched;
             for (field, counts) in &fruit.counts {
                 let into = out.counts.entry(*field).or_default();
@@ -448,19 +470,24 @@ impl Collector for Tally<'_> {
                     }
                 }
             }
-            for (field, counts) in &fruit.numbered {
-                let into = numbered.entry(*field).or_insert_with(|| vec![0; sirens]);
-                for (number, n) in counts {
-                    into[*number as usize] += n;
-                }
-            }
             for (field, (sum, n)) in &fruit.sums {
                 let into = out.sums.entry(*field).or_default();
                 into.0 += *sum;
                 into.1 += *n;
             }
         }
-        for (field, counted) in numbered {
+        let numbered: HashSet<&'static str> = fruits
+            .iter()
+            .flat_map(|fruit| fruit.numbered.keys().copied())
+            .collect();
+        for field in numbered {
+            let counted = count_by_number(
+                fruits
+                    .iter()
+                    .filter_map(|fruit| fruit.numbered.get(field))
+                    .flatten()
+                    .copied(),
+            );
             out.siren_counts.insert(field, self.sirens.counts(&counted));
         }
         Ok(out)
@@ -554,7 +581,7 @@ impl SegmentCollector for SegmentTally {
         for c in self.columns {
             let counts = match c.counts {
                 Counts::Sirens(sirens, seen) => {
-                    out.numbered.insert(c.field, Counts::sirens(&sirens, seen));
+                    out.numbered.insert(c.field, Counts::sirens(&sirens, &seen));
                     continue;
                 }
                 Counts::Dense(counts) => counts,
@@ -591,7 +618,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sirens_are_counted_alike_sparse_or_dense() {
+    fn sirens_are_counted_and_each_count_starts_from_zero() {
         // Ordinal 0 is the empty value: no organisation, not counted.
         let numbers: Vec<u32> = (0..1000).map(|o| o * 10).collect();
         let sorted = |mut v: Vec<(u32, u64)>| {
@@ -600,14 +627,26 @@ mod tests {
         };
         let few = vec![7, 3, 0, 7, 999, 3, 7];
         assert_eq!(
-            sorted(Counts::sirens(&numbers, few.clone())),
+            sorted(Counts::sirens(&numbers, &few)),
             [(30, 2), (70, 3), (9990, 1)]
         );
-        // The same matches among many more: counted in an array.
-        let many: Vec<u32> = few.into_iter().chain([500; 40]).collect();
-        assert_eq!(
-            sorted(Counts::sirens(&numbers, many)),
-            [(30, 2), (70, 3), (5000, 40), (9990, 1)]
-        );
+        // Counted again on the same thread: nothing left from before.
+        assert_eq!(sorted(Counts::sirens(&numbers, &[3, 500])), [(30, 1), (5000, 1)]);
+        // A count that panicked half way leaves nothing behind either.
+        let panicked = std::panic::catch_unwind(|| {
+            count_by_number([(5, 1), (6, 2)].into_iter().chain(std::iter::from_fn(|| panic!())))
+        });
+        assert!(panicked.is_err());
+        assert_eq!(sorted(count_by_number([(6, 1)].into_iter())), [(6, 1)]);
+    }
+
+    #[test]
+    fn most_frequent_keeps_the_highest_counts_ties_by_value() {
+        let counts = [("b", 5), ("a", 5), ("c", 9), ("d", 1), ("e", 5)];
+        let mut top = most_frequent(counts.into_iter(), 3);
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        assert_eq!(top, [("c", 9), ("a", 5), ("b", 5)]);
+        assert_eq!(most_frequent(counts.into_iter(), 0), []);
+        assert_eq!(most_frequent(counts.into_iter(), usize::MAX).len(), 5);
     }
 }
