@@ -687,7 +687,13 @@ impl BenchNode {
 fn pin(a: &BenchNode, b: &BenchNode, name_of_b: &str) {
     a.node
         .peers
-        .add(name_of_b, &b.url, b.node.public_key, a.node.public_key)
+        .add(
+            name_of_b,
+            &b.url,
+            b.node.public_key,
+            None,
+            a.node.public_key,
+        )
         .expect("pin");
 }
 
@@ -891,6 +897,7 @@ async fn federation_bench() -> anyhow::Result<Federation> {
                     &format!("n{y}"),
                     &urls[y],
                     nodes[y].public_key,
+                    None,
                     nodes[x].public_key,
                 )?;
             }

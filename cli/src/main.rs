@@ -202,6 +202,11 @@ enum PeerCommand {
         /// The peer's public key (64 hex characters).
         #[arg(long)]
         key: String,
+        /// The peer organisation's SIREN, which you vouch for: records
+        /// restricted to it are then served to the peer. Not needed when a
+        /// trusted Membership names the peer.
+        #[arg(long)]
+        siren: Option<String>,
     },
     /// Pinned peers and their replication state.
     List,
@@ -278,9 +283,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         records::history(&dir, &record_id, author.as_deref(), json).await
                     }
                     Command::Status => status::status(&dir, json).await,
-                    Command::Peer(PeerCommand::Add { name, url, key }) => {
-                        peers::peer_add(&dir, &name, &url, &key, json).await
-                    }
+                    Command::Peer(PeerCommand::Add {
+                        name,
+                        url,
+                        key,
+                        siren,
+                    }) => peers::peer_add(&dir, &name, &url, &key, siren.as_deref(), json).await,
                     Command::Peer(PeerCommand::List) => peers::peer_list(&dir, json).await,
                     Command::Peer(PeerCommand::Remove { name }) => {
                         peers::peer_remove(&dir, &name, json).await

@@ -41,6 +41,18 @@ fn when(ms: i64) -> String {
     }
 }
 
+/// The SIREN a peer is served restricted records for, and who vouches.
+fn siren_line(p: &Peer) -> String {
+    match p.siren_source.as_str() {
+        "" => "none: records restricted to an organisation are not served to it \
+               (`peer add ... --siren` vouches for its SIREN)"
+            .into(),
+        "membership" => format!("{} (from a trusted membership)", p.siren),
+        "operator" => format!("{} (vouched for by this node's operator)", p.siren),
+        other => format!("{} ({other})", p.siren),
+    }
+}
+
 fn peer_json(p: &Peer) -> Value {
     json!({
         "name": p.name,
@@ -53,6 +65,8 @@ fn peer_json(p: &Peer) -> Value {
         "records_sent": p.records_sent,
         "last_error": if p.last_error.is_empty() { Value::Null } else { Value::from(p.last_error.clone()) },
         "consecutive_failures": p.consecutive_failures,
+        "siren": if p.siren.is_empty() { Value::Null } else { Value::from(p.siren.clone()) },
+        "siren_source": if p.siren_source.is_empty() { Value::Null } else { Value::from(p.siren_source.clone()) },
     })
 }
 
@@ -61,6 +75,7 @@ pub async fn peer_add(
     name: &str,
     url: &str,
     key: &str,
+    siren: Option<&str>,
     json_out: bool,
 ) -> anyhow::Result<()> {
     let key = parse_key(key)?;
@@ -71,6 +86,7 @@ pub async fn peer_add(
             name: name.into(),
             url: url.into(),
             key: key.0.to_vec(),
+            siren: siren.unwrap_or_default().into(),
         })
         .await
         .map_err(refused)?
@@ -79,6 +95,7 @@ pub async fn peer_add(
         println!("{}", serde_json::to_string_pretty(&peer_json(&peer))?);
     } else {
         println!("peer {} pinned: {} with key {}", peer.name, peer.url, key);
+        println!("siren: {}", siren_line(&peer));
         eprintln!(
             "its operator must pin this node too (`maillage peer add` with the key `maillage status` shows here)"
         );
@@ -127,6 +144,7 @@ pub async fn peer_list(dir: &Path, json_out: bool) -> anyhow::Result<()> {
             if p.subscribed { " (live)" } else { "" }
         );
         println!("    key            {}", key_hex(&p.key));
+        println!("    siren          {}", siren_line(p));
         println!("    last sync      {}", when(p.last_sync_ms));
         println!(
             "    records        {} received, {} sent",

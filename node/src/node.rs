@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use maillage_record::{
-    Body, Kind, PublicKey, Record, RecordId, SigningKey, Siren, VerifiedRecord, Visibility,
+    Kind, PublicKey, Record, RecordId, SigningKey, Siren, VerifiedRecord, Visibility,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -56,6 +56,24 @@ pub struct Node {
     /// Low-priority threads for what peers send and fetch (see
     /// `background`): searches and admin calls go first.
     pub background: crate::background::Background,
+}
+
+/// Who vouches for a peer's SIREN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SirenSource {
+    /// An accepted Membership record names the peer's key.
+    Membership,
+    /// This node's operator, when pinning the peer.
+    Operator,
+}
+
+impl SirenSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SirenSource::Membership => "membership",
+            SirenSource::Operator => "operator",
+        }
+    }
 }
 
 /// Who is asking: decides which records a read or a sync may reveal.
@@ -172,23 +190,23 @@ impl Node {
     /// Membership, or else from its own Organisation record, if this node
     /// holds one.
     pub fn peer_viewer(&self, key: &PublicKey) -> Viewer {
-        // A SIREN vouched for by an accepted Membership outranks what the
-        // peer says of itself.
-        if let Some(siren) = self.trust.siren_of(key) {
-            return Viewer::Peer {
-                key: *key,
-                siren: Some(siren),
-            };
+        Viewer::Peer {
+            key: *key,
+            siren: self.peer_siren(key).map(|(siren, _)| siren),
         }
-        let siren = self
-            .organisation_record(key)
-            .ok()
-            .flatten()
-            .and_then(|rec| match &rec.body {
-                Body::Organisation(o) => Siren::parse(&o.siren).ok(),
-                _ => None,
-            });
-        Viewer::Peer { key: *key, siren }
+    }
+
+    /// The SIREN a peer is served restricted records for, and who vouches
+    /// for it: an accepted Membership, which outranks this node's operator
+    /// (`peer add --siren`). What the peer's own Organisation record claims
+    /// is never enough: anyone can sign a record claiming any SIREN.
+    pub fn peer_siren(&self, key: &PublicKey) -> Option<(Siren, SirenSource)> {
+        if let Some(siren) = self.trust.siren_of(key) {
+            return Some((siren, SirenSource::Membership));
+        }
+        self.peers
+            .siren_of(key)
+            .map(|siren| (siren, SirenSource::Operator))
     }
 
     /// The current Organisation record `author` published about itself, if
@@ -325,6 +343,23 @@ impl Node {
             .contains(id)
     }
 
+    /// Takes room in the quarantine for `ids`, in order, while fewer than
+    /// `limit` records wait: returns how many (the first ones) now count as
+    /// waiting. Counting and taking under one lock, concurrent intakes never
+    /// exceed the limit together.
+    pub fn reserve_quarantine(&self, ids: impl IntoIterator<Item = RecordId>, limit: u64) -> usize {
+        let mut q = self.quarantined.lock().unwrap_or_else(|p| p.into_inner());
+        let mut admitted = 0;
+        for id in ids {
+            if q.len() as u64 >= limit && !q.contains(&id) {
+                break;
+            }
+            q.insert(id);
+            admitted += 1;
+        }
+        admitted
+    }
+
     pub fn note_quarantined(&self, ids: impl IntoIterator<Item = RecordId>, held: bool) {
         let mut q = self.quarantined.lock().unwrap_or_else(|p| p.into_inner());
         for id in ids {
@@ -431,5 +466,52 @@ impl Node {
 
     pub fn stop(&self) {
         let _ = self.stopping.send(true);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A node in `dir` (store and index, no ports served).
+    pub(crate) async fn start_node(dir: &std::path::Path) -> Arc<Node> {
+        let key = maillage_record::keyfile::generate().unwrap();
+        maillage_record::keyfile::write_new(&dir.join("organisation.key"), &key).unwrap();
+        let text = "[organisation]\nsiren = \"243100518\"\nname = \"Toulouse Métropole\"\n\
+                    key_file = \"organisation.key\"\n[node]\ngrpc_listen = \"127.0.0.1:0\"\n";
+        let config = crate::config::Config::parse(&dir.join("maillage.toml"), text).unwrap();
+        crate::server::start(&config).await.unwrap().node
+    }
+
+    /// Intakes from several peers at once never fill the quarantine past
+    /// its limit together.
+    #[tokio::test]
+    async fn concurrent_intakes_keep_to_the_quarantine_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = start_node(dir.path()).await;
+        let id = |peer: u8, i: u8| {
+            let mut id = [0; 32];
+            (id[0], id[1]) = (peer, i);
+            RecordId(id)
+        };
+        let admitted: usize = std::thread::scope(|s| {
+            let node = &node;
+            let intakes: Vec<_> = (0..8u8)
+                .map(|peer| {
+                    s.spawn(move || node.reserve_quarantine((0..100).map(|i| id(peer, i)), 250))
+                })
+                .collect();
+            intakes.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(admitted, 250);
+        assert_eq!(node.quarantined(), 250);
+        // Full: a new record is refused, one already waiting takes no more room.
+        assert_eq!(node.reserve_quarantine([id(9, 0)], 250), 0);
+        let waiting = (0..8u8)
+            .flat_map(|peer| (0..100).map(move |i| id(peer, i)))
+            .find(|i| node.is_quarantined(i))
+            .unwrap();
+        assert_eq!(node.reserve_quarantine([waiting], 250), 1);
+        assert_eq!(node.quarantined(), 250);
     }
 }

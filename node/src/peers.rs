@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, RwLock};
 
-use maillage_record::PublicKey;
+use maillage_record::{PublicKey, Siren};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Store, StoreError};
@@ -34,6 +34,9 @@ pub struct PeerState {
     /// Hex, as operators write it.
     pub key: String,
     pub added_at_ms: i64,
+    /// The SIREN this node's operator vouched for when pinning the peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub siren: Option<String>,
     #[serde(default)]
     pub last_sync_ms: i64,
     #[serde(default)]
@@ -130,6 +133,7 @@ impl PeerTable {
         name: &str,
         url: &str,
         key: PublicKey,
+        siren: Option<&Siren>,
         own: PublicKey,
     ) -> Result<PeerState, PeerError> {
         validate_name(name)?;
@@ -152,6 +156,7 @@ impl PeerTable {
             url: url.trim_end_matches('/').to_string(),
             key: key.to_hex(),
             added_at_ms: maillage_record::now_ms(),
+            siren: siren.map(|s| s.as_str().to_string()),
             last_sync_ms: 0,
             records_received: 0,
             records_sent: 0,
@@ -203,6 +208,16 @@ impl PeerTable {
             .values()
             .find(|p| p.public_key().as_ref() == Some(key))
             .map(|p| p.name.clone())
+    }
+
+    /// The SIREN this node's operator vouched for when pinning `key`.
+    pub fn siren_of(&self, key: &PublicKey) -> Option<Siren> {
+        self.peers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find(|p| p.public_key().as_ref() == Some(key))
+            .and_then(|p| Siren::parse(p.siren.as_deref()?).ok())
     }
 
     /// Changes a peer's state and keeps it (if the peer is still there).

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::support::{
-    NodeProc, cli, cli_json, eventually, example, init, key, peer, start, trust, write_doc,
+    NodeProc, cli, cli_json, eventually, example, grpc, init, key, peer, peer_with_siren, start,
+    trust, write_doc,
 };
 
 // Real organisations from data/collectivites.csv.
@@ -93,10 +94,11 @@ fn chain_of_three_converges_both_ways_and_keeps_restricted_records_in_their_audi
             "audience": [COLOMIERS.0],
         }),
     );
-    // b must know c's SIREN (from c's Organisation record) to serve it.
+    // Every node's Organisation record, which claims its SIREN, reaches b;
+    // a claim is not enough to be served restricted records.
     eventually(
         Duration::from_secs(10),
-        "c's organisation record reaches b",
+        "the organisation records reach b",
         || {
             cli_json(b, &["list", "--json", "--kind", "organisation"])
                 .as_array()
@@ -105,7 +107,46 @@ fn chain_of_three_converges_both_ways_and_keeps_restricted_records_in_their_audi
                 == 3
         },
     );
+    // b's operator vouches for c's SIREN (pinning c again), not for a's.
+    // A mistyped SIREN is refused, and changes nothing.
+    let url = format!("https://{}", grpc(c));
+    let mistyped = cli(
+        b,
+        &[
+            "peer",
+            "add",
+            "c",
+            &url,
+            "--key",
+            &key(c),
+            "--siren",
+            "213101497",
+        ],
+    );
+    assert!(!mistyped.status.success());
+    let said = String::from_utf8_lossy(&mistyped.stderr);
+    assert!(
+        said.contains("'213101497'") && said.contains("Luhn"),
+        "{said}"
+    );
+    let peers = cli_json(b, &["peer", "list", "--json"]);
+    let c_on_b = peers.as_array().unwrap().iter().find(|p| p["name"] == "c");
+    assert!(c_on_b.unwrap()["siren"].is_null(), "{peers}");
+    peer_with_siren(b, "c", c, COLOMIERS.0);
     let secret = publish(b, &restricted);
+    let for_a = write_doc(
+        b,
+        "restricted-a.json",
+        serde_json::json!({
+            "kind": "dataset",
+            "record_id": "conventions-metropole",
+            "title": "Conventions avec la métropole",
+            "description": "Réservé à Toulouse Métropole.",
+            "visibility": "restricted",
+            "audience": [TOULOUSE_METROPOLE.0],
+        }),
+    );
+    let for_a = publish(b, &for_a);
     eventually(
         Duration::from_secs(10),
         "the restricted record reaches c",
@@ -118,18 +159,41 @@ fn chain_of_three_converges_both_ways_and_keeps_restricted_records_in_their_audi
         !has(a, &secret),
         "a restricted record reached a peer outside its audience"
     );
+    // Nor does the record restricted to a's SIREN: only a's own
+    // Organisation record claims that SIREN.
+    assert!(
+        !has(a, &for_a),
+        "a restricted record reached a peer on its own claim of a SIREN"
+    );
     let listed = cli_json(a, &["list", "--json", "--all"]).to_string();
     assert!(!listed.contains("conventions-colomiers"));
+    assert!(!listed.contains("conventions-metropole"));
+    // b's operator sees which SIREN each peer is served for, and why.
+    let peers = cli_json(b, &["peer", "list", "--json"]);
+    let on_b = |name: &str| {
+        peers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(on_b("c")["siren"], COLOMIERS.0, "{peers}");
+    assert_eq!(on_b("c")["siren_source"], "operator", "{peers}");
+    assert!(on_b("a")["siren"].is_null(), "{peers}");
 
-    // Converged: a and c hold the same public and federation records.
+    // Converged: a holds all but b's two restricted records, c all but the
+    // one for a.
     let count = |d: &Path| {
         cli_json(d, &["status", "--json"])["envelopes"]
             .as_u64()
             .unwrap()
     };
-    eventually(Duration::from_secs(10), "a and b converge", || {
-        count(a) + 1 == count(b)
+    eventually(Duration::from_secs(10), "a, b and c converge", || {
+        count(a) + 2 == count(b) && count(c) + 1 == count(b)
     });
+    assert!(!has(c, &for_a), "c got a record restricted to a");
     let peers = cli_json(b, &["peer", "list", "--json"]);
     for p in peers.as_array().unwrap() {
         assert_eq!(p["state"], "ok", "{peers}");

@@ -117,7 +117,7 @@ pub fn key(dir: &Path) -> String {
         .to_string()
 }
 
-fn grpc(dir: &Path) -> String {
+pub fn grpc(dir: &Path) -> String {
     cli_json(dir, &["status", "--json"])["grpc_listen"]
         .as_str()
         .unwrap()
@@ -125,9 +125,20 @@ fn grpc(dir: &Path) -> String {
 }
 
 pub fn peer(from: &Path, name: &str, to: &Path) {
+    peer_add(from, name, to, &[]);
+}
+
+/// Pins `to`, vouching for its SIREN: it is served records restricted to it.
+pub fn peer_with_siren(from: &Path, name: &str, to: &Path, siren: &str) {
+    peer_add(from, name, to, &["--siren", siren]);
+}
+
+fn peer_add(from: &Path, name: &str, to: &Path, extra: &[&str]) {
     let url = format!("https://{}", grpc(to));
     let k = key(to);
-    let out = cli(from, &["peer", "add", name, &url, "--key", &k]);
+    let mut args = vec!["peer", "add", name, &url, "--key", &k];
+    args.extend_from_slice(extra);
+    let out = cli(from, &args);
     assert!(
         out.status.success(),
         "{}",

@@ -112,24 +112,24 @@ pub fn intake_blocking(
         }
     }
     if !fresh.is_empty() {
-        let room = node
-            .replication
-            .quarantine_limit
-            .saturating_sub(node.quarantined()) as usize;
+        let limit = node.replication.quarantine_limit;
+        let room = node.reserve_quarantine(fresh.iter().map(|r| r.id()), limit);
         if fresh.len() > room {
             let refused = fresh.len() - room;
             out.rejected += refused as u64;
             tracing::warn!(
                 peer,
                 refused,
-                limit = node.replication.quarantine_limit,
+                limit,
                 "quarantine is full: records of untrusted authors refused; trust their authors or raise replication.quarantine_limit"
             );
             fresh.truncate(room);
         }
-        node.store.quarantine(&fresh)?;
+        if let Err(e) = node.store.quarantine(&fresh) {
+            node.note_quarantined(fresh.iter().map(|r| r.id()), false);
+            return Err(e);
+        }
         out.quarantined = fresh.len() as u64;
-        node.note_quarantined(fresh.iter().map(|r| r.id()), true);
         for rec in &fresh {
             tracing::info!(peer, author = %rec.author(), id = %rec.id(), "quarantined a record of an untrusted author");
         }

@@ -206,9 +206,10 @@ impl Replication for ReplicationService {
                             {
                                 return;
                             }
-                            // The peer's SIREN may have arrived since it subscribed
-                            // (its Organisation record replicates too): look again.
-                            if let Viewer::Peer { key, siren: None } = &viewer
+                            // The peer's SIREN may have changed since it subscribed
+                            // (a membership arrived or was withdrawn, its operator
+                            // pinned it again): look again (two lookups in memory).
+                            if let Viewer::Peer { key, .. } = &viewer
                                 && items.iter().any(|i| matches!(i.visibility, Visibility::Restricted { .. }))
                             {
                                 viewer = node.peer_viewer(key);

@@ -641,10 +641,17 @@ mod tests {
             [(30, 2), (70, 3), (9990, 1)]
         );
         // Counted again on the same thread: nothing left from before.
-        assert_eq!(sorted(Counts::sirens(&numbers, vec![3, 500])), [(30, 1), (5000, 1)]);
+        assert_eq!(
+            sorted(Counts::sirens(&numbers, vec![3, 500])),
+            [(30, 1), (5000, 1)]
+        );
         // A count that panicked half way leaves nothing behind either.
         let panicked = std::panic::catch_unwind(|| {
-            count_by_number([(5, 1), (6, 2)].into_iter().chain(std::iter::from_fn(|| panic!())))
+            count_by_number(
+                [(5, 1), (6, 2)]
+                    .into_iter()
+                    .chain(std::iter::from_fn(|| panic!())),
+            )
         });
         assert!(panicked.is_err());
         assert_eq!(sorted(count_by_number([(6, 1)].into_iter())), [(6, 1)]);

@@ -7,6 +7,7 @@ use maillage_record::{Body, PublicKey, Record, RecordId, Siren, Visibility};
 
 use super::document::{self, Context, Org};
 use super::*;
+use crate::node::tests::start_node;
 use tantivy::TantivyDocument;
 use tantivy::schema::Term;
 
@@ -765,16 +766,6 @@ async fn indexed(node: &crate::node::Node) {
         assert!(std::time::Instant::now() < deadline, "not indexed in 20 s");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-}
-
-/// A node in `dir` (store and index, no ports served).
-async fn start_node(dir: &std::path::Path) -> std::sync::Arc<crate::node::Node> {
-    let key = maillage_record::keyfile::generate().unwrap();
-    maillage_record::keyfile::write_new(&dir.join("organisation.key"), &key).unwrap();
-    let text = "[organisation]\nsiren = \"243100518\"\nname = \"Toulouse Métropole\"\n\
-                key_file = \"organisation.key\"\n[node]\ngrpc_listen = \"127.0.0.1:0\"\n";
-    let config = crate::config::Config::parse(&dir.join("maillage.toml"), text).unwrap();
-    crate::server::start(&config).await.unwrap().node
 }
 
 /// Public searches take turns: a caller with limited patience is turned

@@ -14,7 +14,7 @@ use maillage_proto::v1::{
     TrustRemoveRequest, TrustRemoveResponse, TrustRoot, WithdrawMissingRequest,
     WithdrawMissingResponse,
 };
-use maillage_record::{Body, PublicKey, envelope, wire};
+use maillage_record::{Body, PublicKey, Siren, envelope, wire};
 use tonic::{Request, Response, Status};
 
 use super::{blocking, envelope_status, parse_key, publish::store_published, store_status};
@@ -37,7 +37,8 @@ impl AdminService {
     }
 }
 
-fn peer_to_proto(p: &PeerState) -> Peer {
+fn peer_to_proto(node: &Node, p: &PeerState) -> Peer {
+    let siren = p.public_key().and_then(|k| node.peer_siren(&k));
     Peer {
         name: p.name.clone(),
         url: p.url.clone(),
@@ -50,6 +51,13 @@ fn peer_to_proto(p: &PeerState) -> Peer {
         consecutive_failures: p.consecutive_failures,
         subscribed: p.subscribed,
         added_at_ms: p.added_at_ms,
+        siren: siren
+            .as_ref()
+            .map(|(s, _)| s.as_str().to_string())
+            .unwrap_or_default(),
+        siren_source: siren
+            .map(|(_, from)| from.as_str().to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -166,11 +174,18 @@ impl Admin for AdminService {
     async fn peer_add(&self, request: Request<PeerAddRequest>) -> Result<Response<Peer>, Status> {
         let req = request.into_inner();
         let key = parse_key(&req.key, "the peer key")?;
+        let siren = match req.siren.trim() {
+            "" => None,
+            s => Some(
+                Siren::parse(s)
+                    .map_err(|e| Status::invalid_argument(format!("the peer's SIREN: {e}")))?,
+            ),
+        };
         let node = self.node.clone();
         let (name, url) = (req.name.clone(), req.url.clone());
         let state = blocking(move || {
             node.peers
-                .add(&name, &url, key, node.public_key)
+                .add(&name, &url, key, siren.as_ref(), node.public_key)
                 .map_err(|e| match e {
                     PeerError::Store(e) => store_status(e),
                     PeerError::KeyTaken { .. } => Status::already_exists(e.to_string()),
@@ -185,7 +200,7 @@ impl Admin for AdminService {
             "peer pinned"
         );
         self.replicator.restart(&state.name);
-        Ok(Response::new(peer_to_proto(&state)))
+        Ok(Response::new(peer_to_proto(&self.node, &state)))
     }
 
     async fn peer_remove(
@@ -209,7 +224,13 @@ impl Admin for AdminService {
         &self,
         _: Request<PeerListRequest>,
     ) -> Result<Response<PeerListResponse>, Status> {
-        let peers = self.node.peers.list().iter().map(peer_to_proto).collect();
+        let peers = self
+            .node
+            .peers
+            .list()
+            .iter()
+            .map(|p| peer_to_proto(&self.node, p))
+            .collect();
         Ok(Response::new(PeerListResponse { peers }))
     }
 
