@@ -108,13 +108,13 @@ pub async fn create(
         .with_context(|| format!("collection '{record_id}'"))?;
     let conn = NodeConn::open(dir).await?;
     let key = conn.own_key().await?;
-    if let Some(existing) = current(&conn, &key, record_id).await? {
-        if !matches!(existing.record().body, Body::Tombstone(_)) {
-            bail!(
-                "'{record_id}' already exists on this node (a {}): add items with `maillage collection add {record_id} ITEM...`",
-                existing.record().kind()
-            );
-        }
+    if let Some(existing) = current(&conn, &key, record_id).await?
+        && !matches!(existing.record().body, Body::Tombstone(_))
+    {
+        bail!(
+            "'{record_id}' already exists on this node (a {}): add items with `maillage collection add {record_id} ITEM...`",
+            existing.record().kind()
+        );
     }
     let (id, version) = publish(&conn, &record).await?;
     report(

@@ -361,12 +361,11 @@ fn licence(g: &mut Graph, l: &LicenceRef) -> Option<Object> {
         LicenceRef::Uri(_) => None,
     };
     let o = g.typed_iri(&iri, "dct:LicenseDocument", None);
-    if let (Some(label), Object::Node(iri)) = (label, &o) {
-        if let Some(node) = g.nodes.iter_mut().find(|n| &n.id == iri) {
-            if node.props.is_empty() {
-                node.add("rdfs:label", Object::text_fr(label));
-            }
-        }
+    if let (Some(label), Object::Node(iri)) = (label, &o)
+        && let Some(node) = g.nodes.iter_mut().find(|n| &n.id == iri)
+        && node.props.is_empty()
+    {
+        node.add("rdfs:label", Object::text_fr(label));
     }
     Some(o)
 }

@@ -206,10 +206,10 @@ pub fn record_to_json(record: &Record) -> Value {
         Body::Resource(b) => serde_json::to_value(b),
         Body::Collection(b) => serde_json::to_value(b),
     };
-    if let Some(p) = &record.provenance {
-        if let Ok(v) = serde_json::to_value(p) {
-            obj.insert("provenance".into(), v);
-        }
+    if let Some(p) = &record.provenance
+        && let Ok(v) = serde_json::to_value(p)
+    {
+        obj.insert("provenance".into(), v);
     }
     if let Ok(Value::Object(fields)) = body {
         obj.extend(fields);

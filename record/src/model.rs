@@ -738,13 +738,13 @@ impl Record {
         if self.issued_at_ms < 0 {
             return Err(ValidationError::new("issued_at", "must not be before 1970"));
         }
-        if let Visibility::Restricted { audience } = &self.visibility {
-            if audience.is_empty() {
-                return Err(ValidationError::new(
-                    "audience",
-                    "a restricted record needs at least one SIREN in its audience",
-                ));
-            }
+        if let Visibility::Restricted { audience } = &self.visibility
+            && audience.is_empty()
+        {
+            return Err(ValidationError::new(
+                "audience",
+                "a restricted record needs at least one SIREN in its audience",
+            ));
         }
         if let Some(p) = &self.provenance {
             validate_provenance(p).map_err(|e| e.within("provenance"))?;
@@ -801,13 +801,13 @@ fn validate_organisation(o: &Organisation) -> Result<(), ValidationError> {
     if let Some(d) = &o.departement {
         departement_code("departement", d)?;
     }
-    if let Some(r) = &o.region {
-        if !(r.len() == 2 && r.bytes().all(|b| b.is_ascii_digit())) {
-            return Err(ValidationError::new(
-                "region",
-                format!("'{r}' is not a région code (2 digits, e.g. \"76\")"),
-            ));
-        }
+    if let Some(r) = &o.region
+        && !(r.len() == 2 && r.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ValidationError::new(
+            "region",
+            format!("'{r}' is not a région code (2 digits, e.g. \"76\")"),
+        ));
     }
     if let Some(c) = &o.contact {
         validate_contact(c).map_err(|e| e.within("contact"))?;
@@ -845,13 +845,13 @@ fn validate_dataset(d: &Dataset) -> Result<(), ValidationError> {
     if let Some(t) = &d.temporal {
         date("temporal.start", &t.start)?;
         date("temporal.end", &t.end)?;
-        if let (Some(a), Some(b)) = (&t.start, &t.end) {
-            if b[..10.min(b.len())] < a[..10.min(a.len())] {
-                return Err(ValidationError::new(
-                    "temporal.end",
-                    format!("'{b}' is before the start '{a}'"),
-                ));
-            }
+        if let (Some(a), Some(b)) = (&t.start, &t.end)
+            && b[..10.min(b.len())] < a[..10.min(a.len())]
+        {
+            return Err(ValidationError::new(
+                "temporal.end",
+                format!("'{b}' is before the start '{a}'"),
+            ));
         }
     }
     date("issued", &d.issued)?;
@@ -980,13 +980,13 @@ fn validate_project_details(d: &ProjectDetails) -> Result<(), ValidationError> {
         ("energy_kwh_per_year", d.energy_kwh_per_year),
         ("emissions_kgco2e_per_year", d.emissions_kgco2e_per_year),
     ] {
-        if let Some(v) = v {
-            if !v.is_finite() || v < 0.0 {
-                return Err(ValidationError::new(
-                    name,
-                    format!("{v} is not a measured amount (a number, 0 or more)"),
-                ));
-            }
+        if let Some(v) = v
+            && (!v.is_finite() || v < 0.0)
+        {
+            return Err(ValidationError::new(
+                name,
+                format!("{v} is not a measured amount (a number, 0 or more)"),
+            ));
         }
     }
     each("resources", &d.resources, validate_link)

@@ -454,30 +454,30 @@ pub fn complete(org: &mut Organisation) -> Result<(), ValidationError> {
     let Some(c) = by_siren(&org.siren) else {
         return Ok(());
     };
-    if let Some(kind) = org.kind {
-        if kind != c.kind {
-            return Err(ValidationError::new(
-                "kind",
-                format!(
-                    "'{kind}' contradicts the reference list: SIREN {} is {} '{}' ({})",
-                    org.siren,
-                    c.kind.label(),
-                    c.name,
-                    c.kind
-                ),
-            ));
-        }
+    if let Some(kind) = org.kind
+        && kind != c.kind
+    {
+        return Err(ValidationError::new(
+            "kind",
+            format!(
+                "'{kind}' contradicts the reference list: SIREN {} is {} '{}' ({})",
+                org.siren,
+                c.kind.label(),
+                c.name,
+                c.kind
+            ),
+        ));
     }
-    if let (Some(given), Some(known)) = (&org.insee, &c.insee) {
-        if given != known {
-            return Err(ValidationError::new(
-                "insee",
-                format!(
-                    "'{given}' contradicts the reference list: {} (SIREN {}) has INSEE code {known}",
-                    c.name, org.siren
-                ),
-            ));
-        }
+    if let (Some(given), Some(known)) = (&org.insee, &c.insee)
+        && given != known
+    {
+        return Err(ValidationError::new(
+            "insee",
+            format!(
+                "'{given}' contradicts the reference list: {} (SIREN {}) has INSEE code {known}",
+                c.name, org.siren
+            ),
+        ));
     }
     fill(org);
     Ok(())

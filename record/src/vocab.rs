@@ -453,6 +453,37 @@ vocabulary! {
     }
 }
 
+/// The EU data themes (code, French label), recognised by code, French label
+/// or IRI (the code is its last segment).
+pub fn eu_data_theme(t: &str) -> Option<(&'static str, &'static str)> {
+    const THEMES: [(&str, &str); 14] = [
+        ("AGRI", "Agriculture, pêche, sylviculture et alimentation"),
+        ("ECON", "Économie et finances"),
+        ("EDUC", "Éducation, culture et sport"),
+        ("ENER", "Énergie"),
+        ("ENVI", "Environnement"),
+        ("GOVE", "Gouvernement et secteur public"),
+        ("HEAL", "Santé"),
+        ("INTR", "Questions internationales"),
+        ("JUST", "Justice, système juridique et sécurité publique"),
+        ("REGI", "Régions et villes"),
+        ("SOCI", "Population et société"),
+        ("TECH", "Science et technologie"),
+        ("TRAN", "Transports"),
+        ("OP_DATPRO", "Données provisoires"),
+    ];
+    let norm = normalize(t);
+    let code = t
+        .trim()
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    THEMES
+        .into_iter()
+        .find(|(c, label)| *c == code || normalize(label) == norm)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -562,35 +593,4 @@ mod tests {
             MembershipRole
         );
     }
-}
-
-/// The EU data themes (code, French label), recognised by code, French label
-/// or IRI (the code is its last segment).
-pub fn eu_data_theme(t: &str) -> Option<(&'static str, &'static str)> {
-    const THEMES: [(&str, &str); 14] = [
-        ("AGRI", "Agriculture, pêche, sylviculture et alimentation"),
-        ("ECON", "Économie et finances"),
-        ("EDUC", "Éducation, culture et sport"),
-        ("ENER", "Énergie"),
-        ("ENVI", "Environnement"),
-        ("GOVE", "Gouvernement et secteur public"),
-        ("HEAL", "Santé"),
-        ("INTR", "Questions internationales"),
-        ("JUST", "Justice, système juridique et sécurité publique"),
-        ("REGI", "Régions et villes"),
-        ("SOCI", "Population et société"),
-        ("TECH", "Science et technologie"),
-        ("TRAN", "Transports"),
-        ("OP_DATPRO", "Données provisoires"),
-    ];
-    let norm = normalize(t);
-    let code = t
-        .trim()
-        .rsplit('/')
-        .next()
-        .unwrap_or("")
-        .to_ascii_uppercase();
-    THEMES
-        .into_iter()
-        .find(|(c, label)| *c == code || normalize(label) == norm)
 }
