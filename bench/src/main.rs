@@ -297,6 +297,36 @@ fn main() -> anyhow::Result<()> {
         "during the sync",
         &sf.distinct,
     )?;
+    let (usual, new) = (sf.mixed.only(false), sf.mixed.only(true));
+    latency_row(
+        &mut md,
+        &format!(
+            "the usual searches and one new search in {}, during a third sync of {INGEST}: \
+             p50 / p99 ({} queries)",
+            search::NEW_IN_MIXED,
+            sf.mixed.micros.len()
+        ),
+        &sf.mixed,
+        "the usual searches alone during a sync",
+        &sf.node,
+    )?;
+    latency_row(
+        &mut md,
+        &format!(
+            "… of which the usual searches ({} queries)",
+            usual.micros.len()
+        ),
+        &usual,
+        "alone during a sync",
+        &sf.node,
+    )?;
+    latency_row(
+        &mut md,
+        &format!("… of which the new searches ({} queries)", new.micros.len()),
+        &new,
+        "a new search each time during a sync",
+        &sf.distinct,
+    )?;
     row(
         &mut md,
         "queries per second, same runs",
@@ -334,13 +364,17 @@ fn main() -> anyhow::Result<()> {
            compactions) runs at a lower CPU priority than searches: while 8 clients search \
            without pause, the sync slows down instead of the searches.\n\
          - Different searches: a word of a subject and a word of the descriptions (\"{}\", \
-           \"{}\", ...), each asked once, during a second sync of {INGEST} records.\n",
+           \"{}\", ...), each asked once, during a second sync of {INGEST} records.\n\
+         - A mix of searches: each client asks the usual searches in turn and, every {}th \
+           search, a new one of the same kind, during a third sync of {INGEST} records: what a \
+           catalogue serves, where most searches are asked again.\n",
         sf.cached.page_hits,
         sf.cached.page_hits + sf.cached.page_misses,
         sf.cached.facet_hits,
         sf.cached.facet_misses,
         corpus::distinct_query(0),
         corpus::distinct_query(1000),
+        search::NEW_IN_MIXED,
     )?;
 
     std::fs::write(&out, &md).with_context(|| format!("cannot write {}", out.display()))?;
@@ -515,6 +549,8 @@ struct SearchFigures {
     /// of INGEST records and idle.
     distinct: search::Latencies,
     distinct_idle: search::Latencies,
+    /// The usual searches with a new one now and then, during a third sync.
+    mixed: search::Latencies,
     /// How the caches answered the usual searches during the sync.
     cached: maillage_node::search::CacheStats,
     ingest_elapsed: Duration,
@@ -609,6 +645,15 @@ async fn search_bench(
     search::indexed(&a.node).await;
     let (distinct, _) = syncing(search::Workload::Distinct).await?;
 
+    eprintln!("search: {INGEST} more records on node a, for a mix of searches...");
+    {
+        let recs = corpus::generate(first + 2 * INGEST..first + 3 * INGEST, authors);
+        let node = a.node.clone();
+        tokio::task::spawn_blocking(move || load(&node, &recs)).await??;
+    }
+    search::indexed(&a.node).await;
+    let (mixed, _) = syncing(search::Workload::Mixed).await?;
+
     eprintln!("search: SQLite FTS5 baseline on the same {n} records...");
     // Blocks this (main) thread only: the nodes run on the runtime's workers.
     let (db, sqlite_build) = search::Sqlite::build(&records[..n])?;
@@ -624,6 +669,7 @@ async fn search_bench(
         idle,
         distinct,
         distinct_idle,
+        mixed,
         cached,
         ingest_elapsed,
         sqlite_build,

@@ -56,6 +56,8 @@ pub struct Latencies {
     pub wall: Duration,
     /// How many records each search matched (its total).
     pub totals: Vec<u64>,
+    /// Whether each search was asked for the first time.
+    pub new: Vec<bool>,
 }
 
 /// What the clients ask.
@@ -67,7 +69,14 @@ pub enum Workload {
     /// A different search each time (`corpus::distinct_query`), shared out
     /// between the clients: no cache helps; the index answers every one.
     Distinct,
+    /// The usual searches, and one new search in `NEW_IN_MIXED`: a
+    /// catalogue's traffic, where the caches answer most searches while the
+    /// index computes the new ones on the same cores.
+    Mixed,
 }
+
+/// One search in this many is new in `Workload::Mixed`.
+pub const NEW_IN_MIXED: usize = 10;
 
 impl Latencies {
     pub fn pct_ms(&self, p: usize) -> f64 {
@@ -75,6 +84,18 @@ impl Latencies {
     }
     pub fn qps(&self) -> f64 {
         self.micros.len() as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    /// The searches that were new (`true`), or asked before (`false`).
+    pub fn only(&self, new: bool) -> Latencies {
+        let keep = |i: &usize| self.new[*i] == new;
+        let indices: Vec<usize> = (0..self.micros.len()).filter(keep).collect();
+        Latencies {
+            micros: indices.iter().map(|i| self.micros[*i]).collect(),
+            wall: self.wall,
+            totals: indices.iter().map(|i| self.totals[*i]).collect(),
+            new: vec![new; indices.len()],
+        }
     }
 }
 
@@ -147,30 +168,34 @@ pub async fn query_node_owned(
             let mut out = Vec::new();
             let mut i = c * 3;
             while out.len() < MIN_QUERIES_PER_CLIENT || !done.load(Ordering::Acquire) {
-                let n = match workload {
-                    Workload::Repeated => i,
+                let asked = match workload {
+                    Workload::Mixed if i % NEW_IN_MIXED == NEW_IN_MIXED - 1 => Workload::Distinct,
+                    Workload::Mixed => Workload::Repeated,
+                    w => w,
+                };
+                let n = match asked {
                     Workload::Distinct => NEXT_DISTINCT.fetch_add(1, Ordering::Relaxed),
+                    _ => i,
                 };
                 let t = Instant::now();
-                let found = cl.search(request(workload, n)).await?.into_inner();
-                out.push((t.elapsed().as_micros() as u64, found.total));
+                let found = cl.search(request(asked, n)).await?.into_inner();
+                let new = asked == Workload::Distinct;
+                out.push((t.elapsed().as_micros() as u64, found.total, new));
                 i += 1;
             }
             Ok::<_, anyhow::Error>(out)
         }));
     }
-    let (mut micros, mut totals) = (Vec::new(), Vec::new());
+    let mut all = Latencies::default();
     for t in tasks {
-        for (us, total) in t.await?? {
-            micros.push(us);
-            totals.push(total);
+        for (us, total, new) in t.await?? {
+            all.micros.push(us);
+            all.totals.push(total);
+            all.new.push(new);
         }
     }
-    Ok(Latencies {
-        micros,
-        wall: started.elapsed(),
-        totals,
-    })
+    all.wall = started.elapsed();
+    Ok(all)
 }
 
 /// What the baseline indexes of a record: the same title and text the node
@@ -337,6 +362,7 @@ impl Sqlite {
             Ok(all)
         })?;
         Ok(Latencies {
+            new: vec![false; micros.len()],
             micros,
             wall: started.elapsed(),
             totals: Vec::new(),
