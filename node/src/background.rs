@@ -1,7 +1,11 @@
-//! Background work at a lower CPU priority: verifying and storing what a
-//! peer sends, reading what a peer fetches, and indexing. When the cores are
-//! busy, people waiting for an answer (a search, an admin call) go first;
-//! when nobody asks, background work has every core.
+//! Work at a lower CPU priority. Background work (verifying and storing
+//! what a peer sends, reading what a peer fetches, and indexing) runs
+//! lowest: when the cores are busy, people waiting for an answer (a search,
+//! an admin call) go first; when nobody asks, background work has every
+//! core. Searches the caches cannot answer are computed a step lower than
+//! the rest of a node's answers, and above background work: a search
+//! answered from memory in a fraction of a millisecond does not wait for
+//! one that counts thousands of matches (shortest first).
 //!
 //! On Linux a thread's nice value is its own (and inherited by the threads it
 //! starts, such as tantivy's indexing and merging threads), so the pool's
@@ -21,22 +25,34 @@ use tokio::sync::oneshot;
 /// How much lower than its starter's a background thread's priority is
 /// (nice values run from -20 to 19; 0 is the default): 10 lower, a busy
 /// normal thread gets about nine tenths of a shared core.
-const NICE: i32 = 10;
+pub const BACKGROUND: i32 = 10;
 
-/// Lowers the calling thread's CPU priority (Linux only).
+/// How much lower the computation of a search is: 5 lower, a busy normal
+/// thread gets about three quarters of a shared core, and the computation
+/// three times what background work gets.
+pub const COMPUTED_SEARCHES: i32 = 5;
+
+/// Lowers the calling thread's CPU priority to background work's (Linux
+/// only).
 pub fn lower_this_thread() {
+    lower_this_thread_by(BACKGROUND);
+}
+
+fn lower_this_thread_by(nice: i32) {
     #[cfg(target_os = "linux")]
     {
         // On Linux nice() changes the calling thread only. Failing leaves
         // the priority as it was, which is harmless.
         // SAFETY: nice only reads its integer argument.
-        let _ = unsafe { libc::nice(NICE) };
+        let _ = unsafe { libc::nice(nice) };
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// A pool of low-priority threads, one per core.
+/// A pool of lower-priority threads, one per core.
 pub struct Background {
     jobs: mpsc::Sender<Job>,
 }
@@ -47,7 +63,9 @@ pub struct Background {
 pub struct Dropped;
 
 impl Background {
-    pub fn new(name: &str) -> Background {
+    /// A pool whose threads are `nice` lower than the caller
+    /// (`BACKGROUND`, `COMPUTED_SEARCHES`).
+    pub fn new(name: &str, nice: i32) -> Background {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -56,7 +74,7 @@ impl Background {
             std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
-                    lower_this_thread();
+                    lower_this_thread_by(nice);
                     loop {
                         // The lock is held only while waiting for a job.
                         let job = match queue.lock().unwrap_or_else(|p| p.into_inner()).recv() {
@@ -85,6 +103,19 @@ impl Background {
         }));
         Pending(rx)
     }
+
+    /// Runs `f` on the pool and waits for its result, blocking the calling
+    /// thread (not for an async task: use `spawn`).
+    pub fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Dropped> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let _ = self.jobs.send(Box::new(move || {
+            let _ = tx.send(f());
+        }));
+        rx.recv().map_err(|_| Dropped)
+    }
 }
 
 /// The result of work queued on the pool.
@@ -105,19 +136,25 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn work_runs_at_a_lower_priority_and_a_panic_is_an_error() {
-        let pool = Background::new("test-background");
+    async fn work_runs_at_lower_priorities_and_a_panic_is_an_error() {
+        let pool = Background::new("test-background", BACKGROUND);
+        let searches = Background::new("test-searches", COMPUTED_SEARCHES);
         #[cfg(target_os = "linux")]
         {
             // SAFETY: getpriority only reads its integer arguments.
             let nice = || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
             let here = nice();
             let there = pool.spawn(nice).await.unwrap();
-            assert_eq!(there, (here + NICE).min(19));
+            assert_eq!(there, (here + BACKGROUND).min(19));
+            // Searches computed: lower than the caller, above background work.
+            let computed = searches.run(nice).unwrap();
+            assert_eq!(computed, (here + COMPUTED_SEARCHES).min(19));
             assert_eq!(nice(), here, "the caller's priority is unchanged");
         }
         assert!(pool.spawn(|| panic!("on purpose")).await.is_err());
-        // The pool still works after a panic.
+        assert!(searches.run(|| panic!("on purpose")).is_err());
+        // The pools still work after a panic.
         assert_eq!(pool.spawn(|| 2 + 2).await.unwrap(), 4);
+        assert_eq!(searches.run(|| 2 + 2).unwrap(), 4);
     }
 }

@@ -155,7 +155,10 @@ impl Node {
             refused: Default::default(),
             stopping: watch::channel(false).0,
             search_slots: Arc::new(tokio::sync::Semaphore::new(search_turns())),
-            background: crate::background::Background::new("maillage-sync"),
+            background: crate::background::Background::new(
+                "maillage-sync",
+                crate::background::BACKGROUND,
+            ),
         })
     }
 

@@ -36,8 +36,9 @@ use maillage_record::Kind;
 use maillage_record::territory::Place;
 use maillage_record::vocab::{BudgetBand, ProjectStatus, ProjectTheme, RiskCategory};
 use serde::Serialize;
-use tantivy::{Index, IndexReader, ReloadPolicy};
+use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 
+use crate::background::{self, Background};
 use crate::node::Viewer;
 pub use cache::CacheStats;
 use cache::{Caches, Key};
@@ -248,6 +249,10 @@ pub struct Search {
     pub(crate) feed: indexer::Feed,
     /// Registered with the reader, which only holds it weakly.
     _warmer: Arc<cache::Warmer>,
+    /// Where searches the caches cannot answer, and statistics, are
+    /// computed: below the priority of answers from memory, above background
+    /// work (`background.rs`).
+    computing: Background,
 }
 
 impl Search {
@@ -309,6 +314,7 @@ impl Search {
             reader,
             engine,
             _warmer: warmer,
+            computing: Background::new("maillage-search", background::COMPUTED_SEARCHES),
             path: path.to_path_buf(),
             indexed_seq: AtomicU64::new(seq),
             reindex: AtomicBool::new(false),
@@ -394,9 +400,11 @@ impl Search {
         let found = match self.engine.caches.page(generation, &key, page, page_size) {
             Some(found) => found,
             None => {
+                let (engine, k) = (self.engine.clone(), key.clone());
                 let found = Arc::new(
-                    self.engine
-                        .page(&searcher, &key, query, offset, page_size)?,
+                    self.computing
+                        .run(move || engine.page(&searcher, &k, query, offset, page_size))
+                        .map_err(|e| SearchError::Internal(e.to_string()))??,
                 );
                 self.engine
                     .caches
@@ -425,15 +433,43 @@ impl Search {
     ) -> Result<Stats, SearchError> {
         let indexed_seq = self.indexed_seq();
         let searcher = self.reader.searcher();
-        let all = self.engine.queries.query("", filters, viewer)?;
-        let groups = searcher.search(&all, &Tally::new(&[by.field()], &[], &self.engine.sirens))?;
+        let (engine, filters, viewer) = (self.engine.clone(), filters.clone(), viewer.clone());
+        // Never cached: computed at the priority of searches the caches
+        // cannot answer.
+        let (total, groups, projects) = self
+            .computing
+            .run(move || engine.stats(&searcher, &filters, by, &viewer))
+            .map_err(|e| SearchError::Internal(e.to_string()))??;
+        Ok(Stats {
+            total,
+            by: by.field().to_string(),
+            groups,
+            projects,
+            indexed_seq,
+            stored_seq,
+        })
+    }
+}
+
+impl Engine {
+    /// What `Search::stats` says: the total, its groups by `by`, and the
+    /// projects' figures.
+    fn stats(
+        &self,
+        searcher: &Searcher,
+        filters: &Filters,
+        by: GroupBy,
+        viewer: &Viewer,
+    ) -> Result<(u64, Vec<Bucket>, ProjectStats), SearchError> {
+        let all = self.queries.query("", filters, viewer)?;
+        let groups = searcher.search(&all, &Tally::new(&[by.field()], &[], &self.sirens))?;
         let total = groups.matched;
 
         let mut projects = ProjectStats::default();
         let only = |kind| {
             let mut f = filters.clone();
             f.kind = Some(kind);
-            self.engine.queries.query("", &f, viewer)
+            self.queries.query("", &f, viewer)
         };
         if filters.kind.is_none_or(|k| k == Kind::Project) {
             // Details carry no theme, status or organisation of their own:
@@ -442,14 +478,14 @@ impl Search {
             let (t, keys) = searcher.search(
                 &only(Kind::Project)?,
                 &(
-                    Tally::new(&["status", "risk"], &[], &self.engine.sirens),
+                    Tally::new(&["status", "risk"], &[], &self.sirens),
                     tally::Values("key"),
                 ),
             )?;
             projects.projects = t.matched;
             projects.by_status = t.buckets("status", usize::MAX);
             projects.by_risk = t.buckets("risk", usize::MAX);
-            let details = self.engine.queries.query(
+            let details = self.queries.query(
                 "",
                 &Filters {
                     kind: Some(Kind::ProjectDetails),
@@ -459,7 +495,7 @@ impl Search {
             )?;
             let t = searcher.search(
                 &details,
-                &Tally::new(&["budget"], &["kwh", "co2"], &self.engine.sirens)
+                &Tally::new(&["budget"], &["kwh", "co2"], &self.sirens)
                     .within("project_key", Arc::new(keys)),
             )?;
             projects.with_details = t.matched;
@@ -470,14 +506,7 @@ impl Search {
                 projects.emissions_reported,
             ) = t.sum("co2");
         }
-        Ok(Stats {
-            total,
-            by: by.field().to_string(),
-            groups: groups.buckets(by.field(), usize::MAX),
-            projects,
-            indexed_seq,
-            stored_seq,
-        })
+        Ok((total, groups.buckets(by.field(), usize::MAX), projects))
     }
 }
 
