@@ -250,8 +250,7 @@ pub struct Search {
     /// Registered with the reader, which only holds it weakly.
     _warmer: Arc<cache::Warmer>,
     /// Where searches the caches cannot answer, and statistics, are
-    /// computed: below the priority of answers from memory, above background
-    /// work (`background.rs`).
+    /// computed, one per core at a time (`background.rs`).
     computing: Background,
 }
 
