@@ -200,24 +200,24 @@ impl PeerTable {
             .collect()
     }
 
-    /// The name of the peer pinned with `key`.
-    pub fn name_of(&self, key: &PublicKey) -> Option<String> {
+    /// What `read` finds in the peer pinned with `key`.
+    fn of_key<T>(&self, key: &PublicKey, read: impl FnOnce(&PeerState) -> Option<T>) -> Option<T> {
         self.peers
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
             .find(|p| p.public_key().as_ref() == Some(key))
-            .map(|p| p.name.clone())
+            .and_then(read)
+    }
+
+    /// The name of the peer pinned with `key`.
+    pub fn name_of(&self, key: &PublicKey) -> Option<String> {
+        self.of_key(key, |p| Some(p.name.clone()))
     }
 
     /// The SIREN this node's operator vouched for when pinning `key`.
     pub fn siren_of(&self, key: &PublicKey) -> Option<Siren> {
-        self.peers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .find(|p| p.public_key().as_ref() == Some(key))
-            .and_then(|p| Siren::parse(p.siren.as_deref()?).ok())
+        self.of_key(key, |p| Siren::parse(p.siren.as_deref()?).ok())
     }
 
     /// Changes a peer's state and keeps it (if the peer is still there).

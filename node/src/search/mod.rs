@@ -433,8 +433,8 @@ impl Search {
         let indexed_seq = self.indexed_seq();
         let searcher = self.reader.searcher();
         let (engine, filters, viewer) = (self.engine.clone(), filters.clone(), viewer.clone());
-        // Never cached: computed at the priority of searches the caches
-        // cannot answer.
+        // Never cached: computed where searches the caches cannot answer
+        // are, one per core at a time.
         let (total, groups, projects) = self
             .computing
             .run(move || engine.stats(&searcher, &filters, by, &viewer))

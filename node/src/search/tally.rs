@@ -330,7 +330,7 @@ impl Counts {
 /// query then reads and resets only the entries it touched. Allocating,
 /// zeroing and scanning an array as long as every organisation known (tens
 /// of thousands) for each segment of each search cost more than the
-/// counting; sorting the matches costs more too.
+/// counting. (A segment's few matches are sorted instead: `Counts::sirens`.)
 fn count_by_number(counted: impl Iterator<Item = (u32, u64)>) -> Vec<(u32, u64)> {
     thread_local! {
         /// Counts by number, and the numbers whose count is not zero.
