@@ -49,6 +49,7 @@ fn siren_line(p: &Peer) -> String {
             .into(),
         "membership" => format!("{} (from a trusted membership)", p.siren),
         "operator" => format!("{} (vouched for by this node's operator)", p.siren),
+        "root" => format!("{} (its own claim, as a trust root)", p.siren),
         other => format!("{} ({other})", p.siren),
     }
 }

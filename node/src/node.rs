@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use maillage_record::{
-    Kind, PublicKey, Record, RecordId, SigningKey, Siren, VerifiedRecord, Visibility,
+    Body, Kind, PublicKey, Record, RecordId, SigningKey, Siren, VerifiedRecord, Visibility,
 };
 use tokio::sync::{broadcast, watch};
 
@@ -65,6 +65,9 @@ pub enum SirenSource {
     Membership,
     /// This node's operator, when pinning the peer.
     Operator,
+    /// The peer's own Organisation record, because the peer is a trust
+    /// root: it could sign a membership for itself as well.
+    Root,
 }
 
 impl SirenSource {
@@ -72,6 +75,7 @@ impl SirenSource {
         match self {
             SirenSource::Membership => "membership",
             SirenSource::Operator => "operator",
+            SirenSource::Root => "root",
         }
     }
 }
@@ -200,16 +204,27 @@ impl Node {
     }
 
     /// The SIREN a peer is served restricted records for, and who vouches
-    /// for it: an accepted Membership, which outranks this node's operator
-    /// (`peer add --siren`). What the peer's own Organisation record claims
-    /// is never enough: anyone can sign a record claiming any SIREN.
+    /// for it: an accepted Membership, else this node's operator (`peer add
+    /// --siren`), else, for a trust root only, its own Organisation record (a
+    /// root could sign a membership for itself). Otherwise what a peer's
+    /// Organisation record claims is not enough: a member whose membership
+    /// was withdrawn or expired keeps its Organisation record, and must not
+    /// keep receiving its organisation's restricted records.
     pub fn peer_siren(&self, key: &PublicKey) -> Option<(Siren, SirenSource)> {
         if let Some(siren) = self.trust.siren_of(key) {
             return Some((siren, SirenSource::Membership));
         }
-        self.peers
-            .siren_of(key)
-            .map(|siren| (siren, SirenSource::Operator))
+        if let Some(siren) = self.peers.siren_of(key) {
+            return Some((siren, SirenSource::Operator));
+        }
+        if !self.trust.is_root(key) {
+            return None;
+        }
+        let claimed = self.organisation_record(key).ok().flatten()?;
+        match &claimed.body {
+            Body::Organisation(o) => Some((Siren::parse(&o.siren).ok()?, SirenSource::Root)),
+            _ => None,
+        }
     }
 
     /// The current Organisation record `author` published about itself, if

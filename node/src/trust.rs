@@ -80,7 +80,7 @@ impl Trust {
 
     /// A root, or this node's own key: a committee's node trusts the
     /// memberships it signs itself.
-    fn is_root(&self, key: &PublicKey) -> bool {
+    pub fn is_root(&self, key: &PublicKey) -> bool {
         *key == self.own
             || self
                 .roots

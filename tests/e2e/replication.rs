@@ -94,8 +94,9 @@ fn chain_of_three_converges_both_ways_and_keeps_restricted_records_in_their_audi
             "audience": [COLOMIERS.0],
         }),
     );
-    // Every node's Organisation record, which claims its SIREN, reaches b;
-    // a claim is not enough to be served restricted records.
+    // Every node's Organisation record, which claims its SIREN, reaches b.
+    // Each node is a trust root for the others here, so its own claim is
+    // vouched for (a root could sign a membership for itself).
     eventually(
         Duration::from_secs(10),
         "the organisation records reach b",
@@ -107,7 +108,7 @@ fn chain_of_three_converges_both_ways_and_keeps_restricted_records_in_their_audi
                 == 3
         },
     );
-    // b's operator vouches for c's SIREN (pinning c again), not for a's.
+    // b's operator also vouches for c's SIREN (pinning c again).
     // A mistyped SIREN is refused, and changes nothing.
     let url = format!("https://{}", grpc(c));
     let mistyped = cli(
@@ -131,7 +132,7 @@ fn chain_of_three_converges_both_ways_and_keeps_restricted_records_in_their_audi
     );
     let peers = cli_json(b, &["peer", "list", "--json"]);
     let c_on_b = peers.as_array().unwrap().iter().find(|p| p["name"] == "c");
-    assert!(c_on_b.unwrap()["siren"].is_null(), "{peers}");
+    assert_eq!(c_on_b.unwrap()["siren_source"], "root", "{peers}");
     peer_with_siren(b, "c", c, COLOMIERS.0);
     let secret = publish(b, &restricted);
     let for_a = write_doc(
@@ -159,15 +160,14 @@ fn chain_of_three_converges_both_ways_and_keeps_restricted_records_in_their_audi
         !has(a, &secret),
         "a restricted record reached a peer outside its audience"
     );
-    // Nor does the record restricted to a's SIREN: only a's own
-    // Organisation record claims that SIREN.
-    assert!(
-        !has(a, &for_a),
-        "a restricted record reached a peer on its own claim of a SIREN"
+    // The record restricted to a's SIREN reaches a, and only a.
+    eventually(
+        Duration::from_secs(10),
+        "the record restricted to a reaches it",
+        || has(a, &for_a),
     );
     let listed = cli_json(a, &["list", "--json", "--all"]).to_string();
     assert!(!listed.contains("conventions-colomiers"));
-    assert!(!listed.contains("conventions-metropole"));
     // b's operator sees which SIREN each peer is served for, and why.
     let peers = cli_json(b, &["peer", "list", "--json"]);
     let on_b = |name: &str| {
@@ -181,17 +181,17 @@ fn chain_of_three_converges_both_ways_and_keeps_restricted_records_in_their_audi
     };
     assert_eq!(on_b("c")["siren"], COLOMIERS.0, "{peers}");
     assert_eq!(on_b("c")["siren_source"], "operator", "{peers}");
-    assert!(on_b("a")["siren"].is_null(), "{peers}");
+    assert_eq!(on_b("a")["siren"], TOULOUSE_METROPOLE.0, "{peers}");
+    assert_eq!(on_b("a")["siren_source"], "root", "{peers}");
 
-    // Converged: a holds all but b's two restricted records, c all but the
-    // one for a.
+    // Converged: a and c each hold all but the other's restricted record.
     let count = |d: &Path| {
         cli_json(d, &["status", "--json"])["envelopes"]
             .as_u64()
             .unwrap()
     };
     eventually(Duration::from_secs(10), "a, b and c converge", || {
-        count(a) + 2 == count(b) && count(c) + 1 == count(b)
+        count(a) + 1 == count(b) && count(c) + 1 == count(b)
     });
     assert!(!has(c, &for_a), "c got a record restricted to a");
     let peers = cli_json(b, &["peer", "list", "--json"]);
@@ -421,4 +421,57 @@ fn a_record_that_arrives_before_its_authors_membership_waits_then_is_accepted() 
         "the member's next record is accepted live",
         || has(chef, &next),
     );
+
+    // Records the chef de file restricts to the member's SIREN reach it
+    // (once the member accepts the chef de file's records)...
+    trust(member, chef);
+    let restricted = |n: &str| {
+        let doc = write_doc(
+            chef,
+            &format!("{n}.json"),
+            serde_json::json!({
+                "kind": "dataset",
+                "record_id": n,
+                "title": "Conventions avec Colomiers",
+                "description": "Réservé à la commune de Colomiers.",
+                "visibility": "restricted",
+                "audience": [COLOMIERS.0],
+            }),
+        );
+        publish(chef, &doc)
+    };
+    let before = restricted("conventions-2026");
+    eventually(
+        Duration::from_secs(10),
+        "the member receives its restricted record",
+        || has(member, &before),
+    );
+    // ...until the committee withdraws its membership. The member's own
+    // Organisation record still claims the SIREN; that is not enough.
+    let withdrawal = write_doc(
+        committee,
+        "withdrawal.json",
+        serde_json::json!({"kind": "tombstone", "record_id": "membre-colomiers",
+            "reason": "a quitté le groupement"}),
+    );
+    let withdrawal = publish(committee, &withdrawal);
+    eventually(
+        Duration::from_secs(10),
+        "the withdrawal reaches the chef de file",
+        || has(chef, &withdrawal),
+    );
+    let after = restricted("conventions-2027");
+    let sync = cli_json(member, &["sync", "--json", "chef"]);
+    assert_eq!(sync[0]["ok"], true, "{sync}");
+    assert!(
+        !has(member, &after),
+        "a restricted record reached a former member on its own claim of a SIREN"
+    );
+    let peers = cli_json(chef, &["peer", "list", "--json"]);
+    let on_chef = peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "member");
+    assert!(on_chef.unwrap()["siren"].is_null(), "{peers}");
 }
