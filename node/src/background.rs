@@ -54,7 +54,8 @@ fn lower_this_thread_by(nice: i32) {
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// A pool of lower-priority threads, one per core.
+/// A pool of threads, one per core, each `nice` lower than its starter
+/// (background work's pool, and the pool computing searches).
 pub struct Background {
     jobs: mpsc::Sender<Job>,
 }
