@@ -193,9 +193,7 @@ impl Node {
         *author == self.public_key || self.publish_authors.contains(author)
     }
 
-    /// The viewer a pinned peer is: its SIREN comes from an accepted
-    /// Membership, or else from its own Organisation record, if this node
-    /// holds one.
+    /// The viewer a pinned peer is, with the SIREN `peer_siren` gives it.
     pub fn peer_viewer(&self, key: &PublicKey) -> Viewer {
         Viewer::Peer {
             key: *key,
@@ -378,14 +376,12 @@ impl Node {
         admitted
     }
 
-    pub fn note_quarantined(&self, ids: impl IntoIterator<Item = RecordId>, held: bool) {
+    /// Records that no longer wait in quarantine (released, or never
+    /// written); `reserve_quarantine` counts those that do.
+    pub fn forget_quarantined(&self, ids: impl IntoIterator<Item = RecordId>) {
         let mut q = self.quarantined.lock().unwrap_or_else(|p| p.into_inner());
         for id in ids {
-            if held {
-                q.insert(id);
-            } else {
-                q.remove(&id);
-            }
+            q.remove(&id);
         }
     }
 

@@ -126,7 +126,7 @@ pub fn intake_blocking(
             fresh.truncate(room);
         }
         if let Err(e) = node.store.quarantine(&fresh) {
-            node.note_quarantined(fresh.iter().map(|r| r.id()), false);
+            node.forget_quarantined(fresh.iter().map(|r| r.id()));
             return Err(e);
         }
         out.quarantined = fresh.len() as u64;
@@ -181,7 +181,7 @@ pub fn release_blocking(node: &Node, keys: Vec<PublicKey>) -> Result<u64, StoreE
             .chain(broken)
             .collect();
         node.store.unquarantine(&taken)?;
-        node.note_quarantined(taken.iter().map(|(_, id)| *id), false);
+        node.forget_quarantined(taken.iter().map(|(_, id)| *id));
         if stored > 0 {
             tracing::info!(author = %key, stored, "released quarantined records of a newly trusted author");
         }

@@ -208,7 +208,8 @@ impl Replication for ReplicationService {
                             }
                             // The peer's SIREN may have changed since it subscribed
                             // (a membership arrived or was withdrawn, its operator
-                            // pinned it again): look again (two lookups in memory).
+                            // pinned it again): look again (in memory; a root's
+                            // Organisation record is read from the store).
                             if let Viewer::Peer { key, .. } = &viewer
                                 && items.iter().any(|i| matches!(i.visibility, Visibility::Restricted { .. }))
                             {

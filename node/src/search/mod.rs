@@ -94,6 +94,13 @@ pub enum SearchError {
     Internal(String),
 }
 
+/// The computing pool dropped the search: its thread panicked (logged).
+impl From<background::Dropped> for SearchError {
+    fn from(e: background::Dropped) -> Self {
+        SearchError::Internal(e.to_string())
+    }
+}
+
 impl From<tantivy::TantivyError> for SearchError {
     fn from(e: tantivy::TantivyError) -> Self {
         SearchError::Internal(e.to_string())
@@ -402,8 +409,7 @@ impl Search {
                 let (engine, k) = (self.engine.clone(), key.clone());
                 let found = Arc::new(
                     self.computing
-                        .run(move || engine.page(&searcher, &k, query, offset, page_size))
-                        .map_err(|e| SearchError::Internal(e.to_string()))??,
+                        .run(move || engine.page(&searcher, &k, query, offset, page_size))??,
                 );
                 self.engine
                     .caches
@@ -437,8 +443,7 @@ impl Search {
         // are, one per core at a time.
         let (total, groups, projects) = self
             .computing
-            .run(move || engine.stats(&searcher, &filters, by, &viewer))
-            .map_err(|e| SearchError::Internal(e.to_string()))??;
+            .run(move || engine.stats(&searcher, &filters, by, &viewer))??;
         Ok(Stats {
             total,
             by: by.field().to_string(),
