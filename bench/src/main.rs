@@ -629,12 +629,7 @@ async fn search_bench(
     let before = b.node.search.cache_stats();
     let (node, ingest_elapsed) = syncing(search::Workload::Repeated).await?;
     let after = b.node.search.cache_stats();
-    let cached = maillage_node::search::CacheStats {
-        facet_hits: after.facet_hits - before.facet_hits,
-        facet_misses: after.facet_misses - before.facet_misses,
-        page_hits: after.page_hits - before.page_hits,
-        page_misses: after.page_misses - before.page_misses,
-    };
+    let cached = after - before;
 
     eprintln!("search: {INGEST} more records on node a, for different searches...");
     {

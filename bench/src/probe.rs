@@ -132,6 +132,43 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
             spent / distinct as f64,
             totals[distinct / 2]
         );
+        // The same kind of searches asked by several threads at once (each
+        // its own): does a search slow down when another runs beside it?
+        // The benchmark's 8 clients see about 2.4 times the time measured
+        // alone above.
+        for threads in [2, 8] {
+            let t = Instant::now();
+            let asked = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads)
+                    .map(|k| {
+                        let node = &node;
+                        scope.spawn(move || -> anyhow::Result<usize> {
+                            for i in 0..distinct / threads {
+                                let req = SearchRequest {
+                                    text: corpus::distinct_query(
+                                        distinct * (1 + k) + i,
+                                    ),
+                                    page: 1,
+                                    page_size: 20,
+                                    ..SearchRequest::default()
+                                };
+                                node.search.search(&req, &Viewer::Operator, 0)?;
+                            }
+                            Ok(distinct / threads)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("probe thread"))
+                    .sum::<anyhow::Result<usize>>()
+            })?;
+            let wall = t.elapsed().as_secs_f64() * 1000.0;
+            println!(
+                "{:8.2} ms of wall time per search, {threads} threads asking {asked} different searches",
+                wall / asked as f64
+            );
+        }
         anyhow::Ok(())
     })
 }

@@ -8,6 +8,10 @@
 //! - Whole result pages per searcher generation, until the next commit.
 //!   Ranking is not cached per segment, because a score depends on the whole
 //!   index (how rare a word is), which every commit changes.
+//! - Statistics per searcher generation, as pages: a chef de file asking
+//!   for its territory's figures again on a quiet node gets them at once.
+//!   They are not warmed: one costs a fraction of a second on a large
+//!   catalogue, too much to redo at every commit of a sync.
 //! - The warmer readies a new searcher before it is published (tantivy runs
 //!   it in `reload`, on the indexer's thread): for the searches recently
 //!   asked more than once, it counts their matches in the commit's new
@@ -18,6 +22,7 @@
 //! the caller it was computed for. Nothing here does IO.
 
 use std::collections::{BTreeMap, HashSet};
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -29,13 +34,15 @@ use tantivy::{Opstamp, Searcher, SearcherGeneration, SegmentReader};
 
 use super::page::Engine;
 use super::tally::{Tallied, Tally};
-use super::{Bucket, Filters, Hit};
+use super::{Bucket, Figures, Filters, GroupBy, Hit};
 use crate::node::Viewer;
 
 /// At most this much of facet counts (estimated bytes) are kept.
 const FACET_BYTES: usize = 64 << 20;
 /// At most this many result pages are kept per searcher generation.
 const PAGES: usize = 1024;
+/// At most this many statistics are kept per searcher generation.
+const STATS: usize = 256;
 /// The warmer readies this many of the queries asked again most recently.
 const WARMED: usize = 32;
 /// Queries remembered as recently asked.
@@ -59,15 +66,19 @@ pub struct Page {
 /// A segment as a searcher sees it: its deletions included.
 type SegmentKey = (SegmentId, Option<Opstamp>, Arc<Key>);
 
+/// Statistics as asked: the filters, the grouping and who asks.
+type StatsKey = (Filters, GroupBy, Viewer);
+
 #[derive(Default)]
 pub struct Caches {
     facets: Mutex<Facets>,
-    pages: Mutex<Pages>,
+    pages: Mutex<Generations<(Arc<Key>, usize, usize), Page>>,
+    stats: Mutex<Generations<StatsKey, Figures>>,
     /// Apart from `facets`, which the warmer (a low-priority thread) takes
     /// for every segment: a search that finds its page needs only this lock
     /// and `pages`.
     recent: Mutex<Recent>,
-    counters: [AtomicU64; 4],
+    counters: [AtomicU64; 6],
 }
 
 /// How often the caches answered (since the node started).
@@ -80,12 +91,33 @@ pub struct CacheStats {
     /// Searches answered with a kept page, and searches computed.
     pub page_hits: u64,
     pub page_misses: u64,
+    /// Statistics answered from the cache, and statistics computed.
+    pub stats_hits: u64,
+    pub stats_misses: u64,
+}
+
+impl std::ops::Sub for CacheStats {
+    type Output = CacheStats;
+
+    /// What happened between two readings.
+    fn sub(self, before: CacheStats) -> CacheStats {
+        CacheStats {
+            facet_hits: self.facet_hits - before.facet_hits,
+            facet_misses: self.facet_misses - before.facet_misses,
+            page_hits: self.page_hits - before.page_hits,
+            page_misses: self.page_misses - before.page_misses,
+            stats_hits: self.stats_hits - before.stats_hits,
+            stats_misses: self.stats_misses - before.stats_misses,
+        }
+    }
 }
 
 const FACET_HIT: usize = 0;
 const FACET_MISS: usize = 1;
 const PAGE_HIT: usize = 2;
 const PAGE_MISS: usize = 3;
+const STATS_HIT: usize = 4;
+const STATS_MISS: usize = 5;
 
 /// Two generations of entries: new ones go to `young`; when it is full it
 /// becomes `old`, and what was `old` is dropped unless used meanwhile (a hit
@@ -106,10 +138,53 @@ struct Recent {
     tick: u64,
 }
 
-/// (key, page, page size) → page, per searcher generation: the newest two,
-/// because searches that began before a reload still use the older one.
-#[derive(Default)]
-struct Pages(BTreeMap<u64, FxHashMap<(Arc<Key>, usize, usize), Arc<Page>>>);
+/// Answers per searcher generation: the newest two, because searches that
+/// began before a reload still use the older one.
+struct Generations<K, V>(BTreeMap<u64, FxHashMap<K, Arc<V>>>);
+
+impl<K, V> Default for Generations<K, V> {
+    fn default() -> Self {
+        Generations(BTreeMap::new())
+    }
+}
+
+impl<K: Hash + Eq, V> Generations<K, V> {
+    fn get(&self, generation: u64, key: &K) -> Option<Arc<V>> {
+        self.0.get(&generation)?.get(key).cloned()
+    }
+
+    /// Keeps `value`, `cap` entries at most per generation: when full, the
+    /// generation's entries are all dropped (a new searcher comes with
+    /// every commit anyway).
+    fn keep(&mut self, generation: u64, key: K, value: Arc<V>, cap: usize) {
+        if !self.0.contains_key(&generation) {
+            // Older than both kept generations: that searcher is going.
+            if self.0.len() >= 2 && self.0.keys().all(|g| *g > generation) {
+                return;
+            }
+            self.0.insert(generation, FxHashMap::default());
+            while self.0.len() > 2 {
+                self.0.pop_first();
+            }
+        }
+        let Some(kept) = self.0.get_mut(&generation) else {
+            return;
+        };
+        if kept.len() >= cap {
+            kept.clear();
+        }
+        kept.insert(key, value);
+    }
+
+    /// The keys kept for the newest generation.
+    fn newest(&self) -> impl Iterator<Item = &K> {
+        self.0
+            .values()
+            .next_back()
+            .into_iter()
+            .flat_map(|m| m.keys())
+    }
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -127,6 +202,8 @@ impl Caches {
             facet_misses: n(FACET_MISS),
             page_hits: n(PAGE_HIT),
             page_misses: n(PAGE_MISS),
+            stats_hits: n(STATS_HIT),
+            stats_misses: n(STATS_MISS),
         }
     }
 
@@ -176,11 +253,7 @@ impl Caches {
         v.truncate(n);
         // Copied out, then matched: the caller is the low-priority warmer,
         // and searches take the same lock.
-        let kept: Vec<(Arc<Key>, usize, usize)> = lock(&self.pages)
-            .0
-            .values()
-            .next_back()
-            .map_or_else(Vec::new, |pages| pages.keys().cloned().collect());
+        let kept: Vec<(Arc<Key>, usize, usize)> = lock(&self.pages).newest().cloned().collect();
         let mut wanted: FxHashMap<Arc<Key>, Vec<(usize, usize)>> =
             v.iter().map(|(k, _)| (k.clone(), Vec::new())).collect();
         for (key, page, size) in kept {
@@ -204,11 +277,7 @@ impl Caches {
         page: usize,
         size: usize,
     ) -> Option<Arc<Page>> {
-        let p = lock(&self.pages);
-        let found =
-            p.0.get(&generation)
-                .and_then(|pages| pages.get(&(key.clone(), page, size)).cloned());
-        drop(p);
+        let found = lock(&self.pages).get(generation, &(key.clone(), page, size));
         self.count(PAGE_HIT, found.is_some());
         found
     }
@@ -221,24 +290,34 @@ impl Caches {
         size: usize,
         found: Arc<Page>,
     ) {
-        let mut p = lock(&self.pages);
-        if !p.0.contains_key(&generation) {
-            // Older than both kept generations: that searcher is going.
-            if p.0.len() >= 2 && p.0.keys().all(|g| *g > generation) {
-                return;
-            }
-            p.0.insert(generation, FxHashMap::default());
-            while p.0.len() > 2 {
-                p.0.pop_first();
-            }
-        }
-        let Some(pages) = p.0.get_mut(&generation) else {
-            return;
-        };
-        if pages.len() >= PAGES {
-            pages.clear();
-        }
-        pages.insert((key.clone(), page, size), found);
+        lock(&self.pages).keep(generation, (key.clone(), page, size), found, PAGES);
+    }
+
+    /// The statistics the searcher of `generation` gave, if kept.
+    pub fn stats_figures(
+        &self,
+        generation: u64,
+        filters: &Filters,
+        by: GroupBy,
+        viewer: &Viewer,
+    ) -> Option<Arc<Figures>> {
+        // A key is built to look up: statistics are asked seldom enough.
+        let key = (filters.clone(), by, viewer.clone());
+        let found = lock(&self.stats).get(generation, &key);
+        self.count(STATS_HIT, found.is_some());
+        found
+    }
+
+    pub fn keep_stats_figures(
+        &self,
+        generation: u64,
+        filters: &Filters,
+        by: GroupBy,
+        viewer: &Viewer,
+        figures: Arc<Figures>,
+    ) {
+        let key = (filters.clone(), by, viewer.clone());
+        lock(&self.stats).keep(generation, key, figures, STATS);
     }
 
     /// Forgets every cached answer (the recent queries stay).
@@ -249,6 +328,7 @@ impl Caches {
         f.young_bytes = 0;
         drop(f);
         lock(&self.pages).0.clear();
+        lock(&self.stats).0.clear();
     }
 
     /// Keeps only the counts of segments, and the pages of generations,
@@ -261,6 +341,7 @@ impl Caches {
         f.young_bytes = f.young.values().map(|t| t.bytes()).sum();
         drop(f);
         lock(&self.pages).0.retain(|g, _| generations.contains(g));
+        lock(&self.stats).0.retain(|g, _| generations.contains(g));
     }
 }
 

@@ -180,7 +180,7 @@ pub struct Results {
 }
 
 /// What statistics are grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum GroupBy {
     #[default]
     Kind,
@@ -224,6 +224,14 @@ pub struct Stats {
     pub projects: ProjectStats,
     pub indexed_seq: u64,
     pub stored_seq: u64,
+}
+
+/// What statistics count, before the sequence numbers they were counted at
+/// are added: what the cache keeps.
+pub struct Figures {
+    total: u64,
+    groups: Vec<Bucket>,
+    projects: ProjectStats,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -436,19 +444,31 @@ impl Search {
         viewer: &Viewer,
         stored_seq: u64,
     ) -> Result<Stats, SearchError> {
+        // Parsed first: a bad filter is an error whatever is cached.
+        self.engine.queries.query("", filters, viewer)?;
         let indexed_seq = self.indexed_seq();
         let searcher = self.reader.searcher();
-        let (engine, filters, viewer) = (self.engine.clone(), filters.clone(), viewer.clone());
-        // Never cached: computed where searches the caches cannot answer
-        // are, one per core at a time.
-        let (total, groups, projects) = self
-            .computing
-            .run(move || engine.stats(&searcher, &filters, by, &viewer))??;
+        let generation = searcher.generation().generation_id();
+        let caches = &self.engine.caches;
+        let figures = match caches.stats_figures(generation, filters, by, viewer) {
+            Some(figures) => figures,
+            None => {
+                let (engine, f, v) = (self.engine.clone(), filters.clone(), viewer.clone());
+                // Computed where searches the caches cannot answer are, one
+                // per core at a time.
+                let figures = Arc::new(
+                    self.computing
+                        .run(move || engine.stats(&searcher, &f, by, &v))??,
+                );
+                caches.keep_stats_figures(generation, filters, by, viewer, figures.clone());
+                figures
+            }
+        };
         Ok(Stats {
-            total,
+            total: figures.total,
             by: by.field().to_string(),
-            groups,
-            projects,
+            groups: figures.groups.clone(),
+            projects: figures.projects.clone(),
             indexed_seq,
             stored_seq,
         })
@@ -464,7 +484,7 @@ impl Engine {
         filters: &Filters,
         by: GroupBy,
         viewer: &Viewer,
-    ) -> Result<(u64, Vec<Bucket>, ProjectStats), SearchError> {
+    ) -> Result<Figures, SearchError> {
         let all = self.queries.query("", filters, viewer)?;
         let groups = searcher.search(&all, &Tally::new(&[by.field()], &[], &self.sirens))?;
         let total = groups.matched;
@@ -510,7 +530,11 @@ impl Engine {
                 projects.emissions_reported,
             ) = t.sum("co2");
         }
-        Ok((total, groups.buckets(by.field(), usize::MAX), projects))
+        Ok(Figures {
+            total,
+            groups: groups.buckets(by.field(), usize::MAX),
+            projects,
+        })
     }
 }
 

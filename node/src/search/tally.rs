@@ -237,14 +237,26 @@ impl Tallied {
                 .collect(),
             (None, None) => Vec::new(),
         };
-        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        v.into_iter()
+        let mut buckets: Vec<Bucket> = v
+            .into_iter()
             .map(|(value, count)| Bucket {
                 label: label(field, &value),
                 value,
                 count,
             })
-            .collect()
+            .collect();
+        // Equal counts in the order people read them: by name, accents
+        // aside ("Échirolles" before "Fontaine"), not by SIREN, which says
+        // nothing to a reader.
+        buckets.sort_by_cached_key(|b| {
+            (
+                std::cmp::Reverse(b.count),
+                maillage_record::vocab::normalize(&b.label),
+                b.label.clone(),
+                b.value.clone(),
+            )
+        });
+        buckets
     }
 
     /// The sum of `field` and how many documents had a value.

@@ -213,9 +213,10 @@ fn filters_facets_and_territory_hierarchy() {
         [("31".to_string(), 1), ("69".to_string(), 1)]
     );
     assert_eq!(all.facets["territory"][1].label, "Rhône (69)");
+    // Equal counts: by name (Blagnac, Métropole de Lyon), not by SIREN.
     assert_eq!(
         facet(&all, "organisation"),
-        [(LYON_METRO.to_string(), 1), (BLAGNAC.to_string(), 1)]
+        [(BLAGNAC.to_string(), 1), (LYON_METRO.to_string(), 1)]
     );
 
     let only = |filters: Filters| -> Vec<String> {
@@ -464,6 +465,71 @@ fn stats_sum_what_projects_measured() {
     assert_eq!((none.total, none.projects.projects), (0, 0));
 }
 
+/// Statistics asked again are answered from the cache until the next
+/// commit, and only to the caller they were computed for.
+#[test]
+fn statistics_are_kept_until_the_next_commit_and_per_caller() {
+    let f = Fixture::new();
+    let open = dataset("a", "Budget primitif", "Budget voté", LYON_METRO);
+    let mut members = dataset("b", "Budget annexe", "Budget voté", LYON_METRO);
+    members.visibility = Visibility::Federation;
+    f.add(key(1), &lyon_org(), &[open, members]);
+    let by_org = |viewer: &Viewer| f.stats(Filters::default(), GroupBy::Organisation, viewer);
+    let groups = |s: &Stats| -> Vec<(String, u64)> {
+        s.groups
+            .iter()
+            .map(|b| (b.label.clone(), b.count))
+            .collect()
+    };
+    let start = f.search.cache_stats();
+    let asked = || {
+        let s = f.search.cache_stats() - start;
+        (s.stats_hits, s.stats_misses)
+    };
+
+    let first = by_org(&Viewer::Operator);
+    assert_eq!(first.total, 2);
+    assert_eq!(asked(), (0, 1));
+    let again = by_org(&Viewer::Operator);
+    assert_eq!(asked(), (1, 1), "asked again: from the cache");
+    assert_eq!((again.total, groups(&again)), (2, groups(&first)));
+
+    // The public gets figures computed for it, not the operator's.
+    let public = by_org(&Viewer::Anonymous);
+    assert_eq!(asked(), (1, 2));
+    assert_eq!(groups(&public), [("Métropole de Lyon".to_string(), 1)]);
+    // Grouped otherwise, or filtered: computed too.
+    f.stats(Filters::default(), GroupBy::Kind, &Viewer::Operator);
+    assert_eq!(asked(), (1, 3));
+
+    // A commit: a new searcher, whose figures are computed again.
+    f.add(
+        key(2),
+        &lyon_org(),
+        &[dataset("c", "Budget", "Budget voté", BLAGNAC)],
+    );
+    let after = by_org(&Viewer::Operator);
+    assert_eq!(asked(), (1, 4));
+    assert_eq!(
+        groups(&after),
+        [
+            ("Métropole de Lyon".to_string(), 2),
+            ("Blagnac".to_string(), 1)
+        ]
+    );
+    // A bad filter is refused, whatever is kept.
+    let bad = f.search.stats(
+        &Filters {
+            territory: Some("nowhere".into()),
+            ..Default::default()
+        },
+        GroupBy::Organisation,
+        &Viewer::Operator,
+        0,
+    );
+    assert!(bad.is_err());
+}
+
 #[test]
 fn an_index_of_another_version_is_started_anew() {
     let dir = tempfile::tempdir().unwrap();
@@ -542,15 +608,20 @@ fn facets_agree_across_segments_blocks_and_deletions() {
             .collect::<Vec<_>>(),
         [150, 150]
     );
-    // Organisations are counted per segment by ordinal and added up.
-    let orgs: Vec<(String, u64)> = before.facets["organisation"]
+    // Organisations are counted per segment by ordinal and added up; equal
+    // counts are listed by name, not by SIREN.
+    let orgs: Vec<(&str, &str, u64)> = before.facets["organisation"]
         .iter()
-        .map(|b| (b.value.clone(), b.count))
+        .map(|b| (b.label.as_str(), b.value.as_str(), b.count))
         .collect();
-    let mut expected: Vec<(String, u64)> =
-        publishers.iter().map(|p| (p.to_string(), 100)).collect();
-    expected.sort();
-    assert_eq!(orgs, expected);
+    assert_eq!(
+        orgs,
+        [
+            ("Blagnac", BLAGNAC, 100),
+            ("Métropole de Lyon", LYON_METRO, 100),
+            ("Toulouse", "213105554", 100)
+        ]
+    );
 
     // Delete and add back the first record: its segment now has a deletion.
     let mut writer: tantivy::IndexWriter<TantivyDocument> =
