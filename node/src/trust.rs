@@ -24,7 +24,9 @@ pub struct RootInfo {
 }
 
 /// The current version of each Membership record, by (issuer, record_id),
-/// and who each one endorses.
+/// and who each one endorses. A withdrawal (a tombstone) is kept too, even
+/// one that came before the membership it withdraws: that membership, older,
+/// then changes nothing, whatever the order in which they arrived.
 #[derive(Default)]
 struct Endorsements {
     by_record: HashMap<(PublicKey, String), (u64, Option<Membership>)>,
@@ -94,6 +96,20 @@ impl Trust {
         self.is_root(author) || self.endorsed(author, at_ms, None, 2)
     }
 
+    /// Whether some record by `key` might be accepted: a root, or a key some
+    /// membership names, whatever its dates or issuer. A cheap first look
+    /// before the records waiting in quarantine are verified again.
+    pub fn may_accept(&self, key: &PublicKey) -> bool {
+        self.is_root(key)
+            || self
+                .endorsements
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .by_member
+                .get(key)
+                .is_some_and(|m| !m.is_empty())
+    }
+
     /// Whether `key` holds a Membership (with `role`, if given) covering
     /// `at_ms`, by a root, or (depth 2) by a committee a root endorsed.
     fn endorsed(
@@ -155,11 +171,10 @@ impl Trust {
         };
         let mut e = self.endorsements.write().unwrap_or_else(|p| p.into_inner());
         let slot = (*author, record.record_id.clone());
-        match e.by_record.get(&slot) {
-            Some((v, _)) if *v >= record.version => return None,
-            // A tombstone only matters for a record_id that was a membership.
-            None if membership.is_none() => return None,
-            _ => {}
+        if let Some((v, _)) = e.by_record.get(&slot)
+            && *v >= record.version
+        {
+            return None;
         }
         let member = membership
             .as_ref()
@@ -303,5 +318,35 @@ mod tests {
         trust.observe(&root, &withdraw);
         assert!(!trust.accepts(&committee, 1_000));
         assert!(!trust.accepts(&member, 1_000));
+    }
+
+    /// A withdrawal that arrives before the membership it withdraws still
+    /// withdraws it: the order of arrival does not matter.
+    #[test]
+    fn a_withdrawal_that_comes_first_still_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path()).unwrap());
+        let trust = Trust::load(store, key(1)).unwrap();
+        let (root, member) = (key(2), key(4));
+        trust.add_root(root, "root").unwrap();
+        let withdraw = Record {
+            body: Body::Tombstone(maillage_record::model::Tombstone {
+                reason: "fin".into(),
+            }),
+            ..membership("m", 2, member, MembershipRole::Member, 0)
+        };
+        trust.observe(&root, &withdraw);
+        trust.observe(
+            &root,
+            &membership("m", 1, member, MembershipRole::Member, 0),
+        );
+        assert!(!trust.accepts(&member, 5_000));
+        assert!(trust.siren_of(&member).is_none());
+        // A later membership under the same id endorses it again.
+        trust.observe(
+            &root,
+            &membership("m", 3, member, MembershipRole::Member, 0),
+        );
+        assert!(trust.accepts(&member, 5_000));
     }
 }

@@ -153,18 +153,15 @@ fn chain_of_three_converges_both_ways_and_keeps_restricted_records_in_their_audi
         "the restricted record reaches c",
         || has(c, &secret),
     );
-    // Reconcile a with b explicitly: the id must not even be offered.
-    let sync = cli_json(a, &["sync", "--json", "b"]);
-    assert_eq!(sync[0]["ok"], true, "{sync}");
-    assert!(
-        !has(a, &secret),
-        "a restricted record reached a peer outside its audience"
-    );
     // The record restricted to a's SIREN reaches a, and only a.
     eventually(
         Duration::from_secs(10),
         "the record restricted to a reaches it",
         || has(a, &for_a),
+    );
+    assert!(
+        !has(a, &secret),
+        "a restricted record reached a peer outside its audience"
     );
     let listed = cli_json(a, &["list", "--json", "--all"]).to_string();
     assert!(!listed.contains("conventions-colomiers"));
@@ -194,6 +191,41 @@ fn chain_of_three_converges_both_ways_and_keeps_restricted_records_in_their_audi
         count(a) + 1 == count(b) && count(c) + 1 == count(b)
     });
     assert!(!has(c, &for_a), "c got a record restricted to a");
+
+    // b withdraws the record restricted to Colomiers with a tombstone that
+    // names no visibility (which JSON reads as public): it takes the
+    // record's, reaches c, and tells a nothing.
+    let withdrawal = write_doc(
+        b,
+        "withdraw.json",
+        serde_json::json!({
+            "kind": "tombstone",
+            "record_id": "conventions-colomiers",
+            "reason": "Convention terminée",
+        }),
+    );
+    let withdrawn = publish(b, &withdrawal);
+    let got = cli_json(b, &["get", "--json", &withdrawn]);
+    assert_eq!(got["record"]["visibility"], "restricted", "{got}");
+    assert_eq!(got["record"]["audience"][0], COLOMIERS.0, "{got}");
+    eventually(Duration::from_secs(10), "the withdrawal reaches c", || {
+        has(c, &withdrawn)
+    });
+    // a reconciles with b until it lacks nothing it may see. The restricted
+    // record and its withdrawal must not even be offered: an offered id
+    // would be needed on every sync and never received.
+    eventually(
+        Duration::from_secs(10),
+        "a's syncs with b offer only what a may see",
+        || {
+            let sync = cli_json(a, &["sync", "--json", "b"]);
+            sync[0]["ok"] == true && sync[0]["need"] == 0
+        },
+    );
+    assert!(
+        !has(a, &withdrawn),
+        "a withdrawal reached a peer outside the audience"
+    );
     let peers = cli_json(b, &["peer", "list", "--json"]);
     for p in peers.as_array().unwrap() {
         assert_eq!(p["state"], "ok", "{peers}");

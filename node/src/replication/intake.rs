@@ -1,8 +1,9 @@
 //! What happens to envelopes that come from peers: batch-verified, then
 //! stored if their author is trusted, quarantined if not, refused if forged.
 //! Nothing unverified goes anywhere, not even to the quarantine. The order of
-//! arrival does not matter: a Membership stored later releases the records
-//! that waited for it.
+//! arrival does not matter: whenever trust grows (a Membership stored, from a
+//! peer or published here; a root added; and at every start, in case the node
+//! stopped in between), the records that waited for it are released.
 
 use std::collections::HashSet;
 
@@ -134,7 +135,9 @@ pub fn intake_blocking(
             tracing::info!(peer, author = %rec.author(), id = %rec.id(), "quarantined a record of an untrusted author");
         }
     }
-    out.stored += release_blocking(node, keys)?;
+    if !keys.is_empty() {
+        out.stored += release_trusted(node)?;
+    }
     Ok(out)
 }
 
@@ -142,17 +145,31 @@ pub fn intake_blocking(
 /// does not keep the peer, and no peer name has parentheses.
 pub const QUARANTINE_ORIGIN: &str = "(quarantine)";
 
-/// Releases the quarantined records of `keys`, newly trusted (a root added,
-/// or a membership stored), and then of the keys that the memberships so
-/// released endorse, and so on. Each record is verified again (the
-/// quarantine is not trusted storage); records whose date no membership
-/// covers stay. Returns how many were stored.
-pub fn release_blocking(node: &Node, keys: Vec<PublicKey>) -> Result<u64, StoreError> {
+/// Releases what trust now accepts among the quarantined records (blocking).
+/// Called whenever trust may have grown. Every author in quarantine is
+/// looked at, not only the keys a new membership names: a member promoted to
+/// committee makes its own members trusted, and a root added makes the
+/// members of its committees trusted. Returns how many records were stored.
+pub fn release_trusted(node: &Node) -> Result<u64, StoreError> {
+    if node.quarantined() == 0 {
+        return Ok(0);
+    }
+    let authors = node.store.quarantine_authors()?;
+    release_blocking(node, authors)
+}
+
+/// Releases the quarantined records of `keys`, and then of the keys that the
+/// memberships so released endorse, and so on. Each record is verified
+/// again (the quarantine is not trusted storage); records whose date no
+/// membership covers stay. Returns how many were stored.
+fn release_blocking(node: &Node, keys: Vec<PublicKey>) -> Result<u64, StoreError> {
     let mut work = keys;
     let mut seen = HashSet::new();
     let mut total = 0;
     while let Some(key) = work.pop() {
-        if !seen.insert(key) {
+        // Records of a key no membership names would only be verified to
+        // stay where they are.
+        if !seen.insert(key) || !node.trust.may_accept(&key) {
             continue;
         }
         let waiting = node.store.quarantined(Some(&key), usize::MAX)?;
@@ -189,4 +206,126 @@ pub fn release_blocking(node: &Node, keys: Vec<PublicKey>) -> Result<u64, StoreE
         work.extend(endorsed);
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::tests::start_node;
+    use maillage_record::model::{Dataset, Membership, MembershipRole};
+    use maillage_record::{Record, SigningKey, Visibility};
+
+    fn signer(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn signed(by: &SigningKey, record_id: &str, version: u64, body: Body) -> pb::Envelope {
+        let record = Record {
+            record_id: record_id.into(),
+            version,
+            issued_at_ms: 1_764_000_000_000,
+            visibility: Visibility::Public,
+            provenance: None,
+            body,
+        };
+        envelope::sign(by, &record).unwrap().to_proto()
+    }
+
+    fn membership(member: &SigningKey, role: MembershipRole) -> Body {
+        Body::Membership(Membership {
+            member_key: PublicKey(member.verifying_key().to_bytes()).to_hex(),
+            siren: "213101496".into(),
+            role,
+            valid_from_ms: 0,
+            valid_until_ms: 0,
+        })
+    }
+
+    fn dataset(title: &str) -> Body {
+        Body::Dataset(Dataset::new(title, "Données de la commune"))
+    }
+
+    /// Records that wait for trust are released however trust comes: a
+    /// membership published on this node, a member promoted to committee
+    /// (which trusts that member's own members), a root added.
+    #[tokio::test]
+    async fn quarantined_records_are_released_whenever_trust_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = start_node(dir.path()).await;
+        // Blocking calls, as the replicator makes them off the runtime.
+        let intake = |envs: Vec<pb::Envelope>| intake_blocking(&node, &envs, "peer").unwrap();
+        let stored = |env: &pb::Envelope| {
+            let id = envelope::verify(env).unwrap().id();
+            node.store.contains(&id).unwrap()
+        };
+
+        // A commune's record waits; this node, its committee, then signs
+        // the commune's membership itself.
+        let commune = signer(10);
+        let early = signed(&commune, "voirie", 1, dataset("Voirie"));
+        assert_eq!(intake(vec![early.clone()]).quarantined, 1);
+        let m = envelope::sign(
+            node.signing_key(),
+            &Record {
+                record_id: "membre-commune".into(),
+                version: 1,
+                issued_at_ms: 1_764_000_000_000,
+                visibility: Visibility::Public,
+                provenance: None,
+                body: membership(&commune, MembershipRole::Member),
+            },
+        )
+        .unwrap();
+        crate::service::publish::store_published(&node, m)
+            .await
+            .unwrap();
+        assert!(stored(&early), "released by the membership published here");
+        assert_eq!(node.quarantined(), 0);
+
+        // A root endorses an EPCI as a plain member, which endorses a
+        // commune: the commune's record waits, until the root makes the
+        // EPCI a committee.
+        let (root, epci, member) = (signer(20), signer(21), signer(22));
+        node.trust
+            .add_root(PublicKey(root.verifying_key().to_bytes()), "committee")
+            .unwrap();
+        let as_member = signed(&root, "epci", 1, membership(&epci, MembershipRole::Member));
+        let endorses = signed(
+            &epci,
+            "commune",
+            1,
+            membership(&member, MembershipRole::Member),
+        );
+        assert_eq!(intake(vec![as_member, endorses]).stored, 2);
+        let waiting = signed(&member, "eclairage", 1, dataset("Éclairage public"));
+        assert_eq!(intake(vec![waiting.clone()]).quarantined, 1);
+        let promoted = signed(
+            &root,
+            "epci",
+            2,
+            membership(&epci, MembershipRole::Committee),
+        );
+        let out = intake(vec![promoted]);
+        assert_eq!(out.stored, 2, "the promotion and the record it trusts");
+        assert!(stored(&waiting));
+
+        // A committee not yet trusted and a commune it endorses: both
+        // wait. Made a root, the committee's records are released, then the
+        // commune's, which its membership trusts.
+        let (committee, commune2) = (signer(30), signer(31));
+        let m2 = signed(
+            &committee,
+            "c2",
+            1,
+            membership(&commune2, MembershipRole::Member),
+        );
+        let r2 = signed(&commune2, "budget", 1, dataset("Budget"));
+        assert_eq!(intake(vec![m2, r2.clone()]).quarantined, 2);
+        node.trust
+            .add_root(PublicKey(committee.verifying_key().to_bytes()), "")
+            .unwrap();
+        assert_eq!(release_trusted(&node).unwrap(), 2);
+        assert!(stored(&r2));
+        assert_eq!(node.quarantined(), 0);
+    }
 }

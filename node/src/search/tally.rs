@@ -227,8 +227,7 @@ impl Tallied {
     /// The `limit` most frequent values of `field`, most frequent first (ties
     /// by value), labelled.
     pub fn buckets(&self, field: &str, limit: usize) -> Vec<Bucket> {
-        let mut v: Vec<(String, u64)> = match (self.counts.get(field), self.siren_counts.get(field))
-        {
+        let v: Vec<(String, u64)> = match (self.counts.get(field), self.siren_counts.get(field)) {
             (Some(m), _) => most_frequent(m.iter().map(|(k, n)| (k.clone(), *n)), limit),
             // SIRENs are 9 digits: as numbers and as text, they sort alike.
             (None, Some(m)) => most_frequent(m.iter().copied(), limit)

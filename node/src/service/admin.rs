@@ -157,12 +157,32 @@ impl Admin for AdminService {
                 )));
             }
         }
-        if record.version == 0 {
+        let withdrawing = matches!(record.body, Body::Tombstone(_));
+        if record.version == 0 || withdrawing {
             let store = node.store.clone();
             let (author, record_id) = (node.public_key, record.record_id.clone());
-            let current =
-                blocking(move || store.current(&author, &record_id).map_err(store_status)).await?;
-            record.version = current.map_or(1, |c| c.version + 1);
+            // The current version, and its visibility (what a tombstone of it needs).
+            let current = blocking(move || {
+                let Some(c) = store.current(&author, &record_id).map_err(store_status)? else {
+                    return Ok(None);
+                };
+                let stored = store.get(&c.id).map_err(store_status)?;
+                let visibility = stored
+                    .and_then(|s| envelope::decode_stored(&s.bytes).ok())
+                    .map(|r| r.visibility);
+                Ok(Some((c.version, visibility)))
+            })
+            .await?;
+            if record.version == 0 {
+                record.version = current.as_ref().map_or(1, |c| c.0 + 1);
+            }
+            // A withdrawal goes to exactly those who may see the record: wider,
+            // it would tell others the id of a record they were never shown
+            // (a JSON tombstone without `visibility` is public); narrower,
+            // some would keep a record that was withdrawn.
+            if withdrawing && let Some((_, Some(visibility))) = current {
+                record.visibility = visibility;
+            }
         }
         if record.issued_at_ms == 0 {
             record.issued_at_ms = maillage_record::now_ms();
@@ -317,7 +337,7 @@ impl Admin for AdminService {
             if node.trust.add_root(key, &req.note).map_err(store_status)? {
                 tracing::info!(%key, "trust root added");
             }
-            intake::release_blocking(&node, vec![key]).map_err(store_status)
+            intake::release_trusted(&node).map_err(store_status)
         })
         .await?;
         Ok(Response::new(TrustAddResponse { released }))

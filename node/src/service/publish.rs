@@ -7,8 +7,9 @@ use maillage_proto::v1::{PublishRequest, PublishResponse};
 use maillage_record::{VerifiedRecord, envelope};
 use tonic::{Request, Response, Status};
 
-use super::{envelope_status, store_status};
+use super::{blocking, envelope_status, store_status};
 use crate::node::Node;
+use crate::replication::intake;
 use crate::store::Admission;
 
 pub struct PublishService {
@@ -34,6 +35,19 @@ pub(crate) async fn store_published(
         .await
         .map_err(store_status)?;
     tracing::info!(id = %inserted.id, %kind, record_id, version, seq = inserted.seq, "record published");
+    if kind == maillage_record::Kind::Membership {
+        // A committee's node signs its members' memberships: the records
+        // they sent before may be waiting for it.
+        let node = node.clone();
+        let released =
+            blocking(move || intake::release_trusted(&node).map_err(store_status)).await?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "released quarantined records trusted by the membership published"
+            );
+        }
+    }
     Ok(PublishResponse {
         id: inserted.id.0.to_vec(),
         record_id,

@@ -142,6 +142,27 @@ impl Store {
         Ok(out)
     }
 
+    /// The authors of quarantined records, each once, in key order: one
+    /// seek per author, not a read of every record.
+    pub fn quarantine_authors(&self) -> Result<Vec<PublicKey>, StoreError> {
+        let mut out = Vec::new();
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_QUARANTINE));
+        it.seek_to_first();
+        while let Some(k) = it.key() {
+            let author = k
+                .get(..32)
+                .and_then(PublicKey::from_slice)
+                .ok_or_else(|| self.corrupt("quarantine entry"))?;
+            out.push(author);
+            // Past every key (author ‖ 32-byte id) of this author.
+            let mut next = author.0.to_vec();
+            next.extend_from_slice(&[0xff; 33]);
+            it.seek(&next);
+        }
+        it.status()?;
+        Ok(out)
+    }
+
     /// Removes records from the quarantine (released or dropped).
     pub fn unquarantine(&self, entries: &[(PublicKey, RecordId)]) -> Result<(), StoreError> {
         let mut batch = rocksdb::WriteBatch::default();
