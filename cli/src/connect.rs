@@ -118,6 +118,18 @@ fn admin_socket(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir.join(socket))
 }
 
+/// A refusal of a request that is not a record (a search, a peer, a
+/// root): the node's message already quotes the bad input and says what to
+/// do, so it is given as it is.
+pub fn refused(status: tonic::Status) -> anyhow::Error {
+    match status.code() {
+        tonic::Code::InvalidArgument | tonic::Code::AlreadyExists => {
+            anyhow!("{}", status.message())
+        }
+        _ => explain(status),
+    }
+}
+
 /// Turns a refusal from the node into an error that says what to do.
 pub fn explain(status: tonic::Status) -> anyhow::Error {
     use tonic::Code;

@@ -63,7 +63,8 @@ enum Command {
     },
     /// List current records.
     List {
-        /// organisation, dataset, project or tombstone.
+        /// organisation, dataset, resource, project, project_details,
+        /// collection, membership or tombstone.
         #[arg(long)]
         kind: Option<String>,
         /// Only records by this author key (64 hex characters).

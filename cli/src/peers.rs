@@ -11,17 +11,7 @@ use maillage_proto::v1::{
 use maillage_record::{PublicKey, json::format_time};
 use serde_json::{Value, json};
 
-use crate::connect::{NodeConn, explain};
-
-/// Admin refusals here carry their own explanation.
-fn refused(status: tonic::Status) -> anyhow::Error {
-    match status.code() {
-        tonic::Code::InvalidArgument | tonic::Code::AlreadyExists => {
-            anyhow!("{}", status.message())
-        }
-        _ => explain(status),
-    }
-}
+use crate::connect::{NodeConn, refused};
 
 fn parse_key(text: &str) -> anyhow::Result<PublicKey> {
     PublicKey::parse_hex(text.trim()).map_err(|e| {

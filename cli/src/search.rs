@@ -11,7 +11,7 @@ use maillage_record::json::format_time;
 use maillage_record::{Kind, PublicKey, envelope, wire};
 use serde_json::{Value, json};
 
-use crate::connect::{NodeConn, explain};
+use crate::connect::{NodeConn, refused};
 
 /// The filters of `search` and `stats`, as typed.
 #[derive(Debug, Default, clap::Args)]
@@ -80,7 +80,7 @@ pub async fn search(
         .catalogue()
         .search(request)
         .await
-        .map_err(explain)?
+        .map_err(refused)?
         .into_inner();
     let took = started.elapsed();
     let hits: Vec<(SearchHit, Verdict)> = resp
@@ -253,7 +253,7 @@ pub async fn stats(
             by: by.to_string(),
         })
         .await
-        .map_err(explain)?
+        .map_err(refused)?
         .into_inner();
     let p = resp.projects.unwrap_or_default();
     if json_out {
@@ -345,7 +345,7 @@ pub async fn reindex(dir: &Path, json_out: bool) -> anyhow::Result<()> {
         .admin()
         .reindex(ReindexRequest {})
         .await
-        .map_err(explain)?
+        .map_err(refused)?
         .into_inner();
     if json_out {
         println!("{}", json!({"last_seq": resp.last_seq}));

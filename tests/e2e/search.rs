@@ -146,9 +146,15 @@ fn search_and_stats_show_each_caller_its_records_and_survive_kill_9_and_reindex(
         kinds.contains(&("Détails de projet".to_string(), 2)),
         "{kinds:?}"
     );
-    let bad = cli(&dir, &["search", "x", "--territory", "canton:9"]);
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("canton"));
+    // Bad filters are refused, quoting what was wrong, with nothing about
+    // records (a search sends none).
+    for (flag, value) in [("--territory", "canton:9"), ("--kind", "membership")] {
+        let bad = cli(&dir, &["search", "x", flag, value]);
+        assert!(!bad.status.success());
+        let said = String::from_utf8_lossy(&bad.stderr);
+        assert!(said.contains(&format!("'{value}'")), "{said}");
+        assert!(!said.contains("record:"), "{said}");
+    }
 
     // The public sees public records only, over HTTP.
     let public = http_json(&addr, "/search?q=%C3%A9nergie");

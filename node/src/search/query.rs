@@ -81,6 +81,11 @@ impl Queries {
         };
         let mut must = |q| clauses.push((Occur::Must, q));
         if let Some(kind) = filters.kind {
+            if !document::searchable(kind) {
+                return Err(SearchError::BadRequest(format!(
+                    "records of kind '{kind}' are not searched: `maillage list --kind {kind}` lists them"
+                )));
+            }
             must(term(f.kind, kind.as_str()));
         }
         if let Some(theme) = &filters.theme {
