@@ -127,7 +127,9 @@ impl PeerTable {
         *self.pinned.write().unwrap_or_else(|p| p.into_inner()) = keys;
     }
 
-    /// Pins a peer (or replaces the address and key of an existing name).
+    /// Pins a peer, or changes the address or SIREN of an existing name.
+    /// The same name and key is the same peer: its history (last sync,
+    /// records exchanged, failures) stays. A new key is a new peer.
     pub fn add(
         &self,
         name: &str,
@@ -151,19 +153,28 @@ impl PeerTable {
                 name: other.name.clone(),
             });
         }
-        let state = PeerState {
-            name: name.to_string(),
-            url: url.trim_end_matches('/').to_string(),
-            key: key.to_hex(),
-            added_at_ms: maillage_record::now_ms(),
-            siren: siren.map(|s| s.as_str().to_string()),
-            last_sync_ms: 0,
-            records_received: 0,
-            records_sent: 0,
-            last_error: String::new(),
-            consecutive_failures: 0,
-            subscribed: false,
-            syncing: false,
+        let url = url.trim_end_matches('/').to_string();
+        let siren = siren.map(|s| s.as_str().to_string());
+        let state = match peers.get(name).filter(|p| p.public_key() == Some(key)) {
+            Some(same) => PeerState {
+                url,
+                siren,
+                ..same.clone()
+            },
+            None => PeerState {
+                name: name.to_string(),
+                url,
+                key: key.to_hex(),
+                added_at_ms: maillage_record::now_ms(),
+                siren,
+                last_sync_ms: 0,
+                records_received: 0,
+                records_sent: 0,
+                last_error: String::new(),
+                consecutive_failures: 0,
+                subscribed: false,
+                syncing: false,
+            },
         };
         self.store.put_peer(
             name,
@@ -250,5 +261,36 @@ mod tests {
         assert!(validate_url("https://127.0.0.1").is_err());
         assert!(validate_url("https://127.0.0.1:0").is_err());
         assert!(validate_url("https://h:1/x").is_err());
+    }
+
+    /// Pinning a peer again (to vouch for its SIREN, or at a new address)
+    /// keeps what it exchanged so far; a new key starts anew.
+    #[test]
+    fn pinning_again_keeps_a_peers_history_unless_its_key_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = PeerTable::load(Arc::new(Store::open(dir.path()).unwrap())).unwrap();
+        let (own, key, other) = (PublicKey([1; 32]), PublicKey([2; 32]), PublicKey([3; 32]));
+        table
+            .add("blagnac", "https://127.0.0.1:7441", key, None, own)
+            .unwrap();
+        table.update("blagnac", |p| {
+            p.last_sync_ms = 42;
+            p.records_received = 7;
+        });
+        let siren = Siren::parse("213100696").unwrap();
+        let again = table
+            .add("blagnac", "https://127.0.0.1:7442/", key, Some(&siren), own)
+            .unwrap();
+        assert_eq!((again.last_sync_ms, again.records_received), (42, 7));
+        assert_eq!(again.url, "https://127.0.0.1:7442");
+        assert_eq!(table.siren_of(&key), Some(siren));
+        let reloaded = PeerTable::load(table.store.clone()).unwrap();
+        assert_eq!(reloaded.get("blagnac").unwrap().records_received, 7);
+
+        let new_key = table
+            .add("blagnac", "https://127.0.0.1:7442", other, None, own)
+            .unwrap();
+        assert_eq!((new_key.last_sync_ms, new_key.records_received), (0, 0));
+        assert_eq!(table.name_of(&key), None);
     }
 }

@@ -57,8 +57,33 @@ pub enum SyncError {
     Negentropy(String),
     #[error("peer ended the reconciliation before it was complete")]
     Truncated,
+    #[error(
+        "{url} said nothing for {secs} s in the middle of a sync: given up, to be tried again later"
+    )]
+    Silent { url: String, secs: u64 },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+}
+
+/// How long a peer may stay silent in the middle of a sync before the sync
+/// is given up (and tried again with the usual backoff). HTTP/2 keepalives
+/// notice a peer that is gone; this catches one that is there but stuck, so
+/// that `maillage sync` always ends. A reconciliation frame or a fetch batch
+/// takes well under a second from a healthy peer, even a loaded one.
+const PEER_SILENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Awaits the peer's next answer, at most `PEER_SILENCE`.
+async fn answer<T>(
+    url: &str,
+    call: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, SyncError> {
+    match tokio::time::timeout(PEER_SILENCE, call).await {
+        Ok(answered) => answered.map_err(|s| rpc_error(url, s)),
+        Err(_) => Err(SyncError::Silent {
+            url: url.to_string(),
+            secs: PEER_SILENCE.as_secs(),
+        }),
+    }
 }
 
 /// Turns a gRPC failure into what an operator can act on.
@@ -124,18 +149,14 @@ pub async fn sync_once(
     tx.send(ReconcileFrame { negentropy: first })
         .await
         .expect("receiver alive");
-    let mut answers = client
-        .reconcile(ReceiverStream::new(rx))
-        .await
-        .map_err(|s| rpc_error(&peer.url, s))?
+    let mut answers = answer(&peer.url, client.reconcile(ReceiverStream::new(rx)))
+        .await?
         .into_inner();
     let mut have: Vec<Id> = Vec::new();
     let mut need: Vec<Id> = Vec::new();
     loop {
-        let frame = answers
-            .message()
-            .await
-            .map_err(|s| rpc_error(&peer.url, s))?
+        let frame = answer(&peer.url, answers.message())
+            .await?
             .ok_or(SyncError::Truncated)?;
         report.round_trips += 1;
         report.bytes_received += frame.negentropy.len() as u64;
@@ -203,12 +224,8 @@ pub async fn fetch(
         let request = FetchRequest {
             ids: chunk.iter().map(|id| id.0.to_vec()).collect(),
         };
-        let mut batches = client
-            .fetch(request)
-            .await
-            .map_err(|s| rpc_error(url, s))?
-            .into_inner();
-        while let Some(batch) = batches.message().await.map_err(|s| rpc_error(url, s))? {
+        let mut batches = answer(url, client.fetch(request)).await?.into_inner();
+        while let Some(batch) = answer(url, batches.message()).await? {
             progress.received.fetch_add(
                 batch.envelopes.len() as u64,
                 std::sync::atomic::Ordering::Relaxed,
@@ -306,10 +323,8 @@ pub fn backoff(failures: u32) -> Duration {
 async fn link_once(node: &Arc<Node>, peer: &PeerState) -> Result<(), SyncError> {
     let counters = Arc::new(tls::WireCounters::default());
     let (mut client, key) = client(peer, node, counters.clone())?;
-    let mut announcements = client
-        .subscribe(SubscribeRequest {})
-        .await
-        .map_err(|s| rpc_error(&peer.url, s))?
+    let mut announcements = answer(&peer.url, client.subscribe(SubscribeRequest {}))
+        .await?
         .into_inner();
     let stopping = node.stopping();
     // One connection and one subscription for as long as they work: each
