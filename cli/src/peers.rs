@@ -323,7 +323,7 @@ pub async fn quarantine_list(dir: &Path, limit: u32, json_out: bool) -> anyhow::
                 json!({
                     "id": hex::encode(&q.id), "author": key_hex(&q.author),
                     "record_id": q.record_id, "kind": q.kind,
-                    "received": when(q.received_at_ms), "reason": q.reason,
+                    "received": when(q.received_at_ms), "from": q.peer, "reason": q.reason,
                 })
             })
             .collect();
@@ -335,8 +335,12 @@ pub async fn quarantine_list(dir: &Path, limit: u32, json_out: bool) -> anyhow::
         eprintln!("quarantine is empty");
     } else {
         for q in &resp.records {
+            let from = match q.peer.as_str() {
+                "" => String::new(),
+                peer => format!(" from {peer}"),
+            };
             println!(
-                "{}  {:<12} {:<30} by {}  {}",
+                "{}  {:<12} {:<30} by {}  {}{from}",
                 hex::encode(&q.id),
                 q.kind,
                 q.record_id,

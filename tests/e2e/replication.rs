@@ -261,14 +261,33 @@ fn unpinned_key_is_refused_and_untrusted_authors_wait_in_quarantine() {
         || cli_json(a, &["quarantine", "list", "--json"])["total"].as_u64() == Some(2),
     );
     assert!(!has(a, &from_b));
-    let q = cli_json(a, &["quarantine", "list", "--json"]).to_string();
-    assert!(q.contains("budget-primitif-2026"), "{q}");
+    let q = cli_json(a, &["quarantine", "list", "--json"]);
+    let waiting = q["records"].as_array().unwrap();
+    assert!(
+        waiting
+            .iter()
+            .any(|r| r["record_id"] == "budget-primitif-2026" && r["from"] == "b"),
+        "{q}"
+    );
 
     // Trusting b releases them, verified again.
     let released = cli_json(a, &["trust", "add-root", "--json", &key(b)]);
     assert_eq!(released["released"], 2, "{released}");
     assert!(has(a, &from_b));
     assert_eq!(cli_json(a, &["quarantine", "list", "--json"])["total"], 0);
+    // Released, it says which peer relayed it, as if it had not waited.
+    eventually(
+        Duration::from_secs(10),
+        "the released record is searchable, relayed by b",
+        || {
+            let got = cli_json(a, &["search", "--json", "budget"]);
+            got["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|h| h["record_id"] == "budget-primitif-2026" && h["relayed_by"] == "b")
+        },
+    );
     // And from now on b's records arrive live.
     let next = publish(b, Path::new(&example("project.json")));
     eventually(

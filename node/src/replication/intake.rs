@@ -5,7 +5,7 @@
 //! peer or published here; a root added; and at every start, in case the node
 //! stopped in between), the records that waited for it are released.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use maillage_proto::v1 as pb;
 use maillage_record::{Body, PublicKey, VerifiedRecord, envelope};
@@ -126,7 +126,7 @@ pub fn intake_blocking(
             );
             fresh.truncate(room);
         }
-        if let Err(e) = node.store.quarantine(&fresh) {
+        if let Err(e) = node.store.quarantine(&fresh, peer) {
             node.forget_quarantined(fresh.iter().map(|r| r.id()));
             return Err(e);
         }
@@ -141,8 +141,9 @@ pub fn intake_blocking(
     Ok(out)
 }
 
-/// What a record released from quarantine says it came from: the quarantine
-/// does not keep the peer, and no peer name has parentheses.
+/// What a record released from quarantine says it came from when the
+/// quarantine did not keep its peer (entries of older versions); no peer
+/// name has parentheses.
 pub const QUARANTINE_ORIGIN: &str = "(quarantine)";
 
 /// Releases what trust now accepts among the quarantined records (blocking).
@@ -176,21 +177,27 @@ fn release_blocking(node: &Node, keys: Vec<PublicKey>) -> Result<u64, StoreError
         if waiting.is_empty() {
             continue;
         }
-        let mut recs: Vec<VerifiedRecord> = Vec::with_capacity(waiting.len());
+        // By the peer each came from, which they are stored as coming from.
+        let mut by_peer: BTreeMap<Option<&str>, Vec<VerifiedRecord>> = BTreeMap::new();
         let mut broken = Vec::new();
         for q in &waiting {
             match envelope::verify_bytes(&q.bytes) {
-                Ok(rec) => recs.push(rec),
+                Ok(rec) => by_peer.entry(q.peer.as_deref()).or_default().push(rec),
                 Err(e) => {
                     tracing::error!(id = %q.id, error = %e, "dropped a quarantined record that no longer verifies");
                     broken.push((q.author, q.id));
                 }
             }
         }
-        let before: HashSet<_> = recs.iter().map(|r| r.id()).collect();
-        let (stored, _, endorsed) =
-            store_accepted(node, &mut recs, Origin::Peer(QUARANTINE_ORIGIN))?;
-        let still: HashSet<_> = recs.iter().map(|r| r.id()).collect();
+        let before: HashSet<_> = by_peer.values().flatten().map(|r| r.id()).collect();
+        let (mut stored, mut endorsed, mut still) = (0, Vec::new(), HashSet::new());
+        for (peer, mut recs) in by_peer {
+            let origin = Origin::Peer(peer.unwrap_or(QUARANTINE_ORIGIN));
+            let (n, _, keys) = store_accepted(node, &mut recs, origin)?;
+            stored += n;
+            endorsed.extend(keys);
+            still.extend(recs.iter().map(|r| r.id()));
+        }
         let taken: Vec<_> = waiting
             .iter()
             .filter(|q| before.contains(&q.id) && !still.contains(&q.id))
@@ -203,7 +210,11 @@ fn release_blocking(node: &Node, keys: Vec<PublicKey>) -> Result<u64, StoreError
             tracing::info!(author = %key, stored, "released quarantined records of a newly trusted author");
         }
         total += stored;
-        work.extend(endorsed);
+        // A key looked at before may be accepted now: look again.
+        for k in endorsed {
+            seen.remove(&k);
+            work.push(k);
+        }
     }
     Ok(total)
 }
@@ -281,6 +292,16 @@ mod tests {
             .unwrap();
         assert!(stored(&early), "released by the membership published here");
         assert_eq!(node.quarantined(), 0);
+        // It says which peer it came from, not that it waited.
+        let id = envelope::verify(&early).unwrap().id();
+        let change = node
+            .store
+            .changes_since(0, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .find(|c| c.id == id)
+            .unwrap();
+        assert_eq!(change.relayed_by.as_deref(), Some("peer"));
 
         // A root endorses an EPCI as a plain member, which endorses a
         // commune: the commune's record waits, until the root makes the
@@ -309,23 +330,28 @@ mod tests {
         assert_eq!(out.stored, 2, "the promotion and the record it trusts");
         assert!(stored(&waiting));
 
-        // A committee not yet trusted and a commune it endorses: both
-        // wait. Made a root, the committee's records are released, then the
-        // commune's, which its membership trusts.
-        let (committee, commune2) = (signer(30), signer(31));
-        let m2 = signed(
-            &committee,
-            "c2",
-            1,
-            membership(&commune2, MembershipRole::Member),
-        );
-        let r2 = signed(&commune2, "budget", 1, dataset("Budget"));
-        assert_eq!(intake(vec![m2, r2.clone()]).quarantined, 2);
-        node.trust
-            .add_root(PublicKey(committee.verifying_key().to_bytes()), "")
-            .unwrap();
-        assert_eq!(release_trusted(&node).unwrap(), 2);
-        assert!(stored(&r2));
+        // Committees not yet trusted, each with a commune it endorses: all
+        // wait. Made roots, the committees' records are released, then the
+        // communes', which their memberships trust, whichever of the two
+        // keys the quarantine lists first.
+        let mut records = Vec::new();
+        for seed in [30, 32, 34, 36] {
+            let (committee, commune) = (signer(seed), signer(seed + 1));
+            let m = signed(
+                &committee,
+                "c",
+                1,
+                membership(&commune, MembershipRole::Member),
+            );
+            let r = signed(&commune, "budget", 1, dataset("Budget"));
+            assert_eq!(intake(vec![m, r.clone()]).quarantined, 2);
+            node.trust
+                .add_root(PublicKey(committee.verifying_key().to_bytes()), "")
+                .unwrap();
+            records.push(r);
+        }
+        assert_eq!(release_trusted(&node).unwrap(), 8);
+        assert!(records.iter().all(stored));
         assert_eq!(node.quarantined(), 0);
     }
 }

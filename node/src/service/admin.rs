@@ -397,6 +397,7 @@ impl Admin for AdminService {
                         record_id: record.as_ref().map(|r| r.record_id.clone()).unwrap_or_default(),
                         kind: record.as_ref().map(|r| r.kind().as_str().to_string()).unwrap_or_default(),
                         received_at_ms: q.received_at_ms,
+                        peer: q.peer.unwrap_or_default(),
                         reason: "author is not trusted: not a root (`maillage trust add-root`), and no accepted Membership covers the record's date".into(),
                     }
                 })

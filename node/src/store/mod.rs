@@ -896,11 +896,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let (a, b) = (signed(1, "x", 1), signed(2, "y", 1));
-        store.quarantine(&[a.clone(), b.clone()]).unwrap();
+        store
+            .quarantine(&[a.clone(), b.clone()], "blagnac")
+            .unwrap();
         assert_eq!(store.quarantined(None, usize::MAX).unwrap().len(), 2);
         let only_a = store.quarantined(Some(&a.author()), 10).unwrap();
         assert_eq!(only_a.len(), 1);
         assert_eq!(only_a[0].bytes, a.envelope_bytes());
+        assert_eq!(only_a[0].peer.as_deref(), Some("blagnac"));
+        // An entry written before the peer was kept still reads.
+        let c = signed(3, "z", 1);
+        let mut key = c.author().0.to_vec();
+        key.extend_from_slice(&c.id().0);
+        let mut old = 5_i64.to_be_bytes().to_vec();
+        old.extend_from_slice(&c.envelope_bytes());
+        store.db.put_cf(store.cf(CF_QUARANTINE), key, old).unwrap();
+        let older = store.quarantined(Some(&c.author()), 10).unwrap();
+        assert_eq!(
+            (older[0].peer.as_deref(), older[0].received_at_ms),
+            (None, 5)
+        );
+        assert_eq!(older[0].bytes, c.envelope_bytes());
+        store.unquarantine(&[(c.author(), c.id())]).unwrap();
         store.unquarantine(&[(a.author(), a.id())]).unwrap();
         assert_eq!(store.quarantined(None, usize::MAX).unwrap().len(), 1);
         assert!(

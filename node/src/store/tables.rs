@@ -4,7 +4,10 @@
 //!
 //! - `peers`:      name → value
 //! - `trust`:      author key → value
-//! - `quarantine`: author ‖ id → received_at_ms ‖ canonical envelope bytes
+//! - `quarantine`: author ‖ id → received_at_ms ‖ 0 ‖ peer name length (1
+//!   byte) ‖ peer name ‖ canonical envelope bytes. Entries written before
+//!   the peer was kept hold received_at_ms ‖ envelope: an envelope's first
+//!   byte (a protobuf tag) is never 0.
 
 use maillage_record::{PublicKey, RecordId, VerifiedRecord};
 use rocksdb::{Direction, IteratorMode, WriteOptions};
@@ -17,6 +20,8 @@ pub struct Quarantined {
     pub author: PublicKey,
     pub id: RecordId,
     pub received_at_ms: i64,
+    /// The peer it came from (unknown for entries of older versions).
+    pub peer: Option<String>,
     pub bytes: Vec<u8>,
 }
 
@@ -92,16 +97,21 @@ impl Store {
             .collect()
     }
 
-    /// Puts verified records aside until their author is trusted.
-    pub fn quarantine(&self, recs: &[VerifiedRecord]) -> Result<(), StoreError> {
+    /// Puts verified records from `peer` aside until their author is trusted.
+    pub fn quarantine(&self, recs: &[VerifiedRecord], peer: &str) -> Result<(), StoreError> {
         let mut batch = rocksdb::WriteBatch::default();
         let now = maillage_record::now_ms();
+        // Peer names are at most 64 bytes (`peers::validate_name`).
+        let peer = &peer.as_bytes()[..peer.len().min(255)];
         for rec in recs {
             let mut key = rec.author().0.to_vec();
             key.extend_from_slice(&rec.id().0);
             let envelope = rec.canonical();
-            let mut value = Vec::with_capacity(8 + envelope.len());
+            let mut value = Vec::with_capacity(10 + peer.len() + envelope.len());
             value.extend_from_slice(&now.to_be_bytes());
+            value.push(0);
+            value.push(peer.len() as u8);
+            value.extend_from_slice(peer);
             value.extend_from_slice(envelope);
             batch.put_cf(self.cf(CF_QUARANTINE), key, value);
         }
@@ -132,11 +142,20 @@ impl Store {
             if k.len() != 64 || v.len() < 8 {
                 return Err(bad());
             }
+            let (peer, bytes) = match v[8..] {
+                [0, len, ref rest @ ..] if rest.len() >= len as usize => {
+                    let (name, bytes) = rest.split_at(len as usize);
+                    (Some(String::from_utf8_lossy(name).into_owned()), bytes)
+                }
+                [0, ..] => return Err(bad()),
+                ref bytes => (None, bytes),
+            };
             out.push(Quarantined {
                 author: PublicKey::from_slice(&k[..32]).ok_or_else(bad)?,
                 id: RecordId::from_slice(&k[32..]).ok_or_else(bad)?,
                 received_at_ms: read_u64(&v, 0).ok_or_else(bad)? as i64,
-                bytes: v[8..].to_vec(),
+                peer,
+                bytes: bytes.to_vec(),
             });
         }
         Ok(out)
