@@ -358,6 +358,69 @@ fn restart_resumes_without_loss_or_duplicates() {
     );
 }
 
+/// A first sync of thousands of records, several fetch batches long, is
+/// cut by kill -9 halfway; the restarted node finishes it with nothing lost
+/// and nothing twice.
+#[test]
+fn a_first_sync_killed_halfway_resumes_without_loss_or_duplicates() {
+    let mut fed = federation(&[TOULOUSE, TOULOUSE_METROPOLE]);
+    let (a, b) = (&fed.dirs[0].clone(), &fed.dirs[1].clone());
+    trust(a, b);
+    // The métropole's library of AI projects: thousands of rows, imported
+    // (and signed) on b before a ever connects.
+    let mut csv = String::from(
+        "Nom_collectivite,Nom_du_projet,SIRET,Type_de_collectivite,Statut_du_projet,Description_service,Theme\n",
+    );
+    for i in 0..6000 {
+        csv.push_str(&format!(
+            "Toulouse Métropole,Projet numéro {i},24310051800014,Métropole,En expérimentation,\
+             Un assistant pour le service {i}.,Administration et organisation interne\n"
+        ));
+    }
+    let file = b.join("projets.csv");
+    std::fs::write(&file, csv).unwrap();
+    let out = cli(b, &["import", "bibliotheque-ia", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let envelopes = |d: &Path| {
+        cli_json(d, &["status", "--json"])["envelopes"]
+            .as_u64()
+            .unwrap()
+    };
+    let total = envelopes(b);
+    assert!(total > 6000, "{total}");
+
+    // a's own records: its organisation record.
+    let before = envelopes(a);
+    peer(a, "b", b);
+    peer(b, "a", a);
+    eventually(
+        Duration::from_secs(60),
+        "a is halfway through its first sync",
+        || envelopes(a) > before + 1000,
+    );
+    let cut = envelopes(a);
+    fed._nodes[0].kill();
+    eprintln!("killed a with {cut} of {} records", before + total);
+    assert!(
+        cut < before + total,
+        "the sync ended before the kill ({cut} of {total}): nothing was cut"
+    );
+    fed._nodes[0] = start(a);
+    eventually(
+        Duration::from_secs(120),
+        "the restarted node finishes the sync",
+        || envelopes(a) == before + total,
+    );
+    // Nothing twice: the sets are equal, and a reconciliation says so.
+    let sync = cli_json(a, &["sync", "--json", "b"]);
+    assert_eq!(sync[0]["need"], 0, "{sync}");
+    assert_eq!(envelopes(a), before + total);
+}
+
 #[test]
 fn twenty_nodes_in_a_chain_converge_and_a_partition_heals() {
     // 20 real communes of the Toulouse area, in a chain: the worst diameter.
