@@ -345,3 +345,98 @@ fn collections_are_curated_signed_and_replicated() {
         "{found}"
     );
 }
+
+/// A pinned peer searches over the gRPC catalogue service on the mutual-TLS
+/// port: it finds public and federation records, and a restricted record only
+/// once its SIREN is vouched for; stats count the same records. A key the
+/// node never pinned cannot even connect.
+#[test]
+fn a_pinned_peer_searches_over_mutual_tls_and_sees_only_its_records() {
+    use maillage_node::tls;
+    use maillage_proto::v1::catalogue_client::CatalogueClient;
+    use maillage_proto::v1::{SearchRequest, StatsRequest};
+    use maillage_record::{PublicKey, SigningKey};
+    use std::sync::Arc;
+
+    const COLOMIERS: &str = "213101496";
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("metropole");
+    init(&dir, TOULOUSE_METROPOLE.0, TOULOUSE_METROPOLE.1);
+    let _node = start(&dir);
+    for (id, name, visibility) in [
+        (
+            "pistes-public",
+            "Pistes cyclables publiques",
+            json!({"visibility": "public"}),
+        ),
+        (
+            "pistes-reseau",
+            "Pistes cyclables du réseau",
+            json!({"visibility": "federation"}),
+        ),
+        (
+            "pistes-colomiers",
+            "Pistes cyclables de Colomiers",
+            json!({"visibility": "restricted", "audience": [COLOMIERS]}),
+        ),
+    ] {
+        let mut doc = json!({
+            "kind": "dataset",
+            "record_id": id,
+            "title": name,
+            "description": "Tracés des aménagements cyclables.",
+        });
+        doc.as_object_mut()
+            .unwrap()
+            .extend(visibility.as_object().unwrap().clone());
+        publish_json(&dir, "doc.json", doc);
+    }
+    indexed(&dir);
+
+    let status = cli_json(&dir, &["status", "--json"]);
+    let node_key = PublicKey::parse_hex(status["public_key"].as_str().unwrap()).unwrap();
+    let url = format!("https://{}", status["grpc_listen"].as_str().unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let search_as = |key: &SigningKey| -> Result<(u64, u64), tonic::Status> {
+        rt.block_on(async {
+            let identity = tls::Identity::new(key).unwrap();
+            let channel = tls::channel(&url, &identity, node_key, Arc::default()).unwrap();
+            let mut client = CatalogueClient::new(channel);
+            let found = client
+                .search(SearchRequest {
+                    query: "piste cyclable".into(),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            let counted = client.stats(StatsRequest::default()).await?.into_inner();
+            Ok((found.total, counted.total))
+        })
+    };
+    let colomiers = SigningKey::from_bytes(&[7; 32]);
+    let colomiers_hex = PublicKey(colomiers.verifying_key().to_bytes()).to_hex();
+
+    // Not pinned: refused at the handshake.
+    assert!(search_as(&colomiers).is_err(), "an unpinned key searched");
+    // Pinned: public and federation records (and the node's own
+    // Organisation record among the statistics).
+    let pin = |extra: &[&str]| {
+        let mut args = vec!["peer", "add", "colomiers", "https://127.0.0.1:9", "--key"];
+        args.push(&colomiers_hex);
+        args.extend_from_slice(extra);
+        let out = cli(&dir, &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    pin(&[]);
+    let (found, counted) = search_as(&colomiers).unwrap();
+    assert_eq!(found, 2);
+    // Its SIREN vouched for by the operator: the record restricted to it too.
+    pin(&["--siren", COLOMIERS]);
+    let (found_now, counted_now) = search_as(&colomiers).unwrap();
+    assert_eq!(found_now, 3);
+    assert_eq!(counted_now, counted + 1);
+}
