@@ -46,6 +46,8 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
                 "search_rebuilding": s.search_rebuilding,
                 "searches_cached": s.searches_cached,
                 "searches_computed": s.searches_computed,
+                "stats_cached": s.stats_cached,
+                "stats_computed": s.stats_computed,
                 "dir": dir.display().to_string(),
             }))?
         );
@@ -80,11 +82,15 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
             "up to date".to_string()
         };
         let searches = s.searches_cached + s.searches_computed;
+        let stats = s.stats_cached + s.stats_computed;
         match (s.searches_cached * 100).checked_div(searches) {
             Some(pct) => println!(
                 "search       {search}; {searches} searches, {pct} % answered from the caches"
             ),
             None => println!("search       {search}"),
+        }
+        if let Some(pct) = (s.stats_cached * 100).checked_div(stats) {
+            println!("statistics   {stats} asked, {pct} % answered from the cache");
         }
         println!("uptime       {}", human_duration(s.uptime_seconds));
         println!("store        {}", human_bytes(s.store_bytes));

@@ -182,6 +182,18 @@ fn search_and_stats_show_each_caller_its_records_and_survive_kill_9_and_reindex(
         .map(|b| b["value"].as_str().unwrap())
         .collect();
     assert_eq!(risks, ["limited", "minimal"], "{stats}");
+    // Asked again with no change: the same figures, from the cache.
+    let before = cli_json(&dir, &["status", "--json"]);
+    assert_eq!(
+        cli_json(&dir, &["stats", "--json", "--territory", "31"]),
+        stats
+    );
+    let after = cli_json(&dir, &["status", "--json"]);
+    assert_eq!(
+        (n(&after, "stats_cached"), n(&after, "stats_computed")),
+        (n(&before, "stats_cached") + 1, n(&before, "stats_computed")),
+        "{after}"
+    );
     // Details are federation records: the public gets no figures.
     let public = http_json(&addr, "/stats?territory=31&by=status");
     assert_eq!(public["projects"]["projects"], 2, "{public}");

@@ -125,6 +125,8 @@ impl Admin for AdminService {
             search_rebuilding: node.search.rebuilding(),
             searches_cached: cached.page_hits,
             searches_computed: cached.page_misses,
+            stats_cached: cached.stats_hits,
+            stats_computed: cached.stats_misses,
         }))
     }
 
