@@ -204,6 +204,17 @@ impl GroupBy {
         }
     }
 
+    /// As `--by` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBy::Kind => "kind",
+            GroupBy::Theme => "theme",
+            GroupBy::Status => "status",
+            GroupBy::Organisation => "org",
+            GroupBy::Territory => "territory",
+        }
+    }
+
     fn field(self) -> &'static str {
         match self {
             GroupBy::Kind => "kind",
@@ -466,7 +477,7 @@ impl Search {
         };
         Ok(Stats {
             total: figures.total,
-            by: by.field().to_string(),
+            by: by.name().to_string(),
             groups: figures.groups.clone(),
             projects: figures.projects.clone(),
             indexed_seq,

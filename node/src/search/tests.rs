@@ -488,7 +488,7 @@ fn statistics_are_kept_until_the_next_commit_and_per_caller() {
     };
 
     let first = by_org(&Viewer::Operator);
-    assert_eq!(first.total, 2);
+    assert_eq!((first.total, first.by.as_str()), (2, "org"));
     assert_eq!(asked(), (0, 1));
     let again = by_org(&Viewer::Operator);
     assert_eq!(asked(), (1, 1), "asked again: from the cache");
@@ -498,7 +498,7 @@ fn statistics_are_kept_until_the_next_commit_and_per_caller() {
     let public = by_org(&Viewer::Anonymous);
     assert_eq!(asked(), (1, 2));
     assert_eq!(groups(&public), [("Métropole de Lyon".to_string(), 1)]);
-    // Grouped otherwise, or filtered: computed too.
+    // Grouped otherwise: computed too.
     f.stats(Filters::default(), GroupBy::Kind, &Viewer::Operator);
     assert_eq!(asked(), (1, 3));
 
@@ -528,6 +528,8 @@ fn statistics_are_kept_until_the_next_commit_and_per_caller() {
         0,
     );
     assert!(bad.is_err());
+    let by_dep = f.stats(Filters::default(), GroupBy::Territory, &Viewer::Operator);
+    assert_eq!(by_dep.by, "territory", "named as --by takes it");
 }
 
 #[test]
