@@ -317,7 +317,12 @@ impl Node {
         let items: Vec<SyncItem> = recs
             .into_iter()
             .map(|(r, inserted)| {
-                self.trust.observe(&r.author(), r.record());
+                // Trust follows current versions only, as `Trust::load`
+                // reads them after a restart: an older membership arriving
+                // after its withdrawal changes nothing.
+                if inserted.current {
+                    self.trust.observe(&r.author(), r.record());
+                }
                 self.search.feed.push(r, inserted);
                 SyncItem {
                     id: r.id(),
@@ -493,7 +498,15 @@ pub(crate) mod tests {
         maillage_record::keyfile::write_new(&dir.join("organisation.key"), &key).unwrap();
         let text = "[organisation]\nsiren = \"243100518\"\nname = \"Toulouse Métropole\"\n\
                     key_file = \"organisation.key\"\n[node]\ngrpc_listen = \"127.0.0.1:0\"\n";
-        let config = crate::config::Config::parse(&dir.join("maillage.toml"), text).unwrap();
+        std::fs::write(dir.join("maillage.toml"), text).unwrap();
+        restart_node(dir).await
+    }
+
+    /// The node `start_node` made in `dir`, started again.
+    pub(crate) async fn restart_node(dir: &std::path::Path) -> Arc<Node> {
+        let path = dir.join("maillage.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = crate::config::Config::parse(&path, &text).unwrap();
         crate::server::start(&config).await.unwrap().node
     }
 

@@ -156,6 +156,14 @@ impl PeerTable {
         let url = url.trim_end_matches('/').to_string();
         let siren = siren.map(|s| s.as_str().to_string());
         let state = match peers.get(name).filter(|p| p.public_key() == Some(key)) {
+            // At a new address, the old address's failures say nothing.
+            Some(same) if same.url != url => PeerState {
+                url,
+                siren,
+                last_error: String::new(),
+                consecutive_failures: 0,
+                ..same.clone()
+            },
             Some(same) => PeerState {
                 url,
                 siren,
@@ -276,12 +284,26 @@ mod tests {
         table.update("blagnac", |p| {
             p.last_sync_ms = 42;
             p.records_received = 7;
+            p.consecutive_failures = 3;
+            p.last_error = "cannot reach https://127.0.0.1:7441".into();
         });
         let siren = Siren::parse("213100696").unwrap();
+        let vouched = table
+            .add("blagnac", "https://127.0.0.1:7441", key, Some(&siren), own)
+            .unwrap();
+        assert_eq!(
+            (vouched.records_received, vouched.consecutive_failures),
+            (7, 3)
+        );
+        // At a new address: its history stays, the old address's failures go.
         let again = table
             .add("blagnac", "https://127.0.0.1:7442/", key, Some(&siren), own)
             .unwrap();
         assert_eq!((again.last_sync_ms, again.records_received), (42, 7));
+        assert_eq!(
+            (again.consecutive_failures, again.last_error.as_str()),
+            (0, "")
+        );
         assert_eq!(again.url, "https://127.0.0.1:7442");
         assert_eq!(table.siren_of(&key), Some(siren));
         let reloaded = PeerTable::load(table.store.clone()).unwrap();

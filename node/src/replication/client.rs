@@ -58,9 +58,13 @@ pub enum SyncError {
     #[error("peer ended the reconciliation before it was complete")]
     Truncated,
     #[error(
-        "{url} said nothing for {secs} s in the middle of a sync: given up, to be tried again later"
+        "{url} said nothing for {secs} s while this node waited for {waited}: given up, to be tried again later"
     )]
-    Silent { url: String, secs: u64 },
+    Silent {
+        url: String,
+        secs: u64,
+        waited: &'static str,
+    },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -72,9 +76,11 @@ pub enum SyncError {
 /// takes well under a second from a healthy peer, even a loaded one.
 const PEER_SILENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// Awaits the peer's next answer, at most `PEER_SILENCE`.
+/// Awaits the peer's next answer (`waited` says what it is), at most
+/// `PEER_SILENCE`.
 async fn answer<T>(
     url: &str,
+    waited: &'static str,
     call: impl std::future::Future<Output = Result<T, tonic::Status>>,
 ) -> Result<T, SyncError> {
     match tokio::time::timeout(PEER_SILENCE, call).await {
@@ -82,6 +88,7 @@ async fn answer<T>(
         Err(_) => Err(SyncError::Silent {
             url: url.to_string(),
             secs: PEER_SILENCE.as_secs(),
+            waited,
         }),
     }
 }
@@ -149,13 +156,17 @@ pub async fn sync_once(
     tx.send(ReconcileFrame { negentropy: first })
         .await
         .expect("receiver alive");
-    let mut answers = answer(&peer.url, client.reconcile(ReceiverStream::new(rx)))
-        .await?
-        .into_inner();
+    let mut answers = answer(
+        &peer.url,
+        "the start of a reconciliation",
+        client.reconcile(ReceiverStream::new(rx)),
+    )
+    .await?
+    .into_inner();
     let mut have: Vec<Id> = Vec::new();
     let mut need: Vec<Id> = Vec::new();
     loop {
-        let frame = answer(&peer.url, answers.message())
+        let frame = answer(&peer.url, "a reconciliation frame", answers.message())
             .await?
             .ok_or(SyncError::Truncated)?;
         report.round_trips += 1;
@@ -224,8 +235,10 @@ pub async fn fetch(
         let request = FetchRequest {
             ids: chunk.iter().map(|id| id.0.to_vec()).collect(),
         };
-        let mut batches = answer(url, client.fetch(request)).await?.into_inner();
-        while let Some(batch) = answer(url, batches.message()).await? {
+        let mut batches = answer(url, "the start of a fetch", client.fetch(request))
+            .await?
+            .into_inner();
+        while let Some(batch) = answer(url, "a batch of records", batches.message()).await? {
             progress.received.fetch_add(
                 batch.envelopes.len() as u64,
                 std::sync::atomic::Ordering::Relaxed,
@@ -323,9 +336,13 @@ pub fn backoff(failures: u32) -> Duration {
 async fn link_once(node: &Arc<Node>, peer: &PeerState) -> Result<(), SyncError> {
     let counters = Arc::new(tls::WireCounters::default());
     let (mut client, key) = client(peer, node, counters.clone())?;
-    let mut announcements = answer(&peer.url, client.subscribe(SubscribeRequest {}))
-        .await?
-        .into_inner();
+    let mut announcements = answer(
+        &peer.url,
+        "the subscription",
+        client.subscribe(SubscribeRequest {}),
+    )
+    .await?
+    .into_inner();
     let stopping = node.stopping();
     // One connection and one subscription for as long as they work: each
     // round reconciles, then follows announcements until the next round.

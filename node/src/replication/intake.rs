@@ -147,76 +147,76 @@ pub fn intake_blocking(
 pub const QUARANTINE_ORIGIN: &str = "(quarantine)";
 
 /// Releases what trust now accepts among the quarantined records (blocking).
-/// Called whenever trust may have grown. Every author in quarantine is
-/// looked at, not only the keys a new membership names: a member promoted to
-/// committee makes its own members trusted, and a root added makes the
-/// members of its committees trusted. Returns how many records were stored.
+/// Called whenever trust may have grown. Every author in quarantine that some
+/// membership names is looked at, not only the keys a new membership names: a
+/// member promoted to committee makes its own members trusted, and a root
+/// added makes the members of its committees trusted. A pass that stores
+/// memberships may trust more: passes go on until one stores nothing, so the
+/// order in which authors are looked at does not matter. Returns how many
+/// records were stored.
 pub fn release_trusted(node: &Node) -> Result<u64, StoreError> {
-    if node.quarantined() == 0 {
-        return Ok(0);
-    }
-    let authors = node.store.quarantine_authors()?;
-    release_blocking(node, authors)
-}
-
-/// Releases the quarantined records of `keys`, and then of the keys that the
-/// memberships so released endorse, and so on. Each record is verified
-/// again (the quarantine is not trusted storage); records whose date no
-/// membership covers stay. Returns how many were stored.
-fn release_blocking(node: &Node, keys: Vec<PublicKey>) -> Result<u64, StoreError> {
-    let mut work = keys;
-    let mut seen = HashSet::new();
     let mut total = 0;
-    while let Some(key) = work.pop() {
-        // Records of a key no membership names would only be verified to
-        // stay where they are.
-        if !seen.insert(key) || !node.trust.may_accept(&key) {
-            continue;
+    loop {
+        if node.quarantined() == 0 {
+            return Ok(total);
         }
-        let waiting = node.store.quarantined(Some(&key), usize::MAX)?;
-        if waiting.is_empty() {
-            continue;
-        }
-        // By the peer each came from, which they are stored as coming from.
-        let mut by_peer: BTreeMap<Option<&str>, Vec<VerifiedRecord>> = BTreeMap::new();
-        let mut broken = Vec::new();
-        for q in &waiting {
-            match envelope::verify_bytes(&q.bytes) {
-                Ok(rec) => by_peer.entry(q.peer.as_deref()).or_default().push(rec),
-                Err(e) => {
-                    tracing::error!(id = %q.id, error = %e, "dropped a quarantined record that no longer verifies");
-                    broken.push((q.author, q.id));
-                }
+        let mut stored = 0;
+        for author in node.store.quarantine_authors()? {
+            // Records of a key no membership names would stay anyway.
+            if node.trust.may_accept(&author) {
+                stored += release_author(node, &author)?;
             }
         }
-        let before: HashSet<_> = by_peer.values().flatten().map(|r| r.id()).collect();
-        let (mut stored, mut endorsed, mut still) = (0, Vec::new(), HashSet::new());
-        for (peer, mut recs) in by_peer {
-            let origin = Origin::Peer(peer.unwrap_or(QUARANTINE_ORIGIN));
-            let (n, _, keys) = store_accepted(node, &mut recs, origin)?;
-            stored += n;
-            endorsed.extend(keys);
-            still.extend(recs.iter().map(|r| r.id()));
-        }
-        let taken: Vec<_> = waiting
-            .iter()
-            .filter(|q| before.contains(&q.id) && !still.contains(&q.id))
-            .map(|q| (q.author, q.id))
-            .chain(broken)
-            .collect();
-        node.store.unquarantine(&taken)?;
-        node.forget_quarantined(taken.iter().map(|(_, id)| *id));
-        if stored > 0 {
-            tracing::info!(author = %key, stored, "released quarantined records of a newly trusted author");
-        }
         total += stored;
-        // A key looked at before may be accepted now: look again.
-        for k in endorsed {
-            seen.remove(&k);
-            work.push(k);
+        if stored == 0 {
+            return Ok(total);
         }
     }
-    Ok(total)
+}
+
+/// Stores the quarantined records of `author` that trust accepts now, each
+/// verified again (the quarantine is not trusted storage). The others stay,
+/// not even verified: a record is decoded first, and only one that trust
+/// accepts is worth a signature check. Returns how many were stored.
+fn release_author(node: &Node, author: &PublicKey) -> Result<u64, StoreError> {
+    let waiting = node.store.quarantined(Some(author), usize::MAX)?;
+    // By the peer each came from, which they are stored as coming from.
+    let mut by_peer: BTreeMap<Option<&str>, Vec<VerifiedRecord>> = BTreeMap::new();
+    let mut broken = Vec::new();
+    for q in &waiting {
+        // One that does not decode does not verify either: it is dropped below.
+        if envelope::decode_stored(&q.bytes)
+            .is_ok_and(|r| !node.trust.accepts(&q.author, r.issued_at_ms))
+        {
+            continue;
+        }
+        match envelope::verify_bytes(&q.bytes) {
+            Ok(rec) => by_peer.entry(q.peer.as_deref()).or_default().push(rec),
+            Err(e) => {
+                tracing::error!(id = %q.id, error = %e, "dropped a quarantined record that no longer verifies");
+                broken.push((q.author, q.id));
+            }
+        }
+    }
+    let tried: HashSet<_> = by_peer.values().flatten().map(|r| r.id()).collect();
+    let (mut stored, mut still) = (0, HashSet::new());
+    for (peer, mut recs) in by_peer {
+        let origin = Origin::Peer(peer.unwrap_or(QUARANTINE_ORIGIN));
+        stored += store_accepted(node, &mut recs, origin)?.0;
+        still.extend(recs.iter().map(|r| r.id()));
+    }
+    let taken: Vec<_> = waiting
+        .iter()
+        .filter(|q| tried.contains(&q.id) && !still.contains(&q.id))
+        .map(|q| (q.author, q.id))
+        .chain(broken)
+        .collect();
+    node.store.unquarantine(&taken)?;
+    node.forget_quarantined(taken.iter().map(|(_, id)| *id));
+    if stored > 0 {
+        tracing::info!(%author, stored, "released quarantined records of a newly trusted author");
+    }
+    Ok(stored)
 }
 
 #[cfg(test)]
@@ -263,7 +263,8 @@ mod tests {
     async fn quarantined_records_are_released_whenever_trust_grows() {
         let dir = tempfile::tempdir().unwrap();
         let node = start_node(dir.path()).await;
-        // Blocking calls, as the replicator makes them off the runtime.
+        // The blocking calls the replicator makes off the runtime, called
+        // here on the test's own thread.
         let intake = |envs: Vec<pb::Envelope>| intake_blocking(&node, &envs, "peer").unwrap();
         let stored = |env: &pb::Envelope| {
             let id = envelope::verify(env).unwrap().id();
@@ -353,5 +354,67 @@ mod tests {
         assert_eq!(release_trusted(&node).unwrap(), 8);
         assert!(records.iter().all(stored));
         assert_eq!(node.quarantined(), 0);
+
+        // A promotion that itself waited: an EPCI endorsed as a plain member
+        // by a root has endorsed a commune, whose record waits; a committee
+        // not yet trusted makes the EPCI a committee. Made a root, that
+        // committee releases the promotion, and with it the commune's record,
+        // whichever of their keys the quarantine lists first.
+        let key = |k: &SigningKey| PublicKey(k.verifying_key().to_bytes());
+        for seed in [40, 44, 48, 52] {
+            let (root, committee, epci, commune) = (
+                signer(seed),
+                signer(seed + 1),
+                signer(seed + 2),
+                signer(seed + 3),
+            );
+            node.trust.add_root(key(&root), "").unwrap();
+            let endorsed = [
+                signed(&root, "epci", 1, membership(&epci, MembershipRole::Member)),
+                signed(
+                    &epci,
+                    "commune",
+                    1,
+                    membership(&commune, MembershipRole::Member),
+                ),
+            ];
+            assert_eq!(intake(endorsed.to_vec()).stored, 2);
+            let waiting = signed(&commune, "parcs", 1, dataset("Parcs et jardins"));
+            let promotion = signed(
+                &committee,
+                "epci-comite",
+                1,
+                membership(&epci, MembershipRole::Committee),
+            );
+            assert_eq!(intake(vec![waiting.clone(), promotion]).quarantined, 2);
+            node.trust.add_root(key(&committee), "").unwrap();
+            assert_eq!(release_trusted(&node).unwrap(), 2, "seed {seed}");
+            assert!(stored(&waiting), "seed {seed}");
+        }
+    }
+
+    /// A membership that arrives after its withdrawal changes nothing, also
+    /// when the node restarted in between (trust then comes from the store).
+    #[tokio::test]
+    async fn a_withdrawn_membership_stays_withdrawn_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = start_node(dir.path()).await;
+        let (root, member) = (signer(60), signer(61));
+        node.trust
+            .add_root(PublicKey(root.verifying_key().to_bytes()), "")
+            .unwrap();
+        let withdrawal = Body::Tombstone(maillage_record::model::Tombstone {
+            reason: "fin de l'adhésion".into(),
+        });
+        let out = intake_blocking(&node, &[signed(&root, "m", 2, withdrawal)], "peer").unwrap();
+        assert_eq!(out.stored, 1);
+        drop(node);
+
+        let node = crate::node::tests::restart_node(dir.path()).await;
+        let late = signed(&root, "m", 1, membership(&member, MembershipRole::Member));
+        assert_eq!(intake_blocking(&node, &[late], "peer").unwrap().stored, 1);
+        let member = PublicKey(member.verifying_key().to_bytes());
+        assert!(!node.trust.accepts(&member, 1_764_000_000_000));
+        assert!(node.trust.siren_of(&member).is_none());
     }
 }

@@ -224,8 +224,10 @@ impl Tallied {
         128 + counts + numbered + self.sums.len() * 32
     }
 
-    /// The `limit` most frequent values of `field`, most frequent first (ties
-    /// by value), labelled.
+    /// The `limit` most frequent values of `field`, labelled, most frequent
+    /// first and equal counts by label. Which of equal counts make the cut
+    /// at `limit` is decided by value (labels are only looked up for the
+    /// values kept).
     pub fn buckets(&self, field: &str, limit: usize) -> Vec<Bucket> {
         let v: Vec<(String, u64)> = match (self.counts.get(field), self.siren_counts.get(field)) {
             (Some(m), _) => most_frequent(m.iter().map(|(k, n)| (k.clone(), *n)), limit),

@@ -169,9 +169,19 @@ impl Admin for AdminService {
                     return Ok(None);
                 };
                 let stored = store.get(&c.id).map_err(store_status)?;
-                let visibility = stored
-                    .and_then(|s| envelope::decode_stored(&s.bytes).ok())
-                    .map(|r| r.visibility);
+                let visibility = match stored.map(|s| envelope::decode_stored(&s.bytes)) {
+                    Some(Ok(r)) => Some(r.visibility),
+                    // A withdrawal must not guess: public by default could
+                    // reveal a restricted record's id.
+                    Some(Err(e)) if withdrawing => {
+                        return Err(Status::internal(format!(
+                            "the current version of '{record_id}' ({}) does not decode ({e}): \
+                             not withdrawn, since its visibility is unknown; `maillage get {}` shows it",
+                            c.id, c.id
+                        )));
+                    }
+                    _ => None,
+                };
                 Ok(Some((c.version, visibility)))
             })
             .await?;

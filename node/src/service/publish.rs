@@ -7,7 +7,7 @@ use maillage_proto::v1::{PublishRequest, PublishResponse};
 use maillage_record::{VerifiedRecord, envelope};
 use tonic::{Request, Response, Status};
 
-use super::{blocking, envelope_status, store_status};
+use super::{envelope_status, store_status};
 use crate::node::Node;
 use crate::replication::intake;
 use crate::store::Admission;
@@ -38,14 +38,21 @@ pub(crate) async fn store_published(
     if kind == maillage_record::Kind::Membership {
         // A committee's node signs its members' memberships: the records
         // they sent before may be waiting for it.
+        // The membership is stored: a failed release is logged, not
+        // returned (a retry would be refused as not newer). The next
+        // membership, root or start tries again.
         let node = node.clone();
-        let released =
-            blocking(move || intake::release_trusted(&node).map_err(store_status)).await?;
-        if released > 0 {
-            tracing::info!(
+        match tokio::task::spawn_blocking(move || intake::release_trusted(&node)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(released)) => tracing::info!(
                 released,
                 "released quarantined records trusted by the membership published"
-            );
+            ),
+            Ok(Err(e)) => tracing::error!(
+                error = %e,
+                "could not release the quarantined records this membership trusts; the next membership, root or start tries again"
+            ),
+            Err(e) => tracing::error!(error = %e, "the quarantine release failed"),
         }
     }
     Ok(PublishResponse {
