@@ -42,6 +42,8 @@ const INGEST: usize = 100_000;
 const FED_NODES: usize = 20;
 
 fn main() -> anyhow::Result<()> {
+    // As the node runs (see `maillage-node`'s main).
+    maillage_node::background::no_transparent_huge_pages();
     let n: usize = std::env::var("MAILLAGE_BENCH_N")
         .ok()
         .map(|v| v.parse())

@@ -24,6 +24,8 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Before any thread starts, so that all of them inherit it.
+    maillage_node::background::no_transparent_huge_pages();
     let args = Args::parse();
     let config = Config::load(&args.config)?;
     init_logging(&config);

@@ -33,7 +33,7 @@ use tantivy::query::EnableScoring;
 use tantivy::{Opstamp, Searcher, SearcherGeneration, SegmentReader};
 
 use super::page::Engine;
-use super::tally::{Tallied, Tally};
+use super::tally::{Counted, Tally};
 use super::{Bucket, Figures, Filters, GroupBy, Hit};
 use crate::node::Viewer;
 
@@ -125,8 +125,8 @@ const STATS_MISS: usize = 5;
 /// recently used" that costs nothing per hit.
 #[derive(Default)]
 struct Facets {
-    young: FxHashMap<SegmentKey, Arc<Tallied>>,
-    old: FxHashMap<SegmentKey, Arc<Tallied>>,
+    young: FxHashMap<SegmentKey, Arc<Counted>>,
+    old: FxHashMap<SegmentKey, Arc<Counted>>,
     young_bytes: usize,
 }
 
@@ -207,17 +207,23 @@ impl Caches {
         }
     }
 
-    /// The counts of `key`'s matches in `segment`, if known.
-    pub fn facets(&self, segment: &SegmentReader, key: &Arc<Key>) -> Option<Arc<Tallied>> {
+    /// The counts of `key`'s matches in `segment`, if known in `numbering`.
+    pub fn facets(
+        &self,
+        segment: &SegmentReader,
+        key: &Arc<Key>,
+        numbering: u64,
+    ) -> Option<Arc<Counted>> {
         let at = (segment.segment_id(), segment.delete_opstamp(), key.clone());
         let (found, evicted) = lock(&self.facets).get(at, FACET_BYTES);
         // Freed outside the lock.
         drop(evicted);
+        let found = found.filter(|c| c.numbering() == numbering);
         self.count(FACET_HIT, found.is_some());
         found
     }
 
-    pub fn keep_facets(&self, segment: &SegmentReader, key: &Arc<Key>, counts: Arc<Tallied>) {
+    pub fn keep_facets(&self, segment: &SegmentReader, key: &Arc<Key>, counts: Arc<Counted>) {
         let at = (segment.segment_id(), segment.delete_opstamp(), key.clone());
         let evicted = lock(&self.facets).keep(at, counts, FACET_BYTES);
         // Freed outside the lock.
@@ -347,11 +353,11 @@ impl Caches {
 
 /// Entries a `Facets` let go of, for the caller to free once it has let go
 /// of the lock.
-type Evicted = FxHashMap<SegmentKey, Arc<Tallied>>;
+type Evicted = FxHashMap<SegmentKey, Arc<Counted>>;
 
 impl Facets {
     /// The counts kept under `at`; found in `old`, they are young again.
-    fn get(&mut self, at: SegmentKey, cap: usize) -> (Option<Arc<Tallied>>, Evicted) {
+    fn get(&mut self, at: SegmentKey, cap: usize) -> (Option<Arc<Counted>>, Evicted) {
         if let Some(t) = self.young.get(&at) {
             return (Some(t.clone()), Evicted::default());
         }
@@ -362,7 +368,7 @@ impl Facets {
     }
 
     /// Keeps `counts`, `cap` bytes at most in both generations.
-    fn keep(&mut self, at: SegmentKey, counts: Arc<Tallied>, cap: usize) -> Evicted {
+    fn keep(&mut self, at: SegmentKey, counts: Arc<Counted>, cap: usize) -> Evicted {
         let bytes = counts.bytes();
         let mut evicted = Evicted::default();
         if self.young_bytes + bytes > cap / 2 {
@@ -398,7 +404,7 @@ impl tantivy::Warmer for Warmer {
                 let weight = query
                     .weight(EnableScoring::disabled_from_searcher(searcher))
                     .map_err(|e| e.to_string())?;
-                let tally = Tally::facets(&engine.sirens).cached(&engine.caches, key.clone());
+                let tally = Tally::facets(&engine.numbering).cached(&engine.caches, key.clone());
                 for (ord, segment) in searcher.segment_readers().iter().enumerate() {
                     tally
                         .collect_segment(weight.as_ref(), ord as u32, segment)
@@ -446,7 +452,7 @@ mod tests {
         let segments: Vec<SegmentKey> = (0..6)
             .map(|_| (SegmentId::generate_random(), None, key.clone()))
             .collect();
-        let counts = Arc::new(Tallied::default());
+        let counts = Arc::new(Counted::default());
         // Room for three entries per generation.
         let cap = 2 * 3 * counts.bytes();
         let mut f = Facets::default();

@@ -46,7 +46,7 @@ pub use document::Fields;
 pub use indexer::spawn as spawn_indexer;
 use page::Engine;
 use query::Queries;
-use tally::{SirenTables, Tally};
+use tally::{Numbering, Tally};
 
 /// Bumped when what is indexed changes: an index of another version is
 /// rebuilt from the store at start.
@@ -323,7 +323,7 @@ impl Search {
         document::register_tokenizers(&index);
         let engine = Arc::new(Engine {
             queries: Queries::new(&index, fields),
-            sirens: SirenTables::default(),
+            numbering: Numbering::default(),
             caches: Caches::default(),
         });
         let warmer = Arc::new(cache::Warmer(engine.clone()));
@@ -497,7 +497,7 @@ impl Engine {
         viewer: &Viewer,
     ) -> Result<Figures, SearchError> {
         let all = self.queries.query("", filters, viewer)?;
-        let groups = searcher.search(&all, &Tally::new(&[by.field()], &[], &self.sirens))?;
+        let groups = searcher.search(&all, &Tally::new(&[by.field()], &[], &self.numbering))?;
         let total = groups.matched;
 
         let mut projects = ProjectStats::default();
@@ -513,7 +513,7 @@ impl Engine {
             let (t, keys) = searcher.search(
                 &only(Kind::Project)?,
                 &(
-                    Tally::new(&["status", "risk"], &[], &self.sirens),
+                    Tally::new(&["status", "risk"], &[], &self.numbering),
                     tally::Values("key"),
                 ),
             )?;
@@ -530,7 +530,7 @@ impl Engine {
             )?;
             let t = searcher.search(
                 &details,
-                &Tally::new(&["budget"], &["kwh", "co2"], &self.sirens)
+                &Tally::new(&["budget"], &["kwh", "co2"], &self.numbering)
                     .within("project_key", Arc::new(keys)),
             )?;
             projects.with_details = t.matched;

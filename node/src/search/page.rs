@@ -9,14 +9,14 @@ use tantivy::{Searcher, TantivyDocument};
 
 use super::cache::{Caches, Key, Page};
 use super::query::Queries;
-use super::tally::{SirenTables, Tally};
+use super::tally::{Numbering, Tally};
 use super::{FACET_VALUES, FACETS, Hit};
 use crate::node::Viewer;
 
 /// What searches and the warmer share.
 pub struct Engine {
     pub queries: Queries,
-    pub sirens: SirenTables,
+    pub numbering: Numbering,
     pub caches: Caches,
 }
 
@@ -31,7 +31,7 @@ impl Engine {
         page_size: usize,
     ) -> tantivy::Result<Page> {
         let ranked = self.queries.ranked(&key.text, query.box_clone());
-        let tally = Tally::facets(&self.sirens).cached(&self.caches, key.clone());
+        let tally = Tally::facets(&self.numbering).cached(&self.caches, key.clone());
         let top = TopDocs::with_limit(page_size)
             .and_offset(offset)
             .order_by_score();

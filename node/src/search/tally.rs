@@ -1,11 +1,20 @@
 //! A collector that counts the values of keyword fields and sums number
 //! fields over every matching document, from the fast-field columns: facets
 //! and statistics cost a few column reads per match, and no stored document.
+//!
+//! Values are counted by number, not by text: every value of a counted field
+//! gets a number once (`Numbering`), and each segment a table from its term
+//! ordinals to those numbers, made once (segments never change). A search
+//! then counts in an array, adds segments' counts as numbers, and reads the
+//! text of the few values it shows. Reading a segment's dictionary, or
+//! hashing values as text, for every segment of every search cost more than
+//! the counting itself.
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{BinaryHeap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rustc_hash::FxHashMap;
 use tantivy::collector::{Collector, SegmentCollector};
@@ -15,14 +24,15 @@ use tantivy::query::Weight;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::cache::{Caches, Key};
-use super::{Bucket, FACETS, document, label};
+use super::{Bucket, FACETS, label};
 
 /// Counts of `counted` fields' values and sums of `summed` fields.
 pub struct Tally<'a> {
     counted: Vec<&'static str>,
     summed: Vec<&'static str>,
     within: Option<(&'static str, Arc<HashSet<String>>)>,
-    sirens: &'a SirenTables,
+    /// The numbering this tally counts in, from start to end.
+    numbers: Arc<Numbers>,
     /// Where each segment's counts are looked up and kept, and under what.
     cached: Option<(&'a Caches, Arc<Key>)>,
 }
@@ -31,20 +41,20 @@ impl<'a> Tally<'a> {
     pub fn new(
         counted: &[&'static str],
         summed: &[&'static str],
-        sirens: &'a SirenTables,
+        numbering: &Numbering,
     ) -> Tally<'a> {
         Tally {
             counted: counted.to_vec(),
             summed: summed.to_vec(),
             within: None,
-            sirens,
+            numbers: numbering.current(),
             cached: None,
         }
     }
 
     /// The facets a search shows.
-    pub fn facets(sirens: &'a SirenTables) -> Tally<'a> {
-        Tally::new(&FACETS.map(|(_, field)| field), &[], sirens)
+    pub fn facets(numbering: &Numbering) -> Tally<'a> {
+        Tally::new(&FACETS.map(|(_, field)| field), &[], numbering)
     }
 
     /// Counts of a segment are looked up in `caches` under `key` (the
@@ -62,91 +72,264 @@ impl<'a> Tally<'a> {
     }
 }
 
-/// Whether a keyword field holds SIRENs (tens of thousands of values).
-fn holds_sirens(field: &str) -> bool {
-    field == "org"
+/// Values numbered past this many, the next search starts a new numbering
+/// (dataset themes are free text: the values seen must not grow without
+/// end). About 100 bytes each.
+const MAX_VALUES: usize = 1 << 20;
+/// Segment tables kept before all are dropped (merged-away segments leave
+/// theirs behind; an index has a few dozen segments at a time).
+const MAX_TABLES: usize = 256;
+
+/// The numbering searches count in. It is only ever replaced, never changed
+/// under a search: a search keeps the one it started with.
+#[derive(Default)]
+pub struct Numbering(Mutex<Arc<Numbers>>);
+
+impl Numbering {
+    fn current(&self) -> Arc<Numbers> {
+        let mut current = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if current.full.load(Ordering::Relaxed) {
+            *current = Arc::new(Numbers::default());
+        }
+        current.clone()
+    }
 }
 
-/// SIRENs numbered densely (0: none), and per segment the number of each
-/// term ordinal of a SIREN field. A broad query matches tens of thousands of
-/// organisations: reading that many terms from a segment's dictionary, or
-/// hashing SIRENs, costs more than the counting. Segments never change, so
-/// their table is made once, and a query counts in arrays, across segments
-/// too.
-#[derive(Default)]
-pub struct SirenTables(Mutex<Sirens>);
+/// Every value of the counted fields seen, numbered densely from 1 (0: no
+/// value), and per segment and field the number of each term ordinal.
+pub struct Numbers {
+    /// Tells counts made in this numbering from others (cached counts).
+    id: u64,
+    known: RwLock<Known>,
+    full: AtomicBool,
+}
 
 #[derive(Default)]
-struct Sirens {
+struct Known {
     tables: FxHashMap<(SegmentId, &'static str), Arc<Vec<u32>>>,
-    numbers: FxHashMap<u64, u32>,
-    /// By number; 0 is none.
-    sirens: Vec<u64>,
+    numbers: FxHashMap<(&'static str, Box<[u8]>), u32>,
+    /// (field, value) by number; number 0 is none.
+    values: Vec<(&'static str, Box<str>)>,
 }
 
-/// Tables kept before all are dropped (merged-away segments leave theirs
-/// behind; an index has a few dozen segments at a time).
-const SIREN_TABLES: usize = 256;
+impl Known {
+    /// The number of `field`'s value `term`, given now if it has none (0
+    /// for the empty value).
+    fn number(&mut self, field: &'static str, term: Box<[u8]>) -> u32 {
+        if term.is_empty() {
+            return 0;
+        }
+        let next = self.values.len() as u32;
+        let text: Box<str> = String::from_utf8_lossy(&term).into();
+        let n = *self.numbers.entry((field, term)).or_insert(next);
+        if n == next {
+            self.values.push((field, text));
+        }
+        n
+    }
+}
 
-impl SirenTables {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Sirens> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+impl Default for Numbers {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Numbers {
+            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            known: RwLock::new(Known {
+                values: vec![("", "".into())],
+                ..Known::default()
+            }),
+            full: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Numbers {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Known> {
+        self.known.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn of(&self, reader: &SegmentReader, field: &'static str, column: &StrColumn) -> Arc<Vec<u32>> {
+    /// The number of each term ordinal of `field` in `reader`'s segment (0
+    /// for the empty value).
+    fn table(
+        &self,
+        reader: &SegmentReader,
+        field: &'static str,
+        column: &StrColumn,
+    ) -> Arc<Vec<u32>> {
         let key = (reader.segment_id(), field);
-        if let Some(t) = self.lock().tables.get(&key) {
+        if let Some(t) = self.read().tables.get(&key) {
             return t.clone();
         }
-        // Read outside the lock: two queries may both read it, once.
-        let mut terms = Vec::with_capacity(column.num_terms());
+        // Read outside the lock: two searches may both read it, once.
+        let mut terms: Vec<Box<[u8]>> = Vec::with_capacity(column.num_terms());
         if let Ok(mut stream) = column.dictionary().stream() {
             while stream.advance() {
-                let term = stream.key();
-                let siren = std::str::from_utf8(term)
-                    .ok()
-                    .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|t| t.parse().ok());
-                terms.push(siren.unwrap_or(0));
+                terms.push(stream.key().into());
             }
         }
-        // A dictionary that did not read whole counts nothing.
-        terms.resize(column.num_terms(), 0);
-        let mut s = self.lock();
-        if s.sirens.is_empty() {
-            s.sirens.push(0);
-        }
-        let table: Vec<u32> = terms
+        let mut k = self.known.write().unwrap_or_else(|p| p.into_inner());
+        let mut table: Vec<u32> = terms
             .into_iter()
-            .map(|siren| {
-                if siren == 0 {
-                    return 0;
-                }
-                let next = s.sirens.len() as u32;
-                let n = *s.numbers.entry(siren).or_insert(next);
-                if n == next {
-                    s.sirens.push(siren);
-                }
-                n
-            })
+            .map(|term| k.number(field, term))
             .collect();
-        let table = Arc::new(table);
-        if s.tables.len() >= SIREN_TABLES {
-            s.tables.clear();
+        // A dictionary that did not read whole counts nothing.
+        table.resize(column.num_terms(), 0);
+        if k.values.len() > MAX_VALUES {
+            self.full.store(true, Ordering::Relaxed);
         }
-        s.tables.insert(key, table.clone());
+        if k.tables.len() >= MAX_TABLES {
+            k.tables.clear();
+        }
+        let table = Arc::new(table);
+        k.tables.insert(key, table.clone());
         table
     }
+}
 
-    /// (SIREN, count) of (number, count).
-    fn counts(&self, counted: &[(u32, u64)]) -> Vec<(u64, u64)> {
-        let s = self.lock();
-        counted
-            .iter()
-            .filter_map(|(number, n)| Some((*s.sirens.get(*number as usize)?, *n)))
-            .filter(|(siren, n)| *n > 0 && *siren != 0)
-            .collect()
+/// Counts by number, and the numbers counted: a thread's, lent to one
+/// segment's count at a time, so that a count reads and resets only the
+/// entries it touched. Allocating and zeroing an array as long as every
+/// value known (tens of thousands of organisations) for each segment of each
+/// search cost more than the counting.
+#[derive(Default)]
+struct Scratch {
+    counts: Vec<u64>,
+    touched: Vec<u32>,
+}
+
+thread_local! {
+    static SPARE: RefCell<Option<Scratch>> = const { RefCell::new(None) };
+}
+
+impl Scratch {
+    /// This thread's, or a new one if it is lent.
+    fn borrow() -> Scratch {
+        SPARE.with_borrow_mut(Option::take).unwrap_or_default()
     }
+
+    fn add(&mut self, number: u32, n: u64) {
+        let i = number as usize;
+        if i >= self.counts.len() {
+            self.counts.resize(i + 1, 0);
+        }
+        if self.counts[i] == 0 {
+            self.touched.push(number);
+        }
+        self.counts[i] += n;
+    }
+
+    /// (number, count) of every number counted, in no order; the scratch is
+    /// all zeros again, and given back to the thread.
+    fn give_back(mut self) -> Vec<(u32, u64)> {
+        let counts = &mut self.counts;
+        let out = self
+            .touched
+            .drain(..)
+            .map(|number| (number, std::mem::take(&mut counts[number as usize])))
+            .collect();
+        SPARE.with_borrow_mut(|spare| *spare = Some(self));
+        out
+    }
+}
+
+/// What a segment's tally found: the counts of its values, by number, and
+/// (sum, how many) per summed field. What the cache keeps per segment.
+#[derive(Debug, Default)]
+pub struct Counted {
+    /// The numbering of `counts`.
+    numbering: u64,
+    matched: u64,
+    counts: Vec<(u32, u64)>,
+    sums: Vec<(&'static str, f64, u64)>,
+}
+
+impl Counted {
+    /// The numbering the counts are in.
+    pub fn numbering(&self) -> u64 {
+        self.numbering
+    }
+
+    /// About how much memory this takes (a cache's measure).
+    pub fn bytes(&self) -> usize {
+        64 + self.counts.len() * 16 + self.sums.len() * 32
+    }
+}
+
+/// What a tally found over every segment.
+pub struct Tallied {
+    /// Documents counted.
+    pub matched: u64,
+    numbers: Arc<Numbers>,
+    /// (number, count), in no order.
+    counts: Vec<(u32, u64)>,
+    sums: FxHashMap<&'static str, (f64, u64)>,
+}
+
+impl Tallied {
+    /// The `limit` most frequent values of `field`, labelled, most frequent
+    /// first and equal counts by label. Which of equal counts make the cut
+    /// at `limit` is decided by value (labels are only looked up for the
+    /// values kept).
+    pub fn buckets(&self, field: &str, limit: usize) -> Vec<Bucket> {
+        let known = self.numbers.read();
+        let v: Vec<(String, u64)> = most_frequent(
+            self.counts.iter().filter_map(|&(number, n)| {
+                let (f, value) = known.values.get(number as usize)?;
+                (*f == field && number != 0).then_some((&**value, n))
+            }),
+            limit,
+        )
+        .into_iter()
+        .map(|(value, n)| (value.to_string(), n))
+        .collect();
+        drop(known);
+        let mut buckets: Vec<Bucket> = v
+            .into_iter()
+            .map(|(value, count)| Bucket {
+                label: label(field, &value),
+                value,
+                count,
+            })
+            .collect();
+        // Equal counts in the order people read them: by name, accents
+        // aside ("Échirolles" before "Fontaine"), not by SIREN, which says
+        // nothing to a reader.
+        buckets.sort_by_cached_key(|b| {
+            (
+                std::cmp::Reverse(b.count),
+                maillage_record::vocab::normalize(&b.label),
+                b.label.clone(),
+                b.value.clone(),
+            )
+        });
+        buckets
+    }
+
+    /// The sum of `field` and how many documents had a value.
+    pub fn sum(&self, field: &str) -> (f64, u64) {
+        self.sums.get(field).copied().unwrap_or((0.0, 0))
+    }
+}
+
+/// The `limit` values with the highest counts (ties by value), unordered:
+/// a facet shows ten organisations out of thousands, so the rest are only
+/// compared with the least of the kept ones, never sorted or copied.
+fn most_frequent<K: Ord>(values: impl Iterator<Item = (K, u64)>, limit: usize) -> Vec<(K, u64)> {
+    // The kept ones, the least frequent on top (ties: the greatest value).
+    let mut kept: BinaryHeap<Reverse<(u64, Reverse<K>)>> = BinaryHeap::new();
+    for (value, n) in values {
+        let candidate = Reverse((n, Reverse(value)));
+        if kept.len() < limit {
+            kept.push(candidate);
+        } else if let Some(mut least) = kept.peek_mut()
+            && candidate < *least
+        {
+            *least = candidate;
+        }
+    }
+    kept.into_iter()
+        .map(|Reverse((n, Reverse(value)))| (value, n))
+        .collect()
 }
 
 /// Every value of a keyword field among the matches.
@@ -201,185 +384,24 @@ impl SegmentCollector for SegmentValues {
     }
 }
 
-/// What a tally found: value counts per field, and (sum, how many) per
-/// summed field.
-#[derive(Debug, Default)]
-pub struct Tallied {
-    /// Documents counted.
-    pub matched: u64,
-    counts: HashMap<&'static str, HashMap<String, u64>>,
-    /// Counts of SIREN fields, kept as numbers (turned into text only for
-    /// the values shown).
-    siren_counts: HashMap<&'static str, Vec<(u64, u64)>>,
-    /// The same per segment, by the SIRENs' numbers in `SirenTables`.
-    numbered: HashMap<&'static str, Vec<(u32, u64)>>,
-    sums: HashMap<&'static str, (f64, u64)>,
-}
-
-impl Tallied {
-    /// About how much memory this takes (a cache's measure).
-    pub fn bytes(&self) -> usize {
-        let counts: usize = self.counts.values().map(|m| 64 + m.len() * 48).sum();
-        let numbered: usize = self.numbered.values().map(|v| 32 + v.len() * 16).sum();
-        128 + counts + numbered + self.sums.len() * 32
-    }
-
-    /// The `limit` most frequent values of `field`, labelled, most frequent
-    /// first and equal counts by label. Which of equal counts make the cut
-    /// at `limit` is decided by value (labels are only looked up for the
-    /// values kept).
-    pub fn buckets(&self, field: &str, limit: usize) -> Vec<Bucket> {
-        let v: Vec<(String, u64)> = match (self.counts.get(field), self.siren_counts.get(field)) {
-            (Some(m), _) => most_frequent(m.iter().map(|(k, n)| (k.clone(), *n)), limit),
-            // SIRENs are 9 digits: as numbers and as text, they sort alike.
-            (None, Some(m)) => most_frequent(m.iter().copied(), limit)
-                .into_iter()
-                .map(|(k, n)| (format!("{k:09}"), n))
-                .collect(),
-            (None, None) => Vec::new(),
-        };
-        let mut buckets: Vec<Bucket> = v
-            .into_iter()
-            .map(|(value, count)| Bucket {
-                label: label(field, &value),
-                value,
-                count,
-            })
-            .collect();
-        // Equal counts in the order people read them: by name, accents
-        // aside ("Échirolles" before "Fontaine"), not by SIREN, which says
-        // nothing to a reader.
-        buckets.sort_by_cached_key(|b| {
-            (
-                std::cmp::Reverse(b.count),
-                maillage_record::vocab::normalize(&b.label),
-                b.label.clone(),
-                b.value.clone(),
-            )
-        });
-        buckets
-    }
-
-    /// The sum of `field` and how many documents had a value.
-    pub fn sum(&self, field: &str) -> (f64, u64) {
-        self.sums.get(field).copied().unwrap_or((0.0, 0))
-    }
-}
-
-/// The `limit` values with the highest counts (ties by value), unordered:
-/// a facet shows ten organisations out of thousands, so the rest are only
-/// compared with the least of the kept ones, never sorted or copied.
-fn most_frequent<K: Ord>(values: impl Iterator<Item = (K, u64)>, limit: usize) -> Vec<(K, u64)> {
-    // The kept ones, the least frequent on top (ties: the greatest value).
-    let mut kept: BinaryHeap<Reverse<(u64, Reverse<K>)>> = BinaryHeap::new();
-    for (value, n) in values {
-        let candidate = Reverse((n, Reverse(value)));
-        if kept.len() < limit {
-            kept.push(candidate);
-        } else if let Some(mut least) = kept.peek_mut()
-            && candidate < *least
-        {
-            *least = candidate;
-        }
-    }
-    kept.into_iter()
-        .map(|Reverse((n, Reverse(value)))| (value, n))
-        .collect()
-}
-
-/// A keyword column and the count of each of its term ordinals.
-struct Counted {
-    field: &'static str,
-    column: Option<StrColumn>,
+/// A counted keyword column and the number of each of its term ordinals.
+struct Keyword {
+    column: StrColumn,
     /// Whether a document may have several values (read one by one).
     multivalued: bool,
-    counts: Counts,
-}
-
-enum Counts {
-    /// Per ordinal.
-    Dense(Vec<u64>),
-    /// For a SIREN field: the SIREN number of each ordinal, and the ordinal
-    /// of each match, counted at the end (a selective query must not pay for
-    /// every organisation).
-    Sirens(Arc<Vec<u32>>, Vec<u32>),
-}
-
-impl Counts {
-    fn add(&mut self, ords: impl Iterator<Item = u64>) {
-        match self {
-            Counts::Sirens(_, seen) => seen.extend(ords.map(|o| o as u32)),
-            Counts::Dense(counts) => {
-                for ord in ords {
-                    counts[ord as usize] += 1;
-                }
-            }
-        }
-    }
-
-    /// (SIREN number, count); none counted for no organisation.
-    fn sirens(numbers: &[u32], mut seen: Vec<u32>) -> Vec<(u32, u64)> {
-        let number = |ord: u32| numbers.get(ord as usize).copied().unwrap_or(0);
-        if seen.len() > numbers.len() / 4 {
-            return count_by_number(
-                seen.into_iter()
-                    .map(|ord| (number(ord), 1))
-                    .filter(|(number, _)| *number != 0),
-            );
-        }
-        // Sorted, the matches of one organisation are counted together, and
-        // the table is read in order instead of at random.
-        seen.sort_unstable();
-        seen.chunk_by(|a, b| a == b)
-            .map(|run| (number(run[0]), run.len() as u64))
-            .filter(|(number, _)| *number != 0)
-            .collect()
-    }
-}
-
-/// (number, sum of its counts) for every number in `counted`, in no order.
-///
-/// The counts go into an array indexed by number, kept by each thread: a
-/// query then reads and resets only the entries it touched. Allocating,
-/// zeroing and scanning an array as long as every organisation known (tens
-/// of thousands) for each segment of each search cost more than the
-/// counting. (A segment's few matches are sorted instead: `Counts::sirens`.)
-fn count_by_number(counted: impl Iterator<Item = (u32, u64)>) -> Vec<(u32, u64)> {
-    thread_local! {
-        /// Counts by number, and the numbers whose count is not zero.
-        static SCRATCH: RefCell<(Vec<u64>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-    }
-    SCRATCH.with_borrow_mut(|(counts, touched)| {
-        // Left over by a count that panicked: every count not zero is listed.
-        for number in touched.drain(..) {
-            counts[number as usize] = 0;
-        }
-        for (number, n) in counted {
-            let i = number as usize;
-            if i >= counts.len() {
-                counts.resize(i + 1, 0);
-            }
-            if counts[i] == 0 && n > 0 {
-                touched.push(number);
-            }
-            counts[i] += n;
-        }
-        let out = touched
-            .iter()
-            .map(|number| (*number, std::mem::take(&mut counts[*number as usize])))
-            .collect();
-        touched.clear();
-        out
-    })
+    numbers: Arc<Vec<u32>>,
 }
 
 pub struct SegmentTally {
+    numbering: u64,
     matched: u64,
     /// The join column, the values it must take, and per term ordinal
     /// whether it is one of them (0: not looked up yet, 1: yes, 2: no).
     within: Option<(Option<StrColumn>, Arc<HashSet<String>>, Vec<u8>)>,
-    columns: Vec<Counted>,
-    numbers: Vec<(&'static str, Option<Column<f64>>, f64, u64)>,
+    columns: Vec<Keyword>,
+    counts: Scratch,
+    /// Summed columns: (field, column, sum, how many had a value).
+    summed: Vec<(&'static str, Option<Column<f64>>, f64, u64)>,
     /// Column values of one block of documents.
     block: Vec<Option<u64>>,
     block_f64: Vec<Option<f64>>,
@@ -396,8 +418,8 @@ impl Collector for Tally<'_> {
         weight: &dyn Weight,
         segment_ord: SegmentOrdinal,
         reader: &SegmentReader,
-    ) -> tantivy::Result<Arc<Tallied>> {
-        let count = || -> tantivy::Result<Arc<Tallied>> {
+    ) -> tantivy::Result<Arc<Counted>> {
+        let count = || -> tantivy::Result<Arc<Counted>> {
             let mut child = self.for_segment(segment_ord, reader)?;
             match reader.alive_bitset() {
                 None => weight.for_each_no_score(reader, &mut |docs| child.collect_block(docs))?,
@@ -417,7 +439,8 @@ impl Collector for Tally<'_> {
         let Some((caches, key)) = &self.cached else {
             return count();
         };
-        if let Some(found) = caches.facets(reader, key) {
+        // Counts made in another numbering do not add up with this one's.
+        if let Some(found) = caches.facets(reader, key, self.numbers.id) {
             return Ok(found);
         }
         let counted = count()?;
@@ -433,25 +456,16 @@ impl Collector for Tally<'_> {
         let fast = reader.fast_fields();
         let mut columns = Vec::new();
         for name in &self.counted {
-            let column = fast.str(name)?;
-            let terms = column.as_ref().map_or(0, |c| c.num_terms());
-            let multivalued = column
-                .as_ref()
-                .is_some_and(|c| c.ords().get_cardinality() == Cardinality::Multivalued);
-            let counts = match &column {
-                Some(c) if holds_sirens(name) => {
-                    Counts::Sirens(self.sirens.of(reader, name, c), Vec::new())
-                }
-                _ => Counts::Dense(vec![0; terms]),
+            let Some(column) = fast.str(name)? else {
+                continue;
             };
-            columns.push(Counted {
-                field: name,
+            columns.push(Keyword {
+                multivalued: column.ords().get_cardinality() == Cardinality::Multivalued,
+                numbers: self.numbers.table(reader, name, &column),
                 column,
-                multivalued,
-                counts,
             });
         }
-        let numbers = self
+        let summed = self
             .summed
             .iter()
             .map(|name| (*name, fast.f64(name).ok(), 0.0, 0))
@@ -465,10 +479,12 @@ impl Collector for Tally<'_> {
             }
         };
         Ok(SegmentTally {
+            numbering: self.numbers.id,
             matched: 0,
             within,
             columns,
-            numbers,
+            counts: Scratch::borrow(),
+            summed,
             block: Vec::new(),
             block_f64: Vec::new(),
         })
@@ -478,41 +494,33 @@ impl Collector for Tally<'_> {
         false
     }
 
-    fn merge_fruits(&self, fruits: Vec<Arc<Tallied>>) -> tantivy::Result<Tallied> {
-        let mut out = Tallied::default();
+    fn merge_fruits(&self, fruits: Vec<Arc<Counted>>) -> tantivy::Result<Tallied> {
+        let mut counts = Scratch::borrow();
+        let mut out = Tallied {
+            matched: 0,
+            numbers: self.numbers.clone(),
+            counts: Vec::new(),
+            sums: FxHashMap::default(),
+        };
         for fruit in &fruits {
+            if fruit.numbering != self.numbers.id {
+                // `collect_segment` only ever counts in, or takes from the
+                // cache counts of, this tally's numbering.
+                return Err(tantivy::TantivyError::InternalError(
+                    "facet counts of another numbering".into(),
+                ));
+            }
             out.matched += fruit.matched;
-            for (field, counts) in &fruit.counts {
-                let into = out.counts.entry(*field).or_default();
-                for (value, n) in counts {
-                    match into.get_mut(value) {
-                        Some(into) => *into += n,
-                        None => {
-                            into.insert(value.clone(), *n);
-                        }
-                    }
-                }
+            for &(number, n) in &fruit.counts {
+                counts.add(number, n);
             }
-            for (field, (sum, n)) in &fruit.sums {
-                let into = out.sums.entry(*field).or_default();
-                into.0 += *sum;
-                into.1 += *n;
+            for &(field, sum, n) in &fruit.sums {
+                let into = out.sums.entry(field).or_default();
+                into.0 += sum;
+                into.1 += n;
             }
         }
-        let numbered: HashSet<&'static str> = fruits
-            .iter()
-            .flat_map(|fruit| fruit.numbered.keys().copied())
-            .collect();
-        for field in numbered {
-            let counted = count_by_number(
-                fruits
-                    .iter()
-                    .filter_map(|fruit| fruit.numbered.get(field))
-                    .flatten()
-                    .copied(),
-            );
-            out.siren_counts.insert(field, self.sirens.counts(&counted));
-        }
+        out.counts = counts.give_back();
         Ok(out)
     }
 }
@@ -538,20 +546,28 @@ impl SegmentTally {
     }
 }
 
+/// Counts the values of ordinals `ords` (0: none, not counted).
+fn add(counts: &mut Scratch, numbers: &[u32], ords: impl Iterator<Item = u64>) {
+    for ord in ords {
+        match numbers.get(ord as usize) {
+            Some(&number) if number != 0 => counts.add(number, 1),
+            _ => {}
+        }
+    }
+}
+
 impl SegmentCollector for SegmentTally {
-    type Fruit = Arc<Tallied>;
+    type Fruit = Arc<Counted>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
         if !self.within(doc) {
             return;
         }
         self.matched += 1;
-        for c in &mut self.columns {
-            if let Some(column) = &c.column {
-                c.counts.add(column.term_ords(doc));
-            }
+        for c in &self.columns {
+            add(&mut self.counts, &c.numbers, c.column.term_ords(doc));
         }
-        for (_, column, sum, n) in &mut self.numbers {
+        for (_, column, sum, n) in &mut self.summed {
             if let Some(v) = column.as_ref().and_then(|c| c.first(doc)) {
                 *sum += v;
                 *n += 1;
@@ -570,21 +586,24 @@ impl SegmentCollector for SegmentTally {
         }
         self.matched += docs.len() as u64;
         let block = &mut self.block;
-        for c in &mut self.columns {
-            let Some(column) = &c.column else { continue };
+        for c in &self.columns {
             if c.multivalued {
                 for &doc in docs {
-                    c.counts.add(column.term_ords(doc));
+                    add(&mut self.counts, &c.numbers, c.column.term_ords(doc));
                 }
             } else {
                 block.clear();
                 block.resize(docs.len(), None);
-                column.ords().first_vals(docs, block);
-                c.counts.add(block.iter().flatten().copied());
+                c.column.ords().first_vals(docs, block);
+                add(
+                    &mut self.counts,
+                    &c.numbers,
+                    block.iter().flatten().copied(),
+                );
             }
         }
         let block = &mut self.block_f64;
-        for (_, column, sum, n) in &mut self.numbers {
+        for (_, column, sum, n) in &mut self.summed {
             let Some(column) = column else { continue };
             block.clear();
             block.resize(docs.len(), None);
@@ -596,43 +615,17 @@ impl SegmentCollector for SegmentTally {
         }
     }
 
-    fn harvest(self) -> Arc<Tallied> {
-        let mut out = Tallied {
+    fn harvest(self) -> Arc<Counted> {
+        Arc::new(Counted {
+            numbering: self.numbering,
             matched: self.matched,
-            ..Tallied::default()
-        };
-        for c in self.columns {
-            let counts = match c.counts {
-                Counts::Sirens(sirens, seen) => {
-                    out.numbered.insert(c.field, Counts::sirens(&sirens, seen));
-                    continue;
-                }
-                Counts::Dense(counts) => counts,
-            };
-            let into = out.counts.entry(c.field).or_default();
-            let Some(column) = c.column else { continue };
-            // One pass over the dictionary in order: looking ordinals up one
-            // by one decodes a block each time, and broad queries touch
-            // thousands of values.
-            let (ords, ns): (Vec<u64>, Vec<u64>) = counts
+            counts: self.counts.give_back(),
+            sums: self
+                .summed
                 .into_iter()
-                .enumerate()
-                .filter(|(_, n)| *n > 0)
-                .map(|(ord, n)| (ord as u64, n))
-                .unzip();
-            let mut ns = ns.into_iter();
-            let _ = column.dictionary().sorted_ords_to_term_cb(&ords, |term| {
-                if let Some(n) = ns.next()
-                    && term != document::NONE.as_bytes()
-                {
-                    into.insert(String::from_utf8_lossy(term).into_owned(), n);
-                }
-            });
-        }
-        for (field, _, sum, n) in self.numbers {
-            out.sums.insert(field, (sum, n));
-        }
-        Arc::new(out)
+                .map(|(field, _, sum, n)| (field, sum, n))
+                .collect(),
+        })
     }
 }
 
@@ -641,33 +634,55 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sirens_are_counted_and_each_count_starts_from_zero() {
-        // Ordinal 0 is the empty value: no organisation, not counted.
-        let numbers: Vec<u32> = (0..1000).map(|o| o * 10).collect();
+    fn each_count_starts_from_zero() {
         let sorted = |mut v: Vec<(u32, u64)>| {
             v.sort_unstable();
             v
         };
-        let few = vec![7, 3, 0, 7, 999, 3, 7];
+        let mut counts = Scratch::borrow();
+        // Ordinal 0 is the empty value (number 0): not counted.
+        let numbers: Vec<u32> = (0..1000).map(|o| o * 10).collect();
+        add(&mut counts, &numbers, [7, 3, 0, 7, 999, 3, 7].into_iter());
+        counts.add(20_000, 4);
         assert_eq!(
-            sorted(Counts::sirens(&numbers, few.clone())),
-            [(30, 2), (70, 3), (9990, 1)]
+            sorted(counts.give_back()),
+            [(30, 2), (70, 3), (9990, 1), (20_000, 4)]
         );
-        // Counted again on the same thread: nothing left from before.
-        assert_eq!(
-            sorted(Counts::sirens(&numbers, vec![3, 500])),
-            [(30, 1), (5000, 1)]
-        );
-        // A count that panicked half way leaves nothing behind either.
-        let panicked = std::panic::catch_unwind(|| {
-            count_by_number(
-                [(5, 1), (6, 2)]
-                    .into_iter()
-                    .chain(std::iter::from_fn(|| panic!())),
-            )
-        });
-        assert!(panicked.is_err());
-        assert_eq!(sorted(count_by_number([(6, 1)].into_iter())), [(6, 1)]);
+        // Counted again on the same thread, with the scratch given back:
+        // nothing left from before.
+        let mut counts = Scratch::borrow();
+        assert!(counts.counts.len() > 20_000, "the thread's scratch again");
+        add(&mut counts, &numbers, [3, 500].into_iter());
+        assert_eq!(sorted(counts.give_back()), [(30, 1), (5000, 1)]);
+        // A count that stopped half way (an error, a panic) never gives its
+        // scratch back: the next one starts anew.
+        let mut stopped = Scratch::borrow();
+        stopped.add(6, 2);
+        let mut next = Scratch::borrow();
+        next.add(6, 1);
+        drop(stopped);
+        assert_eq!(next.give_back(), [(6, 1)]);
+    }
+
+    #[test]
+    fn values_are_numbered_once_per_field_and_a_full_numbering_is_replaced() {
+        let numbering = Numbering::default();
+        let numbers = numbering.current();
+        let mut k = numbers.known.write().unwrap();
+        let mut number = |field, value: &str| k.number(field, value.as_bytes().into());
+        let a = number("theme", "Mobilités");
+        assert_eq!(a, 1);
+        assert_eq!(number("theme", "Mobilités"), a);
+        assert_eq!(number("status", "Mobilités"), 2);
+        assert_eq!(number("status", ""), 0, "none");
+        drop(k);
+        // The same numbering until it is full; then a new one, whose counts
+        // the cache tells apart.
+        assert_eq!(numbering.current().id, numbers.id);
+        numbers.full.store(true, Ordering::Relaxed);
+        let next = numbering.current();
+        assert_ne!(next.id, numbers.id);
+        assert_eq!(next.read().values.len(), 1, "only 'none'");
     }
 
     #[test]
