@@ -435,6 +435,9 @@ impl tantivy::Warmer for Warmer {
             .collect();
         let generations = live.iter().map(|g| g.generation_id()).collect();
         self.0.caches.retain(&segments, &generations);
+        self.0
+            .numbering
+            .retain(&segments.iter().map(|(id, _)| *id).collect());
     }
 }
 

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 
-use tantivy::collector::TopDocs;
+use tantivy::collector::{Collector, SegmentCollector, TopDocs};
+use tantivy::query::{EnableScoring, Query};
 use tantivy::schema::Value;
-use tantivy::{Searcher, TantivyDocument};
+use tantivy::{DocAddress, DocId, Score, Searcher, SegmentOrdinal, TantivyDocument};
 
 use super::cache::{Caches, Key, Page};
 use super::query::Queries;
-use super::tally::{Numbering, Tally};
+use super::tally::{Numbering, Tallied, Tally};
 use super::{FACET_VALUES, FACETS, Hit};
 use crate::node::Viewer;
 
@@ -30,17 +31,12 @@ impl Engine {
         offset: usize,
         page_size: usize,
     ) -> tantivy::Result<Page> {
-        let ranked = self.queries.ranked(&key.text, query.box_clone());
+        let ranked = self.queries.ranked(&key.text, query);
         let tally = Tally::facets(&self.numbering).cached(&self.caches, key.clone());
         let top = TopDocs::with_limit(page_size)
             .and_offset(offset)
             .order_by_score();
-        // Two passes: ranking alone may skip documents that cannot make the
-        // page, and counting alone needs no score and reads its columns a
-        // block of documents at a time (or finds its counts cached). The
-        // tally counts every match: it is the total too.
-        let top = searcher.search(&ranked, &top)?;
-        let counts = searcher.search(&query, &tally)?;
+        let (top, counts) = rank_and_count(searcher, ranked.as_ref(), &top, &tally)?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
@@ -92,4 +88,57 @@ impl Engine {
             score,
         }
     }
+}
+
+/// The best matches of `ranked` by `top`, and the counts of every match by
+/// `tally` (the total too), in one pass over each segment's matches.
+///
+/// Ranking visits every match anyway (a query whose title words add to the
+/// score is not one tantivy can skip through), so counting beside it spares
+/// a second pass over the posting lists; matches are still counted a block
+/// at a time. A segment whose counts are cached is only ranked.
+fn rank_and_count<T>(
+    searcher: &Searcher,
+    ranked: &dyn Query,
+    top: &T,
+    tally: &Tally,
+) -> tantivy::Result<(Vec<(Score, DocAddress)>, Tallied)>
+where
+    T: Collector<Fruit = Vec<(Score, DocAddress)>>,
+{
+    /// Matches counted at once.
+    const BLOCK: usize = 64;
+    let weight = ranked.weight(EnableScoring::enabled_from_searcher(searcher))?;
+    let mut tops = Vec::new();
+    let mut counts = Vec::new();
+    let mut block: Vec<DocId> = Vec::with_capacity(BLOCK);
+    for (ord, reader) in searcher.segment_readers().iter().enumerate() {
+        let ord = ord as SegmentOrdinal;
+        if let Some(counted) = tally.counted_before(reader) {
+            tops.push(top.collect_segment(weight.as_ref(), ord, reader)?);
+            counts.push(counted);
+            continue;
+        }
+        let mut best = top.for_segment(ord, reader)?;
+        let mut count = tally.for_segment(ord, reader)?;
+        let alive = reader.alive_bitset();
+        block.clear();
+        weight.for_each(reader, &mut |doc, score| {
+            if alive.is_some_and(|alive| alive.is_deleted(doc)) {
+                return;
+            }
+            best.collect(doc, score);
+            block.push(doc);
+            if block.len() == BLOCK {
+                count.collect_block(&block);
+                block.clear();
+            }
+        })?;
+        count.collect_block(&block);
+        tops.push(best.harvest());
+        let counted = count.harvest();
+        tally.keep(reader, &counted);
+        counts.push(counted);
+    }
+    Ok((top.merge_fruits(tops)?, tally.merge_fruits(counts)?))
 }

@@ -72,6 +72,23 @@ impl<'a> Tally<'a> {
     }
 }
 
+impl Tally<'_> {
+    /// The counts of this tally's query in `reader`'s segment, if cached.
+    pub fn counted_before(&self, reader: &SegmentReader) -> Option<Arc<Counted>> {
+        let (caches, key) = self.cached.as_ref()?;
+        // Counts made in another numbering do not add up with this one's.
+        caches.facets(reader, key, self.numbers.id)
+    }
+
+    /// Caches `counted`, the counts of this tally's query in `reader`'s
+    /// segment (if this tally is cached).
+    pub fn keep(&self, reader: &SegmentReader, counted: &Arc<Counted>) {
+        if let Some((caches, key)) = &self.cached {
+            caches.keep_facets(reader, key, counted.clone());
+        }
+    }
+}
+
 /// Values numbered past this many, the next search starts a new numbering
 /// (dataset themes are free text: the values seen must not grow without
 /// end). About 100 bytes each.
@@ -86,6 +103,15 @@ const MAX_TABLES: usize = 256;
 pub struct Numbering(Mutex<Arc<Numbers>>);
 
 impl Numbering {
+    /// Forgets the tables of segments no searcher holds any more: a column
+    /// keeps its segment's files open, and merged-away files take disk
+    /// space until they are closed.
+    pub fn retain(&self, live: &HashSet<SegmentId>) {
+        let current = self.current();
+        let mut k = current.known.write().unwrap_or_else(|p| p.into_inner());
+        k.tables.retain(|(segment, _), _| live.contains(segment));
+    }
+
     fn current(&self) -> Arc<Numbers> {
         let mut current = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if current.full.load(Ordering::Relaxed) {
@@ -106,10 +132,24 @@ pub struct Numbers {
 
 #[derive(Default)]
 struct Known {
-    tables: FxHashMap<(SegmentId, &'static str), Arc<Vec<u32>>>,
+    /// Per segment and field, its column (opening one reads its footer and
+    /// dictionary: a cost per search and segment) and the number of each of
+    /// its term ordinals.
+    tables: FxHashMap<(SegmentId, &'static str), Table>,
     numbers: FxHashMap<(&'static str, Box<[u8]>), u32>,
-    /// (field, value) by number; number 0 is none.
-    values: Vec<(&'static str, Box<str>)>,
+    /// Values by number; number 0 is none.
+    values: Vec<Box<str>>,
+    /// The field of each number, as an index in `fields`: a merged count is
+    /// split by field reading one byte per value.
+    field_of: Vec<u8>,
+    fields: Vec<&'static str>,
+}
+
+/// A segment's keyword column, and the number of each of its term ordinals.
+#[derive(Clone)]
+struct Table {
+    column: StrColumn,
+    numbers: Arc<Vec<u32>>,
 }
 
 impl Known {
@@ -123,7 +163,16 @@ impl Known {
         let text: Box<str> = String::from_utf8_lossy(&term).into();
         let n = *self.numbers.entry((field, term)).or_insert(next);
         if n == next {
-            self.values.push((field, text));
+            self.values.push(text);
+            let f = match self.fields.iter().position(|f| *f == field) {
+                Some(f) => f,
+                None => {
+                    self.fields.push(field);
+                    self.fields.len() - 1
+                }
+            };
+            // A tally counts a handful of fields, all named in this file.
+            self.field_of.push(u8::try_from(f).unwrap_or(u8::MAX));
         }
         n
     }
@@ -135,7 +184,8 @@ impl Default for Numbers {
         Numbers {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
             known: RwLock::new(Known {
-                values: vec![("", "".into())],
+                values: vec!["".into()],
+                field_of: vec![u8::MAX],
                 ..Known::default()
             }),
             full: AtomicBool::new(false),
@@ -148,18 +198,17 @@ impl Numbers {
         self.known.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The number of each term ordinal of `field` in `reader`'s segment (0
-    /// for the empty value).
-    fn table(
-        &self,
-        reader: &SegmentReader,
-        field: &'static str,
-        column: &StrColumn,
-    ) -> Arc<Vec<u32>> {
+    /// `field`'s column in `reader`'s segment and the number of each of
+    /// its term ordinals (0 for the empty value); none if no document of
+    /// the segment has the field.
+    fn table(&self, reader: &SegmentReader, field: &'static str) -> tantivy::Result<Option<Table>> {
         let key = (reader.segment_id(), field);
         if let Some(t) = self.read().tables.get(&key) {
-            return t.clone();
+            return Ok(Some(t.clone()));
         }
+        let Some(column) = reader.fast_fields().str(field)? else {
+            return Ok(None);
+        };
         // Read outside the lock: two searches may both read it, once.
         let mut terms: Vec<Box<[u8]>> = Vec::with_capacity(column.num_terms());
         if let Ok(mut stream) = column.dictionary().stream() {
@@ -180,9 +229,12 @@ impl Numbers {
         if k.tables.len() >= MAX_TABLES {
             k.tables.clear();
         }
-        let table = Arc::new(table);
+        let table = Table {
+            column,
+            numbers: Arc::new(table),
+        };
         k.tables.insert(key, table.clone());
-        table
+        Ok(Some(table))
     }
 }
 
@@ -260,8 +312,8 @@ pub struct Tallied {
     /// Documents counted.
     pub matched: u64,
     numbers: Arc<Numbers>,
-    /// (number, count), in no order.
-    counts: Vec<(u32, u64)>,
+    /// Per field, (number, count) in no order.
+    counts: FxHashMap<&'static str, Vec<(u32, u64)>>,
     sums: FxHashMap<&'static str, (f64, u64)>,
 }
 
@@ -271,12 +323,23 @@ impl Tallied {
     /// at `limit` is decided by value (labels are only looked up for the
     /// values kept).
     pub fn buckets(&self, field: &str, limit: usize) -> Vec<Bucket> {
+        let Some(counts) = self.counts.get(field) else {
+            return Vec::new();
+        };
+        // Values counted fewer times than the one at the cut cannot make
+        // it: they are never looked up (thousands of organisations).
+        let least = if counts.len() > limit && limit > 0 {
+            let mut ns: Vec<u64> = counts.iter().map(|(_, n)| *n).collect();
+            *ns.select_nth_unstable_by(limit - 1, |a, b| b.cmp(a)).1
+        } else {
+            0
+        };
         let known = self.numbers.read();
         let v: Vec<(String, u64)> = most_frequent(
-            self.counts.iter().filter_map(|&(number, n)| {
-                let (f, value) = known.values.get(number as usize)?;
-                (*f == field && number != 0).then_some((&**value, n))
-            }),
+            counts
+                .iter()
+                .filter(|(_, n)| *n >= least)
+                .filter_map(|&(number, n)| Some((&**known.values.get(number as usize)?, n))),
             limit,
         )
         .into_iter()
@@ -436,15 +499,11 @@ impl Collector for Tally<'_> {
             }
             Ok(child.harvest())
         };
-        let Some((caches, key)) = &self.cached else {
-            return count();
-        };
-        // Counts made in another numbering do not add up with this one's.
-        if let Some(found) = caches.facets(reader, key, self.numbers.id) {
+        if let Some(found) = self.counted_before(reader) {
             return Ok(found);
         }
         let counted = count()?;
-        caches.keep_facets(reader, key, counted.clone());
+        self.keep(reader, &counted);
         Ok(counted)
     }
 
@@ -456,12 +515,12 @@ impl Collector for Tally<'_> {
         let fast = reader.fast_fields();
         let mut columns = Vec::new();
         for name in &self.counted {
-            let Some(column) = fast.str(name)? else {
+            let Some(Table { column, numbers }) = self.numbers.table(reader, name)? else {
                 continue;
             };
             columns.push(Keyword {
                 multivalued: column.ords().get_cardinality() == Cardinality::Multivalued,
-                numbers: self.numbers.table(reader, name, &column),
+                numbers,
                 column,
             });
         }
@@ -499,7 +558,7 @@ impl Collector for Tally<'_> {
         let mut out = Tallied {
             matched: 0,
             numbers: self.numbers.clone(),
-            counts: Vec::new(),
+            counts: FxHashMap::default(),
             sums: FxHashMap::default(),
         };
         for fruit in &fruits {
@@ -520,7 +579,18 @@ impl Collector for Tally<'_> {
                 into.1 += n;
             }
         }
-        out.counts = counts.give_back();
+        let counts = counts.give_back();
+        let known = self.numbers.read();
+        for (number, n) in counts {
+            let Some(field) = known
+                .field_of
+                .get(number as usize)
+                .and_then(|f| known.fields.get(usize::from(*f)))
+            else {
+                continue;
+            };
+            out.counts.entry(field).or_default().push((number, n));
+        }
         Ok(out)
     }
 }
@@ -683,6 +753,51 @@ mod tests {
         let next = numbering.current();
         assert_ne!(next.id, numbers.id);
         assert_eq!(next.read().values.len(), 1, "only 'none'");
+        assert_eq!(numbers.read().fields, ["theme", "status"]);
+        assert_eq!(numbers.read().field_of, [u8::MAX, 0, 1]);
+    }
+
+    #[test]
+    fn buckets_keep_the_highest_counts_and_break_ties_at_the_cut_by_value() {
+        let numbering = Numbering::default();
+        let numbers = numbering.current();
+        let mut k = numbers.known.write().unwrap();
+        let sirens = [
+            "213105554",
+            "213100605",
+            "243100518",
+            "200046977",
+            "213100001",
+        ];
+        let counted: Vec<(u32, u64)> = sirens
+            .iter()
+            .zip([4, 9, 4, 4, 1])
+            .map(|(siren, n)| (k.number("org", siren.as_bytes().into()), n))
+            .collect();
+        drop(k);
+        let tallied = Tallied {
+            matched: 22,
+            numbers: numbers.clone(),
+            counts: [("org", counted)].into_iter().collect(),
+            sums: FxHashMap::default(),
+        };
+        let top = |limit| -> Vec<(String, u64)> {
+            tallied
+                .buckets("org", limit)
+                .into_iter()
+                .map(|b| (b.value, b.count))
+                .collect()
+        };
+        // Three counted 4: the two smallest SIRENs make the cut of three.
+        let cut: Vec<(String, u64)> = top(3);
+        assert_eq!(cut.len(), 3);
+        assert_eq!(cut[0], ("213100605".to_string(), 9));
+        let mut tied: Vec<&str> = cut[1..].iter().map(|(v, _)| v.as_str()).collect();
+        tied.sort();
+        assert_eq!(tied, ["200046977", "213105554"]);
+        assert_eq!(top(usize::MAX).len(), 5);
+        assert!(top(0).is_empty());
+        assert!(tallied.buckets("theme", 10).is_empty());
     }
 
     #[test]
