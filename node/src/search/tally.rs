@@ -312,8 +312,9 @@ pub struct Tallied {
     /// Documents counted.
     pub matched: u64,
     numbers: Arc<Numbers>,
-    /// Per field, (number, count) in no order.
-    counts: FxHashMap<&'static str, Vec<(u32, u64)>>,
+    /// Per field (by its index in the numbering), (number, count) in no
+    /// order.
+    counts: Vec<Vec<(u32, u64)>>,
     sums: FxHashMap<&'static str, (f64, u64)>,
 }
 
@@ -323,7 +324,13 @@ impl Tallied {
     /// at `limit` is decided by value (labels are only looked up for the
     /// values kept).
     pub fn buckets(&self, field: &str, limit: usize) -> Vec<Bucket> {
-        let Some(counts) = self.counts.get(field) else {
+        let known = self.numbers.read();
+        let Some(counts) = known
+            .fields
+            .iter()
+            .position(|f| *f == field)
+            .and_then(|f| self.counts.get(f))
+        else {
             return Vec::new();
         };
         // Values counted fewer times than the one at the cut cannot make
@@ -334,7 +341,6 @@ impl Tallied {
         } else {
             0
         };
-        let known = self.numbers.read();
         let v: Vec<(String, u64)> = most_frequent(
             counts
                 .iter()
@@ -558,7 +564,7 @@ impl Collector for Tally<'_> {
         let mut out = Tallied {
             matched: 0,
             numbers: self.numbers.clone(),
-            counts: FxHashMap::default(),
+            counts: Vec::new(),
             sums: FxHashMap::default(),
         };
         for fruit in &fruits {
@@ -581,15 +587,16 @@ impl Collector for Tally<'_> {
         }
         let counts = counts.give_back();
         let known = self.numbers.read();
+        out.counts = vec![Vec::new(); known.fields.len()];
         for (number, n) in counts {
-            let Some(field) = known
+            let Some(by_field) = known
                 .field_of
                 .get(number as usize)
-                .and_then(|f| known.fields.get(usize::from(*f)))
+                .and_then(|f| out.counts.get_mut(usize::from(*f)))
             else {
                 continue;
             };
-            out.counts.entry(field).or_default().push((number, n));
+            by_field.push((number, n));
         }
         Ok(out)
     }
@@ -778,7 +785,7 @@ mod tests {
         let tallied = Tallied {
             matched: 22,
             numbers: numbers.clone(),
-            counts: [("org", counted)].into_iter().collect(),
+            counts: vec![counted],
             sums: FxHashMap::default(),
         };
         let top = |limit| -> Vec<(String, u64)> {
