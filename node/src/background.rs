@@ -52,8 +52,8 @@ fn lower_this_thread_by(nice: i32) {
     let _ = nice;
 }
 
-/// Turns transparent huge pages off for this process (Linux only), before
-/// its first threads start: call it first thing in `main`.
+/// Turns transparent huge pages off for this process, all its threads
+/// (Linux only): call it first thing in `main`.
 ///
 /// Where the kernel hands out 2 MiB pages to memory that asks for them, the
 /// allocator's arenas get them: each time it gives unused memory back and
@@ -65,8 +65,11 @@ pub fn no_transparent_huge_pages() {
     #[cfg(target_os = "linux")]
     {
         // Failing (an old kernel) leaves things as they were: harmless.
+        // prctl reads its arguments as unsigned longs, and refuses this
+        // option unless the last three are zero.
+        let (on, zero): (libc::c_ulong, libc::c_ulong) = (1, 0);
         // SAFETY: prctl with PR_SET_THP_DISABLE only reads its integers.
-        let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+        let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, on, zero, zero, zero) };
     }
 }
 

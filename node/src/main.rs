@@ -24,7 +24,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    // Before any thread starts, so that all of them inherit it.
+    // First: what the node allocates from now on is in small pages.
     maillage_node::background::no_transparent_huge_pages();
     let args = Args::parse();
     let config = Config::load(&args.config)?;

@@ -97,7 +97,7 @@ impl Engine {
 /// score is not one tantivy can skip through), so counting beside it spares
 /// a second pass over the posting lists; matches are still counted a block
 /// at a time. A segment whose counts are cached is only ranked.
-fn rank_and_count<T>(
+pub(super) fn rank_and_count<T>(
     searcher: &Searcher,
     ranked: &dyn Query,
     top: &T,

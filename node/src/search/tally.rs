@@ -89,13 +89,16 @@ impl Tally<'_> {
     }
 }
 
-/// Values numbered past this many, the next search starts a new numbering
-/// (dataset themes are free text: the values seen must not grow without
-/// end). About 100 bytes each.
+/// Values numbered past this many (or past twice those the live segments
+/// hold, if more), the next search starts a new numbering: dataset themes
+/// are free text, and the values of merged-away segments must not pile up.
+/// About 100 bytes each.
 const MAX_VALUES: usize = 1 << 20;
-/// Segment tables kept before all are dropped (merged-away segments leave
-/// theirs behind; an index has a few dozen segments at a time).
-const MAX_TABLES: usize = 256;
+/// (segment, field) tables kept before all are dropped. The warmer drops
+/// those of segments no searcher holds (`Numbering::retain`), so this is
+/// only a backstop: an index has a few dozen segments, each with a table
+/// per counted field (seven).
+const MAX_TABLES: usize = 4096;
 
 /// The numbering searches count in. It is only ever replaced, never changed
 /// under a search: a search keeps the one it started with.
@@ -112,12 +115,23 @@ impl Numbering {
         k.tables.retain(|(segment, _), _| live.contains(segment));
     }
 
-    fn current(&self) -> Arc<Numbers> {
+    pub(super) fn current(&self) -> Arc<Numbers> {
         let mut current = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if current.full.load(Ordering::Relaxed) {
-            *current = Arc::new(Numbers::default());
+            // Room for twice the values the segments still searched hold:
+            // a numbering those alone fill would otherwise be replaced at
+            // every search.
+            let live = current.live_values();
+            *current = Arc::new(Numbers::with_limit(MAX_VALUES.max(2 * live)));
         }
         current.clone()
+    }
+
+    /// Makes the next search start a new numbering.
+    #[cfg(test)]
+    pub fn replace_soon(&self) {
+        let current = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        current.full.store(true, Ordering::Relaxed);
     }
 }
 
@@ -127,6 +141,8 @@ pub struct Numbers {
     /// Tells counts made in this numbering from others (cached counts).
     id: u64,
     known: RwLock<Known>,
+    /// Values numbered past which this numbering is `full`.
+    limit: usize,
     full: AtomicBool,
 }
 
@@ -136,7 +152,8 @@ struct Known {
     /// dictionary: a cost per search and segment) and the number of each of
     /// its term ordinals.
     tables: FxHashMap<(SegmentId, &'static str), Table>,
-    numbers: FxHashMap<(&'static str, Box<[u8]>), u32>,
+    /// Per field, the number of each value (as the index holds it).
+    numbers: FxHashMap<&'static str, FxHashMap<Box<[u8]>, u32>>,
     /// Values by number; number 0 is none.
     values: Vec<Box<str>>,
     /// The field of each number, as an index in `fields`: a merged count is
@@ -153,6 +170,15 @@ struct Table {
 }
 
 impl Known {
+    /// The number of `field`'s value `term`, if it has one (0 for the
+    /// empty value).
+    fn get(&self, field: &'static str, term: &[u8]) -> Option<u32> {
+        if term.is_empty() {
+            return Some(0);
+        }
+        self.numbers.get(field)?.get(term).copied()
+    }
+
     /// The number of `field`'s value `term`, given now if it has none (0
     /// for the empty value).
     fn number(&mut self, field: &'static str, term: Box<[u8]>) -> u32 {
@@ -161,7 +187,12 @@ impl Known {
         }
         let next = self.values.len() as u32;
         let text: Box<str> = String::from_utf8_lossy(&term).into();
-        let n = *self.numbers.entry((field, term)).or_insert(next);
+        let n = *self
+            .numbers
+            .entry(field)
+            .or_default()
+            .entry(term)
+            .or_insert(next);
         if n == next {
             self.values.push(text);
             let f = match self.fields.iter().position(|f| *f == field) {
@@ -171,7 +202,9 @@ impl Known {
                     self.fields.len() - 1
                 }
             };
-            // A tally counts a handful of fields, all named in this file.
+            // A tally counts a handful of fields, all named in this module
+            // (u8::MAX is "no field").
+            debug_assert!(f < usize::from(u8::MAX));
             self.field_of.push(u8::try_from(f).unwrap_or(u8::MAX));
         }
         n
@@ -180,6 +213,12 @@ impl Known {
 
 impl Default for Numbers {
     fn default() -> Self {
+        Numbers::with_limit(MAX_VALUES)
+    }
+}
+
+impl Numbers {
+    fn with_limit(limit: usize) -> Numbers {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         Numbers {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
@@ -188,12 +227,26 @@ impl Default for Numbers {
                 field_of: vec![u8::MAX],
                 ..Known::default()
             }),
+            limit,
             full: AtomicBool::new(false),
         }
     }
-}
 
-impl Numbers {
+    /// How many values the tables kept (those of the segments searched
+    /// lately) hold.
+    pub(super) fn live_values(&self) -> usize {
+        let k = self.read();
+        let mut live = vec![false; k.values.len()];
+        for table in k.tables.values() {
+            for &n in table.numbers.iter() {
+                if let Some(l) = live.get_mut(n as usize) {
+                    *l = n != 0;
+                }
+            }
+        }
+        live.into_iter().filter(|l| *l).count()
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Known> {
         self.known.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -216,14 +269,29 @@ impl Numbers {
                 terms.push(stream.key().into());
             }
         }
+        // Values already numbered are looked up under the read lock, which
+        // searches share; the write lock, which makes them wait, is only
+        // taken for values never seen (a new segment of a known index has
+        // few). This runs on the indexer's thread too (the warmer), at a
+        // lower priority than searches.
+        let mut table = vec![0u32; terms.len()];
+        let mut unknown = Vec::new();
+        {
+            let k = self.read();
+            for (ord, term) in terms.iter().enumerate() {
+                match k.get(field, term) {
+                    Some(n) => table[ord] = n,
+                    None => unknown.push(ord),
+                }
+            }
+        }
         let mut k = self.known.write().unwrap_or_else(|p| p.into_inner());
-        let mut table: Vec<u32> = terms
-            .into_iter()
-            .map(|term| k.number(field, term))
-            .collect();
+        for ord in unknown {
+            table[ord] = k.number(field, std::mem::take(&mut terms[ord]));
+        }
         // A dictionary that did not read whole counts nothing.
         table.resize(column.num_terms(), 0);
-        if k.values.len() > MAX_VALUES {
+        if k.values.len() > self.limit {
             self.full.store(true, Ordering::Relaxed);
         }
         if k.tables.len() >= MAX_TABLES {
@@ -260,6 +328,10 @@ impl Scratch {
     }
 
     fn add(&mut self, number: u32, n: u64) {
+        if n == 0 {
+            // Listed in `touched` only once its count is not zero.
+            return;
+        }
         let i = number as usize;
         if i >= self.counts.len() {
             self.counts.resize(i + 1, 0);
@@ -752,6 +824,9 @@ mod tests {
         assert_eq!(number("theme", "Mobilités"), a);
         assert_eq!(number("status", "Mobilités"), 2);
         assert_eq!(number("status", ""), 0, "none");
+        assert_eq!(k.get("theme", "Mobilités".as_bytes()), Some(1));
+        assert_eq!(k.get("theme", b"Economie"), None);
+        assert_eq!(k.get("org", b""), Some(0));
         drop(k);
         // The same numbering until it is full; then a new one, whose counts
         // the cache tells apart.
@@ -760,6 +835,10 @@ mod tests {
         let next = numbering.current();
         assert_ne!(next.id, numbers.id);
         assert_eq!(next.read().values.len(), 1, "only 'none'");
+        assert_eq!(
+            next.limit, MAX_VALUES,
+            "no segment searched: no values live"
+        );
         assert_eq!(numbers.read().fields, ["theme", "status"]);
         assert_eq!(numbers.read().field_of, [u8::MAX, 0, 1]);
     }

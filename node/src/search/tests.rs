@@ -626,15 +626,7 @@ fn facets_agree_across_segments_blocks_and_deletions() {
     );
 
     // Delete and add back the first record: its segment now has a deletion.
-    let mut writer: tantivy::IndexWriter<TantivyDocument> =
-        f.search.index.writer_with_num_threads(1, 32 << 20).unwrap();
-    writer.delete_term(Term::from_field_text(
-        f.search.fields().key,
-        &document::key(&key(1), "d0"),
-    ));
-    writer.commit().unwrap();
-    drop(writer);
-    f.search.reader.reload().unwrap();
+    delete(&f, key(1), "d0");
     let fewer = f.find("budget", Filters::default(), &Viewer::Operator);
     assert_eq!(fewer.total, 299);
     assert_eq!(fewer.facets["kind"][0].count, 299);
@@ -642,6 +634,143 @@ fn facets_agree_across_segments_blocks_and_deletions() {
     let after = f.find("budget", Filters::default(), &Viewer::Operator);
     assert_eq!(after.total, 300);
     assert_eq!(counts(&after), counts(&before));
+}
+
+/// Deletes the record `id` of `author` from the index, and commits.
+fn delete(f: &Fixture, author: PublicKey, id: &str) {
+    let mut writer: tantivy::IndexWriter<TantivyDocument> =
+        f.search.index.writer_with_num_threads(1, 32 << 20).unwrap();
+    writer.delete_term(Term::from_field_text(
+        f.search.fields().key,
+        &document::key(&author, id),
+    ));
+    writer.commit().unwrap();
+    drop(writer);
+    f.search.reader.reload().unwrap();
+}
+
+/// Ranking and counting in one pass (`page::rank_and_count`) gives what
+/// ranking, then counting, each in a pass of its own, give: the same hits in
+/// the same order with the same scores, from any offset, and the same
+/// counts, across segments, a deletion and fields of several values; and
+/// again when the counts come from the cache.
+#[test]
+fn one_pass_ranks_and_counts_as_two_passes_do() {
+    use tantivy::collector::TopDocs;
+    let f = Fixture::new();
+    let publishers = [LYON_METRO, BLAGNAC, "213105554"];
+    let words = ["vélo", "voirie", "école", "cantine"];
+    let recs: Vec<Record> = (0..120)
+        .map(|i| {
+            let title = format!(
+                "{} {}",
+                words[i % 4],
+                if i % 3 == 0 { "budget" } else { "données" }
+            );
+            let description = format!("budget {} {}", words[(i / 4) % 4], "relevé ".repeat(i % 7));
+            let mut r = dataset(&format!("d{i}"), &title, &description, publishers[i % 3]);
+            if let Body::Dataset(d) = &mut r.body {
+                d.themes = match i % 3 {
+                    0 => vec!["Économie".into()],
+                    1 => vec!["Économie".into(), "Mobilités".into()],
+                    _ => vec![],
+                };
+            }
+            r
+        })
+        .collect();
+    f.add(key(1), &lyon_org(), &recs[..60]);
+    f.add(key(1), &lyon_org(), &recs[60..]);
+    delete(&f, key(1), "d0");
+    let engine = &f.search.engine;
+    let searcher = f.search.reader.searcher();
+    assert_eq!(searcher.segment_readers().len(), 2);
+    for text in ["budget", "budget vélo", "données école", ""] {
+        let query = || {
+            engine
+                .queries
+                .query(text, &Filters::default(), &Viewer::Operator)
+                .unwrap()
+        };
+        let ranked = engine.queries.ranked(text, query());
+        let counts = searcher
+            .search(&query(), &Tally::facets(&engine.numbering))
+            .unwrap();
+        assert!(counts.matched > 10, "{text:?}: {}", counts.matched);
+        let cached = Arc::new(cache::Key {
+            text: text.into(),
+            filters: Filters::default(),
+            viewer: Viewer::Operator,
+        });
+        for offset in [0, 7] {
+            let top = TopDocs::with_limit(10).and_offset(offset).order_by_score();
+            let best = searcher.search(&ranked, &top).unwrap();
+            assert!(!best.is_empty());
+            // Counted, then (the second time) taken from the cache.
+            for _ in 0..2 {
+                let tally = Tally::facets(&engine.numbering).cached(&engine.caches, cached.clone());
+                let (one_best, one_counts) =
+                    page::rank_and_count(&searcher, ranked.as_ref(), &top, &tally).unwrap();
+                assert_eq!(one_best, best, "{text:?} from {offset}");
+                assert_eq!(one_counts.matched, counts.matched, "{text:?}");
+                for (_, field) in FACETS {
+                    assert_eq!(
+                        one_counts.buckets(field, 100),
+                        counts.buckets(field, 100),
+                        "{text:?}: {field}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(f.search.cache_stats().facet_hits > 0);
+}
+
+/// When a numbering is full, the next search counts in a new one: the
+/// same counts, and none of those kept in the old one (whose numbers mean
+/// other values) is used.
+#[test]
+fn a_new_numbering_counts_the_same_and_leaves_the_old_counts() {
+    let f = Fixture::new();
+    let recs: Vec<Record> = [LYON_METRO, BLAGNAC, BLAGNAC]
+        .iter()
+        .enumerate()
+        .map(|(i, org)| dataset(&format!("d{i}"), "Budget primitif", "Budget voté", org))
+        .collect();
+    f.add(key(1), &lyon_org(), &recs);
+    let find = |page_size| {
+        f.search
+            .search(
+                &SearchRequest {
+                    text: "budget".into(),
+                    page: 1,
+                    page_size,
+                    ..SearchRequest::default()
+                },
+                &Viewer::Operator,
+                0,
+            )
+            .unwrap()
+    };
+    let first = find(20);
+    // Every value of the counted fields, each counted once: kind, two
+    // organisations, their départements.
+    let values: usize = first.facets.values().map(Vec::len).sum();
+    assert_eq!(f.search.engine.numbering.current().live_values(), values);
+
+    f.search.engine.numbering.replace_soon();
+    let before = f.search.cache_stats();
+    // Another page size: not a page kept, so its facets are looked up.
+    let renumbered = find(10);
+    let after = f.search.cache_stats() - before;
+    assert_eq!((after.facet_hits, after.facet_misses), (0, 1));
+    assert_eq!(renumbered.facets, first.facets);
+    assert_eq!(renumbered.total, 3);
+    // Kept in the new numbering, for the next search.
+    let before = f.search.cache_stats();
+    find(5);
+    let after = f.search.cache_stats() - before;
+    assert_eq!((after.facet_hits, after.facet_misses), (1, 0));
 }
 
 /// A repeated search is answered from the caches; a commit adds a segment
