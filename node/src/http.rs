@@ -25,7 +25,8 @@ use maillage_dcat::{CatalogInfo, PublicRecords};
 use maillage_record::Kind;
 use tokio::net::TcpListener;
 
-use crate::node::{Node, Viewer};
+use crate::node::Node;
+use crate::viewer::Viewer;
 use crate::search::{Filters, GroupBy, SearchError, SearchRequest};
 use crate::store::{ListFilter, StoreError};
 
@@ -122,7 +123,7 @@ async fn handle(
             "/catalog.jsonld" | "/catalog.ttl" => {
                 let export = public_export(&node)?;
                 let graph = export.catalog(
-                    &CatalogInfo::for_node(&node.name, node.siren.as_str(), &url),
+                    &CatalogInfo::for_node(node.name(), node.siren().as_str(), &url),
                     page,
                 );
                 if path.ends_with(".ttl") {
@@ -211,12 +212,12 @@ async fn search(req: Request<Incoming>, node: Arc<Node>) -> Response<Full<Bytes>
             risk: get("risk"),
             licence: get("licence"),
         };
-        let stored = node.store.last_seq();
+        let stored = node.store().last_seq();
         let viewer = Viewer::Anonymous;
         let body = if stats {
             let by =
                 GroupBy::parse(&get("by").unwrap_or_default()).map_err(SearchError::BadRequest)?;
-            serde_json::to_vec_pretty(&node.search.stats(&filters, by, &viewer, stored)?)
+            serde_json::to_vec_pretty(&node.search().stats(&filters, by, &viewer, stored)?)
         } else {
             let req = SearchRequest {
                 text: get("q").unwrap_or_default(),
@@ -224,7 +225,7 @@ async fn search(req: Request<Incoming>, node: Arc<Node>) -> Response<Full<Bytes>
                 page: number("page")?,
                 page_size: number("page_size")?,
             };
-            serde_json::to_vec_pretty(&node.search.search(&req, &viewer, stored)?)
+            serde_json::to_vec_pretty(&node.search().search(&req, &viewer, stored)?)
         };
         body.map_err(|e| SearchError::Internal(e.to_string()))
     })
@@ -312,7 +313,7 @@ fn parse_page(query: &str) -> Result<Option<(usize, usize)>, String> {
 /// Reads what the anonymous public may see (blocking: it scans the store).
 pub fn public_export(node: &Node) -> Result<PublicRecords, StoreError> {
     let mut export = PublicRecords::default();
-    node.for_each_current(
+    node.store().for_each_current(
         &ListFilter::default(),
         |cur| matches!(cur.kind, Kind::Dataset | Kind::Project | Kind::Organisation),
         |cur, r| {
@@ -336,7 +337,7 @@ fn claims_vouched_siren(
     author: &maillage_record::PublicKey,
     r: &maillage_record::Record,
 ) -> bool {
-    match (&r.body, node.trust.siren_of(author)) {
+    match (&r.body, node.trust().siren_of(author)) {
         (maillage_record::Body::Organisation(o), Some(vouched)) => o.siren == vouched.as_str(),
         _ => true,
     }

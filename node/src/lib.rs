@@ -2,10 +2,11 @@
 //! serves them over gRPC, and replicates them with pinned peers over mutual
 //! TLS. `docs/architecture.md` has the map.
 
+pub mod author;
 pub mod background;
 pub mod config;
 pub mod http;
-pub mod import;
+pub mod ledger;
 pub mod node;
 pub mod peers;
 pub mod replication;
@@ -15,3 +16,4 @@ pub mod service;
 pub mod store;
 pub mod tls;
 pub mod trust;
+pub mod viewer;

@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use maillage_record::{PublicKey, Siren};
 use serde::{Deserialize, Serialize};
 
+use crate::ledger::Ledger;
 use crate::store::{Store, StoreError};
 use crate::tls::PinnedKeys;
 
@@ -73,7 +74,8 @@ impl PeerState {
 }
 
 pub struct PeerTable {
-    store: Arc<Store>,
+    /// Where entries are written (the one writer).
+    ledger: Arc<Ledger>,
     peers: RwLock<BTreeMap<String, PeerState>>,
     pinned: PinnedKeys,
 }
@@ -98,7 +100,7 @@ pub fn validate_url(url: &str) -> Result<(), PeerError> {
 }
 
 impl PeerTable {
-    pub fn load(store: Arc<Store>) -> Result<PeerTable, StoreError> {
+    pub fn load(store: &Store, ledger: Arc<Ledger>) -> Result<PeerTable, StoreError> {
         let mut peers = BTreeMap::new();
         for (name, value) in store.peers()? {
             match serde_json::from_slice::<PeerState>(&value) {
@@ -112,7 +114,7 @@ impl PeerTable {
         }
         let pinned: HashSet<PublicKey> = peers.values().filter_map(PeerState::public_key).collect();
         Ok(PeerTable {
-            store,
+            ledger,
             peers: RwLock::new(peers),
             pinned: Arc::new(RwLock::new(pinned)),
         })
@@ -184,7 +186,7 @@ impl PeerTable {
                 syncing: false,
             },
         };
-        self.store.put_peer(
+        self.ledger.save_peer(
             name,
             &serde_json::to_vec(&state).expect("plain struct serializes"),
         )?;
@@ -196,7 +198,7 @@ impl PeerTable {
     /// Unpins a peer; returns false if there was none by that name.
     pub fn remove(&self, name: &str) -> Result<bool, StoreError> {
         let mut peers = self.peers.write().unwrap_or_else(|p| p.into_inner());
-        let existed = self.store.delete_peer(name)?;
+        let existed = self.ledger.delete_peer(name)?;
         let existed = peers.remove(name).is_some() || existed;
         self.refresh_pinned(&peers);
         Ok(existed)
@@ -248,7 +250,7 @@ impl PeerTable {
         };
         change(state);
         let value = serde_json::to_vec(&*state).expect("plain struct serializes");
-        if let Err(e) = self.store.put_peer_stats(name, &value) {
+        if let Err(e) = self.ledger.save_peer_stats(name, &value) {
             tracing::warn!(peer = name, error = %e, "cannot save peer state");
         }
     }
@@ -276,7 +278,8 @@ mod tests {
     #[test]
     fn pinning_again_keeps_a_peers_history_unless_its_key_changed() {
         let dir = tempfile::tempdir().unwrap();
-        let table = PeerTable::load(Arc::new(Store::open(dir.path()).unwrap())).unwrap();
+        let (store, ledger) = crate::ledger::tests::open(dir.path());
+        let table = PeerTable::load(&store, ledger.clone()).unwrap();
         let (own, key, other) = (PublicKey([1; 32]), PublicKey([2; 32]), PublicKey([3; 32]));
         table
             .add("blagnac", "https://127.0.0.1:7441", key, None, own)
@@ -306,7 +309,7 @@ mod tests {
         );
         assert_eq!(again.url, "https://127.0.0.1:7442");
         assert_eq!(table.siren_of(&key), Some(siren));
-        let reloaded = PeerTable::load(table.store.clone()).unwrap();
+        let reloaded = PeerTable::load(&store, ledger).unwrap();
         assert_eq!(reloaded.get("blagnac").unwrap().records_received, 7);
 
         let new_key = table

@@ -81,11 +81,11 @@ pub struct Started {
 /// organisation's own record if it is new, and binds both listeners.
 pub async fn start(config: &Config) -> Result<Started, StartError> {
     let key = keyfile::read(&config.key_file)?;
-    let store = Store::open(&config.data_dir).map_err(|source| StartError::OpenStore {
-        path: config.data_dir.clone(),
-        source,
-    })?;
-    let store = Arc::new(store);
+    let (store, writer) =
+        Store::open(&config.data_dir).map_err(|source| StartError::OpenStore {
+            path: config.data_dir.clone(),
+            source,
+        })?;
 
     // The store's lock proves no other node runs on this directory, so a socket
     // file left here is stale (a crash): remove it before binding.
@@ -137,7 +137,14 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
     };
     let search = Search::open(&config.search_dir, store.last_seq())?;
     let identity = Identity::new(&key)?;
-    let node = Arc::new(Node::new(config, key, identity, store, search, local)?);
+    let node = Arc::new(Node::new(
+        config,
+        key,
+        identity,
+        (store, writer),
+        search,
+        local,
+    )?);
     ingest_organisation(&node, &config.dir.join(ORGANISATION_ENVELOPE))?;
     Ok(Started {
         node,
@@ -165,14 +172,14 @@ fn ingest_organisation(node: &Node, path: &Path) -> Result<(), StartError> {
         problem,
     };
     let rec = envelope::verify_bytes(&bytes).map_err(|e| bad(e.to_string()))?;
-    if rec.author() != node.public_key {
+    if rec.author() != node.public_key() {
         return Err(bad(format!(
             "signed by {}, not by this node's key {}",
             rec.author(),
-            node.public_key
+            node.public_key()
         )));
     }
-    match node.insert_blocking(&rec, Admission::KeepHistory) {
+    match node.ledger().insert(&rec, Admission::KeepHistory) {
         Ok(ins) => {
             tracing::info!(id = %ins.id, "stored the organisation's own record");
             Ok(())
@@ -207,12 +214,12 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         .expect("descriptor sets embedded at build time are valid");
 
     let replicator = Replicator::start(node.clone());
-    let indexer = crate::search::spawn_indexer(node.clone());
+    let indexer = node.indexer().spawn();
     // Trust stored but not yet applied to the quarantine (the node stopped
     // in between) is applied now.
     let releasing = node.clone();
     tokio::task::spawn_blocking(move || {
-        match crate::replication::intake::release_trusted(&releasing) {
+        match releasing.ledger().release() {
             Ok(0) => {}
             Ok(released) => tracing::info!(
                 released,
@@ -223,7 +230,7 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
             }
         }
     });
-    let acceptor = tls::acceptor(&node.identity, node.pinned_keys())?;
+    let acceptor = tls::acceptor(node.identity(), node.pinned_keys())?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
     let stop_rx_http = stop_rx.clone();
@@ -261,10 +268,10 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         .serve_with_incoming_shutdown(UnixListenerStream::new(admin), stopped(stop_rx));
 
     tracing::info!(
-        grpc = %node.grpc_listen,
+        grpc = %node.grpc_listen(),
         admin = %admin_path.display(),
-        key = %node.public_key,
-        siren = %node.siren,
+        key = %node.public_key(),
+        siren = %node.siren(),
         "node serving"
     );
     let export = http.map(|(listener, url)| {

@@ -8,7 +8,7 @@
 //! one of those becomes true, whatever the order in which things arrive.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use maillage_record::model::{Membership, MembershipRole};
 use maillage_record::{Body, Kind, PublicKey, Record, Siren};
@@ -33,15 +33,16 @@ struct Endorsements {
     by_member: HashMap<PublicKey, HashSet<(PublicKey, String)>>,
 }
 
+/// In memory only: the ledger persists roots (`add_root`, `remove_root` take
+/// the write to make) and feeds it what is stored (`observe`).
 pub struct Trust {
-    store: Arc<Store>,
     own: PublicKey,
     roots: RwLock<BTreeMap<PublicKey, RootInfo>>,
     endorsements: RwLock<Endorsements>,
 }
 
 impl Trust {
-    pub fn load(store: Arc<Store>, own: PublicKey) -> Result<Trust, StoreError> {
+    pub fn load(store: &Store, own: PublicKey) -> Result<Trust, StoreError> {
         let mut roots = BTreeMap::new();
         for (key, value) in store.roots()? {
             // A value this version cannot read still names a trusted key.
@@ -52,7 +53,6 @@ impl Trust {
             roots.insert(key, info);
         }
         let trust = Trust {
-            store: store.clone(),
             own,
             roots: RwLock::new(roots),
             endorsements: RwLock::default(),
@@ -192,8 +192,15 @@ impl Trust {
         member
     }
 
-    /// Trusts `key` as a root; returns false if it already was one.
-    pub fn add_root(&self, key: PublicKey, note: &str) -> Result<bool, StoreError> {
+    /// Trusts `key` as a root, once `persist` has kept its entry; returns
+    /// false if it already was one. (Under the lock: two operators adding
+    /// and removing at once leave memory and table alike.)
+    pub(crate) fn add_root(
+        &self,
+        key: PublicKey,
+        note: &str,
+        persist: impl FnOnce(&[u8]) -> Result<(), StoreError>,
+    ) -> Result<bool, StoreError> {
         let mut roots = self.roots.write().unwrap_or_else(|p| p.into_inner());
         if roots.contains_key(&key) {
             return Ok(false);
@@ -203,16 +210,21 @@ impl Trust {
             added_at_ms: maillage_record::now_ms(),
         };
         let value = serde_json::to_vec(&info).expect("plain struct serializes");
-        self.store.put_root(&key, &value)?;
+        persist(value.as_slice())?;
         roots.insert(key, info);
         Ok(true)
     }
 
-    /// Stops trusting `key`; returns false if it was not a root. Records
+    /// Stops trusting `key` once `persist` has deleted its entry (saying
+    /// whether there was one); returns false if it was not a root. Records
     /// already accepted stay: they were valid when they came.
-    pub fn remove_root(&self, key: &PublicKey) -> Result<bool, StoreError> {
+    pub(crate) fn remove_root(
+        &self,
+        key: &PublicKey,
+        persist: impl FnOnce() -> Result<bool, StoreError>,
+    ) -> Result<bool, StoreError> {
         let mut roots = self.roots.write().unwrap_or_else(|p| p.into_inner());
-        let existed = self.store.delete_root(key)?;
+        let existed = persist()?;
         roots.remove(key);
         Ok(existed)
     }
@@ -266,10 +278,10 @@ mod tests {
     #[test]
     fn roots_delegate_to_committees_once() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let trust = Trust::load(store, key(1)).unwrap();
+        let (store, _writer) = Store::open(dir.path()).unwrap();
+        let trust = Trust::load(&store, key(1)).unwrap();
         let (root, committee, member, stranger) = (key(2), key(3), key(4), key(5));
-        trust.add_root(root, "root").unwrap();
+        trust.add_root(root, "root", |_| Ok(())).unwrap();
         assert!(trust.accepts(&key(1), 0), "own key");
         assert!(!trust.accepts(&member, 5_000));
 
@@ -325,10 +337,10 @@ mod tests {
     #[test]
     fn a_withdrawal_that_comes_first_still_counts() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path()).unwrap());
-        let trust = Trust::load(store, key(1)).unwrap();
+        let (store, _writer) = Store::open(dir.path()).unwrap();
+        let trust = Trust::load(&store, key(1)).unwrap();
         let (root, member) = (key(2), key(4));
-        trust.add_root(root, "root").unwrap();
+        trust.add_root(root, "root", |_| Ok(())).unwrap();
         let withdraw = Record {
             body: Body::Tombstone(maillage_record::model::Tombstone {
                 reason: "fin".into(),

@@ -97,7 +97,7 @@ async fn answer<T>(
 fn rpc_error(url: &str, s: tonic::Status) -> SyncError {
     use tonic::Code;
     let text = match s.code() {
-        // STACK.md: a TLS refusal of our key surfaces as Cancelled or Unavailable.
+        // A TLS refusal of our key surfaces in tonic as Cancelled or Unavailable.
         Code::Unavailable | Code::Cancelled | Code::Unknown => format!(
             "cannot reach {url} ({}): is the peer running, and is this node's key pinned there \
              (`maillage peer add` on the peer, with this node's `maillage status` key)?",
@@ -120,7 +120,7 @@ pub fn client(
     let key = peer
         .public_key()
         .ok_or_else(|| SyncError::Rpc(format!("peer {} has an unreadable key", peer.name)))?;
-    let channel = tls::channel(&peer.url, &node.identity, key, counters)?;
+    let channel = tls::channel(&peer.url, node.identity(), key, counters)?;
     // Envelopes are up to 256 KiB and fetch batches ~1 MiB: 16 MiB leaves room.
     let client = ReplicationClient::new(channel)
         .max_decoding_message_size(16 << 20)
@@ -197,7 +197,7 @@ pub async fn sync_once(
     let need = tokio::task::spawn_blocking(move || {
         let mut wanted = Vec::with_capacity(need.len());
         for id in need.iter().map(|id| RecordId(**id)) {
-            if node2.wants(&id)? {
+            if node2.ledger().quarantine().wants(&id)? {
                 wanted.push(id);
             }
         }
@@ -249,7 +249,7 @@ pub async fn fetch(
             }
             let peer_name = peer.to_string();
             // Verified and stored at a lower priority than searches.
-            in_flight.push_back(node.background.spawn({
+            in_flight.push_back(node.background().spawn({
                 let node = node.clone();
                 move || intake_blocking(&node, &batch.envelopes, &peer_name)
             }));
@@ -267,7 +267,7 @@ pub async fn fetch(
             "records received"
         );
     }
-    node.peers.update(peer, |p| {
+    node.peers().update(peer, |p| {
         p.records_received += total.stored + total.quarantined;
     });
     Ok(total)
@@ -284,11 +284,11 @@ pub async fn run_link(node: Arc<Node>, name: String, wake: Arc<Notify>) {
         if *stopping.borrow() {
             return;
         }
-        let Some(peer) = node.peers.get(&name) else {
+        let Some(peer) = node.peers().get(&name) else {
             return;
         };
         let result = link_once(&node, &peer).await;
-        node.peers.update(&name, |p| {
+        node.peers().update(&name, |p| {
             p.subscribed = false;
             p.syncing = false;
         });
@@ -301,7 +301,7 @@ pub async fn run_link(node: Arc<Node>, name: String, wake: Arc<Notify>) {
                 failures = failures.saturating_add(1);
                 let text = e.to_string();
                 tracing::warn!(peer = name, failures, error = %text, "replication with peer failed");
-                node.peers.update(&name, |p| {
+                node.peers().update(&name, |p| {
                     p.consecutive_failures = failures;
                     p.last_error = text;
                 });
@@ -350,7 +350,7 @@ async fn link_once(node: &Arc<Node>, peer: &PeerState) -> Result<(), SyncError> 
         if *stopping.borrow() {
             return Ok(());
         }
-        node.peers.update(&peer.name, |p| {
+        node.peers().update(&peer.name, |p| {
             p.subscribed = true;
             p.syncing = true;
         });
@@ -378,7 +378,7 @@ pub fn record_success(node: &Node, name: &str, report: &SyncReport) {
         ms = report.elapsed.as_millis() as u64,
         "reconciled"
     );
-    node.peers.update(name, |p| {
+    node.peers().update(name, |p| {
         p.syncing = false;
         p.last_sync_ms = maillage_record::now_ms();
         p.last_error.clear();
@@ -392,7 +392,7 @@ async fn follow(
     client: &mut ReplicationClient<Channel>,
     announcements: &mut Streaming<Announcement>,
 ) -> Result<(), SyncError> {
-    let deadline = tokio::time::Instant::now() + node.replication.sync_interval;
+    let deadline = tokio::time::Instant::now() + node.replication().sync_interval;
     let mut stopping = node.stopping();
     loop {
         let msg = tokio::select! {
@@ -422,7 +422,7 @@ async fn follow(
             let mut missing = Vec::new();
             for raw in &msg.ids {
                 if let Some(id) = RecordId::from_slice(raw)
-                    && node2.wants(&id)?
+                    && node2.ledger().quarantine().wants(&id)?
                 {
                     missing.push(id);
                 }

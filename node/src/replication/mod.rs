@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod intake;
+pub mod quarantine;
 pub mod service;
 
 use std::collections::HashMap;
@@ -21,7 +22,7 @@ use crate::node::Node;
 pub use client::SyncReport;
 
 /// Negentropy frame limit: well below gRPC's 4 MiB message limit, and large
-/// enough that a big difference still takes few round trips (STACK.md).
+/// enough that a big difference still takes few round trips.
 pub const FRAME_LIMIT: u64 = 512 * 1024;
 /// Ids per Fetch request (32 bytes each: 128 KiB).
 pub const MAX_FETCH_IDS: usize = 4096;
@@ -36,10 +37,10 @@ pub const FETCH_BATCH_RECORDS: usize = 1024;
 /// (blocking: it walks the whole sync set).
 pub fn negentropy_for(
     node: &Node,
-    viewer: &crate::node::Viewer,
+    viewer: &crate::viewer::Viewer,
 ) -> Result<negentropy::Negentropy<'static, negentropy::NegentropyStorageVector>, negentropy::Error>
 {
-    let view = node.sync_view(viewer);
+    let view = node.ledger().sync_view(viewer);
     let mut storage = negentropy::NegentropyStorageVector::with_capacity(view.len());
     for (ts, id) in view {
         storage.insert(ts, negentropy::Id::from_byte_array(id.0))?;
@@ -65,7 +66,7 @@ impl Replicator {
             node: node.clone(),
             links: Mutex::new(HashMap::new()),
         });
-        for peer in node.peers.list() {
+        for peer in node.peers().list() {
             r.restart(&peer.name);
         }
         r
@@ -99,7 +100,7 @@ impl Replicator {
     pub fn wake(&self, name: &str) {
         if self
             .node
-            .peers
+            .peers()
             .get(name)
             .is_none_or(|p| p.consecutive_failures == 0)
         {
@@ -119,7 +120,7 @@ impl Replicator {
     ) -> Result<SyncReport, String> {
         let peer = self
             .node
-            .peers
+            .peers()
             .get(name)
             .ok_or_else(|| format!("no peer named '{name}'"))?;
         let node = &self.node;
@@ -138,7 +139,7 @@ impl Replicator {
             }
             Err(e) => {
                 let text = e.to_string();
-                node.peers.update(name, |p| {
+                node.peers().update(name, |p| {
                     p.consecutive_failures += 1;
                     p.last_error = text.clone();
                 });

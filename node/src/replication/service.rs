@@ -13,7 +13,8 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{FETCH_BATCH_BYTES, FETCH_BATCH_RECORDS, MAX_FETCH_IDS, Replicator};
-use crate::node::{Node, Viewer};
+use crate::node::Node;
+use crate::viewer::Viewer;
 use crate::service::store_status;
 use crate::tls::PeerInfo;
 
@@ -37,7 +38,7 @@ impl ReplicationService {
                     "replication needs mutual TLS with a pinned key: this call came without a client certificate",
                 )
             })?;
-        let name = self.node.peers.name_of(&key).ok_or_else(|| {
+        let name = self.node.peers().name_of(&key).ok_or_else(|| {
             Status::permission_denied(format!("key {key} is no longer a pinned peer of this node"))
         })?;
         // It reached us, so it is up: if our own link to it is backing off, retry now.
@@ -144,7 +145,7 @@ impl Replication for ReplicationService {
                 let (n, v) = (node.clone(), viewer.clone());
                 // Serving a peer is background work too.
                 let read = node
-                    .background
+                    .background()
                     .spawn(move || {
                         let mut batches = vec![FetchBatch::default()];
                         let mut size = 0;
@@ -179,7 +180,7 @@ impl Replication for ReplicationService {
                     sent += count;
                 }
             }
-            node.peers.update(&peer, |p| p.records_sent += sent);
+            node.peers().update(&peer, |p| p.records_sent += sent);
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }
@@ -190,7 +191,7 @@ impl Replication for ReplicationService {
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let (peer, mut viewer) = self.peer(&request)?;
         let node = self.node.clone();
-        let mut announcements = self.node.subscribe();
+        let mut announcements = self.node.ledger().subscribe();
         let mut stopping = self.node.stopping();
         let (tx, rx) = mpsc::channel(16);
         tracing::debug!(peer, "peer subscribed");
@@ -202,7 +203,7 @@ impl Replication for ReplicationService {
                         Ok(items) => {
                             // Unpinned since it subscribed: the stream ends here.
                             if let Viewer::Peer { key, .. } = &viewer
-                                && node.peers.name_of(key).is_none()
+                                && node.peers().name_of(key).is_none()
                             {
                                 return;
                             }

@@ -35,7 +35,7 @@ use tantivy::{Opstamp, Searcher, SearcherGeneration, SegmentReader};
 use super::page::Engine;
 use super::tally::{Counted, Tally};
 use super::{Bucket, Figures, Filters, GroupBy, Hit};
-use crate::node::Viewer;
+use crate::viewer::Viewer;
 
 /// At most this much of facet counts (estimated bytes) are kept.
 const FACET_BYTES: usize = 64 << 20;

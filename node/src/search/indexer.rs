@@ -28,8 +28,8 @@ use tantivy::{IndexWriter, TantivyDocument, Term};
 
 use super::document::{self, Context, Org};
 use super::{SCHEMA_VERSION, Search, SearchError};
-use crate::node::Node;
-use crate::store::{Change, Inserted, ListFilter, StoreError};
+use crate::store::{Change, Inserted, ListFilter, Store, StoreError};
+use crate::trust::Trust;
 
 /// Changes read from the store at a time.
 const BATCH: usize = 2048;
@@ -116,45 +116,67 @@ enum IndexError {
     Tantivy(#[from] tantivy::TantivyError),
 }
 
-/// Starts the indexer thread; it ends when the node stops, after a last commit.
-pub fn spawn(node: Arc<Node>) -> std::thread::JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("maillage-indexer".into())
-        .spawn(move || {
-            // Indexing (and tantivy's threads, which inherit this) yields
-            // to searches.
-            crate::background::lower_this_thread();
-            // A failure is logged and retried: searches answer from what
-            // was committed meanwhile.
-            loop {
-                match run(&node) {
-                    Ok(()) => return,
-                    Err(e) => {
-                        tracing::error!(error = %e, index = %node.search.path().display(), "search indexing failed; retrying in 5 s");
-                        if wait_stopping(&node, Duration::from_secs(5)) {
-                            return;
+/// What the indexer reads: the store it follows, trust (whom an author
+/// speaks for), this node's own organisation, and when to stop. Not the
+/// node: the index is derived from the store alone.
+pub struct Indexer {
+    pub search: Arc<Search>,
+    pub store: Arc<Store>,
+    pub trust: Arc<Trust>,
+    pub own: Own,
+    pub stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+/// This node's own organisation: its records' organisation, whatever
+/// trust says.
+pub struct Own {
+    pub key: PublicKey,
+    pub siren: maillage_record::Siren,
+    pub name: String,
+}
+
+impl Indexer {
+    /// Starts the indexer thread; it ends when the node stops, after a last
+    /// commit.
+    pub fn spawn(self) -> std::thread::JoinHandle<()> {
+        std::thread::Builder::new()
+            .name("maillage-indexer".into())
+            .spawn(move || {
+                // Indexing (and tantivy's threads, which inherit this) yields
+                // to searches.
+                crate::background::lower_this_thread();
+                // A failure is logged and retried: searches answer from what
+                // was committed meanwhile.
+                loop {
+                    match run(&self) {
+                        Ok(()) => return,
+                        Err(e) => {
+                            tracing::error!(error = %e, index = %self.search.path().display(), "search indexing failed; retrying in 5 s");
+                            if self.wait_stopping(Duration::from_secs(5)) {
+                                return;
+                            }
                         }
                     }
                 }
-            }
-        })
-        .expect("spawning a thread")
-}
-
-/// Sleeps up to `d`; says whether the node is stopping.
-fn wait_stopping(node: &Node, d: Duration) -> bool {
-    let mut stopping = node.stopping();
-    let deadline = Instant::now() + d;
-    while Instant::now() < deadline {
-        if *stopping.borrow_and_update() {
-            return true;
-        }
-        std::thread::sleep(POLL.min(deadline - Instant::now()));
+            })
+            .expect("spawning a thread")
     }
-    *stopping.borrow()
+
+    /// Sleeps up to `d`; says whether the node is stopping.
+    fn wait_stopping(&self, d: Duration) -> bool {
+        let mut stopping = self.stopping.clone();
+        let deadline = Instant::now() + d;
+        while Instant::now() < deadline {
+            if *stopping.borrow_and_update() {
+                return true;
+            }
+            std::thread::sleep(POLL.min(deadline - Instant::now()));
+        }
+        *stopping.borrow()
+    }
 }
 
-fn run(node: &Node) -> Result<(), IndexError> {
+fn run(node: &Indexer) -> Result<(), IndexError> {
     let search = &node.search;
     // A rebuild that failed half-way starts over (its deletions were never
     // committed: the old index still answers).
@@ -169,7 +191,7 @@ fn run(node: &Node) -> Result<(), IndexError> {
     let mut rebuilding = false;
     let mut last_commit = Instant::now() - COMMIT_EVERY;
     let mut orgs = Orgs::default();
-    let stopping = node.stopping();
+    let stopping = node.stopping.clone();
     loop {
         if *stopping.borrow() {
             if pending {
@@ -253,7 +275,7 @@ enum Follow {
 /// Indexes `changes`, taking their records from `fed` where they are (and
 /// right), from the store otherwise.
 fn index_changes(
-    node: &Node,
+    node: &Indexer,
     writer: &mut IndexWriter,
     orgs: &mut Orgs,
     changes: &[Change],
@@ -364,7 +386,7 @@ fn index_changes(
         affected.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         affected.dedup_by_key(|(author, _)| *author);
         for (author, seq) in affected {
-            if author != node.public_key {
+            if author != node.own.key {
                 reindex_author(node, writer, orgs, &author, seq)?;
             }
         }
@@ -376,7 +398,7 @@ fn index_changes(
 /// change `upto` (those after it are indexed in their turn, with the
 /// organisation as it is then: a rebuild does not index them twice).
 fn reindex_author(
-    node: &Node,
+    node: &Indexer,
     writer: &mut IndexWriter,
     orgs: &mut Orgs,
     author: &PublicKey,
@@ -427,14 +449,14 @@ impl Orgs {
     /// The organisation of `author`: this node's own; else the SIREN an
     /// accepted membership gives it; else its own Organisation record, if
     /// public (its name may then appear in any document).
-    fn of(&mut self, node: &Node, author: &PublicKey) -> Result<Org, StoreError> {
+    fn of(&mut self, node: &Indexer, author: &PublicKey) -> Result<Org, StoreError> {
         if let Some(o) = self.0.get(author) {
             return Ok(o.clone());
         }
-        let org = if *author == node.public_key {
+        let org = if *author == node.own.key {
             Org {
-                siren: Some(node.siren.as_str().to_string()),
-                name: Some(node.name.clone()),
+                siren: Some(node.own.siren.as_str().to_string()),
+                name: Some(node.own.name.clone()),
             }
         } else {
             let own = own_organisation(node, author)?;
@@ -453,8 +475,9 @@ impl Orgs {
     }
 }
 
-fn own_organisation(node: &Node, author: &PublicKey) -> Result<Option<Org>, StoreError> {
+fn own_organisation(node: &Indexer, author: &PublicKey) -> Result<Option<Org>, StoreError> {
     Ok(node
+        .store
         .organisation_record(author)?
         .filter(|rec| rec.visibility == maillage_record::Visibility::Public)
         .and_then(|rec| match rec.body {

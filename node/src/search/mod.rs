@@ -39,11 +39,11 @@ use serde::Serialize;
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 
 use crate::background::{self, Background};
-use crate::node::Viewer;
+use crate::viewer::Viewer;
 pub use cache::CacheStats;
 use cache::{Caches, Key};
 pub use document::Fields;
-pub use indexer::spawn as spawn_indexer;
+pub use indexer::{Feed, Indexer, Own};
 use page::Engine;
 use query::Queries;
 use tally::{Numbering, Tally};
@@ -277,7 +277,7 @@ pub struct Search {
     /// The indexer is rebuilding (until its final commit).
     rebuilding: AtomicBool,
     /// Records just stored, handed to the indexer in memory.
-    pub(crate) feed: indexer::Feed,
+    pub(crate) feed: Arc<indexer::Feed>,
     /// Registered with the reader, which only holds it weakly.
     _warmer: Arc<cache::Warmer>,
     /// Where searches the caches cannot answer, and statistics, are
@@ -358,7 +358,7 @@ impl Search {
             indexed_seq: AtomicU64::new(seq),
             reindex: AtomicBool::new(false),
             rebuilding: AtomicBool::new(false),
-            feed: indexer::Feed::default(),
+            feed: Arc::default(),
         })
     }
 

@@ -12,7 +12,7 @@ use super::cache::{Caches, Key, Page};
 use super::query::Queries;
 use super::tally::{Numbering, Tallied, Tally};
 use super::{FACET_VALUES, FACETS, Hit};
-use crate::node::Viewer;
+use crate::viewer::Viewer;
 
 /// What searches and the warmer share.
 pub struct Engine {

@@ -11,7 +11,7 @@ use tantivy::query::{
 use tantivy::schema::{IndexRecordOption, Term};
 
 use super::{Fields, Filters, SearchError, TITLE_BOOST, document};
-use crate::node::Viewer;
+use crate::viewer::Viewer;
 
 /// The index's fields and the parsers of typed words.
 pub struct Queries {

@@ -859,17 +859,17 @@ async fn a_record_gets_its_organisation_when_that_arrives_after_it() {
 
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path()).await;
-    let indexer = spawn_indexer(node.clone());
+    let indexer = node.indexer().spawn();
 
     let author = SigningKey::from_bytes(&[9; 32]);
     let store = |r: Record| {
         let signed = envelope::sign(&author, &r).unwrap();
-        node.insert_many_blocking(&[signed], crate::store::Origin::Peer("lyon"))
+        node.ledger().load(&[signed], crate::store::Origin::Peer("lyon"))
             .unwrap();
     };
     let find = || {
         find_in(
-            &node.search,
+            node.search(),
             "voirie",
             Filters::default(),
             &Viewer::Operator,
@@ -914,7 +914,7 @@ async fn only_the_current_version_is_found_however_versions_arrive() {
 
     let dir = tempfile::tempdir().unwrap();
     let node = start_node(dir.path()).await;
-    let indexer = spawn_indexer(node.clone());
+    let indexer = node.indexer().spawn();
     let author = SigningKey::from_bytes(&[9; 32]);
     let version = |id: &str, v: u64| {
         let title = format!("Comptages vélo v{v}");
@@ -927,11 +927,11 @@ async fn only_the_current_version_is_found_however_versions_arrive() {
         envelope::sign(&author, &r).unwrap()
     };
     let store = |recs: &[maillage_record::VerifiedRecord]| {
-        node.insert_many_blocking(recs, crate::store::Origin::Peer("lyon"))
+        node.ledger().load(recs, crate::store::Origin::Peer("lyon"))
             .unwrap();
     };
     let found = || {
-        let mut v: Vec<_> = find_in(&node.search, "velo", Filters::default(), &Viewer::Operator)
+        let mut v: Vec<_> = find_in(node.search(), "velo", Filters::default(), &Viewer::Operator)
             .hits
             .into_iter()
             .map(|h| (h.record_id, h.version))
@@ -952,7 +952,7 @@ async fn only_the_current_version_is_found_however_versions_arrive() {
     store(&[version("a", 3), version("a", 4), version("b", 3)]);
     indexed(&node).await;
     assert_eq!(found(), expect(4, 3));
-    node.search.request_reindex();
+    node.search().request_reindex();
     indexed(&node).await;
     assert_eq!(found(), expect(4, 3));
 
@@ -964,7 +964,7 @@ async fn only_the_current_version_is_found_however_versions_arrive() {
 /// done).
 async fn indexed(node: &crate::node::Node) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while node.search.indexed_seq() < node.store.last_seq() || node.search.rebuilding() {
+    while node.search().indexed_seq() < node.store().last_seq() || node.search().rebuilding() {
         assert!(std::time::Instant::now() < deadline, "not indexed in 20 s");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

@@ -14,15 +14,15 @@ use maillage_proto::v1::{
     TrustRemoveRequest, TrustRemoveResponse, TrustRoot, WithdrawMissingRequest,
     WithdrawMissingResponse,
 };
-use maillage_record::{Body, PublicKey, Siren, envelope, wire};
+use maillage_record::{Siren, envelope, wire};
 use tonic::{Request, Response, Status};
 
-use super::{blocking, envelope_status, parse_key, publish::store_published, store_status};
-use crate::import::Outcome;
+use super::{author_status, blocking, parse_key, publish::store_published, store_status};
+use crate::author::Outcome;
 use crate::node::Node;
 use crate::peers::{PeerError, PeerState};
 use crate::replication::client::Progress;
-use crate::replication::{Replicator, SyncReport, intake};
+use crate::replication::{Replicator, SyncReport};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
@@ -92,15 +92,15 @@ fn sync_result(peer: &str, r: Result<SyncReport, String>) -> SyncResult {
 impl Admin for AdminService {
     async fn status(&self, _: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let node = &self.node;
-        let (envelopes, last_seq, by_kind) = node.store.counts();
-        let data_dir = node.data_dir.clone();
+        let (envelopes, last_seq, by_kind) = node.store().counts();
+        let data_dir = node.data_dir().to_path_buf();
         let store_bytes = blocking(move || Ok(dir_size(&data_dir))).await?;
-        let peers = node.peers.list();
-        let cached = node.search.cache_stats();
+        let peers = node.peers().list();
+        let cached = node.search().cache_stats();
         Ok(Response::new(StatusResponse {
-            public_key: node.public_key.0.to_vec(),
-            siren: node.siren.to_string(),
-            organisation_name: node.name.clone(),
+            public_key: node.public_key().0.to_vec(),
+            siren: node.siren().to_string(),
+            organisation_name: node.name().to_string(),
             current_by_kind: by_kind
                 .into_iter()
                 .map(|(kind, count)| KindCount {
@@ -110,19 +110,19 @@ impl Admin for AdminService {
                 .collect(),
             envelopes,
             last_seq,
-            uptime_seconds: node.started.elapsed().as_secs(),
+            uptime_seconds: node.uptime().as_secs(),
             store_bytes,
-            grpc_listen: node.grpc_listen.clone(),
+            grpc_listen: node.grpc_listen().to_string(),
             node_version: env!("CARGO_PKG_VERSION").into(),
             peers: peers.len() as u32,
             peers_healthy: peers
                 .iter()
                 .filter(|p| p.last_sync_ms > 0 && p.consecutive_failures == 0)
                 .count() as u32,
-            trust_roots: node.trust.roots().len() as u32,
-            quarantined: node.quarantined(),
-            indexed_seq: node.search.indexed_seq(),
-            search_rebuilding: node.search.rebuilding(),
+            trust_roots: node.trust().roots().len() as u32,
+            quarantined: node.ledger().quarantine().len(),
+            indexed_seq: node.search().indexed_seq(),
+            search_rebuilding: node.search().rebuilding(),
             searches_cached: cached.page_hits,
             searches_computed: cached.page_misses,
             stats_cached: cached.stats_hits,
@@ -134,73 +134,21 @@ impl Admin for AdminService {
         &self,
         request: Request<SignRequest>,
     ) -> Result<Response<PublishResponse>, Status> {
-        let node = &self.node;
         let req = request.into_inner();
-        if !req.author.is_empty() && req.author != node.public_key.0 {
-            let named = PublicKey::from_slice(&req.author)
-                .map_or_else(|| hex::encode(&req.author), |k| k.to_hex());
-            return Err(Status::permission_denied(format!(
-                "the record names author {named}, but this node signs only as {} ({}, SIREN {}): \
-                 have that author sign it and send it with Publish",
-                node.public_key, node.name, node.siren
-            )));
-        }
         let payload = req
             .payload
             .ok_or_else(|| Status::invalid_argument("field `payload` is missing"))?;
-        let mut record = wire::payload_from_proto(payload)
+        let draft = wire::payload_from_proto(payload)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        if let Body::Organisation(o) = &record.body {
-            if o.siren != node.siren.as_str() {
-                return Err(Status::permission_denied(format!(
-                    "this node signs for SIREN {} ({}); an Organisation record for SIREN {} \
-                     must be signed by that organisation's own key",
-                    node.siren, node.name, o.siren
-                )));
-            }
-        }
-        let withdrawing = matches!(record.body, Body::Tombstone(_));
-        if record.version == 0 || withdrawing {
-            let store = node.store.clone();
-            let (author, record_id) = (node.public_key, record.record_id.clone());
-            // The current version, and its visibility (what a tombstone of it needs).
-            let current = blocking(move || {
-                let Some(c) = store.current(&author, &record_id).map_err(store_status)? else {
-                    return Ok(None);
-                };
-                let stored = store.get(&c.id).map_err(store_status)?;
-                let visibility = match stored.map(|s| envelope::decode_stored(&s.bytes)) {
-                    Some(Ok(r)) => Some(r.visibility),
-                    // A withdrawal must not guess: public by default could
-                    // reveal a restricted record's id.
-                    Some(Err(e)) if withdrawing => {
-                        return Err(Status::internal(format!(
-                            "the current version of '{record_id}' ({}) does not decode ({e}): \
-                             not withdrawn, since its visibility is unknown; `maillage get {}` shows it",
-                            c.id, c.id
-                        )));
-                    }
-                    _ => None,
-                };
-                Ok(Some((c.version, visibility)))
-            })
-            .await?;
-            if record.version == 0 {
-                record.version = current.as_ref().map_or(1, |c| c.0 + 1);
-            }
-            // A withdrawal goes to exactly those who may see the record: wider,
-            // it would tell others the id of a record they were never shown
-            // (a JSON tombstone without `visibility` is public); narrower,
-            // some would keep a record that was withdrawn.
-            if withdrawing && let Some((_, Some(visibility))) = current {
-                record.visibility = visibility;
-            }
-        }
-        if record.issued_at_ms == 0 {
-            record.issued_at_ms = maillage_record::now_ms();
-        }
-        let signed = envelope::sign(node.signing_key(), &record).map_err(envelope_status)?;
-        store_published(node, signed).await.map(Response::new)
+        let node = self.node.clone();
+        // Signing reads the current version: off the runtime.
+        let signed = blocking(move || {
+            node.author()
+                .sign(&req.author, draft)
+                .map_err(author_status)
+        })
+        .await?;
+        store_published(&self.node, signed).await.map(Response::new)
     }
 
     async fn peer_add(&self, request: Request<PeerAddRequest>) -> Result<Response<Peer>, Status> {
@@ -216,8 +164,8 @@ impl Admin for AdminService {
         let node = self.node.clone();
         let (name, url) = (req.name.clone(), req.url.clone());
         let state = blocking(move || {
-            node.peers
-                .add(&name, &url, key, siren.as_ref(), node.public_key)
+            node.peers()
+                .add(&name, &url, key, siren.as_ref(), node.public_key())
                 .map_err(|e| match e {
                     PeerError::Store(e) => store_status(e),
                     PeerError::KeyTaken { .. } => Status::already_exists(e.to_string()),
@@ -242,7 +190,7 @@ impl Admin for AdminService {
         let name = request.into_inner().name;
         let node = self.node.clone();
         let n = name.clone();
-        if !blocking(move || node.peers.remove(&n).map_err(store_status)).await? {
+        if !blocking(move || node.peers().remove(&n).map_err(store_status)).await? {
             return Err(Status::not_found(format!(
                 "no peer named '{name}': `maillage peer list` shows them"
             )));
@@ -258,7 +206,7 @@ impl Admin for AdminService {
     ) -> Result<Response<PeerListResponse>, Status> {
         let peers = self
             .node
-            .peers
+            .peers()
             .list()
             .iter()
             .map(|p| peer_to_proto(&self.node, p))
@@ -274,8 +222,8 @@ impl Admin for AdminService {
     ) -> Result<Response<Self::SyncStream>, Status> {
         let name = request.into_inner().name;
         let names: Vec<String> = if name.is_empty() {
-            self.node.peers.list().into_iter().map(|p| p.name).collect()
-        } else if self.node.peers.get(&name).is_some() {
+            self.node.peers().list().into_iter().map(|p| p.name).collect()
+        } else if self.node.peers().get(&name).is_some() {
             vec![name]
         } else {
             return Err(Status::not_found(format!(
@@ -346,10 +294,14 @@ impl Admin for AdminService {
         let key = parse_key(&req.key, "the root key")?;
         let node = self.node.clone();
         let released = blocking(move || {
-            if node.trust.add_root(key, &req.note).map_err(store_status)? {
-                tracing::info!(%key, "trust root added");
+            let (added, released) = node
+                .ledger()
+                .add_root(key, &req.note)
+                .map_err(store_status)?;
+            if added {
+                tracing::info!(%key, released, "trust root added");
             }
-            intake::release_trusted(&node).map_err(store_status)
+            Ok(released)
         })
         .await?;
         Ok(Response::new(TrustAddResponse { released }))
@@ -361,7 +313,7 @@ impl Admin for AdminService {
     ) -> Result<Response<TrustRemoveResponse>, Status> {
         let key = parse_key(&request.into_inner().key, "the root key")?;
         let node = self.node.clone();
-        if !blocking(move || node.trust.remove_root(&key).map_err(store_status)).await? {
+        if !blocking(move || node.ledger().remove_root(&key).map_err(store_status)).await? {
             return Err(Status::not_found(format!(
                 "{key} is not a trust root: `maillage trust list` shows them"
             )));
@@ -376,7 +328,7 @@ impl Admin for AdminService {
     ) -> Result<Response<TrustListResponse>, Status> {
         let roots = self
             .node
-            .trust
+            .trust()
             .roots()
             .into_iter()
             .map(|(key, info)| TrustRoot {
@@ -398,7 +350,11 @@ impl Admin for AdminService {
         };
         let node = self.node.clone();
         let records = blocking(move || {
-            let entries = node.store.quarantined(None, limit).map_err(store_status)?;
+            let entries = node
+                .ledger()
+                .quarantine()
+                .list(limit)
+                .map_err(store_status)?;
             Ok(entries
                 .into_iter()
                 .map(|q| {
@@ -418,7 +374,7 @@ impl Admin for AdminService {
         .await?;
         Ok(Response::new(QuarantineListResponse {
             records,
-            total: self.node.quarantined(),
+            total: self.node.ledger().quarantine().len(),
         }))
     }
 
@@ -459,7 +415,7 @@ impl Admin for AdminService {
         let record_ids: Vec<String> = drafts.iter().map(|d| d.record_id.clone()).collect();
         let node = self.node.clone();
         let outcomes =
-            blocking(move || crate::import::import_blocking(&node, drafts).map_err(store_status))
+            blocking(move || node.author().import(drafts).map_err(store_status))
                 .await?;
         let mut done = outcomes.into_iter().zip(record_ids);
         let outcomes = early
@@ -513,7 +469,8 @@ impl Admin for AdminService {
         let node = self.node.clone();
         let withdrawn = blocking(move || {
             let keep: HashSet<String> = req.keep.into_iter().collect();
-            crate::import::withdraw_missing_blocking(&node, &req.source_format, &req.source, &keep)
+            node.author()
+                .withdraw_missing(&req.source_format, &req.source, &keep)
                 .map_err(store_status)
         })
         .await?;
@@ -530,8 +487,8 @@ impl Admin for AdminService {
         &self,
         _request: Request<ReindexRequest>,
     ) -> Result<Response<ReindexResponse>, Status> {
-        self.node.search.request_reindex();
-        let last_seq = self.node.store.last_seq();
+        self.node.search().request_reindex();
+        let last_seq = self.node.store().last_seq();
         tracing::info!(last_seq, "search index rebuild asked for");
         Ok(Response::new(ReindexResponse { last_seq }))
     }

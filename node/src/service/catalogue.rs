@@ -12,7 +12,8 @@ use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::{blocking, parse_key, store_status};
-use crate::node::{Node, Viewer};
+use crate::node::Node;
+use crate::viewer::Viewer;
 use crate::store::{ListFilter, Store, StoredEnvelope};
 use crate::tls::PeerInfo;
 
@@ -43,7 +44,7 @@ impl CatalogueService {
             Port::Admin => Viewer::Operator,
             // A peer removed since it connected is anonymous from now on.
             Port::Public => match PeerInfo::of(request).and_then(|p| p.key) {
-                Some(key) if self.node.peers.name_of(&key).is_some() => self.node.peer_viewer(&key),
+                Some(key) if self.node.peers().name_of(&key).is_some() => self.node.peer_viewer(&key),
                 _ => Viewer::Anonymous,
             },
         }
@@ -99,7 +100,7 @@ impl Catalogue for CatalogueService {
                 req.id.len()
             ))
         })?;
-        let store = self.node.store.clone();
+        let store = self.node.store().clone();
         blocking(move || {
             let not_found = || Status::not_found(format!("no record {id} on this node"));
             let stored = store
@@ -136,7 +137,7 @@ impl Catalogue for CatalogueService {
             0 => DEFAULT_LIMIT,
             n => n.min(MAX_LIMIT),
         };
-        let store = self.node.store.clone();
+        let store = self.node.store().clone();
         blocking(move || {
             let filter = ListFilter { kind, author };
             let after = (!req.page_token.is_empty()).then_some(req.page_token.as_slice());
@@ -191,7 +192,7 @@ impl Catalogue for CatalogueService {
         let viewer = self.viewer(&request);
         let req = request.into_inner();
         let author = parse_key(&req.author, "author")?;
-        let store = self.node.store.clone();
+        let store = self.node.store().clone();
         blocking(move || {
             let mut entries = Vec::new();
             for h in store

@@ -9,6 +9,7 @@ mod search;
 use maillage_record::EnvelopeError;
 use tonic::Status;
 
+use crate::author::AuthorError;
 use crate::store::StoreError;
 
 /// The gRPC status for a store error; internal failures are logged here, once.
@@ -20,6 +21,18 @@ pub(crate) fn store_status(e: StoreError) -> Status {
             tracing::error!(error = %e, "store failure");
             Status::internal(e.to_string())
         }
+    }
+}
+
+/// The gRPC status for a refusal to sign as this node.
+pub(crate) fn author_status(e: AuthorError) -> Status {
+    match e {
+        AuthorError::OtherAuthor { .. } | AuthorError::OtherOrganisation { .. } => {
+            Status::permission_denied(e.to_string())
+        }
+        AuthorError::Invalid(e) => envelope_status(e),
+        AuthorError::UnknownVisibility { .. } => Status::internal(e.to_string()),
+        AuthorError::Store(e) => store_status(e),
     }
 }
 

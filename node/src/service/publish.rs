@@ -7,9 +7,8 @@ use maillage_proto::v1::{PublishRequest, PublishResponse};
 use maillage_record::{VerifiedRecord, envelope};
 use tonic::{Request, Response, Status};
 
-use super::{envelope_status, store_status};
+use super::{blocking, envelope_status, store_status};
 use crate::node::Node;
-use crate::replication::intake;
 use crate::store::Admission;
 
 pub struct PublishService {
@@ -30,31 +29,15 @@ pub(crate) async fn store_published(
     let record_id = rec.record().record_id.clone();
     let version = rec.record().version;
     let kind = rec.record().kind();
-    let inserted = node
-        .insert(rec, Admission::RequireNewer)
-        .await
-        .map_err(store_status)?;
+    let n = node.clone();
+    // The write fsyncs (and a membership releases what it trusts).
+    let inserted = blocking(move || {
+        n.ledger()
+            .insert(&rec, Admission::RequireNewer)
+            .map_err(store_status)
+    })
+    .await?;
     tracing::info!(id = %inserted.id, %kind, record_id, version, seq = inserted.seq, "record published");
-    if kind == maillage_record::Kind::Membership {
-        // A committee's node signs its members' memberships: the records
-        // they sent before may be waiting for it.
-        // The membership is stored: a failed release is logged, not
-        // returned (a retry would be refused as not newer). The next
-        // membership, root or start tries again.
-        let node = node.clone();
-        match tokio::task::spawn_blocking(move || intake::release_trusted(&node)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(released)) => tracing::info!(
-                released,
-                "released quarantined records trusted by the membership published"
-            ),
-            Ok(Err(e)) => tracing::error!(
-                error = %e,
-                "could not release the quarantined records this membership trusts; the next membership, root or start tries again"
-            ),
-            Err(e) => tracing::error!(error = %e, "the quarantine release failed"),
-        }
-    }
     Ok(PublishResponse {
         id: inserted.id.0.to_vec(),
         record_id,

@@ -5,7 +5,8 @@ use maillage_proto::v1 as pb;
 use maillage_record::{RecordId, wire};
 use tonic::Status;
 
-use crate::node::{Node, Viewer};
+use crate::node::Node;
+use crate::viewer::Viewer;
 use crate::search::{Bucket, Filters, GroupBy, Results, SearchError, SearchRequest, Stats};
 
 pub(crate) fn search_status(e: SearchError) -> Status {
@@ -62,8 +63,8 @@ pub(crate) fn search(
         indexed_seq,
         stored_seq,
     } = node
-        .search
-        .search(&request, viewer, node.store.last_seq())
+        .search()
+        .search(&request, viewer, node.store().last_seq())
         .map_err(search_status)?;
     let ids: Vec<RecordId> = hits
         .iter()
@@ -142,8 +143,8 @@ pub(crate) fn stats(
         indexed_seq,
         stored_seq,
     } = node
-        .search
-        .stats(&filters(req.filters)?, by, viewer, node.store.last_seq())
+        .search()
+        .stats(&filters(req.filters)?, by, viewer, node.store().last_seq())
         .map_err(search_status)?;
     let buckets = |v: Vec<Bucket>| v.into_iter().map(bucket).collect();
     Ok(pb::StatsResponse {

@@ -49,10 +49,14 @@ const CFS: [&str; 9] = [
     CF_QUARANTINE,
 ];
 
+mod records;
 mod syncset;
 mod tables;
+mod writer;
 
 pub use syncset::SyncItem;
+pub use tables::Quarantined;
+pub use writer::Writer;
 
 const META_ENVELOPES: &[u8] = b"count/envelopes";
 const META_SCHEMA: &[u8] = b"schema";
@@ -179,8 +183,14 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path`.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
+    /// Opens (or creates) the store at `path`: its read half, which anyone
+    /// may share, and its write half, which only the ledger holds.
+    pub fn open(path: &Path) -> Result<(std::sync::Arc<Store>, Writer), StoreError> {
+        let store = std::sync::Arc::new(Store::open_at(path)?);
+        Ok((store.clone(), Writer::new(store)))
+    }
+
+    fn open_at(path: &Path) -> Result<Store, StoreError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -308,7 +318,8 @@ impl Store {
     }
 
     /// Stores a verified record with its indexes, atomically and durably.
-    pub fn insert(
+    #[cfg(test)]
+    fn insert(
         &self,
         rec: &VerifiedRecord,
         admission: Admission,
@@ -321,7 +332,8 @@ impl Store {
     /// Stores many verified records (a replication batch) in one synced
     /// WriteBatch. Records already stored come back as `None`; versions older
     /// than the current one join the history.
-    pub fn insert_many(
+    #[cfg(test)]
+    fn insert_many(
         &self,
         recs: &[VerifiedRecord],
         origin: Origin<'_>,
@@ -336,7 +348,8 @@ impl Store {
     /// Stores many records this node signed, in one synced WriteBatch,
     /// each only if it is newer than the current version (as a publish):
     /// the others come back as their error, and nothing of theirs is written.
-    pub fn insert_many_newer(
+    #[cfg(test)]
+    fn insert_many_newer(
         &self,
         recs: &[VerifiedRecord],
     ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
@@ -793,7 +806,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (v1, v2, v3) = (signed(1, "a", 1), signed(1, "a", 2), signed(1, "a", 3));
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = Store::open_at(dir.path()).unwrap();
             store.insert(&v2, Admission::RequireNewer).unwrap();
             // Older and equal versions are refused on publish, and change nothing.
             assert!(matches!(
@@ -818,7 +831,7 @@ mod tests {
             assert!(got[2].is_none(), "the same id twice in one batch");
             assert_eq!(store.last_seq(), 3, "known as soon as a write returns");
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open_at(dir.path()).unwrap();
         let author = v1.author();
         assert_eq!(store.current(&author, "a").unwrap().unwrap().version, 3);
         // Many at once, in the order asked; unknown ones are None.
@@ -867,7 +880,7 @@ mod tests {
     #[test]
     fn insert_many_newer_refuses_stale_versions_one_by_one() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open_at(dir.path()).unwrap();
         store
             .insert(&signed(1, "a", 2), Admission::RequireNewer)
             .unwrap();
@@ -894,7 +907,7 @@ mod tests {
     #[test]
     fn quarantine_holds_and_releases() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open_at(dir.path()).unwrap();
         let (a, b) = (signed(1, "x", 1), signed(2, "y", 1));
         store
             .quarantine(&[a.clone(), b.clone()], "blagnac")
@@ -931,7 +944,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let rec = signed(1, "ancien", 1);
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = Store::open_at(dir.path()).unwrap();
             store.insert(&rec, Admission::RequireNewer).unwrap();
             // As a store written before the syncset table existed.
             store
@@ -940,7 +953,7 @@ mod tests {
                 .unwrap();
             assert!(store.sync_items().unwrap().is_empty());
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = Store::open_at(dir.path()).unwrap();
         let items = store.sync_items().unwrap();
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].id, rec.id());

@@ -50,19 +50,19 @@ impl Store {
         Ok(out)
     }
 
-    pub fn put_peer(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+    pub(super) fn put_peer(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         self.put_synced(CF_PEERS, name.as_bytes(), value)
     }
 
     /// Peer statistics: written to the WAL without waiting for the disk; a
     /// crash may lose the last few counts, never a pinned peer.
-    pub fn put_peer_stats(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+    pub(super) fn put_peer_stats(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         self.db.put_cf(self.cf(CF_PEERS), name.as_bytes(), value)?;
         Ok(())
     }
 
     /// Returns whether the peer existed.
-    pub fn delete_peer(&self, name: &str) -> Result<bool, StoreError> {
+    pub(super) fn delete_peer(&self, name: &str) -> Result<bool, StoreError> {
         self.delete_synced(CF_PEERS, name.as_bytes())
     }
 
@@ -78,11 +78,11 @@ impl Store {
             .collect()
     }
 
-    pub fn put_root(&self, key: &PublicKey, value: &[u8]) -> Result<(), StoreError> {
+    pub(super) fn put_root(&self, key: &PublicKey, value: &[u8]) -> Result<(), StoreError> {
         self.put_synced(CF_TRUST, &key.0, value)
     }
 
-    pub fn delete_root(&self, key: &PublicKey) -> Result<bool, StoreError> {
+    pub(super) fn delete_root(&self, key: &PublicKey) -> Result<bool, StoreError> {
         self.delete_synced(CF_TRUST, &key.0)
     }
 
@@ -98,7 +98,7 @@ impl Store {
     }
 
     /// Puts verified records from `peer` aside until their author is trusted.
-    pub fn quarantine(&self, recs: &[VerifiedRecord], peer: &str) -> Result<(), StoreError> {
+    pub(super) fn quarantine(&self, recs: &[VerifiedRecord], peer: &str) -> Result<(), StoreError> {
         let mut batch = rocksdb::WriteBatch::default();
         let now = maillage_record::now_ms();
         // Peer names are at most 64 bytes (`peers::validate_name`).
@@ -183,7 +183,7 @@ impl Store {
     }
 
     /// Removes records from the quarantine (released or dropped).
-    pub fn unquarantine(&self, entries: &[(PublicKey, RecordId)]) -> Result<(), StoreError> {
+    pub(super) fn unquarantine(&self, entries: &[(PublicKey, RecordId)]) -> Result<(), StoreError> {
         let mut batch = rocksdb::WriteBatch::default();
         for (author, id) in entries {
             let mut key = author.0.to_vec();

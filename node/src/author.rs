@@ -1,0 +1,377 @@
+//! Signing as this node: the rules every record the node writes under its
+//! own key follows, whether an operator publishes it (`SignAndPublish`),
+//! an import brings it (`Import`), or it withdraws what left a source
+//! (`WithdrawMissing`):
+//! - the node signs only as its own organisation: an Organisation record of
+//!   another SIREN is refused, and an imported row of another organisation
+//!   says on whose behalf (`provenance.on_behalf_of`), never pretends;
+//! - a draft without a version becomes the next one;
+//! - a withdrawal (tombstone) goes to exactly the audience of what it
+//!   withdraws;
+//! - an import stores a new version only where a row changed, and never
+//!   takes over a live record of another source.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use maillage_record::model::Tombstone;
+use maillage_record::{
+    Body, EnvelopeError, Kind, PublicKey, Record, RecordId, SigningKey, Siren, VerifiedRecord,
+    envelope,
+};
+
+use crate::ledger::Ledger;
+use crate::store::{CurrentEntry, ListFilter, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorError {
+    #[error(
+        "the record names author {named}, but this node signs only as {own} ({name}, SIREN {siren}): \
+         have that author sign it and send it with Publish"
+    )]
+    OtherAuthor {
+        named: String,
+        own: PublicKey,
+        name: String,
+        siren: Siren,
+    },
+    #[error(
+        "this node signs for SIREN {siren} ({name}); an Organisation record for SIREN {claimed} \
+         must be signed by that organisation's own key"
+    )]
+    OtherOrganisation {
+        siren: Siren,
+        name: String,
+        claimed: String,
+    },
+    #[error(transparent)]
+    Invalid(#[from] EnvelopeError),
+    #[error(
+        "the current version of '{record_id}' ({id}) does not decode: not withdrawn, since its \
+         visibility is unknown; `maillage get {id}` shows it"
+    )]
+    UnknownVisibility { record_id: String, id: RecordId },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What became of one imported draft.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Created { version: u64, id: RecordId },
+    Updated { version: u64, id: RecordId },
+    Unchanged { version: u64 },
+    Rejected(String),
+}
+
+/// This node as an author: its key, its organisation, and where what it
+/// signs is stored.
+pub struct Author {
+    key: SigningKey,
+    public_key: PublicKey,
+    siren: Siren,
+    name: String,
+    store: Arc<Store>,
+    ledger: Arc<Ledger>,
+}
+
+/// The current version of a record of this node, decoded if it decodes.
+struct Current {
+    entry: CurrentEntry,
+    record: Option<Record>,
+}
+
+impl Author {
+    pub fn new(
+        key: SigningKey,
+        siren: Siren,
+        name: String,
+        store: Arc<Store>,
+        ledger: Arc<Ledger>,
+    ) -> Author {
+        Author {
+            public_key: PublicKey(key.verifying_key().to_bytes()),
+            key,
+            siren,
+            name,
+            store,
+            ledger,
+        }
+    }
+
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// Signs a draft an operator wrote (blocking: it reads the current
+    /// version). `named` is the author the request names, if any. A draft
+    /// without a version becomes the next version, without a date is dated
+    /// now; a withdrawal takes the visibility of what it withdraws.
+    pub fn sign(&self, named: &[u8], mut draft: Record) -> Result<VerifiedRecord, AuthorError> {
+        if !named.is_empty() && named != self.public_key.0 {
+            return Err(AuthorError::OtherAuthor {
+                named: PublicKey::from_slice(named)
+                    .map_or_else(|| hex::encode(named), |k| k.to_hex()),
+                own: self.public_key,
+                name: self.name.clone(),
+                siren: self.siren.clone(),
+            });
+        }
+        self.check_organisation(&draft)?;
+        let withdrawing = draft.kind() == Kind::Tombstone;
+        if draft.version == 0 || withdrawing {
+            let current = self.current(&draft.record_id)?;
+            if withdrawing
+                && let Some(c) = &current
+                && c.record.is_none()
+            {
+                // A withdrawal must not guess: public by default could
+                // reveal a restricted record's id.
+                return Err(AuthorError::UnknownVisibility {
+                    record_id: draft.record_id,
+                    id: c.entry.id,
+                });
+            }
+            follow(&mut draft, current.as_ref());
+        }
+        if draft.issued_at_ms == 0 {
+            draft.issued_at_ms = maillage_record::now_ms();
+        }
+        Ok(envelope::sign(&self.key, &draft)?)
+    }
+
+    /// Signs and stores a batch of imported drafts (blocking). Returns one
+    /// outcome per draft, in order; the accepted ones are stored in one
+    /// synced write.
+    pub fn import(&self, drafts: Vec<Record>) -> Result<Vec<Outcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(drafts.len());
+        let mut signed: Vec<(usize, VerifiedRecord, bool)> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let now = maillage_record::now_ms();
+        for (i, mut draft) in drafts.into_iter().enumerate() {
+            if let Some(first) = seen.insert(draft.record_id.clone(), i) {
+                outcomes.push(Outcome::Rejected(format!(
+                    "record_id '{}' comes twice in this import (also item {}): two rows of the \
+                     source have the same identifier",
+                    draft.record_id,
+                    first + 1
+                )));
+                continue;
+            }
+            // A row of this node's own organisation is not on anyone's behalf.
+            if let Some(p) = &mut draft.provenance
+                && p.on_behalf_of
+                    .as_ref()
+                    .is_some_and(|a| a.siren.as_deref() == Some(self.siren.as_str()))
+            {
+                p.on_behalf_of = None;
+            }
+            if let Err(e) = self.check_organisation(&draft) {
+                outcomes.push(Outcome::Rejected(e.to_string()));
+                continue;
+            }
+            // The node numbers and dates what it imports.
+            draft.version = 0;
+            draft.issued_at_ms = 0;
+            if let Err(e) = draft.validate_draft() {
+                outcomes.push(Outcome::Rejected(e.to_string()));
+                continue;
+            }
+            let current = self.current(&draft.record_id)?;
+            if let Some(Current {
+                entry,
+                record: Some(r),
+            }) = &current
+            {
+                if same_content(r, &draft) {
+                    outcomes.push(Outcome::Unchanged {
+                        version: entry.version,
+                    });
+                    continue;
+                }
+                // A live record of another source (or written by hand) is
+                // not taken over: a later --withdraw-missing of this source
+                // would withdraw a row its own source still lists.
+                if r.kind() != Kind::Tombstone
+                    && let Some(other) = other_source(r, &draft)
+                {
+                    outcomes.push(Outcome::Rejected(format!(
+                        "record_id '{}' already holds a record from {other}: not replaced by \
+                         this import; to import this file as that same source, pass --source \
+                         with its name",
+                        draft.record_id
+                    )));
+                    continue;
+                }
+            }
+            follow(&mut draft, current.as_ref());
+            draft.issued_at_ms = now;
+            match envelope::sign(&self.key, &draft) {
+                Ok(rec) => {
+                    signed.push((i, rec, current.is_some()));
+                    // Filled in below, once the write succeeded.
+                    outcomes.push(Outcome::Unchanged { version: 0 });
+                }
+                Err(e) => outcomes.push(Outcome::Rejected(e.to_string())),
+            }
+        }
+        if signed.is_empty() {
+            return Ok(outcomes);
+        }
+        let recs: Vec<VerifiedRecord> = signed.iter().map(|(_, r, _)| r.clone()).collect();
+        // Only newer versions are written: if the record changed since it
+        // was read above (a publish, another import), this row loses, rather
+        // than two different records sharing one version number.
+        let stored = self.ledger.insert_newer(&recs)?;
+        for ((i, rec, existed), result) in signed.into_iter().zip(stored) {
+            let (version, id) = (rec.record().version, rec.id());
+            outcomes[i] = match (result, existed) {
+                (Err(e), _) => Outcome::Rejected(format!(
+                    "record '{}' changed while it was imported ({e}): import again",
+                    rec.record().record_id
+                )),
+                (Ok(_), false) => Outcome::Created { version, id },
+                (Ok(_), true) => Outcome::Updated { version, id },
+            };
+        }
+        Ok(outcomes)
+    }
+
+    /// Withdraws this node's current records imported from (`format`,
+    /// `source`) whose record_id is not in `keep` (blocking). Returns the
+    /// record_ids withdrawn.
+    pub fn withdraw_missing(
+        &self,
+        format: &str,
+        source: &str,
+        keep: &HashSet<String>,
+    ) -> Result<Vec<String>, StoreError> {
+        let filter = ListFilter {
+            kind: None,
+            author: Some(self.public_key),
+        };
+        let mut gone: Vec<Record> = Vec::new();
+        self.store.for_each_current(
+            &filter,
+            |cur| cur.kind != Kind::Tombstone && !keep.contains(&cur.record_id),
+            |_, record| {
+                let from_source = record.provenance.as_ref().is_some_and(|p| {
+                    p.source_format == format && p.source.as_deref() == Some(source)
+                });
+                if from_source {
+                    gone.push(record);
+                }
+            },
+        )?;
+        let now = maillage_record::now_ms();
+        // A tombstone's reason is bounded (2,000 characters); so is this one.
+        let reason: String = format!("no longer in {source} ({format})")
+            .chars()
+            .take(1_000)
+            .collect();
+        let mut recs = Vec::with_capacity(gone.len());
+        for r in &gone {
+            let mut tombstone = Record {
+                record_id: r.record_id.clone(),
+                version: 0,
+                issued_at_ms: now,
+                visibility: r.visibility.clone(),
+                provenance: r.provenance.clone(),
+                body: Body::Tombstone(Tombstone {
+                    reason: reason.clone(),
+                }),
+            };
+            follow_record(&mut tombstone, r.version, Some(r));
+            // The tombstone copies a valid record and a bounded reason:
+            // signing it cannot fail validation; if it ever did, it is not
+            // reported.
+            match envelope::sign(&self.key, &tombstone) {
+                Ok(rec) => recs.push(rec),
+                Err(e) => {
+                    tracing::error!(record_id = %r.record_id, error = %e, "cannot withdraw")
+                }
+            }
+        }
+        let stored = self.ledger.insert_newer(&recs)?;
+        // Only what was written is reported withdrawn (a record that changed
+        // in the meantime is not).
+        Ok(recs
+            .iter()
+            .zip(stored)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(r, _)| r.record().record_id.clone())
+            .collect())
+    }
+
+    /// The node signs for its own SIREN only.
+    fn check_organisation(&self, draft: &Record) -> Result<(), AuthorError> {
+        match &draft.body {
+            Body::Organisation(o) if o.siren != self.siren.as_str() => {
+                Err(AuthorError::OtherOrganisation {
+                    siren: self.siren.clone(),
+                    name: self.name.clone(),
+                    claimed: o.siren.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn current(&self, record_id: &str) -> Result<Option<Current>, StoreError> {
+        let Some(entry) = self.store.current(&self.public_key, record_id)? else {
+            return Ok(None);
+        };
+        let record = self.store.record(&entry.id)?;
+        Ok(Some(Current { entry, record }))
+    }
+}
+
+/// Makes `draft` follow the current version, if any: the next version if
+/// it has none, and, for a withdrawal, the current version's audience.
+fn follow(draft: &mut Record, current: Option<&Current>) {
+    match current {
+        None if draft.version == 0 => draft.version = 1,
+        None => {}
+        Some(c) => follow_record(draft, c.entry.version, c.record.as_ref()),
+    }
+}
+
+fn follow_record(draft: &mut Record, current_version: u64, current: Option<&Record>) {
+    if draft.version == 0 {
+        draft.version = current_version + 1;
+    }
+    // A withdrawal goes to exactly those who may see the record: wider, it
+    // would tell others the id of a record they were never shown (a JSON
+    // tombstone without `visibility` is public); narrower, some would keep
+    // a record that was withdrawn.
+    if draft.kind() == Kind::Tombstone
+        && let Some(r) = current
+    {
+        draft.visibility = r.visibility.clone();
+    }
+}
+
+/// Where `current` comes from, if not from the draft's source.
+fn other_source(current: &Record, draft: &Record) -> Option<String> {
+    let key = |r: &Record| {
+        r.provenance
+            .as_ref()
+            .map(|p| (p.source_format.clone(), p.source.clone()))
+    };
+    if key(current) == key(draft) {
+        return None;
+    }
+    Some(match &current.provenance {
+        Some(p) => format!(
+            "the source '{}' ({})",
+            p.source.as_deref().unwrap_or("?"),
+            p.source_format
+        ),
+        None => "no import (it was published directly)".to_string(),
+    })
+}
+
+/// Whether two records say the same thing (versions and dates aside).
+fn same_content(a: &Record, b: &Record) -> bool {
+    a.visibility == b.visibility && a.provenance == b.provenance && a.body == b.body
+}

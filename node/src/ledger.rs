@@ -1,0 +1,379 @@
+//! The ledger: the one writer. It holds the store's write half
+//! (`store::Writer`, made once at open), so every store write goes through
+//! it, and after each write of records one hook (`updated`) does everything
+//! that must follow, in one place:
+//! - trust takes note of memberships that became current;
+//! - the indexer is fed the records (`search::Feed`);
+//! - the in-memory sync set learns their ids, and subscribers hear of them;
+//! - if trust grew, the quarantine is looked through again (`release`).
+//!
+//! Where a peer's record goes (stored if its author is trusted, put in
+//! quarantine if not) is decided here too (`admit`), so that the order in
+//! which records and the memberships that trust them arrive does not matter.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use maillage_record::{Kind, PublicKey, RecordId, VerifiedRecord, Visibility, envelope};
+use tokio::sync::broadcast;
+
+use crate::replication::quarantine::{Held, Quarantine};
+use crate::search::Feed;
+use crate::store::{Admission, Inserted, Origin, Store, StoreError, SyncItem, Writer};
+use crate::trust::Trust;
+use crate::viewer::Viewer;
+
+/// How many announcement batches a slow subscriber may fall behind before it
+/// is told to reconcile instead.
+const ANNOUNCE_BUFFER: usize = 1024;
+
+/// What a record released from quarantine says it came from when the
+/// quarantine did not keep its peer (entries of older versions); no peer
+/// name has parentheses.
+pub const QUARANTINE_ORIGIN: &str = "(quarantine)";
+
+pub struct Ledger {
+    writer: Writer,
+    trust: Arc<Trust>,
+    feed: Arc<Feed>,
+    quarantine: Quarantine,
+    /// Every stored envelope as reconciliation sees it, by (issued_at, id).
+    syncset: RwLock<BTreeMap<(u64, RecordId), (PublicKey, Visibility)>>,
+    /// Records as they are stored, for live subscribers.
+    announce: broadcast::Sender<Arc<Vec<SyncItem>>>,
+}
+
+/// What became of records a peer sent (`admit`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Admitted {
+    /// New records stored, including quarantined ones they released.
+    pub stored: u64,
+    /// Records already stored or already waiting.
+    pub duplicates: u64,
+    /// Records of untrusted authors, put aside.
+    pub quarantined: u64,
+    /// Records of untrusted authors refused by a full quarantine.
+    pub refused: u64,
+}
+
+impl Ledger {
+    pub fn new(
+        store: Arc<Store>,
+        writer: Writer,
+        trust: Arc<Trust>,
+        feed: Arc<Feed>,
+        quarantine_limit: u64,
+    ) -> Result<Ledger, StoreError> {
+        let syncset = store
+            .sync_items()?
+            .into_iter()
+            .map(|i| ((i.issued_at_ms, i.id), (i.author, i.visibility)))
+            .collect();
+        Ok(Ledger {
+            quarantine: Quarantine::load(store, quarantine_limit)?,
+            writer,
+            trust,
+            feed,
+            syncset: RwLock::new(syncset),
+            announce: broadcast::channel(ANNOUNCE_BUFFER).0,
+        })
+    }
+
+    /// Stores one verified record (blocking: the write fsyncs). A record
+    /// already stored is `StoreError::Duplicate`; one not newer than the
+    /// current version is `NotNewer` when `admission` requires it.
+    pub fn insert(
+        &self,
+        rec: &VerifiedRecord,
+        admission: Admission,
+    ) -> Result<Inserted, StoreError> {
+        let result = self
+            .write(std::slice::from_ref(rec), admission, Origin::Local)?
+            .pop()
+            .expect("one result per record");
+        Ok(result?)
+    }
+
+    /// Stores records this node signed, in one synced write, each only if
+    /// it is newer than the current version (blocking). Says, for each,
+    /// what happened; nothing of a refused one is written.
+    pub fn insert_newer(
+        &self,
+        recs: &[VerifiedRecord],
+    ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
+        self.write(recs, Admission::RequireNewer, Origin::Local)
+    }
+
+    /// Stores records as they are, trust aside (blocking): a test's or a
+    /// benchmark's corpus, whose authors no membership names. Never built
+    /// into what serves peers: only with the `testkit` feature.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn load(
+        &self,
+        recs: &[VerifiedRecord],
+        origin: Origin<'_>,
+    ) -> Result<Vec<bool>, StoreError> {
+        let results = self.write(recs, Admission::KeepHistory, origin)?;
+        Ok(results.iter().map(Result::is_ok).collect())
+    }
+
+    /// Records from `peer`, verified: stored if trust accepts their author
+    /// (a membership among them may accept others: passes go on until one
+    /// stores nothing), put in quarantine if not; then, if trust grew, what
+    /// waited for it is released (blocking).
+    pub fn admit(
+        &self,
+        mut recs: Vec<VerifiedRecord>,
+        peer: &str,
+    ) -> Result<Admitted, StoreError> {
+        let (stored, duplicates, grew) = self.store_accepted(&mut recs, Origin::Peer(peer))?;
+        // Put aside before the release below, which may trust them too.
+        let Held {
+            held,
+            duplicates: waiting,
+            refused,
+        } = self.quarantine.hold(&self.writer, recs, peer)?;
+        let released = if grew { self.release_after_write() } else { 0 };
+        Ok(Admitted {
+            stored: stored + released,
+            duplicates: duplicates + waiting,
+            quarantined: held,
+            refused,
+        })
+    }
+
+    /// Trusts `key` as a root, then releases what it trusts. Returns whether
+    /// it is new and how many records were released.
+    pub fn add_root(&self, key: PublicKey, note: &str) -> Result<(bool, u64), StoreError> {
+        let added = self
+            .trust
+            .add_root(key, note, |value| self.writer.put_root(&key, value))?;
+        Ok((added, self.release()?))
+    }
+
+    /// Stops trusting `key`; returns false if it was not a root.
+    pub fn remove_root(&self, key: &PublicKey) -> Result<bool, StoreError> {
+        self.trust
+            .remove_root(key, || self.writer.delete_root(key))
+    }
+
+    /// The peer table's entries (`peers`), kept durably.
+    pub fn save_peer(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.writer.put_peer(name, value)
+    }
+
+    /// A peer's statistics: a crash may lose the last few, never a peer.
+    pub fn save_peer_stats(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.writer.put_peer_stats(name, value)
+    }
+
+    /// Returns whether the peer was kept.
+    pub fn delete_peer(&self, name: &str) -> Result<bool, StoreError> {
+        self.writer.delete_peer(name)
+    }
+
+    pub fn quarantine(&self) -> &Quarantine {
+        &self.quarantine
+    }
+
+    /// The (issued_at, id) of every stored envelope `viewer` may learn of, sorted.
+    pub fn sync_view(&self, viewer: &Viewer) -> Vec<(u64, RecordId)> {
+        let set = self.syncset.read().unwrap_or_else(|p| p.into_inner());
+        set.iter()
+            .filter(|(_, (author, vis))| viewer.may_see(author, vis))
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Every batch of records stored from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Vec<SyncItem>>> {
+        self.announce.subscribe()
+    }
+
+    /// Releases what trust now accepts among the quarantined records
+    /// (blocking). Every author in quarantine that some membership names is
+    /// looked at, not only the keys a new membership names: a member
+    /// promoted to committee makes its own members trusted, and a root added
+    /// makes the members of its committees trusted. A pass that stores
+    /// memberships may trust more: passes go on until one stores nothing, so
+    /// the order in which authors are looked at does not matter. Returns how
+    /// many records were stored.
+    pub fn release(&self) -> Result<u64, StoreError> {
+        let mut total = 0;
+        loop {
+            if self.quarantine.is_empty() {
+                return Ok(total);
+            }
+            let mut stored = 0;
+            for author in self.quarantine.authors()? {
+                // Records of a key no membership names would stay anyway.
+                if self.trust.may_accept(&author) {
+                    stored += self.release_author(&author)?;
+                }
+            }
+            total += stored;
+            if stored == 0 {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// A release after records were written: they are stored, so a failed
+    /// release is logged, not returned (a retry of the write would be
+    /// refused as a duplicate). The next membership, root or start tries
+    /// again.
+    fn release_after_write(&self) -> u64 {
+        match self.release() {
+            Ok(0) => 0,
+            Ok(released) => {
+                tracing::info!(
+                    released,
+                    "released quarantined records trusted by a membership just stored"
+                );
+                released
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not release the quarantined records a membership trusts; the next membership, root or start tries again");
+                0
+            }
+        }
+    }
+
+    /// Stores the quarantined records of `author` that trust accepts now, each
+    /// verified again (the quarantine is not trusted storage). The others
+    /// stay, not even verified: a record is decoded first, and only one that
+    /// trust accepts is worth a signature check. Returns how many were stored.
+    fn release_author(&self, author: &PublicKey) -> Result<u64, StoreError> {
+        let waiting = self.quarantine.of(author)?;
+        // By the peer each came from, which they are stored as coming from.
+        let mut by_peer: BTreeMap<Option<&str>, Vec<VerifiedRecord>> = BTreeMap::new();
+        let mut broken = Vec::new();
+        for q in &waiting {
+            // One that does not decode does not verify either: dropped below.
+            if envelope::decode_stored(&q.bytes)
+                .is_ok_and(|r| !self.trust.accepts(&q.author, r.issued_at_ms))
+            {
+                continue;
+            }
+            match envelope::verify_bytes(&q.bytes) {
+                Ok(rec) => by_peer.entry(q.peer.as_deref()).or_default().push(rec),
+                Err(e) => {
+                    tracing::error!(id = %q.id, error = %e, "dropped a quarantined record that no longer verifies");
+                    broken.push((q.author, q.id));
+                }
+            }
+        }
+        let tried: HashSet<_> = by_peer.values().flatten().map(|r| r.id()).collect();
+        let (mut stored, mut still) = (0, HashSet::new());
+        for (peer, mut recs) in by_peer {
+            let origin = Origin::Peer(peer.unwrap_or(QUARANTINE_ORIGIN));
+            stored += self.store_accepted(&mut recs, origin)?.0;
+            still.extend(recs.iter().map(|r| r.id()));
+        }
+        let taken: Vec<_> = waiting
+            .iter()
+            .filter(|q| tried.contains(&q.id) && !still.contains(&q.id))
+            .map(|q| (q.author, q.id))
+            .chain(broken)
+            .collect();
+        self.quarantine.take(&self.writer, &taken)?;
+        if stored > 0 {
+            tracing::info!(%author, stored, "released quarantined records of a newly trusted author");
+        }
+        Ok(stored)
+    }
+
+    /// Stores what trust accepts among `waiting`, again and again: a
+    /// membership stored in one round may accept records of the next.
+    /// Returns (stored, duplicates, whether trust grew); `waiting` keeps the
+    /// rest.
+    fn store_accepted(
+        &self,
+        waiting: &mut Vec<VerifiedRecord>,
+        origin: Origin<'_>,
+    ) -> Result<(u64, u64, bool), StoreError> {
+        let (mut stored, mut duplicates, mut grew) = (0, 0, false);
+        loop {
+            let (ok, rest): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|r| {
+                self.trust
+                    .accepts(&r.author(), r.record().issued_at_ms)
+            });
+            *waiting = rest;
+            if ok.is_empty() {
+                return Ok((stored, duplicates, grew));
+            }
+            let results = self.writer.write(&ok, Admission::KeepHistory, origin)?;
+            grew |= self.updated(&ok, &results);
+            let n = results.iter().filter(|r| r.is_ok()).count() as u64;
+            stored += n;
+            duplicates += ok.len() as u64 - n;
+        }
+    }
+
+    /// Writes records, runs the hook, and releases what trust grew into.
+    fn write(
+        &self,
+        recs: &[VerifiedRecord],
+        admission: Admission,
+        origin: Origin<'_>,
+    ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
+        let results = self.writer.write(recs, admission, origin)?;
+        if self.updated(recs, &results) {
+            self.release_after_write();
+        }
+        Ok(results)
+    }
+
+    /// What follows every write of records, for those written (`Ok`):
+    /// trust, the index feed, the sync set, announcements. Says whether
+    /// trust may have grown (a membership became current).
+    fn updated(&self, recs: &[VerifiedRecord], results: &[Result<Inserted, StoreError>]) -> bool {
+        let mut grew = false;
+        let items: Vec<SyncItem> = recs
+            .iter()
+            .zip(results)
+            .filter_map(|(r, result)| Some((r, result.as_ref().ok()?)))
+            .map(|(r, inserted)| {
+                // Trust follows current versions only, as `Trust::load`
+                // reads them after a restart: an older membership arriving
+                // after its withdrawal changes nothing.
+                if inserted.current {
+                    self.trust.observe(&r.author(), r.record());
+                    grew |= r.record().kind() == Kind::Membership;
+                }
+                self.feed.push(r, inserted);
+                SyncItem {
+                    id: r.id(),
+                    issued_at_ms: r.record().issued_at_ms.max(0) as u64,
+                    author: r.author(),
+                    visibility: r.record().visibility.clone(),
+                }
+            })
+            .collect();
+        if items.is_empty() {
+            return false;
+        }
+        {
+            let mut set = self.syncset.write().unwrap_or_else(|p| p.into_inner());
+            for i in &items {
+                set.insert((i.issued_at_ms, i.id), (i.author, i.visibility.clone()));
+            }
+        }
+        // No subscriber is not an error.
+        let _ = self.announce.send(Arc::new(items));
+        grew
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A store in `dir` and its ledger, with no node around them.
+    pub(crate) fn open(dir: &std::path::Path) -> (Arc<Store>, Arc<Ledger>) {
+        let (store, writer) = Store::open(dir).unwrap();
+        let trust = Arc::new(Trust::load(&store, PublicKey([1; 32])).unwrap());
+        let ledger = Ledger::new(store.clone(), writer, trust, Arc::default(), 1_000).unwrap();
+        (store, Arc::new(ledger))
+    }
+}

@@ -1,0 +1,66 @@
+//! The write half of the store. `Store::open` makes the only one, and the
+//! node hands it to the ledger (`crate::ledger`), so "every write goes
+//! through the ledger" is something the compiler checks, not a convention:
+//! whoever holds an `Arc<Store>` can only read.
+
+use std::sync::Arc;
+
+use maillage_record::{PublicKey, RecordId, VerifiedRecord};
+
+use super::{Admission, Inserted, Origin, Store, StoreError};
+
+pub struct Writer {
+    store: Arc<Store>,
+}
+
+impl Writer {
+    pub(super) fn new(store: Arc<Store>) -> Writer {
+        Writer { store }
+    }
+
+    /// Stores verified records with all their index entries in one synced
+    /// batch. The outer error is a failed write (nothing stored); an inner
+    /// error refuses one record (already stored, or not newer when
+    /// `admission` requires it), and nothing of it is written.
+    pub fn write(
+        &self,
+        recs: &[VerifiedRecord],
+        admission: Admission,
+        origin: Origin<'_>,
+    ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
+        self.store.write_records(recs, admission, origin)
+    }
+
+    /// Puts verified records from `peer` aside until their author is trusted.
+    pub fn quarantine(&self, recs: &[VerifiedRecord], peer: &str) -> Result<(), StoreError> {
+        self.store.quarantine(recs, peer)
+    }
+
+    /// Removes records from the quarantine (released or dropped).
+    pub fn unquarantine(&self, entries: &[(PublicKey, RecordId)]) -> Result<(), StoreError> {
+        self.store.unquarantine(entries)
+    }
+
+    pub fn put_root(&self, key: &PublicKey, value: &[u8]) -> Result<(), StoreError> {
+        self.store.put_root(key, value)
+    }
+
+    /// Returns whether the root existed.
+    pub fn delete_root(&self, key: &PublicKey) -> Result<bool, StoreError> {
+        self.store.delete_root(key)
+    }
+
+    pub fn put_peer(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.store.put_peer(name, value)
+    }
+
+    /// Peer statistics: to the WAL without waiting for the disk.
+    pub fn put_peer_stats(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.store.put_peer_stats(name, value)
+    }
+
+    /// Returns whether the peer existed.
+    pub fn delete_peer(&self, name: &str) -> Result<bool, StoreError> {
+        self.store.delete_peer(name)
+    }
+}
