@@ -242,7 +242,8 @@ impl Ledger {
     /// Stores the quarantined records of `author` that trust accepts now, each
     /// verified again (the quarantine is not trusted storage). The others
     /// stay, not even verified: a record is decoded first, and only one that
-    /// trust accepts is worth a signature check. Returns how many were stored.
+    /// trust accepts is worth a signature check. Returns how many left the
+    /// quarantine for the store.
     fn release_author(&self, author: &PublicKey) -> Result<u64, StoreError> {
         let waiting = self.quarantine.of(author)?;
         // By the peer each came from, which they are stored as coming from.
@@ -267,7 +268,11 @@ impl Ledger {
         let (mut stored, mut still) = (0, HashSet::new());
         for (peer, mut recs) in by_peer {
             let origin = Origin::Peer(peer.unwrap_or(QUARANTINE_ORIGIN));
-            stored += self.store_accepted(&mut recs, origin)?.0;
+            // One a concurrent intake stored meanwhile (trust had just grown
+            // when a peer sent it again) is released all the same: it no
+            // longer waits, and it is in the store.
+            let (new, already, _) = self.store_accepted(&mut recs, origin)?;
+            stored += new + already;
             still.extend(recs.iter().map(|r| r.id()));
         }
         let taken: Vec<_> = waiting
