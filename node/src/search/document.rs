@@ -80,8 +80,9 @@ impl Fields {
                 .set_tokenizer(FRENCH)
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         );
-        // Exact values, counted by facets (fast) and matched by filters;
-        // those counted are named by their `Facet`, which counts them.
+        // Exact values, counted by facets (fast) and matched by filters.
+        // Those counted are named by their `Facet`: the tally then reads
+        // the very columns made here.
         let keyword = STRING | FAST;
         let fields = Fields {
             key: b.add_text_field("key", STRING | FAST),

@@ -172,7 +172,7 @@ impl Known {
         if term.is_empty() {
             return Some(0);
         }
-        self.numbers.get(field)?.get(term).copied()
+        self.numbers.get(&field)?.get(term).copied()
     }
 
     /// The number of `field`'s value `term`, given now if it has none (0
