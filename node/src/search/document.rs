@@ -17,6 +17,8 @@ use tantivy::tokenizer::{
 };
 use tantivy::{Index, TantivyDocument};
 
+use super::Facet;
+
 /// The analyzer of titles and descriptions: French words, compared without
 /// case or accents, stemmed ("énergies" finds "energie").
 const FRENCH: &str = "fr";
@@ -79,6 +81,8 @@ impl Fields {
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         );
         // Exact values, counted by facets (fast) and matched by filters.
+        // Those counted are named by their `Facet`: the tally then reads
+        // the very columns made here.
         let keyword = STRING | FAST;
         let fields = Fields {
             key: b.add_text_field("key", STRING | FAST),
@@ -87,18 +91,18 @@ impl Fields {
             record_id: b.add_text_field("record_id", STORED),
             version: b.add_u64_field("version", STORED),
             author: b.add_text_field("author", STORED),
-            kind: b.add_text_field("kind", keyword.clone() | STORED),
+            kind: b.add_text_field(Facet::Kind.column(), keyword.clone() | STORED),
             title: b.add_text_field("title", words.clone().set_stored()),
             body: b.add_text_field("body", words),
-            theme: b.add_text_field("theme", keyword.clone()),
-            org: b.add_text_field("org", keyword.clone() | STORED),
+            theme: b.add_text_field(Facet::Theme.column(), keyword.clone()),
+            org: b.add_text_field(Facet::Organisation.column(), keyword.clone() | STORED),
             org_name: b.add_text_field("org_name", STORED),
             place: b.add_text_field("place", STRING),
-            dep: b.add_text_field("dep", keyword.clone()),
-            status: b.add_text_field("status", keyword.clone()),
-            risk: b.add_text_field("risk", keyword.clone()),
+            dep: b.add_text_field(Facet::Territory.column(), keyword.clone()),
+            status: b.add_text_field(Facet::Status.column(), keyword.clone()),
+            risk: b.add_text_field(Facet::Risk.column(), keyword.clone()),
             licence: b.add_text_field("licence", keyword.clone()),
-            budget: b.add_text_field("budget", keyword),
+            budget: b.add_text_field(Facet::Budget.column(), keyword),
             kwh: b.add_f64_field("kwh", FAST),
             co2: b.add_f64_field("co2", FAST),
             reader: b.add_text_field("reader", STRING),

@@ -20,6 +20,7 @@
 
 mod cache;
 mod document;
+mod facet;
 mod indexer;
 mod page;
 mod query;
@@ -32,10 +33,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use maillage_record::Kind;
-use maillage_record::territory::Place;
-use maillage_record::vocab::{BudgetBand, ProjectStatus, ProjectTheme, RiskCategory};
-use serde::Serialize;
+use maillage_record::{Kind, PublicKey, RecordId};
+use serde::{Serialize, Serializer};
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 
 use crate::background::{self, Background};
@@ -43,6 +42,7 @@ use crate::viewer::Viewer;
 pub use cache::CacheStats;
 use cache::{Caches, Key};
 pub use document::Fields;
+use facet::Facet;
 pub use indexer::{Feed, Indexer, Own};
 use page::Engine;
 use query::Queries;
@@ -66,14 +66,6 @@ pub const DEFAULT_PAGE_SIZE: usize = 20;
 pub const MAX_PAGE_SIZE: usize = 100;
 /// Values listed per facet.
 const FACET_VALUES: usize = 10;
-/// The facets of a search: (name shown, field counted).
-const FACETS: [(&str, &str); 5] = [
-    ("kind", "kind"),
-    ("theme", "theme"),
-    ("organisation", "org"),
-    ("territory", "dep"),
-    ("status", "status"),
-];
 /// How much more a word weighs in a title than in a description.
 const TITLE_BOOST: f32 = 3.0;
 
@@ -139,16 +131,18 @@ pub struct SearchRequest {
     pub page_size: usize,
 }
 
-/// One result.
+/// One result. In JSON (`/search`), the id and the author are in hex and
+/// the kind is its name, as they are written in the index.
 #[derive(Debug, Clone, Serialize)]
 pub struct Hit {
-    pub id: String,
+    #[serde(serialize_with = "hex")]
+    pub id: RecordId,
     pub record_id: String,
     pub version: u64,
-    pub kind: String,
+    pub kind: Kind,
     pub title: String,
-    /// The author's public key (hex).
-    pub author: String,
+    #[serde(serialize_with = "hex")]
+    pub author: PublicKey,
     pub organisation_siren: Option<String>,
     pub organisation_name: Option<String>,
     /// Every stored record was verified before it was written: the node
@@ -158,6 +152,11 @@ pub struct Hit {
     pub relayed_by: Option<String>,
     pub received_at_ms: i64,
     pub score: f32,
+}
+
+/// An id or a key as its hex string.
+fn hex<S: Serializer>(id: &impl std::fmt::Display, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(id)
 }
 
 /// One value of a facet and how many matching records have it.
@@ -175,8 +174,8 @@ pub struct Results {
     pub page: usize,
     pub page_size: usize,
     pub hits: Vec<Hit>,
-    /// Facet name (kind, theme, organisation, territory, status) → the most
-    /// frequent values among all matches.
+    /// The name of each of `Facet::SEARCHED` → the most frequent values
+    /// among all matches.
     pub facets: BTreeMap<String, Vec<Bucket>>,
     /// How far the index has followed the store (sequence numbers): when
     /// they differ, the newest records are not searchable yet.
@@ -209,24 +208,23 @@ impl GroupBy {
         }
     }
 
-    /// As `--by` takes it.
+    /// As `--by` takes it: the facet's name, but for organisations, which
+    /// `--by` has always called "org".
     pub fn name(self) -> &'static str {
         match self {
-            GroupBy::Kind => "kind",
-            GroupBy::Theme => "theme",
-            GroupBy::Status => "status",
             GroupBy::Organisation => "org",
-            GroupBy::Territory => "territory",
+            by => by.facet().name(),
         }
     }
 
-    fn field(self) -> &'static str {
+    /// The field counted.
+    fn facet(self) -> Facet {
         match self {
-            GroupBy::Kind => "kind",
-            GroupBy::Theme => "theme",
-            GroupBy::Status => "status",
-            GroupBy::Organisation => "org",
-            GroupBy::Territory => "dep",
+            GroupBy::Kind => Facet::Kind,
+            GroupBy::Theme => Facet::Theme,
+            GroupBy::Status => Facet::Status,
+            GroupBy::Organisation => Facet::Organisation,
+            GroupBy::Territory => Facet::Territory,
         }
     }
 }
@@ -511,7 +509,7 @@ impl Engine {
         viewer: &Viewer,
     ) -> Result<Figures, SearchError> {
         let all = self.queries.query("", filters, viewer)?;
-        let groups = searcher.search(&all, &Tally::new(&[by.field()], &[], &self.numbering))?;
+        let groups = searcher.search(&all, &Tally::new(&[by.facet()], &[], &self.numbering))?;
         let total = groups.matched;
 
         let mut projects = ProjectStats::default();
@@ -527,13 +525,13 @@ impl Engine {
             let (t, keys) = searcher.search(
                 &only(Kind::Project)?,
                 &(
-                    Tally::new(&["status", "risk"], &[], &self.numbering),
+                    Tally::new(&[Facet::Status, Facet::Risk], &[], &self.numbering),
                     tally::Values("key"),
                 ),
             )?;
             projects.projects = t.matched;
-            projects.by_status = t.buckets("status", usize::MAX);
-            projects.by_risk = t.buckets("risk", usize::MAX);
+            projects.by_status = t.buckets(Facet::Status, usize::MAX);
+            projects.by_risk = t.buckets(Facet::Risk, usize::MAX);
             let details = self.queries.query(
                 "",
                 &Filters {
@@ -544,11 +542,11 @@ impl Engine {
             )?;
             let t = searcher.search(
                 &details,
-                &Tally::new(&["budget"], &["kwh", "co2"], &self.numbering)
+                &Tally::new(&[Facet::Budget], &["kwh", "co2"], &self.numbering)
                     .within("project_key", Arc::new(keys)),
             )?;
             projects.with_details = t.matched;
-            projects.by_budget = t.buckets("budget", usize::MAX);
+            projects.by_budget = t.buckets(Facet::Budget, usize::MAX);
             (projects.energy_kwh_per_year, projects.energy_reported) = t.sum("kwh");
             (
                 projects.emissions_kgco2e_per_year,
@@ -557,7 +555,7 @@ impl Engine {
         }
         Ok(Figures {
             total,
-            groups: groups.buckets(by.field(), usize::MAX),
+            groups: groups.buckets(by.facet(), usize::MAX),
             projects,
         })
     }
@@ -574,27 +572,4 @@ fn committed_seq(index: &Index) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_str(&payload).ok()?;
     (v.get("schema")?.as_u64()? == SCHEMA_VERSION).then_some(())?;
     v.get("seq")?.as_u64()
-}
-
-/// A readable label for a facet value.
-fn label(field: &str, value: &str) -> String {
-    let found = match field {
-        "kind" => Kind::parse(value).ok().map(|k| k.label().to_string()),
-        "theme" => ProjectTheme::parse(value)
-            .ok()
-            .map(|t| t.label())
-            .or_else(|| maillage_record::vocab::eu_data_theme(value).map(|(_, l)| l))
-            .map(str::to_string),
-        "status" => ProjectStatus::parse(value)
-            .ok()
-            .map(|s| s.label().to_string()),
-        "risk" => RiskCategory::parse(value)
-            .ok()
-            .map(|s| s.label().to_string()),
-        "budget" => BudgetBand::parse(value).ok().map(|s| s.label().to_string()),
-        "org" => maillage_record::territory::by_siren(value).map(|c| c.name.clone()),
-        "dep" => Some(Place::Departement(value.to_string()).label()),
-        _ => None,
-    };
-    found.unwrap_or_else(|| value.to_string())
 }

@@ -3,15 +3,16 @@
 
 use std::sync::Arc;
 
+use maillage_record::{Kind, PublicKey, RecordId};
 use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::query::{EnableScoring, Query};
-use tantivy::schema::Value;
+use tantivy::schema::{Field, Value};
 use tantivy::{DocAddress, DocId, Score, Searcher, SegmentOrdinal, TantivyDocument};
 
 use super::cache::{Caches, Key, Page};
 use super::query::Queries;
 use super::tally::{Numbering, Tallied, Tally};
-use super::{FACET_VALUES, FACETS, Hit};
+use super::{FACET_VALUES, Facet, Hit};
 use crate::viewer::Viewer;
 
 /// What searches and the warmer share.
@@ -40,7 +41,15 @@ impl Engine {
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
-            let mut hit = self.hit(&doc, score);
+            let mut hit = match self.hit(&doc, score) {
+                Ok(hit) => hit,
+                // Only ever written from a verified record: the index is
+                // damaged. The other hits are still worth giving.
+                Err(e) => {
+                    tracing::error!(doc = ?address, error = %e, "a search hit does not read: left out; `maillage reindex` rebuilds the index");
+                    continue;
+                }
+            };
             // Peer names describe this node's links: the public only learns
             // that a record was relayed.
             if key.viewer == Viewer::Anonymous && hit.relayed_by.is_some() {
@@ -48,9 +57,9 @@ impl Engine {
             }
             hits.push(hit);
         }
-        let facets = FACETS
+        let facets = Facet::SEARCHED
             .iter()
-            .map(|(name, field)| (name.to_string(), counts.buckets(field, FACET_VALUES)))
+            .map(|f| (f.name().to_string(), counts.buckets(*f, FACET_VALUES)))
             .collect();
         Ok(Page {
             total: counts.matched,
@@ -59,24 +68,23 @@ impl Engine {
         })
     }
 
-    fn hit(&self, doc: &TantivyDocument, score: f32) -> Hit {
+    /// The hit `doc` stands for; an error if its id, kind or author do not
+    /// read as one.
+    fn hit(&self, doc: &TantivyDocument, score: f32) -> Result<Hit, String> {
         let f = &self.queries.fields;
-        let text = |field| {
-            doc.get_first(field)
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default()
-        };
+        let str_of = |field: Field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or("");
+        let text = |field| str_of(field).to_string();
         let opt = |field| Some(text(field)).filter(|s: &String| !s.is_empty());
-        Hit {
-            id: text(f.id),
+        Ok(Hit {
+            id: RecordId::parse_hex(str_of(f.id)).map_err(|e| e.to_string())?,
             record_id: text(f.record_id),
             version: doc
                 .get_first(f.version)
                 .and_then(|v| v.as_u64())
                 .unwrap_or(0),
-            kind: text(f.kind),
+            kind: Kind::parse(str_of(f.kind)).map_err(|e| e.to_string())?,
             title: text(f.title),
-            author: text(f.author),
+            author: PublicKey::parse_hex(str_of(f.author)).map_err(|e| e.to_string())?,
             organisation_siren: opt(f.org),
             organisation_name: opt(f.org_name),
             signature_verified: true,
@@ -86,7 +94,7 @@ impl Engine {
                 .and_then(|v| v.as_i64())
                 .unwrap_or(0),
             score,
-        }
+        })
     }
 }
 

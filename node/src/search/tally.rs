@@ -24,11 +24,11 @@ use tantivy::query::Weight;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader};
 
 use super::cache::{Caches, Key};
-use super::{Bucket, FACETS, label};
+use super::{Bucket, Facet};
 
 /// Counts of `counted` fields' values and sums of `summed` fields.
 pub struct Tally<'a> {
-    counted: Vec<&'static str>,
+    counted: Vec<Facet>,
     summed: Vec<&'static str>,
     within: Option<(&'static str, Arc<HashSet<String>>)>,
     /// The numbering this tally counts in, from start to end.
@@ -38,11 +38,7 @@ pub struct Tally<'a> {
 }
 
 impl<'a> Tally<'a> {
-    pub fn new(
-        counted: &[&'static str],
-        summed: &[&'static str],
-        numbering: &Numbering,
-    ) -> Tally<'a> {
+    pub fn new(counted: &[Facet], summed: &[&'static str], numbering: &Numbering) -> Tally<'a> {
         Tally {
             counted: counted.to_vec(),
             summed: summed.to_vec(),
@@ -54,7 +50,7 @@ impl<'a> Tally<'a> {
 
     /// The facets a search shows.
     pub fn facets(numbering: &Numbering) -> Tally<'a> {
-        Tally::new(&FACETS.map(|(_, field)| field), &[], numbering)
+        Tally::new(&Facet::SEARCHED, &[], numbering)
     }
 
     /// Counts of a segment are looked up in `caches` under `key` (the
@@ -97,7 +93,7 @@ const MAX_VALUES: usize = 1 << 20;
 /// (segment, field) tables kept before all are dropped. The warmer drops
 /// those of segments no searcher holds (`Numbering::retain`), so this is
 /// only a backstop: an index has a few dozen segments, each with a table
-/// per counted field (seven).
+/// per counted field (`Facet`: seven).
 const MAX_TABLES: usize = 4096;
 
 /// The numbering searches count in. It is only ever replaced, never changed
@@ -151,15 +147,15 @@ struct Known {
     /// Per segment and field, its column (opening one reads its footer and
     /// dictionary: a cost per search and segment) and the number of each of
     /// its term ordinals.
-    tables: FxHashMap<(SegmentId, &'static str), Table>,
+    tables: FxHashMap<(SegmentId, Facet), Table>,
     /// Per field, the number of each value (as the index holds it).
-    numbers: FxHashMap<&'static str, FxHashMap<Box<[u8]>, u32>>,
+    numbers: FxHashMap<Facet, FxHashMap<Box<[u8]>, u32>>,
     /// Values by number; number 0 is none.
     values: Vec<Box<str>>,
     /// The field of each number, as an index in `fields`: a merged count is
     /// split by field reading one byte per value.
     field_of: Vec<u8>,
-    fields: Vec<&'static str>,
+    fields: Vec<Facet>,
 }
 
 /// A segment's keyword column, and the number of each of its term ordinals.
@@ -172,16 +168,16 @@ struct Table {
 impl Known {
     /// The number of `field`'s value `term`, if it has one (0 for the
     /// empty value).
-    fn get(&self, field: &'static str, term: &[u8]) -> Option<u32> {
+    fn get(&self, field: Facet, term: &[u8]) -> Option<u32> {
         if term.is_empty() {
             return Some(0);
         }
-        self.numbers.get(field)?.get(term).copied()
+        self.numbers.get(&field)?.get(term).copied()
     }
 
     /// The number of `field`'s value `term`, given now if it has none (0
     /// for the empty value).
-    fn number(&mut self, field: &'static str, term: Box<[u8]>) -> u32 {
+    fn number(&mut self, field: Facet, term: Box<[u8]>) -> u32 {
         if term.is_empty() {
             return 0;
         }
@@ -202,8 +198,8 @@ impl Known {
                     self.fields.len() - 1
                 }
             };
-            // A tally counts a handful of fields, all named in this module
-            // (u8::MAX is "no field").
+            // A tally counts a handful of fields, all a `Facet` (u8::MAX is
+            // "no field").
             debug_assert!(f < usize::from(u8::MAX));
             self.field_of.push(u8::try_from(f).unwrap_or(u8::MAX));
         }
@@ -254,12 +250,12 @@ impl Numbers {
     /// `field`'s column in `reader`'s segment and the number of each of
     /// its term ordinals (0 for the empty value); none if no document of
     /// the segment has the field.
-    fn table(&self, reader: &SegmentReader, field: &'static str) -> tantivy::Result<Option<Table>> {
+    fn table(&self, reader: &SegmentReader, field: Facet) -> tantivy::Result<Option<Table>> {
         let key = (reader.segment_id(), field);
         if let Some(t) = self.read().tables.get(&key) {
             return Ok(Some(t.clone()));
         }
-        let Some(column) = reader.fast_fields().str(field)? else {
+        let Some(column) = reader.fast_fields().str(field.column())? else {
             return Ok(None);
         };
         // Read outside the lock: two searches may both read it, once.
@@ -395,7 +391,7 @@ impl Tallied {
     /// first and equal counts by label. Which of equal counts make the cut
     /// at `limit` is decided by value (labels are only looked up for the
     /// values kept).
-    pub fn buckets(&self, field: &str, limit: usize) -> Vec<Bucket> {
+    pub fn buckets(&self, field: Facet, limit: usize) -> Vec<Bucket> {
         let known = self.numbers.read();
         let Some(counts) = known
             .fields
@@ -427,7 +423,7 @@ impl Tallied {
         let mut buckets: Vec<Bucket> = v
             .into_iter()
             .map(|(value, count)| Bucket {
-                label: label(field, &value),
+                label: field.label(&value),
                 value,
                 count,
             })
@@ -592,8 +588,8 @@ impl Collector for Tally<'_> {
     ) -> tantivy::Result<SegmentTally> {
         let fast = reader.fast_fields();
         let mut columns = Vec::new();
-        for name in &self.counted {
-            let Some(Table { column, numbers }) = self.numbers.table(reader, name)? else {
+        for &field in &self.counted {
+            let Some(Table { column, numbers }) = self.numbers.table(reader, field)? else {
                 continue;
             };
             columns.push(Keyword {
@@ -819,14 +815,14 @@ mod tests {
         let numbers = numbering.current();
         let mut k = numbers.known.write().unwrap();
         let mut number = |field, value: &str| k.number(field, value.as_bytes().into());
-        let a = number("theme", "Mobilités");
+        let a = number(Facet::Theme, "Mobilités");
         assert_eq!(a, 1);
-        assert_eq!(number("theme", "Mobilités"), a);
-        assert_eq!(number("status", "Mobilités"), 2);
-        assert_eq!(number("status", ""), 0, "none");
-        assert_eq!(k.get("theme", "Mobilités".as_bytes()), Some(1));
-        assert_eq!(k.get("theme", b"Economie"), None);
-        assert_eq!(k.get("org", b""), Some(0));
+        assert_eq!(number(Facet::Theme, "Mobilités"), a);
+        assert_eq!(number(Facet::Status, "Mobilités"), 2);
+        assert_eq!(number(Facet::Status, ""), 0, "none");
+        assert_eq!(k.get(Facet::Theme, "Mobilités".as_bytes()), Some(1));
+        assert_eq!(k.get(Facet::Theme, b"Economie"), None);
+        assert_eq!(k.get(Facet::Organisation, b""), Some(0));
         drop(k);
         // The same numbering until it is full; then a new one, whose counts
         // the cache tells apart.
@@ -839,7 +835,7 @@ mod tests {
             next.limit, MAX_VALUES,
             "no segment searched: no values live"
         );
-        assert_eq!(numbers.read().fields, ["theme", "status"]);
+        assert_eq!(numbers.read().fields, [Facet::Theme, Facet::Status]);
         assert_eq!(numbers.read().field_of, [u8::MAX, 0, 1]);
     }
 
@@ -858,7 +854,7 @@ mod tests {
         let counted: Vec<(u32, u64)> = sirens
             .iter()
             .zip([4, 9, 4, 4, 1])
-            .map(|(siren, n)| (k.number("org", siren.as_bytes().into()), n))
+            .map(|(siren, n)| (k.number(Facet::Organisation, siren.as_bytes().into()), n))
             .collect();
         drop(k);
         let tallied = Tallied {
@@ -869,7 +865,7 @@ mod tests {
         };
         let top = |limit| -> Vec<(String, u64)> {
             tallied
-                .buckets("org", limit)
+                .buckets(Facet::Organisation, limit)
                 .into_iter()
                 .map(|b| (b.value, b.count))
                 .collect()
@@ -883,7 +879,7 @@ mod tests {
         assert_eq!(tied, ["200046977", "213105554"]);
         assert_eq!(top(usize::MAX).len(), 5);
         assert!(top(0).is_empty());
-        assert!(tallied.buckets("theme", 10).is_empty());
+        assert!(tallied.buckets(Facet::Theme, 10).is_empty());
     }
 
     #[test]

@@ -167,6 +167,56 @@ fn accents_case_and_inflections_do_not_matter_and_titles_weigh_more() {
     assert_eq!(f.titles("\"pistes (cyclables").len(), 1);
 }
 
+/// A hit as `/search` gives it in JSON (serde's, which the HTTP export
+/// writes): the id and the author in hex, the kind by its name, read from
+/// the index as the indexer wrote them.
+#[test]
+fn a_hit_s_json_is_as_the_http_export_gives_it() {
+    let f = Fixture::new();
+    let details = ProjectDetails::new("velo");
+    f.add(
+        key(3),
+        &lyon_org(),
+        &[
+            dataset("d", "Comptages vélo", "Par jour", LYON_METRO),
+            record(
+                "velo-details",
+                Visibility::Federation,
+                Body::ProjectDetails(details),
+            ),
+        ],
+    );
+    let only_details = Filters {
+        kind: Some(Kind::ProjectDetails),
+        ..Filters::default()
+    };
+    let mut found = f.find("", only_details, &Viewer::Operator);
+    assert_eq!(found.hits.len(), 1, "{:?}", found.hits);
+    let mut hit = found.hits.remove(0);
+    // Tantivy's to give: not what is pinned here.
+    hit.score = 1.5;
+    let hex = |b: &str| b.repeat(32);
+    let want = format!(
+        r#"{{
+  "id": "{}",
+  "record_id": "velo-details",
+  "version": 1,
+  "kind": "project_details",
+  "title": "Détails du projet velo",
+  "author": "{}",
+  "organisation_siren": "200046977",
+  "organisation_name": "Métropole de Lyon",
+  "signature_verified": true,
+  "relayed_by": "lyon",
+  "received_at_ms": 1,
+  "score": 1.5
+}}"#,
+        hex("01"),
+        hex("03")
+    );
+    assert_eq!(serde_json::to_string_pretty(&hit).unwrap(), want);
+}
+
 #[test]
 fn filters_facets_and_territory_hierarchy() {
     let f = Fixture::new();
@@ -713,11 +763,11 @@ fn one_pass_ranks_and_counts_as_two_passes_do() {
                     page::rank_and_count(&searcher, ranked.as_ref(), &top, &tally).unwrap();
                 assert_eq!(one_best, best, "{text:?} from {offset}");
                 assert_eq!(one_counts.matched, counts.matched, "{text:?}");
-                for (_, field) in FACETS {
+                for facet in Facet::SEARCHED {
                     assert_eq!(
-                        one_counts.buckets(field, 100),
-                        counts.buckets(field, 100),
-                        "{text:?}: {field}"
+                        one_counts.buckets(facet, 100),
+                        counts.buckets(facet, 100),
+                        "{text:?}: {facet:?}"
                     );
                 }
             }

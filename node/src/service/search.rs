@@ -66,10 +66,7 @@ pub(crate) fn search(
         .search()
         .search(&request, viewer, node.store().last_seq())
         .map_err(search_status)?;
-    let ids: Vec<RecordId> = hits
-        .iter()
-        .filter_map(|h| RecordId::parse_hex(&h.id).ok())
-        .collect();
+    let ids: Vec<RecordId> = hits.iter().map(|h| h.id).collect();
     // The envelopes, visibility checked once more against the store: the
     // index may lag behind a record's new version.
     let mut envelopes = if with_envelopes {
@@ -88,27 +85,20 @@ pub(crate) fn search(
     };
     let hits = hits
         .into_iter()
-        .map(|h| {
-            let id = RecordId::parse_hex(&h.id).ok();
-            pb::SearchHit {
-                id: id.map(|i| i.0.to_vec()).unwrap_or_default(),
-                record_id: h.record_id,
-                version: h.version,
-                kind: maillage_record::Kind::parse(&h.kind)
-                    .map(|k| wire::kind_to_proto(k) as i32)
-                    .unwrap_or_default(),
-                title: h.title,
-                author: maillage_record::PublicKey::parse_hex(&h.author)
-                    .map(|k| k.0.to_vec())
-                    .unwrap_or_default(),
-                organisation_siren: h.organisation_siren.unwrap_or_default(),
-                organisation_name: h.organisation_name.unwrap_or_default(),
-                signature_verified: h.signature_verified,
-                relayed_by: h.relayed_by.unwrap_or_default(),
-                received_at_ms: h.received_at_ms,
-                score: h.score,
-                envelope: id.and_then(|i| envelopes.remove(&i)),
-            }
+        .map(|h| pb::SearchHit {
+            id: h.id.0.to_vec(),
+            record_id: h.record_id,
+            version: h.version,
+            kind: wire::kind_to_proto(h.kind) as i32,
+            title: h.title,
+            author: h.author.0.to_vec(),
+            organisation_siren: h.organisation_siren.unwrap_or_default(),
+            organisation_name: h.organisation_name.unwrap_or_default(),
+            signature_verified: h.signature_verified,
+            relayed_by: h.relayed_by.unwrap_or_default(),
+            received_at_ms: h.received_at_ms,
+            score: h.score,
+            envelope: envelopes.remove(&h.id),
         })
         .collect();
     Ok(pb::SearchResponse {
