@@ -1,19 +1,15 @@
 //! The record store: the only module that touches RocksDB.
 //!
-//! Column families:
-//! - `envelopes`: id → seq ‖ received_at_ms ‖ canonical envelope bytes
-//! - `current`:   author ‖ record_id → version ‖ id ‖ kind ‖ seq (the current version)
-//! - `history`:   author ‖ record_id ‖ 0x00 ‖ version ‖ id → () (every version kept)
-//! - `changes`:   seq → id ‖ origin (the change sequence that search follows;
-//!   origin is the name of the peer that relayed the envelope, empty for a
-//!   record published or imported here)
-//! - `meta`:      counters, kept exact in the same batches
-//! - `syncset`:   id → issued_at_ms ‖ author ‖ visibility (what reconciliation
-//!   needs to know of every envelope without decoding it; see `syncset.rs`)
+//! Column families (their keys and values are laid out in `codec.rs`):
+//! - `envelopes`: id → the envelope as received
+//! - `current`:   (author, record_id) → its current version
+//! - `history`:   every version kept, by (author, record_id, version)
+//! - `changes`:   seq → id and origin (the change sequence that search follows)
+//! - `meta`:      counters, kept exact in the same batches, and the schema version
+//! - `syncset`:   id → what reconciliation needs to know of every envelope
+//!   without decoding it (`syncset.rs`)
 //! - `peers`, `trust`, `quarantine`: replication state (`tables.rs`)
 //!
-//! Integers are big-endian so keys sort numerically. `record_id` never contains
-//! 0x00 (see `validate_record_id`), so the history separator is unambiguous.
 //! A record and all its index entries go in one WriteBatch written with a synced
 //! WAL: once `insert` returns, the record survives a crash or `kill -9`.
 
@@ -49,17 +45,20 @@ const CFS: [&str; 9] = [
     CF_QUARANTINE,
 ];
 
+mod codec;
 mod records;
 mod syncset;
 mod tables;
 mod writer;
 
+use codec::{
+    ChangeKey, ChangeValue, CurrentKey, CurrentValue, EnvelopeValue, HistoryKey, MetaKey,
+    MetaValue, SyncsetValue,
+};
 pub use syncset::SyncItem;
 pub use tables::Quarantined;
 pub use writer::Writer;
 
-const META_ENVELOPES: &[u8] = b"count/envelopes";
-const META_SCHEMA: &[u8] = b"schema";
 const SCHEMA_VERSION: u64 = 1;
 
 #[derive(Debug, thiserror::Error)]
@@ -271,12 +270,15 @@ impl Store {
 
     fn load_state(&mut self) -> Result<(), StoreError> {
         let meta = self.cf(CF_META);
-        match self.db.get_cf(meta, META_SCHEMA)? {
-            None => self
-                .db
-                .put_cf(meta, META_SCHEMA, SCHEMA_VERSION.to_be_bytes())?,
+        match self.db.get_cf(meta, MetaKey::Schema.encode())? {
+            None => self.db.put_cf(
+                meta,
+                MetaKey::Schema.encode(),
+                MetaValue(SCHEMA_VERSION).encode(),
+            )?,
             Some(v) => {
-                let found = read_u64(&v, 0).ok_or_else(|| self.corrupt("schema version"))?;
+                let MetaValue(found) =
+                    MetaValue::decode(&v).ok_or_else(|| self.corrupt("schema version"))?;
                 if found != SCHEMA_VERSION {
                     return Err(StoreError::Schema {
                         path: self.path.clone(),
@@ -293,13 +295,15 @@ impl Store {
             None => 0,
             Some(item) => {
                 let (k, _) = item?;
-                read_u64(&k, 0).ok_or_else(|| self.corrupt("change sequence key"))?
+                ChangeKey::decode(&k)
+                    .ok_or_else(|| self.corrupt("change sequence key"))?
+                    .seq
             }
         };
-        let envelopes = self.meta_counter(META_ENVELOPES)?;
+        let envelopes = self.meta_counter(MetaKey::Envelopes)?;
         let mut by_kind = BTreeMap::new();
         for kind in Kind::ALL {
-            by_kind.insert(kind, self.meta_counter(&kind_counter_key(kind))?);
+            by_kind.insert(kind, self.meta_counter(MetaKey::CurrentCount(kind))?);
         }
         *self.last_seq.get_mut() = last_seq;
         *self.counted.get_mut().expect("no other user yet") = (envelopes, by_kind.clone());
@@ -310,10 +314,12 @@ impl Store {
         Ok(())
     }
 
-    fn meta_counter(&self, key: &[u8]) -> Result<u64, StoreError> {
-        match self.db.get_cf(self.cf(CF_META), key)? {
+    fn meta_counter(&self, key: MetaKey) -> Result<u64, StoreError> {
+        match self.db.get_cf(self.cf(CF_META), key.encode())? {
             None => Ok(0),
-            Some(v) => read_u64(&v, 0).ok_or_else(|| self.corrupt("counter")),
+            Some(v) => MetaValue::decode(&v)
+                .map(|MetaValue(count)| count)
+                .ok_or_else(|| self.corrupt("counter")),
         }
     }
 
@@ -370,7 +376,7 @@ impl Store {
         let mut envelopes = state.envelopes;
         let mut by_kind = state.current_by_kind.clone();
         // Current versions staged in this batch, which the database cannot see yet.
-        let mut staged_current: HashMap<Vec<u8>, (u64, RecordId, Kind)> = HashMap::new();
+        let mut staged_current: HashMap<Vec<u8>, CurrentValue> = HashMap::new();
         let mut staged_ids: HashSet<RecordId> = HashSet::new();
         // Puts are gathered per table and written in key order: RocksDB's
         // memtable skiplist resumes each insert from where the previous one
@@ -394,15 +400,19 @@ impl Store {
                 results.push(Err(StoreError::Duplicate(id)));
                 continue;
             }
-            let current_key = current_key(&author, &record.record_id);
+            let current_key = CurrentKey {
+                author,
+                record_id: &record.record_id,
+            }
+            .encode();
             let previous = match staged_current.get(&current_key) {
                 Some(p) => Some(*p),
                 None => match self.db.get_pinned_cf(self.cf(CF_CURRENT), &current_key)? {
                     None => None,
-                    Some(v) => Some(self.decode_current_value(&v)?),
+                    Some(v) => Some(self.current_value(&v)?),
                 },
             };
-            let previous_version = previous.map_or(0, |p| p.0);
+            let previous_version = previous.map_or(0, |p| p.version);
             let becomes_current = record.version > previous_version;
             if !becomes_current && admission == Admission::RequireNewer {
                 results.push(Err(StoreError::NotNewer {
@@ -417,33 +427,35 @@ impl Store {
             let seq = next_seq;
             next_seq += 1;
             let kind = record.kind();
-            let envelope = rec.canonical();
-            let mut value = Vec::with_capacity(16 + envelope.len());
-            value.extend_from_slice(&seq.to_be_bytes());
-            value.extend_from_slice(&now.to_be_bytes());
-            value.extend_from_slice(envelope);
-            envelope_puts.push((id.0.to_vec(), value));
-            history_puts.push((
-                history_key(&author, &record.record_id, record.version, &id),
-                Vec::new(),
-            ));
+            let envelope = EnvelopeValue {
+                seq,
+                received_at_ms: now,
+                envelope: rec.canonical(),
+            };
+            envelope_puts.push((id.0.to_vec(), envelope.encode()));
+            let history = HistoryKey {
+                author,
+                record_id: &record.record_id,
+                version: record.version,
+                id,
+            };
+            history_puts.push((history.encode(), Vec::new()));
             changes.push((seq, id));
-            syncset_puts.push((
-                id.0.to_vec(),
-                syncset::encode(record.issued_at_ms, &author, &record.visibility),
-            ));
+            let sync = SyncsetValue::new(record.issued_at_ms, author, &record.visibility);
+            syncset_puts.push((id.0.to_vec(), sync.encode()));
             if becomes_current {
-                let mut v = Vec::with_capacity(49);
-                v.extend_from_slice(&record.version.to_be_bytes());
-                v.extend_from_slice(&id.0);
-                v.push(kind.code());
-                v.extend_from_slice(&seq.to_be_bytes());
-                current_puts.push((current_key.clone(), v));
-                if let Some((_, _, old_kind)) = previous {
-                    *by_kind.entry(old_kind).or_default() -= 1;
+                let current = CurrentValue {
+                    version: record.version,
+                    id,
+                    kind,
+                    seq,
+                };
+                current_puts.push((current_key.clone(), current.encode()));
+                if let Some(old) = previous {
+                    *by_kind.entry(old.kind).or_default() -= 1;
                 }
                 *by_kind.entry(kind).or_default() += 1;
-                staged_current.insert(current_key, (record.version, id, kind));
+                staged_current.insert(current_key, current);
             }
             envelopes += 1;
             staged_ids.insert(id);
@@ -471,25 +483,31 @@ impl Store {
                 batch.put_cf(cf, k, v);
             }
         }
-        // Sequence numbers are already in order.
+        // Sequence numbers are already in order. A change published here has
+        // an empty origin (`ChangeValue`).
         let origin: &[u8] = match origin {
             Origin::Local => &[],
             Origin::Peer(name) => name.as_bytes(),
         };
         for (seq, id) in changes {
-            let mut v = Vec::with_capacity(32 + origin.len());
-            v.extend_from_slice(&id.0);
-            v.extend_from_slice(origin);
-            batch.put_cf(self.cf(CF_CHANGES), seq.to_be_bytes(), v);
+            batch.put_cf(
+                self.cf(CF_CHANGES),
+                ChangeKey { seq }.encode(),
+                ChangeValue { id, origin }.encode(),
+            );
         }
         for (kind, count) in &by_kind {
             batch.put_cf(
                 self.cf(CF_META),
-                kind_counter_key(*kind),
-                count.to_be_bytes(),
+                MetaKey::CurrentCount(*kind).encode(),
+                MetaValue(*count).encode(),
             );
         }
-        batch.put_cf(self.cf(CF_META), META_ENVELOPES, envelopes.to_be_bytes());
+        batch.put_cf(
+            self.cf(CF_META),
+            MetaKey::Envelopes.encode(),
+            MetaValue(envelopes).encode(),
+        );
 
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
@@ -511,16 +529,8 @@ impl Store {
             .is_some())
     }
 
-    /// (version, id, kind) from a `current` value.
-    fn decode_current_value(&self, v: &[u8]) -> Result<(u64, RecordId, Kind), StoreError> {
-        let bad = || self.corrupt("current-version entry");
-        if v.len() != 49 {
-            return Err(bad());
-        }
-        let version = read_u64(v, 0).ok_or_else(bad)?;
-        let id = RecordId::from_slice(&v[8..40]).ok_or_else(bad)?;
-        let kind = Kind::from_code(v[40]).ok_or_else(bad)?;
-        Ok((version, id, kind))
+    fn current_value(&self, v: &[u8]) -> Result<CurrentValue, StoreError> {
+        CurrentValue::decode(v).ok_or_else(|| self.corrupt("current-version entry"))
     }
 
     pub fn get(&self, id: &RecordId) -> Result<Option<StoredEnvelope>, StoreError> {
@@ -531,14 +541,13 @@ impl Store {
     }
 
     fn stored_envelope(&self, id: &RecordId, v: &[u8]) -> Result<StoredEnvelope, StoreError> {
-        if v.len() < 16 {
-            return Err(self.corrupt(format!("envelope {id}")));
-        }
+        let value =
+            EnvelopeValue::decode(v).ok_or_else(|| self.corrupt(format!("envelope {id}")))?;
         Ok(StoredEnvelope {
             id: *id,
-            seq: read_u64(v, 0).expect("length checked"),
-            received_at_ms: read_u64(v, 8).expect("length checked") as i64,
-            bytes: v[16..].to_vec(),
+            seq: value.seq,
+            received_at_ms: value.received_at_ms,
+            bytes: value.envelope.to_vec(),
         })
     }
 
@@ -590,7 +599,11 @@ impl Store {
         author: &PublicKey,
         record_id: &str,
     ) -> Result<Option<CurrentEntry>, StoreError> {
-        let key = current_key(author, record_id);
+        let key = CurrentKey {
+            author: *author,
+            record_id,
+        }
+        .encode();
         match self.db.get_pinned_cf(self.cf(CF_CURRENT), &key)? {
             None => Ok(None),
             Some(v) => Ok(Some(self.decode_current(&key, &v)?)),
@@ -605,7 +618,7 @@ impl Store {
     ) -> Result<Vec<Option<CurrentEntry>>, StoreError> {
         let keys: Vec<Vec<u8>> = records
             .iter()
-            .map(|(author, record_id)| current_key(author, record_id))
+            .map(|&(author, record_id)| CurrentKey { author, record_id }.encode())
             .collect();
         self.read_many(
             CF_CURRENT,
@@ -617,17 +630,15 @@ impl Store {
     }
 
     fn decode_current(&self, key: &[u8], v: &[u8]) -> Result<CurrentEntry, StoreError> {
-        let (version, id, kind) = self.decode_current_value(v)?;
-        let bad = || self.corrupt("current-version key");
-        let author = PublicKey::from_slice(key.get(..32).ok_or_else(bad)?).ok_or_else(bad)?;
-        let record_id = String::from_utf8(key[32..].to_vec()).map_err(|_| bad())?;
+        let value = self.current_value(v)?;
+        let key = CurrentKey::decode(key).ok_or_else(|| self.corrupt("current-version key"))?;
         Ok(CurrentEntry {
-            author,
-            record_id,
-            version,
-            id,
-            kind,
-            seq: read_u64(v, 41).ok_or_else(bad)?,
+            author: key.author,
+            record_id: key.record_id.to_owned(),
+            version: value.version,
+            id: value.id,
+            kind: value.kind,
+            seq: value.seq,
         })
     }
 
@@ -641,6 +652,7 @@ impl Store {
         limit: usize,
         mut keep: impl FnMut(&CurrentEntry) -> bool,
     ) -> Result<(Vec<CurrentEntry>, Option<Vec<u8>>), StoreError> {
+        // An author's keys begin with the author (`CurrentKey`).
         let prefix: Vec<u8> = filter.author.map(|a| a.0.to_vec()).unwrap_or_default();
         let start: Vec<u8> = match after {
             // Start just after the cursor key.
@@ -667,9 +679,13 @@ impl Store {
             }
             if out.len() == limit {
                 // There is at least one more: the cursor is the last key returned.
-                let cursor = out
-                    .last()
-                    .map(|l: &CurrentEntry| current_key(&l.author, &l.record_id));
+                let cursor = out.last().map(|l: &CurrentEntry| {
+                    CurrentKey {
+                        author: l.author,
+                        record_id: &l.record_id,
+                    }
+                    .encode()
+                });
                 return Ok((out, cursor));
             }
             out.push(entry);
@@ -683,8 +699,7 @@ impl Store {
         author: &PublicKey,
         record_id: &str,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        let mut prefix = current_key(author, record_id);
-        prefix.push(0);
+        let prefix = HistoryKey::prefix(author, record_id);
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
             self.cf(CF_HISTORY),
@@ -695,14 +710,10 @@ impl Store {
             if !k.starts_with(&prefix) {
                 break;
             }
-            let rest = &k[prefix.len()..];
-            let bad = || self.corrupt("history key");
-            if rest.len() != 40 {
-                return Err(bad());
-            }
+            let key = HistoryKey::decode(&k).ok_or_else(|| self.corrupt("history key"))?;
             out.push(HistoryEntry {
-                version: read_u64(rest, 0).ok_or_else(bad)?,
-                id: RecordId::from_slice(&rest[8..]).ok_or_else(bad)?,
+                version: key.version,
+                id: key.id,
             });
         }
         Ok(out)
@@ -710,7 +721,7 @@ impl Store {
 
     /// Envelopes stored after sequence number `after`, in order, at most `limit`.
     pub fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<Change>, StoreError> {
-        let start = (after + 1).to_be_bytes();
+        let start = ChangeKey { seq: after + 1 }.encode();
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
             self.cf(CF_CHANGES),
@@ -719,12 +730,12 @@ impl Store {
         for item in iter.take(limit) {
             let (k, v) = item?;
             let bad = || self.corrupt("change entry");
-            let origin = v.get(32..).ok_or_else(bad)?;
+            let value = ChangeValue::decode(&v).ok_or_else(bad)?;
             out.push(Change {
-                seq: read_u64(&k, 0).ok_or_else(bad)?,
-                id: RecordId::from_slice(&v[..32]).ok_or_else(bad)?,
-                relayed_by: (!origin.is_empty())
-                    .then(|| String::from_utf8_lossy(origin).into_owned()),
+                seq: ChangeKey::decode(&k).ok_or_else(bad)?.seq,
+                id: value.id,
+                relayed_by: (!value.origin.is_empty())
+                    .then(|| String::from_utf8_lossy(value.origin).into_owned()),
             });
         }
         Ok(out)
@@ -755,29 +766,6 @@ impl Store {
             .clone();
         (envelopes, self.last_seq(), by_kind)
     }
-}
-
-fn current_key(author: &PublicKey, record_id: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(32 + record_id.len());
-    k.extend_from_slice(&author.0);
-    k.extend_from_slice(record_id.as_bytes());
-    k
-}
-
-fn history_key(author: &PublicKey, record_id: &str, version: u64, id: &RecordId) -> Vec<u8> {
-    let mut k = current_key(author, record_id);
-    k.push(0);
-    k.extend_from_slice(&version.to_be_bytes());
-    k.extend_from_slice(&id.0);
-    k
-}
-
-fn kind_counter_key(kind: Kind) -> Vec<u8> {
-    format!("count/current/{}", kind.as_str()).into_bytes()
-}
-
-fn read_u64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?))
 }
 
 #[cfg(test)]

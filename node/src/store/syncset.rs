@@ -1,13 +1,12 @@
 //! The `syncset` table: for every stored envelope, what reconciliation needs
 //! (its negentropy timestamp) and what decides who may learn of it (author and
 //! visibility), so a node can build a peer's view without decoding payloads.
-//!
-//! Value: issued_at_ms (8, big-endian, clamped at 0) ‖ author (32) ‖ scope (1:
-//! 0 public, 1 federation, 2 restricted) ‖ audience SIRENs (9 ASCII digits each).
+//! Keyed by record id; the value is a `codec::SyncsetValue`.
 
-use maillage_record::{PublicKey, RecordId, Siren, Visibility};
+use maillage_record::{PublicKey, RecordId, Visibility};
 use rocksdb::IteratorMode;
 
+use super::codec::{EnvelopeValue, SyncsetValue};
 use super::{CF_SYNCSET, Store, StoreError};
 
 /// One stored envelope as reconciliation sees it.
@@ -17,51 +16,6 @@ pub struct SyncItem {
     pub issued_at_ms: u64,
     pub author: PublicKey,
     pub visibility: Visibility,
-}
-
-pub(super) fn encode(issued_at_ms: i64, author: &PublicKey, visibility: &Visibility) -> Vec<u8> {
-    let mut v = Vec::with_capacity(41);
-    v.extend_from_slice(&(issued_at_ms.max(0) as u64).to_be_bytes());
-    v.extend_from_slice(&author.0);
-    match visibility {
-        Visibility::Public => v.push(0),
-        Visibility::Federation => v.push(1),
-        Visibility::Restricted { audience } => {
-            v.push(2);
-            for s in audience {
-                v.extend_from_slice(s.as_str().as_bytes());
-            }
-        }
-    }
-    v
-}
-
-fn decode(id: &[u8], v: &[u8]) -> Option<SyncItem> {
-    let id = RecordId::from_slice(id)?;
-    let issued_at_ms = u64::from_be_bytes(v.get(..8)?.try_into().ok()?);
-    let author = PublicKey::from_slice(v.get(8..40)?)?;
-    let visibility = match v.get(40)? {
-        0 => Visibility::Public,
-        1 => Visibility::Federation,
-        2 => {
-            let rest = &v[41..];
-            if rest.len() % 9 != 0 {
-                return None;
-            }
-            let audience = rest
-                .chunks(9)
-                .map(|c| Siren::parse(std::str::from_utf8(c).ok()?).ok())
-                .collect::<Option<Vec<_>>>()?;
-            Visibility::Restricted { audience }
-        }
-        _ => return None,
-    };
-    Some(SyncItem {
-        id,
-        issued_at_ms,
-        author,
-        visibility,
-    })
 }
 
 impl Store {
@@ -86,15 +40,12 @@ impl Store {
         {
             let (k, v) = item?;
             let bad = || self.corrupt("envelope while rebuilding the syncset");
-            let env = maillage_proto::v1::Envelope::decode(v.get(16..).ok_or_else(bad)?)
-                .map_err(|_| bad())?;
+            let stored = EnvelopeValue::decode(&v).ok_or_else(bad)?;
+            let env = maillage_proto::v1::Envelope::decode(stored.envelope).map_err(|_| bad())?;
             let author = PublicKey::from_slice(&env.author).ok_or_else(bad)?;
             let record = maillage_record::wire::decode_payload(&env.payload).map_err(|_| bad())?;
-            batch.put_cf(
-                self.cf(CF_SYNCSET),
-                &k,
-                encode(record.issued_at_ms, &author, &record.visibility),
-            );
+            let sync = SyncsetValue::new(record.issued_at_ms, author, &record.visibility);
+            batch.put_cf(self.cf(CF_SYNCSET), &k, sync.encode());
             n += 1;
         }
         if n > 0 {
@@ -111,7 +62,7 @@ impl Store {
             ids,
             |id| &id.0,
             &Default::default(),
-            |id, v| decode(&id.0, v).ok_or_else(|| self.corrupt("syncset entry")),
+            |id, v| self.sync_item(&id.0, v),
         )
     }
 
@@ -124,35 +75,19 @@ impl Store {
             .iterator_cf(self.cf(CF_SYNCSET), IteratorMode::Start)
         {
             let (k, v) = item?;
-            out.push(decode(&k, &v).ok_or_else(|| self.corrupt("syncset entry"))?);
+            out.push(self.sync_item(&k, &v)?);
         }
         Ok(out)
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trip() {
-        let author = PublicKey([7; 32]);
-        for visibility in [
-            Visibility::Public,
-            Visibility::Federation,
-            Visibility::Restricted {
-                audience: vec![
-                    Siren::parse("243100518").unwrap(),
-                    Siren::parse("213105554").unwrap(),
-                ],
-            },
-        ] {
-            let v = encode(1_700_000_000_000, &author, &visibility);
-            let item = decode(&[1; 32], &v).unwrap();
-            assert_eq!(item.visibility, visibility);
-            assert_eq!(item.author, author);
-            assert_eq!(item.issued_at_ms, 1_700_000_000_000);
-        }
-        assert!(decode(&[1; 32], &[0; 12]).is_none());
+    fn sync_item(&self, id: &[u8], v: &[u8]) -> Result<SyncItem, StoreError> {
+        let bad = || self.corrupt("syncset entry");
+        let value = SyncsetValue::decode(v).ok_or_else(bad)?;
+        Ok(SyncItem {
+            id: RecordId::from_slice(id).ok_or_else(bad)?,
+            issued_at_ms: value.issued_at_ms,
+            author: value.author,
+            visibility: value.visibility.into_owned(),
+        })
     }
 }

@@ -4,15 +4,14 @@
 //!
 //! - `peers`:      name → value
 //! - `trust`:      author key → value
-//! - `quarantine`: author ‖ id → received_at_ms ‖ 0 ‖ peer name length (1
-//!   byte) ‖ peer name ‖ canonical envelope bytes. Entries written before
-//!   the peer was kept hold received_at_ms ‖ envelope: an envelope's first
-//!   byte (a protobuf tag) is never 0.
+//! - `quarantine`: (author, id) → when and from which peer the envelope came,
+//!   and the envelope (`codec::QuarantineKey`, `codec::QuarantineValue`)
 
 use maillage_record::{PublicKey, RecordId, VerifiedRecord};
 use rocksdb::{Direction, IteratorMode, WriteOptions};
 
-use super::{CF_PEERS, CF_QUARANTINE, CF_TRUST, Store, StoreError, read_u64};
+use super::codec::{QuarantineKey, QuarantineValue};
+use super::{CF_PEERS, CF_QUARANTINE, CF_TRUST, Store, StoreError};
 
 /// A record waiting for its author to be trusted.
 #[derive(Debug, Clone)]
@@ -101,19 +100,17 @@ impl Store {
     pub(super) fn quarantine(&self, recs: &[VerifiedRecord], peer: &str) -> Result<(), StoreError> {
         let mut batch = rocksdb::WriteBatch::default();
         let now = maillage_record::now_ms();
-        // Peer names are at most 64 bytes (`peers::validate_name`).
-        let peer = &peer.as_bytes()[..peer.len().min(255)];
         for rec in recs {
-            let mut key = rec.author().0.to_vec();
-            key.extend_from_slice(&rec.id().0);
-            let envelope = rec.canonical();
-            let mut value = Vec::with_capacity(10 + peer.len() + envelope.len());
-            value.extend_from_slice(&now.to_be_bytes());
-            value.push(0);
-            value.push(peer.len() as u8);
-            value.extend_from_slice(peer);
-            value.extend_from_slice(envelope);
-            batch.put_cf(self.cf(CF_QUARANTINE), key, value);
+            let key = QuarantineKey {
+                author: rec.author(),
+                id: rec.id(),
+            };
+            let value = QuarantineValue {
+                received_at_ms: now,
+                peer: Some(peer.as_bytes()),
+                envelope: rec.canonical(),
+            };
+            batch.put_cf(self.cf(CF_QUARANTINE), key.encode(), value.encode());
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
@@ -127,6 +124,7 @@ impl Store {
         author: Option<&PublicKey>,
         limit: usize,
     ) -> Result<Vec<Quarantined>, StoreError> {
+        // An author's keys begin with the author (`QuarantineKey`).
         let prefix: &[u8] = author.map_or(&[], |a| &a.0);
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
@@ -139,23 +137,16 @@ impl Store {
                 break;
             }
             let bad = || self.corrupt("quarantine entry");
-            if k.len() != 64 || v.len() < 8 {
-                return Err(bad());
-            }
-            let (peer, bytes) = match v[8..] {
-                [0, len, ref rest @ ..] if rest.len() >= len as usize => {
-                    let (name, bytes) = rest.split_at(len as usize);
-                    (Some(String::from_utf8_lossy(name).into_owned()), bytes)
-                }
-                [0, ..] => return Err(bad()),
-                ref bytes => (None, bytes),
-            };
+            let key = QuarantineKey::decode(&k).ok_or_else(bad)?;
+            let value = QuarantineValue::decode(&v).ok_or_else(bad)?;
             out.push(Quarantined {
-                author: PublicKey::from_slice(&k[..32]).ok_or_else(bad)?,
-                id: RecordId::from_slice(&k[32..]).ok_or_else(bad)?,
-                received_at_ms: read_u64(&v, 0).ok_or_else(bad)? as i64,
-                peer,
-                bytes: bytes.to_vec(),
+                author: key.author,
+                id: key.id,
+                received_at_ms: value.received_at_ms,
+                peer: value
+                    .peer
+                    .map(|name| String::from_utf8_lossy(name).into_owned()),
+                bytes: value.envelope.to_vec(),
             });
         }
         Ok(out)
@@ -168,15 +159,10 @@ impl Store {
         let mut it = self.db.raw_iterator_cf(self.cf(CF_QUARANTINE));
         it.seek_to_first();
         while let Some(k) = it.key() {
-            let author = k
-                .get(..32)
-                .and_then(PublicKey::from_slice)
-                .ok_or_else(|| self.corrupt("quarantine entry"))?;
+            let author =
+                QuarantineKey::decode_author(k).ok_or_else(|| self.corrupt("quarantine entry"))?;
             out.push(author);
-            // Past every key (author ‖ 32-byte id) of this author.
-            let mut next = author.0.to_vec();
-            next.extend_from_slice(&[0xff; 33]);
-            it.seek(&next);
+            it.seek(QuarantineKey::past_author(&author));
         }
         it.status()?;
         Ok(out)
@@ -185,10 +171,11 @@ impl Store {
     /// Removes records from the quarantine (released or dropped).
     pub(super) fn unquarantine(&self, entries: &[(PublicKey, RecordId)]) -> Result<(), StoreError> {
         let mut batch = rocksdb::WriteBatch::default();
-        for (author, id) in entries {
-            let mut key = author.0.to_vec();
-            key.extend_from_slice(&id.0);
-            batch.delete_cf(self.cf(CF_QUARANTINE), key);
+        for &(author, id) in entries {
+            batch.delete_cf(
+                self.cf(CF_QUARANTINE),
+                QuarantineKey { author, id }.encode(),
+            );
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
