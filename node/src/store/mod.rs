@@ -10,8 +10,10 @@
 //!   without decoding it (`syncset.rs`)
 //! - `peers`, `trust`, `quarantine`: replication state (`tables.rs`)
 //!
+//! Reads are methods of `Store`; writes are methods of its write half,
+//! `Writer` (`writer.rs`), which `open` makes once and only the ledger holds.
 //! A record and all its index entries go in one WriteBatch written with a synced
-//! WAL: once `insert` returns, the record survives a crash or `kill -9`.
+//! WAL: once `Writer::write` returns, the record survives a crash or `kill -9`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
