@@ -50,7 +50,7 @@ pub fn import_blocking(node: &Node, drafts: Vec<Record>) -> Result<Vec<Outcome>,
             }
         }
         if let Body::Organisation(o) = &draft.body {
-            if o.siren != node.siren.as_str() {
+            if o.siren != node.siren {
                 outcomes.push(Outcome::Rejected(format!(
                     "an Organisation record for SIREN {} must be signed by that organisation's \
                      own key; this node signs for {}",

@@ -220,7 +220,7 @@ impl Node {
         }
         let claimed = self.organisation_record(key).ok().flatten()?;
         match &claimed.body {
-            Body::Organisation(o) => Some((Siren::parse(&o.siren).ok()?, SirenSource::Root)),
+            Body::Organisation(o) => Some((o.siren.clone(), SirenSource::Root)),
             _ => None,
         }
     }

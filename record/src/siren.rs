@@ -24,6 +24,14 @@ pub enum SirenError {
     NotDigits { what: &'static str, value: String },
     #[error("{what} '{value}' fails its Luhn checksum: check for a mistyped digit")]
     Checksum { what: &'static str, value: String },
+}
+
+/// Why a SIREN was refused where records store it (`Siren::parse_stored`).
+/// Apart from `SirenError`, which SIRET parsing shares and never gives this.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoredSirenError {
+    #[error(transparent)]
+    Invalid(#[from] SirenError),
     /// A valid SIREN, but not in the one spelling records store.
     #[error("write '{value}' as its 9 digits, without spaces: \"{digits}\"")]
     NotCompact { value: String, digits: String },
@@ -45,10 +53,10 @@ impl Siren {
     /// Parses a SIREN as records store it: its 9 digits and nothing else.
     /// A signed record has one spelling of each SIREN, so nodes that compare
     /// the text (older ones do) agree with those that compare `Siren`s.
-    pub fn parse_stored(input: &str) -> Result<Siren, SirenError> {
+    pub fn parse_stored(input: &str) -> Result<Siren, StoredSirenError> {
         let siren = Siren::parse(input)?;
         if siren.0 != input {
-            return Err(SirenError::NotCompact {
+            return Err(StoredSirenError::NotCompact {
                 value: input.to_string(),
                 digits: siren.0,
             });
@@ -185,7 +193,7 @@ mod tests {
         // A bad SIREN is refused for what is wrong with it, spaces or not.
         assert!(matches!(
             Siren::parse_stored("243 100 519"),
-            Err(SirenError::Checksum { .. })
+            Err(StoredSirenError::Invalid(SirenError::Checksum { .. }))
         ));
     }
 

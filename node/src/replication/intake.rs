@@ -46,7 +46,7 @@ fn endorsed(recs: &[VerifiedRecord], new: &[bool]) -> Vec<PublicKey> {
         .zip(new)
         .filter(|(_, n)| **n)
         .filter_map(|(r, _)| match &r.record().body {
-            Body::Membership(m) => PublicKey::parse_hex(&m.member_key).ok(),
+            Body::Membership(m) => Some(m.member_key),
             _ => None,
         })
         .collect()
@@ -224,7 +224,7 @@ mod tests {
     use super::*;
     use crate::node::tests::start_node;
     use maillage_record::model::{Dataset, Membership, MembershipRole};
-    use maillage_record::{Record, SigningKey, Visibility};
+    use maillage_record::{Record, SigningKey, Siren, Visibility};
 
     fn signer(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])
@@ -244,8 +244,8 @@ mod tests {
 
     fn membership(member: &SigningKey, role: MembershipRole) -> Body {
         Body::Membership(Membership {
-            member_key: PublicKey(member.verifying_key().to_bytes()).to_hex(),
-            siren: "213101496".into(),
+            member_key: PublicKey(member.verifying_key().to_bytes()),
+            siren: Siren::parse("213101496").unwrap(),
             role,
             valid_from_ms: 0,
             valid_until_ms: 0,

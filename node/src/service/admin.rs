@@ -151,7 +151,7 @@ impl Admin for AdminService {
         let mut record = wire::payload_from_proto(payload)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         if let Body::Organisation(o) = &record.body {
-            if o.siren != node.siren.as_str() {
+            if o.siren != node.siren {
                 return Err(Status::permission_denied(format!(
                     "this node signs for SIREN {} ({}); an Organisation record for SIREN {} \
                      must be signed by that organisation's own key",
