@@ -67,7 +67,7 @@ pub fn init(
         body: Body::Organisation({
             // Kind and territory from the reference list of collectivities,
             // when the SIREN is a commune or an EPCI.
-            let mut org = Organisation::new(siren.to_string(), name.to_string());
+            let mut org = Organisation::new(siren.clone(), name.to_string());
             maillage_record::territory::fill(&mut org);
             org
         }),

@@ -94,7 +94,7 @@ impl PublicRecords {
             Body::Organisation(o) => {
                 let agent = Agent {
                     name: o.name.clone(),
-                    siren: Some(o.siren.clone()),
+                    siren: Some(o.siren.to_string()),
                     url: o.website.clone(),
                 };
                 self.organisations.insert(author, agent);

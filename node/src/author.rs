@@ -42,7 +42,7 @@ pub enum AuthorError {
     OtherOrganisation {
         siren: Siren,
         name: String,
-        claimed: String,
+        claimed: Siren,
     },
     #[error(transparent)]
     Invalid(#[from] EnvelopeError),
@@ -306,7 +306,7 @@ impl Author {
     /// The node signs for its own SIREN only.
     fn check_organisation(&self, draft: &Record) -> Result<(), AuthorError> {
         match &draft.body {
-            Body::Organisation(o) if o.siren != self.siren.as_str() => {
+            Body::Organisation(o) if o.siren != self.siren => {
                 Err(AuthorError::OtherOrganisation {
                     siren: self.siren.clone(),
                     name: self.name.clone(),

@@ -338,7 +338,7 @@ fn claims_vouched_siren(
     r: &maillage_record::Record,
 ) -> bool {
     match (&r.body, node.trust().siren_of(author)) {
-        (maillage_record::Body::Organisation(o), Some(vouched)) => o.siren == vouched.as_str(),
+        (maillage_record::Body::Organisation(o), Some(vouched)) => o.siren == vouched,
         _ => true,
     }
 }

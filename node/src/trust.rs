@@ -158,7 +158,7 @@ impl Trust {
         candidates
             .into_iter()
             .find(|(issuer, _)| self.accepts(issuer, now))
-            .and_then(|(_, m)| Siren::parse(&m.siren).ok())
+            .map(|(_, m)| m.siren)
     }
 
     /// Takes note of a stored record: a Membership (or the Tombstone that
@@ -176,11 +176,9 @@ impl Trust {
         {
             return None;
         }
-        let member = membership
-            .as_ref()
-            .and_then(|m| PublicKey::parse_hex(&m.member_key).ok());
+        let member = membership.as_ref().map(|m| m.member_key);
         if let Some((_, Some(old))) = e.by_record.get(&slot)
-            && let Ok(old_key) = PublicKey::parse_hex(&old.member_key)
+            && let old_key = old.member_key
             && let Some(set) = e.by_member.get_mut(&old_key)
         {
             set.remove(&slot);
@@ -266,8 +264,8 @@ mod tests {
             visibility: Visibility::Public,
             provenance: None,
             body: Body::Membership(Membership {
-                member_key: member.to_hex(),
-                siren: "213101496".into(),
+                member_key: member,
+                siren: Siren::parse("213101496").unwrap(),
                 role,
                 valid_from_ms: 0,
                 valid_until_ms: until,

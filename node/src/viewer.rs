@@ -85,7 +85,7 @@ pub fn peer_siren(
     }
     let claimed = store.organisation_record(key).ok().flatten()?;
     match &claimed.body {
-        Body::Organisation(o) => Some((Siren::parse(&o.siren).ok()?, SirenSource::Root)),
+        Body::Organisation(o) => Some((o.siren.clone(), SirenSource::Root)),
         _ => None,
     }
 }

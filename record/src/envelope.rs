@@ -94,6 +94,22 @@ macro_rules! hex_id {
 hex_id!(PublicKey, "public key");
 hex_id!(RecordId, "record id");
 
+/// 64 lowercase hex characters, as record documents write a key.
+impl serde::Serialize for PublicKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+/// Reads what `parse_hex` reads (either case, surrounding spaces ignored):
+/// people paste keys from `maillage status` and elsewhere.
+impl<'de> serde::Deserialize<'de> for PublicKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        PublicKey::parse_hex(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{what} '{value}' is not 64 hexadecimal characters")]
 pub struct HexError {

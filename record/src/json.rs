@@ -141,6 +141,9 @@ pub fn parse_document(text: &str) -> Result<Draft, DocumentError> {
         }
     };
 
+    if kind == Kind::Organisation {
+        compact_organisation_ids(&mut obj);
+    }
     let rest = Value::Object(obj);
     let body = match kind {
         Kind::Organisation => Body::Organisation(body_from(rest)?),
@@ -175,6 +178,28 @@ pub fn parse_document(text: &str) -> Result<Draft, DocumentError> {
     }
     record.validate_draft()?;
     Ok(Draft { record, author })
+}
+
+/// An organisation's SIREN and SIRET as people write them, made the spelling
+/// records store before the typed SIREN reads it: spaces dropped, and a SIRET
+/// given as the SIREN split into both (when no SIRET is given). Values that
+/// are not strings are left for their fields' errors.
+fn compact_organisation_ids(obj: &mut Map<String, Value>) {
+    let no_siret = matches!(obj.get("siret"), None | Some(Value::Null));
+    if let Some(Value::String(siret)) = obj.get_mut("siret") {
+        siret.retain(|c| !c.is_whitespace());
+    }
+    let Some(Value::String(siren)) = obj.get_mut("siren") else {
+        return;
+    };
+    siren.retain(|c| !c.is_whitespace());
+    // Any 14 characters are split: the SIREN and SIRET checks then say what
+    // is wrong with each.
+    if no_siret && siren.len() == 14 && siren.is_char_boundary(9) {
+        let siret = std::mem::take(siren);
+        *siren = siret[..9].to_string();
+        obj.insert("siret".into(), Value::String(siret));
+    }
 }
 
 /// Renders a record as the flat JSON object `parse_document` reads.
@@ -550,6 +575,123 @@ mod tests {
             for needle in needles {
                 assert!(err.contains(needle), "{doc}\n => {err}\n (wanted {needle})");
             }
+        }
+    }
+
+    const KEY: &str = "3b6a27bcceb6a42d62a3a8d02a6f0d73653215771de243a63ac048a18b59da29";
+
+    /// Typed keys and SIRENs keep the JSON shape: the same strings out, read
+    /// back to the same values.
+    #[test]
+    fn membership_and_organisation_keep_their_json_shape() {
+        use crate::model::{Membership, MembershipRole, Organisation};
+        let m = Membership {
+            member_key: PublicKey::parse_hex(KEY).unwrap(),
+            siren: Siren::parse("213101496").unwrap(),
+            role: MembershipRole::Member,
+            valid_from_ms: 0,
+            valid_until_ms: 1_800_000_000_000,
+        };
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "member_key": KEY,
+                "siren": "213101496",
+                "role": "member",
+                "valid_until_ms": 1_800_000_000_000i64,
+            })
+        );
+        assert_eq!(serde_json::from_value::<Membership>(json).unwrap(), m);
+
+        let o = Organisation::new(Siren::parse("243100518").unwrap(), "Toulouse Métropole");
+        let json = serde_json::to_value(&o).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"siren": "243100518", "name": "Toulouse Métropole"})
+        );
+        assert_eq!(serde_json::from_value::<Organisation>(json).unwrap(), o);
+    }
+
+    #[test]
+    fn keys_and_sirens_are_read_as_people_write_them() {
+        // A key in capitals, with spaces around it, as it may be pasted.
+        let doc = format!(
+            r#"{{"kind":"membership","record_id":"m","member_key":" {} ","siren":"213101496","role":"member"}}"#,
+            KEY.to_uppercase()
+        );
+        let rec = parse_document(&doc).unwrap().record;
+        let Body::Membership(m) = &rec.body else {
+            panic!("{rec:?}")
+        };
+        assert_eq!(m.member_key.to_hex(), KEY);
+        assert_eq!(record_to_json(&rec)["member_key"], KEY);
+        // An organisation's SIREN with spaces, or a SIRET in its place.
+        let doc = r#"{"kind":"organisation","record_id":"o","siren":"213 100 696 00011","name":"Blagnac"}"#;
+        let rec = parse_document(doc).unwrap().record;
+        let Body::Organisation(o) = &rec.body else {
+            panic!("{rec:?}")
+        };
+        assert_eq!(o.siren.as_str(), "213100696");
+        assert_eq!(o.siret.as_deref(), Some("21310069600011"));
+        assert_eq!(o.insee.as_deref(), Some("31069"));
+        let doc = r#"{"kind":"organisation","record_id":"o","siren":"213 100 696","siret":"213 100 696 00011","name":"Blagnac"}"#;
+        let rec = parse_document(doc).unwrap().record;
+        let json = record_to_json(&rec);
+        assert_eq!(
+            (&json["siren"], &json["siret"]),
+            (&"213100696".into(), &"21310069600011".into())
+        );
+    }
+
+    #[test]
+    fn bad_keys_and_sirens_are_refused_by_field() {
+        let membership = |key: &str, siren: &str| {
+            format!(
+                r#"{{"kind":"membership","record_id":"m","member_key":"{key}","siren":"{siren}","role":"member"}}"#
+            )
+        };
+        let cases = [
+            (
+                membership("abc", "213101496"),
+                "field `member_key`: public key 'abc' is not 64 hexadecimal characters",
+            ),
+            (
+                membership(&KEY[..62], "213101496"),
+                "field `member_key`: public key '3b6a",
+            ),
+            (
+                membership(KEY, "213101497"),
+                "field `siren`: SIREN '213101497' fails its Luhn checksum",
+            ),
+            // A membership's SIREN is not compacted: it is written as stored.
+            (
+                membership(KEY, "213 101 496"),
+                "field `siren`: write '213 101 496' as its 9 digits, without spaces: \"213101496\"",
+            ),
+            (
+                r#"{"kind":"membership","record_id":"m","member_key":7,"siren":"213101496","role":"member"}"#.into(),
+                "field `member_key`: invalid type: integer `7`, expected a string",
+            ),
+            (
+                r#"{"kind":"organisation","record_id":"o","siren":"243 100 519","name":"n"}"#.into(),
+                "field `siren`: SIREN '243100519' fails its Luhn checksum",
+            ),
+            (
+                r#"{"kind":"organisation","record_id":"o","siren":"24310051A","name":"n"}"#.into(),
+                "field `siren`: SIREN '24310051A' must contain digits only",
+            ),
+            (
+                r#"{"kind":"organisation","record_id":"o","siren":"2431005","name":"n"}"#.into(),
+                "field `siren`: SIREN '2431005' must have 9 digits, found 7 characters",
+            ),
+        ];
+        for (doc, wanted) in cases {
+            let err = parse_document(&doc).unwrap_err().to_string();
+            assert!(
+                err.starts_with(wanted),
+                "{doc}\n => {err}\n (wanted {wanted})"
+            );
         }
     }
 

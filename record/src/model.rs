@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::envelope::PublicKey;
 use crate::siren::{self, Siren};
 pub use crate::vocab::{
     AlgorithmType, Audience, BudgetBand, DataAccessMode, DataSource, EpciNature, Frequency,
@@ -157,7 +158,7 @@ impl std::fmt::Display for Kind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Organisation {
-    pub siren: String,
+    pub siren: Siren,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub siret: Option<String>,
@@ -180,9 +181,9 @@ pub struct Organisation {
 
 impl Organisation {
     /// An organisation with only its SIREN and name.
-    pub fn new(siren: impl Into<String>, name: impl Into<String>) -> Organisation {
+    pub fn new(siren: Siren, name: impl Into<String>) -> Organisation {
         Organisation {
-            siren: siren.into(),
+            siren,
             name: name.into(),
             siret: None,
             website: None,
@@ -642,9 +643,9 @@ pub struct Collection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Membership {
-    /// The endorsed key, 64 hex characters.
-    pub member_key: String,
-    pub siren: String,
+    /// The endorsed key; 64 hex characters in JSON.
+    pub member_key: PublicKey,
+    pub siren: Siren,
     pub role: MembershipRole,
     /// Milliseconds since the Unix epoch; 0: unbounded.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -710,7 +711,7 @@ impl Body {
             Body::Dataset(d) => &d.title,
             Body::Project(p) => &p.name,
             Body::Tombstone(_) => "(withdrawn)",
-            Body::Membership(m) => &m.siren,
+            Body::Membership(m) => m.siren.as_str(),
             Body::ProjectDetails(d) => &d.project,
             Body::Resource(r) => &r.title,
             Body::Collection(c) => &c.title,
@@ -776,12 +777,11 @@ impl ValidationError {
 }
 
 fn validate_organisation(o: &Organisation) -> Result<(), ValidationError> {
-    stored_siren(&o.siren)?;
     required("name", &o.name, MAX_TITLE_CHARS)?;
     if let Some(siret) = &o.siret {
         let digits =
             siren::parse_siret(siret).map_err(|e| ValidationError::new("siret", e.to_string()))?;
-        if !digits.starts_with(&o.siren) {
+        if !digits.starts_with(o.siren.as_str()) {
             return Err(ValidationError::new(
                 "siret",
                 format!("'{siret}' does not start with the SIREN '{}'", o.siren),
@@ -1019,9 +1019,6 @@ fn validate_collection(c: &Collection) -> Result<(), ValidationError> {
 }
 
 fn validate_membership(m: &Membership) -> Result<(), ValidationError> {
-    crate::envelope::PublicKey::parse_hex(&m.member_key)
-        .map_err(|e| ValidationError::new("member_key", e.to_string()))?;
-    stored_siren(&m.siren)?;
     if m.valid_from_ms < 0 || m.valid_until_ms < 0 {
         return Err(ValidationError::new(
             "valid_until_ms",
@@ -1050,7 +1047,9 @@ fn validate_provenance(p: &Provenance) -> Result<(), ValidationError> {
 fn validate_agent(a: &Agent) -> Result<(), ValidationError> {
     required("name", &a.name, MAX_TITLE_CHARS)?;
     if let Some(s) = &a.siren {
-        stored_siren(s)?;
+        // Still text: an agent is named as its source names it, and only
+        // checked to be a SIREN in the spelling records store.
+        Siren::parse_stored(s).map_err(|e| ValidationError::new("siren", e.to_string()))?;
     }
     url("url", &a.url)
 }
@@ -1086,26 +1085,9 @@ fn validate_link(l: &Link) -> Result<(), ValidationError> {
 
 fn validate_ref(r: &RecordRef) -> Result<(), ValidationError> {
     if let Some(a) = &r.author {
-        crate::envelope::PublicKey::parse_hex(a)
-            .map_err(|e| ValidationError::new("author", e.to_string()))?;
+        PublicKey::parse_hex(a).map_err(|e| ValidationError::new("author", e.to_string()))?;
     }
     validate_record_id(&r.record_id)
-}
-
-/// A SIREN as records store it: valid, and written as its 9 digits (no
-/// spaces), so that comparing two SIRENs is comparing two strings.
-fn stored_siren(s: &str) -> Result<(), ValidationError> {
-    let siren = Siren::parse(s).map_err(|e| ValidationError::new("siren", e.to_string()))?;
-    if siren.as_str() != s {
-        return Err(ValidationError::new(
-            "siren",
-            format!(
-                "write '{s}' as its 9 digits, without spaces: \"{}\"",
-                siren.as_str()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Validates every element of a list, naming the failing one ("links[2].url").

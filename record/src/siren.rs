@@ -26,6 +26,17 @@ pub enum SirenError {
     Checksum { what: &'static str, value: String },
 }
 
+/// Why a SIREN was refused where records store it (`Siren::parse_stored`).
+/// Apart from `SirenError`, which SIRET parsing shares and never gives this.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoredSirenError {
+    #[error(transparent)]
+    Invalid(#[from] SirenError),
+    /// A valid SIREN, but not in the one spelling records store.
+    #[error("write '{value}' as its 9 digits, without spaces: \"{digits}\"")]
+    NotCompact { value: String, digits: String },
+}
+
 impl Siren {
     /// Parses a SIREN, ignoring spaces (people write "243 100 518").
     pub fn parse(input: &str) -> Result<Siren, SirenError> {
@@ -39,8 +50,39 @@ impl Siren {
         Ok(Siren(digits))
     }
 
+    /// Parses a SIREN as records store it: its 9 digits and nothing else.
+    /// A signed record has one spelling of each SIREN, so nodes that compare
+    /// the text (older ones do) agree with those that compare `Siren`s.
+    pub fn parse_stored(input: &str) -> Result<Siren, StoredSirenError> {
+        let siren = Siren::parse(input)?;
+        if siren.0 != input {
+            return Err(StoredSirenError::NotCompact {
+                value: input.to_string(),
+                digits: siren.0,
+            });
+        }
+        Ok(siren)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The 9 digits, as a JSON string.
+impl serde::Serialize for Siren {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Reads the stored spelling only (`parse_stored`): what a record document
+/// says is what gets signed. Documents where people may write spaces or a
+/// SIRET compact them first (json.rs).
+impl<'de> serde::Deserialize<'de> for Siren {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        Siren::parse_stored(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -134,6 +176,24 @@ mod tests {
         assert!(matches!(
             Siren::parse(""),
             Err(SirenError::Length { found: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn stored_sirens_are_their_9_digits() {
+        assert_eq!(
+            Siren::parse_stored("243100518").unwrap().as_str(),
+            "243100518"
+        );
+        let e = Siren::parse_stored("243 100 518").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "write '243 100 518' as its 9 digits, without spaces: \"243100518\""
+        );
+        // A bad SIREN is refused for what is wrong with it, spaces or not.
+        assert!(matches!(
+            Siren::parse_stored("243 100 519"),
+            Err(StoredSirenError::Invalid(SirenError::Checksum { .. }))
         ));
     }
 

@@ -414,7 +414,7 @@ const DEPARTEMENTS: &[(&str, &str)] = &[
 /// département, région) from the reference list, when its SIREN is there.
 /// What the organisation says is kept. Returns whether the SIREN was found.
 pub fn fill(org: &mut Organisation) -> bool {
-    let Some(c) = by_siren(&org.siren) else {
+    let Some(c) = by_siren(org.siren.as_str()) else {
         return false;
     };
     if org.name.trim().is_empty() {
@@ -436,22 +436,12 @@ pub fn fill(org: &mut Organisation) -> bool {
     true
 }
 
-/// What `maillage publish` does to an Organisation document: a SIRET given
-/// as the SIREN is split into both; spaces in either are dropped; then what
-/// the reference list knows fills the gaps, and what contradicts it is an
-/// error (a commune's SIREN published as an EPCI, another INSEE code).
+/// What `maillage publish` does to an Organisation document once read (its
+/// SIREN and SIRET compacted by json.rs): what the reference list knows
+/// fills the gaps, and what contradicts it is an error (a commune's SIREN
+/// published as an EPCI, another INSEE code).
 pub fn complete(org: &mut Organisation) -> Result<(), ValidationError> {
-    let digits: String = org.siren.chars().filter(|c| !c.is_whitespace()).collect();
-    if digits.len() == 14 && org.siret.is_none() {
-        org.siren = digits[..9].to_string();
-        org.siret = Some(digits);
-    } else {
-        org.siren = digits;
-    }
-    if let Some(s) = &mut org.siret {
-        s.retain(|c| !c.is_whitespace());
-    }
-    let Some(c) = by_siren(&org.siren) else {
+    let Some(c) = by_siren(org.siren.as_str()) else {
         return Ok(());
     };
     if let Some(kind) = org.kind
@@ -486,6 +476,7 @@ pub fn complete(org: &mut Organisation) -> Result<(), ValidationError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Siren;
 
     #[test]
     fn finds_communes_and_epcis() {
@@ -515,21 +506,23 @@ mod tests {
         assert_eq!(by_siren("000000000"), None);
     }
 
+    fn siren(s: &str) -> Siren {
+        Siren::parse(s).unwrap()
+    }
+
     #[test]
-    fn complete_splits_a_siret_and_refuses_contradictions() {
-        let mut org = Organisation::new("213 100 696 00011", "Blagnac");
+    fn complete_fills_and_refuses_contradictions() {
+        let mut org = Organisation::new(siren("213100696"), "Blagnac");
         complete(&mut org).unwrap();
-        assert_eq!(org.siren, "213100696");
-        assert_eq!(org.siret.as_deref(), Some("21310069600011"));
         assert_eq!(org.insee.as_deref(), Some("31069"));
-        let mut wrong = Organisation::new("213100696", "Blagnac");
+        let mut wrong = Organisation::new(siren("213100696"), "Blagnac");
         wrong.kind = Some(OrganisationKind::Epci);
         let e = complete(&mut wrong).unwrap_err().to_string();
         assert!(
             e.contains("kind") && e.contains("Blagnac") && e.contains("commune"),
             "{e}"
         );
-        let mut wrong = Organisation::new("213100696", "Blagnac");
+        let mut wrong = Organisation::new(siren("213100696"), "Blagnac");
         wrong.insee = Some("31555".into());
         let e = complete(&mut wrong).unwrap_err().to_string();
         assert!(e.contains("31555") && e.contains("31069"), "{e}");
@@ -586,13 +579,13 @@ mod tests {
 
     #[test]
     fn fill_keeps_what_is_given() {
-        let mut org = Organisation::new("213100696", "Ville de Blagnac");
+        let mut org = Organisation::new(siren("213100696"), "Ville de Blagnac");
         assert!(fill(&mut org));
         assert_eq!(org.name, "Ville de Blagnac");
         assert_eq!(org.kind, Some(OrganisationKind::Commune));
         assert_eq!(org.departement.as_deref(), Some("31"));
         assert_eq!(org.region.as_deref(), Some("76"));
-        let mut unknown = Organisation::new("356000000", "La Poste");
+        let mut unknown = Organisation::new(siren("356000000"), "La Poste");
         assert!(!fill(&mut unknown));
         assert_eq!(unknown.kind, None);
     }

@@ -50,7 +50,7 @@ pub fn payload_to_proto(r: &Record) -> pb::Payload {
     };
     let body = match &r.body {
         Body::Organisation(o) => pb::payload::Body::Organisation(pb::Organisation {
-            siren: o.siren.clone(),
+            siren: o.siren.to_string(),
             name: o.name.clone(),
             siret: text(&o.siret),
             website: text(&o.website),
@@ -177,10 +177,8 @@ pub fn payload_to_proto(r: &Record) -> pb::Payload {
             reason: t.reason.clone(),
         }),
         Body::Membership(m) => pb::payload::Body::Membership(pb::Membership {
-            member_key: crate::envelope::PublicKey::parse_hex(&m.member_key)
-                .map(|k| k.0.to_vec())
-                .unwrap_or_default(),
-            siren: m.siren.clone(),
+            member_key: m.member_key.0.to_vec(),
+            siren: m.siren.to_string(),
             role: m.role.code(),
             valid_from_ms: m.valid_from_ms,
             valid_until_ms: m.valid_until_ms,
@@ -252,7 +250,7 @@ pub fn payload_from_proto(p: pb::Payload) -> Result<Record, ValidationError> {
             ));
         }
         Some(pb::payload::Body::Organisation(o)) => Body::Organisation(Organisation {
-            siren: o.siren,
+            siren: siren_from(&o.siren)?,
             name: o.name,
             siret: non_empty(o.siret),
             website: non_empty(o.website),
@@ -402,15 +400,13 @@ pub fn payload_from_proto(p: pb::Payload) -> Result<Record, ValidationError> {
         }),
         Some(pb::payload::Body::Tombstone(t)) => Body::Tombstone(Tombstone { reason: t.reason }),
         Some(pb::payload::Body::Membership(m)) => Body::Membership(Membership {
-            member_key: crate::envelope::PublicKey::from_slice(&m.member_key)
-                .ok_or_else(|| {
-                    ValidationError::new(
-                        "member_key",
-                        format!("must be 32 bytes, found {}", m.member_key.len()),
-                    )
-                })?
-                .to_hex(),
-            siren: m.siren,
+            member_key: crate::envelope::PublicKey::from_slice(&m.member_key).ok_or_else(|| {
+                ValidationError::new(
+                    "member_key",
+                    format!("must be 32 bytes, found {}", m.member_key.len()),
+                )
+            })?,
+            siren: siren_from(&m.siren)?,
             role: vocab("role", m.role, MembershipRole::from_code)?
                 .ok_or_else(|| ValidationError::new("role", "is required"))?,
             valid_from_ms: m.valid_from_ms,
@@ -485,6 +481,12 @@ fn vocabs<T>(
                 .ok_or_else(|| ValidationError::new(format!("{field}[{i}]"), "is unspecified"))
         })
         .collect()
+}
+
+/// A SIREN field of a payload: the stored spelling only, as the model's
+/// JSON reads it, so a payload and its JSON accept the same values.
+fn siren_from(s: &str) -> Result<Siren, ValidationError> {
+    Siren::parse_stored(s).map_err(|e| ValidationError::new("siren", e.to_string()))
 }
 
 fn licence_text(l: &Option<LicenceRef>) -> String {
@@ -586,4 +588,83 @@ fn refs_from(field: &str, refs: Vec<pb::RecordRef>) -> Result<Vec<RecordRef>, Va
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::PublicKey;
+
+    fn membership() -> Record {
+        Record {
+            record_id: "m".into(),
+            version: 1,
+            issued_at_ms: 1_764_000_000_000,
+            visibility: Visibility::Public,
+            provenance: None,
+            body: Body::Membership(Membership {
+                member_key: PublicKey([7; 32]),
+                siren: Siren::parse("213101496").unwrap(),
+                role: MembershipRole::Member,
+                valid_from_ms: 0,
+                valid_until_ms: 0,
+            }),
+        }
+    }
+
+    fn with_membership(edit: impl FnOnce(&mut pb::Membership)) -> Vec<u8> {
+        let mut p = payload_to_proto(&membership());
+        let Some(pb::payload::Body::Membership(m)) = &mut p.body else {
+            unreachable!()
+        };
+        edit(m);
+        p.encode_to_vec()
+    }
+
+    #[test]
+    fn keys_and_sirens_cross_the_wire_as_bytes_and_digits() {
+        let p = payload_to_proto(&membership());
+        let Some(pb::payload::Body::Membership(m)) = &p.body else {
+            unreachable!()
+        };
+        assert_eq!(
+            (m.member_key.as_slice(), m.siren.as_str()),
+            (&[7; 32][..], "213101496")
+        );
+        assert_eq!(decode_payload(&p.encode_to_vec()).unwrap(), membership());
+    }
+
+    /// What the model cannot hold is a decode error naming the field.
+    #[test]
+    fn bad_keys_and_sirens_do_not_decode() {
+        let cases = [
+            (
+                with_membership(|m| m.member_key.truncate(31)),
+                "payload is invalid: field `member_key`: must be 32 bytes, found 31",
+            ),
+            (
+                with_membership(|m| m.siren = "213101497".into()),
+                "payload is invalid: field `siren`: SIREN '213101497' fails its Luhn checksum",
+            ),
+            (
+                with_membership(|m| m.siren = "213 101 496".into()),
+                "payload is invalid: field `siren`: write '213 101 496' as its 9 digits",
+            ),
+        ];
+        for (bytes, wanted) in cases {
+            let err = decode_payload(&bytes).unwrap_err().to_string();
+            assert!(err.starts_with(wanted), "{err}\n (wanted {wanted})");
+        }
+        let mut p = payload_to_proto(&membership());
+        p.body = Some(pb::payload::Body::Organisation(pb::Organisation {
+            siren: "".into(),
+            name: "n".into(),
+            ..Default::default()
+        }));
+        let err = decode_payload(&p.encode_to_vec()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "payload is invalid: field `siren`: SIREN '' must have 9 digits, found 0 characters"
+        );
+    }
 }

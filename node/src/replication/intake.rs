@@ -85,7 +85,7 @@ mod tests {
     use super::*;
     use crate::node::tests::start_node;
     use maillage_record::model::{Dataset, Membership, MembershipRole};
-    use maillage_record::{Body, Record, SigningKey, Visibility};
+    use maillage_record::{Body, Record, SigningKey, Siren, Visibility};
 
     fn signer(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])
@@ -105,8 +105,8 @@ mod tests {
 
     fn membership(member: &SigningKey, role: MembershipRole) -> Body {
         Body::Membership(Membership {
-            member_key: PublicKey(member.verifying_key().to_bytes()).to_hex(),
-            siren: "213101496".into(),
+            member_key: PublicKey(member.verifying_key().to_bytes()),
+            siren: Siren::parse("213101496").unwrap(),
             role,
             valid_from_ms: 0,
             valid_until_ms: 0,

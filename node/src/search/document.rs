@@ -550,7 +550,7 @@ fn org_of(rec: &Record, cx: &Context<'_>) -> Org {
     }
     let named = match &rec.body {
         Body::Organisation(o) => Some(Org {
-            siren: siren9(&o.siren),
+            siren: Some(o.siren.to_string()),
             name: Some(o.name.clone()),
         }),
         Body::Dataset(d) => d.publisher.as_ref().and_then(|p| {

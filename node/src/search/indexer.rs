@@ -354,11 +354,7 @@ fn index_changes(
             // an organisation or a membership).
             orgs.0.clear();
             match &rec.body {
-                Body::Membership(m) => affected.extend(
-                    PublicKey::parse_hex(&m.member_key)
-                        .ok()
-                        .map(|k| (k, change.seq)),
-                ),
+                Body::Membership(m) => affected.push((m.member_key, change.seq)),
                 _ => affected.push((author, change.seq)),
             }
         }
@@ -482,7 +478,7 @@ fn own_organisation(node: &Indexer, author: &PublicKey) -> Result<Option<Org>, S
         .filter(|rec| rec.visibility == maillage_record::Visibility::Public)
         .and_then(|rec| match rec.body {
             Body::Organisation(o) => Some(Org {
-                siren: Some(o.siren),
+                siren: Some(o.siren.to_string()),
                 name: Some(o.name),
             }),
             _ => None,

@@ -939,7 +939,10 @@ async fn a_record_gets_its_organisation_when_that_arrives_after_it() {
     store(record(
         "organisation",
         Visibility::Public,
-        Body::Organisation(Organisation::new(BLAGNAC, "Commune de Blagnac")),
+        Body::Organisation(Organisation::new(
+            Siren::parse(BLAGNAC).unwrap(),
+            "Commune de Blagnac",
+        )),
     ));
     indexed(&node).await;
     let after = find();
