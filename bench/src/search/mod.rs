@@ -57,8 +57,7 @@ pub async fn run(
     a.indexed().await;
     b.indexed().await;
     eprintln!(
-        "search: {} clients on node b, idle ({} segments)...",
-        CLIENTS,
+        "search: {CLIENTS} clients on node b, idle ({} segments)...",
         b.segments()
     );
     clients::warm_up(&b.admin).await?;
@@ -77,8 +76,7 @@ pub async fn run(
     .await?;
     let syncing = |workload| async move {
         eprintln!(
-            "search: {} clients on node b ({workload:?}) while it syncs ({} segments)...",
-            CLIENTS,
+            "search: {CLIENTS} clients on node b ({workload:?}) while it syncs ({} segments)...",
             b.segments()
         );
         let done = Arc::new(AtomicBool::new(false));
