@@ -12,7 +12,7 @@ use maillage_node::node::Viewer;
 use maillage_node::search::{Filters, SearchRequest};
 use maillage_node::server;
 
-use crate::{corpus, search};
+use crate::{corpus, nodes, search};
 
 pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
@@ -40,14 +40,14 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
             for first in (0..n).step_by(100_000) {
                 let recs = corpus::generate(first..(first + 100_000).min(n), authors);
                 let node = node.clone();
-                tokio::task::spawn_blocking(move || crate::load(&node, &recs)).await??;
+                tokio::task::spawn_blocking(move || nodes::load(&node, &recs)).await??;
             }
         }
         if std::env::var_os("MAILLAGE_PROBE_REINDEX").is_some() {
             node.search.request_reindex();
         }
         let t = Instant::now();
-        search::indexed(&node).await;
+        nodes::indexed(&node).await;
         eprintln!(
             "probe: indexed ({:.1} s after storing; {:.1} s in all)",
             t.elapsed().as_secs_f64(),

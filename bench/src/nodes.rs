@@ -1,0 +1,190 @@
+//! Every call the benchmarks make into `maillage_node`: starting nodes in
+//! this process, pinning and trusting, loading records, syncing, and asking
+//! what a node stores or has indexed. Kept in one place so that a change to
+//! the node's API is met here only.
+//!
+//! (The developer's probe, `probe.rs`, drives a node's search directly and
+//! keeps its own calls.)
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use maillage_node::config::Config;
+use maillage_node::node::Node;
+use maillage_node::replication::client;
+use maillage_node::server;
+use maillage_node::store::{Admission, Origin};
+use maillage_node::tls::WireCounters;
+use maillage_record::{PublicKey, RecordId, SigningKey, VerifiedRecord};
+
+pub use maillage_node::background::no_transparent_huge_pages;
+pub use maillage_node::replication::client::SyncReport;
+pub use maillage_node::replication::{FETCH_BATCH_RECORDS, FRAME_LIMIT};
+pub use maillage_node::search::CacheStats;
+
+/// A node started (store open, ports bound) but not serving yet: peers
+/// pinned now are linked as soon as it runs.
+pub struct Starting {
+    started: server::Started,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Starting {
+    /// A node on 127.0.0.1:0 with its own temp dir; `i` tells nodes apart.
+    pub async fn new(i: usize) -> anyhow::Result<Starting> {
+        let dir = tempfile::tempdir()?;
+        let key = maillage_record::keyfile::generate()?;
+        maillage_record::keyfile::write_new(&dir.path().join("organisation.key"), &key)?;
+        // Real SIRENs are not needed to measure; any valid one will do.
+        let text = format!(
+            "[organisation]\nsiren = \"243100518\"\nname = \"bench {i}\"\nkey_file = \"organisation.key\"\n\
+             [node]\ngrpc_listen = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n"
+        );
+        let config = Config::parse(&dir.path().join("maillage.toml"), &text)?;
+        let started = server::start(&config).await?;
+        let url = format!("https://{}", started.grpc.local_addr().expect("bound"));
+        Ok(Starting { started, url, dir })
+    }
+
+    /// Pins `peer` under `name`; the link starts when this node runs.
+    pub fn pin(&self, name: &str, peer: &Starting) -> anyhow::Result<()> {
+        pin(&self.started.node, name, &peer.url, &peer.started.node)
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        self.started.node.public_key
+    }
+
+    pub fn trust(&self, key: PublicKey) -> anyhow::Result<()> {
+        self.started.node.trust.add_root(key, "bench")?;
+        Ok(())
+    }
+
+    /// Serves (the real `server::run`) until `BenchNode::shutdown`.
+    pub fn run(self) -> BenchNode {
+        let Starting { started, url, dir } = self;
+        let node = started.node.clone();
+        let admin = started.admin_path.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let _ = server::run(started, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        BenchNode {
+            node,
+            admin,
+            url,
+            stop,
+            task,
+            _dir: dir,
+        }
+    }
+}
+
+/// A running node in this process.
+pub struct BenchNode {
+    node: Arc<Node>,
+    /// Its admin socket, where clients search as the CLI does.
+    pub admin: PathBuf,
+    url: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+/// Two running nodes, a and b, pinned on each other and trusting `authors`.
+pub async fn pair(authors: &[SigningKey]) -> anyhow::Result<(BenchNode, BenchNode)> {
+    let (sa, sb) = (Starting::new(0).await?, Starting::new(1).await?);
+    let (a, b) = (sa.run(), sb.run());
+    for k in authors {
+        let k = PublicKey(k.verifying_key().to_bytes());
+        b.trust(k)?;
+        a.trust(k)?;
+    }
+    // Pinned once running: no link task starts, the benchmark drives syncs.
+    a.pin("b", &b)?;
+    b.pin("a", &a)?;
+    Ok((a, b))
+}
+
+impl BenchNode {
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+
+    fn pin(&self, name: &str, peer: &BenchNode) -> anyhow::Result<()> {
+        pin(&self.node, name, &peer.url, &peer.node)
+    }
+
+    pub fn trust(&self, key: PublicKey) -> anyhow::Result<()> {
+        self.node.trust.add_root(key, "bench")?;
+        Ok(())
+    }
+
+    /// One sync with the pinned `peer`, as a link runs it.
+    pub async fn sync(&self, peer: &str) -> anyhow::Result<SyncReport> {
+        let state = self.node.peers.get(peer).context("peer pinned")?;
+        let counters = Arc::new(WireCounters::default());
+        let (mut c, key) = client::client(&state, &self.node, counters.clone())?;
+        let progress = client::Progress::default();
+        Ok(client::sync_once(&self.node, &state, &mut c, key, &counters, &progress).await?)
+    }
+
+    /// Stores `recs` as the node's own, off the async runtime.
+    pub async fn load(&self, recs: Vec<VerifiedRecord>) -> anyhow::Result<()> {
+        let node = self.node.clone();
+        tokio::task::spawn_blocking(move || load(&node, &recs)).await?
+    }
+
+    /// Publishes one record, as the node's own, and announces it.
+    pub async fn publish(&self, rec: VerifiedRecord) -> anyhow::Result<()> {
+        self.node.insert(rec, Admission::RequireNewer).await?;
+        Ok(())
+    }
+
+    pub fn holds(&self, id: &RecordId) -> anyhow::Result<bool> {
+        Ok(self.node.store.contains(id)?)
+    }
+
+    /// Waits until the node has indexed everything it stores.
+    pub async fn indexed(&self) -> Duration {
+        indexed(&self.node).await
+    }
+
+    pub fn segments(&self) -> usize {
+        self.node.search.segments()
+    }
+
+    pub fn cache_stats(&self) -> CacheStats {
+        self.node.search.cache_stats()
+    }
+}
+
+fn pin(node: &Node, name: &str, url: &str, peer: &Node) -> anyhow::Result<()> {
+    node.peers
+        .add(name, url, peer.public_key, None, node.public_key)?;
+    Ok(())
+}
+
+/// Stores `recs` in `node` as its own, in batches (blocking).
+pub fn load(node: &Node, recs: &[VerifiedRecord]) -> anyhow::Result<()> {
+    for chunk in recs.chunks(10_000) {
+        node.insert_many_blocking(chunk, Origin::Local)?;
+    }
+    Ok(())
+}
+
+/// Waits until `node` has indexed everything it stores.
+pub async fn indexed(node: &Node) -> Duration {
+    let t = Instant::now();
+    while node.search.indexed_seq() < node.store.last_seq() || node.search.rebuilding() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.elapsed()
+}
