@@ -8,21 +8,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::Context;
 use maillage_node::config::Config;
-use maillage_node::node::Node;
-use maillage_node::replication::client;
 use maillage_node::server;
-use maillage_node::store::{Admission, Origin};
-use maillage_node::tls::WireCounters;
+use maillage_node::testkit::{self, Node, Origin};
 use maillage_record::{PublicKey, RecordId, SigningKey, VerifiedRecord};
 
-pub use maillage_node::background::no_transparent_huge_pages;
-pub use maillage_node::replication::client::SyncReport;
-pub use maillage_node::replication::{FETCH_BATCH_RECORDS, FRAME_LIMIT};
-pub use maillage_node::search::CacheStats;
+pub use maillage_node::no_transparent_huge_pages;
+pub use maillage_node::testkit::{CacheStats, FETCH_BATCH_RECORDS, FRAME_LIMIT, SyncReport};
 
 /// A node started (store open, ports bound) but not serving yet: peers
 /// pinned now are linked as soon as it runs.
@@ -55,11 +49,11 @@ impl Starting {
     }
 
     pub fn public_key(&self) -> PublicKey {
-        self.started.node.public_key
+        self.started.node.public_key()
     }
 
     pub fn trust(&self, key: PublicKey) -> anyhow::Result<()> {
-        self.started.node.trust.add_root(key, "bench")?;
+        self.started.node.ledger().add_root(key, "bench")?;
         Ok(())
     }
 
@@ -123,17 +117,13 @@ impl BenchNode {
     }
 
     pub fn trust(&self, key: PublicKey) -> anyhow::Result<()> {
-        self.node.trust.add_root(key, "bench")?;
+        self.node.ledger().add_root(key, "bench")?;
         Ok(())
     }
 
     /// One sync with the pinned `peer`, as a link runs it.
     pub async fn sync(&self, peer: &str) -> anyhow::Result<SyncReport> {
-        let state = self.node.peers.get(peer).context("peer pinned")?;
-        let counters = Arc::new(WireCounters::default());
-        let (mut c, key) = client::client(&state, &self.node, counters.clone())?;
-        let progress = client::Progress::default();
-        Ok(client::sync_once(&self.node, &state, &mut c, key, &counters, &progress).await?)
+        Ok(testkit::sync(&self.node, peer).await?)
     }
 
     /// Stores `recs` as the node's own, off the async runtime.
@@ -144,12 +134,16 @@ impl BenchNode {
 
     /// Publishes one record, as the node's own, and announces it.
     pub async fn publish(&self, rec: VerifiedRecord) -> anyhow::Result<()> {
-        self.node.insert(rec, Admission::RequireNewer).await?;
+        let node = self.node.clone();
+        let written = tokio::task::spawn_blocking(move || node.ledger().insert_newer(&[rec])).await??;
+        for result in written {
+            result?;
+        }
         Ok(())
     }
 
     pub fn holds(&self, id: &RecordId) -> anyhow::Result<bool> {
-        Ok(self.node.store.contains(id)?)
+        Ok(self.node.store().contains(id)?)
     }
 
     /// Waits until the node has indexed everything it stores.
@@ -158,33 +152,26 @@ impl BenchNode {
     }
 
     pub fn segments(&self) -> usize {
-        self.node.search.segments()
+        self.node.search().segments()
     }
 
     pub fn cache_stats(&self) -> CacheStats {
-        self.node.search.cache_stats()
+        self.node.search().cache_stats()
     }
 }
 
 fn pin(node: &Node, name: &str, url: &str, peer: &Node) -> anyhow::Result<()> {
-    node.peers
-        .add(name, url, peer.public_key, None, node.public_key)?;
+    node.peers()
+        .add(name, url, peer.public_key(), None, node.public_key())?;
     Ok(())
 }
 
-/// Stores `recs` in `node` as its own, in batches (blocking).
+/// Stores `recs` in `node` as they are, in batches (blocking).
 pub fn load(node: &Node, recs: &[VerifiedRecord]) -> anyhow::Result<()> {
-    for chunk in recs.chunks(10_000) {
-        node.insert_many_blocking(chunk, Origin::Local)?;
-    }
-    Ok(())
+    Ok(testkit::load(node, recs, Origin::Local)?)
 }
 
 /// Waits until `node` has indexed everything it stores.
 pub async fn indexed(node: &Node) -> Duration {
-    let t = Instant::now();
-    while node.search.indexed_seq() < node.store.last_seq() || node.search.rebuilding() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    t.elapsed()
+    testkit::indexed(node).await
 }

@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use ed25519_dalek::SigningKey;
 use maillage_node::config::Config;
-use maillage_node::node::Viewer;
-use maillage_node::search::{Filters, SearchRequest};
+use maillage_node::testkit::{Filters, SearchRequest, Viewer};
 use maillage_node::server;
 
 use crate::{corpus, nodes, search};
@@ -33,7 +32,7 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
         let started = server::start(&config).await?;
         let node = started.node.clone();
         // What `server::run` would do; the probe needs no ports.
-        let _indexer = maillage_node::search::spawn_indexer(node.clone());
+        let _indexer = node.indexer().spawn();
         let loading = Instant::now();
         if fresh {
             eprintln!("probe: generating and storing {n} records...");
@@ -44,7 +43,7 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
             }
         }
         if std::env::var_os("MAILLAGE_PROBE_REINDEX").is_some() {
-            node.search.request_reindex();
+            node.search().request_reindex();
         }
         let t = Instant::now();
         nodes::indexed(&node).await;
@@ -53,7 +52,7 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
             t.elapsed().as_secs_f64(),
             loading.elapsed().as_secs_f64()
         );
-        eprintln!("probe: {} segments", node.search.segments());
+        eprintln!("probe: {} segments", node.search().segments());
         let reps: usize = std::env::var("MAILLAGE_PROBE_REPS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -67,10 +66,10 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
             for (cached, spent) in spent.iter_mut().enumerate() {
                 for _ in 0..reps {
                     if cached == 0 {
-                        node.search.clear_caches();
+                        node.search().clear_caches();
                     }
                     let t = Instant::now();
-                    total = node.search.search(req, &Viewer::Operator, 0)?.total;
+                    total = node.search().search(req, &Viewer::Operator, 0)?.total;
                     *spent += t.elapsed().as_secs_f64() * 1000.0 / reps as f64;
                 }
             }
@@ -123,7 +122,7 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
                 ..SearchRequest::default()
             };
             let t = Instant::now();
-            totals.push(node.search.search(&req, &Viewer::Operator, 0)?.total);
+            totals.push(node.search().search(&req, &Viewer::Operator, 0)?.total);
             spent += t.elapsed().as_secs_f64() * 1000.0;
         }
         totals.sort_unstable();
@@ -137,7 +136,7 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
         // others (the computing pool runs one per core)?
         let others: Vec<String> = (distinct..2 * distinct).map(corpus::distinct_query).collect();
         for threads in [1, 2, 8] {
-            node.search.clear_caches();
+            node.search().clear_caches();
             let t = Instant::now();
             std::thread::scope(|scope| -> anyhow::Result<()> {
                 let handles: Vec<_> = (0..threads)
@@ -151,7 +150,7 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
                                     page_size: 20,
                                     ..SearchRequest::default()
                                 };
-                                node.search.search(&req, &Viewer::Operator, 0)?;
+                                node.search().search(&req, &Viewer::Operator, 0)?;
                             }
                             Ok(())
                         })

@@ -2,18 +2,26 @@
 //! serves them over gRPC, and replicates them with pinned peers over mutual
 //! TLS. `docs/architecture.md` has the map.
 
-pub mod author;
-pub mod background;
+// The library's face: a config, and a node started from it. The rest is
+// the node's own (the binary, tests and benchmarks reach what they need of
+// it through `testkit`).
 pub mod config;
-pub mod http;
-pub mod ledger;
-pub mod node;
-pub mod peers;
-pub mod replication;
-pub mod search;
 pub mod server;
-pub mod service;
-pub mod store;
-pub mod tls;
-pub mod trust;
-pub mod viewer;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use background::no_transparent_huge_pages;
+
+mod author;
+mod background;
+mod http;
+mod ledger;
+mod node;
+mod peers;
+mod replication;
+mod search;
+mod service;
+mod store;
+mod tls;
+mod trust;
+mod viewer;

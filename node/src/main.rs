@@ -25,7 +25,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     // First: what the node allocates from now on is in small pages.
-    maillage_node::background::no_transparent_huge_pages();
+    maillage_node::no_transparent_huge_pages();
     let args = Args::parse();
     let config = Config::load(&args.config)?;
     init_logging(&config);

@@ -10,7 +10,6 @@
 //! learn who called from the `PeerInfo` attached to each request.
 
 use std::collections::HashSet;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
@@ -242,7 +241,6 @@ pub fn channel(
 /// Who is on the other end of a connection, attached to every request.
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
-    pub remote: Option<SocketAddr>,
     /// The client's pinned key; `None` for an anonymous client.
     pub key: Option<PublicKey>,
 }
@@ -349,10 +347,7 @@ pub fn incoming(
                     .peer_certificates()
                     .and_then(|certs| certs.first())
                     .and_then(|c| key_of_certificate(c));
-                let info = PeerInfo {
-                    remote: Some(remote),
-                    key,
-                };
+                let info = PeerInfo { key };
                 let _ = conn_tx.send(Ok(TlsConn { stream, info })).await;
             });
         }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use maillage_node::tls;
+use maillage_node::testkit::tls;
 use maillage_proto::v1 as pb;
 use maillage_proto::v1::replication_server::{Replication, ReplicationServer};
 use maillage_record::{Body, PublicKey, Record, SigningKey, Visibility, envelope};

@@ -364,7 +364,7 @@ fn collections_are_curated_signed_and_replicated() {
 /// node never pinned cannot even connect.
 #[test]
 fn a_pinned_peer_searches_over_mutual_tls_and_sees_only_its_records() {
-    use maillage_node::tls;
+    use maillage_node::testkit::tls;
     use maillage_proto::v1::catalogue_client::CatalogueClient;
     use maillage_proto::v1::{SearchRequest, StatsRequest};
     use maillage_record::{PublicKey, SigningKey};

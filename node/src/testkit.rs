@@ -1,0 +1,54 @@
+//! What benchmarks and end-to-end tests use of the node beyond starting one
+//! (`config`, `server`): built only with the `testkit` feature, so that the
+//! rest of the crate stays private and free to change.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use crate::node::Node;
+pub use crate::replication::client::{Progress, SyncReport};
+pub use crate::replication::{FETCH_BATCH_RECORDS, FRAME_LIMIT};
+pub use crate::search::{CacheStats, Filters, SearchRequest};
+pub use crate::store::Origin;
+pub use crate::viewer::Viewer;
+
+use maillage_record::VerifiedRecord;
+
+/// Certificates, pinned keys and channels: what a test peer, honest or
+/// not, needs to speak mutual TLS with a node.
+pub mod tls {
+    pub use crate::tls::{Identity, PinnedKeys, WireCounters, acceptor, channel, incoming};
+}
+
+use crate::replication::client::{self, SyncError};
+use crate::store::StoreError;
+
+/// Stores `recs` in `node` as they are, trust aside, in batches (blocking):
+/// a corpus whose authors no membership names.
+pub fn load(node: &Node, recs: &[VerifiedRecord], origin: Origin<'_>) -> Result<(), StoreError> {
+    for chunk in recs.chunks(10_000) {
+        node.ledger().load(chunk, origin)?;
+    }
+    Ok(())
+}
+
+/// One sync with the pinned peer `name`, as a link runs it.
+pub async fn sync(node: &Arc<Node>, name: &str) -> Result<SyncReport, SyncError> {
+    let peer = node
+        .peers()
+        .get(name)
+        .ok_or_else(|| SyncError::Rpc(format!("no peer named '{name}'")))?;
+    let counters = Arc::new(tls::WireCounters::default());
+    let (mut c, key) = client::client(&peer, node, counters.clone())?;
+    let progress = Progress::default();
+    client::sync_once(node, &peer, &mut c, key, &counters, &progress).await
+}
+
+/// Waits until `node` has indexed everything it stores; says how long.
+pub async fn indexed(node: &Node) -> Duration {
+    let t = Instant::now();
+    while node.search().indexed_seq() < node.store().last_seq() || node.search().rebuilding() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.elapsed()
+}
