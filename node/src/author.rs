@@ -375,3 +375,155 @@ fn other_source(current: &Record, draft: &Record) -> Option<String> {
 fn same_content(a: &Record, b: &Record) -> bool {
     a.visibility == b.visibility && a.provenance == b.provenance && a.body == b.body
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::tests::start_node;
+    use maillage_record::model::{Dataset, Membership, MembershipRole, Organisation, Provenance};
+    use maillage_record::{Visibility, envelope};
+
+    fn draft(record_id: &str, visibility: Visibility, body: Body) -> Record {
+        Record {
+            record_id: record_id.into(),
+            version: 0,
+            issued_at_ms: 0,
+            visibility,
+            provenance: None,
+            body,
+        }
+    }
+
+    fn imported(record_id: &str, title: &str) -> Record {
+        Record {
+            provenance: Some(Provenance {
+                source_format: "scdl".into(),
+                source: Some("catalogue.csv".into()),
+                source_identifier: Some(record_id.into()),
+                on_behalf_of: None,
+            }),
+            ..draft(
+                record_id,
+                Visibility::Public,
+                Body::Dataset(Dataset::new(title, "Données")),
+            )
+        }
+    }
+
+    /// The same rules whichever way a draft comes: the next version, a
+    /// withdrawal to the audience of what it withdraws, no Organisation
+    /// record for another SIREN.
+    #[tokio::test]
+    async fn operator_drafts_and_imports_follow_the_same_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = start_node(dir.path()).await;
+        let author = node.author();
+        let store = |rec: &VerifiedRecord| {
+            node.ledger()
+                .insert(rec, crate::store::Admission::RequireNewer)
+                .unwrap()
+        };
+        let audience = Visibility::Restricted {
+            audience: vec![Siren::parse("213101496").unwrap()],
+        };
+
+        let v1 = author
+            .sign(
+                &[],
+                draft(
+                    "budget",
+                    audience.clone(),
+                    Body::Dataset(Dataset::new("Budget", "Lignes")),
+                ),
+            )
+            .unwrap();
+        assert_eq!(v1.record().version, 1);
+        store(&v1);
+        // A withdrawal written as public goes to the record's audience only.
+        let gone = author
+            .sign(
+                &node.public_key().0,
+                draft(
+                    "budget",
+                    Visibility::Public,
+                    Body::Tombstone(Tombstone {
+                        reason: "erreur".into(),
+                    }),
+                ),
+            )
+            .unwrap();
+        assert_eq!(
+            (gone.record().version, &gone.record().visibility),
+            (2, &audience)
+        );
+
+        // Another author, another organisation: refused, with the same words
+        // by SignAndPublish and by Import.
+        let other = author.sign(&[7; 32], imported("x", "X")).unwrap_err();
+        assert!(matches!(other, AuthorError::OtherAuthor { .. }), "{other}");
+        let blagnac = Body::Organisation(Organisation::new(
+            Siren::parse("213100696").unwrap(),
+            "Blagnac",
+        ));
+        let refused = author
+            .sign(&[], draft("org", Visibility::Public, blagnac.clone()))
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("must be signed by that organisation's own key"));
+        let outcomes = author
+            .import(vec![draft("org", Visibility::Public, blagnac)])
+            .unwrap();
+        assert_eq!(outcomes, [Outcome::Rejected(refused)]);
+
+        // An import numbers after what is stored, and leaves an unchanged
+        // row alone.
+        let first = author.import(vec![imported("voirie", "Voirie")]).unwrap();
+        assert!(matches!(first[0], Outcome::Created { version: 1, .. }));
+        let again = author.import(vec![imported("voirie", "Voirie")]).unwrap();
+        assert_eq!(again, [Outcome::Unchanged { version: 1 }]);
+        let changed = author
+            .import(vec![imported("voirie", "Voirie communale")])
+            .unwrap();
+        assert!(matches!(changed[0], Outcome::Updated { version: 2, .. }));
+    }
+
+    /// A membership this node imports trusts its member at once: the
+    /// member's records that waited in quarantine are released, as when the
+    /// membership is published.
+    #[tokio::test]
+    async fn an_imported_membership_releases_what_it_trusts() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = start_node(dir.path()).await;
+        let commune = SigningKey::from_bytes(&[42; 32]);
+        let waiting = envelope::sign(
+            &commune,
+            &Record {
+                version: 1,
+                issued_at_ms: 1_764_000_000_000,
+                ..draft(
+                    "parcs",
+                    Visibility::Public,
+                    Body::Dataset(Dataset::new("Parcs", "Jardins")),
+                )
+            },
+        )
+        .unwrap();
+        let held = node.ledger().admit(vec![waiting.clone()], "colomiers").unwrap();
+        assert_eq!(held.quarantined, 1);
+
+        let membership = Body::Membership(Membership {
+            member_key: PublicKey(commune.verifying_key().to_bytes()),
+            siren: Siren::parse("213101496").unwrap(),
+            role: MembershipRole::Member,
+            valid_from_ms: 0,
+            valid_until_ms: 0,
+        });
+        let outcomes = node
+            .author()
+            .import(vec![draft("membre-colomiers", Visibility::Public, membership)])
+            .unwrap();
+        assert!(matches!(outcomes[0], Outcome::Created { .. }), "{outcomes:?}");
+        assert!(node.store().contains(&waiting.id()).unwrap());
+        assert!(node.ledger().quarantine().is_empty());
+    }
+}
