@@ -1,5 +1,7 @@
 //! gRPC services, one file each. They translate between requests and the node;
-//! the rules live in `node` and `store`, the encoding in `maillage_record::wire`.
+//! the rules live in the node's parts (`ledger`, `author`, `viewer`, `trust`),
+//! the encoding in `maillage_record::wire`, and each kind of refusal has one
+//! mapping to a gRPC status here.
 
 pub mod admin;
 pub mod catalogue;
