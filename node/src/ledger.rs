@@ -105,8 +105,8 @@ impl Ledger {
     }
 
     /// Stores records as they are, trust aside (blocking): a test's or a
-    /// benchmark's corpus, whose authors no membership names. Never built
-    /// into what serves peers: only with the `testkit` feature.
+    /// benchmark's corpus, whose authors no membership names. No request
+    /// reaches it: it exists for tests and the `testkit` feature only.
     #[cfg(any(test, feature = "testkit"))]
     pub fn load(
         &self,
