@@ -135,7 +135,8 @@ impl BenchNode {
     /// Publishes one record, as the node's own, and announces it.
     pub async fn publish(&self, rec: VerifiedRecord) -> anyhow::Result<()> {
         let node = self.node.clone();
-        let written = tokio::task::spawn_blocking(move || node.ledger().insert_newer(&[rec])).await??;
+        let written =
+            tokio::task::spawn_blocking(move || node.ledger().insert_newer(&[rec])).await??;
         for result in written {
             result?;
         }

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use ed25519_dalek::SigningKey;
 use maillage_node::config::Config;
-use maillage_node::testkit::{Filters, SearchRequest, Viewer};
 use maillage_node::server;
+use maillage_node::testkit::{Filters, SearchRequest, Viewer};
 
 use crate::{corpus, nodes, search};
 

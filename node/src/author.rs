@@ -306,13 +306,11 @@ impl Author {
     /// The node signs for its own SIREN only.
     fn check_organisation(&self, draft: &Record) -> Result<(), AuthorError> {
         match &draft.body {
-            Body::Organisation(o) if o.siren != self.siren => {
-                Err(AuthorError::OtherOrganisation {
-                    siren: self.siren.clone(),
-                    name: self.name.clone(),
-                    claimed: o.siren.clone(),
-                })
-            }
+            Body::Organisation(o) if o.siren != self.siren => Err(AuthorError::OtherOrganisation {
+                siren: self.siren.clone(),
+                name: self.name.clone(),
+                claimed: o.siren.clone(),
+            }),
             _ => Ok(()),
         }
     }
@@ -508,7 +506,10 @@ mod tests {
             },
         )
         .unwrap();
-        let held = node.ledger().admit(vec![waiting.clone()], "colomiers").unwrap();
+        let held = node
+            .ledger()
+            .admit(vec![waiting.clone()], "colomiers")
+            .unwrap();
         assert_eq!(held.quarantined, 1);
 
         let membership = Body::Membership(Membership {
@@ -520,9 +521,16 @@ mod tests {
         });
         let outcomes = node
             .author()
-            .import(vec![draft("membre-colomiers", Visibility::Public, membership)])
+            .import(vec![draft(
+                "membre-colomiers",
+                Visibility::Public,
+                membership,
+            )])
             .unwrap();
-        assert!(matches!(outcomes[0], Outcome::Created { .. }), "{outcomes:?}");
+        assert!(
+            matches!(outcomes[0], Outcome::Created { .. }),
+            "{outcomes:?}"
+        );
         assert!(node.store().contains(&waiting.id()).unwrap());
         assert!(node.ledger().quarantine().is_empty());
     }

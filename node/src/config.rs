@@ -197,14 +197,14 @@ impl Config {
                 })
             })
             .transpose()?;
-        if let Some(url) = &raw.node.public_url {
-            if !maillage_record::model::is_http_url(url) {
-                return Err(invalid(
-                    "node.public_url",
-                    url,
-                    "is not an http(s) URL, e.g. \"https://data.example.fr\"".into(),
-                ));
-            }
+        if let Some(url) = &raw.node.public_url
+            && !maillage_record::model::is_http_url(url)
+        {
+            return Err(invalid(
+                "node.public_url",
+                url,
+                "is not an http(s) URL, e.g. \"https://data.example.fr\"".into(),
+            ));
         }
         let publish_authors = raw
             .publish

@@ -26,9 +26,9 @@ use maillage_record::Kind;
 use tokio::net::TcpListener;
 
 use crate::node::Node;
-use crate::viewer::Viewer;
 use crate::search::{Filters, GroupBy, SearchError, SearchRequest};
 use crate::store::{ListFilter, StoreError};
+use crate::viewer::Viewer;
 
 /// Datasets per page when the harvester does not say.
 pub const DEFAULT_PAGE_SIZE: usize = 100;

@@ -87,11 +87,9 @@ impl Ledger {
         rec: &VerifiedRecord,
         admission: Admission,
     ) -> Result<Inserted, StoreError> {
-        let result = self
-            .write(std::slice::from_ref(rec), admission, Origin::Local)?
+        self.write(std::slice::from_ref(rec), admission, Origin::Local)?
             .pop()
-            .expect("one result per record");
-        Ok(result?)
+            .expect("one result per record")
     }
 
     /// Stores records this node signed, in one synced write, each only if
@@ -121,11 +119,7 @@ impl Ledger {
     /// (a membership among them may accept others: passes go on until one
     /// stores nothing), put in quarantine if not; then, if trust grew, what
     /// waited for it is released (blocking).
-    pub fn admit(
-        &self,
-        mut recs: Vec<VerifiedRecord>,
-        peer: &str,
-    ) -> Result<Admitted, StoreError> {
+    pub fn admit(&self, mut recs: Vec<VerifiedRecord>, peer: &str) -> Result<Admitted, StoreError> {
         let (stored, duplicates, grew) = self.store_accepted(&mut recs, Origin::Peer(peer))?;
         // Put aside before the release below, which may trust them too.
         let Held {
@@ -153,8 +147,7 @@ impl Ledger {
 
     /// Stops trusting `key`; returns false if it was not a root.
     pub fn remove_root(&self, key: &PublicKey) -> Result<bool, StoreError> {
-        self.trust
-            .remove_root(key, || self.writer.delete_root(key))
+        self.trust.remove_root(key, || self.writer.delete_root(key))
     }
 
     /// The peer table's entries (`peers`), kept durably.
@@ -299,10 +292,9 @@ impl Ledger {
     ) -> Result<(u64, u64, bool), StoreError> {
         let (mut stored, mut duplicates, mut grew) = (0, 0, false);
         loop {
-            let (ok, rest): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|r| {
-                self.trust
-                    .accepts(&r.author(), r.record().issued_at_ms)
-            });
+            let (ok, rest): (Vec<_>, Vec<_>) = waiting
+                .drain(..)
+                .partition(|r| self.trust.accepts(&r.author(), r.record().issued_at_ms));
             *waiting = rest;
             if ok.is_empty() {
                 return Ok((stored, duplicates, grew));

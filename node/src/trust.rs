@@ -4,8 +4,11 @@
 //! - a key endorsed by a `Membership` record whose author is a root (or this
 //!   node's own organisation), or a committee that a root endorsed (one level
 //!   of delegation), and whose validity covers the record's `issued_at`.
-//! Records of other authors wait in quarantine (`replication::intake`) until
-//! one of those becomes true, whatever the order in which things arrive.
+//!
+//! Records of other authors wait in quarantine (`replication::quarantine`)
+//! until one of those becomes true, whatever the order in which things
+//! arrive (`Ledger::release`). Trust is kept in memory: the ledger persists
+//! roots and tells it of every membership stored.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::RwLock;

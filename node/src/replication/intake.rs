@@ -169,7 +169,9 @@ mod tests {
         // commune: the commune's record waits, until the root makes the
         // EPCI a committee.
         let (root, epci, member) = (signer(20), signer(21), signer(22));
-        node.ledger().add_root(PublicKey(root.verifying_key().to_bytes()), "committee").unwrap();
+        node.ledger()
+            .add_root(PublicKey(root.verifying_key().to_bytes()), "committee")
+            .unwrap();
         let as_member = signed(&root, "epci", 1, membership(&epci, MembershipRole::Member));
         let endorses = signed(
             &epci,
@@ -262,7 +264,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let node = start_node(dir.path()).await;
         let (root, member) = (signer(60), signer(61));
-        node.ledger().add_root(PublicKey(root.verifying_key().to_bytes()), "").unwrap();
+        node.ledger()
+            .add_root(PublicKey(root.verifying_key().to_bytes()), "")
+            .unwrap();
         let withdrawal = Body::Tombstone(maillage_record::model::Tombstone {
             reason: "fin de l'adhésion".into(),
         });

@@ -14,9 +14,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{FETCH_BATCH_BYTES, FETCH_BATCH_RECORDS, MAX_FETCH_IDS, Replicator};
 use crate::node::Node;
-use crate::viewer::Viewer;
 use crate::service::store_status;
 use crate::tls::PeerInfo;
+use crate::viewer::Viewer;
 
 pub struct ReplicationService {
     node: Arc<Node>,

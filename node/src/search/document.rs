@@ -540,13 +540,12 @@ fn org_of(rec: &Record, cx: &Context<'_>) -> Org {
         .provenance
         .as_ref()
         .and_then(|p| p.on_behalf_of.as_ref())
+        && let Some(s) = a.siren.as_deref().and_then(siren9)
     {
-        if let Some(s) = a.siren.as_deref().and_then(siren9) {
-            return Org {
-                siren: Some(s),
-                name: Some(a.name.clone()),
-            };
-        }
+        return Org {
+            siren: Some(s),
+            name: Some(a.name.clone()),
+        };
     }
     let named = match &rec.body {
         Body::Organisation(o) => Some(Org {

@@ -914,7 +914,8 @@ async fn a_record_gets_its_organisation_when_that_arrives_after_it() {
     let author = SigningKey::from_bytes(&[9; 32]);
     let store = |r: Record| {
         let signed = envelope::sign(&author, &r).unwrap();
-        node.ledger().load(&[signed], crate::store::Origin::Peer("lyon"))
+        node.ledger()
+            .load(&[signed], crate::store::Origin::Peer("lyon"))
             .unwrap();
     };
     let find = || {
@@ -980,7 +981,8 @@ async fn only_the_current_version_is_found_however_versions_arrive() {
         envelope::sign(&author, &r).unwrap()
     };
     let store = |recs: &[maillage_record::VerifiedRecord]| {
-        node.ledger().load(recs, crate::store::Origin::Peer("lyon"))
+        node.ledger()
+            .load(recs, crate::store::Origin::Peer("lyon"))
             .unwrap();
     };
     let found = || {

@@ -222,7 +222,12 @@ impl Admin for AdminService {
     ) -> Result<Response<Self::SyncStream>, Status> {
         let name = request.into_inner().name;
         let names: Vec<String> = if name.is_empty() {
-            self.node.peers().list().into_iter().map(|p| p.name).collect()
+            self.node
+                .peers()
+                .list()
+                .into_iter()
+                .map(|p| p.name)
+                .collect()
         } else if self.node.peers().get(&name).is_some() {
             vec![name]
         } else {
@@ -414,9 +419,7 @@ impl Admin for AdminService {
         }
         let record_ids: Vec<String> = drafts.iter().map(|d| d.record_id.clone()).collect();
         let node = self.node.clone();
-        let outcomes =
-            blocking(move || node.author().import(drafts).map_err(store_status))
-                .await?;
+        let outcomes = blocking(move || node.author().import(drafts).map_err(store_status)).await?;
         let mut done = outcomes.into_iter().zip(record_ids);
         let outcomes = early
             .into_iter()

@@ -13,9 +13,9 @@ use tonic::{Request, Response, Status};
 
 use super::{blocking, parse_key, store_status};
 use crate::node::Node;
-use crate::viewer::Viewer;
 use crate::store::{ListFilter, Store, StoredEnvelope};
 use crate::tls::PeerInfo;
+use crate::viewer::Viewer;
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
@@ -44,7 +44,9 @@ impl CatalogueService {
             Port::Admin => Viewer::Operator,
             // A peer removed since it connected is anonymous from now on.
             Port::Public => match PeerInfo::of(request).and_then(|p| p.key) {
-                Some(key) if self.node.peers().name_of(&key).is_some() => self.node.peer_viewer(&key),
+                Some(key) if self.node.peers().name_of(&key).is_some() => {
+                    self.node.peer_viewer(&key)
+                }
                 _ => Viewer::Anonymous,
             },
         }
@@ -126,12 +128,13 @@ impl Catalogue for CatalogueService {
         } else {
             Some(parse_key(&req.author, "author")?)
         };
-        if let Some(a) = author {
-            if !req.page_token.is_empty() && !req.page_token.starts_with(&a.0) {
-                return Err(Status::invalid_argument(
-                    "page token does not belong to this author filter",
-                ));
-            }
+        if let Some(a) = author
+            && !req.page_token.is_empty()
+            && !req.page_token.starts_with(&a.0)
+        {
+            return Err(Status::invalid_argument(
+                "page token does not belong to this author filter",
+            ));
         }
         let limit = match req.limit as usize {
             0 => DEFAULT_LIMIT,

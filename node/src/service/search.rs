@@ -6,8 +6,8 @@ use maillage_record::{RecordId, wire};
 use tonic::Status;
 
 use crate::node::Node;
-use crate::viewer::Viewer;
 use crate::search::{Bucket, Filters, GroupBy, Results, SearchError, SearchRequest, Stats};
+use crate::viewer::Viewer;
 
 pub(crate) fn search_status(e: SearchError) -> Status {
     match e {

@@ -288,7 +288,7 @@ impl<'a> SyncsetValue<'a> {
             1 => Visibility::Federation,
             2 => {
                 let rest = &v[41..];
-                if rest.len() % 9 != 0 {
+                if !rest.len().is_multiple_of(9) {
                     return None;
                 }
                 let audience = rest

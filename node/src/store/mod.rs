@@ -327,11 +327,7 @@ impl Store {
 
     /// Stores a verified record with its indexes, atomically and durably.
     #[cfg(test)]
-    fn insert(
-        &self,
-        rec: &VerifiedRecord,
-        admission: Admission,
-    ) -> Result<Inserted, StoreError> {
+    fn insert(&self, rec: &VerifiedRecord, admission: Admission) -> Result<Inserted, StoreError> {
         self.write_records(std::slice::from_ref(rec), admission, Origin::Local)?
             .pop()
             .expect("one result per record")
