@@ -178,6 +178,10 @@ impl Author {
                 continue;
             }
             let current = self.current(&draft.record_id)?;
+            // Numbered, and a withdrawal given its audience, before it is
+            // compared: an unchanged row is then unchanged however it was
+            // written.
+            follow(&mut draft, current.as_ref());
             if let Some(Current {
                 entry,
                 record: Some(r),
@@ -204,7 +208,6 @@ impl Author {
                     continue;
                 }
             }
-            follow(&mut draft, current.as_ref());
             draft.issued_at_ms = now;
             match envelope::sign(&self.key, &draft) {
                 Ok(rec) => {
@@ -483,6 +486,31 @@ mod tests {
             .import(vec![imported("voirie", "Voirie communale")])
             .unwrap();
         assert!(matches!(changed[0], Outcome::Updated { version: 2, .. }));
+
+        // An imported withdrawal goes to the audience of what it withdraws,
+        // and importing it again changes nothing.
+        let parking = Record {
+            visibility: audience.clone(),
+            ..imported("parking", "Parkings")
+        };
+        author.import(vec![parking.clone()]).unwrap();
+        let withdrawal = Record {
+            visibility: Visibility::Public,
+            body: Body::Tombstone(Tombstone {
+                reason: "fermé".into(),
+            }),
+            ..parking
+        };
+        let gone = author.import(vec![withdrawal.clone()]).unwrap();
+        let Outcome::Updated { version: 2, id } = gone[0] else {
+            panic!("{gone:?}");
+        };
+        assert_eq!(
+            node.store().record(&id).unwrap().unwrap().visibility,
+            audience
+        );
+        let again = author.import(vec![withdrawal]).unwrap();
+        assert_eq!(again, [Outcome::Unchanged { version: 2 }]);
     }
 
     /// A membership this node imports trusts its member at once: the

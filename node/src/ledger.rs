@@ -43,6 +43,23 @@ pub struct Ledger {
     announce: broadcast::Sender<Arc<Vec<SyncItem>>>,
 }
 
+/// What a release took out of the quarantine.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Released {
+    /// Records stored now.
+    pub stored: u64,
+    /// Records a concurrent intake stored meanwhile (a peer sent them again
+    /// just as trust grew): they no longer wait either.
+    pub already: u64,
+}
+
+impl Released {
+    /// How many records left the quarantine for the store.
+    pub fn total(&self) -> u64 {
+        self.stored + self.already
+    }
+}
+
 /// What became of records a peer sent (`admit`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Admitted {
@@ -137,12 +154,12 @@ impl Ledger {
     }
 
     /// Trusts `key` as a root, then releases what it trusts. Returns whether
-    /// it is new and how many records were released.
+    /// it is new and how many records left the quarantine.
     pub fn add_root(&self, key: PublicKey, note: &str) -> Result<(bool, u64), StoreError> {
         let added = self
             .trust
             .add_root(key, note, |value| self.writer.put_root(&key, value))?;
-        Ok((added, self.release()?))
+        Ok((added, self.release()?.total()))
     }
 
     /// Stops trusting `key`; returns false if it was not a root.
@@ -189,23 +206,25 @@ impl Ledger {
     /// promoted to committee makes its own members trusted, and a root added
     /// makes the members of its committees trusted. A pass that stores
     /// memberships may trust more: passes go on until one stores nothing, so
-    /// the order in which authors are looked at does not matter. Returns how
-    /// many records were stored.
-    pub fn release(&self) -> Result<u64, StoreError> {
-        let mut total = 0;
+    /// the order in which authors are looked at does not matter.
+    pub fn release(&self) -> Result<Released, StoreError> {
+        let mut total = Released::default();
         loop {
             if self.quarantine.is_empty() {
                 return Ok(total);
             }
-            let mut stored = 0;
+            let mut pass = Released::default();
             for author in self.quarantine.authors()? {
                 // Records of a key no membership names would stay anyway.
                 if self.trust.may_accept(&author) {
-                    stored += self.release_author(&author)?;
+                    let r = self.release_author(&author)?;
+                    pass.stored += r.stored;
+                    pass.already += r.already;
                 }
             }
-            total += stored;
-            if stored == 0 {
+            total.stored += pass.stored;
+            total.already += pass.already;
+            if pass.total() == 0 {
                 return Ok(total);
             }
         }
@@ -214,16 +233,16 @@ impl Ledger {
     /// A release after records were written: they are stored, so a failed
     /// release is logged, not returned (a retry of the write would be
     /// refused as a duplicate). The next membership, root or start tries
-    /// again.
+    /// again. Returns how many records it stored.
     fn release_after_write(&self) -> u64 {
         match self.release() {
-            Ok(0) => 0,
-            Ok(released) => {
+            Ok(Released { stored: 0, .. }) => 0,
+            Ok(Released { stored, .. }) => {
                 tracing::info!(
-                    released,
+                    released = stored,
                     "released quarantined records trusted by a membership just stored"
                 );
-                released
+                stored
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not release the quarantined records a membership trusts; the next membership, root or start tries again");
@@ -235,9 +254,8 @@ impl Ledger {
     /// Stores the quarantined records of `author` that trust accepts now, each
     /// verified again (the quarantine is not trusted storage). The others
     /// stay, not even verified: a record is decoded first, and only one that
-    /// trust accepts is worth a signature check. Returns how many left the
-    /// quarantine for the store.
-    fn release_author(&self, author: &PublicKey) -> Result<u64, StoreError> {
+    /// trust accepts is worth a signature check.
+    fn release_author(&self, author: &PublicKey) -> Result<Released, StoreError> {
         let waiting = self.quarantine.of(author)?;
         // By the peer each came from, which they are stored as coming from.
         let mut by_peer: BTreeMap<Option<&str>, Vec<VerifiedRecord>> = BTreeMap::new();
@@ -258,14 +276,14 @@ impl Ledger {
             }
         }
         let tried: HashSet<_> = by_peer.values().flatten().map(|r| r.id()).collect();
-        let (mut stored, mut still) = (0, HashSet::new());
+        let (mut released, mut still) = (Released::default(), HashSet::new());
         for (peer, mut recs) in by_peer {
             let origin = Origin::Peer(peer.unwrap_or(QUARANTINE_ORIGIN));
-            // One a concurrent intake stored meanwhile (trust had just grown
-            // when a peer sent it again) is released all the same: it no
-            // longer waits, and it is in the store.
-            let (new, already, _) = self.store_accepted(&mut recs, origin)?;
-            stored += new + already;
+            // One a concurrent intake stored meanwhile is taken out all the
+            // same: it is in the store.
+            let (stored, already, _) = self.store_accepted(&mut recs, origin)?;
+            released.stored += stored;
+            released.already += already;
             still.extend(recs.iter().map(|r| r.id()));
         }
         let taken: Vec<_> = waiting
@@ -275,10 +293,10 @@ impl Ledger {
             .chain(broken)
             .collect();
         self.quarantine.take(&self.writer, &taken)?;
-        if stored > 0 {
-            tracing::info!(%author, stored, "released quarantined records of a newly trusted author");
+        if released.stored > 0 {
+            tracing::info!(%author, stored = released.stored, "released quarantined records of a newly trusted author");
         }
-        Ok(stored)
+        Ok(released)
     }
 
     /// Stores what trust accepts among `waiting`, again and again: a

@@ -218,16 +218,18 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
     // Trust stored but not yet applied to the quarantine (the node stopped
     // in between) is applied now.
     let releasing = node.clone();
-    tokio::task::spawn_blocking(move || match releasing.ledger().release() {
-        Ok(0) => {}
-        Ok(released) => tracing::info!(
-            released,
-            "released quarantined records trusted since they came"
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "could not look through the quarantine; records trusted since they came wait until the next membership or root")
-        }
-    });
+    tokio::task::spawn_blocking(
+        move || match releasing.ledger().release().map(|r| r.total()) {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(
+                released,
+                "released quarantined records trusted since they came"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "could not look through the quarantine; records trusted since they came wait until the next membership or root")
+            }
+        },
+    );
     let acceptor = tls::acceptor(node.identity(), node.pinned_keys())?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
