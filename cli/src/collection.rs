@@ -128,29 +128,6 @@ pub async fn create(
     Ok(())
 }
 
-/// Whether a record of visibility `item` may be listed in a collection of
-/// visibility `list`: listing names the record, so no one may learn of it
-/// through the collection who could not see it.
-fn within(list: &Visibility, item: &Visibility) -> bool {
-    match (list, item) {
-        (_, Visibility::Public) => true,
-        (Visibility::Federation, Visibility::Federation) => true,
-        (Visibility::Restricted { audience: l }, Visibility::Federation) => !l.is_empty(),
-        (Visibility::Restricted { audience: l }, Visibility::Restricted { audience: i }) => {
-            l.iter().all(|s| i.contains(s))
-        }
-        _ => false,
-    }
-}
-
-fn visibility_name(v: &Visibility) -> &'static str {
-    match v {
-        Visibility::Public => "public",
-        Visibility::Federation => "federation",
-        Visibility::Restricted { .. } => "restricted",
-    }
-}
-
 /// An item written `AUTHOR_KEY/record_id`, if it is written so.
 fn author_and_id(item: &str) -> Option<anyhow::Result<(PublicKey, String)>> {
     let (a, r) = item.split_once('/').filter(|(a, _)| a.len() == 64)?;
@@ -201,11 +178,11 @@ async fn resolve(
     if matches!(rec.record().body, Body::Tombstone(_)) {
         bail!("item '{item}': record '{record_id}' was withdrawn");
     }
-    if let Some(list) = list.filter(|l| !within(l, &rec.record().visibility)) {
+    if let Some(list) = list.filter(|l| !l.may_list(&rec.record().visibility)) {
         bail!(
             "item '{item}': record '{record_id}' is {}, the collection is {}: listing it would name it to readers who may not see it",
-            visibility_name(&rec.record().visibility),
-            visibility_name(list)
+            rec.record().visibility.name(),
+            list.name()
         );
     }
     let r = RecordRef {

@@ -227,6 +227,8 @@ fn hit_json(h: &SearchHit, v: &Verdict) -> Value {
             Verdict::Unchecked => "unchecked".to_string(),
             Verdict::Invalid(e) => format!("invalid: {e}"),
         },
+        "author_trust": (!h.author_trust.is_empty()).then_some(&h.author_trust),
+        "siren_source": (!h.siren_source.is_empty()).then_some(&h.siren_source),
         "relayed_by": (!h.relayed_by.is_empty()).then_some(&h.relayed_by),
         "received_at": format_time(h.received_at_ms),
         "score": h.score,

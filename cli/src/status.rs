@@ -24,6 +24,25 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
         .iter()
         .map(|k| (k.kind.clone(), Value::from(k.count)))
         .collect();
+    let conflicts: Vec<Value> = s
+        .conflicts
+        .iter()
+        .map(|c| {
+            json!({
+                "author": PublicKey::from_slice(&c.author).map(|k| k.to_hex()),
+                "record_id": c.record_id,
+                "version": c.version,
+                "what": c.what,
+            })
+        })
+        .collect();
+    // Each author once, in the order the node lists them (by key).
+    let mut conflicting_authors: Vec<Value> = Vec::new();
+    for c in &conflicts {
+        if !conflicting_authors.contains(&c["author"]) {
+            conflicting_authors.push(c["author"].clone());
+        }
+    }
     if json_out {
         println!(
             "{}",
@@ -48,6 +67,8 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
                 "searches_computed": s.searches_computed,
                 "stats_cached": s.stats_cached,
                 "stats_computed": s.stats_computed,
+                "conflicts": conflicts,
+                "conflicting_authors": conflicting_authors,
                 "dir": dir.display().to_string(),
             }))?
         );
@@ -91,6 +112,14 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
         }
         if let Some(pct) = (s.stats_cached * 100).checked_div(stats) {
             println!("statistics   {stats} asked, {pct} % answered from the cache");
+        }
+        if !conflicting_authors.is_empty() {
+            println!(
+                "conflicts    {} author(s) signed {} record version(s) twice over (same version, \
+                 or another kind): `maillage status --json` lists them; ask their organisations",
+                conflicting_authors.len(),
+                conflicts.len()
+            );
         }
         println!("uptime       {}", human_duration(s.uptime_seconds));
         println!("store        {}", human_bytes(s.store_bytes));

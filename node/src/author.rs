@@ -44,6 +44,13 @@ pub enum AuthorError {
         name: String,
         claimed: Siren,
     },
+    #[error(
+        "a membership endorses another organisation's key; this one names this node's own key \
+         ({own}): a key cannot vouch for itself (its committee or a trust root endorses it)"
+    )]
+    SelfEndorsement { own: PublicKey },
+    #[error("collection item '{item}': {reason}; a collection names its items to all its readers")]
+    CollectionItem { item: String, reason: String },
     #[error(transparent)]
     Invalid(#[from] EnvelopeError),
     #[error(
@@ -119,8 +126,8 @@ impl Author {
         }
         self.check_organisation(&draft)?;
         let withdrawing = draft.kind() == Kind::Tombstone;
+        let current = self.current(&draft.record_id)?;
         if draft.version == 0 || withdrawing {
-            let current = self.current(&draft.record_id)?;
             if withdrawing
                 && let Some(c) = &current
                 && c.record.is_none()
@@ -134,6 +141,8 @@ impl Author {
             }
             follow(&mut draft, current.as_ref());
         }
+        self.check_kind(&draft, current.as_ref())?;
+        self.check_collection(&draft)?;
         if draft.issued_at_ms == 0 {
             draft.issued_at_ms = maillage_record::now_ms();
         }
@@ -182,6 +191,13 @@ impl Author {
             // compared: an unchanged row is then unchanged however it was
             // written.
             follow(&mut draft, current.as_ref());
+            if let Err(e) = self
+                .check_kind(&draft, current.as_ref())
+                .and_then(|()| self.check_collection(&draft))
+            {
+                outcomes.push(Outcome::Rejected(e.to_string()));
+                continue;
+            }
             if let Some(Current {
                 entry,
                 record: Some(r),
@@ -307,6 +323,8 @@ impl Author {
     }
 
     /// The node signs for its own SIREN only.
+    /// What this node may say of organisations: its own SIREN only, and
+    /// never endorse itself (trust ignores such a membership anyway).
     fn check_organisation(&self, draft: &Record) -> Result<(), AuthorError> {
         match &draft.body {
             Body::Organisation(o) if o.siren != self.siren => Err(AuthorError::OtherOrganisation {
@@ -314,6 +332,102 @@ impl Author {
                 name: self.name.clone(),
                 claimed: o.siren.clone(),
             }),
+            Body::Membership(m) if m.member_key == self.public_key => {
+                Err(AuthorError::SelfEndorsement {
+                    own: self.public_key,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// A collection lists only records this node holds and that all its
+    /// readers may see (nodes check it again on every read: an item's
+    /// visibility may narrow later).
+    fn check_collection(&self, draft: &Record) -> Result<(), AuthorError> {
+        let Body::Collection(c) = &draft.body else {
+            return Ok(());
+        };
+        for item in &c.items {
+            let named = match &item.author {
+                Some(a) => format!("{a}/{}", item.record_id),
+                None => item.record_id.clone(),
+            };
+            let refuse = |reason: String| AuthorError::CollectionItem {
+                item: named.clone(),
+                reason,
+            };
+            let author = match &item.author {
+                None => self.public_key,
+                Some(hex) => {
+                    PublicKey::parse_hex(hex).map_err(|e| refuse(format!("bad author key: {e}")))?
+                }
+            };
+            let Some(current) = self.store.current(&author, &item.record_id)? else {
+                return Err(refuse(format!(
+                    "no record '{}' by {author} on this node",
+                    item.record_id
+                )));
+            };
+            let visibility = self
+                .store
+                .sync_items_many(&[current.id])?
+                .pop()
+                .flatten()
+                .map(|i| i.visibility);
+            match visibility {
+                Some(v) if draft.visibility.may_list(&v) => {}
+                Some(v) => {
+                    return Err(refuse(format!(
+                        "the record is {}, the collection is {}: listing it would name it to \
+                         readers who may not see it",
+                        v.name(),
+                        draft.visibility.name()
+                    )));
+                }
+                None => return Err(refuse("its visibility is unknown".into())),
+            }
+        }
+        Ok(())
+    }
+
+    /// A record keeps its kind, even across a withdrawal: a new version of
+    /// another kind than the last one that was not a withdrawal is refused
+    /// (the store refuses it against the current version; this looks past
+    /// a withdrawal, so that no node, whatever versions it holds, sees a
+    /// record change kind).
+    fn check_kind(&self, draft: &Record, current: Option<&Current>) -> Result<(), AuthorError> {
+        let kind = draft.kind();
+        let Some(c) = current else { return Ok(()) };
+        if kind == Kind::Tombstone {
+            return Ok(());
+        }
+        let mut last = c.record.as_ref().map(|r| (r.kind(), r.version));
+        if c.entry.kind == Kind::Tombstone {
+            last = None;
+            for h in self
+                .store
+                .history(&self.public_key, &draft.record_id)?
+                .iter()
+                .rev()
+            {
+                if let Some(r) = self.store.record(&h.id)?
+                    && r.kind() != Kind::Tombstone
+                {
+                    last = Some((r.kind(), r.version));
+                    break;
+                }
+            }
+        }
+        match last {
+            Some((was, _)) if was != kind && was != Kind::Tombstone => {
+                Err(AuthorError::Store(StoreError::OtherKind {
+                    record_id: draft.record_id.clone(),
+                    version: draft.version,
+                    current: was,
+                    kind,
+                }))
+            }
             _ => Ok(()),
         }
     }

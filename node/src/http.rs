@@ -225,7 +225,10 @@ async fn search(req: Request<Incoming>, node: Arc<Node>) -> Response<Full<Bytes>
                 page: number("page")?,
                 page_size: number("page_size")?,
             };
-            serde_json::to_vec_pretty(&node.search().search(&req, &viewer, stored)?)
+            let mut page = node.search().search(&req, &viewer, stored)?;
+            node.finish_hits(&viewer, &mut page.hits)
+                .map_err(|e| SearchError::Internal(e.to_string()))?;
+            serde_json::to_vec_pretty(&page)
         };
         body.map_err(|e| SearchError::Internal(e.to_string()))
     })
@@ -330,15 +333,17 @@ pub fn public_export(node: &Node) -> Result<PublicRecords, StoreError> {
 }
 
 /// An author's Organisation record names the publisher of its datasets:
-/// it is believed only if no accepted Membership says otherwise (as for a
-/// peer's SIREN, a membership outranks what an author says of itself).
+/// it is believed only if it claims the SIREN the author speaks for
+/// (`Sirens::of`); what an author says of itself is not enough.
 fn claims_vouched_siren(
     node: &Node,
     author: &maillage_record::PublicKey,
     r: &maillage_record::Record,
 ) -> bool {
-    match (&r.body, node.trust().siren_of(author)) {
-        (maillage_record::Body::Organisation(o), Some(vouched)) => o.siren == vouched,
+    match &r.body {
+        maillage_record::Body::Organisation(o) => node
+            .speaks_for(author)
+            .is_some_and(|(vouched, _)| o.siren == vouched),
         _ => true,
     }
 }

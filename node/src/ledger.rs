@@ -60,6 +60,17 @@ impl Released {
     }
 }
 
+/// What `store_accepted` did.
+#[derive(Debug, Default)]
+struct Accepted {
+    stored: u64,
+    duplicates: u64,
+    /// Refused by the store: a version of another kind.
+    refused: u64,
+    /// Whether a membership became current.
+    grew: bool,
+}
+
 /// What became of records a peer sent (`admit`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Admitted {
@@ -69,7 +80,8 @@ pub struct Admitted {
     pub duplicates: u64,
     /// Records of untrusted authors, put aside.
     pub quarantined: u64,
-    /// Records of untrusted authors refused by a full quarantine.
+    /// Records refused: by a full quarantine, or by the store (a version
+    /// of another kind).
     pub refused: u64,
 }
 
@@ -136,20 +148,49 @@ impl Ledger {
     /// (a membership among them may accept others: passes go on until one
     /// stores nothing), put in quarantine if not; then, if trust grew, what
     /// waited for it is released (blocking).
-    pub fn admit(&self, mut recs: Vec<VerifiedRecord>, peer: &str) -> Result<Admitted, StoreError> {
-        let (stored, duplicates, grew) = self.store_accepted(&mut recs, Origin::Peer(peer))?;
+    pub fn admit(&self, recs: Vec<VerifiedRecord>, peer: &str) -> Result<Admitted, StoreError> {
+        self.admit_then(recs, peer, || {})
+    }
+
+    /// `admit`, with `meanwhile` run between the trust check and the hold:
+    /// where another intake may store the membership that trusts these
+    /// records, and release the quarantine before they are in it. Tests
+    /// play that interleaving through it.
+    fn admit_then(
+        &self,
+        mut recs: Vec<VerifiedRecord>,
+        peer: &str,
+        meanwhile: impl FnOnce(),
+    ) -> Result<Admitted, StoreError> {
+        let accepted = self.store_accepted(&mut recs, Origin::Peer(peer))?;
+        meanwhile();
+        let authors: Vec<(PublicKey, i64)> = recs
+            .iter()
+            .map(|r| (r.author(), r.record().issued_at_ms))
+            .collect();
         // Put aside before the release below, which may trust them too.
         let Held {
             held,
             duplicates: waiting,
             refused,
         } = self.quarantine.hold(&self.writer, recs, peer)?;
-        let released = if grew { self.release_after_write() } else { 0 };
+        // Trust may have grown since it was asked, and a release may have
+        // run before these were held: asked again now that they are held,
+        // no record of a trusted author stays behind.
+        let trusted_meanwhile = held > 0
+            && authors
+                .iter()
+                .any(|(author, at)| self.trust.accepts(author, *at));
+        let released = if accepted.grew || trusted_meanwhile {
+            self.release_after_write()
+        } else {
+            0
+        };
         Ok(Admitted {
-            stored: stored + released,
-            duplicates: duplicates + waiting,
+            stored: accepted.stored + released,
+            duplicates: accepted.duplicates + waiting,
             quarantined: held,
-            refused,
+            refused: refused + accepted.refused,
         })
     }
 
@@ -281,9 +322,9 @@ impl Ledger {
             let origin = Origin::Peer(peer.unwrap_or(QUARANTINE_ORIGIN));
             // One a concurrent intake stored meanwhile is taken out all the
             // same: it is in the store.
-            let (stored, already, _) = self.store_accepted(&mut recs, origin)?;
-            released.stored += stored;
-            released.already += already;
+            let accepted = self.store_accepted(&mut recs, origin)?;
+            released.stored += accepted.stored;
+            released.already += accepted.duplicates;
             still.extend(recs.iter().map(|r| r.id()));
         }
         let taken: Vec<_> = waiting
@@ -301,27 +342,36 @@ impl Ledger {
 
     /// Stores what trust accepts among `waiting`, again and again: a
     /// membership stored in one round may accept records of the next.
-    /// Returns (stored, duplicates, whether trust grew); `waiting` keeps the
-    /// rest.
+    /// `waiting` keeps the rest.
     fn store_accepted(
         &self,
         waiting: &mut Vec<VerifiedRecord>,
         origin: Origin<'_>,
-    ) -> Result<(u64, u64, bool), StoreError> {
-        let (mut stored, mut duplicates, mut grew) = (0, 0, false);
+    ) -> Result<Accepted, StoreError> {
+        let mut accepted = Accepted::default();
         loop {
             let (ok, rest): (Vec<_>, Vec<_>) = waiting
                 .drain(..)
                 .partition(|r| self.trust.accepts(&r.author(), r.record().issued_at_ms));
             *waiting = rest;
             if ok.is_empty() {
-                return Ok((stored, duplicates, grew));
+                return Ok(accepted);
             }
             let results = self.writer.write(&ok, Admission::KeepHistory, origin)?;
-            grew |= self.updated(&ok, &results);
-            let n = results.iter().filter(|r| r.is_ok()).count() as u64;
-            stored += n;
-            duplicates += ok.len() as u64 - n;
+            accepted.grew |= self.updated(&ok, &results);
+            for (rec, result) in ok.iter().zip(&results) {
+                match result {
+                    Ok(_) => accepted.stored += 1,
+                    Err(StoreError::Duplicate(_)) => accepted.duplicates += 1,
+                    Err(e) => {
+                        // Signed twice over by its author (the store keeps
+                        // note): not fetched again at every sync.
+                        tracing::warn!(id = %rec.id(), author = %rec.author(), error = %e, "refused a record");
+                        self.quarantine.note_refused(rec.id());
+                        accepted.refused += 1;
+                    }
+                }
+            }
         }
     }
 
@@ -390,5 +440,67 @@ pub(crate) mod tests {
         let trust = Arc::new(Trust::load(&store, PublicKey([1; 32])).unwrap());
         let ledger = Ledger::new(store.clone(), writer, trust, Arc::default(), 1_000).unwrap();
         (store, Arc::new(ledger))
+    }
+
+    fn signed(
+        by: &maillage_record::SigningKey,
+        record_id: &str,
+        body: maillage_record::Body,
+    ) -> VerifiedRecord {
+        let record = maillage_record::Record {
+            record_id: record_id.into(),
+            version: 1,
+            issued_at_ms: 1_764_000_000_000,
+            visibility: Visibility::Public,
+            provenance: None,
+            body,
+        };
+        envelope::sign(by, &record).unwrap()
+    }
+
+    /// Item 6 of docs/security.md's list: one intake finds a record's
+    /// author untrusted; meanwhile another stores the membership that
+    /// trusts it and releases the quarantine; then the first holds the
+    /// record. It must not stay there.
+    #[test]
+    fn a_record_held_while_its_membership_is_stored_does_not_stay_held() {
+        use maillage_record::model::{Dataset, Membership, MembershipRole};
+        use maillage_record::{Body, SigningKey, Siren};
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ledger) = open(dir.path());
+        let (root, member) = (
+            SigningKey::from_bytes(&[2; 32]),
+            SigningKey::from_bytes(&[3; 32]),
+        );
+        ledger
+            .add_root(PublicKey(root.verifying_key().to_bytes()), "comité")
+            .unwrap();
+        let record = signed(
+            &member,
+            "voirie",
+            Body::Dataset(Dataset::new("Voirie", "Données")),
+        );
+        let membership = signed(
+            &root,
+            "membre",
+            Body::Membership(Membership {
+                member_key: PublicKey(member.verifying_key().to_bytes()),
+                siren: Siren::parse("213101496").unwrap(),
+                role: MembershipRole::Member,
+                valid_from_ms: 0,
+                valid_until_ms: 0,
+            }),
+        );
+        let admitted = ledger
+            .admit_then(vec![record.clone()], "a", || {
+                let other = ledger.admit(vec![membership.clone()], "b").unwrap();
+                assert_eq!(other.stored, 1);
+            })
+            .unwrap();
+        assert!(
+            store.contains(&record.id()).unwrap(),
+            "a trusted author's record stayed in quarantine: {admitted:?}"
+        );
+        assert_eq!(ledger.quarantine().len(), 0);
     }
 }

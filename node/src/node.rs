@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use maillage_record::{PublicKey, RecordId, SigningKey, Siren};
+use maillage_record::{Kind, PublicKey, RecordId, SigningKey, Siren, wire};
 use tokio::sync::watch;
 
 use crate::author::Author;
@@ -16,11 +16,11 @@ use crate::background::Background;
 use crate::config::{Config, Replication};
 use crate::ledger::Ledger;
 use crate::peers::PeerTable;
-use crate::search::{Indexer, Own, Search};
+use crate::search::{Hit, Indexer, Own, Search};
 use crate::store::{Store, StoreError, Writer};
 use crate::tls::{Identity, PinnedKeys};
 use crate::trust::Trust;
-use crate::viewer::{self, SirenSource, Viewer};
+use crate::viewer::{self, SirenSource, Sirens, Viewer};
 
 pub struct Node {
     siren: Siren,
@@ -34,7 +34,8 @@ pub struct Node {
     /// The search index, which follows the store (see `search`).
     search: Arc<Search>,
     trust: Arc<Trust>,
-    peers: PeerTable,
+    peers: Arc<PeerTable>,
+    sirens: Arc<Sirens>,
     publish_authors: Vec<PublicKey>,
     grpc_listen: String,
     started: Instant,
@@ -79,7 +80,14 @@ impl Node {
             search.feed.clone(),
             config.replication.quarantine_limit,
         )?);
-        let peers = PeerTable::load(&store, ledger.clone())?;
+        let peers = Arc::new(PeerTable::load(&store, ledger.clone())?);
+        let sirens = Arc::new(Sirens::new(
+            public_key,
+            config.siren.clone(),
+            trust.clone(),
+            peers.clone(),
+            store.clone(),
+        ));
         let author = Author::new(
             signing_key,
             config.siren.clone(),
@@ -98,6 +106,7 @@ impl Node {
             search,
             trust,
             peers,
+            sirens,
             publish_authors: config.publish_authors.clone(),
             grpc_listen,
             started: Instant::now(),
@@ -181,7 +190,7 @@ impl Node {
         Indexer {
             search: self.search.clone(),
             store: self.store.clone(),
-            trust: self.trust.clone(),
+            sirens: self.sirens.clone(),
             own: Own {
                 key: self.public_key,
                 siren: self.siren.clone(),
@@ -214,18 +223,58 @@ impl Node {
         *author == self.public_key || self.publish_authors.contains(author)
     }
 
-    /// The viewer a pinned peer is, with the SIREN `peer_siren` gives it.
+    /// The viewer a pinned peer is: its SIREN (`speaks_for`), and whether
+    /// it is a member now.
     pub fn peer_viewer(&self, key: &PublicKey) -> Viewer {
-        Viewer::Peer {
-            key: *key,
-            siren: self.peer_siren(key).map(|(siren, _)| siren),
-        }
+        self.sirens.viewer(key)
     }
 
-    /// The SIREN a peer is served restricted records for, and who vouches
-    /// for it (`viewer::peer_siren`).
-    pub fn peer_siren(&self, key: &PublicKey) -> Option<(Siren, SirenSource)> {
-        viewer::peer_siren(&self.trust, &self.peers, &self.store, key)
+    /// The SIREN `key` speaks for, and who vouches for it (`Sirens::of`).
+    pub fn speaks_for(&self, key: &PublicKey) -> Option<(Siren, SirenSource)> {
+        self.sirens.of(key)
+    }
+
+    /// What the index could not know when it was written, for a page of
+    /// hits `viewer` asked for (blocking): collections listing a record the
+    /// viewer may not see now are left out (`viewer::may_read`; the page's
+    /// counts may still include them), and each hit says what trust says
+    /// of its author now (`vouch`).
+    pub fn finish_hits(&self, viewer: &Viewer, hits: &mut Vec<Hit>) -> Result<(), StoreError> {
+        let mut kept = Vec::with_capacity(hits.len());
+        for mut hit in hits.drain(..) {
+            if hit.kind == Kind::Collection && *viewer != Viewer::Operator {
+                let Some(record) = self.store.record(&hit.id)? else {
+                    continue;
+                };
+                if !viewer::may_read(&self.store, viewer, &hit.author, &record)? {
+                    continue;
+                }
+            }
+            self.vouch(&mut hit);
+            kept.push(hit);
+        }
+        *hits = kept;
+        Ok(())
+    }
+
+    /// Says on a search hit what trust says of its author now, and who
+    /// vouches that it speaks for the SIREN the hit shows (the index knew
+    /// neither when it was written).
+    fn vouch(&self, hit: &mut Hit) {
+        let author = &hit.author;
+        hit.author_trust = if *author == self.public_key {
+            "own"
+        } else if self.trust.is_root(author) {
+            "root"
+        } else if self.trust.is_member(author) {
+            "member"
+        } else {
+            "former"
+        };
+        hit.siren_source = match (self.speaks_for(author), &hit.organisation_siren) {
+            (Some((siren, source)), Some(shown)) if siren.as_str() == shown => source.as_str(),
+            _ => "",
+        };
     }
 
     /// The envelopes among `ids` that are stored and that `viewer` may see,
@@ -249,13 +298,22 @@ impl Node {
             .collect();
         let mut out = Vec::with_capacity(visible.len());
         for stored in self.store.get_many(&visible)?.into_iter().flatten() {
-            let env =
-                maillage_proto::v1::Envelope::decode(stored.bytes.as_slice()).map_err(|_| {
-                    StoreError::Corrupt {
-                        path: self.data_dir.display().to_string(),
-                        what: format!("stored envelope {} does not decode", stored.id),
-                    }
-                })?;
+            let corrupt = || StoreError::Corrupt {
+                path: self.data_dir.display().to_string(),
+                what: format!("stored envelope {} does not decode", stored.id),
+            };
+            let env = maillage_proto::v1::Envelope::decode(stored.bytes.as_slice())
+                .map_err(|_| corrupt())?;
+            // A collection is read only by who may see what it lists: its
+            // kind is read without decoding the payload, which only a
+            // collection needs.
+            if wire::payload_kind(&env.payload) == Some(Kind::Collection) {
+                let record = wire::decode_payload(&env.payload).map_err(|_| corrupt())?;
+                let author = PublicKey::from_slice(&env.author).ok_or_else(corrupt)?;
+                if !viewer::may_read(&self.store, viewer, &author, &record)? {
+                    continue;
+                }
+            }
             out.push(env);
         }
         Ok(out)

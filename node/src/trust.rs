@@ -4,6 +4,11 @@
 //! - a key endorsed by a `Membership` record whose author is a root (or this
 //!   node's own organisation), or a committee that a root endorsed (one level
 //!   of delegation), and whose validity covers the record's `issued_at`.
+//!   A membership that endorses its own author counts for nothing.
+//!
+//! The same endorsement says which SIREN a key speaks for (`endorsement`):
+//! when several do, the choice is the same on every node (a root's before a
+//! committee's, then the latest issued, then by issuer and record_id).
 //!
 //! Records of other authors wait in quarantine (`replication::quarantine`)
 //! until one of those becomes true, whatever the order in which things
@@ -32,8 +37,41 @@ pub struct RootInfo {
 /// then changes nothing, whatever the order in which they arrived.
 #[derive(Default)]
 struct Endorsements {
-    by_record: HashMap<(PublicKey, String), (u64, Option<Membership>)>,
+    by_record: HashMap<(PublicKey, String), Slot>,
     by_member: HashMap<PublicKey, HashSet<(PublicKey, String)>>,
+}
+
+/// The current version of one Membership record (or of its withdrawal).
+struct Slot {
+    version: u64,
+    issued_at_ms: i64,
+    membership: Option<Membership>,
+}
+
+/// An accepted membership: who issued it, and what it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endorsement {
+    pub issuer: PublicKey,
+    pub record_id: String,
+    pub siren: Siren,
+    pub role: MembershipRole,
+    /// Whether its issuer is a root (else a committee a root endorsed).
+    pub by_root: bool,
+    issued_at_ms: i64,
+}
+
+impl Endorsement {
+    /// The order in which endorsements of one key are preferred: a root's
+    /// first, then the latest issued, then by issuer and record_id, so
+    /// that every node makes the same choice.
+    fn rank(&self) -> (bool, std::cmp::Reverse<i64>, PublicKey, &str) {
+        (
+            !self.by_root,
+            std::cmp::Reverse(self.issued_at_ms),
+            self.issuer,
+            self.record_id.as_str(),
+        )
+    }
 }
 
 /// In memory only: the ledger persists roots (`add_root`, `remove_root` take
@@ -96,7 +134,13 @@ impl Trust {
 
     /// Whether a record by `author` issued at `at_ms` is accepted from peers.
     pub fn accepts(&self, author: &PublicKey, at_ms: i64) -> bool {
-        self.is_root(author) || self.endorsed(author, at_ms, None, 2)
+        self.is_root(author) || self.endorsement(author, at_ms).is_some()
+    }
+
+    /// Whether `key` is a member of the federation now: a root, or
+    /// endorsed by a current membership. Federation records are for them.
+    pub fn is_member(&self, key: &PublicKey) -> bool {
+        self.accepts(key, maillage_record::now_ms())
     }
 
     /// Whether some record by `key` might be accepted: a root, or a key some
@@ -113,55 +157,57 @@ impl Trust {
                 .is_some_and(|m| !m.is_empty())
     }
 
-    /// Whether `key` holds a Membership (with `role`, if given) covering
-    /// `at_ms`, by a root, or (depth 2) by a committee a root endorsed.
-    fn endorsed(
+    /// The membership that vouches for `key` at `at_ms`: issued by a root,
+    /// or by a committee that a root endorsed (as a committee) at that
+    /// time; the first in `Endorsement::rank` order if several do.
+    pub fn endorsement(&self, key: &PublicKey, at_ms: i64) -> Option<Endorsement> {
+        self.endorsement_at_depth(key, at_ms, None, 2)
+    }
+
+    fn endorsement_at_depth(
         &self,
         key: &PublicKey,
         at_ms: i64,
         role: Option<MembershipRole>,
         depth: u8,
-    ) -> bool {
-        let issuers: Vec<PublicKey> = {
+    ) -> Option<Endorsement> {
+        let candidates: Vec<Endorsement> = {
             let e = self.endorsements.read().unwrap_or_else(|p| p.into_inner());
-            let Some(records) = e.by_member.get(key) else {
-                return false;
-            };
-            records
+            e.by_member
+                .get(key)?
                 .iter()
-                .filter(|r| {
-                    matches!(e.by_record.get(*r), Some((_, Some(m)))
-                        if m.covers(at_ms) && role.is_none_or(|want| m.role == want))
+                .filter_map(|slot| {
+                    let m = e.by_record.get(slot)?.membership.as_ref()?;
+                    (m.covers(at_ms) && role.is_none_or(|want| m.role == want)).then(|| {
+                        Endorsement {
+                            issuer: slot.0,
+                            record_id: slot.1.clone(),
+                            siren: m.siren.clone(),
+                            role: m.role,
+                            by_root: false,
+                            issued_at_ms: e.by_record[slot].issued_at_ms,
+                        }
+                    })
                 })
-                .map(|(issuer, _)| *issuer)
                 .collect()
         };
-        issuers.iter().any(|issuer| {
-            self.is_root(issuer)
-                || (depth > 1
-                    && self.endorsed(issuer, at_ms, Some(MembershipRole::Committee), depth - 1))
-        })
-    }
-
-    /// The SIREN an accepted Membership gives `key`, now: what decides the
-    /// restricted records a peer may receive.
-    pub fn siren_of(&self, key: &PublicKey) -> Option<Siren> {
-        let now = maillage_record::now_ms();
-        let e = self.endorsements.read().unwrap_or_else(|p| p.into_inner());
-        let candidates: Vec<(PublicKey, Membership)> = e
-            .by_member
-            .get(key)?
-            .iter()
-            .filter_map(|r| match e.by_record.get(r) {
-                Some((_, Some(m))) if m.covers(now) => Some((r.0, m.clone())),
-                _ => None,
-            })
-            .collect();
-        drop(e);
         candidates
             .into_iter()
-            .find(|(issuer, _)| self.accepts(issuer, now))
-            .map(|(_, m)| m.siren)
+            .filter_map(|mut c| {
+                c.by_root = self.is_root(&c.issuer);
+                let vouched = c.by_root
+                    || (depth > 1
+                        && self
+                            .endorsement_at_depth(
+                                &c.issuer,
+                                at_ms,
+                                Some(MembershipRole::Committee),
+                                depth - 1,
+                            )
+                            .is_some());
+                vouched.then_some(c)
+            })
+            .min_by(|a, b| a.rank().cmp(&b.rank()))
     }
 
     /// Takes note of a stored record: a Membership (or the Tombstone that
@@ -172,15 +218,22 @@ impl Trust {
             Body::Tombstone(_) => None,
             _ => return None,
         };
+        // One that endorses its own author says nothing anyone vouched for.
+        let membership = membership.filter(|m| m.member_key != *author);
         let mut e = self.endorsements.write().unwrap_or_else(|p| p.into_inner());
         let slot = (*author, record.record_id.clone());
-        if let Some((v, _)) = e.by_record.get(&slot)
-            && *v >= record.version
+        // Only an older version is ignored: of two with the same number, the
+        // store made this one current (`Store`'s rule for equal versions).
+        if let Some(s) = e.by_record.get(&slot)
+            && s.version > record.version
         {
             return None;
         }
         let member = membership.as_ref().map(|m| m.member_key);
-        if let Some((_, Some(old))) = e.by_record.get(&slot)
+        if let Some(Slot {
+            membership: Some(old),
+            ..
+        }) = e.by_record.get(&slot)
             && let old_key = old.member_key
             && let Some(set) = e.by_member.get_mut(&old_key)
         {
@@ -189,7 +242,14 @@ impl Trust {
         if let Some(k) = member {
             e.by_member.entry(k).or_default().insert(slot.clone());
         }
-        e.by_record.insert(slot, (record.version, membership));
+        e.by_record.insert(
+            slot,
+            Slot {
+                version: record.version,
+                issued_at_ms: record.issued_at_ms,
+                membership,
+            },
+        );
         member
     }
 
@@ -303,7 +363,9 @@ mod tests {
             &membership("c", 2, committee, MembershipRole::Committee, 0),
         );
         assert!(trust.accepts(&member, 5_000));
-        assert_eq!(trust.siren_of(&member).unwrap().as_str(), "213101496");
+        let vouched = trust.endorsement(&member, 5_000).unwrap();
+        assert_eq!(vouched.siren.as_str(), "213101496");
+        assert_eq!((vouched.issuer, vouched.by_root), (committee, false));
         // But delegation stops there: the member's endorsements count for nothing.
         trust.observe(
             &member,
@@ -354,12 +416,96 @@ mod tests {
             &membership("m", 1, member, MembershipRole::Member, 0),
         );
         assert!(!trust.accepts(&member, 5_000));
-        assert!(trust.siren_of(&member).is_none());
+        assert!(trust.endorsement(&member, 5_000).is_none());
         // A later membership under the same id endorses it again.
         trust.observe(
             &root,
             &membership("m", 3, member, MembershipRole::Member, 0),
         );
         assert!(trust.accepts(&member, 5_000));
+    }
+    fn claim(
+        id: &str,
+        issued: i64,
+        member: PublicKey,
+        siren: &str,
+        role: MembershipRole,
+    ) -> Record {
+        let mut r = membership(id, 1, member, role, 0);
+        r.issued_at_ms = issued;
+        if let Body::Membership(m) = &mut r.body {
+            m.siren = Siren::parse(siren).unwrap();
+        }
+        r
+    }
+
+    /// Only a root, or a committee a root endorsed, says which SIREN a key
+    /// speaks for: not the key itself, not a plain member; and among those
+    /// who may, the choice does not depend on the order things arrived.
+    #[test]
+    fn who_may_say_which_siren_a_key_speaks_for() {
+        const COLOMIERS: &str = "213101496";
+        const BLAGNAC: &str = "213100696";
+        const TOULOUSE: &str = "213105554";
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _writer) = Store::open(dir.path()).unwrap();
+        let (root, committee, member, accomplice) = (key(2), key(3), key(4), key(5));
+        let build = |order: &[(PublicKey, Record)]| {
+            let trust = Trust::load(&store, key(1)).unwrap();
+            trust.add_root(root, "root", |_| Ok(())).unwrap();
+            for (by, r) in order {
+                trust.observe(by, r);
+            }
+            trust
+        };
+        let records = vec![
+            (
+                root,
+                claim("c", 10, committee, TOULOUSE, MembershipRole::Committee),
+            ),
+            (
+                root,
+                claim("m", 10, member, COLOMIERS, MembershipRole::Member),
+            ),
+            // The member endorses itself, and its accomplice, for Blagnac.
+            (
+                member,
+                claim("self", 20, member, BLAGNAC, MembershipRole::Member),
+            ),
+            (
+                member,
+                claim("acc", 20, accomplice, BLAGNAC, MembershipRole::Committee),
+            ),
+        ];
+        let trust = build(&records);
+        let vouched = trust.endorsement(&member, 5_000).unwrap();
+        assert_eq!(vouched.siren.as_str(), COLOMIERS);
+        assert!(trust.endorsement(&accomplice, 5_000).is_none());
+        assert!(!trust.accepts(&accomplice, 5_000));
+
+        // A committee's later membership for the member, and the root's:
+        // the root's comes first, whatever the order of arrival.
+        let mut more = records.clone();
+        more.push((
+            committee,
+            claim("m2", 30, member, BLAGNAC, MembershipRole::Member),
+        ));
+        for order in [more.clone(), more.iter().rev().cloned().collect()] {
+            let t = build(&order);
+            let v = t.endorsement(&member, 5_000).unwrap();
+            assert_eq!((v.siren.as_str(), v.by_root), (COLOMIERS, true));
+        }
+        // Between two roots' memberships, the later issued; then by issuer.
+        more.push((
+            root,
+            claim("m3", 40, member, TOULOUSE, MembershipRole::Member),
+        ));
+        for order in [more.clone(), more.iter().rev().cloned().collect()] {
+            let t = build(&order);
+            assert_eq!(
+                t.endorsement(&member, 5_000).unwrap().siren.as_str(),
+                TOULOUSE
+            );
+        }
     }
 }

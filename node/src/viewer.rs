@@ -1,7 +1,10 @@
 //! Who is asking, and so what they may see: the one visibility rule
-//! (`Viewer::may_see`) and how a peer's SIREN, which decides the restricted
-//! records it is served, is found (`peer_siren`). Replication, the
-//! catalogue, search and the export all decide with these two.
+//! (`Viewer::may_see`), and the one rule for which SIREN a key speaks for
+//! (`Sirens::of`), which decides the restricted records a peer is served
+//! and the organisation a record is shown under. Replication, the
+//! catalogue, search, the export and the peer list all decide with these.
+
+use std::sync::Arc;
 
 use maillage_record::{Body, PublicKey, Siren, Visibility};
 
@@ -16,11 +19,14 @@ pub enum Viewer {
     Operator,
     /// An unauthenticated caller on the public port: public records only.
     Anonymous,
-    /// A pinned peer: a federation member; restricted records whose audience
-    /// holds its SIREN (see `peer_siren`) or that it wrote.
+    /// A pinned peer: federation records while it is a member (trust
+    /// accepts it now: a root, or a current membership; pinning alone is
+    /// not enough); restricted records whose audience holds its SIREN (see
+    /// `Sirens::of`) or that it wrote.
     Peer {
         key: PublicKey,
         siren: Option<Siren>,
+        member: bool,
     },
 }
 
@@ -31,61 +37,147 @@ impl Viewer {
         match (self, visibility) {
             (Viewer::Operator, _) | (_, Visibility::Public) => true,
             (Viewer::Anonymous, _) => false,
-            (Viewer::Peer { .. }, Visibility::Federation) => true,
-            (Viewer::Peer { key, siren }, Visibility::Restricted { audience }) => {
+            (Viewer::Peer { member, .. }, Visibility::Federation) => *member,
+            (Viewer::Peer { key, siren, .. }, Visibility::Restricted { audience }) => {
                 key == author || siren.as_ref().is_some_and(|s| audience.contains(s))
             }
         }
     }
 }
 
-/// Who vouches for a peer's SIREN.
+/// Whether `viewer` may read `record` by `author`: its visibility allows
+/// it and, for a collection, the viewer may see every record it lists, as
+/// this node holds them now (blocking: it reads the items' current
+/// versions). A collection names its items: one listing a record the
+/// viewer may not see, or one this node does not hold (it cannot tell),
+/// is not shown to that viewer; an item's visibility may have narrowed
+/// since the collection was signed.
+pub fn may_read(
+    store: &Store,
+    viewer: &Viewer,
+    author: &PublicKey,
+    record: &maillage_record::Record,
+) -> Result<bool, crate::store::StoreError> {
+    if !viewer.may_see(author, &record.visibility) {
+        return Ok(false);
+    }
+    let Body::Collection(c) = &record.body else {
+        return Ok(true);
+    };
+    if *viewer == Viewer::Operator {
+        return Ok(true);
+    }
+    for item in &c.items {
+        let item_author = match &item.author {
+            None => *author,
+            Some(hex) => match PublicKey::parse_hex(hex) {
+                Ok(k) => k,
+                Err(_) => return Ok(false),
+            },
+        };
+        let Some(current) = store.current(&item_author, &item.record_id)? else {
+            return Ok(false);
+        };
+        let visible = store
+            .sync_items_many(&[current.id])?
+            .pop()
+            .flatten()
+            .is_some_and(|i| viewer.may_see(&item_author, &i.visibility));
+        if !visible {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Who vouches for the SIREN a key speaks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SirenSource {
-    /// An accepted Membership record names the peer's key.
-    Membership,
-    /// This node's operator, when pinning the peer.
+    /// This node's own key, and the SIREN its configuration names.
+    Own,
+    /// This node's operator, when pinning the peer (`peer add --siren`).
     Operator,
-    /// The peer's own Organisation record, because the peer is a trust
-    /// root: it could sign a membership for itself as well.
+    /// A Membership record by a trust root, or by a committee a root
+    /// endorsed (`Trust::endorsement`).
+    Membership,
+    /// The key's own Organisation record, because the key is a trust root:
+    /// it could sign a membership for itself as well.
     Root,
 }
 
 impl SirenSource {
     pub fn as_str(self) -> &'static str {
         match self {
-            SirenSource::Membership => "membership",
+            SirenSource::Own => "own",
             SirenSource::Operator => "operator",
+            SirenSource::Membership => "membership",
             SirenSource::Root => "root",
         }
     }
 }
 
-/// The SIREN a peer is served restricted records for, and who vouches for
-/// it: an accepted Membership, else this node's operator (`peer add
-/// --siren`), else, for a trust root only, its own Organisation record (a
-/// root could sign a membership for itself). Otherwise what a peer's
-/// Organisation record claims is not enough: a member whose membership was
-/// withdrawn or expired keeps its Organisation record, and must not keep
-/// receiving its organisation's restricted records.
-pub fn peer_siren(
-    trust: &Trust,
-    peers: &PeerTable,
-    store: &Store,
-    key: &PublicKey,
-) -> Option<(Siren, SirenSource)> {
-    if let Some(siren) = trust.siren_of(key) {
-        return Some((siren, SirenSource::Membership));
+/// Which SIREN a key speaks for: the one rule (`of`), for every path that
+/// needs to know (the restricted records a peer is served, the
+/// organisation search and the export show a record under, the peer list).
+pub struct Sirens {
+    own: PublicKey,
+    own_siren: Siren,
+    trust: Arc<Trust>,
+    peers: Arc<PeerTable>,
+    store: Arc<Store>,
+}
+
+impl Sirens {
+    pub fn new(
+        own: PublicKey,
+        own_siren: Siren,
+        trust: Arc<Trust>,
+        peers: Arc<PeerTable>,
+        store: Arc<Store>,
+    ) -> Sirens {
+        Sirens {
+            own,
+            own_siren,
+            trust,
+            peers,
+            store,
+        }
     }
-    if let Some(siren) = peers.siren_of(key) {
-        return Some((siren, SirenSource::Operator));
+
+    /// The SIREN `key` speaks for now, and who vouches for it, in this
+    /// order: this node's own; this node's operator, who pinned the key
+    /// with `peer add --siren` (the operator's word on its own node
+    /// outranks any record); an accepted Membership (by a root or a
+    /// committee a root endorsed, never the key's own); for a trust root
+    /// only, its own Organisation record. What a key's Organisation record
+    /// claims is not enough otherwise: anyone can sign one, and a member
+    /// whose membership was withdrawn or expired keeps its own.
+    pub fn of(&self, key: &PublicKey) -> Option<(Siren, SirenSource)> {
+        if *key == self.own {
+            return Some((self.own_siren.clone(), SirenSource::Own));
+        }
+        if let Some(siren) = self.peers.siren_of(key) {
+            return Some((siren, SirenSource::Operator));
+        }
+        if let Some(e) = self.trust.endorsement(key, maillage_record::now_ms()) {
+            return Some((e.siren, SirenSource::Membership));
+        }
+        if !self.trust.is_root(key) {
+            return None;
+        }
+        let claimed = self.store.organisation_record(key).ok().flatten()?;
+        match claimed.body {
+            Body::Organisation(o) => Some((o.siren, SirenSource::Root)),
+            _ => None,
+        }
     }
-    if !trust.is_root(key) {
-        return None;
-    }
-    let claimed = store.organisation_record(key).ok().flatten()?;
-    match &claimed.body {
-        Body::Organisation(o) => Some((o.siren.clone(), SirenSource::Root)),
-        _ => None,
+
+    /// What `key` is as a peer: its SIREN, and whether it is a member now.
+    pub fn viewer(&self, key: &PublicKey) -> Viewer {
+        Viewer::Peer {
+            key: *key,
+            siren: self.of(key).map(|(siren, _)| siren),
+            member: self.trust.is_member(key),
+        }
     }
 }

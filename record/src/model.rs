@@ -46,6 +46,32 @@ pub enum Visibility {
     Restricted { audience: Vec<Siren> },
 }
 
+impl Visibility {
+    /// Whether a collection of this visibility may list a record of
+    /// visibility `item`: listing names the record, so no one may learn of
+    /// it through the collection who could not see it.
+    pub fn may_list(&self, item: &Visibility) -> bool {
+        match (self, item) {
+            (_, Visibility::Public) => true,
+            (Visibility::Federation, Visibility::Federation) => true,
+            (Visibility::Restricted { audience: l }, Visibility::Federation) => !l.is_empty(),
+            (Visibility::Restricted { audience: l }, Visibility::Restricted { audience: i }) => {
+                l.iter().all(|s| i.contains(s))
+            }
+            _ => false,
+        }
+    }
+
+    /// Its name in JSON and on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Visibility::Public => "public",
+            Visibility::Federation => "federation",
+            Visibility::Restricted { .. } => "restricted",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
     Organisation(Organisation),

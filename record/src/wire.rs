@@ -30,6 +30,58 @@ pub fn decode_payload(bytes: &[u8]) -> Result<Record, PayloadError> {
     Ok(record)
 }
 
+/// The kind of a payload, read from its body's field number without
+/// decoding anything else: cheap enough to ask of every envelope served.
+/// `None` if the bytes are not a protobuf message with a body.
+pub fn payload_kind(bytes: &[u8]) -> Option<Kind> {
+    fn varint(b: &[u8], at: &mut usize) -> Option<u64> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let byte = *b.get(*at)?;
+            *at += 1;
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Some(v);
+            }
+        }
+        None
+    }
+    let mut at = 0;
+    let mut kind = None;
+    while at < bytes.len() {
+        let tag = varint(bytes, &mut at)?;
+        match tag & 7 {
+            0 => {
+                varint(bytes, &mut at)?;
+            }
+            1 => at += 8,
+            2 => {
+                let len = usize::try_from(varint(bytes, &mut at)?).ok()?;
+                at = at.checked_add(len)?;
+            }
+            5 => at += 4,
+            _ => return None,
+        }
+        if at > bytes.len() {
+            return None;
+        }
+        // The body's fields, as payload.proto numbers them; the last wins,
+        // as in a protobuf decoder.
+        kind = match tag >> 3 {
+            10 => Some(Kind::Organisation),
+            11 => Some(Kind::Dataset),
+            12 => Some(Kind::Project),
+            13 => Some(Kind::Tombstone),
+            14 => Some(Kind::Membership),
+            15 => Some(Kind::ProjectDetails),
+            16 => Some(Kind::Resource),
+            17 => Some(Kind::Collection),
+            _ => kind,
+        };
+    }
+    kind
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
     #[error("payload is not a valid protobuf Payload: {0}")]
@@ -619,6 +671,26 @@ mod tests {
         };
         edit(m);
         p.encode_to_vec()
+    }
+
+    #[test]
+    fn payload_kind_reads_the_body_field_alone() {
+        let mut rec = membership();
+        rec.provenance = None;
+        assert_eq!(payload_kind(&encode_payload(&rec)), Some(Kind::Membership));
+        rec.body = Body::Collection(Collection {
+            title: "Projets IA".into(),
+            description: Some("x".repeat(300)),
+            items: vec![],
+        });
+        rec.visibility = Visibility::Restricted {
+            audience: vec![Siren::parse("213101496").unwrap()],
+        };
+        let bytes = encode_payload(&rec);
+        assert_eq!(payload_kind(&bytes), Some(Kind::Collection));
+        assert_eq!(payload_kind(&bytes[..bytes.len() - 1]), None, "cut short");
+        assert_eq!(payload_kind(&[]), None);
+        assert_eq!(payload_kind(&[0xff; 12]), None);
     }
 
     #[test]

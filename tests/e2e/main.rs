@@ -9,3 +9,4 @@ mod import;
 mod replication;
 mod search;
 mod support;
+mod trust;

@@ -1,11 +1,11 @@
 //! Replication between real node processes over mutual TLS on 127.0.0.1.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::support::{
-    NodeProc, cli, cli_json, eventually, example, grpc, init, key, peer, peer_with_siren, start,
-    trust, write_doc,
+    cli, cli_json, eventually, example, federation, grpc, has, key, peer, peer_with_siren, publish,
+    start, trust, write_doc,
 };
 
 // Real organisations from data/collectivites.csv.
@@ -13,40 +13,6 @@ const TOULOUSE_METROPOLE: (&str, &str) = ("243100518", "Toulouse Métropole");
 const TOULOUSE: (&str, &str) = ("213105554", "Toulouse");
 const COLOMIERS: (&str, &str) = ("213101496", "Colomiers");
 const BLAGNAC: (&str, &str) = ("213100696", "Blagnac");
-
-struct Fed {
-    _tmp: tempfile::TempDir,
-    dirs: Vec<PathBuf>,
-    _nodes: Vec<NodeProc>,
-}
-
-fn federation(orgs: &[(&str, &str)]) -> Fed {
-    let tmp = tempfile::tempdir().unwrap();
-    let mut dirs = Vec::new();
-    let mut nodes = Vec::new();
-    for (i, (siren, name)) in orgs.iter().enumerate() {
-        let dir = tmp.path().join(format!("n{i}"));
-        init(&dir, siren, name);
-        nodes.push(start(&dir));
-        dirs.push(dir);
-    }
-    Fed {
-        _tmp: tmp,
-        dirs,
-        _nodes: nodes,
-    }
-}
-
-fn publish(dir: &Path, file: &Path) -> String {
-    cli_json(dir, &["publish", "--json", file.to_str().unwrap()])["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
-fn has(dir: &Path, id: &str) -> bool {
-    cli(dir, &["get", "--json", id]).status.success()
-}
 
 #[test]
 fn chain_of_three_converges_both_ways_and_keeps_restricted_records_in_their_audience() {
@@ -337,11 +303,11 @@ fn restart_resumes_without_loss_or_duplicates() {
     }
     // kill -9 a while it may be mid-sync, then restart it: peers and trust
     // are kept, and the sync completes.
-    fed._nodes[0].kill();
+    fed.nodes[0].kill();
     for i in 30..40 {
         ids.push(publish_numbered(b, i));
     }
-    fed._nodes[0] = start(a);
+    fed.nodes[0] = start(a);
     eventually(
         Duration::from_secs(15),
         "every record of b reaches a after restart",
@@ -407,13 +373,13 @@ fn a_first_sync_killed_halfway_resumes_without_loss_or_duplicates() {
         || envelopes(a) > before + 1000,
     );
     let cut = envelopes(a);
-    fed._nodes[0].kill();
+    fed.nodes[0].kill();
     eprintln!("killed a with {cut} of {} records", before + total);
     assert!(
         cut < before + total,
         "the sync ended before the kill ({cut} of {total}): nothing was cut"
     );
-    fed._nodes[0] = start(a);
+    fed.nodes[0] = start(a);
     eventually(
         Duration::from_secs(120),
         "the restarted node finishes the sync",
@@ -472,7 +438,7 @@ fn twenty_nodes_in_a_chain_converge_and_a_partition_heals() {
     );
 
     // Partition: the middle node goes down; each side publishes.
-    fed._nodes[10].kill();
+    fed.nodes[10].kill();
     let left = publish(&dirs[0], Path::new(&example("dataset.json")));
     let right = publish(&dirs[19], Path::new(&example("project.json")));
     eventually(
@@ -483,7 +449,7 @@ fn twenty_nodes_in_a_chain_converge_and_a_partition_heals() {
     assert!(!has(&dirs[9], &right) && !has(&dirs[11], &left));
 
     // Heal: the middle node comes back; every node converges to the same 22.
-    fed._nodes[10] = start(&dirs[10]);
+    fed.nodes[10] = start(&dirs[10]);
     eventually(
         Duration::from_secs(30),
         "the healed chain converges",

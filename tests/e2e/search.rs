@@ -430,8 +430,8 @@ fn a_pinned_peer_searches_over_mutual_tls_and_sees_only_its_records() {
 
     // Not pinned: refused at the handshake.
     assert!(search_as(&colomiers).is_err(), "an unpinned key searched");
-    // Pinned: public and federation records (and the node's own
-    // Organisation record among the statistics).
+    // Pinned, but no member of the federation: public records only (and
+    // the node's own Organisation record among the statistics).
     let pin = |extra: &[&str]| {
         let mut args = vec!["peer", "add", "colomiers", "https://127.0.0.1:9", "--key"];
         args.push(&colomiers_hex);
@@ -445,10 +445,21 @@ fn a_pinned_peer_searches_over_mutual_tls_and_sees_only_its_records() {
     };
     pin(&[]);
     let (found, counted) = search_as(&colomiers).unwrap();
-    assert_eq!(found, 2);
+    assert_eq!(found, 1);
     // Its SIREN vouched for by the operator: the record restricted to it too.
     pin(&["--siren", COLOMIERS]);
     let (found_now, counted_now) = search_as(&colomiers).unwrap();
-    assert_eq!(found_now, 3);
+    assert_eq!(found_now, 2);
     assert_eq!(counted_now, counted + 1);
+    // A member (this node endorses it): federation records as well.
+    publish_json(
+        &dir,
+        "membership.json",
+        json!({"kind": "membership", "record_id": "membre-colomiers",
+            "member_key": colomiers_hex, "siren": COLOMIERS, "role": "member"}),
+    );
+    indexed(&dir);
+    let (found_now, counted_now) = search_as(&colomiers).unwrap();
+    assert_eq!(found_now, 3);
+    assert_eq!(counted_now, counted + 2);
 }

@@ -202,3 +202,41 @@ pub fn enable_http(dir: &Path) -> String {
     .unwrap();
     addr
 }
+
+/// Nodes started in a temporary directory, one per organisation; killed
+/// (and their directory removed) with it.
+pub struct Fed {
+    _tmp: tempfile::TempDir,
+    pub dirs: Vec<PathBuf>,
+    pub nodes: Vec<NodeProc>,
+}
+
+pub fn federation(orgs: &[(&str, &str)]) -> Fed {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    let mut nodes = Vec::new();
+    for (i, (siren, name)) in orgs.iter().enumerate() {
+        let dir = tmp.path().join(format!("n{i}"));
+        init(&dir, siren, name);
+        nodes.push(start(&dir));
+        dirs.push(dir);
+    }
+    Fed {
+        _tmp: tmp,
+        dirs,
+        nodes,
+    }
+}
+
+/// Publishes a draft file; returns the record's id.
+pub fn publish(dir: &Path, file: &Path) -> String {
+    cli_json(dir, &["publish", "--json", file.to_str().unwrap()])["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Whether the node holds the envelope `id`.
+pub fn has(dir: &Path, id: &str) -> bool {
+    cli(dir, &["get", "--json", id]).status.success()
+}

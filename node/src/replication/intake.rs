@@ -279,6 +279,6 @@ mod tests {
         assert_eq!(intake_blocking(&node, &[late], "peer").unwrap().stored, 1);
         let member = PublicKey(member.verifying_key().to_bytes());
         assert!(!node.trust().accepts(&member, 1_764_000_000_000));
-        assert!(node.trust().siren_of(&member).is_none());
+        assert!(node.speaks_for(&member).is_none());
     }
 }

@@ -207,12 +207,13 @@ impl Replication for ReplicationService {
                             {
                                 return;
                             }
-                            // The peer's SIREN may have changed since it subscribed
-                            // (a membership arrived or was withdrawn, its operator
-                            // pinned it again): look again (in memory; a root's
+                            // The peer's SIREN, or whether it is a member, may
+                            // have changed since it subscribed (a membership
+                            // arrived or was withdrawn, its operator pinned it
+                            // again): look again (in memory; a root's
                             // Organisation record is read from the store).
                             if let Viewer::Peer { key, .. } = &viewer
-                                && items.iter().any(|i| matches!(i.visibility, Visibility::Restricted { .. }))
+                                && items.iter().any(|i| !matches!(i.visibility, Visibility::Public))
                             {
                                 viewer = node.peer_viewer(key);
                             }

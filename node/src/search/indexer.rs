@@ -29,7 +29,7 @@ use tantivy::{IndexWriter, TantivyDocument, Term};
 use super::document::{self, Context, Org};
 use super::{SCHEMA_VERSION, Search, SearchError};
 use crate::store::{Change, Inserted, ListFilter, Store, StoreError};
-use crate::trust::Trust;
+use crate::viewer::Sirens;
 
 /// Changes read from the store at a time.
 const BATCH: usize = 2048;
@@ -116,13 +116,13 @@ enum IndexError {
     Tantivy(#[from] tantivy::TantivyError),
 }
 
-/// What the indexer reads: the store it follows, trust (whom an author
-/// speaks for), this node's own organisation, and when to stop. Not the
-/// node: the index is derived from the store alone.
+/// What the indexer reads: the store it follows, which SIREN an author
+/// speaks for (`Sirens`), this node's own organisation, and when to stop.
+/// Not the node: the index is derived from the store alone.
 pub struct Indexer {
     pub search: Arc<Search>,
     pub store: Arc<Store>,
-    pub trust: Arc<Trust>,
+    pub sirens: Arc<Sirens>,
     pub own: Own,
     pub stopping: tokio::sync::watch::Receiver<bool>,
 }
@@ -442,9 +442,11 @@ fn decode(bytes: &[u8]) -> Option<(PublicKey, Record)> {
 struct Orgs(HashMap<PublicKey, Org>);
 
 impl Orgs {
-    /// The organisation of `author`: this node's own; else the SIREN an
-    /// accepted membership gives it; else its own Organisation record, if
-    /// public (its name may then appear in any document).
+    /// The organisation of `author`: this node's own; else the SIREN it
+    /// speaks for (`Sirens::of`), named as its own Organisation record
+    /// names it if that record claims the same SIREN (else as the reference
+    /// list names it). An author no one vouches for is shown under no
+    /// organisation: what it says of itself is not enough.
     fn of(&mut self, node: &Indexer, author: &PublicKey) -> Result<Org, StoreError> {
         if let Some(o) = self.0.get(author) {
             return Ok(o.clone());
@@ -455,15 +457,14 @@ impl Orgs {
                 name: Some(node.own.name.clone()),
             }
         } else {
-            let own = own_organisation(node, author)?;
-            match node.trust.siren_of(author) {
-                Some(s) => Org {
-                    name: own
+            match node.sirens.of(author) {
+                Some((s, _)) => Org {
+                    name: own_organisation(node, author)?
                         .filter(|o| o.siren.as_deref() == Some(s.as_str()))
                         .and_then(|o| o.name),
                     siren: Some(s.as_str().to_string()),
                 },
-                None => own.unwrap_or_default(),
+                None => Org::default(),
             }
         };
         self.0.insert(*author, org.clone());

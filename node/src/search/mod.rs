@@ -145,9 +145,15 @@ pub struct Hit {
     pub author: PublicKey,
     pub organisation_siren: Option<String>,
     pub organisation_name: Option<String>,
-    /// Every stored record was verified before it was written: the node
-    /// checked this one's signature when it arrived.
+    /// True: the node verified this record's signature when it stored it
+    /// (it stores nothing unverified); not verified again for a search.
     pub signature_verified: bool,
+    /// What trust says of the author now (`Node::vouch` fills it in: the
+    /// index does not know).
+    pub author_trust: &'static str,
+    /// Who vouches, now, that the author speaks for `organisation_siren`;
+    /// empty if no one does.
+    pub siren_source: &'static str,
     /// The peer that relayed it; absent for a record published here.
     pub relayed_by: Option<String>,
     pub received_at_ms: i64,

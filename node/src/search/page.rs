@@ -88,6 +88,8 @@ impl Engine {
             organisation_siren: opt(f.org),
             organisation_name: opt(f.org_name),
             signature_verified: true,
+            author_trust: "",
+            siren_source: "",
             relayed_by: opt(f.origin),
             received_at_ms: doc
                 .get_first(f.received)

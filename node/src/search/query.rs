@@ -119,12 +119,14 @@ impl Queries {
         match viewer {
             Viewer::Operator => {}
             Viewer::Anonymous => must(term(f.reader, document::READER_PUBLIC)),
-            Viewer::Peer { key, siren } => {
+            Viewer::Peer { key, siren, member } => {
                 let mut any: Vec<(Occur, Box<dyn Query>)> = vec![
                     (Occur::Should, term(f.reader, document::READER_PUBLIC)),
-                    (Occur::Should, term(f.reader, document::READER_FEDERATION)),
                     (Occur::Should, term(f.reader, &document::reader_key(key))),
                 ];
+                if *member {
+                    any.push((Occur::Should, term(f.reader, document::READER_FEDERATION)));
+                }
                 if let Some(s) = siren {
                     any.push((
                         Occur::Should,

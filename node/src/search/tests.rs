@@ -207,6 +207,8 @@ fn a_hit_s_json_is_as_the_http_export_gives_it() {
   "organisation_siren": "200046977",
   "organisation_name": "Métropole de Lyon",
   "signature_verified": true,
+  "author_trust": "",
+  "siren_source": "",
   "relayed_by": "lyon",
   "received_at_ms": 1,
   "score": 1.5
@@ -357,11 +359,20 @@ fn a_caller_sees_only_what_it_may() {
     let stranger = Viewer::Peer {
         key: key(9),
         siren: Some(Siren::parse(LYON_METRO).unwrap()),
+        member: true,
     };
     assert_eq!(seen(stranger), (vec!["fed".into(), "pub".into()], 2));
+    // Pinned but no member (a withdrawn membership): no federation records.
+    let former = Viewer::Peer {
+        key: key(9),
+        siren: Some(blagnac.clone()),
+        member: false,
+    };
+    assert_eq!(seen(former), (vec!["pub".into(), "res".into()], 2));
     let audience = Viewer::Peer {
         key: key(9),
         siren: Some(blagnac),
+        member: true,
     };
     assert_eq!(
         seen(audience),
@@ -370,6 +381,7 @@ fn a_caller_sees_only_what_it_may() {
     let author = Viewer::Peer {
         key: key(1),
         siren: None,
+        member: true,
     };
     assert_eq!(seen(author).1, 3);
     assert_eq!(seen(Viewer::Operator).1, 3);
@@ -912,6 +924,14 @@ async fn a_record_gets_its_organisation_when_that_arrives_after_it() {
     let indexer = node.indexer().spawn();
 
     let author = SigningKey::from_bytes(&[9; 32]);
+    // A trust root: its own Organisation record says which SIREN it speaks
+    // for (no one vouches for another author's claim).
+    node.ledger()
+        .add_root(
+            maillage_record::PublicKey(author.verifying_key().to_bytes()),
+            "comité",
+        )
+        .unwrap();
     let store = |r: Record| {
         let signed = envelope::sign(&author, &r).unwrap();
         node.ledger()

@@ -23,6 +23,7 @@ use crate::node::Node;
 use crate::peers::{PeerError, PeerState};
 use crate::replication::client::Progress;
 use crate::replication::{Replicator, SyncReport};
+use crate::store::ConflictValue;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
@@ -38,7 +39,7 @@ impl AdminService {
 }
 
 fn peer_to_proto(node: &Node, p: &PeerState) -> Peer {
-    let siren = p.public_key().and_then(|k| node.peer_siren(&k));
+    let siren = p.public_key().and_then(|k| node.speaks_for(&k));
     Peer {
         name: p.name.clone(),
         url: p.url.clone(),
@@ -97,6 +98,8 @@ impl Admin for AdminService {
         let store_bytes = blocking(move || Ok(dir_size(&data_dir))).await?;
         let peers = node.peers().list();
         let cached = node.search().cache_stats();
+        let store = node.store().clone();
+        let conflicts = blocking(move || store.conflicts().map_err(store_status)).await?;
         Ok(Response::new(StatusResponse {
             public_key: node.public_key().0.to_vec(),
             siren: node.siren().to_string(),
@@ -127,6 +130,19 @@ impl Admin for AdminService {
             searches_computed: cached.page_misses,
             stats_cached: cached.stats_hits,
             stats_computed: cached.stats_misses,
+            conflicts: conflicts
+                .into_iter()
+                .map(|c| maillage_proto::v1::Conflict {
+                    author: c.author.0.to_vec(),
+                    record_id: c.record_id,
+                    version: c.version,
+                    what: match c.what {
+                        ConflictValue::SameVersion => "same_version",
+                        ConflictValue::OtherKind => "other_kind",
+                    }
+                    .into(),
+                })
+                .collect(),
         }))
     }
 

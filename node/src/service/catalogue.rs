@@ -15,7 +15,7 @@ use super::{blocking, parse_key, store_status};
 use crate::node::Node;
 use crate::store::{ListFilter, Store, StoredEnvelope};
 use crate::tls::PeerInfo;
-use crate::viewer::Viewer;
+use crate::viewer::{Viewer, may_read};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1_000;
@@ -110,7 +110,7 @@ impl Catalogue for CatalogueService {
                 .map_err(store_status)?
                 .ok_or_else(not_found)?;
             let loaded = load(&store, stored)?;
-            if !viewer.may_see(&loaded.author, &loaded.record.visibility) {
+            if !may_read(&store, &viewer, &loaded.author, &loaded.record).map_err(store_status)? {
                 return Err(not_found());
             }
             Ok(Response::new(loaded.entry))
@@ -162,8 +162,13 @@ impl Catalogue for CatalogueService {
                             })
                         })
                         .and_then(|s| load(&store, s));
+                    let loaded = loaded.and_then(|l| {
+                        let readable = may_read(&store, &viewer, &l.author, &l.record)
+                            .map_err(store_status)?;
+                        Ok((l, readable))
+                    });
                     match loaded {
-                        Ok(l) if viewer.may_see(&l.author, &l.record.visibility) => {
+                        Ok((l, true)) => {
                             if entries.len() < limit {
                                 entries.push(l.entry);
                             }
@@ -206,7 +211,9 @@ impl Catalogue for CatalogueService {
                     Status::internal(format!("history names a missing record {}", h.id))
                 })?;
                 let loaded = load(&store, stored)?;
-                if viewer.may_see(&loaded.author, &loaded.record.visibility) {
+                if may_read(&store, &viewer, &loaded.author, &loaded.record)
+                    .map_err(store_status)?
+                {
                     entries.push(loaded.entry);
                 }
             }

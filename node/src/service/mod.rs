@@ -18,7 +18,9 @@ use crate::store::StoreError;
 pub(crate) fn store_status(e: StoreError) -> Status {
     match e {
         StoreError::Duplicate(_) => Status::already_exists(e.to_string()),
-        StoreError::NotNewer { .. } => Status::failed_precondition(e.to_string()),
+        StoreError::NotNewer { .. } | StoreError::OtherKind { .. } => {
+            Status::failed_precondition(e.to_string())
+        }
         StoreError::Db(_) | StoreError::Corrupt { .. } | StoreError::Schema { .. } => {
             tracing::error!(error = %e, "store failure");
             Status::internal(e.to_string())
@@ -29,11 +31,12 @@ pub(crate) fn store_status(e: StoreError) -> Status {
 /// The gRPC status for a refusal to sign as this node.
 pub(crate) fn author_status(e: AuthorError) -> Status {
     match e {
-        AuthorError::OtherAuthor { .. } | AuthorError::OtherOrganisation { .. } => {
-            Status::permission_denied(e.to_string())
-        }
+        AuthorError::OtherAuthor { .. }
+        | AuthorError::OtherOrganisation { .. }
+        | AuthorError::SelfEndorsement { .. } => Status::permission_denied(e.to_string()),
         AuthorError::Invalid(e) => envelope_status(e),
         AuthorError::UnknownVisibility { .. } => Status::internal(e.to_string()),
+        AuthorError::CollectionItem { .. } => Status::failed_precondition(e.to_string()),
         AuthorError::Store(e) => store_status(e),
     }
 }

@@ -58,7 +58,7 @@ pub(crate) fn search(
         total,
         page,
         page_size,
-        hits,
+        mut hits,
         facets,
         indexed_seq,
         stored_seq,
@@ -66,6 +66,8 @@ pub(crate) fn search(
         .search()
         .search(&request, viewer, node.store().last_seq())
         .map_err(search_status)?;
+    node.finish_hits(viewer, &mut hits)
+        .map_err(super::store_status)?;
     let ids: Vec<RecordId> = hits.iter().map(|h| h.id).collect();
     // The envelopes, visibility checked once more against the store: the
     // index may lag behind a record's new version.
@@ -99,6 +101,8 @@ pub(crate) fn search(
             received_at_ms: h.received_at_ms,
             score: h.score,
             envelope: envelopes.remove(&h.id),
+            author_trust: h.author_trust.into(),
+            siren_source: h.siren_source.into(),
         })
         .collect();
     Ok(pb::SearchResponse {

@@ -307,6 +307,59 @@ impl<'a> SyncsetValue<'a> {
     }
 }
 
+/// `conflicts` key: author (32) ‖ version (8) ‖ record_id (UTF-8). An
+/// author's conflicts share the author as prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConflictKey<'a> {
+    pub author: PublicKey,
+    pub version: u64,
+    pub record_id: &'a str,
+}
+
+impl<'a> ConflictKey<'a> {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut k = Vec::with_capacity(40 + self.record_id.len());
+        k.extend_from_slice(&self.author.0);
+        k.extend_from_slice(&self.version.to_be_bytes());
+        k.extend_from_slice(self.record_id.as_bytes());
+        k
+    }
+
+    pub fn decode(k: &'a [u8]) -> Option<Self> {
+        Some(ConflictKey {
+            author: PublicKey::from_slice(k.get(..32)?)?,
+            version: read_u64(k, 32)?,
+            record_id: std::str::from_utf8(k.get(40..)?).ok()?,
+        })
+    }
+}
+
+/// `conflicts` value: what the author signed twice (1 byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictValue {
+    /// Two different envelopes with the same version.
+    SameVersion,
+    /// A version of another kind than the record's current one.
+    OtherKind,
+}
+
+impl ConflictValue {
+    pub fn encode(self) -> [u8; 1] {
+        [match self {
+            ConflictValue::SameVersion => 1,
+            ConflictValue::OtherKind => 2,
+        }]
+    }
+
+    pub fn decode(v: &[u8]) -> Option<Self> {
+        match v {
+            [1] => Some(ConflictValue::SameVersion),
+            [2] => Some(ConflictValue::OtherKind),
+            _ => None,
+        }
+    }
+}
+
 /// `quarantine` key: author (32) ‖ id (32). An author's records share the
 /// author as prefix: they are listed, counted and released by author.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -446,6 +499,26 @@ mod tests {
         assert_eq!(CurrentKey::decode(&bytes), Some(key));
         assert_eq!(CurrentKey::decode(&bytes[..31]), None);
         assert_eq!(CurrentKey::decode(&bytes[..33]), None, "cut inside 'é'");
+    }
+
+    #[test]
+    fn conflict_key_and_value() {
+        let key = ConflictKey {
+            author: AUTHOR,
+            version: 3,
+            record_id: "été-1",
+        };
+        let bytes = key.encode();
+        assert_eq!(
+            bytes,
+            hex(&[AUTHOR_HEX, "0000000000000003", "c3a974c3a92d31"])
+        );
+        assert_eq!(ConflictKey::decode(&bytes), Some(key));
+        assert_eq!(ConflictKey::decode(&bytes[..39]), None);
+        assert_eq!(ConflictValue::SameVersion.encode(), [1]);
+        assert_eq!(ConflictValue::OtherKind.encode(), [2]);
+        assert_eq!(ConflictValue::decode(&[2]), Some(ConflictValue::OtherKind));
+        assert_eq!(ConflictValue::decode(&[3]), None);
     }
 
     #[test]

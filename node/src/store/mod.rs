@@ -9,6 +9,8 @@
 //! - `syncset`:   id → what reconciliation needs to know of every envelope
 //!   without decoding it (`syncset.rs`)
 //! - `peers`, `trust`, `quarantine`: replication state (`tables.rs`)
+//! - `conflicts`: (author, version, record_id) an author signed twice over:
+//!   two envelopes of one version, or a version of another kind
 //!
 //! Reads are methods of `Store`; writes are methods of its write half,
 //! `Writer` (`writer.rs`), which `open` makes once and only the ledger holds.
@@ -35,7 +37,8 @@ const CF_SYNCSET: &str = "syncset";
 const CF_PEERS: &str = "peers";
 const CF_TRUST: &str = "trust";
 const CF_QUARANTINE: &str = "quarantine";
-const CFS: [&str; 9] = [
+const CF_CONFLICTS: &str = "conflicts";
+const CFS: [&str; 10] = [
     CF_ENVELOPES,
     CF_CURRENT,
     CF_HISTORY,
@@ -45,6 +48,7 @@ const CFS: [&str; 9] = [
     CF_PEERS,
     CF_TRUST,
     CF_QUARANTINE,
+    CF_CONFLICTS,
 ];
 
 mod codec;
@@ -53,9 +57,10 @@ mod syncset;
 mod tables;
 mod writer;
 
+pub use codec::ConflictValue;
 use codec::{
-    ChangeKey, ChangeValue, CurrentKey, CurrentValue, EnvelopeValue, HistoryKey, MetaKey,
-    MetaValue, SyncsetValue,
+    ChangeKey, ChangeValue, ConflictKey, CurrentKey, CurrentValue, EnvelopeValue, HistoryKey,
+    MetaKey, MetaValue, SyncsetValue,
 };
 pub use syncset::SyncItem;
 pub use tables::Quarantined;
@@ -84,6 +89,16 @@ pub enum StoreError {
         version: u64,
         current: u64,
         next: u64,
+    },
+    #[error(
+        "record_id '{record_id}' is a {current}; version {version} would make it a {kind}: \
+         a record keeps its kind (withdraw it, then publish the {kind} under another record_id)"
+    )]
+    OtherKind {
+        record_id: String,
+        version: u64,
+        current: Kind,
+        kind: Kind,
     },
 }
 
@@ -146,6 +161,15 @@ pub struct CurrentEntry {
     pub id: RecordId,
     pub kind: Kind,
     pub seq: u64,
+}
+
+/// Something an author signed twice over (`Store::conflicts`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub author: PublicKey,
+    pub record_id: String,
+    pub version: u64,
+    pub what: ConflictValue,
 }
 
 /// One stored version in a record's history.
@@ -376,6 +400,10 @@ impl Store {
         // Current versions staged in this batch, which the database cannot see yet.
         let mut staged_current: HashMap<Vec<u8>, CurrentValue> = HashMap::new();
         let mut staged_ids: HashSet<RecordId> = HashSet::new();
+        // When each record staged in this batch was issued: two versions
+        // with the same number are told apart by it.
+        let mut staged_issued: HashMap<RecordId, u64> = HashMap::new();
+        let mut conflicts: Vec<(Vec<u8>, ConflictValue)> = Vec::new();
         // Puts are gathered per table and written in key order: RocksDB's
         // memtable skiplist resumes each insert from where the previous one
         // ended, so sorted keys (ids are random) cost far fewer cache misses.
@@ -411,7 +439,51 @@ impl Store {
                 },
             };
             let previous_version = previous.map_or(0, |p| p.version);
-            let becomes_current = record.version > previous_version;
+            let kind = record.kind();
+            let conflict = |what| {
+                let key = ConflictKey {
+                    author,
+                    version: record.version,
+                    record_id: &record.record_id,
+                };
+                (key.encode(), what)
+            };
+            // A record keeps its kind (a withdrawal aside): a membership
+            // overwritten by a dataset would go on endorsing its member.
+            if let Some(p) = previous
+                && p.kind != kind
+                && p.kind != Kind::Tombstone
+                && kind != Kind::Tombstone
+            {
+                if admission == Admission::KeepHistory {
+                    conflicts.push(conflict(ConflictValue::OtherKind));
+                }
+                results.push(Err(StoreError::OtherKind {
+                    record_id: record.record_id.clone(),
+                    version: record.version,
+                    current: p.kind,
+                    kind,
+                }));
+                continue;
+            }
+            let becomes_current = match previous {
+                None => true,
+                Some(p) if record.version != p.version => record.version > p.version,
+                // Two envelopes of one version: its author signed twice
+                // (a restore from backup, then a publish; or through two
+                // nodes). Both are kept, and every node makes the same one
+                // current, whatever the order they came in: the later
+                // issued, then the greater id.
+                Some(p) if admission == Admission::KeepHistory => {
+                    conflicts.push(conflict(ConflictValue::SameVersion));
+                    let issued = match staged_issued.get(&p.id) {
+                        Some(at) => *at,
+                        None => self.issued_at(&p.id)?,
+                    };
+                    (record.issued_at_ms.max(0) as u64, id) > (issued, p.id)
+                }
+                Some(_) => false,
+            };
             if !becomes_current && admission == Admission::RequireNewer {
                 results.push(Err(StoreError::NotNewer {
                     record_id: record.record_id.clone(),
@@ -424,7 +496,6 @@ impl Store {
 
             let seq = next_seq;
             next_seq += 1;
-            let kind = record.kind();
             let envelope = EnvelopeValue {
                 seq,
                 received_at_ms: now,
@@ -457,6 +528,7 @@ impl Store {
             }
             envelopes += 1;
             staged_ids.insert(id);
+            staged_issued.insert(id, record.issued_at_ms.max(0) as u64);
             results.push(Ok(Inserted {
                 id,
                 seq,
@@ -465,10 +537,16 @@ impl Store {
                 received_at_ms: now,
             }));
         }
+        let mut batch = WriteBatch::default();
+        for (key, what) in &conflicts {
+            batch.put_cf(self.cf(CF_CONFLICTS), key, what.encode());
+        }
         if staged_ids.is_empty() {
+            if !conflicts.is_empty() {
+                self.db.write(batch)?;
+            }
             return Ok(results);
         }
-        let mut batch = WriteBatch::default();
         for (cf, mut table) in [CF_ENVELOPES, CF_HISTORY, CF_SYNCSET, CF_CURRENT]
             .into_iter()
             .zip(puts)
@@ -517,6 +595,37 @@ impl Store {
         state.envelopes = envelopes;
         state.current_by_kind = by_kind;
         Ok(results)
+    }
+
+    /// When the stored envelope `id` was issued, as its sync entry says.
+    fn issued_at(&self, id: &RecordId) -> Result<u64, StoreError> {
+        let v = self
+            .db
+            .get_pinned_cf(self.cf(CF_SYNCSET), id.0)?
+            .ok_or_else(|| self.corrupt(format!("no sync entry for the current version {id}")))?;
+        SyncsetValue::decode(&v)
+            .map(|s| s.issued_at_ms)
+            .ok_or_else(|| self.corrupt("sync entry"))
+    }
+
+    /// What authors signed twice over, by author.
+    pub fn conflicts(&self) -> Result<Vec<Conflict>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_CONFLICTS), IteratorMode::Start)
+        {
+            let (k, v) = item?;
+            let bad = || self.corrupt("conflict entry");
+            let key = ConflictKey::decode(&k).ok_or_else(bad)?;
+            out.push(Conflict {
+                author: key.author,
+                record_id: key.record_id.to_string(),
+                version: key.version,
+                what: ConflictValue::decode(&v).ok_or_else(bad)?,
+            });
+        }
+        Ok(out)
     }
 
     /// Whether an envelope with this id is stored.
@@ -785,6 +894,115 @@ mod tests {
             )),
         };
         envelope::sign(&SigningKey::from_bytes(&[key; 32]), &record).unwrap()
+    }
+
+    fn with_body(
+        key: u8,
+        record_id: &str,
+        version: u64,
+        issued: i64,
+        body: Body,
+    ) -> VerifiedRecord {
+        let record = Record {
+            record_id: record_id.into(),
+            version,
+            issued_at_ms: issued,
+            visibility: Visibility::Public,
+            provenance: None,
+            body,
+        };
+        envelope::sign(&SigningKey::from_bytes(&[key; 32]), &record).unwrap()
+    }
+
+    /// Two envelopes of one version: whichever order they come in, both
+    /// are kept, the same one is current, and the author is flagged.
+    #[test]
+    fn equal_versions_converge_whatever_the_order() {
+        let dataset = |t: &str| Body::Dataset(Dataset::new(t, "Données"));
+        let early = with_body(1, "a", 2, 1_000, dataset("première"));
+        let late = with_body(1, "a", 2, 2_000, dataset("seconde"));
+        // Same date: the greater id wins.
+        let twin = with_body(1, "b", 2, 1_000, dataset("x"));
+        let other_twin = with_body(1, "b", 2, 1_000, dataset("y"));
+        let greater = twin.id().max(other_twin.id());
+        for order in [
+            [&early, &late, &twin, &other_twin],
+            [&late, &early, &other_twin, &twin],
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open_at(dir.path()).unwrap();
+            for rec in order {
+                store.insert(rec, Admission::KeepHistory).unwrap();
+            }
+            let author = early.author();
+            assert_eq!(store.current(&author, "a").unwrap().unwrap().id, late.id());
+            assert_eq!(store.current(&author, "b").unwrap().unwrap().id, greater);
+            assert_eq!(store.history(&author, "a").unwrap().len(), 2);
+            let flagged = store.conflicts().unwrap();
+            assert_eq!(flagged.len(), 2, "{flagged:?}");
+            assert!(
+                flagged
+                    .iter()
+                    .all(|c| c.author == author && c.what == ConflictValue::SameVersion)
+            );
+            // A publish of an equal version is still refused, not flagged.
+            let third = with_body(1, "a", 2, 3_000, dataset("troisième"));
+            assert!(matches!(
+                store.insert(&third, Admission::RequireNewer),
+                Err(StoreError::NotNewer { .. })
+            ));
+            assert_eq!(store.counts().0, 4);
+        }
+    }
+
+    /// A record keeps its kind: a version of another kind is refused (and
+    /// its author flagged, when it comes from a peer); a withdrawal, and a
+    /// record after a withdrawal, are not another kind.
+    #[test]
+    fn a_version_of_another_kind_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_at(dir.path()).unwrap();
+        let project = Body::Project(maillage_record::model::Project::new(
+            "Projet",
+            "Description",
+            maillage_record::vocab::ProjectStatus::Experimentation,
+        ));
+        let dataset = Body::Dataset(Dataset::new("Jeu", "Données"));
+        store
+            .insert(
+                &with_body(1, "a", 1, 1, dataset.clone()),
+                Admission::RequireNewer,
+            )
+            .unwrap();
+        let other = with_body(1, "a", 2, 2, project.clone());
+        assert!(matches!(
+            store.insert(&other, Admission::RequireNewer),
+            Err(StoreError::OtherKind {
+                current: Kind::Dataset,
+                kind: Kind::Project,
+                ..
+            })
+        ));
+        assert!(store.conflicts().unwrap().is_empty());
+        assert!(matches!(
+            store.insert(&other, Admission::KeepHistory),
+            Err(StoreError::OtherKind { .. })
+        ));
+        assert!(!store.contains(&other.id()).unwrap());
+        assert_eq!(store.conflicts().unwrap()[0].what, ConflictValue::OtherKind);
+        let withdrawal = Body::Tombstone(maillage_record::model::Tombstone {
+            reason: "fin".into(),
+        });
+        store
+            .insert(
+                &with_body(1, "a", 3, 3, withdrawal),
+                Admission::RequireNewer,
+            )
+            .unwrap();
+        store
+            .insert(&with_body(1, "a", 4, 4, project), Admission::RequireNewer)
+            .unwrap();
+        assert_eq!(store.counts().0, 3);
     }
 
     #[test]

@@ -1,0 +1,485 @@
+//! Trust that holds (docs/security.md): who speaks for a SIREN, who sees
+//! federation records, versions that converge, records that keep their
+//! kind. Each test plays the attack on real nodes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use maillage_record::model::{Dataset, Membership, MembershipRole};
+use maillage_record::{Body, PublicKey, Record, Siren, Visibility, envelope, keyfile};
+use serde_json::{Value, json};
+
+use crate::support::{
+    cli, cli_json, eventually, federation, has, key, peer, publish, start, trust, write_doc,
+};
+
+// Real organisations from data/collectivites.csv.
+const TOULOUSE_METROPOLE: (&str, &str) = ("243100518", "Toulouse Métropole");
+const TOULOUSE: (&str, &str) = ("213105554", "Toulouse");
+const COLOMIERS: (&str, &str) = ("213101496", "Colomiers");
+const BLAGNAC: (&str, &str) = ("213100696", "Blagnac");
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Signs `record` with the organisation key of the node in `dir` and
+/// publishes the envelope there as already signed (`publish --signed`):
+/// what a node running other software could send. Returns its id.
+fn publish_signed(dir: &Path, record: &Record) -> String {
+    let key = keyfile::read(&dir.join("organisation.key")).unwrap();
+    let signed = envelope::sign(&key, record).unwrap();
+    let file = dir.with_extension(format!("{}-v{}.envelope", record.record_id, record.version));
+    std::fs::write(&file, signed.envelope_bytes()).unwrap();
+    let out = cli(
+        dir,
+        &["publish", "--signed", "--json", file.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "publish --signed of '{}' failed: {}",
+        record.record_id,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    signed.id().to_hex()
+}
+
+fn record(record_id: &str, version: u64, visibility: Visibility, body: Body) -> Record {
+    Record {
+        record_id: record_id.into(),
+        version,
+        issued_at_ms: maillage_record::now_ms(),
+        visibility,
+        provenance: None,
+        body,
+    }
+}
+
+fn dataset(record_id: &str, title: &str, visibility: Value) -> Value {
+    let mut doc = json!({
+        "kind": "dataset",
+        "record_id": record_id,
+        "title": title,
+        "description": "Jeu de données de test de la confiance.",
+    });
+    if let Value::Object(v) = visibility {
+        doc.as_object_mut().unwrap().extend(v);
+    }
+    doc
+}
+
+fn publish_doc(dir: &Path, doc: Value) -> String {
+    let name = format!("{}.json", doc["record_id"].as_str().unwrap());
+    publish(dir, &write_doc(dir, &name, doc))
+}
+
+/// `by` endorses the key of the node in `member` for `siren`.
+fn endorse(by: &Path, record_id: &str, member: &Path, siren: &str) -> String {
+    publish_doc(
+        by,
+        json!({
+            "kind": "membership",
+            "record_id": record_id,
+            "member_key": key(member),
+            "siren": siren,
+            "role": "member",
+        }),
+    )
+}
+
+fn sync(dir: &Path, peer: &str) {
+    let out = cli_json(dir, &["sync", "--json", peer]);
+    assert_eq!(out[0]["ok"], true, "{out}");
+}
+
+fn peer_entry(on: &Path, name: &str) -> Value {
+    let peers = cli_json(on, &["peer", "list", "--json"]);
+    peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no peer {name}: {peers}"))
+}
+
+/// Item 1: only a trust root, or a committee a root endorsed, says which
+/// SIREN a key speaks for. A plain member that endorses itself (or an
+/// accomplice's key) for another organisation's SIREN gets nothing of it:
+/// not its restricted records, not its name in search.
+#[test]
+fn a_member_cannot_claim_another_organisations_siren() {
+    let fed = federation(&[TOULOUSE_METROPOLE, BLAGNAC, COLOMIERS, TOULOUSE]);
+    let [chef, victim, attacker, accomplice] =
+        [&fed.dirs[0], &fed.dirs[1], &fed.dirs[2], &fed.dirs[3]];
+    // The chef de file endorses its two members; its own key is its root.
+    endorse(chef, "membre-blagnac", victim, BLAGNAC.0);
+    endorse(chef, "membre-colomiers", attacker, COLOMIERS.0);
+    for (name, dir) in [
+        ("victim", victim),
+        ("attacker", attacker),
+        ("accomplice", accomplice),
+    ] {
+        peer(chef, name, dir);
+        peer(dir, "chef", chef);
+        trust(dir, chef);
+    }
+
+    // The attacker endorses itself for Blagnac, several times over (a
+    // choice made in hash order would pick one of them), and endorses its
+    // accomplice's key for Blagnac too.
+    let mut claims = Vec::new();
+    for i in 0..8 {
+        let claim = Membership {
+            member_key: PublicKey::parse_hex(&key(attacker)).unwrap(),
+            siren: Siren::parse(BLAGNAC.0).unwrap(),
+            role: MembershipRole::Member,
+            valid_from_ms: 0,
+            valid_until_ms: 0,
+        };
+        claims.push(publish_signed(
+            attacker,
+            &record(
+                &format!("usurpation-{i}"),
+                1,
+                Visibility::Public,
+                Body::Membership(claim),
+            ),
+        ));
+    }
+    let for_accomplice = Membership {
+        member_key: PublicKey::parse_hex(&key(accomplice)).unwrap(),
+        siren: Siren::parse(BLAGNAC.0).unwrap(),
+        role: MembershipRole::Member,
+        valid_from_ms: 0,
+        valid_until_ms: 0,
+    };
+    claims.push(publish_signed(
+        attacker,
+        &record(
+            "complice",
+            1,
+            Visibility::Public,
+            Body::Membership(for_accomplice),
+        ),
+    ));
+    let own_dataset = publish_doc(
+        attacker,
+        dataset(
+            "releves-piezometriques",
+            "Relevés piézométriques",
+            json!({}),
+        ),
+    );
+    eventually(
+        WAIT,
+        "the attacker's records reach the chef de file",
+        || claims.iter().all(|id| has(chef, id)) && has(chef, &own_dataset),
+    );
+
+    // A record restricted to Blagnac reaches Blagnac...
+    let secret = publish_doc(
+        chef,
+        dataset(
+            "conventions-blagnac",
+            "Conventions avec Blagnac",
+            json!({"visibility": "restricted", "audience": [BLAGNAC.0]}),
+        ),
+    );
+    eventually(WAIT, "the restricted record reaches Blagnac", || {
+        has(victim, &secret)
+    });
+    // ...and neither the attacker nor its accomplice, however they ask.
+    sync(attacker, "chef");
+    sync(accomplice, "chef");
+    assert!(
+        !has(attacker, &secret),
+        "a member received another organisation's restricted record on its own word"
+    );
+    assert!(
+        !has(accomplice, &secret),
+        "a key a plain member endorsed received a restricted record"
+    );
+    // The chef de file says who vouches for each: its own membership.
+    let on_chef = peer_entry(chef, "attacker");
+    assert_eq!(on_chef["siren"], COLOMIERS.0, "{on_chef}");
+    assert_eq!(on_chef["siren_source"], "membership", "{on_chef}");
+    assert!(peer_entry(chef, "accomplice")["siren"].is_null());
+
+    // Search names the attacker's records after its own organisation.
+    eventually(WAIT, "the attacker's dataset is searchable", || {
+        cli_json(chef, &["search", "--json", "piézométriques"])["hits"]
+            .as_array()
+            .is_some_and(|h| !h.is_empty())
+    });
+    let hits = cli_json(chef, &["search", "--json", "piézométriques"]);
+    let hit = &hits["hits"][0];
+    assert_eq!(hit["organisation"]["siren"], COLOMIERS.0, "{hit}");
+    // Item 9: a hit says what was checked, not a constant.
+    assert_eq!(hit["author_trust"], "member", "{hit}");
+    assert_eq!(hit["siren_source"], "membership", "{hit}");
+
+    // The operator's word on a pinned peer outranks any membership.
+    let url = peer_entry(chef, "attacker")["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = cli(
+        chef,
+        &[
+            "peer",
+            "add",
+            "attacker",
+            &url,
+            "--key",
+            &key(attacker),
+            "--siren",
+            TOULOUSE.0,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let on_chef = peer_entry(chef, "attacker");
+    assert_eq!(on_chef["siren"], TOULOUSE.0, "{on_chef}");
+    assert_eq!(on_chef["siren_source"], "operator", "{on_chef}");
+}
+
+/// Item 8: a pinned peer sees federation records while trust accepts it (a
+/// root, or a current membership), not for as long as it stays pinned.
+#[test]
+fn a_withdrawn_member_no_longer_sees_federation_records() {
+    let fed = federation(&[TOULOUSE_METROPOLE, COLOMIERS]);
+    let [chef, member] = [&fed.dirs[0], &fed.dirs[1]];
+    endorse(chef, "membre-colomiers", member, COLOMIERS.0);
+    peer(chef, "member", member);
+    peer(member, "chef", chef);
+    trust(member, chef);
+
+    let before = publish_doc(
+        chef,
+        dataset(
+            "budget-federation",
+            "Budget partagé",
+            json!({"visibility": "federation"}),
+        ),
+    );
+    eventually(WAIT, "a member receives federation records", || {
+        has(member, &before)
+    });
+
+    // The chef de file withdraws the membership; the peer stays pinned.
+    let withdrawal = write_doc(
+        chef,
+        "withdrawal.json",
+        json!({"kind": "tombstone", "record_id": "membre-colomiers",
+            "reason": "a quitté le groupement"}),
+    );
+    publish(chef, &withdrawal);
+    let after = publish_doc(
+        chef,
+        dataset(
+            "budget-federation-2027",
+            "Budget partagé 2027",
+            json!({"visibility": "federation"}),
+        ),
+    );
+    let public = publish_doc(chef, dataset("budget-public", "Budget ouvert", json!({})));
+    sync(member, "chef");
+    eventually(WAIT, "public records still reach the former member", || {
+        has(member, &public)
+    });
+    assert!(
+        !has(member, &after),
+        "a former member still receives federation records"
+    );
+}
+
+/// Item 5: a record keeps its kind. A membership overwritten by a dataset
+/// would keep endorsing its member until the node restarts.
+#[test]
+fn a_new_version_of_another_kind_is_refused() {
+    let fed = federation(&[TOULOUSE_METROPOLE, COLOMIERS]);
+    let [chef, member] = [&fed.dirs[0], &fed.dirs[1]];
+    let endorsement = endorse(chef, "adhesion", member, COLOMIERS.0);
+    let draft = write_doc(
+        chef,
+        "adhesion-dataset.json",
+        dataset("adhesion", "Un jeu de données à la place", json!({})),
+    );
+    let out = cli(chef, &["publish", "--json", draft.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a membership was overwritten by a dataset"
+    );
+    assert!(
+        said.contains("'adhesion'") && said.contains("membership") && said.contains("dataset"),
+        "{said}"
+    );
+    // Nothing changed: the membership is still current.
+    let current = cli_json(chef, &["list", "--json", "--kind", "membership"]);
+    assert!(
+        current
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == endorsement),
+        "{current}"
+    );
+    // Signed elsewhere, the same change is refused as well.
+    let key_file = keyfile::read(&chef.join("organisation.key")).unwrap();
+    let forged = envelope::sign(
+        &key_file,
+        &record(
+            "adhesion",
+            7,
+            Visibility::Public,
+            Body::Dataset(Dataset::new("Remplacement", "Un autre genre")),
+        ),
+    )
+    .unwrap();
+    let file = chef.with_extension("kind.envelope");
+    std::fs::write(&file, forged.envelope_bytes()).unwrap();
+    let out = cli(chef, &["publish", "--signed", file.to_str().unwrap()]);
+    assert!(!out.status.success(), "a signed change of kind was stored");
+    assert!(!has(chef, &forged.id().to_hex()));
+}
+
+/// Item 2: two different envelopes with the same (author, record_id,
+/// version), published through two nodes, end with the same current version
+/// on both, both kept, and the author flagged.
+#[test]
+fn equal_versions_converge_to_the_same_choice_everywhere() {
+    let fed = federation(&[TOULOUSE_METROPOLE]);
+    let a = &fed.dirs[0];
+    // b lets a's key publish there too (`[publish] authors`).
+    let b = &a.with_file_name("b");
+    crate::support::init(b, COLOMIERS.0, COLOMIERS.1);
+    let config = b.join("maillage.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("authors = []", &format!("authors = [\"{}\"]", key(a))),
+    )
+    .unwrap();
+    let mut node_b = start(b);
+    trust(a, b);
+    trust(b, a);
+
+    let version = |title: &str| {
+        record(
+            "budget-primitif",
+            3,
+            Visibility::Public,
+            Body::Dataset(Dataset::new(title, "Le budget voté")),
+        )
+    };
+    let on_a = publish_signed(a, &version("Budget primitif (publié sur a)"));
+    let key_a = keyfile::read(&a.join("organisation.key")).unwrap();
+    let other = envelope::sign(&key_a, &version("Budget primitif (publié sur b)")).unwrap();
+    let file = b.with_extension("other.envelope");
+    std::fs::write(&file, other.envelope_bytes()).unwrap();
+    let out = cli(b, &["publish", "--signed", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let on_b = other.id().to_hex();
+
+    peer(a, "b", b);
+    peer(b, "a", a);
+    eventually(WAIT, "both envelopes reach both nodes", || {
+        [a, b].iter().all(|d| has(d, &on_a) && has(d, &on_b))
+    });
+    let current = |d: &Path| -> String {
+        let list = cli_json(d, &["list", "--json", "--kind", "dataset"]);
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["record"]["record_id"] == "budget-primitif")
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(current(a), current(b), "the two nodes disagree for good");
+    // Both kept as evidence; the author flagged on both.
+    for d in [a, b] {
+        let status = cli_json(d, &["status", "--json"]);
+        let flagged = status["conflicting_authors"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            flagged.iter().any(|k| k == &Value::String(key(a))),
+            "{status}"
+        );
+    }
+    // The same choice after a restart.
+    let chosen = current(b);
+    node_b.kill();
+    let _node_b = start(b);
+    assert_eq!(current(b), chosen);
+}
+
+/// Item 7: a collection names its items to all its readers. The node
+/// refuses to sign one listing a record some of its readers may not see,
+/// and hides one whose item narrowed since from those who may not see it.
+#[test]
+fn a_collection_is_read_only_by_who_may_see_what_it_lists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = &tmp.path().join("n");
+    crate::support::init(dir, TOULOUSE_METROPOLE.0, TOULOUSE_METROPOLE.1);
+    let http = crate::support::enable_http(dir);
+    let _node = start(dir);
+    let plan = |visibility: Value| {
+        publish_doc(
+            dir,
+            dataset("plan-velo", "Plan vélo métropolitain", visibility),
+        )
+    };
+    plan(json!({}));
+    publish_doc(
+        dir,
+        json!({"kind": "collection", "record_id": "selection-mobilite",
+            "title": "Sélection mobilité douce", "items": [{"record_id": "plan-velo"}]}),
+    );
+    let public_hits = || -> Vec<String> {
+        let (status, body) = crate::support::http_get(&http, "/search?q=mobilit%C3%A9%20douce");
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["record_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    eventually(WAIT, "the public finds the collection", || {
+        public_hits().contains(&"selection-mobilite".to_string())
+    });
+
+    // The plan is now restricted to Blagnac: the public collection names it.
+    plan(json!({"visibility": "restricted", "audience": [BLAGNAC.0]}));
+    assert!(
+        !public_hits().contains(&"selection-mobilite".to_string()),
+        "a public collection names a restricted record to the public"
+    );
+    // And a new public collection listing it is refused, saying why.
+    let draft = write_doc(
+        dir,
+        "selection-2.json",
+        json!({"kind": "collection", "record_id": "selection-2",
+            "title": "Autre sélection", "items": [{"record_id": "plan-velo"}]}),
+    );
+    let out = cli(dir, &["publish", draft.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a public collection lists a restricted record"
+    );
+    assert!(
+        said.contains("'plan-velo'") && said.contains("restricted"),
+        "{said}"
+    );
+}
