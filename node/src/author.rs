@@ -8,6 +8,9 @@
 //! - a draft without a version becomes the next one;
 //! - a withdrawal (tombstone) goes to exactly the audience of what it
 //!   withdraws;
+//! - a version that narrows who may see a record goes with a withdrawal
+//!   for the former audience (`Signed::notice`): nodes outside the new
+//!   audience learn that what they hold is superseded, not what replaced it;
 //! - an import stores a new version only where a row changed, and never
 //!   takes over a live record of another source.
 
@@ -62,6 +65,30 @@ pub enum AuthorError {
     Store(#[from] StoreError),
 }
 
+/// A signed draft: the record, and, if it narrows who may see the record,
+/// the withdrawal that goes first to the former audience (its version just
+/// before the record's). Nodes outside the new audience would otherwise
+/// keep the earlier version current, and keep showing it, forever.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub notice: Option<VerifiedRecord>,
+    pub record: VerifiedRecord,
+}
+
+impl Signed {
+    /// What to store, in order.
+    pub fn all(&self) -> Vec<VerifiedRecord> {
+        self.notice
+            .iter()
+            .chain(std::iter::once(&self.record))
+            .cloned()
+            .collect()
+    }
+}
+
+/// The reason a narrowing notice gives (`Signed::notice`).
+pub const NARROWED: &str = "visibilité restreinte dans une version suivante (visibility narrowed)";
+
 /// What became of one imported draft.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -114,7 +141,7 @@ impl Author {
     /// version). `named` is the author the request names, if any. A draft
     /// without a version becomes the next version, without a date is dated
     /// now; a withdrawal takes the visibility of what it withdraws.
-    pub fn sign(&self, named: &[u8], mut draft: Record) -> Result<VerifiedRecord, AuthorError> {
+    pub fn sign(&self, named: &[u8], mut draft: Record) -> Result<Signed, AuthorError> {
         if !named.is_empty() && named != self.public_key.0 {
             return Err(AuthorError::OtherAuthor {
                 named: PublicKey::from_slice(named)
@@ -146,7 +173,47 @@ impl Author {
         if draft.issued_at_ms == 0 {
             draft.issued_at_ms = maillage_record::now_ms();
         }
-        Ok(envelope::sign(&self.key, &draft)?)
+        let notice = self.narrowing_notice(current.as_ref(), &mut draft)?;
+        Ok(Signed {
+            notice,
+            record: envelope::sign(&self.key, &draft)?,
+        })
+    }
+
+    /// If `draft` narrows who may see the current version (someone who may
+    /// see it may not see the draft), the withdrawal of the current version
+    /// for its audience, numbered just before the draft (which moves up a
+    /// version if it has to).
+    fn narrowing_notice(
+        &self,
+        current: Option<&Current>,
+        draft: &mut Record,
+    ) -> Result<Option<VerifiedRecord>, AuthorError> {
+        let Some(Current {
+            entry,
+            record: Some(was),
+        }) = current
+        else {
+            return Ok(None);
+        };
+        if was.kind() == Kind::Tombstone
+            || draft.kind() == Kind::Tombstone
+            || was.visibility.may_list(&draft.visibility)
+        {
+            return Ok(None);
+        }
+        let notice = Record {
+            record_id: draft.record_id.clone(),
+            version: entry.version + 1,
+            issued_at_ms: draft.issued_at_ms,
+            visibility: was.visibility.clone(),
+            provenance: draft.provenance.clone(),
+            body: Body::Tombstone(Tombstone {
+                reason: NARROWED.into(),
+            }),
+        };
+        draft.version = draft.version.max(entry.version + 2);
+        Ok(Some(envelope::sign(&self.key, &notice)?))
     }
 
     /// Signs and stores a batch of imported drafts (blocking). Returns one
@@ -155,6 +222,7 @@ impl Author {
     pub fn import(&self, drafts: Vec<Record>) -> Result<Vec<Outcome>, StoreError> {
         let mut outcomes = Vec::with_capacity(drafts.len());
         let mut signed: Vec<(usize, VerifiedRecord, bool)> = Vec::new();
+        let mut notices: Vec<VerifiedRecord> = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         let now = maillage_record::now_ms();
         for (i, mut draft) in drafts.into_iter().enumerate() {
@@ -225,8 +293,18 @@ impl Author {
                 }
             }
             draft.issued_at_ms = now;
+            let notice = match self.narrowing_notice(current.as_ref(), &mut draft) {
+                Ok(n) => n,
+                Err(e) => {
+                    outcomes.push(Outcome::Rejected(e.to_string()));
+                    continue;
+                }
+            };
             match envelope::sign(&self.key, &draft) {
                 Ok(rec) => {
+                    if let Some(n) = notice {
+                        notices.push(n);
+                    }
                     signed.push((i, rec, current.is_some()));
                     // Filled in below, once the write succeeded.
                     outcomes.push(Outcome::Unchanged { version: 0 });
@@ -237,11 +315,17 @@ impl Author {
         if signed.is_empty() {
             return Ok(outcomes);
         }
-        let recs: Vec<VerifiedRecord> = signed.iter().map(|(_, r, _)| r.clone()).collect();
+        // Notices first, in the same write: each goes just before its row.
+        let recs: Vec<VerifiedRecord> = notices
+            .iter()
+            .cloned()
+            .chain(signed.iter().map(|(_, r, _)| r.clone()))
+            .collect();
         // Only newer versions are written: if the record changed since it
         // was read above (a publish, another import), this row loses, rather
         // than two different records sharing one version number.
-        let stored = self.ledger.insert_newer(&recs)?;
+        let mut stored = self.ledger.insert_newer(&recs)?;
+        let stored = stored.split_off(notices.len());
         for ((i, rec, existed), result) in signed.into_iter().zip(stored) {
             let (version, id) = (rec.record().version, rec.id());
             outcomes[i] = match (result, existed) {
@@ -552,6 +636,7 @@ mod tests {
                 ),
             )
             .unwrap();
+        let v1 = v1.record;
         assert_eq!(v1.record().version, 1);
         store(&v1);
         // A withdrawal written as public goes to the record's audience only.
@@ -566,7 +651,8 @@ mod tests {
                     }),
                 ),
             )
-            .unwrap();
+            .unwrap()
+            .record;
         assert_eq!(
             (gone.record().version, &gone.record().visibility),
             (2, &audience)

@@ -483,3 +483,72 @@ fn a_collection_is_read_only_by_who_may_see_what_it_lists() {
         "{said}"
     );
 }
+
+/// Item 4: a version that narrows who may see a record retracts the
+/// earlier one from those who no longer may, without showing them what
+/// replaced it.
+#[test]
+fn narrowing_visibility_retracts_the_earlier_version() {
+    let fed = federation(&[TOULOUSE_METROPOLE, BLAGNAC]);
+    let [a, b] = [&fed.dirs[0], &fed.dirs[1]];
+    trust(a, b);
+    trust(b, a);
+    peer(a, "b", b);
+    peer(b, "a", a);
+    let v1 = publish_doc(a, dataset("budget-annexe", "Budget annexe", json!({})));
+    eventually(WAIT, "the public version reaches b", || has(b, &v1));
+
+    let narrowed = cli_json(
+        a,
+        &[
+            "publish",
+            "--json",
+            write_doc(
+                a,
+                "budget-annexe-2.json",
+                dataset(
+                    "budget-annexe",
+                    "Budget annexe (détail réservé)",
+                    json!({"visibility": "restricted", "audience": [COLOMIERS.0]}),
+                ),
+            )
+            .to_str()
+            .unwrap(),
+        ],
+    );
+    let restricted = narrowed["id"].as_str().unwrap().to_string();
+    sync(b, "a");
+    let datasets_on_b = || -> Vec<Value> {
+        cli_json(b, &["list", "--json", "--kind", "dataset"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["record"]["record_id"] == "budget-annexe")
+            .cloned()
+            .collect()
+    };
+    eventually(WAIT, "b learns that its version is superseded", || {
+        datasets_on_b().is_empty()
+    });
+    // It holds a withdrawal for its own audience, and nothing of what
+    // replaced it.
+    let withdrawn = cli_json(b, &["list", "--json", "--all", "--kind", "tombstone"]);
+    let notice = withdrawn
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["record"]["record_id"] == "budget-annexe")
+        .unwrap_or_else(|| panic!("no withdrawal on b: {withdrawn}"));
+    assert_eq!(notice["record"]["visibility"], "public", "{notice}");
+    assert!(!has(b, &restricted));
+    // On a, the restricted version is current, after the notice.
+    let on_a = cli_json(a, &["list", "--json", "--kind", "dataset"]);
+    let current = on_a
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["record"]["record_id"] == "budget-annexe")
+        .unwrap_or_else(|| panic!("{on_a}"));
+    assert_eq!(current["id"], restricted.as_str());
+    assert_eq!(current["record"]["version"], 3);
+}

@@ -17,7 +17,7 @@ use maillage_proto::v1::{
 use maillage_record::{Siren, envelope, wire};
 use tonic::{Request, Response, Status};
 
-use super::{author_status, blocking, parse_key, publish::store_published, store_status};
+use super::{author_status, blocking, parse_key, publish::store_signed, store_status};
 use crate::author::Outcome;
 use crate::node::Node;
 use crate::peers::{PeerError, PeerState};
@@ -164,7 +164,7 @@ impl Admin for AdminService {
                 .map_err(author_status)
         })
         .await?;
-        store_published(&self.node, signed).await.map(Response::new)
+        store_signed(&self.node, signed).await.map(Response::new)
     }
 
     async fn peer_add(&self, request: Request<PeerAddRequest>) -> Result<Response<Peer>, Status> {

@@ -47,6 +47,40 @@ pub(crate) async fn store_published(
     })
 }
 
+/// Stores what this node signed for its operator (`Author::sign`): the
+/// record, after the notice that withdraws it from a former audience if it
+/// narrows who may see it, in one write; answers for the record.
+pub(crate) async fn store_signed(
+    node: &Arc<Node>,
+    signed: crate::author::Signed,
+) -> Result<PublishResponse, Status> {
+    let Some(notice) = signed.notice.clone() else {
+        return store_published(node, signed.record).await;
+    };
+    let rec = signed.record.clone();
+    let n = node.clone();
+    let mut results =
+        blocking(move || n.ledger().insert_newer(&signed.all()).map_err(store_status)).await?;
+    let inserted = results
+        .pop()
+        .expect("one result per record")
+        .map_err(store_status)?;
+    tracing::info!(
+        id = %inserted.id,
+        notice = %notice.id(),
+        record_id = rec.record().record_id,
+        version = rec.record().version,
+        "record published, narrowing its visibility: the former audience is told it is withdrawn"
+    );
+    Ok(PublishResponse {
+        id: inserted.id.0.to_vec(),
+        record_id: rec.record().record_id.clone(),
+        version: rec.record().version,
+        seq: inserted.seq,
+        superseded_version: inserted.previous_version,
+    })
+}
+
 #[tonic::async_trait]
 impl Publish for PublishService {
     async fn publish(
