@@ -43,6 +43,7 @@ struct RawConfig {
 struct RawReplication {
     sync_interval: Option<String>,
     quarantine_limit: Option<u64>,
+    late_grace: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +101,9 @@ pub struct Replication {
     pub sync_interval: std::time::Duration,
     /// How many records of untrusted authors may wait; more are refused.
     pub quarantine_limit: u64,
+    /// How long after a membership expires a record it covered may still be
+    /// first seen (docs/security.md, "Back-dating").
+    pub late_grace: std::time::Duration,
 }
 
 impl Default for Replication {
@@ -107,6 +111,7 @@ impl Default for Replication {
         Replication {
             sync_interval: std::time::Duration::from_secs(60),
             quarantine_limit: 100_000,
+            late_grace: std::time::Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -227,6 +232,15 @@ impl Config {
                         "is not a duration of at least 100ms, e.g. \"60s\" or \"5min\"".into(),
                     )
                 })?;
+        }
+        if let Some(text) = &raw.replication.late_grace {
+            replication.late_grace = humantime::parse_duration(text).map_err(|_| {
+                invalid(
+                    "replication.late_grace",
+                    text,
+                    "is not a duration, e.g. \"7days\" or \"48h\"".into(),
+                )
+            })?;
         }
         if let Some(limit) = raw.replication.quarantine_limit {
             replication.quarantine_limit = limit;

@@ -11,7 +11,7 @@
 //! quarantine if not) is decided here too (`admit`), so that the order in
 //! which records and the memberships that trust them arrive does not matter.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
 use maillage_record::{Kind, PublicKey, RecordId, VerifiedRecord, Visibility, envelope};
@@ -33,8 +33,11 @@ const ANNOUNCE_BUFFER: usize = 1024;
 pub const QUARANTINE_ORIGIN: &str = "(quarantine)";
 
 pub struct Ledger {
+    store: Arc<Store>,
     writer: Writer,
     trust: Arc<Trust>,
+    /// `replication.late_grace`, in ms (`admissible`).
+    late_grace_ms: i64,
     feed: Arc<Feed>,
     quarantine: Quarantine,
     /// Every stored envelope as reconciliation sees it, by (issued_at, id).
@@ -92,6 +95,7 @@ impl Ledger {
         trust: Arc<Trust>,
         feed: Arc<Feed>,
         quarantine_limit: u64,
+        late_grace: std::time::Duration,
     ) -> Result<Ledger, StoreError> {
         let syncset = store
             .sync_items()?
@@ -99,9 +103,11 @@ impl Ledger {
             .map(|i| ((i.issued_at_ms, i.id), (i.author, i.visibility)))
             .collect();
         Ok(Ledger {
-            quarantine: Quarantine::load(store, quarantine_limit)?,
+            quarantine: Quarantine::load(store.clone(), quarantine_limit)?,
+            store,
             writer,
             trust,
+            late_grace_ms: i64::try_from(late_grace.as_millis()).unwrap_or(i64::MAX),
             feed,
             syncset: RwLock::new(syncset),
             announce: broadcast::channel(ANNOUNCE_BUFFER).0,
@@ -149,7 +155,64 @@ impl Ledger {
     /// stores nothing), put in quarantine if not; then, if trust grew, what
     /// waited for it is released (blocking).
     pub fn admit(&self, recs: Vec<VerifiedRecord>, peer: &str) -> Result<Admitted, StoreError> {
-        self.admit_then(recs, peer, || {})
+        self.admit_seen(recs, &HashMap::new(), peer)
+    }
+
+    /// `admit`, with when the federation first saw each record, as `peer`
+    /// says (`FetchBatch.first_seen_ms`; a time in the future, or none,
+    /// counts as now). A record is judged by it (`admissible`), and it is
+    /// kept to be passed on.
+    pub fn admit_seen(
+        &self,
+        recs: Vec<VerifiedRecord>,
+        first_seen: &HashMap<RecordId, i64>,
+        peer: &str,
+    ) -> Result<Admitted, StoreError> {
+        let now = maillage_record::now_ms();
+        let seen = |id: &RecordId| {
+            first_seen
+                .get(id)
+                .copied()
+                .filter(|t| *t > 0)
+                .map_or(now, |t| t.min(now))
+        };
+        let earlier: Vec<(RecordId, i64)> = recs
+            .iter()
+            .map(|r| (r.id(), seen(&r.id())))
+            .filter(|(_, t)| *t < now)
+            .collect();
+        let admitted = self.admit_then(recs, peer, &seen, || {})?;
+        if !earlier.is_empty() {
+            // Kept for what is stored only: a quarantined record keeps it
+            // in its quarantine entry, a refused one nowhere.
+            let mut stored = Vec::with_capacity(earlier.len());
+            for (id, at) in earlier {
+                if self.store.contains(&id)? {
+                    stored.push((id, at));
+                }
+            }
+            self.writer.put_first_seen(&stored)?;
+        }
+        Ok(admitted)
+    }
+
+    /// Whether a record by `author` issued at `issued_at_ms`, which the
+    /// federation first saw at `first_seen_ms`, is accepted from a peer:
+    /// trust accepts its author at the date it claims, and, if the
+    /// membership that covers that date has ended, it was first seen before
+    /// the end plus `replication.late_grace`. An expired member cannot
+    /// date new records inside its old membership (docs/security.md).
+    fn admissible(&self, author: &PublicKey, issued_at_ms: i64, first_seen_ms: i64) -> bool {
+        if self.trust.is_root(author) {
+            return true;
+        }
+        match self.trust.endorsement(author, issued_at_ms) {
+            None => false,
+            Some(e) => {
+                e.valid_until_ms == 0
+                    || first_seen_ms < e.valid_until_ms.saturating_add(self.late_grace_ms)
+            }
+        }
     }
 
     /// `admit`, with `meanwhile` run between the trust check and the hold:
@@ -160,27 +223,28 @@ impl Ledger {
         &self,
         mut recs: Vec<VerifiedRecord>,
         peer: &str,
+        seen: &dyn Fn(&RecordId) -> i64,
         meanwhile: impl FnOnce(),
     ) -> Result<Admitted, StoreError> {
-        let accepted = self.store_accepted(&mut recs, Origin::Peer(peer))?;
+        let accepted = self.store_accepted(&mut recs, Origin::Peer(peer), seen)?;
         meanwhile();
-        let authors: Vec<(PublicKey, i64)> = recs
+        let authors: Vec<(PublicKey, i64, i64)> = recs
             .iter()
-            .map(|r| (r.author(), r.record().issued_at_ms))
+            .map(|r| (r.author(), r.record().issued_at_ms, seen(&r.id())))
             .collect();
         // Put aside before the release below, which may trust them too.
         let Held {
             held,
             duplicates: waiting,
             refused,
-        } = self.quarantine.hold(&self.writer, recs, peer)?;
+        } = self.quarantine.hold(&self.writer, recs, peer, seen)?;
         // Trust may have grown since it was asked, and a release may have
         // run before these were held: asked again now that they are held,
         // no record of a trusted author stays behind.
         let trusted_meanwhile = held > 0
             && authors
                 .iter()
-                .any(|(author, at)| self.trust.accepts(author, *at));
+                .any(|(author, at, seen)| self.admissible(author, *at, *seen));
         let released = if accepted.grew || trusted_meanwhile {
             self.release_after_write()
         } else {
@@ -304,7 +368,7 @@ impl Ledger {
         for q in &waiting {
             // One that does not decode does not verify either: dropped below.
             if envelope::decode_stored(&q.bytes)
-                .is_ok_and(|r| !self.trust.accepts(&q.author, r.issued_at_ms))
+                .is_ok_and(|r| !self.admissible(&q.author, r.issued_at_ms, q.received_at_ms))
             {
                 continue;
             }
@@ -322,7 +386,10 @@ impl Ledger {
             let origin = Origin::Peer(peer.unwrap_or(QUARANTINE_ORIGIN));
             // One a concurrent intake stored meanwhile is taken out all the
             // same: it is in the store.
-            let accepted = self.store_accepted(&mut recs, origin)?;
+            let first_seen: HashMap<RecordId, i64> =
+                waiting.iter().map(|q| (q.id, q.received_at_ms)).collect();
+            let seen = |id: &RecordId| first_seen.get(id).copied().unwrap_or(i64::MAX);
+            let accepted = self.store_accepted(&mut recs, origin, &seen)?;
             released.stored += accepted.stored;
             released.already += accepted.duplicates;
             still.extend(recs.iter().map(|r| r.id()));
@@ -333,6 +400,13 @@ impl Ledger {
             .map(|q| (q.author, q.id))
             .chain(broken)
             .collect();
+        // Released, they were first seen when they were quarantined.
+        let seen: Vec<(RecordId, i64)> = waiting
+            .iter()
+            .filter(|q| tried.contains(&q.id) && !still.contains(&q.id))
+            .map(|q| (q.id, q.received_at_ms))
+            .collect();
+        self.writer.put_first_seen(&seen)?;
         self.quarantine.take(&self.writer, &taken)?;
         if released.stored > 0 {
             tracing::info!(%author, stored = released.stored, "released quarantined records of a newly trusted author");
@@ -347,12 +421,13 @@ impl Ledger {
         &self,
         waiting: &mut Vec<VerifiedRecord>,
         origin: Origin<'_>,
+        seen: &dyn Fn(&RecordId) -> i64,
     ) -> Result<Accepted, StoreError> {
         let mut accepted = Accepted::default();
         loop {
-            let (ok, rest): (Vec<_>, Vec<_>) = waiting
-                .drain(..)
-                .partition(|r| self.trust.accepts(&r.author(), r.record().issued_at_ms));
+            let (ok, rest): (Vec<_>, Vec<_>) = waiting.drain(..).partition(|r| {
+                self.admissible(&r.author(), r.record().issued_at_ms, seen(&r.id()))
+            });
             *waiting = rest;
             if ok.is_empty() {
                 return Ok(accepted);
@@ -438,7 +513,15 @@ pub(crate) mod tests {
     pub(crate) fn open(dir: &std::path::Path) -> (Arc<Store>, Arc<Ledger>) {
         let (store, writer) = Store::open(dir).unwrap();
         let trust = Arc::new(Trust::load(&store, PublicKey([1; 32])).unwrap());
-        let ledger = Ledger::new(store.clone(), writer, trust, Arc::default(), 1_000).unwrap();
+        let ledger = Ledger::new(
+            store.clone(),
+            writer,
+            trust,
+            Arc::default(),
+            1_000,
+            std::time::Duration::from_secs(7 * 24 * 3600),
+        )
+        .unwrap();
         (store, Arc::new(ledger))
     }
 
@@ -492,10 +575,15 @@ pub(crate) mod tests {
             }),
         );
         let admitted = ledger
-            .admit_then(vec![record.clone()], "a", || {
-                let other = ledger.admit(vec![membership.clone()], "b").unwrap();
-                assert_eq!(other.stored, 1);
-            })
+            .admit_then(
+                vec![record.clone()],
+                "a",
+                &|_| maillage_record::now_ms(),
+                || {
+                    let other = ledger.admit(vec![membership.clone()], "b").unwrap();
+                    assert_eq!(other.stored, 1);
+                },
+            )
             .unwrap();
         assert!(
             store.contains(&record.id()).unwrap(),

@@ -79,6 +79,7 @@ impl Node {
             trust.clone(),
             search.feed.clone(),
             config.replication.quarantine_limit,
+            config.replication.late_grace,
         )?);
         let peers = Arc::new(PeerTable::load(&store, ledger.clone())?);
         let sirens = Arc::new(Sirens::new(
@@ -278,12 +279,13 @@ impl Node {
     }
 
     /// The envelopes among `ids` that are stored and that `viewer` may see,
-    /// in the order asked.
+    /// in the order asked, each with when the federation first saw it as
+    /// far as this node knows (`FetchBatch.first_seen_ms`).
     pub fn visible_envelopes(
         &self,
         ids: &[RecordId],
         viewer: &Viewer,
-    ) -> Result<Vec<maillage_proto::v1::Envelope>, StoreError> {
+    ) -> Result<Vec<(maillage_proto::v1::Envelope, i64)>, StoreError> {
         use prost::Message;
         // Visibility from the small syncset entries first: an invisible record
         // costs one point read, and a visible one is not decoded twice.
@@ -297,7 +299,11 @@ impl Node {
             .map(|(id, _)| *id)
             .collect();
         let mut out = Vec::with_capacity(visible.len());
-        for stored in self.store.get_many(&visible)?.into_iter().flatten() {
+        let attested = self.store.first_seen_attested(&visible)?;
+        for (stored, attested) in self.store.get_many(&visible)?.into_iter().zip(attested) {
+            let Some(stored) = stored else { continue };
+            let first_seen =
+                attested.map_or(stored.received_at_ms, |a| a.min(stored.received_at_ms));
             let corrupt = || StoreError::Corrupt {
                 path: self.data_dir.display().to_string(),
                 what: format!("stored envelope {} does not decode", stored.id),
@@ -314,7 +320,7 @@ impl Node {
                     continue;
                 }
             }
-            out.push(env);
+            out.push((env, first_seen));
         }
         Ok(out)
     }

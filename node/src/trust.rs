@@ -57,7 +57,18 @@ pub struct Endorsement {
     pub role: MembershipRole,
     /// Whether its issuer is a root (else a committee a root endorsed).
     pub by_root: bool,
+    /// When it ends, if it does: the earliest end along the chain (this
+    /// membership's, and its committee's); 0 if none ends.
+    pub valid_until_ms: i64,
     issued_at_ms: i64,
+}
+
+/// The earlier of two ends, 0 meaning none.
+fn earlier_end(a: i64, b: i64) -> i64 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (a, b) => a.min(b),
+    }
 }
 
 impl Endorsement {
@@ -185,6 +196,7 @@ impl Trust {
                             siren: m.siren.clone(),
                             role: m.role,
                             by_root: false,
+                            valid_until_ms: m.valid_until_ms,
                             issued_at_ms: e.by_record[slot].issued_at_ms,
                         }
                     })
@@ -195,17 +207,20 @@ impl Trust {
             .into_iter()
             .filter_map(|mut c| {
                 c.by_root = self.is_root(&c.issuer);
-                let vouched = c.by_root
-                    || (depth > 1
-                        && self
-                            .endorsement_at_depth(
-                                &c.issuer,
-                                at_ms,
-                                Some(MembershipRole::Committee),
-                                depth - 1,
-                            )
-                            .is_some());
-                vouched.then_some(c)
+                if c.by_root {
+                    return Some(c);
+                }
+                if depth < 2 {
+                    return None;
+                }
+                let committee = self.endorsement_at_depth(
+                    &c.issuer,
+                    at_ms,
+                    Some(MembershipRole::Committee),
+                    depth - 1,
+                )?;
+                c.valid_until_ms = earlier_end(c.valid_until_ms, committee.valid_until_ms);
+                Some(c)
             })
             .min_by(|a, b| a.rank().cmp(&b.rank()))
     }

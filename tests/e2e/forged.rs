@@ -67,6 +67,7 @@ impl Replication for Evil {
         let (tx, rx) = mpsc::channel(1);
         tx.send(Ok(pb::FetchBatch {
             envelopes: vec![self.forged.clone()],
+            first_seen_ms: vec![],
         }))
         .await
         .unwrap();

@@ -552,3 +552,84 @@ fn narrowing_visibility_retracts_the_earlier_version() {
     assert_eq!(current["id"], restricted.as_str());
     assert_eq!(current["record"]["version"], 3);
 }
+
+/// Item 3: a record is judged by the date its author claims, so a member
+/// whose membership expired could date new records inside it. A record
+/// first seen more than `replication.late_grace` after the membership
+/// covering it expired is refused; when the federation first saw a record
+/// travels with it, so a node that joins later still takes the records
+/// published in time.
+#[test]
+fn an_expired_member_cannot_back_date_records() {
+    let mut fed = federation(&[TOULOUSE_METROPOLE, COLOMIERS, TOULOUSE]);
+    let [chef, member, late] = [
+        fed.dirs[0].clone(),
+        fed.dirs[1].clone(),
+        fed.dirs[2].clone(),
+    ];
+    // A short grace on the chef de file and on the node that joins late.
+    for i in [0, 2] {
+        let config = fed.dirs[i].join("maillage.toml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        assert!(text.contains("late_grace = \"7days\""), "{text}");
+        std::fs::write(
+            &config,
+            text.replace("late_grace = \"7days\"", "late_grace = \"1s\""),
+        )
+        .unwrap();
+        fed.nodes[i].kill();
+        fed.nodes[i] = start(&fed.dirs[i]);
+    }
+    let until = maillage_record::now_ms() + 6_000;
+    publish_doc(
+        &chef,
+        json!({"kind": "membership", "record_id": "membre-colomiers",
+            "member_key": key(&member), "siren": COLOMIERS.0, "role": "member",
+            "valid_until_ms": until}),
+    );
+    peer(&chef, "member", &member);
+    peer(&member, "chef", &chef);
+    trust(&member, &chef);
+    let in_time = publish_doc(
+        &member,
+        dataset("releves-2026", "Relevés publiés à temps", json!({})),
+    );
+    eventually(
+        WAIT,
+        "a record published in time reaches the chef de file",
+        || has(&chef, &in_time),
+    );
+
+    // The membership expires; the grace passes.
+    while maillage_record::now_ms() < until + 2_500 {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut back_dated = record(
+        "releves-antidates",
+        1,
+        Visibility::Public,
+        Body::Dataset(Dataset::new(
+            "Relevés antidatés",
+            "Publiés après la fin de l'adhésion",
+        )),
+    );
+    back_dated.issued_at_ms = until - 3_000;
+    let back_dated = publish_signed(&member, &back_dated);
+    sync(&chef, "member");
+    assert!(
+        !has(&chef, &back_dated),
+        "an expired member's back-dated record was accepted"
+    );
+
+    // A node that joins now takes the record published in time: the chef
+    // de file says when it first saw it.
+    trust(&late, &chef);
+    peer(&late, "chef", &chef);
+    peer(&chef, "late", &late);
+    sync(&late, "chef");
+    eventually(
+        WAIT,
+        "the record published in time reaches the late node",
+        || has(&late, &in_time),
+    );
+}

@@ -251,7 +251,7 @@ pub async fn fetch(
             // Verified and stored at a lower priority than searches.
             in_flight.push_back(node.background().spawn({
                 let node = node.clone();
-                move || intake_blocking(&node, &batch.envelopes, &peer_name)
+                move || intake_blocking(&node, &batch.envelopes, &batch.first_seen_ms, &peer_name)
             }));
         }
     }

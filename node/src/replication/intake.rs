@@ -33,18 +33,32 @@ impl std::ops::AddAssign for Intake {
     }
 }
 
-/// Verifies and stores envelopes received from `peer` (blocking: signature
-/// checks and a synced write; call it off the async runtime).
+/// Verifies and stores envelopes received from `peer`, with when the
+/// federation first saw each as the peer says (`first_seen_ms`, parallel to
+/// `envelopes`; missing ones are unknown) (blocking: signature checks and a
+/// synced write; call it off the async runtime).
 pub fn intake_blocking(
     node: &Node,
     envelopes: &[pb::Envelope],
+    first_seen_ms: &[i64],
     peer: &str,
 ) -> Result<Intake, StoreError> {
     let mut forged = 0;
     let mut verified = Vec::with_capacity(envelopes.len());
-    for (result, env) in envelope::verify_batch(envelopes).into_iter().zip(envelopes) {
+    let mut first_seen = std::collections::HashMap::new();
+    let seen = first_seen_ms.iter().copied().chain(std::iter::repeat(0));
+    for ((result, env), at) in envelope::verify_batch(envelopes)
+        .into_iter()
+        .zip(envelopes)
+        .zip(seen)
+    {
         match result {
-            Ok(rec) => verified.push(rec),
+            Ok(rec) => {
+                if at > 0 {
+                    first_seen.insert(rec.id(), at);
+                }
+                verified.push(rec)
+            }
             Err(e) => {
                 forged += 1;
                 node.ledger().quarantine().note_refused(envelope::record_id(
@@ -63,7 +77,7 @@ pub fn intake_blocking(
         duplicates,
         quarantined,
         refused,
-    } = node.ledger().admit(verified, peer)?;
+    } = node.ledger().admit_seen(verified, &first_seen, peer)?;
     if refused > 0 {
         tracing::warn!(
             peer,
@@ -126,7 +140,7 @@ mod tests {
         let node = start_node(dir.path()).await;
         // The blocking calls the replicator makes off the runtime, called
         // here on the test's own thread.
-        let intake = |envs: Vec<pb::Envelope>| intake_blocking(&node, &envs, "peer").unwrap();
+        let intake = |envs: Vec<pb::Envelope>| intake_blocking(&node, &envs, &[], "peer").unwrap();
         let stored = |env: &pb::Envelope| {
             let id = envelope::verify(env).unwrap().id();
             node.store().contains(&id).unwrap()
@@ -270,13 +284,17 @@ mod tests {
         let withdrawal = Body::Tombstone(maillage_record::model::Tombstone {
             reason: "fin de l'adhésion".into(),
         });
-        let out = intake_blocking(&node, &[signed(&root, "m", 2, withdrawal)], "peer").unwrap();
+        let out =
+            intake_blocking(&node, &[signed(&root, "m", 2, withdrawal)], &[], "peer").unwrap();
         assert_eq!(out.stored, 1);
         drop(node);
 
         let node = crate::node::tests::restart_node(dir.path()).await;
         let late = signed(&root, "m", 1, membership(&member, MembershipRole::Member));
-        assert_eq!(intake_blocking(&node, &[late], "peer").unwrap().stored, 1);
+        assert_eq!(
+            intake_blocking(&node, &[late], &[], "peer").unwrap().stored,
+            1
+        );
         let member = PublicKey(member.verifying_key().to_bytes());
         assert!(!node.trust().accepts(&member, 1_764_000_000_000));
         assert!(node.speaks_for(&member).is_none());

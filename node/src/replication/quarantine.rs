@@ -103,12 +103,14 @@ impl Quarantine {
     }
 
     /// Puts records from `peer` aside, as many as the limit leaves room for,
-    /// in order; those already waiting or already stored are duplicates.
+    /// in order, each as first seen at `first_seen(id)`; those already
+    /// waiting or already stored are duplicates.
     pub fn hold(
         &self,
         writer: &Writer,
         recs: Vec<VerifiedRecord>,
         peer: &str,
+        first_seen: impl Fn(&RecordId) -> i64,
     ) -> Result<Held, StoreError> {
         let mut out = Held::default();
         let mut fresh = Vec::with_capacity(recs.len());
@@ -125,7 +127,8 @@ impl Quarantine {
         let room = self.reserve(fresh.iter().map(|r| r.id()));
         out.refused = (fresh.len() - room) as u64;
         fresh.truncate(room);
-        if let Err(e) = writer.quarantine(&fresh, peer) {
+        let seen: Vec<i64> = fresh.iter().map(|r| first_seen(&r.id())).collect();
+        if let Err(e) = writer.quarantine(&fresh, &seen, peer) {
             self.forget(fresh.iter().map(|r| r.id()));
             return Err(e);
         }

@@ -149,13 +149,15 @@ impl Replication for ReplicationService {
                     .spawn(move || {
                         let mut batches = vec![FetchBatch::default()];
                         let mut size = 0;
-                        for env in n.visible_envelopes(&slice, &v)? {
+                        for (env, first_seen) in n.visible_envelopes(&slice, &v)? {
                             size += env.payload.len() + 128;
                             if size >= FETCH_BATCH_BYTES {
                                 batches.push(FetchBatch::default());
                                 size = 0;
                             }
-                            batches.last_mut().expect("non-empty").envelopes.push(env);
+                            let batch = batches.last_mut().expect("non-empty");
+                            batch.envelopes.push(env);
+                            batch.first_seen_ms.push(first_seen);
                         }
                         Ok::<_, crate::store::StoreError>(batches)
                     })

@@ -75,7 +75,7 @@ pub(crate) fn search(
         node.visible_envelopes(&ids, viewer)
             .map_err(super::store_status)?
             .into_iter()
-            .map(|e| {
+            .map(|(e, _)| {
                 (
                     maillage_record::envelope::record_id(&e.payload, &e.author, &e.signature),
                     e,

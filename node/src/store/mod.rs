@@ -11,6 +11,9 @@
 //! - `peers`, `trust`, `quarantine`: replication state (`tables.rs`)
 //! - `conflicts`: (author, version, record_id) an author signed twice over:
 //!   two envelopes of one version, or a version of another kind
+//! - `first_seen`: id → when the federation first saw the envelope (ms, 8
+//!   bytes), as the peer that relayed it said, where that is earlier than
+//!   this node's own `received_at_ms`
 //!
 //! Reads are methods of `Store`; writes are methods of its write half,
 //! `Writer` (`writer.rs`), which `open` makes once and only the ledger holds.
@@ -38,7 +41,8 @@ const CF_PEERS: &str = "peers";
 const CF_TRUST: &str = "trust";
 const CF_QUARANTINE: &str = "quarantine";
 const CF_CONFLICTS: &str = "conflicts";
-const CFS: [&str; 10] = [
+const CF_FIRST_SEEN: &str = "first_seen";
+const CFS: [&str; 11] = [
     CF_ENVELOPES,
     CF_CURRENT,
     CF_HISTORY,
@@ -49,6 +53,7 @@ const CFS: [&str; 10] = [
     CF_TRUST,
     CF_QUARANTINE,
     CF_CONFLICTS,
+    CF_FIRST_SEEN,
 ];
 
 mod codec;
@@ -608,6 +613,35 @@ impl Store {
             .ok_or_else(|| self.corrupt("sync entry"))
     }
 
+    /// When the federation first saw each of `ids`, as the peers that
+    /// relayed them said, where that is earlier than when this node stored
+    /// them (`StoredEnvelope::received_at_ms`); `None` otherwise.
+    pub fn first_seen_attested(&self, ids: &[RecordId]) -> Result<Vec<Option<i64>>, StoreError> {
+        self.read_many(
+            CF_FIRST_SEEN,
+            ids,
+            |id| &id.0,
+            &Default::default(),
+            |_, v| {
+                v.try_into()
+                    .map(i64::from_be_bytes)
+                    .map_err(|_| self.corrupt("first seen time"))
+            },
+        )
+    }
+
+    /// Keeps when the federation first saw these envelopes (a peer's word),
+    /// without waiting for the disk: lost in a crash, a record is only
+    /// taken as first seen when this node stored it.
+    pub(super) fn put_first_seen(&self, seen: &[(RecordId, i64)]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for (id, at) in seen {
+            batch.put_cf(self.cf(CF_FIRST_SEEN), id.0, at.to_be_bytes());
+        }
+        self.db.write(batch)?;
+        Ok(())
+    }
+
     /// What authors signed twice over, by author.
     pub fn conflicts(&self) -> Result<Vec<Conflict>, StoreError> {
         let mut out = Vec::new();
@@ -1114,7 +1148,7 @@ mod tests {
         let store = Store::open_at(dir.path()).unwrap();
         let (a, b) = (signed(1, "x", 1), signed(2, "y", 1));
         store
-            .quarantine(&[a.clone(), b.clone()], "blagnac")
+            .quarantine(&[a.clone(), b.clone()], &[1, 1], "blagnac")
             .unwrap();
         assert_eq!(store.quarantined(None, usize::MAX).unwrap().len(), 2);
         let only_a = store.quarantined(Some(&a.author()), 10).unwrap();

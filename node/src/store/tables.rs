@@ -96,17 +96,24 @@ impl Store {
             .collect()
     }
 
-    /// Puts verified records from `peer` aside until their author is trusted.
-    pub(super) fn quarantine(&self, recs: &[VerifiedRecord], peer: &str) -> Result<(), StoreError> {
+    /// Puts verified records from `peer` aside until their author is
+    /// trusted. Each is kept as received when it was first seen (by this
+    /// node, or earlier by the peers that relayed it): what a late record is
+    /// judged by when it is released.
+    pub(super) fn quarantine(
+        &self,
+        recs: &[VerifiedRecord],
+        first_seen: &[i64],
+        peer: &str,
+    ) -> Result<(), StoreError> {
         let mut batch = rocksdb::WriteBatch::default();
-        let now = maillage_record::now_ms();
-        for rec in recs {
+        for (rec, seen) in recs.iter().zip(first_seen) {
             let key = QuarantineKey {
                 author: rec.author(),
                 id: rec.id(),
             };
             let value = QuarantineValue {
-                received_at_ms: now,
+                received_at_ms: *seen,
                 peer: Some(peer.as_bytes()),
                 envelope: rec.canonical(),
             };

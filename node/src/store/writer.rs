@@ -31,9 +31,21 @@ impl Writer {
         self.store.write_records(recs, admission, origin)
     }
 
-    /// Puts verified records from `peer` aside until their author is trusted.
-    pub fn quarantine(&self, recs: &[VerifiedRecord], peer: &str) -> Result<(), StoreError> {
-        self.store.quarantine(recs, peer)
+    /// Puts verified records from `peer` aside until their author is
+    /// trusted, each with when it was first seen.
+    pub fn quarantine(
+        &self,
+        recs: &[VerifiedRecord],
+        first_seen: &[i64],
+        peer: &str,
+    ) -> Result<(), StoreError> {
+        self.store.quarantine(recs, first_seen, peer)
+    }
+
+    /// Keeps when the federation first saw stored envelopes, where a peer
+    /// said it was earlier than when this node stored them.
+    pub fn put_first_seen(&self, seen: &[(RecordId, i64)]) -> Result<(), StoreError> {
+        self.store.put_first_seen(seen)
     }
 
     /// Removes records from the quarantine (released or dropped).
