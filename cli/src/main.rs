@@ -232,10 +232,25 @@ enum TrustCommand {
 
 #[derive(Subcommand)]
 enum QuarantineCommand {
-    /// List quarantined records.
+    /// List quarantined records, with their size and age, and the limits.
     List {
         #[arg(long, default_value_t = 100)]
         limit: u32,
+    },
+    /// Drop waiting records: each WHAT is a record id, or an author key (all
+    /// its records). Dropped records are forgotten; a peer may send them again.
+    Drop {
+        #[arg(required = true, value_name = "WHAT")]
+        what: Vec<String>,
+    },
+    /// Look through the quarantine again now: records whose author is
+    /// trusted are verified and stored.
+    Release,
+    /// Drop every waiting record, or those that came longer ago than
+    /// --older-than (e.g. "7days").
+    Purge {
+        #[arg(long, value_name = "DURATION")]
+        older_than: Option<String>,
     },
 }
 
@@ -304,6 +319,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     Command::Quarantine(QuarantineCommand::List { limit }) => {
                         peers::quarantine_list(&dir, limit, json).await
+                    }
+                    Command::Quarantine(QuarantineCommand::Drop { what }) => {
+                        peers::quarantine_drop(&dir, &what, json).await
+                    }
+                    Command::Quarantine(QuarantineCommand::Release) => {
+                        peers::quarantine_release(&dir, json).await
+                    }
+                    Command::Quarantine(QuarantineCommand::Purge { older_than }) => {
+                        peers::quarantine_purge(&dir, older_than.as_deref(), json).await
                     }
                     Command::Import {
                         format,

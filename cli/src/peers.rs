@@ -5,13 +5,15 @@ use std::path::Path;
 
 use anyhow::anyhow;
 use maillage_proto::v1::{
-    Peer, PeerAddRequest, PeerListRequest, PeerRemoveRequest, QuarantineListRequest, SyncRequest,
-    TrustAddRequest, TrustListRequest, TrustRemoveRequest,
+    Peer, PeerAddRequest, PeerListRequest, PeerRemoveRequest, QuarantineDropRequest,
+    QuarantineListRequest, QuarantineReleaseRequest, SyncRequest, TrustAddRequest,
+    TrustListRequest, TrustRemoveRequest,
 };
 use maillage_record::{PublicKey, json::format_time};
 use serde_json::{Value, json};
 
 use crate::connect::{NodeConn, refused};
+use crate::status::{human_bytes, human_duration};
 
 fn parse_key(text: &str) -> anyhow::Result<PublicKey> {
     PublicKey::parse_hex(text.trim()).map_err(|e| {
@@ -307,6 +309,12 @@ pub async fn trust_list(dir: &Path, json_out: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long ago `ms` was, for people.
+fn age(ms: i64) -> String {
+    let secs = (maillage_record::now_ms() - ms).max(0) as u64 / 1000;
+    human_duration(secs)
+}
+
 pub async fn quarantine_list(dir: &Path, limit: u32, json_out: bool) -> anyhow::Result<()> {
     let conn = NodeConn::open(dir).await?;
     let resp = conn
@@ -322,14 +330,27 @@ pub async fn quarantine_list(dir: &Path, limit: u32, json_out: bool) -> anyhow::
             .map(|q| {
                 json!({
                     "id": hex::encode(&q.id), "author": key_hex(&q.author),
-                    "record_id": q.record_id, "kind": q.kind,
-                    "received": when(q.received_at_ms), "from": q.peer, "reason": q.reason,
+                    "record_id": q.record_id, "kind": q.kind, "bytes": q.bytes,
+                    "received": when(q.received_at_ms),
+                    "age_seconds": (maillage_record::now_ms() - q.received_at_ms).max(0) / 1000,
+                    "from": q.peer, "reason": q.reason,
                 })
             })
             .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "total": resp.total, "records": items }))?
+            serde_json::to_string_pretty(&json!({
+                "total": resp.total,
+                "bytes": resp.total_bytes,
+                "oldest": (resp.oldest_received_at_ms > 0).then(|| when(resp.oldest_received_at_ms)),
+                "limits": {
+                    "records": resp.limit_records,
+                    "bytes": resp.limit_bytes,
+                    "per_peer": resp.limit_per_peer,
+                    "expiry_seconds": resp.expiry_seconds,
+                },
+                "records": items,
+            }))?
         );
     } else if resp.records.is_empty() {
         eprintln!("quarantine is empty");
@@ -340,17 +361,107 @@ pub async fn quarantine_list(dir: &Path, limit: u32, json_out: bool) -> anyhow::
                 peer => format!(" from {peer}"),
             };
             println!(
-                "{}  {:<12} {:<30} by {}  {}{from}",
+                "{}  {:<12} {:<30} by {}  {:>9}  {} ago{from}",
                 hex::encode(&q.id),
                 q.kind,
                 q.record_id,
                 key_hex(&q.author),
-                when(q.received_at_ms)
+                human_bytes(q.bytes),
+                age(q.received_at_ms)
             );
         }
         eprintln!(
-            "{} record(s) wait for their author to be trusted (`maillage trust add-root KEY`)",
-            resp.total
+            "{} record(s), {} (limits: {} records, {}, {} per peer, kept {}), wait for their author \
+             to be trusted (`maillage trust add-root KEY`, or a membership); `maillage quarantine \
+             drop|purge` drops them",
+            resp.total,
+            human_bytes(resp.total_bytes),
+            resp.limit_records,
+            human_bytes(resp.limit_bytes),
+            resp.limit_per_peer,
+            human_duration(resp.expiry_seconds),
+        );
+    }
+    Ok(())
+}
+
+pub async fn quarantine_drop(dir: &Path, what: &[String], json_out: bool) -> anyhow::Result<()> {
+    let mut req = QuarantineDropRequest::default();
+    for w in what {
+        // Ids and keys are both 64 hex characters: which one it is, the node
+        // tells by what waits; both are sent.
+        let bytes = hex::decode(w.trim())
+            .ok()
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| {
+                anyhow!(
+                    "'{w}' is neither a record id nor an author key (64 hex characters); \
+                     `maillage quarantine list` shows both"
+                )
+            })?;
+        req.ids.push(bytes.clone());
+        req.authors.push(bytes);
+    }
+    drop_request(dir, req, json_out).await
+}
+
+pub async fn quarantine_purge(
+    dir: &Path,
+    older_than: Option<&str>,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let mut req = QuarantineDropRequest::default();
+    match older_than {
+        None => req.all = true,
+        Some(text) => {
+            let d = humantime::parse_duration(text).map_err(|e| {
+                anyhow!("--older-than '{text}' is not a duration ({e}): e.g. \"7days\" or \"12h\"")
+            })?;
+            req.received_before_ms = maillage_record::now_ms() - d.as_millis() as i64;
+        }
+    }
+    drop_request(dir, req, json_out).await
+}
+
+async fn drop_request(
+    dir: &Path,
+    req: QuarantineDropRequest,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let conn = NodeConn::open(dir).await?;
+    let resp = conn
+        .admin()
+        .quarantine_drop(req)
+        .await
+        .map_err(refused)?
+        .into_inner();
+    if json_out {
+        println!("{}", json!({ "dropped": resp.dropped }));
+    } else {
+        eprintln!("dropped {} quarantined record(s)", resp.dropped);
+    }
+    Ok(())
+}
+
+pub async fn quarantine_release(dir: &Path, json_out: bool) -> anyhow::Result<()> {
+    let conn = NodeConn::open(dir).await?;
+    let resp = conn
+        .admin()
+        .quarantine_release(QuarantineReleaseRequest {})
+        .await
+        .map_err(refused)?
+        .into_inner();
+    if json_out {
+        println!(
+            "{}",
+            json!({ "released": resp.stored + resp.already, "stored": resp.stored,
+                "waiting": resp.waiting })
+        );
+    } else {
+        eprintln!(
+            "released {} record(s); {} still wait for their author to be trusted",
+            resp.stored + resp.already,
+            resp.waiting
         );
     }
     Ok(())

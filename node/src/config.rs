@@ -43,6 +43,9 @@ struct RawConfig {
 struct RawReplication {
     sync_interval: Option<String>,
     quarantine_limit: Option<u64>,
+    quarantine_max_bytes: Option<u64>,
+    quarantine_per_peer: Option<u64>,
+    quarantine_expiry: Option<String>,
     late_grace: Option<String>,
 }
 
@@ -99,8 +102,9 @@ fn default_search_dir() -> String {
 pub struct Replication {
     /// How often each peer is reconciled in full, on top of live announcements.
     pub sync_interval: std::time::Duration,
-    /// How many records of untrusted authors may wait; more are refused.
-    pub quarantine_limit: u64,
+    /// What records of untrusted authors may wait: how many, how many
+    /// bytes, how many from one peer, how long.
+    pub quarantine: crate::replication::quarantine::Limits,
     /// How long after a membership expires a record it covered may still be
     /// first seen (docs/security.md, "Back-dating").
     pub late_grace: std::time::Duration,
@@ -110,7 +114,7 @@ impl Default for Replication {
     fn default() -> Self {
         Replication {
             sync_interval: std::time::Duration::from_secs(60),
-            quarantine_limit: 100_000,
+            quarantine: Default::default(),
             late_grace: std::time::Duration::from_secs(7 * 24 * 3600),
         }
     }
@@ -242,8 +246,24 @@ impl Config {
                 )
             })?;
         }
+        let q = &mut replication.quarantine;
         if let Some(limit) = raw.replication.quarantine_limit {
-            replication.quarantine_limit = limit;
+            q.records = limit;
+        }
+        if let Some(bytes) = raw.replication.quarantine_max_bytes {
+            q.bytes = bytes;
+        }
+        if let Some(per_peer) = raw.replication.quarantine_per_peer {
+            q.per_peer = per_peer;
+        }
+        if let Some(text) = &raw.replication.quarantine_expiry {
+            q.expiry = humantime::parse_duration(text).map_err(|_| {
+                invalid(
+                    "replication.quarantine_expiry",
+                    text,
+                    "is not a duration, e.g. \"30days\"".into(),
+                )
+            })?;
         }
         let log_format = match raw.log.format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,

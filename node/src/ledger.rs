@@ -17,9 +17,9 @@ use std::sync::{Arc, RwLock};
 use maillage_record::{Kind, PublicKey, RecordId, VerifiedRecord, Visibility, envelope};
 use tokio::sync::broadcast;
 
-use crate::replication::quarantine::{Held, Quarantine};
+use crate::replication::quarantine::{Held, Quarantine, Selection};
 use crate::search::Feed;
-use crate::store::{Admission, Inserted, Origin, Store, StoreError, SyncItem, Writer};
+use crate::store::{Admission, Inserted, Origin, Quarantined, Store, StoreError, SyncItem, Writer};
 use crate::trust::Trust;
 use crate::viewer::Viewer;
 
@@ -94,7 +94,7 @@ impl Ledger {
         writer: Writer,
         trust: Arc<Trust>,
         feed: Arc<Feed>,
-        quarantine_limit: u64,
+        quarantine: crate::replication::quarantine::Limits,
         late_grace: std::time::Duration,
     ) -> Result<Ledger, StoreError> {
         let syncset = store
@@ -103,7 +103,7 @@ impl Ledger {
             .map(|i| ((i.issued_at_ms, i.id), (i.author, i.visibility)))
             .collect();
         Ok(Ledger {
-            quarantine: Quarantine::load(store.clone(), quarantine_limit)?,
+            quarantine: Quarantine::load(store.clone(), quarantine)?,
             store,
             writer,
             trust,
@@ -291,6 +291,18 @@ impl Ledger {
         &self.quarantine
     }
 
+    /// Drops the quarantined records `which` selects (blocking); returns
+    /// how many.
+    pub fn drop_quarantined(&self, which: &Selection) -> Result<u64, StoreError> {
+        self.quarantine.drop_matching(&self.writer, which)
+    }
+
+    /// Drops what waited in quarantine past its expiry (blocking); returns
+    /// how many.
+    pub fn expire_quarantine(&self) -> Result<u64, StoreError> {
+        self.quarantine.expire(&self.writer)
+    }
+
     /// The (issued_at, id) of every stored envelope `viewer` may learn of, sorted.
     pub fn sync_view(&self, viewer: &Viewer) -> Vec<(u64, RecordId)> {
         let set = self.syncset.read().unwrap_or_else(|p| p.into_inner());
@@ -362,13 +374,27 @@ impl Ledger {
     /// trust accepts is worth a signature check.
     fn release_author(&self, author: &PublicKey) -> Result<Released, StoreError> {
         let waiting = self.quarantine.of(author)?;
+        // When the federation first saw each: when it came here, or earlier
+        // if the peer that relayed it said so.
+        let ids: Vec<RecordId> = waiting.iter().map(|q| q.id).collect();
+        let first_seen: HashMap<RecordId, i64> = waiting
+            .iter()
+            .zip(self.store.first_seen_attested(&ids)?)
+            .map(|(q, attested)| {
+                (
+                    q.id,
+                    attested.map_or(q.received_at_ms, |a| a.min(q.received_at_ms)),
+                )
+            })
+            .collect();
+        let seen = |id: &RecordId| first_seen.get(id).copied().unwrap_or(i64::MAX);
         // By the peer each came from, which they are stored as coming from.
         let mut by_peer: BTreeMap<Option<&str>, Vec<VerifiedRecord>> = BTreeMap::new();
         let mut broken = Vec::new();
         for q in &waiting {
             // One that does not decode does not verify either: dropped below.
             if envelope::decode_stored(&q.bytes)
-                .is_ok_and(|r| !self.admissible(&q.author, r.issued_at_ms, q.received_at_ms))
+                .is_ok_and(|r| !self.admissible(&q.author, r.issued_at_ms, seen(&q.id)))
             {
                 continue;
             }
@@ -386,28 +412,22 @@ impl Ledger {
             let origin = Origin::Peer(peer.unwrap_or(QUARANTINE_ORIGIN));
             // One a concurrent intake stored meanwhile is taken out all the
             // same: it is in the store.
-            let first_seen: HashMap<RecordId, i64> =
-                waiting.iter().map(|q| (q.id, q.received_at_ms)).collect();
-            let seen = |id: &RecordId| first_seen.get(id).copied().unwrap_or(i64::MAX);
             let accepted = self.store_accepted(&mut recs, origin, &seen)?;
             released.stored += accepted.stored;
             released.already += accepted.duplicates;
             still.extend(recs.iter().map(|r| r.id()));
         }
-        let taken: Vec<_> = waiting
+        let released_ids: Vec<&Quarantined> = waiting
             .iter()
             .filter(|q| tried.contains(&q.id) && !still.contains(&q.id))
-            .map(|q| (q.author, q.id))
-            .chain(broken)
             .collect();
-        // Released, they were first seen when they were quarantined.
-        let seen: Vec<(RecordId, i64)> = waiting
-            .iter()
-            .filter(|q| tried.contains(&q.id) && !still.contains(&q.id))
-            .map(|q| (q.id, q.received_at_ms))
-            .collect();
-        self.writer.put_first_seen(&seen)?;
+        // Stored now, they were first seen when they came here, or earlier.
+        let first: Vec<(RecordId, i64)> =
+            released_ids.iter().map(|q| (q.id, seen(&q.id))).collect();
+        self.writer.put_first_seen(&first)?;
+        let taken: Vec<_> = released_ids.iter().map(|q| (q.author, q.id)).collect();
         self.quarantine.take(&self.writer, &taken)?;
+        self.quarantine.drop_entries(&self.writer, &broken)?;
         if released.stored > 0 {
             tracing::info!(%author, stored = released.stored, "released quarantined records of a newly trusted author");
         }
@@ -518,7 +538,7 @@ pub(crate) mod tests {
             writer,
             trust,
             Arc::default(),
-            1_000,
+            Default::default(),
             std::time::Duration::from_secs(7 * 24 * 3600),
         )
         .unwrap();

@@ -78,7 +78,7 @@ impl Node {
             writer,
             trust.clone(),
             search.feed.clone(),
-            config.replication.quarantine_limit,
+            config.replication.quarantine,
             config.replication.late_grace,
         )?);
         let peers = Arc::new(PeerTable::load(&store, ledger.clone())?);

@@ -230,6 +230,23 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
             }
         },
     );
+    // What waited in quarantine past its expiry is dropped, at start and
+    // every hour.
+    let expiring = node.clone();
+    tokio::spawn(async move {
+        let mut stopping = expiring.stopping();
+        loop {
+            let n = expiring.clone();
+            let expired = tokio::task::spawn_blocking(move || n.ledger().expire_quarantine()).await;
+            if let Ok(Err(e)) = expired {
+                tracing::error!(error = %e, "could not drop expired quarantined records; tried again in an hour");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+                _ = stopping.wait_for(|s| *s) => return,
+            }
+        }
+    });
     let acceptor = tls::acceptor(node.identity(), node.pinned_keys())?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());

@@ -633,3 +633,72 @@ fn an_expired_member_cannot_back_date_records() {
         || has(&late, &in_time),
     );
 }
+
+/// The quarantine stays bounded: a pinned peer gets no more than its share;
+/// what a full quarantine turned away is not fetched at every sync, but
+/// again once room is made; the operator lists, drops and purges.
+#[test]
+fn the_quarantine_stays_bounded_and_the_operator_empties_it() {
+    let mut fed = federation(&[TOULOUSE_METROPOLE, BLAGNAC]);
+    let [a, b] = [fed.dirs[0].clone(), fed.dirs[1].clone()];
+    let config = a.join("maillage.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("quarantine_per_peer = 20000", "quarantine_per_peer = 5"),
+    )
+    .unwrap();
+    fed.nodes[0].kill();
+    fed.nodes[0] = start(&a);
+    // a pins b but does not trust it: b's records wait.
+    peer(&a, "b", &b);
+    peer(&b, "a", &a);
+    for i in 0..10 {
+        publish_doc(
+            &b,
+            dataset(&format!("jeu-{i}"), &format!("Jeu {i}"), json!({})),
+        );
+    }
+    let first = cli_json(&a, &["sync", "--json", "b"]);
+    assert_eq!(first[0]["quarantined"], 5, "{first}");
+    assert_eq!(first[0]["rejected"], 6, "{first}");
+    // Turned away, they are not fetched again at the next sync.
+    let again = cli_json(&a, &["sync", "--json", "b"]);
+    assert_eq!(again[0]["quarantined"], 0, "{again}");
+    assert_eq!(again[0]["rejected"], 0, "{again}");
+
+    // The list says how large and how old, and the limits.
+    let listed = cli_json(&a, &["quarantine", "list", "--json"]);
+    assert_eq!(listed["total"], 5, "{listed}");
+    assert_eq!(listed["limits"]["per_peer"], 5, "{listed}");
+    let records = listed["records"].as_array().unwrap();
+    assert!(
+        records.iter().all(|r| r["bytes"].as_u64().unwrap() > 100),
+        "{listed}"
+    );
+    assert!(listed["bytes"].as_u64().unwrap() > 500, "{listed}");
+    // Dropping one makes room: what was turned away comes at the next sync.
+    let one = records[0]["id"].as_str().unwrap();
+    let dropped = cli_json(&a, &["quarantine", "drop", "--json", one]);
+    assert_eq!(dropped["dropped"], 1);
+    let refill = cli_json(&a, &["sync", "--json", "b"]);
+    assert_eq!(refill[0]["quarantined"], 1, "{refill}");
+    // Purged, and still so after a restart.
+    let purged = cli_json(&a, &["quarantine", "purge", "--json"]);
+    assert_eq!(purged["dropped"], 5);
+    fed.nodes[0].kill();
+    fed.nodes[0] = start(&a);
+    assert_eq!(cli_json(&a, &["quarantine", "list", "--json"])["total"], 0);
+    // Nothing to drop is said so.
+    let out = cli(&a, &["quarantine", "drop", "pas-un-id"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'pas-un-id'"));
+    // Trusting b now: released by a sync, not before.
+    trust(&a, &b);
+    sync(&a, "b");
+    eventually(WAIT, "b's records are accepted once trusted", || {
+        cli_json(&a, &["list", "--json", "--author", &key(&b)])
+            .as_array()
+            .is_some_and(|l| l.len() == 11)
+    });
+}

@@ -79,11 +79,14 @@ pub fn intake_blocking(
         refused,
     } = node.ledger().admit_seen(verified, &first_seen, peer)?;
     if refused > 0 {
+        let limits = node.ledger().quarantine().limits();
         tracing::warn!(
             peer,
             refused,
-            limit = node.replication().quarantine_limit,
-            "quarantine is full: records of untrusted authors refused; trust their authors or raise replication.quarantine_limit"
+            records = limits.records,
+            bytes = limits.bytes,
+            per_peer = limits.per_peer,
+            "records refused: the quarantine is full (or this peer's share of it), or a version changed a record's kind; trust their authors, `maillage quarantine drop` what should not wait, or raise replication.quarantine_limit, quarantine_max_bytes, quarantine_per_peer"
         );
     }
     Ok(Intake {

@@ -8,13 +8,14 @@ use maillage_proto::v1::admin_server::Admin;
 use maillage_proto::v1::{
     ImportOutcome, ImportRequest, ImportResponse, KindCount, Peer, PeerAddRequest, PeerListRequest,
     PeerListResponse, PeerProgress, PeerRemoveRequest, PeerRemoveResponse, PublishResponse,
-    QuarantineListRequest, QuarantineListResponse, QuarantinedRecord, ReindexRequest,
+    QuarantineDropRequest, QuarantineDropResponse, QuarantineListRequest, QuarantineListResponse,
+    QuarantineReleaseRequest, QuarantineReleaseResponse, QuarantinedRecord, ReindexRequest,
     ReindexResponse, SignRequest, StatusRequest, StatusResponse, SyncProgress, SyncRequest,
     SyncResult, TrustAddRequest, TrustAddResponse, TrustListRequest, TrustListResponse,
     TrustRemoveRequest, TrustRemoveResponse, TrustRoot, WithdrawMissingRequest,
     WithdrawMissingResponse,
 };
-use maillage_record::{Siren, envelope, wire};
+use maillage_record::{RecordId, Siren, wire};
 use tonic::{Request, Response, Status};
 
 use super::{author_status, blocking, parse_key, publish::store_signed, store_status};
@@ -22,6 +23,7 @@ use crate::author::Outcome;
 use crate::node::Node;
 use crate::peers::{PeerError, PeerState};
 use crate::replication::client::Progress;
+use crate::replication::quarantine::Selection;
 use crate::replication::{Replicator, SyncReport};
 use crate::store::ConflictValue;
 use std::collections::HashSet;
@@ -378,24 +380,90 @@ impl Admin for AdminService {
                 .map_err(store_status)?;
             Ok(entries
                 .into_iter()
-                .map(|q| {
-                    let record = envelope::decode_stored(&q.bytes).ok();
-                    QuarantinedRecord {
-                        id: q.id.0.to_vec(),
-                        author: q.author.0.to_vec(),
-                        record_id: record.as_ref().map(|r| r.record_id.clone()).unwrap_or_default(),
-                        kind: record.as_ref().map(|r| r.kind().as_str().to_string()).unwrap_or_default(),
-                        received_at_ms: q.received_at_ms,
-                        peer: q.peer.unwrap_or_default(),
-                        reason: "author is not trusted: not a root (`maillage trust add-root`), and no accepted Membership covers the record's date".into(),
-                    }
+                .map(|q| QuarantinedRecord {
+                    id: q.id.0.to_vec(),
+                    author: q.author.0.to_vec(),
+                    record_id: q.record_id.unwrap_or_default(),
+                    kind: q.kind.map(|k| k.as_str().to_string()).unwrap_or_default(),
+                    received_at_ms: q.received_at_ms,
+                    peer: q.peer.unwrap_or_default(),
+                    bytes: q.bytes,
+                    reason: "author is not trusted: not a root (`maillage trust add-root`), and no accepted Membership covers the record's date (or it expired before the record was first seen)".into(),
                 })
                 .collect())
         })
         .await?;
+        let q = self.node.ledger().quarantine();
+        let (size, limits) = (q.size(), q.limits());
         Ok(Response::new(QuarantineListResponse {
             records,
-            total: self.node.ledger().quarantine().len(),
+            total: size.records,
+            total_bytes: size.bytes,
+            oldest_received_at_ms: size.oldest_ms,
+            limit_records: limits.records,
+            limit_bytes: limits.bytes,
+            limit_per_peer: limits.per_peer,
+            expiry_seconds: limits.expiry.as_secs(),
+        }))
+    }
+
+    async fn quarantine_drop(
+        &self,
+        request: Request<QuarantineDropRequest>,
+    ) -> Result<Response<QuarantineDropResponse>, Status> {
+        let req = request.into_inner();
+        let ids = req
+            .ids
+            .iter()
+            .map(|b| {
+                RecordId::from_slice(b).ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "a record id is 32 bytes, found {} bytes",
+                        b.len()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let authors = req
+            .authors
+            .iter()
+            .map(|b| parse_key(b, "an author"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let which = Selection {
+            ids,
+            authors,
+            received_before_ms: (req.received_before_ms > 0).then_some(req.received_before_ms),
+            all: req.all,
+        };
+        if !which.all
+            && which.ids.is_empty()
+            && which.authors.is_empty()
+            && which.received_before_ms.is_none()
+        {
+            return Err(Status::invalid_argument(
+                "nothing to drop: name record ids or author keys, an age, or all",
+            ));
+        }
+        let node = self.node.clone();
+        let dropped =
+            blocking(move || node.ledger().drop_quarantined(&which).map_err(store_status)).await?;
+        tracing::info!(
+            dropped,
+            "dropped quarantined records at the operator's request"
+        );
+        Ok(Response::new(QuarantineDropResponse { dropped }))
+    }
+
+    async fn quarantine_release(
+        &self,
+        _: Request<QuarantineReleaseRequest>,
+    ) -> Result<Response<QuarantineReleaseResponse>, Status> {
+        let node = self.node.clone();
+        let released = blocking(move || node.ledger().release().map_err(store_status)).await?;
+        Ok(Response::new(QuarantineReleaseResponse {
+            stored: released.stored,
+            already: released.already,
+            waiting: self.node.ledger().quarantine().len(),
         }))
     }
 

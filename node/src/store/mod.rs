@@ -1168,8 +1168,8 @@ mod tests {
             (None, 5)
         );
         assert_eq!(older[0].bytes, c.envelope_bytes());
-        store.unquarantine(&[(c.author(), c.id())]).unwrap();
-        store.unquarantine(&[(a.author(), a.id())]).unwrap();
+        store.unquarantine(&[(c.author(), c.id())], true).unwrap();
+        store.unquarantine(&[(a.author(), a.id())], false).unwrap();
         assert_eq!(store.quarantined(None, usize::MAX).unwrap().len(), 1);
         assert!(
             !store.contains(&a.id()).unwrap(),

@@ -4,14 +4,29 @@
 //!
 //! - `peers`:      name → value
 //! - `trust`:      author key → value
-//! - `quarantine`: (author, id) → when and from which peer the envelope came,
-//!   and the envelope (`codec::QuarantineKey`, `codec::QuarantineValue`)
+//! - `quarantine`: (author, id) → when (this node's clock) and from which
+//!   peer the envelope came, and the envelope (`codec::QuarantineKey`,
+//!   `codec::QuarantineValue`); when the federation first saw it, if
+//!   earlier, is in `first_seen` as for a stored record
 
 use maillage_record::{PublicKey, RecordId, VerifiedRecord};
 use rocksdb::{Direction, IteratorMode, WriteOptions};
 
 use super::codec::{QuarantineKey, QuarantineValue};
-use super::{CF_PEERS, CF_QUARANTINE, CF_TRUST, Store, StoreError};
+use super::{CF_FIRST_SEEN, CF_PEERS, CF_QUARANTINE, CF_TRUST, Store, StoreError};
+
+/// A quarantine entry as a scan sees it, borrowed from the table: nothing
+/// is kept once the scan's callback returns.
+#[derive(Debug, Clone, Copy)]
+pub struct QuarantineEntry<'a> {
+    pub author: PublicKey,
+    pub id: RecordId,
+    /// When it was first seen (by this node, or earlier by the peers that
+    /// relayed it).
+    pub received_at_ms: i64,
+    pub peer: Option<&'a [u8]>,
+    pub envelope: &'a [u8],
+}
 
 /// A record waiting for its author to be trusted.
 #[derive(Debug, Clone)]
@@ -97,9 +112,9 @@ impl Store {
     }
 
     /// Puts verified records from `peer` aside until their author is
-    /// trusted. Each is kept as received when it was first seen (by this
-    /// node, or earlier by the peers that relayed it): what a late record is
-    /// judged by when it is released.
+    /// trusted, each with when the federation first saw it where that is
+    /// earlier than now (kept in `first_seen`, as for a stored record: what
+    /// a late record is judged by when it is released).
     pub(super) fn quarantine(
         &self,
         recs: &[VerifiedRecord],
@@ -107,13 +122,17 @@ impl Store {
         peer: &str,
     ) -> Result<(), StoreError> {
         let mut batch = rocksdb::WriteBatch::default();
+        let now = maillage_record::now_ms();
         for (rec, seen) in recs.iter().zip(first_seen) {
             let key = QuarantineKey {
                 author: rec.author(),
                 id: rec.id(),
             };
+            if *seen < now {
+                batch.put_cf(self.cf(CF_FIRST_SEEN), rec.id().0, seen.to_be_bytes());
+            }
             let value = QuarantineValue {
-                received_at_ms: *seen,
+                received_at_ms: now,
                 peer: Some(peer.as_bytes()),
                 envelope: rec.canonical(),
             };
@@ -159,6 +178,40 @@ impl Store {
         Ok(out)
     }
 
+    /// Calls `each` with every quarantine entry (only `author`'s if given),
+    /// by author then id, one at a time, until it returns false: a scan
+    /// that holds no more than one envelope, however large the table.
+    pub fn quarantine_scan(
+        &self,
+        author: Option<&PublicKey>,
+        mut each: impl FnMut(QuarantineEntry<'_>) -> bool,
+    ) -> Result<(), StoreError> {
+        let prefix: &[u8] = author.map_or(&[], |a| &a.0);
+        let mut it = self.db.raw_iterator_cf(self.cf(CF_QUARANTINE));
+        it.seek(prefix);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            if !k.starts_with(prefix) {
+                break;
+            }
+            let bad = || self.corrupt("quarantine entry");
+            let key = QuarantineKey::decode(k).ok_or_else(bad)?;
+            let value = QuarantineValue::decode(v).ok_or_else(bad)?;
+            let go_on = each(QuarantineEntry {
+                author: key.author,
+                id: key.id,
+                received_at_ms: value.received_at_ms,
+                peer: value.peer,
+                envelope: value.envelope,
+            });
+            if !go_on {
+                break;
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(())
+    }
+
     /// The authors of quarantined records, each once, in key order: one
     /// seek per author, not a read of every record.
     pub fn quarantine_authors(&self) -> Result<Vec<PublicKey>, StoreError> {
@@ -175,14 +228,23 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes records from the quarantine (released or dropped).
-    pub(super) fn unquarantine(&self, entries: &[(PublicKey, RecordId)]) -> Result<(), StoreError> {
+    /// Removes records from the quarantine: released (`dropped` false:
+    /// what the federation said of when it first saw them stays, they are
+    /// stored now) or dropped (forgotten altogether).
+    pub(super) fn unquarantine(
+        &self,
+        entries: &[(PublicKey, RecordId)],
+        dropped: bool,
+    ) -> Result<(), StoreError> {
         let mut batch = rocksdb::WriteBatch::default();
         for &(author, id) in entries {
             batch.delete_cf(
                 self.cf(CF_QUARANTINE),
                 QuarantineKey { author, id }.encode(),
             );
+            if dropped {
+                batch.delete_cf(self.cf(CF_FIRST_SEEN), id.0);
+            }
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);

@@ -48,9 +48,13 @@ impl Writer {
         self.store.put_first_seen(seen)
     }
 
-    /// Removes records from the quarantine (released or dropped).
-    pub fn unquarantine(&self, entries: &[(PublicKey, RecordId)]) -> Result<(), StoreError> {
-        self.store.unquarantine(entries)
+    /// Removes records from the quarantine: released, or `dropped`.
+    pub fn unquarantine(
+        &self,
+        entries: &[(PublicKey, RecordId)],
+        dropped: bool,
+    ) -> Result<(), StoreError> {
+        self.store.unquarantine(entries, dropped)
     }
 
     pub fn put_root(&self, key: &PublicKey, value: &[u8]) -> Result<(), StoreError> {
