@@ -54,6 +54,29 @@ enum Command {
         #[arg(long)]
         signed: bool,
     },
+    /// Withdraw one of this node's records: signs a withdrawal (tombstone)
+    /// for the audience of what it withdraws.
+    Withdraw {
+        record_id: String,
+        /// Why, for those who held it ("erreur de saisie", "données obsolètes").
+        #[arg(long, default_value = "retiré par son auteur")]
+        reason: String,
+    },
+    /// Sign a JSON record offline with a key file, without a node (a
+    /// committee's root key kept off the server); publish the envelope it
+    /// writes with `maillage publish --signed` on a node that allows the key.
+    Sign {
+        file: PathBuf,
+        /// The key file (64 hex characters, readable by its owner only).
+        #[arg(long)]
+        key: PathBuf,
+        /// Where to write the envelope; default: FILE with .envelope.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// This node's organisation key.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Show one record by id.
     Get {
         id: String,
@@ -231,6 +254,14 @@ enum TrustCommand {
 }
 
 #[derive(Subcommand)]
+enum KeyCommand {
+    /// Hand the node's key over to a new one: the catalogue is signed again
+    /// with it, the former key signs the succession that peers follow, and
+    /// the new key replaces organisation.key. Restart the node afterwards.
+    Rotate,
+}
+
+#[derive(Subcommand)]
 enum QuarantineCommand {
     /// List quarantined records, with their size and age, and the limits.
     List {
@@ -282,6 +313,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             grpc_listen,
         } => init::init(&dir, &siren, &name, grpc_listen, json),
         Command::Verify { file } => records::verify(&file, json),
+        Command::Sign { file, key, out } => records::sign_offline(&file, &key, out, json),
         command => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -292,6 +324,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         records::publish(&dir, &file, signed, json).await
                     }
                     Command::Get { id, raw } => records::get(&dir, &id, raw, json).await,
+                    Command::Withdraw { record_id, reason } => {
+                        records::withdraw(&dir, &record_id, &reason, json).await
+                    }
+                    Command::Key(KeyCommand::Rotate) => records::key_rotate(&dir, json).await,
                     Command::List { kind, author, all } => {
                         records::list(&dir, kind.as_deref(), author.as_deref(), all, json).await
                     }
@@ -387,7 +423,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Command::Collection(CollectionCommand::Show { record_id, author }) => {
                         collection::show(&dir, &record_id, author.as_deref(), json).await
                     }
-                    Command::Init { .. } | Command::Verify { .. } => unreachable!("handled above"),
+                    Command::Init { .. } | Command::Verify { .. } | Command::Sign { .. } => {
+                        unreachable!("handled above")
+                    }
                 }
             })
         }

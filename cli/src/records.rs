@@ -206,6 +206,170 @@ pub async fn history(
 }
 
 /// `maillage verify FILE`: offline, no node needed.
+/// `maillage withdraw RECORD_ID`: a withdrawal the node signs; it goes to
+/// the audience of what it withdraws.
+pub async fn withdraw(
+    dir: &Path,
+    record_id: &str,
+    reason: &str,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    use maillage_record::model::Tombstone;
+    use maillage_record::{Body, Record, Visibility};
+    let conn = NodeConn::open(dir).await?;
+    let draft = Record {
+        record_id: record_id.to_string(),
+        version: 0,
+        issued_at_ms: 0,
+        // The node gives a withdrawal the audience of what it withdraws.
+        visibility: Visibility::Public,
+        provenance: None,
+        body: Body::Tombstone(Tombstone {
+            reason: reason.to_string(),
+        }),
+    };
+    draft
+        .validate_draft()
+        .with_context(|| format!("cannot withdraw '{record_id}'"))?;
+    let key = PublicKey::from_slice(
+        &conn
+            .admin()
+            .status(maillage_proto::v1::StatusRequest {})
+            .await
+            .map_err(explain)?
+            .into_inner()
+            .public_key,
+    )
+    .context("the node answered with a malformed key")?;
+    // Only what exists is withdrawn: a typo must not publish a tombstone.
+    let history = conn
+        .catalogue()
+        .history(HistoryRequest {
+            author: key.0.to_vec(),
+            record_id: record_id.to_string(),
+        })
+        .await;
+    match history {
+        Err(s) if s.code() == tonic::Code::NotFound => bail!(
+            "no record '{record_id}' by this node to withdraw; `maillage list` shows its records"
+        ),
+        Err(s) => return Err(explain(s)),
+        Ok(h) => {
+            let current = h.into_inner().entries.into_iter().find(|e| e.current);
+            if let Some(env) = current.and_then(|e| e.envelope)
+                && let Ok(rec) = envelope::verify(&env)
+                && rec.record().kind() == Kind::Tombstone
+            {
+                bail!(
+                    "'{record_id}' is already withdrawn (version {})",
+                    rec.record().version
+                );
+            }
+        }
+    }
+    let resp = conn
+        .admin()
+        .sign_and_publish(SignRequest {
+            payload: Some(wire::payload_to_proto(&draft)),
+            author: Vec::new(),
+        })
+        .await
+        .map_err(explain)?
+        .into_inner();
+    let id = RecordId::from_slice(&resp.id).context("the node answered with a malformed id")?;
+    if json_out {
+        println!(
+            "{}",
+            json!({"id": id.to_hex(), "record_id": resp.record_id, "version": resp.version})
+        );
+    } else {
+        println!(
+            "withdrew '{}' (version {}): {id}",
+            resp.record_id, resp.version
+        );
+    }
+    Ok(())
+}
+
+/// `maillage sign FILE --key KEY`: signs a JSON record offline. No node is
+/// asked anything: the document must give its version.
+pub fn sign_offline(
+    file: &Path,
+    key_file: &Path,
+    out: Option<std::path::PathBuf>,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let mut draft = parse_document(&text)
+        .with_context(|| format!("{} is not a valid record", file.display()))?
+        .record;
+    if draft.version == 0 {
+        bail!(
+            "{}: give \"version\" in the document: signing offline, no node says which version \
+             comes next (`maillage history RECORD_ID` on a node shows the current one)",
+            file.display()
+        );
+    }
+    if draft.issued_at_ms == 0 {
+        draft.issued_at_ms = maillage_record::now_ms();
+    }
+    let key = maillage_record::keyfile::read(key_file)?;
+    let signed = envelope::sign(&key, &draft)
+        .with_context(|| format!("{} is not a valid record", file.display()))?;
+    let out = out.unwrap_or_else(|| file.with_extension("envelope"));
+    std::fs::write(&out, signed.envelope_bytes())
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    if json_out {
+        println!(
+            "{}",
+            json!({"id": signed.id().to_hex(), "author": signed.author().to_hex(),
+                "envelope": out.display().to_string()})
+        );
+    } else {
+        println!(
+            "signed '{}' version {} as {}: {}\n  publish it with: maillage publish --signed {}",
+            draft.record_id,
+            draft.version,
+            signed.author(),
+            signed.id(),
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// `maillage key rotate`: hands the node's key over to a new one.
+pub async fn key_rotate(dir: &Path, json_out: bool) -> anyhow::Result<()> {
+    let conn = NodeConn::open(dir).await?;
+    let resp = conn
+        .admin()
+        .key_rotate(maillage_proto::v1::KeyRotateRequest {})
+        .await
+        .map_err(explain)?
+        .into_inner();
+    let successor =
+        PublicKey::from_slice(&resp.successor).context("the node answered with a malformed key")?;
+    let succession =
+        RecordId::from_slice(&resp.succession).context("the node answered with a malformed id")?;
+    if json_out {
+        println!(
+            "{}",
+            json!({"public_key": successor.to_hex(), "succession": succession.to_hex(),
+                "records": resp.records})
+        );
+    } else {
+        println!("new key      {successor}");
+        println!("succession   {succession} (signed by the former key)");
+        println!("re-signed    {} record(s)", resp.records);
+        println!(
+            "restart the node now (systemctl restart maillage): it signs nothing more until it \
+             speaks with the new key. Peers follow the succession by themselves."
+        );
+    }
+    Ok(())
+}
+
 pub fn verify(file: &Path, json_out: bool) -> anyhow::Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let rec = envelope::verify_bytes(&bytes)

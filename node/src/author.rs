@@ -20,7 +20,7 @@ use std::sync::Arc;
 use maillage_record::model::Tombstone;
 use maillage_record::{
     Body, EnvelopeError, Kind, PublicKey, Record, RecordId, SigningKey, Siren, VerifiedRecord,
-    envelope,
+    Visibility, envelope,
 };
 
 use crate::ledger::Ledger;
@@ -54,6 +54,16 @@ pub enum AuthorError {
     SelfEndorsement { own: PublicKey },
     #[error("collection item '{item}': {reason}; a collection names its items to all its readers")]
     CollectionItem { item: String, reason: String },
+    #[error(
+        "this node's key was handed over to {successor}: restart the node (it then signs with \
+         the new key)"
+    )]
+    HandedOver { successor: PublicKey },
+    #[error(
+        "a succession of this node's own key is made by `maillage key rotate`, which also \
+         writes the new key and re-signs the catalogue with it"
+    )]
+    OwnSuccession,
     #[error(transparent)]
     Invalid(#[from] EnvelopeError),
     #[error(
@@ -107,6 +117,22 @@ pub struct Author {
     name: String,
     store: Arc<Store>,
     ledger: Arc<Ledger>,
+    /// The key this node's key handed over to (`hand_over`): it signs
+    /// nothing more until it restarts with it.
+    handed_over: std::sync::Mutex<Option<PublicKey>>,
+}
+
+/// What `Author::hand_over` did.
+#[derive(Debug, Clone)]
+pub struct HandedOver {
+    pub successor: PublicKey,
+    /// The succession record, signed by the former key.
+    pub succession: RecordId,
+    /// Records re-signed by the successor (each withdrawn under the former
+    /// key).
+    pub records: u64,
+    /// The successor's Organisation record, for `organisation.envelope`.
+    pub organisation: Option<VerifiedRecord>,
 }
 
 /// The current version of a record of this node, decoded if it decodes.
@@ -130,6 +156,7 @@ impl Author {
             name,
             store,
             ledger,
+            handed_over: std::sync::Mutex::new(None),
         }
     }
 
@@ -142,6 +169,7 @@ impl Author {
     /// without a version becomes the next version, without a date is dated
     /// now; a withdrawal takes the visibility of what it withdraws.
     pub fn sign(&self, named: &[u8], mut draft: Record) -> Result<Signed, AuthorError> {
+        self.check_not_handed_over()?;
         if !named.is_empty() && named != self.public_key.0 {
             return Err(AuthorError::OtherAuthor {
                 named: PublicKey::from_slice(named)
@@ -220,6 +248,12 @@ impl Author {
     /// outcome per draft, in order; the accepted ones are stored in one
     /// synced write.
     pub fn import(&self, drafts: Vec<Record>) -> Result<Vec<Outcome>, StoreError> {
+        if let Err(e) = self.check_not_handed_over() {
+            return Ok(drafts
+                .iter()
+                .map(|_| Outcome::Rejected(e.to_string()))
+                .collect());
+        }
         let mut outcomes = Vec::with_capacity(drafts.len());
         let mut signed: Vec<(usize, VerifiedRecord, bool)> = Vec::new();
         let mut notices: Vec<VerifiedRecord> = Vec::new();
@@ -407,6 +441,98 @@ impl Author {
     }
 
     /// The node signs for its own SIREN only.
+    fn check_not_handed_over(&self) -> Result<(), AuthorError> {
+        match *self.handed_over.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(successor) => Err(AuthorError::HandedOver { successor }),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands this node's key over to `successor` (blocking: one synced
+    /// write): every current record of this node is withdrawn under the
+    /// former key and signed again, same record_id and content, by the
+    /// successor; then the former key signs the succession. Peers follow
+    /// it: the successor inherits the former key's memberships, roots and
+    /// pins, and records the former key signs later are refused. This node
+    /// signs nothing more until it restarts with the successor.
+    pub fn hand_over(&self, successor: &SigningKey) -> Result<HandedOver, AuthorError> {
+        let mut handed = self.handed_over.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(successor) = *handed {
+            return Err(AuthorError::HandedOver { successor });
+        }
+        let next = PublicKey(successor.verifying_key().to_bytes());
+        let mut current: Vec<Record> = Vec::new();
+        self.store.for_each_current(
+            &ListFilter {
+                kind: None,
+                author: Some(self.public_key),
+            },
+            |cur| {
+                !matches!(
+                    cur.kind,
+                    Kind::Tombstone | Kind::Succession | Kind::Revocation
+                )
+            },
+            |_, record| current.push(record),
+        )?;
+        // Withdrawals just before the succession, copies from it on: the
+        // former key's last words are within its time.
+        let at = maillage_record::now_ms();
+        let reason =
+            format!("clé remplacée : la fiche continue sous la clé {next} (key handed over)");
+        let mut recs = Vec::with_capacity(2 * current.len() + 1);
+        let mut organisation = None;
+        for r in &current {
+            let withdrawal = Record {
+                record_id: r.record_id.clone(),
+                version: r.version + 1,
+                issued_at_ms: at - 1,
+                visibility: r.visibility.clone(),
+                provenance: r.provenance.clone(),
+                body: Body::Tombstone(Tombstone {
+                    reason: reason.clone(),
+                }),
+            };
+            recs.push(envelope::sign(&self.key, &withdrawal)?);
+            let copy = Record {
+                version: 1,
+                issued_at_ms: at,
+                ..r.clone()
+            };
+            let signed = envelope::sign(successor, &copy)?;
+            if r.kind() == Kind::Organisation {
+                organisation = Some(signed.clone());
+            }
+            recs.push(signed);
+        }
+        let succession = envelope::sign(
+            &self.key,
+            &Record {
+                record_id: format!("succession-{}", &next.to_hex()[..16]),
+                version: 1,
+                issued_at_ms: at,
+                visibility: Visibility::Public,
+                provenance: None,
+                body: Body::Succession(maillage_record::model::Succession {
+                    predecessor: self.public_key,
+                    successor: next,
+                }),
+            },
+        )?;
+        let succession_id = succession.id();
+        recs.push(succession);
+        for result in self.ledger.insert_newer(&recs)? {
+            result?;
+        }
+        *handed = Some(next);
+        Ok(HandedOver {
+            successor: next,
+            succession: succession_id,
+            records: current.len() as u64,
+            organisation,
+        })
+    }
+
     /// What this node may say of organisations: its own SIREN only, and
     /// never endorse itself (trust ignores such a membership anyway).
     fn check_organisation(&self, draft: &Record) -> Result<(), AuthorError> {
@@ -420,6 +546,9 @@ impl Author {
                 Err(AuthorError::SelfEndorsement {
                     own: self.public_key,
                 })
+            }
+            Body::Succession(x) if x.predecessor == self.public_key => {
+                Err(AuthorError::OwnSuccession)
             }
             _ => Ok(()),
         }

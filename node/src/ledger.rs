@@ -44,6 +44,9 @@ pub struct Ledger {
     syncset: RwLock<BTreeMap<(u64, RecordId), (PublicKey, Visibility)>>,
     /// Records as they are stored, for live subscribers.
     announce: broadcast::Sender<Arc<Vec<SyncItem>>>,
+    /// Counts successions and revocations that became current: the node
+    /// then moves pins and roots along (`Node::follow_keys`).
+    key_events: tokio::sync::watch::Sender<u64>,
 }
 
 /// What a release took out of the quarantine.
@@ -111,6 +114,7 @@ impl Ledger {
             feed,
             syncset: RwLock::new(syncset),
             announce: broadcast::channel(ANNOUNCE_BUFFER).0,
+            key_events: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -198,11 +202,16 @@ impl Ledger {
 
     /// Whether a record by `author` issued at `issued_at_ms`, which the
     /// federation first saw at `first_seen_ms`, is accepted from a peer:
-    /// trust accepts its author at the date it claims, and, if the
+    /// trust accepts its author at the date it claims (a key still speaking
+    /// then: not handed over, not compromised), and, if the
     /// membership that covers that date has ended, it was first seen before
     /// the end plus `replication.late_grace`. An expired member cannot
     /// date new records inside its old membership (docs/security.md).
     fn admissible(&self, author: &PublicKey, issued_at_ms: i64, first_seen_ms: i64) -> bool {
+        // A key handed over or compromised signs nothing from then on.
+        if !self.trust.speaks_at(author, issued_at_ms) {
+            return false;
+        }
         if self.trust.is_root(author) {
             return true;
         }
@@ -310,6 +319,11 @@ impl Ledger {
             .filter(|(_, (author, vis))| viewer.may_see(author, vis))
             .map(|(k, _)| *k)
             .collect()
+    }
+
+    /// Changes when a succession or a revocation becomes current.
+    pub fn key_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.key_events.subscribe()
     }
 
     /// Every batch of records stored from now on.
@@ -499,7 +513,13 @@ impl Ledger {
                 // after its withdrawal changes nothing.
                 if inserted.current {
                     self.trust.observe(&r.author(), r.record());
-                    grew |= r.record().kind() == Kind::Membership;
+                    let kind = r.record().kind();
+                    // A successor inherits what its predecessor was trusted
+                    // for: trust may grow with a succession too.
+                    grew |= matches!(kind, Kind::Membership | Kind::Succession);
+                    if matches!(kind, Kind::Succession | Kind::Revocation) {
+                        self.key_events.send_modify(|n| *n += 1);
+                    }
                 }
                 self.feed.push(r, inserted);
                 SyncItem {

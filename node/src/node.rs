@@ -40,6 +40,9 @@ pub struct Node {
     grpc_listen: String,
     started: Instant,
     data_dir: std::path::PathBuf,
+    /// The node directory and its key file (`rotate_key` writes them).
+    dir: std::path::PathBuf,
+    key_file: std::path::PathBuf,
     replication: Replication,
     /// Becomes true when the node shuts down: long-lived streams end on it.
     stopping: watch::Sender<bool>,
@@ -55,6 +58,24 @@ pub struct Node {
 
 /// Public searches answered at once: two per core, so that a search waiting
 /// on memory does not leave a core idle.
+/// Why `Node::rotate_key` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    #[error(transparent)]
+    Key(#[from] maillage_record::keyfile::KeyFileError),
+    #[error(transparent)]
+    Author(#[from] crate::author::AuthorError),
+    #[error(
+        "the catalogue was signed again and the succession stored, but {path} could not be \
+         moved ({problem}): put the new key (organisation.key.next) in place of organisation.key \
+         by hand, then restart the node"
+    )]
+    Io {
+        path: std::path::PathBuf,
+        problem: String,
+    },
+}
+
 pub fn search_turns() -> usize {
     2 * std::thread::available_parallelism().map_or(2, |n| n.get())
 }
@@ -112,6 +133,8 @@ impl Node {
             grpc_listen,
             started: Instant::now(),
             data_dir: config.data_dir.clone(),
+            dir: config.dir.clone(),
+            key_file: config.key_file.clone(),
             replication: config.replication.clone(),
             stopping: watch::channel(false).0,
             search_slots: Arc::new(tokio::sync::Semaphore::new(search_turns())),
@@ -224,6 +247,68 @@ impl Node {
         *author == self.public_key || self.publish_authors.contains(author)
     }
 
+    /// Hands this node's key over to a new one (blocking; `maillage key
+    /// rotate`): the catalogue is signed again by the new key and the
+    /// former key signs the succession (`Author::hand_over`); then the new
+    /// key replaces the key file (the former one is kept beside it, owner
+    /// only, as `organisation.key.retired-<ms>`) and its Organisation record
+    /// `organisation.envelope`. The node signs nothing more until it
+    /// restarts, and then speaks with the new key.
+    pub fn rotate_key(&self) -> Result<crate::author::HandedOver, RotateError> {
+        let next = maillage_record::keyfile::generate()?;
+        // The new key is on disk before anything is signed with it: a
+        // crash in between leaves a spare file, never a catalogue signed by
+        // a key nobody has.
+        let staged = self.key_file.with_extension("key.next");
+        let _ = std::fs::remove_file(&staged);
+        maillage_record::keyfile::write_new(&staged, &next)?;
+        let handed = self.author.hand_over(&next)?;
+        let retired = self
+            .key_file
+            .with_extension(format!("key.retired-{}", maillage_record::now_ms()));
+        let io = |e: std::io::Error, what: &std::path::Path| RotateError::Io {
+            path: what.to_path_buf(),
+            problem: e.to_string(),
+        };
+        std::fs::rename(&self.key_file, &retired).map_err(|e| io(e, &self.key_file))?;
+        std::fs::rename(&staged, &self.key_file).map_err(|e| io(e, &staged))?;
+        if let Some(org) = &handed.organisation {
+            let path = self.dir.join(maillage_record::ORGANISATION_ENVELOPE);
+            let tmp = path.with_extension("envelope.next");
+            std::fs::write(&tmp, org.envelope_bytes()).map_err(|e| io(e, &tmp))?;
+            std::fs::rename(&tmp, &path).map_err(|e| io(e, &path))?;
+        }
+        tracing::warn!(
+            successor = %handed.successor,
+            records = handed.records,
+            retired = %retired.display(),
+            "this node's key was handed over: restart the node to speak with the new key"
+        );
+        Ok(handed)
+    }
+
+    /// Moves pins and roots along successions and revocations (blocking:
+    /// it writes): a peer whose key handed over is pinned with its
+    /// successor, a revoked one is unpinned; a root's successor is added as
+    /// a root (its records after the succession are its successor's).
+    pub fn follow_keys(&self) -> Result<(), StoreError> {
+        if !self.trust.has_key_events() {
+            return Ok(());
+        }
+        for change in self.peers.follow(&self.trust)? {
+            tracing::warn!("{change}");
+        }
+        for (root, info) in self.trust.roots() {
+            let latest = self.trust.latest(&root);
+            if latest != root && !self.trust.roots().iter().any(|(k, _)| *k == latest) {
+                let note = format!("successor of {root} ({})", info.note);
+                self.ledger.add_root(latest, &note)?;
+                tracing::warn!(%root, successor = %latest, "a trust root handed its key over: its successor is trusted as a root");
+            }
+        }
+        Ok(())
+    }
+
     /// The viewer a pinned peer is: its SIREN (`speaks_for`), and whether
     /// it is a member now.
     pub fn peer_viewer(&self, key: &PublicKey) -> Viewer {
@@ -265,6 +350,10 @@ impl Node {
         let author = &hit.author;
         hit.author_trust = if *author == self.public_key {
             "own"
+        } else if self.trust.compromised_since(author).is_some() {
+            "revoked"
+        } else if self.trust.retired_at(author).is_some() {
+            "succeeded"
         } else if self.trust.is_root(author) {
             "root"
         } else if self.trust.is_member(author) {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::ledger::Ledger;
 use crate::store::{Store, StoreError};
 use crate::tls::PinnedKeys;
+use crate::trust::Trust;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
@@ -53,6 +54,9 @@ pub struct PeerState {
     pub subscribed: bool,
     #[serde(skip)]
     pub syncing: bool,
+    /// The key was revoked (a Revocation record): no longer pinned.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoked: bool,
 }
 
 impl PeerState {
@@ -61,7 +65,9 @@ impl PeerState {
     }
 
     pub fn state(&self) -> &'static str {
-        if self.syncing {
+        if self.revoked {
+            "revoked"
+        } else if self.syncing {
             "syncing"
         } else if self.consecutive_failures > 0 {
             "failing"
@@ -125,7 +131,11 @@ impl PeerTable {
     }
 
     fn refresh_pinned(&self, peers: &BTreeMap<String, PeerState>) {
-        let keys = peers.values().filter_map(PeerState::public_key).collect();
+        let keys = peers
+            .values()
+            .filter(|p| !p.revoked)
+            .filter_map(PeerState::public_key)
+            .collect();
         *self.pinned.write().unwrap_or_else(|p| p.into_inner()) = keys;
     }
 
@@ -184,6 +194,7 @@ impl PeerTable {
                 consecutive_failures: 0,
                 subscribed: false,
                 syncing: false,
+                revoked: false,
             },
         };
         self.ledger.save_peer(
@@ -239,6 +250,49 @@ impl PeerTable {
     /// The SIREN this node's operator vouched for when pinning `key`.
     pub fn siren_of(&self, key: &PublicKey) -> Option<Siren> {
         self.of_key(key, |p| Siren::parse(p.siren.as_deref()?).ok())
+    }
+
+    /// Follows successions and revocations (blocking: it writes): a peer
+    /// whose key handed over is pinned with its successor, keeping its name,
+    /// address, SIREN and history; a peer whose key is revoked is no longer
+    /// pinned. Returns what changed, for the log.
+    pub fn follow(&self, trust: &Trust) -> Result<Vec<String>, StoreError> {
+        let mut peers = self.peers.write().unwrap_or_else(|p| p.into_inner());
+        let mut changed = Vec::new();
+        for state in peers.values_mut() {
+            let Some(key) = state.public_key() else {
+                continue;
+            };
+            let latest = trust.latest(&key);
+            let said = if trust.compromised_since(&latest).is_some() {
+                if state.revoked {
+                    continue;
+                }
+                state.revoked = true;
+                state.last_error = format!("key {latest} was revoked: no longer pinned");
+                format!(
+                    "peer '{}': key {latest} revoked, no longer pinned",
+                    state.name
+                )
+            } else if latest != key {
+                state.key = latest.to_hex();
+                format!(
+                    "peer '{}': key {key} handed over to {latest}, now pinned",
+                    state.name
+                )
+            } else {
+                continue;
+            };
+            self.ledger.save_peer(
+                &state.name,
+                &serde_json::to_vec(&*state).expect("plain struct serializes"),
+            )?;
+            changed.push(said);
+        }
+        if !changed.is_empty() {
+            self.refresh_pinned(&peers);
+        }
+        Ok(changed)
     }
 
     /// Changes a peer's state and keeps it (if the peer is still there).

@@ -247,6 +247,24 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
             }
         }
     });
+    // Pins and roots follow successions and revocations: at start, and
+    // whenever one becomes current.
+    let following = node.clone();
+    tokio::spawn(async move {
+        let mut events = following.ledger().key_events();
+        let mut stopping = following.stopping();
+        loop {
+            let n = following.clone();
+            let followed = tokio::task::spawn_blocking(move || n.follow_keys()).await;
+            if let Ok(Err(e)) = followed {
+                tracing::error!(error = %e, "could not move pins and roots along a key succession or revocation; tried again at the next one");
+            }
+            tokio::select! {
+                changed = events.changed() => if changed.is_err() { return },
+                _ = stopping.wait_for(|s| *s) => return,
+            }
+        }
+    });
     let acceptor = tls::acceptor(node.identity(), node.pinned_keys())?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(());

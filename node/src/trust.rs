@@ -91,7 +91,32 @@ pub struct Trust {
     own: PublicKey,
     roots: RwLock<BTreeMap<PublicKey, RootInfo>>,
     endorsements: RwLock<Endorsements>,
+    keys: RwLock<KeyEvents>,
 }
+
+/// The current Succession and Revocation records, by (author, record_id),
+/// whoever signed them: whether each counts is decided when asked
+/// (`Trust::vouches_for_key`), as trust may change.
+#[derive(Default)]
+struct KeyEvents {
+    by_record: HashMap<(PublicKey, String), KeyEvent>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyEvent {
+    /// `predecessor` hands over to `successor` from `at_ms`.
+    Succession {
+        predecessor: PublicKey,
+        successor: PublicKey,
+        at_ms: i64,
+    },
+    /// `key` is compromised since `since_ms`.
+    Revocation { key: PublicKey, since_ms: i64 },
+}
+
+/// How far successions are followed (a key rotated more often than this
+/// within one federation is a fault, not a practice).
+const MAX_LINEAGE: usize = 8;
 
 impl Trust {
     pub fn load(store: &Store, own: PublicKey) -> Result<Trust, StoreError> {
@@ -108,10 +133,19 @@ impl Trust {
             own,
             roots: RwLock::new(roots),
             endorsements: RwLock::default(),
+            keys: RwLock::default(),
         };
-        // Every current Membership record in the store.
+        // Every current Membership, Succession and Revocation record.
+        for kind in [Kind::Membership, Kind::Succession, Kind::Revocation] {
+            trust.load_kind(store, kind)?;
+        }
+        Ok(trust)
+    }
+
+    fn load_kind(&self, store: &Store, kind: Kind) -> Result<(), StoreError> {
+        let trust = self;
         let filter = ListFilter {
-            kind: Some(Kind::Membership),
+            kind: Some(kind),
             author: None,
         };
         let mut cursor: Option<Vec<u8>> = None;
@@ -129,12 +163,20 @@ impl Trust {
                 None => break,
             }
         }
-        Ok(trust)
+        Ok(())
     }
 
     /// A root, or this node's own key: a committee's node trusts the
     /// memberships it signs itself.
+    ///
+    /// A key a valid succession links to one (before or after it) is one
+    /// too: a root that rotated its key stays a root, and records its
+    /// former key signed before the succession stay its own.
     pub fn is_root(&self, key: &PublicKey) -> bool {
+        self.lineage(key).iter().any(|k| self.is_root_itself(k))
+    }
+
+    fn is_root_itself(&self, key: &PublicKey) -> bool {
         *key == self.own
             || self
                 .roots
@@ -143,9 +185,150 @@ impl Trust {
                 .contains_key(key)
     }
 
-    /// Whether a record by `author` issued at `at_ms` is accepted from peers.
+    /// Whether a record by `author` issued at `at_ms` is accepted from peers:
+    /// the key still speaks at that date (`speaks_at`), and is a root or
+    /// endorsed.
     pub fn accepts(&self, author: &PublicKey, at_ms: i64) -> bool {
-        self.is_root(author) || self.endorsement(author, at_ms).is_some()
+        self.speaks_at(author, at_ms)
+            && (self.is_root(author) || self.endorsement(author, at_ms).is_some())
+    }
+
+    /// Whether `key` may still sign at `at_ms`: not handed over to a
+    /// successor by then, not compromised since.
+    pub fn speaks_at(&self, key: &PublicKey, at_ms: i64) -> bool {
+        self.retired_at(key).is_none_or(|t| at_ms < t)
+            && self.compromised_since(key).is_none_or(|t| at_ms < t)
+    }
+
+    /// When `key` handed over to a successor, by a valid succession.
+    pub fn retired_at(&self, key: &PublicKey) -> Option<i64> {
+        self.successor(key).map(|(_, at)| at)
+    }
+
+    /// Since when `key` is compromised, by a valid revocation.
+    pub fn compromised_since(&self, key: &PublicKey) -> Option<i64> {
+        let events: Vec<(PublicKey, i64)> = {
+            let k = self.keys.read().unwrap_or_else(|p| p.into_inner());
+            if k.by_record.is_empty() {
+                return None;
+            }
+            k.by_record
+                .iter()
+                .filter_map(|((author, _), e)| match e {
+                    KeyEvent::Revocation {
+                        key: revoked,
+                        since_ms,
+                    } if revoked == key => Some((*author, *since_ms)),
+                    _ => None,
+                })
+                .collect()
+        };
+        events
+            .into_iter()
+            .filter(|(author, _)| self.vouches_for_key(author, key))
+            .map(|(_, since)| since)
+            .min()
+    }
+
+    /// The key `key` handed over to, and when, by a valid succession (the
+    /// earliest if several).
+    pub fn successor(&self, key: &PublicKey) -> Option<(PublicKey, i64)> {
+        let events: Vec<(PublicKey, PublicKey, i64)> = {
+            let k = self.keys.read().unwrap_or_else(|p| p.into_inner());
+            if k.by_record.is_empty() {
+                return None;
+            }
+            k.by_record
+                .iter()
+                .filter_map(|((author, _), e)| match e {
+                    KeyEvent::Succession {
+                        predecessor,
+                        successor,
+                        at_ms,
+                    } if predecessor == key => Some((*author, *successor, *at_ms)),
+                    _ => None,
+                })
+                .collect()
+        };
+        events
+            .into_iter()
+            .filter(|(author, _, _)| self.vouches_for_key(author, key))
+            .map(|(_, successor, at)| (successor, at))
+            .min_by_key(|(successor, at)| (*at, *successor))
+    }
+
+    /// The last key of `key`'s successions (itself if none).
+    pub fn latest(&self, key: &PublicKey) -> PublicKey {
+        let mut k = *key;
+        for _ in 0..MAX_LINEAGE {
+            match self.successor(&k) {
+                Some((next, _)) => k = next,
+                None => break,
+            }
+        }
+        k
+    }
+
+    /// `key`, and the keys valid successions link it to, before and after.
+    fn lineage(&self, key: &PublicKey) -> Vec<PublicKey> {
+        let mut out = vec![*key];
+        let events: Vec<(PublicKey, PublicKey, PublicKey)> = {
+            let k = self.keys.read().unwrap_or_else(|p| p.into_inner());
+            if k.by_record.is_empty() {
+                return out;
+            }
+            k.by_record
+                .iter()
+                .filter_map(|((author, _), e)| match e {
+                    KeyEvent::Succession {
+                        predecessor,
+                        successor,
+                        ..
+                    } => Some((*author, *predecessor, *successor)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut i = 0;
+        while i < out.len() && out.len() < MAX_LINEAGE {
+            let k = out[i];
+            for (author, pred, succ) in &events {
+                let other = if *pred == k {
+                    *succ
+                } else if *succ == k {
+                    *pred
+                } else {
+                    continue;
+                };
+                // The signer must be the predecessor, or vouch for it; a
+                // root's status is not asked here (it would ask lineage
+                // again): the predecessor itself, or an issuer of one of
+                // its endorsements, or a root added by the operator.
+                let valid = author == pred
+                    || self.is_root_itself(author)
+                    || self.issued_endorsement(author, pred);
+                if valid && !out.contains(&other) {
+                    out.push(other);
+                }
+            }
+            i += 1;
+        }
+        out
+    }
+
+    /// Whether `author` may speak for `key` about its succession or its
+    /// compromise: the key itself, a root, or the issuer of a membership
+    /// that endorses it (its committee).
+    fn vouches_for_key(&self, author: &PublicKey, key: &PublicKey) -> bool {
+        author == key || self.is_root_itself(author) || self.issued_endorsement(author, key)
+    }
+
+    /// Whether `issuer` signed a current membership that names `key`.
+    fn issued_endorsement(&self, issuer: &PublicKey, key: &PublicKey) -> bool {
+        let e = self.endorsements.read().unwrap_or_else(|p| p.into_inner());
+        e.by_member
+            .get(key)
+            .is_some_and(|slots| slots.iter().any(|(i, _)| i == issuer))
     }
 
     /// Whether `key` is a member of the federation now: a root, or
@@ -182,11 +365,13 @@ impl Trust {
         role: Option<MembershipRole>,
         depth: u8,
     ) -> Option<Endorsement> {
+        let lineage = self.lineage(key);
         let candidates: Vec<Endorsement> = {
             let e = self.endorsements.read().unwrap_or_else(|p| p.into_inner());
-            e.by_member
-                .get(key)?
+            lineage
                 .iter()
+                .filter_map(|k| e.by_member.get(k))
+                .flatten()
                 .filter_map(|slot| {
                     let m = e.by_record.get(slot)?.membership.as_ref()?;
                     (m.covers(at_ms) && role.is_none_or(|want| m.role == want)).then(|| {
@@ -205,6 +390,9 @@ impl Trust {
         };
         candidates
             .into_iter()
+            // A membership its issuer signed after handing its key over, or
+            // once compromised, counts for nothing.
+            .filter(|c| self.speaks_at(&c.issuer, c.issued_at_ms))
             .filter_map(|mut c| {
                 c.by_root = self.is_root(&c.issuer);
                 if c.by_root {
@@ -228,6 +416,7 @@ impl Trust {
     /// Takes note of a stored record: a Membership (or the Tombstone that
     /// withdraws one). Returns the member key a new endorsement names.
     pub fn observe(&self, author: &PublicKey, record: &Record) -> Option<PublicKey> {
+        self.observe_key_event(author, record);
         let membership = match &record.body {
             Body::Membership(m) => Some(m.clone()),
             Body::Tombstone(_) => None,
@@ -266,6 +455,45 @@ impl Trust {
             },
         );
         member
+    }
+
+    /// Takes note of a current Succession or Revocation record (or of the
+    /// tombstone that withdraws one).
+    fn observe_key_event(&self, author: &PublicKey, record: &Record) {
+        let event = match &record.body {
+            Body::Succession(x) => Some(KeyEvent::Succession {
+                predecessor: x.predecessor,
+                successor: x.successor,
+                at_ms: record.issued_at_ms,
+            }),
+            Body::Revocation(r) => Some(KeyEvent::Revocation {
+                key: r.key,
+                since_ms: r.compromised_since_ms,
+            }),
+            Body::Tombstone(_) => None,
+            _ => return,
+        };
+        let mut k = self.keys.write().unwrap_or_else(|p| p.into_inner());
+        let slot = (*author, record.record_id.clone());
+        match event {
+            Some(e) => {
+                k.by_record.insert(slot, e);
+            }
+            None => {
+                k.by_record.remove(&slot);
+            }
+        }
+    }
+
+    /// Whether any succession or revocation is known: what the peer table
+    /// and the pinned keys follow (`Node::follow_keys`).
+    pub fn has_key_events(&self) -> bool {
+        !self
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_record
+            .is_empty()
     }
 
     /// Trusts `key` as a root, once `persist` has kept its entry; returns

@@ -154,6 +154,8 @@ pub fn parse_document(text: &str) -> Result<Draft, DocumentError> {
         Kind::ProjectDetails => Body::ProjectDetails(body_from(rest)?),
         Kind::Resource => Body::Resource(body_from(rest)?),
         Kind::Collection => Body::Collection(body_from(rest)?),
+        Kind::Succession => Body::Succession(body_from(rest)?),
+        Kind::Revocation => Body::Revocation(body_from(rest)?),
     };
     let provenance = match common.get("provenance") {
         None | Some(Value::Null) => None,
@@ -230,6 +232,8 @@ pub fn record_to_json(record: &Record) -> Value {
         Body::ProjectDetails(b) => serde_json::to_value(b),
         Body::Resource(b) => serde_json::to_value(b),
         Body::Collection(b) => serde_json::to_value(b),
+        Body::Succession(b) => serde_json::to_value(b),
+        Body::Revocation(b) => serde_json::to_value(b),
     };
     if let Some(p) = &record.provenance
         && let Ok(v) = serde_json::to_value(p)

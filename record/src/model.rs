@@ -82,6 +82,8 @@ pub enum Body {
     ProjectDetails(ProjectDetails),
     Resource(Resource),
     Collection(Collection),
+    Succession(Succession),
+    Revocation(Revocation),
 }
 
 /// The kind of a record, named after its body.
@@ -96,10 +98,12 @@ pub enum Kind {
     ProjectDetails,
     Resource,
     Collection,
+    Succession,
+    Revocation,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Organisation,
         Kind::Dataset,
         Kind::Project,
@@ -108,6 +112,8 @@ impl Kind {
         Kind::ProjectDetails,
         Kind::Resource,
         Kind::Collection,
+        Kind::Succession,
+        Kind::Revocation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +126,8 @@ impl Kind {
             Kind::ProjectDetails => "project_details",
             Kind::Resource => "resource",
             Kind::Collection => "collection",
+            Kind::Succession => "succession",
+            Kind::Revocation => "revocation",
         }
     }
 
@@ -134,6 +142,8 @@ impl Kind {
             Kind::ProjectDetails => "Détails de projet",
             Kind::Resource => "Ressource",
             Kind::Collection => "Collection",
+            Kind::Succession => "Succession de clé",
+            Kind::Revocation => "Révocation de clé",
         }
     }
 
@@ -149,6 +159,8 @@ impl Kind {
             Kind::ProjectDetails => 6,
             Kind::Resource => 7,
             Kind::Collection => 8,
+            Kind::Succession => 9,
+            Kind::Revocation => 10,
         }
     }
 
@@ -665,6 +677,34 @@ pub struct Collection {
     pub items: Vec<RecordRef>,
 }
 
+/// A key hands over to another (see record.proto): signed by the
+/// predecessor itself (a rotation), or, when that key is lost, by a trust
+/// root or the committee that endorsed it (a recovery). From its
+/// `issued_at`, records by the predecessor are refused; the successor
+/// inherits what the predecessor was trusted for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Succession {
+    /// 64 hex characters in JSON.
+    pub predecessor: PublicKey,
+    pub successor: PublicKey,
+}
+
+/// A key is compromised (see record.proto): signed by the key itself, a
+/// trust root, or the committee that endorsed it. Records by the key issued
+/// from `compromised_since_ms` on are refused everywhere; earlier ones are
+/// kept, and flagged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revocation {
+    /// 64 hex characters in JSON.
+    pub key: PublicKey,
+    /// Milliseconds since the Unix epoch.
+    pub compromised_since_ms: i64,
+    #[serde(default)]
+    pub reason: String,
+}
+
 /// A trusted author endorses a member key (see record.proto).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -727,6 +767,8 @@ impl Body {
             Body::ProjectDetails(_) => Kind::ProjectDetails,
             Body::Resource(_) => Kind::Resource,
             Body::Collection(_) => Kind::Collection,
+            Body::Succession(_) => Kind::Succession,
+            Body::Revocation(_) => Kind::Revocation,
         }
     }
 
@@ -741,6 +783,8 @@ impl Body {
             Body::ProjectDetails(d) => &d.project,
             Body::Resource(r) => &r.title,
             Body::Collection(c) => &c.title,
+            Body::Succession(_) => "(key succession)",
+            Body::Revocation(_) => "(key revocation)",
         }
     }
 }
@@ -785,6 +829,24 @@ impl Record {
             Body::Collection(c) => validate_collection(c),
             Body::Tombstone(t) => max_chars("reason", &t.reason, MAX_SHORT_CHARS),
             Body::Membership(m) => validate_membership(m),
+            Body::Succession(x) => {
+                if x.predecessor == x.successor {
+                    return Err(ValidationError::new(
+                        "successor",
+                        "must be another key than the predecessor",
+                    ));
+                }
+                Ok(())
+            }
+            Body::Revocation(r) => {
+                if r.compromised_since_ms < 0 {
+                    return Err(ValidationError::new(
+                        "compromised_since_ms",
+                        "must not be before 1970",
+                    ));
+                }
+                max_chars("reason", &r.reason, MAX_SHORT_CHARS)
+            }
         }
     }
 }

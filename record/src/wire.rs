@@ -12,8 +12,8 @@ use crate::model::{
     DataAccessMode, DataSource, Dataset, Distribution, EpciNature, Frequency, Hosting,
     ImplementationMode, Kind, Level, LicenceRef, Link, Membership, MembershipRole, Organisation,
     OrganisationKind, Project, ProjectDetails, ProjectStatus, ProjectTheme, Provenance, Record,
-    RecordRef, Resource, ResourceKind, RiskCategory, Spatial, SpatialGranularity, Temporal,
-    Tombstone, ValidationError, Visibility,
+    RecordRef, Resource, ResourceKind, Revocation, RiskCategory, Spatial, SpatialGranularity,
+    Succession, Temporal, Tombstone, ValidationError, Visibility,
 };
 use crate::siren::Siren;
 
@@ -76,6 +76,8 @@ pub fn payload_kind(bytes: &[u8]) -> Option<Kind> {
             15 => Some(Kind::ProjectDetails),
             16 => Some(Kind::Resource),
             17 => Some(Kind::Collection),
+            18 => Some(Kind::Succession),
+            19 => Some(Kind::Revocation),
             _ => kind,
         };
     }
@@ -234,6 +236,15 @@ pub fn payload_to_proto(r: &Record) -> pb::Payload {
             role: m.role.code(),
             valid_from_ms: m.valid_from_ms,
             valid_until_ms: m.valid_until_ms,
+        }),
+        Body::Succession(x) => pb::payload::Body::Succession(pb::Succession {
+            predecessor: x.predecessor.0.to_vec(),
+            successor: x.successor.0.to_vec(),
+        }),
+        Body::Revocation(r) => pb::payload::Body::Revocation(pb::Revocation {
+            key: r.key.0.to_vec(),
+            compromised_since_ms: r.compromised_since_ms,
+            reason: r.reason.clone(),
         }),
     };
     pb::Payload {
@@ -464,6 +475,15 @@ pub fn payload_from_proto(p: pb::Payload) -> Result<Record, ValidationError> {
             valid_from_ms: m.valid_from_ms,
             valid_until_ms: m.valid_until_ms,
         }),
+        Some(pb::payload::Body::Succession(x)) => Body::Succession(Succession {
+            predecessor: key_from("predecessor", &x.predecessor)?,
+            successor: key_from("successor", &x.successor)?,
+        }),
+        Some(pb::payload::Body::Revocation(r)) => Body::Revocation(Revocation {
+            key: key_from("key", &r.key)?,
+            compromised_since_ms: r.compromised_since_ms,
+            reason: r.reason,
+        }),
     };
     let provenance = p.provenance.map(|x| Provenance {
         source_format: x.source_format,
@@ -496,6 +516,13 @@ pub fn kind_from_proto(value: i32) -> Result<Option<Kind>, ValidationError> {
         .and_then(Kind::from_code)
         .map(Some)
         .ok_or_else(|| ValidationError::new("kind", format!("unknown kind number {value}")))
+}
+
+/// A 32-byte key field.
+fn key_from(field: &str, bytes: &[u8]) -> Result<crate::envelope::PublicKey, ValidationError> {
+    crate::envelope::PublicKey::from_slice(bytes).ok_or_else(|| {
+        ValidationError::new(field, format!("must be 32 bytes, found {}", bytes.len()))
+    })
 }
 
 fn non_empty(s: String) -> Option<String> {

@@ -702,3 +702,323 @@ fn the_quarantine_stays_bounded_and_the_operator_empties_it() {
             .is_some_and(|l| l.len() == 11)
     });
 }
+
+/// Key lifecycle, rotation: a member hands its key over. Its peers follow
+/// the succession by themselves (pins, membership, SIREN); its catalogue
+/// continues under the new key; a record the former key signs afterwards
+/// is refused.
+#[test]
+fn a_rotated_key_is_followed_by_the_federation() {
+    let mut fed = federation(&[TOULOUSE_METROPOLE, COLOMIERS, BLAGNAC]);
+    let [chef, member, third] = [
+        fed.dirs[0].clone(),
+        fed.dirs[1].clone(),
+        fed.dirs[2].clone(),
+    ];
+    let former = key(&member);
+    // The third node lets the member's former key publish there: what a
+    // thief holding that key could do through a node of its own.
+    let config = third.join("maillage.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("authors = []", &format!("authors = [\"{former}\"]")),
+    )
+    .unwrap();
+    fed.nodes[2].kill();
+    fed.nodes[2] = start(&third);
+
+    endorse(&chef, "membre-colomiers", &member, COLOMIERS.0);
+    for (name, dir) in [("member", &member), ("third", &third)] {
+        peer(&chef, name, dir);
+        peer(dir, "chef", &chef);
+        trust(dir, &chef);
+    }
+    let before = publish_doc(
+        &member,
+        dataset("releves-2026", "Relevés de nappe", json!({})),
+    );
+    eventually(WAIT, "the member's record reaches the others", || {
+        has(&chef, &before) && has(&third, &before)
+    });
+
+    // The member rotates its key; peers get the succession live, then it
+    // restarts with the new key.
+    let rotated = cli_json(&member, &["key", "rotate", "--json"]);
+    let successor = rotated["public_key"].as_str().unwrap().to_string();
+    let succession = rotated["succession"].as_str().unwrap().to_string();
+    assert_ne!(successor, former);
+    assert!(rotated["records"].as_u64().unwrap() >= 2, "{rotated}");
+    eventually(
+        WAIT,
+        "the succession reaches the chef de file and the third node",
+        || has(&chef, &succession) && has(&third, &succession),
+    );
+    // Until it restarts, the node signs nothing more, and says why.
+    let draft = write_doc(&member, "late.json", dataset("tardif", "Tardif", json!({})));
+    let out = cli(&member, &["publish", draft.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("restart the node"));
+    fed.nodes[1].kill();
+    fed.nodes[1] = start(&member);
+    assert_eq!(key(&member), successor);
+
+    // The chef de file pinned the new key by itself, and syncs with it.
+    eventually(WAIT, "the chef de file pins the new key", || {
+        peer_entry(&chef, "member")["key"] == successor.as_str()
+    });
+    sync(&chef, "member");
+    sync(&member, "chef");
+    let on_chef = peer_entry(&chef, "member");
+    assert_eq!(on_chef["siren"], COLOMIERS.0, "{on_chef}");
+    assert_eq!(on_chef["siren_source"], "membership", "{on_chef}");
+    // The new key's records are accepted everywhere (the membership of the
+    // former key carries over), and the catalogue continues under it.
+    let after = publish_doc(&member, dataset("releves-2027", "Relevés 2027", json!({})));
+    eventually(WAIT, "the new key's record reaches both", || {
+        has(&chef, &after) && has(&third, &after)
+    });
+    let own = cli_json(
+        &chef,
+        &[
+            "list", "--json", "--author", &successor, "--kind", "dataset",
+        ],
+    );
+    let ids: Vec<&str> = own
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["record"]["record_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"releves-2026") && ids.contains(&"releves-2027"),
+        "{own}"
+    );
+    let left = cli_json(
+        &chef,
+        &["list", "--json", "--author", &former, "--kind", "dataset"],
+    );
+    assert_eq!(
+        left.as_array().unwrap().len(),
+        0,
+        "the former key's records are withdrawn: {left}"
+    );
+    // Records restricted to the member's SIREN reach its new key.
+    let secret = publish_doc(
+        &chef,
+        dataset(
+            "conventions",
+            "Conventions",
+            json!({"visibility": "restricted", "audience": [COLOMIERS.0]}),
+        ),
+    );
+    eventually(WAIT, "a restricted record reaches the new key", || {
+        has(&member, &secret)
+    });
+
+    // A record the former key signs after the succession is refused.
+    let mut stolen = record(
+        "faux-releves",
+        1,
+        Visibility::Public,
+        Body::Dataset(Dataset::new("Faux relevés", "Signés avec l'ancienne clé")),
+    );
+    stolen.issued_at_ms = maillage_record::now_ms();
+    let retired = std::fs::read_dir(&member)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("organisation.key.retired-"))
+        .expect("the former key is kept beside the new one");
+    let old_key = keyfile::read(&retired).unwrap();
+    let forged = envelope::sign(&old_key, &stolen).unwrap();
+    let file = third.with_extension("stolen.envelope");
+    std::fs::write(&file, forged.envelope_bytes()).unwrap();
+    let out = cli(&third, &["publish", "--signed", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sync(&chef, "third");
+    assert!(
+        !has(&chef, &forged.id().to_hex()),
+        "a record signed by a key after its succession was accepted"
+    );
+}
+
+/// Key lifecycle, revocation: the committee says a member's key is
+/// compromised since a time. Later records are refused everywhere; earlier
+/// ones are kept and flagged; the key is no longer pinned.
+#[test]
+fn a_revoked_key_is_refused_from_its_compromise_on() {
+    let fed = federation(&[TOULOUSE_METROPOLE, COLOMIERS]);
+    let [chef, member] = [&fed.dirs[0], &fed.dirs[1]];
+    endorse(chef, "membre-colomiers", member, COLOMIERS.0);
+    peer(chef, "member", member);
+    peer(member, "chef", chef);
+    trust(member, chef);
+    let before = publish_doc(
+        member,
+        dataset("releves-2026", "Relevés de nappe", json!({})),
+    );
+    eventually(WAIT, "the member's record reaches the chef de file", || {
+        has(chef, &before)
+    });
+
+    let since = maillage_record::now_ms();
+    publish_doc(
+        chef,
+        json!({"kind": "revocation", "record_id": "revocation-colomiers",
+            "key": key(member), "compromised_since_ms": since,
+            "reason": "clé copiée lors d'un incident"}),
+    );
+    eventually(WAIT, "the chef de file unpins the revoked key", || {
+        peer_entry(chef, "member")["state"] == "revoked"
+    });
+    assert!(
+        !cli(member, &["sync", "chef"]).status.success(),
+        "a revoked key still connects"
+    );
+    let after = publish_doc(member, dataset("releves-2027", "Relevés 2027", json!({})));
+    let _ = cli(chef, &["sync", "member"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!has(chef, &after), "a record of a revoked key was accepted");
+    assert!(
+        has(chef, &before),
+        "a record from before the compromise was dropped"
+    );
+    // The earlier record is flagged in search.
+    eventually(WAIT, "the earlier record is searchable", || {
+        cli_json(chef, &["search", "--json", "nappe"])["hits"]
+            .as_array()
+            .is_some_and(|h| !h.is_empty())
+    });
+    let hit = cli_json(chef, &["search", "--json", "nappe"])["hits"][0].clone();
+    assert_eq!(hit["author_trust"], "revoked", "{hit}");
+}
+
+/// Key lifecycle, the operator's tools: a committee keeps its root key off
+/// the server (`maillage sign` elsewhere, then `publish --signed`), and a
+/// record is withdrawn without writing a tombstone by hand.
+#[test]
+fn an_offline_root_endorses_and_withdraw_needs_no_json() {
+    let mut fed = federation(&[TOULOUSE_METROPOLE, COLOMIERS]);
+    let [chef, member] = [&fed.dirs[0].clone(), &fed.dirs[1].clone()];
+    // The committee's root key lives in a file off the server.
+    let root_file = chef.with_extension("root.key");
+    let root = keyfile::generate().unwrap();
+    keyfile::write_new(&root_file, &root).unwrap();
+    let root_key = PublicKey(root.verifying_key().to_bytes()).to_hex();
+    // Offline, a version must be given: no node says which comes next.
+    let draft = write_doc(
+        chef,
+        "offline.json",
+        json!({"kind": "membership", "record_id": "membre-colomiers",
+            "member_key": key(member), "siren": COLOMIERS.0, "role": "member"}),
+    );
+    let offline = |args: &[&str]| {
+        std::process::Command::new(crate::support::bin("maillage"))
+            .args(args)
+            .env_remove("MAILLAGE_DIR")
+            .output()
+            .unwrap()
+    };
+    let out = offline(&[
+        "sign",
+        draft.to_str().unwrap(),
+        "--key",
+        root_file.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"version\""));
+    let draft = write_doc(
+        chef,
+        "offline.json",
+        json!({"kind": "membership", "record_id": "membre-colomiers", "version": 1,
+            "member_key": key(member), "siren": COLOMIERS.0, "role": "member"}),
+    );
+    let envelope_file = chef.with_extension("offline.envelope");
+    let out = offline(&[
+        "sign",
+        draft.to_str().unwrap(),
+        "--key",
+        root_file.to_str().unwrap(),
+        "--out",
+        envelope_file.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let signed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(signed["author"], root_key.as_str());
+    // The node publishes it once its operator allows the root key, and
+    // trusts the root: the member's records are then accepted.
+    let config = chef.join("maillage.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("authors = []", &format!("authors = [\"{root_key}\"]")),
+    )
+    .unwrap();
+    fed.nodes[0].kill();
+    fed.nodes[0] = start(chef);
+    let out = cli(
+        chef,
+        &["publish", "--signed", envelope_file.to_str().unwrap()],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        cli(chef, &["trust", "add-root", &root_key])
+            .status
+            .success()
+    );
+    peer(chef, "member", member);
+    peer(member, "chef", chef);
+    let from_member = publish_doc(member, dataset("releves", "Relevés", json!({})));
+    eventually(
+        WAIT,
+        "the offline root's membership trusts the member",
+        || has(chef, &from_member),
+    );
+
+    // Withdrawing: by record_id, with a reason; twice is refused, and so is
+    // a record that does not exist.
+    let out = cli_json(
+        member,
+        &[
+            "withdraw",
+            "releves",
+            "--reason",
+            "erreur de saisie",
+            "--json",
+        ],
+    );
+    assert_eq!(out["version"], 2, "{out}");
+    let again = cli(member, &["withdraw", "releves"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already withdrawn"));
+    let typo = cli(member, &["withdraw", "relevez"]);
+    assert!(!typo.status.success());
+    assert!(String::from_utf8_lossy(&typo.stderr).contains("no record 'relevez'"));
+    eventually(WAIT, "the withdrawal reaches the chef de file", || {
+        cli_json(
+            chef,
+            &[
+                "list",
+                "--json",
+                "--kind",
+                "dataset",
+                "--author",
+                &key(member),
+            ],
+        )
+        .as_array()
+        .is_some_and(|l| l.is_empty())
+    });
+}

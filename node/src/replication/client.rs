@@ -287,6 +287,11 @@ pub async fn run_link(node: Arc<Node>, name: String, wake: Arc<Notify>) {
         let Some(peer) = node.peers().get(&name) else {
             return;
         };
+        // A revoked key is not spoken to (its records would be refused).
+        if peer.revoked {
+            tracing::warn!(peer = name, "the peer's key is revoked: its link ends");
+            return;
+        }
         let result = link_once(&node, &peer).await;
         node.peers().update(&name, |p| {
             p.subscribed = false;

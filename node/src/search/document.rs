@@ -311,7 +311,10 @@ fn theme_cached(theme: &str) -> String {
 
 /// Whether records of this kind are searched.
 pub fn searchable(kind: Kind) -> bool {
-    !matches!(kind, Kind::Tombstone | Kind::Membership)
+    !matches!(
+        kind,
+        Kind::Tombstone | Kind::Membership | Kind::Succession | Kind::Revocation
+    )
 }
 
 /// A theme as indexed and filtered: a project theme by its canonical value
@@ -484,7 +487,7 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
             text.title(&c.title);
             text.add(c.description.as_deref());
         }
-        Body::Membership(_) | Body::Tombstone(_) => {}
+        Body::Membership(_) | Body::Tombstone(_) | Body::Succession(_) | Body::Revocation(_) => {}
     }
     if let Some(siren) = &org.siren {
         places.extend(Place::of_siren(siren));

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use maillage_proto::v1::admin_server::Admin;
 use maillage_proto::v1::{
-    ImportOutcome, ImportRequest, ImportResponse, KindCount, Peer, PeerAddRequest, PeerListRequest,
-    PeerListResponse, PeerProgress, PeerRemoveRequest, PeerRemoveResponse, PublishResponse,
-    QuarantineDropRequest, QuarantineDropResponse, QuarantineListRequest, QuarantineListResponse,
-    QuarantineReleaseRequest, QuarantineReleaseResponse, QuarantinedRecord, ReindexRequest,
-    ReindexResponse, SignRequest, StatusRequest, StatusResponse, SyncProgress, SyncRequest,
-    SyncResult, TrustAddRequest, TrustAddResponse, TrustListRequest, TrustListResponse,
-    TrustRemoveRequest, TrustRemoveResponse, TrustRoot, WithdrawMissingRequest,
-    WithdrawMissingResponse,
+    ImportOutcome, ImportRequest, ImportResponse, KeyRotateRequest, KeyRotateResponse, KindCount,
+    Peer, PeerAddRequest, PeerListRequest, PeerListResponse, PeerProgress, PeerRemoveRequest,
+    PeerRemoveResponse, PublishResponse, QuarantineDropRequest, QuarantineDropResponse,
+    QuarantineListRequest, QuarantineListResponse, QuarantineReleaseRequest,
+    QuarantineReleaseResponse, QuarantinedRecord, ReindexRequest, ReindexResponse, SignRequest,
+    StatusRequest, StatusResponse, SyncProgress, SyncRequest, SyncResult, TrustAddRequest,
+    TrustAddResponse, TrustListRequest, TrustListResponse, TrustRemoveRequest, TrustRemoveResponse,
+    TrustRoot, WithdrawMissingRequest, WithdrawMissingResponse,
 };
 use maillage_record::{RecordId, Siren, wire};
 use tonic::{Request, Response, Status};
@@ -452,6 +452,25 @@ impl Admin for AdminService {
             "dropped quarantined records at the operator's request"
         );
         Ok(Response::new(QuarantineDropResponse { dropped }))
+    }
+
+    async fn key_rotate(
+        &self,
+        _: Request<KeyRotateRequest>,
+    ) -> Result<Response<KeyRotateResponse>, Status> {
+        let node = self.node.clone();
+        let handed = blocking(move || {
+            node.rotate_key().map_err(|e| match e {
+                crate::node::RotateError::Author(a) => author_status(a),
+                other => Status::internal(other.to_string()),
+            })
+        })
+        .await?;
+        Ok(Response::new(KeyRotateResponse {
+            successor: handed.successor.0.to_vec(),
+            succession: handed.succession.0.to_vec(),
+            records: handed.records,
+        }))
     }
 
     async fn quarantine_release(

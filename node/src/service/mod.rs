@@ -36,7 +36,9 @@ pub(crate) fn author_status(e: AuthorError) -> Status {
         | AuthorError::SelfEndorsement { .. } => Status::permission_denied(e.to_string()),
         AuthorError::Invalid(e) => envelope_status(e),
         AuthorError::UnknownVisibility { .. } => Status::internal(e.to_string()),
-        AuthorError::CollectionItem { .. } => Status::failed_precondition(e.to_string()),
+        AuthorError::CollectionItem { .. }
+        | AuthorError::HandedOver { .. }
+        | AuthorError::OwnSuccession => Status::failed_precondition(e.to_string()),
         AuthorError::Store(e) => store_status(e),
     }
 }

@@ -601,6 +601,8 @@ mod tests {
                 b"count/current/project_details",
                 b"count/current/resource",
                 b"count/current/collection",
+                b"count/current/succession",
+                b"count/current/revocation",
             ]
         );
 
