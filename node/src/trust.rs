@@ -318,9 +318,14 @@ impl Trust {
 
     /// Whether `author` may speak for `key` about its succession or its
     /// compromise: the key itself, a root, or the issuer of a membership
-    /// that endorses it (its committee).
+    /// that endorses it or a key it succeeded (its committee).
     fn vouches_for_key(&self, author: &PublicKey, key: &PublicKey) -> bool {
-        author == key || self.is_root_itself(author) || self.issued_endorsement(author, key)
+        author == key
+            || self.is_root_itself(author)
+            || self
+                .lineage(key)
+                .iter()
+                .any(|k| self.issued_endorsement(author, k))
     }
 
     /// Whether `issuer` signed a current membership that names `key`.
@@ -750,5 +755,107 @@ mod tests {
                 TOULOUSE
             );
         }
+    }
+    fn event(id: &str, issued: i64, body: Body) -> Record {
+        Record {
+            record_id: id.into(),
+            version: 1,
+            issued_at_ms: issued,
+            visibility: Visibility::Public,
+            provenance: None,
+            body,
+        }
+    }
+
+    fn succession(from: PublicKey, to: PublicKey, at: i64) -> Record {
+        event(
+            "succession",
+            at,
+            Body::Succession(maillage_record::model::Succession {
+                predecessor: from,
+                successor: to,
+            }),
+        )
+    }
+
+    fn revocation(of: PublicKey, since: i64) -> Record {
+        event(
+            &format!("revocation-{}", &of.to_hex()[..8]),
+            since,
+            Body::Revocation(maillage_record::model::Revocation {
+                key: of,
+                compromised_since_ms: since,
+                reason: String::new(),
+            }),
+        )
+    }
+
+    /// Successions and revocations, whoever may sign them, in any order of
+    /// arrival, and the same after a restart (`Trust::load`).
+    #[test]
+    fn keys_hand_over_and_are_revoked_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, writer) = Store::open(dir.path()).unwrap();
+        let signer = |seed: u8| maillage_record::SigningKey::from_bytes(&[seed; 32]);
+        let (root, committee, member, next, stranger, stolen) =
+            (key(2), key(3), key(4), key(5), key(6), key(7));
+        let records: Vec<(u8, Record)> = vec![
+            (
+                2,
+                membership("c", 1, committee, MembershipRole::Committee, 0),
+            ),
+            (3, membership("m", 1, member, MembershipRole::Member, 0)),
+            // The member hands over to `next` at 10_000.
+            (4, succession(member, next, 10_000)),
+            // A stranger claims the committee hands over to it: nothing.
+            (6, succession(committee, stranger, 5_000)),
+            // The committee says `stolen`... which it never endorsed: nothing.
+            (3, revocation(stolen, 0)),
+            // The committee revokes its member's new key from 20_000 on.
+            (3, revocation(next, 20_000)),
+        ];
+        let check = |trust: &Trust| {
+            assert!(trust.accepts(&member, 9_999));
+            assert!(!trust.accepts(&member, 10_000), "retired");
+            assert!(trust.accepts(&next, 15_000), "inherits the membership");
+            assert_eq!(
+                trust.endorsement(&next, 15_000).unwrap().siren.as_str(),
+                "213101496"
+            );
+            assert!(!trust.accepts(&next, 20_000), "revoked");
+            assert_eq!(trust.latest(&member), next);
+            assert_eq!(trust.latest(&committee), committee, "a stranger's claim");
+            assert!(trust.accepts(&committee, 30_000));
+            assert!(trust.compromised_since(&stolen).is_none());
+        };
+        for order in [records.clone(), records.iter().rev().cloned().collect()] {
+            let trust = Trust::load(&store, key(1)).unwrap();
+            trust.add_root(root, "root", |_| Ok(())).unwrap();
+            for (by, r) in &order {
+                trust.observe(&key(*by), r);
+            }
+            check(&trust);
+        }
+        // Stored, then loaded again: the same.
+        let signed: Vec<_> = records
+            .iter()
+            .map(|(by, r)| maillage_record::envelope::sign(&signer(*by), r).unwrap())
+            .collect();
+        writer
+            .write(
+                &signed,
+                crate::store::Admission::KeepHistory,
+                crate::store::Origin::Local,
+            )
+            .unwrap();
+        let trust = Trust::load(&store, key(1)).unwrap();
+        trust.add_root(root, "root", |_| Ok(())).unwrap();
+        check(&trust);
+        // A root that hands over stays a root under its new key.
+        let successor = key(8);
+        trust.observe(&root, &succession(root, successor, 40_000));
+        assert!(trust.is_root(&successor));
+        assert!(!trust.accepts(&root, 40_000));
+        assert!(trust.accepts(&successor, 40_000));
     }
 }
