@@ -1022,3 +1022,126 @@ fn an_offline_root_endorses_and_withdraw_needs_no_json() {
         .is_some_and(|l| l.is_empty())
     });
 }
+
+/// Every transition on a five-node federation, with records and the
+/// memberships, successions and revocations that decide them arriving in
+/// whatever order the chain brings them, and the same after every node
+/// restarts: the committee rotates its key, renews a membership, revokes a
+/// member's key; all nodes end with the same records.
+#[test]
+fn five_nodes_agree_through_rotation_renewal_and_revocation() {
+    const DEPARTEMENT: (&str, &str) = (
+        "223100017",
+        "Comité territorial de la donnée de Haute-Garonne",
+    );
+    let mut fed = federation(&[
+        DEPARTEMENT,
+        TOULOUSE_METROPOLE,
+        COLOMIERS,
+        BLAGNAC,
+        TOULOUSE,
+    ]);
+    let dirs = fed.dirs.clone();
+    let [committee, chef, a, b, d] = [&dirs[0], &dirs[1], &dirs[2], &dirs[3], &dirs[4]];
+    for n in [chef, a, b, d] {
+        trust(n, committee);
+    }
+    // A chain: committee - chef - {a, b, d}.
+    peer(committee, "chef", chef);
+    peer(chef, "committee", committee);
+    for (name, n) in [("a", a), ("b", b), ("d", d)] {
+        peer(chef, name, n);
+        peer(n, "chef", chef);
+    }
+    let soon = maillage_record::now_ms() + 3_600_000;
+    for (id, n, siren, until) in [
+        ("membre-chef", chef, TOULOUSE_METROPOLE.0, 0),
+        ("membre-a", a, COLOMIERS.0, 0),
+        ("membre-b", b, BLAGNAC.0, soon),
+        ("membre-d", d, TOULOUSE.0, 0),
+    ] {
+        publish_doc(
+            committee,
+            json!({"kind": "membership", "record_id": id, "member_key": key(n),
+                "siren": siren, "role": "member", "valid_until_ms": until}),
+        );
+    }
+    let first = publish_doc(a, dataset("a-2026", "Données de Colomiers 2026", json!({})));
+    eventually(WAIT, "a's record reaches every node", || {
+        dirs.iter().all(|n| has(n, &first))
+    });
+
+    // The committee rotates its key, then restarts with it.
+    let rotated = cli_json(committee, &["key", "rotate", "--json"]);
+    let succession = rotated["succession"].as_str().unwrap().to_string();
+    eventually(WAIT, "the succession reaches every node", || {
+        dirs.iter().all(|n| has(n, &succession))
+    });
+    fed.nodes[0].kill();
+    fed.nodes[0] = start(committee);
+    // It renews b's membership under its new key.
+    publish_doc(
+        committee,
+        json!({"kind": "membership", "record_id": "membre-b", "member_key": key(b),
+            "siren": BLAGNAC.0, "role": "member", "valid_until_ms": soon + 3_600_000}),
+    );
+    let second = publish_doc(a, dataset("a-2027", "Données de Colomiers 2027", json!({})));
+    let from_b = publish_doc(b, dataset("b-2027", "Données de Blagnac 2027", json!({})));
+    eventually(
+        WAIT,
+        "records after the committee's rotation reach every node",
+        || dirs.iter().all(|n| has(n, &second) && has(n, &from_b)),
+    );
+
+    // The committee revokes b's key.
+    publish_doc(
+        committee,
+        json!({"kind": "revocation", "record_id": "revocation-b", "key": key(b),
+            "compromised_since_ms": maillage_record::now_ms(), "reason": "poste compromis"}),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let after_revocation = publish_doc(b, dataset("b-faux", "Après la révocation", json!({})));
+    let third = publish_doc(a, dataset("a-2028", "Données de Colomiers 2028", json!({})));
+    eventually(WAIT, "a's next record reaches every node", || {
+        dirs.iter().all(|n| has(n, &third))
+    });
+    for n in [committee, chef, a, d] {
+        let _ = cli(n, &["sync"]);
+        assert!(
+            !has(n, &after_revocation),
+            "{} took a revoked key's record",
+            n.display()
+        );
+    }
+
+    // Every node restarts; they still agree.
+    for i in 0..5 {
+        fed.nodes[i].kill();
+        fed.nodes[i] = start(&dirs[i]);
+    }
+    let datasets = |n: &Path| -> Vec<String> {
+        let mut ids: Vec<String> = cli_json(n, &["list", "--json", "--kind", "dataset"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let on_chef = datasets(chef);
+    assert!(
+        on_chef.contains(&third) && on_chef.contains(&from_b),
+        "{on_chef:?}"
+    );
+    assert!(!on_chef.contains(&after_revocation));
+    for n in [committee, a, d] {
+        assert_eq!(datasets(n), on_chef, "{} disagrees", n.display());
+    }
+    let fourth = publish_doc(a, dataset("a-2029", "Données de Colomiers 2029", json!({})));
+    eventually(
+        WAIT,
+        "after the restarts, a's records still reach every node",
+        || [committee, chef, d].iter().all(|n| has(n, &fourth)),
+    );
+}
