@@ -114,6 +114,15 @@ enum KeyEvent {
     Revocation { key: PublicKey, since_ms: i64 },
 }
 
+/// A succession as a record states it, before anyone asked whether its
+/// signer may.
+struct Stated {
+    signer: PublicKey,
+    predecessor: PublicKey,
+    successor: PublicKey,
+    at_ms: i64,
+}
+
 /// How far successions are followed (a key rotated more often than this
 /// within one federation is a fault, not a practice).
 const MAX_LINEAGE: usize = 8;
@@ -233,28 +242,33 @@ impl Trust {
     /// The key `key` handed over to, and when, by a valid succession (the
     /// earliest if several).
     pub fn successor(&self, key: &PublicKey) -> Option<(PublicKey, i64)> {
-        let events: Vec<(PublicKey, PublicKey, i64)> = {
-            let k = self.keys.read().unwrap_or_else(|p| p.into_inner());
-            if k.by_record.is_empty() {
-                return None;
-            }
-            k.by_record
-                .iter()
-                .filter_map(|((author, _), e)| match e {
-                    KeyEvent::Succession {
-                        predecessor,
-                        successor,
-                        at_ms,
-                    } if predecessor == key => Some((*author, *successor, *at_ms)),
-                    _ => None,
-                })
-                .collect()
-        };
-        events
+        self.successions()
             .into_iter()
-            .filter(|(author, _, _)| self.vouches_for_key(author, key))
-            .map(|(_, successor, at)| (successor, at))
+            .filter(|s| s.predecessor == *key && self.vouches_for_key(&s.signer, key))
+            .map(|s| (s.successor, s.at_ms))
             .min_by_key(|(successor, at)| (*at, *successor))
+    }
+
+    /// Every current Succession record, whoever signed it (empty at once
+    /// when there is none, as in most federations).
+    fn successions(&self) -> Vec<Stated> {
+        let k = self.keys.read().unwrap_or_else(|p| p.into_inner());
+        k.by_record
+            .iter()
+            .filter_map(|((signer, _), e)| match *e {
+                KeyEvent::Succession {
+                    predecessor,
+                    successor,
+                    at_ms,
+                } => Some(Stated {
+                    signer: *signer,
+                    predecessor,
+                    successor,
+                    at_ms,
+                }),
+                KeyEvent::Revocation { .. } => None,
+            })
+            .collect()
     }
 
     /// The last key of `key`'s successions (itself if none).
@@ -272,27 +286,20 @@ impl Trust {
     /// `key`, and the keys valid successions link it to, before and after.
     fn lineage(&self, key: &PublicKey) -> Vec<PublicKey> {
         let mut out = vec![*key];
-        let events: Vec<(PublicKey, PublicKey, PublicKey)> = {
-            let k = self.keys.read().unwrap_or_else(|p| p.into_inner());
-            if k.by_record.is_empty() {
-                return out;
-            }
-            k.by_record
-                .iter()
-                .filter_map(|((author, _), e)| match e {
-                    KeyEvent::Succession {
-                        predecessor,
-                        successor,
-                        ..
-                    } => Some((*author, *predecessor, *successor)),
-                    _ => None,
-                })
-                .collect()
-        };
+        let events = self.successions();
+        if events.is_empty() {
+            return out;
+        }
         let mut i = 0;
         while i < out.len() && out.len() < MAX_LINEAGE {
             let k = out[i];
-            for (author, pred, succ) in &events {
+            for Stated {
+                signer: author,
+                predecessor: pred,
+                successor: succ,
+                ..
+            } in &events
+            {
                 let other = if *pred == k {
                     *succ
                 } else if *succ == k {

@@ -90,6 +90,18 @@ fn sync(dir: &Path, peer: &str) {
     assert_eq!(out[0]["ok"], true, "{out}");
 }
 
+/// A chef de file that endorses a member; each pins the other, and the
+/// member trusts the chef de file: `(fed, chef, member)`.
+fn chef_and_member() -> (crate::support::Fed, std::path::PathBuf, std::path::PathBuf) {
+    let fed = federation(&[TOULOUSE_METROPOLE, COLOMIERS]);
+    let (chef, member) = (fed.dirs[0].clone(), fed.dirs[1].clone());
+    endorse(&chef, "membre-colomiers", &member, COLOMIERS.0);
+    peer(&chef, "member", &member);
+    peer(&member, "chef", &chef);
+    trust(&member, &chef);
+    (fed, chef, member)
+}
+
 fn peer_entry(on: &Path, name: &str) -> Value {
     let peers = cli_json(on, &["peer", "list", "--json"]);
     peers
@@ -249,12 +261,8 @@ fn a_member_cannot_claim_another_organisations_siren() {
 /// root, or a current membership), not for as long as it stays pinned.
 #[test]
 fn a_withdrawn_member_no_longer_sees_federation_records() {
-    let fed = federation(&[TOULOUSE_METROPOLE, COLOMIERS]);
-    let [chef, member] = [&fed.dirs[0], &fed.dirs[1]];
-    endorse(chef, "membre-colomiers", member, COLOMIERS.0);
-    peer(chef, "member", member);
-    peer(member, "chef", chef);
-    trust(member, chef);
+    let (_fed, chef, member) = chef_and_member();
+    let (chef, member) = (&chef, &member);
 
     let before = publish_doc(
         chef,
@@ -851,12 +859,8 @@ fn a_rotated_key_is_followed_by_the_federation() {
 /// ones are kept and flagged; the key is no longer pinned.
 #[test]
 fn a_revoked_key_is_refused_from_its_compromise_on() {
-    let fed = federation(&[TOULOUSE_METROPOLE, COLOMIERS]);
-    let [chef, member] = [&fed.dirs[0], &fed.dirs[1]];
-    endorse(chef, "membre-colomiers", member, COLOMIERS.0);
-    peer(chef, "member", member);
-    peer(member, "chef", chef);
-    trust(member, chef);
+    let (_fed, chef, member) = chef_and_member();
+    let (chef, member) = (&chef, &member);
     let before = publish_doc(
         member,
         dataset("releves-2026", "Relevés de nappe", json!({})),
@@ -1115,9 +1119,9 @@ fn five_nodes_agree_through_rotation_renewal_and_revocation() {
     }
 
     // Every node restarts; they still agree.
-    for i in 0..5 {
-        fed.nodes[i].kill();
-        fed.nodes[i] = start(&dirs[i]);
+    for (node, dir) in fed.nodes.iter_mut().zip(&dirs) {
+        node.kill();
+        *node = start(dir);
     }
     let datasets = |n: &Path| -> Vec<String> {
         let mut ids: Vec<String> = cli_json(n, &["list", "--json", "--kind", "dataset"])

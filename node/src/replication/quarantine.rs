@@ -314,12 +314,7 @@ impl Quarantine {
         writer: &Writer,
         entries: &[(PublicKey, RecordId)],
     ) -> Result<(), StoreError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        writer.unquarantine(entries, false)?;
-        self.forget(entries.iter().map(|(_, id)| *id));
-        Ok(())
+        self.remove(writer, entries, false)
     }
 
     /// Drops records from the quarantine (no longer verifying, expired, or
@@ -329,10 +324,19 @@ impl Quarantine {
         writer: &Writer,
         entries: &[(PublicKey, RecordId)],
     ) -> Result<(), StoreError> {
+        self.remove(writer, entries, true)
+    }
+
+    fn remove(
+        &self,
+        writer: &Writer,
+        entries: &[(PublicKey, RecordId)],
+        dropped: bool,
+    ) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
-        writer.unquarantine(entries, true)?;
+        writer.unquarantine(entries, dropped)?;
         self.forget(entries.iter().map(|(_, id)| *id));
         Ok(())
     }
