@@ -259,6 +259,16 @@ enum KeyCommand {
     /// with it, the former key signs the succession that peers follow, and
     /// the new key replaces organisation.key. Restart the node afterwards.
     Rotate,
+    /// Consent, as the holder of a new key, to succeed a lost one: prints
+    /// the `successor_signature` the committee puts in the `succession`
+    /// record it publishes (offline: no node is asked).
+    Consent {
+        /// The lost key (64 hex characters).
+        predecessor: String,
+        /// The new key's file.
+        #[arg(long)]
+        key: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -314,6 +324,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => init::init(&dir, &siren, &name, grpc_listen, json),
         Command::Verify { file } => records::verify(&file, json),
         Command::Sign { file, key, out } => records::sign_offline(&file, &key, out, json),
+        Command::Key(KeyCommand::Consent { predecessor, key }) => {
+            records::key_consent(&predecessor, &key, json)
+        }
         command => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -328,6 +341,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         records::withdraw(&dir, &record_id, &reason, json).await
                     }
                     Command::Key(KeyCommand::Rotate) => records::key_rotate(&dir, json).await,
+                    Command::Key(KeyCommand::Consent { .. }) => unreachable!("handled above"),
                     Command::List { kind, author, all } => {
                         records::list(&dir, kind.as_deref(), author.as_deref(), all, json).await
                     }

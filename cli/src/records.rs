@@ -339,6 +339,31 @@ pub fn sign_offline(
     Ok(())
 }
 
+/// `maillage key consent PREDECESSOR --key FILE`: the new key's consent to
+/// succeed a lost key, for the committee's `succession` record.
+pub fn key_consent(predecessor: &str, key_file: &Path, json_out: bool) -> anyhow::Result<()> {
+    let predecessor = PublicKey::parse_hex(predecessor.trim())
+        .with_context(|| format!("'{predecessor}' is not a public key"))?;
+    let key = maillage_record::keyfile::read(key_file)?;
+    let s = maillage_record::model::Succession::consented(predecessor, &key);
+    if json_out {
+        println!(
+            "{}",
+            json!({"kind": "succession", "record_id": format!("succession-{}", &s.successor.to_hex()[..16]),
+                "predecessor": s.predecessor.to_hex(), "successor": s.successor.to_hex(),
+                "successor_signature": s.successor_signature})
+        );
+    } else {
+        println!("{}", s.successor_signature);
+        eprintln!(
+            "give this, with the new key {}, to the committee: it publishes the succession \
+             (`maillage key consent --json` writes the whole record)",
+            s.successor
+        );
+    }
+    Ok(())
+}
+
 /// `maillage key rotate`: hands the node's key over to a new one.
 pub async fn key_rotate(dir: &Path, json_out: bool) -> anyhow::Result<()> {
     let conn = NodeConn::open(dir).await?;

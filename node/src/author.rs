@@ -85,17 +85,6 @@ pub struct Signed {
     pub record: VerifiedRecord,
 }
 
-impl Signed {
-    /// What to store, in order.
-    pub fn all(&self) -> Vec<VerifiedRecord> {
-        self.notice
-            .iter()
-            .chain(std::iter::once(&self.record))
-            .cloned()
-            .collect()
-    }
-}
-
 /// The reason a narrowing notice gives (`Signed::notice`).
 pub const NARROWED: &str = "visibilité restreinte dans une version suivante (visibility narrowed)";
 
@@ -256,7 +245,8 @@ impl Author {
         }
         let mut outcomes = Vec::with_capacity(drafts.len());
         let mut signed: Vec<(usize, VerifiedRecord, bool)> = Vec::new();
-        let mut notices: Vec<VerifiedRecord> = Vec::new();
+        // Narrowing notices, by the index in `signed` of the row each goes with.
+        let mut notices: Vec<(usize, VerifiedRecord)> = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
         let now = maillage_record::now_ms();
         for (i, mut draft) in drafts.into_iter().enumerate() {
@@ -337,7 +327,7 @@ impl Author {
             match envelope::sign(&self.key, &draft) {
                 Ok(rec) => {
                     if let Some(n) = notice {
-                        notices.push(n);
+                        notices.push((signed.len(), n));
                     }
                     signed.push((i, rec, current.is_some()));
                     // Filled in below, once the write succeeded.
@@ -349,17 +339,34 @@ impl Author {
         if signed.is_empty() {
             return Ok(outcomes);
         }
-        // Notices first, in the same write: each goes just before its row.
-        let recs: Vec<VerifiedRecord> = notices
-            .iter()
-            .cloned()
-            .chain(signed.iter().map(|(_, r, _)| r.clone()))
+        // Notices first: a row whose notice is refused (the record changed
+        // meanwhile) is not stored, or its former audience would keep the
+        // earlier version for good.
+        let mut lost = HashSet::new();
+        if !notices.is_empty() {
+            let recs: Vec<VerifiedRecord> = notices.iter().map(|(_, n)| n.clone()).collect();
+            for ((row, _), result) in notices.iter().zip(self.ledger.insert_newer(&recs)?) {
+                if let Err(e) = result {
+                    let (i, rec, _) = &signed[*row];
+                    outcomes[*i] = Outcome::Rejected(format!(
+                        "record '{}' changed while it was imported ({e}): import again",
+                        rec.record().record_id
+                    ));
+                    lost.insert(*row);
+                }
+            }
+        }
+        let signed: Vec<_> = signed
+            .into_iter()
+            .enumerate()
+            .filter(|(row, _)| !lost.contains(row))
+            .map(|(_, s)| s)
             .collect();
+        let recs: Vec<VerifiedRecord> = signed.iter().map(|(_, r, _)| r.clone()).collect();
         // Only newer versions are written: if the record changed since it
         // was read above (a publish, another import), this row loses, rather
         // than two different records sharing one version number.
-        let mut stored = self.ledger.insert_newer(&recs)?;
-        let stored = stored.split_off(notices.len());
+        let stored = self.ledger.insert_newer(&recs)?;
         for ((i, rec, existed), result) in signed.into_iter().zip(stored) {
             let (version, id) = (rec.record().version, rec.id());
             outcomes[i] = match (result, existed) {
@@ -483,17 +490,22 @@ impl Author {
         let mut recs = Vec::with_capacity(2 * current.len() + 1);
         let mut organisation = None;
         for r in &current {
-            let withdrawal = Record {
-                record_id: r.record_id.clone(),
-                version: r.version + 1,
-                issued_at_ms: at - 1,
-                visibility: r.visibility.clone(),
-                provenance: r.provenance.clone(),
-                body: Body::Tombstone(Tombstone {
-                    reason: reason.clone(),
-                }),
-            };
-            recs.push(envelope::sign(&self.key, &withdrawal)?);
+            // A membership stays under the former key as well: what that
+            // key vouched for (a member's revocation, a recovery) still
+            // rests on it. The successor signs its own copy.
+            if r.kind() != Kind::Membership {
+                let withdrawal = Record {
+                    record_id: r.record_id.clone(),
+                    version: r.version + 1,
+                    issued_at_ms: at - 1,
+                    visibility: r.visibility.clone(),
+                    provenance: r.provenance.clone(),
+                    body: Body::Tombstone(Tombstone {
+                        reason: reason.clone(),
+                    }),
+                };
+                recs.push(envelope::sign(&self.key, &withdrawal)?);
+            }
             let copy = Record {
                 version: 1,
                 issued_at_ms: at,
@@ -513,18 +525,25 @@ impl Author {
                 issued_at_ms: at,
                 visibility: Visibility::Public,
                 provenance: None,
-                body: Body::Succession(maillage_record::model::Succession {
-                    predecessor: self.public_key,
-                    successor: next,
-                }),
+                body: Body::Succession(maillage_record::model::Succession::consented(
+                    self.public_key,
+                    successor,
+                )),
             },
         )?;
         let succession_id = succession.id();
         recs.push(succession);
-        for result in self.ledger.insert_newer(&recs)? {
-            result?;
-        }
+        let mut results = self.ledger.insert_newer(&recs)?;
+        let done = results.pop().expect("the succession is among them");
+        // Once the succession is stored, the former key is done, whatever
+        // else failed (a record changed meanwhile): it signs nothing more.
+        done?;
         *handed = Some(next);
+        for (rec, result) in recs.iter().zip(results) {
+            if let Err(e) = result {
+                tracing::warn!(record_id = rec.record().record_id, error = %e, "a record was not handed over to the new key: publish it again once the node restarts");
+            }
+        }
         Ok(HandedOver {
             successor: next,
             succession: succession_id,

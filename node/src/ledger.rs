@@ -208,20 +208,29 @@ impl Ledger {
     /// the end plus `replication.late_grace`. An expired member cannot
     /// date new records inside its old membership (docs/security.md).
     fn admissible(&self, author: &PublicKey, issued_at_ms: i64, first_seen_ms: i64) -> bool {
-        // A key handed over or compromised signs nothing from then on.
-        if !self.trust.speaks_at(author, issued_at_ms) {
+        // A key handed over or compromised signs nothing from then on; and
+        // a compromised key's record first seen after the compromise is
+        // refused whatever date it claims (a thief back-dates).
+        if !self.trust.speaks_at(author, issued_at_ms)
+            || self
+                .trust
+                .compromised_since(author)
+                .is_some_and(|since| first_seen_ms >= since)
+        {
             return false;
         }
         if self.trust.is_root(author) {
             return true;
         }
-        match self.trust.endorsement(author, issued_at_ms) {
-            None => false,
-            Some(e) => {
+        // Any membership that covers the date will do, if it had not ended
+        // (plus the grace) when the record was first seen.
+        self.trust
+            .endorsements(author, issued_at_ms)
+            .iter()
+            .any(|e| {
                 e.valid_until_ms == 0
                     || first_seen_ms < e.valid_until_ms.saturating_add(self.late_grace_ms)
-            }
-        }
+            })
     }
 
     /// `admit`, with `meanwhile` run between the trust check and the hold:

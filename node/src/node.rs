@@ -46,6 +46,9 @@ pub struct Node {
     replication: Replication,
     /// Becomes true when the node shuts down: long-lived streams end on it.
     stopping: watch::Sender<bool>,
+    /// Bumped when `follow_keys` moved a peer to another key or unpinned
+    /// it: the replicator restarts the links.
+    repinned: watch::Sender<u64>,
     /// Turns to run a public search or statistics (two per core at once),
     /// so that a flood of searches queues for its turn instead of taking
     /// the cores that sync, indexing and the operator need (see
@@ -66,9 +69,10 @@ pub enum RotateError {
     #[error(transparent)]
     Author(#[from] crate::author::AuthorError),
     #[error(
-        "the catalogue was signed again and the succession stored, but {path} could not be \
-         moved ({problem}): put the new key (organisation.key.next) in place of organisation.key \
-         by hand, then restart the node"
+        "the catalogue was signed again and the succession stored, but {path} failed \
+         ({problem}): make sure the key file holds the new key (organisation.key.next, if it is \
+         still there) and organisation.envelope its Organisation record, then restart the node \
+         (it refuses to start with the former key)"
     )]
     Io {
         path: std::path::PathBuf,
@@ -137,6 +141,7 @@ impl Node {
             key_file: config.key_file.clone(),
             replication: config.replication.clone(),
             stopping: watch::channel(false).0,
+            repinned: watch::channel(0).0,
             search_slots: Arc::new(tokio::sync::Semaphore::new(search_turns())),
             background: Background::new("maillage-sync", crate::background::BACKGROUND),
         })
@@ -272,6 +277,12 @@ impl Node {
         };
         std::fs::rename(&self.key_file, &retired).map_err(|e| io(e, &self.key_file))?;
         std::fs::rename(&staged, &self.key_file).map_err(|e| io(e, &staged))?;
+        // The renames survive a crash only once the directory is synced.
+        if let Some(dir) = self.key_file.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| io(e, dir))?;
+        }
         if let Some(org) = &handed.organisation {
             let path = self.dir.join(maillage_record::ORGANISATION_ENVELOPE);
             let tmp = path.with_extension("envelope.next");
@@ -295,8 +306,12 @@ impl Node {
         if !self.trust.has_key_events() {
             return Ok(());
         }
-        for change in self.peers.follow(&self.trust)? {
+        let changes = self.peers.follow(&self.trust)?;
+        for change in &changes {
             tracing::warn!("{change}");
+        }
+        if !changes.is_empty() {
+            self.repinned.send_modify(|n| *n += 1);
         }
         for (root, info) in self.trust.roots() {
             let latest = self.trust.latest(&root);
@@ -412,6 +427,12 @@ impl Node {
             out.push((env, first_seen));
         }
         Ok(out)
+    }
+
+    /// Changes when `follow_keys` moved a peer to another key, or
+    /// unpinned it.
+    pub fn repinned(&self) -> watch::Receiver<u64> {
+        self.repinned.subscribe()
     }
 
     /// A receiver that sees `true` once the node begins to shut down.

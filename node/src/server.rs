@@ -59,6 +59,16 @@ pub enum StartError {
     },
     #[error("{path}: {problem}")]
     Organisation { path: PathBuf, problem: String },
+    #[error(
+        "the key in {path} ({key}) was handed over to {successor} (`maillage key rotate`): \
+         put the new key in its place (organisation.key.next beside it, if the rotation stopped \
+         half-way), then start the node again"
+    )]
+    HandedOver {
+        path: PathBuf,
+        key: maillage_record::PublicKey,
+        successor: maillage_record::PublicKey,
+    },
     #[error("serving failed: {0}")]
     Serve(#[from] tonic::transport::Error),
     #[error(transparent)]
@@ -145,6 +155,15 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         search,
         local,
     )?);
+    // A key that handed over signs nothing anyone accepts: starting with it
+    // would look fine and be useless.
+    if let Some((successor, _)) = node.trust().successor(&node.public_key()) {
+        return Err(StartError::HandedOver {
+            path: config.key_file.clone(),
+            key: node.public_key(),
+            successor,
+        });
+    }
     ingest_organisation(&node, &config.dir.join(ORGANISATION_ENVELOPE))?;
     Ok(Started {
         node,
@@ -214,6 +233,23 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         .expect("descriptor sets embedded at build time are valid");
 
     let replicator = Replicator::start(node.clone());
+    // A peer re-pinned along a succession (or un-revoked) gets its link
+    // back: `run_link` ends for a revoked key.
+    let relinking = (node.clone(), replicator.clone());
+    tokio::spawn(async move {
+        let (node, replicator) = relinking;
+        let mut repinned = node.repinned();
+        let mut stopping = node.stopping();
+        loop {
+            tokio::select! {
+                changed = repinned.changed() => if changed.is_err() { return },
+                _ = stopping.wait_for(|s| *s) => return,
+            }
+            for peer in node.peers().list() {
+                replicator.restart(&peer.name);
+            }
+        }
+    });
     let indexer = node.indexer().spawn();
     // Trust stored but not yet applied to the quarantine (the node stopped
     // in between) is applied now.

@@ -241,12 +241,40 @@ impl Trust {
 
     /// The key `key` handed over to, and when, by a valid succession (the
     /// earliest if several).
+    ///
+    /// One signed by a root or a committee (a recovery) outranks those the
+    /// key signed itself; two self-signed ones naming different successors
+    /// are a dispute (a thief's and the owner's): neither counts until a
+    /// root or the committee signs one. A self-signed one dated from the
+    /// key's compromise on counts for nothing.
     pub fn successor(&self, key: &PublicKey) -> Option<(PublicKey, i64)> {
-        self.successions()
+        let valid: Vec<Stated> = self
+            .successions()
             .into_iter()
             .filter(|s| s.predecessor == *key && self.vouches_for_key(&s.signer, key))
-            .map(|s| (s.successor, s.at_ms))
-            .min_by_key(|(successor, at)| (*at, *successor))
+            .collect();
+        if valid.is_empty() {
+            return None;
+        }
+        let earliest = |of: Vec<&Stated>| {
+            of.into_iter()
+                .map(|s| (s.successor, s.at_ms))
+                .min_by_key(|(successor, at)| (*at, *successor))
+        };
+        let vouched: Vec<&Stated> = valid.iter().filter(|s| s.signer != *key).collect();
+        if !vouched.is_empty() {
+            return earliest(vouched);
+        }
+        let compromised = self.compromised_since(key);
+        let own: Vec<&Stated> = valid
+            .iter()
+            .filter(|s| compromised.is_none_or(|c| s.at_ms < c))
+            .collect();
+        let first = own.first()?.successor;
+        if own.iter().any(|s| s.successor != first) {
+            return None;
+        }
+        earliest(own)
     }
 
     /// Every current Succession record, whoever signed it (empty at once
@@ -268,7 +296,7 @@ impl Trust {
                 }),
                 KeyEvent::Revocation { .. } => None,
             })
-            .collect()
+            .collect::<Vec<_>>()
     }
 
     /// The last key of `key`'s successions (itself if none).
@@ -283,7 +311,9 @@ impl Trust {
         k
     }
 
-    /// `key`, and the keys valid successions link it to, before and after.
+    /// `key`, and the keys it succeeded, by valid successions: a successor
+    /// inherits from its predecessors, never the other way (a key could
+    /// otherwise name a root as its successor and inherit from it).
     fn lineage(&self, key: &PublicKey) -> Vec<PublicKey> {
         let mut out = vec![*key];
         let events = self.successions();
@@ -300,22 +330,15 @@ impl Trust {
                 ..
             } in &events
             {
-                let other = if *pred == k {
-                    *succ
-                } else if *succ == k {
-                    *pred
-                } else {
+                if *succ != k {
                     continue;
-                };
-                // The signer must be the predecessor, or vouch for it; a
-                // root's status is not asked here (it would ask lineage
-                // again): the predecessor itself, or an issuer of one of
-                // its endorsements, or a root added by the operator.
-                let valid = author == pred
-                    || self.is_root_itself(author)
-                    || self.issued_endorsement(author, pred);
-                if valid && !out.contains(&other) {
-                    out.push(other);
+                }
+                // The signer must be the predecessor, or vouch for it (a
+                // root, or the committee that endorsed it); asked without
+                // successions (`vouches_directly`), which would ask
+                // lineage again.
+                if self.vouches_directly(author, pred) && !out.contains(pred) {
+                    out.push(*pred);
                 }
             }
             i += 1;
@@ -324,15 +347,29 @@ impl Trust {
     }
 
     /// Whether `author` may speak for `key` about its succession or its
-    /// compromise: the key itself, a root, or the issuer of a membership
-    /// that endorses it or a key it succeeded (its committee).
+    /// compromise: the key itself, a root, or a committee (whose memberships
+    /// count) that endorsed it or a key it succeeded. Of a root, only itself
+    /// or another root.
     fn vouches_for_key(&self, author: &PublicKey, key: &PublicKey) -> bool {
-        author == key
-            || self.is_root_itself(author)
-            || self
+        if author == key || self.is_root_itself(author) {
+            return true;
+        }
+        !self.is_root_itself(key)
+            && self.may_endorse(author)
+            && self
                 .lineage(key)
                 .iter()
                 .any(|k| self.issued_endorsement(author, k))
+    }
+
+    /// `vouches_for_key`, for `key` itself only.
+    fn vouches_directly(&self, author: &PublicKey, key: &PublicKey) -> bool {
+        if author == key || self.is_root_itself(author) {
+            return true;
+        }
+        !self.is_root_itself(key)
+            && self.may_endorse(author)
+            && self.issued_endorsement(author, key)
     }
 
     /// Whether `issuer` signed a current membership that names `key`.
@@ -353,30 +390,59 @@ impl Trust {
     /// membership names, whatever its dates or issuer. A cheap first look
     /// before the records waiting in quarantine are verified again.
     pub fn may_accept(&self, key: &PublicKey) -> bool {
-        self.is_root(key)
-            || self
-                .endorsements
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .by_member
-                .get(key)
-                .is_some_and(|m| !m.is_empty())
+        let lineage = self.lineage(key);
+        lineage.iter().any(|k| self.is_root_itself(k))
+            || lineage.iter().any(|k| {
+                let issuers: Vec<PublicKey> = {
+                    let e = self.endorsements.read().unwrap_or_else(|p| p.into_inner());
+                    e.by_member
+                        .get(k)
+                        .map(|slots| slots.iter().map(|(issuer, _)| *issuer).collect())
+                        .unwrap_or_default()
+                };
+                issuers.iter().any(|i| self.may_endorse(i))
+            })
+    }
+
+    /// Whether `issuer`'s memberships may count: a root (added by the
+    /// operator, or this node), or a key a root endorsed as a committee,
+    /// whatever the dates (a cheap look, without successions: what counts
+    /// is decided by `endorsement`).
+    fn may_endorse(&self, issuer: &PublicKey) -> bool {
+        if self.is_root_itself(issuer) {
+            return true;
+        }
+        let e = self.endorsements.read().unwrap_or_else(|p| p.into_inner());
+        e.by_member.get(issuer).is_some_and(|slots| {
+            slots.iter().any(|slot| {
+                matches!(e.by_record.get(slot), Some(Slot { membership: Some(m), .. })
+                    if m.role == MembershipRole::Committee && self.is_root_itself(&slot.0))
+            })
+        })
     }
 
     /// The membership that vouches for `key` at `at_ms`: issued by a root,
     /// or by a committee that a root endorsed (as a committee) at that
     /// time; the first in `Endorsement::rank` order if several do.
     pub fn endorsement(&self, key: &PublicKey, at_ms: i64) -> Option<Endorsement> {
-        self.endorsement_at_depth(key, at_ms, None, 2)
+        self.endorsements_at_depth(key, at_ms, None, 2)
+            .into_iter()
+            .next()
     }
 
-    fn endorsement_at_depth(
+    /// Every membership that vouches for `key` at `at_ms`, in
+    /// `Endorsement::rank` order.
+    pub fn endorsements(&self, key: &PublicKey, at_ms: i64) -> Vec<Endorsement> {
+        self.endorsements_at_depth(key, at_ms, None, 2)
+    }
+
+    fn endorsements_at_depth(
         &self,
         key: &PublicKey,
         at_ms: i64,
         role: Option<MembershipRole>,
         depth: u8,
-    ) -> Option<Endorsement> {
+    ) -> Vec<Endorsement> {
         let lineage = self.lineage(key);
         let candidates: Vec<Endorsement> = {
             let e = self.endorsements.read().unwrap_or_else(|p| p.into_inner());
@@ -400,7 +466,7 @@ impl Trust {
                 })
                 .collect()
         };
-        candidates
+        let mut found = candidates
             .into_iter()
             // A membership its issuer signed after handing its key over, or
             // once compromised, counts for nothing.
@@ -413,16 +479,28 @@ impl Trust {
                 if depth < 2 {
                     return None;
                 }
-                let committee = self.endorsement_at_depth(
-                    &c.issuer,
-                    at_ms,
-                    Some(MembershipRole::Committee),
-                    depth - 1,
-                )?;
+                // The committee's longest-lasting membership bounds this one.
+                let committee = self
+                    .endorsements_at_depth(
+                        &c.issuer,
+                        at_ms,
+                        Some(MembershipRole::Committee),
+                        depth - 1,
+                    )
+                    .into_iter()
+                    .max_by_key(|e| {
+                        if e.valid_until_ms == 0 {
+                            i64::MAX
+                        } else {
+                            e.valid_until_ms
+                        }
+                    })?;
                 c.valid_until_ms = earlier_end(c.valid_until_ms, committee.valid_until_ms);
                 Some(c)
             })
-            .min_by(|a, b| a.rank().cmp(&b.rank()))
+            .collect::<Vec<_>>();
+        found.sort_by(|a, b| a.rank().cmp(&b.rank()));
+        found
     }
 
     /// Takes note of a stored record: a Membership (or the Tombstone that
@@ -487,13 +565,10 @@ impl Trust {
         };
         let mut k = self.keys.write().unwrap_or_else(|p| p.into_inner());
         let slot = (*author, record.record_id.clone());
-        match event {
-            Some(e) => {
-                k.by_record.insert(slot, e);
-            }
-            None => {
-                k.by_record.remove(&slot);
-            }
+        // Final once stated (the store refuses anything after it too): a
+        // thief holding a key must not undo its revocation.
+        if let Some(e) = event {
+            k.by_record.entry(slot).or_insert(e);
         }
     }
 
@@ -774,14 +849,16 @@ mod tests {
         }
     }
 
+    /// A succession to `key(to)`, with its consent.
     fn succession(from: PublicKey, to: PublicKey, at: i64) -> Record {
+        let seed = (2..=255u8).find(|s| key(*s) == to).expect("a test key");
         event(
             "succession",
             at,
-            Body::Succession(maillage_record::model::Succession {
-                predecessor: from,
-                successor: to,
-            }),
+            Body::Succession(maillage_record::model::Succession::consented(
+                from,
+                &maillage_record::SigningKey::from_bytes(&[seed; 32]),
+            )),
         )
     }
 
@@ -864,5 +941,74 @@ mod tests {
         assert!(trust.is_root(&successor));
         assert!(!trust.accepts(&root, 40_000));
         assert!(trust.accepts(&successor, 40_000));
+    }
+    /// What the key lifecycle must not let a member do: inherit from a
+    /// successor it names, speak for a root, or settle a dispute over its
+    /// own key; and a statement, once made, is final.
+    #[test]
+    fn a_member_cannot_turn_the_key_lifecycle_against_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _writer) = Store::open(dir.path()).unwrap();
+        let trust = Trust::load(&store, key(1)).unwrap();
+        let (root, committee, member, thief, owner) = (key(2), key(3), key(4), key(5), key(6));
+        trust.add_root(root, "root", |_| Ok(())).unwrap();
+        trust.observe(
+            &root,
+            &membership("c", 1, committee, MembershipRole::Committee, 0),
+        );
+        trust.observe(
+            &committee,
+            &membership("m", 1, member, MembershipRole::Member, 0),
+        );
+        // The member names the root as its successor: it inherits nothing.
+        trust.observe(&member, &succession(member, root, 10_000));
+        assert!(!trust.is_root(&member));
+        assert!(trust.accepts(&member, 5_000) && !trust.accepts(&member, 10_000));
+        // It endorses the root (which counts for nothing), then revokes
+        // it and hands it over: nothing either.
+        trust.observe(
+            &member,
+            &membership("r", 1, root, MembershipRole::Member, 0),
+        );
+        trust.observe(&member, &revocation(root, 0));
+        trust.observe(&member, &event("s2", 0, succession(root, thief, 0).body));
+        assert!(trust.compromised_since(&root).is_none());
+        assert!(trust.successor(&root).is_none());
+        assert!(trust.accepts(&root, 50_000));
+
+        // Two successions the owner's key signed itself, to two keys: a
+        // dispute, until the committee signs one.
+        let disputed = key(9);
+        trust.observe(
+            &root,
+            &membership("o", 1, disputed, MembershipRole::Member, 0),
+        );
+        trust.observe(
+            &disputed,
+            &event("a", 20_000, succession(disputed, owner, 20_000).body),
+        );
+        trust.observe(
+            &disputed,
+            &event("b", 15_000, succession(disputed, thief, 15_000).body),
+        );
+        assert!(trust.successor(&disputed).is_none());
+        trust.observe(
+            &root,
+            &event("c", 21_000, succession(disputed, owner, 21_000).body),
+        );
+        assert_eq!(trust.successor(&disputed).map(|(k, _)| k), Some(owner));
+
+        // A revocation stays, whatever comes after it under its record_id.
+        let stated = revocation(committee, 30_000);
+        trust.observe(&root, &stated);
+        let undo = Record {
+            version: 2,
+            body: Body::Tombstone(maillage_record::model::Tombstone {
+                reason: "annulée".into(),
+            }),
+            ..stated
+        };
+        trust.observe(&root, &undo);
+        assert_eq!(trust.compromised_since(&committee), Some(30_000));
     }
 }

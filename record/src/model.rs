@@ -688,6 +688,48 @@ pub struct Succession {
     /// 64 hex characters in JSON.
     pub predecessor: PublicKey,
     pub successor: PublicKey,
+    /// The successor's consent: its signature (128 hex characters) over
+    /// `Succession::consent_message`. Without it, a key could name any
+    /// other key as its successor and pass its trust on to it.
+    pub successor_signature: String,
+}
+
+impl Succession {
+    /// What the successor signs to consent.
+    pub fn consent_message(predecessor: &PublicKey, successor: &PublicKey) -> Vec<u8> {
+        let mut m = b"maillage succession v1\0".to_vec();
+        m.extend_from_slice(&predecessor.0);
+        m.extend_from_slice(&successor.0);
+        m
+    }
+
+    /// A succession from `predecessor` to the key `successor` signs with.
+    pub fn consented(predecessor: PublicKey, successor: &ed25519_dalek::SigningKey) -> Succession {
+        use ed25519_dalek::Signer;
+        let to = PublicKey(successor.verifying_key().to_bytes());
+        let signature = successor.sign(&Succession::consent_message(&predecessor, &to));
+        Succession {
+            predecessor,
+            successor: to,
+            successor_signature: hex::encode(signature.to_bytes()),
+        }
+    }
+
+    /// Whether the successor consented.
+    fn check_consent(&self) -> Result<(), ValidationError> {
+        let bad = |why: &str| ValidationError::new("successor_signature", why);
+        let bytes: [u8; 64] = hex::decode(&self.successor_signature)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| bad("must be 128 hex characters: the successor's signature (`maillage key consent`)"))?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&self.successor.0)
+            .map_err(|_| ValidationError::new("successor", "is not a usable ed25519 key"))?;
+        key.verify_strict(
+            &Succession::consent_message(&self.predecessor, &self.successor),
+            &ed25519_dalek::Signature::from_bytes(&bytes),
+        )
+        .map_err(|_| bad("is not the successor's signature of this succession"))
+    }
 }
 
 /// A key is compromised (see record.proto): signed by the key itself, a
@@ -836,7 +878,7 @@ impl Record {
                         "must be another key than the predecessor",
                     ));
                 }
-                Ok(())
+                x.check_consent()
             }
             Body::Revocation(r) => {
                 if r.compromised_since_ms < 0 {

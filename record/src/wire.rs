@@ -240,6 +240,8 @@ pub fn payload_to_proto(r: &Record) -> pb::Payload {
         Body::Succession(x) => pb::payload::Body::Succession(pb::Succession {
             predecessor: x.predecessor.0.to_vec(),
             successor: x.successor.0.to_vec(),
+            // Validated as hex before signing; anything else encodes empty.
+            successor_signature: hex::decode(&x.successor_signature).unwrap_or_default(),
         }),
         Body::Revocation(r) => pb::payload::Body::Revocation(pb::Revocation {
             key: r.key.0.to_vec(),
@@ -478,6 +480,7 @@ pub fn payload_from_proto(p: pb::Payload) -> Result<Record, ValidationError> {
         Some(pb::payload::Body::Succession(x)) => Body::Succession(Succession {
             predecessor: key_from("predecessor", &x.predecessor)?,
             successor: key_from("successor", &x.successor)?,
+            successor_signature: hex::encode(&x.successor_signature),
         }),
         Some(pb::payload::Body::Revocation(r)) => Body::Revocation(Revocation {
             key: key_from("key", &r.key)?,
@@ -698,6 +701,34 @@ mod tests {
         };
         edit(m);
         p.encode_to_vec()
+    }
+
+    /// A succession needs its successor's consent: without it, or for
+    /// another key, it is refused.
+    #[test]
+    fn a_succession_carries_its_successors_consent() {
+        let to = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let mut rec = membership();
+        rec.body = Body::Succession(Succession::consented(PublicKey([7; 32]), &to));
+        let bytes = encode_payload(&rec);
+        assert_eq!(decode_payload(&bytes).unwrap(), rec);
+        let Body::Succession(s) = &mut rec.body else {
+            unreachable!()
+        };
+        s.successor = PublicKey(
+            ed25519_dalek::SigningKey::from_bytes(&[8; 32])
+                .verifying_key()
+                .to_bytes(),
+        );
+        let err = decode_payload(&encode_payload(&rec))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("successor_signature"), "{err}");
+        let Body::Succession(s) = &mut rec.body else {
+            unreachable!()
+        };
+        s.successor_signature.clear();
+        assert!(decode_payload(&encode_payload(&rec)).is_err());
     }
 
     #[test]

@@ -54,31 +54,21 @@ pub(crate) async fn store_signed(
     node: &Arc<Node>,
     signed: crate::author::Signed,
 ) -> Result<PublishResponse, Status> {
-    let Some(notice) = signed.notice.clone() else {
-        return store_published(node, signed.record).await;
-    };
-    let rec = signed.record.clone();
-    let n = node.clone();
-    let mut results =
-        blocking(move || n.ledger().insert_newer(&signed.all()).map_err(store_status)).await?;
-    let inserted = results
-        .pop()
-        .expect("one result per record")
-        .map_err(store_status)?;
-    tracing::info!(
-        id = %inserted.id,
-        notice = %notice.id(),
-        record_id = rec.record().record_id,
-        version = rec.record().version,
-        "record published, narrowing its visibility: the former audience is told it is withdrawn"
-    );
-    Ok(PublishResponse {
-        id: inserted.id.0.to_vec(),
-        record_id: rec.record().record_id.clone(),
-        version: rec.record().version,
-        seq: inserted.seq,
-        superseded_version: inserted.previous_version,
-    })
+    if let Some(notice) = signed.notice.clone() {
+        // The notice first: refused (the record changed meanwhile), the
+        // record is not stored either, or its former audience would keep
+        // the earlier version for good.
+        let n = node.clone();
+        let id = notice.id();
+        blocking(move || {
+            n.ledger()
+                .insert(&notice, Admission::RequireNewer)
+                .map_err(store_status)
+        })
+        .await?;
+        tracing::info!(%id, record_id = signed.record.record().record_id, "narrowing a record's visibility: its former audience is told it is withdrawn");
+    }
+    store_published(node, signed.record).await
 }
 
 #[tonic::async_trait]

@@ -97,7 +97,8 @@ pub enum StoreError {
     },
     #[error(
         "record_id '{record_id}' is a {current}; version {version} would make it a {kind}: \
-         a record keeps its kind (withdraw it, then publish the {kind} under another record_id)"
+         a record keeps its kind (withdraw it, then publish the {kind} under another record_id), \
+         and a succession or a revocation is final (publish another under a new record_id)"
     )]
     OtherKind {
         record_id: String,
@@ -455,10 +456,15 @@ impl Store {
             };
             // A record keeps its kind (a withdrawal aside): a membership
             // overwritten by a dataset would go on endorsing its member.
+            // A succession or a revocation is final: no new version, no
+            // withdrawal (a thief could otherwise undo a revocation).
+            let is_final = |k: Kind| matches!(k, Kind::Succession | Kind::Revocation);
             if let Some(p) = previous
-                && p.kind != kind
-                && p.kind != Kind::Tombstone
-                && kind != Kind::Tombstone
+                && (is_final(p.kind)
+                    || (p.kind != kind
+                        && p.kind != Kind::Tombstone
+                        && kind != Kind::Tombstone
+                        && record.version >= p.version))
             {
                 if admission == Admission::KeepHistory {
                     conflicts.push(conflict(ConflictValue::OtherKind));
