@@ -1149,3 +1149,95 @@ fn five_nodes_agree_through_rotation_renewal_and_revocation() {
         || [committee, chef, d].iter().all(|n| has(n, &fourth)),
     );
 }
+
+/// Key lifecycle, recovery: a member lost its key. It makes a new node,
+/// whose key consents to succeed the lost one; the chef de file (its
+/// committee here) publishes the succession. The new key inherits the
+/// membership and the pin, with no operator action on the peers.
+#[test]
+fn a_committee_recovers_a_lost_key() {
+    let (fed, chef, member) = chef_and_member();
+    let lost = key(&member);
+    let before = publish_doc(
+        &member,
+        dataset("releves-2026", "Relevés de nappe", json!({})),
+    );
+    eventually(WAIT, "the member's record reaches the chef de file", || {
+        has(&chef, &before)
+    });
+    // The member's server is gone with its key; a new one is made.
+    drop(fed);
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = tmp.path().join("nouveau");
+    crate::support::init(&fresh, COLOMIERS.0, COLOMIERS.1);
+    let consent = cli(
+        &fresh,
+        &[
+            "key",
+            "consent",
+            &lost,
+            "--key",
+            fresh.join("organisation.key").to_str().unwrap(),
+            "--json",
+        ],
+    );
+    assert!(
+        consent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&consent.stderr)
+    );
+    let record: Value = serde_json::from_slice(&consent.stdout).unwrap();
+    // Another chef de file, since the first federation is gone: it endorsed
+    // the lost key, then recovers it.
+    let fed2 = federation(&[TOULOUSE_METROPOLE]);
+    let chef2 = &fed2.dirs[0];
+    endorse_key(chef2, "membre-colomiers", &lost, COLOMIERS.0);
+    let _node = start(&fresh);
+    let new_key = key(&fresh);
+    assert_eq!(record["successor"], new_key.as_str());
+    // Pinned under the lost key, as before the loss.
+    let url = format!("https://{}", crate::support::grpc(&fresh));
+    let out = cli(chef2, &["peer", "add", "member", &url, "--key", &lost]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    peer(&fresh, "chef", chef2);
+    trust(&fresh, chef2);
+    publish_doc(chef2, record);
+    eventually(
+        WAIT,
+        "the chef de file re-pins the member's new key",
+        || peer_entry(chef2, "member")["key"] == new_key.as_str(),
+    );
+    let after = publish_doc(&fresh, dataset("releves-2027", "Relevés 2027", json!({})));
+    sync(chef2, "member");
+    eventually(
+        WAIT,
+        "the new key's records are accepted as the member's",
+        || has(chef2, &after),
+    );
+    assert_eq!(peer_entry(chef2, "member")["siren"], COLOMIERS.0);
+    // Without the new key's consent, a succession is refused.
+    let forged = json!({"kind": "succession", "record_id": "succession-forgee",
+        "predecessor": lost, "successor": key(chef2), "successor_signature": "00".repeat(64)});
+    let file = write_doc(chef2, "forged-succession.json", forged);
+    let out = cli(chef2, &["publish", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("successor_signature"));
+}
+
+/// `by` endorses `member_key` (a key, not a running node) for `siren`.
+fn endorse_key(by: &Path, record_id: &str, member_key: &str, siren: &str) -> String {
+    publish_doc(
+        by,
+        json!({
+            "kind": "membership",
+            "record_id": record_id,
+            "member_key": member_key,
+            "siren": siren,
+            "role": "member",
+        }),
+    )
+}
