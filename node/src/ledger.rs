@@ -70,6 +70,8 @@ impl Released {
 #[derive(Debug, Default)]
 struct Accepted {
     stored: u64,
+    /// The ids of the records stored.
+    ids: Vec<RecordId>,
     duplicates: u64,
     /// Refused by the store: a version of another kind.
     refused: u64,
@@ -180,22 +182,16 @@ impl Ledger {
                 .filter(|t| *t > 0)
                 .map_or(now, |t| t.min(now))
         };
-        let earlier: Vec<(RecordId, i64)> = recs
-            .iter()
-            .map(|r| (r.id(), seen(&r.id())))
+        let (admitted, stored) = self.admit_then(recs, peer, &seen, || {})?;
+        // Kept for what was stored (a quarantined record keeps it in its
+        // quarantine entry, a refused one nowhere), where earlier than now.
+        let earlier: Vec<(RecordId, i64)> = stored
+            .into_iter()
+            .map(|id| (id, seen(&id)))
             .filter(|(_, t)| *t < now)
             .collect();
-        let admitted = self.admit_then(recs, peer, &seen, || {})?;
         if !earlier.is_empty() {
-            // Kept for what is stored only: a quarantined record keeps it
-            // in its quarantine entry, a refused one nowhere.
-            let mut stored = Vec::with_capacity(earlier.len());
-            for (id, at) in earlier {
-                if self.store.contains(&id)? {
-                    stored.push((id, at));
-                }
-            }
-            self.writer.put_first_seen(&stored)?;
+            self.writer.put_first_seen(&earlier)?;
         }
         Ok(admitted)
     }
@@ -243,7 +239,7 @@ impl Ledger {
         peer: &str,
         seen: &dyn Fn(&RecordId) -> i64,
         meanwhile: impl FnOnce(),
-    ) -> Result<Admitted, StoreError> {
+    ) -> Result<(Admitted, Vec<RecordId>), StoreError> {
         let accepted = self.store_accepted(&mut recs, Origin::Peer(peer), seen)?;
         meanwhile();
         let authors: Vec<(PublicKey, i64, i64)> = recs
@@ -268,12 +264,15 @@ impl Ledger {
         } else {
             0
         };
-        Ok(Admitted {
-            stored: accepted.stored + released,
-            duplicates: accepted.duplicates + waiting,
-            quarantined: held,
-            refused: refused + accepted.refused,
-        })
+        Ok((
+            Admitted {
+                stored: accepted.stored + released,
+                duplicates: accepted.duplicates + waiting,
+                quarantined: held,
+                refused: refused + accepted.refused,
+            },
+            accepted.ids,
+        ))
     }
 
     /// Trusts `key` as a root, then releases what it trusts. Returns whether
@@ -479,7 +478,10 @@ impl Ledger {
             accepted.grew |= self.updated(&ok, &results);
             for (rec, result) in ok.iter().zip(&results) {
                 match result {
-                    Ok(_) => accepted.stored += 1,
+                    Ok(_) => {
+                        accepted.stored += 1;
+                        accepted.ids.push(rec.id());
+                    }
                     Err(StoreError::Duplicate(_)) => accepted.duplicates += 1,
                     Err(e) => {
                         // Signed twice over by its author (the store keeps
@@ -623,7 +625,7 @@ pub(crate) mod tests {
                 valid_until_ms: 0,
             }),
         );
-        let admitted = ledger
+        let (admitted, _) = ledger
             .admit_then(
                 vec![record.clone()],
                 "a",

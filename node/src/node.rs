@@ -376,10 +376,11 @@ impl Node {
         } else {
             "former"
         };
-        hit.siren_source = match (self.speaks_for(author), &hit.organisation_siren) {
-            (Some((siren, source)), Some(shown)) if siren.as_str() == shown => source.as_str(),
-            _ => "",
-        };
+        hit.siren_source = hit
+            .organisation_siren
+            .as_deref()
+            .and_then(|shown| self.sirens.source_of(author, shown))
+            .map_or("", SirenSource::as_str);
     }
 
     /// The envelopes among `ids` that are stored and that `viewer` may see,

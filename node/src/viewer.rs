@@ -116,6 +116,14 @@ impl SirenSource {
     }
 }
 
+/// What `Sirens::decide` found.
+enum Decided {
+    Known(Siren, SirenSource),
+    /// A trust root: its own Organisation record says.
+    Root,
+    Nobody,
+}
+
 /// Which SIREN a key speaks for: the one rule (`of`), for every path that
 /// needs to know (the restricted records a peer is served, the
 /// organisation search and the export show a record under, the peer list).
@@ -153,22 +161,46 @@ impl Sirens {
     /// claims is not enough otherwise: anyone can sign one, and a member
     /// whose membership was withdrawn or expired keeps its own.
     pub fn of(&self, key: &PublicKey) -> Option<(Siren, SirenSource)> {
+        match self.decide(key) {
+            Decided::Known(siren, source) => Some((siren, source)),
+            Decided::Root => {
+                let claimed = self.store.organisation_record(key).ok().flatten()?;
+                match claimed.body {
+                    Body::Organisation(o) => Some((o.siren, SirenSource::Root)),
+                    _ => None,
+                }
+            }
+            Decided::Nobody => None,
+        }
+    }
+
+    /// Who vouches that `key` speaks for `shown` (as `of` decides), without
+    /// reading the store: for a root, `shown` is taken to be what its own
+    /// Organisation record claims (the index read it there). Asked for
+    /// every search hit, so it must stay cheap.
+    pub fn source_of(&self, key: &PublicKey, shown: &str) -> Option<SirenSource> {
+        match self.decide(key) {
+            Decided::Known(siren, source) => (siren.as_str() == shown).then_some(source),
+            Decided::Root => Some(SirenSource::Root),
+            Decided::Nobody => None,
+        }
+    }
+
+    /// `of`, up to the root's own Organisation record.
+    fn decide(&self, key: &PublicKey) -> Decided {
         if *key == self.own {
-            return Some((self.own_siren.clone(), SirenSource::Own));
+            return Decided::Known(self.own_siren.clone(), SirenSource::Own);
         }
         if let Some(siren) = self.peers.siren_of(key) {
-            return Some((siren, SirenSource::Operator));
+            return Decided::Known(siren, SirenSource::Operator);
         }
         if let Some(e) = self.trust.endorsement(key, maillage_record::now_ms()) {
-            return Some((e.siren, SirenSource::Membership));
+            return Decided::Known(e.siren, SirenSource::Membership);
         }
-        if !self.trust.is_root(key) {
-            return None;
-        }
-        let claimed = self.store.organisation_record(key).ok().flatten()?;
-        match claimed.body {
-            Body::Organisation(o) => Some((o.siren, SirenSource::Root)),
-            _ => None,
+        if self.trust.is_root(key) {
+            Decided::Root
+        } else {
+            Decided::Nobody
         }
     }
 
