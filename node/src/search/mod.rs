@@ -26,7 +26,7 @@ mod page;
 mod query;
 mod tally;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

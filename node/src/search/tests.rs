@@ -1037,7 +1037,7 @@ async fn only_the_current_version_is_found_however_versions_arrive() {
 
 /// Waits until `node` has indexed everything it stored (and any rebuild is
 /// done).
-async fn indexed(node: &crate::node::Node) {
+pub(crate) async fn indexed(node: &crate::node::Node) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while node.search().indexed_seq() < node.store().last_seq() || node.search().rebuilding() {
         assert!(std::time::Instant::now() < deadline, "not indexed in 20 s");

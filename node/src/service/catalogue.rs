@@ -60,6 +60,15 @@ struct Loaded {
     record: Record,
 }
 
+/// What a caller other than the operator is shown of an entry: its
+/// sequence number would count records it may not see.
+fn shown(mut entry: RecordEntry, viewer: &Viewer) -> RecordEntry {
+    if *viewer != Viewer::Operator {
+        entry.seq = 0;
+    }
+    entry
+}
+
 /// Loads an envelope and its record. Stored envelopes were verified before they
 /// were written, so this decodes without checking the signature again.
 fn load(store: &Store, stored: StoredEnvelope) -> Result<Loaded, Status> {
@@ -113,7 +122,7 @@ impl Catalogue for CatalogueService {
             if !may_read(&store, &viewer, &loaded.author, &loaded.record).map_err(store_status)? {
                 return Err(not_found());
             }
-            Ok(Response::new(loaded.entry))
+            Ok(Response::new(shown(loaded.entry, &viewer)))
         })
         .await
     }
@@ -170,7 +179,7 @@ impl Catalogue for CatalogueService {
                     match loaded {
                         Ok((l, true)) => {
                             if entries.len() < limit {
-                                entries.push(l.entry);
+                                entries.push(shown(l.entry, &viewer));
                             }
                             true
                         }
@@ -200,6 +209,10 @@ impl Catalogue for CatalogueService {
         let viewer = self.viewer(&request);
         let req = request.into_inner();
         let author = parse_key(&req.author, "author")?;
+        // A record_id that no record can have is refused as such: looked up,
+        // it could match another record's keys.
+        maillage_record::model::validate_record_id(&req.record_id)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let store = self.node.store().clone();
         blocking(move || {
             let mut entries = Vec::new();
@@ -214,7 +227,7 @@ impl Catalogue for CatalogueService {
                 if may_read(&store, &viewer, &loaded.author, &loaded.record)
                     .map_err(store_status)?
                 {
-                    entries.push(loaded.entry);
+                    entries.push(shown(loaded.entry, &viewer));
                 }
             }
             if entries.is_empty() {
@@ -272,3 +285,99 @@ impl CatalogueService {
 
 /// How long a search on the public port waits for its turn.
 const PUBLIC_SEARCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::tests::start_node;
+    use maillage_proto::v1::{HistoryRequest, SearchRequest};
+    use maillage_record::model::Dataset;
+    use maillage_record::{Body, Siren, Visibility};
+
+    /// What an anonymous caller learns: nothing of a record it may not see,
+    /// whether it exists or not (a record_id that no record can have is
+    /// refused alike, and no answer carries a server path), and no sequence
+    /// number, which would count the records it may not see.
+    #[tokio::test]
+    async fn anonymous_callers_learn_nothing_of_what_they_may_not_see() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = start_node(dir.path()).await;
+        let restricted = Record {
+            record_id: "x".into(),
+            version: 1,
+            issued_at_ms: 1_764_000_000_000,
+            visibility: Visibility::Restricted {
+                audience: vec![Siren::parse("213101496").unwrap()],
+            },
+            provenance: None,
+            body: Body::Dataset(Dataset::new("Secret", "Réservé à Colomiers")),
+        };
+        let public = Record {
+            record_id: "p".into(),
+            visibility: Visibility::Public,
+            body: Body::Dataset(Dataset::new("Ouvert", "Pour tous")),
+            ..restricted.clone()
+        };
+        for r in [restricted, public] {
+            let signed = node.author().sign(&[], r).unwrap().record;
+            node.ledger()
+                .insert(&signed, crate::store::Admission::RequireNewer)
+                .unwrap();
+        }
+        let service = CatalogueService::new(node.clone(), Port::Public);
+        let history = |record_id: &str| {
+            service.history(Request::new(HistoryRequest {
+                author: node.public_key().0.to_vec(),
+                record_id: record_id.into(),
+            }))
+        };
+        // "x\0" once matched record x's keys: INTERNAL, "corrupt", and the
+        // store's path, for x only.
+        let (exists, absent) = (
+            history("x\0").await.unwrap_err(),
+            history("y\0").await.unwrap_err(),
+        );
+        assert_eq!(exists.code(), tonic::Code::InvalidArgument, "{exists:?}");
+        assert_eq!(exists.code(), absent.code());
+        assert!(!exists.message().contains(&dir.path().display().to_string()));
+        // The restricted record is not found, as one that does not exist.
+        let (hidden, none) = (
+            history("x").await.unwrap_err(),
+            history("y").await.unwrap_err(),
+        );
+        assert_eq!(
+            (hidden.code(), none.code()),
+            (tonic::Code::NotFound, tonic::Code::NotFound)
+        );
+        // The public one is shown without its sequence number.
+        let shown = history("p").await.unwrap().into_inner();
+        assert_eq!(shown.entries.len(), 1);
+        assert_eq!(shown.entries[0].seq, 0);
+        // Nor do searches say how far the store goes.
+        let indexer = node.indexer().spawn();
+        crate::search::tests::indexed(&node).await;
+        let found = service
+            .search(Request::new(SearchRequest {
+                query: "ouvert".into(),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(found.total, 1);
+        assert_eq!((found.indexed_seq, found.stored_seq), (0, 0));
+        // The operator still sees them.
+        let admin = CatalogueService::new(node.clone(), Port::Admin);
+        let all = admin
+            .history(Request::new(HistoryRequest {
+                author: node.public_key().0.to_vec(),
+                record_id: "x".into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(all.entries[0].seq > 0);
+        node.stop();
+        indexer.join().unwrap();
+    }
+}

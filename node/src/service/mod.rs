@@ -21,9 +21,13 @@ pub(crate) fn store_status(e: StoreError) -> Status {
         StoreError::NotNewer { .. } | StoreError::OtherKind { .. } => {
             Status::failed_precondition(e.to_string())
         }
+        // The cause (with the store's path) goes to the node's log, not to
+        // a caller, who may be anyone on the public port.
         StoreError::Db(_) | StoreError::Corrupt { .. } | StoreError::Schema { .. } => {
             tracing::error!(error = %e, "store failure");
-            Status::internal(e.to_string())
+            Status::internal(
+                "the node's record store failed; its operator finds the cause in the node's log",
+            )
         }
     }
 }

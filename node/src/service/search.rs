@@ -41,6 +41,17 @@ fn bucket(b: Bucket) -> pb::Bucket {
     }
 }
 
+/// How far the index follows the store, for the operator only: sequence
+/// numbers count every record, those a caller may not see too (0 for
+/// anyone else).
+pub(crate) fn progress(viewer: &Viewer, indexed_seq: u64, stored_seq: u64) -> (u64, u64) {
+    if *viewer == Viewer::Operator {
+        (indexed_seq, stored_seq)
+    } else {
+        (0, 0)
+    }
+}
+
 /// Runs a search (blocking: it reads the index and the store).
 pub(crate) fn search(
     node: &Node,
@@ -68,6 +79,7 @@ pub(crate) fn search(
         .map_err(search_status)?;
     node.finish_hits(viewer, &mut hits)
         .map_err(super::store_status)?;
+    let (indexed_seq, stored_seq) = progress(viewer, indexed_seq, stored_seq);
     let ids: Vec<RecordId> = hits.iter().map(|h| h.id).collect();
     // The envelopes, visibility checked once more against the store: the
     // index may lag behind a record's new version.
@@ -140,6 +152,7 @@ pub(crate) fn stats(
         .search()
         .stats(&filters(req.filters)?, by, viewer, node.store().last_seq())
         .map_err(search_status)?;
+    let (indexed_seq, stored_seq) = progress(viewer, indexed_seq, stored_seq);
     let buckets = |v: Vec<Bucket>| v.into_iter().map(bucket).collect();
     Ok(pb::StatsResponse {
         total,

@@ -846,6 +846,11 @@ impl Store {
         author: &PublicKey,
         record_id: &str,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
+        // No record_id holds 0x00, the key's separator: one that does would
+        // read another record's keys.
+        if record_id.as_bytes().contains(&0) {
+            return Ok(Vec::new());
+        }
         let prefix = HistoryKey::prefix(author, record_id);
         let mut out = Vec::new();
         let iter = self.db.iterator_cf(
