@@ -23,6 +23,9 @@ use crate::support::{cli, cli_json, eventually, init, start};
 struct Evil {
     forged: pb::Envelope,
     forged_id: [u8; 32],
+    /// A valid record of its own, never announced nor asked for, slipped
+    /// into every Fetch answer.
+    stray: pb::Envelope,
 }
 
 type Out<T> = ReceiverStream<Result<T, Status>>;
@@ -66,7 +69,7 @@ impl Replication for Evil {
     ) -> Result<Response<Self::FetchStream>, Status> {
         let (tx, rx) = mpsc::channel(1);
         tx.send(Ok(pb::FetchBatch {
-            envelopes: vec![self.forged.clone()],
+            envelopes: vec![self.forged.clone(), self.stray.clone(), self.stray.clone()],
             first_seen_ms: vec![],
         }))
         .await
@@ -134,7 +137,26 @@ fn a_forged_record_from_a_peer_is_refused_and_not_relayed() {
         let identity = tls::Identity::new(&evil_key).unwrap();
         let pinned: tls::PinnedKeys = Arc::new(std::sync::RwLock::new([victim_key].into()));
         let acceptor = tls::acceptor(&identity, pinned).unwrap();
-        let evil = Evil { forged, forged_id };
+        let stray = envelope::sign(
+            &evil_key,
+            &Record {
+                record_id: "passager-clandestin".into(),
+                version: 1,
+                issued_at_ms: 1_764_000_000_000,
+                visibility: Visibility::Public,
+                provenance: None,
+                body: Body::Dataset(maillage_record::model::Dataset::new(
+                    "Jamais demandé",
+                    "Glissé dans une réponse",
+                )),
+            },
+        )
+        .unwrap();
+        let evil = Evil {
+            forged,
+            forged_id,
+            stray: stray.to_proto(),
+        };
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(ReplicationServer::new(evil))
@@ -231,6 +253,14 @@ fn a_forged_record_from_a_peer_is_refused_and_not_relayed() {
     assert!(
         !cli(&victim, &["get", &id]).status.success(),
         "forged record stored"
+    );
+    // The valid record slipped into the answers, never asked for, is not
+    // taken either.
+    let strays = cli_json(&victim, &["list", "--json", "--author", &key_hex]);
+    assert_eq!(
+        strays.as_array().unwrap().len(),
+        0,
+        "a record nobody asked for was stored: {strays}"
     );
     // The third node syncs with the victim: nothing forged to relay.
     let sync = cli_json(&third, &["sync", "--json", "victim"]);

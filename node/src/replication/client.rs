@@ -214,6 +214,25 @@ pub async fn sync_once(
     Ok(report)
 }
 
+/// The envelopes of `batch` among `asked`, each once (taken out of
+/// `asked`), with their first-seen times.
+fn only_asked(
+    asked: &mut std::collections::HashSet<RecordId>,
+    batch: maillage_proto::v1::FetchBatch,
+) -> maillage_proto::v1::FetchBatch {
+    let mut out = maillage_proto::v1::FetchBatch::default();
+    let mut seen = batch.first_seen_ms.into_iter();
+    for env in batch.envelopes {
+        let at = seen.next().unwrap_or(0);
+        let id = maillage_record::envelope::record_id(&env.payload, &env.author, &env.signature);
+        if asked.remove(&id) {
+            out.envelopes.push(env);
+            out.first_seen_ms.push(at);
+        }
+    }
+    out
+}
+
 /// Fetches envelopes by id from a peer and takes them in. Receiving and
 /// verifying overlap: while one batch is verified and stored, the next one is
 /// already on its way, and up to `INTAKE_IN_FLIGHT` batches verify at once
@@ -235,10 +254,24 @@ pub async fn fetch(
         let request = FetchRequest {
             ids: chunk.iter().map(|id| id.0.to_vec()).collect(),
         };
+        // Only what was asked is taken: a peer must not slip in records
+        // nobody asked for (nor the same one many times).
+        let mut asked: std::collections::HashSet<RecordId> = chunk.iter().copied().collect();
         let mut batches = answer(url, "the start of a fetch", client.fetch(request))
             .await?
             .into_inner();
         while let Some(batch) = answer(url, "a batch of records", batches.message()).await? {
+            let sent = batch.envelopes.len();
+            let batch = only_asked(&mut asked, batch);
+            if batch.envelopes.len() < sent {
+                let stray = (sent - batch.envelopes.len()) as u64;
+                total.rejected += stray;
+                tracing::warn!(
+                    peer,
+                    stray,
+                    "a peer sent records that were not asked for (or twice): refused"
+                );
+            }
             progress.received.fetch_add(
                 batch.envelopes.len() as u64,
                 std::sync::atomic::Ordering::Relaxed,

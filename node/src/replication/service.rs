@@ -125,11 +125,15 @@ impl Replication for ReplicationService {
                 ids.len()
             )));
         }
-        let ids = ids
+        let mut ids = ids
             .iter()
             .map(|b| RecordId::from_slice(b))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| Status::invalid_argument("every id must be 32 bytes"))?;
+        // Each id answered once: the same id asked 4096 times must not cost
+        // 4096 reads and sends.
+        let mut once = std::collections::HashSet::with_capacity(ids.len());
+        ids.retain(|id| once.insert(*id));
         let node = self.node.clone();
         let mut stopping = self.node.stopping();
         let (tx, rx) = mpsc::channel(4);
@@ -245,5 +249,49 @@ impl Replication for ReplicationService {
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::tests::start_node;
+
+    /// One id asked 4096 times is answered once: a Fetch is no amplifier.
+    #[tokio::test]
+    async fn an_id_asked_many_times_is_sent_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = start_node(dir.path()).await;
+        let peer = PublicKey([9; 32]);
+        node.peers()
+            .add("p", "https://127.0.0.1:9", peer, None, node.public_key())
+            .unwrap();
+        // A record of this node's, public.
+        let record = maillage_record::Record {
+            record_id: "r".into(),
+            version: 1,
+            issued_at_ms: 1_764_000_000_000,
+            visibility: maillage_record::Visibility::Public,
+            provenance: None,
+            body: maillage_record::Body::Dataset(maillage_record::model::Dataset::new("R", "r")),
+        };
+        let signed = node.author().sign(&[], record).unwrap().record;
+        node.ledger()
+            .insert(&signed, crate::store::Admission::RequireNewer)
+            .unwrap();
+        let service = ReplicationService::new(node.clone(), Replicator::start(node.clone()));
+        let mut request = Request::new(FetchRequest {
+            ids: vec![signed.id().0.to_vec(); MAX_FETCH_IDS],
+        });
+        request
+            .extensions_mut()
+            .insert(PeerInfo { key: Some(peer) });
+        let mut stream = service.fetch(request).await.unwrap().into_inner();
+        let mut sent = 0;
+        while let Some(batch) = tokio_stream::StreamExt::next(&mut stream).await {
+            sent += batch.unwrap().envelopes.len();
+        }
+        assert_eq!(sent, 1);
+        node.stop();
     }
 }
