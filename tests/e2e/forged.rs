@@ -271,3 +271,65 @@ fn a_forged_record_from_a_peer_is_refused_and_not_relayed() {
     );
     drop(rt);
 }
+
+/// A pinned peer that sends reconciliation frames too large: refused with
+/// a status that says so, never an empty answer ending as if all were well.
+#[test]
+fn oversized_reconciliation_frames_are_refused_and_said_so() {
+    use maillage_proto::v1::replication_client::ReplicationClient;
+    let t = tempfile::tempdir().unwrap();
+    let node = t.path().join("node");
+    init(&node, "243100518", "Toulouse Métropole");
+    let _n = start(&node);
+    let status = cli_json(&node, &["status", "--json"]);
+    let node_key = PublicKey::parse_hex(status["public_key"].as_str().unwrap()).unwrap();
+    let url = format!("https://{}", status["grpc_listen"].as_str().unwrap());
+    let evil_key = SigningKey::from_bytes(&[43; 32]);
+    let evil_pub = PublicKey(evil_key.verifying_key().to_bytes()).to_hex();
+    let out = cli(
+        &node,
+        &[
+            "peer",
+            "add",
+            "evil",
+            "https://127.0.0.1:9",
+            "--key",
+            &evil_pub,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let send = |size: usize| -> tonic::Status {
+        rt.block_on(async {
+            let identity = tls::Identity::new(&evil_key).unwrap();
+            let channel = tls::channel(&url, &identity, node_key, Arc::default()).unwrap();
+            let mut client = ReplicationClient::new(channel)
+                .max_encoding_message_size(64 << 20)
+                .max_decoding_message_size(64 << 20);
+            let frames = tokio_stream::iter(vec![pb::ReconcileFrame {
+                negentropy: vec![0x61; size],
+            }]);
+            let mut answers = match client.reconcile(frames).await {
+                Ok(r) => r.into_inner(),
+                Err(status) => return status,
+            };
+            match answers.message().await {
+                Err(status) => status,
+                Ok(answer) => panic!("a {size}-byte frame got {answer:?}, not a refusal"),
+            }
+        })
+    };
+    // Over the protocol's frame limit (512 KiB, with room for framing).
+    let big = send(2 << 20);
+    assert_eq!(big.code(), tonic::Code::InvalidArgument, "{big:?}");
+    assert!(big.message().contains("at most"), "{big:?}");
+    // Over gRPC's message limit: said too, not an empty success.
+    let huge = send(17 << 20);
+    assert_ne!(huge.code(), tonic::Code::Ok, "{huge:?}");
+    drop(rt);
+}

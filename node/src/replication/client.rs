@@ -171,6 +171,21 @@ pub async fn sync_once(
             .ok_or(SyncError::Truncated)?;
         report.round_trips += 1;
         report.bytes_received += frame.negentropy.len() as u64;
+        // A peer that never lets it converge must not hold this sync (and
+        // `maillage sync`) forever, nor send frames of any size.
+        if report.round_trips > super::MAX_ROUNDS {
+            return Err(SyncError::Negentropy(format!(
+                "the peer's reconciliation did not converge in {} rounds",
+                super::MAX_ROUNDS
+            )));
+        }
+        if frame.negentropy.len() > super::MAX_FRAME_BYTES {
+            return Err(SyncError::Negentropy(format!(
+                "the peer sent a reconciliation frame of {} bytes (at most {})",
+                frame.negentropy.len(),
+                super::MAX_FRAME_BYTES
+            )));
+        }
         let next = neg
             .reconcile_with_ids(&frame.negentropy, &mut have, &mut need)
             .map_err(|e| SyncError::Negentropy(e.to_string()))?;

@@ -24,6 +24,16 @@ pub use client::SyncReport;
 /// Negentropy frame limit: well below gRPC's 4 MiB message limit, and large
 /// enough that a big difference still takes few round trips.
 pub const FRAME_LIMIT: u64 = 512 * 1024;
+/// The largest reconciliation frame accepted from a peer: what negentropy
+/// writes under `FRAME_LIMIT`, with room for its framing. A larger one ends
+/// the call with INVALID_ARGUMENT.
+pub const MAX_FRAME_BYTES: usize = 2 * FRAME_LIMIT as usize;
+/// Rounds of one reconciliation, at most, on either side. A million records
+/// against a million converge in a few dozen; a peer that never lets it
+/// converge is cut off here, and `maillage sync` always ends.
+pub const MAX_ROUNDS: u32 = 256;
+/// How long a reconciliation may wait for the peer's next frame.
+pub const FRAME_SILENCE: std::time::Duration = std::time::Duration::from_secs(60);
 /// Ids per Fetch request (32 bytes each: 128 KiB).
 pub const MAX_FETCH_IDS: usize = 4096;
 /// Approximate bytes per FetchBatch.

@@ -80,15 +80,57 @@ impl Replication for ReplicationService {
                     return;
                 }
             };
+            let mut rounds = 0u32;
             loop {
-                let frame = tokio::select! {
-                    f = frames.message() => match f {
-                        Ok(Some(f)) => f,
-                        // The client is done (or gone): nothing more to answer.
-                        Ok(None) | Err(_) => return,
-                    },
-                    _ = stopping.wait_for(|s| *s) => return,
+                let got = tokio::select! {
+                    f = tokio::time::timeout(super::FRAME_SILENCE, frames.message()) => Some(f),
+                    _ = stopping.wait_for(|s| *s) => None,
                 };
+                let Some(got) = got else { return };
+                let frame = match got {
+                    Ok(Ok(Some(f))) => f,
+                    // The client is done: nothing more to answer.
+                    Ok(Ok(None)) => return,
+                    // A frame that does not decode, or is over gRPC's limit:
+                    // said, not ended as if all were well.
+                    Ok(Err(e)) => {
+                        tracing::info!(peer, error = %e, "reconciliation frame refused");
+                        let status = Status::invalid_argument(format!(
+                            "reconciliation frame refused: {}",
+                            e.message()
+                        ));
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                    Err(_) => {
+                        let status = Status::deadline_exceeded(format!(
+                            "no reconciliation frame for {} s: the call ends",
+                            super::FRAME_SILENCE.as_secs()
+                        ));
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
+                rounds += 1;
+                if frame.negentropy.len() > super::MAX_FRAME_BYTES {
+                    let _ = tx
+                        .send(Err(Status::invalid_argument(format!(
+                            "a reconciliation frame is at most {} bytes, this one is {}",
+                            super::MAX_FRAME_BYTES,
+                            frame.negentropy.len()
+                        ))))
+                        .await;
+                    return;
+                }
+                if rounds > super::MAX_ROUNDS {
+                    let _ = tx
+                        .send(Err(Status::resource_exhausted(format!(
+                            "reconciliation did not converge in {} rounds: the call ends",
+                            super::MAX_ROUNDS
+                        ))))
+                        .await;
+                    return;
+                }
                 let answer = match neg.reconcile(&frame.negentropy) {
                     Ok(a) => a,
                     Err(e) => {
