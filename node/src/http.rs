@@ -40,6 +40,15 @@ const MAX_CONCURRENT_EXPORTS: usize = 2;
 const MAX_CONCURRENT_SEARCHES: usize = 4;
 /// How long one of those waits for the node's turn to search.
 const SEARCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+/// Connections open at once; more are closed as they come (each holds a
+/// file descriptor, which RocksDB needs too).
+pub const MAX_CONNECTIONS: usize = 512;
+/// How long a client may take to send a request's headers (a slow client
+/// must not hold a connection for ever).
+pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long to wait after a failed accept (out of file descriptors, say)
+/// before the next: not a loop at full CPU.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Serves until `shutdown` completes; connections in progress finish.
 pub async fn serve(
@@ -54,16 +63,23 @@ pub async fn serve(
     // cannot take every blocking thread the node's other work needs.
     let exports = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_EXPORTS));
     let searches = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SEARCHES));
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
                 Err(e) => {
-                    tracing::warn!(error = %e, "http export: accept failed");
+                    tracing::warn!(error = %e, "http: accept failed; trying again shortly");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
             _ = &mut shutdown => return,
+        };
+        // Over the limit, the connection is closed at once (dropped).
+        let Ok(held) = connections.clone().try_acquire_owned() else {
+            tracing::debug!("http: too many connections; one closed");
+            continue;
         };
         let (node, url, exports, searches) = (
             node.clone(),
@@ -94,8 +110,11 @@ pub async fn serve(
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            drop(held);
         });
     }
 }

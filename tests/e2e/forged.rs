@@ -333,3 +333,32 @@ fn oversized_reconciliation_frames_are_refused_and_said_so() {
     assert_ne!(huge.code(), tonic::Code::Ok, "{huge:?}");
     drop(rt);
 }
+
+/// A client that opens an HTTP connection and never finishes its request
+/// (slowloris) does not hold it for ever.
+#[test]
+fn a_slow_http_client_is_cut_off() {
+    use std::io::{Read, Write};
+    let t = tempfile::tempdir().unwrap();
+    let node = t.path().join("node");
+    init(&node, "243100518", "Toulouse Métropole");
+    let http = crate::support::enable_http(&node);
+    let _n = start(&node);
+    let mut s = std::net::TcpStream::connect(&http).unwrap();
+    s.write_all(b"GET /search?q=budget HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = s.read_to_end(&mut buf);
+    assert!(
+        read.is_ok(),
+        "the connection was still open after {:?}: {read:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}
