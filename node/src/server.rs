@@ -312,6 +312,11 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
     let public = Server::builder()
         .initial_stream_window_size(tls::STREAM_WINDOW)
         .initial_connection_window_size(tls::CONNECTION_WINDOW)
+        // One connection cannot open thousands of calls at once, and a
+        // peer that vanished is noticed.
+        .max_concurrent_streams(tls::MAX_STREAMS_PER_CONNECTION)
+        .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
         .add_service(health.clone())
         .add_service(reflection)
         .add_service(CatalogueServer::new(CatalogueService::new(

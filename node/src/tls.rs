@@ -35,6 +35,14 @@ pub const CONNECTION_WINDOW: u32 = 8 << 20;
 /// A TLS handshake that takes longer than this is dropped, so a client that
 /// connects and says nothing cannot hold a task forever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections open at once on the TLS port, handshakes included; more are
+/// closed as they come (each holds a file descriptor, which RocksDB needs).
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections open at once from one address: one client cannot take them
+/// all.
+pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
+/// Calls open at once on one connection.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 
 /// The keys allowed to connect, shared with the peer table (`peer add` and
 /// `peer remove` take effect on the next handshake).
@@ -256,6 +264,28 @@ impl PeerInfo {
 pub struct TlsConn {
     stream: tokio_rustls::server::TlsStream<TcpStream>,
     info: PeerInfo,
+    /// Its place among the connections counted; given back when it closes.
+    _slot: Slot,
+}
+
+/// A connection's place in the counts `incoming` keeps: overall, and per
+/// address.
+struct Slot {
+    _overall: tokio::sync::OwnedSemaphorePermit,
+    per_address: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    address: std::net::IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut counts = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.address) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.address);
+            }
+        }
+    }
 }
 
 impl Connected for TlsConn {
@@ -309,6 +339,8 @@ pub fn incoming(
     acceptor: TlsAcceptor,
 ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsConn, std::io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let overall = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let per_address = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
     tokio::spawn(async move {
         loop {
             // The server stopped (shutdown): stop accepting, release the port.
@@ -324,6 +356,25 @@ pub fn incoming(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
+            };
+            // Over a limit, closed at once (dropped), before any handshake.
+            let Ok(permit) = overall.clone().try_acquire_owned() else {
+                tracing::debug!(%remote, "too many connections; one closed");
+                continue;
+            };
+            {
+                let mut counts = per_address.lock().unwrap_or_else(|p| p.into_inner());
+                let n = counts.entry(remote.ip()).or_insert(0);
+                if *n >= MAX_CONNECTIONS_PER_ADDRESS {
+                    tracing::debug!(%remote, "too many connections from one address; one closed");
+                    continue;
+                }
+                *n += 1;
+            }
+            let slot = Slot {
+                _overall: permit,
+                per_address: per_address.clone(),
+                address: remote.ip(),
             };
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
@@ -348,7 +399,13 @@ pub fn incoming(
                     .and_then(|certs| certs.first())
                     .and_then(|c| key_of_certificate(c));
                 let info = PeerInfo { key };
-                let _ = conn_tx.send(Ok(TlsConn { stream, info })).await;
+                let _ = conn_tx
+                    .send(Ok(TlsConn {
+                        stream,
+                        info,
+                        _slot: slot,
+                    }))
+                    .await;
             });
         }
     });

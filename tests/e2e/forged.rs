@@ -362,3 +362,46 @@ fn a_slow_http_client_is_cut_off() {
         started.elapsed()
     );
 }
+
+/// One address cannot hold every connection of the TLS port: past its
+/// share, a new connection is closed at once, before any handshake.
+#[test]
+fn one_address_gets_a_bounded_share_of_connections() {
+    use std::io::Read;
+    let t = tempfile::tempdir().unwrap();
+    let node = t.path().join("node");
+    init(&node, "243100518", "Toulouse Métropole");
+    let _n = start(&node);
+    let addr = cli_json(&node, &["status", "--json"])["grpc_listen"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Connections that never start their handshake.
+    let held: Vec<std::net::TcpStream> = (0..64)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut extra = std::net::TcpStream::connect(&addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    let closed = extra.read(&mut buf);
+    assert!(
+        matches!(closed, Ok(0))
+            || closed
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "a connection past the address's share stayed open: {closed:?} after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // The node still answers its operator.
+    assert!(cli(&node, &["status"]).status.success());
+    drop(held);
+}
