@@ -138,41 +138,20 @@ fn a_member_cannot_claim_another_organisations_siren() {
     // The attacker endorses itself for Blagnac, several times over (a
     // choice made in hash order would pick one of them), and endorses its
     // accomplice's key for Blagnac too.
-    let mut claims = Vec::new();
-    for i in 0..8 {
-        let claim = Membership {
-            member_key: PublicKey::parse_hex(&key(attacker)).unwrap(),
+    let claim = |record_id: &str, for_key: &Path| {
+        let body = Body::Membership(Membership {
+            member_key: PublicKey::parse_hex(&key(for_key)).unwrap(),
             siren: Siren::parse(BLAGNAC.0).unwrap(),
             role: MembershipRole::Member,
             valid_from_ms: 0,
             valid_until_ms: 0,
-        };
-        claims.push(publish_signed(
-            attacker,
-            &record(
-                &format!("usurpation-{i}"),
-                1,
-                Visibility::Public,
-                Body::Membership(claim),
-            ),
-        ));
-    }
-    let for_accomplice = Membership {
-        member_key: PublicKey::parse_hex(&key(accomplice)).unwrap(),
-        siren: Siren::parse(BLAGNAC.0).unwrap(),
-        role: MembershipRole::Member,
-        valid_from_ms: 0,
-        valid_until_ms: 0,
+        });
+        publish_signed(attacker, &record(record_id, 1, Visibility::Public, body))
     };
-    claims.push(publish_signed(
-        attacker,
-        &record(
-            "complice",
-            1,
-            Visibility::Public,
-            Body::Membership(for_accomplice),
-        ),
-    ));
+    let mut claims: Vec<String> = (0..8)
+        .map(|i| claim(&format!("usurpation-{i}"), attacker))
+        .collect();
+    claims.push(claim("complice", accomplice));
     let own_dataset = publish_doc(
         attacker,
         dataset(
