@@ -17,7 +17,7 @@ use crate::connect::{NodeConn, explain};
 
 /// The current version of (author, record_id) on the node, verified; `None`
 /// if the node holds none.
-async fn current(
+pub(crate) async fn current(
     conn: &NodeConn,
     author: &PublicKey,
     record_id: &str,

@@ -231,41 +231,17 @@ pub async fn withdraw(
     draft
         .validate_draft()
         .with_context(|| format!("cannot withdraw '{record_id}'"))?;
-    let key = PublicKey::from_slice(
-        &conn
-            .admin()
-            .status(maillage_proto::v1::StatusRequest {})
-            .await
-            .map_err(explain)?
-            .into_inner()
-            .public_key,
-    )
-    .context("the node answered with a malformed key")?;
+    let key = conn.own_key().await?;
     // Only what exists is withdrawn: a typo must not publish a tombstone.
-    let history = conn
-        .catalogue()
-        .history(HistoryRequest {
-            author: key.0.to_vec(),
-            record_id: record_id.to_string(),
-        })
-        .await;
-    match history {
-        Err(s) if s.code() == tonic::Code::NotFound => bail!(
+    match crate::collection::current(&conn, &key, record_id).await? {
+        None => bail!(
             "no record '{record_id}' by this node to withdraw; `maillage list` shows its records"
         ),
-        Err(s) => return Err(explain(s)),
-        Ok(h) => {
-            let current = h.into_inner().entries.into_iter().find(|e| e.current);
-            if let Some(env) = current.and_then(|e| e.envelope)
-                && let Ok(rec) = envelope::verify(&env)
-                && rec.record().kind() == Kind::Tombstone
-            {
-                bail!(
-                    "'{record_id}' is already withdrawn (version {})",
-                    rec.record().version
-                );
-            }
-        }
+        Some(rec) if rec.record().kind() == Kind::Tombstone => bail!(
+            "'{record_id}' is already withdrawn (version {})",
+            rec.record().version
+        ),
+        Some(_) => {}
     }
     let resp = conn
         .admin()

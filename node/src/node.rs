@@ -313,9 +313,10 @@ impl Node {
         if !changes.is_empty() {
             self.repinned.send_modify(|n| *n += 1);
         }
-        for (root, info) in self.trust.roots() {
-            let latest = self.trust.latest(&root);
-            if latest != root && !self.trust.roots().iter().any(|(k, _)| *k == latest) {
+        let roots = self.trust.roots();
+        for (root, info) in &roots {
+            let latest = self.trust.latest(root);
+            if latest != *root && !roots.iter().any(|(k, _)| *k == latest) {
                 let note = format!("successor of {root} ({})", info.note);
                 self.ledger.add_root(latest, &note)?;
                 tracing::warn!(%root, successor = %latest, "a trust root handed its key over: its successor is trusted as a root");

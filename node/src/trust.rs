@@ -144,22 +144,22 @@ impl Trust {
             endorsements: RwLock::default(),
             keys: RwLock::default(),
         };
-        // Every current Membership, Succession and Revocation record.
-        for kind in [Kind::Membership, Kind::Succession, Kind::Revocation] {
-            trust.load_kind(store, kind)?;
-        }
-        Ok(trust)
-    }
-
-    fn load_kind(&self, store: &Store, kind: Kind) -> Result<(), StoreError> {
-        let trust = self;
-        let filter = ListFilter {
-            kind: Some(kind),
+        // Every current Membership, Succession and Revocation record, in one
+        // pass over the current versions.
+        let everything = ListFilter {
+            kind: None,
             author: None,
+        };
+        let about_trust = |e: &crate::store::CurrentEntry| {
+            matches!(
+                e.kind,
+                Kind::Membership | Kind::Succession | Kind::Revocation
+            )
         };
         let mut cursor: Option<Vec<u8>> = None;
         loop {
-            let (entries, next) = store.list_current(&filter, cursor.as_deref(), 1000, |_| true)?;
+            let (entries, next) =
+                store.list_current(&everything, cursor.as_deref(), 1000, about_trust)?;
             for e in entries {
                 if let Some(stored) = store.get(&e.id)?
                     && let Ok(record) = maillage_record::envelope::decode_stored(&stored.bytes)
@@ -172,15 +172,14 @@ impl Trust {
                 None => break,
             }
         }
-        Ok(())
+        Ok(trust)
     }
 
     /// A root, or this node's own key: a committee's node trusts the
     /// memberships it signs itself.
     ///
-    /// A key a valid succession links to one (before or after it) is one
-    /// too: a root that rotated its key stays a root, and records its
-    /// former key signed before the succession stay its own.
+    /// The successor of one (by a valid succession) is one too: a root that
+    /// rotated its key stays a root.
     pub fn is_root(&self, key: &PublicKey) -> bool {
         self.lineage(key).iter().any(|k| self.is_root_itself(k))
     }
