@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use maillage_proto::v1::{GetRequest, HistoryRequest, SignRequest};
+use maillage_proto::v1::{GetRequest, HistoryRequest, RecordEntry, SignRequest};
 use maillage_record::model::{Collection, RecordRef};
 use maillage_record::{
     Body, PublicKey, Record, RecordId, VerifiedRecord, Visibility, envelope, wire,
@@ -15,6 +15,38 @@ use serde_json::json;
 
 use crate::connect::{NodeConn, explain};
 
+/// Every version of (author, record_id) the node holds, oldest first,
+/// following History's pages; `None` if it holds none.
+pub(crate) async fn history(
+    conn: &NodeConn,
+    author: &PublicKey,
+    record_id: &str,
+) -> anyhow::Result<Option<Vec<RecordEntry>>> {
+    let mut client = conn.catalogue();
+    let mut entries = Vec::new();
+    let mut page_token = Vec::new();
+    loop {
+        let resp = client
+            .history(HistoryRequest {
+                author: author.0.to_vec(),
+                record_id: record_id.to_string(),
+                limit: 1000,
+                page_token,
+            })
+            .await;
+        let page = match resp {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == tonic::Code::NotFound && entries.is_empty() => return Ok(None),
+            Err(s) => return Err(explain(s)),
+        };
+        entries.extend(page.entries);
+        if page.next_page_token.is_empty() {
+            return Ok(Some(entries));
+        }
+        page_token = page.next_page_token;
+    }
+}
+
 /// The current version of (author, record_id) on the node, verified; `None`
 /// if the node holds none.
 pub(crate) async fn current(
@@ -22,17 +54,8 @@ pub(crate) async fn current(
     author: &PublicKey,
     record_id: &str,
 ) -> anyhow::Result<Option<VerifiedRecord>> {
-    let resp = conn
-        .catalogue()
-        .history(HistoryRequest {
-            author: author.0.to_vec(),
-            record_id: record_id.to_string(),
-        })
-        .await;
-    let entries = match resp {
-        Ok(r) => r.into_inner().entries,
-        Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
-        Err(s) => return Err(explain(s)),
+    let Some(entries) = history(conn, author, record_id).await? else {
+        return Ok(None);
     };
     let Some(entry) = entries.into_iter().find(|e| e.current) else {
         return Ok(None);

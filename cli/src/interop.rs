@@ -17,12 +17,37 @@ use maillage_proto::v1::{
     ImportItem, ImportRequest, ListRequest, StatusRequest, WithdrawMissingRequest,
 };
 use maillage_record::{envelope, wire};
+use prost::Message;
 use serde_json::json;
 
 use crate::connect::{NodeConn, explain, node_config};
 
 /// Drafts per Import call (the node stores each call in one synced write).
 const BATCH: usize = 500;
+/// Bytes of drafts per Import call: under the admin socket's 16 MiB limit
+/// whatever the rows hold.
+const BATCH_BYTES: usize = 8 << 20;
+/// Bytes of record_ids per WithdrawMissing message.
+const KEEP_BYTES: usize = 1 << 20;
+
+/// Splits `items` into batches of at most `count` items and, past the first
+/// item of each, `bytes` bytes as `size` measures them.
+fn batches<T>(items: &[T], count: usize, bytes: usize, size: impl Fn(&T) -> usize) -> Vec<&[T]> {
+    let mut out = Vec::new();
+    let (mut start, mut used) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let n = size(item);
+        if i > start && (i - start == count || used + n > bytes) {
+            out.push(&items[start..i]);
+            (start, used) = (i, 0);
+        }
+        used += n;
+    }
+    if start < items.len() {
+        out.push(&items[start..]);
+    }
+    out
+}
 
 /// One line of the import report.
 struct Rejected {
@@ -91,14 +116,18 @@ pub async fn import(
     let bar = !json_out && std::io::stderr().is_terminal() && drafts.len() > BATCH;
     let (mut created, mut updated, mut unchanged) = (0u64, 0u64, 0u64);
     let total = drafts.len();
-    for (n, chunk) in drafts.chunks(BATCH).enumerate() {
-        let items = chunk
-            .iter()
-            .map(|(_, line, rec)| ImportItem {
-                line: *line as u64,
-                draft: Some(wire::payload_to_proto(rec)),
-            })
-            .collect();
+    let items: Vec<ImportItem> = drafts
+        .iter()
+        .map(|(_, line, rec)| ImportItem {
+            line: *line as u64,
+            draft: Some(wire::payload_to_proto(rec)),
+        })
+        .collect();
+    let mut done = 0;
+    for batch in batches(&items, BATCH, BATCH_BYTES, |i| i.encoded_len()) {
+        let chunk = &drafts[done..done + batch.len()];
+        done += batch.len();
+        let items = batch.to_vec();
         let outcomes = admin
             .import(ImportRequest { items })
             .await
@@ -118,7 +147,6 @@ pub async fn import(
             }
         }
         if bar {
-            let done = ((n + 1) * BATCH).min(total);
             let filled = done * 30 / total.max(1);
             eprint!(
                 "\r[{}{}] {done}/{total} records",
@@ -136,6 +164,7 @@ pub async fn import(
     // A rejected row may be a record still in the source: withdrawing on a
     // partial import would tombstone it. Only a clean import withdraws.
     let mut withdrawn = Vec::new();
+    let mut withdrawn_count = 0;
     let mut withdraw_skipped = false;
     if withdraw_missing && rows == 0 {
         // An empty or truncated file would otherwise withdraw the whole source.
@@ -146,16 +175,33 @@ pub async fn import(
     }
     if withdraw_missing {
         if rejected.is_empty() {
-            withdrawn = admin
-                .withdraw_missing(WithdrawMissingRequest {
-                    source_format: format.as_str().into(),
-                    source: source.clone(),
-                    keep: keep.into_keys().collect(),
-                })
+            // The record_ids to keep go in as many messages as they need.
+            let keep: Vec<String> = keep.into_keys().collect();
+            let messages: Vec<WithdrawMissingRequest> =
+                batches(&keep, usize::MAX, KEEP_BYTES, |id| id.len() + 3)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, ids)| WithdrawMissingRequest {
+                        source_format: if i == 0 {
+                            format.as_str().into()
+                        } else {
+                            String::new()
+                        },
+                        source: if i == 0 {
+                            source.clone()
+                        } else {
+                            String::new()
+                        },
+                        keep: ids.to_vec(),
+                    })
+                    .collect();
+            let answer = admin
+                .withdraw_missing(tokio_stream::iter(messages))
                 .await
                 .map_err(explain)?
-                .into_inner()
-                .withdrawn;
+                .into_inner();
+            withdrawn = answer.withdrawn;
+            withdrawn_count = answer.withdrawn_count;
         } else {
             withdraw_skipped = true;
         }
@@ -167,6 +213,7 @@ pub async fn import(
             "created": created, "updated": updated, "unchanged": unchanged,
             "rejected": rejected.iter().map(|r| json!({"file": r.file, "line": r.line, "error": r.what})).collect::<Vec<_>>(),
             "withdrawn": withdrawn,
+            "withdrawn_count": withdrawn_count,
             "withdraw_skipped": withdraw_skipped,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -180,7 +227,7 @@ pub async fn import(
             format.as_str(),
             rejected.len(),
             if withdraw_missing && !withdraw_skipped {
-                format!(", {} withdrawn", withdrawn.len())
+                format!(", {withdrawn_count} withdrawn")
             } else {
                 String::new()
             }

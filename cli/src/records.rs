@@ -6,8 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use maillage_proto::v1::{
-    Envelope, GetRequest, HistoryRequest, ListRequest, PublishRequest, PublishResponse,
-    RecordEntry, SignRequest,
+    Envelope, GetRequest, ListRequest, PublishRequest, PublishResponse, RecordEntry, SignRequest,
 };
 use maillage_record::json::{format_time, parse_document, record_to_json};
 use maillage_record::{Kind, PublicKey, RecordId, VerifiedRecord, envelope, wire};
@@ -173,17 +172,13 @@ pub async fn history(
         Some(a) => PublicKey::parse_hex(a)?,
         None => conn.own_key().await?,
     };
-    let resp = conn
-        .catalogue()
-        .history(HistoryRequest {
-            author: author.0.to_vec(),
-            record_id: record_id.to_string(),
-        })
-        .await
-        .map_err(explain)?
-        .into_inner();
+    let entries = crate::collection::history(&conn, &author, record_id)
+        .await?
+        .with_context(|| {
+            format!("no version of record_id '{record_id}' by {author} on this node")
+        })?;
     let mut rows = Vec::new();
-    for entry in &resp.entries {
+    for entry in &entries {
         rows.push((entry, check(entry)?));
     }
     if json_out {

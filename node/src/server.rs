@@ -211,6 +211,9 @@ fn ingest_organisation(node: &Node, path: &Path) -> Result<(), StartError> {
 /// Serves the gRPC port (TLS) and the admin socket, and replicates with the
 /// pinned peers, until `shutdown` resolves; then ends live streams and lets
 /// in-flight calls finish.
+/// The largest message the admin socket takes (an Import batch).
+pub const ADMIN_MESSAGE_BYTES: usize = 16 << 20;
+
 pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
     let Started {
         node,
@@ -337,10 +340,12 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
             Port::Admin,
         )))
         .add_service(PublishServer::new(PublishService::new(node.clone())))
-        .add_service(AdminServer::new(AdminService::new(
-            node.clone(),
-            replicator.clone(),
-        )))
+        // The operator's imports come in batches of up to 1,000 drafts:
+        // room for rich rows (the CLI keeps a batch under 8 MiB).
+        .add_service(
+            AdminServer::new(AdminService::new(node.clone(), replicator.clone()))
+                .max_decoding_message_size(ADMIN_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(UnixListenerStream::new(admin), stopped(stop_rx));
 
     tracing::info!(

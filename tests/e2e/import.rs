@@ -235,3 +235,54 @@ fn import_reports_bad_rows_updates_on_reimport_and_withdraws_what_left() {
         "{report}"
     );
 }
+
+/// Rich rows: 120 projects whose descriptions fill their 20,000 characters,
+/// 4.8 MB in all, more than a gRPC message usually holds (4 MiB). The
+/// import sends them in batches that fit, `list` and `export` page through
+/// them, and a re-import with `--withdraw-missing` withdraws what left.
+#[test]
+fn rich_rows_import_list_and_export_in_pages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    init(&dir, "243100518", "Toulouse Métropole");
+    let _node = start(&dir);
+    let rows = |count: usize| {
+        let mut rows = vec![HEADER.to_string()];
+        for i in 0..count {
+            rows.push(format!(
+                "Colomiers,Projet numéro {i},21310149600015,,,Commune,09/2024,En expérimentation,,\
+{},Administration et organisation interne,,Agents,,,",
+                "é".repeat(20_000)
+            ));
+        }
+        rows.join("\n") + "\n"
+    };
+    let file = tmp.path().join("riches.csv");
+    std::fs::write(&file, rows(120)).unwrap();
+    assert!(std::fs::metadata(&file).unwrap().len() > 4 << 20);
+    let (ok, report, stderr) = import(&dir, &file, &[]);
+    assert!(ok, "{stderr}\n{report}");
+    assert_eq!(report["created"], 120, "{report}");
+    assert_eq!(current_projects(&dir).len(), 120);
+    let out = cli(
+        &dir,
+        &[
+            "export",
+            "--format",
+            "jsonld",
+            "--base-url",
+            "https://data.example.fr",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Half the rows leave the source.
+    std::fs::write(&file, rows(60)).unwrap();
+    let (ok, report, stderr) = import(&dir, &file, &["--withdraw-missing"]);
+    assert!(ok, "{stderr}\n{report}");
+    assert_eq!(report["withdrawn_count"], 60, "{report}");
+    assert_eq!(current_projects(&dir).len(), 60);
+}

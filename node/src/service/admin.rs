@@ -559,24 +559,36 @@ impl Admin for AdminService {
 
     async fn withdraw_missing(
         &self,
-        request: Request<WithdrawMissingRequest>,
+        request: Request<tonic::Streaming<WithdrawMissingRequest>>,
     ) -> Result<Response<WithdrawMissingResponse>, Status> {
-        let req = request.into_inner();
-        if req.keep.is_empty() {
-            return Err(Status::invalid_argument(
-                "keep is empty: withdrawing every record of a source is refused (an empty or truncated source file?)",
-            ));
-        }
-        if req.source_format.is_empty() || req.source.is_empty() {
+        let mut stream = request.into_inner();
+        let first = stream.message().await?.ok_or_else(|| {
+            Status::invalid_argument("no message: the first names the source to withdraw from")
+        })?;
+        if first.source_format.is_empty() || first.source.is_empty() {
             return Err(Status::invalid_argument(
                 "source_format and source are required: they name the import whose missing rows are withdrawn",
             ));
         }
+        let (format, source) = (first.source_format, first.source);
+        let mut keep: HashSet<String> = first.keep.into_iter().collect();
+        while let Some(more) = stream.message().await? {
+            keep.extend(more.keep);
+            if keep.len() > MAX_KEEP {
+                return Err(Status::invalid_argument(format!(
+                    "more than {MAX_KEEP} record_ids to keep: withdraw from smaller sources"
+                )));
+            }
+        }
+        if keep.is_empty() {
+            return Err(Status::invalid_argument(
+                "keep is empty: withdrawing every record of a source is refused (an empty or truncated source file?)",
+            ));
+        }
         let node = self.node.clone();
         let withdrawn = blocking(move || {
-            let keep: HashSet<String> = req.keep.into_iter().collect();
             node.author()
-                .withdraw_missing(&req.source_format, &req.source, &keep)
+                .withdraw_missing(&format, &source, &keep)
                 .map_err(store_status)
         })
         .await?;
@@ -586,7 +598,11 @@ impl Admin for AdminService {
                 "withdrew records that left their import source"
             );
         }
-        Ok(Response::new(WithdrawMissingResponse { withdrawn }))
+        let withdrawn_count = withdrawn.len() as u64;
+        Ok(Response::new(WithdrawMissingResponse {
+            withdrawn: withdrawn.into_iter().take(MAX_WITHDRAWN_SHOWN).collect(),
+            withdrawn_count,
+        }))
     }
 
     async fn reindex(
@@ -602,6 +618,11 @@ impl Admin for AdminService {
 
 /// Drafts per Import call: a batch is signed and stored in one synced write.
 const MAX_IMPORT_BATCH: usize = 1_000;
+/// Record_ids a WithdrawMissing call may keep (about 2 GiB at most, held
+/// while the call lasts: the operator's own call).
+const MAX_KEEP: usize = 10_000_000;
+/// Withdrawn record_ids a WithdrawMissing answer names (it counts them all).
+const MAX_WITHDRAWN_SHOWN: usize = 1_000;
 
 /// Bytes of the files under `dir`, recursively; what the store takes on disk.
 fn dir_size(dir: &Path) -> u64 {

@@ -185,6 +185,17 @@ pub struct HistoryEntry {
     pub id: RecordId,
 }
 
+/// What a `scan_current` visitor says after an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Go on to the next entry.
+    Next,
+    /// Stop; the next page starts after this entry.
+    StopAfter,
+    /// Stop; the next page starts with this entry.
+    StopBefore,
+}
+
 /// Filters for `list_current`.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
@@ -799,6 +810,32 @@ impl Store {
         limit: usize,
         mut keep: impl FnMut(&CurrentEntry) -> bool,
     ) -> Result<(Vec<CurrentEntry>, Option<Vec<u8>>), StoreError> {
+        let mut out: Vec<CurrentEntry> = Vec::new();
+        let cursor = self.scan_current(filter, after, |entry| {
+            if !keep(entry) {
+                return Ok(Step::Next);
+            }
+            // One more beyond the page: the page ends before it.
+            if out.len() == limit {
+                return Ok(Step::StopBefore);
+            }
+            out.push(entry.clone());
+            Ok(Step::Next)
+        })?;
+        Ok((out, cursor))
+    }
+
+    /// Visits current versions in (author, record_id) order, starting after
+    /// `after` (a cursor), until `visit` says to stop or none is left.
+    /// Returns the cursor to resume from (`None`: none is left). `visit`
+    /// decides what a page holds and how much it may cost: it can stop
+    /// after any entry, examined or kept, so a caller bounds its scan.
+    pub fn scan_current(
+        &self,
+        filter: &ListFilter,
+        after: Option<&[u8]>,
+        mut visit: impl FnMut(&CurrentEntry) -> Result<Step, StoreError>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
         // An author's keys begin with the author (`CurrentKey`).
         let prefix: Vec<u8> = filter.author.map(|a| a.0.to_vec()).unwrap_or_default();
         let start: Vec<u8> = match after {
@@ -814,30 +851,28 @@ impl Store {
             self.cf(CF_CURRENT),
             IteratorMode::From(&start, Direction::Forward),
         );
-        let mut out: Vec<CurrentEntry> = Vec::new();
+        // The last key visited: where a page that stops before the next
+        // one resumes.
+        let mut previous: Option<Vec<u8>> = after.map(<[u8]>::to_vec);
         for item in iter {
             let (k, v) = item?;
             if !k.starts_with(&prefix) {
                 break;
             }
             let entry = self.decode_current(&k, &v)?;
-            if filter.kind.is_some_and(|kind| kind != entry.kind) || !keep(&entry) {
+            if filter.kind.is_some_and(|kind| kind != entry.kind) {
+                previous = Some(k.to_vec());
                 continue;
             }
-            if out.len() == limit {
-                // There is at least one more: the cursor is the last key returned.
-                let cursor = out.last().map(|l: &CurrentEntry| {
-                    CurrentKey {
-                        author: l.author,
-                        record_id: &l.record_id,
-                    }
-                    .encode()
-                });
-                return Ok((out, cursor));
+            match visit(&entry)? {
+                Step::Next => previous = Some(k.to_vec()),
+                Step::StopAfter => return Ok(Some(k.to_vec())),
+                // Before the first key of a scan with no cursor there is
+                // nothing to resume from: the caller stopped on an empty page.
+                Step::StopBefore => return Ok(Some(previous.unwrap_or_default())),
             }
-            out.push(entry);
         }
-        Ok((out, None))
+        Ok(None)
     }
 
     /// Every stored version of (author, record_id), oldest first.
@@ -869,6 +904,50 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Stored versions of (author, record_id) after version `after` (all
+    /// if `None`), oldest first, at most `limit`; and whether more follow.
+    pub fn history_page(
+        &self,
+        author: &PublicKey,
+        record_id: &str,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<HistoryEntry>, bool), StoreError> {
+        if record_id.as_bytes().contains(&0) {
+            return Ok((Vec::new(), false));
+        }
+        let prefix = HistoryKey::prefix(author, record_id);
+        let mut start = prefix.clone();
+        if let Some(v) = after {
+            // Keys sort by version after the prefix; the next version's
+            // first key is past every key of `v`.
+            match v.checked_add(1) {
+                Some(next) => start.extend_from_slice(&next.to_be_bytes()),
+                None => return Ok((Vec::new(), false)),
+            }
+        }
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_HISTORY),
+            IteratorMode::From(&start, Direction::Forward),
+        );
+        for item in iter {
+            let (k, _) = item?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            if out.len() == limit {
+                return Ok((out, true));
+            }
+            let key = HistoryKey::decode(&k).ok_or_else(|| self.corrupt("history key"))?;
+            out.push(HistoryEntry {
+                version: key.version,
+                id: key.id,
+            });
+        }
+        Ok((out, false))
     }
 
     /// Envelopes stored after sequence number `after`, in order, at most `limit`.
