@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use maillage_record::{PublicKey, Siren};
 use serde::Deserialize;
@@ -225,26 +226,43 @@ impl Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let mut replication = Replication::default();
+        // Durations are bounded: one too long would overflow a clock's
+        // arithmetic (an `Instant` a century ahead) rather than mean anything.
+        let duration =
+            |key: &'static str, text: &str, min: Duration, max: Duration, example: &str| {
+                humantime::parse_duration(text)
+                    .ok()
+                    .filter(|d| (min..=max).contains(d))
+                    .ok_or_else(|| {
+                        invalid(
+                            key,
+                            text,
+                            format!(
+                                "is not a duration between {} and {}, e.g. {example}",
+                                humantime::format_duration(min),
+                                humantime::format_duration(max)
+                            ),
+                        )
+                    })
+            };
+        const DAY: Duration = Duration::from_secs(24 * 3600);
         if let Some(text) = &raw.replication.sync_interval {
-            replication.sync_interval = humantime::parse_duration(text)
-                .ok()
-                .filter(|d| d.as_millis() >= 100)
-                .ok_or_else(|| {
-                    invalid(
-                        "replication.sync_interval",
-                        text,
-                        "is not a duration of at least 100ms, e.g. \"60s\" or \"5min\"".into(),
-                    )
-                })?;
+            replication.sync_interval = duration(
+                "replication.sync_interval",
+                text,
+                Duration::from_millis(100),
+                DAY,
+                "\"60s\" or \"5min\"",
+            )?;
         }
         if let Some(text) = &raw.replication.late_grace {
-            replication.late_grace = humantime::parse_duration(text).map_err(|_| {
-                invalid(
-                    "replication.late_grace",
-                    text,
-                    "is not a duration, e.g. \"7days\" or \"48h\"".into(),
-                )
-            })?;
+            replication.late_grace = duration(
+                "replication.late_grace",
+                text,
+                Duration::ZERO,
+                366 * DAY,
+                "\"7days\" or \"48h\"",
+            )?;
         }
         let q = &mut replication.quarantine;
         if let Some(limit) = raw.replication.quarantine_limit {
@@ -257,13 +275,13 @@ impl Config {
             q.per_peer = per_peer;
         }
         if let Some(text) = &raw.replication.quarantine_expiry {
-            q.expiry = humantime::parse_duration(text).map_err(|_| {
-                invalid(
-                    "replication.quarantine_expiry",
-                    text,
-                    "is not a duration, e.g. \"30days\"".into(),
-                )
-            })?;
+            q.expiry = duration(
+                "replication.quarantine_expiry",
+                text,
+                Duration::from_secs(60),
+                366 * DAY,
+                "\"30days\"",
+            )?;
         }
         let log_format = match raw.log.format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
@@ -347,5 +365,37 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("extra"), "{e}");
+    }
+
+    /// A duration that would overflow the clock (a century of
+    /// sync_interval, say) is refused with its key, not accepted to panic
+    /// later.
+    #[test]
+    fn durations_are_bounded() {
+        let p = Path::new("n/maillage.toml");
+        let base = template("243100518", "127.0.0.1:1");
+        let with = |key: &str, value: &str| {
+            let text: String = base
+                .lines()
+                .filter(|l| !l.starts_with(&format!("{key} =")))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let text = text.replace(
+                "[replication]",
+                &format!("[replication]\n{key} = \"{value}\""),
+            );
+            Config::parse(p, &text).map_err(|e| e.to_string())
+        };
+        for (key, value) in [
+            ("sync_interval", "100years"),
+            ("sync_interval", "10ms"),
+            ("late_grace", "1000000days"),
+            ("quarantine_expiry", "500000000years"),
+        ] {
+            let e = with(key, value).unwrap_err();
+            assert!(e.contains(key) && e.contains(value), "{e}");
+        }
+        let c = with("sync_interval", "1day").unwrap();
+        assert_eq!(c.replication.sync_interval, Duration::from_secs(86_400));
     }
 }

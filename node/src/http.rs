@@ -2,9 +2,11 @@
 //! a DCAT-AP 3.0 catalogue, so data.gouv.fr, CKAN or any DCAT harvester can
 //! harvest it, and its public AI projects as JSON.
 //!
-//!   GET /catalog.jsonld[?page=N&page_size=M]   DCAT-AP JSON-LD, Hydra paging
+//!   GET /catalog.jsonld[?page=N&page_size=M]   DCAT-AP JSON-LD, Hydra paging (over
+//!                                              1,000 datasets, paged when not asked)
 //!   GET /catalog.ttl[?page=N&page_size=M]      the same in Turtle
-//!   GET /projects.json                         public projects, maillage JSON
+//!   GET /projects.json[?page=N&page_size=M]    public projects, maillage JSON
+//!                                              (a Link header names the next page)
 //!   GET /search?q=…&kind=…&theme=…&territory=…&org=…&status=…&risk=…&licence=…&page=N
 //!                                              full-text search, JSON
 //!   GET /stats?territory=…&by=kind|theme|status|org|territory&…
@@ -21,13 +23,14 @@ use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use maillage_dcat::{CatalogInfo, PublicRecords};
+use maillage_dcat::CatalogInfo;
 use maillage_record::Kind;
 use tokio::net::TcpListener;
 
+use crate::export::Exports;
 use crate::node::Node;
 use crate::search::{Filters, GroupBy, SearchError, SearchRequest};
-use crate::store::{ListFilter, StoreError};
+use crate::store::StoreError;
 use crate::viewer::Viewer;
 
 /// Datasets per page when the harvester does not say.
@@ -35,6 +38,9 @@ pub const DEFAULT_PAGE_SIZE: usize = 100;
 pub const MAX_PAGE_SIZE: usize = 1_000;
 /// Exports computed at once; more requests wait their turn.
 const MAX_CONCURRENT_EXPORTS: usize = 2;
+/// How long an export waits for its turn before the client is told to
+/// come back (503 with Retry-After).
+const EXPORT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Searches answered at once; more get 503 at once, so the public cannot
 /// take the cores that sync and the operator need.
 const MAX_CONCURRENT_SEARCHES: usize = 4;
@@ -61,7 +67,8 @@ pub async fn serve(
     let public_url = Arc::new(public_url);
     // An export scans the store: a few at a time, so a client looping on it
     // cannot take every blocking thread the node's other work needs.
-    let exports = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_EXPORTS));
+    let turns = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_EXPORTS));
+    let exports = Arc::new(Exports::default());
     let searches = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SEARCHES));
     let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
@@ -81,32 +88,41 @@ pub async fn serve(
             tracing::debug!("http: too many connections; one closed");
             continue;
         };
-        let (node, url, exports, searches) = (
+        let (node, url, turns, exports, searches) = (
             node.clone(),
             public_url.clone(),
+            turns.clone(),
             exports.clone(),
             searches.clone(),
         );
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                let (node, url, exports, searches) =
-                    (node.clone(), url.clone(), exports.clone(), searches.clone());
+                let (node, url, turns, exports, searches) = (
+                    node.clone(),
+                    url.clone(),
+                    turns.clone(),
+                    exports.clone(),
+                    searches.clone(),
+                );
                 async move {
                     // Searches read the index and do not wait behind exports.
                     let path = req.uri().path();
                     if path == "/search" || path == "/stats" {
                         let Ok(_permit) = searches.try_acquire_owned() else {
-                            return Ok::<_, Infallible>(text(
-                                StatusCode::SERVICE_UNAVAILABLE,
+                            return Ok::<_, Infallible>(busy(
                                 "too many searches at once: retry in a moment\n",
                             ));
                         };
                         return Ok(search(req, node).await);
                     }
-                    let Ok(_permit) = exports.acquire_owned().await else {
-                        return Ok(text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"));
+                    // A client waits a little for its turn, then is told
+                    // to come back: requests do not queue without bound.
+                    let Ok(Ok(_permit)) =
+                        tokio::time::timeout(EXPORT_PATIENCE, turns.acquire_owned()).await
+                    else {
+                        return Ok(busy("too many exports at once: retry in a moment\n"));
                     };
-                    Ok(handle(req, node, &url).await)
+                    Ok(handle(req, node, exports, &url).await)
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -119,9 +135,18 @@ pub async fn serve(
     }
 }
 
+/// An export's answer.
+struct Export {
+    content_type: &'static str,
+    body: Vec<u8>,
+    /// A `Link` header value naming the next page.
+    next: Option<String>,
+}
+
 async fn handle(
     req: Request<Incoming>,
     node: Arc<Node>,
+    exports: Arc<Exports>,
     public_url: &str,
 ) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -137,14 +162,16 @@ async fn handle(
         Err(msg) => return text(StatusCode::BAD_REQUEST, &msg),
     };
     let url = public_url.to_string();
-    let result = tokio::task::spawn_blocking(move || -> Result<Option<(&'static str, Vec<u8>)>, StoreError> {
-        Ok(match path.as_str() {
+    let result = tokio::task::spawn_blocking(move || -> Result<Option<Export>, StoreError> {
+        // A `Link` to the next page, for an export that has one.
+        let mut next: Option<String> = None;
+        let found = match path.as_str() {
             "/catalog.jsonld" | "/catalog.ttl" => {
-                let export = public_export(&node)?;
-                let graph = export.catalog(
+                let graph = exports.index(&node)?.catalog(
+                    &node,
                     &CatalogInfo::for_node(node.name(), node.siren().as_str(), &url),
                     page,
-                );
+                )?;
                 if path.ends_with(".ttl") {
                     Some(("text/turtle; charset=utf-8", graph.to_turtle().into_bytes()))
                 } else {
@@ -153,8 +180,9 @@ async fn handle(
                 }
             }
             "/projects.json" => {
-                let export = public_export(&node)?;
-                let body = serde_json::to_vec_pretty(&export.projects_json()).unwrap_or_default();
+                let (docs, following) = exports.index(&node)?.projects(&node, page)?;
+                next = following.map(|(n, size)| format!("<{url}/projects.json?page={n}&page_size={size}>; rel=\"next\""));
+                let body = serde_json::to_vec_pretty(&docs).unwrap_or_default();
                 Some(("application/json", body))
             }
             "/" => Some((
@@ -163,14 +191,20 @@ async fn handle(
                     .to_vec(),
             )),
             _ => None,
-        })
+        };
+        Ok(found.map(|(content_type, body)| Export { content_type, body, next }))
     })
     .await;
     match result {
-        Ok(Ok(Some((content_type, body)))) => Response::builder()
-            .header("content-type", content_type)
-            .body(Full::new(Bytes::from(body)))
-            .expect("static headers"),
+        Ok(Ok(Some(export))) => {
+            let mut response = Response::builder().header("content-type", export.content_type);
+            if let Some(link) = export.next {
+                response = response.header("link", link);
+            }
+            response
+                .body(Full::new(Bytes::from(export.body)))
+                .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "bad link header\n"))
+        }
         Ok(Ok(None)) => text(
             StatusCode::NOT_FOUND,
             "not found: try /catalog.jsonld, /catalog.ttl, /projects.json, /search?q=... or /stats\n",
@@ -315,6 +349,15 @@ fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
 }
 
 /// `page` and `page_size` from a query string; absent: everything on one page.
+/// 503 with a Retry-After: the node is busy, the client may come back.
+fn busy(body: &str) -> Response<Full<Bytes>> {
+    let mut response = text(StatusCode::SERVICE_UNAVAILABLE, body);
+    response
+        .headers_mut()
+        .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
+    response
+}
+
 fn parse_page(query: &str) -> Result<Option<(usize, usize)>, String> {
     let (mut page, mut size) = (None, None);
     for (k, v) in query_params(query)? {
@@ -334,39 +377,4 @@ fn parse_page(query: &str) -> Result<Option<(usize, usize)>, String> {
         (None, None) => None,
         (p, s) => Some((p.unwrap_or(1), s.unwrap_or(DEFAULT_PAGE_SIZE))),
     })
-}
-
-/// Reads what the anonymous public may see (blocking: it scans the store).
-pub fn public_export(node: &Node) -> Result<PublicRecords, StoreError> {
-    let mut export = PublicRecords::default();
-    node.store().for_each_current(
-        &ListFilter::default(),
-        |cur| matches!(cur.kind, Kind::Dataset | Kind::Project | Kind::Organisation),
-        |cur, r| {
-            // PublicRecords keeps public records only; this check says the
-            // same, in the node's own terms.
-            if Viewer::Anonymous.may_see(&cur.author, &r.visibility)
-                && claims_vouched_siren(node, &cur.author, &r)
-            {
-                export.add(cur.author.to_hex(), r);
-            }
-        },
-    )?;
-    Ok(export)
-}
-
-/// An author's Organisation record names the publisher of its datasets:
-/// it is believed only if it claims the SIREN the author speaks for
-/// (`Sirens::of`); what an author says of itself is not enough.
-fn claims_vouched_siren(
-    node: &Node,
-    author: &maillage_record::PublicKey,
-    r: &maillage_record::Record,
-) -> bool {
-    match &r.body {
-        maillage_record::Body::Organisation(o) => node
-            .speaks_for(author)
-            .is_some_and(|(vouched, _)| o.siren == vouched),
-        _ => true,
-    }
 }

@@ -14,6 +14,7 @@ pub use background::no_transparent_huge_pages;
 
 mod author;
 mod background;
+mod export;
 mod http;
 mod ledger;
 mod node;

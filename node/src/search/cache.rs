@@ -16,7 +16,9 @@
 //!   it in `reload`, on the indexer's thread): for the searches recently
 //!   asked more than once, it counts their matches in the commit's new
 //!   segments and makes again the pages kept for them, as Solr autowarms its
-//!   caches. So a commit does not make the next searches slow.
+//!   caches. So a commit does not make the next searches slow. What it does
+//!   is bounded (32 queries, their pages within the first 100 results, 64
+//!   pages, 250 ms), so that callers cannot make every commit expensive.
 //!
 //! Keys hold the caller (`Viewer`), so a cached answer is only ever given to
 //! the caller it was computed for. Nothing here does IO.
@@ -45,6 +47,14 @@ const PAGES: usize = 1024;
 const STATS: usize = 256;
 /// The warmer readies this many of the queries asked again most recently.
 const WARMED: usize = 32;
+/// ... only their pages within the first this many results (deep pages are
+/// rarely asked again, and cost the most: anyone may ask for them) ...
+const WARMED_DEPTH: usize = 100;
+/// ... at most this many pages in all ...
+const WARMED_PAGES: usize = 64;
+/// ... and for no longer than this: past it, the rest are computed when
+/// asked. What a commit costs does not depend on what anonymous callers ask.
+const WARM_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
 /// Queries remembered as recently asked.
 const RECENT: usize = 256;
 
@@ -393,7 +403,15 @@ impl tantivy::Warmer for Warmer {
     fn warm(&self, searcher: &Searcher) -> tantivy::Result<()> {
         let engine = &self.0;
         let generation = searcher.generation().generation_id();
-        for (key, pages) in engine.caches.recent(WARMED) {
+        let deadline = std::time::Instant::now() + WARM_BUDGET;
+        let mut pages_left = WARMED_PAGES;
+        for (key, mut pages) in engine.caches.recent(WARMED) {
+            if std::time::Instant::now() >= deadline {
+                break;
+            }
+            pages.retain(|&(page, size)| page.saturating_mul(size) <= WARMED_DEPTH);
+            pages.truncate(pages_left);
+            pages_left -= pages.len();
             let ready = || -> Result<(), String> {
                 // It parsed when it was asked.
                 let query = engine

@@ -93,12 +93,17 @@ impl Fixture {
 
 /// The first page of `text`'s results in `search`.
 fn find_in(search: &Search, text: &str, filters: Filters, viewer: &Viewer) -> Results {
+    page_in(search, text, filters, viewer, 1)
+}
+
+/// Page `page` (20 results each) of `text`'s results in `search`.
+fn page_in(search: &Search, text: &str, filters: Filters, viewer: &Viewer, page: usize) -> Results {
     search
         .search(
             &SearchRequest {
                 text: text.into(),
                 filters,
-                page: 1,
+                page,
                 page_size: 20,
             },
             viewer,
@@ -709,6 +714,47 @@ fn delete(f: &Fixture, author: PublicKey, id: &str) {
     writer.commit().unwrap();
     drop(writer);
     f.search.reader.reload().unwrap();
+}
+
+/// What the warmer does at a commit is bounded: deep pages, which anyone
+/// may ask for twice, are not made again for the new index.
+#[test]
+fn the_warmer_leaves_deep_pages() {
+    let f = Fixture::new();
+    let budget = |i: usize| {
+        dataset(
+            &format!("d{i}"),
+            "Budget primitif",
+            "Budget voté",
+            LYON_METRO,
+        )
+    };
+    let records: Vec<_> = (0..10).map(budget).collect();
+    f.add(key(1), &lyon_org(), &records);
+    let ask = |page| {
+        page_in(
+            &f.search,
+            "budget",
+            Filters::default(),
+            &Viewer::Anonymous,
+            page,
+        )
+    };
+    for page in [1, 1, 40, 40] {
+        ask(page);
+    }
+    f.add(key(2), &lyon_org(), &[budget(10)]);
+    let warmed = f.search.cache_stats();
+    ask(1);
+    let s1 = f.search.cache_stats();
+    assert_eq!(
+        s1.page_hits,
+        warmed.page_hits + 1,
+        "the first page was warmed"
+    );
+    ask(40);
+    let s2 = f.search.cache_stats();
+    assert_eq!(s2.page_misses, s1.page_misses + 1, "page 40 was not warmed");
 }
 
 /// Ranking and counting in one pass (`page::rank_and_count`) gives what
