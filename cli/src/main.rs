@@ -175,6 +175,10 @@ enum Command {
     },
     /// Rebuild the search index from the store (in the background).
     Reindex,
+    /// Verify the node's store and search index: every signature again,
+    /// every table against the others, every search document against its
+    /// record. Exits non-zero if anything is wrong.
+    Check,
     /// Curated, signed lists of records ("Projets IA de la métropole").
     #[command(subcommand)]
     Collection(CollectionCommand),
@@ -412,6 +416,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         search::stats(&dir, &filters, &by, json).await
                     }
                     Command::Reindex => search::reindex(&dir, json).await,
+                    Command::Check => status::check(&dir, json).await,
                     Command::Collection(CollectionCommand::Create {
                         record_id,
                         title,

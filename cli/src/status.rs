@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use maillage_proto::v1::StatusRequest;
+use maillage_proto::v1::{CheckRequest, StatusRequest};
 use maillage_record::PublicKey;
 use serde_json::{Map, Value, json};
 
@@ -150,4 +150,54 @@ pub(crate) fn human_bytes(b: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[i])
     }
+}
+
+/// `maillage check`: the node verifies its store and index; problems make
+/// the exit status non-zero.
+pub async fn check(dir: &Path, json_out: bool) -> anyhow::Result<()> {
+    let conn = NodeConn::open(dir).await?;
+    let r = conn
+        .admin()
+        .check(CheckRequest {})
+        .await
+        .map_err(explain)?
+        .into_inner();
+    let mut checked: Vec<(&String, &u64)> = r.checked.iter().collect();
+    checked.sort();
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "sound": r.problem_count == 0,
+                "checked": r.checked,
+                "problems": r.problems,
+                "problem_count": r.problem_count,
+                "last_seq": r.last_seq,
+                "indexed_seq": r.indexed_seq,
+            }))?
+        );
+    } else {
+        for (table, n) in &checked {
+            println!("{table:<14} {n:>10} checked");
+        }
+        for p in &r.problems {
+            println!("problem: {p}");
+        }
+        if r.problem_count as usize > r.problems.len() {
+            println!(
+                "... and {} more",
+                r.problem_count as usize - r.problems.len()
+            );
+        }
+    }
+    if r.problem_count > 0 {
+        anyhow::bail!(
+            "{} problem(s) found (listed above): restore the store from a backup, or run `maillage reindex` if only the search index is wrong",
+            r.problem_count
+        );
+    }
+    if !json_out {
+        println!("the store and the search index are sound");
+    }
+    Ok(())
 }

@@ -180,6 +180,14 @@ impl Node {
         &self.author
     }
 
+    /// Checks the store, then the search index against it (blocking: it
+    /// reads everything; see `Store::check` and `Search::check`).
+    pub fn check(&self) -> Result<crate::store::Report, StoreError> {
+        let mut report = self.store.check()?;
+        self.search.check(&self.store, &mut report)?;
+        Ok(report)
+    }
+
     pub fn search(&self) -> &Search {
         &self.search
     }

@@ -19,6 +19,7 @@
 //!   searches people repeat, and the warmer that readies new segments.
 
 mod cache;
+mod check;
 mod document;
 mod facet;
 mod indexer;

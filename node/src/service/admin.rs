@@ -6,14 +6,15 @@ use std::sync::Arc;
 
 use maillage_proto::v1::admin_server::Admin;
 use maillage_proto::v1::{
-    ImportOutcome, ImportRequest, ImportResponse, KeyRotateRequest, KeyRotateResponse, KindCount,
-    Peer, PeerAddRequest, PeerListRequest, PeerListResponse, PeerProgress, PeerRemoveRequest,
-    PeerRemoveResponse, PublishResponse, QuarantineDropRequest, QuarantineDropResponse,
-    QuarantineListRequest, QuarantineListResponse, QuarantineReleaseRequest,
-    QuarantineReleaseResponse, QuarantinedRecord, ReindexRequest, ReindexResponse, SignRequest,
-    StatusRequest, StatusResponse, SyncProgress, SyncRequest, SyncResult, TrustAddRequest,
-    TrustAddResponse, TrustListRequest, TrustListResponse, TrustRemoveRequest, TrustRemoveResponse,
-    TrustRoot, WithdrawMissingRequest, WithdrawMissingResponse,
+    CheckRequest, CheckResponse, ImportOutcome, ImportRequest, ImportResponse, KeyRotateRequest,
+    KeyRotateResponse, KindCount, Peer, PeerAddRequest, PeerListRequest, PeerListResponse,
+    PeerProgress, PeerRemoveRequest, PeerRemoveResponse, PublishResponse, QuarantineDropRequest,
+    QuarantineDropResponse, QuarantineListRequest, QuarantineListResponse,
+    QuarantineReleaseRequest, QuarantineReleaseResponse, QuarantinedRecord, ReindexRequest,
+    ReindexResponse, SignRequest, StatusRequest, StatusResponse, SyncProgress, SyncRequest,
+    SyncResult, TrustAddRequest, TrustAddResponse, TrustListRequest, TrustListResponse,
+    TrustRemoveRequest, TrustRemoveResponse, TrustRoot, WithdrawMissingRequest,
+    WithdrawMissingResponse,
 };
 use maillage_record::{RecordId, Siren, wire};
 use tonic::{Request, Response, Status};
@@ -602,6 +603,34 @@ impl Admin for AdminService {
         Ok(Response::new(WithdrawMissingResponse {
             withdrawn: withdrawn.into_iter().take(MAX_WITHDRAWN_SHOWN).collect(),
             withdrawn_count,
+        }))
+    }
+
+    async fn check(
+        &self,
+        _request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let (last_seq, indexed_seq) = (
+            self.node.store().last_seq(),
+            self.node.search().indexed_seq(),
+        );
+        let node = self.node.clone();
+        let report = blocking(move || node.check().map_err(store_status)).await?;
+        if report.is_sound() {
+            tracing::info!("check: the store and the index are sound");
+        } else {
+            tracing::error!(problems = report.problem_count, first = %report.problems[0], "check found problems");
+        }
+        Ok(Response::new(CheckResponse {
+            checked: report
+                .checked
+                .into_iter()
+                .map(|(table, n)| (table.to_string(), n))
+                .collect(),
+            problems: report.problems,
+            problem_count: report.problem_count,
+            last_seq,
+            indexed_seq,
         }))
     }
 

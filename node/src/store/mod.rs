@@ -56,12 +56,14 @@ const CFS: [&str; 11] = [
     CF_FIRST_SEEN,
 ];
 
+mod check;
 mod codec;
 mod records;
 mod syncset;
 mod tables;
 mod writer;
 
+pub use check::Report;
 pub use codec::ConflictValue;
 use codec::{
     ChangeKey, ChangeValue, ConflictKey, CurrentKey, CurrentValue, EnvelopeValue, HistoryKey,
@@ -1005,7 +1007,7 @@ mod tests {
     use maillage_record::model::Dataset;
     use maillage_record::{Body, Record, SigningKey, Visibility, envelope};
 
-    fn signed(key: u8, record_id: &str, version: u64) -> VerifiedRecord {
+    pub(super) fn signed(key: u8, record_id: &str, version: u64) -> VerifiedRecord {
         let record = Record {
             record_id: record_id.into(),
             version,
