@@ -28,14 +28,12 @@ use maillage_record::Kind;
 use tokio::net::TcpListener;
 
 use crate::export::Exports;
+use crate::query_string;
 use crate::node::Node;
 use crate::search::{Filters, GroupBy, SearchError, SearchRequest};
 use crate::store::StoreError;
 use crate::viewer::Viewer;
 
-/// Datasets per page when the harvester does not say.
-pub const DEFAULT_PAGE_SIZE: usize = 100;
-pub const MAX_PAGE_SIZE: usize = 1_000;
 /// Exports computed at once; more requests wait their turn.
 const MAX_CONCURRENT_EXPORTS: usize = 2;
 /// How long an export waits for its turn before the client is told to
@@ -157,7 +155,7 @@ async fn handle(
     }
     let query = req.uri().query().unwrap_or("").to_string();
     let path = req.uri().path().to_string();
-    let page = match parse_page(&query) {
+    let page = match query_string::page(&query) {
         Ok(p) => p,
         Err(msg) => return text(StatusCode::BAD_REQUEST, &msg),
     };
@@ -226,7 +224,7 @@ async fn search(req: Request<Incoming>, node: Arc<Node>) -> Response<Full<Bytes>
         return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
     }
     let stats = req.uri().path() == "/stats";
-    let params = match query_params(req.uri().query().unwrap_or("")) {
+    let params = match query_string::params(req.uri().query().unwrap_or("")) {
         Ok(p) => p,
         Err(msg) => return text(StatusCode::BAD_REQUEST, &msg),
     };
@@ -308,37 +306,6 @@ async fn search(req: Request<Incoming>, node: Arc<Node>) -> Response<Full<Bytes>
 }
 
 /// The pairs of a query string, percent-decoded ('+' is a space).
-fn query_params(query: &str) -> Result<Vec<(String, String)>, String> {
-    let decode = |s: &str| -> Result<String, String> {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' => {
-                    let hex = s
-                        .get(i + 1..i + 3)
-                        .and_then(|h| u8::from_str_radix(h, 16).ok())
-                        .ok_or_else(|| format!("bad percent-encoding in '{s}'\n"))?;
-                    out.push(hex);
-                    i += 2;
-                }
-                b => out.push(b),
-            }
-            i += 1;
-        }
-        String::from_utf8(out).map_err(|_| format!("'{s}' is not UTF-8 once decoded\n"))
-    };
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            Ok((decode(k)?, decode(v)?))
-        })
-        .collect()
-}
 
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     Response::builder()
@@ -358,23 +325,3 @@ fn busy(body: &str) -> Response<Full<Bytes>> {
     response
 }
 
-fn parse_page(query: &str) -> Result<Option<(usize, usize)>, String> {
-    let (mut page, mut size) = (None, None);
-    for (k, v) in query_params(query)? {
-        let n = || {
-            v.parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{k}='{v}' is not a positive number\n"))
-        };
-        match k.as_str() {
-            "page" => page = Some(n()?),
-            "page_size" => size = Some(n()?.min(MAX_PAGE_SIZE)),
-            _ => {}
-        }
-    }
-    Ok(match (page, size) {
-        (None, None) => None,
-        (p, s) => Some((p.unwrap_or(1), s.unwrap_or(DEFAULT_PAGE_SIZE))),
-    })
-}

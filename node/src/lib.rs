@@ -19,6 +19,7 @@ mod http;
 mod ledger;
 mod node;
 mod peers;
+mod query_string;
 mod replication;
 mod search;
 mod service;

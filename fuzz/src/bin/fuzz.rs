@@ -1,0 +1,13 @@
+//! The AFL++ harness: one binary, the target named by `MAILLAGE_FUZZ_TARGET`
+//! (`scripts/fuzz` sets it). Built with `cargo afl build --features afl`.
+
+fn main() {
+    let name = std::env::var("MAILLAGE_FUZZ_TARGET").unwrap_or_default();
+    let target = maillage_fuzz::target(&name).unwrap_or_else(|| {
+        panic!(
+            "MAILLAGE_FUZZ_TARGET='{name}' is not a target: one of {:?}",
+            maillage_fuzz::TARGETS.iter().map(|(n, _)| n).collect::<Vec<_>>()
+        )
+    });
+    afl::fuzz!(|data: &[u8]| target(data));
+}
