@@ -69,6 +69,7 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
                 "stats_computed": s.stats_computed,
                 "conflicts": conflicts,
                 "conflicting_authors": conflicting_authors,
+                "refusals": s.refusals,
                 "dir": dir.display().to_string(),
             }))?
         );
@@ -119,6 +120,19 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
                  or another kind): `maillage status --json` lists them; ask their organisations",
                 conflicting_authors.len(),
                 conflicts.len()
+            );
+        }
+        let mut refused: Vec<(&String, &u64)> =
+            s.refusals.iter().filter(|(_, n)| **n > 0).collect();
+        refused.sort();
+        if !refused.is_empty() {
+            let list: Vec<String> = refused
+                .iter()
+                .map(|(why, n)| format!("{why} {n}"))
+                .collect();
+            println!(
+                "refused      {} (limits: docs/security.md)",
+                list.join(", ")
             );
         }
         println!("uptime       {}", human_duration(s.uptime_seconds));

@@ -93,7 +93,10 @@ fn reconcile(data: &[u8]) {
         let mut id = [0u8; 32];
         id[..8].copy_from_slice(&(i * 7919).to_be_bytes());
         storage
-            .insert(1_764_000_000_000 + i * 1_000, negentropy::Id::from_byte_array(id))
+            .insert(
+                1_764_000_000_000 + i * 1_000,
+                negentropy::Id::from_byte_array(id),
+            )
             .expect("fresh storage");
     }
     storage.seal().expect("once");
@@ -265,7 +268,10 @@ mod tests {
                 if r.is_err() {
                     let keep = std::env::temp_dir().join(format!("maillage-fuzz-{name}-{round}"));
                     std::fs::write(&keep, &input).unwrap();
-                    panic!("{name}: a mutation panics; input kept in {}", keep.display());
+                    panic!(
+                        "{name}: a mutation panics; input kept in {}",
+                        keep.display()
+                    );
                 }
             }
         }
@@ -302,8 +308,11 @@ mod tests {
             for i in (0..64u64).filter(|i| i % 5 != skip) {
                 let mut id = [0u8; 32];
                 id[..8].copy_from_slice(&(i * 7919).to_be_bytes());
-                s.insert(1_764_000_000_000 + i * 1_000, negentropy::Id::from_byte_array(id))
-                    .unwrap();
+                s.insert(
+                    1_764_000_000_000 + i * 1_000,
+                    negentropy::Id::from_byte_array(id),
+                )
+                .unwrap();
             }
             s.seal().unwrap();
             negentropy::Negentropy::owned(s, 512 * 1024).unwrap()
@@ -324,5 +333,4 @@ mod tests {
         std::fs::write(dir.join("answer"), framed(1, &[&answer])).unwrap();
         std::fs::write(dir.join("both"), framed(0, &[&first, &answer])).unwrap();
     }
-
 }

@@ -28,8 +28,9 @@ use maillage_record::Kind;
 use tokio::net::TcpListener;
 
 use crate::export::Exports;
-use crate::query_string;
 use crate::node::Node;
+use crate::query_string;
+use crate::refusals::Refusal;
 use crate::search::{Filters, GroupBy, SearchError, SearchRequest};
 use crate::store::StoreError;
 use crate::viewer::Viewer;
@@ -84,6 +85,7 @@ pub async fn serve(
         // Over the limit, the connection is closed at once (dropped).
         let Ok(held) = connections.clone().try_acquire_owned() else {
             tracing::debug!("http: too many connections; one closed");
+            node.refusals().note(Refusal::HttpConnections);
             continue;
         };
         let (node, url, turns, exports, searches) = (
@@ -107,6 +109,7 @@ pub async fn serve(
                     let path = req.uri().path();
                     if path == "/search" || path == "/stats" {
                         let Ok(_permit) = searches.try_acquire_owned() else {
+                            node.refusals().note(Refusal::SearchBusy);
                             return Ok::<_, Infallible>(busy(
                                 "too many searches at once: retry in a moment\n",
                             ));
@@ -118,6 +121,7 @@ pub async fn serve(
                     let Ok(Ok(_permit)) =
                         tokio::time::timeout(EXPORT_PATIENCE, turns.acquire_owned()).await
                     else {
+                        node.refusals().note(Refusal::ExportBusy);
                         return Ok(busy("too many exports at once: retry in a moment\n"));
                     };
                     Ok(handle(req, node, exports, &url).await)
@@ -324,4 +328,3 @@ fn busy(body: &str) -> Response<Full<Bytes>> {
         .insert("retry-after", hyper::header::HeaderValue::from_static("1"));
     response
 }
-

@@ -20,6 +20,7 @@ mod ledger;
 mod node;
 mod peers;
 mod query_string;
+mod refusals;
 mod replication;
 mod search;
 mod service;

@@ -57,6 +57,8 @@ pub struct Node {
     /// Low-priority threads for what peers send and fetch (see
     /// `background`): searches and admin calls go first.
     background: Background,
+    /// What was refused to callers, by reason (`status`).
+    refusals: Arc<crate::refusals::Refusals>,
 }
 
 /// Public searches answered at once: two per core, so that a search waiting
@@ -144,6 +146,7 @@ impl Node {
             repinned: watch::channel(0).0,
             search_slots: Arc::new(tokio::sync::Semaphore::new(search_turns())),
             background: Background::new("maillage-sync", crate::background::BACKGROUND),
+            refusals: Arc::default(),
         })
     }
 
@@ -245,10 +248,22 @@ impl Node {
         patience: Option<Duration>,
     ) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let turn = self.search_slots.clone().acquire_owned();
-        match patience {
+        let got = match patience {
             None => turn.await.ok(),
-            Some(d) => tokio::time::timeout(d, turn).await.ok()?.ok(),
+            Some(d) => tokio::time::timeout(d, turn)
+                .await
+                .ok()
+                .and_then(Result::ok),
+        };
+        if got.is_none() {
+            self.refusals.note(crate::refusals::Refusal::SearchBusy);
         }
+        got
+    }
+
+    /// What was refused to callers, by reason.
+    pub fn refusals(&self) -> &Arc<crate::refusals::Refusals> {
+        &self.refusals
     }
 
     pub fn pinned_keys(&self) -> PinnedKeys {

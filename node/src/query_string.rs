@@ -85,7 +85,10 @@ mod tests {
                 ("page".to_string(), "2".to_string())
             ]
         );
-        assert_eq!(page("page=3&page_size=5000").unwrap(), Some((3, MAX_PAGE_SIZE)));
+        assert_eq!(
+            page("page=3&page_size=5000").unwrap(),
+            Some((3, MAX_PAGE_SIZE))
+        );
         assert_eq!(page("").unwrap(), None);
         for bad in ["q=%", "q=%zz", "q=%C3", "page=0", "page=-1", "q=%é1"] {
             assert!(page(bad).is_err(), "{bad}");

@@ -332,7 +332,10 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
                 .max_decoding_message_size(16 << 20)
                 .max_encoding_message_size(16 << 20),
         )
-        .serve_with_incoming_shutdown(tls::incoming(grpc, acceptor), stopped(stop_rx.clone()));
+        .serve_with_incoming_shutdown(
+            tls::incoming(grpc, acceptor, node.refusals().clone()),
+            stopped(stop_rx.clone()),
+        );
     let operator = Server::builder()
         .add_service(health)
         .add_service(CatalogueServer::new(CatalogueService::new(

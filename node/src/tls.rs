@@ -28,6 +28,8 @@ use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tonic::transport::server::Connected;
 use tonic::transport::{Channel, Endpoint, Uri};
 
+use crate::refusals::{Refusal, Refusals};
+
 /// HTTP/2 flow-control windows for replication connections, both ways.
 pub const STREAM_WINDOW: u32 = 4 << 20;
 pub const CONNECTION_WINDOW: u32 = 8 << 20;
@@ -337,6 +339,7 @@ impl AsyncWrite for TlsConn {
 pub fn incoming(
     listener: TcpListener,
     acceptor: TlsAcceptor,
+    refusals: Arc<Refusals>,
 ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsConn, std::io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let overall = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -360,6 +363,7 @@ pub fn incoming(
             // Over a limit, closed at once (dropped), before any handshake.
             let Ok(permit) = overall.clone().try_acquire_owned() else {
                 tracing::debug!(%remote, "too many connections; one closed");
+                refusals.note(Refusal::TlsConnections);
                 continue;
             };
             {
@@ -367,6 +371,7 @@ pub fn incoming(
                 let n = counts.entry(remote.ip()).or_insert(0);
                 if *n >= MAX_CONNECTIONS_PER_ADDRESS {
                     tracing::debug!(%remote, "too many connections from one address; one closed");
+                    refusals.note(Refusal::TlsConnectionsPerAddress);
                     continue;
                 }
                 *n += 1;
@@ -379,16 +384,19 @@ pub fn incoming(
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let conn_tx = tx.clone();
+            let refusals = refusals.clone();
             tokio::spawn(async move {
                 let stream =
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                         Ok(Ok(s)) => s,
                         Ok(Err(e)) => {
                             tracing::info!(%remote, error = %e, "TLS handshake refused");
+                            refusals.note(Refusal::TlsHandshake);
                             return;
                         }
                         Err(_) => {
                             tracing::info!(%remote, "TLS handshake timed out");
+                            refusals.note(Refusal::TlsHandshake);
                             return;
                         }
                     };

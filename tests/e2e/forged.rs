@@ -160,7 +160,7 @@ fn a_forged_record_from_a_peer_is_refused_and_not_relayed() {
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(ReplicationServer::new(evil))
-                .serve_with_incoming(tls::incoming(listener, acceptor)),
+                .serve_with_incoming(tls::incoming(listener, acceptor, Default::default())),
         );
         addr
     });
@@ -332,6 +332,9 @@ fn oversized_reconciliation_frames_are_refused_and_said_so() {
     let huge = send(17 << 20);
     assert_ne!(huge.code(), tonic::Code::Ok, "{huge:?}");
     drop(rt);
+    // Both counted, for the operator to see.
+    let refused = &cli_json(&node, &["status", "--json"])["refusals"];
+    assert_eq!(refused["reconcile_frame"], 2, "{refused}");
 }
 
 /// A client that opens an HTTP connection and never finishes its request
@@ -401,7 +404,9 @@ fn one_address_gets_a_bounded_share_of_connections() {
         "{:?}",
         started.elapsed()
     );
-    // The node still answers its operator.
-    assert!(cli(&node, &["status"]).status.success());
+    // The node still answers its operator, and counts what it refused.
+    let refused = &cli_json(&node, &["status", "--json"])["refusals"];
+    assert_eq!(refused["tls_connections_per_address"], 1, "{refused}");
+    assert_eq!(refused["tls_connections"], 0, "{refused}");
     drop(held);
 }

@@ -6,7 +6,10 @@ fn main() {
     let target = maillage_fuzz::target(&name).unwrap_or_else(|| {
         panic!(
             "MAILLAGE_FUZZ_TARGET='{name}' is not a target: one of {:?}",
-            maillage_fuzz::TARGETS.iter().map(|(n, _)| n).collect::<Vec<_>>()
+            maillage_fuzz::TARGETS
+                .iter()
+                .map(|(n, _)| n)
+                .collect::<Vec<_>>()
         )
     });
     afl::fuzz!(|data: &[u8]| target(data));

@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::{FETCH_BATCH_BYTES, FETCH_BATCH_RECORDS, MAX_FETCH_IDS, Replicator};
 use crate::node::Node;
+use crate::refusals::Refusal;
 use crate::service::store_status;
 use crate::tls::PeerInfo;
 use crate::viewer::Viewer;
@@ -62,6 +63,7 @@ impl Replication for ReplicationService {
         let (peer, viewer) = self.peer(&request)?;
         let mut frames = request.into_inner();
         let node = self.node.clone();
+        let refusals = self.node.refusals().clone();
         let mut stopping = self.node.stopping();
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
@@ -95,6 +97,7 @@ impl Replication for ReplicationService {
                     // said, not ended as if all were well.
                     Ok(Err(e)) => {
                         tracing::info!(peer, error = %e, "reconciliation frame refused");
+                        refusals.note(Refusal::ReconcileFrame);
                         let status = Status::invalid_argument(format!(
                             "reconciliation frame refused: {}",
                             e.message()
@@ -103,6 +106,7 @@ impl Replication for ReplicationService {
                         return;
                     }
                     Err(_) => {
+                        refusals.note(Refusal::ReconcileSilence);
                         let status = Status::deadline_exceeded(format!(
                             "no reconciliation frame for {} s: the call ends",
                             super::FRAME_SILENCE.as_secs()
@@ -113,6 +117,7 @@ impl Replication for ReplicationService {
                 };
                 rounds += 1;
                 if frame.negentropy.len() > super::MAX_FRAME_BYTES {
+                    refusals.note(Refusal::ReconcileFrame);
                     let _ = tx
                         .send(Err(Status::invalid_argument(format!(
                             "a reconciliation frame is at most {} bytes, this one is {}",
@@ -123,6 +128,7 @@ impl Replication for ReplicationService {
                     return;
                 }
                 if rounds > super::MAX_ROUNDS {
+                    refusals.note(Refusal::ReconcileRounds);
                     let _ = tx
                         .send(Err(Status::resource_exhausted(format!(
                             "reconciliation did not converge in {} rounds: the call ends",
@@ -135,6 +141,7 @@ impl Replication for ReplicationService {
                     Ok(a) => a,
                     Err(e) => {
                         tracing::info!(peer, error = %e, "malformed reconciliation frame");
+                        refusals.note(Refusal::ReconcileFrame);
                         let _ = tx
                             .send(Err(Status::invalid_argument(format!(
                                 "malformed negentropy frame: {e}"
@@ -162,6 +169,7 @@ impl Replication for ReplicationService {
         let (peer, viewer) = self.peer(&request)?;
         let ids = request.into_inner().ids;
         if ids.len() > MAX_FETCH_IDS {
+            self.node.refusals().note(Refusal::FetchIds);
             return Err(Status::invalid_argument(format!(
                 "{} ids asked; at most {MAX_FETCH_IDS} per Fetch",
                 ids.len()

@@ -133,6 +133,13 @@ impl Admin for AdminService {
             searches_computed: cached.page_misses,
             stats_cached: cached.stats_hits,
             stats_computed: cached.stats_misses,
+            refusals: self
+                .node
+                .refusals()
+                .counts()
+                .into_iter()
+                .map(|(why, n)| (why.to_string(), n))
+                .collect(),
             conflicts: conflicts
                 .into_iter()
                 .map(|c| maillage_proto::v1::Conflict {

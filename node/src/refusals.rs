@@ -1,0 +1,81 @@
+//! What the node refused its callers, counted by reason since it started:
+//! `maillage status` shows them, so an operator sees a node under load or
+//! under attack, and which limit of docs/security.md it meets. No IO.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a caller was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// TLS port: `tls::MAX_CONNECTIONS` open.
+    TlsConnections,
+    /// TLS port: `tls::MAX_CONNECTIONS_PER_ADDRESS` from one address.
+    TlsConnectionsPerAddress,
+    /// TLS port: a handshake refused (an unpinned key, not TLS) or too slow.
+    TlsHandshake,
+    /// HTTP: `http::MAX_CONNECTIONS` open.
+    HttpConnections,
+    /// A search, statistic, List or History that waited too long for its
+    /// turn (TLS port or HTTP).
+    SearchBusy,
+    /// An HTTP export that waited too long for its turn.
+    ExportBusy,
+    /// A reconciliation frame over the limit, or malformed.
+    ReconcileFrame,
+    /// A reconciliation past `MAX_ROUNDS`.
+    ReconcileRounds,
+    /// A reconciliation silent for `FRAME_SILENCE`.
+    ReconcileSilence,
+    /// A Fetch of too many ids, or of ids that are not ids.
+    FetchIds,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 10] = [
+        Refusal::TlsConnections,
+        Refusal::TlsConnectionsPerAddress,
+        Refusal::TlsHandshake,
+        Refusal::HttpConnections,
+        Refusal::SearchBusy,
+        Refusal::ExportBusy,
+        Refusal::ReconcileFrame,
+        Refusal::ReconcileRounds,
+        Refusal::ReconcileSilence,
+        Refusal::FetchIds,
+    ];
+
+    /// The name `status` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refusal::TlsConnections => "tls_connections",
+            Refusal::TlsConnectionsPerAddress => "tls_connections_per_address",
+            Refusal::TlsHandshake => "tls_handshake",
+            Refusal::HttpConnections => "http_connections",
+            Refusal::SearchBusy => "search_busy",
+            Refusal::ExportBusy => "export_busy",
+            Refusal::ReconcileFrame => "reconcile_frame",
+            Refusal::ReconcileRounds => "reconcile_rounds",
+            Refusal::ReconcileSilence => "reconcile_silence",
+            Refusal::FetchIds => "fetch_ids",
+        }
+    }
+}
+
+/// The counters, one per reason.
+#[derive(Debug, Default)]
+pub struct Refusals([AtomicU64; Refusal::ALL.len()]);
+
+impl Refusals {
+    pub fn note(&self, why: Refusal) {
+        self.0[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every reason with its count, zeros included (in `Refusal::ALL`'s
+    /// order).
+    pub fn counts(&self) -> Vec<(&'static str, u64)> {
+        Refusal::ALL
+            .iter()
+            .map(|r| (r.name(), self.0[*r as usize].load(Ordering::Relaxed)))
+            .collect()
+    }
+}
