@@ -4,6 +4,7 @@
 
 mod crash;
 mod export;
+mod faults;
 mod forged;
 mod foundation;
 mod import;

@@ -23,6 +23,14 @@ pub(crate) fn store_status(e: StoreError) -> Status {
         }
         // The cause (with the store's path) goes to the node's log, not to
         // a caller, who may be anyone on the public port.
+        // Said to every caller (without the path): retry later.
+        StoreError::Unwritable { why, .. } => {
+            tracing::error!(error = %e, "store failure");
+            Status::unavailable(format!(
+                "the node cannot store anything now: {why}; nothing was stored. Retry once \
+                 that is fixed: the node goes on by itself"
+            ))
+        }
         StoreError::Db(_) | StoreError::Corrupt { .. } | StoreError::Schema { .. } => {
             tracing::error!(error = %e, "store failure");
             Status::internal(

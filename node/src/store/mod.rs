@@ -85,6 +85,11 @@ pub enum StoreError {
         "record store at {path} has schema version {found}, this node knows {SCHEMA_VERSION}: use a matching maillage-node"
     )]
     Schema { path: String, found: u64 },
+    #[error(
+        "record store at {path} cannot be written: {why}. Nothing was stored; free space or make \
+         it writable (a running node then goes on by itself)"
+    )]
+    Unwritable { path: String, why: &'static str },
     #[error("record {0} is already stored")]
     Duplicate(RecordId),
     #[error(
@@ -187,6 +192,23 @@ pub struct HistoryEntry {
     pub id: RecordId,
 }
 
+/// A write's error (or an open's, which writes too), said as what the
+/// operator must do when the disk is full or read-only.
+fn write_error(path: &str, e: rocksdb::Error) -> StoreError {
+    let text = e.to_string();
+    let why = if text.contains("No space left on device") {
+        "its disk is full"
+    } else if text.contains("Read-only file system") || text.contains("Permission denied") {
+        "its directory is read-only"
+    } else {
+        return StoreError::Db(e);
+    };
+    StoreError::Unwritable {
+        path: path.to_string(),
+        why,
+    }
+}
+
 /// What a `scan_current` visitor says after an entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
@@ -282,8 +304,9 @@ impl Store {
             }
             ColumnFamilyDescriptor::new(*name, cf)
         });
-        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        let path = path.display().to_string();
+        let shown = path.display().to_string();
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|e| write_error(&shown, e))?;
+        let path = shown;
         let mut store = Store {
             db,
             path,
@@ -304,6 +327,13 @@ impl Store {
         self.db
             .cf_handle(name)
             .expect("column family created at open")
+    }
+
+    /// A failed write, said as what the operator must do when the disk is
+    /// full or read-only. The failed batch left nothing behind, and RocksDB
+    /// writes again by itself once it can (its error handler retries).
+    fn write_error(&self, e: rocksdb::Error) -> StoreError {
+        write_error(&self.path, e)
     }
 
     fn corrupt(&self, what: impl Into<String>) -> StoreError {
@@ -611,7 +641,9 @@ impl Store {
 
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.write_opt(batch, &wo)?;
+        self.db
+            .write_opt(batch, &wo)
+            .map_err(|e| self.write_error(e))?;
 
         self.last_seq.store(next_seq - 1, Ordering::Release);
         *self.counted.lock().unwrap_or_else(|p| p.into_inner()) = (envelopes, by_kind.clone());

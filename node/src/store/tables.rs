@@ -43,7 +43,9 @@ impl Store {
     fn put_synced(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.put_cf_opt(self.cf(cf), key, value, &wo)?;
+        self.db
+            .put_cf_opt(self.cf(cf), key, value, &wo)
+            .map_err(|e| self.write_error(e))?;
         Ok(())
     }
 
@@ -51,7 +53,9 @@ impl Store {
         let existed = self.db.get_pinned_cf(self.cf(cf), key)?.is_some();
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.delete_cf_opt(self.cf(cf), key, &wo)?;
+        self.db
+            .delete_cf_opt(self.cf(cf), key, &wo)
+            .map_err(|e| self.write_error(e))?;
         Ok(existed)
     }
 
@@ -140,7 +144,9 @@ impl Store {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.write_opt(batch, &wo)?;
+        self.db
+            .write_opt(batch, &wo)
+            .map_err(|e| self.write_error(e))?;
         Ok(())
     }
 
@@ -248,7 +254,9 @@ impl Store {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.write_opt(batch, &wo)?;
+        self.db
+            .write_opt(batch, &wo)
+            .map_err(|e| self.write_error(e))?;
         Ok(())
     }
 }
