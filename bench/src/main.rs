@@ -26,6 +26,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod corpus;
 mod federation;
+mod load;
 mod nodes;
 mod probe;
 mod replication;
@@ -59,15 +60,17 @@ fn main() -> anyhow::Result<()> {
     let records = replication::spread_differences(records, n);
 
     let rt = tokio::runtime::Runtime::new()?;
-    let (replicated, searched, federated) = rt.block_on(async {
-        // Search runs on the two nodes replication leaves full.
+    let (replicated, searched, loaded, federated) = rt.block_on(async {
+        // Search runs on the two nodes replication leaves full, then the
+        // load on b.
         let (a, b) = nodes::pair(&authors).await?;
         let replicated = replication::run(n, &records, &a, &b).await?;
         let searched = search::run(n, &records, &authors, &a, &b).await?;
         a.shutdown().await;
+        let loaded = load::run(&b, &authors, replicated.full_rate(n)).await?;
         b.shutdown().await;
         eprintln!("{}-node federations...", federation::NODES);
-        anyhow::Ok((replicated, searched, federation::run().await?))
+        anyhow::Ok((replicated, searched, loaded, federation::run().await?))
     })?;
 
     let md = Report {
@@ -75,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         sections: vec![
             replication::section(n, &signing, &ceiling, &replicated, &federated),
             search::section(n, &replicated, &searched),
+            load::section(&loaded),
         ],
     }
     .render();

@@ -23,24 +23,46 @@ pub use maillage_node::testkit::{CacheStats, FETCH_BATCH_RECORDS, FRAME_LIMIT, S
 pub struct Starting {
     started: server::Started,
     url: String,
+    http: Option<String>,
     dir: tempfile::TempDir,
 }
 
 impl Starting {
     /// A node on 127.0.0.1:0 with its own temp dir; `i` tells nodes apart.
     pub async fn new(i: usize) -> anyhow::Result<Starting> {
+        Starting::with(i, "").await
+    }
+
+    /// A node that also serves its HTTP interface (on a free port).
+    pub async fn with_http(i: usize) -> anyhow::Result<Starting> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        Starting::with(i, &format!("http_listen = \"127.0.0.1:{port}\"\n")).await
+    }
+
+    async fn with(i: usize, node_extra: &str) -> anyhow::Result<Starting> {
         let dir = tempfile::tempdir()?;
         let key = maillage_record::keyfile::generate()?;
         maillage_record::keyfile::write_new(&dir.path().join("organisation.key"), &key)?;
         // Real SIRENs are not needed to measure; any valid one will do.
         let text = format!(
             "[organisation]\nsiren = \"243100518\"\nname = \"bench {i}\"\nkey_file = \"organisation.key\"\n\
-             [node]\ngrpc_listen = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n"
+             [node]\ngrpc_listen = \"127.0.0.1:0\"\n{node_extra}[log]\nlevel = \"warn\"\n"
         );
         let config = Config::parse(&dir.path().join("maillage.toml"), &text)?;
         let started = server::start(&config).await?;
         let url = format!("https://{}", started.grpc.local_addr().expect("bound"));
-        Ok(Starting { started, url, dir })
+        let http = started
+            .http
+            .as_ref()
+            .map(|(l, _)| l.local_addr().expect("bound").to_string());
+        Ok(Starting {
+            started,
+            url,
+            http,
+            dir,
+        })
     }
 
     /// Pins `peer` under `name`; the link starts when this node runs.
@@ -59,7 +81,12 @@ impl Starting {
 
     /// Serves (the real `server::run`) until `BenchNode::shutdown`.
     pub fn run(self) -> BenchNode {
-        let Starting { started, url, dir } = self;
+        let Starting {
+            started,
+            url,
+            http,
+            dir,
+        } = self;
         let node = started.node.clone();
         let admin = started.admin_path.clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -73,6 +100,7 @@ impl Starting {
             node,
             admin,
             url,
+            http,
             stop,
             task,
             _dir: dir,
@@ -85,15 +113,19 @@ pub struct BenchNode {
     node: Arc<Node>,
     /// Its admin socket, where clients search as the CLI does.
     pub admin: PathBuf,
-    url: String,
+    /// Its TLS port, https://127.0.0.1:PORT.
+    pub url: String,
+    /// Its HTTP interface's address, if it serves one.
+    pub http: Option<String>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
 
-/// Two running nodes, a and b, pinned on each other and trusting `authors`.
+/// Two running nodes, a and b, pinned on each other and trusting `authors`;
+/// b serves its HTTP interface too.
 pub async fn pair(authors: &[SigningKey]) -> anyhow::Result<(BenchNode, BenchNode)> {
-    let (sa, sb) = (Starting::new(0).await?, Starting::new(1).await?);
+    let (sa, sb) = (Starting::new(0).await?, Starting::with_http(1).await?);
     let (a, b) = (sa.run(), sb.run());
     for k in authors {
         let k = PublicKey(k.verifying_key().to_bytes());
@@ -150,6 +182,40 @@ impl BenchNode {
     /// Waits until the node has indexed everything it stores.
     pub async fn indexed(&self) -> Duration {
         indexed(&self.node).await
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        self.node.public_key()
+    }
+
+    /// An anonymous client's channel to its TLS port.
+    pub fn anonymous_channel(&self) -> anyhow::Result<tonic::transport::Channel> {
+        Ok(testkit::tls::anonymous_channel(
+            &self.url,
+            self.node.public_key(),
+        )?)
+    }
+
+    /// What it refused, by reason.
+    pub fn refusals(&self) -> Vec<(&'static str, u64)> {
+        self.node.refusals().counts()
+    }
+
+    /// Envelopes it stores.
+    pub fn envelopes(&self) -> u64 {
+        self.node.store().counts().0
+    }
+
+    /// A new empty node, pinned on this one both ways and trusting
+    /// `authors`, serving: it syncs from this one when asked.
+    pub async fn joined(&self, i: usize, authors: &[SigningKey]) -> anyhow::Result<BenchNode> {
+        let c = Starting::new(i).await?.run();
+        for k in authors {
+            c.trust(PublicKey(k.verifying_key().to_bytes()))?;
+        }
+        c.pin("b", self)?;
+        self.pin(&format!("joined{i}"), &c)?;
+        Ok(c)
     }
 
     pub fn segments(&self) -> usize {

@@ -17,7 +17,9 @@ use maillage_record::VerifiedRecord;
 /// Certificates, pinned keys and channels: what a test peer, honest or
 /// not, needs to speak mutual TLS with a node.
 pub mod tls {
-    pub use crate::tls::{Identity, PinnedKeys, WireCounters, acceptor, channel, incoming};
+    pub use crate::tls::{
+        Identity, PinnedKeys, WireCounters, acceptor, anonymous_channel, channel, incoming,
+    };
 }
 
 use crate::replication::client::{self, SyncError};

@@ -212,10 +212,29 @@ pub fn channel(
     expected: PublicKey,
     counters: Arc<WireCounters>,
 ) -> Result<Channel, TlsError> {
+    channel_with(url, connector(identity, expected)?, counters)
+}
+
+/// A channel to the node at `url` as an anonymous client (no certificate:
+/// public records only), accepting only a server holding `expected`.
+pub fn anonymous_channel(url: &str, expected: PublicKey) -> Result<Channel, TlsError> {
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedServer { expected }))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    channel_with(url, TlsConnector::from(Arc::new(config)), Arc::default())
+}
+
+fn channel_with(
+    url: &str,
+    tls: TlsConnector,
+    counters: Arc<WireCounters>,
+) -> Result<Channel, TlsError> {
     let authority = authority(url)
         .ok_or_else(|| TlsError::Url(url.to_string()))?
         .to_string();
-    let tls = connector(identity, expected)?;
     // The connector does TLS itself: tonic sees a plain stream, hence http://.
     let endpoint = Endpoint::from_shared(format!("http://{authority}"))
         .map_err(|_| TlsError::Url(url.to_string()))?
