@@ -59,7 +59,16 @@ pub struct Node {
     background: Background,
     /// What was refused to callers, by reason (`status`).
     refusals: Arc<crate::refusals::Refusals>,
+    /// Each peer's turns to read and send a Fetch's envelopes
+    /// (`fetch_turn`), by peer name.
+    fetch_slots: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
+
+/// Fetch reads in flight at once for one peer, each up to
+/// `FETCH_BATCH_RECORDS` envelopes held until sent: what a peer's fetches
+/// hold in memory is at most this many reads, however many calls it makes,
+/// and a peer that stops reading holds up only its own.
+pub const FETCH_TURNS: usize = 2;
 
 /// Public searches answered at once: two per core, so that a search waiting
 /// on memory does not leave a core idle.
@@ -147,6 +156,7 @@ impl Node {
             search_slots: Arc::new(tokio::sync::Semaphore::new(search_turns())),
             background: Background::new("maillage-sync", crate::background::BACKGROUND),
             refusals: Arc::default(),
+            fetch_slots: Default::default(),
         })
     }
 
@@ -259,6 +269,22 @@ impl Node {
             self.refusals.note(crate::refusals::Refusal::SearchBusy);
         }
         got
+    }
+
+    /// Waits for `peer`'s turn to read envelopes for its Fetch (held until
+    /// they are sent).
+    pub async fn fetch_turn(&self, peer: &str) -> tokio::sync::OwnedSemaphorePermit {
+        let slots = self
+            .fetch_slots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(peer.to_string())
+            .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(FETCH_TURNS)))
+            .clone();
+        slots
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed")
     }
 
     /// What was refused to callers, by reason.

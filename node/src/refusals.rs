@@ -13,6 +13,9 @@ pub enum Refusal {
     TlsConnectionsPerAddress,
     /// TLS port: a handshake refused (an unpinned key, not TLS) or too slow.
     TlsHandshake,
+    /// TLS port: a handshake still under way closed to make room for a new
+    /// connection (`tls::MAX_HANDSHAKING`).
+    TlsHandshakeEvicted,
     /// HTTP: `http::MAX_CONNECTIONS` open.
     HttpConnections,
     /// A search, statistic, List or History that waited too long for its
@@ -31,10 +34,11 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 10] = [
+    pub const ALL: [Refusal; 11] = [
         Refusal::TlsConnections,
         Refusal::TlsConnectionsPerAddress,
         Refusal::TlsHandshake,
+        Refusal::TlsHandshakeEvicted,
         Refusal::HttpConnections,
         Refusal::SearchBusy,
         Refusal::ExportBusy,
@@ -50,6 +54,7 @@ impl Refusal {
             Refusal::TlsConnections => "tls_connections",
             Refusal::TlsConnectionsPerAddress => "tls_connections_per_address",
             Refusal::TlsHandshake => "tls_handshake",
+            Refusal::TlsHandshakeEvicted => "tls_handshake_evicted",
             Refusal::HttpConnections => "http_connections",
             Refusal::SearchBusy => "search_busy",
             Refusal::ExportBusy => "export_busy",

@@ -37,9 +37,12 @@ pub const CONNECTION_WINDOW: u32 = 8 << 20;
 /// A TLS handshake that takes longer than this is dropped, so a client that
 /// connects and says nothing cannot hold a task forever.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections open at once on the TLS port, handshakes included; more are
-/// closed as they come (each holds a file descriptor, which RocksDB needs).
+/// Established connections open at once on the TLS port; more are closed
+/// after their handshake (each holds a file descriptor, which RocksDB needs).
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections in their TLS handshake at once; past it, the oldest is
+/// closed to make room (see `incoming`).
+pub const MAX_HANDSHAKING: usize = 256;
 /// Connections open at once from one address: one client cannot take them
 /// all.
 pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
@@ -292,7 +295,8 @@ pub struct TlsConn {
 /// A connection's place in the counts `incoming` keeps: overall, and per
 /// address.
 struct Slot {
-    _overall: tokio::sync::OwnedSemaphorePermit,
+    /// Taken once the handshake is done.
+    _established: Option<tokio::sync::OwnedSemaphorePermit>,
     per_address: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
     address: std::net::IpAddr,
 }
@@ -355,14 +359,22 @@ impl AsyncWrite for TlsConn {
 /// Accepts TCP connections and completes their TLS handshakes, each in its
 /// own task so a slow client delays nobody; failed handshakes are logged and
 /// dropped. The stream ends when the listener fails.
+///
+/// Connections still in their handshake are held apart, at most
+/// `MAX_HANDSHAKING`, and the oldest makes room for a new one: clients that
+/// connect and say nothing cannot keep a peer or a searcher out, they only
+/// push each other out. Established connections are at most
+/// `MAX_CONNECTIONS`; each address holds at most `MAX_CONNECTIONS_PER_ADDRESS`
+/// of both.
 pub fn incoming(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     refusals: Arc<Refusals>,
 ) -> tokio_stream::wrappers::ReceiverStream<Result<TlsConn, std::io::Error>> {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let overall = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let established = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let per_address = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let handshaking = Arc::new(std::sync::Mutex::new(Handshaking::default()));
     tokio::spawn(async move {
         loop {
             // The server stopped (shutdown): stop accepting, release the port.
@@ -379,12 +391,7 @@ pub fn incoming(
                     continue;
                 }
             };
-            // Over a limit, closed at once (dropped), before any handshake.
-            let Ok(permit) = overall.clone().try_acquire_owned() else {
-                tracing::debug!(%remote, "too many connections; one closed");
-                refusals.note(Refusal::TlsConnections);
-                continue;
-            };
+            // Over its address's share, closed at once, before any handshake.
             {
                 let mut counts = per_address.lock().unwrap_or_else(|p| p.into_inner());
                 let n = counts.entry(remote.ip()).or_insert(0);
@@ -395,30 +402,51 @@ pub fn incoming(
                 }
                 *n += 1;
             }
-            let slot = Slot {
-                _overall: permit,
+            let mut slot = Slot {
+                _established: None,
                 per_address: per_address.clone(),
                 address: remote.ip(),
             };
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let conn_tx = tx.clone();
-            let refusals = refusals.clone();
-            tokio::spawn(async move {
-                let stream =
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::info!(%remote, error = %e, "TLS handshake refused");
-                            refusals.note(Refusal::TlsHandshake);
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::info!(%remote, "TLS handshake timed out");
-                            refusals.note(Refusal::TlsHandshake);
-                            return;
-                        }
-                    };
+            let task_refusals = refusals.clone();
+            let established = established.clone();
+            // Held while the task is spawned and added: it cannot remove
+            // itself before it is there.
+            let mut pending = handshaking.lock().unwrap_or_else(|p| p.into_inner());
+            pending.next += 1;
+            let id = pending.next;
+            let registry = handshaking.clone();
+            let task = tokio::spawn(async move {
+                let refusals = task_refusals;
+                let done = || {
+                    registry
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(id)
+                };
+                let shaken = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+                done();
+                let stream = match shaken {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::info!(%remote, error = %e, "TLS handshake refused");
+                        refusals.note(Refusal::TlsHandshake);
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(%remote, "TLS handshake timed out");
+                        refusals.note(Refusal::TlsHandshake);
+                        return;
+                    }
+                };
+                let Ok(permit) = established.try_acquire_owned() else {
+                    tracing::debug!(%remote, "too many connections; one closed");
+                    refusals.note(Refusal::TlsConnections);
+                    return;
+                };
+                slot._established = Some(permit);
                 let key = stream
                     .get_ref()
                     .1
@@ -434,9 +462,39 @@ pub fn incoming(
                     }))
                     .await;
             });
+            // Room for this one: the oldest handshake still under way goes.
+            let evicted = pending.add(id, task.abort_handle());
+            drop(pending);
+            if let Some(oldest) = evicted {
+                oldest.abort();
+                refusals.note(Refusal::TlsHandshakeEvicted);
+            }
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// The connections still in their TLS handshake, oldest first.
+#[derive(Default)]
+struct Handshaking {
+    next: u64,
+    tasks: std::collections::VecDeque<(u64, tokio::task::AbortHandle)>,
+}
+
+impl Handshaking {
+    /// Adds a handshake; returns the oldest one when there are too many.
+    fn add(&mut self, id: u64, task: tokio::task::AbortHandle) -> Option<tokio::task::AbortHandle> {
+        self.tasks.push_back((id, task));
+        (self.tasks.len() > MAX_HANDSHAKING)
+            .then(|| self.tasks.pop_front().map(|(_, t)| t))
+            .flatten()
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(at) = self.tasks.iter().position(|(i, _)| *i == id) {
+            self.tasks.remove(at);
+        }
+    }
 }
 
 /// The ed25519 key of a certificate: its SubjectPublicKeyInfo for Ed25519

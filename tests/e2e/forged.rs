@@ -410,3 +410,71 @@ fn one_address_gets_a_bounded_share_of_connections() {
     assert_eq!(refused["tls_connections"], 0, "{refused}");
     drop(held);
 }
+
+/// Connections that never start their handshake, from many addresses,
+/// cannot keep a peer out: past 256 of them, the oldest makes room for the
+/// newcomer, and the peer's sync goes through.
+#[test]
+fn idle_connections_cannot_keep_a_peer_out() {
+    let fed = crate::support::federation(&[
+        ("243100518", "Toulouse Métropole"),
+        ("213101496", "Colomiers"),
+    ]);
+    let (a, b) = (&fed.dirs[0], &fed.dirs[1]);
+    crate::support::peer(a, "b", b);
+    crate::support::peer(b, "a", a);
+    crate::support::trust(a, b);
+    let addr: std::net::SocketAddr = cli_json(b, &["status", "--json"])["grpc_listen"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // 1,100 connections, 50 from each of 22 loopback addresses: more than
+    // the port's 1,024, none over an address's share.
+    let held: Vec<std::net::TcpStream> = (0..1_100)
+        .filter_map(|i| {
+            let source = std::net::Ipv4Addr::new(127, 0, 1, 2 + (i / 50) as u8);
+            socket2_connect(source, addr)
+        })
+        .collect();
+    assert!(held.len() > 1_024, "only {} connections opened", held.len());
+    let doc = crate::support::write_doc(
+        b,
+        "pendant.json",
+        serde_json::json!({
+            "kind": "dataset",
+            "record_id": "pendant-la-saturation",
+            "title": "Publié pendant la saturation",
+            "description": "Un essai.",
+            "visibility": "public",
+        }),
+    );
+    let id = crate::support::publish(b, &doc);
+    let out = cli_json(a, &["sync", "--json", "b"]);
+    assert_eq!(out[0]["ok"], true, "{out}");
+    assert!(crate::support::has(a, &id));
+    let refused = &cli_json(b, &["status", "--json"])["refusals"];
+    assert!(
+        refused["tls_handshake_evicted"].as_u64().unwrap() > 0,
+        "{refused}"
+    );
+    drop(held);
+}
+
+/// A TCP connection from `source` (a loopback address) to `to` (std cannot
+/// bind before connecting; tokio's socket can).
+fn socket2_connect(
+    source: std::net::Ipv4Addr,
+    to: std::net::SocketAddr,
+) -> Option<std::net::TcpStream> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    rt.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().ok()?;
+        socket.bind((source, 0).into()).ok()?;
+        let stream = socket.connect(to).await.ok()?;
+        stream.into_std().ok()
+    })
+}

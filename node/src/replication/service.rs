@@ -195,6 +195,13 @@ impl Replication for ReplicationService {
             let mut sent = 0u64;
             let mut pending = ids.into_iter().peekable();
             while pending.peek().is_some() {
+                // The peer's turn, held until what was read is sent: the
+                // envelopes a node holds in memory for a peer are bounded,
+                // however many Fetch calls it makes at once.
+                let turn = tokio::select! {
+                    t = node.fetch_turn(&peer) => t,
+                    _ = stopping.wait_for(|s| *s) => return,
+                };
                 let slice: Vec<RecordId> = pending.by_ref().take(FETCH_BATCH_RECORDS).collect();
                 let (n, v) = (node.clone(), viewer.clone());
                 // Serving a peer is background work too.
@@ -235,6 +242,7 @@ impl Replication for ReplicationService {
                     }
                     sent += count;
                 }
+                drop(turn);
             }
             node.peers().update(&peer, |p| p.records_sent += sent);
         });
