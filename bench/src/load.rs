@@ -240,7 +240,7 @@ async fn publishes(socket: &Path, client: usize, count: usize, stop: Arc<AtomicB
             visibility: Visibility::Public,
             provenance: None,
             body: Body::Dataset(Dataset::new(
-                &format!("Jeu publié sous charge {client} {i}"),
+                format!("Jeu publié sous charge {client} {i}"),
                 "Publié pendant le banc d'essai de charge.",
             )),
         };

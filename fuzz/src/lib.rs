@@ -18,8 +18,11 @@ use prost::Message;
 #[allow(dead_code)]
 mod query_string;
 
+/// A fuzz target: takes any bytes.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name (the name of its corpus folder).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("envelope", envelope_bytes),
     ("payload", payload),
     ("document", document),
@@ -31,7 +34,7 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("http_query", http_query),
 ];
 
-pub fn target(name: &str) -> Option<fn(&[u8])> {
+pub fn target(name: &str) -> Option<Target> {
     TARGETS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 

@@ -228,7 +228,7 @@ mod tests {
                 issued_at_ms: 1_764_000_000_000,
                 visibility: visibility.clone(),
                 provenance: None,
-                body: Body::Dataset(Dataset::new(&format!("Jeu {i}"), "Données")),
+                body: Body::Dataset(Dataset::new(format!("Jeu {i}"), "Données")),
             };
             let signed = node.author().sign(&[], record).unwrap().record;
             node.ledger()

@@ -70,6 +70,7 @@ pub async fn serve(
     let exports = Arc::new(Exports::default());
     let searches = Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_SEARCHES));
     let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let idle = Arc::new(std::sync::Mutex::new(Idle::default()));
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -82,8 +83,24 @@ pub async fn serve(
             },
             _ = &mut shutdown => return,
         };
-        // Over the limit, the connection is closed at once (dropped).
-        let Ok(held) = connections.clone().try_acquire_owned() else {
+        // At the limit, the connection idle the longest (one that has sent
+        // no request yet, or is kept alive between two) makes room; with
+        // none idle, the new one is closed at once.
+        let held = match connections.clone().try_acquire_owned() {
+            Ok(p) => Some(p),
+            Err(_) => match evict_oldest(&idle) {
+                Some(oldest) => {
+                    oldest.abort();
+                    node.refusals().note(Refusal::HttpIdleEvicted);
+                    tokio::time::timeout(EVICTION_WAIT, connections.clone().acquire_owned())
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                }
+                None => None,
+            },
+        };
+        let Some(held) = held else {
             tracing::debug!("http: too many connections; one closed");
             node.refusals().note(Refusal::HttpConnections);
             continue;
@@ -95,36 +112,28 @@ pub async fn serve(
             exports.clone(),
             searches.clone(),
         );
-        tokio::spawn(async move {
+        // Held while the task is spawned and registered: it cannot mark
+        // itself before it is there.
+        let mut registry = lock(&idle);
+        registry.next += 1;
+        let conn = registry.next;
+        let conn_idle = idle.clone();
+        let task = tokio::spawn(async move {
+            let service_idle = conn_idle.clone();
             let service = hyper::service::service_fn(move |req| {
-                let (node, url, turns, exports, searches) = (
+                let (node, url, turns, exports, searches, idle) = (
                     node.clone(),
                     url.clone(),
                     turns.clone(),
                     exports.clone(),
                     searches.clone(),
+                    service_idle.clone(),
                 );
                 async move {
-                    // Searches read the index and do not wait behind exports.
-                    let path = req.uri().path();
-                    if path == "/search" || path == "/stats" {
-                        let Ok(_permit) = searches.try_acquire_owned() else {
-                            node.refusals().note(Refusal::SearchBusy);
-                            return Ok::<_, Infallible>(busy(
-                                "too many searches at once: retry in a moment\n",
-                            ));
-                        };
-                        return Ok(search(req, node).await);
-                    }
-                    // A client waits a little for its turn, then is told
-                    // to come back: requests do not queue without bound.
-                    let Ok(Ok(_permit)) =
-                        tokio::time::timeout(EXPORT_PATIENCE, turns.acquire_owned()).await
-                    else {
-                        node.refusals().note(Refusal::ExportBusy);
-                        return Ok(busy("too many exports at once: retry in a moment\n"));
-                    };
-                    Ok(handle(req, node, exports, &url).await)
+                    lock(&idle).busy(conn);
+                    let answer = answer(req, node, url, turns, exports, searches).await;
+                    lock(&idle).idle(conn);
+                    answer
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -132,8 +141,109 @@ pub async fn serve(
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            lock(&conn_idle).gone(conn);
             drop(held);
         });
+        registry.add(conn, task.abort_handle());
+        drop(registry);
+    }
+}
+
+/// Answers one request.
+async fn answer(
+    req: Request<Incoming>,
+    node: Arc<Node>,
+    url: Arc<String>,
+    turns: Arc<tokio::sync::Semaphore>,
+    exports: Arc<Exports>,
+    searches: Arc<tokio::sync::Semaphore>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    {
+        // Searches read the index and do not wait behind exports.
+        let path = req.uri().path();
+        if path == "/search" || path == "/stats" {
+            let Ok(_permit) = searches.try_acquire_owned() else {
+                node.refusals().note(Refusal::SearchBusy);
+                return Ok::<_, Infallible>(busy("too many searches at once: retry in a moment\n"));
+            };
+            return Ok(search(req, node).await);
+        }
+        // A client waits a little for its turn, then is told
+        // to come back: requests do not queue without bound.
+        let Ok(Ok(_permit)) = tokio::time::timeout(EXPORT_PATIENCE, turns.acquire_owned()).await
+        else {
+            node.refusals().note(Refusal::ExportBusy);
+            return Ok(busy("too many exports at once: retry in a moment\n"));
+        };
+        Ok(handle(req, node, exports, &url).await)
+    }
+}
+
+/// How long a new connection waits for the slot of one evicted for it.
+const EVICTION_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The task of the connection idle the longest, if any (the lock is not
+/// held past this call).
+fn evict_oldest(idle: &std::sync::Mutex<Idle>) -> Option<tokio::task::AbortHandle> {
+    lock(idle).evict_oldest()
+}
+
+fn lock(idle: &std::sync::Mutex<Idle>) -> std::sync::MutexGuard<'_, Idle> {
+    idle.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The open connections, and those idle (no request under way) in the
+/// order they became so: the oldest is closed to make room for a new one.
+#[derive(Default)]
+struct Idle {
+    next: u64,
+    tick: u64,
+    /// (connection, tick) as they became idle; entries whose tick is no
+    /// longer the connection's are stale and skipped.
+    queue: std::collections::VecDeque<(u64, u64)>,
+    /// Each open connection's task, and its tick while idle.
+    conns: std::collections::HashMap<u64, (tokio::task::AbortHandle, Option<u64>)>,
+}
+
+impl Idle {
+    fn add(&mut self, conn: u64, task: tokio::task::AbortHandle) {
+        self.conns.insert(conn, (task, None));
+        self.idle(conn);
+    }
+
+    fn idle(&mut self, conn: u64) {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.1 = Some(tick);
+            self.queue.push_back((conn, tick));
+        }
+        // Stale entries are dropped now and then, not only when evicting.
+        if self.queue.len() > 4 * self.conns.len() + 64 {
+            let conns = &self.conns;
+            self.queue
+                .retain(|(c, t)| conns.get(c).is_some_and(|e| e.1 == Some(*t)));
+        }
+    }
+
+    fn busy(&mut self, conn: u64) {
+        if let Some(entry) = self.conns.get_mut(&conn) {
+            entry.1 = None;
+        }
+    }
+
+    fn gone(&mut self, conn: u64) {
+        self.conns.remove(&conn);
+    }
+
+    /// The task of the connection idle the longest, forgotten here.
+    fn evict_oldest(&mut self) -> Option<tokio::task::AbortHandle> {
+        while let Some((conn, tick)) = self.queue.pop_front() {
+            if self.conns.get(&conn).is_some_and(|e| e.1 == Some(tick)) {
+                return self.conns.remove(&conn).map(|(task, _)| task);
+            }
+        }
+        None
     }
 }
 
@@ -308,8 +418,6 @@ async fn search(req: Request<Incoming>, node: Arc<Node>) -> Response<Full<Bytes>
         Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "search task failed\n"),
     }
 }
-
-/// The pairs of a query string, percent-decoded ('+' is a space).
 
 fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
     Response::builder()

@@ -16,8 +16,10 @@ pub enum Refusal {
     /// TLS port: a handshake still under way closed to make room for a new
     /// connection (`tls::MAX_HANDSHAKING`).
     TlsHandshakeEvicted,
-    /// HTTP: `http::MAX_CONNECTIONS` open.
+    /// HTTP: `http::MAX_CONNECTIONS` open, none of them idle.
     HttpConnections,
+    /// HTTP: an idle connection closed to make room for a new one.
+    HttpIdleEvicted,
     /// A search, statistic, List or History that waited too long for its
     /// turn (TLS port or HTTP).
     SearchBusy,
@@ -34,12 +36,13 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 11] = [
+    pub const ALL: [Refusal; 12] = [
         Refusal::TlsConnections,
         Refusal::TlsConnectionsPerAddress,
         Refusal::TlsHandshake,
         Refusal::TlsHandshakeEvicted,
         Refusal::HttpConnections,
+        Refusal::HttpIdleEvicted,
         Refusal::SearchBusy,
         Refusal::ExportBusy,
         Refusal::ReconcileFrame,
@@ -56,6 +59,7 @@ impl Refusal {
             Refusal::TlsHandshake => "tls_handshake",
             Refusal::TlsHandshakeEvicted => "tls_handshake_evicted",
             Refusal::HttpConnections => "http_connections",
+            Refusal::HttpIdleEvicted => "http_idle_evicted",
             Refusal::SearchBusy => "search_busy",
             Refusal::ExportBusy => "export_busy",
             Refusal::ReconcileFrame => "reconcile_frame",

@@ -220,6 +220,7 @@ pub fn channel(
 
 /// A channel to the node at `url` as an anonymous client (no certificate:
 /// public records only), accepting only a server holding `expected`.
+#[cfg_attr(not(feature = "testkit"), allow(dead_code))]
 pub fn anonymous_channel(url: &str, expected: PublicKey) -> Result<Channel, TlsError> {
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?

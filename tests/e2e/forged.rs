@@ -478,3 +478,27 @@ fn socket2_connect(
         stream.into_std().ok()
     })
 }
+
+/// Idle HTTP connections, more than the interface holds, cannot keep a
+/// searcher out: the one idle the longest makes room.
+#[test]
+fn idle_http_connections_cannot_keep_a_searcher_out() {
+    let t = tempfile::tempdir().unwrap();
+    let node = t.path().join("node");
+    init(&node, "243100518", "Toulouse Métropole");
+    let http = crate::support::enable_http(&node);
+    let _n = start(&node);
+    let held: Vec<std::net::TcpStream> = (0..600)
+        .filter_map(|_| std::net::TcpStream::connect(&http).ok())
+        .collect();
+    assert_eq!(held.len(), 600);
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = crate::support::http_get(&http, "/search?q=budget");
+    assert_eq!(status, 200, "{body}");
+    let refused = &cli_json(&node, &["status", "--json"])["refusals"];
+    assert!(
+        refused["http_idle_evicted"].as_u64().unwrap() > 0,
+        "{refused}"
+    );
+    drop(held);
+}

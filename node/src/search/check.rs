@@ -32,13 +32,19 @@ impl Search {
         for (ord, segment) in searcher.segment_readers().iter().enumerate() {
             let docs = match segment.get_store_reader(64) {
                 Ok(d) => d,
-                Err(e) => return Ok(unreadable(report, e)),
+                Err(e) => {
+                    unreadable(report, e);
+                    return Ok(());
+                }
             };
             for doc in segment.doc_ids_alive() {
                 report.count("search index");
                 let doc: TantivyDocument = match docs.get(doc) {
                     Ok(d) => d,
-                    Err(e) => return Ok(unreadable(report, e)),
+                    Err(e) => {
+                        unreadable(report, e);
+                        return Ok(());
+                    }
                 };
                 let text = |field| {
                     doc.get_first(field)

@@ -303,7 +303,8 @@ mod tests {
     /// Each kind of damage is found and named.
     #[test]
     fn damage_is_found_and_named() {
-        let damages: [(&str, fn(&Store)); 5] = [
+        type Damage = fn(&Store);
+        let damages: [(&str, Damage); 5] = [
             ("history: no entry", |s| {
                 let v = signed(1, "b", 1);
                 let key = HistoryKey {
