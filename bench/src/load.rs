@@ -9,15 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
 use maillage_proto::v1::admin_client::AdminClient;
 use maillage_proto::v1::catalogue_client::CatalogueClient;
 use maillage_proto::v1::{SearchRequest, SignRequest};
 use maillage_record::model::Dataset;
 use maillage_record::{Body, Record, SigningKey, Visibility, wire};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream, UnixStream};
-use tonic::transport::{Channel, Endpoint, Uri};
+use tokio::net::{TcpSocket, TcpStream};
+use tonic::transport::Channel;
 
 use crate::nodes::BenchNode;
 use crate::report::{Row, Section, human, pct};
@@ -85,14 +84,9 @@ fn rss() -> u64 {
 }
 
 async fn admin(socket: &Path) -> anyhow::Result<AdminClient<Channel>> {
-    let path = socket.to_path_buf();
-    let channel = Endpoint::try_from("http://admin.sock")?
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { UnixStream::connect(path).await.map(TokioIo::new) }
-        }))
-        .await?;
-    Ok(AdminClient::new(channel))
+    Ok(AdminClient::new(
+        crate::search::admin_channel(socket).await?,
+    ))
 }
 
 /// The i-th search: the usual ones, and a new one in ten.

@@ -32,19 +32,9 @@ impl Rng {
 /// The bibliothèque IA export of `count` projects of Colomiers, `tag`
 /// telling one file's rows from another's.
 fn projects_csv(count: usize, tag: &str) -> String {
-    let mut rows = vec![
-        "Nom_collectivite,Nom_du_projet,SIRET,Latitude,Longitude,Type_de_collectivite,\
-Date_de_demarrage,Statut_du_projet,Partenaires,Description_service,Theme,Sous_Theme,Audience,\
-URL_Service,URL_Logo,Date_de_derniere_mise_a_jour"
-            .to_string(),
-    ];
-    for i in 0..count {
-        rows.push(format!(
-            "Colomiers,Projet {tag} {i},21310149600015,,,Commune,09/2024,En expérimentation,,\
-Prévoit les effectifs des écoles {i}.,Administration et organisation interne,,Agents,,,"
-        ));
-    }
-    rows.join("\n") + "\n"
+    colomiers_projects(count, tag, |i| {
+        format!("Prévoit les effectifs des écoles {i}.")
+    })
 }
 
 fn status(dir: &Path) -> serde_json::Value {

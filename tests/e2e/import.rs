@@ -5,9 +5,7 @@ use std::path::Path;
 
 use crate::support::*;
 
-const HEADER: &str = "Nom_collectivite,Nom_du_projet,SIRET,Latitude,Longitude,Type_de_collectivite,\
-Date_de_demarrage,Statut_du_projet,Partenaires,Description_service,Theme,Sous_Theme,Audience,\
-URL_Service,URL_Logo,Date_de_derniere_mise_a_jour";
+const HEADER: &str = BIBLIOTHEQUE_HEADER;
 
 /// The four rows; `colomiers_status` and `colomiers_siret` make rows 3 and 4
 /// valid or not, `metropole_text` changes row 1.
@@ -246,17 +244,7 @@ fn rich_rows_import_list_and_export_in_pages() {
     let dir = tmp.path().join("node");
     init(&dir, "243100518", "Toulouse Métropole");
     let _node = start(&dir);
-    let rows = |count: usize| {
-        let mut rows = vec![HEADER.to_string()];
-        for i in 0..count {
-            rows.push(format!(
-                "Colomiers,Projet numéro {i},21310149600015,,,Commune,09/2024,En expérimentation,,\
-{},Administration et organisation interne,,Agents,,,",
-                "é".repeat(20_000)
-            ));
-        }
-        rows.join("\n") + "\n"
-    };
+    let rows = |count: usize| colomiers_projects(count, "numéro", |_| "é".repeat(20_000));
     let file = tmp.path().join("riches.csv");
     std::fs::write(&file, rows(120)).unwrap();
     assert!(std::fs::metadata(&file).unwrap().len() > 4 << 20);

@@ -240,3 +240,26 @@ pub fn publish(dir: &Path, file: &Path) -> String {
 pub fn has(dir: &Path, id: &str) -> bool {
     cli(dir, &["get", "--json", id]).status.success()
 }
+
+/// The header of the bibliothèque IA export.
+pub const BIBLIOTHEQUE_HEADER: &str = "Nom_collectivite,Nom_du_projet,SIRET,Latitude,Longitude,\
+Type_de_collectivite,Date_de_demarrage,Statut_du_projet,Partenaires,Description_service,Theme,\
+Sous_Theme,Audience,URL_Service,URL_Logo,Date_de_derniere_mise_a_jour";
+
+/// A bibliothèque IA export of `count` projects of Colomiers, named after
+/// `tag`, each described by `description(i)`.
+pub fn colomiers_projects(
+    count: usize,
+    tag: &str,
+    description: impl Fn(usize) -> String,
+) -> String {
+    let mut rows = vec![BIBLIOTHEQUE_HEADER.to_string()];
+    for i in 0..count {
+        rows.push(format!(
+            "Colomiers,Projet {tag} {i},21310149600015,,,Commune,09/2024,En expérimentation,,{},\
+Administration et organisation interne,,Agents,,,",
+            description(i)
+        ));
+    }
+    rows.join("\n") + "\n"
+}

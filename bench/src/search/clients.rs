@@ -94,16 +94,20 @@ impl Latencies {
     }
 }
 
-/// A gRPC Catalogue client on a node's admin socket.
-async fn client(socket: &Path) -> anyhow::Result<CatalogueClient<Channel>> {
+/// A gRPC channel to a node's admin socket, as the CLI opens it.
+pub async fn admin_channel(socket: &Path) -> anyhow::Result<Channel> {
     let path = socket.to_path_buf();
-    let channel = Endpoint::try_from("http://admin.sock")?
+    Ok(Endpoint::try_from("http://admin.sock")?
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
             async move { UnixStream::connect(path).await.map(TokioIo::new) }
         }))
-        .await?;
-    Ok(CatalogueClient::new(channel))
+        .await?)
+}
+
+/// A gRPC Catalogue client on a node's admin socket.
+async fn client(socket: &Path) -> anyhow::Result<CatalogueClient<Channel>> {
+    Ok(CatalogueClient::new(admin_channel(socket).await?))
 }
 
 fn request(workload: Workload, i: usize) -> SearchRequest {

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use maillage_record::{SigningKey, VerifiedRecord};
 
-pub use clients::QUERIES;
 use clients::{CLIENTS, Latencies, NEW_IN_MIXED, Workload};
+pub use clients::{QUERIES, admin_channel};
 
 use crate::corpus;
 use crate::nodes::{BenchNode, CacheStats};
