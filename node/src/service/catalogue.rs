@@ -254,7 +254,9 @@ impl Catalogue for CatalogueService {
         let store = self.node.store().clone();
         let budget = self.scan_budget;
         blocking(move || {
-            let filter = ListFilter { kind, author };
+            // The kind is filtered here rather than by the scan, so that
+            // records of other kinds count against the budget too.
+            let filter = ListFilter { kind: None, author };
             let after = (!req.page_token.is_empty()).then_some(req.page_token.as_slice());
             let mut page = Page::new(limit, budget);
             // Visibility and withdrawal are decided while scanning, so a page is
@@ -262,7 +264,9 @@ impl Catalogue for CatalogueService {
             // its budget first.
             let next = store
                 .scan_current(&filter, after, |cur| {
-                    if cur.kind == maillage_record::Kind::Tombstone && !req.include_withdrawn {
+                    let withdrawn =
+                        cur.kind == maillage_record::Kind::Tombstone && !req.include_withdrawn;
+                    if withdrawn || kind.is_some_and(|k| k != cur.kind) {
                         return Ok(page.examined());
                     }
                     page.offer(&store, &viewer, cur.id)
@@ -561,6 +565,20 @@ mod tests {
         // but where to go on, the fourth holds both public records.
         let sizes: Vec<usize> = listed.iter().map(|p| p.entries.len()).collect();
         assert_eq!(sizes, [0, 0, 0, 2], "entries per page");
+        // Records of another kind than asked count against the budget too.
+        let projects = anonymous
+            .list(Request::new(ListRequest {
+                kind: maillage_record::wire::kind_to_proto(maillage_record::Kind::Project) as i32,
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(projects.entries.is_empty());
+        assert!(
+            !projects.next_page_token.is_empty(),
+            "the whole store was scanned"
+        );
         // The operator's List has the same budget and sees everything.
         let mut operator = CatalogueService::new(node.clone(), Port::Admin);
         operator.scan_budget = 10;
