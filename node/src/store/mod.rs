@@ -915,29 +915,7 @@ impl Store {
         author: &PublicKey,
         record_id: &str,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        // No record_id holds 0x00, the key's separator: one that does would
-        // read another record's keys.
-        if record_id.as_bytes().contains(&0) {
-            return Ok(Vec::new());
-        }
-        let prefix = HistoryKey::prefix(author, record_id);
-        let mut out = Vec::new();
-        let iter = self.db.iterator_cf(
-            self.cf(CF_HISTORY),
-            IteratorMode::From(&prefix, Direction::Forward),
-        );
-        for item in iter {
-            let (k, _) = item?;
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let key = HistoryKey::decode(&k).ok_or_else(|| self.corrupt("history key"))?;
-            out.push(HistoryEntry {
-                version: key.version,
-                id: key.id,
-            });
-        }
-        Ok(out)
+        Ok(self.history_page(author, record_id, None, usize::MAX)?.0)
     }
 
     /// Stored versions of (author, record_id) after version `after` (all
@@ -949,6 +927,8 @@ impl Store {
         after: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<HistoryEntry>, bool), StoreError> {
+        // No record_id holds 0x00, the key's separator: one that does would
+        // read another record's keys.
         if record_id.as_bytes().contains(&0) {
             return Ok((Vec::new(), false));
         }
