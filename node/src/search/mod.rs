@@ -14,6 +14,7 @@
 //! - `indexer.rs`: the thread that follows the store and commits.
 //! - `query.rs`: what words and filters become, for a given caller.
 //! - `page.rs`: a page of results, ranked and counted.
+//! - `scoring.rs`: ranking statistics over what the caller may see.
 //! - `tally.rs`: the collector behind facets and statistics.
 //! - `cache.rs`: facet counts per segment and pages per searcher, for the
 //!   searches people repeat, and the warmer that readies new segments.
@@ -25,6 +26,7 @@ mod facet;
 mod indexer;
 mod page;
 mod query;
+mod scoring;
 mod tally;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -344,6 +346,7 @@ impl Search {
             queries: Queries::new(&index, fields),
             numbering: Numbering::default(),
             caches: Caches::default(),
+            views: Default::default(),
         });
         let warmer = Arc::new(cache::Warmer(engine.clone()));
         let weak = Arc::downgrade(&warmer);

@@ -11,6 +11,7 @@ use tantivy::{DocAddress, DocId, Score, Searcher, SegmentOrdinal, TantivyDocumen
 
 use super::cache::{Caches, Key, Page};
 use super::query::Queries;
+use super::scoring::Views;
 use super::tally::{Numbering, Tallied, Tally};
 use super::{FACET_VALUES, Facet, Hit};
 use crate::viewer::Viewer;
@@ -20,6 +21,8 @@ pub struct Engine {
     pub queries: Queries,
     pub numbering: Numbering,
     pub caches: Caches,
+    /// What each caller may see, counted for its scores.
+    pub views: Views,
 }
 
 impl Engine {
@@ -37,7 +40,16 @@ impl Engine {
         let top = TopDocs::with_limit(page_size)
             .and_offset(offset)
             .order_by_score();
-        let (top, counts) = rank_and_count(searcher, ranked.as_ref(), &top, &tally)?;
+        // Scored over what the caller may see (`scoring.rs`).
+        let views;
+        let scoring = match self.queries.readers(&key.viewer) {
+            None => EnableScoring::enabled_from_searcher(searcher),
+            Some(readers) => {
+                views = self.views.statistics(searcher, readers)?;
+                EnableScoring::enabled_from_statistics_provider(&views, searcher)
+            }
+        };
+        let (top, counts) = rank_and_count(searcher, ranked.as_ref(), scoring, &top, &tally)?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
@@ -100,8 +112,9 @@ impl Engine {
     }
 }
 
-/// The best matches of `ranked` by `top`, and the counts of every match by
-/// `tally` (the total too), in one pass over each segment's matches.
+/// The best matches of `ranked` (scored with `scoring`'s statistics) by
+/// `top`, and the counts of every match by `tally` (the total too), in one
+/// pass over each segment's matches.
 ///
 /// Ranking visits every match anyway (a query whose title words add to the
 /// score is not one tantivy can skip through), so counting beside it spares
@@ -110,6 +123,7 @@ impl Engine {
 pub(super) fn rank_and_count<T>(
     searcher: &Searcher,
     ranked: &dyn Query,
+    scoring: EnableScoring,
     top: &T,
     tally: &Tally,
 ) -> tantivy::Result<(Vec<(Score, DocAddress)>, Tallied)>
@@ -118,7 +132,7 @@ where
 {
     /// Matches counted at once.
     const BLOCK: usize = 64;
-    let weight = ranked.weight(EnableScoring::enabled_from_searcher(searcher))?;
+    let weight = ranked.weight(scoring)?;
     let mut tops = Vec::new();
     let mut counts = Vec::new();
     let mut block: Vec<DocId> = Vec::with_capacity(BLOCK);

@@ -10,6 +10,7 @@ use tantivy::query::{
 };
 use tantivy::schema::{IndexRecordOption, Term};
 
+use super::scoring::Readers;
 use super::{Fields, Filters, SearchError, TITLE_BOOST, document};
 use crate::viewer::Viewer;
 
@@ -50,6 +51,29 @@ impl Queries {
             (Occur::Must, query),
             (Occur::Should, title),
         ]))
+    }
+
+    /// The `reader` terms of the records `viewer` may see (any one of them
+    /// will do); `None` for the operator, who sees every record.
+    pub fn readers(&self, viewer: &Viewer) -> Option<Readers> {
+        let reader = |value: &str| Term::from_field_text(self.fields.reader, value);
+        match viewer {
+            Viewer::Operator => None,
+            Viewer::Anonymous => Some(vec![reader(document::READER_PUBLIC)]),
+            Viewer::Peer { key, siren, member } => {
+                let mut any = vec![
+                    reader(document::READER_PUBLIC),
+                    reader(&document::reader_key(key)),
+                ];
+                if *member {
+                    any.push(reader(document::READER_FEDERATION));
+                }
+                if let Some(s) = siren {
+                    any.push(reader(&document::reader_siren(s.as_str())));
+                }
+                Some(any)
+            }
+        }
     }
 
     /// The query for words and filters, restricted to what `viewer` may see.
@@ -116,25 +140,18 @@ impl Queries {
         if let Some(l) = &filters.licence {
             must(term(f.licence, &document::licence_value(l)));
         }
-        match viewer {
-            Viewer::Operator => {}
-            Viewer::Anonymous => must(term(f.reader, document::READER_PUBLIC)),
-            Viewer::Peer { key, siren, member } => {
-                let mut any: Vec<(Occur, Box<dyn Query>)> = vec![
-                    (Occur::Should, term(f.reader, document::READER_PUBLIC)),
-                    (Occur::Should, term(f.reader, &document::reader_key(key))),
-                ];
-                if *member {
-                    any.push((Occur::Should, term(f.reader, document::READER_FEDERATION)));
-                }
-                if let Some(s) = siren {
-                    any.push((
-                        Occur::Should,
-                        term(f.reader, &document::reader_siren(s.as_str())),
+        if let Some(readers) = self.readers(viewer) {
+            let any = readers
+                .into_iter()
+                .map(|t| {
+                    let q: Box<dyn Query> = Box::new(ConstScoreQuery::new(
+                        Box::new(TermQuery::new(t, IndexRecordOption::Basic)),
+                        0.0,
                     ));
-                }
-                must(Box::new(BooleanQuery::new(any)));
-            }
+                    (Occur::Should, q)
+                })
+                .collect();
+            must(Box::new(BooleanQuery::new(any)));
         }
         Ok(Box::new(BooleanQuery::new(clauses)))
     }

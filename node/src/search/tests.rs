@@ -9,6 +9,7 @@ use super::document::{self, Context, Org};
 use super::*;
 use crate::node::tests::start_node;
 use tantivy::TantivyDocument;
+use tantivy::query::EnableScoring;
 use tantivy::schema::Term;
 
 const LYON_METRO: &str = "200046977";
@@ -390,6 +391,85 @@ fn a_caller_sees_only_what_it_may() {
     };
     assert_eq!(seen(author).1, 3);
     assert_eq!(seen(Viewer::Operator).1, 3);
+}
+
+/// Scores say nothing about records the caller may not see: an anonymous
+/// caller's (and a peer's) scores are the same before and after hidden
+/// records holding its words arrive, or leave, whether they share a segment
+/// with public records or not.
+#[test]
+fn scores_count_only_what_the_caller_may_see() {
+    let f = Fixture::new();
+    let blagnac = Siren::parse(BLAGNAC).unwrap();
+    let hidden = |id: &str, visibility: Visibility| {
+        record(
+            id,
+            visibility,
+            Body::Dataset(Dataset::new(
+                "Budget du plan social",
+                "Budget, budget annexe et licenciements: un long texte que le public ne voit pas, ni ses mots",
+            )),
+        )
+    };
+    let restricted = || Visibility::Restricted {
+        audience: vec![blagnac.clone()],
+    };
+    f.add(
+        key(1),
+        &lyon_org(),
+        &[
+            dataset("p1", "Budget primitif", "Le budget voté", LYON_METRO),
+            dataset("p2", "Budget participatif", "Projets retenus", LYON_METRO),
+            dataset("p3", "Voirie", "Le budget des routes, et rien d'autre ici", LYON_METRO),
+            hidden("h1", Visibility::Federation),
+        ],
+    );
+    let lyon = Viewer::Peer {
+        key: key(9),
+        siren: Some(Siren::parse(LYON_METRO).unwrap()),
+        member: true,
+    };
+    let scores = |viewer: &Viewer| -> Vec<(String, f32)> {
+        let mut hits: Vec<(String, f32)> = f
+            .find("budget", Filters::default(), viewer)
+            .hits
+            .into_iter()
+            .map(|h| (h.record_id, h.score))
+            .collect();
+        hits.sort_by(|a, b| a.0.cmp(&b.0));
+        hits
+    };
+    let (anonymous, peer, operator) = (
+        scores(&Viewer::Anonymous),
+        scores(&lyon),
+        scores(&Viewer::Operator),
+    );
+    assert_eq!(anonymous.len(), 3);
+    assert_eq!(peer.len(), 4, "the federation record too");
+    // Hidden records arrive: in a segment of their own, and beside a
+    // federation record in another (which the peer sees, and was counted).
+    f.add(
+        key(2),
+        &lyon_org(),
+        &(0..20)
+            .map(|i| hidden(&format!("r{i}"), restricted()))
+            .chain([hidden("h2", Visibility::Federation)])
+            .collect::<Vec<_>>(),
+    );
+    delete(&f, key(2), "h2");
+    assert_eq!(scores(&Viewer::Anonymous), anonymous);
+    assert_eq!(scores(&lyon), peer);
+    // They do weigh in the scores of whoever sees them: the test can fail.
+    assert_ne!(
+        scores(&Viewer::Operator)[..4],
+        operator[..],
+        "the operator's scores count every record"
+    );
+    // A hidden record that leaves (deleted) leaves the scores as they were
+    // without it.
+    let without = scores(&Viewer::Anonymous);
+    delete(&f, key(1), "h1");
+    assert_eq!(scores(&Viewer::Anonymous), without);
 }
 
 #[test]
@@ -818,7 +898,13 @@ fn one_pass_ranks_and_counts_as_two_passes_do() {
             for _ in 0..2 {
                 let tally = Tally::facets(&engine.numbering).cached(&engine.caches, cached.clone());
                 let (one_best, one_counts) =
-                    page::rank_and_count(&searcher, ranked.as_ref(), &top, &tally).unwrap();
+                    page::rank_and_count(
+                        &searcher,
+                        ranked.as_ref(),
+                        EnableScoring::enabled_from_searcher(&searcher),
+                        &top,
+                        &tally,
+                    ).unwrap();
                 assert_eq!(one_best, best, "{text:?} from {offset}");
                 assert_eq!(one_counts.matched, counts.matched, "{text:?}");
                 for facet in Facet::SEARCHED {
