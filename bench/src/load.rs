@@ -478,7 +478,7 @@ pub fn section(f: &LoadFigures) -> Section {
             ),
         )
         .limit(
-            "at most 1,024 + 512 held (tls::MAX_CONNECTIONS + http::MAX_CONNECTIONS)",
+            "at most 1,024 + 512 held (accept::MAX_CONNECTIONS + http::MAX_CONNECTIONS)",
             f.idle_held <= 1_024 + 512,
         ),
     );

@@ -12,6 +12,7 @@ pub mod testkit;
 
 pub use background::no_transparent_huge_pages;
 
+mod accept;
 mod author;
 mod background;
 mod export;

@@ -7,15 +7,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Why a caller was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// TLS port: `tls::MAX_CONNECTIONS` open.
+    /// TLS port: `accept::MAX_CONNECTIONS` open, none of them idle.
     TlsConnections,
-    /// TLS port: `tls::MAX_CONNECTIONS_PER_ADDRESS` from one address.
+    /// TLS port: `accept::MAX_CONNECTIONS_PER_ADDRESS` from one address.
     TlsConnectionsPerAddress,
     /// TLS port: a handshake refused (an unpinned key, not TLS) or too slow.
     TlsHandshake,
     /// TLS port: a handshake still under way closed to make room for a new
-    /// connection (`tls::MAX_HANDSHAKING`).
+    /// connection (`accept::MAX_HANDSHAKING`).
     TlsHandshakeEvicted,
+    /// TLS port: an established connection with no call open closed to make
+    /// room for a new one (`accept::MAX_CONNECTIONS`).
+    TlsIdleEvicted,
+    /// TLS port: a connection closed after `accept::IDLE_ANONYMOUS` (or
+    /// `IDLE_PEER`) with no call open.
+    TlsIdleTimeout,
+    /// TLS port: an anonymous connection closed with a call open for
+    /// `accept::ANONYMOUS_CALL_LIMIT`.
+    TlsCallTimeout,
     /// HTTP: `http::MAX_CONNECTIONS` open, none of them idle.
     HttpConnections,
     /// HTTP: an idle connection closed to make room for a new one.
@@ -36,11 +45,14 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 12] = [
+    pub const ALL: [Refusal; 15] = [
         Refusal::TlsConnections,
         Refusal::TlsConnectionsPerAddress,
         Refusal::TlsHandshake,
         Refusal::TlsHandshakeEvicted,
+        Refusal::TlsIdleEvicted,
+        Refusal::TlsIdleTimeout,
+        Refusal::TlsCallTimeout,
         Refusal::HttpConnections,
         Refusal::HttpIdleEvicted,
         Refusal::SearchBusy,
@@ -58,6 +70,9 @@ impl Refusal {
             Refusal::TlsConnectionsPerAddress => "tls_connections_per_address",
             Refusal::TlsHandshake => "tls_handshake",
             Refusal::TlsHandshakeEvicted => "tls_handshake_evicted",
+            Refusal::TlsIdleEvicted => "tls_idle_evicted",
+            Refusal::TlsIdleTimeout => "tls_idle_timeout",
+            Refusal::TlsCallTimeout => "tls_call_timeout",
             Refusal::HttpConnections => "http_connections",
             Refusal::HttpIdleEvicted => "http_idle_evicted",
             Refusal::SearchBusy => "search_busy",

@@ -320,6 +320,8 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         .max_concurrent_streams(tls::MAX_STREAMS_PER_CONNECTION)
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+        // Calls counted on their connection: an idle one can be closed.
+        .layer(crate::accept::Track)
         .add_service(health.clone())
         .add_service(reflection)
         .add_service(CatalogueServer::new(CatalogueService::new(
@@ -333,7 +335,7 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
                 .max_encoding_message_size(16 << 20),
         )
         .serve_with_incoming_shutdown(
-            tls::incoming(grpc, acceptor, node.refusals().clone()),
+            crate::accept::incoming(grpc, acceptor, node.refusals().clone()),
             stopped(stop_rx.clone()),
         );
     let operator = Server::builder()

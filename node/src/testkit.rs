@@ -17,8 +17,9 @@ use maillage_record::VerifiedRecord;
 /// Certificates, pinned keys and channels: what a test peer, honest or
 /// not, needs to speak mutual TLS with a node.
 pub mod tls {
+    pub use crate::accept::incoming;
     pub use crate::tls::{
-        Identity, PinnedKeys, WireCounters, acceptor, anonymous_channel, channel, incoming,
+        Identity, PinnedKeys, WireCounters, acceptor, anonymous_channel, anonymous_tls, channel,
     };
 }
 

@@ -7,7 +7,8 @@
 //! The server offers client authentication but does not demand it, so an
 //! anonymous client may still read the public catalogue; a client that
 //! presents a key must present a pinned one, or the handshake fails. Services
-//! learn who called from the `PeerInfo` attached to each request.
+//! learn who called from the `PeerInfo` attached to each request
+//! (`accept.rs`, which also bounds the port's connections).
 
 use std::collections::HashSet;
 use std::pin::Pin;
@@ -23,29 +24,14 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, Serve
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
-use tonic::transport::server::Connected;
 use tonic::transport::{Channel, Endpoint, Uri};
-
-use crate::refusals::{Refusal, Refusals};
 
 /// HTTP/2 flow-control windows for replication connections, both ways.
 pub const STREAM_WINDOW: u32 = 4 << 20;
 pub const CONNECTION_WINDOW: u32 = 8 << 20;
 
-/// A TLS handshake that takes longer than this is dropped, so a client that
-/// connects and says nothing cannot hold a task forever.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Established connections open at once on the TLS port; more are closed
-/// after their handshake (each holds a file descriptor, which RocksDB needs).
-pub const MAX_CONNECTIONS: usize = 1024;
-/// Connections in their TLS handshake at once; past it, the oldest is
-/// closed to make room (see `incoming`).
-pub const MAX_HANDSHAKING: usize = 256;
-/// Connections open at once from one address: one client cannot take them
-/// all.
-pub const MAX_CONNECTIONS_PER_ADDRESS: usize = 64;
 /// Calls open at once on one connection.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 
@@ -231,6 +217,33 @@ pub fn anonymous_channel(url: &str, expected: PublicKey) -> Result<Channel, TlsE
     channel_with(url, TlsConnector::from(Arc::new(config)), Arc::default())
 }
 
+/// A TLS connection to the node at `to` from the local address `source`,
+/// as an anonymous client that says nothing once connected: what a client
+/// holding places on the TLS port looks like.
+#[cfg(feature = "testkit")]
+pub async fn anonymous_tls(
+    source: std::net::IpAddr,
+    to: std::net::SocketAddr,
+    expected: PublicKey,
+) -> std::io::Result<impl AsyncRead + AsyncWrite + Unpin + Send> {
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(std::io::Error::other)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedServer { expected }))
+        .with_no_client_auth();
+    let socket = match source {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind((source, 0).into())?;
+    let tcp = socket.connect(to).await?;
+    let name = ServerName::try_from("maillage").expect("valid DNS name");
+    TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+}
+
 fn channel_with(
     url: &str,
     tls: TlsConnector,
@@ -269,233 +282,6 @@ fn channel_with(
             }
         })),
     )
-}
-
-/// Who is on the other end of a connection, attached to every request.
-#[derive(Debug, Clone)]
-pub struct PeerInfo {
-    /// The client's pinned key; `None` for an anonymous client.
-    pub key: Option<PublicKey>,
-}
-
-impl PeerInfo {
-    /// The caller of a request served over `incoming`.
-    pub fn of<T>(request: &tonic::Request<T>) -> Option<&PeerInfo> {
-        request.extensions().get::<PeerInfo>()
-    }
-}
-
-/// An accepted TLS connection, carrying its peer's identity for tonic.
-pub struct TlsConn {
-    stream: tokio_rustls::server::TlsStream<TcpStream>,
-    info: PeerInfo,
-    /// Its place among the connections counted; given back when it closes.
-    _slot: Slot,
-}
-
-/// A connection's place in the counts `incoming` keeps: overall, and per
-/// address.
-struct Slot {
-    /// Taken once the handshake is done.
-    _established: Option<tokio::sync::OwnedSemaphorePermit>,
-    per_address: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
-    address: std::net::IpAddr,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut counts = self.per_address.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.address) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.address);
-            }
-        }
-    }
-}
-
-impl Connected for TlsConn {
-    type ConnectInfo = PeerInfo;
-    fn connect_info(&self) -> PeerInfo {
-        self.info.clone()
-    }
-}
-
-impl AsyncRead for TlsConn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for TlsConn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-}
-
-/// Accepts TCP connections and completes their TLS handshakes, each in its
-/// own task so a slow client delays nobody; failed handshakes are logged and
-/// dropped. The stream ends when the listener fails.
-///
-/// Connections still in their handshake are held apart, at most
-/// `MAX_HANDSHAKING`, and the oldest makes room for a new one: clients that
-/// connect and say nothing cannot keep a peer or a searcher out, they only
-/// push each other out. Established connections are at most
-/// `MAX_CONNECTIONS`; each address holds at most `MAX_CONNECTIONS_PER_ADDRESS`
-/// of both.
-pub fn incoming(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    refusals: Arc<Refusals>,
-) -> tokio_stream::wrappers::ReceiverStream<Result<TlsConn, std::io::Error>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let established = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let per_address = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
-    let handshaking = Arc::new(std::sync::Mutex::new(Handshaking::default()));
-    tokio::spawn(async move {
-        loop {
-            // The server stopped (shutdown): stop accepting, release the port.
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = tx.closed() => return,
-            };
-            let (tcp, remote) = match accepted {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            // Over its address's share, closed at once, before any handshake.
-            {
-                let mut counts = per_address.lock().unwrap_or_else(|p| p.into_inner());
-                let n = counts.entry(remote.ip()).or_insert(0);
-                if *n >= MAX_CONNECTIONS_PER_ADDRESS {
-                    tracing::debug!(%remote, "too many connections from one address; one closed");
-                    refusals.note(Refusal::TlsConnectionsPerAddress);
-                    continue;
-                }
-                *n += 1;
-            }
-            let mut slot = Slot {
-                _established: None,
-                per_address: per_address.clone(),
-                address: remote.ip(),
-            };
-            let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let conn_tx = tx.clone();
-            let task_refusals = refusals.clone();
-            let established = established.clone();
-            // Held while the task is spawned and added: it cannot remove
-            // itself before it is there.
-            let mut pending = handshaking.lock().unwrap_or_else(|p| p.into_inner());
-            pending.next += 1;
-            let id = pending.next;
-            let registry = handshaking.clone();
-            let task = tokio::spawn(async move {
-                let refusals = task_refusals;
-                let done = || {
-                    registry
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(id)
-                };
-                let shaken = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
-                done();
-                let stream = match shaken {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::info!(%remote, error = %e, "TLS handshake refused");
-                        refusals.note(Refusal::TlsHandshake);
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::info!(%remote, "TLS handshake timed out");
-                        refusals.note(Refusal::TlsHandshake);
-                        return;
-                    }
-                };
-                let Ok(permit) = established.try_acquire_owned() else {
-                    tracing::debug!(%remote, "too many connections; one closed");
-                    refusals.note(Refusal::TlsConnections);
-                    return;
-                };
-                slot._established = Some(permit);
-                let key = stream
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|certs| certs.first())
-                    .and_then(|c| key_of_certificate(c));
-                let info = PeerInfo { key };
-                let _ = conn_tx
-                    .send(Ok(TlsConn {
-                        stream,
-                        info,
-                        _slot: slot,
-                    }))
-                    .await;
-            });
-            // Room for this one: the oldest handshake still under way goes.
-            let evicted = pending.add(id, task.abort_handle());
-            drop(pending);
-            if let Some(oldest) = evicted {
-                oldest.abort();
-                refusals.note(Refusal::TlsHandshakeEvicted);
-            }
-        }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
-}
-
-/// The connections still in their TLS handshake, oldest first.
-#[derive(Default)]
-struct Handshaking {
-    next: u64,
-    tasks: std::collections::VecDeque<(u64, tokio::task::AbortHandle)>,
-}
-
-impl Handshaking {
-    /// Adds a handshake; returns the oldest one when there are too many.
-    fn add(&mut self, id: u64, task: tokio::task::AbortHandle) -> Option<tokio::task::AbortHandle> {
-        self.tasks.push_back((id, task));
-        (self.tasks.len() > MAX_HANDSHAKING)
-            .then(|| self.tasks.pop_front().map(|(_, t)| t))
-            .flatten()
-    }
-
-    fn remove(&mut self, id: u64) {
-        if let Some(at) = self.tasks.iter().position(|(i, _)| *i == id) {
-            self.tasks.remove(at);
-        }
-    }
 }
 
 /// The ed25519 key of a certificate: its SubjectPublicKeyInfo for Ed25519

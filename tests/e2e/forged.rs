@@ -461,6 +461,85 @@ fn idle_connections_cannot_keep_a_peer_out() {
     drop(held);
 }
 
+/// Established TLS connections that say nothing, more than the port holds,
+/// cannot keep a peer out: the one idle the longest is closed to make room
+/// (before, the 1,025th connection was refused after its handshake, whoever
+/// it was).
+#[test]
+fn idle_established_connections_cannot_keep_a_peer_out() {
+    use tokio::io::AsyncReadExt;
+    let fed = crate::support::federation(&[
+        ("243100518", "Toulouse Métropole"),
+        ("213101496", "Colomiers"),
+    ]);
+    let (a, b) = (&fed.dirs[0], &fed.dirs[1]);
+    crate::support::peer(a, "b", b);
+    crate::support::peer(b, "a", a);
+    crate::support::trust(a, b);
+    let status = cli_json(b, &["status", "--json"]);
+    let addr: std::net::SocketAddr = status["grpc_listen"].as_str().unwrap().parse().unwrap();
+    let key = PublicKey::parse_hex(status["public_key"].as_str().unwrap()).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // 1,100 handshakes, 50 from each of 22 loopback addresses: more than
+    // the port's 1,024, none over an address's share.
+    let mut held = rt.block_on(async {
+        let mut held = Vec::new();
+        for i in 0..1_100u32 {
+            let source = std::net::Ipv4Addr::new(127, 0, 2, 2 + (i / 50) as u8);
+            if let Ok(c) = tls::anonymous_tls(source.into(), addr, key).await {
+                held.push(c);
+            }
+        }
+        held
+    });
+    assert!(held.len() > 1_024, "only {} connections opened", held.len());
+    let doc = crate::support::write_doc(
+        b,
+        "pendant.json",
+        serde_json::json!({
+            "kind": "dataset",
+            "record_id": "pendant-la-saturation",
+            "title": "Publié pendant la saturation",
+            "description": "Un essai.",
+            "visibility": "public",
+        }),
+    );
+    let id = crate::support::publish(b, &doc);
+    let out = cli_json(a, &["sync", "--json", "b"]);
+    assert_eq!(out[0]["ok"], true, "{out}");
+    assert!(crate::support::has(a, &id));
+    let refused = &cli_json(b, &["status", "--json"])["refusals"];
+    let evicted = refused["tls_idle_evicted"].as_u64().unwrap();
+    assert!(evicted >= 76, "{refused}");
+    // The oldest were closed (they read the end of the stream), and only
+    // they: a's own connection, idle between two syncs, may have been one.
+    let closed: Vec<usize> = rt.block_on(async {
+        let mut reads = tokio::task::JoinSet::new();
+        for (i, mut c) in held.drain(..).enumerate() {
+            reads.spawn(async move {
+                // What the node sent (its HTTP/2 settings), then the end.
+                let mut sent = Vec::new();
+                let read = tokio::time::timeout(Duration::from_secs(2), c.read_to_end(&mut sent));
+                (i, read.await.is_ok())
+            });
+        }
+        let mut closed = Vec::new();
+        while let Some(r) = reads.join_next().await {
+            if let (i, true) = r.unwrap() {
+                closed.push(i);
+            }
+        }
+        closed.sort();
+        closed
+    });
+    let evicted = evicted as usize;
+    assert!(
+        closed.len() + 2 >= evicted && closed.len() <= evicted,
+        "{closed:?} of {evicted}"
+    );
+    assert!(closed.iter().all(|i| *i < evicted), "{closed:?}");
+}
+
 /// A TCP connection from `source` (a loopback address) to `to` (std cannot
 /// bind before connecting; tokio's socket can).
 fn socket2_connect(

@@ -13,10 +13,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::{FETCH_BATCH_BYTES, FETCH_BATCH_RECORDS, MAX_FETCH_IDS, Replicator};
+use crate::accept::PeerInfo;
 use crate::node::Node;
 use crate::refusals::Refusal;
 use crate::service::store_status;
-use crate::tls::PeerInfo;
 use crate::viewer::Viewer;
 
 pub struct ReplicationService {
@@ -343,7 +343,7 @@ mod tests {
         });
         request
             .extensions_mut()
-            .insert(PeerInfo { key: Some(peer) });
+            .insert(PeerInfo::uncounted(Some(peer)));
         let mut stream = service.fetch(request).await.unwrap().into_inner();
         let mut sent = 0;
         while let Some(batch) = tokio_stream::StreamExt::next(&mut stream).await {

@@ -19,9 +19,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use tantivy::index::SegmentId;
 use tantivy::query::Bm25StatisticsProvider;
 use tantivy::schema::{Field, IndexRecordOption, Term};
-use tantivy::index::SegmentId;
 use tantivy::{BitSet, DocId, DocSet, Searcher, SegmentReader, TERMINATED};
 
 /// Sets of visible records kept (per segment, deletions and caller).

@@ -420,7 +420,12 @@ fn scores_count_only_what_the_caller_may_see() {
         &[
             dataset("p1", "Budget primitif", "Le budget voté", LYON_METRO),
             dataset("p2", "Budget participatif", "Projets retenus", LYON_METRO),
-            dataset("p3", "Voirie", "Le budget des routes, et rien d'autre ici", LYON_METRO),
+            dataset(
+                "p3",
+                "Voirie",
+                "Le budget des routes, et rien d'autre ici",
+                LYON_METRO,
+            ),
             hidden("h1", Visibility::Federation),
         ],
     );
@@ -897,14 +902,14 @@ fn one_pass_ranks_and_counts_as_two_passes_do() {
             // Counted, then (the second time) taken from the cache.
             for _ in 0..2 {
                 let tally = Tally::facets(&engine.numbering).cached(&engine.caches, cached.clone());
-                let (one_best, one_counts) =
-                    page::rank_and_count(
-                        &searcher,
-                        ranked.as_ref(),
-                        EnableScoring::enabled_from_searcher(&searcher),
-                        &top,
-                        &tally,
-                    ).unwrap();
+                let (one_best, one_counts) = page::rank_and_count(
+                    &searcher,
+                    ranked.as_ref(),
+                    EnableScoring::enabled_from_searcher(&searcher),
+                    &top,
+                    &tally,
+                )
+                .unwrap();
                 assert_eq!(one_best, best, "{text:?} from {offset}");
                 assert_eq!(one_counts.matched, counts.matched, "{text:?}");
                 for facet in Facet::SEARCHED {

@@ -12,9 +12,9 @@ use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::{blocking, parse_key, store_status};
+use crate::accept::PeerInfo;
 use crate::node::Node;
 use crate::store::{ListFilter, Step, Store, StoreError, StoredEnvelope};
-use crate::tls::PeerInfo;
 use crate::viewer::{Viewer, may_read};
 
 const DEFAULT_LIMIT: usize = 100;
