@@ -40,10 +40,13 @@ const MAX_CONCURRENT_EXPORTS: usize = 2;
 /// How long an export waits for its turn before the client is told to
 /// come back (503 with Retry-After).
 const EXPORT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
-/// Searches answered at once; more get 503 at once, so the public cannot
-/// take the cores that sync and the operator need.
+/// Searches answered at once, so the public cannot take the cores that sync
+/// and the operator need; more wait their turn (each connection asks one
+/// thing at a time: at most `MAX_CONNECTIONS` wait).
 const MAX_CONCURRENT_SEARCHES: usize = 4;
-/// How long one of those waits for the node's turn to search.
+/// How long a search waits in all, for one of those turns and then for the
+/// node's turn to search (shared with gRPC), before it is told to come back
+/// (503 with Retry-After).
 const SEARCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Connections open at once; more are closed as they come (each holds a
 /// file descriptor, which RocksDB needs too).
@@ -162,11 +165,13 @@ async fn answer(
         // Searches read the index and do not wait behind exports.
         let path = req.uri().path();
         if path == "/search" || path == "/stats" {
-            let Ok(_permit) = searches.try_acquire_owned() else {
+            let until = tokio::time::Instant::now() + SEARCH_PATIENCE;
+            let Ok(Ok(_permit)) = tokio::time::timeout_at(until, searches.acquire_owned()).await
+            else {
                 node.refusals().note(Refusal::SearchBusy);
                 return Ok::<_, Infallible>(busy("too many searches at once: retry in a moment\n"));
             };
-            return Ok(search(req, node).await);
+            return Ok(search(req, node, until).await);
         }
         // A client waits a little for its turn, then is told
         // to come back: requests do not queue without bound.
@@ -333,7 +338,12 @@ async fn handle(
 }
 
 /// `/search` and `/stats`, as the anonymous public: public records only.
-async fn search(req: Request<Incoming>, node: Arc<Node>) -> Response<Full<Bytes>> {
+/// `until`: how long it may wait for the node's turn.
+async fn search(
+    req: Request<Incoming>,
+    node: Arc<Node>,
+    until: tokio::time::Instant,
+) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
     }
@@ -343,11 +353,9 @@ async fn search(req: Request<Incoming>, node: Arc<Node>) -> Response<Full<Bytes>
         Err(msg) => return text(StatusCode::BAD_REQUEST, &msg),
     };
     // The node's turns are shared with gRPC searches.
-    let Some(_turn) = node.search_turn(Some(SEARCH_PATIENCE)).await else {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many searches at once: retry in a moment\n",
-        );
+    let patience = until.saturating_duration_since(tokio::time::Instant::now());
+    let Some(_turn) = node.search_turn(Some(patience)).await else {
+        return busy("too many searches at once: retry in a moment\n");
     };
     let result = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, SearchError> {
         let get = |k: &str| {

@@ -463,3 +463,44 @@ fn a_pinned_peer_searches_over_mutual_tls_and_sees_only_its_records() {
     assert_eq!(found_now, 3);
     assert_eq!(counted_now, counted + 2);
 }
+
+/// A burst of public searches, more than are answered at once, is answered
+/// in full: each waits its turn for a moment rather than being refused at
+/// once (before, every search past the fourth got 503).
+#[test]
+fn a_burst_of_http_searches_waits_its_turn() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("node");
+    init(&dir, "243100518", "Toulouse Métropole");
+    let addr = enable_http(&dir);
+    let _n = start(&dir);
+    let words = [
+        "budget", "voirie", "eau", "arbres", "velo", "ecole", "bus", "parc",
+    ];
+    for (i, w) in words.iter().enumerate() {
+        publish_json(
+            &dir,
+            &format!("d{i}.json"),
+            json!({
+                "kind": "dataset",
+                "record_id": format!("jeu-{i}"),
+                "title": format!("Jeu {w}"),
+                "description": "Un jeu de données publié pour l'essai.",
+                "visibility": "public",
+            }),
+        );
+    }
+    indexed(&dir);
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let searches: Vec<_> = (0..24)
+            .map(|i| {
+                let addr = &addr;
+                let w = words[i % words.len()];
+                // Never the same request twice: no answer comes from a cache.
+                s.spawn(move || http_get(addr, &format!("/search?q={w}&page_size={}", i + 1)).0)
+            })
+            .collect();
+        searches.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
