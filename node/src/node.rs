@@ -70,8 +70,6 @@ pub struct Node {
 /// and a peer that stops reading holds up only its own.
 pub const FETCH_TURNS: usize = 2;
 
-/// Public searches answered at once: two per core, so that a search waiting
-/// on memory does not leave a core idle.
 /// Why `Node::rotate_key` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RotateError {
@@ -91,6 +89,8 @@ pub enum RotateError {
     },
 }
 
+/// Public searches answered at once: two per core, so that a search waiting
+/// on memory does not leave a core idle.
 pub fn search_turns() -> usize {
     2 * std::thread::available_parallelism().map_or(2, |n| n.get())
 }

@@ -315,41 +315,129 @@ mod tests {
     use super::*;
     use crate::node::tests::start_node;
 
-    /// One id asked 4096 times is answered once: a Fetch is no amplifier.
-    #[tokio::test]
-    async fn an_id_asked_many_times_is_sent_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let node = start_node(dir.path()).await;
-        let peer = PublicKey([9; 32]);
-        node.peers()
-            .add("p", "https://127.0.0.1:9", peer, None, node.public_key())
-            .unwrap();
-        // A record of this node's, public.
-        let record = maillage_record::Record {
-            record_id: "r".into(),
-            version: 1,
-            issued_at_ms: 1_764_000_000_000,
-            visibility: maillage_record::Visibility::Public,
-            provenance: None,
-            body: maillage_record::Body::Dataset(maillage_record::model::Dataset::new("R", "r")),
-        };
-        let signed = node.author().sign(&[], record).unwrap().record;
-        node.ledger()
-            .insert(&signed, crate::store::Admission::RequireNewer)
-            .unwrap();
-        let service = ReplicationService::new(node.clone(), Replicator::start(node.clone()));
+    /// A node holding `n` public datasets of about 40 KB each, `peers`
+    /// pinned; the ids of the records.
+    async fn node_with_records(
+        dir: &std::path::Path,
+        n: usize,
+        peers: &[PublicKey],
+    ) -> (Arc<Node>, Vec<RecordId>) {
+        let node = start_node(dir).await;
+        for (i, peer) in peers.iter().enumerate() {
+            node.peers()
+                .add(
+                    &format!("p{i}"),
+                    "https://127.0.0.1:9",
+                    *peer,
+                    None,
+                    node.public_key(),
+                )
+                .unwrap();
+        }
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let record = maillage_record::Record {
+                record_id: format!("r{i}"),
+                version: 1,
+                issued_at_ms: 1_764_000_000_000,
+                visibility: maillage_record::Visibility::Public,
+                provenance: None,
+                body: maillage_record::Body::Dataset(maillage_record::model::Dataset::new(
+                    "R",
+                    &"é".repeat(20_000),
+                )),
+            };
+            let signed = node.author().sign(&[], record).unwrap().record;
+            node.ledger()
+                .insert(&signed, crate::store::Admission::RequireNewer)
+                .unwrap();
+            ids.push(signed.id());
+        }
+        (node, ids)
+    }
+
+    fn fetch_request(peer: PublicKey, ids: &[RecordId]) -> Request<FetchRequest> {
         let mut request = Request::new(FetchRequest {
-            ids: vec![signed.id().0.to_vec(); MAX_FETCH_IDS],
+            ids: ids.iter().map(|id| id.0.to_vec()).collect(),
         });
         request
             .extensions_mut()
             .insert(PeerInfo::uncounted(Some(peer)));
+        request
+    }
+
+    /// One id asked 4096 times is answered once: a Fetch is no amplifier.
+    #[tokio::test]
+    async fn an_id_asked_many_times_is_sent_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let peer = PublicKey([9; 32]);
+        let (node, ids) = node_with_records(dir.path(), 1, &[peer]).await;
+        let service = ReplicationService::new(node.clone(), Replicator::start(node.clone()));
+        let request = fetch_request(peer, &vec![ids[0]; MAX_FETCH_IDS]);
         let mut stream = service.fetch(request).await.unwrap().into_inner();
         let mut sent = 0;
         while let Some(batch) = tokio_stream::StreamExt::next(&mut stream).await {
             sent += batch.unwrap().envelopes.len();
         }
         assert_eq!(sent, 1);
+        node.stop();
+    }
+
+    /// A peer that stops reading its Fetch answers holds at most
+    /// `FETCH_TURNS` reads in memory: its next call waits for one of them to
+    /// be sent, and another peer's calls are not held up at all.
+    #[tokio::test]
+    async fn a_peer_that_stops_reading_holds_up_only_its_own_fetches() {
+        use std::time::Duration;
+        use tokio_stream::StreamExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (slow, other) = (PublicKey([9; 32]), PublicKey([10; 32]));
+        // 8 MB: each answer is 8 batches of 1 MiB, more than a call's queue
+        // holds, so a call that is not read keeps its turn.
+        let (node, ids) = node_with_records(dir.path(), 200, &[slow, other]).await;
+        let service = ReplicationService::new(node.clone(), Replicator::start(node.clone()));
+        let mut unread = Vec::new();
+        for _ in 0..crate::node::FETCH_TURNS {
+            let stream = service.fetch(fetch_request(slow, &ids)).await.unwrap();
+            unread.push(stream.into_inner());
+        }
+        // Both turns are taken (the reads are done, their answers queued).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut third = service
+            .fetch(fetch_request(slow, &ids[..1]))
+            .await
+            .unwrap()
+            .into_inner();
+        let waited = tokio::time::timeout(Duration::from_millis(500), third.next()).await;
+        assert!(
+            waited.is_err(),
+            "a third read for the same peer waits its turn"
+        );
+        // Another peer is answered at once.
+        let mut theirs = service
+            .fetch(fetch_request(other, &ids[..1]))
+            .await
+            .unwrap()
+            .into_inner();
+        let batch = tokio::time::timeout(Duration::from_secs(5), theirs.next())
+            .await
+            .expect("another peer is not held up")
+            .unwrap()
+            .unwrap();
+        assert_eq!(batch.envelopes.len(), 1);
+        // Read one answer to its end: its turn goes to the third call.
+        let mut first = unread.remove(0);
+        let mut sent = 0;
+        while let Some(batch) = first.next().await {
+            sent += batch.unwrap().envelopes.len();
+        }
+        assert_eq!(sent, ids.len());
+        let batch = tokio::time::timeout(Duration::from_secs(5), third.next())
+            .await
+            .expect("the third call has its turn once the first is sent")
+            .unwrap()
+            .unwrap();
+        assert_eq!(batch.envelopes.len(), 1);
         node.stop();
     }
 }
