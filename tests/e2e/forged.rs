@@ -96,6 +96,156 @@ impl Replication for Evil {
     }
 }
 
+/// A peer that accepts every call and never answers: its streams stay open,
+/// silent.
+struct Hang;
+
+#[tonic::async_trait]
+impl Replication for Hang {
+    type ReconcileStream = Out<pb::ReconcileFrame>;
+    type FetchStream = Out<pb::FetchBatch>;
+    type SubscribeStream = Out<pb::Announcement>;
+
+    async fn reconcile(
+        &self,
+        request: Request<Streaming<pb::ReconcileFrame>>,
+    ) -> Result<Response<Self::ReconcileStream>, Status> {
+        Ok(Response::new(silent(request.into_inner())))
+    }
+
+    async fn fetch(
+        &self,
+        _: Request<pb::FetchRequest>,
+    ) -> Result<Response<Self::FetchStream>, Status> {
+        Ok(Response::new(silent(())))
+    }
+
+    async fn subscribe(
+        &self,
+        _: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        Ok(Response::new(silent(())))
+    }
+}
+
+/// A stream that never yields, holding `keep` (the caller's frames, read by
+/// no one) until the caller gives up.
+fn silent<T: Send + 'static, K: Send + 'static>(keep: K) -> Out<T> {
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        tx.closed().await;
+        drop(keep);
+    });
+    ReceiverStream::new(rx)
+}
+
+/// A peer's TLS server on 127.0.0.1 serving `service` under `key`, pinning
+/// `pinned`; its address.
+fn evil_server<S>(
+    rt: &tokio::runtime::Runtime,
+    key: &SigningKey,
+    pinned: PublicKey,
+    service: S,
+) -> std::net::SocketAddr
+where
+    S: Replication,
+{
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let identity = tls::Identity::new(key).unwrap();
+        let pinned: tls::PinnedKeys = Arc::new(std::sync::RwLock::new([pinned].into()));
+        let acceptor = tls::acceptor(&identity, pinned).unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(ReplicationServer::new(service))
+                .serve_with_incoming(tls::incoming(listener, acceptor, Default::default())),
+        );
+        addr
+    })
+}
+
+/// A peer that answers nothing holds up no one: the node syncs with its
+/// other peers and answers its clients meanwhile, and the sync with the
+/// silent peer ends, with an error that says why.
+#[test]
+fn a_peer_that_hangs_holds_up_no_one() {
+    let fed = crate::support::federation(&[
+        ("243100518", "Toulouse Métropole"),
+        ("213101496", "Colomiers"),
+    ]);
+    let (a, b) = (&fed.dirs[0], &fed.dirs[1]);
+    crate::support::peer(a, "b", b);
+    crate::support::peer(b, "a", a);
+    crate::support::trust(a, b);
+    let a_key = PublicKey::parse_hex(
+        cli_json(a, &["status", "--json"])["public_key"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hang_key = SigningKey::from_bytes(&[43; 32]);
+    let hang_pub = PublicKey(hang_key.verifying_key().to_bytes());
+    let addr = evil_server(&rt, &hang_key, a_key, Hang);
+    let url = format!("https://{addr}");
+    let out = cli(
+        a,
+        &[
+            "peer",
+            "add",
+            "silencieux",
+            &url,
+            "--key",
+            &hang_pub.to_hex(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::scope(|s| {
+        let stuck = s.spawn(|| {
+            let began = std::time::Instant::now();
+            let out = cli(a, &["sync", "silencieux"]);
+            (out, began.elapsed())
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        // Meanwhile: another peer's records come, and clients are answered.
+        let doc = crate::support::write_doc(
+            b,
+            "pendant.json",
+            serde_json::json!({
+                "kind": "dataset",
+                "record_id": "pendant-le-silence",
+                "title": "Publié pendant le silence",
+                "description": "Un essai.",
+                "visibility": "public",
+            }),
+        );
+        let id = crate::support::publish(b, &doc);
+        let began = std::time::Instant::now();
+        let out = cli_json(a, &["sync", "--json", "b"]);
+        assert_eq!(out[0]["ok"], true, "{out}");
+        assert!(crate::support::has(a, &id));
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            began.elapsed()
+        );
+        assert!(cli(a, &["status"]).status.success());
+        assert!(!stuck.is_finished(), "the silent peer is still waited for");
+        // The silent peer is given up, and the operator told why.
+        let (out, took) = stuck.join().unwrap();
+        assert!(!out.status.success());
+        let said = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("silencieux"), "{said}");
+        assert!(took < Duration::from_secs(100), "{took:?}");
+    });
+}
+
 fn forged_envelope(key: &SigningKey) -> pb::Envelope {
     let record = Record {
         record_id: "faux-budget".into(),
@@ -131,39 +281,27 @@ fn a_forged_record_from_a_peer_is_refused_and_not_relayed() {
     let evil_pub = PublicKey(evil_key.verifying_key().to_bytes());
     let forged = forged_envelope(&evil_key);
     let forged_id = envelope::record_id(&forged.payload, &forged.author, &forged.signature).0;
-    let addr = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let identity = tls::Identity::new(&evil_key).unwrap();
-        let pinned: tls::PinnedKeys = Arc::new(std::sync::RwLock::new([victim_key].into()));
-        let acceptor = tls::acceptor(&identity, pinned).unwrap();
-        let stray = envelope::sign(
-            &evil_key,
-            &Record {
-                record_id: "passager-clandestin".into(),
-                version: 1,
-                issued_at_ms: 1_764_000_000_000,
-                visibility: Visibility::Public,
-                provenance: None,
-                body: Body::Dataset(maillage_record::model::Dataset::new(
-                    "Jamais demandé",
-                    "Glissé dans une réponse",
-                )),
-            },
-        )
-        .unwrap();
-        let evil = Evil {
-            forged,
-            forged_id,
-            stray: stray.to_proto(),
-        };
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(ReplicationServer::new(evil))
-                .serve_with_incoming(tls::incoming(listener, acceptor, Default::default())),
-        );
-        addr
-    });
+    let stray = envelope::sign(
+        &evil_key,
+        &Record {
+            record_id: "passager-clandestin".into(),
+            version: 1,
+            issued_at_ms: 1_764_000_000_000,
+            visibility: Visibility::Public,
+            provenance: None,
+            body: Body::Dataset(maillage_record::model::Dataset::new(
+                "Jamais demandé",
+                "Glissé dans une réponse",
+            )),
+        },
+    )
+    .unwrap();
+    let evil = Evil {
+        forged,
+        forged_id,
+        stray: stray.to_proto(),
+    };
+    let addr = evil_server(&rt, &evil_key, victim_key, evil);
 
     // The victim pins and even trusts the evil key: the signature still decides.
     let key_hex = evil_pub.to_hex();
