@@ -14,6 +14,13 @@ use super::scoring::Readers;
 use super::{Fields, Filters, SearchError, TITLE_BOOST, document};
 use crate::viewer::Viewer;
 
+/// The longest search text, in characters, and its most words: a search is
+/// what a person types, and each word is one more posting list to walk.
+pub const MAX_TEXT_CHARS: usize = 500;
+pub const MAX_WORDS: usize = 32;
+/// The longest filter value, in characters (a theme, a place, a SIREN...).
+pub const MAX_FILTER_CHARS: usize = 200;
+
 /// The index's fields and the parsers of typed words.
 pub struct Queries {
     pub fields: Fields,
@@ -83,6 +90,7 @@ impl Queries {
         filters: &Filters,
         viewer: &Viewer,
     ) -> Result<Box<dyn Query>, SearchError> {
+        bounded(text, filters)?;
         let f = &self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let text = text.trim();
@@ -155,4 +163,43 @@ impl Queries {
         }
         Ok(Box::new(BooleanQuery::new(clauses)))
     }
+}
+
+/// Refuses a text or a filter longer than a person would type, before any
+/// of it is parsed.
+fn bounded(text: &str, filters: &Filters) -> Result<(), SearchError> {
+    // Counted only when the bytes leave a doubt (a character is 1 to 4).
+    let too_long =
+        |s: &str, max: usize| s.len() > max && (s.len() > 4 * max || s.chars().count() > max);
+    if too_long(text, MAX_TEXT_CHARS) {
+        return Err(SearchError::BadRequest(format!(
+            "the search text is {} characters long; at most {MAX_TEXT_CHARS}: search with fewer words, or use the filters",
+            text.chars().count()
+        )));
+    }
+    let words = text.split_whitespace().count();
+    if words > MAX_WORDS {
+        return Err(SearchError::BadRequest(format!(
+            "the search text has {words} words; at most {MAX_WORDS}"
+        )));
+    }
+    let values = [
+        ("theme", &filters.theme),
+        ("territory", &filters.territory),
+        ("organisation", &filters.organisation),
+        ("status", &filters.status),
+        ("risk", &filters.risk),
+        ("licence", &filters.licence),
+    ];
+    for (name, value) in values {
+        if let Some(v) = value
+            && too_long(v, MAX_FILTER_CHARS)
+        {
+            return Err(SearchError::BadRequest(format!(
+                "the {name} filter is {} characters long; at most {MAX_FILTER_CHARS}",
+                v.chars().count()
+            )));
+        }
+    }
+    Ok(())
 }

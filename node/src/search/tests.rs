@@ -325,6 +325,72 @@ fn filters_facets_and_territory_hierarchy() {
     assert!(matches!(bad, Err(SearchError::BadRequest(m)) if m.contains("canton")));
 }
 
+/// A search longer than a person types is refused before it is parsed,
+/// with what was too long and the bound: a 4 MiB text of 500,000 words
+/// would otherwise be a conjunction of as many posting lists.
+#[test]
+fn a_search_longer_than_a_person_types_is_refused() {
+    let f = Fixture::new();
+    f.add(
+        key(1),
+        &lyon_org(),
+        &[dataset("a", "Budget", "d", LYON_METRO)],
+    );
+    let refused = |text: &str, filters: Filters| match f.search.search(
+        &SearchRequest {
+            text: text.into(),
+            filters,
+            page: 1,
+            page_size: 20,
+        },
+        &Viewer::Anonymous,
+        0,
+    ) {
+        Err(SearchError::BadRequest(why)) => why,
+        other => panic!("{text:.40}: {other:?}"),
+    };
+    // At the bounds: answered.
+    let words = vec!["budget"; query::MAX_WORDS].join(" ");
+    assert_eq!(
+        f.find(&words, Filters::default(), &Viewer::Anonymous).total,
+        1
+    );
+    let long = "é".repeat(query::MAX_TEXT_CHARS);
+    assert_eq!(
+        f.find(&long, Filters::default(), &Viewer::Anonymous).total,
+        0
+    );
+    // Past them: refused, saying why.
+    let why = refused(&"budget ".repeat(500_000), Filters::default());
+    assert!(why.contains("at most 500"), "{why}");
+    let why = refused(&format!("{long}e"), Filters::default());
+    assert!(why.contains("501 characters"), "{why}");
+    let why = refused(&format!("{words} budget"), Filters::default());
+    assert!(why.contains("33 words"), "{why}");
+    let why = refused(
+        "budget",
+        Filters {
+            theme: Some("x".repeat(201)),
+            ..Filters::default()
+        },
+    );
+    assert!(why.contains("theme filter is 201 characters"), "{why}");
+    // Statistics too.
+    let stats = f.search.stats(
+        &Filters {
+            territory: Some("3".repeat(10_000)),
+            ..Filters::default()
+        },
+        GroupBy::Theme,
+        &Viewer::Anonymous,
+        0,
+    );
+    assert!(
+        matches!(stats, Err(SearchError::BadRequest(_))),
+        "{stats:?}"
+    );
+}
+
 #[test]
 fn a_caller_sees_only_what_it_may() {
     let f = Fixture::new();
