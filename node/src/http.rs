@@ -32,6 +32,7 @@ use crate::node::Node;
 use crate::query_string;
 use crate::refusals::Refusal;
 use crate::search::{Filters, GroupBy, SearchError, SearchRequest};
+use crate::stalled::Stalled;
 use crate::store::StoreError;
 use crate::viewer::Viewer;
 
@@ -51,6 +52,9 @@ const SEARCH_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Connections open at once; more are closed as they come (each holds a
 /// file descriptor, which RocksDB needs too).
 pub const MAX_CONNECTIONS: usize = 512;
+/// An answer whose client reads nothing of it for this long is given up,
+/// and its connection closed (`stalled.rs`).
+pub const WRITE_STALL: std::time::Duration = std::time::Duration::from_secs(30);
 /// How long a client may take to send a request's headers (a slow client
 /// must not hold a connection for ever).
 pub const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -121,6 +125,7 @@ pub async fn serve(
         registry.next += 1;
         let conn = registry.next;
         let conn_idle = idle.clone();
+        let refusals = node.refusals().clone();
         let task = tokio::spawn(async move {
             let service_idle = conn_idle.clone();
             let service = hyper::service::service_fn(move |req| {
@@ -139,11 +144,16 @@ pub async fn serve(
                     answer
                 }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
+            let served = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(Stalled::new(stream, WRITE_STALL)), service)
                 .await;
+            if let Err(e) = served
+                && timed_out(&e)
+            {
+                refusals.note(Refusal::HttpWriteStalled);
+            }
             lock(&conn_idle).gone(conn);
             drop(held);
         });
@@ -182,6 +192,21 @@ async fn answer(
         };
         Ok(handle(req, node, exports, &url).await)
     }
+}
+
+/// Whether a connection ended because a write stalled (`Stalled`'s error,
+/// somewhere in hyper's chain of causes).
+fn timed_out(e: &hyper::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 /// How long a new connection waits for the slot of one evicted for it.

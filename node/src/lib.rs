@@ -25,6 +25,7 @@ mod refusals;
 mod replication;
 mod search;
 mod service;
+mod stalled;
 mod store;
 mod tls;
 mod trust;

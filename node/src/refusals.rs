@@ -29,6 +29,9 @@ pub enum Refusal {
     HttpConnections,
     /// HTTP: an idle connection closed to make room for a new one.
     HttpIdleEvicted,
+    /// HTTP: a connection closed because its client read nothing of an
+    /// answer for `http::WRITE_STALL`.
+    HttpWriteStalled,
     /// A search, statistic, List or History that waited too long for its
     /// turn (TLS port or HTTP).
     SearchBusy,
@@ -45,7 +48,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 15] = [
+    pub const ALL: [Refusal; 16] = [
         Refusal::TlsConnections,
         Refusal::TlsConnectionsPerAddress,
         Refusal::TlsHandshake,
@@ -55,6 +58,7 @@ impl Refusal {
         Refusal::TlsCallTimeout,
         Refusal::HttpConnections,
         Refusal::HttpIdleEvicted,
+        Refusal::HttpWriteStalled,
         Refusal::SearchBusy,
         Refusal::ExportBusy,
         Refusal::ReconcileFrame,
@@ -75,6 +79,7 @@ impl Refusal {
             Refusal::TlsCallTimeout => "tls_call_timeout",
             Refusal::HttpConnections => "http_connections",
             Refusal::HttpIdleEvicted => "http_idle_evicted",
+            Refusal::HttpWriteStalled => "http_write_stalled",
             Refusal::SearchBusy => "search_busy",
             Refusal::ExportBusy => "export_busy",
             Refusal::ReconcileFrame => "reconcile_frame",
