@@ -1,7 +1,8 @@
 //! `MAILLAGE_BENCH_PROBE=DIR`: a developer's probe, not part of the report.
 //! Keeps a node of N records in DIR (built once), then times each benchmark
 //! query alone, in process, so a change to the query path can be measured in
-//! seconds instead of a full benchmark run.
+//! seconds instead of a full benchmark run. `MAILLAGE_PROBE_VIEWER=anonymous`
+//! searches as the public.
 
 use std::path::Path;
 use std::time::Instant;
@@ -53,6 +54,13 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
             loading.elapsed().as_secs_f64()
         );
         eprintln!("probe: {} segments", node.search().segments());
+        // As whom: the operator (default), or `anonymous`, whose scores are
+        // counted over the public records only.
+        let viewer = match std::env::var("MAILLAGE_PROBE_VIEWER").as_deref() {
+            Ok("anonymous") => Viewer::Anonymous,
+            _ => Viewer::Operator,
+        };
+        eprintln!("probe: searching as {viewer:?}");
         let reps: usize = std::env::var("MAILLAGE_PROBE_REPS")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -69,7 +77,7 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
                         node.search().clear_caches();
                     }
                     let t = Instant::now();
-                    total = node.search().search(req, &Viewer::Operator, 0)?.total;
+                    total = node.search().search(req, &viewer, 0)?.total;
                     *spent += t.elapsed().as_secs_f64() * 1000.0 / reps as f64;
                 }
             }
@@ -122,7 +130,7 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
                 ..SearchRequest::default()
             };
             let t = Instant::now();
-            totals.push(node.search().search(&req, &Viewer::Operator, 0)?.total);
+            totals.push(node.search().search(&req, &viewer, 0)?.total);
             spent += t.elapsed().as_secs_f64() * 1000.0;
         }
         totals.sort_unstable();
@@ -141,7 +149,7 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
             std::thread::scope(|scope| -> anyhow::Result<()> {
                 let handles: Vec<_> = (0..threads)
                     .map(|k| {
-                        let (node, others) = (&node, &others);
+                        let (node, others, viewer) = (&node, &others, &viewer);
                         scope.spawn(move || -> anyhow::Result<()> {
                             for text in others.iter().skip(k).step_by(threads) {
                                 let req = SearchRequest {
@@ -150,7 +158,7 @@ pub fn run(dir: &Path, n: usize, authors: &[SigningKey]) -> anyhow::Result<()> {
                                     page_size: 20,
                                     ..SearchRequest::default()
                                 };
-                                node.search().search(&req, &Viewer::Operator, 0)?;
+                                node.search().search(&req, viewer, 0)?;
                             }
                             Ok(())
                         })
