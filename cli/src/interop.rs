@@ -49,11 +49,36 @@ fn batches<T>(items: &[T], count: usize, bytes: usize, size: impl Fn(&T) -> usiz
     out
 }
 
-/// One line of the import report.
+/// One line of the import report: a problem of a refused row (`warning`:
+/// alone it would not have refused it), or a warning of an imported row.
 struct Rejected {
     file: String,
     line: usize,
     what: String,
+    warning: bool,
+}
+
+/// How an import ended, when it ran: the exit status tells them apart.
+#[derive(Debug, thiserror::Error)]
+pub enum Outcome {
+    /// Every row was imported, some read otherwise than written: nothing
+    /// lost (exit status 3).
+    #[error("{rows} of {total} rows imported with warnings (listed above): nothing was left out")]
+    Warnings { rows: usize, total: usize },
+    /// Some rows were refused (exit status 2); the others were imported.
+    #[error("{rows} of {total} rows refused (listed above); the others were imported")]
+    Refused { rows: usize, total: usize },
+}
+
+impl Outcome {
+    /// The exit status: 2 some rows refused, 3 warnings only (1 is a
+    /// failure: nothing imported).
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            Outcome::Refused { .. } => 2,
+            Outcome::Warnings { .. } => 3,
+        }
+    }
 }
 
 pub async fn import(
@@ -74,6 +99,7 @@ pub async fn import(
             .context("give at least one file to import")?,
     };
     let mut rejected: Vec<Rejected> = Vec::new();
+    let mut warned: Vec<Rejected> = Vec::new();
     // (file, row line, record draft) in source order.
     let mut drafts = Vec::new();
     // record_id → where it was first read, across every file of this run.
@@ -84,15 +110,29 @@ pub async fn import(
         let bytes = std::fs::read(file).with_context(|| format!("cannot read {name}"))?;
         let Parsed { rows: ok, errors } = maillage_import::parse(format, &source, &bytes)
             .with_context(|| format!("{name} is not a {} file", format.as_str()))?;
-        rows += ok.len() + errors.len();
+        rows += ok.len()
+            + errors
+                .iter()
+                .map(|e| e.line)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
         for e in errors {
             rejected.push(Rejected {
                 file: name.clone(),
                 line: e.line,
                 what: e.describe(),
+                warning: e.warning,
             });
         }
         for row in ok {
+            for w in &row.warnings {
+                warned.push(Rejected {
+                    file: name.clone(),
+                    line: w.line,
+                    what: w.describe(),
+                    warning: true,
+                });
+            }
             for rec in row.records {
                 if let Some((f, l)) = keep.get(&rec.record_id) {
                     rejected.push(Rejected {
@@ -102,6 +142,7 @@ pub async fn import(
                             "the same row as {f}:{l} (record_id '{}'): each row may come once",
                             rec.record_id
                         ),
+                        warning: false,
                     });
                     continue;
                 }
@@ -143,6 +184,7 @@ pub async fn import(
                     file: file.clone(),
                     line: *line,
                     what: format!("record '{}': {}", o.record_id, o.error),
+                    warning: false,
                 }),
             }
         }
@@ -160,6 +202,20 @@ pub async fn import(
         eprintln!();
     }
     rejected.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    // A row refused by the node after reading: its warnings go with it.
+    let refused_at: std::collections::BTreeSet<(String, usize)> =
+        rejected.iter().map(|r| (r.file.clone(), r.line)).collect();
+    let (moved, warned): (Vec<Rejected>, Vec<Rejected>) = warned
+        .into_iter()
+        .partition(|w| refused_at.contains(&(w.file.clone(), w.line)));
+    rejected.extend(moved);
+    rejected.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    let refused_rows = refused_at.len();
+    let warned_rows = warned
+        .iter()
+        .map(|w| (&w.file, w.line))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
 
     // A rejected row may be a record still in the source: withdrawing on a
     // partial import would tombstone it. Only a clean import withdraws.
@@ -207,25 +263,38 @@ pub async fn import(
         }
     }
 
+    let entry = |r: &Rejected| json!({"file": r.file, "line": r.line, "error": r.what, "warning": r.warning});
     if json_out {
         let report = json!({
             "format": format.as_str(), "source": source, "rows": rows,
             "created": created, "updated": updated, "unchanged": unchanged,
-            "rejected": rejected.iter().map(|r| json!({"file": r.file, "line": r.line, "error": r.what})).collect::<Vec<_>>(),
+            "refused_rows": refused_rows,
+            "rejected": rejected.iter().map(entry).collect::<Vec<_>>(),
+            "rows_with_warnings": warned_rows,
+            "warnings": warned.iter().map(entry).collect::<Vec<_>>(),
             "withdrawn": withdrawn,
             "withdrawn_count": withdrawn_count,
             "withdraw_skipped": withdraw_skipped,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        for r in &rejected {
-            eprintln!("{}:{}: {}", r.file, r.line, r.what);
+        if !rejected.is_empty() {
+            eprintln!("refused (not imported):");
+            for r in &rejected {
+                let tag = if r.warning { "(warning) " } else { "" };
+                eprintln!("  {}:{}: {tag}{}", r.file, r.line, r.what);
+            }
+        }
+        if !warned.is_empty() {
+            eprintln!("imported with warnings (read otherwise than written, kept as written):");
+            for w in &warned {
+                eprintln!("  {}:{}: {}", w.file, w.line, w.what);
+            }
         }
         println!(
             "{rows} rows from {source} ({}): {created} records created, {updated} updated, \
-             {unchanged} unchanged, {} rejected{}",
+             {unchanged} unchanged; {refused_rows} rows refused, {warned_rows} with warnings{}",
             format.as_str(),
-            rejected.len(),
             if withdraw_missing && !withdraw_skipped {
                 format!(", {withdrawn_count} withdrawn")
             } else {
@@ -234,18 +303,26 @@ pub async fn import(
         );
         if withdraw_skipped {
             eprintln!(
-                "nothing withdrawn: {} rows were rejected, and a rejected row may be a record still \
-                 in the source; fix them and import again with --withdraw-missing",
-                rejected.len()
+                "nothing withdrawn: {refused_rows} rows were refused, and a refused row may be a \
+                 record still in the source; fix them and import again with --withdraw-missing"
             );
         }
     }
-    if !rejected.is_empty() {
-        // The exit status tells scripts that something was left out.
-        bail!(
-            "{} of {rows} rows rejected (listed above); the others were imported",
-            rejected.len()
-        );
+    // The exit status tells scripts that something was left out (2), or
+    // read otherwise than written (3).
+    if refused_rows > 0 {
+        return Err(Outcome::Refused {
+            rows: refused_rows,
+            total: rows,
+        }
+        .into());
+    }
+    if warned_rows > 0 {
+        return Err(Outcome::Warnings {
+            rows: warned_rows,
+            total: rows,
+        }
+        .into());
     }
     Ok(())
 }

@@ -126,6 +126,10 @@ enum Command {
     /// catalogue CSV), etalab (schema-catalogue-donnees CSV), bibliotheque-ia
     /// (the bibliothèque des projets IA CSV export) or dcat (DCAT-AP JSON-LD,
     /// one file per page). Re-importing updates records, never duplicates them.
+    /// A row that cannot become a correct record is refused; a value outside
+    /// a vocabulary, or a note where an address is expected, is kept as
+    /// written with a warning. Exit status: 0 every row imported as written,
+    /// 3 imported with warnings (nothing lost), 2 some rows refused, 1 failure.
     Import {
         format: String,
         #[arg(required = true)]
@@ -308,6 +312,11 @@ fn main() {
     }
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
+        // An import that ran, with rows refused or warned: its own status.
+        if let Some(outcome) = e.downcast_ref::<interop::Outcome>() {
+            eprintln!("{outcome}");
+            std::process::exit(outcome.exit_status());
+        }
         // ripgrep style: one line per cause, lowercase, no backtrace.
         eprintln!("error: {e}");
         for cause in e.chain().skip(1) {

@@ -3,11 +3,14 @@
 //!
 //! Real exports join multiple values with commas, write SIRETs with spaces,
 //! latitudes with a decimal comma, and hold names that span lines inside
-//! quotes; all of that is read here. A value outside an enumeration, or a
-//! SIRET failing its check, refuses the row with the field named.
+//! quotes; all of that is read here. A SIRET failing its check, or a status
+//! that names none, refuses the row with the field named; a value outside
+//! another enumeration, or a note where an address is expected, is kept as
+//! written, with a warning.
 
 use maillage_record::Body;
 use maillage_record::model::{Audience, OrganisationKind, Project, ProjectStatus, ProjectTheme};
+use maillage_record::vocab::Vocabulary;
 
 use crate::common::{self, Problems};
 use crate::table::{self, Cells};
@@ -86,11 +89,28 @@ fn project(row: Cells) -> Result<Draft, Vec<RowError>> {
             "has no letter or digit to identify the project by",
         );
     }
-    let status = p.check(
-        "Statut_du_projet",
-        row.get("Statut_du_projet"),
-        ProjectStatus::parse(row.get("Statut_du_projet")).map_err(|e| common::unknown_term(&e)),
-    );
+    // A project has a status: one that names none refuses the row (the
+    // nearest known one is taken, with a warning).
+    let status = match row.get("Statut_du_projet") {
+        "" => {
+            p.fail(
+                "Statut_du_projet",
+                "",
+                "is empty: a project's status is required",
+            );
+            None
+        }
+        raw => match ProjectStatus::parse(raw) {
+            Ok(s) => Some(s),
+            Err(e) => match ProjectStatus::nearest(raw) {
+                Some(_) => p.vocab::<ProjectStatus>("Statut_du_projet", raw, None),
+                None => {
+                    p.fail("Statut_du_projet", raw, common::unknown_term(&e));
+                    None
+                }
+            },
+        },
+    };
 
     let mut project = Project::new(
         name,
@@ -99,10 +119,10 @@ fn project(row: Cells) -> Result<Draft, Vec<RowError>> {
     );
     project.organisation_name = common::non_empty(&org_name);
     project.siret = siret.clone();
-    project.organisation_kind = p.optional(
+    project.organisation_kind = p.vocab(
         "Type_de_collectivite",
         row.get("Type_de_collectivite"),
-        |v| OrganisationKind::parse(v).map_err(|e| common::unknown_term(&e)),
+        Some(OrganisationKind::Other),
     );
     project.start_date = p.optional(
         "Date_de_demarrage",
@@ -110,19 +130,11 @@ fn project(row: Cells) -> Result<Draft, Vec<RowError>> {
         start_date,
     );
     project.partners = common::split_list(row.get("Partenaires"), &[',', ';']);
-    project.theme = p.optional("Theme", row.get("Theme"), |v| {
-        ProjectTheme::parse(v).map_err(|e| common::unknown_term(&e))
-    });
+    project.theme = p.vocab::<ProjectTheme>("Theme", row.get("Theme"), None);
     project.sub_themes = common::split_list(row.get("Sous_Theme"), &[',', ';']);
-    for item in common::split_list(row.get("Audience"), &[',', ';']) {
-        match Audience::parse(&item) {
-            Ok(a) if !project.audiences.contains(&a) => project.audiences.push(a),
-            Ok(_) => {}
-            Err(e) => p.fail("Audience", &item, common::unknown_term(&e)),
-        }
-    }
-    project.website = common::web_url(row.get("URL_Service"));
-    project.logo_url = common::web_url(row.get("URL_Logo"));
+    project.audiences = p.vocab_list::<Audience>("Audience", row.get("Audience"), &[',', ';']);
+    project.website = p.web_url("URL_Service", row.get("URL_Service"));
+    project.logo_url = p.web_url("URL_Logo", row.get("URL_Logo"));
     project.latitude = p.optional("Latitude", row.get("Latitude"), degrees);
     project.longitude = p.optional("Longitude", row.get("Longitude"), degrees);
     project.last_updated = p.optional(
@@ -130,10 +142,6 @@ fn project(row: Cells) -> Result<Draft, Vec<RowError>> {
         row.get("Date_de_derniere_mise_a_jour"),
         common::iso_day,
     );
-
-    if !p.errors.is_empty() {
-        return Err(p.in_column_order(&row));
-    }
     let siret = siret.unwrap_or_default();
     Ok(Draft {
         line: row.line,
@@ -145,6 +153,8 @@ fn project(row: Cells) -> Result<Draft, Vec<RowError>> {
             .map(|(model, col)| (*model, col.to_string(), row.get(col).to_string()))
             .collect(),
         rename: None,
+        order: row.column_order(),
+        problems: p,
     })
 }
 

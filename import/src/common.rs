@@ -2,11 +2,13 @@
 //! record-id hash, and the row error collector.
 
 use maillage_record::Record;
+use std::collections::BTreeMap;
+
 use maillage_record::model::{
-    Agent, Body, Dataset, Distribution, Frequency, LicenceRef, is_http_url,
+    Agent, Body, Dataset, Distribution, Licence, LicenceRef, is_http_url,
 };
 use maillage_record::siren::{self, SirenError};
-use maillage_record::vocab::UnknownTerm;
+use maillage_record::vocab::{UnknownTerm, Vocabulary};
 use serde_json::Value;
 
 use crate::{ImportError, RowError};
@@ -68,16 +70,6 @@ pub(crate) fn web_url(text: &str) -> Option<String> {
 /// The reason a value is outside a vocabulary, to follow the quoted value.
 pub(crate) fn unknown_term(e: &UnknownTerm) -> String {
     format!("is not a known {}; accepted: {}", e.what, e.accepted)
-}
-
-/// A frequency as catalogues write it, or why it is none.
-pub(crate) fn frequency(text: &str) -> Result<Frequency, String> {
-    Frequency::parse(text).map_err(|e| unknown_term(&e))
-}
-
-/// A licence as catalogues write it (name, id or URI), or why it is none.
-pub(crate) fn licence(text: &str) -> Result<LicenceRef, String> {
-    LicenceRef::parse(text).map_err(|e| unknown_term(&e))
 }
 
 /// What a catalogue row's one URL gives a dataset: its distribution (with
@@ -206,19 +198,141 @@ fn days_in_month(y: u32, m: u32) -> u32 {
     }
 }
 
-/// Collects the errors of one row, field by field, so a user sees every
-/// problem of a row at once.
+/// Collects the problems of one row, field by field, so a user sees every
+/// problem of a row at once: errors (the row cannot become a correct record:
+/// it is refused) and warnings (it is imported, something was read
+/// otherwise than written), with what the source wrote that the record's
+/// fields do not hold as written (`Provenance::as_written`).
+#[derive(Debug, Default)]
 pub(crate) struct Problems {
     pub line: usize,
     pub errors: Vec<RowError>,
+    pub warnings: Vec<RowError>,
+    pub as_written: BTreeMap<String, String>,
 }
 
 impl Problems {
     pub fn new(line: usize) -> Problems {
         Problems {
             line,
-            errors: Vec::new(),
+            ..Problems::default()
         }
+    }
+
+    /// A warning on `field`: the row is imported, `raw` kept as written.
+    pub fn warn(&mut self, field: &str, raw: &str, reason: impl Into<String>) {
+        let raw = raw.trim();
+        let mut w = RowError::new(self.line, field, raw, reason);
+        w.warning = true;
+        self.warnings.push(w);
+        self.keep(field, raw);
+    }
+
+    /// Keeps what the source wrote in `field` (values of one field joined
+    /// by "; ").
+    fn keep(&mut self, field: &str, raw: &str) {
+        if raw.is_empty() {
+            return;
+        }
+        self.as_written
+            .entry(field.to_string())
+            .and_modify(|v| {
+                v.push_str("; ");
+                v.push_str(raw);
+            })
+            .or_insert_with(|| raw.to_string());
+    }
+
+    /// A descriptive field in a vocabulary: the value it names; else the
+    /// nearest (a known name inside what was written), else `fallback`
+    /// ("other", "unknown"), each with a warning and the text kept as
+    /// written; None (kept, warned) when nothing fits. None when empty.
+    pub fn vocab<T: Vocabulary>(
+        &mut self,
+        field: &str,
+        raw: &str,
+        fallback: Option<T>,
+    ) -> Option<T> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return None;
+        }
+        if let Ok(v) = T::parse(raw) {
+            return Some(v);
+        }
+        match T::nearest(raw).or(fallback) {
+            Some(v) => {
+                self.warn(
+                    field,
+                    raw,
+                    format!(
+                        "is not a known {}: read as '{}', and kept as written",
+                        T::WHAT,
+                        v.as_str()
+                    ),
+                );
+                Some(v)
+            }
+            None => {
+                self.warn(
+                    field,
+                    raw,
+                    format!("is not a known {}: kept as written only", T::WHAT),
+                );
+                None
+            }
+        }
+    }
+
+    /// Every value of a list field in a vocabulary (a cell of values
+    /// separated by `separators`): the known ones and the nearest, each once;
+    /// the others kept as written, with a warning each.
+    pub fn vocab_list<T: Vocabulary + PartialEq>(
+        &mut self,
+        field: &str,
+        raw: &str,
+        separators: &[char],
+    ) -> Vec<T> {
+        let mut out = Vec::new();
+        for item in split_list(raw, separators) {
+            if let Some(v) = self.vocab::<T>(field, &item, None)
+                && !out.contains(&v)
+            {
+                out.push(v);
+            }
+        }
+        out
+    }
+
+    /// A licence as catalogues write it: a known licence (by name, id or
+    /// URI) or any http(s) URI; else the nearest known licence, else
+    /// "other", with a warning and the text kept as written.
+    pub fn licence(&mut self, field: &str, raw: &str) -> Option<LicenceRef> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return None;
+        }
+        if let Ok(l) = LicenceRef::parse(raw) {
+            return Some(l);
+        }
+        self.vocab::<Licence>(field, raw, Some(Licence::Other))
+            .map(LicenceRef::Known)
+    }
+
+    /// A web address where one is expected; a note there instead ("accès
+    /// interne uniquement") is kept as written, with a warning, and the
+    /// field left empty.
+    pub fn web_url(&mut self, field: &str, raw: &str) -> Option<String> {
+        let url = web_url(raw)?;
+        if is_http_url(&url) {
+            return Some(url);
+        }
+        self.warn(
+            field,
+            raw,
+            "is not a web address (http:// or https://): kept as a note, the address left empty",
+        );
+        None
     }
 
     /// The value, or None after recording why `raw` (the source's text of
@@ -245,12 +359,6 @@ impl Problems {
             return None;
         }
         self.check(field, raw, parse(raw.trim()))
-    }
-
-    /// The errors in the order of the row's columns, as a user reads it.
-    pub fn in_column_order(mut self, row: &crate::table::Cells) -> Vec<RowError> {
-        self.errors.sort_by_key(|e| row.position_of(&e.field));
-        self.errors
     }
 
     pub fn fail(&mut self, field: &str, raw: &str, reason: impl Into<String>) {

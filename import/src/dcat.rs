@@ -133,7 +133,10 @@ fn dataset(graph: &Graph, node: &Node, index: usize) -> Result<Draft, Vec<RowErr
         .into_iter()
         .find_map(iri_or_text)
     {
-        d.frequency = p.check("accrualPeriodicity", &freq, frequency(&freq));
+        d.frequency = match frequency(&freq) {
+            Ok(f) => Some(f),
+            Err(_) => p.vocab("accrualPeriodicity", &freq, Some(Frequency::Unknown)),
+        };
     }
     d.issued = p.optional(
         "issued",
@@ -176,9 +179,6 @@ fn dataset(graph: &Graph, node: &Node, index: usize) -> Result<Draft, Vec<RowErr
         }
     }
 
-    if !p.errors.is_empty() {
-        return Err(p.errors);
-    }
     Ok(Draft {
         line: index,
         source_identifier,
@@ -186,6 +186,9 @@ fn dataset(graph: &Graph, node: &Node, index: usize) -> Result<Draft, Vec<RowErr
         body: Body::Dataset(d),
         sources: vec![],
         rename: Some(property_path),
+        // Problems in the order they were found, the document's.
+        order: vec![],
+        problems: p,
     })
 }
 
@@ -218,11 +221,7 @@ fn licence(graph: &Graph, node: &Node, p: &mut Problems, field: &str) -> Option<
             .resolve(v)
             .and_then(|n| text(n, &["title", "label", "name"]))
     })?;
-    p.check(
-        field,
-        &raw,
-        LicenceRef::parse(&raw).map_err(|e| common::unknown_term(&e)),
-    )
+    p.licence(field, &raw)
 }
 
 /// A frequency: an EU frequency IRI (…/frequency/MONTHLY), udata's names

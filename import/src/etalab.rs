@@ -2,7 +2,7 @@
 //! the organisation of `nom_orga` / `siret_orga`.
 
 use maillage_record::Body;
-use maillage_record::model::{Contact, Dataset, Spatial};
+use maillage_record::model::{Contact, Dataset, Frequency, Spatial};
 
 use crate::common::{self, Problems};
 use crate::table::{self, Cells};
@@ -97,13 +97,10 @@ fn dataset(row: Cells) -> Result<Draft, Vec<RowError>> {
     }
     d.issued = p.optional("date_pub", row.get("date_pub"), common::iso_date);
     d.modified = p.optional("date_maj", row.get("date_maj"), common::iso_date);
-    d.frequency = p.optional("freq_maj", row.get("freq_maj"), common::frequency);
-    d.licence = p.optional("licence", row.get("licence"), common::licence);
-    common::set_url(&mut d, common::web_url(row.get("url")), row.get("format"));
-
-    if !p.errors.is_empty() {
-        return Err(p.in_column_order(&row));
-    }
+    d.frequency = p.vocab("freq_maj", row.get("freq_maj"), Some(Frequency::Unknown));
+    d.licence = p.licence("licence", row.get("licence"));
+    let url = p.web_url("url", row.get("url"));
+    common::set_url(&mut d, url, row.get("format"));
     let org_key = siret.clone().unwrap_or(alt);
     Ok(Draft {
         line: row.line,
@@ -115,6 +112,8 @@ fn dataset(row: Cells) -> Result<Draft, Vec<RowError>> {
             .map(|(model, col)| (*model, col.to_string(), row.get(col).to_string()))
             .collect(),
         rename: None,
+        order: row.column_order(),
+        problems: p,
     })
 }
 

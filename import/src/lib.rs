@@ -24,6 +24,8 @@ use std::fmt;
 use maillage_record::model::{Agent, Provenance, ValidationError};
 use maillage_record::{Body, Record, Visibility};
 
+use crate::common::Problems;
+
 pub use dcat::next_page;
 
 /// A source format.
@@ -136,9 +138,15 @@ pub struct Row {
     pub organisation: Option<Agent>,
     /// Drafts: version 0, issued_at_ms 0, provenance set, validated.
     pub records: Vec<Record>,
+    /// What was read otherwise than written (a value outside a vocabulary
+    /// read as the nearest, a note where an address was expected): the row
+    /// is imported, the text kept in `Provenance::as_written`.
+    pub warnings: Vec<RowError>,
 }
 
-/// A row that could not be imported: where, which field, its value, and why.
+/// A problem of a row: where, which field, its value, and why. A row with
+/// any refusing problem is not imported (`Parsed::errors`); warnings go with
+/// the imported row (`Row::warnings`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
     pub line: usize,
@@ -149,6 +157,8 @@ pub struct RowError {
     /// What is wrong and what is accepted, written to follow the quoted value
     /// ("is not a known project status; accepted: ...").
     pub reason: String,
+    /// A warning: alone, it would not have refused the row.
+    pub warning: bool,
 }
 
 impl RowError {
@@ -163,6 +173,7 @@ impl RowError {
             field: field.into(),
             value: value.into(),
             reason: reason.into(),
+            warning: false,
         }
     }
 }
@@ -191,6 +202,8 @@ impl std::error::Error for RowError {}
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Parsed {
     pub rows: Vec<Row>,
+    /// Every problem of every refused row, by line (a row's in the order of
+    /// its columns; its warnings among them, marked).
     pub errors: Vec<RowError>,
 }
 
@@ -251,6 +264,7 @@ pub fn parse(format: Format, source_name: &str, bytes: &[u8]) -> Result<Parsed, 
         };
         let line = draft.line;
         match draft.into_row(format, source_name) {
+            Err(errors) => parsed.errors.extend(errors),
             Ok(row) => {
                 let id = &row.records[0].record_id;
                 if let Some(first) = seen.get(id) {
@@ -268,7 +282,6 @@ pub fn parse(format: Format, source_name: &str, bytes: &[u8]) -> Result<Parsed, 
                     parsed.rows.push(row);
                 }
             }
-            Err(e) => parsed.errors.push(e),
         }
     }
     Ok(parsed)
@@ -309,13 +322,21 @@ pub(crate) struct Draft {
     /// Names a model field the source's way when `sources` has no entry for
     /// it (DCAT: "distributions[0].access_url" → "distribution[0].accessURL").
     pub rename: Option<fn(&str) -> String>,
+    /// The source's fields in the order a user reads them (a CSV's columns):
+    /// how problems are listed; empty keeps the order they were found in.
+    pub order: Vec<String>,
+    /// What reading the row found: errors, warnings, text kept as written.
+    pub problems: Problems,
 }
 
 /// What a format module returns: a draft or the errors of each row.
 pub(crate) type Entries = Vec<Result<Draft, Vec<RowError>>>;
 
 impl Draft {
-    fn into_row(self, format: Format, source_name: &str) -> Result<Row, RowError> {
+    /// The row's record, or every problem that refuses it: those found
+    /// reading the row, then the record's own rules it breaks (one per
+    /// field), in the order of the source's fields.
+    fn into_row(self, format: Format, source_name: &str) -> Result<Row, Vec<RowError>> {
         let Draft {
             line,
             source_identifier,
@@ -323,7 +344,15 @@ impl Draft {
             body,
             sources,
             rename,
+            order,
+            problems,
         } = self;
+        let Problems {
+            mut errors,
+            mut warnings,
+            as_written,
+            ..
+        } = problems;
         let record = Record {
             record_id: record_id_for(format, &source_identifier),
             version: 0,
@@ -334,17 +363,37 @@ impl Draft {
                 source: Some(source_name.to_string()),
                 source_identifier: Some(source_identifier.clone()),
                 on_behalf_of: organisation.clone(),
+                as_written,
             }),
             body,
         };
-        if let Err(e) = record.validate_draft() {
-            return Err(locate(line, &sources, rename, &record, e));
+        for e in record.draft_problems() {
+            let e = locate(line, &sources, rename, &record, e);
+            // A field already refused was left empty: what the record says
+            // of it adds nothing.
+            if !errors.iter().any(|x| x.field == e.field) {
+                errors.push(e);
+            }
         }
+        let position = |e: &RowError| {
+            order
+                .iter()
+                .position(|f| *f == e.field)
+                .unwrap_or(usize::MAX)
+        };
+        if !errors.is_empty() {
+            // Every problem of the row, its warnings too.
+            errors.extend(warnings);
+            errors.sort_by_key(position);
+            return Err(errors);
+        }
+        warnings.sort_by_key(position);
         Ok(Row {
             line,
             source_identifier,
             organisation,
             records: vec![record],
+            warnings,
         })
     }
 }

@@ -1,7 +1,7 @@
 //! The SCDL "catalogue" CSV (OpenDataFrance's schema): one dataset per row.
 
 use maillage_record::Body;
-use maillage_record::model::{Dataset, Spatial, SpatialGranularity, Temporal};
+use maillage_record::model::{Dataset, Frequency, Spatial, SpatialGranularity, Temporal};
 
 use crate::common::{self, Problems};
 use crate::table::{self, Cells};
@@ -64,6 +64,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, crate::ImportError> {
 }
 
 fn dataset(row: Cells) -> Result<Draft, Vec<crate::RowError>> {
+    // Every problem of the row is collected; `Draft::into_row` refuses it
+    // if any is an error.
     let mut p = Problems::new(row.line);
     let coll_nom = row.get("COLL_NOM");
     if coll_nom.is_empty() {
@@ -90,9 +92,11 @@ fn dataset(row: Cells) -> Result<Draft, Vec<crate::RowError>> {
     d.keywords = common::split_list(row.get("MOTS_CLES"), &[';', ',']);
     d.publisher = Some(publisher(&row, coll_siret.as_deref()));
 
-    let granularity = p.optional("COUV_SPAT_MAILLE", row.get("COUV_SPAT_MAILLE"), |v| {
-        SpatialGranularity::parse(v).map_err(|e| common::unknown_term(&e))
-    });
+    let granularity = p.vocab(
+        "COUV_SPAT_MAILLE",
+        row.get("COUV_SPAT_MAILLE"),
+        Some(SpatialGranularity::Autre),
+    );
     let label = common::non_empty(&common::one_line(row.get("COUV_SPAT_NOM")));
     if granularity.is_some() || label.is_some() {
         d.spatial = Some(Spatial {
@@ -112,17 +116,11 @@ fn dataset(row: Cells) -> Result<Draft, Vec<crate::RowError>> {
     }
     d.issued = p.optional("DATE_PUBL", row.get("DATE_PUBL"), common::iso_date);
     d.modified = p.optional("DATE_MAJ", row.get("DATE_MAJ"), common::iso_date);
-    d.frequency = p.optional("FREQ_MAJ", row.get("FREQ_MAJ"), common::frequency);
-    d.licence = p.optional("LICENCE", row.get("LICENCE"), common::licence);
-    common::set_url(
-        &mut d,
-        common::web_url(row.get("URL")),
-        row.get("FORMAT_RESSOURCES"),
-    );
+    d.frequency = p.vocab("FREQ_MAJ", row.get("FREQ_MAJ"), Some(Frequency::Unknown));
+    d.licence = p.licence("LICENCE", row.get("LICENCE"));
+    let url = p.web_url("URL", row.get("URL"));
+    common::set_url(&mut d, url, row.get("FORMAT_RESSOURCES"));
 
-    if !p.errors.is_empty() {
-        return Err(p.in_column_order(&row));
-    }
     let siret = coll_siret.unwrap_or_default();
     Ok(Draft {
         line: row.line,
@@ -134,6 +132,8 @@ fn dataset(row: Cells) -> Result<Draft, Vec<crate::RowError>> {
             .map(|(model, col)| (*model, col.to_string(), row.get(col).to_string()))
             .collect(),
         rename: None,
+        order: row.column_order(),
+        problems: p,
     })
 }
 

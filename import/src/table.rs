@@ -25,13 +25,17 @@ impl Cells {
             .map_or("", String::as_str)
     }
 
-    /// Where a column is in the file (columns absent from it last).
-    pub(crate) fn position_of(&self, column: &str) -> usize {
-        self.columns
+    /// The columns the format reads, in the file's order (those absent
+    /// from it last): how a row's problems are listed.
+    pub(crate) fn column_order(&self) -> Vec<String> {
+        let mut order: Vec<(usize, &str)> = self
+            .columns
             .iter()
-            .position(|c| *c == column)
-            .and_then(|i| self.positions[i])
-            .unwrap_or(usize::MAX)
+            .zip(self.positions.iter())
+            .map(|(c, at)| (at.unwrap_or(usize::MAX), *c))
+            .collect();
+        order.sort();
+        order.into_iter().map(|(_, c)| c.to_string()).collect()
     }
 }
 

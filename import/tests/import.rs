@@ -91,14 +91,15 @@ fn bibliotheque_rows_import_around_the_bad_ones_with_right_lines() {
     let parsed = import(Format::BibliothequeIa, "bibliotheque-ia.csv");
     // Line 3 holds a name spanning lines 3-4; lines 9-11 a description on
     // three lines: the rows after them still report where they start.
+    // Line 7's unknown audience is a warning: the row is imported.
     assert_eq!(
         lines(&parsed),
-        [2, 3, 9, 12],
+        [2, 3, 7, 9, 12],
         "errors: {:#?}",
         parsed.errors
     );
     let error_lines: Vec<usize> = parsed.errors.iter().map(|e| e.line).collect();
-    assert_eq!(error_lines, [5, 6, 7, 8], "{:#?}", parsed.errors);
+    assert_eq!(error_lines, [5, 6, 8], "{:#?}", parsed.errors);
 }
 
 #[test]
@@ -233,18 +234,19 @@ fn bibliotheque_errors_name_line_field_value_and_accepted_values() {
     );
     assert!(siret[0].reason.contains("Luhn"), "{}", siret[0].reason);
 
-    // One bad item of a comma-joined list is named alone.
-    let audience = errors_at(&parsed, 7);
-    assert_eq!(audience.len(), 1, "{audience:#?}");
+    // One unknown item of a comma-joined list is named alone, as a
+    // warning: the known one is kept, the other kept as written.
+    let r = row(&parsed, 7);
+    assert_eq!(r.warnings.len(), 1, "{:#?}", r.warnings);
+    let w = &r.warnings[0];
     assert_eq!(
-        (audience[0].field.as_str(), audience[0].value.as_str()),
-        ("Audience", "Touristes")
+        (w.line, w.field.as_str(), w.value.as_str()),
+        (7, "Audience", "Touristes")
     );
-    assert!(
-        audience[0].reason.contains("grand_public"),
-        "{}",
-        audience[0].reason
-    );
+    assert!(w.reason.contains("kept as written"), "{}", w.reason);
+    assert_eq!(project(r).audiences, [Audience::GeneralPublic]);
+    let provenance = r.records[0].provenance.as_ref().unwrap();
+    assert_eq!(provenance.as_written["Audience"], "Touristes");
 
     // A rule of the model (two sub-themes at most) is reported on the column.
     let sub = errors_at(&parsed, 8);
@@ -256,15 +258,27 @@ fn bibliotheque_errors_name_line_field_value_and_accepted_values() {
 
 #[test]
 fn every_problem_of_a_row_is_reported_at_once() {
-    let csv = "Nom_collectivite,Nom_du_projet,SIRET,Statut_du_projet,Description_service,Latitude,Longitude,Date_de_demarrage\n\
-               Colomiers,Chatbot,21310149600016,Suspendu,Un chatbot.,nord,\"1,35\",hier\n";
+    // Reading problems (SIRET, status, latitude, date) and the record's own
+    // rules (a name too long, three sub-themes) together.
+    let long = "N".repeat(501);
+    let csv = format!(
+        "Nom_collectivite,Nom_du_projet,SIRET,Statut_du_projet,Description_service,Latitude,Longitude,Date_de_demarrage,Sous_Theme\n\
+         Colomiers,{long},21310149600016,Suspendu,Un chatbot.,nord,\"1,35\",hier,\"a, b, c\"\n"
+    );
     let parsed = parse(Format::BibliothequeIa, "x.csv", csv.as_bytes()).unwrap();
     assert!(parsed.rows.is_empty());
     let fields: Vec<&str> = parsed.errors.iter().map(|e| e.field.as_str()).collect();
     // In the order of the file's columns.
     assert_eq!(
         fields,
-        ["SIRET", "Statut_du_projet", "Latitude", "Date_de_demarrage"]
+        [
+            "Nom_du_projet",
+            "SIRET",
+            "Statut_du_projet",
+            "Latitude",
+            "Date_de_demarrage",
+            "Sous_Theme"
+        ]
     );
     assert!(parsed.errors.iter().all(|e| e.line == 2));
 }
@@ -272,20 +286,24 @@ fn every_problem_of_a_row_is_reported_at_once() {
 #[test]
 fn model_rules_point_at_the_source_column() {
     let csv = "Nom_collectivite,Nom_du_projet,SIRET,Statut_du_projet,Description_service,URL_Service,Latitude\n\
-               Colomiers,Chatbot,21310149600015,Terminé,Un chatbot.,intranet/chatbot,\n\
+               Colomiers,Chatbot,21310149600015,Terminé,Un chatbot.,accès interne uniquement,\n\
                Colomiers,Carte,21310149600015,Terminé,Une carte.,,\"43,61\"\n";
     let parsed = parse(Format::BibliothequeIa, "x.csv", csv.as_bytes()).unwrap();
-    assert!(parsed.rows.is_empty());
-    let url = &parsed.errors[0];
+    // A note where an address is expected is kept as a note, with a warning.
+    assert_eq!(lines(&parsed), [2]);
+    let r = row(&parsed, 2);
+    assert_eq!(project(r).website, None);
     assert_eq!(
-        (url.line, url.field.as_str(), url.value.as_str()),
-        (2, "URL_Service", "intranet/chatbot")
+        r.warnings[0].to_string(),
+        "line 2: field `URL_Service`: 'accès interne uniquement' is not a web address \
+         (http:// or https://): kept as a note, the address left empty"
     );
     assert_eq!(
-        url.to_string(),
-        "line 2: field `URL_Service`: 'intranet/chatbot' is not an http(s) URL such as https://example.fr/page"
+        r.records[0].provenance.as_ref().unwrap().as_written["URL_Service"],
+        "accès interne uniquement"
     );
-    let lat = &parsed.errors[1];
+    // A rule of the record refuses the row, on the column.
+    let lat = &parsed.errors[0];
     assert_eq!((lat.line, lat.field.as_str()), (3, "Latitude"));
     assert!(lat.reason.contains("give both"), "{}", lat.reason);
 }
@@ -304,7 +322,12 @@ fn headers_are_matched_forgiving_case_accents_and_spaces() {
 #[test]
 fn scdl_with_semicolons_bom_and_crlf() {
     let parsed = import(Format::ScdlCatalogue, "scdl-catalogue.csv");
-    assert_eq!(lines(&parsed), [2, 3, 10], "errors: {:#?}", parsed.errors);
+    assert_eq!(
+        lines(&parsed),
+        [2, 3, 6, 10],
+        "errors: {:#?}",
+        parsed.errors
+    );
 
     let r = row(&parsed, 2);
     assert_eq!(r.source_identifier, "24310051800014:budget-primitif-2024");
@@ -387,30 +410,26 @@ fn scdl_with_semicolons_bom_and_crlf() {
 #[test]
 fn scdl_errors() {
     let parsed = import(Format::ScdlCatalogue, "scdl-catalogue.csv");
-    let granularity = errors_at(&parsed, 6);
-    assert_eq!(granularity.len(), 1, "{granularity:#?}");
+    // "Canton", in SCDL's list, is a granularity.
+    let canton = dataset(row(&parsed, 6));
     assert_eq!(
-        (granularity[0].field.as_str(), granularity[0].value.as_str()),
-        ("COUV_SPAT_MAILLE", "Canton")
+        canton.spatial.as_ref().unwrap().granularity,
+        Some(SpatialGranularity::Canton)
     );
-    assert!(
-        granularity[0].reason.contains("spatial granularity"),
-        "{}",
-        granularity[0].reason
-    );
-    assert!(
-        granularity[0].reason.contains("commune"),
-        "{}",
-        granularity[0].reason
-    );
+    assert!(row(&parsed, 6).warnings.is_empty());
 
-    let line7: Vec<(&str, &str)> = errors_at(&parsed, 7)
+    // A date that is no date refuses the row; its frequency outside the
+    // vocabulary, alone only a warning, is listed with it, marked so.
+    let line7: Vec<(&str, &str, bool)> = errors_at(&parsed, 7)
         .iter()
-        .map(|e| (e.field.as_str(), e.value.as_str()))
+        .map(|e| (e.field.as_str(), e.value.as_str(), e.warning))
         .collect();
     assert_eq!(
         line7,
-        [("FREQ_MAJ", "Quand nécessaire"), ("DATE_MAJ", "31/02/2024")]
+        [
+            ("FREQ_MAJ", "Quand nécessaire", true),
+            ("DATE_MAJ", "31/02/2024", false)
+        ]
     );
     assert!(errors_at(&parsed, 7)[1].reason.contains("YYYY-MM-DD"));
 
@@ -441,7 +460,7 @@ fn scdl_errors() {
         "{}",
         shifted[0]
     );
-    assert_eq!(parsed.errors.len(), 5);
+    assert_eq!(parsed.errors.len(), 4);
 }
 
 #[test]
@@ -491,7 +510,7 @@ fn scdl_collectivity_siret_is_checked() {
 #[test]
 fn etalab_catalogue() {
     let parsed = import(Format::EtalabCatalogue, "etalab-catalogue.csv");
-    assert_eq!(lines(&parsed), [2, 3, 4], "errors: {:#?}", parsed.errors);
+    assert_eq!(lines(&parsed), [2, 3, 4, 6], "errors: {:#?}", parsed.errors);
 
     let r = row(&parsed, 2);
     assert_eq!(
@@ -575,12 +594,15 @@ fn etalab_errors() {
     );
     assert!(dup[0].reason.contains("as line 2"), "{}", dup[0].reason);
 
-    let freq = errors_at(&parsed, 6);
+    // A frequency outside the vocabulary: read as unknown, kept as written.
+    let r = row(&parsed, 6);
+    let freq = &r.warnings[0];
     assert_eq!(
-        (freq[0].field.as_str(), freq[0].value.as_str()),
+        (freq.field.as_str(), freq.value.as_str()),
         ("freq_maj", "Quand nécessaire")
     );
-    assert!(freq[0].reason.contains("monthly"), "{}", freq[0].reason);
+    assert!(freq.reason.contains("read as 'unknown'"), "{}", freq.reason);
+    assert_eq!(dataset(r).frequency, Some(Frequency::Unknown));
 
     let siret = errors_at(&parsed, 7);
     assert_eq!(
@@ -588,7 +610,7 @@ fn etalab_errors() {
         ("siret_orga", "213100696")
     );
     assert!(siret[0].reason.contains("14 digits"), "{}", siret[0].reason);
-    assert_eq!(parsed.errors.len(), 3);
+    assert_eq!(parsed.errors.len(), 2);
 }
 
 // ---------------------------------------------------------------- DCAT JSON-LD
@@ -713,34 +735,28 @@ fn datagouv_paged_catalogue_last_page() {
     let bytes = fixture("datagouv-catalog-page2.jsonld");
     assert_eq!(next_page(&bytes), None);
     let parsed = import(Format::DcatJsonLd, "datagouv-catalog-page2.jsonld");
-    assert!(parsed.rows.is_empty());
+    // No description: refused. A licence named by no known name and no URI:
+    // read as "other", kept as written, with a warning.
+    assert_eq!(lines(&parsed), [2]);
     let got: Vec<(usize, &str, &str)> = parsed
         .errors
         .iter()
         .map(|e| (e.line, e.field.as_str(), e.value.as_str()))
         .collect();
-    assert_eq!(
-        got,
-        [
-            (1, "description", ""),
-            (2, "license", "Licence maison de la mairie")
-        ]
-    );
+    assert_eq!(got, [(1, "description", "")]);
     assert!(
         parsed.errors[0].reason.contains("required"),
         "{}",
         parsed.errors[0].reason
     );
-    assert!(
-        parsed.errors[1].reason.contains("etalab-2.0"),
-        "{}",
-        parsed.errors[1].reason
+    let r = row(&parsed, 2);
+    assert_eq!(dataset(r).licence, Some(LicenceRef::Known(Licence::Other)));
+    let w = &r.warnings[0];
+    assert_eq!(
+        (w.field.as_str(), w.value.as_str()),
+        ("license", "Licence maison de la mairie")
     );
-    assert!(
-        parsed.errors[1].reason.contains("URI"),
-        "{}",
-        parsed.errors[1].reason
-    );
+    assert!(w.reason.contains("read as 'other'"), "{}", w.reason);
 }
 
 #[test]

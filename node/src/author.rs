@@ -748,6 +748,7 @@ mod tests {
                 source: Some("catalogue.csv".into()),
                 source_identifier: Some(record_id.into()),
                 on_behalf_of: None,
+                as_written: Default::default(),
             }),
             ..draft(
                 record_id,

@@ -4,6 +4,8 @@
 //! dataset.json`, `maillage get --json`): a record is one flat JSON object with
 //! `kind`, `record_id`, optional `version` and `visibility`, and the body's fields.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::envelope::PublicKey;
@@ -289,6 +291,11 @@ pub struct Provenance {
     pub source_identifier: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_behalf_of: Option<Agent>,
+    /// What the source wrote that the fields do not hold as written (a value
+    /// outside a vocabulary, read as the nearest known one; a note where an
+    /// address was expected), by source field.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub as_written: BTreeMap<String, String>,
 }
 
 /// A licence: one of the known ones (by its canonical id), or a URI.
@@ -845,8 +852,36 @@ impl Record {
         self.validate_draft()
     }
 
+    /// Every rule a draft breaks, in the order `validate_draft` checks them
+    /// (its error is the first): an import reports them all at once. A
+    /// dataset's and a project's fields are each checked; within other
+    /// kinds, and within one distribution, contact or agent, the first
+    /// problem only.
+    pub fn draft_problems(&self) -> Vec<ValidationError> {
+        let mut out = Vec::new();
+        let record_level = self.record_level_problem();
+        out.extend(record_level.err());
+        match &self.body {
+            Body::Dataset(d) => dataset_problems(d, &mut out),
+            Body::Project(p) => project_problems(p, &mut out),
+            _ => {
+                if out.is_empty() {
+                    out.extend(self.validate_draft().err());
+                }
+            }
+        }
+        out
+    }
+
     /// Like `validate`, but allows version 0 and issued_at 0 ("fill in for me").
     pub fn validate_draft(&self) -> Result<(), ValidationError> {
+        self.record_level_problem()?;
+        self.validate_body()
+    }
+
+    /// The rules of the record around its body: its id, date, audience and
+    /// provenance.
+    fn record_level_problem(&self) -> Result<(), ValidationError> {
         validate_record_id(&self.record_id)?;
         if self.issued_at_ms < 0 {
             return Err(ValidationError::new("issued_at", "must not be before 1970"));
@@ -862,6 +897,10 @@ impl Record {
         if let Some(p) = &self.provenance {
             validate_provenance(p).map_err(|e| e.within("provenance"))?;
         }
+        Ok(())
+    }
+
+    fn validate_body(&self) -> Result<(), ValidationError> {
         match &self.body {
             Body::Organisation(o) => validate_organisation(o),
             Body::Dataset(d) => validate_dataset(d),
@@ -946,47 +985,71 @@ fn validate_organisation(o: &Organisation) -> Result<(), ValidationError> {
 }
 
 fn validate_dataset(d: &Dataset) -> Result<(), ValidationError> {
-    required("title", &d.title, MAX_TITLE_CHARS)?;
-    required("description", &d.description, MAX_TEXT_CHARS)?;
-    short_list("keywords", &d.keywords)?;
-    short_list("themes", &d.themes)?;
-    optional("identifier", &d.identifier, MAX_SHORT_CHARS)?;
-    url("landing_page", &d.landing_page)?;
-    each("distributions", &d.distributions, validate_distribution)?;
+    first(|out| dataset_problems(d, out))
+}
+
+/// Every rule `d` breaks, in the order `validate_dataset` checks them.
+fn dataset_problems(d: &Dataset, out: &mut Vec<ValidationError>) {
+    let mut check = |r: Result<(), ValidationError>| out.extend(r.err());
+    check(required("title", &d.title, MAX_TITLE_CHARS));
+    check(required("description", &d.description, MAX_TEXT_CHARS));
+    check(short_list("keywords", &d.keywords));
+    check(short_list("themes", &d.themes));
+    check(optional("identifier", &d.identifier, MAX_SHORT_CHARS));
+    check(url("landing_page", &d.landing_page));
+    check(each(
+        "distributions",
+        &d.distributions,
+        validate_distribution,
+    ));
     if let Some(p) = &d.publisher {
-        validate_agent(p).map_err(|e| e.within("publisher"))?;
+        check(validate_agent(p).map_err(|e| e.within("publisher")));
     }
     if let Some(c) = &d.contact_point {
-        validate_contact(c).map_err(|e| e.within("contact_point"))?;
+        check(validate_contact(c).map_err(|e| e.within("contact_point")));
     }
     if let Some(sp) = &d.spatial {
         if sp.insee_codes.len() > MAX_LONG_LIST_LEN {
-            return Err(too_many(
+            check(Err(too_many(
                 "spatial.insee_codes",
                 sp.insee_codes.len(),
                 MAX_LONG_LIST_LEN,
-            ));
+            )));
+        } else {
+            for (i, code) in sp.insee_codes.iter().enumerate() {
+                check(
+                    territory_code(code)
+                        .map_err(|e| e.within(&format!("spatial.insee_codes[{i}]"))),
+                );
+            }
         }
-        for (i, code) in sp.insee_codes.iter().enumerate() {
-            territory_code(code).map_err(|e| e.within(&format!("spatial.insee_codes[{i}]")))?;
-        }
-        optional("spatial.label", &sp.label, MAX_TITLE_CHARS)?;
+        check(optional("spatial.label", &sp.label, MAX_TITLE_CHARS));
     }
     if let Some(t) = &d.temporal {
-        date("temporal.start", &t.start)?;
-        date("temporal.end", &t.end)?;
+        let start = date("temporal.start", &t.start);
+        let end = date("temporal.end", &t.end);
+        let both_dates = start.is_ok() && end.is_ok();
+        check(start);
+        check(end);
         if let (Some(a), Some(b)) = (&t.start, &t.end)
-            && b[..10.min(b.len())] < a[..10.min(a.len())]
+            && both_dates
+            && b.get(..10).unwrap_or(b) < a.get(..10).unwrap_or(a)
         {
-            return Err(ValidationError::new(
+            check(Err(ValidationError::new(
                 "temporal.end",
                 format!("'{b}' is before the start '{a}'"),
-            ));
+            )));
         }
     }
-    date("issued", &d.issued)?;
-    date("modified", &d.modified)?;
-    Ok(())
+    check(date("issued", &d.issued));
+    check(date("modified", &d.modified));
+}
+
+/// The first of the problems `collect` finds.
+fn first(collect: impl FnOnce(&mut Vec<ValidationError>)) -> Result<(), ValidationError> {
+    let mut out = Vec::new();
+    collect(&mut out);
+    out.into_iter().next().map_or(Ok(()), Err)
 }
 
 fn validate_distribution(x: &Distribution) -> Result<(), ValidationError> {
@@ -1010,36 +1073,54 @@ fn validate_distribution(x: &Distribution) -> Result<(), ValidationError> {
 }
 
 fn validate_project(p: &Project) -> Result<(), ValidationError> {
-    required("name", &p.name, MAX_TITLE_CHARS)?;
-    required("description", &p.description, MAX_TEXT_CHARS)?;
+    first(|out| project_problems(p, out))
+}
+
+/// Every rule `p` breaks, in the order `validate_project` checks them.
+fn project_problems(p: &Project, out: &mut Vec<ValidationError>) {
+    let mut check = |r: Result<(), ValidationError>| out.extend(r.err());
+    check(required("name", &p.name, MAX_TITLE_CHARS));
+    check(required("description", &p.description, MAX_TEXT_CHARS));
     if p.abandon_reason.is_some() && p.status != ProjectStatus::Abandonne {
-        return Err(ValidationError::new(
+        check(Err(ValidationError::new(
             "abandon_reason",
             "only an abandoned project (status \"abandonne\") has an abandon reason",
-        ));
+        )));
     }
-    optional("abandon_reason", &p.abandon_reason, MAX_SHORT_CHARS)?;
+    check(optional(
+        "abandon_reason",
+        &p.abandon_reason,
+        MAX_SHORT_CHARS,
+    ));
     if let Some(date) = &p.start_date {
-        validate_start_date(date)?;
+        check(validate_start_date(date));
     }
-    url("website", &p.website)?;
-    optional("organisation_name", &p.organisation_name, MAX_TITLE_CHARS)?;
+    check(url("website", &p.website));
+    check(optional(
+        "organisation_name",
+        &p.organisation_name,
+        MAX_TITLE_CHARS,
+    ));
     if let Some(siret) = &p.siret {
-        siren::parse_siret(siret).map_err(|e| ValidationError::new("siret", e.to_string()))?;
+        check(
+            siren::parse_siret(siret)
+                .map(|_| ())
+                .map_err(|e| ValidationError::new("siret", e.to_string())),
+        );
     }
-    short_list("partners", &p.partners)?;
+    check(short_list("partners", &p.partners));
     if p.sub_themes.len() > 2 {
-        return Err(ValidationError::new(
+        check(Err(ValidationError::new(
             "sub_themes",
             format!(
                 "has {} entries; a project has at most two sub-themes",
                 p.sub_themes.len()
             ),
-        ));
+        )));
     }
-    short_list("sub_themes", &p.sub_themes)?;
+    check(short_list("sub_themes", &p.sub_themes));
     if p.audiences.len() > MAX_LIST_LEN {
-        return Err(too_many("audiences", p.audiences.len(), MAX_LIST_LEN));
+        check(Err(too_many("audiences", p.audiences.len(), MAX_LIST_LEN)));
     }
     for (name, text) in [
         ("proportionality", &p.proportionality),
@@ -1049,37 +1130,39 @@ fn validate_project(p: &Project) -> Result<(), ValidationError> {
         ("legal_basis", &p.legal_basis),
         ("monitoring", &p.monitoring),
     ] {
-        optional(name, text, MAX_TEXT_CHARS)?;
+        check(optional(name, text, MAX_TEXT_CHARS));
     }
-    optional("dpia_reference", &p.dpia_reference, MAX_SHORT_CHARS)?;
-    each("links", &p.links, validate_link)?;
+    check(optional(
+        "dpia_reference",
+        &p.dpia_reference,
+        MAX_SHORT_CHARS,
+    ));
+    check(each("links", &p.links, validate_link));
     match (p.latitude, p.longitude) {
         (None, None) => {}
         (Some(lat), Some(lon)) => {
             if !(-90.0..=90.0).contains(&lat) {
-                return Err(ValidationError::new(
+                check(Err(ValidationError::new(
                     "latitude",
                     format!("{lat} is not a latitude in degrees (-90 to 90)"),
-                ));
+                )));
             }
             if !(-180.0..=180.0).contains(&lon) {
-                return Err(ValidationError::new(
+                check(Err(ValidationError::new(
                     "longitude",
                     format!("{lon} is not a longitude in degrees (-180 to 180)"),
-                ));
+                )));
             }
         }
-        _ => {
-            return Err(ValidationError::new(
-                "latitude",
-                "latitude and longitude go together: give both or neither",
-            ));
-        }
+        _ => check(Err(ValidationError::new(
+            "latitude",
+            "latitude and longitude go together: give both or neither",
+        ))),
     }
-    url("logo_url", &p.logo_url)?;
-    url("codebase_url", &p.codebase_url)?;
-    each("datasets", &p.datasets, validate_ref)?;
-    date("last_updated", &p.last_updated)
+    check(url("logo_url", &p.logo_url));
+    check(url("codebase_url", &p.codebase_url));
+    check(each("datasets", &p.datasets, validate_ref));
+    check(date("last_updated", &p.last_updated));
 }
 
 fn validate_project_details(d: &ProjectDetails) -> Result<(), ValidationError> {
@@ -1170,6 +1253,13 @@ fn validate_provenance(p: &Provenance) -> Result<(), ValidationError> {
     optional("source_identifier", &p.source_identifier, MAX_SHORT_CHARS)?;
     if let Some(a) = &p.on_behalf_of {
         validate_agent(a).map_err(|e| e.within("on_behalf_of"))?;
+    }
+    if p.as_written.len() > MAX_LIST_LEN {
+        return Err(too_many("as_written", p.as_written.len(), MAX_LIST_LEN));
+    }
+    for (field, value) in &p.as_written {
+        required("as_written", field, MAX_TITLE_CHARS)?;
+        max_chars(&format!("as_written.{field}"), value, MAX_SHORT_CHARS)?;
     }
     Ok(())
 }

@@ -65,6 +65,30 @@ pub fn normalize(input: &str) -> String {
         .join(" ")
 }
 
+/// What every vocabulary offers, for code that reads any of them.
+pub trait Vocabulary: Sized + Copy + 'static {
+    /// What a value is ("licence", "update frequency").
+    const WHAT: &'static str;
+    fn parse(input: &str) -> Result<Self, UnknownTerm>;
+    fn names_normalized() -> &'static std::collections::HashMap<String, Self>;
+    fn as_str(self) -> &'static str;
+
+    /// The value a text that is none of the names most likely means: the one
+    /// whose name, as whole words, is the longest found in it ("Annuelle ou
+    /// plusieurs fois par an" is "Annuelle"; "Licence Ouverte v2.0 (Etalab)"
+    /// is "Licence Ouverte v2.0"). None when no name is in it.
+    fn nearest(input: &str) -> Option<Self> {
+        let wanted = format!(" {} ", normalize(input));
+        Self::names_normalized()
+            .iter()
+            .filter(|(name, _)| !name.is_empty() && wanted.contains(&format!(" {name} ")))
+            // Longest name first, then the smaller name: the same answer
+            // whatever the table's order.
+            .max_by(|(a, _), (b, _)| a.len().cmp(&b.len()).then_with(|| b.cmp(a)))
+            .map(|(_, v)| *v)
+    }
+}
+
 macro_rules! vocabulary {
     (
         $(#[$meta:meta])*
@@ -107,16 +131,29 @@ macro_rules! vocabulary {
                 [self.as_str(), self.label()].into_iter().chain(self.aliases().iter().copied())
             }
 
+            /// Every name of every value, normalized: parsed once, then
+            /// looked up (an import reads this for every cell).
+            fn table() -> &'static std::collections::HashMap<String, $name> {
+                static TABLE: std::sync::OnceLock<std::collections::HashMap<String, $name>> =
+                    std::sync::OnceLock::new();
+                TABLE.get_or_init(|| {
+                    let mut table = std::collections::HashMap::new();
+                    for v in Self::ALL {
+                        for n in v.names() {
+                            // The first value to claim a name keeps it.
+                            table.entry(normalize(n)).or_insert(*v);
+                        }
+                    }
+                    table
+                })
+            }
+
             /// Parses a value as people write it: the canonical value, the
             /// French label, or a known alias, forgiving case and accents.
             pub fn parse(input: &str) -> Result<$name, UnknownTerm> {
                 let wanted = normalize(input);
-                if !wanted.is_empty() {
-                    for v in Self::ALL {
-                        if v.names().any(|n| normalize(n) == wanted) {
-                            return Ok(*v);
-                        }
-                    }
+                if let Some(v) = Self::table().get(&wanted) {
+                    return Ok(*v);
                 }
                 Err(UnknownTerm {
                     value: input.to_string(),
@@ -127,6 +164,19 @@ macro_rules! vocabulary {
                         .collect::<Vec<_>>()
                         .join(", "),
                 })
+            }
+        }
+
+        impl Vocabulary for $name {
+            const WHAT: &'static str = $what;
+            fn parse(input: &str) -> Result<Self, UnknownTerm> {
+                $name::parse(input)
+            }
+            fn names_normalized() -> &'static std::collections::HashMap<String, Self> {
+                $name::table()
+            }
+            fn as_str(self) -> &'static str {
+                $name::as_str(self)
             }
         }
 
@@ -193,27 +243,29 @@ vocabulary! {
     Frequency, "update frequency" {
         Unknown = 1, "unknown", "Inconnue", ["inconnu", "non renseigné"];
         Punctual = 2, "punctual", "Ponctuelle", ["ponctuel", "une fois", "never", "jamais"];
-        Continuous = 3, "continuous", "En continu", ["continue", "temps réel", "real time", "cont"];
+        Continuous = 3, "continuous", "En continu", ["continue", "continuelle", "temps réel", "real time", "cont", "update_cont"];
         Hourly = 4, "hourly", "Toutes les heures", ["horaire"];
         Semidaily = 5, "semidaily", "Deux fois par jour", ["daily_2", "biquotidienne"];
-        Daily = 6, "daily", "Quotidienne", ["quotidien", "journalière", "journalier", "jour"];
+        Daily = 6, "daily", "Quotidienne", ["quotidien", "journalière", "journalier", "jour",
+            "Quotidienne ou plusieurs fois par jour"];
         Semiweekly = 7, "semiweekly", "Deux fois par semaine", ["weekly_2"];
         ThreeTimesAWeek = 8, "three_times_a_week", "Trois fois par semaine", ["threeTimesAWeek", "weekly_3"];
-        Weekly = 9, "weekly", "Hebdomadaire", ["semaine"];
+        Weekly = 9, "weekly", "Hebdomadaire", ["semaine", "Hebdomadaire ou plusieurs fois par semaine"];
         Biweekly = 10, "biweekly", "Toutes les deux semaines", ["quinzaine", "tous les quinze jours"];
         ThreeTimesAMonth = 11, "three_times_a_month", "Trois fois par mois", ["threeTimesAMonth", "monthly_3"];
         // "Bimensuel" is twice a month in French, not every two months.
         Semimonthly = 12, "semimonthly", "Deux fois par mois", ["monthly_2", "bimensuelle"];
-        Monthly = 13, "monthly", "Mensuelle", ["mensuel", "mois"];
+        Monthly = 13, "monthly", "Mensuelle", ["mensuel", "mois", "Mensuelle ou plusieurs fois par mois"];
         Bimonthly = 14, "bimonthly", "Bimestrielle", ["bimestriel", "tous les deux mois"];
         Quarterly = 15, "quarterly", "Trimestrielle", ["trimestriel", "trimestre"];
         ThreeTimesAYear = 16, "three_times_a_year", "Trois fois par an", ["threeTimesAYear", "annual_3", "quadrimestrielle"];
         Semiannual = 17, "semiannual", "Semestrielle", ["semestriel", "annual_2", "deux fois par an"];
-        Annual = 18, "annual", "Annuelle", ["annuel", "an", "année", "yearly"];
+        Annual = 18, "annual", "Annuelle", ["annuel", "an", "année", "yearly", "Annuelle ou plusieurs fois par an"];
         Biennial = 19, "biennial", "Tous les deux ans", ["biennale"];
         Triennial = 20, "triennial", "Tous les trois ans", ["triennale"];
         Quinquennial = 21, "quinquennial", "Tous les cinq ans", ["quinquennale"];
-        Irregular = 22, "irregular", "Irrégulière", ["irrégulier", "irreg", "au fil de l'eau", "variable"];
+        Irregular = 22, "irregular", "Irrégulière", ["irrégulier", "irreg", "au fil de l'eau", "variable",
+            "sans régularité"];
     }
 }
 
@@ -254,12 +306,15 @@ vocabulary! {
         Etalab2 = 1, "etalab-2.0", "Licence Ouverte 2.0",
             ["Licence Ouverte / Open Licence version 2.0", "Licence Ouverte v2.0", "LO 2.0",
              "Licence Ouverte", "Open Licence 2.0", "etalab", "lov2", "LO-2.0",
+             // The SCDL catalogue's values (its specification, then its schema).
+             "LO - Licence Ouverte", "Licence Ouverte-LO", "LO",
              "https://www.etalab.gouv.fr/wp-content/uploads/2017/04/ETALAB-Licence-Ouverte-v2.0.pdf",
              "https://www.etalab.gouv.fr/licence-ouverte-open-licence/"];
         Etalab1 = 2, "etalab-1.0", "Licence Ouverte 1.0",
             ["Licence Ouverte / Open Licence", "Licence Ouverte v1.0", "LO 1.0", "fr-lo"];
         Odbl = 3, "odbl", "Open Database License (ODbL)",
             ["ODbL", "ODbL 1.0", "ODbL-1.0", "odc-odbl", "Open Database License",
+             "ODbL - Open Database License", "Open Database License-ODBL",
              "http://opendatacommons.org/licenses/odbl/summary/",
              "http://opendatacommons.org/licenses/odbl/1.0/"];
         OdcBy = 4, "odc-by", "Open Data Commons Attribution (ODC-By)", ["ODC-BY 1.0"];
@@ -270,7 +325,11 @@ vocabulary! {
             ["CC-BY-SA", "CC BY-SA 4.0", "cc-by-sa", "http://creativecommons.org/licenses/by-sa/4.0/"];
         Cc0 = 8, "cc0-1.0", "Creative Commons Zéro (CC0)",
             ["CC0", "cc-zero", "domaine public", "http://creativecommons.org/publicdomain/zero/1.0/"];
-        Other = 9, "other", "Autre licence", ["autre", "other-at", "other-open"];
+        Other = 9, "other", "Autre licence", ["autre", "other-at", "other-open", "notspecified",
+            "Spécifique ou autre", "spécifique", "licence spécifique"];
+        // "CC - Creative Commons" says no more than that (SCDL).
+        CreativeCommons = 10, "cc", "Creative Commons (sans précision)",
+            ["Creative Commons", "CC - Creative Commons", "Creative Commons-CC"];
     }
 }
 
@@ -288,7 +347,7 @@ impl Licence {
             Licence::CcBy => "https://creativecommons.org/licenses/by/4.0/",
             Licence::CcBySa => "https://creativecommons.org/licenses/by-sa/4.0/",
             Licence::Cc0 => "https://creativecommons.org/publicdomain/zero/1.0/",
-            Licence::Other => return None,
+            Licence::Other | Licence::CreativeCommons => return None,
         })
     }
 }
@@ -306,6 +365,7 @@ vocabulary! {
         Parcelle = 8, "parcelle", "Parcelle", ["cadastre", "parcellaire"];
         Adresse = 9, "adresse", "Adresse", ["point", "bâtiment"];
         Autre = 10, "autre", "Autre", ["other"];
+        Canton = 11, "canton", "Canton", ["cantonal"];
     }
 }
 

@@ -262,6 +262,14 @@ pub fn payload_to_proto(r: &Record) -> pb::Payload {
             source: text(&p.source),
             source_identifier: text(&p.source_identifier),
             on_behalf_of: p.on_behalf_of.as_ref().map(agent_to_proto),
+            as_written: p
+                .as_written
+                .iter()
+                .map(|(field, value)| pb::SourceValue {
+                    field: field.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
         }),
         body: Some(body),
     }
@@ -488,12 +496,29 @@ pub fn payload_from_proto(p: pb::Payload) -> Result<Record, ValidationError> {
             reason: r.reason,
         }),
     };
-    let provenance = p.provenance.map(|x| Provenance {
-        source_format: x.source_format,
-        source: non_empty(x.source),
-        source_identifier: non_empty(x.source_identifier),
-        on_behalf_of: x.on_behalf_of.map(agent_from_proto),
-    });
+    let provenance = match p.provenance {
+        None => None,
+        Some(x) => {
+            // One encoding per record: fields in order, each once.
+            if x.as_written.windows(2).any(|w| w[0].field >= w[1].field) {
+                return Err(ValidationError::new(
+                    "provenance.as_written",
+                    "must name each source field once, in order",
+                ));
+            }
+            Some(Provenance {
+                source_format: x.source_format,
+                source: non_empty(x.source),
+                source_identifier: non_empty(x.source_identifier),
+                on_behalf_of: x.on_behalf_of.map(agent_from_proto),
+                as_written: x
+                    .as_written
+                    .into_iter()
+                    .map(|v| (v.field, v.value))
+                    .collect(),
+            })
+        }
+    };
     Ok(Record {
         record_id: p.record_id,
         version: p.version,

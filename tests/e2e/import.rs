@@ -105,7 +105,8 @@ fn import_reports_bad_rows_updates_on_reimport_and_withdraws_what_left() {
         rejected[1]["error"].as_str().unwrap().contains("SIRET"),
         "{report}"
     );
-    assert!(stderr.contains("rejected"), "{stderr}");
+    assert!(stderr.contains("refused"), "{stderr}");
+    assert_eq!(report["refused_rows"], 2, "{report}");
 
     let projects = current_projects(&dir);
     assert_eq!(projects.len(), 2);
