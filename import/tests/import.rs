@@ -1081,3 +1081,97 @@ fn drafts_are_public_and_carry_their_provenance() {
         agent("Toulouse Métropole", Some("243100518"))
     );
 }
+
+// ---------------------------------------------------------------- specifications
+
+/// A catalogue written to the SCDL specification and schema, every value
+/// of their lists in it, imports with no refusal and no warning.
+#[test]
+fn a_catalogue_written_to_the_scdl_specification_imports_as_written() {
+    let parsed = import(Format::ScdlCatalogue, "scdl-specification.csv");
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    assert_eq!(parsed.rows.len(), 17);
+    for r in &parsed.rows {
+        assert!(r.warnings.is_empty(), "{:#?}", r.warnings);
+        let provenance = r.records[0].provenance.as_ref().unwrap();
+        assert!(provenance.as_written.is_empty());
+    }
+    let d = dataset(row(&parsed, 4));
+    assert_eq!(d.licence, Some(LicenceRef::Known(Licence::CreativeCommons)));
+    assert_eq!(d.frequency, Some(Frequency::Irregular));
+    assert_eq!(
+        d.spatial.as_ref().unwrap().granularity,
+        Some(SpatialGranularity::Epci)
+    );
+    assert_eq!(d.keywords, strings(&["urbanisme", "plan local"]));
+    let d = dataset(row(&parsed, 5));
+    assert_eq!(d.licence, Some(LicenceRef::Known(Licence::Other)));
+    assert_eq!(d.frequency, Some(Frequency::Continuous));
+    assert_eq!(
+        d.spatial.as_ref().unwrap().granularity,
+        Some(SpatialGranularity::Canton)
+    );
+    let d = dataset(row(&parsed, 9));
+    assert_eq!(d.frequency, Some(Frequency::Monthly));
+    assert_eq!(d.licence, Some(LicenceRef::Known(Licence::Etalab2)));
+}
+
+/// Etalab's own example of its catalogue schema imports as written.
+#[test]
+fn etalab_s_example_imports_as_written() {
+    let parsed = import(Format::EtalabCatalogue, "etalab-exemple-valide.csv");
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    let r = row(&parsed, 2);
+    assert!(r.warnings.is_empty(), "{:#?}", r.warnings);
+    let d = dataset(r);
+    assert_eq!(d.frequency, Some(Frequency::Annual));
+    assert_eq!(d.licence, Some(LicenceRef::Known(Licence::Etalab2)));
+    assert_eq!(
+        r.organisation,
+        agent(
+            "Institut national de l'information géographique et forestière",
+            Some("180067019")
+        )
+    );
+}
+
+/// Values written otherwise than a vocabulary names them are read as the
+/// nearest known value, or the field's fallback, and kept as written.
+#[test]
+fn values_outside_a_vocabulary_are_read_as_the_nearest_and_kept() {
+    let csv = "COLL_NOM,COLL_SIRET,ID,TITRE,DESCRIPTION,LICENCE,FREQ_MAJ,COUV_SPAT_MAILLE,URL\n\
+               Colomiers,21310149600015,a,A,Une.,Licence Ouverte v2.0 (Etalab),\"Mensuelle, parfois plus\",Hameau,intranet seulement\n";
+    let parsed = parse(Format::ScdlCatalogue, "x.csv", csv.as_bytes()).unwrap();
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    let r = &parsed.rows[0];
+    let d = dataset(r);
+    assert_eq!(d.licence, Some(LicenceRef::Known(Licence::Etalab2)));
+    assert_eq!(d.frequency, Some(Frequency::Monthly));
+    assert_eq!(
+        d.spatial.as_ref().unwrap().granularity,
+        Some(SpatialGranularity::Autre)
+    );
+    assert!(d.distributions.is_empty() && d.landing_page.is_none());
+    let warned: Vec<(&str, &str)> = r
+        .warnings
+        .iter()
+        .map(|w| (w.field.as_str(), w.value.as_str()))
+        .collect();
+    // In the order of the columns.
+    assert_eq!(
+        warned,
+        [
+            ("LICENCE", "Licence Ouverte v2.0 (Etalab)"),
+            ("FREQ_MAJ", "Mensuelle, parfois plus"),
+            ("COUV_SPAT_MAILLE", "Hameau"),
+            ("URL", "intranet seulement"),
+        ]
+    );
+    assert!(r.warnings.iter().all(|w| w.warning));
+    assert!(r.warnings[0].reason.contains("read as 'etalab-2.0'"));
+    let kept = &r.records[0].provenance.as_ref().unwrap().as_written;
+    assert_eq!(kept.len(), 4);
+    assert_eq!(kept["COUV_SPAT_MAILLE"], "Hameau");
+    // The record, as kept, is valid and signs like any other.
+    r.records[0].validate_draft().unwrap();
+}

@@ -429,6 +429,8 @@ vocabulary! {
         Collectivities = 7, "collectivites", "Collectivités", ["collectivité", "collectivités territoriales"];
         School = 8, "etablissement_scolaire", "Établissement scolaire", ["établissements scolaires", "écoles", "collèges", "lycées"];
         Health = 9, "etablissement_sante", "Établissement de santé", ["établissements de santé", "hôpitaux", "établissement de santé"];
+        // In the bibliothèque's own export.
+        Developers = 10, "amenageurs", "Aménageurs", ["aménageur", "aménageurs urbains", "promoteurs", "urbanistes"];
     }
 }
 
@@ -652,5 +654,93 @@ mod tests {
             ResourceKind,
             MembershipRole
         );
+    }
+}
+
+#[cfg(test)]
+mod specification_tests {
+    use super::*;
+
+    /// Every value the SCDL catalogue lists (its 2018 specification and its
+    /// schema 0.1.3) and Etalab's catalogue example writes is known as such:
+    /// a file written to them imports without a warning.
+    #[test]
+    fn the_specifications_values_are_known() {
+        use Frequency as F;
+        for (written, want) in [
+            ("Inconnue", F::Unknown),
+            ("Ponctuelle", F::Punctual),
+            ("Sans régularité", F::Irregular),
+            ("Irrégulière", F::Irregular),
+            ("Temps réel", F::Continuous),
+            ("Continuelle", F::Continuous),
+            ("Toutes les heures", F::Hourly),
+            ("Quotidienne ou plusieurs fois par jour", F::Daily),
+            ("Hebdomadaire ou plusieurs fois par semaine", F::Weekly),
+            ("Mensuelle ou plusieurs fois par mois", F::Monthly),
+            ("Bimestrielle", F::Bimonthly),
+            ("Trimestrielle", F::Quarterly),
+            ("Semestrielle", F::Semiannual),
+            ("Annuelle", F::Annual),
+            ("Annuelle ou plusieurs fois par an", F::Annual),
+            ("Biennale", F::Biennial),
+            ("Triennale", F::Triennial),
+            ("Quinquennale", F::Quinquennial),
+        ] {
+            assert_eq!(F::parse(written), Ok(want), "{written}");
+        }
+        use Licence as L;
+        for (written, want) in [
+            ("LO - Licence Ouverte", L::Etalab2),
+            ("Licence Ouverte-LO", L::Etalab2),
+            ("Licence ouverte", L::Etalab2),
+            ("ODbL - Open Database License", L::Odbl),
+            ("Open Database License-ODBL", L::Odbl),
+            ("CC - Creative Commons", L::CreativeCommons),
+            ("Creative Commons-CC", L::CreativeCommons),
+            ("Spécifique ou autre", L::Other),
+        ] {
+            assert_eq!(L::parse(written), Ok(want), "{written}");
+        }
+        use SpatialGranularity as G;
+        for (written, want) in [
+            ("Infracommunale", G::Iris),
+            ("Communale", G::Commune),
+            ("Intercommunale", G::Epci),
+            ("Cantonale", G::Canton),
+            ("Départementale", G::Departement),
+            ("Régionale", G::Region),
+            ("Autre", G::Autre),
+        ] {
+            assert_eq!(G::parse(written), Ok(want), "{written}");
+        }
+        assert_eq!(Audience::parse("Aménageurs"), Ok(Audience::Developers));
+    }
+
+    /// What people write around a known name reads as that name; the
+    /// longest name found wins; nothing found is nothing.
+    #[test]
+    fn the_nearest_value_is_the_longest_name_found() {
+        assert_eq!(
+            Licence::nearest("Licence Ouverte v2.0 (Etalab)"),
+            Some(Licence::Etalab2)
+        );
+        assert_eq!(
+            Licence::nearest("Open Database License (ODbL) Paris"),
+            Some(Licence::Odbl)
+        );
+        assert_eq!(
+            Frequency::nearest("Mensuelle, parfois plus"),
+            Some(Frequency::Monthly)
+        );
+        // "an" is a name of annual; "semestriel" is longer.
+        assert_eq!(
+            Frequency::nearest("semestrielle (deux fois par an)"),
+            Some(Frequency::Semiannual)
+        );
+        assert_eq!(Frequency::nearest("Quand nécessaire"), None);
+        assert_eq!(Licence::nearest(""), None);
+        // Words, not letters: "odbl" is not found in "odblique".
+        assert_eq!(Licence::nearest("odblique"), None);
     }
 }
