@@ -11,7 +11,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use maillage_import::{Format, Parsed};
+use maillage_import::{Format, Options, Parsed};
 use maillage_proto::v1::import_outcome::Result as R;
 use maillage_proto::v1::{
     ImportItem, ImportRequest, ListRequest, StatusRequest, WithdrawMissingRequest,
@@ -81,12 +81,27 @@ impl Outcome {
     }
 }
 
+/// The import options the command line gives.
+pub fn import_options(delimiter: Option<&str>) -> anyhow::Result<Options> {
+    let delimiter = match delimiter {
+        None => None,
+        Some("tab" | "\\t" | "\t") => Some(b'\t'),
+        Some(d) if d.len() == 1 && d != "\"" && d != "\n" && d != "\r" => Some(d.as_bytes()[0]),
+        Some(d) => bail!(
+            "--delimiter '{d}' is not a separator: give one ASCII character (such as ';' or \
+             ','), or \"tab\""
+        ),
+    };
+    Ok(Options { delimiter })
+}
+
 pub async fn import(
     dir: &Path,
     format: &str,
     files: &[PathBuf],
     source: Option<&str>,
     withdraw_missing: bool,
+    options: &Options,
     json_out: bool,
 ) -> anyhow::Result<()> {
     let format = Format::parse(format)?;
@@ -100,6 +115,8 @@ pub async fn import(
     };
     let mut rejected: Vec<Rejected> = Vec::new();
     let mut warned: Vec<Rejected> = Vec::new();
+    // How each file was read, when not as plain UTF-8.
+    let mut notes: Vec<String> = Vec::new();
     // (file, row line, record draft) in source order.
     let mut drafts = Vec::new();
     // record_id → where it was first read, across every file of this run.
@@ -108,8 +125,15 @@ pub async fn import(
     for file in files {
         let name = file.display().to_string();
         let bytes = std::fs::read(file).with_context(|| format!("cannot read {name}"))?;
-        let Parsed { rows: ok, errors } = maillage_import::parse(format, &source, &bytes)
+        let Parsed {
+            rows: ok,
+            errors,
+            notes: read_as,
+        } = maillage_import::parse_with(format, &source, &bytes, options)
             .with_context(|| format!("{name} is not a {} file", format.as_str()))?;
+        for note in read_as {
+            notes.push(format!("{name}: {note}"));
+        }
         rows += ok.len()
             + errors
                 .iter()
@@ -267,6 +291,7 @@ pub async fn import(
     if json_out {
         let report = json!({
             "format": format.as_str(), "source": source, "rows": rows,
+            "notes": notes,
             "created": created, "updated": updated, "unchanged": unchanged,
             "refused_rows": refused_rows,
             "rejected": rejected.iter().map(entry).collect::<Vec<_>>(),
@@ -278,6 +303,9 @@ pub async fn import(
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
+        for note in &notes {
+            eprintln!("{note}");
+        }
         if !rejected.is_empty() {
             eprintln!("refused (not imported):");
             for r in &rejected {

@@ -125,7 +125,9 @@ enum Command {
     /// Import what a collectivity already publishes: FORMAT is scdl (SCDL
     /// catalogue CSV), etalab (schema-catalogue-donnees CSV), bibliotheque-ia
     /// (the bibliothèque des projets IA CSV export) or dcat (DCAT-AP JSON-LD,
-    /// one file per page). Re-importing updates records, never duplicates them.
+    /// one file per page). Tables may be CSV (UTF-8, UTF-16 or Windows-1252;
+    /// ',', ';' or tab) or spreadsheets (.xlsx, .xls, .ods: the first sheet).
+    /// Re-importing updates records, never duplicates them.
     /// A row that cannot become a correct record is refused; a value outside
     /// a vocabulary, or a note where an address is expected, is kept as
     /// written with a warning. Exit status: 0 every row imported as written,
@@ -141,6 +143,10 @@ enum Command {
         /// Withdraw (tombstone) records of this source that it no longer lists.
         #[arg(long)]
         withdraw_missing: bool,
+        /// A CSV's separator (one character; "tab" for a tab); default: the
+        /// one its header uses most among ';', ',' and tab.
+        #[arg(long, value_name = "CHAR")]
+        delimiter: Option<String>,
     },
     /// Write the node's public catalogue as a harvester sees it: DCAT-AP
     /// JSON-LD (default), Turtle, or the public projects as JSON.
@@ -397,13 +403,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         files,
                         source,
                         withdraw_missing,
+                        delimiter,
                     } => {
+                        let options = interop::import_options(delimiter.as_deref())?;
                         interop::import(
                             &dir,
                             &format,
                             &files,
                             source.as_deref(),
                             withdraw_missing,
+                            &options,
                             json,
                         )
                         .await

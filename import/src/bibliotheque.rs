@@ -61,8 +61,12 @@ const SOURCES: &[(&str, &str)] = &[
     ("provenance.source_identifier", "Nom_du_projet"),
 ];
 
-pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, crate::ImportError> {
-    let rows = table::read_csv(bytes, "bibliothèque IA", COLUMNS, REQUIRED)?;
+pub(crate) fn parse(
+    bytes: &[u8],
+    options: &crate::Options,
+    notes: &mut Vec<String>,
+) -> Result<Entries, crate::ImportError> {
+    let rows = table::read_table(bytes, options, "bibliothèque IA", COLUMNS, REQUIRED, notes)?;
     Ok(rows
         .into_iter()
         .map(|row| row.map_err(|e| vec![e]).and_then(project))

@@ -2,6 +2,7 @@
 //! record-id hash, and the row error collector.
 
 use maillage_record::Record;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use maillage_record::model::{
@@ -14,6 +15,67 @@ use serde_json::Value;
 use crate::{ImportError, RowError};
 
 const BOM: &str = "\u{feff}";
+
+/// A table's text, however it was saved: UTF-8 (a byte-order mark
+/// dropped), UTF-16 with its byte-order mark (Excel's "Unicode text"), or
+/// else Windows-1252 (what a French Excel writes by default: "CSV
+/// (séparateur: point-virgule)"), which gives a character for every byte.
+/// The note says how the text was read when it was not UTF-8.
+pub(crate) fn decode_text(bytes: &[u8]) -> Result<(Cow<'_, str>, Option<String>), ImportError> {
+    if let Some(utf16) = bytes
+        .strip_prefix(&[0xFF, 0xFE])
+        .map(|b| (b, u16::from_le_bytes as fn([u8; 2]) -> u16))
+        .or_else(|| {
+            bytes
+                .strip_prefix(&[0xFE, 0xFF])
+                .map(|b| (b, u16::from_be_bytes as fn([u8; 2]) -> u16))
+        })
+    {
+        let (body, unit) = utf16;
+        let units = body
+            .chunks(2)
+            .map(|c| unit([c[0], *c.get(1).unwrap_or(&0)]));
+        let text: Result<String, _> = char::decode_utf16(units).collect();
+        return match text {
+            Ok(t) => Ok((
+                Cow::Owned(t),
+                Some("read as UTF-16 (its byte-order mark says so)".into()),
+            )),
+            Err(_) => Err(ImportError::Encoding {
+                message: "the file starts as UTF-16 but is not valid UTF-16: save it again as \
+                          CSV UTF-8"
+                    .into(),
+            }),
+        };
+    }
+    match decode(bytes) {
+        Ok(text) => Ok((Cow::Borrowed(text), None)),
+        Err(ImportError::NotUtf8 { line, byte }) => Ok((
+            Cow::Owned(bytes.iter().map(|b| windows_1252(*b)).collect()),
+            Some(format!(
+                "read as Windows-1252: the file is not UTF-8 (byte 0x{byte:02X} on line {line}); \
+                 if its accents look wrong, save it as \"CSV UTF-8\" and import it again"
+            )),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// A Windows-1252 byte as a character: Latin-1 but for 0x80-0x9F, where
+/// it has the euro sign, typographic quotes, dashes, œ and Œ... (the five
+/// bytes it leaves undefined are kept as the control characters of the
+/// same value, as browsers read them).
+fn windows_1252(b: u8) -> char {
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8D}', 'Ž',
+        '\u{8F}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9D}',
+        'ž', 'Ÿ',
+    ];
+    match b {
+        0x80..=0x9F => HIGH[usize::from(b - 0x80)],
+        _ => char::from(b),
+    }
+}
 
 /// The file as text, without a UTF-8 byte-order mark.
 pub(crate) fn decode(bytes: &[u8]) -> Result<&str, ImportError> {

@@ -16,6 +16,7 @@ mod dcat;
 mod etalab;
 mod jsonld;
 mod scdl;
+mod spreadsheet;
 mod table;
 
 use std::collections::HashMap;
@@ -201,6 +202,9 @@ impl std::error::Error for RowError {}
 /// What a file gave: the rows imported and the rows refused.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Parsed {
+    /// How the file was read, when it was not plain UTF-8 CSV or JSON (its
+    /// encoding, the sheet of a spreadsheet).
+    pub notes: Vec<String>,
     pub rows: Vec<Row>,
     /// Every problem of every refused row, by line (a row's in the order of
     /// its columns; its warnings among them, marked).
@@ -240,17 +244,43 @@ pub enum ImportError {
     },
     #[error("not a DCAT catalogue: {reason}")]
     NotDcat { reason: String },
+    #[error("{message}")]
+    Encoding { message: String },
+    #[error(
+        "the spreadsheet cannot be read ({message}); save its first sheet as CSV UTF-8 and \
+         import that"
+    )]
+    Spreadsheet { message: String },
+}
+
+/// How to read a file, when its own look is not enough.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// A CSV's separator (`--delimiter`); default: the one its header uses
+    /// most among ';', ',' and tab.
+    pub delimiter: Option<u8>,
 }
 
 /// Reads a source file into record drafts.
 pub fn parse(format: Format, source_name: &str, bytes: &[u8]) -> Result<Parsed, ImportError> {
+    parse_with(format, source_name, bytes, &Options::default())
+}
+
+/// Reads a source file into record drafts, as `options` say.
+pub fn parse_with(
+    format: Format,
+    source_name: &str,
+    bytes: &[u8],
+    options: &Options,
+) -> Result<Parsed, ImportError> {
+    let mut parsed = Parsed::default();
+    let notes = &mut parsed.notes;
     let read = match format {
-        Format::ScdlCatalogue => scdl::parse(bytes)?,
-        Format::EtalabCatalogue => etalab::parse(bytes)?,
-        Format::BibliothequeIa => bibliotheque::parse(bytes)?,
+        Format::ScdlCatalogue => scdl::parse(bytes, options, notes)?,
+        Format::EtalabCatalogue => etalab::parse(bytes, options, notes)?,
+        Format::BibliothequeIa => bibliotheque::parse(bytes, options, notes)?,
         Format::DcatJsonLd => dcat::parse(bytes)?,
     };
-    let mut parsed = Parsed::default();
     // Two rows with one record_id would supersede each other when published:
     // the later one is refused, naming the first.
     let mut seen: HashMap<String, usize> = HashMap::new();

@@ -55,8 +55,12 @@ const SOURCES: &[(&str, &str)] = &[
     ("provenance.source_identifier", "ID"),
 ];
 
-pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, crate::ImportError> {
-    let rows = table::read_csv(bytes, "SCDL catalogue", COLUMNS, REQUIRED)?;
+pub(crate) fn parse(
+    bytes: &[u8],
+    options: &crate::Options,
+    notes: &mut Vec<String>,
+) -> Result<Entries, crate::ImportError> {
+    let rows = table::read_table(bytes, options, "SCDL catalogue", COLUMNS, REQUIRED, notes)?;
     Ok(rows
         .into_iter()
         .map(|row| row.map_err(|e| vec![e]).and_then(dataset))

@@ -1,10 +1,11 @@
-//! Reading a CSV export: separator detection, forgiving header matching,
-//! and the line where each row starts, even when quoted cells span lines.
+//! Reading a table: a CSV export (its encoding and separator detected) or a
+//! spreadsheet's first sheet; forgiving header matching, and the line where
+//! each row starts, even when quoted cells span lines.
 
 use std::rc::Rc;
 
-use crate::common::{decode, slug};
-use crate::{ImportError, RowError};
+use crate::common::{decode_text, slug};
+use crate::{ImportError, Options, RowError, spreadsheet};
 
 /// One CSV row: its cells for the columns a format reads, and where it starts.
 pub(crate) struct Cells {
@@ -39,40 +40,61 @@ impl Cells {
     }
 }
 
-/// Reads a CSV file with a header line. The separator (',', ';' or tab) is the
-/// one the header uses most. Columns are matched forgiving case, accents,
-/// spaces and underscores ("Nom du projet" is `Nom_du_projet`); a `required`
-/// column missing fails the whole file. A row that has more non-empty cells
-/// than the header has columns (a separator inside an unquoted value) is a row
-/// error; rows with every cell empty are skipped.
-pub(crate) fn read_csv(
+/// Reads a table with a header line: a CSV file (UTF-8, with or without a
+/// byte-order mark, UTF-16 with one, or else Windows-1252, what French
+/// spreadsheets write), or the first sheet of a spreadsheet (.xlsx, .xls,
+/// .ods). A CSV's separator is `options.delimiter`, else the one its
+/// header uses most among ';', ',' and tab (a spreadsheet's "sep=" first
+/// line is obeyed). Columns are matched forgiving case, accents, spaces and
+/// underscores ("Nom du projet" is `Nom_du_projet`); a `required` column
+/// missing fails the whole file. A row that has more non-empty cells than
+/// the header has columns (a separator inside an unquoted value) is a row
+/// error; rows with every cell empty are skipped. What was read otherwise
+/// than a plain UTF-8 CSV is said in `notes`.
+pub(crate) fn read_table(
     bytes: &[u8],
+    options: &Options,
     format: &'static str,
     columns: &'static [&'static str],
     required: &[&'static str],
+    notes: &mut Vec<String>,
 ) -> Result<Vec<Result<Cells, RowError>>, ImportError> {
-    let text = decode(bytes)?;
-    let list = |names: &[&str]| names.join(", ");
-    let empty = || ImportError::Empty {
-        expected: list(columns),
+    let (records, separator) = if spreadsheet::is_spreadsheet(bytes) {
+        let (sheet, records) = spreadsheet::first_sheet(bytes)?;
+        notes.push(format!("read the sheet '{sheet}' of the spreadsheet"));
+        (records, None)
+    } else {
+        let (text, encoding) = decode_text(bytes)?;
+        if let Some(note) = encoding {
+            notes.push(note);
+        }
+        let (records, delimiter) = csv_records(&text, options.delimiter)?;
+        (records, Some(delimiter))
     };
-    let header_line = text
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .ok_or_else(empty)?;
+    rows(records, separator, format, columns, required)
+}
+
+/// A table's records: where each starts, and its cells.
+type Records = Vec<(usize, Vec<String>)>;
+
+/// The CSV's records and the separator used.
+fn csv_records(text: &str, delimiter: Option<u8>) -> Result<(Records, u8), ImportError> {
+    let header_line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     // Spreadsheets may write their separator on a first line of its own
-    // ("sep=;"): it is obeyed, and skipped.
+    // ("sep=;"): it is obeyed (unless the user gave one), and skipped.
     let (delimiter, body) = match header_line.trim_end_matches('\r').strip_prefix("sep=") {
         Some(sep) if sep.len() == 1 => {
             // header_line is a slice of text: its offset is a pointer difference.
             let after = header_line.as_ptr() as usize - text.as_ptr() as usize + header_line.len();
-            (sep.as_bytes()[0], after)
+            (delimiter.unwrap_or(sep.as_bytes()[0]), after)
         }
         _ => {
-            let d = [b';', b',', b'\t']
-                .into_iter()
-                .max_by_key(|d| header_line.bytes().filter(|b| b == d).count())
-                .unwrap_or(b',');
+            let d = delimiter.unwrap_or_else(|| {
+                [b';', b',', b'\t']
+                    .into_iter()
+                    .max_by_key(|d| header_line.bytes().filter(|b| b == d).count())
+                    .unwrap_or(b',')
+            });
             (d, 0)
         }
     };
@@ -82,16 +104,33 @@ pub(crate) fn read_csv(
         .has_headers(false)
         .from_reader(&text.as_bytes()[body..]);
     let lines = LineIndex::new(text, body);
+    let mut records = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| csv_error(&lines, &e))?;
+        let line = record
+            .position()
+            .map_or(0, |p| lines.line_of_record(p.byte() as usize));
+        records.push((line, record.iter().map(str::to_string).collect()));
+    }
+    Ok((records, delimiter))
+}
 
-    let mut records = reader.records();
-    let header = loop {
-        match records.next() {
-            None => return Err(empty()),
-            Some(Err(e)) => return Err(csv_error(&lines, &e)),
-            Some(Ok(r)) if r.iter().all(|c| c.trim().is_empty()) => continue,
-            Some(Ok(r)) => break r,
-        }
+/// The header, then each row as `Cells` (see `read_table`). `separator`:
+/// the CSV's, named when a row has too many cells.
+fn rows(
+    records: Records,
+    separator: Option<u8>,
+    format: &'static str,
+    columns: &'static [&'static str],
+    required: &[&'static str],
+) -> Result<Vec<Result<Cells, RowError>>, ImportError> {
+    let list = |names: &[&str]| names.join(", ");
+    let empty = || ImportError::Empty {
+        expected: list(columns),
     };
+    let blank = |cells: &[String]| cells.iter().all(|c| c.trim().is_empty());
+    let mut records = records.into_iter().filter(|(_, cells)| !blank(cells));
+    let (_, header) = records.next().ok_or_else(empty)?;
     let found: Vec<String> = header.iter().map(|h| h.trim().to_string()).collect();
     let index: Vec<Option<usize>> = columns
         .iter()
@@ -117,39 +156,35 @@ pub(crate) fn read_csv(
 
     let positions: Rc<[Option<usize>]> = index.clone().into();
     let mut rows = Vec::new();
-    for record in records {
-        let record = record.map_err(|e| csv_error(&lines, &e))?;
-        if record.iter().all(|c| c.trim().is_empty()) {
-            continue;
-        }
-        let line = record
-            .position()
-            .map_or(0, |p| lines.line_of_record(p.byte() as usize));
+    for (line, record) in records {
         if let Some((at, extra)) = record
             .iter()
             .enumerate()
             .skip(found.len())
             .find(|(_, c)| !c.trim().is_empty())
         {
-            rows.push(Err(RowError::new(
-                line,
-                "",
-                extra.trim(),
-                format!(
+            let why = match separator {
+                Some(d) => format!(
                     "is in column {} but the header has {} columns: is a '{}' inside a value \
                      that is not between double quotes?",
                     at + 1,
                     found.len(),
-                    char::from(delimiter)
+                    char::from(d)
                 ),
-            )));
+                None => format!(
+                    "is in column {} but the header has {} columns: give the column a name",
+                    at + 1,
+                    found.len()
+                ),
+            };
+            rows.push(Err(RowError::new(line, "", extra.trim(), why)));
             continue;
         }
         let values = index
             .iter()
             .map(|i| {
                 i.and_then(|i| record.get(i))
-                    .unwrap_or("")
+                    .map_or("", String::as_str)
                     .trim()
                     .to_string()
             })

@@ -930,19 +930,100 @@ fn a_missing_required_column_is_named_with_the_columns_found() {
     assert!(e.to_string().contains("titre"), "{e}");
 }
 
+/// What a French Excel writes by default ("CSV (séparateur: point-virgule)"):
+/// Windows-1252, semicolons. Read as such, and said so.
 #[test]
-fn a_file_that_is_not_utf8_says_where() {
-    // "Métropole" in Windows-1252, as a spreadsheet saves it by default.
-    let latin1 = b"Nom_collectivite,Nom_du_projet,SIRET,Statut_du_projet,Description_service\nToulouse M\xe9tropole,X,24310051800014,Termin\xe9,Y\n";
-    let e = parse(Format::BibliothequeIa, "x.csv", latin1).unwrap_err();
-    assert_eq!(
-        e,
-        ImportError::NotUtf8 {
-            line: 2,
-            byte: 0xE9
-        }
+fn a_windows_1252_file_is_read_as_such_and_said_so() {
+    // "Métropole", "€" and "œ" in Windows-1252 (0xE9, 0x80, 0x9C).
+    let cp1252 = b"Nom_collectivite;Nom_du_projet;SIRET;Statut_du_projet;Description_service\r\n\
+                   Toulouse M\xe9tropole;X;24310051800014;Termin\xe9;Budget de 50 k\x80, c\x9cur de m\xe9tier\r\n";
+    let parsed = parse(Format::BibliothequeIa, "x.csv", cp1252).unwrap();
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    let p = project(&parsed.rows[0]);
+    assert_eq!(p.organisation_name.as_deref(), Some("Toulouse Métropole"));
+    assert_eq!(p.status, ProjectStatus::Termine);
+    assert_eq!(p.description, "Budget de 50 k€, cœur de métier");
+    assert_eq!(parsed.notes.len(), 1);
+    assert!(
+        parsed.notes[0]
+            .starts_with("read as Windows-1252: the file is not UTF-8 (byte 0xE9 on line 2)"),
+        "{}",
+        parsed.notes[0]
     );
-    assert!(e.to_string().contains("UTF-8"), "{e}");
+}
+
+/// Excel's "Unicode text": UTF-16 with its byte-order mark, tabs.
+#[test]
+fn a_utf16_file_is_read() {
+    let text = "Nom_collectivite\tNom_du_projet\tSIRET\tStatut_du_projet\tDescription_service\r\n\
+                Colomiers\tCarte\t21310149600015\tTerminé\tUne carte des chantiers.\r\n";
+    let mut bytes = vec![0xFF, 0xFE];
+    bytes.extend(text.encode_utf16().flat_map(u16::to_le_bytes));
+    let parsed = parse(Format::BibliothequeIa, "x.txt", &bytes).unwrap();
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    assert_eq!(project(&parsed.rows[0]).name, "Carte");
+    assert!(parsed.notes[0].contains("UTF-16"), "{:?}", parsed.notes);
+}
+
+/// A separator given by the user wins over the one the header suggests.
+#[test]
+fn a_delimiter_given_is_used() {
+    // Commas inside unquoted names: the header has more commas than pipes.
+    let csv = "COLL_NOM|COLL_SIRET|ID|TITRE|DESCRIPTION|MOTS_CLES\n\
+               Colomiers|21310149600015|a|Voirie, routes et trottoirs|Voirie.|voirie,routes\n";
+    let guessed = parse(Format::ScdlCatalogue, "x.csv", csv.as_bytes()).unwrap_err();
+    assert!(
+        matches!(guessed, ImportError::MissingColumns { .. }),
+        "{guessed}"
+    );
+    let options = maillage_import::Options {
+        delimiter: Some(b'|'),
+    };
+    let parsed =
+        maillage_import::parse_with(Format::ScdlCatalogue, "x.csv", csv.as_bytes(), &options)
+            .unwrap();
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    assert_eq!(
+        dataset(&parsed.rows[0]).title,
+        "Voirie, routes et trottoirs"
+    );
+}
+
+/// A spreadsheet is read from its first sheet: numbers typed as numbers
+/// (a SIRET) and dates typed as dates read as a CSV export writes them;
+/// row numbers are the spreadsheet's.
+#[test]
+fn a_spreadsheet_is_read_from_its_first_sheet() {
+    let parsed = import(Format::BibliothequeIa, "bibliotheque-ia.xlsx");
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    assert_eq!(lines(&parsed), [2, 4]);
+    assert_eq!(
+        parsed.notes,
+        ["read the sheet 'Projets IA' of the spreadsheet"]
+    );
+    let r = row(&parsed, 2);
+    let p = project(r);
+    assert_eq!(p.siret.as_deref(), Some("21310149600015"));
+    assert_eq!((p.latitude, p.longitude), (Some(43.6112), Some(1.3355)));
+    assert_eq!(p.last_updated.as_deref(), Some("2024-06-30"));
+    assert_eq!(
+        p.audiences,
+        [Audience::Collectivities, Audience::Developers]
+    );
+    assert!(r.warnings.is_empty(), "{:#?}", r.warnings);
+    let r = row(&parsed, 4);
+    assert_eq!(project(r).last_updated.as_deref(), Some("2025-03-02"));
+    assert_eq!(r.warnings.len(), 1, "{:#?}", r.warnings);
+    assert_eq!(r.warnings[0].field, "URL_Service");
+
+    // A real spreadsheet that is no catalogue: its columns are named.
+    let e = parse(
+        Format::ScdlCatalogue,
+        "rei.xlsx",
+        &fixture("rei-dgfip.xlsx"),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("the header has: NOM, LABEL"), "{e}");
 }
 
 // ---------------------------------------------------------------- formats and record ids

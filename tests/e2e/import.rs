@@ -275,3 +275,94 @@ fn rich_rows_import_list_and_export_in_pages() {
     assert_eq!(report["withdrawn_count"], 60, "{report}");
     assert_eq!(current_projects(&dir).len(), 60);
 }
+
+/// The exit status tells a clean import (0) from one with warnings (3,
+/// nothing lost) from one with refused rows (2) from a failure (1); files
+/// come as a French Excel writes them (Windows-1252 and semicolons, or a
+/// spreadsheet), and what was written otherwise than read is kept.
+#[test]
+fn imports_take_what_spreadsheets_write_and_say_what_they_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("colomiers");
+    init(&dir, "213101496", "Colomiers");
+    let _node = start(&dir);
+    let run = |format: &str, file: &Path, extra: &[&str]| {
+        let mut args = vec!["import", "--json", format, file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = cli(&dir, &args);
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (
+            out.status.code(),
+            report,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // Windows-1252, semicolons, the SCDL specification's values: clean.
+    let csv = tmp.path().join("catalogue.csv");
+    let mut bytes = b"COLL_NOM;COLL_SIRET;ID;TITRE;DESCRIPTION;FREQ_MAJ;LICENCE\r\n".to_vec();
+    bytes.extend_from_slice(
+        b"Colomiers;21310149600015;voirie;Voirie communale;Lin\xe9aire de voirie, 5 k\x80 par an.;\
+          Mensuelle ou plusieurs fois par mois;LO - Licence Ouverte\r\n",
+    );
+    std::fs::write(&csv, &bytes).unwrap();
+    let (code, report, stderr) = run("scdl", &csv, &[]);
+    assert_eq!(code, Some(0), "{report} {stderr}");
+    assert_eq!(report["created"], 1, "{report}");
+    assert!(
+        report["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("Windows-1252"),
+        "{report}"
+    );
+    let listed = cli_json(&dir, &["list", "--json", "--kind", "dataset"]);
+    assert_eq!(
+        listed[0]["record"]["description"],
+        "Linéaire de voirie, 5 k€ par an."
+    );
+
+    // A spreadsheet, with a note where an address is expected: imported
+    // with a warning (exit 3), the note kept as written.
+    let xlsx = format!(
+        "{}/../import/tests/fixtures/bibliotheque-ia.xlsx",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let (code, report, stderr) = run("bibliotheque-ia", Path::new(&xlsx), &[]);
+    assert_eq!(code, Some(3), "{report} {stderr}");
+    assert_eq!(report["created"], 2, "{report}");
+    assert_eq!(report["rows_with_warnings"], 1, "{report}");
+    assert_eq!(report["warnings"][0]["line"], 4, "{report}");
+    let projects = cli_json(&dir, &["list", "--json", "--kind", "project"]);
+    let blagnac = projects
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["record"]["organisation_name"] == "Blagnac")
+        .unwrap_or_else(|| panic!("{projects}"));
+    assert_eq!(
+        blagnac["record"]["provenance"]["as_written"]["URL_Service"], "accès interne uniquement",
+        "{blagnac}"
+    );
+    // Without --json, the report says it in words.
+    let out = cli(&dir, &["import", "bibliotheque-ia", &xlsx]);
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("imported with warnings"), "{stderr}");
+    assert!(stderr.contains("nothing was left out"), "{stderr}");
+
+    // A refused row: exit 2. A separator that is none: a failure, exit 1.
+    let bad = tmp.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "COLL_NOM,COLL_SIRET,ID,TITRE,DESCRIPTION\nColomiers,21310149600016,a,A,Une.\n",
+    )
+    .unwrap();
+    let (code, report, _) = run("scdl", &bad, &[]);
+    assert_eq!(code, Some(2), "{report}");
+    assert_eq!(report["refused_rows"], 1, "{report}");
+    let (code, _, stderr) = run("scdl", &bad, &["--delimiter", "ab"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("--delimiter 'ab'"), "{stderr}");
+}
