@@ -618,3 +618,106 @@ mod tests {
         );
     }
 }
+
+/// A description written in HTML (as portals export them) as plain text:
+/// tags dropped, paragraphs and line breaks as new lines, the usual
+/// entities decoded. Text with no tag is returned as it is.
+pub(crate) fn html_to_text(text: &str) -> String {
+    let looks_html = ["<p", "<br", "</", "<ul", "<li", "<div", "<a "]
+        .iter()
+        .any(|t| text.to_ascii_lowercase().contains(t));
+    if !looks_html {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open].replace(['\n', '\r'], " "));
+        let Some(close) = rest[open..].find('>') else {
+            out.push_str(&rest[open..]);
+            rest = "";
+            break;
+        };
+        let tag = rest[open + 1..open + close].trim().to_ascii_lowercase();
+        let name = tag.trim_start_matches('/');
+        let name = name.split([' ', '/']).next().unwrap_or("");
+        if matches!(
+            name,
+            "br" | "p" | "div" | "li" | "ul" | "ol" | "tr" | "h1" | "h2" | "h3" | "h4"
+        ) && !out.ends_with('\n')
+            && !out.is_empty()
+        {
+            out.push('\n');
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    let decoded = out
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&rsquo;", "’")
+        .replace("&eacute;", "é")
+        .replace("&egrave;", "è")
+        .replace("&agrave;", "à")
+        .replace("&amp;", "&");
+    decoded
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// "%C3%A9" as "é"; what does not decode is kept as written.
+pub(crate) fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&a), Some(&b)) if hex(a).is_some() && hex(b).is_some() => {
+                out.push((hex(a).unwrap_or(0) * 16 + hex(b).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn html_descriptions_read_as_text() {
+        assert_eq!(
+            html_to_text(
+                "<p>Un jeu&nbsp;de données.<br/>Mis à jour\nchaque année.</p><p><a href=\"x\">Lien</a> &amp; plus</p>"
+            ),
+            "Un jeu de données.\nMis à jour chaque année.\nLien & plus"
+        );
+        // No tag: as written, line breaks and all.
+        assert_eq!(html_to_text("a < b\nc"), "a < b\nc");
+    }
+
+    #[test]
+    fn percent_encoded_text_decodes() {
+        assert_eq!(
+            percent_decode("Audiar+-+Rennes+M%C3%A9tropole"),
+            "Audiar - Rennes Métropole"
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+    }
+}

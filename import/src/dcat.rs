@@ -16,10 +16,25 @@ use crate::jsonld::{
     Graph, Node, first_iri, flatten, has_type, iri_or_text, last_segment, local, text, texts,
     values,
 };
+use crate::rdf::{self, Syntax};
 use crate::{Draft, Entries, ImportError, RowError};
 
-/// Reads a JSON-LD document's datasets.
-pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, ImportError> {
+/// A DCAT document as JSON-LD `jsonld.rs` reads: Turtle and RDF/XML through
+/// the RDF parser; JSON-LD too, its context expanded, unless the context
+/// cannot be (a remote one, offline): then as written, its properties
+/// matched by their names (said in `notes`).
+fn document(bytes: &[u8], source: &str, notes: &mut Vec<String>) -> Result<Value, ImportError> {
+    let syntax = Syntax::detect(bytes);
+    // Relative IRIs are relative to where the document was read.
+    let base = if is_http_url(source) {
+        source.to_string()
+    } else {
+        format!("file:///{}", source.trim_start_matches('/'))
+    };
+    if syntax != Syntax::JsonLd {
+        notes.push(format!("read as {}", syntax.name()));
+        return rdf::to_json(bytes, syntax, &base, notes);
+    }
     let text = common::decode(bytes)?;
     let doc: Value = serde_json::from_str(text).map_err(|e| ImportError::Json {
         line: e.line(),
@@ -37,6 +52,28 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, ImportError> {
                 .into(),
         });
     }
+    let mut parsing = Vec::new();
+    match rdf::to_json(bytes, Syntax::JsonLd, &base, &mut parsing) {
+        Ok(expanded) => {
+            notes.extend(parsing);
+            Ok(expanded)
+        }
+        Err(e) => {
+            notes.push(format!(
+                "its JSON-LD context was not expanded ({e}): properties read by their names"
+            ));
+            Ok(doc)
+        }
+    }
+}
+
+/// Reads a DCAT document's datasets (JSON-LD, Turtle or RDF/XML).
+pub(crate) fn parse(
+    bytes: &[u8],
+    source: &str,
+    notes: &mut Vec<String>,
+) -> Result<Entries, ImportError> {
+    let doc = document(bytes, source, notes)?;
     let graph = Graph::new(&doc);
     let mut seen = HashSet::new();
     let datasets: Vec<&Node> = graph
@@ -64,7 +101,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, ImportError> {
                 flatten(t, &mut v);
                 v.into_iter()
                     .filter_map(Value::as_str)
-                    .map(str::to_string)
+                    .map(rdf::compact)
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -91,8 +128,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, ImportError> {
 /// The next page of a paged catalogue (Hydra's `next` or `nextPage`, as
 /// data.gouv.fr and udata write them), if the document has one.
 pub fn next_page(bytes: &[u8]) -> Option<String> {
-    let doc: Value =
-        serde_json::from_slice(bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes)).ok()?;
+    let doc = document(bytes, "", &mut Vec::new()).ok()?;
     let graph = Graph::new(&doc);
     graph.nodes.iter().find_map(|n| {
         let next = first_iri(n, &["next", "nextPage"])?;
@@ -122,7 +158,9 @@ fn dataset(graph: &Graph, node: &Node, index: usize) -> Result<Draft, Vec<RowErr
         text(node, &["title"])
             .map(|t| common::one_line(&t))
             .unwrap_or_default(),
-        text(node, &["description"]).unwrap_or_default(),
+        text(node, &["description"])
+            .map(|d| common::html_to_text(&d))
+            .unwrap_or_default(),
     );
     d.keywords = texts(node, &["keyword", "keywords"]);
     d.themes = themes(graph, node);
@@ -192,15 +230,24 @@ fn dataset(graph: &Graph, node: &Node, index: usize) -> Result<Draft, Vec<RowErr
     })
 }
 
-/// Themes: a theme IRI's last segment ("…/data-theme/ECON" → "ECON"), a
-/// concept node's label, or the literal.
+/// Themes: the label of the concept a theme names (when the document
+/// describes it), else a theme IRI's last segment ("…/data-theme/ECON" →
+/// "ECON"; Opendatasoft's "…?refine.theme=Environnement" → "Environnement"),
+/// or the literal.
 fn themes(graph: &Graph, node: &Node) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for v in values(node, &["theme"]) {
-        let theme = match (iri_or_text(v), graph.resolve(v)) {
-            (Some(iri), _) if is_http_url(&iri) => Some(last_segment(&iri)),
-            (None, Some(concept)) => text(concept, &["prefLabel", "label"]),
-            (t, _) => t,
+        let label = graph
+            .resolve(v)
+            .and_then(|concept| text(concept, &["prefLabel", "label"]));
+        let theme = match (label, iri_or_text(v)) {
+            (Some(label), _) => Some(label),
+            (None, Some(iri)) if iri.contains("refine.theme=") => iri
+                .rsplit("refine.theme=")
+                .next()
+                .map(|t| common::percent_decode(t.split('&').next().unwrap_or(t))),
+            (None, Some(iri)) if is_http_url(&iri) => Some(last_segment(&iri)),
+            (None, t) => t,
         };
         if let Some(t) = theme
             .map(|t| common::one_line(&t))

@@ -15,6 +15,7 @@ mod common;
 mod dcat;
 mod etalab;
 mod jsonld;
+mod rdf;
 mod scdl;
 mod spreadsheet;
 mod table;
@@ -246,6 +247,11 @@ pub enum ImportError {
     NotDcat { reason: String },
     #[error("{message}")]
     Encoding { message: String },
+    #[error("not valid {syntax}: {message}")]
+    Rdf {
+        syntax: &'static str,
+        message: String,
+    },
     #[error(
         "the spreadsheet cannot be read ({message}); save its first sheet as CSV UTF-8 and \
          import that"
@@ -279,7 +285,7 @@ pub fn parse_with(
         Format::ScdlCatalogue => scdl::parse(bytes, options, notes)?,
         Format::EtalabCatalogue => etalab::parse(bytes, options, notes)?,
         Format::BibliothequeIa => bibliotheque::parse(bytes, options, notes)?,
-        Format::DcatJsonLd => dcat::parse(bytes)?,
+        Format::DcatJsonLd => dcat::parse(bytes, source_name, notes)?,
     };
     // Two rows with one record_id would supersede each other when published:
     // the later one is refused, naming the first.

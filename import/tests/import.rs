@@ -1256,3 +1256,118 @@ fn values_outside_a_vocabulary_are_read_as_the_nearest_and_kept() {
     // The record, as kept, is valid and signs like any other.
     r.records[0].validate_draft().unwrap();
 }
+
+// ---------------------------------------------------------------- real RDF exports
+
+/// Opendatasoft's RDF/XML export, as a portal serves it: every dataset,
+/// its themes (named by "?refine.theme=" IRIs), its licence (by a URI
+/// variant), its description written in HTML read as text.
+#[test]
+fn an_opendatasoft_rdf_xml_export_imports() {
+    let parsed = import(Format::DcatJsonLd, "ods-rennes-catalog.rdf");
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    assert_eq!(parsed.rows.len(), 27);
+    assert_eq!(parsed.notes, ["read as RDF/XML"]);
+    let r = row(&parsed, 12);
+    assert_eq!(
+        r.source_identifier,
+        "https://data.rennesmetropole.fr/explore/dataset/mos_2006_2017_rennes_metropole/"
+    );
+    let d = dataset(r);
+    assert_eq!(
+        d.title,
+        "Mode d'Occupation du Sol (MOS) de Rennes Métropole 2006-2017"
+    );
+    assert_eq!(d.themes, strings(&["Environnement"]));
+    assert_eq!(d.licence, Some(LicenceRef::Known(Licence::Odbl)));
+    assert!(!d.description.contains('<'), "{}", d.description);
+    assert!(
+        d.description
+            .contains("\nIl s'agit d'une couche indiquant l'occupation du sol"),
+        "{}",
+        d.description
+    );
+    assert_eq!(
+        d.publisher.as_ref().map(|p| p.name.as_str()),
+        Some("Audiar - Rennes Métropole")
+    );
+    assert!(d.distributions.len() > 3, "{:#?}", d.distributions);
+    assert_eq!(d.distributions[0].media_type.as_deref(), Some("text/csv"));
+    assert_eq!(d.issued.as_deref(), Some("2021-04-23T07:43:09+00:00"));
+    assert!(parsed.rows.iter().all(|r| r.warnings.is_empty()));
+}
+
+/// A DCAT-AP dataset in Turtle, as datos.gob.es publishes it.
+#[test]
+fn a_turtle_dataset_imports() {
+    let parsed = import(Format::DcatJsonLd, "datos-madrid-dataset.ttl");
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    assert_eq!(parsed.notes, ["read as Turtle"]);
+    let r = row(&parsed, 1);
+    let d = dataset(r);
+    assert!(
+        d.title.starts_with("Estudio de Satisfacción"),
+        "{}",
+        d.title
+    );
+    assert_eq!(
+        d.keywords,
+        strings(&["deporte escolar", "escuelas", "promoción"])
+    );
+    assert_eq!(
+        d.publisher.as_ref().map(|p| p.name.as_str()),
+        Some("Ayuntamiento de Madrid")
+    );
+    assert_eq!(d.distributions[0].byte_size, Some(43008));
+    // Its frequency is a node this reader does not know: kept, warned.
+    assert_eq!(d.frequency, Some(Frequency::Unknown));
+    assert_eq!(r.warnings.len(), 1, "{:#?}", r.warnings);
+}
+
+/// JSON-LD through a JSON-LD processor: SEMICeu's DCAT-AP example.
+#[test]
+fn the_dcat_ap_json_ld_example_imports() {
+    let parsed = import(Format::DcatJsonLd, "dcat-ap-example.jsonld");
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    assert_eq!(parsed.rows.len(), 2);
+    assert!(parsed.notes.is_empty(), "{:?}", parsed.notes);
+    assert!(parsed.rows.iter().all(|r| !dataset(r).title.is_empty()));
+}
+
+/// Turtle and RDF/XML that are no RDF are refused whole, saying where.
+#[test]
+fn rdf_that_does_not_parse_says_where() {
+    let e = parse(
+        Format::DcatJsonLd,
+        "x.ttl",
+        b"@prefix dcat: <http://www.w3.org/ns/dcat#> .\n<https://ex.fr/d> a dcat:Dataset ;\n dct:title \"x\" .\n",
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ImportError::Rdf {
+                syntax: "Turtle",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("line 3"), "{e}");
+    let e = parse(
+        Format::DcatJsonLd,
+        "x.rdf",
+        b"<?xml version=\"1.0\"?><rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\"><rdf:Description></rdf:RDF>",
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ImportError::Rdf {
+                syntax: "RDF/XML",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}

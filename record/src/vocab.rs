@@ -316,6 +316,7 @@ vocabulary! {
             ["ODbL", "ODbL 1.0", "ODbL-1.0", "odc-odbl", "Open Database License",
              "ODbL - Open Database License", "Open Database License-ODBL",
              "http://opendatacommons.org/licenses/odbl/summary/",
+             "http://opendatacommons.org/licenses/odbl/",
              "http://opendatacommons.org/licenses/odbl/1.0/"];
         OdcBy = 4, "odc-by", "Open Data Commons Attribution (ODC-By)", ["ODC-BY 1.0"];
         Pddl = 5, "pddl", "Open Data Commons Public Domain (PDDL)", ["odc-pddl"];
