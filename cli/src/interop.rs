@@ -92,7 +92,10 @@ pub fn import_options(delimiter: Option<&str>) -> anyhow::Result<Options> {
              ','), or \"tab\""
         ),
     };
-    Ok(Options { delimiter })
+    Ok(Options {
+        delimiter,
+        ..Options::default()
+    })
 }
 
 pub async fn import(

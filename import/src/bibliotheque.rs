@@ -141,6 +141,15 @@ fn project(row: Cells) -> Result<Draft, Vec<RowError>> {
     project.logo_url = p.web_url("URL_Logo", row.get("URL_Logo"));
     project.latitude = p.optional("Latitude", row.get("Latitude"), degrees);
     project.longitude = p.optional("Longitude", row.get("Longitude"), degrees);
+    // A point is both coordinates: when one does not read (warned, kept as
+    // written), the other alone is no point.
+    let unread = |c: &str| !row.get(c).is_empty();
+    if (project.latitude.is_none() && unread("Latitude"))
+        || (project.longitude.is_none() && unread("Longitude"))
+    {
+        project.latitude = None;
+        project.longitude = None;
+    }
     project.last_updated = p.optional(
         "Date_de_derniere_mise_a_jour",
         row.get("Date_de_derniere_mise_a_jour"),

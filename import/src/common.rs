@@ -410,7 +410,9 @@ impl Problems {
         }
     }
 
-    /// An optional field: None when empty, else checked.
+    /// An optional field (a date, a coordinate): None when empty; a value
+    /// that does not read is not a reason to lose the row: the field is
+    /// left empty, the text kept as written, with a warning.
     pub fn optional<T>(
         &mut self,
         field: &str,
@@ -420,7 +422,17 @@ impl Problems {
         if raw.trim().is_empty() {
             return None;
         }
-        self.check(field, raw, parse(raw.trim()))
+        match parse(raw.trim()) {
+            Ok(v) => Some(v),
+            Err(reason) => {
+                self.warn(
+                    field,
+                    raw,
+                    format!("{reason}; kept as written, the field left empty"),
+                );
+                None
+            }
+        }
     }
 
     pub fn fail(&mut self, field: &str, raw: &str, reason: impl Into<String>) {

@@ -399,10 +399,11 @@ fn zone_code(text: &str) -> Option<String> {
 fn distribution(graph: &Graph, node: &Node, field: &str, p: &mut Problems) -> Option<Distribution> {
     let download = first_iri(node, &["downloadURL"]);
     let Some(access) = first_iri(node, &["accessURL"]).or_else(|| download.clone()) else {
-        p.fail(
+        p.warn(
             field,
             node.get("@id").and_then(Value::as_str).unwrap_or(""),
-            "has neither an accessURL nor a downloadURL: a distribution needs an address",
+            "has neither an accessURL nor a downloadURL: a distribution needs an address; \
+             it is left out",
         );
         return None;
     };
@@ -423,7 +424,7 @@ fn distribution(graph: &Graph, node: &Node, field: &str, p: &mut Problems) -> Op
         None => m,
     });
     if let Some(size) = first_iri(node, &["byteSize"]) {
-        x.byte_size = p.check(&format!("{field}.byteSize"), &size, byte_size(&size));
+        x.byte_size = p.optional(&format!("{field}.byteSize"), &size, byte_size);
     }
     x.licence = licence(graph, node, p, &format!("{field}.license"));
     x.conforms_to = first_iri(node, &["conformsTo"]).filter(|u| is_http_url(u));

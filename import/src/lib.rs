@@ -10,7 +10,9 @@
 //! never stops the others. Only whole-file problems (not UTF-8, a required
 //! column missing, JSON that is no DCAT catalogue) are an [`ImportError`].
 
+mod api;
 mod bibliotheque;
+mod ckan;
 mod common;
 mod dcat;
 mod etalab;
@@ -19,6 +21,7 @@ mod rdf;
 mod scdl;
 mod spreadsheet;
 mod table;
+mod udata;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -36,15 +39,23 @@ pub enum Format {
     ScdlCatalogue,
     EtalabCatalogue,
     BibliothequeIa,
+    /// DCAT-AP in any RDF syntax (JSON-LD, Turtle, RDF/XML); its
+    /// `source_format` keeps the name it had when only JSON-LD was read.
     DcatJsonLd,
+    /// udata's API (data.gouv.fr): `/api/1/datasets/` pages.
+    Udata,
+    /// CKAN's action API: package_search or package_show.
+    Ckan,
 }
 
 impl Format {
-    pub const ALL: [Format; 4] = [
+    pub const ALL: [Format; 6] = [
         Format::ScdlCatalogue,
         Format::EtalabCatalogue,
         Format::BibliothequeIa,
         Format::DcatJsonLd,
+        Format::Udata,
+        Format::Ckan,
     ];
 
     /// Parses the name given on the command line: "scdl", "etalab",
@@ -68,6 +79,44 @@ impl Format {
             Format::EtalabCatalogue => "etalab-catalogue",
             Format::BibliothequeIa => "bibliotheque-ia",
             Format::DcatJsonLd => "dcat-jsonld",
+            Format::Udata => "udata",
+            Format::Ckan => "ckan",
+        }
+    }
+
+    /// What to ask a server for (HTTP `Accept`) when fetching this format.
+    pub fn accept(self) -> &'static str {
+        match self {
+            Format::DcatJsonLd => {
+                "application/ld+json, text/turtle;q=0.9, application/rdf+xml;q=0.8, */*;q=0.1"
+            }
+            Format::Udata | Format::Ckan => "application/json",
+            _ => {
+                "text/csv, application/vnd.openxmlformats-officedocument.spreadsheetml.sheet;q=0.9, \
+                 */*;q=0.5"
+            }
+        }
+    }
+
+    /// The address to fetch first for a source given as `url`: a CKAN
+    /// search asks for more than CKAN's 10 rows a page.
+    pub fn first_page(self, url: &str) -> String {
+        match self {
+            Format::Ckan if url.contains("package_search") && api::param(url, "rows").is_none() => {
+                api::with_param(url, "rows", &ckan::ROWS.to_string())
+            }
+            _ => url.to_string(),
+        }
+    }
+
+    /// The address of the page after `bytes`, read at `url`, for a paged
+    /// source: DCAT's Hydra links, udata's `next_page`, CKAN's `start`.
+    pub fn next_page(self, url: &str, bytes: &[u8]) -> Option<String> {
+        match self {
+            Format::DcatJsonLd => dcat::next_page(bytes),
+            Format::Udata => udata::next_page(bytes),
+            Format::Ckan => ckan::next_page(url, bytes),
+            _ => None,
         }
     }
 
@@ -78,6 +127,8 @@ impl Format {
             Format::EtalabCatalogue => "etalab",
             Format::BibliothequeIa => "bibliotheque-ia",
             Format::DcatJsonLd => "dcat",
+            Format::Udata => "udata",
+            Format::Ckan => "ckan",
         }
     }
 
@@ -106,7 +157,18 @@ impl Format {
                 "projets-ia",
                 "ia",
             ],
-            Format::DcatJsonLd => &["dcat", "dcat-jsonld", "dcat-ap", "jsonld", "json-ld"],
+            Format::DcatJsonLd => &[
+                "dcat",
+                "dcat-jsonld",
+                "dcat-ap",
+                "jsonld",
+                "json-ld",
+                "turtle",
+                "rdf",
+                "rdf-xml",
+            ],
+            Format::Udata => &["udata", "data-gouv", "data-gouv-fr", "datagouv"],
+            Format::Ckan => &["ckan", "package-search", "dkan"],
         }
     }
 
@@ -118,6 +180,7 @@ impl Format {
             Format::EtalabCatalogue => "titre",
             Format::BibliothequeIa => "Nom_du_projet",
             Format::DcatJsonLd => "@id",
+            Format::Udata | Format::Ckan => "id",
         }
     }
 }
@@ -247,6 +310,8 @@ pub enum ImportError {
     NotDcat { reason: String },
     #[error("{message}")]
     Encoding { message: String },
+    #[error("not an answer of the {api} API: {reason}")]
+    NotApi { api: &'static str, reason: String },
     #[error("not valid {syntax}: {message}")]
     Rdf {
         syntax: &'static str,
@@ -265,6 +330,9 @@ pub struct Options {
     /// A CSV's separator (`--delimiter`); default: the one its header uses
     /// most among ';', ',' and tab.
     pub delimiter: Option<u8>,
+    /// Where the document was read (a page's URL): what its relative
+    /// addresses are relative to. Default: the source's name.
+    pub base: Option<String>,
 }
 
 /// Reads a source file into record drafts.
@@ -285,7 +353,11 @@ pub fn parse_with(
         Format::ScdlCatalogue => scdl::parse(bytes, options, notes)?,
         Format::EtalabCatalogue => etalab::parse(bytes, options, notes)?,
         Format::BibliothequeIa => bibliotheque::parse(bytes, options, notes)?,
-        Format::DcatJsonLd => dcat::parse(bytes, source_name, notes)?,
+        Format::DcatJsonLd => {
+            dcat::parse(bytes, options.base.as_deref().unwrap_or(source_name), notes)?
+        }
+        Format::Udata => udata::parse(bytes)?,
+        Format::Ckan => ckan::parse(bytes, options.base.as_deref())?,
     };
     // Two rows with one record_id would supersede each other when published:
     // the later one is refused, naming the first.

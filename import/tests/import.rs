@@ -258,8 +258,9 @@ fn bibliotheque_errors_name_line_field_value_and_accepted_values() {
 
 #[test]
 fn every_problem_of_a_row_is_reported_at_once() {
-    // Reading problems (SIRET, status, latitude, date) and the record's own
-    // rules (a name too long, three sub-themes) together.
+    // Reading problems (SIRET, status), the record's own rules (a name too
+    // long, three sub-themes) and the warnings of the row (a latitude, a
+    // date that do not read) together, warnings marked.
     let long = "N".repeat(501);
     let csv = format!(
         "Nom_collectivite,Nom_du_projet,SIRET,Statut_du_projet,Description_service,Latitude,Longitude,Date_de_demarrage,Sous_Theme\n\
@@ -281,6 +282,13 @@ fn every_problem_of_a_row_is_reported_at_once() {
         ]
     );
     assert!(parsed.errors.iter().all(|e| e.line == 2));
+    let warnings: Vec<&str> = parsed
+        .errors
+        .iter()
+        .filter(|e| e.warning)
+        .map(|e| e.field.as_str())
+        .collect();
+    assert_eq!(warnings, ["Latitude", "Date_de_demarrage"]);
 }
 
 #[test]
@@ -324,7 +332,7 @@ fn scdl_with_semicolons_bom_and_crlf() {
     let parsed = import(Format::ScdlCatalogue, "scdl-catalogue.csv");
     assert_eq!(
         lines(&parsed),
-        [2, 3, 6, 10],
+        [2, 3, 6, 7, 10],
         "errors: {:#?}",
         parsed.errors
     );
@@ -418,20 +426,20 @@ fn scdl_errors() {
     );
     assert!(row(&parsed, 6).warnings.is_empty());
 
-    // A date that is no date refuses the row; its frequency outside the
-    // vocabulary, alone only a warning, is listed with it, marked so.
-    let line7: Vec<(&str, &str, bool)> = errors_at(&parsed, 7)
+    // An optional date that is no date, a frequency outside the vocabulary:
+    // the row is imported, both kept as written, with a warning each.
+    let r = row(&parsed, 7);
+    let warned: Vec<(&str, &str)> = r
+        .warnings
         .iter()
-        .map(|e| (e.field.as_str(), e.value.as_str(), e.warning))
+        .map(|e| (e.field.as_str(), e.value.as_str()))
         .collect();
     assert_eq!(
-        line7,
-        [
-            ("FREQ_MAJ", "Quand nécessaire", true),
-            ("DATE_MAJ", "31/02/2024", false)
-        ]
+        warned,
+        [("FREQ_MAJ", "Quand nécessaire"), ("DATE_MAJ", "31/02/2024")]
     );
-    assert!(errors_at(&parsed, 7)[1].reason.contains("YYYY-MM-DD"));
+    assert!(r.warnings[1].reason.contains("YYYY-MM-DD"));
+    assert_eq!(dataset(r).modified, None);
 
     let id = errors_at(&parsed, 8);
     assert_eq!(
@@ -460,7 +468,7 @@ fn scdl_errors() {
         "{}",
         shifted[0]
     );
-    assert_eq!(parsed.errors.len(), 4);
+    assert_eq!(parsed.errors.len(), 2);
 }
 
 #[test]
@@ -764,7 +772,7 @@ fn ckan_catalogue_with_prefixes_and_full_iris() {
     let bytes = fixture("ckan-catalog.jsonld");
     assert_eq!(next_page(&bytes), None);
     let parsed = import(Format::DcatJsonLd, "ckan-catalog.jsonld");
-    assert_eq!(lines(&parsed), [1, 2], "{:#?}", parsed.errors);
+    assert_eq!(lines(&parsed), [1, 2, 3], "{:#?}", parsed.errors);
 
     let r = &parsed.rows[0];
     assert_eq!(
@@ -847,7 +855,11 @@ fn ckan_catalogue_with_prefixes_and_full_iris() {
         "https://data.montpellier3m.fr/sites/default/files/budget-primitif-2025.csv"
     );
 
-    let broken = errors_at(&parsed, 3);
+    // A distribution with no address is left out, with a warning; the
+    // dataset is imported.
+    let r = row(&parsed, 3);
+    assert!(dataset(r).distributions.is_empty());
+    let broken = &r.warnings;
     assert_eq!(broken.len(), 1, "{broken:#?}");
     assert_eq!(broken[0].field, "distribution[0]");
     assert_eq!(
@@ -978,6 +990,7 @@ fn a_delimiter_given_is_used() {
     );
     let options = maillage_import::Options {
         delimiter: Some(b'|'),
+        ..Default::default()
     };
     let parsed =
         maillage_import::parse_with(Format::ScdlCatalogue, "x.csv", csv.as_bytes(), &options)
@@ -1040,13 +1053,17 @@ fn format_names() {
         ("dcat", Format::DcatJsonLd),
         ("DCAT-AP", Format::DcatJsonLd),
         ("jsonld", Format::DcatJsonLd),
+        ("Turtle", Format::DcatJsonLd),
+        ("udata", Format::Udata),
+        ("data.gouv.fr", Format::Udata),
+        ("CKAN", Format::Ckan),
     ] {
         assert_eq!(Format::parse(name), Ok(want), "{name}");
     }
     let e = Format::parse("xml").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "unknown import format 'xml'; accepted: scdl, etalab, bibliotheque-ia, dcat"
+        "unknown import format 'xml'; accepted: scdl, etalab, bibliotheque-ia, dcat, udata, ckan"
     );
     let names: Vec<&str> = Format::ALL.iter().map(|f| f.as_str()).collect();
     assert_eq!(
@@ -1055,7 +1072,9 @@ fn format_names() {
             "scdl-catalogue",
             "etalab-catalogue",
             "bibliotheque-ia",
-            "dcat-jsonld"
+            "dcat-jsonld",
+            "udata",
+            "ckan"
         ]
     );
 }
@@ -1370,4 +1389,108 @@ fn rdf_that_does_not_parse_says_where() {
         ),
         "{e:?}"
     );
+}
+
+// ---------------------------------------------------------------- portal APIs
+
+/// data.gouv.fr's API answer for an organisation's datasets.
+#[test]
+fn a_udata_api_page_imports() {
+    let parsed = import(Format::Udata, "udata-angers-datasets.json");
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    assert_eq!(parsed.rows.len(), 18);
+    let r = row(&parsed, 1);
+    assert_eq!(r.source_identifier, "57582fa188ee382bdf640391");
+    assert_eq!(r.records[0].record_id, "udata:57582fa188ee382bdf640391");
+    let d = dataset(r);
+    assert_eq!(d.title, "Nomenclature des déchets");
+    assert_eq!(d.licence, Some(LicenceRef::Known(Licence::Odbl)));
+    assert_eq!(d.frequency, Some(Frequency::Annual));
+    assert_eq!(
+        d.keywords,
+        strings(&["dechets", "environement", "tri-des-dechets", "tri-selectif"])
+    );
+    assert_eq!(
+        d.landing_page.as_deref(),
+        Some("https://next.data.gouv.fr/fr/datasets/nomenclature-des-dechets/")
+    );
+    assert_eq!(
+        d.publisher.as_ref().map(|p| p.name.as_str()),
+        Some("Angers Loire Métropole")
+    );
+    assert_eq!(
+        d.spatial.as_ref().unwrap().granularity,
+        Some(SpatialGranularity::Autre)
+    );
+    let dist = &d.distributions[0];
+    assert_eq!(dist.byte_size, Some(70940));
+    assert_eq!(dist.media_type.as_deref(), Some("text/csv"));
+    assert_eq!(
+        dist.checksum,
+        Some(Checksum {
+            algorithm: "sha1".into(),
+            value: "04b7deb0cd9a38c0e4119bd018aae8dd4b7211c7".into()
+        })
+    );
+    assert_eq!(d.issued.as_deref(), Some("2016-06-08T16:45:53.694000"));
+    // The old API answered a bare list: no next page.
+    assert_eq!(
+        Format::Udata.next_page("https://x", &fixture("udata-angers-datasets.json")),
+        None
+    );
+    let page = br#"{"data": [], "next_page": "https://www.data.gouv.fr/api/1/datasets/?page=3", "page": 2}"#;
+    assert_eq!(
+        Format::Udata.next_page("https://x", page).as_deref(),
+        Some("https://www.data.gouv.fr/api/1/datasets/?page=3")
+    );
+}
+
+/// A CKAN package_search answer, and its next page by `start`.
+#[test]
+fn a_ckan_package_search_imports_and_pages() {
+    let bytes = fixture("ckan-envidat-package-search.json");
+    let url = "https://www.envidat.ch/api/3/action/package_search?q=permafrost&rows=2";
+    let options = maillage_import::Options {
+        base: Some(url.into()),
+        ..Default::default()
+    };
+    let parsed = maillage_import::parse_with(Format::Ckan, "envidat", &bytes, &options).unwrap();
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    assert_eq!(parsed.rows.len(), 2);
+    let d = dataset(&parsed.rows[0]);
+    assert_eq!(
+        d.title,
+        "The importance of hot summers and individual heatwaves for permafrost in the Swiss Alps"
+    );
+    assert_eq!(d.licence, Some(LicenceRef::Known(Licence::CcBy)));
+    assert_eq!(
+        d.landing_page.as_deref(),
+        Some(
+            "https://www.envidat.ch/dataset/the-importance-of-hot-summers-and-individual-heatwaves-for-permafrost-warming-an"
+        )
+    );
+    assert_eq!(d.publisher.as_ref().map(|p| p.name.as_str()), Some("CRYOS"));
+    assert!(d.keywords.contains(&"ATMOSPHERIC HEATWAVES".to_string()));
+    assert_eq!(
+        Format::Ckan.next_page(url, &bytes).as_deref(),
+        Some("https://www.envidat.ch/api/3/action/package_search?q=permafrost&rows=2&start=2")
+    );
+    // A search without rows asks for 100 a page.
+    assert_eq!(
+        Format::Ckan.first_page("https://ex.fr/api/3/action/package_search?q=x"),
+        "https://ex.fr/api/3/action/package_search?q=x&rows=100"
+    );
+}
+
+/// DKAN's package_show, its dates as it writes them: kept as written,
+/// with a warning each; the dataset is imported.
+#[test]
+fn a_dkan_package_show_imports_with_its_odd_dates_kept() {
+    let parsed = import(Format::Ckan, "dkan-hautsdefrance-package-show.json");
+    assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
+    let r = row(&parsed, 1);
+    let fields: Vec<&str> = r.warnings.iter().map(|w| w.field.as_str()).collect();
+    assert!(fields.contains(&"metadata_created"), "{fields:?}");
+    let kept = &r.records[0].provenance.as_ref().unwrap().as_written;
+    assert_eq!(kept["metadata_created"], "mar, 10/12/2019 - 09:23");
 }
