@@ -105,17 +105,45 @@ pub async fn import(
     source: Option<&str>,
     withdraw_missing: bool,
     options: &Options,
+    fetcher: &maillage_harvest::Fetcher,
     json_out: bool,
 ) -> anyhow::Result<()> {
     let format = Format::parse(format)?;
+    let first = files
+        .first()
+        .context("give at least one file or address to import")?;
     let source = match source {
         Some(s) => s.to_string(),
-        None => files
-            .first()
-            .and_then(|f| f.file_name())
+        // An address is its own name; a file is named without its folder.
+        None if maillage_harvest::is_url(&first.to_string_lossy()) => {
+            first.to_string_lossy().into_owned()
+        }
+        None => first
+            .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .context("give at least one file to import")?,
     };
+    // Every file read, every page of every address fetched (pages as they
+    // come, each named by its address).
+    let mut read: Vec<(String, Parsed)> = Vec::new();
+    for file in files {
+        let name = file.display().to_string();
+        if maillage_harvest::is_url(&name) {
+            maillage_harvest::harvest(fetcher, format, &name, &source, options, |page| {
+                if !json_out {
+                    eprintln!("read {} ({} entries)", page.url, page.parsed.rows.len());
+                }
+                read.push((page.url, page.parsed));
+            })
+            .await
+            .with_context(|| format!("cannot import {name}: nothing was imported"))?;
+            continue;
+        }
+        let bytes = std::fs::read(file).with_context(|| format!("cannot read {name}"))?;
+        let parsed = maillage_import::parse_with(format, &source, &bytes, options)
+            .with_context(|| format!("{name} is not a {} file", format.as_str()))?;
+        read.push((name, parsed));
+    }
     let mut rejected: Vec<Rejected> = Vec::new();
     let mut warned: Vec<Rejected> = Vec::new();
     // How each file was read, when not as plain UTF-8.
@@ -125,15 +153,12 @@ pub async fn import(
     // record_id → where it was first read, across every file of this run.
     let mut keep: HashMap<String, (String, usize)> = HashMap::new();
     let mut rows = 0usize;
-    for file in files {
-        let name = file.display().to_string();
-        let bytes = std::fs::read(file).with_context(|| format!("cannot read {name}"))?;
+    for (name, parsed) in read {
         let Parsed {
             rows: ok,
             errors,
             notes: read_as,
-        } = maillage_import::parse_with(format, &source, &bytes, options)
-            .with_context(|| format!("{name} is not a {} file", format.as_str()))?;
+        } = parsed;
         for note in read_as {
             notes.push(format!("{name}: {note}"));
         }

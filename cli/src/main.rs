@@ -124,8 +124,10 @@ enum Command {
     Quarantine(QuarantineCommand),
     /// Import what a collectivity already publishes: FORMAT is scdl (SCDL
     /// catalogue CSV), etalab (schema-catalogue-donnees CSV), bibliotheque-ia
-    /// (the bibliothèque des projets IA CSV export) or dcat (DCAT-AP JSON-LD,
-    /// one file per page). Tables may be CSV (UTF-8, UTF-16 or Windows-1252;
+    /// (the bibliothèque des projets IA CSV export), dcat (DCAT-AP in
+    /// JSON-LD, Turtle or RDF/XML), udata (data.gouv.fr's API) or ckan
+    /// (package_search). Give files, or addresses (https://…): an address is
+    /// fetched and followed page by page. Tables may be CSV (UTF-8, UTF-16 or Windows-1252;
     /// ',', ';' or tab) or spreadsheets (.xlsx, .xls, .ods: the first sheet).
     /// Re-importing updates records, never duplicates them.
     /// A row that cannot become a correct record is refused; a value outside
@@ -147,6 +149,10 @@ enum Command {
         /// one its header uses most among ';', ',' and tab.
         #[arg(long, value_name = "CHAR")]
         delimiter: Option<String>,
+        /// For an address: seconds one request may take, connection to last
+        /// byte (it is tried 3 more times if it fails or times out).
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        timeout: u64,
     },
     /// Write the node's public catalogue as a harvester sees it: DCAT-AP
     /// JSON-LD (default), Turtle, or the public projects as JSON.
@@ -404,8 +410,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         source,
                         withdraw_missing,
                         delimiter,
+                        timeout,
                     } => {
                         let options = interop::import_options(delimiter.as_deref())?;
+                        let mut fetcher = maillage_harvest::Fetcher::new();
+                        fetcher.timeout = std::time::Duration::from_secs(timeout.max(1));
                         interop::import(
                             &dir,
                             &format,
@@ -413,6 +422,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             source.as_deref(),
                             withdraw_missing,
                             &options,
+                            &fetcher,
                             json,
                         )
                         .await

@@ -366,3 +366,163 @@ fn imports_take_what_spreadsheets_write_and_say_what_they_kept() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("--delimiter 'ab'"), "{stderr}");
 }
+
+/// Sources where they are: an address is fetched and followed page by
+/// page (udata's next_page, CKAN's start, DCAT's Hydra links, whatever the
+/// RDF syntax of each page); a source that fails once is tried again; one
+/// that hangs, is too large or is not there ends the import with an error
+/// that says which and why, and nothing imported.
+#[test]
+fn imports_follow_a_source_where_it_is() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("metropole");
+    init(&dir, "243100518", "Toulouse Métropole");
+    let _node = start(&dir);
+    let base = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+    let udata = |id: &str, title: &str| {
+        serde_json::json!({
+            "id": id, "title": title, "description": "Un jeu de la métropole.",
+            "license": "lo-2.0", "frequency": "monthly", "tags": ["voirie"],
+            "organization": {"name": "Toulouse Métropole", "page": "https://www.data.gouv.fr/fr/organizations/toulouse-metropole/"},
+            "resources": [{"url": format!("https://data.toulouse-metropole.fr/{id}.csv"), "title": "CSV", "format": "csv", "filetype": "file"}],
+        })
+    };
+    let package = |id: &str| {
+        serde_json::json!({
+            "id": id, "name": id, "title": format!("Jeu {id}"), "notes": "Un jeu du portail.",
+            "license_id": "odc-odbl", "organization": {"title": "Toulouse Métropole"},
+            "resources": [{"url": format!("https://ckan.example.fr/{id}.csv"), "format": "CSV"}],
+        })
+    };
+    let flaky = std::sync::Arc::new(AtomicUsize::new(0));
+    let (b, f) = (base.clone(), flaky.clone());
+    let addr = serve_http(move |target| {
+        let base = b.get().unwrap();
+        let json = |v: serde_json::Value| Some(Answer::ok("application/json", v.to_string()));
+        match target {
+            "/udata/1" => json(serde_json::json!({
+                "data": [udata("a1", "Voirie"), udata("a2", "Éclairage public")],
+                "next_page": format!("{base}/udata/2"), "page": 1, "page_size": 2, "total": 3})),
+            "/udata/2" => json(serde_json::json!({
+                "data": [udata("a3", "Parkings")], "next_page": null, "page": 2, "page_size": 2, "total": 3})),
+            t if t.starts_with("/ckan/api/3/action/package_search") => {
+                assert!(t.contains("rows=100"), "{t}");
+                if t.contains("start=2") {
+                    json(
+                        serde_json::json!({"success": true, "result": {"count": 3, "results": [package("c3")]}}),
+                    )
+                } else {
+                    json(
+                        serde_json::json!({"success": true, "result": {"count": 3, "results": [package("c1"), package("c2")]}}),
+                    )
+                }
+            }
+            "/dcat/page1.ttl" => Some(Answer::ok(
+                "text/turtle",
+                format!(
+                    "@prefix dcat: <http://www.w3.org/ns/dcat#> .\n@prefix dct: <http://purl.org/dc/terms/> .\n\
+                 @prefix hydra: <http://www.w3.org/ns/hydra/core#> .\n\
+                 <{base}/dcat/page1.ttl> a hydra:PagedCollection ; hydra:next <{base}/dcat/page2.rdf> .\n\
+                 <https://ex.fr/d/1> a dcat:Dataset ; dct:title \"Bornes de recharge\"@fr ; dct:description \"Les bornes.\"@fr .\n"
+                ),
+            )),
+            "/dcat/page2.rdf" => Some(Answer::ok(
+                "application/rdf+xml",
+                "<?xml version=\"1.0\"?>\n<rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\" \
+                 xmlns:dcat=\"http://www.w3.org/ns/dcat#\" xmlns:dct=\"http://purl.org/dc/terms/\">\
+                 <dcat:Dataset rdf:about=\"https://ex.fr/d/2\"><dct:title>Arbres</dct:title>\
+                 <dct:description>Les arbres.</dct:description></dcat:Dataset></rdf:RDF>",
+            )),
+            "/flaky.csv" => {
+                if f.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Some(Answer::status(503))
+                } else {
+                    Some(Answer::ok(
+                        "text/csv",
+                        "COLL_NOM,COLL_SIRET,ID,TITRE,DESCRIPTION\nToulouse Métropole,24310051800014,x,Budget,Le budget.\n",
+                    ))
+                }
+            }
+            "/hang.csv" => None,
+            "/big.csv" => Some(Answer {
+                claimed_length: Some(300 << 20),
+                ..Answer::ok("text/csv", "")
+            }),
+            _ => Some(Answer::status(404)),
+        }
+    });
+    base.set(addr.clone()).unwrap();
+    let run = |format: &str, url: &str, extra: &[&str]| {
+        let mut args = vec!["import", "--json", format, url];
+        args.extend_from_slice(extra);
+        let out = cli(&dir, &args);
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (
+            out.status.code(),
+            report,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, report, stderr) = run("udata", &format!("{addr}/udata/1"), &[]);
+    assert_eq!(code, Some(0), "{report} {stderr}");
+    assert_eq!(
+        (report["created"].as_u64(), report["rows"].as_u64()),
+        (Some(3), Some(3)),
+        "{report}"
+    );
+    assert_eq!(report["source"], format!("{addr}/udata/1"));
+
+    let (code, report, stderr) = run(
+        "ckan",
+        &format!("{addr}/ckan/api/3/action/package_search?q=x"),
+        &[],
+    );
+    assert_eq!(code, Some(0), "{report} {stderr}");
+    assert_eq!(report["created"], 3, "{report}");
+
+    let (code, report, stderr) = run("dcat", &format!("{addr}/dcat/page1.ttl"), &[]);
+    assert_eq!(code, Some(0), "{report} {stderr}");
+    assert_eq!(report["created"], 2, "{report}");
+    let notes = report["notes"].to_string();
+    assert!(
+        notes.contains("Turtle") && notes.contains("RDF/XML"),
+        "{notes}"
+    );
+
+    // Failing once (503): tried again.
+    let (code, report, stderr) = run("scdl", &format!("{addr}/flaky.csv"), &[]);
+    assert_eq!(code, Some(0), "{report} {stderr}");
+    assert_eq!(report["created"], 1, "{report}");
+    assert_eq!(flaky.load(Ordering::SeqCst), 2);
+
+    let datasets = cli_json(&dir, &["list", "--json", "--kind", "dataset"]);
+    assert_eq!(datasets.as_array().unwrap().len(), 9, "{datasets}");
+
+    // Hanging, too large, missing: an error naming the address and why.
+    let (code, _, stderr) = run("scdl", &format!("{addr}/hang.csv"), &["--timeout", "1"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("/hang.csv: no answer within 1 s"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run("scdl", &format!("{addr}/big.csv"), &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("larger than 256 MiB"), "{stderr}");
+    let (code, _, stderr) = run("scdl", &format!("{addr}/nulle-part.csv"), &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("answered 404 Not Found: check the address"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("nothing was imported"), "{stderr}");
+    assert_eq!(
+        cli_json(&dir, &["list", "--json", "--kind", "dataset"])
+            .as_array()
+            .unwrap()
+            .len(),
+        9
+    );
+}

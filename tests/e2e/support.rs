@@ -263,3 +263,71 @@ Administration et organisation interne,,Agents,,,",
     }
     rows.join("\n") + "\n"
 }
+
+/// An answer of `serve_http`: status, content type, body.
+pub struct Answer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    /// A Content-Length to claim instead of the body's (a server lying
+    /// about a huge answer).
+    pub claimed_length: Option<u64>,
+}
+
+impl Answer {
+    pub fn ok(content_type: &'static str, body: impl Into<Vec<u8>>) -> Answer {
+        Answer {
+            status: 200,
+            content_type,
+            body: body.into(),
+            claimed_length: None,
+        }
+    }
+    pub fn status(status: u16) -> Answer {
+        Answer {
+            status,
+            content_type: "text/plain",
+            body: b"no".to_vec(),
+            claimed_length: None,
+        }
+    }
+}
+
+/// A plain HTTP/1.1 server on 127.0.0.1 for the tests' sources: each
+/// request's path and query go to `route`; `None` never answers (a hung
+/// source). Its address, as http://127.0.0.1:PORT.
+pub fn serve_http(route: impl Fn(&str) -> Option<Answer> + Send + Sync + 'static) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let route = std::sync::Arc::new(route);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let route = route.clone();
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let target = head.split(' ').nth(1).unwrap_or("/").to_string();
+                let Some(answer) = route(&target) else {
+                    std::thread::sleep(Duration::from_secs(30));
+                    return;
+                };
+                let length = answer.claimed_length.unwrap_or(answer.body.len() as u64);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n",
+                    answer.status, answer.content_type
+                );
+                let _ = stream.write_all(&answer.body);
+            });
+        }
+    });
+    base
+}
