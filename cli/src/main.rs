@@ -195,6 +195,10 @@ enum Command {
     /// every table against the others, every search document against its
     /// record. Exits non-zero if anything is wrong.
     Check,
+    /// Sources the node harvests by itself ([[harvest]] in its config);
+    /// `maillage status` shows their last runs.
+    #[command(subcommand)]
+    Harvest(HarvestCommand),
     /// Curated, signed lists of records ("Projets IA de la métropole").
     #[command(subcommand)]
     Collection(CollectionCommand),
@@ -289,6 +293,13 @@ enum KeyCommand {
         #[arg(long)]
         key: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum HarvestCommand {
+    /// Run the harvest NAME now, and report when it is done (exit status 1
+    /// if the source could not be read).
+    Run { name: String },
 }
 
 #[derive(Subcommand)]
@@ -445,6 +456,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     Command::Reindex => search::reindex(&dir, json).await,
                     Command::Check => status::check(&dir, json).await,
+                    Command::Harvest(HarvestCommand::Run { name }) => {
+                        status::harvest_now(&dir, &name, json).await
+                    }
                     Command::Collection(CollectionCommand::Create {
                         record_id,
                         title,

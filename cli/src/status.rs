@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use maillage_proto::v1::{CheckRequest, StatusRequest};
+use maillage_proto::v1::{CheckRequest, HarvestNowRequest, HarvestStatus, StatusRequest};
 use maillage_record::PublicKey;
 use serde_json::{Map, Value, json};
 
@@ -70,6 +70,7 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
                 "conflicts": conflicts,
                 "conflicting_authors": conflicting_authors,
                 "refusals": s.refusals,
+                "harvests": s.harvests.iter().map(harvest_json).collect::<Vec<_>>(),
                 "dir": dir.display().to_string(),
             }))?
         );
@@ -135,9 +136,79 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
                 list.join(", ")
             );
         }
+        for h in &s.harvests {
+            println!("harvest      {}", harvest_line(h));
+        }
         println!("uptime       {}", human_duration(s.uptime_seconds));
         println!("store        {}", human_bytes(s.store_bytes));
         println!("version      {}", s.node_version);
+    }
+    Ok(())
+}
+
+/// A harvest and its last run, as `status --json` and `harvest run --json`
+/// give it.
+pub(crate) fn harvest_json(h: &HarvestStatus) -> Value {
+    json!({
+        "name": h.name, "url": h.url, "format": h.format, "interval_s": h.interval_s,
+        "running": h.running,
+        "last_started_ms": h.last_started_ms, "last_finished_ms": h.last_finished_ms,
+        "next_run_ms": h.next_run_ms, "pages": h.pages, "rows": h.rows,
+        "created": h.created, "updated": h.updated, "unchanged": h.unchanged,
+        "rows_with_warnings": h.rows_with_warnings, "refused_rows": h.refused_rows,
+        "withdrawn": h.withdrawn,
+        "error": (!h.error.is_empty()).then_some(&h.error),
+    })
+}
+
+/// A harvest and its last run, in one line.
+pub(crate) fn harvest_line(h: &HarvestStatus) -> String {
+    let every = human_duration(h.interval_s);
+    let last = if h.running {
+        "running now".to_string()
+    } else if h.last_finished_ms == 0 {
+        "not run yet".to_string()
+    } else if !h.error.is_empty() {
+        format!("last run failed, nothing imported: {}", h.error)
+    } else {
+        format!(
+            "last run: {} rows in {} page(s), {} created, {} updated, {} unchanged, {} with \
+             warnings, {} refused{}",
+            h.rows,
+            h.pages,
+            h.created,
+            h.updated,
+            h.unchanged,
+            h.rows_with_warnings,
+            h.refused_rows,
+            if h.withdrawn > 0 {
+                format!(", {} withdrawn", h.withdrawn)
+            } else {
+                String::new()
+            }
+        )
+    };
+    format!("{} ({} {}, every {every}): {last}", h.name, h.format, h.url)
+}
+
+/// `maillage harvest run NAME`: runs a configured harvest now.
+pub async fn harvest_now(dir: &Path, name: &str, json_out: bool) -> anyhow::Result<()> {
+    let conn = NodeConn::open(dir).await?;
+    let h = conn
+        .admin()
+        .harvest_now(HarvestNowRequest {
+            name: name.to_string(),
+        })
+        .await
+        .map_err(explain)?
+        .into_inner();
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&harvest_json(&h))?);
+    } else {
+        println!("{}", harvest_line(&h));
+    }
+    if !h.error.is_empty() {
+        anyhow::bail!("the harvest '{name}' failed: {}", h.error);
     }
     Ok(())
 }

@@ -37,6 +37,38 @@ struct RawConfig {
     replication: RawReplication,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    harvest: Vec<RawHarvest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHarvest {
+    name: String,
+    url: String,
+    format: String,
+    interval: Option<String>,
+    #[serde(default)]
+    withdraw_missing: bool,
+    delimiter: Option<String>,
+    timeout: Option<String>,
+}
+
+/// A source the node harvests by itself (`[[harvest]]`).
+#[derive(Debug, Clone)]
+pub struct Harvest {
+    /// Its name in `status` and `maillage harvest run`; unique.
+    pub name: String,
+    pub url: String,
+    pub format: maillage_import::Format,
+    /// How often it runs (1 minute to 366 days; default 1 day).
+    pub interval: Duration,
+    /// Whether records of this source it no longer lists are withdrawn
+    /// (only after a run that refused no row).
+    pub withdraw_missing: bool,
+    pub delimiter: Option<u8>,
+    /// One request's time limit (1 s to 10 min; default 60 s).
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -150,6 +182,8 @@ pub struct Config {
     pub replication: Replication,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// Sources harvested on a schedule.
+    pub harvests: Vec<Harvest>,
 }
 
 impl Config {
@@ -283,6 +317,74 @@ impl Config {
                 "\"30days\"",
             )?;
         }
+        let mut harvests: Vec<Harvest> = Vec::new();
+        for h in &raw.harvest {
+            if h.name.trim().is_empty() || h.name.len() > 100 {
+                return Err(invalid(
+                    "harvest.name",
+                    &h.name,
+                    "must be 1 to 100 characters: each harvest has a name of its own".into(),
+                ));
+            }
+            if harvests.iter().any(|o| o.name == h.name) {
+                return Err(invalid(
+                    "harvest.name",
+                    &h.name,
+                    "is the name of another harvest: give each its own".into(),
+                ));
+            }
+            if !maillage_record::model::is_http_url(&h.url) {
+                return Err(invalid(
+                    "harvest.url",
+                    &h.url,
+                    "is not an http(s) address, e.g. \"https://www.data.gouv.fr/api/1/organizations/…/datasets/\"".into(),
+                ));
+            }
+            let format = maillage_import::Format::parse(&h.format).map_err(|e| {
+                invalid("harvest.format", &h.format, format!("is not a format: {e}"))
+            })?;
+            let interval = match &h.interval {
+                None => DAY,
+                Some(text) => duration(
+                    "harvest.interval",
+                    text,
+                    Duration::from_secs(60),
+                    366 * DAY,
+                    "\"1day\" or \"6h\"",
+                )?,
+            };
+            let timeout = match &h.timeout {
+                None => Duration::from_secs(60),
+                Some(text) => duration(
+                    "harvest.timeout",
+                    text,
+                    Duration::from_secs(1),
+                    Duration::from_secs(600),
+                    "\"60s\"",
+                )?,
+            };
+            let delimiter = match h.delimiter.as_deref() {
+                None => None,
+                Some("tab") => Some(b'\t'),
+                Some(d) if d.len() == 1 && d != "\"" => Some(d.as_bytes()[0]),
+                Some(d) => {
+                    return Err(invalid(
+                        "harvest.delimiter",
+                        d,
+                        "is not one character (such as \";\"), nor \"tab\"".into(),
+                    ));
+                }
+            };
+            harvests.push(Harvest {
+                name: h.name.clone(),
+                url: h.url.clone(),
+                format,
+                interval,
+                withdraw_missing: h.withdraw_missing,
+                delimiter,
+                timeout,
+            });
+        }
         let log_format = match raw.log.format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -313,6 +415,7 @@ impl Config {
             replication,
             log_format,
             log_level: raw.log.level.unwrap_or_else(|| "info".into()),
+            harvests,
         })
     }
 }
@@ -397,5 +500,40 @@ mod tests {
         }
         let c = with("sync_interval", "1day").unwrap();
         assert_eq!(c.replication.sync_interval, Duration::from_secs(86_400));
+    }
+
+    /// Harvests: each mistake names its key and value; a good one reads.
+    #[test]
+    fn harvests_are_checked() {
+        let p = Path::new("n/maillage.toml");
+        let base = template("243100518", "127.0.0.1:1");
+        let with = |harvest: &str| Config::parse(p, &format!("{base}\n{harvest}"));
+        let good = "[[harvest]]\nname = \"dgf\"\nurl = \"https://www.data.gouv.fr/api/1/datasets/\"\nformat = \"udata\"\n";
+        let c = with(good).unwrap();
+        assert_eq!(c.harvests.len(), 1);
+        assert_eq!(c.harvests[0].interval, Duration::from_secs(86_400));
+        assert_eq!(c.harvests[0].format, maillage_import::Format::Udata);
+        for (harvest, key, value) in [
+            (good.replace("udata", "xml"), "harvest.format", "xml"),
+            (
+                good.replace("https://www.data.gouv.fr/api/1/datasets/", "ftp://x"),
+                "harvest.url",
+                "ftp://x",
+            ),
+            (
+                format!("{good}interval = \"10s\"\n"),
+                "harvest.interval",
+                "10s",
+            ),
+            (
+                format!("{good}delimiter = \";;\"\n"),
+                "harvest.delimiter",
+                ";;",
+            ),
+            (format!("{good}\n{good}"), "harvest.name", "dgf"),
+        ] {
+            let e = with(&harvest).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(value), "{e}");
+        }
     }
 }

@@ -16,6 +16,7 @@ mod accept;
 mod author;
 mod background;
 mod export;
+mod harvest;
 mod http;
 mod ledger;
 mod node;

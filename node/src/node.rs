@@ -62,6 +62,8 @@ pub struct Node {
     /// Each peer's turns to read and send a Fetch's envelopes
     /// (`fetch_turn`), by peer name.
     fetch_slots: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
+    /// Sources harvested on a schedule (`[[harvest]]`).
+    harvests: crate::harvest::Harvests,
 }
 
 /// Fetch reads in flight at once for one peer, each up to
@@ -157,6 +159,7 @@ impl Node {
             background: Background::new("maillage-sync", crate::background::BACKGROUND),
             refusals: Arc::default(),
             fetch_slots: Default::default(),
+            harvests: crate::harvest::Harvests::new(&config.harvests),
         })
     }
 
@@ -285,6 +288,11 @@ impl Node {
             .acquire_owned()
             .await
             .expect("the semaphore is never closed")
+    }
+
+    /// The sources this node harvests by itself.
+    pub fn harvests(&self) -> &crate::harvest::Harvests {
+        &self.harvests
     }
 
     /// What was refused to callers, by reason.

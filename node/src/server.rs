@@ -236,6 +236,7 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         .expect("descriptor sets embedded at build time are valid");
 
     let replicator = Replicator::start(node.clone());
+    crate::harvest::Harvests::spawn(&node);
     // A peer re-pinned along a succession (or un-revoked) gets its link
     // back: `run_link` ends for a revoked key.
     let relinking = (node.clone(), replicator.clone());

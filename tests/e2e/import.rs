@@ -526,3 +526,94 @@ fn imports_follow_a_source_where_it_is() {
         9
     );
 }
+
+/// A node harvests its sources by itself: declared in its config, run on
+/// their schedule (or now, by the operator), imported as `import` does,
+/// what left the source withdrawn when asked, and each run in `status`.
+#[test]
+fn a_node_harvests_its_sources_and_says_how_it_went() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("metropole");
+    init(&dir, "243100518", "Toulouse Métropole");
+    let dataset = |id: &str| {
+        serde_json::json!({"id": id, "title": format!("Jeu {id}"), "description": "Un jeu.",
+                           "license": "lo-2.0", "organization": {"name": "Toulouse Métropole"}})
+    };
+    let shrunk = std::sync::Arc::new(AtomicBool::new(false));
+    let s = shrunk.clone();
+    let addr = serve_http(move |target| match target {
+        "/api/1/datasets/" => {
+            let mut data = vec![dataset("a"), dataset("b")];
+            if !s.load(Ordering::SeqCst) {
+                data.push(dataset("c"));
+            }
+            Some(Answer::ok(
+                "application/json",
+                serde_json::json!({"data": data, "next_page": null}).to_string(),
+            ))
+        }
+        _ => Some(Answer::status(404)),
+    });
+    let config = dir.join("maillage.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[harvest]]\nname = \"data.gouv.fr\"\nurl = \"{addr}/api/1/datasets/\"\nformat = \"udata\"\n\
+         interval = \"1day\"\nwithdraw_missing = true\n\n\
+         [[harvest]]\nname = \"ancien portail\"\nurl = \"{addr}/ailleurs.csv\"\nformat = \"scdl\"\ntimeout = \"5s\"\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    let _node = start(&dir);
+
+    let status = cli_json(&dir, &["status", "--json"]);
+    assert_eq!(status["harvests"][0]["name"], "data.gouv.fr", "{status}");
+    assert_eq!(status["harvests"][0]["last_finished_ms"], 0, "{status}");
+
+    let run = cli_json(&dir, &["harvest", "run", "--json", "data.gouv.fr"]);
+    assert_eq!(
+        (run["rows"].as_u64(), run["created"].as_u64()),
+        (Some(3), Some(3)),
+        "{run}"
+    );
+    let listed = cli_json(&dir, &["list", "--json", "--kind", "dataset"]);
+    assert_eq!(listed.as_array().unwrap().len(), 3);
+    assert_eq!(
+        listed[0]["record"]["provenance"]["source"],
+        format!("{addr}/api/1/datasets/")
+    );
+
+    // The source lost a dataset: the next run withdraws it.
+    shrunk.store(true, Ordering::SeqCst);
+    let run = cli_json(&dir, &["harvest", "run", "--json", "data.gouv.fr"]);
+    assert_eq!(
+        (run["unchanged"].as_u64(), run["withdrawn"].as_u64()),
+        (Some(2), Some(1)),
+        "{run}"
+    );
+    assert_eq!(
+        cli_json(&dir, &["list", "--json", "--kind", "dataset"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // A source that is not there: the run fails, says why, imports nothing.
+    let out = cli(&dir, &["harvest", "run", "ancien portail"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("404"), "{stderr}");
+    let out = cli(&dir, &["status"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ancien portail (scdl") && text.contains("last run failed, nothing imported"),
+        "{text}"
+    );
+    assert!(
+        text.contains("data.gouv.fr (udata") && text.contains("1 withdrawn"),
+        "{text}"
+    );
+    let out = cli(&dir, &["harvest", "run", "inconnu"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no harvest is named 'inconnu'"));
+}

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use maillage_proto::v1::admin_server::Admin;
 use maillage_proto::v1::{
-    CheckRequest, CheckResponse, ImportOutcome, ImportRequest, ImportResponse, KeyRotateRequest,
-    KeyRotateResponse, KindCount, Peer, PeerAddRequest, PeerListRequest, PeerListResponse,
-    PeerProgress, PeerRemoveRequest, PeerRemoveResponse, PublishResponse, QuarantineDropRequest,
-    QuarantineDropResponse, QuarantineListRequest, QuarantineListResponse,
-    QuarantineReleaseRequest, QuarantineReleaseResponse, QuarantinedRecord, ReindexRequest,
-    ReindexResponse, SignRequest, StatusRequest, StatusResponse, SyncProgress, SyncRequest,
-    SyncResult, TrustAddRequest, TrustAddResponse, TrustListRequest, TrustListResponse,
-    TrustRemoveRequest, TrustRemoveResponse, TrustRoot, WithdrawMissingRequest,
+    CheckRequest, CheckResponse, HarvestNowRequest, HarvestStatus, ImportOutcome, ImportRequest,
+    ImportResponse, KeyRotateRequest, KeyRotateResponse, KindCount, Peer, PeerAddRequest,
+    PeerListRequest, PeerListResponse, PeerProgress, PeerRemoveRequest, PeerRemoveResponse,
+    PublishResponse, QuarantineDropRequest, QuarantineDropResponse, QuarantineListRequest,
+    QuarantineListResponse, QuarantineReleaseRequest, QuarantineReleaseResponse, QuarantinedRecord,
+    ReindexRequest, ReindexResponse, SignRequest, StatusRequest, StatusResponse, SyncProgress,
+    SyncRequest, SyncResult, TrustAddRequest, TrustAddResponse, TrustListRequest,
+    TrustListResponse, TrustRemoveRequest, TrustRemoveResponse, TrustRoot, WithdrawMissingRequest,
     WithdrawMissingResponse,
 };
 use maillage_record::{RecordId, Siren, wire};
@@ -139,6 +139,12 @@ impl Admin for AdminService {
                 .counts()
                 .into_iter()
                 .map(|(why, n)| (why.to_string(), n))
+                .collect(),
+            harvests: node
+                .harvests()
+                .statuses()
+                .iter()
+                .map(|(cfg, run)| harvest_status(cfg, run))
                 .collect(),
             conflicts: conflicts
                 .into_iter()
@@ -613,6 +619,25 @@ impl Admin for AdminService {
         }))
     }
 
+    async fn harvest_now(
+        &self,
+        request: Request<HarvestNowRequest>,
+    ) -> Result<Response<HarvestStatus>, Status> {
+        let name = request.into_inner().name;
+        let run = crate::harvest::Harvests::run_now(&self.node, &name)
+            .await
+            .map_err(|e| match e {
+                crate::harvest::RunError::NotFound(_) => Status::not_found(e.to_string()),
+                crate::harvest::RunError::Running(_) => Status::failed_precondition(e.to_string()),
+            })?;
+        let statuses = self.node.harvests().statuses();
+        let (cfg, _) = statuses
+            .iter()
+            .find(|(c, _)| c.name == name)
+            .expect("the harvest that ran is configured");
+        Ok(Response::new(harvest_status(cfg, &run)))
+    }
+
     async fn check(
         &self,
         _request: Request<CheckRequest>,
@@ -673,4 +698,27 @@ fn dir_size(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// A harvest and its last run, as `status` and HarvestNow answer them.
+fn harvest_status(cfg: &crate::config::Harvest, run: &crate::harvest::Run) -> HarvestStatus {
+    HarvestStatus {
+        name: cfg.name.clone(),
+        url: cfg.url.clone(),
+        format: cfg.format.cli_name().to_string(),
+        interval_s: cfg.interval.as_secs(),
+        last_started_ms: run.started_ms,
+        last_finished_ms: run.finished_ms,
+        next_run_ms: run.next_ms,
+        pages: run.pages,
+        rows: run.rows,
+        created: run.created,
+        updated: run.updated,
+        unchanged: run.unchanged,
+        rows_with_warnings: run.rows_with_warnings,
+        refused_rows: run.refused_rows,
+        withdrawn: run.withdrawn,
+        error: run.error.clone().unwrap_or_default(),
+        running: run.running,
+    }
 }
