@@ -26,6 +26,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod corpus;
 mod federation;
+mod imports;
 mod load;
 mod nodes;
 mod probe;
@@ -50,6 +51,17 @@ fn main() -> anyhow::Result<()> {
     if let Ok(dir) = std::env::var("MAILLAGE_BENCH_PROBE") {
         return probe::run(std::path::Path::new(&dir), n, &authors);
     }
+    // The imports alone, printed (a developer's check; no report written).
+    if std::env::var_os("MAILLAGE_BENCH_IMPORTS_ONLY").is_some() {
+        let figures = tokio::runtime::Runtime::new()?.block_on(imports::run(&authors))?;
+        let md = Report {
+            started,
+            sections: vec![imports::section(&figures)],
+        }
+        .render();
+        print!("{md}");
+        return Ok(());
+    }
 
     eprintln!("generating {} signed records...", n + DIFF);
     let t = Instant::now();
@@ -60,7 +72,7 @@ fn main() -> anyhow::Result<()> {
     let records = replication::spread_differences(records, n);
 
     let rt = tokio::runtime::Runtime::new()?;
-    let (replicated, searched, loaded, federated) = rt.block_on(async {
+    let (replicated, searched, loaded, federated, imported) = rt.block_on(async {
         // Search runs on the two nodes replication leaves full, then the
         // load on b.
         let (a, b) = nodes::pair(&authors).await?;
@@ -70,7 +82,9 @@ fn main() -> anyhow::Result<()> {
         let loaded = load::run(&b, &authors, replicated.full_rate(n)).await?;
         b.shutdown().await;
         eprintln!("{}-node federations...", federation::NODES);
-        anyhow::Ok((replicated, searched, loaded, federation::run().await?))
+        let federated = federation::run().await?;
+        let imported = imports::run(&authors).await?;
+        anyhow::Ok((replicated, searched, loaded, federated, imported))
     })?;
 
     let md = Report {
@@ -79,6 +93,7 @@ fn main() -> anyhow::Result<()> {
             replication::section(n, &signing, &ceiling, &replicated, &federated),
             search::section(n, &replicated, &searched),
             load::section(&loaded),
+            imports::section(&imported),
         ],
     }
     .render();

@@ -27,6 +27,8 @@ const BATCH: usize = 500;
 /// Bytes of drafts per Import call: under the admin socket's 16 MiB limit
 /// whatever the rows hold.
 const BATCH_BYTES: usize = 8 << 20;
+/// Import calls in flight at once.
+const IN_FLIGHT: usize = 2;
 /// Bytes of record_ids per WithdrawMissing message.
 const KEEP_BYTES: usize = 1 << 20;
 
@@ -217,16 +219,39 @@ pub async fn import(
         })
         .collect();
     let mut done = 0;
-    for batch in batches(&items, BATCH, BATCH_BYTES, |i| i.encoded_len()) {
-        let chunk = &drafts[done..done + batch.len()];
-        done += batch.len();
-        let items = batch.to_vec();
-        let outcomes = admin
-            .import(ImportRequest { items })
+    // Two batches in flight: the node signs and stores one while the next
+    // is on its way. Answers are read in the order the batches were sent.
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut sent = 0;
+    let parts = batches(&items, BATCH, BATCH_BYTES, |i| i.encoded_len());
+    let mut parts = parts.into_iter().peekable();
+    while parts.peek().is_some() || !in_flight.is_empty() {
+        if in_flight.len() < IN_FLIGHT
+            && let Some(batch) = parts.next()
+        {
+            let mut admin = admin.clone();
+            let request = ImportRequest {
+                items: batch.to_vec(),
+            };
+            in_flight.push_back((
+                sent,
+                batch.len(),
+                tokio::spawn(async move { admin.import(request).await }),
+            ));
+            sent += batch.len();
+            continue;
+        }
+        let Some((start, len, answer)) = in_flight.pop_front() else {
+            break;
+        };
+        let outcomes = answer
             .await
+            .context("an import batch was lost")?
             .map_err(explain)?
             .into_inner()
             .outcomes;
+        let chunk = &drafts[start..start + len];
+        done += len;
         for ((file, line, _), o) in chunk.iter().zip(outcomes) {
             match R::try_from(o.result) {
                 Ok(R::Created) => created += 1,

@@ -30,6 +30,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("import_etalab", |d| import(Format::EtalabCatalogue, d)),
     ("import_bibliotheque", |d| import(Format::BibliothequeIa, d)),
     ("import_dcat", |d| import(Format::DcatJsonLd, d)),
+    ("import_udata", |d| import(Format::Udata, d)),
+    ("import_ckan", |d| import(Format::Ckan, d)),
     ("reconcile", reconcile),
     ("http_query", http_query),
 ];

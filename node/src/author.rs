@@ -248,6 +248,8 @@ impl Author {
         // Narrowing notices, by the index in `signed` of the row each goes with.
         let mut notices: Vec<(usize, VerifiedRecord)> = Vec::new();
         let mut seen: HashMap<String, usize> = HashMap::new();
+        // (item, draft, whether the record existed, its narrowing notice)
+        let mut to_sign: Vec<(usize, Record, bool, Option<VerifiedRecord>)> = Vec::new();
         let now = maillage_record::now_ms();
         for (i, mut draft) in drafts.into_iter().enumerate() {
             if let Some(first) = seen.insert(draft.record_id.clone(), i) {
@@ -324,16 +326,21 @@ impl Author {
                     continue;
                 }
             };
-            match envelope::sign(&self.key, &draft) {
+            to_sign.push((i, draft, current.is_some(), notice));
+            // Filled in below, once signed and written.
+            outcomes.push(Outcome::Unchanged { version: 0 });
+        }
+        // Signing is most of an import's work: the batch is signed on as
+        // many threads as there are cores.
+        for ((i, _, existed, notice), rec) in to_sign.iter().zip(sign_all(&self.key, &to_sign)) {
+            match rec {
                 Ok(rec) => {
                     if let Some(n) = notice {
-                        notices.push((signed.len(), n));
+                        notices.push((signed.len(), n.clone()));
                     }
-                    signed.push((i, rec, current.is_some()));
-                    // Filled in below, once the write succeeded.
-                    outcomes.push(Outcome::Unchanged { version: 0 });
+                    signed.push((*i, rec, *existed));
                 }
-                Err(e) => outcomes.push(Outcome::Rejected(e.to_string())),
+                Err(e) => outcomes[*i] = Outcome::Rejected(e.to_string()),
             }
         }
         if signed.is_empty() {
@@ -721,6 +728,38 @@ fn other_source(current: &Record, draft: &Record) -> Option<String> {
 /// Whether two records say the same thing (versions and dates aside).
 fn same_content(a: &Record, b: &Record) -> bool {
     a.visibility == b.visibility && a.provenance == b.provenance && a.body == b.body
+}
+
+/// Signs each draft, on as many threads as there are cores (a batch of a
+/// few is signed on this one); the results in order.
+fn sign_all(
+    key: &SigningKey,
+    drafts: &[(usize, Record, bool, Option<VerifiedRecord>)],
+) -> Vec<Result<VerifiedRecord, EnvelopeError>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if threads < 2 || drafts.len() < 64 {
+        return drafts
+            .iter()
+            .map(|(_, d, ..)| envelope::sign(key, d))
+            .collect();
+    }
+    let chunk = drafts.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let parts: Vec<_> = drafts
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|(_, d, ..)| envelope::sign(key, d))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().expect("a signing thread panicked"))
+            .collect()
+    })
 }
 
 #[cfg(test)]
