@@ -32,6 +32,8 @@ pub struct ImportFigures {
     pub imported: u64,
     /// The csv crate alone reading the same file: no check, no record.
     pub csv_only: Duration,
+    /// Signing the same rows, nothing else, on every core.
+    pub sign_only: Duration,
     pub dcat_pages: usize,
     pub dcat_imported: u64,
     pub harvest: Duration,
@@ -73,6 +75,7 @@ pub async fn run(authors: &[SigningKey]) -> anyhow::Result<ImportFigures> {
 
     let imported = send_all(&mut admin, &drafts).await?;
     let import = t.elapsed();
+    let sign_only = sign_alone(&drafts)?;
 
     eprintln!("imports: a {DCAT_DATASETS}-dataset DCAT catalogue over HTTP...");
     let source = Starting::with_http(21).await?.run();
@@ -124,11 +127,34 @@ pub async fn run(authors: &[SigningKey]) -> anyhow::Result<ImportFigures> {
         import,
         imported,
         csv_only,
+        sign_only,
         dcat_pages,
         dcat_imported,
         harvest,
         fetch_only,
     })
+}
+
+/// How long signing the drafts takes, on every core: what an import can
+/// never go below.
+fn sign_alone(drafts: &[Record]) -> anyhow::Result<Duration> {
+    let key = maillage_record::keyfile::generate()?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for part in drafts.chunks(drafts.len().div_ceil(threads)) {
+            let key = &key;
+            s.spawn(move || {
+                for d in part {
+                    let mut d = d.clone();
+                    d.version = 1;
+                    d.issued_at_ms = 1;
+                    maillage_record::envelope::sign(key, &d).expect("the drafts are valid");
+                }
+            });
+        }
+    });
+    Ok(t.elapsed())
 }
 
 /// Waits until the source's export lists every dataset (its index of
@@ -288,6 +314,14 @@ pub fn section(f: &ImportFigures) -> Section {
             )
             .limit(">= 20,000 rows/s", rate >= 20_000.0 && f.imported == SCDL_ROWS as u64),
             Row::new(
+                "… signing the same rows alone (ed25519), on every core",
+                format!(
+                    "{:.0} rows/s ({:.2} s)",
+                    ImportFigures::rate(SCDL_ROWS, f.sign_only),
+                    f.sign_only.as_secs_f64()
+                ),
+            ),
+            Row::new(
                 "… of which reading the file (checks, vocabularies, records)",
                 format!("{parse_rate:.0} rows/s ({:.2} s)", f.parse.as_secs_f64()),
             )
@@ -309,7 +343,8 @@ pub fn section(f: &ImportFigures) -> Section {
             ),
         ],
         notes: vec![
-            "The node signs each row with its key (ed25519) and stores each batch in one synced write, as for any import.".into(),
+            "The node signs each row with its key (ed25519) and stores each batch in one synced write, as for any import; the CLI keeps two batches in flight, and the node signs a batch on every core.".into(),
+            "Where the time goes: signing the rows alone takes most of it (the row above: on this machine two signing threads go about 1.2 times as fast as one), then storing and indexing them, then reading the file. The 20,000 rows/s asked for would need all three within 5 s; signing alone takes more than half of that here.".into(),
             "The DCAT pages are read through a real RDF (JSON-LD) processor, each page's context expanded.".into(),
         ],
     }
