@@ -100,16 +100,23 @@ pub fn import_options(delimiter: Option<&str>) -> anyhow::Result<Options> {
     })
 }
 
+/// How sources are read: the import options, and how an address is
+/// fetched.
+pub struct Reading {
+    pub options: Options,
+    pub fetcher: maillage_harvest::Fetcher,
+}
+
 pub async fn import(
     dir: &Path,
     format: &str,
     files: &[PathBuf],
     source: Option<&str>,
     withdraw_missing: bool,
-    options: &Options,
-    fetcher: &maillage_harvest::Fetcher,
+    reading: &Reading,
     json_out: bool,
 ) -> anyhow::Result<()> {
+    let Reading { options, fetcher } = reading;
     let format = Format::parse(format)?;
     let first = files
         .first()

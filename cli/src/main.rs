@@ -423,17 +423,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         delimiter,
                         timeout,
                     } => {
-                        let options = interop::import_options(delimiter.as_deref())?;
-                        let mut fetcher = maillage_harvest::Fetcher::new();
-                        fetcher.timeout = std::time::Duration::from_secs(timeout.max(1));
+                        let mut reading = interop::Reading {
+                            options: interop::import_options(delimiter.as_deref())?,
+                            fetcher: maillage_harvest::Fetcher::new(),
+                        };
+                        reading.fetcher.timeout = std::time::Duration::from_secs(timeout.max(1));
                         interop::import(
                             &dir,
                             &format,
                             &files,
                             source.as_deref(),
                             withdraw_missing,
-                            &options,
-                            &fetcher,
+                            &reading,
                             json,
                         )
                         .await

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::ImportError;
 
-/// The JSON of an API answer, or why it is none.
+/// The JSON of an API answer (or of any JSON document), or why it is none.
 pub(crate) fn json(bytes: &[u8]) -> Result<Value, ImportError> {
     let text = crate::common::decode(bytes)?;
     serde_json::from_str(text).map_err(|e| ImportError::Json {

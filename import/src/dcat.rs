@@ -35,17 +35,7 @@ fn document(bytes: &[u8], source: &str, notes: &mut Vec<String>) -> Result<Value
         notes.push(format!("read as {}", syntax.name()));
         return rdf::to_json(bytes, syntax, &base, notes);
     }
-    let text = common::decode(bytes)?;
-    let doc: Value = serde_json::from_str(text).map_err(|e| ImportError::Json {
-        line: e.line(),
-        column: e.column(),
-        message: e
-            .to_string()
-            .split(" at line ")
-            .next()
-            .unwrap_or("")
-            .to_string(),
-    })?;
+    let doc = crate::api::json(bytes)?;
     if !doc.is_object() && !doc.is_array() {
         return Err(ImportError::NotDcat {
             reason: "the document is a single JSON value, not a JSON-LD object or array of nodes"

@@ -6,6 +6,7 @@ use std::io::Cursor;
 use calamine::{Data, Reader, open_workbook_auto_from_rs};
 
 use crate::ImportError;
+use crate::table::Records;
 
 /// Whether `bytes` are a spreadsheet: a ZIP archive (.xlsx, .ods) or an OLE
 /// compound file (.xls).
@@ -15,9 +16,7 @@ pub(crate) fn is_spreadsheet(bytes: &[u8]) -> bool {
 
 /// The first sheet's name, and its rows: the spreadsheet's row number
 /// (from 1, as the spreadsheet shows it), and each cell as text.
-pub(crate) fn first_sheet(
-    bytes: &[u8],
-) -> Result<(String, Vec<(usize, Vec<String>)>), ImportError> {
+pub(crate) fn first_sheet(bytes: &[u8]) -> Result<(String, Records), ImportError> {
     let unreadable = |e: &dyn std::fmt::Display| ImportError::Spreadsheet {
         message: e.to_string(),
     };

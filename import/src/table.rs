@@ -75,7 +75,7 @@ pub(crate) fn read_table(
 }
 
 /// A table's records: where each starts, and its cells.
-type Records = Vec<(usize, Vec<String>)>;
+pub(crate) type Records = Vec<(usize, Vec<String>)>;
 
 /// The CSV's records and the separator used.
 fn csv_records(text: &str, delimiter: Option<u8>) -> Result<(Records, u8), ImportError> {

@@ -170,14 +170,8 @@ where
 /// silent peer ends, with an error that says why.
 #[test]
 fn a_peer_that_hangs_holds_up_no_one() {
-    let fed = crate::support::federation(&[
-        ("243100518", "Toulouse Métropole"),
-        ("213101496", "Colomiers"),
-    ]);
+    let fed = linked_pair();
     let (a, b) = (&fed.dirs[0], &fed.dirs[1]);
-    crate::support::peer(a, "b", b);
-    crate::support::peer(b, "a", a);
-    crate::support::trust(a, b);
     let a_key = PublicKey::parse_hex(
         cli_json(a, &["status", "--json"])["public_key"]
             .as_str()
@@ -554,14 +548,8 @@ fn one_address_gets_a_bounded_share_of_connections() {
 /// newcomer, and the peer's sync goes through.
 #[test]
 fn idle_connections_cannot_keep_a_peer_out() {
-    let fed = crate::support::federation(&[
-        ("243100518", "Toulouse Métropole"),
-        ("213101496", "Colomiers"),
-    ]);
+    let fed = linked_pair();
     let (a, b) = (&fed.dirs[0], &fed.dirs[1]);
-    crate::support::peer(a, "b", b);
-    crate::support::peer(b, "a", a);
-    crate::support::trust(a, b);
     let addr: std::net::SocketAddr = cli_json(b, &["status", "--json"])["grpc_listen"]
         .as_str()
         .unwrap()
@@ -576,22 +564,7 @@ fn idle_connections_cannot_keep_a_peer_out() {
         })
         .collect();
     assert!(held.len() > 1_024, "only {} connections opened", held.len());
-    let doc = crate::support::write_doc(
-        b,
-        "pendant.json",
-        serde_json::json!({
-            "kind": "dataset",
-            "record_id": "pendant-la-saturation",
-            "title": "Publié pendant la saturation",
-            "description": "Un essai.",
-            "visibility": "public",
-        }),
-    );
-    let id = crate::support::publish(b, &doc);
-    let out = cli_json(a, &["sync", "--json", "b"]);
-    assert_eq!(out[0]["ok"], true, "{out}");
-    assert!(crate::support::has(a, &id));
-    let refused = &cli_json(b, &["status", "--json"])["refusals"];
+    let refused = &published_then_synced(a, b);
     assert!(
         refused["tls_handshake_evicted"].as_u64().unwrap() > 0,
         "{refused}"
@@ -606,14 +579,8 @@ fn idle_connections_cannot_keep_a_peer_out() {
 #[test]
 fn idle_established_connections_cannot_keep_a_peer_out() {
     use tokio::io::AsyncReadExt;
-    let fed = crate::support::federation(&[
-        ("243100518", "Toulouse Métropole"),
-        ("213101496", "Colomiers"),
-    ]);
+    let fed = linked_pair();
     let (a, b) = (&fed.dirs[0], &fed.dirs[1]);
-    crate::support::peer(a, "b", b);
-    crate::support::peer(b, "a", a);
-    crate::support::trust(a, b);
     let status = cli_json(b, &["status", "--json"]);
     let addr: std::net::SocketAddr = status["grpc_listen"].as_str().unwrap().parse().unwrap();
     let key = PublicKey::parse_hex(status["public_key"].as_str().unwrap()).unwrap();
@@ -631,22 +598,7 @@ fn idle_established_connections_cannot_keep_a_peer_out() {
         held
     });
     assert!(held.len() > 1_024, "only {} connections opened", held.len());
-    let doc = crate::support::write_doc(
-        b,
-        "pendant.json",
-        serde_json::json!({
-            "kind": "dataset",
-            "record_id": "pendant-la-saturation",
-            "title": "Publié pendant la saturation",
-            "description": "Un essai.",
-            "visibility": "public",
-        }),
-    );
-    let id = crate::support::publish(b, &doc);
-    let out = cli_json(a, &["sync", "--json", "b"]);
-    assert_eq!(out[0]["ok"], true, "{out}");
-    assert!(crate::support::has(a, &id));
-    let refused = &cli_json(b, &["status", "--json"])["refusals"];
+    let refused = &published_then_synced(a, b);
     let evicted = refused["tls_idle_evicted"].as_u64().unwrap();
     assert!(evicted >= 76, "{refused}");
     // The oldest were closed (they read the end of the stream), and only
@@ -676,6 +628,40 @@ fn idle_established_connections_cannot_keep_a_peer_out() {
         "{closed:?} of {evicted}"
     );
     assert!(closed.iter().all(|i| *i < evicted), "{closed:?}");
+}
+
+/// Two nodes of a federation, a and b, pinned on each other, a trusting b.
+fn linked_pair() -> crate::support::Fed {
+    let fed = crate::support::federation(&[
+        ("243100518", "Toulouse Métropole"),
+        ("213101496", "Colomiers"),
+    ]);
+    let (a, b) = (&fed.dirs[0], &fed.dirs[1]);
+    crate::support::peer(a, "b", b);
+    crate::support::peer(b, "a", a);
+    crate::support::trust(a, b);
+    fed
+}
+
+/// b publishes a record, a syncs with b and gets it (whatever b's ports
+/// are holding); b's refusal counters after.
+fn published_then_synced(a: &std::path::Path, b: &std::path::Path) -> serde_json::Value {
+    let doc = crate::support::write_doc(
+        b,
+        "pendant.json",
+        serde_json::json!({
+            "kind": "dataset",
+            "record_id": "pendant-la-saturation",
+            "title": "Publié pendant la saturation",
+            "description": "Un essai.",
+            "visibility": "public",
+        }),
+    );
+    let id = crate::support::publish(b, &doc);
+    let out = cli_json(a, &["sync", "--json", "b"]);
+    assert_eq!(out[0]["ok"], true, "{out}");
+    assert!(crate::support::has(a, &id));
+    cli_json(b, &["status", "--json"])["refusals"].clone()
 }
 
 /// A TCP connection from `source` (a loopback address) to `to` (std cannot

@@ -67,6 +67,25 @@ fn import(dir: &Path, file: &Path, extra: &[&str]) -> (bool, serde_json::Value, 
     )
 }
 
+/// `maillage import --json FORMAT SOURCE EXTRA…`: its exit status, its
+/// JSON report (null if none), its standard error.
+fn import_status(
+    dir: &Path,
+    format: &str,
+    source: &str,
+    extra: &[&str],
+) -> (Option<i32>, serde_json::Value, String) {
+    let mut args = vec!["import", "--json", format, source];
+    args.extend_from_slice(extra);
+    let out = cli(dir, &args);
+    let report = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code(),
+        report,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn current_projects(dir: &Path) -> Vec<serde_json::Value> {
     cli_json(dir, &["list", "--json", "--kind", "project"])
         .as_array()
@@ -287,16 +306,7 @@ fn imports_take_what_spreadsheets_write_and_say_what_they_kept() {
     init(&dir, "213101496", "Colomiers");
     let _node = start(&dir);
     let run = |format: &str, file: &Path, extra: &[&str]| {
-        let mut args = vec!["import", "--json", format, file.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        let out = cli(&dir, &args);
-        let report: serde_json::Value =
-            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-        (
-            out.status.code(),
-            report,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        import_status(&dir, format, file.to_str().unwrap(), extra)
     };
 
     // Windows-1252, semicolons, the SCDL specification's values: clean.
@@ -449,22 +459,34 @@ fn imports_follow_a_source_where_it_is() {
                 claimed_length: Some(300 << 20),
                 ..Answer::ok("text/csv", "")
             }),
+            // Real exports, as their portals serve them (see
+            // import/tests/fixtures/README.md).
+            // The recorded CKAN search has 2 of its 858 results: past them,
+            // an empty page (which ends a source).
+            t if t.starts_with("/real/ckan") && t.contains("start=") => {
+                json(serde_json::json!({"success": true, "result": {"count": 858, "results": []}}))
+            }
+            t if t.starts_with("/real/") => {
+                let name = &t["/real/".len()..];
+                let path = format!(
+                    "{}/../import/tests/fixtures/{name}",
+                    env!("CARGO_MANIFEST_DIR")
+                );
+                let kind = if name.ends_with(".rdf") {
+                    "application/rdf+xml"
+                } else {
+                    "application/json"
+                };
+                Some(match std::fs::read(path) {
+                    Ok(bytes) => Answer::ok(kind, bytes),
+                    Err(_) => Answer::status(404),
+                })
+            }
             _ => Some(Answer::status(404)),
         }
     });
     base.set(addr.clone()).unwrap();
-    let run = |format: &str, url: &str, extra: &[&str]| {
-        let mut args = vec!["import", "--json", format, url];
-        args.extend_from_slice(extra);
-        let out = cli(&dir, &args);
-        let report: serde_json::Value =
-            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-        (
-            out.status.code(),
-            report,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let run = |format: &str, url: &str, extra: &[&str]| import_status(&dir, format, url, extra);
 
     let (code, report, stderr) = run("udata", &format!("{addr}/udata/1"), &[]);
     assert_eq!(code, Some(0), "{report} {stderr}");
@@ -492,6 +514,18 @@ fn imports_follow_a_source_where_it_is() {
         "{notes}"
     );
 
+    // Real exports served over HTTP: Opendatasoft's RDF/XML, data.gouv.fr's
+    // API, a CKAN search.
+    for (format, name, created) in [
+        ("dcat", "ods-rennes-catalog.rdf", 27),
+        ("udata", "udata-angers-datasets.json", 18),
+        ("ckan", "ckan-envidat-package-search.json", 2),
+    ] {
+        let (code, report, stderr) = run(format, &format!("{addr}/real/{name}"), &[]);
+        assert_eq!(code, Some(0), "{name}: {report} {stderr}");
+        assert_eq!(report["created"], created, "{name}: {report}");
+    }
+
     // Failing once (503): tried again.
     let (code, report, stderr) = run("scdl", &format!("{addr}/flaky.csv"), &[]);
     assert_eq!(code, Some(0), "{report} {stderr}");
@@ -499,7 +533,11 @@ fn imports_follow_a_source_where_it_is() {
     assert_eq!(flaky.load(Ordering::SeqCst), 2);
 
     let datasets = cli_json(&dir, &["list", "--json", "--kind", "dataset"]);
-    assert_eq!(datasets.as_array().unwrap().len(), 9, "{datasets}");
+    assert_eq!(
+        datasets.as_array().unwrap().len(),
+        9 + 27 + 18 + 2,
+        "{datasets}"
+    );
 
     // Hanging, too large, missing: an error naming the address and why.
     let (code, _, stderr) = run("scdl", &format!("{addr}/hang.csv"), &["--timeout", "1"]);
@@ -523,7 +561,7 @@ fn imports_follow_a_source_where_it_is() {
             .as_array()
             .unwrap()
             .len(),
-        9
+        9 + 27 + 18 + 2
     );
 }
 

@@ -344,7 +344,7 @@ mod tests {
                 provenance: None,
                 body: maillage_record::Body::Dataset(maillage_record::model::Dataset::new(
                     "R",
-                    &"é".repeat(20_000),
+                    "é".repeat(20_000),
                 )),
             };
             let signed = node.author().sign(&[], record).unwrap().record;
@@ -373,7 +373,7 @@ mod tests {
         let peer = PublicKey([9; 32]);
         let (node, ids) = node_with_records(dir.path(), 1, &[peer]).await;
         let service = ReplicationService::new(node.clone(), Replicator::start(node.clone()));
-        let request = fetch_request(peer, &vec![ids[0]; MAX_FETCH_IDS]);
+        let request = fetch_request(peer, &[ids[0]; MAX_FETCH_IDS]);
         let mut stream = service.fetch(request).await.unwrap().into_inner();
         let mut sent = 0;
         while let Some(batch) = tokio_stream::StreamExt::next(&mut stream).await {
