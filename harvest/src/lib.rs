@@ -4,8 +4,8 @@
 //! and the node's scheduled harvests share this.
 //!
 //! Bounds: every GET has a timeout, a size limit and a few retries
-//! (`fetch.rs`); a source has at most `MAX_PAGES` pages, and a page seen
-//! twice (a loop of links) ends it.
+//! (`fetch.rs`); a source has at most `MAX_PAGES` pages and `MAX_ENTRIES`
+//! entries, and a page seen twice (a loop of links) ends it.
 
 mod fetch;
 
@@ -16,6 +16,9 @@ use maillage_import::{Format, ImportError, Options, Parsed};
 
 /// Pages followed at most for one source.
 pub const MAX_PAGES: usize = 10_000;
+/// Entries (rows, datasets) read at most from one source: what its records
+/// hold in memory until they are imported stays bounded.
+pub const MAX_ENTRIES: usize = 2_000_000;
 
 /// One page of a source: where it was read, and what it gave.
 pub struct Page {
@@ -38,6 +41,8 @@ pub enum HarvestError {
     },
     #[error("{url}: more than {max} pages; the source was not read to its end")]
     TooManyPages { url: String, max: usize },
+    #[error("{url}: more than {max} rows or datasets; import the source in parts")]
+    TooManyEntries { url: String, max: usize },
 }
 
 /// Whether `source` names a web address rather than a file.
@@ -102,6 +107,12 @@ pub async fn harvest(
             }
         }
         numbered += entries;
+        if numbered > MAX_ENTRIES {
+            return Err(HarvestError::TooManyEntries {
+                url: url.to_string(),
+                max: MAX_ENTRIES,
+            });
+        }
         next = format.next_page(&read_at, &bytes);
         each(Page {
             url: page_url,

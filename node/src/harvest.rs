@@ -156,9 +156,14 @@ async fn run(node: &Arc<Node>, at: usize) -> Run {
     }
     tracing::info!(harvest = %cfg.name, url = %cfg.url, "harvest started");
     let mut run = harvest(node, cfg).await;
-    run.started_ms = lock(&source.last).started_ms;
+    {
+        // The schedule says when the next run is (a run asked for now does
+        // not move it).
+        let last = lock(&source.last);
+        run.started_ms = last.started_ms;
+        run.next_ms = last.next_ms;
+    }
     run.finished_ms = now_ms();
-    run.next_ms = run.finished_ms + cfg.interval.as_millis() as i64;
     match &run.error {
         None => tracing::info!(
             harvest = %cfg.name,
