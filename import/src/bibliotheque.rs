@@ -67,10 +67,9 @@ pub(crate) fn parse(
     notes: &mut Vec<String>,
 ) -> Result<Entries, crate::ImportError> {
     let rows = table::read_table(bytes, options, "bibliothèque IA", COLUMNS, REQUIRED, notes)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| row.map_err(|e| vec![e]).and_then(project))
-        .collect())
+    Ok(common::par_map(rows, |row| {
+        row.map_err(|e| vec![e]).and_then(project)
+    }))
 }
 
 fn project(row: Cells) -> Result<Draft, Vec<RowError>> {

@@ -362,18 +362,18 @@ pub fn parse_with(
     // Two rows with one record_id would supersede each other when published:
     // the later one is refused, naming the first.
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for entry in read {
-        let draft = match entry {
-            Ok(d) => d,
-            Err(errors) => {
-                parsed.errors.extend(errors);
-                continue;
-            }
-        };
-        let line = draft.line;
-        match draft.into_row(format, source_name) {
+    // Each entry becomes a row on its own (on every core for a large file);
+    // duplicates are then found in the file's order.
+    let rows = common::par_map(read, |entry| {
+        entry.and_then(|draft| {
+            let line = draft.line;
+            draft.into_row(format, source_name).map(|row| (line, row))
+        })
+    });
+    for row in rows {
+        match row {
             Err(errors) => parsed.errors.extend(errors),
-            Ok(row) => {
+            Ok((line, row)) => {
                 let id = &row.records[0].record_id;
                 if let Some(first) = seen.get(id) {
                     parsed.errors.push(RowError::new(

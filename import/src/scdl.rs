@@ -61,10 +61,9 @@ pub(crate) fn parse(
     notes: &mut Vec<String>,
 ) -> Result<Entries, crate::ImportError> {
     let rows = table::read_table(bytes, options, "SCDL catalogue", COLUMNS, REQUIRED, notes)?;
-    Ok(rows
-        .into_iter()
-        .map(|row| row.map_err(|e| vec![e]).and_then(dataset))
-        .collect())
+    Ok(common::par_map(rows, |row| {
+        row.map_err(|e| vec![e]).and_then(dataset)
+    }))
 }
 
 fn dataset(row: Cells) -> Result<Draft, Vec<crate::RowError>> {

@@ -2,7 +2,7 @@
 //! spreadsheet's first sheet; forgiving header matching, and the line where
 //! each row starts, even when quoted cells span lines.
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::common::{decode_text, slug};
 use crate::{ImportError, Options, RowError, spreadsheet};
@@ -12,7 +12,7 @@ pub(crate) struct Cells {
     pub line: usize,
     columns: &'static [&'static str],
     /// Where each of `columns` is in the file.
-    positions: Rc<[Option<usize>]>,
+    positions: Arc<[Option<usize>]>,
     values: Vec<String>,
 }
 
@@ -154,7 +154,7 @@ fn rows(
         });
     }
 
-    let positions: Rc<[Option<usize>]> = index.clone().into();
+    let positions: Arc<[Option<usize>]> = index.clone().into();
     let mut rows = Vec::new();
     for (line, record) in records {
         if let Some((at, extra)) = record

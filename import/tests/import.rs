@@ -1494,3 +1494,30 @@ fn a_dkan_package_show_imports_with_its_odd_dates_kept() {
     let kept = &r.records[0].provenance.as_ref().unwrap().as_written;
     assert_eq!(kept["metadata_created"], "mar, 10/12/2019 - 09:23");
 }
+
+/// A large file is read on every core: the rows, their order, their lines,
+/// duplicates and refusals are the same as read one by one.
+#[test]
+fn a_large_file_reads_as_a_small_one_does() {
+    let mut csv = String::from("COLL_NOM;COLL_SIRET;ID;TITRE;DESCRIPTION;FREQ_MAJ\n");
+    for i in 0..5_000 {
+        let id = if i == 4_000 { 100 } else { i };
+        let siret = if i == 3_000 { "21310149600016" } else { "21310149600015" };
+        let freq = if i == 2_500 { "Quand nécessaire" } else { "Annuelle" };
+        csv.push_str(&format!("Colomiers;{siret};jeu-{id};Jeu {i};Le jeu {i}.;{freq}\n"));
+    }
+    let parsed = parse(Format::ScdlCatalogue, "x.csv", csv.as_bytes()).unwrap();
+    assert_eq!(parsed.rows.len(), 4_998);
+    let lines = lines(&parsed);
+    assert!(lines.windows(2).all(|w| w[0] < w[1]), "in the file's order");
+    assert_eq!(dataset(row(&parsed, 2_502)).title, "Jeu 2500");
+    assert_eq!(row(&parsed, 2_502).warnings.len(), 1);
+    let refused: Vec<(usize, &str)> = parsed
+        .errors
+        .iter()
+        .map(|e| (e.line, e.field.as_str()))
+        .collect();
+    // The SIRET of line 3,002; line 4,002 repeats the identifier of line 102.
+    assert_eq!(refused, [(3_002, "COLL_SIRET"), (4_002, "ID")]);
+    assert!(parsed.errors[1].reason.contains("as line 102"), "{}", parsed.errors[1].reason);
+}
