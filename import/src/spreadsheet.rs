@@ -16,7 +16,20 @@ pub(crate) fn is_spreadsheet(bytes: &[u8]) -> bool {
 
 /// The first sheet's name, and its rows: the spreadsheet's row number
 /// (from 1, as the spreadsheet shows it), and each cell as text.
+///
+/// A spreadsheet crafted to make the reader fail in an unforeseen way (a
+/// panic: calamine 0.38 overflows on a cell reference of too many letters)
+/// is refused like any unreadable one: a file must not take the CLI or the
+/// node down with it.
 pub(crate) fn first_sheet(bytes: &[u8]) -> Result<(String, Records), ImportError> {
+    std::panic::catch_unwind(|| read_first_sheet(bytes)).unwrap_or_else(|_| {
+        Err(ImportError::Spreadsheet {
+            message: "it is malformed: its reader gave up on it".into(),
+        })
+    })
+}
+
+fn read_first_sheet(bytes: &[u8]) -> Result<(String, Records), ImportError> {
     let unreadable = |e: &dyn std::fmt::Display| ImportError::Spreadsheet {
         message: e.to_string(),
     };

@@ -1502,9 +1502,19 @@ fn a_large_file_reads_as_a_small_one_does() {
     let mut csv = String::from("COLL_NOM;COLL_SIRET;ID;TITRE;DESCRIPTION;FREQ_MAJ\n");
     for i in 0..5_000 {
         let id = if i == 4_000 { 100 } else { i };
-        let siret = if i == 3_000 { "21310149600016" } else { "21310149600015" };
-        let freq = if i == 2_500 { "Quand nécessaire" } else { "Annuelle" };
-        csv.push_str(&format!("Colomiers;{siret};jeu-{id};Jeu {i};Le jeu {i}.;{freq}\n"));
+        let siret = if i == 3_000 {
+            "21310149600016"
+        } else {
+            "21310149600015"
+        };
+        let freq = if i == 2_500 {
+            "Quand nécessaire"
+        } else {
+            "Annuelle"
+        };
+        csv.push_str(&format!(
+            "Colomiers;{siret};jeu-{id};Jeu {i};Le jeu {i}.;{freq}\n"
+        ));
     }
     let parsed = parse(Format::ScdlCatalogue, "x.csv", csv.as_bytes()).unwrap();
     assert_eq!(parsed.rows.len(), 4_998);
@@ -1519,5 +1529,24 @@ fn a_large_file_reads_as_a_small_one_does() {
         .collect();
     // The SIRET of line 3,002; line 4,002 repeats the identifier of line 102.
     assert_eq!(refused, [(3_002, "COLL_SIRET"), (4_002, "ID")]);
-    assert!(parsed.errors[1].reason.contains("as line 102"), "{}", parsed.errors[1].reason);
+    assert!(
+        parsed.errors[1].reason.contains("as line 102"),
+        "{}",
+        parsed.errors[1].reason
+    );
+}
+
+/// A spreadsheet crafted so that its reader panics (found by fuzzing: a cell
+/// reference of too many letters overflows calamine's arithmetic) is
+/// refused as unreadable, not a crash.
+#[test]
+fn a_crafted_spreadsheet_is_refused_not_a_crash() {
+    let e = parse(
+        Format::BibliothequeIa,
+        "x.xlsx",
+        &fixture("crafted-overflow.xlsx"),
+    )
+    .unwrap_err();
+    assert!(matches!(e, ImportError::Spreadsheet { .. }), "{e:?}");
+    assert!(e.to_string().contains("cannot be read"), "{e}");
 }
