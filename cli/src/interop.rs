@@ -163,6 +163,7 @@ pub async fn import(
     let mut keep: HashMap<String, (String, usize)> = HashMap::new();
     let mut rows = 0usize;
     for (name, parsed) in read {
+        rows += parsed.rows.len() + parsed.refused_rows();
         let Parsed {
             rows: ok,
             errors,
@@ -171,12 +172,6 @@ pub async fn import(
         for note in read_as {
             notes.push(format!("{name}: {note}"));
         }
-        rows += ok.len()
-            + errors
-                .iter()
-                .map(|e| e.line)
-                .collect::<std::collections::BTreeSet<_>>()
-                .len();
         for e in errors {
             rejected.push(Rejected {
                 file: name.clone(),

@@ -2,9 +2,11 @@
 //! reading their values forgivingly (a number where text is expected, an
 //! empty string for none).
 
+use maillage_record::model::{Dataset, is_http_url};
 use serde_json::Value;
 
 use crate::ImportError;
+use crate::common::{self, Problems};
 
 /// The JSON of an API answer (or of any JSON document), or why it is none.
 pub(crate) fn json(bytes: &[u8]) -> Result<Value, ImportError> {
@@ -76,6 +78,37 @@ pub(crate) fn param(url: &str, name: &str) -> Option<String> {
         let (k, v) = p.split_once('=').unwrap_or((p, ""));
         (k == name).then(|| v.to_string())
     })
+}
+
+/// A portal's dataset as a draft: its title, and its description (the
+/// title, with a warning, when the portal has none: portals do not require
+/// one, records do).
+pub(crate) fn titled(obj: &Value, description_field: &str, p: &mut Problems) -> Dataset {
+    let title = common::one_line(&field(obj, "title").unwrap_or_default());
+    let mut description = field(obj, description_field).unwrap_or_default();
+    if description.is_empty() && !title.is_empty() {
+        p.warn(
+            description_field,
+            "",
+            "is empty: the title is used as the description",
+        );
+        description = title.clone();
+    }
+    Dataset::new(title, description)
+}
+
+/// A resource's address, if it is a web address; a resource without one is
+/// left out, with a warning on `name`.url.
+pub(crate) fn resource_url(r: &Value, name: &str, p: &mut Problems) -> Option<String> {
+    let url = field(r, "url").filter(|u| is_http_url(u));
+    if url.is_none() {
+        p.warn(
+            &format!("{name}.url"),
+            &field(r, "url").unwrap_or_default(),
+            "is not a web address: the resource is left out",
+        );
+    }
+    url
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! `rows`), or a `package_show` (one dataset, or DKAN's list of one).
 
 use maillage_record::Body;
-use maillage_record::model::{Agent, Dataset, Distribution, Frequency, is_http_url};
+use maillage_record::model::{Agent, Distribution, Frequency, is_http_url};
 use serde_json::Value;
 
 use crate::api::{self, field, items};
@@ -85,17 +85,7 @@ fn package(pkg: &Value, index: usize, site: Option<&str>) -> Result<Draft, Vec<R
             "is missing, and so is name: a re-import could not find this dataset again",
         );
     }
-    let title = common::one_line(&field(pkg, "title").unwrap_or_default());
-    let mut description = field(pkg, "notes").unwrap_or_default();
-    if description.is_empty() && !title.is_empty() {
-        p.warn(
-            "notes",
-            "",
-            "is empty: the title is used as the description",
-        );
-        description = title.clone();
-    }
-    let mut d = Dataset::new(title, description);
+    let mut d = api::titled(pkg, "notes", &mut p);
     d.keywords = items(pkg.get("tags"))
         .iter()
         .filter_map(|t| {
@@ -157,13 +147,7 @@ fn package(pkg: &Value, index: usize, site: Option<&str>) -> Result<Draft, Vec<R
         });
     d.publisher = organisation.clone();
     for (i, r) in items(pkg.get("resources")).iter().enumerate() {
-        let name = format!("resources[{i}]");
-        let Some(url) = field(r, "url").filter(|u| is_http_url(u)) else {
-            p.warn(
-                &format!("{name}.url"),
-                &field(r, "url").unwrap_or_default(),
-                "is not a web address: the resource is left out",
-            );
+        let Some(url) = api::resource_url(r, &format!("resources[{i}]"), &mut p) else {
             continue;
         };
         let mut x = Distribution::new(url);

@@ -275,6 +275,17 @@ pub struct Parsed {
     pub errors: Vec<RowError>,
 }
 
+impl Parsed {
+    /// How many rows were refused (a row may have several problems).
+    pub fn refused_rows(&self) -> usize {
+        self.errors
+            .iter()
+            .map(|e| e.line)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    }
+}
+
 /// A problem with the whole file: nothing in it can be imported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImportError {

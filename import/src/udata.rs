@@ -4,8 +4,7 @@
 
 use maillage_record::Body;
 use maillage_record::model::{
-    Agent, Checksum, Dataset, Distribution, Frequency, Spatial, SpatialGranularity, Temporal,
-    is_http_url,
+    Agent, Checksum, Distribution, Frequency, Spatial, SpatialGranularity, Temporal, is_http_url,
 };
 use serde_json::Value;
 
@@ -52,17 +51,7 @@ fn dataset(d: &Value, index: usize) -> Result<Draft, Vec<RowError>> {
             "is missing: a re-import could not find this dataset again",
         );
     }
-    let title = common::one_line(&field(d, "title").unwrap_or_default());
-    let mut description = field(d, "description").unwrap_or_default();
-    if description.is_empty() && !title.is_empty() {
-        p.warn(
-            "description",
-            "",
-            "is empty: the title is used as the description",
-        );
-        description = title.clone();
-    }
-    let mut ds = Dataset::new(title, description);
+    let mut ds = api::titled(d, "description", &mut p);
     ds.keywords = items(d.get("tags"))
         .iter()
         .filter_map(|t| api::text(Some(t)))
@@ -173,14 +162,7 @@ fn spatial(s: Option<&Value>, p: &mut Problems) -> Option<Spatial> {
 }
 
 fn resource(r: &Value, name: &str, p: &mut Problems) -> Option<Distribution> {
-    let Some(url) = field(r, "url").filter(|u| is_http_url(u)) else {
-        p.warn(
-            &format!("{name}.url"),
-            &field(r, "url").unwrap_or_default(),
-            "is not a web address: the resource is left out",
-        );
-        return None;
-    };
+    let url = api::resource_url(r, name, p)?;
     let mut x = Distribution::new(url.clone());
     x.download_url = (field(r, "filetype").as_deref() == Some("file")).then_some(url);
     x.title = field(r, "title").map(|t| common::one_line(&t));

@@ -198,9 +198,9 @@ async fn harvest(node: &Arc<Node>, cfg: &config::Harvest) -> Run {
     let read =
         maillage_harvest::harvest(&fetcher, cfg.format, &cfg.url, &cfg.url, &options, |page| {
             run.pages += 1;
-            let refused: HashSet<usize> = page.parsed.errors.iter().map(|e| e.line).collect();
-            run.refused_rows += refused.len() as u64;
-            run.rows += (page.parsed.rows.len() + refused.len()) as u64;
+            let refused = page.parsed.refused_rows();
+            run.refused_rows += refused as u64;
+            run.rows += (page.parsed.rows.len() + refused) as u64;
             for row in page.parsed.rows {
                 run.rows_with_warnings += u64::from(!row.warnings.is_empty());
                 for record in row.records {
