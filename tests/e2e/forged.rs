@@ -705,3 +705,35 @@ fn idle_http_connections_cannot_keep_a_searcher_out() {
     );
     drop(held);
 }
+
+/// The operator's services (HarvestNow among them, which makes the node
+/// fetch) are on the owner-only admin socket, never on the TLS port: an
+/// anonymous client there is told the service does not exist.
+#[test]
+fn the_admin_service_is_not_on_the_tls_port() {
+    use maillage_proto::v1::HarvestNowRequest;
+    use maillage_proto::v1::admin_client::AdminClient;
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let node = t.path().join("node");
+    init(&node, "243100518", "Toulouse Métropole");
+    let _n = start(&node);
+    let status = cli_json(&node, &["status", "--json"]);
+    let key = PublicKey::parse_hex(status["public_key"].as_str().unwrap()).unwrap();
+    let url = format!("https://{}", status["grpc_listen"].as_str().unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let code = rt.block_on(async {
+        let mut admin = AdminClient::new(tls::anonymous_channel(&url, key).unwrap());
+        admin
+            .harvest_now(HarvestNowRequest {
+                name: "data.gouv.fr".into(),
+            })
+            .await
+            .unwrap_err()
+            .code()
+    });
+    assert_eq!(code, tonic::Code::Unimplemented);
+    let socket = node.join("admin.sock");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{}", socket.display());
+}
