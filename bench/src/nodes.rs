@@ -50,6 +50,8 @@ impl Starting {
             "[organisation]\nsiren = \"243100518\"\nname = \"bench {i}\"\nkey_file = \"organisation.key\"\n\
              [node]\ngrpc_listen = \"127.0.0.1:0\"\n{node_extra}[log]\nlevel = \"warn\"\n"
         );
+        // Written too, so that the CLI finds the node (`maillage --dir`).
+        std::fs::write(dir.path().join("maillage.toml"), &text)?;
         let config = Config::parse(&dir.path().join("maillage.toml"), &text)?;
         let started = server::start(&config).await?;
         let url = format!("https://{}", started.grpc.local_addr().expect("bound"));
@@ -103,7 +105,7 @@ impl Starting {
             http,
             stop,
             task,
-            _dir: dir,
+            dir,
         }
     }
 }
@@ -119,7 +121,7 @@ pub struct BenchNode {
     pub http: Option<String>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// Two running nodes, a and b, pinned on each other and trusting `authors`;
@@ -182,6 +184,12 @@ impl BenchNode {
     /// Waits until the node has indexed everything it stores.
     pub async fn indexed(&self) -> Duration {
         indexed(&self.node).await
+    }
+
+    /// Its directory: config, key, store and admin socket, as the CLI
+    /// expects them (`maillage --dir`).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     pub fn public_key(&self) -> PublicKey {

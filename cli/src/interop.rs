@@ -1,12 +1,14 @@
 //! `maillage import` and `maillage export`: the open-data world in and out.
 //!
-//! Import parses here (maillage-import), and the node signs and stores, a
-//! batch at a time, so a large catalogue shows a progress bar and a report
-//! per row. Export lists the node's current records and writes the same
+//! Import reads here (maillage-import) and the node signs and stores, a
+//! batch at a time: every file is opened (and every address fetched) before
+//! anything is sent, then a file's rows are read a part at a time while the
+//! node stores the rows before, so a large catalogue shows its progress and
+//! a report per row. Export lists the node's current records and writes the same
 //! documents the node's HTTP export serves (maillage-dcat keeps only public
 //! records).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -16,7 +18,7 @@ use maillage_proto::v1::import_outcome::Result as R;
 use maillage_proto::v1::{
     ImportItem, ImportRequest, ListRequest, StatusRequest, WithdrawMissingRequest,
 };
-use maillage_record::{envelope, wire};
+use maillage_record::{Record, envelope, wire};
 use prost::Message;
 use serde_json::json;
 
@@ -27,8 +29,12 @@ const BATCH: usize = 500;
 /// Bytes of drafts per Import call: under the admin socket's 16 MiB limit
 /// whatever the rows hold.
 const BATCH_BYTES: usize = 8 << 20;
-/// Import calls in flight at once.
-const IN_FLIGHT: usize = 2;
+/// Import calls in flight at once: while the node stores one batch (one
+/// synced write) and signs the next on every core, a third is on its way.
+/// Two left the cores idle a fifth of the time (docs/benchmarks.md).
+const IN_FLIGHT: usize = 3;
+/// Rows of a file made drafts at a time, while the previous ones are sent.
+const PART_ROWS: usize = 5_000;
 /// Bytes of record_ids per WithdrawMissing message.
 const KEEP_BYTES: usize = 1 << 20;
 
@@ -58,6 +64,127 @@ struct Rejected {
     line: usize,
     what: String,
     warning: bool,
+}
+
+/// A source of an import, read before anything is sent.
+enum Source {
+    /// An address's pages, each read whole, named by its address.
+    Pages(Vec<(String, Parsed)>),
+    /// A file opened: its rows become drafts as the import goes.
+    File(String, maillage_import::Opened),
+}
+
+/// An Import call on its way: the (file, line) of each of its drafts, and
+/// its answer to come.
+struct InFlight {
+    rows: Vec<(String, usize)>,
+    answer: tokio::task::JoinHandle<
+        Result<tonic::Response<maillage_proto::v1::ImportResponse>, tonic::Status>,
+    >,
+}
+
+type Answer = Result<
+    Result<tonic::Response<maillage_proto::v1::ImportResponse>, tonic::Status>,
+    tokio::task::JoinError,
+>;
+
+/// What the import waits for comes first: a part read, or an answer.
+enum Next {
+    Part(Option<(String, Parsed)>),
+    Answer(Answer),
+}
+
+/// The answer to the oldest call in flight; never, when none is.
+async fn oldest(in_flight: &mut VecDeque<InFlight>) -> Answer {
+    match in_flight.front_mut() {
+        Some(front) => (&mut front.answer).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends the next batch of `pending`: at most BATCH drafts and, past the
+/// first, BATCH_BYTES bytes.
+fn send_batch(
+    admin: &maillage_proto::v1::admin_client::AdminClient<tonic::transport::Channel>,
+    pending: &mut VecDeque<(String, usize, Record)>,
+) -> InFlight {
+    let (mut items, mut rows, mut bytes) = (Vec::new(), Vec::new(), 0);
+    while let Some((_, line, draft)) = pending.front() {
+        let item = ImportItem {
+            line: *line as u64,
+            draft: Some(wire::payload_to_proto(draft)),
+        };
+        let n = item.encoded_len();
+        if !items.is_empty() && (items.len() == BATCH || bytes + n > BATCH_BYTES) {
+            break;
+        }
+        bytes += n;
+        items.push(item);
+        let (file, line, _) = pending.pop_front().expect("looked at above");
+        rows.push((file, line));
+    }
+    let mut admin = admin.clone();
+    InFlight {
+        rows,
+        answer: tokio::spawn(async move { admin.import(ImportRequest { items }).await }),
+    }
+}
+
+/// Where the rows of a part go as they are read.
+struct Accounts<'a> {
+    rejected: &'a mut Vec<Rejected>,
+    warned: &'a mut Vec<Rejected>,
+    notes: &'a mut Vec<String>,
+    pending: &'a mut VecDeque<(String, usize, Record)>,
+    keep: &'a mut HashMap<String, (String, usize)>,
+}
+
+/// Reports a part's refused rows and warnings, and queues its drafts; a
+/// record_id read before, in any file of this run, is refused.
+fn account(name: String, parsed: Parsed, to: &mut Accounts<'_>) {
+    let Parsed {
+        rows: ok,
+        errors,
+        notes: read_as,
+    } = parsed;
+    for note in read_as {
+        to.notes.push(format!("{name}: {note}"));
+    }
+    for e in errors {
+        to.rejected.push(Rejected {
+            file: name.clone(),
+            line: e.line,
+            what: e.describe(),
+            warning: e.warning,
+        });
+    }
+    for row in ok {
+        for w in &row.warnings {
+            to.warned.push(Rejected {
+                file: name.clone(),
+                line: w.line,
+                what: w.describe(),
+                warning: true,
+            });
+        }
+        for rec in row.records {
+            if let Some((f, l)) = to.keep.get(&rec.record_id) {
+                to.rejected.push(Rejected {
+                    file: name.clone(),
+                    line: row.line,
+                    what: format!(
+                        "the same row as {f}:{l} (record_id '{}'): each row may come once",
+                        rec.record_id
+                    ),
+                    warning: false,
+                });
+                continue;
+            }
+            to.keep
+                .insert(rec.record_id.clone(), (name.clone(), row.line));
+            to.pending.push_back((name.clone(), row.line, rec));
+        }
+    }
 }
 
 /// How an import ended, when it ran: the exit status tells them apart.
@@ -132,148 +259,141 @@ pub async fn import(
             .map(|n| n.to_string_lossy().into_owned())
             .context("give at least one file to import")?,
     };
-    // Every file read, every page of every address fetched (pages as they
-    // come, each named by its address).
-    let mut read: Vec<(String, Parsed)> = Vec::new();
+    // Every file opened and every page of every address fetched and read
+    // before anything is sent: a file or page that cannot be read at all
+    // imports nothing. A file's rows become drafts while earlier ones are
+    // sent (the node signs and stores one batch while the next is read).
+    let mut sources: Vec<Source> = Vec::new();
+    let mut rows = 0usize;
     for file in files {
         let name = file.display().to_string();
         if maillage_harvest::is_url(&name) {
+            let mut pages = Vec::new();
             maillage_harvest::harvest(fetcher, format, &name, &source, options, |page| {
                 if !json_out {
                     eprintln!("read {} ({} entries)", page.url, page.parsed.rows.len());
                 }
-                read.push((page.url, page.parsed));
+                pages.push((page.url, page.parsed));
             })
             .await
             .with_context(|| format!("cannot import {name}: nothing was imported"))?;
+            rows += pages
+                .iter()
+                .map(|(_, p)| p.rows.len() + p.refused_rows())
+                .sum::<usize>();
+            sources.push(Source::Pages(pages));
             continue;
         }
         let bytes = std::fs::read(file).with_context(|| format!("cannot read {name}"))?;
-        let parsed = maillage_import::parse_with(format, &source, &bytes, options)
+        let opened = maillage_import::open(format, &source, &bytes, options)
             .with_context(|| format!("{name} is not a {} file", format.as_str()))?;
-        read.push((name, parsed));
+        rows += opened.len();
+        sources.push(Source::File(name, opened));
     }
+    if withdraw_missing && rows == 0 {
+        // An empty or truncated file would otherwise withdraw the whole source.
+        bail!(
+            "no rows were read from {source}: nothing imported, nothing withdrawn (is the file \
+             complete?)"
+        );
+    }
+    let conn = NodeConn::open(dir).await?;
+    let mut admin = conn.admin();
+
+    // Rows become drafts on their own thread (every core for a large part),
+    // a part at a time; at most two parts wait here.
+    let (parts_tx, mut parts) = tokio::sync::mpsc::channel::<(String, Parsed)>(2);
+    std::thread::spawn(move || {
+        for s in sources {
+            match s {
+                Source::Pages(pages) => {
+                    for page in pages {
+                        if parts_tx.blocking_send(page).is_err() {
+                            return;
+                        }
+                    }
+                }
+                Source::File(name, opened) => opened.parts(PART_ROWS, |part| {
+                    // The import has stopped when no one receives: the
+                    // remaining parts are read for nothing, then dropped.
+                    let _ = parts_tx.blocking_send((name.clone(), part));
+                }),
+            }
+        }
+    });
+
     let mut rejected: Vec<Rejected> = Vec::new();
     let mut warned: Vec<Rejected> = Vec::new();
     // How each file was read, when not as plain UTF-8.
     let mut notes: Vec<String> = Vec::new();
-    // (file, row line, record draft) in source order.
-    let mut drafts = Vec::new();
+    // (file, row line, record draft) read and not yet sent, in source order.
+    let mut pending: VecDeque<(String, usize, Record)> = VecDeque::new();
     // record_id → where it was first read, across every file of this run.
     let mut keep: HashMap<String, (String, usize)> = HashMap::new();
-    let mut rows = 0usize;
-    for (name, parsed) in read {
-        rows += parsed.rows.len() + parsed.refused_rows();
-        let Parsed {
-            rows: ok,
-            errors,
-            notes: read_as,
-        } = parsed;
-        for note in read_as {
-            notes.push(format!("{name}: {note}"));
-        }
-        for e in errors {
-            rejected.push(Rejected {
-                file: name.clone(),
-                line: e.line,
-                what: e.describe(),
-                warning: e.warning,
-            });
-        }
-        for row in ok {
-            for w in &row.warnings {
-                warned.push(Rejected {
-                    file: name.clone(),
-                    line: w.line,
-                    what: w.describe(),
-                    warning: true,
-                });
-            }
-            for rec in row.records {
-                if let Some((f, l)) = keep.get(&rec.record_id) {
-                    rejected.push(Rejected {
-                        file: name.clone(),
-                        line: row.line,
-                        what: format!(
-                            "the same row as {f}:{l} (record_id '{}'): each row may come once",
-                            rec.record_id
-                        ),
-                        warning: false,
-                    });
-                    continue;
-                }
-                keep.insert(rec.record_id.clone(), (name.clone(), row.line));
-                drafts.push((name.clone(), row.line, rec));
-            }
-        }
-    }
-
-    let conn = NodeConn::open(dir).await?;
-    let mut admin = conn.admin();
-    let bar = !json_out && std::io::stderr().is_terminal() && drafts.len() > BATCH;
+    let bar = !json_out && std::io::stderr().is_terminal() && rows > BATCH;
     let (mut created, mut updated, mut unchanged) = (0u64, 0u64, 0u64);
-    let total = drafts.len();
-    let items: Vec<ImportItem> = drafts
-        .iter()
-        .map(|(_, line, rec)| ImportItem {
-            line: *line as u64,
-            draft: Some(wire::payload_to_proto(rec)),
-        })
-        .collect();
-    let mut done = 0;
-    // Two batches in flight: the node signs and stores one while the next
-    // is on its way. Answers are read in the order the batches were sent.
-    let mut in_flight = std::collections::VecDeque::new();
-    let mut sent = 0;
-    let parts = batches(&items, BATCH, BATCH_BYTES, |i| i.encoded_len());
-    let mut parts = parts.into_iter().peekable();
-    while parts.peek().is_some() || !in_flight.is_empty() {
-        if in_flight.len() < IN_FLIGHT
-            && let Some(batch) = parts.next()
+    let (mut read, mut stored) = (0usize, 0usize);
+    // IN_FLIGHT batches at once: the node signs and stores some while the
+    // next is on its way. Answers are read in the order the batches were sent.
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut reading = true;
+    loop {
+        while in_flight.len() < IN_FLIGHT
+            && (pending.len() >= BATCH || (!reading && !pending.is_empty()))
         {
-            let mut admin = admin.clone();
-            let request = ImportRequest {
-                items: batch.to_vec(),
-            };
-            in_flight.push_back((
-                sent,
-                batch.len(),
-                tokio::spawn(async move { admin.import(request).await }),
-            ));
-            sent += batch.len();
-            continue;
+            in_flight.push_back(send_batch(&admin, &mut pending));
         }
-        let Some((start, len, answer)) = in_flight.pop_front() else {
+        let next = if reading {
+            tokio::select! {
+                part = parts.recv() => Next::Part(part),
+                answer = oldest(&mut in_flight) => Next::Answer(answer),
+            }
+        } else if let Some(front) = in_flight.front_mut() {
+            Next::Answer((&mut front.answer).await)
+        } else {
             break;
         };
-        let outcomes = answer
-            .await
-            .context("an import batch was lost")?
-            .map_err(explain)?
-            .into_inner()
-            .outcomes;
-        let chunk = &drafts[start..start + len];
-        done += len;
-        for ((file, line, _), o) in chunk.iter().zip(outcomes) {
-            match R::try_from(o.result) {
-                Ok(R::Created) => created += 1,
-                Ok(R::Updated) => updated += 1,
-                Ok(R::Unchanged) => unchanged += 1,
-                _ => rejected.push(Rejected {
-                    file: file.clone(),
-                    line: *line,
-                    what: format!("record '{}': {}", o.record_id, o.error),
-                    warning: false,
-                }),
+        match next {
+            Next::Part(None) => reading = false,
+            Next::Part(Some((name, parsed))) => {
+                read += parsed.rows.len() + parsed.refused_rows();
+                account(
+                    name,
+                    parsed,
+                    &mut Accounts {
+                        rejected: &mut rejected,
+                        warned: &mut warned,
+                        notes: &mut notes,
+                        pending: &mut pending,
+                        keep: &mut keep,
+                    },
+                );
+            }
+            Next::Answer(answer) => {
+                let sent = in_flight.pop_front().expect("an answer came from it").rows;
+                let outcomes = answer
+                    .context("an import batch was lost")?
+                    .map_err(explain)?
+                    .into_inner()
+                    .outcomes;
+                stored += sent.len();
+                for ((file, line), o) in sent.into_iter().zip(outcomes) {
+                    match R::try_from(o.result) {
+                        Ok(R::Created) => created += 1,
+                        Ok(R::Updated) => updated += 1,
+                        Ok(R::Unchanged) => unchanged += 1,
+                        _ => rejected.push(Rejected {
+                            file,
+                            line,
+                            what: format!("record '{}': {}", o.record_id, o.error),
+                            warning: false,
+                        }),
+                    }
+                }
             }
         }
         if bar {
-            let filled = done * 30 / total.max(1);
-            eprint!(
-                "\r[{}{}] {done}/{total} records",
-                "#".repeat(filled),
-                " ".repeat(30 - filled)
-            );
+            eprint!("\r{read}/{rows} rows read, {stored} records sent and answered");
             let _ = std::io::stderr().flush();
         }
     }
@@ -301,13 +421,6 @@ pub async fn import(
     let mut withdrawn = Vec::new();
     let mut withdrawn_count = 0;
     let mut withdraw_skipped = false;
-    if withdraw_missing && rows == 0 {
-        // An empty or truncated file would otherwise withdraw the whole source.
-        bail!(
-            "no rows were read from {source}: nothing imported, nothing withdrawn (is the file \
-             complete?)"
-        );
-    }
     if withdraw_missing {
         if rejected.is_empty() {
             // The record_ids to keep go in as many messages as they need.

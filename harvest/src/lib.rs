@@ -81,12 +81,22 @@ pub async fn harvest(
             base: Some(read_at.clone()),
             ..options.clone()
         };
-        let mut parsed = maillage_import::parse_with(format, source_name, &bytes, &options)
-            .map_err(|source| HarvestError::Import {
-                url: page_url.clone(),
-                format: format.cli_name(),
-                source,
+        let opened =
+            maillage_import::open(format, source_name, &bytes, &options).map_err(|source| {
+                HarvestError::Import {
+                    url: page_url.clone(),
+                    format: format.cli_name(),
+                    source,
+                }
             })?;
+        // Read from the page as it was read for its entries, not parsed twice.
+        next = opened.next_page().map(str::to_string);
+        let mut parsed = Parsed::default();
+        opened.parts(usize::MAX, |part| {
+            parsed.notes.extend(part.notes);
+            parsed.rows.extend(part.rows);
+            parsed.errors.extend(part.errors);
+        });
         // Entries of API and DCAT pages are numbered from 1 on each page.
         let entries = parsed
             .rows
@@ -113,7 +123,6 @@ pub async fn harvest(
                 max: MAX_ENTRIES,
             });
         }
-        next = format.next_page(&read_at, &bytes);
         each(Page {
             url: page_url,
             parsed,

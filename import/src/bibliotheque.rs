@@ -61,15 +61,13 @@ const SOURCES: &[(&str, &str)] = &[
     ("provenance.source_identifier", "Nom_du_projet"),
 ];
 
-pub(crate) fn parse(
+pub(crate) fn open(
     bytes: &[u8],
     options: &crate::Options,
     notes: &mut Vec<String>,
 ) -> Result<Entries, crate::ImportError> {
     let rows = table::read_table(bytes, options, "bibliothèque IA", COLUMNS, REQUIRED, notes)?;
-    Ok(common::par_map(rows, |row| {
-        row.map_err(|e| vec![e]).and_then(project)
-    }))
+    Ok(Entries::Table(rows, project))
 }
 
 fn project(row: Cells) -> Result<Draft, Vec<RowError>> {

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use crate::api::{self, field, items};
 use crate::common::{self, Problems};
-use crate::{Draft, Entries, ImportError, RowError};
+use crate::{Draft, Drafts, ImportError, RowError};
 
 /// Datasets asked per page when the address says nothing (CKAN's own
 /// default is 10; its maximum, 1,000).
@@ -15,7 +15,7 @@ pub(crate) const ROWS: u64 = 100;
 
 /// The packages of an answer: `result.results` (package_search), `result`
 /// (package_show), or a list of packages.
-pub(crate) fn parse(bytes: &[u8], page_url: Option<&str>) -> Result<Entries, ImportError> {
+pub(crate) fn parse(bytes: &[u8], page_url: Option<&str>) -> Result<Drafts, ImportError> {
     let doc = api::json(bytes)?;
     if doc.get("success").and_then(Value::as_bool) == Some(false) {
         let why = doc

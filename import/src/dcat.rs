@@ -17,7 +17,7 @@ use crate::jsonld::{
     values,
 };
 use crate::rdf::{self, Syntax};
-use crate::{Draft, Entries, ImportError, RowError};
+use crate::{Draft, Drafts, ImportError, RowError};
 
 /// A DCAT document as JSON-LD `jsonld.rs` reads: Turtle and RDF/XML through
 /// the RDF parser; JSON-LD too, its context expanded, unless the context
@@ -57,14 +57,16 @@ fn document(bytes: &[u8], source: &str, notes: &mut Vec<String>) -> Result<Value
     }
 }
 
-/// Reads a DCAT document's datasets (JSON-LD, Turtle or RDF/XML).
+/// Reads a DCAT document's datasets (JSON-LD, Turtle or RDF/XML), and the
+/// address of its next page, if it is a page of a paged catalogue.
 pub(crate) fn parse(
     bytes: &[u8],
     source: &str,
     notes: &mut Vec<String>,
-) -> Result<Entries, ImportError> {
+) -> Result<(Drafts, Option<String>), ImportError> {
     let doc = document(bytes, source, notes)?;
     let graph = Graph::new(&doc);
+    let next = next_in(&graph);
     let mut seen = HashSet::new();
     let datasets: Vec<&Node> = graph
         .nodes
@@ -108,18 +110,22 @@ pub(crate) fn parse(
             ),
         });
     }
-    Ok(datasets
+    let drafts = datasets
         .into_iter()
         .enumerate()
         .map(|(i, node)| dataset(&graph, node, i + 1))
-        .collect())
+        .collect();
+    Ok((drafts, next))
 }
 
 /// The next page of a paged catalogue (Hydra's `next` or `nextPage`, as
 /// data.gouv.fr and udata write them), if the document has one.
 pub fn next_page(bytes: &[u8]) -> Option<String> {
     let doc = document(bytes, "", &mut Vec::new()).ok()?;
-    let graph = Graph::new(&doc);
+    next_in(&Graph::new(&doc))
+}
+
+fn next_in(graph: &Graph) -> Option<String> {
     graph.nodes.iter().find_map(|n| {
         let next = first_iri(n, &["next", "nextPage"])?;
         // A page pointing at itself would loop a caller following pages.

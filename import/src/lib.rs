@@ -358,52 +358,157 @@ pub fn parse_with(
     bytes: &[u8],
     options: &Options,
 ) -> Result<Parsed, ImportError> {
-    let mut parsed = Parsed::default();
-    let notes = &mut parsed.notes;
-    let read = match format {
-        Format::ScdlCatalogue => scdl::parse(bytes, options, notes)?,
-        Format::EtalabCatalogue => etalab::parse(bytes, options, notes)?,
-        Format::BibliothequeIa => bibliotheque::parse(bytes, options, notes)?,
-        Format::DcatJsonLd => {
-            dcat::parse(bytes, options.base.as_deref().unwrap_or(source_name), notes)?
-        }
-        Format::Udata => udata::parse(bytes)?,
-        Format::Ckan => ckan::parse(bytes, options.base.as_deref())?,
-    };
-    // Two rows with one record_id would supersede each other when published:
-    // the later one is refused, naming the first.
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    // Each entry becomes a row on its own (on every core for a large file);
-    // duplicates are then found in the file's order.
-    let rows = common::par_map(read, |entry| {
-        entry.and_then(|draft| {
-            let line = draft.line;
-            draft.into_row(format, source_name).map(|row| (line, row))
-        })
+    let mut whole = Parsed::default();
+    open(format, source_name, bytes, options)?.parts(usize::MAX, |part| {
+        whole.notes.extend(part.notes);
+        whole.rows.extend(part.rows);
+        whole.errors.extend(part.errors);
     });
-    for row in rows {
-        match row {
-            Err(errors) => parsed.errors.extend(errors),
-            Ok((line, row)) => {
-                let id = &row.records[0].record_id;
-                if let Some(first) = seen.get(id) {
-                    parsed.errors.push(RowError::new(
-                        line,
-                        format.identifier_field(),
-                        row.source_identifier.clone(),
-                        format!(
-                            "gives the same record id '{id}' as line {first}: each row needs its \
-                             own identifier, or a re-import could not tell them apart"
-                        ),
-                    ));
-                } else {
-                    seen.insert(id.clone(), line);
-                    parsed.rows.push(row);
+    Ok(whole)
+}
+
+/// Opens a source file: everything that can refuse the file as a whole
+/// (its encoding, its header, its syntax) is checked here, so a caller that
+/// opens every file before it imports any imports nothing from a run with a
+/// bad file. The rows become drafts afterwards, a part at a time
+/// ([`Opened::parts`]): an import can send the first rows while the next
+/// are read.
+pub fn open(
+    format: Format,
+    source_name: &str,
+    bytes: &[u8],
+    options: &Options,
+) -> Result<Opened, ImportError> {
+    let mut notes = Vec::new();
+    let mut next_page = None;
+    let entries = match format {
+        Format::ScdlCatalogue => scdl::open(bytes, options, &mut notes)?,
+        Format::EtalabCatalogue => etalab::open(bytes, options, &mut notes)?,
+        Format::BibliothequeIa => bibliotheque::open(bytes, options, &mut notes)?,
+        Format::DcatJsonLd => {
+            let base = options.base.as_deref().unwrap_or(source_name);
+            let (drafts, next) = dcat::parse(bytes, base, &mut notes)?;
+            next_page = next;
+            Entries::Read(drafts)
+        }
+        Format::Udata => {
+            next_page = udata::next_page(bytes);
+            Entries::Read(udata::parse(bytes)?)
+        }
+        Format::Ckan => {
+            let url = options.base.as_deref().unwrap_or(source_name);
+            next_page = ckan::next_page(url, bytes);
+            Entries::Read(ckan::parse(bytes, options.base.as_deref())?)
+        }
+    };
+    Ok(Opened {
+        format,
+        source_name: source_name.to_string(),
+        notes,
+        entries,
+        next_page,
+    })
+}
+
+/// A source file opened ([`open`]): its rows, not yet drafts.
+pub struct Opened {
+    format: Format,
+    source_name: String,
+    notes: Vec<String>,
+    entries: Entries,
+    next_page: Option<String>,
+}
+
+impl Opened {
+    /// The address of the next page, when the file is a page of a paged
+    /// source (DCAT's Hydra links, udata's `next_page`, CKAN's `start`),
+    /// relative links resolved against [`Options::base`].
+    pub fn next_page(&self) -> Option<&str> {
+        self.next_page.as_deref()
+    }
+
+    /// How many rows (or entries) the source holds.
+    pub fn len(&self) -> usize {
+        match &self.entries {
+            Entries::Table(rows, _) => rows.len(),
+            Entries::Read(read) => read.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Turns the rows into drafts, `rows` rows at a time (each part on every
+    /// core), and gives each part, in the file's order, to `part`: the first
+    /// part carries the notes on how the file was read. A row that gives the
+    /// record id of an earlier row, in any part, is refused naming it.
+    pub fn parts(self, rows: usize, mut part: impl FnMut(Parsed)) {
+        let Opened {
+            format,
+            source_name,
+            mut notes,
+            entries,
+            next_page: _,
+        } = self;
+        let rows = rows.max(1);
+        // Two rows with one record_id would supersede each other when
+        // published: the later one is refused, naming the first.
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut emit = |read: Vec<Result<(usize, Row), Vec<RowError>>>| {
+            let mut parsed = Parsed {
+                notes: std::mem::take(&mut notes),
+                ..Parsed::default()
+            };
+            for row in read {
+                match row {
+                    Err(errors) => parsed.errors.extend(errors),
+                    Ok((line, row)) => {
+                        let id = &row.records[0].record_id;
+                        if let Some(first) = seen.get(id) {
+                            parsed.errors.push(RowError::new(
+                                line,
+                                format.identifier_field(),
+                                row.source_identifier.clone(),
+                                format!(
+                                    "gives the same record id '{id}' as line {first}: each row \
+                                     needs its own identifier, or a re-import could not tell \
+                                     them apart"
+                                ),
+                            ));
+                        } else {
+                            seen.insert(id.clone(), line);
+                            parsed.rows.push(row);
+                        }
+                    }
+                }
+            }
+            part(parsed);
+        };
+        let into_row = |draft: Draft| {
+            let line = draft.line;
+            draft.into_row(format, &source_name).map(|row| (line, row))
+        };
+        match entries {
+            Entries::Read(read) => emit(common::par_map(read, |e| e.and_then(into_row))),
+            Entries::Table(cells, draft) => {
+                if cells.is_empty() {
+                    emit(Vec::new());
+                }
+                let mut cells = cells.into_iter();
+                loop {
+                    let chunk: Vec<_> = cells.by_ref().take(rows).collect();
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    // Each row becomes a draft, then a row, on every core.
+                    emit(common::par_map(chunk, |c| {
+                        c.map_err(|e| vec![e]).and_then(draft).and_then(into_row)
+                    }));
                 }
             }
         }
     }
-    Ok(parsed)
 }
 
 /// The record_id for a source identifier: deterministic, valid, readable
@@ -449,7 +554,19 @@ pub(crate) struct Draft {
 }
 
 /// What a format module returns: a draft or the errors of each row.
-pub(crate) type Entries = Vec<Result<Draft, Vec<RowError>>>;
+/// What a format reads from a file before its rows become drafts: a
+/// table's rows with the function that makes each a draft (so that this
+/// runs a part at a time), or the drafts themselves.
+pub(crate) enum Entries {
+    Table(
+        Vec<Result<table::Cells, RowError>>,
+        fn(table::Cells) -> Result<Draft, Vec<RowError>>,
+    ),
+    Read(Drafts),
+}
+
+/// Every entry of a source, as a draft or the problems that refuse it.
+pub(crate) type Drafts = Vec<Result<Draft, Vec<RowError>>>;
 
 impl Draft {
     /// The row's record, or every problem that refuses it: those found

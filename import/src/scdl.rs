@@ -55,15 +55,13 @@ const SOURCES: &[(&str, &str)] = &[
     ("provenance.source_identifier", "ID"),
 ];
 
-pub(crate) fn parse(
+pub(crate) fn open(
     bytes: &[u8],
     options: &crate::Options,
     notes: &mut Vec<String>,
 ) -> Result<Entries, crate::ImportError> {
     let rows = table::read_table(bytes, options, "SCDL catalogue", COLUMNS, REQUIRED, notes)?;
-    Ok(common::par_map(rows, |row| {
-        row.map_err(|e| vec![e]).and_then(dataset)
-    }))
+    Ok(Entries::Table(rows, dataset))
 }
 
 fn dataset(row: Cells) -> Result<Draft, Vec<crate::RowError>> {

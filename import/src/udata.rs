@@ -10,11 +10,11 @@ use serde_json::Value;
 
 use crate::api::{self, field, items};
 use crate::common::{self, Problems};
-use crate::{Draft, Entries, ImportError, RowError};
+use crate::{Draft, Drafts, ImportError, RowError};
 
 /// The datasets of a page: `{"data": [...], "next_page": ...}`, or the bare
 /// list older versions of the API answer.
-pub(crate) fn parse(bytes: &[u8]) -> Result<Entries, ImportError> {
+pub(crate) fn parse(bytes: &[u8]) -> Result<Drafts, ImportError> {
     let doc = api::json(bytes)?;
     let entries = match &doc {
         Value::Array(list) => list.as_slice(),

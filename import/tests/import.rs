@@ -630,6 +630,13 @@ fn datagouv_paged_catalogue_page_1() {
         next_page(&bytes).as_deref(),
         Some("https://www.data.gouv.fr/catalog.jsonld?page=2&page_size=2")
     );
+    // As a harvest reads it: from the document read for its datasets.
+    let options = maillage_import::Options::default();
+    let opened = maillage_import::open(Format::DcatJsonLd, "page1", &bytes, &options).unwrap();
+    assert_eq!(
+        opened.next_page(),
+        Some("https://www.data.gouv.fr/catalog.jsonld?page=2&page_size=2")
+    );
     let parsed = import(Format::DcatJsonLd, "datagouv-catalog-page1.jsonld");
     assert!(parsed.errors.is_empty(), "{:#?}", parsed.errors);
     assert_eq!(lines(&parsed), [1, 2]);
@@ -1533,6 +1540,51 @@ fn a_large_file_reads_as_a_small_one_does() {
         parsed.errors[1].reason.contains("as line 102"),
         "{}",
         parsed.errors[1].reason
+    );
+}
+
+/// A file read a part at a time (as `maillage import` reads a file while it
+/// sends the rows before) gives the same rows and refusals as read whole: a
+/// row repeating the identifier of a row of an earlier part is refused; the
+/// notes on how the file was read come once, with the first part.
+#[test]
+fn a_file_read_in_parts_reads_as_it_does_whole() {
+    let mut csv = String::from("COLL_NOM;COLL_SIRET;ID;TITRE;DESCRIPTION\n");
+    for i in 0..250 {
+        // Line 202 (the row of i = 200) repeats the identifier of line 12.
+        let id = if i == 200 { 10 } else { i };
+        csv.push_str(&format!(
+            "Colomiers;21310149600015;jeu-{id};Jeu {i};Le jeu {i}.\n"
+        ));
+    }
+    // Windows-1252, as French Excel writes it: a note says so.
+    let bytes: Vec<u8> = csv
+        .replace("Le jeu", "Le jeu é")
+        .chars()
+        .map(|c| c as u8)
+        .collect();
+    let options = maillage_import::Options::default();
+    let whole =
+        maillage_import::parse_with(Format::ScdlCatalogue, "x.csv", &bytes, &options).unwrap();
+    let opened = maillage_import::open(Format::ScdlCatalogue, "x.csv", &bytes, &options).unwrap();
+    assert_eq!(opened.len(), 250);
+    let mut parts = Vec::new();
+    opened.parts(60, |p| parts.push(p));
+    assert_eq!(parts.len(), 5, "250 rows, 60 at a time");
+    assert_eq!(parts[0].notes, whole.notes);
+    assert_eq!(whole.notes.len(), 1, "{:?}", whole.notes);
+    assert!(parts[1..].iter().all(|p| p.notes.is_empty()));
+    let rows: Vec<_> = parts.iter().flat_map(|p| p.rows.clone()).collect();
+    let errors: Vec<_> = parts.iter().flat_map(|p| p.errors.clone()).collect();
+    assert_eq!(rows, whole.rows);
+    assert_eq!(errors, whole.errors);
+    assert_eq!(rows.len(), 249);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].line, 202);
+    assert!(
+        errors[0].reason.contains("as line 12"),
+        "{}",
+        errors[0].reason
     );
 }
 

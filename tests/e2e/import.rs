@@ -377,6 +377,72 @@ fn imports_take_what_spreadsheets_write_and_say_what_they_kept() {
     assert!(stderr.contains("--delimiter 'ab'"), "{stderr}");
 }
 
+/// A catalogue larger than a part (the CLI reads 5,000 rows at a time while
+/// the node signs and stores the rows before): every row is imported once,
+/// a row repeating the identifier of a row of an earlier part is refused
+/// naming it; and a run whose second file cannot be read imports nothing,
+/// not even the first file's rows.
+#[test]
+fn a_large_catalogue_imports_whole_and_a_bad_file_imports_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("metropole");
+    init(&dir, "243100518", "Toulouse Métropole");
+    let _node = start(&dir);
+    let catalogue = |ids: std::ops::Range<usize>, repeat: Option<(usize, usize)>| {
+        let mut csv = String::from("COLL_NOM;COLL_SIRET;ID;TITRE;DESCRIPTION;LICENCE\n");
+        for i in ids {
+            let id = match repeat {
+                Some((at, of)) if at == i => of,
+                _ => i,
+            };
+            csv.push_str(&format!(
+                "Toulouse Métropole;24310051800014;jeu-{id};Jeu {i};Le jeu {i}.;LO - Licence Ouverte\n"
+            ));
+        }
+        csv
+    };
+    // A run with a second file that is not an SCDL catalogue: nothing.
+    let good = tmp.path().join("bon.csv");
+    std::fs::write(&good, catalogue(0..100, None)).unwrap();
+    let bad = tmp.path().join("mauvais.csv");
+    std::fs::write(&bad, "nom;adresse\nMairie;1 place du Capitole\n").unwrap();
+    let out = cli(
+        &dir,
+        &[
+            "import",
+            "scdl",
+            good.to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mauvais.csv is not a scdl-catalogue file") && stderr.contains("COLL_NOM"),
+        "{stderr}"
+    );
+    let listed = cli_json(&dir, &["list", "--json", "--kind", "dataset"]);
+    assert_eq!(listed.as_array().unwrap().len(), 0, "{listed}");
+
+    // 12,000 rows: three parts; line 11,002 (row 11,000) repeats the
+    // identifier of line 2 (row 0), in the first part.
+    let large = tmp.path().join("catalogue.csv");
+    std::fs::write(&large, catalogue(0..12_000, Some((11_000, 0)))).unwrap();
+    let (code, report, stderr) = import_status(&dir, "scdl", large.to_str().unwrap(), &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(report["rows"], 12_000, "{report}");
+    assert_eq!(report["created"], 11_999, "{report}");
+    assert_eq!(report["refused_rows"], 1, "{report}");
+    let refused = &report["rejected"][0];
+    assert_eq!(refused["line"], 11_002, "{report}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("as line 2"),
+        "{refused}"
+    );
+    let listed = cli_json(&dir, &["list", "--json", "--kind", "dataset"]);
+    assert_eq!(listed.as_array().unwrap().len(), 11_999);
+}
+
 /// Sources where they are: an address is fetched and followed page by
 /// page (udata's next_page, CKAN's start, DCAT's Hydra links, whatever the
 /// RDF syntax of each page); a source that fails once is tried again; one
