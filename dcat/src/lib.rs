@@ -67,9 +67,15 @@ pub struct Page {
     pub size: usize,
     /// Datasets in the whole catalogue.
     pub total: usize,
+    /// The document paged, relative to the base URL: its links to other
+    /// pages name the same one, so a Turtle harvest stays in Turtle.
+    pub document: &'static str,
 }
 
 impl Page {
+    pub const JSON_LD: &'static str = "catalog.jsonld";
+    pub const TURTLE: &'static str = "catalog.ttl";
+
     pub fn last(&self) -> usize {
         self.total.div_ceil(self.size.max(1)).max(1)
     }
@@ -126,6 +132,7 @@ impl PublicRecords {
                     number,
                     size,
                     total,
+                    document: Page::JSON_LD,
                 };
                 catalog(info, &datasets[start..end], Some(p))
             }
@@ -174,8 +181,8 @@ pub fn catalog(info: &CatalogInfo, entries: &[Entry<'_>], page: Option<Page>) ->
     if let Some(p) = page {
         let url = |n: usize| {
             format!(
-                "{}/catalog.jsonld?page={n}&page_size={}",
-                info.base_url, p.size
+                "{}/{}?page={n}&page_size={}",
+                info.base_url, p.document, p.size
             )
         };
         let mut view = Node::new(url(p.number), "hydra:PartialCollectionView");

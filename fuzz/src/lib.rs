@@ -144,30 +144,31 @@ fn reconcile(data: &[u8]) {
 
 /// An HTTP query string, and each filter read as `/search` reads it.
 fn http_query(data: &[u8]) {
-    let Ok(text) = std::str::from_utf8(data) else {
+    // Decoded as axum's `Query` decodes it (form-urlencoded).
+    let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(data) else {
         return;
     };
-    let _ = query_string::page(text);
-    let Ok(params) = query_string::params(text) else {
+    let Ok(params) = query_string::Params::new(pairs) else {
         return;
     };
-    assert!(params.len() <= query_string::MAX_PARAMS);
-    for (name, value) in params {
+    let _ = params.page();
+    assert!(params.pairs().len() <= query_string::MAX_PARAMS);
+    for (name, value) in params.pairs() {
         match name.as_str() {
             "territory" => {
                 let _ = territory::Place::parse(&value);
             }
             "kind" => {
-                let _ = Kind::parse(&value);
+                let _ = Kind::parse(value);
             }
             "status" => {
-                let _ = vocab::ProjectStatus::parse(&value);
+                let _ = vocab::ProjectStatus::parse(value);
             }
             "risk" => {
-                let _ = vocab::RiskCategory::parse(&value);
+                let _ = vocab::RiskCategory::parse(value);
             }
             "org" => {
-                let _ = maillage_record::Siren::parse(&value);
+                let _ = maillage_record::Siren::parse(value);
             }
             _ => {}
         }

@@ -109,6 +109,12 @@ impl Index {
         Ok(index)
     }
 
+    /// The organisation an author (hex) speaks for, where its public
+    /// Organisation record claims the SIREN trust vouches for.
+    pub fn organisation(&self, author: &str) -> Option<&Agent> {
+        self.organisations.get(author)
+    }
+
     /// The catalogue, or one page of it (`(number, size)`): a catalogue
     /// larger than `UNPAGED_MAX` is served as its first page of that size.
     pub fn catalog(
@@ -116,6 +122,7 @@ impl Index {
         node: &Node,
         info: &CatalogInfo,
         page: Option<(usize, usize)>,
+        document: &'static str,
     ) -> Result<Graph, StoreError> {
         let total = self.datasets.len();
         let page = page.or((total > UNPAGED_MAX).then_some((1, UNPAGED_MAX)));
@@ -133,6 +140,7 @@ impl Index {
             number,
             size,
             total,
+            document,
         });
         Ok(maillage_dcat::catalog(info, &entries, page))
     }
@@ -255,7 +263,9 @@ mod tests {
         assert_eq!((index.datasets.len(), index.projects.len()), (5, 0));
         assert!(Arc::ptr_eq(&index, &exports.index(&node).unwrap()));
         let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://d.example");
-        let page = index.catalog(&node, &info, Some((2, 2))).unwrap();
+        let page = index
+            .catalog(&node, &info, Some((2, 2)), Page::JSON_LD)
+            .unwrap();
         assert_eq!(datasets_in(&page), 2);
         // A change within REFRESH waits for the next rebuild.
         store_datasets(&node, 8, 1, Visibility::Public);
@@ -272,11 +282,16 @@ mod tests {
         store_datasets(&node, 0, UNPAGED_MAX + 1, Visibility::Public);
         let index = Exports::default().index(&node).unwrap();
         let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://d.example");
-        let whole = index.catalog(&node, &info, None).unwrap();
+        let whole = index.catalog(&node, &info, None, Page::TURTLE).unwrap();
         assert_eq!(datasets_in(&whole), UNPAGED_MAX);
         let turtle = whole.to_turtle();
         assert!(turtle.contains("hydra:next"), "no link to the next page");
-        let last = index.catalog(&node, &info, Some((2, UNPAGED_MAX))).unwrap();
+        // Asked in Turtle, its links to other pages stay in Turtle.
+        assert!(turtle.contains("/catalog.ttl?page=2&"), "{turtle}");
+        assert!(!turtle.contains("/catalog.jsonld?"), "{turtle}");
+        let last = index
+            .catalog(&node, &info, Some((2, UNPAGED_MAX)), Page::JSON_LD)
+            .unwrap();
         assert_eq!(datasets_in(&last), 1);
         node.stop();
     }

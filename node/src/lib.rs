@@ -21,6 +21,7 @@ mod http;
 mod ledger;
 mod node;
 mod peers;
+mod portal;
 mod query_string;
 mod refusals;
 mod replication;

@@ -416,12 +416,10 @@ impl Node {
         Ok(())
     }
 
-    /// Says on a search hit what trust says of its author now, and who
-    /// vouches that it speaks for the SIREN the hit shows (the index knew
-    /// neither when it was written).
-    fn vouch(&self, hit: &mut Hit) {
-        let author = &hit.author;
-        hit.author_trust = if *author == self.public_key {
+    /// What trust says of an author now: "own" (this node), "revoked",
+    /// "succeeded" (its key was replaced), "root", "member" or "former".
+    pub fn trust_of(&self, author: &PublicKey) -> &'static str {
+        if *author == self.public_key {
             "own"
         } else if self.trust.compromised_since(author).is_some() {
             "revoked"
@@ -433,7 +431,15 @@ impl Node {
             "member"
         } else {
             "former"
-        };
+        }
+    }
+
+    /// Says on a search hit what trust says of its author now, and who
+    /// vouches that it speaks for the SIREN the hit shows (the index knew
+    /// neither when it was written).
+    fn vouch(&self, hit: &mut Hit) {
+        let author = &hit.author;
+        hit.author_trust = self.trust_of(author);
         hit.siren_source = hit
             .organisation_siren
             .as_deref()

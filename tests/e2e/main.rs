@@ -8,6 +8,7 @@ mod faults;
 mod forged;
 mod foundation;
 mod import;
+mod portal;
 mod replication;
 mod search;
 mod support;

@@ -1,0 +1,184 @@
+//! The machine-readable endpoints: DCAT-AP catalogue pages, the public
+//! projects as JSON, search and statistics as JSON. Anonymous: public
+//! records only.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use maillage_dcat::{CatalogInfo, Page};
+use maillage_record::Kind;
+
+use super::{Http, text};
+use crate::query_string::Params;
+use crate::search::{Filters, GroupBy, SearchError, SearchRequest};
+use crate::store::StoreError;
+use crate::viewer::Viewer;
+
+pub(super) async fn catalog_jsonld(state: State<Http>, params: Params) -> Response {
+    catalog(state, params, false).await
+}
+
+pub(super) async fn catalog_turtle(state: State<Http>, params: Params) -> Response {
+    catalog(state, params, true).await
+}
+
+/// The DCAT-AP catalogue, whole or a page of it.
+async fn catalog(State(http): State<Http>, params: Params, turtle: bool) -> Response {
+    let page = match params.page() {
+        Ok(p) => p,
+        Err(msg) => return text(StatusCode::BAD_REQUEST, &msg),
+    };
+    let _turn = match http.export_turn().await {
+        Ok(t) => t,
+        Err(busy) => return busy,
+    };
+    let answer = blocking(move || {
+        let node = &http.node;
+        let info = CatalogInfo::for_node(node.name(), node.siren().as_str(), &http.public_url);
+        let document = if turtle { Page::TURTLE } else { Page::JSON_LD };
+        let graph = http
+            .exports
+            .index(node)?
+            .catalog(node, &info, page, document)?;
+        Ok(if turtle {
+            (
+                [(header::CONTENT_TYPE, "text/turtle; charset=utf-8")],
+                graph.to_turtle(),
+            )
+                .into_response()
+        } else {
+            let body = serde_json::to_vec_pretty(&graph.to_jsonld()).unwrap_or_default();
+            ([(header::CONTENT_TYPE, "application/ld+json")], body).into_response()
+        })
+    })
+    .await;
+    answer.unwrap_or_else(|e| e)
+}
+
+/// The public projects as maillage JSON; a `Link` header names the next page.
+pub(super) async fn projects(State(http): State<Http>, params: Params) -> Response {
+    let page = match params.page() {
+        Ok(p) => p,
+        Err(msg) => return text(StatusCode::BAD_REQUEST, &msg),
+    };
+    let _turn = match http.export_turn().await {
+        Ok(t) => t,
+        Err(busy) => return busy,
+    };
+    let answer = blocking(move || {
+        let (docs, following) = http.exports.index(&http.node)?.projects(&http.node, page)?;
+        let body = serde_json::to_vec_pretty(&docs).unwrap_or_default();
+        let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+        if let Some((n, size)) = following {
+            let link = format!(
+                "<{}/projects.json?page={n}&page_size={size}>; rel=\"next\"",
+                http.public_url
+            );
+            if let Ok(value) = link.parse() {
+                response.headers_mut().insert(header::LINK, value);
+            }
+        }
+        Ok(response)
+    })
+    .await;
+    answer.unwrap_or_else(|e| e)
+}
+
+/// Runs a blocking read of the store; a failure is logged and answered 500.
+async fn blocking(
+    f: impl FnOnce() -> Result<Response, StoreError> + Send + 'static,
+) -> Result<Response, Response> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "http export failed");
+            Err(text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the record store failed; see the node's log\n",
+            ))
+        }
+        Err(_) => Err(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "export task failed\n",
+        )),
+    }
+}
+
+/// The filters of a search or a count, from the query (`org` is the
+/// organisation's SIREN).
+pub(crate) fn filters(params: &Params) -> Result<Filters, SearchError> {
+    let get = |k: &str| params.get(k).map(str::to_string);
+    let kind = match params.get("kind") {
+        None => None,
+        Some(k) => Some(Kind::parse(k).map_err(|e| SearchError::BadRequest(e.to_string()))?),
+    };
+    Ok(Filters {
+        kind,
+        theme: get("theme"),
+        territory: get("territory"),
+        organisation: get("org"),
+        status: get("status"),
+        risk: get("risk"),
+        licence: get("licence"),
+    })
+}
+
+pub(super) async fn search(state: State<Http>, params: Params) -> Response {
+    search_or_stats(state, params, false).await
+}
+
+pub(super) async fn stats(state: State<Http>, params: Params) -> Response {
+    search_or_stats(state, params, true).await
+}
+
+/// `/search` and `/stats`, as the anonymous public: public records only.
+async fn search_or_stats(State(http): State<Http>, params: Params, stats: bool) -> Response {
+    let _turn = match http.search_turn().await {
+        Ok(t) => t,
+        Err(busy) => return busy,
+    };
+    let node = http.node.clone();
+    let result = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, SearchError> {
+        let filters = filters(&params)?;
+        let stored = node.store().last_seq();
+        let viewer = Viewer::Anonymous;
+        let body = if stats {
+            let by = GroupBy::parse(params.get("by").unwrap_or_default())
+                .map_err(SearchError::BadRequest)?;
+            let mut stats = node.search().stats(&filters, by, &viewer, stored)?;
+            // Sequence numbers would count records the public may not see.
+            (stats.indexed_seq, stats.stored_seq) = (0, 0);
+            serde_json::to_vec_pretty(&stats)
+        } else {
+            let req = SearchRequest {
+                text: params.get("q").unwrap_or_default().to_string(),
+                filters,
+                page: params.number("page").map_err(SearchError::BadRequest)?,
+                page_size: params
+                    .number("page_size")
+                    .map_err(SearchError::BadRequest)?,
+            };
+            let mut page = node.search().search(&req, &viewer, stored)?;
+            node.finish_hits(&viewer, &mut page.hits)
+                .map_err(|e| SearchError::Internal(e.to_string()))?;
+            (page.indexed_seq, page.stored_seq) = (0, 0);
+            serde_json::to_vec_pretty(&page)
+        };
+        body.map_err(|e| SearchError::Internal(e.to_string()))
+    })
+    .await;
+    match result {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(Err(SearchError::BadRequest(msg))) => {
+            text(StatusCode::BAD_REQUEST, &format!("{}\n", msg.trim_end()))
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "http search failed");
+            text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "search failed; see the node's log\n",
+            )
+        }
+        Err(_) => text(StatusCode::INTERNAL_SERVER_ERROR, "search task failed\n"),
+    }
+}

@@ -1,0 +1,125 @@
+//! The portal: the federation this node sees, as a French web site for the
+//! public (issue 21). Server-rendered HTML (maud), no script, one embedded
+//! stylesheet; anonymous visitors see public records only.
+//!
+//!   GET /                                   home: search box, counts, latest records
+//!   GET /recherche?q=…&kind=…&theme=…&org=…&territory=…&status=…&page=N
+//!                                           ranked results with facets as links
+//!   GET /records/{author}/{record_id}       a record (the IRI the DCAT export mints):
+//!                                           HTML, or JSON / JSON-LD by content
+//!                                           negotiation; `?format=envelope` gives
+//!                                           the signed envelope for `maillage verify`
+//!   GET /organisations/{siren}              an organisation's records and its register
+//!                                           of algorithms and AI projects
+//!   GET /territoires/{code}                 a commune, EPCI, département or région:
+//!                                           its collectivities' records and figures
+//!
+//! Each page takes a turn (`http::Http`): a search's, or a page's for one
+//! that reads a few records; none scans the store.
+
+mod home;
+mod labels;
+mod organisation;
+mod record;
+mod search;
+mod territory;
+mod view;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use maud::Markup;
+
+use crate::http::Http;
+
+/// The portal's routes.
+pub(crate) fn routes() -> Router<Http> {
+    Router::new()
+        .route("/", get(home::home))
+        .route("/recherche", get(search::search))
+        .route("/records/{author}/{record_id}", get(record::record))
+        .route("/organisations/{siren}", get(organisation::organisation))
+        .route("/territoires/{code}", get(territory::territory))
+        .route("/static/maillage.css", get(stylesheet))
+}
+
+/// The stylesheet, embedded in the binary.
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("maillage.css"),
+    )
+        .into_response()
+}
+
+/// Anything else: a French page for a browser, a line of text for a
+/// script (as before the portal).
+pub(crate) async fn not_found(State(http): State<Http>, headers: HeaderMap) -> Response {
+    if wants_html(&headers) {
+        return page(
+            StatusCode::NOT_FOUND,
+            view::problem(
+                &site(&http),
+                "Page introuvable",
+                "Cette adresse ne correspond à aucune page de ce nœud.",
+            ),
+        );
+    }
+    crate::http::text(
+        StatusCode::NOT_FOUND,
+        "not found: try /catalog.jsonld, /catalog.ttl, /projects.json, /search?q=... or /stats\n",
+    )
+}
+
+/// Whether the client asks for HTML first (a browser).
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+fn site(http: &Http) -> view::Site<'_> {
+    view::Site {
+        name: http.node.name(),
+    }
+}
+
+/// An HTML answer.
+fn page(status: StatusCode, markup: Markup) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
+/// Runs `f` (which reads the store or the index) on a blocking thread; a
+/// failure is logged and answered with a page that says so.
+async fn blocking<T: Send + 'static>(
+    http: &Http,
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, Response> {
+    let failed = |e: String| {
+        tracing::error!(error = %e, "portal page failed");
+        page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            view::problem(
+                &site(http),
+                "Erreur du nœud",
+                "Ce nœud n'a pas pu construire la page ; son opérateur trouvera la cause dans son journal.",
+            ),
+        )
+    };
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(failed(e)),
+        Err(e) => Err(failed(e.to_string())),
+    }
+}

@@ -1,0 +1,206 @@
+//! The public portal (issue 21), as a visitor's browser gets it from a real
+//! node: French pages, public records only, every value escaped, a
+//! signature checked as the page is built, and the signed envelope to check
+//! it again with `maillage verify`.
+
+use std::path::Path;
+
+use crate::support::*;
+
+const HTML: &str = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8";
+
+fn publish_doc(dir: &Path, name: &str, doc: serde_json::Value) {
+    let path = dir.with_extension(format!("{name}.json"));
+    std::fs::write(&path, doc.to_string()).unwrap();
+    cli_json(dir, &["publish", "--json", path.to_str().unwrap()]);
+}
+
+/// A page as a browser asks for it: (status, headers, HTML).
+fn browse(addr: &str, path: &str) -> (u16, String, String) {
+    let (status, head, body) = http_get_as(addr, path, HTML);
+    (status, head, String::from_utf8(body).unwrap())
+}
+
+/// Waits until the public search finds `total` records for `query`.
+fn searchable(addr: &str, query: &str, total: u64) {
+    for _ in 0..100 {
+        let (_, body) = http_get(addr, &format!("/search?{query}"));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if v["total"] == total {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("/search?{query} never found {total} records");
+}
+
+#[test]
+fn a_visitor_searches_opens_a_record_and_checks_its_signature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("metropole");
+    init(&dir, "243100518", "Toulouse Métropole");
+    let addr = enable_http(&dir);
+    let _node = start(&dir);
+    cli_json(&dir, &["publish", "--json", &example("project.json")]);
+    publish_doc(
+        &dir,
+        "hostile",
+        serde_json::json!({"kind": "dataset", "record_id": "pistes-cyclables",
+            "title": "Pistes cyclables <script>alert(1)</script>",
+            "description": "Le réseau cyclable de la métropole.", "keywords": ["vélo"],
+            "landing_page": "https://data.toulouse-metropole.fr/pistes"}),
+    );
+    publish_doc(
+        &dir,
+        "federation",
+        serde_json::json!({"kind": "dataset", "record_id": "interne", "visibility": "federation",
+            "title": "Pistes SECRET-FEDERATION", "description": "d"}),
+    );
+    publish_doc(
+        &dir,
+        "restricted",
+        serde_json::json!({"kind": "dataset", "record_id": "reserve", "visibility": "restricted",
+            "audience": ["213100696"], "title": "Pistes SECRET-RESTREINT", "description": "d"}),
+    );
+    searchable(&addr, "q=pistes", 1);
+    let key = key(&dir);
+
+    // Home: French, with what the node holds, and its security headers.
+    let (status, head, home) = browse(&addr, "/");
+    assert_eq!(status, 200, "{home}");
+    assert!(
+        head.contains("content-type: text/html; charset=utf-8"),
+        "{head}"
+    );
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
+    assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+    assert!(home.contains("<html lang=\"fr\">"), "{home}");
+    assert!(
+        home.contains("Jeu de données") && home.contains("Projet IA"),
+        "{home}"
+    );
+    assert!(
+        !home.contains("<script"),
+        "no script on the home page: {home}"
+    );
+
+    // Search: the public dataset, escaped; facets as links; nothing hidden.
+    let (status, _, found) = browse(&addr, "/recherche?q=pistes");
+    assert_eq!(status, 200, "{found}");
+    assert!(found.contains("1 résultat"), "{found}");
+    assert!(
+        found.contains("Pistes cyclables &lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{found}"
+    );
+    assert!(!found.contains("<script>alert"), "{found}");
+    for hidden in ["SECRET-FEDERATION", "SECRET-RESTREINT"] {
+        assert!(!found.contains(hidden), "{hidden} shown: {found}");
+    }
+    assert!(
+        found.contains("href=\"/recherche?q=pistes&amp;kind=dataset\""),
+        "{found}"
+    );
+    let record_path = format!("/records/{key}/pistes-cyclables");
+    assert!(
+        found.contains(&format!("href=\"{record_path}\"")),
+        "{found}"
+    );
+
+    // The record: fields in French, the signature verified now.
+    let (status, head, page) = browse(&addr, &record_path);
+    assert_eq!(status, 200, "{page}");
+    assert!(head.contains("vary: accept"), "{head}");
+    assert!(page.contains("signature vérifiée"), "{page}");
+    assert!(page.contains("SIREN 243100518"), "{page}");
+    assert!(page.contains("Page de présentation"), "{page}");
+    assert!(
+        page.contains("&lt;script&gt;") && !page.contains("<script>alert"),
+        "{page}"
+    );
+
+    // Its envelope, downloaded, verifies with the CLI, under the same id.
+    let (status, head, envelope) =
+        http_get_as(&addr, &format!("{record_path}?format=envelope"), "*/*");
+    assert_eq!(status, 200);
+    assert!(head.contains("content-disposition: attachment"), "{head}");
+    let file = tmp.path().join("pistes.maillage");
+    std::fs::write(&file, &envelope).unwrap();
+    let verified = cli_json(&dir, &["verify", "--json", file.to_str().unwrap()]);
+    assert_eq!(verified["valid"], true, "{verified}");
+    assert_eq!(verified["author"], key.as_str());
+
+    // The same address as JSON and as DCAT-AP JSON-LD.
+    let (status, _, json) = http_get_as(&addr, &record_path, "application/json");
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(json["signature_verified"], true, "{json}");
+    assert_eq!(json["id"], verified["id"], "{json}");
+    let (status, head, ld) = http_get_as(&addr, &record_path, "application/ld+json");
+    assert_eq!(status, 200);
+    assert!(head.contains("application/ld+json"), "{head}");
+    let ld = String::from_utf8(ld).unwrap();
+    assert!(
+        ld.contains("dcat:Dataset") && ld.contains(&record_path),
+        "{ld}"
+    );
+
+    // A record the public may not see answers as one that does not exist.
+    let (status, _, hidden) = browse(&addr, &format!("/records/{key}/interne"));
+    let (status_none, _, none) = browse(&addr, &format!("/records/{key}/nothing-here"));
+    assert_eq!((status, status_none), (404, 404));
+    assert_eq!(hidden, none);
+    assert!(!hidden.contains("SECRET"), "{hidden}");
+
+    // The organisation: its register of AI projects, transparency fields in French.
+    let (status, _, org) = browse(&addr, "/organisations/243100518");
+    assert_eq!(status, 200, "{org}");
+    assert!(org.contains("Registre des algorithmes"), "{org}");
+    assert!(
+        org.contains("Tri automatique des courriers entrants"),
+        "{org}"
+    );
+    assert!(
+        org.contains("Contrôle humain") && org.contains("validée par un agent"),
+        "{org}"
+    );
+    assert!(
+        org.contains("Comment s&#39;y opposer") || org.contains("Comment s'y opposer"),
+        "{org}"
+    );
+    let (status, _, bad) = browse(&addr, "/organisations/123456789");
+    assert_eq!(status, 404);
+    assert!(bad.contains("SIREN valide"), "{bad}");
+
+    // The territory: the records of every collectivity inside it.
+    let (status, _, dep) = browse(&addr, "/territoires/31");
+    assert_eq!(status, 200, "{dep}");
+    assert!(dep.contains("Haute-Garonne (31)"), "{dep}");
+    assert!(dep.contains("Pistes cyclables &lt;script&gt;"), "{dep}");
+    assert!(
+        dep.contains("Tri automatique des courriers entrants"),
+        "{dep}"
+    );
+    assert!(!dep.contains("SECRET"), "{dep}");
+    let (status, _, epci) = browse(&addr, "/territoires/243100518");
+    assert_eq!(status, 200, "{epci}");
+    assert!(epci.contains("Toulouse Métropole"), "{epci}");
+    let (status, _, nowhere) = browse(&addr, "/territoires/99999");
+    assert_eq!(status, 404);
+    assert!(nowhere.contains("Territoire introuvable"), "{nowhere}");
+
+    // Elsewhere: a French page for a browser, a line for a script.
+    let (status, _, missing) = browse(&addr, "/nulle-part");
+    assert_eq!(status, 404);
+    assert!(missing.contains("Page introuvable"), "{missing}");
+    let (status, text) = http_get(&addr, "/nulle-part");
+    assert_eq!(status, 404);
+    assert!(text.starts_with("not found"), "{text}");
+
+    // The stylesheet is served by the node itself.
+    let (status, head, _) = http_get_as(&addr, "/static/maillage.css", "text/css");
+    assert_eq!(status, 200);
+    assert!(head.contains("text/css"), "{head}");
+}
