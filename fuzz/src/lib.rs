@@ -156,7 +156,7 @@ fn http_query(data: &[u8]) {
     for (name, value) in params.pairs() {
         match name.as_str() {
             "territory" => {
-                let _ = territory::Place::parse(&value);
+                let _ = territory::Place::parse(value);
             }
             "kind" => {
                 let _ = Kind::parse(value);
