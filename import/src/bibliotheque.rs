@@ -70,6 +70,49 @@ pub(crate) fn open(
     Ok(Entries::Table(rows, project))
 }
 
+/// Writes projects in the bibliothèque's own column layout, the file
+/// `open` reads: values in French as the bibliothèque writes them, lists
+/// joined by commas. Read back, each row gives the same project (a project
+/// without a SIRET gives a row the reader refuses, as it would the
+/// bibliothèque's own).
+pub fn write(projects: &[&Project]) -> Vec<u8> {
+    let mut out = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::CRLF)
+        .from_writer(Vec::new());
+    // Writing to memory does not fail.
+    let _ = out.write_record(COLUMNS);
+    for p in projects {
+        let join = |items: &[String]| items.join(", ");
+        let number = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
+        let row: [String; 16] = [
+            p.organisation_name.clone().unwrap_or_default(),
+            p.name.clone(),
+            p.siret.clone().unwrap_or_default(),
+            number(p.latitude),
+            number(p.longitude),
+            p.organisation_kind
+                .map(|k| k.label().to_string())
+                .unwrap_or_default(),
+            p.start_date.clone().unwrap_or_default(),
+            p.status.label().to_string(),
+            join(&p.partners),
+            p.description.clone(),
+            p.theme.map(|t| t.label().to_string()).unwrap_or_default(),
+            join(&p.sub_themes),
+            p.audiences
+                .iter()
+                .map(|a| a.label())
+                .collect::<Vec<_>>()
+                .join(", "),
+            p.website.clone().unwrap_or_default(),
+            p.logo_url.clone().unwrap_or_default(),
+            p.last_updated.clone().unwrap_or_default(),
+        ];
+        let _ = out.write_record(&row);
+    }
+    out.into_inner().unwrap_or_default()
+}
+
 fn project(row: Cells) -> Result<Draft, Vec<RowError>> {
     let mut p = Problems::new(row.line);
     let org_name = common::one_line(row.get("Nom_collectivite"));

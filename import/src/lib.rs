@@ -31,6 +31,8 @@ use maillage_record::{Body, Record, Visibility};
 
 use crate::common::Problems;
 
+/// Projects in the bibliothèque des projets IA's own CSV layout.
+pub use bibliotheque::write as bibliotheque_csv;
 pub use dcat::next_page;
 
 /// A source format.

@@ -154,6 +154,41 @@ fn bibliotheque_maps_every_field() {
     assert_eq!(p.last_updated.as_deref(), Some("2025-05-12"));
 }
 
+/// Projects written back in the bibliothèque's own layout (what a node
+/// serves at /projets.csv) read back as the same projects and records: the
+/// rows of the real-looking fixture, messy values and all, once cleaned.
+#[test]
+fn bibliotheque_projects_written_back_read_as_the_same() {
+    let first = import(Format::BibliothequeIa, "bibliotheque-ia.csv");
+    let projects: Vec<&maillage_record::model::Project> = first
+        .rows
+        .iter()
+        .map(|r| match &r.records[0].body {
+            maillage_record::Body::Project(p) => p,
+            other => panic!("not a project: {other:?}"),
+        })
+        .collect();
+    assert!(projects.len() >= 3, "{}", projects.len());
+    let written = maillage_import::bibliotheque_csv(&projects);
+    let again = parse(Format::BibliothequeIa, "projets.csv", &written).unwrap();
+    assert!(again.errors.is_empty(), "{:#?}", again.errors);
+    assert_eq!(again.rows.len(), first.rows.len());
+    for (a, b) in first.rows.iter().zip(&again.rows) {
+        assert!(b.warnings.is_empty(), "{:#?}", b.warnings);
+        assert_eq!(a.records[0].record_id, b.records[0].record_id);
+        assert_eq!(a.records[0].body, b.records[0].body);
+        let on_behalf = |r: &maillage_import::Row| {
+            r.records[0]
+                .provenance
+                .as_ref()
+                .unwrap()
+                .on_behalf_of
+                .clone()
+        };
+        assert_eq!(on_behalf(a), on_behalf(b));
+    }
+}
+
 #[test]
 fn bibliotheque_messy_values_are_cleaned() {
     let parsed = import(Format::BibliothequeIa, "bibliotheque-ia.csv");

@@ -39,6 +39,37 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     harvest: Vec<RawHarvest>,
+    #[serde(default)]
+    portal: RawPortal,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPortal {
+    map_tiles: Option<String>,
+    map_attribution: Option<String>,
+}
+
+/// The map tiles of the IGN Géoplateforme's plan: no key needed.
+pub const IGN_PLAN_TILES: &str = "https://data.geopf.fr/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=GEOGRAPHICALGRIDSYSTEMS.PLANIGNV2&STYLE=normal&TILEMATRIXSET=PM&FORMAT=image/png&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}";
+const IGN_ATTRIBUTION: &str = "© IGN Géoplateforme";
+
+/// What the portal's map shows under the projects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Portal {
+    /// A tile URL template with {z}, {x} and {y} (https); `None`: no tiles
+    /// (the map page lists the projects, and draws them on a blank map).
+    pub map_tiles: Option<String>,
+    pub map_attribution: String,
+}
+
+impl Default for Portal {
+    fn default() -> Self {
+        Portal {
+            map_tiles: Some(IGN_PLAN_TILES.to_string()),
+            map_attribution: IGN_ATTRIBUTION.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -184,6 +215,7 @@ pub struct Config {
     pub log_level: String,
     /// Sources harvested on a schedule.
     pub harvests: Vec<Harvest>,
+    pub portal: Portal,
 }
 
 impl Config {
@@ -250,6 +282,28 @@ impl Config {
                 "is not an http(s) URL, e.g. \"https://data.example.fr\"".into(),
             ));
         }
+        let portal = match raw.portal.map_tiles.as_deref().map(str::trim) {
+            None => Portal::default(),
+            Some("") => Portal {
+                map_tiles: None,
+                map_attribution: String::new(),
+            },
+            Some(url) => {
+                let https = url.starts_with("https://") && maillage_record::model::is_http_url(url);
+                if !https || !["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p)) {
+                    return Err(invalid(
+                        "portal.map_tiles",
+                        url,
+                        "is not an https tile address with {z}, {x} and {y} (or \"\" for no tiles)"
+                            .into(),
+                    ));
+                }
+                Portal {
+                    map_tiles: Some(url.to_string()),
+                    map_attribution: raw.portal.map_attribution.clone().unwrap_or_default(),
+                }
+            }
+        };
         let publish_authors = raw
             .publish
             .authors
@@ -416,6 +470,7 @@ impl Config {
             log_format,
             log_level: raw.log.level.unwrap_or_else(|| "info".into()),
             harvests,
+            portal,
         })
     }
 }

@@ -145,6 +145,17 @@ impl Index {
         Ok(maillage_dcat::catalog(info, &entries, page))
     }
 
+    /// Every public project with its author (hex), at most `max` of them,
+    /// and how many there are in all.
+    pub fn project_records(
+        &self,
+        node: &Node,
+        max: usize,
+    ) -> Result<(Vec<(String, Record)>, usize), StoreError> {
+        let ids = &self.projects[..self.projects.len().min(max)];
+        Ok((load(node, ids)?, self.projects.len()))
+    }
+
     /// The public projects as maillage JSON documents with their author,
     /// or one page of them; more than `UNPAGED_MAX` are served as their
     /// first page. Also says whether a next page follows.

@@ -85,6 +85,8 @@ pub struct Started {
     pub http: Option<(TcpListener, String)>,
     pub admin: UnixListener,
     pub admin_path: PathBuf,
+    /// What the portal's map shows.
+    pub portal: crate::config::Portal,
 }
 
 /// Loads the key (refusing one others can read), opens the store, stores the
@@ -171,6 +173,7 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         http,
         admin,
         admin_path,
+        portal: config.portal.clone(),
     })
 }
 
@@ -221,6 +224,7 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         http,
         admin,
         admin_path,
+        portal,
     } = started;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -367,6 +371,7 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
             listener,
             node.clone(),
             url,
+            portal.clone(),
             stopped(stop_rx_http.clone()),
         ))
     });

@@ -62,6 +62,17 @@ fn a_visitor_searches_opens_a_record_and_checks_its_signature() {
         serde_json::json!({"kind": "dataset", "record_id": "reserve", "visibility": "restricted",
             "audience": ["213100696"], "title": "Pistes SECRET-RESTREINT", "description": "d"}),
     );
+    // A project of a member commune, with a SIRET: it round-trips.
+    publish_doc(
+        &dir,
+        "colomiers",
+        serde_json::json!({"kind": "project", "record_id": "fuites",
+            "name": "Détection des fuites d'eau", "description": "Repère les fuites sur le réseau.",
+            "status": "En déploiement", "siret": "21310149600015", "organisation_name": "Colomiers",
+            "organisation_kind": "Commune", "theme": "Transition écologique et énergétique",
+            "audiences": ["Agents", "Grand public"], "partners": ["Régie des eaux"],
+            "start_date": "06/2023", "latitude": 43.6111, "longitude": 1.3347}),
+    );
     searchable(&addr, "q=pistes", 1);
     let key = key(&dir);
 
@@ -191,6 +202,45 @@ fn a_visitor_searches_opens_a_record_and_checks_its_signature() {
     assert_eq!(status, 404);
     assert!(nowhere.contains("Territoire introuvable"), "{nowhere}");
 
+    // The map: the projects listed (no script needed), the tiles' host
+    // allowed to serve images to that page only.
+    let (status, head, map) = browse(&addr, "/carte");
+    assert_eq!(status, 200, "{map}");
+    assert!(
+        map.contains("Tri automatique des courriers entrants"),
+        "{map}"
+    );
+    assert!(map.contains("data-lat=\"43.6045\""), "{map}");
+    assert!(
+        head.contains("img-src 'self' data: https://data.geopf.fr"),
+        "{head}"
+    );
+    assert!(map.contains("src=\"/static/carte.js\""), "{map}");
+    let (_, _, none) = browse(&addr, "/carte?status=abandonne");
+    assert!(none.contains("Aucun projet situé"), "{none}");
+    for asset in [
+        "/static/carte.js",
+        "/static/leaflet/leaflet.js",
+        "/static/leaflet/leaflet.css",
+    ] {
+        let (status, _, _) = http_get_as(&addr, asset, "*/*");
+        assert_eq!(status, 200, "{asset}");
+    }
+    let (status, head, geojson) = http_get_as(&addr, "/projets.geojson", "*/*");
+    assert_eq!(status, 200);
+    assert!(head.contains("application/geo+json"), "{head}");
+    let geojson: serde_json::Value = serde_json::from_slice(&geojson).unwrap();
+    let features = geojson["features"].as_array().unwrap();
+    assert_eq!(features.len(), 2, "{geojson}");
+    let feature = features
+        .iter()
+        .find(|f| f["properties"]["name"] == "Tri automatique des courriers entrants")
+        .expect("the project with coordinates");
+    assert_eq!(
+        feature["geometry"]["coordinates"],
+        serde_json::json!([1.444, 43.6045])
+    );
+
     // Elsewhere: a French page for a browser, a line for a script.
     let (status, _, missing) = browse(&addr, "/nulle-part");
     assert_eq!(status, 404);
@@ -198,6 +248,61 @@ fn a_visitor_searches_opens_a_record_and_checks_its_signature() {
     let (status, text) = http_get(&addr, "/nulle-part");
     assert_eq!(status, 404);
     assert!(text.starts_with("not found"), "{text}");
+
+    // /projets.csv, in the bibliothèque's own layout, imports back as the
+    // same projects (a project without a SIRET is refused, as the
+    // bibliothèque's own rows would be).
+    let (status, _, csv) = http_get_as(&addr, "/projets.csv", "text/csv");
+    assert_eq!(status, 200);
+    let csv_file = tmp.path().join("projets.csv");
+    std::fs::write(&csv_file, &csv).unwrap();
+    let other = tmp.path().join("colomiers");
+    init(&other, "213101496", "Colomiers");
+    let _other_node = start(&other);
+    let out = cli(
+        &other,
+        &[
+            "import",
+            "--json",
+            "bibliotheque-ia",
+            csv_file.to_str().unwrap(),
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{report}");
+    assert_eq!(report["created"], 1, "{report}");
+    assert_eq!(report["refused_rows"], 1, "{report}");
+    assert!(
+        report["rejected"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("SIRET"),
+        "{report}"
+    );
+    let project = |d: &Path, name: &str| {
+        let list = cli_json(d, &["list", "--json", "--kind", "project"]);
+        let mut p = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["record"].clone())
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no project '{name}' in {list}"));
+        for k in [
+            "record_id",
+            "version",
+            "issued_at",
+            "provenance",
+            "visibility",
+        ] {
+            p.as_object_mut().unwrap().remove(k);
+        }
+        p
+    };
+    assert_eq!(
+        project(&dir, "Détection des fuites d'eau"),
+        project(&other, "Détection des fuites d'eau")
+    );
 
     // The stylesheet is served by the node itself.
     let (status, head, _) = http_get_as(&addr, "/static/maillage.css", "text/css");

@@ -85,10 +85,11 @@ pub async fn serve(
     listener: TcpListener,
     node: Arc<Node>,
     public_url: String,
+    portal: crate::config::Portal,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let app = router(Http::new(node.clone(), public_url));
+    let app = router(Http::new(node.clone(), public_url, portal));
     let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let idle = Arc::new(std::sync::Mutex::new(Idle::default()));
     loop {
@@ -254,6 +255,8 @@ pub(crate) struct Http {
     /// trailing slash): record IRIs and paging links are minted under it.
     pub public_url: Arc<String>,
     pub exports: Arc<Exports>,
+    /// The map's tiles.
+    pub portal: Arc<crate::config::Portal>,
     /// An export scans the store: a few at a time, so a client looping on
     /// it cannot take every blocking thread the node's other work needs.
     export_turns: Arc<Semaphore>,
@@ -268,9 +271,10 @@ pub(crate) struct Turn {
 }
 
 impl Http {
-    pub fn new(node: Arc<Node>, public_url: String) -> Http {
+    pub fn new(node: Arc<Node>, public_url: String, portal: crate::config::Portal) -> Http {
         Http {
             node,
+            portal: Arc::new(portal),
             public_url: Arc::new(public_url.trim_end_matches('/').to_string()),
             exports: Arc::new(Exports::default()),
             export_turns: Arc::new(Semaphore::new(MAX_CONCURRENT_EXPORTS)),

@@ -1,6 +1,6 @@
 //! The portal: the federation this node sees, as a French web site for the
-//! public (issue 21). Server-rendered HTML (maud), no script, one embedded
-//! stylesheet; anonymous visitors see public records only.
+//! public (issue 21). Server-rendered HTML (maud), one embedded stylesheet,
+//! JavaScript only for the map; anonymous visitors see public records only.
 //!
 //!   GET /                                   home: search box, counts, latest records
 //!   GET /recherche?q=…&kind=…&theme=…&org=…&territory=…&status=…&page=N
@@ -13,13 +13,20 @@
 //!                                           of algorithms and AI projects
 //!   GET /territoires/{code}                 a commune, EPCI, département or région:
 //!                                           its collectivities' records and figures
+//!   GET /carte?theme=…&status=…             the projects with coordinates: a list, and
+//!                                           a map (the portal's only script, Leaflet)
+//!   GET /projets.csv                        public projects in the bibliothèque des
+//!                                           projets IA's own CSV layout
+//!   GET /projets.geojson                    public projects with coordinates, GeoJSON
 //!
 //! Each page takes a turn (`http::Http`): a search's, or a page's for one
 //! that reads a few records; none scans the store.
 
 mod home;
 mod labels;
+mod map;
 mod organisation;
+mod projects;
 mod record;
 mod search;
 mod territory;
@@ -42,6 +49,12 @@ pub(crate) fn routes() -> Router<Http> {
         .route("/records/{author}/{record_id}", get(record::record))
         .route("/organisations/{siren}", get(organisation::organisation))
         .route("/territoires/{code}", get(territory::territory))
+        .route("/carte", get(map::map))
+        .route("/static/carte.js", get(map::script))
+        .route("/static/leaflet/leaflet.js", get(map::leaflet_js))
+        .route("/static/leaflet/leaflet.css", get(map::leaflet_css))
+        .route("/projets.csv", get(projects::csv))
+        .route("/projets.geojson", get(projects::geojson))
         .route("/static/maillage.css", get(stylesheet))
 }
 

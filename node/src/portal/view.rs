@@ -15,6 +15,11 @@ pub struct Site<'a> {
 /// A whole page: skip link, header with the search form, main content,
 /// footer. `title` is the page's own title (the site's name follows it).
 pub fn page(site: &Site<'_>, title: &str, query: &str, main: Markup) -> Markup {
+    page_with(site, title, query, html! {}, main)
+}
+
+/// A page with more in its head (the map's stylesheet and scripts).
+pub fn page_with(site: &Site<'_>, title: &str, query: &str, head: Markup, main: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="fr" {
@@ -23,6 +28,7 @@ pub fn page(site: &Site<'_>, title: &str, query: &str, main: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " — maillage, " (site.name) }
                 link rel="stylesheet" href="/static/maillage.css";
+                (head)
             }
             body {
                 a class="evitement" href="#contenu" { "Aller au contenu" }
@@ -35,6 +41,7 @@ pub fn page(site: &Site<'_>, title: &str, query: &str, main: Markup) -> Markup {
                         ul {
                             li { a href="/" { "Accueil" } }
                             li { a href="/recherche" { "Rechercher" } }
+                            li { a href="/carte" { "Carte des projets" } }
                             li { a href="/catalog.jsonld" { "Catalogue DCAT-AP" } }
                         }
                     }
