@@ -486,6 +486,40 @@ mod tests {
             .replace("@GRPC_LISTEN@", &format!("\"{listen}\""))
     }
 
+    /// The map's tiles: the IGN plan unless said; "" for none; anything but
+    /// an https template with {z}, {x} and {y} refused, naming the key.
+    #[test]
+    fn map_tiles() {
+        let with = |portal: &str| {
+            Config::parse(
+                Path::new("/srv/n1/maillage.toml"),
+                &format!(
+                    "{}\n[portal]\n{portal}\n",
+                    template("243100518", "127.0.0.1:7441")
+                ),
+            )
+        };
+        let default = with("").unwrap().portal;
+        assert_eq!(default.map_tiles.as_deref(), Some(IGN_PLAN_TILES));
+        assert_eq!(with("map_tiles = \"\"").unwrap().portal.map_tiles, None);
+        let own = with(
+            "map_tiles = \"https://t.example.fr/{z}/{x}/{y}.png\"\nmap_attribution = \"© nous\"",
+        )
+        .unwrap()
+        .portal;
+        assert_eq!(own.map_attribution, "© nous");
+        for bad in [
+            "http://t.example.fr/{z}/{x}/{y}.png",
+            "https://t.example.fr/tiles.png",
+            "javascript:{z}{x}{y}",
+        ] {
+            let e = with(&format!("map_tiles = \"{bad}\""))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("portal.map_tiles") && e.contains(bad), "{e}");
+        }
+    }
+
     #[test]
     fn the_shipped_template_parses() {
         let c = Config::parse(
