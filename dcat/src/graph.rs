@@ -90,6 +90,10 @@ impl Node {
 pub struct Graph {
     pub nodes: Vec<Node>,
     blanks: usize,
+    /// The ids of the nodes added by `push` and `typed_iri`: whether an IRI
+    /// is described already is one lookup, not a walk through every node
+    /// (a catalogue page would cost the square of its size).
+    described: std::collections::HashSet<String>,
 }
 
 impl Graph {
@@ -100,6 +104,7 @@ impl Graph {
     }
 
     pub fn push(&mut self, node: Node) {
+        self.described.insert(node.id.clone());
         self.nodes.push(node);
     }
 
@@ -107,7 +112,7 @@ impl Graph {
     /// frequency...), once; DCAT-AP's range shapes check the class of
     /// what a property points to.
     pub fn typed_iri(&mut self, iri: &str, ty: &'static str, label: Option<&str>) -> Object {
-        if !self.nodes.iter().any(|n| n.id == iri) {
+        if self.described.insert(iri.to_string()) {
             let mut node = Node::new(iri, ty);
             if let Some(l) = label {
                 node.add("skos:prefLabel", Object::text_fr(l));

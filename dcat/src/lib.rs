@@ -158,6 +158,12 @@ pub fn record_iri(base_url: &str, author: &str, record_id: &str) -> String {
     format!("{base_url}/records/{author}/{}", percent_encode(record_id))
 }
 
+/// An identifier of a record that does not depend on where it is served:
+/// its author's key and its record_id.
+fn stable_identifier(e: &Entry<'_>) -> String {
+    format!("urn:maillage:{}:{}", e.author, e.record.record_id)
+}
+
 /// Builds the catalogue graph of `entries` (datasets; other kinds skipped).
 pub fn catalog(info: &CatalogInfo, entries: &[Entry<'_>], page: Option<Page>) -> Graph {
     let mut g = Graph::default();
@@ -212,9 +218,12 @@ fn dataset(g: &mut Graph, iri: &str, e: &Entry<'_>, d: &Dataset) {
     let mut n = Node::new(iri, "dcat:Dataset");
     n.add("dct:title", Object::text_fr(&d.title));
     n.add("dct:description", Object::text_fr(&d.description));
+    // The source's identifier, or one of the record itself: the same
+    // wherever the node is served from (a harvester that keys on it sees
+    // no new dataset when `public_url` changes).
     n.add(
         "dct:identifier",
-        Object::plain(d.identifier.clone().unwrap_or_else(|| iri.to_string())),
+        Object::plain(d.identifier.clone().unwrap_or_else(|| stable_identifier(e))),
     );
     for k in &d.keywords {
         n.add("dcat:keyword", Object::text_fr(k));
@@ -228,6 +237,9 @@ fn dataset(g: &mut Graph, iri: &str, e: &Entry<'_>, d: &Dataset) {
                     format!("http://publications.europa.eu/resource/authority/data-theme/{code}");
                 let o = g.typed_iri(&iri, "skos:Concept", Some(label));
                 n.add("dcat:theme", o);
+                // Also its French label as a keyword: data.gouv.fr reads
+                // keywords, not theme IRIs.
+                n.add("dcat:keyword", Object::text_fr(label));
             }
             None => {
                 n.add("dcat:keyword", Object::text_fr(t));
@@ -447,4 +459,94 @@ fn percent_encode(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use maillage_record::model::LicenceRef;
+
+    fn entry(record: &Record) -> Entry<'_> {
+        Entry {
+            author: "ab".repeat(32),
+            record,
+            author_organisation: None,
+        }
+    }
+
+    fn dataset(themes: &[&str], licence: &str) -> Record {
+        let mut d = Dataset::new("Comptages vélo", "Les compteurs de la métropole.");
+        d.themes = themes.iter().map(|t| t.to_string()).collect();
+        d.licence = Some(LicenceRef::parse(licence).unwrap());
+        Record {
+            record_id: "comptages-velo".into(),
+            version: 1,
+            issued_at_ms: 1_764_000_000_000,
+            visibility: Visibility::Public,
+            provenance: None,
+            body: Body::Dataset(d),
+        }
+    }
+
+    /// data.gouv.fr ignores theme IRIs: an EU theme is a keyword too.
+    #[test]
+    fn eu_themes_are_keywords_too() {
+        let r = dataset(&["TRAN"], "etalab-2.0");
+        let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://a.example");
+        let ttl = catalog(&info, &[entry(&r)], None).to_turtle();
+        assert!(ttl.contains("data-theme/TRAN"), "{ttl}");
+        let (_, label) = maillage_record::vocab::eu_data_theme("TRAN").unwrap();
+        assert!(
+            ttl.contains(&format!("dcat:keyword \"{label}\"@fr")),
+            "{ttl}"
+        );
+    }
+
+    /// A dataset with no identifier of its own keeps the same one when the
+    /// node is served from another address.
+    #[test]
+    fn identifiers_do_not_follow_the_address() {
+        let r = dataset(&[], "etalab-2.0");
+        let id = |base: &str| {
+            let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", base);
+            let g = catalog(&info, &[entry(&r)], None);
+            let node = g
+                .nodes
+                .iter()
+                .find(|n| n.types.contains(&"dcat:Dataset"))
+                .unwrap();
+            node.props
+                .iter()
+                .find(|(p, _)| *p == "dct:identifier")
+                .map(|(_, o)| format!("{o:?}"))
+                .unwrap()
+        };
+        assert_eq!(id("https://a.example"), id("https://b.example/maillage"));
+        assert!(
+            id("https://a.example").contains("urn:maillage:"),
+            "{}",
+            id("https://a.example")
+        );
+    }
+
+    /// Many datasets with one licence and one theme describe each once
+    /// (found in the set of described ids, not by a walk through the nodes).
+    #[test]
+    fn shared_nodes_are_described_once() {
+        let records: Vec<Record> = (0..2_000)
+            .map(|i| {
+                let mut r = dataset(&["TRAN"], "etalab-2.0");
+                r.record_id = format!("jeu-{i}");
+                r
+            })
+            .collect();
+        let entries: Vec<Entry<'_>> = records.iter().map(entry).collect();
+        let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://a.example");
+        let g = catalog(&info, &entries, None);
+        let mut ids: Vec<&str> = g.nodes.iter().map(|n| n.id.as_str()).collect();
+        let all = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), all, "a node described twice");
+    }
 }
