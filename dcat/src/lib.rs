@@ -60,7 +60,7 @@ pub struct Entry<'a> {
 }
 
 /// Where this page sits in the whole catalogue (Hydra paging).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     /// 1-based.
     pub number: usize,
@@ -70,6 +70,9 @@ pub struct Page {
     /// The document paged, relative to the base URL: its links to other
     /// pages name the same one, so a Turtle harvest stays in Turtle.
     pub document: &'static str,
+    /// What else the query asked, kept in the links to other pages
+    /// (`&org=…`): empty, or starting with '&'.
+    pub filters: String,
 }
 
 impl Page {
@@ -133,6 +136,7 @@ impl PublicRecords {
                     size,
                     total,
                     document: Page::JSON_LD,
+                    filters: String::new(),
                 };
                 catalog(info, &datasets[start..end], Some(p))
             }
@@ -187,8 +191,8 @@ pub fn catalog(info: &CatalogInfo, entries: &[Entry<'_>], page: Option<Page>) ->
     if let Some(p) = page {
         let url = |n: usize| {
             format!(
-                "{}/{}?page={n}&page_size={}",
-                info.base_url, p.document, p.size
+                "{}/{}?page={n}&page_size={}{}",
+                info.base_url, p.document, p.size, p.filters
             )
         };
         let mut view = Node::new(url(p.number), "hydra:PartialCollectionView");

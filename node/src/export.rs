@@ -44,8 +44,12 @@ pub struct Exports {
 pub struct Index {
     built: Instant,
     seq: u64,
+    /// In (author, record_id) order, so each author's are together.
     datasets: Vec<RecordId>,
     projects: Vec<RecordId>,
+    /// Each author's range in `datasets` and in `projects`: a view of some
+    /// authors costs the number of authors, not of records.
+    authors: Vec<(PublicKey, std::ops::Range<usize>, std::ops::Range<usize>)>,
     /// The organisation each author speaks for, by author (hex), from its
     /// public Organisation record where trust vouches for its SIREN.
     organisations: HashMap<String, Agent>,
@@ -77,9 +81,15 @@ impl Index {
             seq,
             datasets: Vec::new(),
             projects: Vec::new(),
+            authors: Vec::new(),
             organisations: HashMap::new(),
         };
         store.scan_current(&ListFilter::default(), None, |cur| {
+            // The scan goes author by author.
+            if index.authors.last().is_none_or(|(a, ..)| *a != cur.author) {
+                let (d, p) = (index.datasets.len(), index.projects.len());
+                index.authors.push((cur.author, d..d, p..p));
+            }
             if !matches!(cur.kind, Kind::Dataset | Kind::Project | Kind::Organisation) {
                 return Ok(Step::Next);
             }
@@ -92,9 +102,16 @@ impl Index {
             if !public {
                 return Ok(Step::Next);
             }
+            let ranges = index.authors.last_mut().expect("pushed above");
             match cur.kind {
-                Kind::Dataset => index.datasets.push(cur.id),
-                Kind::Project => index.projects.push(cur.id),
+                Kind::Dataset => {
+                    index.datasets.push(cur.id);
+                    ranges.1.end = index.datasets.len();
+                }
+                Kind::Project => {
+                    index.projects.push(cur.id);
+                    ranges.2.end = index.projects.len();
+                }
                 _ => {
                     if let Some(agent) = store
                         .record(&cur.id)?
@@ -123,11 +140,13 @@ impl Index {
         info: &CatalogInfo,
         page: Option<(usize, usize)>,
         document: &'static str,
+        view: &View,
     ) -> Result<Graph, StoreError> {
-        let total = self.datasets.len();
+        let all = self.seen(node, view, |r| r.1.clone(), &self.datasets);
+        let total = all.len();
         let page = page.or((total > UNPAGED_MAX).then_some((1, UNPAGED_MAX)));
-        let ids = slice(&self.datasets, page);
-        let records = load(node, ids)?;
+        let ids = all.slice(page);
+        let records = load(node, &ids)?;
         let entries: Vec<Entry<'_>> = records
             .iter()
             .map(|(author, record)| Entry {
@@ -141,6 +160,7 @@ impl Index {
             size,
             total,
             document,
+            filters: view.query(),
         });
         Ok(maillage_dcat::catalog(info, &entries, page))
     }
@@ -152,6 +172,7 @@ impl Index {
         node: &Node,
         max: usize,
     ) -> Result<(Vec<(String, Record)>, usize), StoreError> {
+        // All of them: no view.
         let ids = &self.projects[..self.projects.len().min(max)];
         Ok((load(node, ids)?, self.projects.len()))
     }
@@ -163,10 +184,12 @@ impl Index {
         &self,
         node: &Node,
         page: Option<(usize, usize)>,
+        view: &View,
     ) -> Result<(serde_json::Value, Option<(usize, usize)>), StoreError> {
-        let total = self.projects.len();
+        let all = self.seen(node, view, |r| r.2.clone(), &self.projects);
+        let total = all.len();
         let page = page.or((total > UNPAGED_MAX).then_some((1, UNPAGED_MAX)));
-        let docs = load(node, slice(&self.projects, page))?
+        let docs = load(node, &all.slice(page))?
             .into_iter()
             .map(|(author, record)| {
                 let mut doc = maillage_record::json::record_to_json(&record);
@@ -181,14 +204,99 @@ impl Index {
     }
 }
 
-/// The ids of one page (all of them without one).
-fn slice(ids: &[RecordId], page: Option<(usize, usize)>) -> &[RecordId] {
-    let Some((number, size)) = page else {
-        return ids;
-    };
-    let start = number.saturating_sub(1).saturating_mul(size).min(ids.len());
-    let end = start.saturating_add(size).min(ids.len());
-    &ids[start..end]
+/// Which public records an export holds: all of them, or those of the
+/// authors that speak for one organisation (`?org=SIREN`), or this node's
+/// own (`?own=1`: what it signed itself, so that a portal harvesting a
+/// committee and its members gets each record once).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct View {
+    pub organisation: Option<maillage_record::Siren>,
+    pub own: bool,
+}
+
+impl View {
+    /// The query that asks for this view again, for paging links.
+    pub fn query(&self) -> String {
+        let mut q = String::new();
+        if let Some(s) = &self.organisation {
+            q.push_str(&format!("&org={}", s.as_str()));
+        }
+        if self.own {
+            q.push_str("&own=1");
+        }
+        q
+    }
+
+    fn keeps(&self, node: &Node, author: &PublicKey) -> bool {
+        (!self.own || *author == node.public_key())
+            && self
+                .organisation
+                .as_ref()
+                .is_none_or(|s| node.speaks_for(author).is_some_and(|(v, _)| v == *s))
+    }
+}
+
+/// The ids a view holds: ranges of the index's list, in order.
+struct Seen<'a> {
+    ids: &'a [RecordId],
+    ranges: Vec<std::ops::Range<usize>>,
+}
+
+impl Index {
+    /// The ranges of `ids` (datasets or projects, as `range` picks) whose
+    /// author the view keeps.
+    fn seen<'a>(
+        &'a self,
+        node: &Node,
+        view: &View,
+        range: impl Fn(
+            &(PublicKey, std::ops::Range<usize>, std::ops::Range<usize>),
+        ) -> std::ops::Range<usize>,
+        ids: &'a [RecordId],
+    ) -> Seen<'a> {
+        let ranges = if *view == View::default() {
+            vec![0..ids.len()]
+        } else {
+            self.authors
+                .iter()
+                .filter(|a| view.keeps(node, &a.0))
+                .map(&range)
+                .filter(|r| !r.is_empty())
+                .collect()
+        };
+        Seen { ids, ranges }
+    }
+}
+
+impl Seen<'_> {
+    fn len(&self) -> usize {
+        self.ranges.iter().map(|r| r.len()).sum()
+    }
+
+    /// The ids of one page (all of them without one).
+    fn slice(&self, page: Option<(usize, usize)>) -> Vec<RecordId> {
+        let total = self.len();
+        let (start, end) = match page {
+            None => (0, total),
+            Some((number, size)) => {
+                let start = number.saturating_sub(1).saturating_mul(size).min(total);
+                (start, start.saturating_add(size).min(total))
+            }
+        };
+        let mut out = Vec::with_capacity(end - start);
+        let mut at = 0;
+        for r in &self.ranges {
+            let (from, to) = (start.max(at), end.min(at + r.len()));
+            if from < to {
+                out.extend_from_slice(&self.ids[r.start + (from - at)..r.start + (to - at)]);
+            }
+            at += r.len();
+            if at >= end {
+                break;
+            }
+        }
+        out
+    }
 }
 
 /// The records of `ids`, with their author (hex). The index names the
@@ -275,12 +383,71 @@ mod tests {
         assert!(Arc::ptr_eq(&index, &exports.index(&node).unwrap()));
         let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://d.example");
         let page = index
-            .catalog(&node, &info, Some((2, 2)), Page::JSON_LD)
+            .catalog(&node, &info, Some((2, 2)), Page::JSON_LD, &View::default())
             .unwrap();
         assert_eq!(datasets_in(&page), 2);
         // A change within REFRESH waits for the next rebuild.
         store_datasets(&node, 8, 1, Visibility::Public);
         assert!(Arc::ptr_eq(&index, &exports.index(&node).unwrap()));
+        node.stop();
+    }
+
+    /// `?own=1` and `?org=SIREN` hold the records of this node, or of the
+    /// authors that speak for that SIREN, and their pages link to pages of
+    /// the same view.
+    #[tokio::test]
+    async fn views_hold_their_authors_records_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = start_node(dir.path()).await;
+        store_datasets(&node, 0, 3, Visibility::Public);
+        // Two datasets of another author, stored as a peer's would be.
+        let other = maillage_record::keyfile::generate().unwrap();
+        for i in 0..2 {
+            let record = Record {
+                record_id: format!("autre{i}"),
+                version: 1,
+                issued_at_ms: 1_764_000_000_000,
+                visibility: Visibility::Public,
+                provenance: None,
+                body: Body::Dataset(Dataset::new(format!("Autre {i}"), "Données")),
+            };
+            let signed = maillage_record::envelope::sign(&other, &record).unwrap();
+            node.ledger()
+                .insert(&signed, crate::store::Admission::RequireNewer)
+                .unwrap();
+        }
+        let index = Exports::default().index(&node).unwrap();
+        let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://d.example");
+        let count = |view: &View, page| {
+            datasets_in(
+                &index
+                    .catalog(&node, &info, page, Page::TURTLE, view)
+                    .unwrap(),
+            )
+        };
+        let own = View {
+            own: true,
+            ..View::default()
+        };
+        let org = View {
+            organisation: Some(node.siren().clone()),
+            ..View::default()
+        };
+        assert_eq!(count(&View::default(), None), 5);
+        assert_eq!(count(&own, None), 3);
+        assert_eq!(count(&org, None), 3);
+        assert_eq!(count(&own, Some((2, 2))), 1);
+        let page = index
+            .catalog(&node, &info, Some((1, 2)), Page::TURTLE, &own)
+            .unwrap()
+            .to_turtle();
+        assert!(
+            page.contains("/catalog.ttl?page=2&page_size=2&own=1"),
+            "{page}"
+        );
+        assert!(!page.contains("Autre"), "{page}");
+        let (projects, _) = index.projects(&node, None, &own).unwrap();
+        assert_eq!(projects.as_array().unwrap().len(), 0);
         node.stop();
     }
 
@@ -293,7 +460,9 @@ mod tests {
         store_datasets(&node, 0, UNPAGED_MAX + 1, Visibility::Public);
         let index = Exports::default().index(&node).unwrap();
         let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://d.example");
-        let whole = index.catalog(&node, &info, None, Page::TURTLE).unwrap();
+        let whole = index
+            .catalog(&node, &info, None, Page::TURTLE, &View::default())
+            .unwrap();
         assert_eq!(datasets_in(&whole), UNPAGED_MAX);
         let turtle = whole.to_turtle();
         assert!(turtle.contains("hydra:next"), "no link to the next page");
@@ -301,7 +470,13 @@ mod tests {
         assert!(turtle.contains("/catalog.ttl?page=2&"), "{turtle}");
         assert!(!turtle.contains("/catalog.jsonld?"), "{turtle}");
         let last = index
-            .catalog(&node, &info, Some((2, UNPAGED_MAX)), Page::JSON_LD)
+            .catalog(
+                &node,
+                &info,
+                Some((2, UNPAGED_MAX)),
+                Page::JSON_LD,
+                &View::default(),
+            )
             .unwrap();
         assert_eq!(datasets_in(&last), 1);
         node.stop();

@@ -202,6 +202,17 @@ fn a_visitor_searches_opens_a_record_and_checks_its_signature() {
     assert_eq!(status, 404);
     assert!(nowhere.contains("Territoire introuvable"), "{nowhere}");
 
+    // Exports of one organisation's records, or of this node's own.
+    let (status, body) = http_get(&addr, "/catalog.jsonld?org=12345");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("not a SIREN"), "{body}");
+    let (status, own) = http_get(&addr, "/catalog.ttl?own=1");
+    assert_eq!(status, 200, "{own}");
+    assert!(own.contains("Pistes cyclables"), "{own}");
+    let (status, org) = http_get(&addr, "/projects.json?org=243100518");
+    assert_eq!(status, 200, "{org}");
+    assert!(org.contains("Tri automatique"), "{org}");
+
     // The map: the projects listed (no script needed), the tiles' host
     // allowed to serve images to that page only.
     let (status, head, map) = browse(&addr, "/carte");

@@ -9,6 +9,7 @@ use maillage_dcat::{CatalogInfo, Page};
 use maillage_record::Kind;
 
 use super::{Http, text};
+use crate::export::View;
 use crate::query_string::Params;
 use crate::search::{Filters, GroupBy, SearchError, SearchRequest};
 use crate::store::StoreError;
@@ -22,9 +23,30 @@ pub(super) async fn catalog_turtle(state: State<Http>, params: Params) -> Respon
     catalog(state, params, true).await
 }
 
+/// Which records an export holds (`?org=SIREN`, `?own=1`).
+fn view(params: &Params) -> Result<View, String> {
+    let organisation = match params.get("org") {
+        None => None,
+        Some(s) => Some(
+            maillage_record::Siren::parse(s)
+                .map_err(|e| format!("org='{s}' is not a SIREN: {e}\n"))?,
+        ),
+    };
+    let own = match params.get("own") {
+        None | Some("0" | "false") => false,
+        Some("1" | "true") => true,
+        Some(v) => {
+            return Err(format!(
+                "own='{v}': write own=1 for this node's own records\n"
+            ));
+        }
+    };
+    Ok(View { organisation, own })
+}
+
 /// The DCAT-AP catalogue, whole or a page of it.
 async fn catalog(State(http): State<Http>, params: Params, turtle: bool) -> Response {
-    let page = match params.page() {
+    let (page, view) = match params.page().and_then(|p| Ok((p, view(&params)?))) {
         Ok(p) => p,
         Err(msg) => return text(StatusCode::BAD_REQUEST, &msg),
     };
@@ -39,7 +61,7 @@ async fn catalog(State(http): State<Http>, params: Params, turtle: bool) -> Resp
         let graph = http
             .exports
             .index(node)?
-            .catalog(node, &info, page, document)?;
+            .catalog(node, &info, page, document, &view)?;
         Ok(if turtle {
             (
                 [(header::CONTENT_TYPE, "text/turtle; charset=utf-8")],
@@ -57,7 +79,7 @@ async fn catalog(State(http): State<Http>, params: Params, turtle: bool) -> Resp
 
 /// The public projects as maillage JSON; a `Link` header names the next page.
 pub(super) async fn projects(State(http): State<Http>, params: Params) -> Response {
-    let page = match params.page() {
+    let (page, view) = match params.page().and_then(|p| Ok((p, view(&params)?))) {
         Ok(p) => p,
         Err(msg) => return text(StatusCode::BAD_REQUEST, &msg),
     };
@@ -66,13 +88,17 @@ pub(super) async fn projects(State(http): State<Http>, params: Params) -> Respon
         Err(busy) => return busy,
     };
     let answer = blocking(move || {
-        let (docs, following) = http.exports.index(&http.node)?.projects(&http.node, page)?;
+        let (docs, following) = http
+            .exports
+            .index(&http.node)?
+            .projects(&http.node, page, &view)?;
         let body = serde_json::to_vec_pretty(&docs).unwrap_or_default();
         let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
         if let Some((n, size)) = following {
             let link = format!(
-                "<{}/projects.json?page={n}&page_size={size}>; rel=\"next\"",
-                http.public_url
+                "<{}/projects.json?page={n}&page_size={size}{}>; rel=\"next\"",
+                http.public_url,
+                view.query()
             );
             if let Ok(value) = link.parse() {
                 response.headers_mut().insert(header::LINK, value);
