@@ -40,6 +40,9 @@ pub struct Exports {
     current: Mutex<Option<Arc<Index>>>,
 }
 
+/// An author, and its ranges in the index's datasets and projects.
+type AuthorRanges = (PublicKey, std::ops::Range<usize>, std::ops::Range<usize>);
+
 /// The public records at one point of the store.
 pub struct Index {
     built: Instant,
@@ -49,7 +52,7 @@ pub struct Index {
     projects: Vec<RecordId>,
     /// Each author's range in `datasets` and in `projects`: a view of some
     /// authors costs the number of authors, not of records.
-    authors: Vec<(PublicKey, std::ops::Range<usize>, std::ops::Range<usize>)>,
+    authors: Vec<AuthorRanges>,
     /// The organisation each author speaks for, by author (hex), from its
     /// public Organisation record where trust vouches for its SIREN.
     organisations: HashMap<String, Agent>,
@@ -249,13 +252,12 @@ impl Index {
         &'a self,
         node: &Node,
         view: &View,
-        range: impl Fn(
-            &(PublicKey, std::ops::Range<usize>, std::ops::Range<usize>),
-        ) -> std::ops::Range<usize>,
+        range: impl Fn(&AuthorRanges) -> std::ops::Range<usize>,
         ids: &'a [RecordId],
     ) -> Seen<'a> {
         let ranges = if *view == View::default() {
-            vec![0..ids.len()]
+            // The whole list: one range.
+            std::iter::once(0..ids.len()).collect()
         } else {
             self.authors
                 .iter()
