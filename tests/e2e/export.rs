@@ -29,12 +29,6 @@ fn shacl_conforms(data: &Path, format: &str) {
     }
 }
 
-fn publish_doc(dir: &Path, name: &str, doc: serde_json::Value) {
-    let path = dir.with_extension(format!("{name}.json"));
-    std::fs::write(&path, doc.to_string()).unwrap();
-    cli_json(dir, &["publish", "--json", path.to_str().unwrap()]);
-}
-
 #[test]
 fn catalogue_conforms_to_dcat_ap_and_holds_public_records_only() {
     let tmp = tempfile::tempdir().unwrap();

@@ -9,12 +9,6 @@ use crate::support::*;
 
 const HTML: &str = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8";
 
-fn publish_doc(dir: &Path, name: &str, doc: serde_json::Value) {
-    let path = dir.with_extension(format!("{name}.json"));
-    std::fs::write(&path, doc.to_string()).unwrap();
-    cli_json(dir, &["publish", "--json", path.to_str().unwrap()]);
-}
-
 /// A page as a browser asks for it: (status, headers, HTML).
 fn browse(addr: &str, path: &str) -> (u16, String, String) {
     let (status, head, body) = http_get_as(addr, path, HTML);

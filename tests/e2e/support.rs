@@ -367,3 +367,11 @@ pub fn http_get_as(addr: &str, path: &str, accept: &str) -> (u16, String, Vec<u8
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, head, body)
 }
+
+/// Publishes a record written as JSON (`maillage publish`), through a file
+/// named after `name` beside the node directory.
+pub fn publish_doc(dir: &Path, name: &str, doc: serde_json::Value) {
+    let path = dir.with_extension(format!("{name}.json"));
+    std::fs::write(&path, doc.to_string()).unwrap();
+    cli_json(dir, &["publish", "--json", path.to_str().unwrap()]);
+}

@@ -44,15 +44,23 @@ fn view(params: &Params) -> Result<View, String> {
     Ok(View { organisation, own })
 }
 
+/// What an export asks (its page, its view), and its turn to be answered.
+async fn export_request(
+    http: &Http,
+    params: &Params,
+) -> Result<(Option<(usize, usize)>, View, crate::http::Turn), Response> {
+    let (page, view) = params
+        .page()
+        .and_then(|p| Ok((p, view(params)?)))
+        .map_err(|msg| text(StatusCode::BAD_REQUEST, &msg))?;
+    Ok((page, view, http.export_turn().await?))
+}
+
 /// The DCAT-AP catalogue, whole or a page of it.
 async fn catalog(State(http): State<Http>, params: Params, turtle: bool) -> Response {
-    let (page, view) = match params.page().and_then(|p| Ok((p, view(&params)?))) {
-        Ok(p) => p,
-        Err(msg) => return text(StatusCode::BAD_REQUEST, &msg),
-    };
-    let _turn = match http.export_turn().await {
-        Ok(t) => t,
-        Err(busy) => return busy,
+    let (page, view, _turn) = match export_request(&http, &params).await {
+        Ok(r) => r,
+        Err(refused) => return refused,
     };
     let answer = blocking(move || {
         let node = &http.node;
@@ -79,13 +87,9 @@ async fn catalog(State(http): State<Http>, params: Params, turtle: bool) -> Resp
 
 /// The public projects as maillage JSON; a `Link` header names the next page.
 pub(super) async fn projects(State(http): State<Http>, params: Params) -> Response {
-    let (page, view) = match params.page().and_then(|p| Ok((p, view(&params)?))) {
-        Ok(p) => p,
-        Err(msg) => return text(StatusCode::BAD_REQUEST, &msg),
-    };
-    let _turn = match http.export_turn().await {
-        Ok(t) => t,
-        Err(busy) => return busy,
+    let (page, view, _turn) = match export_request(&http, &params).await {
+        Ok(r) => r,
+        Err(refused) => return refused,
     };
     let answer = blocking(move || {
         let (docs, following) = http
