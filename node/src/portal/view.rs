@@ -88,7 +88,9 @@ pub fn problem(site: &Site<'_>, title: &str, explanation: &str) -> Markup {
 /// A record's address on this portal (the IRI the DCAT export mints,
 /// relative).
 pub fn record_href(author_hex: &str, record_id: &str) -> String {
-    format!("/records/{author_hex}/{}", encode(record_id))
+    // Both encoded: a reference inside a record names its author as the
+    // record wrote it.
+    format!("/records/{}/{}", encode(author_hex), encode(record_id))
 }
 
 /// Percent-encodes a path segment or a query value.
