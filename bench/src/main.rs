@@ -29,6 +29,7 @@ mod federation;
 mod imports;
 mod load;
 mod nodes;
+mod portal;
 mod probe;
 mod replication;
 mod report;
@@ -72,19 +73,20 @@ fn main() -> anyhow::Result<()> {
     let records = replication::spread_differences(records, n);
 
     let rt = tokio::runtime::Runtime::new()?;
-    let (replicated, searched, loaded, federated, imported) = rt.block_on(async {
+    let (replicated, searched, portaled, loaded, federated, imported) = rt.block_on(async {
         // Search runs on the two nodes replication leaves full, then the
         // load on b.
         let (a, b) = nodes::pair(&authors).await?;
         let replicated = replication::run(n, &records, &a, &b).await?;
         let searched = search::run(n, &records, &authors, &a, &b).await?;
         a.shutdown().await;
+        let portaled = portal::run(&b, &records).await?;
         let loaded = load::run(&b, &authors, replicated.full_rate(n)).await?;
         b.shutdown().await;
         eprintln!("{}-node federations...", federation::NODES);
         let federated = federation::run().await?;
         let imported = imports::run(&authors).await?;
-        anyhow::Ok((replicated, searched, loaded, federated, imported))
+        anyhow::Ok((replicated, searched, portaled, loaded, federated, imported))
     })?;
 
     let md = Report {
@@ -92,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         sections: vec![
             replication::section(n, &signing, &ceiling, &replicated, &federated),
             search::section(n, &replicated, &searched),
+            portal::section(&portaled),
             load::section(&loaded),
             imports::section(&imported),
         ],
