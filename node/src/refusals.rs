@@ -37,6 +37,9 @@ pub enum Refusal {
     SearchBusy,
     /// An HTTP export that waited too long for its turn.
     ExportBusy,
+    /// A portal page that reads records (a record's page) and waited too
+    /// long for its turn.
+    PageBusy,
     /// A reconciliation frame over the limit, or malformed.
     ReconcileFrame,
     /// A reconciliation past `MAX_ROUNDS`.
@@ -48,7 +51,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 16] = [
+    pub const ALL: [Refusal; 17] = [
         Refusal::TlsConnections,
         Refusal::TlsConnectionsPerAddress,
         Refusal::TlsHandshake,
@@ -61,6 +64,7 @@ impl Refusal {
         Refusal::HttpWriteStalled,
         Refusal::SearchBusy,
         Refusal::ExportBusy,
+        Refusal::PageBusy,
         Refusal::ReconcileFrame,
         Refusal::ReconcileRounds,
         Refusal::ReconcileSilence,
@@ -82,6 +86,7 @@ impl Refusal {
             Refusal::HttpWriteStalled => "http_write_stalled",
             Refusal::SearchBusy => "search_busy",
             Refusal::ExportBusy => "export_busy",
+            Refusal::PageBusy => "http_page_busy",
             Refusal::ReconcileFrame => "reconcile_frame",
             Refusal::ReconcileRounds => "reconcile_rounds",
             Refusal::ReconcileSilence => "reconcile_silence",

@@ -328,7 +328,7 @@ impl Http {
                 _node: None,
             }),
             _ => {
-                self.node.refusals().note(Refusal::SearchBusy);
+                self.node.refusals().note(Refusal::PageBusy);
                 Err(busy("too many requests at once: retry in a moment\n"))
             }
         }
