@@ -14,7 +14,6 @@ use maillage_proto::v1::catalogue_client::CatalogueClient;
 use maillage_proto::v1::{SearchRequest, SignRequest};
 use maillage_record::model::Dataset;
 use maillage_record::{Body, Record, SigningKey, Visibility, wire};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tonic::transport::Channel;
 
@@ -132,38 +131,6 @@ async fn tls_searches(
     calls
 }
 
-/// One HTTP/1.1 GET on a kept-alive connection: the status.
-async fn http_get(stream: &mut TcpStream, path: &str) -> std::io::Result<u16> {
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n").as_bytes())
-        .await?;
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_string();
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).await?;
-    Ok(status)
-}
-
 fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
@@ -194,7 +161,10 @@ async fn http_searches(addr: String, client: usize, count: usize, stop: Arc<Atom
             }
         }
         let path = format!("/search?q={}", encode(&words(client * 100_003 + i)));
-        match http_get(stream.as_mut().expect("connected"), &path).await {
+        match crate::portal::get(stream.as_mut().expect("connected"), &path, "*/*")
+            .await
+            .map(|(status, _)| status)
+        {
             Ok(200) => calls.micros.push(t.elapsed().as_micros() as u64),
             Ok(503) => calls.refused += 1,
             Ok(other) => {

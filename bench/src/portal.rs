@@ -37,8 +37,13 @@ pub struct PortalFigures {
     pub weights: Vec<(&'static str, usize, usize)>,
 }
 
-/// One GET on a kept-alive connection: the status and the body's length.
-async fn get(stream: &mut TcpStream, path: &str, accept: &str) -> std::io::Result<(u16, usize)> {
+/// One HTTP/1.1 GET on a kept-alive connection: the status and the body's
+/// length (the load benchmark's clients use it too).
+pub async fn get(
+    stream: &mut TcpStream,
+    path: &str,
+    accept: &str,
+) -> std::io::Result<(u16, usize)> {
     stream
         .write_all(
             format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: {accept}\r\n\r\n").as_bytes(),

@@ -36,8 +36,8 @@ struct Shown {
     organisation: Option<String>,
     /// What trust says of the author now.
     trust: &'static str,
-    /// `None`: published on this node; else received from a peer.
-    relayed: Option<()>,
+    /// Received from a peer (else published on this node).
+    relayed: bool,
     received_at_ms: i64,
     /// (version, issued_at_ms) of each version the public may see.
     versions: Vec<(u64, i64)>,
@@ -163,8 +163,7 @@ fn load(
     let relayed = store
         .change_at(stored.seq)
         .map_err(e)?
-        .and_then(|c| c.relayed_by)
-        .map(|_| ());
+        .is_some_and(|c| c.relayed_by.is_some());
     // Versions the public may see, newest first.
     let history = store.history(&author, record_id).map_err(e)?;
     let ids: Vec<_> = history.iter().map(|h| h.id).collect();
@@ -270,7 +269,7 @@ fn record_page(s: &Shown) -> Markup {
             dt { "Identifiant" } dd { code { (s.record.record_id) } }
             dt { "Version" } dd { (s.record.version) ", émise le " (view::when(s.record.issued_at_ms)) }
             dt { "Reçu" } dd {
-                @if s.relayed.is_some() { "d'un pair de ce nœud, " } @else { "publié sur ce nœud, " }
+                @if s.relayed { "d'un pair de ce nœud, " } @else { "publié sur ce nœud, " }
                 "le " (view::when(s.received_at_ms))
             }
             @if let Some(p) = &s.record.provenance {
