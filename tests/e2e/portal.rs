@@ -28,13 +28,16 @@ fn searchable(addr: &str, query: &str, total: u64) {
     panic!("/search?{query} never found {total} records");
 }
 
-#[test]
-fn a_visitor_searches_opens_a_record_and_checks_its_signature() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("metropole");
+/// A node as the portal's visitors find it: Toulouse Métropole's, serving
+/// HTTP, holding a public dataset with a hostile title, a federation and a
+/// restricted one (`SECRET-…`, never shown), its register's project and a
+/// member commune's project with coordinates. Returns its directory, its
+/// HTTP address, the running node and its key.
+fn visited_node(tmp: &Path) -> (std::path::PathBuf, String, NodeProc, String) {
+    let dir = tmp.join("metropole");
     init(&dir, "243100518", "Toulouse Métropole");
     let addr = enable_http(&dir);
-    let _node = start(&dir);
+    let node = start(&dir);
     cli_json(&dir, &["publish", "--json", &example("project.json")]);
     publish_doc(
         &dir,
@@ -69,6 +72,66 @@ fn a_visitor_searches_opens_a_record_and_checks_its_signature() {
     );
     searchable(&addr, "q=pistes", 1);
     let key = key(&dir);
+    (dir, addr, node, key)
+}
+
+/// Imports `/projets.csv` as downloaded into a second node: the same
+/// projects come back (a project without a SIRET is refused, as the
+/// bibliothèque's own rows would be).
+fn imports_back(tmp: &Path, dir: &Path, csv_file: &Path) {
+    let other = tmp.join("colomiers");
+    init(&other, "213101496", "Colomiers");
+    let _other_node = start(&other);
+    let out = cli(
+        &other,
+        &[
+            "import",
+            "--json",
+            "bibliotheque-ia",
+            csv_file.to_str().unwrap(),
+        ],
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{report}");
+    assert_eq!(report["created"], 1, "{report}");
+    assert_eq!(report["refused_rows"], 1, "{report}");
+    assert!(
+        report["rejected"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("SIRET"),
+        "{report}"
+    );
+    let project = |d: &Path, name: &str| {
+        let list = cli_json(d, &["list", "--json", "--kind", "project"]);
+        let mut p = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["record"].clone())
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no project '{name}' in {list}"));
+        for k in [
+            "record_id",
+            "version",
+            "issued_at",
+            "provenance",
+            "visibility",
+        ] {
+            p.as_object_mut().unwrap().remove(k);
+        }
+        p
+    };
+    assert_eq!(
+        project(dir, "Détection des fuites d'eau"),
+        project(&other, "Détection des fuites d'eau")
+    );
+}
+
+#[test]
+fn a_visitor_searches_opens_a_record_and_checks_its_signature() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, addr, _node, key) = visited_node(tmp.path());
 
     // Home: French, with what the node holds, and its security headers.
     let (status, head, home) = browse(&addr, "/");
@@ -255,62 +318,81 @@ fn a_visitor_searches_opens_a_record_and_checks_its_signature() {
     assert!(text.starts_with("not found"), "{text}");
 
     // /projets.csv, in the bibliothèque's own layout, imports back as the
-    // same projects (a project without a SIRET is refused, as the
-    // bibliothèque's own rows would be).
+    // same projects.
     let (status, _, csv) = http_get_as(&addr, "/projets.csv", "text/csv");
     assert_eq!(status, 200);
     let csv_file = tmp.path().join("projets.csv");
     std::fs::write(&csv_file, &csv).unwrap();
-    let other = tmp.path().join("colomiers");
-    init(&other, "213101496", "Colomiers");
-    let _other_node = start(&other);
-    let out = cli(
-        &other,
-        &[
-            "import",
-            "--json",
-            "bibliotheque-ia",
-            csv_file.to_str().unwrap(),
-        ],
-    );
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(2), "{report}");
-    assert_eq!(report["created"], 1, "{report}");
-    assert_eq!(report["refused_rows"], 1, "{report}");
-    assert!(
-        report["rejected"][0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("SIRET"),
-        "{report}"
-    );
-    let project = |d: &Path, name: &str| {
-        let list = cli_json(d, &["list", "--json", "--kind", "project"]);
-        let mut p = list
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["record"].clone())
-            .find(|r| r["name"] == name)
-            .unwrap_or_else(|| panic!("no project '{name}' in {list}"));
-        for k in [
-            "record_id",
-            "version",
-            "issued_at",
-            "provenance",
-            "visibility",
-        ] {
-            p.as_object_mut().unwrap().remove(k);
-        }
-        p
-    };
-    assert_eq!(
-        project(&dir, "Détection des fuites d'eau"),
-        project(&other, "Détection des fuites d'eau")
-    );
+    imports_back(tmp.path(), &dir, &csv_file);
 
     // The stylesheet is served by the node itself.
     let (status, head, _) = http_get_as(&addr, "/static/maillage.css", "text/css");
     assert_eq!(status, 200);
     assert!(head.contains("text/css"), "{head}");
+}
+
+/// The same visit in Debian's chromium, driven by playwright-core
+/// (`tests/browser/portal.mjs`): search with the keyboard, filter by a
+/// facet, open a record, see its verified signature, download its envelope,
+/// follow the organisation and then its département, see the map draw its
+/// projects, download `/projets.csv`; every page type checked with axe-core
+/// (no serious or critical violation) and saved as a screenshot in
+/// `$CARGO_TARGET_TMPDIR/portal-browser/`.
+#[test]
+fn a_visitor_in_a_real_browser() {
+    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let chromium = std::env::var("MAILLAGE_CHROMIUM").unwrap_or("/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "the browser test needs chromium at {chromium}: run  sudo apt-get install -y chromium  \
+         (scripts/test does), or set MAILLAGE_CHROMIUM"
+    );
+    assert!(
+        browser.join("node_modules/playwright-core").exists()
+            && browser.join("node_modules/axe-core").exists(),
+        "the browser test needs its npm packages: run  npm ci --prefix {}  (scripts/test does)",
+        browser.display()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, addr, _node, key) = visited_node(tmp.path());
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("portal-browser");
+    let _ = std::fs::remove_dir_all(&out);
+    let run = std::process::Command::new("node")
+        .arg(browser.join("portal.mjs"))
+        .arg(format!("http://{addr}"))
+        .arg(&out)
+        .env("MAILLAGE_CHROMIUM", &chromium)
+        .output()
+        .expect("node (Node.js) runs the browser test");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        run.status.success(),
+        "in the browser (screenshots in {}):\n{said}",
+        out.display()
+    );
+    println!("{said}");
+    for page in [
+        "accueil",
+        "recherche",
+        "enregistrement",
+        "organisation",
+        "territoire",
+        "carte",
+        "introuvable",
+    ] {
+        assert!(out.join(format!("{page}.png")).exists(), "no screenshot of {page}");
+    }
+
+    // The envelope the browser downloaded verifies with the CLI.
+    let envelope = out.join("pistes.maillage");
+    let verified = cli_json(&dir, &["verify", "--json", envelope.to_str().unwrap()]);
+    assert_eq!(verified["valid"], true, "{verified}");
+    assert_eq!(verified["author"], key.as_str());
+
+    // The CSV the browser downloaded imports back as the same projects.
+    imports_back(tmp.path(), &dir, &out.join("projets.csv"));
 }

@@ -103,7 +103,7 @@ pub(super) async fn map(State(http): State<Http>, params: Params) -> Response {
                 }
             }
         }
-        p { "Les mêmes projets en fichiers : " a href="/projets.geojson" { "GeoJSON" } ", " a href="/projets.csv" { "CSV (format de la bibliothèque des projets IA)" } "." }
+        p { "Les mêmes projets en fichiers : " a href="/projets.geojson" { "GeoJSON" } ", " a href="/projets.csv" download="projets.csv" { "CSV (format de la bibliothèque des projets IA)" } "." }
     };
     let head = html! {
         link rel="stylesheet" href="/static/leaflet/leaflet.css";

@@ -6,6 +6,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use maillage_record::territory::Place;
 use maillage_record::{Body, Record, Siren};
 use maud::{Markup, html};
 
@@ -99,6 +100,17 @@ fn organisation_page(title: &str, siren: &Siren, org: &Organisation) -> Markup {
         h1 { (title) }
         p class="chapeau" {
             "SIREN " (siren.as_str()) " · " (org.total) " enregistrements publics connus de ce nœud."
+        }
+        @if let Some(place) = Place::of_siren(siren.as_str()) {
+            nav aria-label="Territoires de l'organisation" {
+                p {
+                    "Ses territoires : "
+                    @for (i, p) in place.with_ancestors().iter().enumerate() {
+                        @if i > 0 { " · " }
+                        a href=(view::territory_href(p)) { (p.label()) }
+                    }
+                }
+            }
         }
         @if org.total == 0 {
             p { "Ce nœud ne connaît aucun enregistrement public de cette organisation." }

@@ -4,6 +4,8 @@
 
 use maud::{DOCTYPE, Markup, html};
 
+use maillage_record::territory::Place;
+
 use super::labels;
 
 /// What every page says of the node that serves it.
@@ -91,6 +93,15 @@ pub fn record_href(author_hex: &str, record_id: &str) -> String {
     // Both encoded: a reference inside a record names its author as the
     // record wrote it.
     format!("/records/{}/{}", encode(author_hex), encode(record_id))
+}
+
+/// A territory's page: `/territoires/31555`, `/territoires/reg:76` (a
+/// région needs its prefix: "76" alone is a département's code).
+pub fn territory_href(place: &Place) -> String {
+    match place {
+        Place::Region(code) => format!("/territoires/reg:{}", encode(code)),
+        other => format!("/territoires/{}", encode(other.code())),
+    }
 }
 
 /// Percent-encodes a path segment or a query value.
