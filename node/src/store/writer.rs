@@ -22,13 +22,18 @@ impl Writer {
     /// batch. The outer error is a failed write (nothing stored); an inner
     /// error refuses one record (already stored, or not newer when
     /// `admission` requires it), and nothing of it is written.
+    ///
+    /// `committed` runs once the batch is durable, before any reader sees
+    /// the new counts or sequence number: keep it short (a write waits on
+    /// it).
     pub fn write(
         &self,
         recs: &[VerifiedRecord],
         admission: Admission,
         origin: Origin<'_>,
+        committed: &mut dyn FnMut(&[Result<Inserted, StoreError>]),
     ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
-        self.store.write_records(recs, admission, origin)
+        self.store.write_records(recs, admission, origin, committed)
     }
 
     /// Puts verified records from `peer` aside until their author is
