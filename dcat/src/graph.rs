@@ -103,6 +103,11 @@ impl Graph {
         format!("_:b{}", self.blanks)
     }
 
+    /// Whether a node of this IRI is in the graph already.
+    pub fn is_described(&self, iri: &str) -> bool {
+        self.described.contains(iri)
+    }
+
     pub fn push(&mut self, node: Node) {
         self.described.insert(node.id.clone());
         self.nodes.push(node);

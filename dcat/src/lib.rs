@@ -57,6 +57,22 @@ pub struct Entry<'a> {
     /// The author's organisation (from its Organisation record), publisher
     /// of a dataset that names none.
     pub author_organisation: Option<Agent>,
+    /// Public records related to this one (resources: a guide, code, a
+    /// model), as `dct:relation`.
+    pub relations: Vec<Relation>,
+}
+
+/// A public record related to an exported one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relation {
+    /// Its author's key, hex, and its record_id: they name its page.
+    pub author: String,
+    pub record_id: String,
+    pub title: String,
+    /// What it is, in French ("Guide", "Code source").
+    pub kind: String,
+    /// Where it is, if it is elsewhere.
+    pub url: Option<String>,
 }
 
 /// Where this page sits in the whole catalogue (Hydra paging).
@@ -123,6 +139,7 @@ impl PublicRecords {
                 author: author.clone(),
                 record,
                 author_organisation: self.organisations.get(author).cloned(),
+                relations: Vec::new(),
             })
             .collect();
         match page {
@@ -184,7 +201,7 @@ pub fn catalog(info: &CatalogInfo, entries: &[Entry<'_>], page: Option<Page>) ->
     for e in entries {
         if let Body::Dataset(d) = &e.record.body {
             let iri = record_iri(&info.base_url, &e.author, &e.record.record_id);
-            dataset(&mut g, &iri, e, d);
+            dataset(&mut g, &info.base_url, &iri, e, d);
             cat.add("dcat:dataset", Object::Node(iri));
         }
     }
@@ -218,7 +235,7 @@ pub fn catalog(info: &CatalogInfo, entries: &[Entry<'_>], page: Option<Page>) ->
     g
 }
 
-fn dataset(g: &mut Graph, iri: &str, e: &Entry<'_>, d: &Dataset) {
+fn dataset(g: &mut Graph, base_url: &str, iri: &str, e: &Entry<'_>, d: &Dataset) {
     let mut n = Node::new(iri, "dcat:Dataset");
     n.add("dct:title", Object::text_fr(&d.title));
     n.add("dct:description", Object::text_fr(&d.description));
@@ -308,6 +325,21 @@ fn dataset(g: &mut Graph, iri: &str, e: &Entry<'_>, d: &Dataset) {
         let id = format!("{iri}/distributions/{}", i + 1);
         distribution(g, &id, dist);
         n.add("dcat:distribution", Object::Node(id));
+    }
+    for r in &e.relations {
+        // The related record's own page on this node; where it is
+        // elsewhere, that address too.
+        let rel = record_iri(base_url, &r.author, &r.record_id);
+        if !g.is_described(&rel) {
+            let mut doc = Node::new(&rel, "foaf:Document");
+            doc.add("dct:title", Object::text_fr(&r.title));
+            doc.add("dct:type", Object::text_fr(&r.kind));
+            if let Some(u) = &r.url {
+                doc.add("foaf:page", Object::Iri(u.clone()));
+            }
+            g.push(doc);
+        }
+        n.add("dct:relation", Object::Node(rel));
     }
     g.push(n);
 }
@@ -475,6 +507,7 @@ mod tests {
             author: "ab".repeat(32),
             record,
             author_organisation: None,
+            relations: Vec::new(),
         }
     }
 

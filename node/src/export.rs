@@ -6,11 +6,18 @@
 //! catalogue, so the export keeps an **index**: the ids of the public
 //! datasets and projects, in (author, record_id) order, found from the sync
 //! set without decoding a record, and the publishing organisations. A page
-//! decodes only its own records. The index is rebuilt when the store has
-//! changed, at most every `REFRESH` (a flow of incoming records does not
-//! rebuild it for every request), and at least every `MAX_AGE` (the
-//! operator's trust and peer settings, which decide who an Organisation
-//! record may speak for, are not store changes).
+//! decodes only its own records.
+//!
+//! The index is rebuilt when the store has changed, and at least every
+//! `MAX_AGE` (the operator's trust and peer settings, which decide who an
+//! Organisation record may speak for, are not store changes); but never
+//! sooner after the last rebuild than `SPACING` times as long as that one
+//! took, so that a flow of incoming records keeps rebuilds to a fraction
+//! of one core. A quick rebuild (a small store) is made by the request that
+//! finds the index stale, which then sees what was just published; a long
+//! one runs on its own thread while requests go on with the index they
+//! have. A request waits for a long rebuild only when there is no index at
+//! all, and the node builds one as its HTTP interface starts.
 //!
 //! Blocking: every function here reads the store.
 
@@ -18,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use maillage_dcat::{CatalogInfo, Entry, Graph, Page};
+use maillage_dcat::{CatalogInfo, Entry, Graph, Page, Relation};
 use maillage_record::model::Agent;
 use maillage_record::{Body, Kind, PublicKey, Record, RecordId};
 
@@ -26,26 +33,57 @@ use crate::node::Node;
 use crate::store::{ListFilter, Step, StoreError};
 use crate::viewer::Viewer;
 
-/// The shortest time between two rebuilds of the index.
-const REFRESH: Duration = Duration::from_secs(10);
-/// The longest time an index is served.
+/// The longest time an index is served while a newer one could be built.
 const MAX_AGE: Duration = Duration::from_secs(60);
+/// A rebuild waits at least this many times as long as the last one took.
+const SPACING: u32 = 5;
+/// A rebuild that took less is made by the request that needs it.
+const QUICK: Duration = Duration::from_millis(100);
 /// Items an export without `page` holds at most: a larger catalogue is
 /// served as its first page, with Hydra links to the next.
 pub const UNPAGED_MAX: usize = 1_000;
 
 /// The public export's index, shared by every request of the HTTP server.
-#[derive(Default)]
 pub struct Exports {
     current: Mutex<Option<Arc<Index>>>,
+    /// Held by whoever builds an index (the first, or one in the background).
+    building: Mutex<()>,
+    refresh: Duration,
+}
+
+impl Default for Exports {
+    fn default() -> Exports {
+        Exports::with_refresh(Duration::ZERO)
+    }
 }
 
 /// An author, and its ranges in the index's datasets and projects.
 type AuthorRanges = (PublicKey, std::ops::Range<usize>, std::ops::Range<usize>);
 
+/// Where a dataset or project comes from, as its provenance says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Origin {
+    /// The SIREN it was published on behalf of (0: its author's own).
+    on_behalf_of: u32,
+    /// The host it was imported from, numbered from 1 in `Index::hosts`
+    /// (0: not imported, or from a file).
+    source: u16,
+}
+
+/// The public records that complete one record.
+#[derive(Debug, Clone, Default)]
+pub struct Related {
+    /// A project's details (the same author's ProjectDetails naming it).
+    pub details: Option<RecordId>,
+    pub resources: Vec<RecordId>,
+    pub collections: Vec<RecordId>,
+}
+
 /// The public records at one point of the store.
 pub struct Index {
     built: Instant,
+    /// How long it took to build.
+    took: Duration,
     seq: u64,
     /// In (author, record_id) order, so each author's are together.
     datasets: Vec<RecordId>,
@@ -53,47 +91,134 @@ pub struct Index {
     /// Each author's range in `datasets` and in `projects`: a view of some
     /// authors costs the number of authors, not of records.
     authors: Vec<AuthorRanges>,
+    /// Of each dataset and project (same positions): what its provenance
+    /// says, for the views that need it.
+    dataset_origins: Vec<Origin>,
+    project_origins: Vec<Origin>,
+    /// The hosts records were imported from; `Origin::source` numbers them
+    /// from 1.
+    hosts: Vec<String>,
+    /// What public records say of others, by the (author, record_id) they
+    /// name: a project's details, the resources related to a record, the
+    /// collections a record is in.
+    related: HashMap<(PublicKey, String), Related>,
     /// The organisation each author speaks for, by author (hex), from its
     /// public Organisation record where trust vouches for its SIREN.
     organisations: HashMap<String, Agent>,
 }
 
 impl Exports {
-    /// The index, rebuilt first if it is stale. Requests wait for one
-    /// rebuild rather than making their own.
-    pub fn index(&self, node: &Node) -> Result<Arc<Index>, StoreError> {
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        let seq = node.store().last_seq();
-        if let Some(index) = &*current {
-            let age = index.built.elapsed();
-            if age < MAX_AGE && (index.seq == seq || age < REFRESH) {
-                return Ok(index.clone());
+    /// Rebuilt no more often than every `refresh` (and `SPACING`) while
+    /// the store changes.
+    pub fn with_refresh(refresh: Duration) -> Exports {
+        Exports {
+            current: Mutex::new(None),
+            building: Mutex::new(()),
+            refresh,
+        }
+    }
+
+    /// The index. A stale one is rebuilt here if that is quick; otherwise
+    /// a rebuild starts in the background and this request is answered from
+    /// the index there is. Only a request that finds no index at all waits
+    /// for a long rebuild.
+    pub fn index(self: &Arc<Self>, node: &Arc<Node>) -> Result<Arc<Index>, StoreError> {
+        if let Some(index) = self.latest() {
+            if !self.stale(&index, node) {
+                return Ok(index);
+            }
+            if index.took >= QUICK {
+                self.rebuild_in_background(node);
+                return Ok(index);
             }
         }
-        let index = Arc::new(Index::build(node, seq)?);
-        *current = Some(index.clone());
+        let _building = self.building.lock().unwrap_or_else(|e| e.into_inner());
+        // Another request may have built it while this one waited.
+        if let Some(index) = self.latest()
+            && !self.stale(&index, node)
+        {
+            return Ok(index);
+        }
+        self.build(node)
+    }
+
+    fn latest(&self) -> Option<Arc<Index>> {
+        self.current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn stale(&self, index: &Index, node: &Node) -> bool {
+        let age = index.built.elapsed();
+        let refresh = self.refresh.max(index.took * SPACING);
+        age >= MAX_AGE.max(refresh) || (index.seq != node.store().last_seq() && age >= refresh)
+    }
+
+    /// Builds the index now, and serves it from then on.
+    fn build(&self, node: &Node) -> Result<Arc<Index>, StoreError> {
+        let index = Arc::new(Index::build(node, node.store().last_seq())?);
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(index.clone());
         Ok(index)
+    }
+
+    /// Starts one rebuild on its own thread, unless one is under way.
+    pub fn rebuild_in_background(self: &Arc<Self>, node: &Arc<Node>) {
+        let (exports, node) = (self.clone(), node.clone());
+        let Ok(building) = self.building.try_lock() else {
+            return;
+        };
+        drop(building);
+        let spawned = std::thread::Builder::new()
+            .name("export-index".into())
+            .spawn(move || {
+                // Whoever took the lock since builds; this one gives way.
+                let Ok(_building) = exports.building.try_lock() else {
+                    return;
+                };
+                if let Some(index) = exports.latest()
+                    && !exports.stale(&index, &node)
+                {
+                    return;
+                }
+                if let Err(e) = exports.build(&node) {
+                    tracing::error!(error = %e, "the export index could not be rebuilt");
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "no thread to rebuild the export index");
+        }
     }
 }
 
 impl Index {
     fn build(node: &Node, seq: u64) -> Result<Index, StoreError> {
         let store = node.store();
+        let started = Instant::now();
         let mut index = Index {
-            built: Instant::now(),
+            built: started,
+            took: Duration::ZERO,
             seq,
             datasets: Vec::new(),
             projects: Vec::new(),
             authors: Vec::new(),
+            dataset_origins: Vec::new(),
+            project_origins: Vec::new(),
+            hosts: Vec::new(),
+            related: HashMap::new(),
             organisations: HashMap::new(),
         };
+        let mut host_numbers: HashMap<String, u16> = HashMap::new();
         store.scan_current(&ListFilter::default(), None, |cur| {
             // The scan goes author by author.
             if index.authors.last().is_none_or(|(a, ..)| *a != cur.author) {
                 let (d, p) = (index.datasets.len(), index.projects.len());
                 index.authors.push((cur.author, d..d, p..p));
             }
-            if !matches!(cur.kind, Kind::Dataset | Kind::Project | Kind::Organisation) {
+            if matches!(
+                cur.kind,
+                Kind::Tombstone | Kind::Membership | Kind::Succession | Kind::Revocation
+            ) {
                 return Ok(Step::Next);
             }
             // Visibility from the sync set: nothing else is decoded.
@@ -105,27 +230,58 @@ impl Index {
             if !public {
                 return Ok(Step::Next);
             }
-            let ranges = index.authors.last_mut().expect("pushed above");
+            let Some(record) = store.record(&cur.id)? else {
+                return Ok(Step::Next);
+            };
+            let mut origin = || {
+                let p = record.provenance.as_ref();
+                let on_behalf_of = p
+                    .and_then(|p| p.on_behalf_of.as_ref()?.siren.as_ref()?.as_str().parse().ok())
+                    .unwrap_or(0);
+                let source = p
+                    .and_then(|p| source_host(p.source.as_deref()?))
+                    .map_or(0, |host| {
+                        let next = host_numbers.len() + 1;
+                        match u16::try_from(next) {
+                            Ok(n) => *host_numbers.entry(host).or_insert_with_key(|h| {
+                                index.hosts.push(h.clone());
+                                n
+                            }),
+                            // More hosts than a u16 numbers: the rest are
+                            // not told apart (no view can leave them out).
+                            Err(_) => host_numbers.get(&host).copied().unwrap_or(0),
+                        }
+                    });
+                Origin {
+                    on_behalf_of,
+                    source,
+                }
+            };
             match cur.kind {
                 Kind::Dataset => {
+                    let o = origin();
                     index.datasets.push(cur.id);
+                    index.dataset_origins.push(o);
+                    let ranges = index.authors.last_mut().expect("pushed above");
                     ranges.1.end = index.datasets.len();
                 }
                 Kind::Project => {
+                    let o = origin();
                     index.projects.push(cur.id);
+                    index.project_origins.push(o);
+                    let ranges = index.authors.last_mut().expect("pushed above");
                     ranges.2.end = index.projects.len();
                 }
-                _ => {
-                    if let Some(agent) = store
-                        .record(&cur.id)?
-                        .and_then(|r| vouched_organisation(node, &cur.author, r))
-                    {
+                Kind::Organisation => {
+                    if let Some(agent) = vouched_organisation(node, &cur.author, record) {
                         index.organisations.insert(cur.author.to_hex(), agent);
                     }
                 }
+                _ => index.relate(cur.author, cur.id, &record),
             }
             Ok(Step::Next)
         })?;
+        index.took = started.elapsed();
         Ok(index)
     }
 
@@ -133,6 +289,65 @@ impl Index {
     /// Organisation record claims the SIREN trust vouches for.
     pub fn organisation(&self, author: &str) -> Option<&Agent> {
         self.organisations.get(author)
+    }
+
+    /// Notes what a public ProjectDetails, Resource or Collection record
+    /// says of the records it names.
+    fn relate(&mut self, author: PublicKey, id: RecordId, record: &Record) {
+        // A reference names its author, or means the referring record's.
+        let named = |r: &maillage_record::model::RecordRef| match &r.author {
+            Some(hex) => PublicKey::parse_hex(hex)
+                .ok()
+                .map(|by| (by, r.record_id.clone())),
+            None => Some((author, r.record_id.clone())),
+        };
+        match &record.body {
+            Body::Resource(res) => {
+                for key in res.related.iter().filter_map(named) {
+                    self.related.entry(key).or_default().resources.push(id);
+                }
+            }
+            Body::Collection(c) => {
+                for key in c.items.iter().filter_map(named) {
+                    self.related.entry(key).or_default().collections.push(id);
+                }
+            }
+            Body::ProjectDetails(d) => {
+                self.related
+                    .entry((author, d.project.clone()))
+                    .or_default()
+                    .details = Some(id);
+            }
+            _ => {}
+        }
+    }
+
+    /// The public records that complete a record: its details, resources
+    /// and collections.
+    pub fn related(&self, author: &PublicKey, record_id: &str) -> Option<&Related> {
+        self.related.get(&(*author, record_id.to_string()))
+    }
+
+    /// The records completing `author`'s `record_id`, decoded: details,
+    /// resources, collections.
+    pub fn related_records(
+        &self,
+        node: &Node,
+        author: &PublicKey,
+        record_id: &str,
+    ) -> Result<RelatedRecords, StoreError> {
+        let Some(rel) = self.related(author, record_id) else {
+            return Ok(RelatedRecords::default());
+        };
+        let details = match rel.details {
+            Some(id) => load(node, &[id])?.pop().map(|(_, r)| r),
+            None => None,
+        };
+        Ok(RelatedRecords {
+            details,
+            resources: load(node, &rel.resources)?,
+            collections: load(node, &rel.collections)?,
+        })
     }
 
     /// The catalogue, or one page of it (`(number, size)`): a catalogue
@@ -145,19 +360,32 @@ impl Index {
         document: &'static str,
         view: &View,
     ) -> Result<Graph, StoreError> {
-        let all = self.seen(node, view, |r| r.1.clone(), &self.datasets);
+        let all = self.seen(
+            node,
+            view,
+            |r| r.1.clone(),
+            &self.datasets,
+            &self.dataset_origins,
+        );
         let total = all.len();
         let page = page.or((total > UNPAGED_MAX).then_some((1, UNPAGED_MAX)));
         let ids = all.slice(page);
         let records = load(node, &ids)?;
-        let entries: Vec<Entry<'_>> = records
-            .iter()
-            .map(|(author, record)| Entry {
+        let mut entries: Vec<Entry<'_>> = Vec::with_capacity(records.len());
+        for (author, record) in &records {
+            let relations = match PublicKey::parse_hex(author) {
+                Ok(key) => self
+                    .related_records(node, &key, &record.record_id)?
+                    .relations(),
+                Err(_) => Vec::new(),
+            };
+            entries.push(Entry {
                 author: author.clone(),
                 record,
                 author_organisation: self.organisations.get(author).cloned(),
-            })
-            .collect();
+                relations,
+            });
+        }
         let page = page.map(|(number, size)| Page {
             number,
             size,
@@ -189,17 +417,40 @@ impl Index {
         page: Option<(usize, usize)>,
         view: &View,
     ) -> Result<(serde_json::Value, Option<(usize, usize)>), StoreError> {
-        let all = self.seen(node, view, |r| r.2.clone(), &self.projects);
+        let all = self.seen(
+            node,
+            view,
+            |r| r.2.clone(),
+            &self.projects,
+            &self.project_origins,
+        );
         let total = all.len();
         let page = page.or((total > UNPAGED_MAX).then_some((1, UNPAGED_MAX)));
-        let docs = load(node, &all.slice(page))?
-            .into_iter()
-            .map(|(author, record)| {
-                let mut doc = maillage_record::json::record_to_json(&record);
-                doc["author"] = author.into();
-                doc
-            })
-            .collect();
+        let mut docs = Vec::new();
+        for (author, record) in load(node, &all.slice(page))? {
+            let mut doc = maillage_record::json::record_to_json(&record);
+            // Its public details and resources, as the bibliothèque shows
+            // them beside the project.
+            if let Ok(key) = PublicKey::parse_hex(&author) {
+                let related = self.related_records(node, &key, &record.record_id)?;
+                if let Some(d) = related.details {
+                    doc["details"] = maillage_record::json::record_to_json(&d);
+                }
+                if !related.resources.is_empty() {
+                    doc["resources"] = related
+                        .resources
+                        .iter()
+                        .map(|(by, r)| {
+                            let mut res = maillage_record::json::record_to_json(r);
+                            res["author"] = by.clone().into();
+                            res
+                        })
+                        .collect();
+                }
+            }
+            doc["author"] = author.into();
+            docs.push(doc);
+        }
         let next = page
             .filter(|(number, size)| number.saturating_mul(*size) < total)
             .map(|(number, size)| (number + 1, size));
@@ -207,14 +458,57 @@ impl Index {
     }
 }
 
-/// Which public records an export holds: all of them, or those of the
-/// authors that speak for one organisation (`?org=SIREN`), or this node's
-/// own (`?own=1`: what it signed itself, so that a portal harvesting a
-/// committee and its members gets each record once).
+/// The public records that complete one, decoded, with their author (hex).
+#[derive(Debug, Default)]
+pub struct RelatedRecords {
+    pub details: Option<Record>,
+    pub resources: Vec<(String, Record)>,
+    pub collections: Vec<(String, Record)>,
+}
+
+impl RelatedRecords {
+    /// The resources, as the DCAT export relates them.
+    pub fn relations(&self) -> Vec<Relation> {
+        self.resources
+            .iter()
+            .filter_map(|(by, r)| match &r.body {
+                Body::Resource(res) => Some(Relation {
+                    author: by.clone(),
+                    record_id: r.record_id.clone(),
+                    title: res.title.clone(),
+                    kind: res.resource_kind.label().to_string(),
+                    url: res.url.clone(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The host of an http(s) address, lowercase, without its port.
+fn source_host(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    let host = host.split(':').next()?.to_ascii_lowercase();
+    (!host.is_empty()).then_some(host)
+}
+
+/// Which public records an export holds: all of them, or those of one
+/// organisation (`?org=SIREN`: published on its behalf, or by an author
+/// that speaks for it and on behalf of no one else), or this node's own
+/// (`?own=1`: what it signed itself, so that a portal harvesting a
+/// committee and its members gets each record once); and, of those, none
+/// imported from a host (`?exclude_source=HOST`: a harvester does not get
+/// back what the node took from it; `data.gouv.fr` also leaves out
+/// `www.data.gouv.fr`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {
     pub organisation: Option<maillage_record::Siren>,
     pub own: bool,
+    pub exclude_source: Option<String>,
 }
 
 impl View {
@@ -227,16 +521,41 @@ impl View {
         if self.own {
             q.push_str("&own=1");
         }
+        if let Some(h) = &self.exclude_source {
+            q.push_str(&format!("&exclude_source={h}"));
+        }
         q
     }
 
-    fn keeps(&self, node: &Node, author: &PublicKey) -> bool {
-        (!self.own || *author == node.public_key())
-            && self
-                .organisation
-                .as_ref()
-                .is_none_or(|s| node.speaks_for(author).is_some_and(|(v, _)| v == *s))
+    /// Reads a host to leave out as a user writes it: a host, or an
+    /// address whose host is taken.
+    pub fn source_to_exclude(text: &str) -> Result<String, String> {
+        let t = text.trim();
+        let host = if t.contains("://") {
+            source_host(t)
+        } else {
+            source_host(&format!("https://{t}"))
+        };
+        match host {
+            Some(h)
+                if h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-')) =>
+            {
+                Ok(h)
+            }
+            _ => Err(format!(
+                "exclude_source '{text}' is not a host: write it as www.data.gouv.fr"
+            )),
+        }
     }
+}
+
+/// Whether `host` is `excluded` or one of its subdomains.
+fn host_matches(host: &str, excluded: &str) -> bool {
+    host == excluded
+        || host
+            .strip_suffix(excluded)
+            .is_some_and(|sub| sub.ends_with('.'))
 }
 
 /// The ids a view holds: ranges of the index's list, in order.
@@ -246,26 +565,67 @@ struct Seen<'a> {
 }
 
 impl Index {
-    /// The ranges of `ids` (datasets or projects, as `range` picks) whose
-    /// author the view keeps.
+    /// The ranges of `ids` (datasets or projects, as `range` picks, with
+    /// their `origins`) that the view keeps.
     fn seen<'a>(
         &'a self,
         node: &Node,
         view: &View,
         range: impl Fn(&AuthorRanges) -> std::ops::Range<usize>,
         ids: &'a [RecordId],
+        origins: &[Origin],
     ) -> Seen<'a> {
-        let ranges = if *view == View::default() {
+        if *view == View::default() {
             // The whole list: one range.
-            std::iter::once(0..ids.len()).collect()
-        } else {
-            self.authors
-                .iter()
-                .filter(|a| view.keeps(node, &a.0))
-                .map(&range)
-                .filter(|r| !r.is_empty())
-                .collect()
+            return Seen {
+                ids,
+                ranges: vec![0..ids.len()],
+            };
+        }
+        let excluded: Vec<u16> = match &view.exclude_source {
+            Some(x) => (1..)
+                .zip(&self.hosts)
+                .filter(|(_, h)| host_matches(h, x))
+                .map(|(n, _)| n)
+                .collect(),
+            None => Vec::new(),
         };
+        let wanted: Option<u32> = view
+            .organisation
+            .as_ref()
+            .and_then(|s| s.as_str().parse().ok());
+        let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut keep = |i: usize| match ranges.last_mut() {
+            Some(r) if r.end == i => r.end = i + 1,
+            _ => ranges.push(i..i + 1),
+        };
+        for a in &self.authors {
+            let span = range(a);
+            if span.is_empty() || (view.own && a.0 != node.public_key()) {
+                continue;
+            }
+            if wanted.is_none() && excluded.is_empty() {
+                span.for_each(&mut keep);
+                continue;
+            }
+            let speaks_for: Option<u32> = node
+                .speaks_for(&a.0)
+                .and_then(|(s, _)| s.as_str().parse().ok());
+            for i in span {
+                let o = origins.get(i).copied().unwrap_or_default();
+                if excluded.contains(&o.source) {
+                    continue;
+                }
+                let of = if o.on_behalf_of != 0 {
+                    Some(o.on_behalf_of)
+                } else {
+                    speaks_for
+                };
+                if wanted.is_none() || of == wanted {
+                    keep(i);
+                }
+            }
+        }
         Seen { ids, ranges }
     }
 }
@@ -379,7 +739,7 @@ mod tests {
         let node = start_node(dir.path()).await;
         store_datasets(&node, 0, 5, Visibility::Public);
         store_datasets(&node, 5, 3, Visibility::Federation);
-        let exports = Exports::default();
+        let exports = Arc::new(Exports::with_refresh(Duration::from_secs(3600)));
         let index = exports.index(&node).unwrap();
         assert_eq!((index.datasets.len(), index.projects.len()), (5, 0));
         assert!(Arc::ptr_eq(&index, &exports.index(&node).unwrap()));
@@ -388,9 +748,50 @@ mod tests {
             .catalog(&node, &info, Some((2, 2)), Page::JSON_LD, &View::default())
             .unwrap();
         assert_eq!(datasets_in(&page), 2);
-        // A change within REFRESH waits for the next rebuild.
+        // A change within `refresh` waits for the next rebuild.
         store_datasets(&node, 8, 1, Visibility::Public);
         assert!(Arc::ptr_eq(&index, &exports.index(&node).unwrap()));
+        node.stop();
+    }
+
+    /// A small store's index is rebuilt by the request after a change,
+    /// which sees it. A request never waits for a long rebuild while there
+    /// is an index: it is answered from the one there is, and the next
+    /// ones from the rebuilt one.
+    #[tokio::test]
+    async fn a_stale_index_is_rebuilt_quickly_or_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = start_node(dir.path()).await;
+        store_datasets(&node, 0, 2, Visibility::Public);
+        let exports = Arc::new(Exports::default());
+        let first = exports.index(&node).unwrap();
+        assert_eq!(first.datasets.len(), 2);
+        store_datasets(&node, 2, 1, Visibility::Public);
+        std::thread::sleep(first.took * SPACING);
+        let quick = exports.index(&node).unwrap();
+        assert_eq!(quick.datasets.len(), 3, "a quick rebuild was not made");
+
+        // As if the last rebuild had been long.
+        let mut long = Index::build(&node, quick.seq).unwrap();
+        long.built = Instant::now() - Duration::from_secs(3600);
+        long.took = QUICK;
+        let first = Arc::new(long);
+        *exports.current.lock().unwrap() = Some(first.clone());
+        store_datasets(&node, 3, 1, Visibility::Public);
+        let mut rebuilt = exports.index(&node).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &rebuilt),
+            "the request waited for the rebuild"
+        );
+        for _ in 0..100 {
+            if rebuilt.datasets.len() == 4 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            rebuilt = exports.index(&node).unwrap();
+        }
+        assert_eq!(rebuilt.datasets.len(), 4, "never rebuilt");
+        assert_eq!(rebuilt.seq, node.store().last_seq());
         node.stop();
     }
 
@@ -418,7 +819,7 @@ mod tests {
                 .insert(&signed, crate::store::Admission::RequireNewer)
                 .unwrap();
         }
-        let index = Exports::default().index(&node).unwrap();
+        let index = Arc::new(Exports::default()).index(&node).unwrap();
         let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://d.example");
         let count = |view: &View, page| {
             datasets_in(
@@ -453,6 +854,170 @@ mod tests {
         node.stop();
     }
 
+    /// A record published on behalf of another organisation is that
+    /// organisation's (`?org=`), not its author's; `?exclude_source=` leaves
+    /// out what was imported from a host and its subdomains.
+    #[tokio::test]
+    async fn views_follow_provenance() {
+        use maillage_record::model::{Agent, Provenance};
+        let dir = tempfile::tempdir().unwrap();
+        let node = start_node(dir.path()).await;
+        let imported = |record_id: &str, source: Option<&str>, behalf: Option<&str>| {
+            let record = Record {
+                record_id: record_id.into(),
+                version: 1,
+                issued_at_ms: 1_764_000_000_000,
+                visibility: Visibility::Public,
+                provenance: Some(Provenance {
+                    source_format: "dcat".into(),
+                    source: source.map(str::to_string),
+                    source_identifier: None,
+                    on_behalf_of: behalf.map(|siren| Agent {
+                        name: "Colomiers".into(),
+                        siren: Some(siren.into()),
+                        url: None,
+                    }),
+                    as_written: Default::default(),
+                }),
+                body: Body::Dataset(Dataset::new(format!("Jeu {record_id}"), "Données")),
+            };
+            let signed = node.author().sign(&[], record).unwrap().record;
+            node.ledger()
+                .insert(&signed, crate::store::Admission::RequireNewer)
+                .unwrap();
+        };
+        store_datasets(&node, 0, 1, Visibility::Public);
+        imported("gouv", Some("https://www.data.gouv.fr/api/1/datasets/?page=2"), None);
+        imported("colomiers", Some("https://data.colomiers.fr/catalog.ttl"), Some("213101496"));
+        let index = Arc::new(Exports::default()).index(&node).unwrap();
+        let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://d.example");
+        let titles = |view: &View| {
+            let ttl = index
+                .catalog(&node, &info, None, Page::TURTLE, view)
+                .unwrap()
+                .to_turtle();
+            ["Jeu 0", "Jeu gouv", "Jeu colomiers"]
+                .into_iter()
+                .filter(|t| ttl.contains(&format!("\"{t}\"")))
+                .collect::<Vec<_>>()
+        };
+        let org = |siren: &str| View {
+            organisation: Some(maillage_record::Siren::parse(siren).unwrap()),
+            ..View::default()
+        };
+        assert_eq!(titles(&org("243100518")), ["Jeu 0", "Jeu gouv"]);
+        assert_eq!(titles(&org("213101496")), ["Jeu colomiers"]);
+        let without = |host: &str| View {
+            exclude_source: Some(View::source_to_exclude(host).unwrap()),
+            ..View::default()
+        };
+        assert_eq!(titles(&without("data.gouv.fr")), ["Jeu 0", "Jeu colomiers"]);
+        assert_eq!(
+            titles(&without("https://WWW.data.gouv.fr/")),
+            ["Jeu 0", "Jeu colomiers"]
+        );
+        assert_eq!(titles(&without("gouv.fr.example")).len(), 3);
+        assert_eq!(
+            index
+                .catalog(&node, &info, Some((1, 5)), Page::TURTLE, &without("data.gouv.fr"))
+                .unwrap()
+                .to_turtle()
+                .matches("exclude_source=data.gouv.fr")
+                .count()
+                > 0,
+            true
+        );
+        assert!(View::source_to_exclude("not a host!").is_err());
+        node.stop();
+    }
+
+    /// A project's public details and resources come with it; a dataset's
+    /// resources are related to it in DCAT; a private resource is not.
+    #[tokio::test]
+    async fn related_records_come_with_the_record() {
+        use maillage_record::model::{
+            Collection, Project, ProjectDetails, ProjectStatus, RecordRef, Resource,
+        };
+        use maillage_record::vocab::ResourceKind;
+        let dir = tempfile::tempdir().unwrap();
+        let node = start_node(dir.path()).await;
+        let publish = |record_id: &str, visibility: Visibility, body: Body| {
+            let record = Record {
+                record_id: record_id.into(),
+                version: 1,
+                issued_at_ms: 1_764_000_000_000,
+                visibility,
+                provenance: None,
+                body,
+            };
+            let signed = node.author().sign(&[], record).unwrap().record;
+            node.ledger()
+                .insert(&signed, crate::store::Admission::RequireNewer)
+                .unwrap();
+        };
+        store_datasets(&node, 0, 1, Visibility::Public);
+        let project = Project::new(
+            "Tri du courrier",
+            "Oriente les courriers.",
+            ProjectStatus::Experimentation,
+        );
+        publish("tri", Visibility::Public, Body::Project(project));
+        let mut details = ProjectDetails::new("tri");
+        details.algorithm_name = Some("CamemBERT".into());
+        publish("tri-details", Visibility::Public, Body::ProjectDetails(details));
+        let resource = |title: &str, to: &str| Resource {
+            resource_kind: ResourceKind::Guide,
+            title: title.into(),
+            description: None,
+            url: Some("https://example.fr/guide".into()),
+            content: None,
+            licence: None,
+            related: vec![RecordRef {
+                author: None,
+                record_id: to.into(),
+            }],
+        };
+        publish("guide", Visibility::Public, Body::Resource(resource("Guide du tri", "tri")));
+        publish("guide-jeu", Visibility::Public, Body::Resource(resource("Guide du jeu", "d00000")));
+        publish(
+            "interne",
+            Visibility::Federation,
+            Body::Resource(resource("Guide INTERNE", "tri")),
+        );
+        publish(
+            "ia",
+            Visibility::Public,
+            Body::Collection(Collection {
+                title: "Projets IA".into(),
+                description: None,
+                items: vec![RecordRef {
+                    author: None,
+                    record_id: "tri".into(),
+                }],
+            }),
+        );
+        let index = Arc::new(Exports::default()).index(&node).unwrap();
+        let related = index
+            .related_records(&node, &node.public_key(), "tri")
+            .unwrap();
+        assert!(related.details.is_some());
+        assert_eq!(related.resources.len(), 1, "{:?}", related.resources);
+        assert_eq!(related.collections.len(), 1);
+        let (projects, _) = index.projects(&node, None, &View::default()).unwrap();
+        let tri = &projects[0];
+        assert_eq!(tri["details"]["algorithm_name"], "CamemBERT", "{tri}");
+        assert_eq!(tri["resources"][0]["title"], "Guide du tri", "{tri}");
+        assert!(!projects.to_string().contains("INTERNE"));
+        let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://d.example");
+        let ttl = index
+            .catalog(&node, &info, None, Page::TURTLE, &View::default())
+            .unwrap()
+            .to_turtle();
+        assert!(ttl.contains("dct:relation"), "{ttl}");
+        assert!(ttl.contains("\"Guide du jeu\"@fr"), "{ttl}");
+        node.stop();
+    }
+
     /// A catalogue too large to serve whole is served as its first page,
     /// with a Hydra link to the next.
     #[tokio::test]
@@ -460,7 +1025,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let node = start_node(dir.path()).await;
         store_datasets(&node, 0, UNPAGED_MAX + 1, Visibility::Public);
-        let index = Exports::default().index(&node).unwrap();
+        let index = Arc::new(Exports::default()).index(&node).unwrap();
         let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://d.example");
         let whole = index
             .catalog(&node, &info, None, Page::TURTLE, &View::default())

@@ -70,6 +70,30 @@ fn visited_node(tmp: &Path) -> (std::path::PathBuf, String, NodeProc, String) {
             "audiences": ["Agents", "Grand public"], "partners": ["Régie des eaux"],
             "start_date": "06/2023", "latitude": 43.6111, "longitude": 1.3347}),
     );
+    // What completes them: the project's public details, a resource
+    // related to the dataset, a collection holding both.
+    publish_doc(
+        &dir,
+        "details",
+        serde_json::json!({"kind": "project_details", "record_id": "fuites.details",
+            "visibility": "public", "project": "fuites",
+            "algorithm_name": "Détecteur d'anomalies de débit", "budget": "< 50 k€"}),
+    );
+    publish_doc(
+        &dir,
+        "guide",
+        serde_json::json!({"kind": "resource", "record_id": "guide-pistes", "visibility": "public",
+            "resource_kind": "Guide", "title": "Guide des aménagements cyclables",
+            "url": "https://data.toulouse-metropole.fr/guide-velo.pdf",
+            "related": [{"record_id": "pistes-cyclables"}]}),
+    );
+    publish_doc(
+        &dir,
+        "collection",
+        serde_json::json!({"kind": "collection", "record_id": "mobilites", "visibility": "public",
+            "title": "Mobilités douces", "items": [{"record_id": "pistes-cyclables"},
+            {"record_id": "fuites"}]}),
+    );
     searchable(&addr, "q=pistes", 1);
     let key = key(&dir);
     (dir, addr, node, key)
@@ -154,6 +178,17 @@ fn a_visitor_searches_opens_a_record_and_checks_its_signature() {
         !home.contains("<script"),
         "no script on the home page: {home}"
     );
+    // The latest public datasets and projects, newest first, nothing hidden.
+    let latest = home
+        .split("Derniers enregistrements reçus")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no latest records: {home}"));
+    let (fuites, pistes) = (
+        latest.find("Détection des fuites d").unwrap(),
+        latest.find("Pistes cyclables &lt;script&gt;").unwrap(),
+    );
+    assert!(fuites < pistes, "not newest first: {latest}");
+    assert!(!home.contains("SECRET"), "{home}");
 
     // Search: the public dataset, escaped; facets as links; nothing hidden.
     let (status, _, found) = browse(&addr, "/recherche?q=pistes");
@@ -187,6 +222,28 @@ fn a_visitor_searches_opens_a_record_and_checks_its_signature() {
     assert!(
         page.contains("&lt;script&gt;") && !page.contains("<script>alert"),
         "{page}"
+    );
+
+    // What completes it: its resource and the collection it is in, linked.
+    assert!(
+        page.contains("Guide des aménagements cyclables") && page.contains("/records/"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Dans les collections") && page.contains("Mobilités douces"),
+        "{page}"
+    );
+    let (_, _, fuites) = browse(&addr, &format!("/records/{key}/fuites"));
+    assert!(
+        fuites.contains("Détails du projet")
+            && (fuites.contains("Détecteur d&#39;anomalies")
+                || fuites.contains("Détecteur d'anomalies")),
+        "{fuites}"
+    );
+    let (_, _, collection) = browse(&addr, &format!("/records/{key}/mobilites"));
+    assert!(
+        collection.contains(&format!("href=\"/records/{key}/fuites\"")),
+        "{collection}"
     );
 
     // Its envelope, downloaded, verifies with the CLI, under the same id.
@@ -269,6 +326,30 @@ fn a_visitor_searches_opens_a_record_and_checks_its_signature() {
     let (status, org) = http_get(&addr, "/projects.json?org=243100518");
     assert_eq!(status, 200, "{org}");
     assert!(org.contains("Tri automatique"), "{org}");
+    // A project comes with its public details; a dataset with its
+    // resources, as DCAT relations.
+    let (_, projects) = http_get(&addr, "/projects.json");
+    let projects: serde_json::Value = serde_json::from_str(&projects).unwrap();
+    let fuites = projects
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["record_id"] == "fuites")
+        .expect("the project in /projects.json");
+    assert_eq!(
+        fuites["details"]["algorithm_name"], "Détecteur d'anomalies de débit",
+        "{fuites}"
+    );
+    let (_, ttl) = http_get(&addr, "/catalog.ttl");
+    assert!(
+        ttl.contains("dct:relation") && ttl.contains("Guide des aménagements cyclables"),
+        "{ttl}"
+    );
+    let (status, body) = http_get(&addr, "/catalog.ttl?exclude_source=pas%20un%20h%C3%B4te");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("is not a host"), "{body}");
+    let (status, _) = http_get(&addr, "/catalog.ttl?exclude_source=www.data.gouv.fr");
+    assert_eq!(status, 200);
 
     // The map: the projects listed (no script needed), the tiles' host
     // allowed to serve images to that page only.

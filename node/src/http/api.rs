@@ -41,7 +41,15 @@ fn view(params: &Params) -> Result<View, String> {
             ));
         }
     };
-    Ok(View { organisation, own })
+    let exclude_source = match params.get("exclude_source") {
+        None => None,
+        Some(h) => Some(View::source_to_exclude(h).map_err(|e| format!("{e}\n"))?),
+    };
+    Ok(View {
+        organisation,
+        own,
+        exclude_source,
+    })
 }
 
 /// What an export asks (its page, its view), and its turn to be answered.

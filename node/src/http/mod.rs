@@ -39,8 +39,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
 use crate::export::Exports;
 use crate::node::Node;
@@ -60,6 +62,8 @@ const MAX_CONCURRENT_SEARCHES: usize = 4;
 /// Pages built at once that read a few records (a record's page, an
 /// organisation's); more wait their turn, as long as `SEARCH_PATIENCE`.
 const MAX_CONCURRENT_PAGES: usize = 8;
+/// The largest request body accepted (no route reads one).
+const MAX_REQUEST_BODY: usize = 16 << 10;
 /// How long any request may take, answer included, before it is answered
 /// 408 (a client that reads slowly is `WRITE_STALL`'s business).
 const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
@@ -89,7 +93,10 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let app = router(Http::new(node.clone(), public_url, portal));
+    let http = Http::new(node.clone(), public_url, portal);
+    // The export index, built before the first harvester asks for it.
+    http.exports.rebuild_in_background(&http.node);
+    let app = router(http);
     let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let idle = Arc::new(std::sync::Mutex::new(Idle::default()));
     loop {
@@ -350,6 +357,8 @@ pub(crate) fn router(state: Http) -> Router {
         .merge(crate::portal::routes())
         .fallback(crate::portal::not_found)
         .with_state(state)
+        // Every route is a GET: a body is never read, and never large.
+        .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -370,6 +379,9 @@ pub(crate) fn router(state: Http) -> Router {
             HeaderName::from_static("cross-origin-opener-policy"),
             "same-origin",
         ))
+        // A span per request (method, path, status, latency), at debug
+        // level: `RUST_LOG=tower_http=debug` shows them.
+        .layer(TraceLayer::new_for_http())
 }
 
 /// A request's query parameters, decoded (form-urlencoded) and bounded:

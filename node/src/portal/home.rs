@@ -1,13 +1,19 @@
 //! `/`: what the node holds, a search box, and a way in by territory.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use maillage_record::{Body, Kind};
 use maud::html;
 
 use super::{blocking, page, site, view};
+use crate::export::Exports;
 use crate::http::Http;
-use crate::search::{Bucket, Filters, GroupBy, Hit, SearchRequest};
+use crate::node::Node;
+use crate::search::{Bucket, Filters, GroupBy};
+use crate::store::StoreError;
 use crate::viewer::Viewer;
 
 /// What the home page shows.
@@ -16,7 +22,74 @@ struct Home {
     by_kind: Vec<Bucket>,
     by_theme: Vec<Bucket>,
     by_territory: Vec<Bucket>,
-    some: Vec<Hit>,
+    latest: Vec<Latest>,
+}
+
+/// A public dataset or project among the last this node received.
+struct Latest {
+    author: String,
+    record_id: String,
+    title: String,
+    kind: Kind,
+    organisation: Option<String>,
+    received_at_ms: i64,
+}
+
+/// Records shown as the latest.
+const LATEST: usize = 8;
+/// Changes looked at to find them: the latest of a node that received
+/// only private records or memberships lately may be fewer.
+const LATEST_LOOKED_AT: u64 = 500;
+
+/// The public datasets and projects last received, newest first, each in
+/// its current version.
+fn latest(node: &Arc<Node>, exports: &Arc<Exports>) -> Result<Vec<Latest>, StoreError> {
+    let store = node.store();
+    let last = store.last_seq();
+    let changes = store.changes_since(
+        last.saturating_sub(LATEST_LOOKED_AT),
+        LATEST_LOOKED_AT as usize,
+    )?;
+    let ids: Vec<_> = changes.iter().map(|c| c.id).collect();
+    let items = store.sync_items_many(&ids)?;
+    let index = exports.index(node)?;
+    let mut out = Vec::new();
+    for (change, item) in changes.iter().zip(items).rev() {
+        if out.len() == LATEST {
+            break;
+        }
+        let Some(item) = item else { continue };
+        if !Viewer::Anonymous.may_see(&item.author, &item.visibility) {
+            continue;
+        }
+        let Some(record) = store.record(&change.id)? else {
+            continue;
+        };
+        let title = match &record.body {
+            Body::Dataset(d) => d.title.clone(),
+            Body::Project(p) => p.name.clone(),
+            _ => continue,
+        };
+        // A version replaced since is not shown; a record received twice
+        // (two versions lately) is shown once.
+        let current = store.current(&item.author, &record.record_id)?;
+        if current.is_none_or(|c| c.id != change.id) {
+            continue;
+        }
+        let Some(stored) = store.get(&change.id)? else {
+            continue;
+        };
+        let author = item.author.to_hex();
+        out.push(Latest {
+            organisation: index.organisation(&author).map(|a| a.name.clone()),
+            author,
+            record_id: record.record_id.clone(),
+            title,
+            kind: record.kind(),
+            received_at_ms: stored.received_at_ms,
+        });
+    }
+    Ok(out)
 }
 
 pub(super) async fn home(State(http): State<Http>) -> Response {
@@ -24,7 +97,7 @@ pub(super) async fn home(State(http): State<Http>) -> Response {
         Ok(t) => t,
         Err(busy) => return busy,
     };
-    let node = http.node.clone();
+    let (node, exports) = (http.node.clone(), http.exports.clone());
     let found = blocking(&http, move || {
         let viewer = Viewer::Anonymous;
         let stored = node.store().last_seq();
@@ -37,23 +110,13 @@ pub(super) async fn home(State(http): State<Http>) -> Response {
         let kinds = count(GroupBy::Kind)?;
         let themes = count(GroupBy::Theme)?;
         let territories = count(GroupBy::Territory)?;
-        let req = SearchRequest {
-            page: 1,
-            page_size: 10,
-            ..SearchRequest::default()
-        };
-        let mut some = node
-            .search()
-            .search(&req, &viewer, stored)
-            .map_err(|e| e.to_string())?;
-        node.finish_hits(&viewer, &mut some.hits)
-            .map_err(|e| e.to_string())?;
+        let latest = latest(&node, &exports).map_err(|e| e.to_string())?;
         Ok(Home {
             total: kinds.total,
             by_kind: kinds.groups,
             by_theme: themes.groups,
             by_territory: territories.groups,
-            some: some.hits,
+            latest,
         })
     })
     .await;
@@ -106,11 +169,20 @@ pub(super) async fn home(State(http): State<Http>) -> Response {
                 }
             }
         }
-        @if !home.some.is_empty() {
-            section aria-labelledby="dans-le-catalogue" {
-                h2 id="dans-le-catalogue" { "Dans le catalogue" }
+        @if !home.latest.is_empty() {
+            section aria-labelledby="derniers" {
+                h2 id="derniers" { "Derniers enregistrements reçus" }
                 ol class="resultats" {
-                    @for hit in &home.some { li { (super::search::hit_item(hit)) } }
+                    @for l in &home.latest {
+                        li {
+                            h3 { a href=(view::record_href(&l.author, &l.record_id)) { (l.title) } }
+                            p class="meta" {
+                                (l.kind.label())
+                                @if let Some(o) = &l.organisation { " · " (o) }
+                                " · reçu le " (view::when(l.received_at_ms))
+                            }
+                        }
+                    }
                 }
                 p { a href="/recherche" { "Tout le catalogue" } }
             }

@@ -8,6 +8,8 @@
 //! A record the public may not see answers exactly as one that does not
 //! exist: 404, the same words.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -39,6 +41,9 @@ struct Shown {
     /// Received from a peer (else published on this node).
     relayed: bool,
     received_at_ms: i64,
+    /// The public records that complete it: a project's details, the
+    /// resources related to it, the collections it is in.
+    related: crate::export::RelatedRecords,
     /// (version, issued_at_ms) of each version the public may see.
     versions: Vec<(u64, i64)>,
 }
@@ -132,8 +137,8 @@ pub(super) async fn record(
 
 /// Reads the record, checks it may be shown, verifies its signature again.
 fn load(
-    node: &crate::node::Node,
-    exports: &crate::export::Exports,
+    node: &Arc<crate::node::Node>,
+    exports: &Arc<crate::export::Exports>,
     author: PublicKey,
     record_id: &str,
 ) -> Result<Option<Shown>, String> {
@@ -179,11 +184,13 @@ fn load(
         .collect();
     versions.reverse();
     let vouched = node.speaks_for(&author);
-    let organisation = exports
-        .index(node)
-        .map_err(e)?
+    let index = exports.index(node).map_err(e)?;
+    let organisation = index
         .organisation(&author.to_hex())
         .map(|a| a.name.clone());
+    let related = index
+        .related_records(node, &author, record_id)
+        .map_err(e)?;
     let trust = node.trust_of(&author);
     Ok(Some(Shown {
         author,
@@ -197,6 +204,7 @@ fn load(
         relayed,
         received_at_ms: stored.received_at_ms,
         versions,
+        related,
     }))
 }
 
@@ -206,6 +214,7 @@ fn title(record: &Record) -> String {
         Body::Project(p) => p.name.clone(),
         Body::Organisation(o) => o.name.clone(),
         Body::Collection(c) => c.title.clone(),
+        Body::Resource(r) => r.title.clone(),
         _ => format!("{} « {} »", record.kind().label(), record.record_id),
     }
 }
@@ -252,15 +261,42 @@ fn record_page(s: &Shown) -> Markup {
             }
         }
         h2 { "Contenu" }
-        (view::fields(&doc, &["kind", "record_id", "version", "issued_at", "visibility", "audience", "provenance", "datasets"]))
-        @if let Body::Project(p) = &s.record.body {
-            @if !p.datasets.is_empty() {
+        (view::fields(&doc, &["kind", "record_id", "version", "issued_at", "visibility", "audience", "provenance", "datasets", "items", "related"]))
+        @match &s.record.body {
+            Body::Project(p) if !p.datasets.is_empty() => {
                 h2 { "Jeux de données utilisés" }
-                ul {
-                    @for d in &p.datasets {
-                        @let by = d.author.clone().unwrap_or_else(|| author.clone());
-                        li { a href=(view::record_href(&by, &d.record_id)) { (d.record_id) } }
+                (references(&author, &p.datasets, false))
+            }
+            Body::Collection(c) if !c.items.is_empty() => {
+                h2 { "Dans cette collection" }
+                (references(&author, &c.items, true))
+            }
+            Body::Resource(r) if !r.related.is_empty() => {
+                h2 { "Enregistrements liés" }
+                (references(&author, &r.related, false))
+            }
+            _ => {}
+        }
+        @if let Some(d) = &s.related.details {
+            h2 { "Détails du projet" }
+            (view::fields(&maillage_record::json::record_to_json(d), &["kind", "record_id", "version", "issued_at", "visibility", "audience", "provenance", "project"]))
+        }
+        @if !s.related.resources.is_empty() {
+            h2 { "Ressources" }
+            ul {
+                @for (by, r) in &s.related.resources {
+                    li {
+                        a href=(view::record_href(by, &r.record_id)) { (title(r)) }
+                        @if let Body::Resource(res) = &r.body { " · " (res.resource_kind.label()) }
                     }
+                }
+            }
+        }
+        @if !s.related.collections.is_empty() {
+            h2 { "Dans les collections" }
+            ul {
+                @for (by, c) in &s.related.collections {
+                    li { a href=(view::record_href(by, &c.record_id)) { (title(c)) } }
                 }
             }
         }
@@ -287,6 +323,20 @@ fn record_page(s: &Shown) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// Links to the records a record names (by the referring record's author
+/// where a reference names none), listed in order or not.
+fn references(author: &str, refs: &[maillage_record::model::RecordRef], ordered: bool) -> Markup {
+    let items = html! {
+        @for r in refs {
+            @let by = r.author.as_deref().unwrap_or(author);
+            li { a href=(view::record_href(by, &r.record_id)) { (r.record_id) } }
+        }
+    };
+    html! {
+        @if ordered { ol { (items) } } @else { ul { (items) } }
     }
 }
 
@@ -358,6 +408,7 @@ fn json_ld(http: &Http, s: &Shown) -> Response {
                 siren: s.siren.clone(),
                 url: None,
             }),
+        relations: s.related.relations(),
     };
     let graph = maillage_dcat::catalog(&info, &[entry], None);
     (
