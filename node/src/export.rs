@@ -37,8 +37,11 @@ use crate::viewer::Viewer;
 const MAX_AGE: Duration = Duration::from_secs(60);
 /// A rebuild waits at least this many times as long as the last one took.
 const SPACING: u32 = 5;
-/// A rebuild that took less is made by the request that needs it.
+/// A rebuild that took less is made by the request that needs it, unless
+/// more than `QUICK_CHANGES` records were written since (what was quick
+/// for a small store is not for the same store after a large import).
 const QUICK: Duration = Duration::from_millis(100);
+const QUICK_CHANGES: u64 = 10_000;
 /// Items an export without `page` holds at most: a larger catalogue is
 /// served as its first page, with Hydra links to the next.
 pub const UNPAGED_MAX: usize = 1_000;
@@ -127,7 +130,8 @@ impl Exports {
             if !self.stale(&index, node) {
                 return Ok(index);
             }
-            if index.took >= QUICK {
+            let written = node.store().last_seq().saturating_sub(index.seq);
+            if index.took >= QUICK || written > QUICK_CHANGES {
                 self.rebuild_in_background(node);
                 return Ok(index);
             }
