@@ -1,12 +1,14 @@
 //! One GET over HTTP/1.1, plain or TLS (the Mozilla roots), bounded in
-//! time and size, following redirects and retrying what may pass.
+//! time and size, following redirects and retrying what may pass; and the
+//! one POST of a form an OpenID sign-in needs (neither retried nor
+//! redirected: a code is used once).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -77,6 +79,36 @@ impl Default for Fetcher {
 /// Redirections followed at most.
 const MAX_REDIRECTS: usize = 5;
 
+/// What a request sends besides its address: GET without a form, POST of
+/// an urlencoded form with one; an Authorization header if given.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Call<'a> {
+    pub form: Option<&'a [(&'a str, &'a str)]>,
+    pub authorization: Option<&'a str>,
+}
+
+/// `application/x-www-form-urlencoded`.
+pub fn form_encode(fields: &[(&str, &str)]) -> String {
+    let enc = |s: &str| {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(b as char)
+                }
+                b' ' => out.push('+'),
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    };
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 impl Fetcher {
     pub fn new() -> Fetcher {
         let roots = rustls::RootCertStore {
@@ -139,14 +171,35 @@ impl Fetcher {
         ))
     }
 
-    /// One request, within the timeout.
+    /// One request as `call` says, within the timeout, neither retried
+    /// nor redirected: the body of a successful answer.
+    pub async fn send(&self, url: &str, accept: &str, call: Call<'_>) -> Result<Vec<u8>, FetchError> {
+        match self.once(url, accept, call).await.map_err(|(e, _)| e)? {
+            Answer::Body(bytes) => Ok(bytes),
+            Answer::Redirect(to) => Err(FetchError::Http {
+                url: url.to_string(),
+                why: format!("redirected to {to}, which is not followed here"),
+            }),
+        }
+    }
+
+    /// One GET, within the timeout.
     async fn get_once(
         &self,
         url: &str,
         accept: &str,
     ) -> Result<Answer, (FetchError, Option<Duration>)> {
+        self.once(url, accept, Call::default()).await
+    }
+
+    async fn once(
+        &self,
+        url: &str,
+        accept: &str,
+        call: Call<'_>,
+    ) -> Result<Answer, (FetchError, Option<Duration>)> {
         let seconds = self.timeout.as_secs();
-        match tokio::time::timeout(self.timeout, self.request(url, accept)).await {
+        match tokio::time::timeout(self.timeout, self.request(url, accept, call)).await {
             Ok(r) => r,
             Err(_) => Err((
                 FetchError::Timeout {
@@ -162,6 +215,7 @@ impl Fetcher {
         &self,
         url: &str,
         accept: &str,
+        call: Call<'_>,
     ) -> Result<Answer, (FetchError, Option<Duration>)> {
         let fail = |e: FetchError| (e, None);
         let bad_url = || FetchError::Url {
@@ -185,15 +239,27 @@ impl Fetcher {
             .await
             .map_err(|e| connect(e.to_string()))?;
         let _ = tcp.set_nodelay(true);
-        let request = Request::get(uri.path_and_query().map_or("/", |p| p.as_str()).to_string())
-            .header(header::HOST, uri.authority().map_or("", |a| a.as_str()))
-            .header(
-                header::USER_AGENT,
-                concat!("maillage/", env!("CARGO_PKG_VERSION")),
-            )
-            .header(header::ACCEPT, accept)
-            .header(header::ACCEPT_ENCODING, "identity")
-            .body(Empty::<Bytes>::new())
+        let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let mut request = match call.form {
+            Some(_) => Request::post(target).header(
+                header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            ),
+            None => Request::get(target),
+        }
+        .header(header::HOST, uri.authority().map_or("", |a| a.as_str()))
+        .header(
+            header::USER_AGENT,
+            concat!("maillage/", env!("CARGO_PKG_VERSION")),
+        )
+        .header(header::ACCEPT, accept)
+        .header(header::ACCEPT_ENCODING, "identity");
+        if let Some(auth) = call.authorization {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        let body = call.form.map(form_encode).unwrap_or_default();
+        let request = request
+            .body(Full::new(Bytes::from(body)))
             .map_err(|_| fail(bad_url()))?;
         if https {
             let name = rustls::pki_types::ServerName::try_from(host.clone())
@@ -214,7 +280,7 @@ impl Fetcher {
         url: &str,
         uri: &Uri,
         io: IO,
-        request: Request<Empty<Bytes>>,
+        request: Request<Full<Bytes>>,
     ) -> Result<Answer, (FetchError, Option<Duration>)>
     where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,

@@ -11,7 +11,7 @@ mod fetch;
 
 use std::collections::HashSet;
 
-pub use fetch::{FetchError, Fetcher};
+pub use fetch::{Call, FetchError, Fetcher, form_encode};
 use maillage_import::{Format, ImportError, Options, Parsed};
 
 /// Pages followed at most for one source.

@@ -41,7 +41,41 @@ struct RawConfig {
     harvest: Vec<RawHarvest>,
     #[serde(default)]
     portal: RawPortal,
+    signin: Option<RawSignin>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSignin {
+    issuer: String,
+    client_id: String,
+    client_secret_file: String,
+    siret_claim: Option<String>,
+    scopes: Option<String>,
+    session: Option<String>,
+}
+
+/// Members sign in on the portal with OpenID Connect (`[signin]`): the
+/// provider (ProConnect for French public agents, or any compliant one),
+/// this node's client at it, and the claim that names the agent's
+/// organisation by its SIRET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signin {
+    /// The provider's issuer: its discovery document is under it.
+    pub issuer: String,
+    pub client_id: String,
+    /// A file holding the client secret alone, readable by its owner only
+    /// (read when the node starts).
+    pub client_secret_file: PathBuf,
+    /// The claim (ID token or userinfo) that carries the agent's SIRET.
+    pub siret_claim: String,
+    pub scopes: String,
+    /// How long a session lasts.
+    pub session: Duration,
+}
+
+/// ProConnect's scopes: who the agent is, and its organisation's SIRET.
+const PROCONNECT_SCOPES: &str = "openid email given_name usual_name siret";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -216,6 +250,7 @@ pub struct Config {
     /// Sources harvested on a schedule.
     pub harvests: Vec<Harvest>,
     pub portal: Portal,
+    pub signin: Option<Signin>,
 }
 
 impl Config {
@@ -439,6 +474,79 @@ impl Config {
                 timeout,
             });
         }
+        let signin = match &raw.signin {
+            None => None,
+            Some(si) => {
+                if http_listen.is_none() {
+                    return Err(invalid(
+                        "signin.issuer",
+                        &si.issuer,
+                        "needs the portal: set node.http_listen (and node.public_url, the \
+                         address the provider sends agents back to)"
+                            .into(),
+                    ));
+                }
+                let issuer = si.issuer.trim().trim_end_matches('/').to_string();
+                // Plain HTTP only to this machine (a provider started by
+                // tests): elsewhere tokens would cross the network in clear.
+                let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                    .iter()
+                    .any(|p| issuer.strip_prefix(p).is_some_and(|r| r.is_empty() || r.starts_with([':', '/'])));
+                if !maillage_record::model::is_http_url(&issuer)
+                    || !(issuer.starts_with("https://") || loopback)
+                {
+                    return Err(invalid(
+                        "signin.issuer",
+                        &si.issuer,
+                        "is not an https address, e.g. \"https://auth.agentconnect.gouv.fr/api/v2\""
+                            .into(),
+                    ));
+                }
+                if si.client_id.trim().is_empty() {
+                    return Err(invalid(
+                        "signin.client_id",
+                        "",
+                        "must not be empty: the client id the provider gave this node".into(),
+                    ));
+                }
+                if si.client_secret_file.trim().is_empty() {
+                    return Err(invalid(
+                        "signin.client_secret_file",
+                        "",
+                        "must name the file holding the client secret (mode 0600)".into(),
+                    ));
+                }
+                let session = match &si.session {
+                    None => Duration::from_secs(8 * 3600),
+                    Some(text) => duration(
+                        "signin.session",
+                        text,
+                        Duration::from_secs(60),
+                        DAY,
+                        "\"8h\"",
+                    )?,
+                };
+                let claim = si.siret_claim.clone().unwrap_or_else(|| "siret".into());
+                if claim.trim().is_empty() {
+                    return Err(invalid(
+                        "signin.siret_claim",
+                        "",
+                        "must name a claim, e.g. \"siret\"".into(),
+                    ));
+                }
+                Some(Signin {
+                    issuer,
+                    client_id: si.client_id.trim().to_string(),
+                    client_secret_file: dir.join(si.client_secret_file.trim()),
+                    siret_claim: claim,
+                    scopes: si
+                        .scopes
+                        .clone()
+                        .unwrap_or_else(|| PROCONNECT_SCOPES.into()),
+                    session,
+                })
+            }
+        };
         let log_format = match raw.log.format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -471,6 +579,7 @@ impl Config {
             log_level: raw.log.level.unwrap_or_else(|| "info".into()),
             harvests,
             portal,
+            signin,
         })
     }
 }

@@ -60,18 +60,34 @@ impl Default for Exports {
     }
 }
 
-/// An author, and its ranges in the index's datasets and projects.
-type AuthorRanges = (PublicKey, std::ops::Range<usize>, std::ops::Range<usize>);
+/// An author, its ranges in the index's datasets and projects, and whether
+/// any of them says where it comes from (else a view by provenance takes
+/// its ranges whole or leaves them).
+type AuthorRanges = (
+    PublicKey,
+    std::ops::Range<usize>,
+    std::ops::Range<usize>,
+    bool,
+);
 
 /// Where a dataset or project comes from, as its provenance says.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Origin {
-    /// The SIREN it was published on behalf of (0: its author's own).
+    /// The SIREN it was published on behalf of (0: on no one's behalf;
+    /// `SOMEONE_ELSE`: on behalf of an organisation that names no SIREN).
     on_behalf_of: u32,
     /// The host it was imported from, numbered from 1 in `Index::hosts`
     /// (0: not imported, or from a file).
-    source: u16,
+    source: u32,
 }
+
+/// `Origin::on_behalf_of` of an organisation without a SIREN: no SIREN is
+/// that large.
+const SOMEONE_ELSE: u32 = u32::MAX;
+
+/// Records related to one that a page shows at most, of each kind: anyone
+/// may relate a record to another, and a page costs what it shows.
+pub const RELATED_SHOWN: usize = 20;
 
 /// The public records that complete one record.
 #[derive(Debug, Clone, Default)]
@@ -169,15 +185,14 @@ impl Exports {
     /// Starts one rebuild on its own thread, unless one is under way.
     pub fn rebuild_in_background(self: &Arc<Self>, node: &Arc<Node>) {
         let (exports, node) = (self.clone(), node.clone());
-        let Ok(building) = self.building.try_lock() else {
+        if try_building(&self.building).is_none() {
             return;
-        };
-        drop(building);
+        }
         let spawned = std::thread::Builder::new()
             .name("export-index".into())
             .spawn(move || {
                 // Whoever took the lock since builds; this one gives way.
-                let Ok(_building) = exports.building.try_lock() else {
+                let Some(_building) = try_building(&exports.building) else {
                     return;
                 };
                 if let Some(index) = exports.latest()
@@ -192,6 +207,16 @@ impl Exports {
         if let Err(e) = spawned {
             tracing::error!(error = %e, "no thread to rebuild the export index");
         }
+    }
+}
+
+/// The building lock if no one holds it. A build that panicked leaves it
+/// poisoned, which does not stop the next one.
+fn try_building(lock: &Mutex<()>) -> Option<std::sync::MutexGuard<'_, ()>> {
+    match lock.try_lock() {
+        Ok(guard) => Some(guard),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
     }
 }
 
@@ -212,12 +237,12 @@ impl Index {
             related: HashMap::new(),
             organisations: HashMap::new(),
         };
-        let mut host_numbers: HashMap<String, u16> = HashMap::new();
+        let mut host_numbers: HashMap<String, u32> = HashMap::new();
         store.scan_current(&ListFilter::default(), None, |cur| {
             // The scan goes author by author.
             if index.authors.last().is_none_or(|(a, ..)| *a != cur.author) {
                 let (d, p) = (index.datasets.len(), index.projects.len());
-                index.authors.push((cur.author, d..d, p..p));
+                index.authors.push((cur.author, d..d, p..p, false));
             }
             if matches!(
                 cur.kind,
@@ -239,22 +264,20 @@ impl Index {
             };
             let mut origin = || {
                 let p = record.provenance.as_ref();
-                let on_behalf_of = p
-                    .and_then(|p| p.on_behalf_of.as_ref()?.siren.as_ref()?.as_str().parse().ok())
-                    .unwrap_or(0);
+                let on_behalf_of = p.and_then(|p| p.on_behalf_of.as_ref()).map_or(0, |a| {
+                    a.siren
+                        .as_ref()
+                        .and_then(|s| s.as_str().parse().ok())
+                        .unwrap_or(SOMEONE_ELSE)
+                });
                 let source = p
                     .and_then(|p| source_host(p.source.as_deref()?))
                     .map_or(0, |host| {
-                        let next = host_numbers.len() + 1;
-                        match u16::try_from(next) {
-                            Ok(n) => *host_numbers.entry(host).or_insert_with_key(|h| {
-                                index.hosts.push(h.clone());
-                                n
-                            }),
-                            // More hosts than a u16 numbers: the rest are
-                            // not told apart (no view can leave them out).
-                            Err(_) => host_numbers.get(&host).copied().unwrap_or(0),
-                        }
+                        let next = host_numbers.len() as u32 + 1;
+                        *host_numbers.entry(host).or_insert_with_key(|h| {
+                            index.hosts.push(h.clone());
+                            next
+                        })
                     });
                 Origin {
                     on_behalf_of,
@@ -268,6 +291,7 @@ impl Index {
                     index.dataset_origins.push(o);
                     let ranges = index.authors.last_mut().expect("pushed above");
                     ranges.1.end = index.datasets.len();
+                    ranges.3 |= o != Origin::default();
                 }
                 Kind::Project => {
                     let o = origin();
@@ -275,6 +299,7 @@ impl Index {
                     index.project_origins.push(o);
                     let ranges = index.authors.last_mut().expect("pushed above");
                     ranges.2.end = index.projects.len();
+                    ranges.3 |= o != Origin::default();
                 }
                 Kind::Organisation => {
                     if let Some(agent) = vouched_organisation(node, &cur.author, record) {
@@ -306,9 +331,13 @@ impl Index {
             None => Some((author, r.record_id.clone())),
         };
         match &record.body {
+            // A record's resources are its author's: others' would put
+            // their titles and addresses in its DCAT description.
             Body::Resource(res) => {
                 for key in res.related.iter().filter_map(named) {
-                    self.related.entry(key).or_default().resources.push(id);
+                    if key.0 == author {
+                        self.related.entry(key).or_default().resources.push(id);
+                    }
                 }
             }
             Body::Collection(c) => {
@@ -333,7 +362,11 @@ impl Index {
     }
 
     /// The records completing `author`'s `record_id`, decoded: details,
-    /// resources, collections.
+    /// resources, collections (at most `RELATED_SHOWN` of each), each as
+    /// this node holds it now: still current and public, and a collection
+    /// only if the public may read it whole (`viewer::may_read`: one that
+    /// lists a record the public may not see is not shown, not even its
+    /// title).
     pub fn related_records(
         &self,
         node: &Node,
@@ -344,14 +377,27 @@ impl Index {
             return Ok(RelatedRecords::default());
         };
         let details = match rel.details {
-            Some(id) => load(node, &[id])?.pop().map(|(_, r)| r),
+            Some(id) => shown(node, &[id], 1)?.pop().map(|(_, r)| r),
             None => None,
         };
         Ok(RelatedRecords {
             details,
-            resources: load(node, &rel.resources)?,
-            collections: load(node, &rel.collections)?,
+            resources: shown(node, &rel.resources, RELATED_SHOWN)?,
+            collections: shown(node, &rel.collections, RELATED_SHOWN)?,
         })
+    }
+
+    /// The resources of `author`'s `record_id` alone, for DCAT.
+    fn resources(
+        &self,
+        node: &Node,
+        author: &PublicKey,
+        record_id: &str,
+    ) -> Result<Vec<(String, Record)>, StoreError> {
+        match self.related(author, record_id) {
+            Some(rel) => shown(node, &rel.resources, RELATED_SHOWN),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The catalogue, or one page of it (`(number, size)`): a catalogue
@@ -378,9 +424,11 @@ impl Index {
         let mut entries: Vec<Entry<'_>> = Vec::with_capacity(records.len());
         for (author, record) in &records {
             let relations = match PublicKey::parse_hex(author) {
-                Ok(key) => self
-                    .related_records(node, &key, &record.record_id)?
-                    .relations(),
+                Ok(key) => RelatedRecords {
+                    resources: self.resources(node, &key, &record.record_id)?,
+                    ..RelatedRecords::default()
+                }
+                .relations(),
                 Err(_) => Vec::new(),
             };
             entries.push(Entry {
@@ -586,47 +634,53 @@ impl Index {
                 ranges: vec![0..ids.len()],
             };
         }
-        let excluded: Vec<u16> = match &view.exclude_source {
-            Some(x) => (1..)
-                .zip(&self.hosts)
-                .filter(|(_, h)| host_matches(h, x))
-                .map(|(n, _)| n)
-                .collect(),
-            None => Vec::new(),
-        };
+        // By host number (0: not imported from a host).
+        let mut excluded = vec![false; self.hosts.len() + 1];
+        if let Some(x) = &view.exclude_source {
+            for (n, h) in self.hosts.iter().enumerate() {
+                excluded[n + 1] = host_matches(h, x);
+            }
+        }
+        let excluding = excluded.contains(&true);
         let wanted: Option<u32> = view
             .organisation
             .as_ref()
             .and_then(|s| s.as_str().parse().ok());
         let mut ranges: Vec<std::ops::Range<usize>> = Vec::new();
-        let mut keep = |i: usize| match ranges.last_mut() {
-            Some(r) if r.end == i => r.end = i + 1,
-            _ => ranges.push(i..i + 1),
+        let mut keep = |r: std::ops::Range<usize>| match ranges.last_mut() {
+            Some(last) if last.end == r.start => last.end = r.end,
+            _ => ranges.push(r),
         };
         for a in &self.authors {
             let span = range(a);
             if span.is_empty() || (view.own && a.0 != node.public_key()) {
                 continue;
             }
-            if wanted.is_none() && excluded.is_empty() {
-                span.for_each(&mut keep);
-                continue;
-            }
             let speaks_for: Option<u32> = node
                 .speaks_for(&a.0)
                 .and_then(|(s, _)| s.as_str().parse().ok());
+            // On behalf of others only if the author may publish for them
+            // (`Node::publishes_for_others`); else its records are its own.
+            let for_others = a.3 && wanted.is_some() && node.publishes_for_others(&a.0);
+            if !(excluding && a.3) && !for_others {
+                // Every record of the author is kept, or none.
+                if wanted.is_none() || speaks_for == wanted {
+                    keep(span);
+                }
+                continue;
+            }
             for i in span {
                 let o = origins.get(i).copied().unwrap_or_default();
-                if excluded.contains(&o.source) {
+                if excluded.get(o.source as usize).copied().unwrap_or(false) {
                     continue;
                 }
-                let of = if o.on_behalf_of != 0 {
+                let of = if for_others && o.on_behalf_of != 0 {
                     Some(o.on_behalf_of)
                 } else {
                     speaks_for
                 };
                 if wanted.is_none() || of == wanted {
-                    keep(i);
+                    keep(i..i + 1);
                 }
             }
         }
@@ -663,6 +717,33 @@ impl Seen<'_> {
         }
         out
     }
+}
+
+/// Of `ids` (named by the index when it was built), at most `max` that
+/// the public may read now: current (a version replaced since may not
+/// relate any more), public, and for a collection, every item public
+/// (`viewer::may_read`). At most `4 × max` are looked at.
+fn shown(node: &Node, ids: &[RecordId], max: usize) -> Result<Vec<(String, Record)>, StoreError> {
+    let store = node.store();
+    let mut out = Vec::new();
+    for id in ids.iter().take(max.saturating_mul(4)) {
+        if out.len() == max {
+            break;
+        }
+        let Some((author, record)) = load(node, std::slice::from_ref(id))?.pop() else {
+            continue;
+        };
+        let Ok(key) = PublicKey::parse_hex(&author) else {
+            continue;
+        };
+        let current = store.current(&key, &record.record_id)?;
+        if current.is_some_and(|c| c.id == *id)
+            && crate::viewer::may_read(store, &Viewer::Anonymous, &key, &record)?
+        {
+            out.push((author, record));
+        }
+    }
+    Ok(out)
 }
 
 /// The records of `ids`, with their author (hex). The index names the
@@ -777,7 +858,11 @@ mod tests {
 
         // As if the last rebuild had been long.
         let mut long = Index::build(&node, quick.seq).unwrap();
-        long.built = Instant::now() - Duration::from_secs(3600);
+        // Stale by its age (MAX_AGE) or, on a machine up for less than
+        // that, by the changes below; long by how long it took.
+        long.built = Instant::now()
+            .checked_sub(MAX_AGE)
+            .unwrap_or(long.built);
         long.took = QUICK;
         let first = Arc::new(long);
         *exports.current.lock().unwrap() = Some(first.clone());
@@ -1000,10 +1085,67 @@ mod tests {
                 }],
             }),
         );
+        // A public collection that lists a record the public may not see
+        // (narrowed since) is not shown, not even its title.
+        store_datasets(&node, 1, 1, Visibility::Public);
+        publish(
+            "revele",
+            Visibility::Public,
+            Body::Collection(Collection {
+                title: "Collection REVELATRICE".into(),
+                description: None,
+                items: vec![
+                    RecordRef {
+                        author: None,
+                        record_id: "tri".into(),
+                    },
+                    RecordRef {
+                        author: None,
+                        record_id: "d00001".into(),
+                    },
+                ],
+            }),
+        );
+        let narrowed = Record {
+            record_id: "d00001".into(),
+            version: 2,
+            issued_at_ms: 1_764_000_000_001,
+            visibility: Visibility::Federation,
+            provenance: None,
+            body: Body::Dataset(Dataset::new("Jeu 1", "Données")),
+        };
+        let signed = node.author().sign(&[], narrowed).unwrap().record;
+        node.ledger()
+            .insert(&signed, crate::store::Admission::RequireNewer)
+            .unwrap();
+        // Another author's resource does not become this record's.
+        let other = maillage_record::keyfile::generate().unwrap();
+        let theirs = Record {
+            record_id: "pub".into(),
+            version: 1,
+            issued_at_ms: 1_764_000_000_000,
+            visibility: Visibility::Public,
+            provenance: None,
+            body: Body::Resource(Resource {
+                related: vec![RecordRef {
+                    author: Some(node.public_key().to_hex()),
+                    record_id: "tri".into(),
+                }],
+                ..resource("Publicité AUTRE", "tri")
+            }),
+        };
+        node.ledger()
+            .insert(
+                &maillage_record::envelope::sign(&other, &theirs).unwrap(),
+                crate::store::Admission::RequireNewer,
+            )
+            .unwrap();
         let index = Arc::new(Exports::default()).index(&node).unwrap();
         let related = index
             .related_records(&node, &node.public_key(), "tri")
             .unwrap();
+        assert!(!format!("{related:?}").contains("REVELATRICE"));
+        assert!(!format!("{related:?}").contains("AUTRE"));
         assert!(related.details.is_some());
         assert_eq!(related.resources.len(), 1, "{:?}", related.resources);
         assert_eq!(related.collections.len(), 1);

@@ -635,7 +635,10 @@ pub(crate) mod tests {
                 done.store(true, std::sync::atomic::Ordering::Release);
             });
             let mut seen = 0;
+            // A loader that panicked never says it is done.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
             while !done.load(std::sync::atomic::Ordering::Acquire) || seen < recs.len() as u64 {
+                assert!(std::time::Instant::now() < deadline, "the loader never finished");
                 let (envelopes, _, _) = store.counts();
                 let syncable = ledger.sync_view(&Viewer::Operator).len() as u64;
                 assert!(

@@ -26,6 +26,7 @@ mod query_string;
 mod refusals;
 mod replication;
 mod search;
+mod signin;
 mod service;
 mod stalled;
 mod store;

@@ -418,6 +418,26 @@ impl Node {
 
     /// What trust says of an author now: "own" (this node), "revoked",
     /// "succeeded" (its key was replaced), "root", "member" or "former".
+    /// Whether `author`'s records may say whom they are published on
+    /// behalf of: this node's own (its operator imports for its members), a
+    /// trust root's, or a chef de file's or committee's by a current
+    /// membership. A plain member speaks for itself only: what it claims to
+    /// publish for another organisation stays its own.
+    pub fn publishes_for_others(&self, author: &PublicKey) -> bool {
+        use maillage_record::model::MembershipRole;
+        *author == self.public_key
+            || self.trust.is_root(author)
+            || self
+                .trust
+                .endorsement(author, maillage_record::now_ms())
+                .is_some_and(|e| matches!(e.role, MembershipRole::ChefDeFile | MembershipRole::Committee))
+    }
+
+    /// What an agent of `siren`, signed in on the portal, may see.
+    pub fn agent_viewer(&self, siren: maillage_record::Siren) -> crate::viewer::Viewer {
+        self.sirens.agent(siren)
+    }
+
     pub fn trust_of(&self, author: &PublicKey) -> &'static str {
         if *author == self.public_key {
             "own"

@@ -252,6 +252,17 @@ impl PeerTable {
         self.of_key(key, |p| Siren::parse(p.siren.as_deref()?).ok())
     }
 
+    /// The keys of the peers pinned with `siren` (`peer add --siren`).
+    pub fn keys_for(&self, siren: &Siren) -> Vec<PublicKey> {
+        self.peers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|p| p.siren.as_deref() == Some(siren.as_str()))
+            .filter_map(|p| p.public_key())
+            .collect()
+    }
+
     /// Follows successions and revocations (blocking: it writes): a peer
     /// whose key handed over is pinned with its successor, keeping its name,
     /// address, SIREN and history; a peer whose key is revoked is no longer

@@ -52,6 +52,8 @@ pub enum StartError {
         config: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0}; see [signin] in the config")]
+    SignIn(#[from] crate::signin::SignInError),
     #[error("cannot create the admin socket {path}: {source}")]
     BindAdmin {
         path: PathBuf,
@@ -87,6 +89,8 @@ pub struct Started {
     pub admin_path: PathBuf,
     /// What the portal's map shows.
     pub portal: crate::config::Portal,
+    /// Members' sign-in on the portal, if `[signin]` is configured.
+    pub signin: Option<Arc<crate::signin::SignIn>>,
 }
 
 /// Loads the key (refusing one others can read), opens the store, stores the
@@ -147,6 +151,12 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
             Some((listener, url))
         }
     };
+    // The client secret is read now: a node that cannot sign agents in as
+    // configured does not start.
+    let signin = match (&config.signin, &http) {
+        (Some(si), Some((_, url))) => Some(Arc::new(crate::signin::SignIn::new(si.clone(), url)?)),
+        _ => None,
+    };
     let search = Search::open(&config.search_dir, store.last_seq())?;
     let identity = Identity::new(&key)?;
     let node = Arc::new(Node::new(
@@ -174,6 +184,7 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         admin,
         admin_path,
         portal: config.portal.clone(),
+        signin,
     })
 }
 
@@ -225,6 +236,7 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         admin,
         admin_path,
         portal,
+        signin,
     } = started;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -372,6 +384,7 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
             node.clone(),
             url,
             portal.clone(),
+            signin.clone(),
             stopped(stop_rx_http.clone()),
         ))
     });

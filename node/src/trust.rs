@@ -379,6 +379,22 @@ impl Trust {
             .is_some_and(|slots| slots.iter().any(|(i, _)| i == issuer))
     }
 
+    /// The keys that a membership names for `siren`, current or not: who
+    /// may speak for it, to be checked with `endorsement`.
+    pub fn keys_named_for(&self, siren: &Siren) -> Vec<PublicKey> {
+        let e = self.endorsements.read().unwrap_or_else(|p| p.into_inner());
+        let mut keys: Vec<PublicKey> = e
+            .by_record
+            .values()
+            .filter_map(|slot| slot.membership.as_ref())
+            .filter(|m| m.siren == *siren)
+            .map(|m| m.member_key)
+            .collect();
+        keys.sort_unstable_by_key(|k| k.0);
+        keys.dedup();
+        keys
+    }
+
     /// Whether `key` is a member of the federation now: a root, or
     /// endorsed by a current membership. Federation records are for them.
     pub fn is_member(&self, key: &PublicKey) -> bool {

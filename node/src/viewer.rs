@@ -28,6 +28,11 @@ pub enum Viewer {
         siren: Option<Siren>,
         member: bool,
     },
+    /// An agent of an organisation, signed in on the portal (its provider
+    /// named the organisation's SIRET): federation records while that
+    /// organisation is a member (a key trust accepts now speaks for its
+    /// SIREN); restricted records whose audience holds its SIREN.
+    Agent { siren: Siren, member: bool },
 }
 
 impl Viewer {
@@ -40,6 +45,10 @@ impl Viewer {
             (Viewer::Peer { member, .. }, Visibility::Federation) => *member,
             (Viewer::Peer { key, siren, .. }, Visibility::Restricted { audience }) => {
                 key == author || siren.as_ref().is_some_and(|s| audience.contains(s))
+            }
+            (Viewer::Agent { member, .. }, Visibility::Federation) => *member,
+            (Viewer::Agent { siren, .. }, Visibility::Restricted { audience }) => {
+                audience.contains(siren)
             }
         }
     }
@@ -202,6 +211,20 @@ impl Sirens {
         } else {
             Decided::Nobody
         }
+    }
+
+    /// What an agent of `siren` may see: whether the organisation is a
+    /// member now (this node's own, or a key trust accepts now speaks for
+    /// that SIREN, by the one rule `of`).
+    pub fn agent(&self, siren: Siren) -> Viewer {
+        let member = siren == self.own_siren
+            || self
+                .trust
+                .keys_named_for(&siren)
+                .into_iter()
+                .chain(self.peers.keys_for(&siren))
+                .any(|k| self.trust.is_member(&k) && self.of(&k).is_some_and(|(s, _)| s == siren));
+        Viewer::Agent { siren, member }
     }
 
     /// What `key` is as a peer: its SIREN, and whether it is a member now.

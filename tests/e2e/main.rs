@@ -11,5 +11,6 @@ mod import;
 mod portal;
 mod replication;
 mod search;
+mod signin;
 mod support;
 mod trust;

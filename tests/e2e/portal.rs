@@ -421,41 +421,12 @@ fn a_visitor_searches_opens_a_record_and_checks_its_signature() {
 /// `$CARGO_TARGET_TMPDIR/portal-browser/`.
 #[test]
 fn a_visitor_in_a_real_browser() {
-    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    let chromium = std::env::var("MAILLAGE_CHROMIUM").unwrap_or("/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "the browser test needs chromium at {chromium}: run  sudo apt-get install -y chromium  \
-         (scripts/test does), or set MAILLAGE_CHROMIUM"
-    );
-    assert!(
-        browser.join("node_modules/playwright-core").exists()
-            && browser.join("node_modules/axe-core").exists(),
-        "the browser test needs its npm packages: run  npm ci --prefix {}  (scripts/test does)",
-        browser.display()
-    );
+    browser_dir();
     let tmp = tempfile::tempdir().unwrap();
     let (dir, addr, _node, key) = visited_node(tmp.path());
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("portal-browser");
     let _ = std::fs::remove_dir_all(&out);
-    let run = std::process::Command::new("node")
-        .arg(browser.join("portal.mjs"))
-        .arg(format!("http://{addr}"))
-        .arg(&out)
-        .env("MAILLAGE_CHROMIUM", &chromium)
-        .output()
-        .expect("node (Node.js) runs the browser test");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&run.stdout),
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(
-        run.status.success(),
-        "in the browser (screenshots in {}):\n{said}",
-        out.display()
-    );
-    println!("{said}");
+    println!("{}", browser_script("portal.mjs", &addr, &out));
     for page in [
         "accueil",
         "recherche",

@@ -375,3 +375,51 @@ pub fn publish_doc(dir: &Path, name: &str, doc: serde_json::Value) {
     std::fs::write(&path, doc.to_string()).unwrap();
     cli_json(dir, &["publish", "--json", path.to_str().unwrap()]);
 }
+
+/// The browser tests' folder (`tests/browser`), once its prerequisites are
+/// checked: Debian's chromium and the npm packages.
+pub fn browser_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    let chromium = chromium();
+    assert!(
+        Path::new(&chromium).exists(),
+        "the browser tests need chromium at {chromium}: run  sudo apt-get install -y chromium  \
+         (scripts/test does), or set MAILLAGE_CHROMIUM"
+    );
+    for package in ["playwright-core", "axe-core", "oidc-provider"] {
+        assert!(
+            dir.join("node_modules").join(package).exists(),
+            "the browser tests need their npm packages: run  npm ci --prefix {}  (scripts/test does)",
+            dir.display()
+        );
+    }
+    dir
+}
+
+fn chromium() -> String {
+    std::env::var("MAILLAGE_CHROMIUM").unwrap_or("/usr/bin/chromium".into())
+}
+
+/// Runs `tests/browser/<script>` against the portal at `addr`, writing
+/// into `out`; panics with all it said if it fails, else returns it.
+pub fn browser_script(script: &str, addr: &str, out: &Path) -> String {
+    let dir = browser_dir();
+    let run = Command::new("node")
+        .arg(dir.join(script))
+        .arg(format!("http://{addr}"))
+        .arg(out)
+        .env("MAILLAGE_CHROMIUM", chromium())
+        .output()
+        .expect("node (Node.js) runs the browser tests");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        run.status.success(),
+        "{script} in the browser (screenshots in {}):\n{said}",
+        out.display()
+    );
+    said
+}

@@ -90,10 +90,12 @@ pub async fn serve(
     node: Arc<Node>,
     public_url: String,
     portal: crate::config::Portal,
+    signin: Option<Arc<crate::signin::SignIn>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let http = Http::new(node.clone(), public_url, portal);
+    let mut http = Http::new(node.clone(), public_url, portal);
+    http.signin = signin;
     // The export index, built before the first harvester asks for it.
     http.exports.rebuild_in_background(&http.node);
     let app = router(http);
@@ -264,6 +266,8 @@ pub(crate) struct Http {
     pub exports: Arc<Exports>,
     /// The map's tiles.
     pub portal: Arc<crate::config::Portal>,
+    /// Members' sign-in, if configured.
+    pub signin: Option<Arc<crate::signin::SignIn>>,
     /// An export scans the store: a few at a time, so a client looping on
     /// it cannot take every blocking thread the node's other work needs.
     export_turns: Arc<Semaphore>,
@@ -284,6 +288,7 @@ impl Http {
             portal: Arc::new(portal),
             public_url: Arc::new(public_url.trim_end_matches('/').to_string()),
             exports: Arc::new(Exports::default()),
+            signin: None,
             export_turns: Arc::new(Semaphore::new(MAX_CONCURRENT_EXPORTS)),
             search_turns: Arc::new(Semaphore::new(MAX_CONCURRENT_SEARCHES)),
             page_turns: Arc::new(Semaphore::new(MAX_CONCURRENT_PAGES)),

@@ -8,7 +8,7 @@ use axum::response::Response;
 use maillage_record::{Body, Kind};
 use maud::html;
 
-use super::{blocking, page, site, view};
+use super::{Visitor, blocking, page, site_for, view};
 use crate::export::Exports;
 use crate::http::Http;
 use crate::node::Node;
@@ -92,14 +92,14 @@ fn latest(node: &Arc<Node>, exports: &Arc<Exports>) -> Result<Vec<Latest>, Store
     Ok(out)
 }
 
-pub(super) async fn home(State(http): State<Http>) -> Response {
+pub(super) async fn home(State(http): State<Http>, visitor: Visitor) -> Response {
     let _turn = match http.search_turn().await {
         Ok(t) => t,
         Err(busy) => return busy,
     };
     let (node, exports) = (http.node.clone(), http.exports.clone());
+    let viewer = visitor.viewer.clone();
     let found = blocking(&http, move || {
-        let viewer = Viewer::Anonymous;
         let stored = node.store().last_seq();
         let all = Filters::default();
         let count = |by| {
@@ -124,13 +124,14 @@ pub(super) async fn home(State(http): State<Http>) -> Response {
         Ok(h) => h,
         Err(failed) => return failed,
     };
-    let site = site(&http);
+    let site = site_for(&http, &visitor);
     let main = html! {
         h1 { "Le catalogue des collectivités, vu de " (site.name) }
         p class="chapeau" {
             "Jeux de données et projets d'intelligence artificielle des collectivités de la fédération, "
             "chacun signé par la collectivité qui le publie. "
-            (home.total) " enregistrements publics."
+            (home.total)
+            @if site.account.is_some() { " enregistrements que vous pouvez voir." } @else { " enregistrements publics." }
         }
         section aria-labelledby="par-type" {
             h2 id="par-type" { "Par type" }

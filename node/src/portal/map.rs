@@ -12,11 +12,11 @@ use maillage_record::Body;
 use maillage_record::vocab::{ProjectStatus, ProjectTheme};
 use maud::html;
 
-use super::{page, site, view};
+use super::{Visitor, page, site_for, view};
 use crate::http::{Http, text};
 use crate::query_string::Params;
 
-pub(super) async fn map(State(http): State<Http>, params: Params) -> Response {
+pub(super) async fn map(State(http): State<Http>, visitor: Visitor, params: Params) -> Response {
     let theme = params
         .get("theme")
         .and_then(|t| ProjectTheme::parse(t).ok());
@@ -57,7 +57,7 @@ pub(super) async fn map(State(http): State<Http>, params: Params) -> Response {
             _ => None,
         })
         .collect();
-    let site = site(&http);
+    let site = site_for(&http, &visitor);
     let portal = &http.portal;
     let main = html! {
         h1 { "Carte des projets d'IA" }

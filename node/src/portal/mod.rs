@@ -30,7 +30,7 @@ mod projects;
 mod record;
 mod search;
 mod territory;
-mod view;
+pub(crate) mod view;
 
 use axum::Router;
 use axum::extract::State;
@@ -40,6 +40,38 @@ use axum::routing::get;
 use maud::Markup;
 
 use crate::http::Http;
+use crate::signin::Session;
+use crate::viewer::Viewer;
+
+/// Who asks for a page: an agent signed in (its session, by id) and what
+/// it may see, or an anonymous visitor (public records only).
+pub(crate) struct Visitor {
+    pub session: Option<(String, Session)>,
+    pub viewer: Viewer,
+}
+
+impl axum::extract::FromRequestParts<Http> for Visitor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        http: &Http,
+    ) -> Result<Visitor, Self::Rejection> {
+        let session = http.signin.as_ref().and_then(|signin| {
+            parts
+                .headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|h| h.to_str().ok())
+                .find_map(|h| signin.session(h))
+        });
+        let viewer = match &session {
+            Some((_, s)) => http.node.agent_viewer(s.siren.clone()),
+            None => Viewer::Anonymous,
+        };
+        Ok(Visitor { session, viewer })
+    }
+}
 
 /// The portal's routes.
 pub(crate) fn routes() -> Router<Http> {
@@ -56,6 +88,13 @@ pub(crate) fn routes() -> Router<Http> {
         .route("/projets.csv", get(projects::csv))
         .route("/projets.geojson", get(projects::geojson))
         .route("/static/maillage.css", get(stylesheet))
+        .route("/connexion", get(crate::signin::routes::begin))
+        .route("/connexion/retour", get(crate::signin::routes::back))
+        .route("/compte", get(crate::signin::routes::account))
+        .route(
+            "/deconnexion",
+            axum::routing::post(crate::signin::routes::sign_out),
+        )
 }
 
 /// The stylesheet, embedded in the binary.
@@ -72,12 +111,16 @@ async fn stylesheet() -> Response {
 
 /// Anything else: a French page for a browser, a line of text for a
 /// script (as before the portal).
-pub(crate) async fn not_found(State(http): State<Http>, headers: HeaderMap) -> Response {
+pub(crate) async fn not_found(
+    State(http): State<Http>,
+    visitor: Visitor,
+    headers: HeaderMap,
+) -> Response {
     if wants_html(&headers) {
         return page(
             StatusCode::NOT_FOUND,
             view::problem(
-                &site(&http),
+                &site_for(&http, &visitor),
                 "Page introuvable",
                 "Cette adresse ne correspond à aucune page de ce nœud.",
             ),
@@ -97,17 +140,35 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("text/html"))
 }
 
+/// The site as an anonymous visitor sees it (error pages).
 fn site(http: &Http) -> view::Site<'_> {
     view::Site {
         name: http.node.name(),
+        account: None,
+        signin: http.signin.is_some(),
     }
 }
 
-/// An HTML answer.
-fn page(status: StatusCode, markup: Markup) -> Response {
+/// The site as `visitor` sees it: signed in or not.
+pub(crate) fn site_for<'a>(http: &'a Http, visitor: &'a Visitor) -> view::Site<'a> {
+    view::Site {
+        account: visitor.session.as_ref().map(|(_, s)| view::Account {
+            name: &s.name,
+            siren: s.siren.as_str(),
+        }),
+        ..site(http)
+    }
+}
+
+/// An HTML answer. Never stored by a shared cache: a signed-in agent's
+/// pages hold what only its organisation may see.
+pub(crate) fn page(status: StatusCode, markup: Markup) -> Response {
     (
         status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "private, no-cache"),
+        ],
         markup.into_string(),
     )
         .into_response()

@@ -10,10 +10,9 @@ use maillage_record::territory::Place;
 use maillage_record::{Body, Record, Siren};
 use maud::{Markup, html};
 
-use super::{blocking, labels, page, site, view};
+use super::{Visitor, blocking, labels, page, site_for, view};
 use crate::http::Http;
 use crate::search::{Filters, Hit, SearchRequest};
-use crate::viewer::Viewer;
 
 /// Records listed on the page, most relevant first.
 const SHOWN: usize = 100;
@@ -26,8 +25,12 @@ struct Organisation {
     projects: Vec<(Hit, Record)>,
 }
 
-pub(super) async fn organisation(State(http): State<Http>, Path(siren): Path<String>) -> Response {
-    let site = site(&http);
+pub(super) async fn organisation(
+    State(http): State<Http>,
+    visitor: Visitor,
+    Path(siren): Path<String>,
+) -> Response {
+    let site = site_for(&http, &visitor);
     let Ok(siren) = Siren::parse(&siren) else {
         return page(
             StatusCode::NOT_FOUND,
@@ -44,8 +47,8 @@ pub(super) async fn organisation(State(http): State<Http>, Path(siren): Path<Str
     };
     let node = http.node.clone();
     let wanted = siren.to_string();
+    let viewer = visitor.viewer.clone();
     let found = blocking(&http, move || {
-        let viewer = Viewer::Anonymous;
         let req = SearchRequest {
             filters: Filters {
                 organisation: Some(wanted),

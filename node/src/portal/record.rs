@@ -18,7 +18,7 @@ use maillage_record::{Body, Kind, PublicKey, Record, envelope};
 use maud::{Markup, html};
 use prost::Message;
 
-use super::{blocking, page, site, view};
+use super::{Visitor, blocking, page, site_for, view};
 use crate::http::Http;
 use crate::query_string::Params;
 use crate::viewer::{self, Viewer};
@@ -83,12 +83,13 @@ fn form(headers: &HeaderMap, params: &Params) -> Form {
 
 pub(super) async fn record(
     State(http): State<Http>,
+    visitor: Visitor,
     Path((author, record_id)): Path<(String, String)>,
     params: Params,
     headers: HeaderMap,
 ) -> Response {
     let asked = form(&headers, &params);
-    let site = site(&http);
+    let site = site_for(&http, &visitor);
     let missing = || {
         let mut r = page(
             StatusCode::NOT_FOUND,
@@ -114,12 +115,27 @@ pub(super) async fn record(
     };
     let node = http.node.clone();
     let exports = http.exports.clone();
-    let found = blocking(&http, move || load(&node, &exports, author, &record_id)).await;
+    let viewer = visitor.viewer.clone();
+    let found =
+        blocking(&http, move || load(&node, &exports, &viewer, author, &record_id)).await;
     let shown = match found {
         Ok(Some(s)) => s,
         Ok(None) => return missing(),
         Err(failed) => return failed,
     };
+    if shown.record.visibility != maillage_record::Visibility::Public
+        && let Some((_, session)) = &visitor.session
+    {
+        // Who read what beyond the public, for the operator.
+        tracing::info!(
+            target: "maillage::access",
+            subject = %session.subject,
+            siren = %session.siren,
+            record = %shown.id,
+            kind = %shown.record.kind().as_str(),
+            "an agent read a record not public"
+        );
+    }
     let mut response = match asked {
         Form::Envelope => envelope_file(&shown),
         Form::Json => json(&shown),
@@ -139,6 +155,7 @@ pub(super) async fn record(
 fn load(
     node: &Arc<crate::node::Node>,
     exports: &Arc<crate::export::Exports>,
+    viewer: &Viewer,
     author: PublicKey,
     record_id: &str,
 ) -> Result<Option<Shown>, String> {
@@ -162,7 +179,7 @@ fn load(
             Err(err.to_string()),
         ),
     };
-    if !viewer::may_read(store, &Viewer::Anonymous, &author, &record).map_err(e)? {
+    if !viewer::may_read(store, viewer, &author, &record).map_err(e)? {
         return Ok(None);
     }
     let relayed = store
@@ -177,7 +194,7 @@ fn load(
         .zip(store.sync_items_many(&ids).map_err(e)?)
         .filter_map(|(h, item)| {
             let item = item?;
-            Viewer::Anonymous
+            viewer
                 .may_see(&item.author, &item.visibility)
                 .then_some((h.version, item.issued_at_ms as i64))
         })

@@ -6,11 +6,10 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 
-use super::{blocking, page, site, view};
+use super::{Visitor, blocking, page, site_for, view};
 use crate::http::Http;
 use crate::query_string::Params;
 use crate::search::{Hit, Results, SearchError, SearchRequest};
-use crate::viewer::Viewer;
 
 /// Results per page.
 const PAGE_SIZE: usize = 20;
@@ -25,13 +24,14 @@ const FILTERS: [&str; 7] = [
     "licence",
 ];
 
-pub(super) async fn search(State(http): State<Http>, params: Params) -> Response {
+pub(super) async fn search(State(http): State<Http>, visitor: Visitor, params: Params) -> Response {
     let _turn = match http.search_turn().await {
         Ok(t) => t,
         Err(busy) => return busy,
     };
     let node = http.node.clone();
     let asked = params.clone();
+    let viewer = visitor.viewer.clone();
     let found = blocking(&http, move || {
         let run = || -> Result<Results, SearchError> {
             let req = SearchRequest {
@@ -40,7 +40,6 @@ pub(super) async fn search(State(http): State<Http>, params: Params) -> Response
                 page: asked.number("page").map_err(SearchError::BadRequest)?,
                 page_size: PAGE_SIZE,
             };
-            let viewer = Viewer::Anonymous;
             let mut results = node
                 .search()
                 .search(&req, &viewer, node.store().last_seq())?;
@@ -55,7 +54,7 @@ pub(super) async fn search(State(http): State<Http>, params: Params) -> Response
         }
     })
     .await;
-    let site = site(&http);
+    let site = site_for(&http, &visitor);
     let q = params.get("q").unwrap_or_default();
     match found {
         Err(failed) => failed,

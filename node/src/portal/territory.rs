@@ -9,10 +9,9 @@ use axum::response::Response;
 use maillage_record::territory::Place;
 use maud::{Markup, html};
 
-use super::{blocking, page, site, view};
+use super::{Visitor, blocking, page, site_for, view};
 use crate::http::Http;
 use crate::search::{Filters, GroupBy, Results, SearchRequest, Stats};
-use crate::viewer::Viewer;
 
 /// Records listed on the page; the search lists the rest.
 const SHOWN: usize = 20;
@@ -23,8 +22,12 @@ struct Territory {
     records: Results,
 }
 
-pub(super) async fn territory(State(http): State<Http>, Path(code): Path<String>) -> Response {
-    let site = site(&http);
+pub(super) async fn territory(
+    State(http): State<Http>,
+    visitor: Visitor,
+    Path(code): Path<String>,
+) -> Response {
+    let site = site_for(&http, &visitor);
     let place = match Place::parse(&code) {
         Ok(p) => p,
         Err(why) => {
@@ -47,8 +50,8 @@ pub(super) async fn territory(State(http): State<Http>, Path(code): Path<String>
     };
     let node = http.node.clone();
     let filter = place.to_string();
+    let viewer = visitor.viewer.clone();
     let found = blocking(&http, move || {
-        let viewer = Viewer::Anonymous;
         let stored = node.store().last_seq();
         let filters = Filters {
             territory: Some(filter),

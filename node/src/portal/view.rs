@@ -8,10 +8,21 @@ use maillage_record::territory::Place;
 
 use super::labels;
 
-/// What every page says of the node that serves it.
+/// What every page says of the node that serves it, and of who is
+/// signed in.
 pub struct Site<'a> {
     /// The organisation running the node.
     pub name: &'a str,
+    /// The agent signed in, if one is.
+    pub account: Option<Account<'a>>,
+    /// Whether agents may sign in on this node.
+    pub signin: bool,
+}
+
+/// A signed-in agent, as the page header names it.
+pub struct Account<'a> {
+    pub name: &'a str,
+    pub siren: &'a str,
 }
 
 /// A whole page: skip link, header with the search form, main content,
@@ -45,6 +56,13 @@ pub fn page_with(site: &Site<'_>, title: &str, query: &str, head: Markup, main: 
                             li { a href="/recherche" { "Rechercher" } }
                             li { a href="/carte" { "Carte des projets" } }
                             li { a href="/catalog.jsonld" { "Catalogue DCAT-AP" } }
+                            @if let Some(a) = &site.account {
+                                li class="compte" {
+                                    a href="/compte" { "Mon compte (" (a.name) ", SIREN " (a.siren) ")" }
+                                }
+                            } @else if site.signin {
+                                li class="compte" { a href="/connexion" { "Se connecter" } }
+                            }
                         }
                     }
                     form role="search" action="/recherche" method="get" {
@@ -59,7 +77,9 @@ pub fn page_with(site: &Site<'_>, title: &str, query: &str, head: Markup, main: 
                 footer role="contentinfo" {
                     p {
                         "Nœud maillage de " (site.name) ". Chaque enregistrement est signé par son auteur ; "
-                        "ce nœud vérifie chaque signature avant de le conserver. Données publiques seulement. "
+                        "ce nœud vérifie chaque signature avant de le conserver. "
+                        @if site.account.is_some() { "Vous voyez aussi ce que la fédération réserve à votre organisation." }
+                        @else { "Données publiques seulement." }
                     }
                     p {
                         "Pour les moissonneurs : "

@@ -80,6 +80,16 @@ impl Queries {
                 }
                 Some(any)
             }
+            Viewer::Agent { siren, member } => {
+                let mut any = vec![
+                    reader(document::READER_PUBLIC),
+                    reader(&document::reader_siren(siren.as_str())),
+                ];
+                if *member {
+                    any.push(reader(document::READER_FEDERATION));
+                }
+                Some(any)
+            }
         }
     }
 

@@ -1,0 +1,144 @@
+//! Members sign in (issue 22): a real OpenID provider (oidc-provider, run
+//! by Node.js on 127.0.0.1, configured as ProConnect answers: the SIRET in
+//! a signed userinfo), a real node, and the browser of the portal's tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::support::*;
+
+/// Colomiers (213101496), a commune of Toulouse Métropole.
+const SIRET_COLOMIERS: &str = "21310149600015";
+/// Fails its Luhn key.
+const SIRET_BROKEN: &str = "21310149600016";
+/// Valid, of no organisation the federation knows.
+const SIRET_UNKNOWN: &str = "12345678200010";
+
+/// The provider's process, stopped when dropped.
+struct Provider {
+    child: Child,
+    issuer: String,
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts oidc-provider with one client (this node's) and its accounts.
+fn provider(redirect_uri: &str, secret: &str) -> Provider {
+    let port = free_port();
+    let clients = serde_json::json!([{"client_id": "maillage", "client_secret": secret,
+        "redirect_uri": redirect_uri}]);
+    let accounts = serde_json::json!({"agent-a": SIRET_COLOMIERS, "agent-x": SIRET_BROKEN,
+        "agent-z": SIRET_UNKNOWN});
+    let mut child = Command::new("node")
+        .arg(browser_dir().join("oidc-provider.mjs"))
+        .arg(port.to_string())
+        .env("OIDC_CLIENTS", clients.to_string())
+        .env("OIDC_ACCOUNTS", accounts.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node runs the OpenID provider");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let issuer = line
+        .trim()
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| panic!("the provider did not start: '{line}'"))
+        .to_string();
+    Provider { child, issuer }
+}
+
+/// Adds `[signin]` to a node's config, its secret in a file only its owner
+/// reads.
+fn configure(dir: &Path, issuer: &str, secret: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.join("oidc.secret");
+    std::fs::write(&file, format!("{secret}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = dir.join("maillage.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[signin]\nissuer = \"{issuer}\"\nclient_id = \"maillage\"\nclient_secret_file = \"oidc.secret\"\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+}
+
+#[test]
+fn an_agent_signs_in_and_sees_what_its_organisation_may_see() {
+    browser_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("metropole");
+    init(&dir, "243100518", "Toulouse Métropole");
+    let addr = enable_http(&dir);
+    let secret = "secret-de-test-du-client";
+    let idp = provider(&format!("http://{addr}/connexion/retour"), secret);
+    configure(&dir, &idp.issuer, secret);
+    let _node = start(&dir);
+    for (name, doc) in [
+        (
+            "public",
+            serde_json::json!({"kind": "dataset", "record_id": "public", "title": "Jeu PUBLIC",
+                "description": "d"}),
+        ),
+        (
+            "colomiers",
+            serde_json::json!({"kind": "dataset", "record_id": "colomiers", "title": "Réservé COLOMIERS",
+                "description": "d", "visibility": "restricted", "audience": ["213101496"]}),
+        ),
+        (
+            "toulouse",
+            serde_json::json!({"kind": "dataset", "record_id": "toulouse", "title": "Réservé TOULOUSE",
+                "description": "d", "visibility": "restricted", "audience": ["213105554"]}),
+        ),
+        (
+            "federation",
+            serde_json::json!({"kind": "dataset", "record_id": "federation", "title": "Réservé FEDERATION",
+                "description": "d", "visibility": "federation"}),
+        ),
+    ] {
+        publish_doc(&dir, name, doc);
+    }
+    // The search index catches up with what was published.
+    for _ in 0..100 {
+        let (_, body) = http_get(&addr, "/search?q=PUBLIC");
+        if body.contains("\"total\": 1") || body.contains("\"total\":1") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("signin-browser");
+    let _ = std::fs::remove_dir_all(&out);
+    println!("{}", browser_script("signin.mjs", &addr, &out));
+
+    // A node whose client secret others may read does not start.
+    std::fs::set_permissions(
+        dir.join("oidc.secret"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let other = tmp.path().join("autre");
+    init(&other, "213101496", "Colomiers");
+    enable_http(&other);
+    configure(&other, &idp.issuer, secret);
+    std::fs::set_permissions(
+        other.join("oidc.secret"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let run = Command::new(bin("maillage-node"))
+        .arg("--config")
+        .arg(other.join("maillage.toml"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{said}");
+    assert!(said.contains("chmod 600"), "{said}");
+}
