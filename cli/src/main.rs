@@ -10,6 +10,7 @@ mod peers;
 mod records;
 mod search;
 mod status;
+mod tokens;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -125,6 +126,11 @@ enum Command {
     /// Authors whose records this node accepts from peers.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Read tokens for scripts: a bearer token for the HTTP JSON endpoints
+    /// (/search, /stats, a record as JSON) that sees what an agent of one
+    /// organisation sees on the portal.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Records from peers waiting for their author to be trusted.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
@@ -269,6 +275,26 @@ enum PeerCommand {
 }
 
 #[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token; it is printed once (the node keeps its hash).
+    Create {
+        /// The organisation whose view the token has.
+        #[arg(long)]
+        siren: String,
+        /// Who uses it ("SIG de Colomiers").
+        #[arg(long)]
+        name: String,
+        /// How long it lasts (at most two years).
+        #[arg(long, default_value = "90d")]
+        expires: String,
+    },
+    /// Every token, expired ones included (never their secret).
+    List,
+    /// Refuse a token from now on.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
 enum TrustCommand {
     /// Trust an author key as a root.
     AddRoot {
@@ -406,6 +432,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         peers::trust_add(&dir, &key, &note, json).await
                     }
                     Command::Trust(TrustCommand::List) => peers::trust_list(&dir, json).await,
+                    Command::Token(TokenCommand::Create {
+                        siren,
+                        name,
+                        expires,
+                    }) => tokens::create(&dir, &siren, &name, &expires, json).await,
+                    Command::Token(TokenCommand::List) => tokens::list(&dir, json).await,
+                    Command::Token(TokenCommand::Revoke { id }) => {
+                        tokens::revoke(&dir, &id, json).await
+                    }
                     Command::Trust(TrustCommand::Remove { key }) => {
                         peers::trust_remove(&dir, &key, json).await
                     }

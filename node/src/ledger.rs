@@ -289,6 +289,16 @@ impl Ledger {
         self.trust.remove_root(key, || self.writer.delete_root(key))
     }
 
+    /// A read token (`tokens`), kept durably under its hash.
+    pub fn save_token(&self, hash: &[u8; 32], value: &[u8]) -> Result<(), StoreError> {
+        self.writer.put_token(hash, value)
+    }
+
+    /// Returns whether the token was kept.
+    pub fn delete_token(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        self.writer.delete_token(hash)
+    }
+
     /// The peer table's entries (`peers`), kept durably.
     pub fn save_peer(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         self.writer.put_peer(name, value)

@@ -29,6 +29,7 @@ mod search;
 mod signin;
 mod service;
 mod stalled;
+mod tokens;
 mod store;
 mod tls;
 mod trust;

@@ -36,6 +36,8 @@ pub struct Node {
     trust: Arc<Trust>,
     peers: Arc<PeerTable>,
     sirens: Arc<Sirens>,
+    /// Read tokens for scripts.
+    tokens: crate::tokens::Tokens,
     publish_authors: Vec<PublicKey>,
     grpc_listen: String,
     started: Instant,
@@ -127,6 +129,7 @@ impl Node {
             peers.clone(),
             store.clone(),
         ));
+        let tokens = crate::tokens::Tokens::load(&store)?;
         let author = Author::new(
             signing_key,
             config.siren.clone(),
@@ -146,6 +149,7 @@ impl Node {
             trust,
             peers,
             sirens,
+            tokens,
             publish_authors: config.publish_authors.clone(),
             grpc_listen,
             started: Instant::now(),
@@ -431,6 +435,11 @@ impl Node {
                 .trust
                 .endorsement(author, maillage_record::now_ms())
                 .is_some_and(|e| matches!(e.role, MembershipRole::ChefDeFile | MembershipRole::Committee))
+    }
+
+    /// Read tokens for scripts.
+    pub fn tokens(&self) -> &crate::tokens::Tokens {
+        &self.tokens
     }
 
     /// What an agent of `siren`, signed in on the portal, may see.

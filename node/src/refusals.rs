@@ -40,6 +40,8 @@ pub enum Refusal {
     /// A portal page that reads records (a record's page) and waited too
     /// long for its turn.
     PageBusy,
+    /// A session or read token over its rate (`tokens::RateLimit`).
+    RateLimited,
     /// A reconciliation frame over the limit, or malformed.
     ReconcileFrame,
     /// A reconciliation past `MAX_ROUNDS`.
@@ -51,7 +53,7 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 17] = [
+    pub const ALL: [Refusal; 18] = [
         Refusal::TlsConnections,
         Refusal::TlsConnectionsPerAddress,
         Refusal::TlsHandshake,
@@ -65,6 +67,7 @@ impl Refusal {
         Refusal::SearchBusy,
         Refusal::ExportBusy,
         Refusal::PageBusy,
+        Refusal::RateLimited,
         Refusal::ReconcileFrame,
         Refusal::ReconcileRounds,
         Refusal::ReconcileSilence,
@@ -87,6 +90,7 @@ impl Refusal {
             Refusal::SearchBusy => "search_busy",
             Refusal::ExportBusy => "export_busy",
             Refusal::PageBusy => "http_page_busy",
+            Refusal::RateLimited => "http_rate_limited",
             Refusal::ReconcileFrame => "reconcile_frame",
             Refusal::ReconcileRounds => "reconcile_rounds",
             Refusal::ReconcileSilence => "reconcile_silence",

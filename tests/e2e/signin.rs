@@ -142,3 +142,94 @@ fn an_agent_signs_in_and_sees_what_its_organisation_may_see() {
     assert!(!run.status.success(), "{said}");
     assert!(said.contains("chmod 600"), "{said}");
 }
+
+/// Read tokens (issue 22): a script sees what its organisation may see on
+/// the JSON endpoints; a flood is refused with 429; a revoked, forged or
+/// absent token sees the public only (401 for a token that is not one).
+#[test]
+fn a_read_token_sees_its_organisation_s_records_until_revoked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("metropole");
+    init(&dir, "243100518", "Toulouse Métropole");
+    let addr = enable_http(&dir);
+    let mut node = start(&dir);
+    publish_doc(
+        &dir,
+        "colomiers",
+        serde_json::json!({"kind": "dataset", "record_id": "colomiers", "title": "Réservé COLOMIERS",
+            "description": "d", "visibility": "restricted", "audience": ["213101496"]}),
+    );
+    publish_doc(
+        &dir,
+        "public",
+        serde_json::json!({"kind": "dataset", "record_id": "public", "title": "Jeu PUBLIC",
+            "description": "d"}),
+    );
+    let total = |headers: &[(&str, &str)]| -> (u16, serde_json::Value) {
+        let (status, _, body) = http_get_with(&addr, "/search?q=jeu+OR+COLOMIERS", headers);
+        (status, serde_json::from_slice(&body).unwrap_or_default())
+    };
+    for _ in 0..100 {
+        if total(&[]).1["total"] == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let made = cli_json(
+        &dir,
+        &["token", "create", "--json", "--siren", "213101496", "--name", "SIG de Colomiers", "--expires", "30d"],
+    );
+    let secret = made["token"].as_str().unwrap().to_string();
+    let bearer = format!("Bearer {secret}");
+    let with = [("Authorization", bearer.as_str())];
+    let (status, found) = total(&with);
+    assert_eq!(status, 200);
+    assert_eq!(found["total"], 2, "{found}");
+    assert_eq!(total(&[]).1["total"], 1);
+    // The record itself, as JSON, for the token only.
+    let key = key(&dir);
+    let path = format!("/records/{key}/colomiers");
+    let (status, _, _) = http_get_with(&addr, &path, &[("Accept", "application/json"), with[0]]);
+    assert_eq!(status, 200);
+    let (status, _, _) = http_get_as(&addr, &path, "application/json");
+    assert_eq!(status, 404);
+    // A token that is not one is told so.
+    let (status, head, _) = http_get_with(&addr, "/search?q=x", &[("Authorization", "Bearer mt_forged")]);
+    assert_eq!(status, 401);
+    assert!(head.contains("www-authenticate: bearer"), "{head}");
+    // The list names it, never its secret.
+    let list = cli(&dir, &["token", "list", "--json"]);
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(listed.contains("SIG de Colomiers") && !listed.contains(&secret[3..]), "{listed}");
+    // Kept across a restart, even after SIGKILL.
+    node.kill();
+    node = start(&dir);
+    assert_eq!(total(&with).1["total"], 2);
+    // A flood from the token is refused, counted, and the public is served.
+    // (Cheap requests, from 4 threads: 400 of them take far less than the
+    // 17 s the bucket needs to let them all through.)
+    let refused: usize = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    (0..100)
+                        .filter(|_| http_get_with(&addr, "/nulle-part", &with).0 == 429)
+                        .count()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    assert!(refused > 0, "400 requests at once were all served");
+    assert_eq!(total(&[]).0, 200);
+    let status = cli_json(&dir, &["status", "--json"]);
+    assert!(
+        status["refusals"]["http_rate_limited"].as_u64().unwrap_or(0) > 0,
+        "{status}"
+    );
+    // Revoked: refused at once.
+    let id = made["id"].as_str().unwrap();
+    cli_json(&dir, &["token", "revoke", "--json", id]);
+    assert_eq!(total(&with).0, 401);
+    drop(node);
+}

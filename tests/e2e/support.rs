@@ -335,10 +335,19 @@ pub fn serve_http(route: impl Fn(&str) -> Option<Answer> + Send + Sync + 'static
 /// A GET over plain HTTP/1.1 with an `Accept` header: (status, the header
 /// lines in lower case, body bytes). A chunked body is put back together.
 pub fn http_get_as(addr: &str, path: &str, accept: &str) -> (u16, String, Vec<u8>) {
+    http_get_with(addr, path, &[("Accept", accept)])
+}
+
+/// A GET with these headers: (status, headers lowercased, body).
+pub fn http_get_with(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();

@@ -12,8 +12,8 @@ use super::{Http, text};
 use crate::export::View;
 use crate::query_string::Params;
 use crate::search::{Filters, GroupBy, SearchError, SearchRequest};
+use crate::portal::Visitor;
 use crate::store::StoreError;
-use crate::viewer::Viewer;
 
 pub(super) async fn catalog_jsonld(state: State<Http>, params: Params) -> Response {
     catalog(state, params, false).await
@@ -161,25 +161,31 @@ pub(crate) fn filters(params: &Params) -> Result<Filters, SearchError> {
     })
 }
 
-pub(super) async fn search(state: State<Http>, params: Params) -> Response {
-    search_or_stats(state, params, false).await
+pub(super) async fn search(state: State<Http>, visitor: Visitor, params: Params) -> Response {
+    search_or_stats(state, visitor, params, false).await
 }
 
-pub(super) async fn stats(state: State<Http>, params: Params) -> Response {
-    search_or_stats(state, params, true).await
+pub(super) async fn stats(state: State<Http>, visitor: Visitor, params: Params) -> Response {
+    search_or_stats(state, visitor, params, true).await
 }
 
-/// `/search` and `/stats`, as the anonymous public: public records only.
-async fn search_or_stats(State(http): State<Http>, params: Params, stats: bool) -> Response {
+/// `/search` and `/stats`: public records, or what a read token's (or a
+/// signed-in agent's) organisation may see.
+async fn search_or_stats(
+    State(http): State<Http>,
+    visitor: Visitor,
+    params: Params,
+    stats: bool,
+) -> Response {
     let _turn = match http.search_turn().await {
         Ok(t) => t,
         Err(busy) => return busy,
     };
     let node = http.node.clone();
+    let viewer = visitor.viewer;
     let result = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, SearchError> {
         let filters = filters(&params)?;
         let stored = node.store().last_seq();
-        let viewer = Viewer::Anonymous;
         let body = if stats {
             let by = GroupBy::parse(params.get("by").unwrap_or_default())
                 .map_err(SearchError::BadRequest)?;
@@ -206,7 +212,14 @@ async fn search_or_stats(State(http): State<Http>, params: Params, stats: bool) 
     })
     .await;
     match result {
-        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(Ok(body)) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (header::CACHE_CONTROL, "private, no-cache"),
+            ],
+            body,
+        )
+            .into_response(),
         Ok(Err(SearchError::BadRequest(msg))) => {
             text(StatusCode::BAD_REQUEST, &format!("{}\n", msg.trim_end()))
         }

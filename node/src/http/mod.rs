@@ -268,6 +268,8 @@ pub(crate) struct Http {
     pub portal: Arc<crate::config::Portal>,
     /// Members' sign-in, if configured.
     pub signin: Option<Arc<crate::signin::SignIn>>,
+    /// Requests per session or read token.
+    pub limit: Arc<crate::tokens::RateLimit>,
     /// An export scans the store: a few at a time, so a client looping on
     /// it cannot take every blocking thread the node's other work needs.
     export_turns: Arc<Semaphore>,
@@ -289,6 +291,7 @@ impl Http {
             public_url: Arc::new(public_url.trim_end_matches('/').to_string()),
             exports: Arc::new(Exports::default()),
             signin: None,
+            limit: crate::tokens::RateLimit::new(),
             export_turns: Arc::new(Semaphore::new(MAX_CONCURRENT_EXPORTS)),
             search_turns: Arc::new(Semaphore::new(MAX_CONCURRENT_SEARCHES)),
             page_turns: Arc::new(Semaphore::new(MAX_CONCURRENT_PAGES)),

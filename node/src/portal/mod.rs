@@ -43,20 +43,78 @@ use crate::http::Http;
 use crate::signin::Session;
 use crate::viewer::Viewer;
 
-/// Who asks for a page: an agent signed in (its session, by id) and what
-/// it may see, or an anonymous visitor (public records only).
+/// Who asks: an agent signed in on the portal (its session, by id), a
+/// script with a read token, or an anonymous visitor (public records only);
+/// and what it may see.
 pub(crate) struct Visitor {
     pub session: Option<(String, Session)>,
+    pub token: Option<crate::tokens::Token>,
     pub viewer: Viewer,
 }
 
+impl Visitor {
+    /// Who this is, for the access log: `session:SUBJECT` or `token:ID`.
+    pub fn who(&self) -> Option<(String, &maillage_record::Siren)> {
+        match (&self.session, &self.token) {
+            (Some((_, s)), _) => Some((format!("session:{}", s.subject), &s.siren)),
+            (None, Some(t)) => Some((format!("token:{}", t.id), &t.siren)),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A request refused before it is answered: a token that is not (401), a
+/// caller over its rate (429).
+fn refused(status: StatusCode, why: &str) -> Response {
+    let mut r = crate::http::text(status, why);
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+    } else {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    }
+    r
+}
+
 impl axum::extract::FromRequestParts<Http> for Visitor {
-    type Rejection = std::convert::Infallible;
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
         http: &Http,
     ) -> Result<Visitor, Self::Rejection> {
+        let slow_down = || {
+            http.node.refusals().note(crate::refusals::Refusal::RateLimited);
+            refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests from this session or token: slow down (20 a second)\n",
+            )
+        };
+        if let Some(auth) = parts.headers.get(header::AUTHORIZATION) {
+            let token = auth
+                .to_str()
+                .ok()
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .and_then(|b| http.node.tokens().check(b.trim()));
+            let Some(token) = token else {
+                return Err(refused(
+                    StatusCode::UNAUTHORIZED,
+                    "this token is unknown, revoked or expired: ask the node's operator for one \
+                     (maillage token create)\n",
+                ));
+            };
+            if !http.limit.allow(&format!("token:{}", token.id)) {
+                return Err(slow_down());
+            }
+            return Ok(Visitor {
+                session: None,
+                viewer: http.node.agent_viewer(token.siren.clone()),
+                token: Some(token),
+            });
+        }
         let session = http.signin.as_ref().and_then(|signin| {
             parts
                 .headers
@@ -65,11 +123,20 @@ impl axum::extract::FromRequestParts<Http> for Visitor {
                 .filter_map(|h| h.to_str().ok())
                 .find_map(|h| signin.session(h))
         });
+        if let Some((id, _)) = &session
+            && !http.limit.allow(&format!("session:{id}"))
+        {
+            return Err(slow_down());
+        }
         let viewer = match &session {
             Some((_, s)) => http.node.agent_viewer(s.siren.clone()),
             None => Viewer::Anonymous,
         };
-        Ok(Visitor { session, viewer })
+        Ok(Visitor {
+            session,
+            token: None,
+            viewer,
+        })
     }
 }
 

@@ -124,13 +124,13 @@ pub(super) async fn record(
         Err(failed) => return failed,
     };
     if shown.record.visibility != maillage_record::Visibility::Public
-        && let Some((_, session)) = &visitor.session
+        && let Some((who, siren)) = visitor.who()
     {
         // Who read what beyond the public, for the operator.
         tracing::info!(
             target: "maillage::access",
-            subject = %session.subject,
-            siren = %session.siren,
+            who = %who,
+            siren = %siren,
             record = %shown.id,
             kind = %shown.record.kind().as_str(),
             "an agent read a record not public"

@@ -12,7 +12,8 @@ use maillage_proto::v1::{
     PublishResponse, QuarantineDropRequest, QuarantineDropResponse, QuarantineListRequest,
     QuarantineListResponse, QuarantineReleaseRequest, QuarantineReleaseResponse, QuarantinedRecord,
     ReindexRequest, ReindexResponse, SignRequest, StatusRequest, StatusResponse, SyncProgress,
-    SyncRequest, SyncResult, TrustAddRequest, TrustAddResponse, TrustListRequest,
+    SyncRequest, SyncResult, Token, TokenCreateRequest, TokenCreateResponse, TokenListRequest,
+    TokenListResponse, TokenRevokeRequest, TokenRevokeResponse, TrustAddRequest, TrustAddResponse, TrustListRequest,
     TrustListResponse, TrustRemoveRequest, TrustRemoveResponse, TrustRoot, WithdrawMissingRequest,
     WithdrawMissingResponse,
 };
@@ -619,6 +620,49 @@ impl Admin for AdminService {
         }))
     }
 
+    async fn token_create(
+        &self,
+        request: Request<TokenCreateRequest>,
+    ) -> Result<Response<TokenCreateResponse>, Status> {
+        let req = request.into_inner();
+        let node = self.node.clone();
+        let (token, info) = blocking(move || {
+            node.tokens()
+                .create(node.ledger(), &req.siren, &req.name, req.expires_at_ms)
+                .map_err(token_status)
+        })
+        .await?;
+        tracing::info!(id = %info.id, siren = %info.siren, name = %info.name, "read token created");
+        Ok(Response::new(TokenCreateResponse {
+            token,
+            info: Some(token_message(&info)),
+        }))
+    }
+
+    async fn token_list(
+        &self,
+        _: Request<TokenListRequest>,
+    ) -> Result<Response<TokenListResponse>, Status> {
+        let tokens = self.node.tokens().list().iter().map(token_message).collect();
+        Ok(Response::new(TokenListResponse { tokens }))
+    }
+
+    async fn token_revoke(
+        &self,
+        request: Request<TokenRevokeRequest>,
+    ) -> Result<Response<TokenRevokeResponse>, Status> {
+        let id = request.into_inner().id;
+        let node = self.node.clone();
+        let revoked = blocking(move || {
+            node.tokens()
+                .revoke(node.ledger(), id.trim())
+                .map_err(token_status)
+        })
+        .await?;
+        tracing::info!(id = %revoked.id, siren = %revoked.siren, "read token revoked");
+        Ok(Response::new(TokenRevokeResponse {}))
+    }
+
     async fn harvest_now(
         &self,
         request: Request<HarvestNowRequest>,
@@ -720,5 +764,24 @@ fn harvest_status(cfg: &crate::config::Harvest, run: &crate::harvest::Run) -> Ha
         withdrawn: run.withdrawn,
         error: run.error.clone().unwrap_or_default(),
         running: run.running,
+    }
+}
+
+fn token_message(t: &crate::tokens::Token) -> Token {
+    Token {
+        id: t.id.clone(),
+        siren: t.siren.to_string(),
+        name: t.name.clone(),
+        created_at_ms: t.created_at_ms,
+        expires_at_ms: t.expires_at_ms,
+    }
+}
+
+fn token_status(e: crate::tokens::TokenError) -> Status {
+    use crate::tokens::TokenError;
+    match e {
+        TokenError::Invalid(..) | TokenError::Full => Status::invalid_argument(e.to_string()),
+        TokenError::NotFound(_) => Status::not_found(e.to_string()),
+        TokenError::Store(e) => store_status(e),
     }
 }

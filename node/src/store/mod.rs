@@ -42,7 +42,9 @@ const CF_TRUST: &str = "trust";
 const CF_QUARANTINE: &str = "quarantine";
 const CF_CONFLICTS: &str = "conflicts";
 const CF_FIRST_SEEN: &str = "first_seen";
-const CFS: [&str; 11] = [
+/// Read tokens for scripts, by the SHA-256 of the token.
+const CF_TOKENS: &str = "tokens";
+const CFS: [&str; 12] = [
     CF_ENVELOPES,
     CF_CURRENT,
     CF_HISTORY,
@@ -54,6 +56,7 @@ const CFS: [&str; 11] = [
     CF_QUARANTINE,
     CF_CONFLICTS,
     CF_FIRST_SEEN,
+    CF_TOKENS,
 ];
 
 mod check;

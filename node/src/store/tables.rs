@@ -13,7 +13,7 @@ use maillage_record::{PublicKey, RecordId, VerifiedRecord};
 use rocksdb::{Direction, IteratorMode, WriteOptions};
 
 use super::codec::{QuarantineKey, QuarantineValue};
-use super::{CF_FIRST_SEEN, CF_PEERS, CF_QUARANTINE, CF_TRUST, Store, StoreError};
+use super::{CF_FIRST_SEEN, CF_PEERS, CF_QUARANTINE, CF_TOKENS, CF_TRUST, Store, StoreError};
 
 /// A quarantine entry as a scan sees it, borrowed from the table: nothing
 /// is kept once the scan's callback returns.
@@ -66,6 +66,27 @@ impl Store {
             out.push((k.to_vec(), v.to_vec()));
         }
         Ok(out)
+    }
+
+    pub(super) fn put_token(&self, hash: &[u8; 32], value: &[u8]) -> Result<(), StoreError> {
+        self.put_synced(CF_TOKENS, hash, value)
+    }
+
+    /// Returns whether the token existed.
+    pub(super) fn delete_token(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        self.delete_synced(CF_TOKENS, hash)
+    }
+
+    /// (SHA-256 of the token, value) of every read token.
+    pub fn tokens(&self) -> Result<Vec<([u8; 32], Vec<u8>)>, StoreError> {
+        self.all(CF_TOKENS)?
+            .into_iter()
+            .map(|(k, v)| {
+                <[u8; 32]>::try_from(k.as_slice())
+                    .map(|hash| (hash, v))
+                    .map_err(|_| self.corrupt("token key"))
+            })
+            .collect()
     }
 
     pub(super) fn put_peer(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {

@@ -71,6 +71,14 @@ impl Writer {
         self.store.delete_root(key)
     }
 
+    pub fn put_token(&self, hash: &[u8; 32], value: &[u8]) -> Result<(), StoreError> {
+        self.store.put_token(hash, value)
+    }
+
+    pub fn delete_token(&self, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        self.store.delete_token(hash)
+    }
+
     pub fn put_peer(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         self.store.put_peer(name, value)
     }

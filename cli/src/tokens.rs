@@ -1,0 +1,111 @@
+//! `maillage token create|list|revoke`: read tokens for scripts, which see
+//! on the node's HTTP JSON endpoints what an agent of one organisation sees.
+
+use std::path::Path;
+
+use anyhow::anyhow;
+use maillage_proto::v1::{Token, TokenCreateRequest, TokenListRequest, TokenRevokeRequest};
+use maillage_record::json::format_time;
+use serde_json::{Value, json};
+
+use crate::connect::{NodeConn, refused};
+
+fn token_json(t: &Token) -> Value {
+    json!({
+        "id": t.id,
+        "siren": t.siren,
+        "name": t.name,
+        "created": format_time(t.created_at_ms),
+        "expires": format_time(t.expires_at_ms),
+        "expired": t.expires_at_ms <= maillage_record::now_ms(),
+    })
+}
+
+pub async fn create(
+    dir: &Path,
+    siren: &str,
+    name: &str,
+    expires: &str,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let lasts = humantime::parse_duration(expires).map_err(|e| {
+        anyhow!("--expires '{expires}' is not a duration ({e}): write it as 90d, 12h or 1y")
+    })?;
+    let expires_at_ms = maillage_record::now_ms().saturating_add(lasts.as_millis() as i64);
+    let conn = NodeConn::open(dir).await?;
+    let answer = conn
+        .admin()
+        .token_create(TokenCreateRequest {
+            siren: siren.to_string(),
+            name: name.to_string(),
+            expires_at_ms,
+        })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    let info = answer.info.unwrap_or_default();
+    if json_out {
+        let mut doc = token_json(&info);
+        doc["token"] = answer.token.into();
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!("{}", answer.token);
+        eprintln!(
+            "read token {} for SIREN {} ({}), until {}: shown once, keep it safe; \
+             scripts send it as `Authorization: Bearer TOKEN`",
+            info.id,
+            info.siren,
+            info.name,
+            format_time(info.expires_at_ms)
+        );
+    }
+    Ok(())
+}
+
+pub async fn list(dir: &Path, json_out: bool) -> anyhow::Result<()> {
+    let conn = NodeConn::open(dir).await?;
+    let tokens = conn
+        .admin()
+        .token_list(TokenListRequest {})
+        .await
+        .map_err(refused)?
+        .into_inner()
+        .tokens;
+    if json_out {
+        let items: Vec<Value> = tokens.iter().map(token_json).collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+    } else if tokens.is_empty() {
+        eprintln!("no read tokens: make one with `maillage token create --siren SIREN --name NAME`");
+    } else {
+        for t in &tokens {
+            let state = if t.expires_at_ms <= maillage_record::now_ms() {
+                "expired"
+            } else {
+                "until"
+            };
+            println!(
+                "{}  {}  {} {}  {}",
+                t.id,
+                t.siren,
+                state,
+                format_time(t.expires_at_ms),
+                t.name
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn revoke(dir: &Path, id: &str, json_out: bool) -> anyhow::Result<()> {
+    let conn = NodeConn::open(dir).await?;
+    conn.admin()
+        .token_revoke(TokenRevokeRequest { id: id.to_string() })
+        .await
+        .map_err(refused)?;
+    if json_out {
+        println!("{}", json!({ "revoked": id }));
+    } else {
+        eprintln!("revoked read token {id}: it is refused from now on");
+    }
+    Ok(())
+}
