@@ -131,6 +131,19 @@ enum Command {
     /// organisation sees on the portal.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Who read what beyond the public: each time a signed-in agent or a
+    /// read token was shown a record that is not public (kept 90 days).
+    AccessLog {
+        /// How far back.
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// One organisation's agents and tokens only.
+        #[arg(long)]
+        siren: Option<String>,
+        /// Lines at most.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
     /// Records from peers waiting for their author to be trusted.
     #[command(subcommand)]
     Quarantine(QuarantineCommand),
@@ -438,6 +451,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         expires,
                     }) => tokens::create(&dir, &siren, &name, &expires, json).await,
                     Command::Token(TokenCommand::List) => tokens::list(&dir, json).await,
+                    Command::AccessLog {
+                        since,
+                        siren,
+                        limit,
+                    } => tokens::access_log(&dir, &since, siren.as_deref(), limit, json).await,
                     Command::Token(TokenCommand::Revoke { id }) => {
                         tokens::revoke(&dir, &id, json).await
                     }

@@ -75,7 +75,9 @@ pub async fn list(dir: &Path, json_out: bool) -> anyhow::Result<()> {
         let items: Vec<Value> = tokens.iter().map(token_json).collect();
         println!("{}", serde_json::to_string_pretty(&items)?);
     } else if tokens.is_empty() {
-        eprintln!("no read tokens: make one with `maillage token create --siren SIREN --name NAME`");
+        eprintln!(
+            "no read tokens: make one with `maillage token create --siren SIREN --name NAME`"
+        );
     } else {
         for t in &tokens {
             let state = if t.expires_at_ms <= maillage_record::now_ms() {
@@ -106,6 +108,59 @@ pub async fn revoke(dir: &Path, id: &str, json_out: bool) -> anyhow::Result<()> 
         println!("{}", json!({ "revoked": id }));
     } else {
         eprintln!("revoked read token {id}: it is refused from now on");
+    }
+    Ok(())
+}
+
+/// `maillage access-log`: who read what beyond the public.
+pub async fn access_log(
+    dir: &Path,
+    since: &str,
+    siren: Option<&str>,
+    limit: u32,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let back = humantime::parse_duration(since).map_err(|e| {
+        anyhow!("--since '{since}' is not a duration ({e}): write it as 7d, 24h or 90d")
+    })?;
+    let since_ms = maillage_record::now_ms().saturating_sub(back.as_millis() as i64);
+    let conn = NodeConn::open(dir).await?;
+    let lines = conn
+        .admin()
+        .access_log(maillage_proto::v1::AccessLogRequest {
+            since_ms,
+            siren: siren.unwrap_or_default().to_string(),
+            limit,
+        })
+        .await
+        .map_err(refused)?
+        .into_inner()
+        .lines;
+    if json_out {
+        let items: Vec<Value> = lines
+            .iter()
+            .map(|a| {
+                json!({
+                    "at": format_time(a.at_ms), "who": a.who, "siren": a.siren, "id": a.id,
+                    "author": a.author, "record_id": a.record_id, "kind": a.kind,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+    } else if lines.is_empty() {
+        eprintln!("no record beyond the public was read by an agent or a token since {since} ago");
+    } else {
+        for a in &lines {
+            println!(
+                "{}  {}  SIREN {}  {} {} ({})",
+                format_time(a.at_ms),
+                a.who,
+                a.siren,
+                a.kind,
+                a.record_id,
+                a.id
+            );
+        }
     }
     Ok(())
 }

@@ -173,7 +173,12 @@ impl Fetcher {
 
     /// One request as `call` says, within the timeout, neither retried
     /// nor redirected: the body of a successful answer.
-    pub async fn send(&self, url: &str, accept: &str, call: Call<'_>) -> Result<Vec<u8>, FetchError> {
+    pub async fn send(
+        &self,
+        url: &str,
+        accept: &str,
+        call: Call<'_>,
+    ) -> Result<Vec<u8>, FetchError> {
         match self.once(url, accept, call).await.map_err(|(e, _)| e)? {
             Answer::Body(bytes) => Ok(bytes),
             Answer::Redirect(to) => Err(FetchError::Http {
@@ -241,10 +246,8 @@ impl Fetcher {
         let _ = tcp.set_nodelay(true);
         let target = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
         let mut request = match call.form {
-            Some(_) => Request::post(target).header(
-                header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            ),
+            Some(_) => Request::post(target)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded"),
             None => Request::get(target),
         }
         .header(header::HOST, uri.authority().map_or("", |a| a.as_str()))

@@ -491,7 +491,11 @@ impl Config {
                 // tests): elsewhere tokens would cross the network in clear.
                 let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
                     .iter()
-                    .any(|p| issuer.strip_prefix(p).is_some_and(|r| r.is_empty() || r.starts_with([':', '/'])));
+                    .any(|p| {
+                        issuer
+                            .strip_prefix(p)
+                            .is_some_and(|r| r.is_empty() || r.starts_with([':', '/']))
+                    });
                 if !maillage_record::model::is_http_url(&issuer)
                     || !(issuer.starts_with("https://") || loopback)
                 {

@@ -860,9 +860,7 @@ mod tests {
         let mut long = Index::build(&node, quick.seq).unwrap();
         // Stale by its age (MAX_AGE) or, on a machine up for less than
         // that, by the changes below; long by how long it took.
-        long.built = Instant::now()
-            .checked_sub(MAX_AGE)
-            .unwrap_or(long.built);
+        long.built = Instant::now().checked_sub(MAX_AGE).unwrap_or(long.built);
         long.took = QUICK;
         let first = Arc::new(long);
         *exports.current.lock().unwrap() = Some(first.clone());
@@ -976,8 +974,16 @@ mod tests {
                 .unwrap();
         };
         store_datasets(&node, 0, 1, Visibility::Public);
-        imported("gouv", Some("https://www.data.gouv.fr/api/1/datasets/?page=2"), None);
-        imported("colomiers", Some("https://data.colomiers.fr/catalog.ttl"), Some("213101496"));
+        imported(
+            "gouv",
+            Some("https://www.data.gouv.fr/api/1/datasets/?page=2"),
+            None,
+        );
+        imported(
+            "colomiers",
+            Some("https://data.colomiers.fr/catalog.ttl"),
+            Some("213101496"),
+        );
         let index = Arc::new(Exports::default()).index(&node).unwrap();
         let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://d.example");
         let titles = |view: &View| {
@@ -1008,7 +1014,13 @@ mod tests {
         assert_eq!(titles(&without("gouv.fr.example")).len(), 3);
         assert_eq!(
             index
-                .catalog(&node, &info, Some((1, 5)), Page::TURTLE, &without("data.gouv.fr"))
+                .catalog(
+                    &node,
+                    &info,
+                    Some((1, 5)),
+                    Page::TURTLE,
+                    &without("data.gouv.fr")
+                )
                 .unwrap()
                 .to_turtle()
                 .matches("exclude_source=data.gouv.fr")
@@ -1053,7 +1065,11 @@ mod tests {
         publish("tri", Visibility::Public, Body::Project(project));
         let mut details = ProjectDetails::new("tri");
         details.algorithm_name = Some("CamemBERT".into());
-        publish("tri-details", Visibility::Public, Body::ProjectDetails(details));
+        publish(
+            "tri-details",
+            Visibility::Public,
+            Body::ProjectDetails(details),
+        );
         let resource = |title: &str, to: &str| Resource {
             resource_kind: ResourceKind::Guide,
             title: title.into(),
@@ -1066,8 +1082,16 @@ mod tests {
                 record_id: to.into(),
             }],
         };
-        publish("guide", Visibility::Public, Body::Resource(resource("Guide du tri", "tri")));
-        publish("guide-jeu", Visibility::Public, Body::Resource(resource("Guide du jeu", "d00000")));
+        publish(
+            "guide",
+            Visibility::Public,
+            Body::Resource(resource("Guide du tri", "tri")),
+        );
+        publish(
+            "guide-jeu",
+            Visibility::Public,
+            Body::Resource(resource("Guide du jeu", "d00000")),
+        );
         publish(
             "interne",
             Visibility::Federation,

@@ -289,6 +289,16 @@ impl Ledger {
         self.trust.remove_root(key, || self.writer.delete_root(key))
     }
 
+    /// An access log line (`access`).
+    pub fn log_access(&self, at_ms: i64, n: u64, value: &[u8]) -> Result<(), StoreError> {
+        self.writer.put_access(at_ms, n, value)
+    }
+
+    /// Forgets access log lines older than `before_ms`.
+    pub fn prune_access(&self, before_ms: i64) -> Result<(), StoreError> {
+        self.writer.prune_access(before_ms)
+    }
+
     /// A read token (`tokens`), kept durably under its hash.
     pub fn save_token(&self, hash: &[u8; 32], value: &[u8]) -> Result<(), StoreError> {
         self.writer.put_token(hash, value)
@@ -484,9 +494,11 @@ impl Ledger {
             if ok.is_empty() {
                 return Ok(accepted);
             }
-            let results = self.writer.write(&ok, Admission::KeepHistory, origin, &mut |r| {
-                self.syncable(&ok, r)
-            })?;
+            let results = self
+                .writer
+                .write(&ok, Admission::KeepHistory, origin, &mut |r| {
+                    self.syncable(&ok, r)
+                })?;
             accepted.grew |= self.updated(&ok, &results);
             for (rec, result) in ok.iter().zip(&results) {
                 match result {
@@ -648,7 +660,10 @@ pub(crate) mod tests {
             // A loader that panicked never says it is done.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
             while !done.load(std::sync::atomic::Ordering::Acquire) || seen < recs.len() as u64 {
-                assert!(std::time::Instant::now() < deadline, "the loader never finished");
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the loader never finished"
+                );
                 let (envelopes, _, _) = store.counts();
                 let syncable = ledger.sync_view(&Viewer::Operator).len() as u64;
                 assert!(

@@ -38,6 +38,8 @@ pub struct Node {
     sirens: Arc<Sirens>,
     /// Read tokens for scripts.
     tokens: crate::tokens::Tokens,
+    /// Who read what beyond the public.
+    access: crate::access::AccessLog,
     publish_authors: Vec<PublicKey>,
     grpc_listen: String,
     started: Instant,
@@ -130,6 +132,9 @@ impl Node {
             store.clone(),
         ));
         let tokens = crate::tokens::Tokens::load(&store)?;
+        ledger.prune_access(
+            maillage_record::now_ms() - crate::access::RETENTION.as_millis() as i64,
+        )?;
         let author = Author::new(
             signing_key,
             config.siren.clone(),
@@ -150,6 +155,7 @@ impl Node {
             peers,
             sirens,
             tokens,
+            access: crate::access::AccessLog::default(),
             publish_authors: config.publish_authors.clone(),
             grpc_listen,
             started: Instant::now(),
@@ -434,12 +440,40 @@ impl Node {
             || self
                 .trust
                 .endorsement(author, maillage_record::now_ms())
-                .is_some_and(|e| matches!(e.role, MembershipRole::ChefDeFile | MembershipRole::Committee))
+                .is_some_and(|e| {
+                    matches!(
+                        e.role,
+                        MembershipRole::ChefDeFile | MembershipRole::Committee
+                    )
+                })
     }
 
     /// Read tokens for scripts.
     pub fn tokens(&self) -> &crate::tokens::Tokens {
         &self.tokens
+    }
+
+    /// Notes that `who` (of `siren`) was shown a record not public.
+    pub fn note_access(
+        &self,
+        who: String,
+        siren: &maillage_record::Siren,
+        id: &str,
+        author: &PublicKey,
+        record: &maillage_record::Record,
+    ) {
+        self.access.note(
+            &self.ledger,
+            &crate::access::Access {
+                at_ms: maillage_record::now_ms(),
+                who,
+                siren: siren.to_string(),
+                id: id.to_string(),
+                author: author.to_hex(),
+                record_id: record.record_id.clone(),
+                kind: record.kind().as_str().to_string(),
+            },
+        );
     }
 
     /// What an agent of `siren`, signed in on the portal, may see.

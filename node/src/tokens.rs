@@ -69,7 +69,9 @@ impl Tokens {
                 Ok(t) => {
                     by_hash.insert(h, t);
                 }
-                Err(e) => tracing::error!(error = %e, "a stored read token does not decode; left out"),
+                Err(e) => {
+                    tracing::error!(error = %e, "a stored read token does not decode; left out")
+                }
             }
         }
         Ok(Tokens {
@@ -236,7 +238,12 @@ mod tests {
         let day = 24 * 3600 * 1000;
         let (secret, info) = node
             .tokens()
-            .create(node.ledger(), "213101496", "SIG de Colomiers", maillage_record::now_ms() + day)
+            .create(
+                node.ledger(),
+                "213101496",
+                "SIG de Colomiers",
+                maillage_record::now_ms() + day,
+            )
             .unwrap();
         assert!(secret.starts_with("mt_") && secret.len() == 46, "{secret}");
         assert_eq!(node.tokens().check(&secret), Some(info.clone()));
@@ -246,14 +253,21 @@ mod tests {
         assert_eq!(stored.len(), 1);
         assert!(!String::from_utf8_lossy(&stored[0].1).contains(&secret[3..]));
         // Kept across a restart.
-        assert_eq!(Tokens::load(node.store()).unwrap().check(&secret), Some(info.clone()));
+        assert_eq!(
+            Tokens::load(node.store()).unwrap().check(&secret),
+            Some(info.clone())
+        );
         for (siren, name, expires) in [
             ("123456789", "x", maillage_record::now_ms() + day),
             ("213101496", "", maillage_record::now_ms() + day),
             ("213101496", "x", maillage_record::now_ms() - 1),
             ("213101496", "x", maillage_record::now_ms() + 3 * 366 * day),
         ] {
-            assert!(node.tokens().create(node.ledger(), siren, name, expires).is_err());
+            assert!(
+                node.tokens()
+                    .create(node.ledger(), siren, name, expires)
+                    .is_err()
+            );
         }
         node.tokens().revoke(node.ledger(), &info.id).unwrap();
         assert_eq!(node.tokens().check(&secret), None);

@@ -436,7 +436,10 @@ fn a_visitor_in_a_real_browser() {
         "carte",
         "introuvable",
     ] {
-        assert!(out.join(format!("{page}.png")).exists(), "no screenshot of {page}");
+        assert!(
+            out.join(format!("{page}.png")).exists(),
+            "no screenshot of {page}"
+        );
     }
 
     // The envelope the browser downloaded verifies with the CLI.

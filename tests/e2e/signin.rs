@@ -118,6 +118,15 @@ fn an_agent_signs_in_and_sees_what_its_organisation_may_see() {
     let _ = std::fs::remove_dir_all(&out);
     println!("{}", browser_script("signin.mjs", &addr, &out));
 
+    // The operator sees who read the restricted record, and nothing of the
+    // public one.
+    let log = cli_json(&dir, &["access-log", "--json"]);
+    let lines = log.as_array().unwrap();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert_eq!(lines[0]["who"], "session:agent-a", "{log}");
+    assert_eq!(lines[0]["siren"], "213101496", "{log}");
+    assert_eq!(lines[0]["record_id"], "colomiers", "{log}");
+
     // A node whose client secret others may read does not start.
     std::fs::set_permissions(
         dir.join("oidc.secret"),
@@ -177,7 +186,17 @@ fn a_read_token_sees_its_organisation_s_records_until_revoked() {
     }
     let made = cli_json(
         &dir,
-        &["token", "create", "--json", "--siren", "213101496", "--name", "SIG de Colomiers", "--expires", "30d"],
+        &[
+            "token",
+            "create",
+            "--json",
+            "--siren",
+            "213101496",
+            "--name",
+            "SIG de Colomiers",
+            "--expires",
+            "30d",
+        ],
     );
     let secret = made["token"].as_str().unwrap().to_string();
     let bearer = format!("Bearer {secret}");
@@ -193,14 +212,28 @@ fn a_read_token_sees_its_organisation_s_records_until_revoked() {
     assert_eq!(status, 200);
     let (status, _, _) = http_get_as(&addr, &path, "application/json");
     assert_eq!(status, 404);
+    let log = cli_json(&dir, &["access-log", "--json", "--siren", "213101496"]);
+    assert_eq!(
+        log[0]["who"],
+        format!("token:{}", made["id"].as_str().unwrap()),
+        "{log}"
+    );
+    assert_eq!(log.as_array().unwrap().len(), 1, "{log}");
     // A token that is not one is told so.
-    let (status, head, _) = http_get_with(&addr, "/search?q=x", &[("Authorization", "Bearer mt_forged")]);
+    let (status, head, _) = http_get_with(
+        &addr,
+        "/search?q=x",
+        &[("Authorization", "Bearer mt_forged")],
+    );
     assert_eq!(status, 401);
     assert!(head.contains("www-authenticate: bearer"), "{head}");
     // The list names it, never its secret.
     let list = cli(&dir, &["token", "list", "--json"]);
     let listed = String::from_utf8_lossy(&list.stdout);
-    assert!(listed.contains("SIG de Colomiers") && !listed.contains(&secret[3..]), "{listed}");
+    assert!(
+        listed.contains("SIG de Colomiers") && !listed.contains(&secret[3..]),
+        "{listed}"
+    );
     // Kept across a restart, even after SIGKILL.
     node.kill();
     node = start(&dir);
@@ -224,7 +257,10 @@ fn a_read_token_sees_its_organisation_s_records_until_revoked() {
     assert_eq!(total(&[]).0, 200);
     let status = cli_json(&dir, &["status", "--json"]);
     assert!(
-        status["refusals"]["http_rate_limited"].as_u64().unwrap_or(0) > 0,
+        status["refusals"]["http_rate_limited"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
         "{status}"
     );
     // Revoked: refused at once.

@@ -10,9 +10,9 @@ use maillage_record::Kind;
 
 use super::{Http, text};
 use crate::export::View;
+use crate::portal::Visitor;
 use crate::query_string::Params;
 use crate::search::{Filters, GroupBy, SearchError, SearchRequest};
-use crate::portal::Visitor;
 use crate::store::StoreError;
 
 pub(super) async fn catalog_jsonld(state: State<Http>, params: Params) -> Response {

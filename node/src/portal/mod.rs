@@ -73,8 +73,10 @@ fn refused(status: StatusCode, why: &str) -> Response {
             axum::http::HeaderValue::from_static("Bearer error=\"invalid_token\""),
         );
     } else {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
     }
     r
 }
@@ -87,7 +89,9 @@ impl axum::extract::FromRequestParts<Http> for Visitor {
         http: &Http,
     ) -> Result<Visitor, Self::Rejection> {
         let slow_down = || {
-            http.node.refusals().note(crate::refusals::Refusal::RateLimited);
+            http.node
+                .refusals()
+                .note(crate::refusals::Refusal::RateLimited);
             refused(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many requests from this session or token: slow down (20 a second)\n",

@@ -116,8 +116,10 @@ pub(super) async fn record(
     let node = http.node.clone();
     let exports = http.exports.clone();
     let viewer = visitor.viewer.clone();
-    let found =
-        blocking(&http, move || load(&node, &exports, &viewer, author, &record_id)).await;
+    let found = blocking(&http, move || {
+        load(&node, &exports, &viewer, author, &record_id)
+    })
+    .await;
     let shown = match found {
         Ok(Some(s)) => s,
         Ok(None) => return missing(),
@@ -126,15 +128,10 @@ pub(super) async fn record(
     if shown.record.visibility != maillage_record::Visibility::Public
         && let Some((who, siren)) = visitor.who()
     {
-        // Who read what beyond the public, for the operator.
-        tracing::info!(
-            target: "maillage::access",
-            who = %who,
-            siren = %siren,
-            record = %shown.id,
-            kind = %shown.record.kind().as_str(),
-            "an agent read a record not public"
-        );
+        // Who read what beyond the public, for the operator
+        // (`maillage access-log`).
+        http.node
+            .note_access(who, siren, &shown.id, &shown.author, &shown.record);
     }
     let mut response = match asked {
         Form::Envelope => envelope_file(&shown),
@@ -202,12 +199,8 @@ fn load(
     versions.reverse();
     let vouched = node.speaks_for(&author);
     let index = exports.index(node).map_err(e)?;
-    let organisation = index
-        .organisation(&author.to_hex())
-        .map(|a| a.name.clone());
-    let related = index
-        .related_records(node, &author, record_id)
-        .map_err(e)?;
+    let organisation = index.organisation(&author.to_hex()).map(|a| a.name.clone());
+    let related = index.related_records(node, &author, record_id).map_err(e)?;
     let trust = node.trust_of(&author);
     Ok(Some(Shown {
         author,

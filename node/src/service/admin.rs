@@ -6,16 +6,17 @@ use std::sync::Arc;
 
 use maillage_proto::v1::admin_server::Admin;
 use maillage_proto::v1::{
-    CheckRequest, CheckResponse, HarvestNowRequest, HarvestStatus, ImportOutcome, ImportRequest,
-    ImportResponse, KeyRotateRequest, KeyRotateResponse, KindCount, Peer, PeerAddRequest,
-    PeerListRequest, PeerListResponse, PeerProgress, PeerRemoveRequest, PeerRemoveResponse,
-    PublishResponse, QuarantineDropRequest, QuarantineDropResponse, QuarantineListRequest,
-    QuarantineListResponse, QuarantineReleaseRequest, QuarantineReleaseResponse, QuarantinedRecord,
-    ReindexRequest, ReindexResponse, SignRequest, StatusRequest, StatusResponse, SyncProgress,
-    SyncRequest, SyncResult, Token, TokenCreateRequest, TokenCreateResponse, TokenListRequest,
-    TokenListResponse, TokenRevokeRequest, TokenRevokeResponse, TrustAddRequest, TrustAddResponse, TrustListRequest,
-    TrustListResponse, TrustRemoveRequest, TrustRemoveResponse, TrustRoot, WithdrawMissingRequest,
-    WithdrawMissingResponse,
+    Access, AccessLogRequest, AccessLogResponse, CheckRequest, CheckResponse, HarvestNowRequest,
+    HarvestStatus, ImportOutcome, ImportRequest, ImportResponse, KeyRotateRequest,
+    KeyRotateResponse, KindCount, Peer, PeerAddRequest, PeerListRequest, PeerListResponse,
+    PeerProgress, PeerRemoveRequest, PeerRemoveResponse, PublishResponse, QuarantineDropRequest,
+    QuarantineDropResponse, QuarantineListRequest, QuarantineListResponse,
+    QuarantineReleaseRequest, QuarantineReleaseResponse, QuarantinedRecord, ReindexRequest,
+    ReindexResponse, SignRequest, StatusRequest, StatusResponse, SyncProgress, SyncRequest,
+    SyncResult, Token, TokenCreateRequest, TokenCreateResponse, TokenListRequest,
+    TokenListResponse, TokenRevokeRequest, TokenRevokeResponse, TrustAddRequest, TrustAddResponse,
+    TrustListRequest, TrustListResponse, TrustRemoveRequest, TrustRemoveResponse, TrustRoot,
+    WithdrawMissingRequest, WithdrawMissingResponse,
 };
 use maillage_record::{RecordId, Siren, wire};
 use tonic::{Request, Response, Status};
@@ -639,11 +640,55 @@ impl Admin for AdminService {
         }))
     }
 
+    async fn access_log(
+        &self,
+        request: Request<AccessLogRequest>,
+    ) -> Result<Response<AccessLogResponse>, Status> {
+        let req = request.into_inner();
+        let siren = match req.siren.trim() {
+            "" => None,
+            s => Some(
+                Siren::parse(s)
+                    .map_err(|e| Status::invalid_argument(format!("'{s}' is not a SIREN: {e}")))?
+                    .to_string(),
+            ),
+        };
+        let limit = match req.limit {
+            0 => 1_000,
+            n => (n as usize).min(100_000),
+        };
+        let node = self.node.clone();
+        let lines = blocking(move || {
+            crate::access::AccessLog::read(node.store(), req.since_ms, siren.as_deref(), limit)
+                .map_err(store_status)
+        })
+        .await?;
+        let lines = lines
+            .into_iter()
+            .map(|a| Access {
+                at_ms: a.at_ms,
+                who: a.who,
+                siren: a.siren,
+                id: a.id,
+                author: a.author,
+                record_id: a.record_id,
+                kind: a.kind,
+            })
+            .collect();
+        Ok(Response::new(AccessLogResponse { lines }))
+    }
+
     async fn token_list(
         &self,
         _: Request<TokenListRequest>,
     ) -> Result<Response<TokenListResponse>, Status> {
-        let tokens = self.node.tokens().list().iter().map(token_message).collect();
+        let tokens = self
+            .node
+            .tokens()
+            .list()
+            .iter()
+            .map(token_message)
+            .collect();
         Ok(Response::new(TokenListResponse { tokens }))
     }
 

@@ -32,7 +32,10 @@ struct Jwk {
 
 #[derive(Debug, Clone)]
 enum Key {
-    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Rsa {
+        n: Vec<u8>,
+        e: Vec<u8>,
+    },
     /// The uncompressed point (0x04 ‖ x ‖ y).
     P256(Vec<u8>),
 }
@@ -58,7 +61,10 @@ impl Jwks {
         let keys = doc["keys"]
             .as_array()
             .ok_or("the key set has no 'keys' list")?;
-        let b64 = |v: &Value| v.as_str().and_then(|s| B64.decode(s.trim_end_matches('=')).ok());
+        let b64 = |v: &Value| {
+            v.as_str()
+                .and_then(|s| B64.decode(s.trim_end_matches('=')).ok())
+        };
         let mut out = Vec::new();
         for k in keys {
             if k["use"].as_str().is_some_and(|u| u != "sig") {
@@ -99,7 +105,8 @@ impl Jwks {
 /// A token's claims, once its signature is verified with one of `keys`.
 pub fn verify(token: &str, keys: &Jwks) -> Result<Map<String, Value>, JwtError> {
     let mut parts = token.trim().split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwtError::Malformed);
     };
@@ -118,7 +125,9 @@ pub fn verify(token: &str, keys: &Jwks) -> Result<Map<String, Value>, JwtError> 
         .filter(|k| k.key.alg() == alg && (kid.is_none() || k.kid.as_deref() == kid))
         .collect();
     if candidates.is_empty() {
-        return Err(JwtError::UnknownKey(kid.unwrap_or("(none named)").to_string()));
+        return Err(JwtError::UnknownKey(
+            kid.unwrap_or("(none named)").to_string(),
+        ));
     }
     let verified = candidates.iter().any(|k| match &k.key {
         Key::Rsa { n, e } => RsaPublicKeyComponents { n, e }
@@ -185,7 +194,11 @@ pub fn check(claims: &Map<String, Value>, want: &Expected<'_>) -> Result<(), Jwt
     } else if number("exp").is_some_and(|exp| exp + LEEWAY_S < want.now) {
         return bad("expired".into());
     }
-    if claims.get("sub").and_then(Value::as_str).is_none_or(str::is_empty) {
+    if claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
         return bad("names no subject".into());
     }
     Ok(())
@@ -201,9 +214,8 @@ mod tests {
     fn provider(kid: &str) -> (EcdsaKeyPair, Jwks) {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair =
-            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-                .unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         let point = pair.public_key().as_ref();
         let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": kid,
             "use": "sig", "alg": "ES256", "x": B64.encode(&point[1..33]),
@@ -239,7 +251,11 @@ mod tests {
     fn a_token_signed_by_the_provider_is_read() {
         let (pair, jwks) = provider("k1");
         let now = 1_800_000_000;
-        let token = sign(&pair, serde_json::json!({"alg": "ES256", "kid": "k1"}), claims(now));
+        let token = sign(
+            &pair,
+            serde_json::json!({"alg": "ES256", "kid": "k1"}),
+            claims(now),
+        );
         let c = verify(&token, &jwks).unwrap();
         assert_eq!(check(&c, &expected(now)), Ok(()));
         assert_eq!(c["siret"], "21310555400017");
@@ -259,7 +275,12 @@ mod tests {
         let parts: Vec<&str> = token.split('.').collect();
         let mut changed = claims(now);
         changed["siret"] = "21690123100011".into();
-        let tampered = format!("{}.{}.{}", parts[0], B64.encode(changed.to_string()), parts[2]);
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            B64.encode(changed.to_string()),
+            parts[2]
+        );
         assert_eq!(verify(&tampered, &jwks), Err(JwtError::Signature));
         // No signature at all, or a shared-secret one.
         for alg in ["none", "HS256"] {
@@ -271,7 +292,14 @@ mod tests {
             assert_eq!(verify(&t, &jwks), Err(JwtError::Algorithm(alg.into())));
         }
         assert!(matches!(
-            verify(&sign(&pair, serde_json::json!({"alg": "ES256", "kid": "k9"}), claims(now)), &jwks),
+            verify(
+                &sign(
+                    &pair,
+                    serde_json::json!({"alg": "ES256", "kid": "k9"}),
+                    claims(now)
+                ),
+                &jwks
+            ),
             Err(JwtError::UnknownKey(_))
         ));
         // Well signed, but for another client, expired, or another sign-in.

@@ -120,10 +120,11 @@ impl SignIn {
     pub fn new(config: Signin, public_url: &str) -> Result<SignIn, SignInError> {
         let secret = read_secret(&config.client_secret_file)?;
         let rng = SystemRandom::new();
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).map_err(|_| SignInError::Secret {
-            path: "(random)".into(),
-            why: "no randomness for the cookie key".into(),
-        })?;
+        let key =
+            hmac::Key::generate(hmac::HMAC_SHA256, &rng).map_err(|_| SignInError::Secret {
+                path: "(random)".into(),
+                why: "no randomness for the cookie key".into(),
+            })?;
         let mut fetcher = Fetcher::new();
         fetcher.timeout = Duration::from_secs(10);
         fetcher.max_bytes = 1 << 20;
@@ -266,9 +267,18 @@ impl SignIn {
             ("code_challenge", &challenge),
             ("code_challenge_method", "S256"),
         ]);
-        let sep = if provider.authorization_endpoint.contains('?') { '&' } else { '?' };
+        let sep = if provider.authorization_endpoint.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         let url = format!("{}{sep}{query}", provider.authorization_endpoint);
-        let cookie = self.cookie(LOGIN_COOKIE, &self.signed(&state), "/connexion", PENDING_TTL);
+        let cookie = self.cookie(
+            LOGIN_COOKIE,
+            &self.signed(&state),
+            "/connexion",
+            PENDING_TTL,
+        );
         Ok((url, cookie))
     }
 
@@ -372,7 +382,11 @@ impl SignIn {
             .join(" ");
         let session = Session {
             subject,
-            name: if name.is_empty() { text("email").to_string() } else { name },
+            name: if name.is_empty() {
+                text("email").to_string()
+            } else {
+                name
+            },
             siret,
             siren,
             csrf: self.random(),
@@ -536,8 +550,17 @@ mod tests {
 
     #[test]
     fn only_paths_of_this_portal_are_returned_to() {
-        assert_eq!(safe_return("/recherche?q=v%C3%A9lo"), "/recherche?q=v%C3%A9lo");
-        for bad in ["https://evil.example/", "//evil.example/", "/\\evil.example", "", "x"] {
+        assert_eq!(
+            safe_return("/recherche?q=v%C3%A9lo"),
+            "/recherche?q=v%C3%A9lo"
+        );
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "",
+            "x",
+        ] {
             assert_eq!(safe_return(bad), "/", "{bad}");
         }
     }

@@ -93,7 +93,13 @@ pub(crate) async fn back(
         let why = format!(
             "Le fournisseur d'identité n'a pas accepté la connexion ({error}). Vous pouvez réessayer."
         );
-        return problem(&http, &visitor, StatusCode::BAD_REQUEST, "Connexion refusée", &why);
+        return problem(
+            &http,
+            &visitor,
+            StatusCode::BAD_REQUEST,
+            "Connexion refusée",
+            &why,
+        );
     }
     let (Some(code), Some(state)) = (params.get("code"), params.get("state")) else {
         return problem(
@@ -268,5 +274,9 @@ pub(crate) fn same_origin(http: &Http, headers: &HeaderMap) -> bool {
 fn origin_of(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    format!("{}://{}", scheme.to_ascii_lowercase(), authority.to_ascii_lowercase())
+    format!(
+        "{}://{}",
+        scheme.to_ascii_lowercase(),
+        authority.to_ascii_lowercase()
+    )
 }

@@ -44,7 +44,9 @@ const CF_CONFLICTS: &str = "conflicts";
 const CF_FIRST_SEEN: &str = "first_seen";
 /// Read tokens for scripts, by the SHA-256 of the token.
 const CF_TOKENS: &str = "tokens";
-const CFS: [&str; 12] = [
+/// Who read what beyond the public, by time (`access`).
+const CF_ACCESS: &str = "access";
+const CFS: [&str; 13] = [
     CF_ENVELOPES,
     CF_CURRENT,
     CF_HISTORY,
@@ -57,6 +59,7 @@ const CFS: [&str; 12] = [
     CF_CONFLICTS,
     CF_FIRST_SEEN,
     CF_TOKENS,
+    CF_ACCESS,
 ];
 
 mod check;
@@ -404,9 +407,14 @@ impl Store {
     /// Stores a verified record with its indexes, atomically and durably.
     #[cfg(test)]
     fn insert(&self, rec: &VerifiedRecord, admission: Admission) -> Result<Inserted, StoreError> {
-        self.write_records(std::slice::from_ref(rec), admission, Origin::Local, &mut |_| {})?
-            .pop()
-            .expect("one result per record")
+        self.write_records(
+            std::slice::from_ref(rec),
+            admission,
+            Origin::Local,
+            &mut |_| {},
+        )?
+        .pop()
+        .expect("one result per record")
     }
 
     /// Stores many verified records (a replication batch) in one synced

@@ -13,7 +13,9 @@ use maillage_record::{PublicKey, RecordId, VerifiedRecord};
 use rocksdb::{Direction, IteratorMode, WriteOptions};
 
 use super::codec::{QuarantineKey, QuarantineValue};
-use super::{CF_FIRST_SEEN, CF_PEERS, CF_QUARANTINE, CF_TOKENS, CF_TRUST, Store, StoreError};
+use super::{
+    CF_ACCESS, CF_FIRST_SEEN, CF_PEERS, CF_QUARANTINE, CF_TOKENS, CF_TRUST, Store, StoreError,
+};
 
 /// A quarantine entry as a scan sees it, borrowed from the table: nothing
 /// is kept once the scan's callback returns.
@@ -64,6 +66,50 @@ impl Store {
         for item in self.db.iterator_cf(self.cf(cf), IteratorMode::Start) {
             let (k, v) = item?;
             out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// An access log line, under (time, a number that tells lines of the
+    /// same millisecond apart). To the WAL without waiting for the disk: a
+    /// crash may lose the last lines, and a read is not held up by a sync.
+    pub(super) fn put_access(&self, at_ms: i64, n: u64, value: &[u8]) -> Result<(), StoreError> {
+        let mut key = Vec::with_capacity(16);
+        key.extend_from_slice(&(at_ms.max(0) as u64).to_be_bytes());
+        key.extend_from_slice(&n.to_be_bytes());
+        self.db.put_cf(self.cf(CF_ACCESS), key, value)?;
+        Ok(())
+    }
+
+    /// Forgets the access log's lines written before `before_ms`.
+    pub(super) fn prune_access(&self, before_ms: i64) -> Result<(), StoreError> {
+        let end = (before_ms.max(0) as u64).to_be_bytes();
+        self.db
+            .delete_range_cf(self.cf(CF_ACCESS), [0u8; 8].as_slice(), end.as_slice())
+            .map_err(|e| self.write_error(e))
+    }
+
+    /// The access log's lines from `since_ms`, oldest first, at most
+    /// `limit`: (time, line).
+    pub fn access_log(
+        &self,
+        since_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        let start = (since_ms.max(0) as u64).to_be_bytes();
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(CF_ACCESS),
+            IteratorMode::From(&start, rocksdb::Direction::Forward),
+        );
+        for item in iter.take(limit) {
+            let (k, v) = item?;
+            let at = k
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| self.corrupt("access log key"))?;
+            out.push((at as i64, v.to_vec()));
         }
         Ok(out)
     }

@@ -71,6 +71,14 @@ impl Writer {
         self.store.delete_root(key)
     }
 
+    pub fn put_access(&self, at_ms: i64, n: u64, value: &[u8]) -> Result<(), StoreError> {
+        self.store.put_access(at_ms, n, value)
+    }
+
+    pub fn prune_access(&self, before_ms: i64) -> Result<(), StoreError> {
+        self.store.prune_access(before_ms)
+    }
+
     pub fn put_token(&self, hash: &[u8; 32], value: &[u8]) -> Result<(), StoreError> {
         self.store.put_token(hash, value)
     }
