@@ -131,6 +131,11 @@ enum Command {
     /// organisation sees on the portal.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Records agents proposed on the portal: list them, accept one (the
+    /// node signs and publishes it on behalf of the agent's organisation)
+    /// or refuse it.
+    #[command(subcommand)]
+    Proposals(ProposalsCommand),
     /// Who read what beyond the public: each time a signed-in agent or a
     /// read token was shown a record that is not public (kept 90 days).
     AccessLog {
@@ -285,6 +290,23 @@ enum PeerCommand {
     List,
     /// Unpin a peer.
     Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum ProposalsCommand {
+    /// Those waiting (all with --all).
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// Sign and publish it, on behalf of the proposing organisation.
+    Accept { id: String },
+    /// Refuse it; the agent's organisation sees the reason.
+    Refuse {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -451,6 +473,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         expires,
                     }) => tokens::create(&dir, &siren, &name, &expires, json).await,
                     Command::Token(TokenCommand::List) => tokens::list(&dir, json).await,
+                    Command::Proposals(ProposalsCommand::List { all }) => {
+                        tokens::proposals_list(&dir, all, json).await
+                    }
+                    Command::Proposals(ProposalsCommand::Accept { id }) => {
+                        tokens::proposals_decide(&dir, &id, true, "", json).await
+                    }
+                    Command::Proposals(ProposalsCommand::Refuse { id, reason }) => {
+                        tokens::proposals_decide(&dir, &id, false, &reason, json).await
+                    }
                     Command::AccessLog {
                         since,
                         siren,

@@ -164,3 +164,83 @@ pub async fn access_log(
     }
     Ok(())
 }
+
+/// `maillage proposals list [--all]`.
+pub async fn proposals_list(dir: &Path, all: bool, json_out: bool) -> anyhow::Result<()> {
+    let conn = NodeConn::open(dir).await?;
+    let proposals = conn
+        .admin()
+        .proposal_list(maillage_proto::v1::ProposalListRequest { all })
+        .await
+        .map_err(refused)?
+        .into_inner()
+        .proposals;
+    if json_out {
+        let items: Vec<Value> = proposals.iter().map(proposal_json).collect();
+        println!("{}", serde_json::to_string_pretty(&items)?);
+    } else if proposals.is_empty() {
+        eprintln!("no proposal waits: agents propose records on the portal (/propositions)");
+    } else {
+        for p in &proposals {
+            println!(
+                "{}  {}  {}  {}  SIREN {}  by {}  {}",
+                p.id,
+                p.state,
+                format_time(p.created_at_ms),
+                p.kind,
+                p.siren,
+                p.agent,
+                p.title
+            );
+        }
+    }
+    Ok(())
+}
+
+fn proposal_json(p: &maillage_proto::v1::Proposal) -> Value {
+    json!({
+        "id": p.id, "state": p.state, "kind": p.kind, "title": p.title, "record_id": p.record_id,
+        "siren": p.siren, "organisation": p.organisation, "agent": p.agent, "subject": p.subject,
+        "created": format_time(p.created_at_ms), "decided_by": p.decided_by, "reason": p.reason,
+        "document": serde_json::from_str::<Value>(&p.document).unwrap_or(Value::Null),
+    })
+}
+
+/// `maillage proposals accept ID` / `refuse ID --reason R`.
+pub async fn proposals_decide(
+    dir: &Path,
+    id: &str,
+    accept: bool,
+    reason: &str,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let conn = NodeConn::open(dir).await?;
+    let answer = conn
+        .admin()
+        .proposal_decide(maillage_proto::v1::ProposalDecideRequest {
+            id: id.to_string(),
+            accept,
+            reason: reason.to_string(),
+        })
+        .await
+        .map_err(refused)?
+        .into_inner();
+    let p = answer.proposal.unwrap_or_default();
+    if json_out {
+        let mut doc = proposal_json(&p);
+        doc["record"] = hex::encode(&answer.record).into();
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else if accept {
+        eprintln!(
+            "accepted {}: published as {} on behalf of {} (SIREN {}), id {}",
+            p.id,
+            p.record_id,
+            p.organisation,
+            p.siren,
+            hex::encode(&answer.record)
+        );
+    } else {
+        eprintln!("refused {}: the agent's organisation sees why", p.id);
+    }
+    Ok(())
+}

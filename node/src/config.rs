@@ -53,6 +53,8 @@ struct RawSignin {
     siret_claim: Option<String>,
     scopes: Option<String>,
     session: Option<String>,
+    #[serde(default)]
+    moderators: Vec<String>,
 }
 
 /// Members sign in on the portal with OpenID Connect (`[signin]`): the
@@ -72,6 +74,9 @@ pub struct Signin {
     pub scopes: String,
     /// How long a session lasts.
     pub session: Duration,
+    /// The agents (by the e-mail address their provider states, lowercase)
+    /// who may accept or refuse proposals in the portal.
+    pub moderators: Vec<String>,
 }
 
 /// ProConnect's scopes: who the agent is, and its organisation's SIRET.
@@ -548,6 +553,12 @@ impl Config {
                         .clone()
                         .unwrap_or_else(|| PROCONNECT_SCOPES.into()),
                     session,
+                    moderators: si
+                        .moderators
+                        .iter()
+                        .map(|m| m.trim().to_lowercase())
+                        .filter(|m| !m.is_empty())
+                        .collect(),
                 })
             }
         };

@@ -289,6 +289,11 @@ impl Ledger {
         self.trust.remove_root(key, || self.writer.delete_root(key))
     }
 
+    /// A proposal (`proposals`), kept durably.
+    pub fn save_proposal(&self, id: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.writer.put_proposal(id, value)
+    }
+
     /// An access log line (`access`).
     pub fn log_access(&self, at_ms: i64, n: u64, value: &[u8]) -> Result<(), StoreError> {
         self.writer.put_access(at_ms, n, value)

@@ -23,6 +23,7 @@ mod ledger;
 mod node;
 mod peers;
 mod portal;
+mod proposals;
 mod query_string;
 mod refusals;
 mod replication;

@@ -40,6 +40,8 @@ pub struct Node {
     tokens: crate::tokens::Tokens,
     /// Who read what beyond the public.
     access: crate::access::AccessLog,
+    /// Records agents proposed through the portal.
+    proposals: crate::proposals::Proposals,
     publish_authors: Vec<PublicKey>,
     grpc_listen: String,
     started: Instant,
@@ -132,6 +134,7 @@ impl Node {
             store.clone(),
         ));
         let tokens = crate::tokens::Tokens::load(&store)?;
+        let proposals = crate::proposals::Proposals::load(&store)?;
         ledger.prune_access(
             maillage_record::now_ms() - crate::access::RETENTION.as_millis() as i64,
         )?;
@@ -156,6 +159,7 @@ impl Node {
             sirens,
             tokens,
             access: crate::access::AccessLog::default(),
+            proposals,
             publish_authors: config.publish_authors.clone(),
             grpc_listen,
             started: Instant::now(),
@@ -451,6 +455,11 @@ impl Node {
     /// Read tokens for scripts.
     pub fn tokens(&self) -> &crate::tokens::Tokens {
         &self.tokens
+    }
+
+    /// Records agents proposed through the portal.
+    pub fn proposals(&self) -> &crate::proposals::Proposals {
+        &self.proposals
     }
 
     /// Notes that `who` (of `siren`) was shown a record not public.

@@ -14,6 +14,8 @@ const SIRET_COLOMIERS: &str = "21310149600015";
 const SIRET_BROKEN: &str = "21310149600016";
 /// Valid, of no organisation the federation knows.
 const SIRET_UNKNOWN: &str = "12345678200010";
+/// Toulouse Métropole (243100518): its agent `moderateur` moderates.
+const SIRET_METROPOLE: &str = "24310051800014";
 
 /// The provider's process, stopped when dropped.
 struct Provider {
@@ -34,7 +36,7 @@ fn provider(redirect_uri: &str, secret: &str) -> Provider {
     let clients = serde_json::json!([{"client_id": "maillage", "client_secret": secret,
         "redirect_uri": redirect_uri}]);
     let accounts = serde_json::json!({"agent-a": SIRET_COLOMIERS, "agent-x": SIRET_BROKEN,
-        "agent-z": SIRET_UNKNOWN});
+        "agent-z": SIRET_UNKNOWN, "moderateur": SIRET_METROPOLE});
     let mut child = Command::new("node")
         .arg(browser_dir().join("oidc-provider.mjs"))
         .arg(port.to_string())
@@ -268,4 +270,73 @@ fn a_read_token_sees_its_organisation_s_records_until_revoked() {
     cli_json(&dir, &["token", "revoke", "--json", id]);
     assert_eq!(total(&with).0, 401);
     drop(node);
+}
+
+/// Proposals (issue 22): agent-a of Colomiers proposes a project and a
+/// dataset in the portal; the moderator accepts the project there, the
+/// operator refuses the dataset with the CLI. The node signs the project on
+/// behalf of Colomiers, and a peer shows it as Colomiers' project.
+#[test]
+fn an_agent_proposes_a_project_a_moderator_publishes_it_and_a_peer_shows_it() {
+    browser_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("metropole");
+    init(&dir, "243100518", "Toulouse Métropole");
+    let addr = enable_http(&dir);
+    let secret = "secret-de-test-du-client";
+    let idp = provider(&format!("http://{addr}/connexion/retour"), secret);
+    configure(&dir, &idp.issuer, secret);
+    let config = dir.join("maillage.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("moderators = [\"Moderateur@collectivite.example\"]\n");
+    std::fs::write(&config, text).unwrap();
+    let _node = start(&dir);
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("proposals-browser");
+    let _ = std::fs::remove_dir_all(&out);
+    println!("{}", browser_script("proposals.mjs", &addr, &out));
+
+    // The project is published, signed by the node, on behalf of Colomiers.
+    let list = cli_json(&dir, &["list", "--json", "--kind", "project"]);
+    let project = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["record"].clone())
+        .find(|r| r["name"] == "Détection des fuites PROPOSEE")
+        .unwrap_or_else(|| panic!("the accepted project is not published: {list}"));
+    assert_eq!(project["provenance"]["on_behalf_of"]["siren"], "213101496", "{project}");
+    assert_eq!(project["provenance"]["source_format"], "proposition", "{project}");
+    assert_eq!(project["siret"], SIRET_COLOMIERS, "{project}");
+    assert_eq!(project["latitude"], 43.6111, "{project}");
+
+    // The dataset waits; the operator refuses it with the CLI.
+    let waiting = cli_json(&dir, &["proposals", "list", "--json"]);
+    let waiting = waiting.as_array().unwrap();
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    assert_eq!(waiting[0]["title"], "Jeu REFUSE");
+    assert_eq!(waiting[0]["siren"], "213101496");
+    let id = waiting[0]["id"].as_str().unwrap();
+    let refused = cli_json(&dir, &["proposals", "refuse", "--json", id, "--reason", "doublon"]);
+    assert_eq!(refused["state"], "refused", "{refused}");
+    let again = cli(&dir, &["proposals", "accept", id]);
+    assert!(!again.status.success(), "a refused proposal was accepted");
+    let all = cli_json(&dir, &["proposals", "list", "--json", "--all"]);
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+
+    // A peer that trusts the node gets the project, as Colomiers'.
+    let peer_dir = tmp.path().join("region");
+    init(&peer_dir, "200053791", "Région Occitanie");
+    let _peer = start(&peer_dir);
+    peer(&peer_dir, "metropole", &dir);
+    peer(&dir, "region", &peer_dir);
+    trust(&peer_dir, &dir);
+    cli_json(&peer_dir, &["sync", "--json", "metropole"]);
+    eventually(
+        std::time::Duration::from_secs(30),
+        "the peer finds the project under Colomiers",
+        || {
+            let found = cli_json(&peer_dir, &["search", "--json", "--org", "213101496", "PROPOSEE"]);
+            found["total"] == 1
+        },
+    );
 }

@@ -27,6 +27,7 @@ mod labels;
 mod map;
 mod organisation;
 mod projects;
+mod proposals;
 mod record;
 mod search;
 mod territory;
@@ -162,6 +163,15 @@ pub(crate) fn routes() -> Router<Http> {
         .route("/connexion", get(crate::signin::routes::begin))
         .route("/connexion/retour", get(crate::signin::routes::back))
         .route("/compte", get(crate::signin::routes::account))
+        .route(
+            "/propositions",
+            get(proposals::list).post(proposals::send),
+        )
+        .route("/propositions/nouvelle", get(proposals::new))
+        .route(
+            "/propositions/{id}/decision",
+            axum::routing::post(proposals::decide),
+        )
         .route(
             "/deconnexion",
             axum::routing::post(crate::signin::routes::sign_out),

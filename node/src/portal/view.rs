@@ -57,6 +57,7 @@ pub fn page_with(site: &Site<'_>, title: &str, query: &str, head: Markup, main: 
                             li { a href="/carte" { "Carte des projets" } }
                             li { a href="/catalog.jsonld" { "Catalogue DCAT-AP" } }
                             @if let Some(a) = &site.account {
+                                li { a href="/propositions" { "Propositions" } }
                                 li class="compte" {
                                     a href="/compte" { "Mon compte (" (a.name) ", SIREN " (a.siren) ")" }
                                 }

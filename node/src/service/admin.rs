@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use maillage_proto::v1::admin_server::Admin;
 use maillage_proto::v1::{
-    Access, AccessLogRequest, AccessLogResponse, CheckRequest, CheckResponse, HarvestNowRequest,
+    Access, AccessLogRequest, AccessLogResponse, ProposalDecideRequest, ProposalDecideResponse,
+    ProposalListRequest, ProposalListResponse, CheckRequest, CheckResponse, HarvestNowRequest,
     HarvestStatus, ImportOutcome, ImportRequest, ImportResponse, KeyRotateRequest,
     KeyRotateResponse, KindCount, Peer, PeerAddRequest, PeerListRequest, PeerListResponse,
     PeerProgress, PeerRemoveRequest, PeerRemoveResponse, PublishResponse, QuarantineDropRequest,
@@ -678,6 +679,54 @@ impl Admin for AdminService {
         Ok(Response::new(AccessLogResponse { lines }))
     }
 
+    async fn proposal_list(
+        &self,
+        request: Request<ProposalListRequest>,
+    ) -> Result<Response<ProposalListResponse>, Status> {
+        let all = request.into_inner().all;
+        let proposals = self
+            .node
+            .proposals()
+            .list(all, None)
+            .iter()
+            .map(proposal_message)
+            .collect();
+        Ok(Response::new(ProposalListResponse { proposals }))
+    }
+
+    async fn proposal_decide(
+        &self,
+        request: Request<ProposalDecideRequest>,
+    ) -> Result<Response<ProposalDecideResponse>, Status> {
+        use crate::proposals::ProposalError;
+        let req = request.into_inner();
+        let status = |e: ProposalError| match e {
+            ProposalError::NotFound(_) => Status::not_found(e.to_string()),
+            ProposalError::Decided(..) => Status::failed_precondition(e.to_string()),
+            ProposalError::Store(e) => store_status(e),
+            e => Status::invalid_argument(e.to_string()),
+        };
+        let (proposal, record) = if req.accept {
+            let (p, published) = crate::proposals::accept(&self.node, req.id.trim(), "operator")
+                .await
+                .map_err(status)?;
+            (p, published.id)
+        } else {
+            let node = self.node.clone();
+            let p = blocking(move || {
+                node.proposals()
+                    .refuse(node.ledger(), req.id.trim(), "operator", &req.reason)
+                    .map_err(status)
+            })
+            .await?;
+            (p, Vec::new())
+        };
+        Ok(Response::new(ProposalDecideResponse {
+            proposal: Some(proposal_message(&proposal)),
+            record,
+        }))
+    }
+
     async fn token_list(
         &self,
         _: Request<TokenListRequest>,
@@ -828,5 +877,24 @@ fn token_status(e: crate::tokens::TokenError) -> Status {
         TokenError::Invalid(..) | TokenError::Full => Status::invalid_argument(e.to_string()),
         TokenError::NotFound(_) => Status::not_found(e.to_string()),
         TokenError::Store(e) => store_status(e),
+    }
+}
+
+fn proposal_message(p: &crate::proposals::Proposal) -> maillage_proto::v1::Proposal {
+    maillage_proto::v1::Proposal {
+        id: p.id.clone(),
+        kind: p.kind.clone(),
+        title: p.title.clone(),
+        record_id: p.record_id.clone(),
+        siren: p.siren.to_string(),
+        organisation: p.organisation.clone(),
+        agent: p.agent.clone(),
+        subject: p.subject.clone(),
+        created_at_ms: p.created_at_ms,
+        state: p.state.as_str().to_string(),
+        decided_by: p.decided_by.clone(),
+        decided_at_ms: p.decided_at_ms,
+        reason: p.reason.clone(),
+        document: p.document.to_string(),
     }
 }

@@ -91,6 +91,11 @@ pub struct Session {
     pub subject: String,
     /// The agent's name, as the provider gives it (for the page header).
     pub name: String,
+    /// The e-mail address the provider states (lowercase; may be empty).
+    pub email: String,
+    /// Whether the agent may accept or refuse proposals (`[signin]
+    /// moderators` names its address).
+    pub moderator: bool,
     pub siret: String,
     pub siren: Siren,
     /// The token every form of the session carries (CSRF).
@@ -380,13 +385,12 @@ impl SignIn {
             .copied()
             .collect::<Vec<_>>()
             .join(" ");
+        let email = text("email").to_lowercase();
         let session = Session {
             subject,
-            name: if name.is_empty() {
-                text("email").to_string()
-            } else {
-                name
-            },
+            name: if name.is_empty() { email.clone() } else { name },
+            moderator: !email.is_empty() && self.config.moderators.contains(&email),
+            email,
             siret,
             siren,
             csrf: self.random(),

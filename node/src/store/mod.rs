@@ -46,7 +46,9 @@ const CF_FIRST_SEEN: &str = "first_seen";
 const CF_TOKENS: &str = "tokens";
 /// Who read what beyond the public, by time (`access`).
 const CF_ACCESS: &str = "access";
-const CFS: [&str; 13] = [
+/// Records agents proposed through the portal, by id (`proposals`).
+const CF_PROPOSALS: &str = "proposals";
+const CFS: [&str; 14] = [
     CF_ENVELOPES,
     CF_CURRENT,
     CF_HISTORY,
@@ -60,6 +62,7 @@ const CFS: [&str; 13] = [
     CF_FIRST_SEEN,
     CF_TOKENS,
     CF_ACCESS,
+    CF_PROPOSALS,
 ];
 
 mod check;

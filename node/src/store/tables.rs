@@ -14,7 +14,8 @@ use rocksdb::{Direction, IteratorMode, WriteOptions};
 
 use super::codec::{QuarantineKey, QuarantineValue};
 use super::{
-    CF_ACCESS, CF_FIRST_SEEN, CF_PEERS, CF_QUARANTINE, CF_TOKENS, CF_TRUST, Store, StoreError,
+    CF_ACCESS, CF_FIRST_SEEN, CF_PEERS, CF_PROPOSALS, CF_QUARANTINE, CF_TOKENS, CF_TRUST, Store,
+    StoreError,
 };
 
 /// A quarantine entry as a scan sees it, borrowed from the table: nothing
@@ -112,6 +113,22 @@ impl Store {
             out.push((at as i64, v.to_vec()));
         }
         Ok(out)
+    }
+
+    pub(super) fn put_proposal(&self, id: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.put_synced(CF_PROPOSALS, id.as_bytes(), value)
+    }
+
+    /// Every proposal: (id, value).
+    pub fn proposals(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.all(CF_PROPOSALS)?
+            .into_iter()
+            .map(|(k, v)| {
+                String::from_utf8(k)
+                    .map(|id| (id, v))
+                    .map_err(|_| self.corrupt("proposal id"))
+            })
+            .collect()
     }
 
     pub(super) fn put_token(&self, hash: &[u8; 32], value: &[u8]) -> Result<(), StoreError> {

@@ -79,6 +79,10 @@ impl Writer {
         self.store.prune_access(before_ms)
     }
 
+    pub fn put_proposal(&self, id: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.store.put_proposal(id, value)
+    }
+
     pub fn put_token(&self, hash: &[u8; 32], value: &[u8]) -> Result<(), StoreError> {
         self.store.put_token(hash, value)
     }
