@@ -47,7 +47,7 @@ impl AccessLog {
         if let Err(e) = ledger.log_access(access.at_ms, n, &value) {
             tracing::error!(error = %e, "the access log could not be written");
         }
-        if n % PRUNE_EVERY == 0 {
+        if n.is_multiple_of(PRUNE_EVERY) {
             let before = access.at_ms - RETENTION.as_millis() as i64;
             if let Err(e) = ledger.prune_access(before) {
                 tracing::error!(error = %e, "the access log could not be pruned");

@@ -108,7 +108,9 @@ impl Proposals {
                 Ok(p) => {
                     by_id.insert(id, p);
                 }
-                Err(e) => tracing::error!(error = %e, %id, "a stored proposal does not decode; left out"),
+                Err(e) => {
+                    tracing::error!(error = %e, %id, "a stored proposal does not decode; left out")
+                }
             }
         }
         Ok(Proposals {
@@ -180,7 +182,7 @@ impl Proposals {
             .filter(|p| siren.is_none_or(|s| p.siren == *s))
             .cloned()
             .collect();
-        out.sort_by(|a, b| b.created_at_ms.cmp(&a.created_at_ms));
+        out.sort_by_key(|p| std::cmp::Reverse(p.created_at_ms));
         out
     }
 

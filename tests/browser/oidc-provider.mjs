@@ -3,19 +3,22 @@
 // organisation is the `siret` claim, given by the userinfo endpoint as a
 // signed JWT (not in the ID token); authorization code flow with PKCE.
 //
-//   node oidc-provider.mjs PORT
+//   node oidc-provider.mjs
 //
 // Environment: OIDC_CLIENTS, a JSON list of {client_id, client_secret,
 // redirect_uri}; OIDC_ACCOUNTS, a JSON object from login name to SIRET.
 // Its built-in login page takes any login and password; the account is the
-// login. Prints "ready ISSUER" once it listens.
+// login. Listens on a port of 127.0.0.1 the system picks (so that it
+// never takes one a test chose for a node), and prints "ready ISSUER".
 
+import { createServer } from "node:http";
 import Provider from "oidc-provider";
 
-const port = Number(process.argv[2]);
 const clients = JSON.parse(process.env.OIDC_CLIENTS || "[]");
 const accounts = JSON.parse(process.env.OIDC_ACCOUNTS || "{}");
-const issuer = `http://127.0.0.1:${port}`;
+const server = createServer();
+await new Promise((ready) => server.listen(0, "127.0.0.1", ready));
+const issuer = `http://127.0.0.1:${server.address().port}`;
 
 const configuration = {
   clients: clients.map((c) => ({
@@ -64,6 +67,5 @@ const configuration = {
 const provider = new Provider(issuer, configuration);
 // Loopback over plain HTTP: the provider is told the connection is its own.
 provider.proxy = true;
-provider.listen(port, "127.0.0.1", () => {
-  console.log(`ready ${issuer}`);
-});
+server.on("request", provider.callback());
+console.log(`ready ${issuer}`);

@@ -32,14 +32,12 @@ impl Drop for Provider {
 
 /// Starts oidc-provider with one client (this node's) and its accounts.
 fn provider(redirect_uri: &str, secret: &str) -> Provider {
-    let port = free_port();
     let clients = serde_json::json!([{"client_id": "maillage", "client_secret": secret,
         "redirect_uri": redirect_uri}]);
     let accounts = serde_json::json!({"agent-a": SIRET_COLOMIERS, "agent-x": SIRET_BROKEN,
         "agent-z": SIRET_UNKNOWN, "moderateur": SIRET_METROPOLE});
     let mut child = Command::new("node")
         .arg(browser_dir().join("oidc-provider.mjs"))
-        .arg(port.to_string())
         .env("OIDC_CLIENTS", clients.to_string())
         .env("OIDC_ACCOUNTS", accounts.to_string())
         .stdout(Stdio::piped())
@@ -304,8 +302,14 @@ fn an_agent_proposes_a_project_a_moderator_publishes_it_and_a_peer_shows_it() {
         .map(|e| e["record"].clone())
         .find(|r| r["name"] == "Détection des fuites PROPOSEE")
         .unwrap_or_else(|| panic!("the accepted project is not published: {list}"));
-    assert_eq!(project["provenance"]["on_behalf_of"]["siren"], "213101496", "{project}");
-    assert_eq!(project["provenance"]["source_format"], "proposition", "{project}");
+    assert_eq!(
+        project["provenance"]["on_behalf_of"]["siren"], "213101496",
+        "{project}"
+    );
+    assert_eq!(
+        project["provenance"]["source_format"], "proposition",
+        "{project}"
+    );
     assert_eq!(project["siret"], SIRET_COLOMIERS, "{project}");
     assert_eq!(project["latitude"], 43.6111, "{project}");
 
@@ -316,7 +320,10 @@ fn an_agent_proposes_a_project_a_moderator_publishes_it_and_a_peer_shows_it() {
     assert_eq!(waiting[0]["title"], "Jeu REFUSE");
     assert_eq!(waiting[0]["siren"], "213101496");
     let id = waiting[0]["id"].as_str().unwrap();
-    let refused = cli_json(&dir, &["proposals", "refuse", "--json", id, "--reason", "doublon"]);
+    let refused = cli_json(
+        &dir,
+        &["proposals", "refuse", "--json", id, "--reason", "doublon"],
+    );
     assert_eq!(refused["state"], "refused", "{refused}");
     let again = cli(&dir, &["proposals", "accept", id]);
     assert!(!again.status.success(), "a refused proposal was accepted");
@@ -335,7 +342,10 @@ fn an_agent_proposes_a_project_a_moderator_publishes_it_and_a_peer_shows_it() {
         std::time::Duration::from_secs(30),
         "the peer finds the project under Colomiers",
         || {
-            let found = cli_json(&peer_dir, &["search", "--json", "--org", "213101496", "PROPOSEE"]);
+            let found = cli_json(
+                &peer_dir,
+                &["search", "--json", "--org", "213101496", "PROPOSEE"],
+            );
             found["total"] == 1
         },
     );

@@ -163,10 +163,7 @@ pub(crate) fn routes() -> Router<Http> {
         .route("/connexion", get(crate::signin::routes::begin))
         .route("/connexion/retour", get(crate::signin::routes::back))
         .route("/compte", get(crate::signin::routes::account))
-        .route(
-            "/propositions",
-            get(proposals::list).post(proposals::send),
-        )
+        .route("/propositions", get(proposals::list).post(proposals::send))
         .route("/propositions/nouvelle", get(proposals::new))
         .route(
             "/propositions/{id}/decision",

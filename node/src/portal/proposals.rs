@@ -26,18 +26,26 @@ use crate::query_string::Params;
 use crate::signin::Session;
 
 fn to(path: &str) -> Response {
-    (StatusCode::SEE_OTHER, [(header::LOCATION, path.to_string())]).into_response()
+    (
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, path.to_string())],
+    )
+        .into_response()
 }
 
 fn problem(http: &Http, visitor: &Visitor, status: StatusCode, title: &str, why: &str) -> Response {
     page(status, view::problem(&site_for(http, visitor), title, why))
 }
 
-/// The session, or the way to sign in and come back.
-fn signed_in<'a>(visitor: &'a Visitor, back: &str) -> Result<&'a Session, Response> {
+/// The session, or the way to sign in and come back (boxed: a response is
+/// large beside a reference).
+fn signed_in<'a>(visitor: &'a Visitor, back: &str) -> Result<&'a Session, Box<Response>> {
     match &visitor.session {
         Some((_, s)) => Ok(s),
-        None => Err(to(&format!("/connexion?retour={}", view::encode(back)))),
+        None => Err(Box::new(to(&format!(
+            "/connexion?retour={}",
+            view::encode(back)
+        )))),
     }
 }
 
@@ -47,14 +55,10 @@ fn organisation_name(siren: &maillage_record::Siren) -> String {
         .unwrap_or_else(|| format!("SIREN {siren}"))
 }
 
-pub(super) async fn list(
-    State(http): State<Http>,
-    visitor: Visitor,
-    params: Params,
-) -> Response {
+pub(super) async fn list(State(http): State<Http>, visitor: Visitor, params: Params) -> Response {
     let session = match signed_in(&visitor, "/propositions") {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let own = http.node.proposals().list(true, Some(&session.siren));
     let waiting = if session.moderator {
@@ -149,10 +153,17 @@ fn moderation(p: &Proposal, csrf: &str) -> Markup {
     }
 }
 
-/// The form's fields by type: (name, label, kind, required).
-const PROJECT_FIELDS: &[(&str, &str, &str, bool)] = &[
+/// A form's fields: (name, label, input, required).
+type Fields = &'static [(&'static str, &'static str, &'static str, bool)];
+
+const PROJECT_FIELDS: Fields = &[
     ("name", "Nom du projet", "text", true),
-    ("description", "Description du service rendu", "textarea", true),
+    (
+        "description",
+        "Description du service rendu",
+        "textarea",
+        true,
+    ),
     ("status", "Statut", "status", true),
     ("theme", "Thème", "theme", false),
     ("start_date", "Date de démarrage (MM/AAAA)", "text", false),
@@ -160,15 +171,30 @@ const PROJECT_FIELDS: &[(&str, &str, &str, bool)] = &[
     ("latitude", "Latitude", "number", false),
     ("longitude", "Longitude", "number", false),
 ];
-const DATASET_FIELDS: &[(&str, &str, &str, bool)] = &[
+const DATASET_FIELDS: Fields = &[
     ("title", "Titre du jeu de données", "text", true),
     ("description", "Description", "textarea", true),
-    ("keywords", "Mots-clés (séparés par des virgules)", "text", false),
-    ("landing_page", "Page de présentation (https://…)", "url", false),
-    ("licence", "Licence (par exemple Licence Ouverte 2.0)", "text", false),
+    (
+        "keywords",
+        "Mots-clés (séparés par des virgules)",
+        "text",
+        false,
+    ),
+    (
+        "landing_page",
+        "Page de présentation (https://…)",
+        "url",
+        false,
+    ),
+    (
+        "licence",
+        "Licence (par exemple Licence Ouverte 2.0)",
+        "text",
+        false,
+    ),
 ];
 
-fn fields_of(kind: &str) -> Option<(&'static str, &'static [(&'static str, &'static str, &'static str, bool)])> {
+fn fields_of(kind: &str) -> Option<(&'static str, Fields)> {
     match kind {
         "projet" => Some(("Proposer un projet d'IA", PROJECT_FIELDS)),
         "jeu" => Some(("Proposer un jeu de données", DATASET_FIELDS)),
@@ -250,13 +276,18 @@ pub(super) async fn new(State(http): State<Http>, visitor: Visitor, params: Para
     let back = format!("/propositions/nouvelle?type={}", view::encode(&kind));
     let session = match signed_in(&visitor, &back) {
         Ok(s) => s.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     form_page(&http, &visitor, &session, &kind, &HashMap::new(), None)
 }
 
 /// The record document a form describes.
-fn document(kind: &str, form: &HashMap<String, String>, session: &Session, organisation: &str) -> Result<serde_json::Value, String> {
+fn document(
+    kind: &str,
+    form: &HashMap<String, String>,
+    session: &Session,
+    organisation: &str,
+) -> Result<serde_json::Value, String> {
     let text = |k: &str| form.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
     let slug: String = text(if kind == "projet" { "name" } else { "title" })
         .unwrap_or("")
@@ -269,7 +300,15 @@ fn document(kind: &str, form: &HashMap<String, String>, session: &Session, organ
         .take(8)
         .collect::<Vec<_>>()
         .join("-");
-    let record_id = format!("{}-{}", session.siren, if slug.is_empty() { "proposition".into() } else { slug });
+    let record_id = format!(
+        "{}-{}",
+        session.siren,
+        if slug.is_empty() {
+            "proposition".into()
+        } else {
+            slug
+        }
+    );
     let mut doc = serde_json::Map::new();
     doc.insert("record_id".into(), record_id.into());
     doc.insert("visibility".into(), "public".into());
@@ -285,7 +324,14 @@ fn document(kind: &str, form: &HashMap<String, String>, session: &Session, organ
     };
     if kind == "projet" {
         doc.insert("kind".into(), "project".into());
-        for k in ["name", "description", "status", "theme", "start_date", "website"] {
+        for k in [
+            "name",
+            "description",
+            "status",
+            "theme",
+            "start_date",
+            "website",
+        ] {
             if let Some(v) = text(k) {
                 doc.insert(k.into(), v.into());
             }
@@ -325,9 +371,11 @@ pub(super) async fn send(
 ) -> Response {
     let session = match signed_in(&visitor, "/propositions") {
         Ok(s) => s.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
-    if !crate::signin::routes::same_origin(&http, &headers) || form.get("csrf") != Some(&session.csrf) {
+    if !crate::signin::routes::same_origin(&http, &headers)
+        || form.get("csrf") != Some(&session.csrf)
+    {
         return problem(
             &http,
             &visitor,
@@ -362,7 +410,9 @@ pub(super) async fn send(
         reason: String::new(),
     };
     let node = http.node.clone();
-    let made = tokio::task::spawn_blocking(move || node.proposals().propose(node.ledger(), proposal)).await;
+    let made =
+        tokio::task::spawn_blocking(move || node.proposals().propose(node.ledger(), proposal))
+            .await;
     match made {
         Ok(Ok(p)) => to(&format!("/propositions?envoyee={}", p.id)),
         Ok(Err(ProposalError::Invalid(why))) => {
@@ -377,9 +427,21 @@ pub(super) async fn send(
         ),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "a proposal could not be kept");
-            problem(&http, &visitor, StatusCode::INTERNAL_SERVER_ERROR, "Erreur du nœud", "La proposition n'a pas pu être enregistrée ; l'opérateur du nœud trouvera la cause dans son journal.")
+            problem(
+                &http,
+                &visitor,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Erreur du nœud",
+                "La proposition n'a pas pu être enregistrée ; l'opérateur du nœud trouvera la cause dans son journal.",
+            )
         }
-        Err(_) => problem(&http, &visitor, StatusCode::INTERNAL_SERVER_ERROR, "Erreur du nœud", "La proposition n'a pas pu être enregistrée."),
+        Err(_) => problem(
+            &http,
+            &visitor,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Erreur du nœud",
+            "La proposition n'a pas pu être enregistrée.",
+        ),
     }
 }
 
@@ -392,7 +454,7 @@ pub(super) async fn decide(
 ) -> Response {
     let session = match signed_in(&visitor, "/propositions") {
         Ok(s) => s.clone(),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if !session.moderator {
         return problem(
@@ -403,7 +465,9 @@ pub(super) async fn decide(
             "Seuls les modérateurs désignés par l'opérateur du nœud acceptent ou refusent les propositions.",
         );
     }
-    if !crate::signin::routes::same_origin(&http, &headers) || form.get("csrf") != Some(&session.csrf) {
+    if !crate::signin::routes::same_origin(&http, &headers)
+        || form.get("csrf") != Some(&session.csrf)
+    {
         return problem(
             &http,
             &visitor,
@@ -414,7 +478,9 @@ pub(super) async fn decide(
     }
     let by = format!("moderator:{}", session.email);
     let outcome = match form.get("decision").map(String::as_str) {
-        Some("accepter") => crate::proposals::accept(&http.node, &id, &by).await.map(|_| ()),
+        Some("accepter") => crate::proposals::accept(&http.node, &id, &by)
+            .await
+            .map(|_| ()),
         Some("refuser") => {
             let node = http.node.clone();
             let reason = form.get("raison").cloned().unwrap_or_default();
@@ -431,12 +497,26 @@ pub(super) async fn decide(
     };
     match outcome {
         Ok(()) => to("/propositions"),
-        Err(e @ (ProposalError::NotFound(_) | ProposalError::Decided(..) | ProposalError::Invalid(_))) => {
-            problem(&http, &visitor, StatusCode::BAD_REQUEST, "Décision impossible", &e.to_string())
-        }
+        Err(
+            e @ (ProposalError::NotFound(_)
+            | ProposalError::Decided(..)
+            | ProposalError::Invalid(_)),
+        ) => problem(
+            &http,
+            &visitor,
+            StatusCode::BAD_REQUEST,
+            "Décision impossible",
+            &e.to_string(),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "a proposal could not be decided");
-            problem(&http, &visitor, StatusCode::INTERNAL_SERVER_ERROR, "Erreur du nœud", &e.to_string())
+            problem(
+                &http,
+                &visitor,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Erreur du nœud",
+                &e.to_string(),
+            )
         }
     }
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use maillage_proto::v1::admin_server::Admin;
 use maillage_proto::v1::{
-    Access, AccessLogRequest, AccessLogResponse, ProposalDecideRequest, ProposalDecideResponse,
-    ProposalListRequest, ProposalListResponse, CheckRequest, CheckResponse, HarvestNowRequest,
+    Access, AccessLogRequest, AccessLogResponse, CheckRequest, CheckResponse, HarvestNowRequest,
     HarvestStatus, ImportOutcome, ImportRequest, ImportResponse, KeyRotateRequest,
     KeyRotateResponse, KindCount, Peer, PeerAddRequest, PeerListRequest, PeerListResponse,
-    PeerProgress, PeerRemoveRequest, PeerRemoveResponse, PublishResponse, QuarantineDropRequest,
-    QuarantineDropResponse, QuarantineListRequest, QuarantineListResponse,
+    PeerProgress, PeerRemoveRequest, PeerRemoveResponse, ProposalDecideRequest,
+    ProposalDecideResponse, ProposalListRequest, ProposalListResponse, PublishResponse,
+    QuarantineDropRequest, QuarantineDropResponse, QuarantineListRequest, QuarantineListResponse,
     QuarantineReleaseRequest, QuarantineReleaseResponse, QuarantinedRecord, ReindexRequest,
     ReindexResponse, SignRequest, StatusRequest, StatusResponse, SyncProgress, SyncRequest,
     SyncResult, Token, TokenCreateRequest, TokenCreateResponse, TokenListRequest,

@@ -82,6 +82,13 @@ pub use syncset::SyncItem;
 pub use tables::Quarantined;
 pub use writer::Writer;
 
+/// What runs once a write is durable, before its counts show (see
+/// `Writer::write`), with each record's outcome.
+pub type Committed<'a> = &'a mut dyn FnMut(&[Result<Inserted, StoreError>]);
+
+/// A read token as stored: the SHA-256 of the token, and what is kept.
+pub type StoredToken = ([u8; 32], Vec<u8>);
+
 const SCHEMA_VERSION: u64 = 1;
 
 #[derive(Debug, thiserror::Error)]
@@ -460,7 +467,7 @@ impl Store {
         recs: &[VerifiedRecord],
         admission: Admission,
         origin: Origin<'_>,
-        committed: &mut dyn FnMut(&[Result<Inserted, StoreError>]),
+        committed: Committed<'_>,
     ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
         let mut state = self.write.lock().unwrap_or_else(|p| p.into_inner());
         let mut next_seq = state.next_seq;

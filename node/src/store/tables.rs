@@ -141,7 +141,7 @@ impl Store {
     }
 
     /// (SHA-256 of the token, value) of every read token.
-    pub fn tokens(&self) -> Result<Vec<([u8; 32], Vec<u8>)>, StoreError> {
+    pub fn tokens(&self) -> Result<Vec<super::StoredToken>, StoreError> {
         self.all(CF_TOKENS)?
             .into_iter()
             .map(|(k, v)| {

@@ -31,7 +31,7 @@ impl Writer {
         recs: &[VerifiedRecord],
         admission: Admission,
         origin: Origin<'_>,
-        committed: &mut dyn FnMut(&[Result<Inserted, StoreError>]),
+        committed: super::Committed<'_>,
     ) -> Result<Vec<Result<Inserted, StoreError>>, StoreError> {
         self.store.write_records(recs, admission, origin, committed)
     }
