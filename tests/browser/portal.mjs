@@ -14,20 +14,17 @@
 // accessibility violation, a script error, a request to anywhere but the
 // node and the map's tiles, a hidden record shown, a step that fails.
 
-import { chromium } from "playwright-core";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { join } from "node:path";
+
+import { run } from "./common.mjs";
 
 const [base, out] = process.argv.slice(2);
 if (!base || !out) {
   console.error("usage: node portal.mjs BASE_URL OUT_DIR");
   process.exit(2);
 }
-mkdirSync(out, { recursive: true });
-const require = createRequire(import.meta.url);
-const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
-const executablePath = process.env.MAILLAGE_CHROMIUM || "/usr/bin/chromium";
+const t = await run(out);
+const { problems, browser } = t;
 
 // The tiles' host as the node's default configuration names it; answered
 // here with a plain grey tile, since tests reach nothing but 127.0.0.1.
@@ -37,17 +34,10 @@ const BLANK_PNG = Buffer.from(
   "base64",
 );
 
-const problems = [];
-const report = {};
 // The page that answers 404 on purpose: the browser logs its status.
 let expected404 = null;
 let tilesServed = 0;
 
-const browser = await chromium.launch({
-  executablePath,
-  // CI runs as root, where chromium refuses its sandbox.
-  args: ["--no-sandbox"],
-});
 const context = await browser.newContext({
   locale: "fr-FR",
   acceptDownloads: true,
@@ -77,50 +67,17 @@ page.on("dialog", (d) => {
   d.dismiss();
 });
 
-function expect(ok, what) {
-  if (!ok) throw new Error(what);
-}
+const expect = t.expect;
+const step = (name, body) => t.step(page, name, body);
 
-/** Accessibility (axe-core, WCAG 2.1 A/AA and best practices), a
- * screenshot, and no hidden record on the page. */
+/** axe-core and a screenshot (`common.mjs`), and no hidden record on the
+ * page. */
 async function check(name) {
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(() =>
-    // eslint-disable-next-line no-undef
-    axe.run(document, {
-      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
-    }),
-  );
-  report[name] = {
-    url: page.url(),
-    violations: result.violations.map((v) => ({
-      id: v.id,
-      impact: v.impact,
-      help: v.help,
-      targets: v.nodes.map((n) => n.target.join(" ")),
-    })),
-    passes: result.passes.length,
-  };
-  for (const v of result.violations) {
-    if (v.impact === "serious" || v.impact === "critical") {
-      const where = v.nodes.map((n) => n.target.join(" ")).join(", ");
-      problems.push(`${name} (${page.url()}): ${v.impact} accessibility violation '${v.id}' (${v.help}) at ${where}`);
-    }
-  }
   const text = await page.locator("body").innerText();
   for (const hidden of ["SECRET-FEDERATION", "SECRET-RESTREINT"]) {
     if (text.includes(hidden)) problems.push(`${name} (${page.url()}) shows ${hidden} to an anonymous visitor`);
   }
-  await page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
-}
-
-async function step(name, run) {
-  try {
-    await run();
-  } catch (e) {
-    problems.push(`${name}: ${e.message.split("\n")[0]}`);
-    await page.screenshot({ path: join(out, `echec-${name}.png`), fullPage: true }).catch(() => {});
-  }
+  await t.check(page, name);
 }
 
 await step("accueil", async () => {
@@ -227,13 +184,5 @@ await step("introuvable", async () => {
   await check("introuvable");
 });
 
-await browser.close();
-writeFileSync(join(out, "report.json"), JSON.stringify({ tilesServed, pages: report, problems }, null, 2));
-for (const [name, r] of Object.entries(report)) {
-  const impacts = r.violations.map((v) => `${v.id} (${v.impact})`).join(", ") || "none";
-  console.log(`${name}: ${r.passes} axe rules passed; violations: ${impacts}`);
-}
-if (problems.length > 0) {
-  console.error(problems.join("\n"));
-  process.exit(1);
-}
+console.log(`tiles served: ${tilesServed}`);
+await t.end("report.json");

@@ -6,71 +6,20 @@
 //
 //   node proposals.mjs BASE_URL OUT_DIR
 
-import { chromium } from "playwright-core";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { join } from "node:path";
+import { run, signIn as providerSignIn } from "./common.mjs";
 
 const [base, out] = process.argv.slice(2);
-mkdirSync(out, { recursive: true });
-const require = createRequire(import.meta.url);
-const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
-const problems = [];
-const report = {};
-
-const browser = await chromium.launch({
-  executablePath: process.env.MAILLAGE_CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox"],
-});
-const context = await browser.newContext({ locale: "fr-FR" });
-await context.route(/^https?:\/\/(?!127\.0\.0\.1)/, (route) => route.abort());
-const page = await context.newPage();
-page.on("pageerror", (e) => problems.push(`script error on ${page.url()}: ${e.message}`));
-
-function expect(ok, what) {
-  if (!ok) throw new Error(what);
-}
-
-async function step(name, run) {
-  try {
-    await run();
-  } catch (e) {
-    problems.push(`${name}: ${e.message.split("\n")[0]}`);
-    await page.screenshot({ path: join(out, `echec-${name}.png`), fullPage: true }).catch(() => {});
-  }
-}
-
-async function check(name) {
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(() =>
-    // eslint-disable-next-line no-undef
-    axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] } }),
-  );
-  report[name] = result.violations.map((v) => `${v.id} (${v.impact})`);
-  for (const v of result.violations) {
-    if (v.impact === "serious" || v.impact === "critical") {
-      problems.push(`${name}: ${v.impact} accessibility violation '${v.id}' (${v.help})`);
-    }
-  }
-  await page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
-}
+const t = await run(out);
+const { context, page } = await t.localPage();
+const expect = t.expect;
+const step = (name, body) => t.step(page, name, body);
+const check = (name) => t.check(page, name);
 
 /** The identity provider's origin: another site than the node's. */
 let elsewhere = null;
 
 async function signIn(login, returnTo) {
-  await page.goto(`${base}/connexion?retour=${encodeURIComponent(returnTo)}`);
-  await page.locator("input[name=login]").waitFor();
-  elsewhere = new URL(page.url()).origin;
-  await page.locator("input[name=login]").fill(login);
-  await page.locator("input[name=password]").fill("mot-de-passe");
-  await page.locator("button[type=submit]").click();
-  const consent = page.getByRole("button", { name: "Continue" });
-  await Promise.race([
-    consent.waitFor({ timeout: 10_000 }).then(() => consent.click()),
-    page.waitForURL((u) => u.href.startsWith(base), { timeout: 10_000 }),
-  ]).catch(() => {});
-  await page.waitForURL((u) => u.href.startsWith(base), { timeout: 10_000 });
+  elsewhere = await providerSignIn(page, base, login, returnTo);
 }
 
 await step("sans-session", async () => {
@@ -170,10 +119,4 @@ await step("moderation", async () => {
   await page.getByRole("heading", { name: "À modérer (1)" }).waitFor();
 });
 
-await browser.close();
-writeFileSync(join(out, "proposals-report.json"), JSON.stringify({ report, problems }, null, 2));
-for (const [name, v] of Object.entries(report)) console.log(`${name}: axe violations: ${v.join(", ") || "none"}`);
-if (problems.length > 0) {
-  console.error(problems.join("\n"));
-  process.exit(1);
-}
+await t.end("proposals-report.json");

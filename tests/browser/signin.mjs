@@ -12,40 +12,13 @@
 // SIRET failing its check), agent-z (a valid SIRET of no known
 // organisation). Exits 1 with every problem on stderr.
 
-import { chromium } from "playwright-core";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { join } from "node:path";
+import { run, signIn as providerSignIn } from "./common.mjs";
 
 const [base, out] = process.argv.slice(2);
-mkdirSync(out, { recursive: true });
-const require = createRequire(import.meta.url);
-const axeSource = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
-const problems = [];
-const report = {};
-
-const browser = await chromium.launch({
-  executablePath: process.env.MAILLAGE_CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox"],
-});
-const context = await browser.newContext({ locale: "fr-FR" });
-// The provider's own pages load a web font: nothing leaves 127.0.0.1.
-await context.route(/^https?:\/\/(?!127\.0\.0\.1)/, (route) => route.abort());
-const page = await context.newPage();
-page.on("pageerror", (e) => problems.push(`script error on ${page.url()}: ${e.message}`));
-
-function expect(ok, what) {
-  if (!ok) throw new Error(what);
-}
-
-async function step(name, run) {
-  try {
-    await run();
-  } catch (e) {
-    problems.push(`${name}: ${e.message.split("\n")[0]}`);
-    await page.screenshot({ path: join(out, `echec-${name}.png`), fullPage: true }).catch(() => {});
-  }
-}
+const t = await run(out);
+const { context, page } = await t.localPage();
+const expect = t.expect;
+const step = (name, body) => t.step(page, name, body);
 
 /** What the search of every record shows now. */
 async function catalogue() {
@@ -55,17 +28,7 @@ async function catalogue() {
 
 /** Signs in at the provider as `login`; resolves once back on the node. */
 async function signIn(login, returnTo = "/recherche") {
-  await page.goto(`${base}/connexion?retour=${encodeURIComponent(returnTo)}`);
-  await page.locator("input[name=login]").fill(login);
-  await page.locator("input[name=password]").fill("mot-de-passe");
-  await page.locator("button[type=submit]").click();
-  // The provider asks for consent the first time.
-  const consent = page.getByRole("button", { name: "Continue" });
-  await Promise.race([
-    consent.waitFor({ timeout: 10_000 }).then(() => consent.click()),
-    page.waitForURL((u) => u.href.startsWith(base), { timeout: 10_000 }),
-  ]).catch(() => {});
-  await page.waitForURL((u) => u.href.startsWith(base), { timeout: 10_000 });
+  await providerSignIn(page, base, login, returnTo);
 }
 
 let callback = null;
@@ -104,18 +67,7 @@ await step("connexion", async () => {
 await step("compte", async () => {
   await page.goto(`${base}/compte`);
   await page.getByText("SIRET 21310149600015").waitFor();
-  await page.evaluate(axeSource);
-  const result = await page.evaluate(() =>
-    // eslint-disable-next-line no-undef
-    axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] } }),
-  );
-  report.compte = result.violations.map((v) => `${v.id} (${v.impact})`);
-  for (const v of result.violations) {
-    if (v.impact === "serious" || v.impact === "critical") {
-      problems.push(`/compte: ${v.impact} accessibility violation '${v.id}' (${v.help})`);
-    }
-  }
-  await page.screenshot({ path: join(out, "compte.png"), fullPage: true });
+  await t.check(page, "compte");
 });
 
 await step("rejeu", async () => {
@@ -165,10 +117,4 @@ await step("organisation-inconnue", async () => {
   expect(!text.includes("COLOMIERS") && !text.includes("TOULOUSE"), "an unknown organisation's agent sees restricted records");
 });
 
-await browser.close();
-writeFileSync(join(out, "signin-report.json"), JSON.stringify({ report, problems }, null, 2));
-console.log(`signin: /compte axe violations: ${(report.compte || []).join(", ") || "none"}`);
-if (problems.length > 0) {
-  console.error(problems.join("\n"));
-  process.exit(1);
-}
+await t.end("signin-report.json");

@@ -17,6 +17,9 @@ const SIRET_UNKNOWN: &str = "12345678200010";
 /// Toulouse Métropole (243100518): its agent `moderateur` moderates.
 const SIRET_METROPOLE: &str = "24310051800014";
 
+/// This node's client secret at the provider.
+const SECRET: &str = "secret-de-test-du-client";
+
 /// The provider's process, stopped when dropped.
 struct Provider {
     child: Child,
@@ -71,16 +74,26 @@ fn configure(dir: &Path, issuer: &str, secret: &str) {
     std::fs::write(&config, text).unwrap();
 }
 
-#[test]
-fn an_agent_signs_in_and_sees_what_its_organisation_may_see() {
+/// Toulouse Métropole's node, its portal at the returned address, with
+/// `[signin]` at a provider started for it (and `extra` in that section).
+fn signin_node(extra: &str) -> (tempfile::TempDir, std::path::PathBuf, String, Provider) {
     browser_dir();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("metropole");
     init(&dir, "243100518", "Toulouse Métropole");
     let addr = enable_http(&dir);
-    let secret = "secret-de-test-du-client";
-    let idp = provider(&format!("http://{addr}/connexion/retour"), secret);
-    configure(&dir, &idp.issuer, secret);
+    let idp = provider(&format!("http://{addr}/connexion/retour"), SECRET);
+    configure(&dir, &idp.issuer, SECRET);
+    let config = dir.join("maillage.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(extra);
+    std::fs::write(&config, text).unwrap();
+    (tmp, dir, addr, idp)
+}
+
+#[test]
+fn an_agent_signs_in_and_sees_what_its_organisation_may_see() {
+    let (tmp, dir, addr, idp) = signin_node("");
     let _node = start(&dir);
     for (name, doc) in [
         (
@@ -136,7 +149,7 @@ fn an_agent_signs_in_and_sees_what_its_organisation_may_see() {
     let other = tmp.path().join("autre");
     init(&other, "213101496", "Colomiers");
     enable_http(&other);
-    configure(&other, &idp.issuer, secret);
+    configure(&other, &idp.issuer, SECRET);
     std::fs::set_permissions(
         other.join("oidc.secret"),
         std::os::unix::fs::PermissionsExt::from_mode(0o644),
@@ -276,18 +289,7 @@ fn a_read_token_sees_its_organisation_s_records_until_revoked() {
 /// behalf of Colomiers, and a peer shows it as Colomiers' project.
 #[test]
 fn an_agent_proposes_a_project_a_moderator_publishes_it_and_a_peer_shows_it() {
-    browser_dir();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("metropole");
-    init(&dir, "243100518", "Toulouse Métropole");
-    let addr = enable_http(&dir);
-    let secret = "secret-de-test-du-client";
-    let idp = provider(&format!("http://{addr}/connexion/retour"), secret);
-    configure(&dir, &idp.issuer, secret);
-    let config = dir.join("maillage.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("moderators = [\"Moderateur@collectivite.example\"]\n");
-    std::fs::write(&config, text).unwrap();
+    let (tmp, dir, addr, _idp) = signin_node("moderators = [\"Moderateur@collectivite.example\"]\n");
     let _node = start(&dir);
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("proposals-browser");
     let _ = std::fs::remove_dir_all(&out);

@@ -373,16 +373,10 @@ pub(super) async fn send(
         Ok(s) => s.clone(),
         Err(r) => return *r,
     };
-    if !crate::signin::routes::same_origin(&http, &headers)
-        || form.get("csrf") != Some(&session.csrf)
+    if let Err(refused) =
+        crate::signin::routes::form_from_here(&http, &visitor, &headers, &form, &session)
     {
-        return problem(
-            &http,
-            &visitor,
-            StatusCode::FORBIDDEN,
-            "Demande refusée",
-            "Ce formulaire ne vient pas de ce site, ou a expiré. Revenez à la page et réessayez.",
-        );
+        return *refused;
     }
     let kind = form.get("type").cloned().unwrap_or_default();
     if fields_of(&kind).is_none() {
@@ -465,16 +459,10 @@ pub(super) async fn decide(
             "Seuls les modérateurs désignés par l'opérateur du nœud acceptent ou refusent les propositions.",
         );
     }
-    if !crate::signin::routes::same_origin(&http, &headers)
-        || form.get("csrf") != Some(&session.csrf)
+    if let Err(refused) =
+        crate::signin::routes::form_from_here(&http, &visitor, &headers, &form, &session)
     {
-        return problem(
-            &http,
-            &visitor,
-            StatusCode::FORBIDDEN,
-            "Demande refusée",
-            "Ce formulaire ne vient pas de ce site, ou a expiré. Revenez à la page et réessayez.",
-        );
+        return *refused;
     }
     let by = format!("moderator:{}", session.email);
     let outcome = match form.get("decision").map(String::as_str) {

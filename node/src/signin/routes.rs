@@ -246,16 +246,32 @@ pub(crate) async fn sign_out(
     let (Some(signin), Some((id, session))) = (http.signin.clone(), &visitor.session) else {
         return redirect("/", &[]);
     };
-    if !same_origin(&http, &headers) || form.get("csrf") != Some(&session.csrf) {
-        return problem(
-            &http,
-            &visitor,
-            StatusCode::FORBIDDEN,
-            "Demande refusée",
-            "Ce formulaire ne vient pas de ce site, ou a expiré. Revenez à la page et réessayez.",
-        );
+    if let Err(refused) = form_from_here(&http, &visitor, &headers, &form, session) {
+        return *refused;
     }
     redirect("/", &[signin.end(id)])
+}
+
+/// A form of `session` as this portal sent it: from this portal's pages
+/// (`same_origin`) and carrying the session's CSRF token; else the page
+/// that refuses it.
+pub(crate) fn form_from_here(
+    http: &Http,
+    visitor: &Visitor,
+    headers: &HeaderMap,
+    form: &std::collections::HashMap<String, String>,
+    session: &super::Session,
+) -> Result<(), Box<Response>> {
+    if same_origin(http, headers) && form.get("csrf") == Some(&session.csrf) {
+        return Ok(());
+    }
+    Err(Box::new(problem(
+        http,
+        visitor,
+        StatusCode::FORBIDDEN,
+        "Demande refusée",
+        "Ce formulaire ne vient pas de ce site, ou a expiré. Revenez à la page et réessayez.",
+    )))
 }
 
 /// Whether a form was sent from this portal: its Origin (or, lacking one,
