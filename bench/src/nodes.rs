@@ -112,7 +112,7 @@ impl Starting {
 
 /// A running node in this process.
 pub struct BenchNode {
-    node: Arc<Node>,
+    pub node: Arc<Node>,
     /// Its admin socket, where clients search as the CLI does.
     pub admin: PathBuf,
     /// Its TLS port, https://127.0.0.1:PORT.

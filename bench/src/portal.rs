@@ -33,6 +33,8 @@ pub struct PortalFigures {
     pub records: usize,
     /// (what, the page, the same as JSON or in another format, limit in ms)
     pub kinds: Vec<(&'static str, Spell, &'static str, Spell, u64)>,
+    /// (page, as a signed-in agent, the same pages anonymous)
+    pub signed: Vec<(&'static str, Spell, Spell)>,
     /// (page, bytes of HTML, bytes of the stylesheet)
     pub weights: Vec<(&'static str, usize, usize)>,
 }
@@ -44,9 +46,21 @@ pub async fn get(
     path: &str,
     accept: &str,
 ) -> std::io::Result<(u16, usize)> {
+    get_as(stream, path, accept, None).await
+}
+
+/// `get`, with a read token if one is given.
+async fn get_as(
+    stream: &mut TcpStream,
+    path: &str,
+    accept: &str,
+    token: Option<&str>,
+) -> std::io::Result<(u16, usize)> {
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     stream
         .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: {accept}\r\n\r\n").as_bytes(),
+            format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAccept: {accept}\r\n{auth}\r\n")
+                .as_bytes(),
         )
         .await?;
     let mut head = Vec::new();
@@ -79,10 +93,26 @@ pub async fn get(
 /// `CLIENTS` clients ask for `paths` (round robin, each from its own
 /// place) for `SPELL`.
 async fn spell(addr: &str, paths: Arc<Vec<String>>, accept: &'static str) -> Spell {
+    spell_as(addr, paths, accept, Arc::new(Vec::new())).await
+}
+
+/// `spell`, each request with the next of `tokens` if there are any (as
+/// signed-in agents: many of them, each under its rate).
+async fn spell_as(
+    addr: &str,
+    paths: Arc<Vec<String>>,
+    accept: &'static str,
+    tokens: Arc<Vec<String>>,
+) -> Spell {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for c in 0..CLIENTS {
-        let (addr, paths, stop) = (addr.to_string(), paths.clone(), stop.clone());
+        let (addr, paths, stop, tokens) = (
+            addr.to_string(),
+            paths.clone(),
+            stop.clone(),
+            tokens.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut s = Spell::default();
             let mut stream: Option<TcpStream> = None;
@@ -98,7 +128,8 @@ async fn spell(addr: &str, paths: Arc<Vec<String>>, accept: &'static str) -> Spe
                     continue;
                 };
                 let t = Instant::now();
-                match get(conn, path, accept).await {
+                let token = (!tokens.is_empty()).then(|| tokens[i % tokens.len()].as_str());
+                match get_as(conn, path, accept, token).await {
                     Ok((200, _)) => s.micros.push(t.elapsed().as_micros() as u64),
                     Ok((status, _)) => {
                         s.failed += 1;
@@ -167,6 +198,8 @@ pub async fn run(b: &BenchNode, records: &[VerifiedRecord]) -> anyhow::Result<Po
     get(&mut warm, &export_pages[0], "*/*").await?;
 
     let mut kinds = Vec::new();
+    let mut signed = Vec::new();
+    let search_agent = search_pages.clone();
     let html = "text/html";
     eprintln!("portal: record pages...");
     let a = spell(&addr, Arc::new(record_paths.clone()), html).await;
@@ -198,6 +231,23 @@ pub async fn run(b: &BenchNode, records: &[VerifiedRecord]) -> anyhow::Result<Po
         j,
         100,
     ));
+    // Signed-in agents (read tokens: the same viewer as a session, of a
+    // member organisation) against the same pages anonymous, in the same
+    // run: what signing in costs.
+    let node = b.node.clone();
+    let tokens = Arc::new(
+        tokio::task::spawn_blocking(move || maillage_node::testkit::read_tokens(&node, 400))
+            .await?
+            .map_err(anyhow::Error::msg)?,
+    );
+    eprintln!("portal: record pages, signed in...");
+    let anon = spell(&addr, Arc::new(record_paths.clone()), html).await;
+    let agent = spell_as(&addr, Arc::new(record_paths.clone()), html, tokens.clone()).await;
+    signed.push(("record pages", agent, anon));
+    eprintln!("portal: search pages, signed in...");
+    let anon = spell(&addr, Arc::new(search_agent.clone()), html).await;
+    let agent = spell_as(&addr, Arc::new(search_agent), html, tokens).await;
+    signed.push(("search pages with facets", agent, anon));
     eprintln!("portal: export pages...");
     let a = spell(&addr, Arc::new(export_pages), "*/*").await;
     let j = spell(&addr, Arc::new(export_turtle), "*/*").await;
@@ -226,6 +276,7 @@ pub async fn run(b: &BenchNode, records: &[VerifiedRecord]) -> anyhow::Result<Po
     Ok(PortalFigures {
         records: records.len(),
         kinds,
+        signed,
         weights,
     })
 }
@@ -279,6 +330,36 @@ pub fn section(f: &PortalFigures) -> Section {
             ),
         );
     }
+    for (what, agent, anon) in &f.signed {
+        let (p50, p99) = (pct(&agent.micros, 50), pct(&agent.micros, 99));
+        let (b50, b99) = (pct(&anon.micros, 50), pct(&anon.micros, 99));
+        let ratio = p99 as f64 / (b99 as f64).max(1.0);
+        let failed = agent.failed + anon.failed;
+        rows.push(
+            Row::new(
+                format!("{what} as a signed-in agent (read token, member): p50 / p99, {CLIENTS} clients"),
+                format!(
+                    "{:.2} / {:.2} ms ({} pages{})",
+                    ms(p50),
+                    ms(p99),
+                    agent.micros.len(),
+                    if failed == 0 {
+                        String::new()
+                    } else {
+                        format!(
+                            "; {failed} failed ({})",
+                            agent.first_failure.clone().or(anon.first_failure.clone()).unwrap_or_default()
+                        )
+                    }
+                ),
+            )
+            .baseline(
+                format!("the same pages anonymous: {:.2} / {:.2} ms", ms(b50), ms(b99)),
+                ratio,
+            )
+            .limit("p99 <= 1.2 x anonymous", ratio <= 1.2 && failed == 0),
+        );
+    }
     for (name, html, css) in &f.weights {
         rows.push(
             Row::new(
@@ -304,6 +385,7 @@ pub fn section(f: &PortalFigures) -> Section {
         notes: vec![
             "Every page takes a turn: at most 4 searches (search, territory pages) and 8 record pages at once, 2 exports; the others wait, so p99 includes that wait.".into(),
             "The map's library (Leaflet, 148 KB) is left out of the page weight, as the issue asks; it is loaded by /carte only.".into(),
+            "Signed in (issue 22): the clients send read tokens (400 of them, in turn, so that none goes past its 20 requests a second), whose viewer is a session's: an agent of a member organisation, who also sees federation records and those restricted to it. Each spell signed in follows the same pages anonymous, in the same run.".into(),
         ],
     }
 }

@@ -35,6 +35,26 @@ pub fn load(node: &Node, recs: &[VerifiedRecord], origin: Origin<'_>) -> Result<
     Ok(())
 }
 
+/// `n` read tokens seeing what an agent of this node's own organisation
+/// sees (blocking): a benchmark's signed-in clients, each token kept under
+/// its rate.
+pub fn read_tokens(node: &Node, n: usize) -> Result<Vec<String>, String> {
+    let expires = maillage_record::now_ms() + 24 * 3600 * 1000;
+    (0..n)
+        .map(|i| {
+            node.tokens()
+                .create(
+                    node.ledger(),
+                    node.siren().as_str(),
+                    &format!("bench {i}"),
+                    expires,
+                )
+                .map(|(token, _)| token)
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
 /// One sync with the pinned peer `name`, as a link runs it.
 pub async fn sync(node: &Arc<Node>, name: &str) -> Result<SyncReport, SyncError> {
     let peer = node
