@@ -337,7 +337,9 @@ pub fn section(f: &PortalFigures) -> Section {
         let failed = agent.failed + anon.failed;
         rows.push(
             Row::new(
-                format!("{what} as a signed-in agent (read token, member): p50 / p99, {CLIENTS} clients"),
+                format!(
+                    "{what} as a signed-in agent (read token, member): p50 / p99, {CLIENTS} clients"
+                ),
                 format!(
                     "{:.2} / {:.2} ms ({} pages{})",
                     ms(p50),
@@ -348,13 +350,21 @@ pub fn section(f: &PortalFigures) -> Section {
                     } else {
                         format!(
                             "; {failed} failed ({})",
-                            agent.first_failure.clone().or(anon.first_failure.clone()).unwrap_or_default()
+                            agent
+                                .first_failure
+                                .clone()
+                                .or(anon.first_failure.clone())
+                                .unwrap_or_default()
                         )
                     }
                 ),
             )
             .baseline(
-                format!("the same pages anonymous: {:.2} / {:.2} ms", ms(b50), ms(b99)),
+                format!(
+                    "the same pages anonymous: {:.2} / {:.2} ms",
+                    ms(b50),
+                    ms(b99)
+                ),
                 ratio,
             )
             .limit("p99 <= 1.2 x anonymous", ratio <= 1.2 && failed == 0),

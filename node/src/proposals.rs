@@ -98,6 +98,26 @@ pub enum ProposalError {
 
 pub struct Proposals {
     by_id: RwLock<BTreeMap<String, Proposal>>,
+    /// Proposals being accepted now: a second accept of one waits for none
+    /// and is refused (it would publish a second version).
+    deciding: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// Whether this node holds a record under `record_id` that is not an
+/// earlier proposal of `siren` (which a new one may update): someone
+/// else's, which a proposal must not replace.
+fn taken(node: &Node, record_id: &str, siren: &Siren) -> Result<bool, StoreError> {
+    let store = node.store();
+    let Some(current) = store.current(&node.public_key(), record_id)? else {
+        return Ok(false);
+    };
+    let ours = store.record(&current.id)?.is_some_and(|r| {
+        r.provenance.as_ref().is_some_and(|p| {
+            p.source_format == "proposition"
+                && p.on_behalf_of.as_ref().and_then(|a| a.siren.as_deref()) == Some(siren.as_str())
+        })
+    });
+    Ok(!ours)
 }
 
 impl Proposals {
@@ -115,6 +135,7 @@ impl Proposals {
         }
         Ok(Proposals {
             by_id: RwLock::new(by_id),
+            deciding: Default::default(),
         })
     }
 
@@ -128,8 +149,16 @@ impl Proposals {
     }
 
     /// Keeps a new proposal, once its document reads as a record of a kind
-    /// an agent may propose (a project or a dataset).
-    pub fn propose(&self, ledger: &Ledger, mut p: Proposal) -> Result<Proposal, ProposalError> {
+    /// an agent may propose (a project or a dataset). Its record_id is made
+    /// unique if this node holds a record under it that is not an earlier
+    /// proposal of the same organisation (that one it updates).
+    pub fn propose(&self, node: &Node, mut p: Proposal) -> Result<Proposal, ProposalError> {
+        p.id = random_id();
+        if let Some(id) = p.document["record_id"].as_str().map(str::to_string)
+            && taken(node, &id, &p.siren)?
+        {
+            p.document["record_id"] = format!("{id}-{}", &p.id[..6]).into();
+        }
         let draft = maillage_record::json::parse_document(&p.document.to_string())
             .map_err(|e| ProposalError::Invalid(e.to_string()))?;
         let record = draft.record;
@@ -156,8 +185,7 @@ impl Proposals {
         p.title = title;
         p.record_id = record.record_id.clone();
         p.state = State::Pending;
-        p.id = random_id();
-        self.save(ledger, &p)?;
+        self.save(node.ledger(), &p)?;
         tracing::info!(id = %p.id, siren = %p.siren, kind = %p.kind, "a record was proposed");
         Ok(p)
     }
@@ -223,6 +251,48 @@ pub async fn accept(
     by: &str,
 ) -> Result<(Proposal, maillage_proto::v1::PublishResponse), ProposalError> {
     let mut p = node.proposals().pending(id)?;
+    // One acceptance at a time per proposal.
+    if !node
+        .proposals()
+        .deciding
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(id.to_string())
+    {
+        return Err(ProposalError::Decided(
+            id.to_string(),
+            "en cours de décision",
+        ));
+    }
+    let outcome = publish(node, &mut p, by).await;
+    node.proposals()
+        .deciding
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(id);
+    outcome.map(|published| (p, published))
+}
+
+async fn publish(
+    node: &Arc<Node>,
+    p: &mut Proposal,
+    by: &str,
+) -> Result<maillage_proto::v1::PublishResponse, ProposalError> {
+    // Checked again: since it was proposed, the record_id may have been
+    // taken by a record this proposal must not replace.
+    if taken(node, &p.record_id, &p.siren)? {
+        return Err(ProposalError::Invalid(format!(
+            "this node now holds another record under '{}': ask for the proposal again",
+            p.record_id
+        )));
+    }
+    if node
+        .proposals()
+        .get(&p.id)
+        .is_none_or(|x| x.state != State::Pending)
+    {
+        return Err(ProposalError::Decided(p.id.clone(), "décidée"));
+    }
     let draft = maillage_record::json::parse_document(&p.document.to_string())
         .map_err(|e| ProposalError::Invalid(e.to_string()))?;
     let mut record: Record = draft.record;
@@ -248,9 +318,9 @@ pub async fn accept(
     p.state = State::Accepted;
     p.decided_by = by.to_string();
     p.decided_at_ms = maillage_record::now_ms();
-    node.proposals().save(node.ledger(), &p)?;
+    node.proposals().save(node.ledger(), p)?;
     tracing::info!(id = %p.id, by, record_id = %p.record_id, siren = %p.siren, "a proposal was accepted and published");
-    Ok((p, published))
+    Ok(published)
 }
 
 fn random_id() -> String {
@@ -258,4 +328,87 @@ fn random_id() -> String {
     let mut bytes = [0u8; 8];
     let _ = ring::rand::SystemRandom::new().fill(&mut bytes);
     hex::encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proposal(siren: &str, record_id: &str, title: &str) -> Proposal {
+        Proposal {
+            id: String::new(),
+            document: serde_json::json!({"kind": "dataset", "record_id": record_id,
+                "title": title, "description": "d", "visibility": "public"}),
+            title: String::new(),
+            kind: String::new(),
+            record_id: String::new(),
+            siren: Siren::parse(siren).unwrap(),
+            organisation: "Colomiers".into(),
+            subject: "agent-a".into(),
+            agent: "Camille".into(),
+            created_at_ms: 1,
+            state: State::Pending,
+            decided_by: String::new(),
+            decided_at_ms: 0,
+            reason: String::new(),
+        }
+    }
+
+    /// A proposal never replaces a record it did not make: one whose
+    /// record_id the node already uses for something else gets its own;
+    /// one that follows an accepted proposal of the same organisation
+    /// updates it.
+    #[tokio::test]
+    async fn a_proposal_updates_its_own_record_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = crate::node::tests::start_node(dir.path()).await;
+        let record = Record {
+            record_id: "213101496-voirie".into(),
+            version: 1,
+            issued_at_ms: 1_764_000_000_000,
+            visibility: maillage_record::Visibility::Public,
+            provenance: None,
+            body: maillage_record::Body::Dataset(maillage_record::model::Dataset::new(
+                "Voirie de la métropole",
+                "d",
+            )),
+        };
+        let signed = node.author().sign(&[], record).unwrap().record;
+        node.ledger()
+            .insert(&signed, crate::store::Admission::RequireNewer)
+            .unwrap();
+        let p = node
+            .proposals()
+            .propose(&node, proposal("213101496", "213101496-voirie", "Voirie"))
+            .unwrap();
+        assert_ne!(p.record_id, "213101496-voirie", "{p:?}");
+        assert!(p.record_id.starts_with("213101496-voirie-"), "{p:?}");
+        let (accepted, _) = accept(&node, &p.id, "operator").await.unwrap();
+        assert_eq!(accepted.state, State::Accepted);
+        assert!(matches!(
+            accept(&node, &p.id, "operator").await,
+            Err(ProposalError::Decided(..))
+        ));
+        // The same organisation proposes again under that id: an update.
+        let again = node
+            .proposals()
+            .propose(&node, proposal("213101496", &p.record_id, "Voirie, v2"))
+            .unwrap();
+        assert_eq!(again.record_id, p.record_id);
+        accept(&node, &again.id, "operator").await.unwrap();
+        let current = node
+            .store()
+            .current(&node.public_key(), &p.record_id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(current.version, 2);
+        // The metropole's own record is untouched.
+        let own = node
+            .store()
+            .current(&node.public_key(), "213101496-voirie")
+            .unwrap()
+            .unwrap();
+        assert_eq!(own.version, 1);
+        node.stop();
+    }
 }

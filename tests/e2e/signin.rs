@@ -289,7 +289,8 @@ fn a_read_token_sees_its_organisation_s_records_until_revoked() {
 /// behalf of Colomiers, and a peer shows it as Colomiers' project.
 #[test]
 fn an_agent_proposes_a_project_a_moderator_publishes_it_and_a_peer_shows_it() {
-    let (tmp, dir, addr, _idp) = signin_node("moderators = [\"Moderateur@collectivite.example\"]\n");
+    let (tmp, dir, addr, _idp) =
+        signin_node("moderators = [\"Moderateur@collectivite.example\"]\n");
     let _node = start(&dir);
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("proposals-browser");
     let _ = std::fs::remove_dir_all(&out);

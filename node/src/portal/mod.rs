@@ -98,13 +98,15 @@ impl axum::extract::FromRequestParts<Http> for Visitor {
                 "too many requests from this session or token: slow down (20 a second)\n",
             )
         };
-        if let Some(auth) = parts.headers.get(header::AUTHORIZATION) {
-            let token = auth
-                .to_str()
-                .ok()
-                .and_then(|a| a.strip_prefix("Bearer "))
-                .and_then(|b| http.node.tokens().check(b.trim()));
-            let Some(token) = token else {
+        // A bearer token (another scheme, such as a proxy's Basic, is not
+        // this node's business and is left alone).
+        let bearer = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|a| a.to_str().ok())
+            .and_then(|a| a.strip_prefix("Bearer "));
+        if let Some(bearer) = bearer {
+            let Some(token) = http.node.tokens().check(bearer.trim()) else {
                 return Err(refused(
                     StatusCode::UNAUTHORIZED,
                     "this token is unknown, revoked or expired: ask the node's operator for one \

@@ -86,7 +86,10 @@ pub(super) async fn list(State(http): State<Http>, visitor: Visitor, params: Par
             section aria-labelledby="a-moderer" {
                 h2 id="a-moderer" { "À modérer (" (waiting.len()) ")" }
                 @if waiting.is_empty() { p { "Aucune proposition n'attend." } }
-                @for p in &waiting { (moderation(p, &session.csrf)) }
+                @for p in &waiting {
+                    @let existing = http.node.store().current(&http.node.public_key(), &p.record_id).ok().flatten();
+                    (moderation(p, &session.csrf, existing.is_some()))
+                }
             }
         }
         section aria-labelledby="les-votres" {
@@ -130,12 +133,17 @@ fn kind_label(kind: &str) -> &'static str {
 }
 
 /// A waiting proposal, with what it says and the moderator's two buttons.
-fn moderation(p: &Proposal, csrf: &str) -> Markup {
+fn moderation(p: &Proposal, csrf: &str, replaces: bool) -> Markup {
     let action = format!("/propositions/{}/decision", p.id);
     html! {
         article class="proposition" aria-labelledby=(format!("p-{}", p.id)) {
             h3 id=(format!("p-{}", p.id)) { (kind_label(&p.kind)) " : " (p.title) }
             p class="meta" { "proposé par " (p.agent) " pour " (p.organisation) " (SIREN " (p.siren) "), le " (view::when(p.created_at_ms)) }
+            p class="meta" {
+                "identifiant " code { (p.record_id) }
+                @if replaces { " — met à jour l'enregistrement que ce nœud publie déjà sous cet identifiant (une proposition précédente de la même organisation)" }
+                @else { " — nouvel enregistrement" }
+            }
             (view::fields(&p.document, &["kind", "record_id", "visibility"]))
             form method="post" action=(action) {
                 input type="hidden" name="csrf" value=(csrf);
@@ -404,9 +412,7 @@ pub(super) async fn send(
         reason: String::new(),
     };
     let node = http.node.clone();
-    let made =
-        tokio::task::spawn_blocking(move || node.proposals().propose(node.ledger(), proposal))
-            .await;
+    let made = tokio::task::spawn_blocking(move || node.proposals().propose(&node, proposal)).await;
     match made {
         Ok(Ok(p)) => to(&format!("/propositions?envoyee={}", p.id)),
         Ok(Err(ProposalError::Invalid(why))) => {

@@ -142,9 +142,17 @@ pub(super) async fn record(
             view::page(&site, &title(&shown.record), "", record_page(&shown)),
         ),
     };
-    response
-        .headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("accept"));
+    // Whoever asks decides what the answer holds (a signed-in agent, a
+    // token): no shared cache keeps it, whatever its form.
+    let headers = response.headers_mut();
+    headers.insert(
+        header::VARY,
+        HeaderValue::from_static("accept, cookie, authorization"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
     response
 }
 

@@ -64,7 +64,11 @@ impl Engine {
             };
             // Peer names describe this node's links: the public only learns
             // that a record was relayed.
-            if key.viewer == Viewer::Anonymous && hit.relayed_by.is_some() {
+            // Which peer relayed a record is the operator's business (and
+            // a peer's); the public and agents of collectivities are told
+            // it came from a peer, not which.
+            let told = matches!(key.viewer, Viewer::Operator | Viewer::Peer { .. });
+            if !told && hit.relayed_by.is_some() {
                 hit.relayed_by = Some("a peer".into());
             }
             hits.push(hit);

@@ -5,11 +5,13 @@
 //! the ID token or in the userinfo answer, signed or not); its SIREN is the
 //! viewer the rest of the node already knows (`Sirens::agent`).
 //!
-//! State is held here, in memory, bounded: sign-ins under way (by `state`,
-//! each used once, bound to the browser that started it by a cookie) and
-//! sessions (a random id; the cookie carries it with an HMAC, so a forged
-//! or altered cookie is refused before any lookup). A restart signs every
-//! agent out. `routes` turns this into pages; this module does the
+//! A sign-in under way keeps nothing here: its `state`, nonce and PKCE
+//! verifier travel in a cookie signed with HMAC, bound to the browser that
+//! started it (so a flood of sign-ins fills no memory). Sessions are held
+//! here, in memory, bounded (a random id; the cookie carries it with an
+//! HMAC, so a forged or altered cookie is refused before any lookup). A
+//! restart signs every agent out. Behind https, both cookies are named
+//! `__Host-…`: a sibling subdomain cannot set them. `routes` turns this into pages; this module does the
 //! protocol's IO (discovery, keys, token and userinfo endpoints).
 
 pub mod jwt;
@@ -30,9 +32,6 @@ use sha2::Digest;
 
 use crate::config::Signin;
 
-/// Sign-ins under way at most: a flood of "start" requests cannot grow
-/// memory without bound (each holds ~200 bytes for `PENDING_TTL`).
-const MAX_PENDING: usize = 10_000;
 /// How long an agent has at the provider.
 const PENDING_TTL: Duration = Duration::from_secs(600);
 /// Sessions held at most.
@@ -40,6 +39,8 @@ const MAX_SESSIONS: usize = 100_000;
 /// How long the provider's keys and endpoints are kept before they are
 /// read again.
 const PROVIDER_TTL: Duration = Duration::from_secs(3600);
+/// The provider's keys are read again for an unknown key at most this often.
+const REFRESH_SPACING: Duration = Duration::from_secs(30);
 
 /// The cookie that carries a session.
 pub const SESSION_COOKIE: &str = "maillage_session";
@@ -75,11 +76,14 @@ struct Provider {
     fetched: Instant,
 }
 
-/// A sign-in under way, by its `state`.
+/// A sign-in under way, as its cookie carries it (signed).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Pending {
+    state: String,
     nonce: String,
     verifier: String,
-    started: Instant,
+    /// Milliseconds since the epoch.
+    expires_at_ms: i64,
     /// Where the agent goes once signed in (a path of this portal).
     return_to: String,
 }
@@ -112,7 +116,9 @@ pub struct SignIn {
     secure: bool,
     fetcher: Fetcher,
     provider: tokio::sync::Mutex<Option<Arc<Provider>>>,
-    pending: Mutex<HashMap<String, Pending>>,
+    /// When the provider's keys were last read again for a key they did
+    /// not hold: at most every `REFRESH_SPACING`.
+    refreshed: Mutex<Option<Instant>>,
     sessions: Mutex<HashMap<String, Session>>,
     /// Signs cookies; made at start (sessions do not outlive the process).
     key: hmac::Key,
@@ -142,7 +148,7 @@ impl SignIn {
             secret,
             fetcher,
             provider: tokio::sync::Mutex::new(None),
-            pending: Mutex::new(HashMap::new()),
+            refreshed: Mutex::new(None),
             sessions: Mutex::new(HashMap::new()),
             key,
             rng,
@@ -173,12 +179,28 @@ impl SignIn {
 
     /// A `Set-Cookie` value: HttpOnly, SameSite=Lax (the provider's
     /// redirect back is a cross-site navigation), Secure behind https.
-    fn cookie(&self, name: &str, value: &str, path: &str, max_age: Duration) -> String {
+    fn cookie(&self, name: &str, value: &str, max_age: Duration) -> String {
         format!(
-            "{name}={value}; Path={path}; Max-Age={}; HttpOnly; SameSite=Lax{}",
+            "{}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
+            self.name(name),
             max_age.as_secs(),
             if self.secure { "; Secure" } else { "" }
         )
+    }
+
+    /// A cookie's name: `__Host-` first behind https (the browser then
+    /// takes it only from this host, Secure, for every path).
+    fn name(&self, base: &str) -> String {
+        if self.secure {
+            format!("__Host-{base}")
+        } else {
+            base.to_string()
+        }
+    }
+
+    /// The sign-in cookie a `Cookie` header carries.
+    pub fn login_cookie<'a>(&self, header: &'a str) -> Option<&'a str> {
+        cookie_value(header, &self.name(LOGIN_COOKIE))
     }
 
     /// The provider's endpoints and keys, read again after `PROVIDER_TTL`
@@ -210,12 +232,17 @@ impl SignIn {
                 doc["issuer"]
             )));
         }
+        // Endpoints over https, as the issuer is (plain http only for a
+        // provider on this machine, as tests run one): the client secret
+        // and the tokens never cross a network in clear.
+        let plain_ok = !issuer.starts_with("https://");
         let endpoint = |name: &str| -> Result<String, SignInError> {
             doc[name]
                 .as_str()
                 .filter(|u| maillage_record::model::is_http_url(u))
+                .filter(|u| plain_ok || u.starts_with("https://"))
                 .map(str::to_string)
-                .ok_or_else(|| fail(format!("its discovery document has no {name}")))
+                .ok_or_else(|| fail(format!("its discovery document has no https {name}")))
         };
         let jwks_uri = endpoint("jwks_uri")?;
         let (_, keys) = self
@@ -244,24 +271,14 @@ impl SignIn {
         let provider = self.provider(false).await?;
         let (state, nonce, verifier) = (self.random(), self.random(), self.random());
         let challenge = B64.encode(sha2::Sha256::digest(verifier.as_bytes()));
-        {
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            if pending.len() >= MAX_PENDING {
-                pending.retain(|_, p| p.started.elapsed() < PENDING_TTL);
-                if pending.len() >= MAX_PENDING {
-                    return Err(SignInError::Busy);
-                }
-            }
-            pending.insert(
-                state.clone(),
-                Pending {
-                    nonce: nonce.clone(),
-                    verifier,
-                    started: Instant::now(),
-                    return_to: safe_return(return_to).to_string(),
-                },
-            );
-        }
+        let pending = Pending {
+            state: state.clone(),
+            nonce: nonce.clone(),
+            verifier,
+            expires_at_ms: maillage_record::now_ms() + PENDING_TTL.as_millis() as i64,
+            return_to: safe_return(return_to).to_string(),
+        };
+        let carried = B64.encode(serde_json::to_vec(&pending).expect("a sign-in encodes"));
         let query = maillage_harvest::form_encode(&[
             ("response_type", "code"),
             ("client_id", &self.config.client_id),
@@ -278,12 +295,7 @@ impl SignIn {
             '?'
         };
         let url = format!("{}{sep}{query}", provider.authorization_endpoint);
-        let cookie = self.cookie(
-            LOGIN_COOKIE,
-            &self.signed(&state),
-            "/connexion",
-            PENDING_TTL,
-        );
+        let cookie = self.cookie(LOGIN_COOKIE, &self.signed(&carried), PENDING_TTL);
         Ok((url, cookie))
     }
 
@@ -297,18 +309,16 @@ impl SignIn {
         state: &str,
         login_cookie: Option<&str>,
     ) -> Result<(Session, String), SignInError> {
-        let pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(state)
-            .filter(|p| p.started.elapsed() < PENDING_TTL)
+        // The cookie set when this sign-in started, in this browser, must
+        // name this state, unaltered and in time: a state taken from another
+        // browser's sign-in, or replayed after this one ended (its cookie is
+        // cleared then), is refused.
+        let pending: Pending = login_cookie
+            .and_then(|c| self.unsigned(c))
+            .and_then(|v| B64.decode(v).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .filter(|p: &Pending| p.state == state && p.expires_at_ms > maillage_record::now_ms())
             .ok_or(SignInError::UnknownState)?;
-        // A state taken from another browser's sign-in is refused: the
-        // cookie set when this one started must name it.
-        if login_cookie.and_then(|c| self.unsigned(c)) != Some(state) {
-            return Err(SignInError::UnknownState);
-        }
         let provider = self.provider(false).await?;
         let basic = format!(
             "Basic {}",
@@ -389,7 +399,11 @@ impl SignIn {
         let session = Session {
             subject,
             name: if name.is_empty() { email.clone() } else { name },
-            moderator: !email.is_empty() && self.config.moderators.contains(&email),
+            // An address the provider says it has not verified names no
+            // moderator.
+            moderator: !email.is_empty()
+                && info.get("email_verified") != Some(&Value::Bool(false))
+                && self.config.moderators.contains(&email),
             email,
             siret,
             siren,
@@ -412,7 +426,7 @@ impl SignIn {
             }
             sessions.insert(id.clone(), session);
         }
-        Ok(self.cookie(SESSION_COOKIE, &self.signed(&id), "/", self.config.session))
+        Ok(self.cookie(SESSION_COOKIE, &self.signed(&id), self.config.session))
     }
 
     /// A token's claims, its signature verified with the provider's keys
@@ -420,7 +434,23 @@ impl SignIn {
     async fn verified(&self, token: &str) -> Result<Map<String, Value>, SignInError> {
         let provider = self.provider(false).await?;
         match jwt::verify(token, &provider.jwks) {
-            Err(jwt::JwtError::UnknownKey(_)) => {
+            Err(jwt::JwtError::UnknownKey(kid)) => {
+                // The provider may have rotated its keys: read them again,
+                // but not at every such token.
+                let now = Instant::now();
+                let due = {
+                    let mut last = self.refreshed.lock().unwrap_or_else(|p| p.into_inner());
+                    let due = last.is_none_or(|t| now.duration_since(t) >= REFRESH_SPACING);
+                    if due {
+                        *last = Some(now);
+                    }
+                    due
+                };
+                if !due {
+                    return Err(SignInError::Token(
+                        jwt::JwtError::UnknownKey(kid).to_string(),
+                    ));
+                }
                 let provider = self.provider(true).await?;
                 jwt::verify(token, &provider.jwks)
             }
@@ -471,7 +501,7 @@ impl SignIn {
     /// The session a `Cookie` header carries, if its cookie is genuine and
     /// the session is still on.
     pub fn session(&self, cookie_header: &str) -> Option<(String, Session)> {
-        let value = cookie_value(cookie_header, SESSION_COOKIE)?;
+        let value = cookie_value(cookie_header, &self.name(SESSION_COOKIE))?;
         let id = self.unsigned(value)?;
         let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         match sessions.get(id) {
@@ -490,12 +520,12 @@ impl SignIn {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
-        self.cookie(SESSION_COOKIE, "", "/", Duration::ZERO)
+        self.cookie(SESSION_COOKIE, "", Duration::ZERO)
     }
 
     /// The cookie that clears a sign-in's binding.
     pub fn login_done(&self) -> String {
-        self.cookie(LOGIN_COOKIE, "", "/connexion", Duration::ZERO)
+        self.cookie(LOGIN_COOKIE, "", Duration::ZERO)
     }
 }
 

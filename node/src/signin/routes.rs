@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
-use super::{LOGIN_COOKIE, SignInError, cookie_value};
+use super::SignInError;
 use crate::http::Http;
 use crate::portal::{self, Visitor, view};
 use crate::query_string::Params;
@@ -114,7 +114,7 @@ pub(crate) async fn back(
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|h| h.to_str().ok())
-        .find_map(|h| cookie_value(h, LOGIN_COOKIE));
+        .find_map(|h| signin.login_cookie(h));
     match signin.finish(code, state, login_cookie).await {
         Ok((session, return_to)) => {
             let known = session.siren == *http.node.siren()
