@@ -353,3 +353,26 @@ fn an_agent_proposes_a_project_a_moderator_publishes_it_and_a_peer_shows_it() {
         },
     );
 }
+
+/// A session ends when `[signin] session` says, whether or not its agent
+/// signs out.
+#[test]
+fn a_session_expires() {
+    let (tmp, dir, addr, _idp) = signin_node("session = \"1min\"\n");
+    let _ = &tmp;
+    let _node = start(&dir);
+    publish_doc(
+        &dir,
+        "colomiers",
+        serde_json::json!({"kind": "dataset", "record_id": "colomiers", "title": "Réservé COLOMIERS",
+            "description": "d", "visibility": "restricted", "audience": ["213101496"]}),
+    );
+    eventually(
+        std::time::Duration::from_secs(10),
+        "the record is indexed",
+        || cli_json(&dir, &["search", "--json", "COLOMIERS"])["total"] == 1,
+    );
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("expiry-browser");
+    let _ = std::fs::remove_dir_all(&out);
+    println!("{}", browser_script("expiry.mjs", &addr, &out));
+}
