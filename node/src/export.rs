@@ -9,7 +9,8 @@
 //! decodes only its own records.
 //!
 //! The index is rebuilt when the store has changed, and at least every
-//! `MAX_AGE` (the operator's trust and peer settings, which decide who an
+//! `MAX_AGE` or `IDLE_SPACING` times its length, whichever is longer
+//! (the operator's trust and peer settings, which decide who an
 //! Organisation record may speak for, are not store changes); but never
 //! sooner after the last rebuild than `SPACING` times as long as that one
 //! took, so that a flow of incoming records keeps rebuilds to a fraction
@@ -37,6 +38,8 @@ use crate::viewer::Viewer;
 const MAX_AGE: Duration = Duration::from_secs(60);
 /// A rebuild waits at least this many times as long as the last one took.
 const SPACING: u32 = 5;
+/// And this many times, when the store has not changed (`MAX_AGE`).
+const IDLE_SPACING: u32 = 60;
 /// A rebuild that took less is made by the request that needs it, unless
 /// more than `QUICK_CHANGES` records were written since (what was quick
 /// for a small store is not for the same store after a large import).
@@ -172,7 +175,10 @@ impl Exports {
     fn stale(&self, index: &Index, node: &Node) -> bool {
         let age = index.built.elapsed();
         let refresh = self.refresh.max(index.took * SPACING);
-        age >= MAX_AGE.max(refresh) || (index.seq != node.store().last_seq() && age >= refresh)
+        // Unchanged, the store only needs a rebuild for what trust now
+        // vouches for: at most a sixtieth of the time goes to that.
+        let unchanged = MAX_AGE.max(index.took * IDLE_SPACING);
+        age >= unchanged || (index.seq != node.store().last_seq() && age >= refresh)
     }
 
     /// Builds the index now, and serves it from then on.
