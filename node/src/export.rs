@@ -55,6 +55,9 @@ pub struct Exports {
     /// Held by whoever builds an index (the first, or one in the background).
     building: Mutex<()>,
     refresh: Duration,
+    /// Past this many records written since it was built, a rebuild is
+    /// long, whatever the last one took (`QUICK_CHANGES`).
+    quick_changes: u64,
 }
 
 impl Default for Exports {
@@ -137,20 +140,26 @@ impl Exports {
             current: Mutex::new(None),
             building: Mutex::new(()),
             refresh,
+            quick_changes: QUICK_CHANGES,
         }
     }
 
     /// The index. A stale one is rebuilt here if that is quick; otherwise
     /// a rebuild starts in the background and this request is answered from
-    /// the index there is. Only a request that finds no index at all waits
-    /// for a long rebuild.
+    /// the index there is, unless that index is far behind the store. A
+    /// request waits for a long rebuild only when there is no index, or
+    /// when the one there is misses more than a tenth of what the store has
+    /// written (a first sync, a large import): a harvester shown a
+    /// catalogue missing most of its records could take them for
+    /// withdrawals.
     pub fn index(self: &Arc<Self>, node: &Arc<Node>) -> Result<Arc<Index>, StoreError> {
         if let Some(index) = self.latest() {
             if !self.stale(&index, node) {
                 return Ok(index);
             }
             let written = node.store().last_seq().saturating_sub(index.seq);
-            if index.took >= QUICK || written > QUICK_CHANGES {
+            let far_behind = written > self.quick_changes && written.saturating_mul(10) > index.seq;
+            if !far_behind && (index.took >= QUICK || written > self.quick_changes) {
                 self.rebuild_in_background(node);
                 return Ok(index);
             }
@@ -842,6 +851,27 @@ mod tests {
         // A change within `refresh` waits for the next rebuild.
         store_datasets(&node, 8, 1, Visibility::Public);
         assert!(Arc::ptr_eq(&index, &exports.index(&node).unwrap()));
+        node.stop();
+    }
+
+    /// An index far behind the store (most of it written since: a first
+    /// sync) is not served while a rebuild runs: the request waits for the
+    /// rebuilt one, however long the last rebuild took.
+    #[tokio::test]
+    async fn an_index_far_behind_the_store_is_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = start_node(dir.path()).await;
+        let exports = Arc::new(Exports {
+            quick_changes: 2,
+            ..Exports::default()
+        });
+        let mut first = Index::build(&node, node.store().last_seq()).unwrap();
+        first.took = QUICK;
+        *exports.current.lock().unwrap() = Some(Arc::new(first));
+        store_datasets(&node, 0, 40, Visibility::Public);
+        std::thread::sleep(QUICK * SPACING);
+        let index = exports.index(&node).unwrap();
+        assert_eq!(index.datasets.len(), 40, "a far-behind index was served");
         node.stop();
     }
 
