@@ -62,7 +62,11 @@ fn latest(node: &Arc<Node>, exports: &Arc<Exports>) -> Result<Vec<Latest>, Store
         if !Viewer::Anonymous.may_see(&item.author, &item.visibility) {
             continue;
         }
-        let Some(record) = store.record(&change.id)? else {
+        // One read: the record, and when it was received.
+        let Some(stored) = store.get(&change.id)? else {
+            continue;
+        };
+        let Ok(record) = maillage_record::envelope::decode_stored(&stored.bytes) else {
             continue;
         };
         let title = match &record.body {
@@ -76,9 +80,6 @@ fn latest(node: &Arc<Node>, exports: &Arc<Exports>) -> Result<Vec<Latest>, Store
         if current.is_none_or(|c| c.id != change.id) {
             continue;
         }
-        let Some(stored) = store.get(&change.id)? else {
-            continue;
-        };
         let author = item.author.to_hex();
         out.push(Latest {
             organisation: index.organisation(&author).map(|a| a.name.clone()),
