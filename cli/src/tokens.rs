@@ -183,10 +183,11 @@ pub async fn proposals_list(dir: &Path, all: bool, json_out: bool) -> anyhow::Re
     } else {
         for p in &proposals {
             println!(
-                "{}  {}  {}  {}  SIREN {}  by {}  {}",
+                "{}  {}  {}  {} {}  SIREN {}  by {}  {}",
                 p.id,
                 p.state,
                 format_time(p.created_at_ms),
+                p.change,
                 p.kind,
                 p.siren,
                 p.agent,
@@ -199,7 +200,8 @@ pub async fn proposals_list(dir: &Path, all: bool, json_out: bool) -> anyhow::Re
 
 fn proposal_json(p: &maillage_proto::v1::Proposal) -> Value {
     json!({
-        "id": p.id, "state": p.state, "kind": p.kind, "title": p.title, "record_id": p.record_id,
+        "id": p.id, "state": p.state, "change": p.change, "base_version": p.base_version,
+        "kind": p.kind, "title": p.title, "record_id": p.record_id,
         "siren": p.siren, "organisation": p.organisation, "agent": p.agent, "subject": p.subject,
         "created": format_time(p.created_at_ms), "decided_by": p.decided_by, "reason": p.reason,
         "document": serde_json::from_str::<Value>(&p.document).unwrap_or(Value::Null),
@@ -232,8 +234,9 @@ pub async fn proposals_decide(
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else if accept {
         eprintln!(
-            "accepted {}: published as {} on behalf of {} (SIREN {}), id {}",
+            "accepted {}: {} {} published on behalf of {} (SIREN {}), id {}",
             p.id,
+            if p.change == "withdrawal" { "the withdrawal of" } else { "the record" },
             p.record_id,
             p.organisation,
             p.siren,

@@ -27,6 +27,7 @@ mod labels;
 mod map;
 mod organisation;
 mod projects;
+mod proposal_form;
 mod proposals;
 mod record;
 mod search;
@@ -167,6 +168,13 @@ pub(crate) fn routes() -> Router<Http> {
         .route("/compte", get(crate::signin::routes::account))
         .route("/propositions", get(proposals::list).post(proposals::send))
         .route("/propositions/nouvelle", get(proposals::new))
+        .route("/propositions/modifier", get(proposals::edit))
+        .route("/propositions/retrait", get(proposals::withdraw))
+        .route("/propositions/{id}/modifier", get(proposals::amend))
+        .route(
+            "/propositions/{id}/annulation",
+            axum::routing::post(proposals::cancel),
+        )
         .route(
             "/propositions/{id}/decision",
             axum::routing::post(proposals::decide),

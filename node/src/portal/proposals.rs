@@ -1,29 +1,42 @@
 //! Proposals in the portal (issue 22):
 //!
-//!   GET  /propositions                   the agent's organisation's proposals;
-//!                                        for a moderator, those waiting
-//!   GET  /propositions/nouvelle?type=projet|jeu
-//!                                        the form (a project, or a dataset)
-//!   POST /propositions                   sends a proposal
+//!   GET  /propositions                   the organisation's proposals and
+//!                                        the records this node publishes
+//!                                        for it; for a moderator, those
+//!                                        waiting
+//!   GET  /propositions/nouvelle?type=projet|jeu|details[&projet=ID]
+//!                                        a form for a new record
+//!   GET  /propositions/modifier?enregistrement=ID
+//!                                        a form to edit one of them
+//!   GET  /propositions/retrait?enregistrement=ID
+//!                                        to ask for its withdrawal
+//!   GET  /propositions/{id}/modifier     to amend a pending proposal
+//!   POST /propositions                   sends a proposal or an amendment
+//!   POST /propositions/{id}/annulation   the organisation cancels it
 //!   POST /propositions/{id}/decision     a moderator accepts or refuses
 //!
 //! Every form carries the session's CSRF token and must come from this
-//! portal (`signin::routes::same_origin`).
-
-use std::collections::HashMap;
+//! portal (`signin::routes::form_from_here`). An agent changes only its
+//! own organisation's proposals, and only records this node signed on its
+//! organisation's behalf (`proposals::organisation_record`).
 
 use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use maillage_record::vocab::{ProjectStatus, ProjectTheme};
+use maillage_record::{Kind, Record, Siren};
 use maud::{Markup, html};
 
-use super::{Visitor, page, site_for, view};
+use super::proposal_form::{self, FormKind, Target, Values};
+use super::{Visitor, blocking, page, site_for, view};
 use crate::http::Http;
-use crate::proposals::{Proposal, ProposalError, State as ProposalState};
+use crate::proposals::{Change, Proposal, ProposalError, State as ProposalState};
 use crate::query_string::Params;
+use crate::search::{Filters, SearchRequest};
 use crate::signin::Session;
+
+/// The organisation's records listed on `/propositions`.
+const LISTED: usize = 100;
 
 fn to(path: &str) -> Response {
     (
@@ -39,9 +52,9 @@ fn problem(http: &Http, visitor: &Visitor, status: StatusCode, title: &str, why:
 
 /// The session, or the way to sign in and come back (boxed: a response is
 /// large beside a reference).
-fn signed_in<'a>(visitor: &'a Visitor, back: &str) -> Result<&'a Session, Box<Response>> {
+fn signed_in(visitor: &Visitor, back: &str) -> Result<Session, Box<Response>> {
     match &visitor.session {
-        Some((_, s)) => Ok(s),
+        Some((_, s)) => Ok(s.clone()),
         None => Err(Box::new(to(&format!(
             "/connexion?retour={}",
             view::encode(back)
@@ -49,10 +62,25 @@ fn signed_in<'a>(visitor: &'a Visitor, back: &str) -> Result<&'a Session, Box<Re
     }
 }
 
-fn organisation_name(siren: &maillage_record::Siren) -> String {
+fn organisation_name(siren: &Siren) -> String {
     maillage_record::territory::by_siren(siren.as_str())
         .map(|c| c.name.clone())
         .unwrap_or_else(|| format!("SIREN {siren}"))
+}
+
+fn kind_label(kind: &str) -> &'static str {
+    match kind {
+        "project" => "Projet IA",
+        "project_details" => "Détails de projet",
+        _ => "Jeu de données",
+    }
+}
+
+/// One of the organisation's records on this node, as listed.
+struct Listed {
+    record_id: String,
+    kind: Kind,
+    title: String,
 }
 
 pub(super) async fn list(State(http): State<Http>, visitor: Visitor, params: Params) -> Response {
@@ -66,6 +94,28 @@ pub(super) async fn list(State(http): State<Http>, visitor: Visitor, params: Par
     } else {
         Vec::new()
     };
+    let records = match published_for(&http, &visitor, &session).await {
+        Ok(r) => r,
+        Err(failed) => return failed,
+    };
+    let node = http.node.clone();
+    let shown_waiting = waiting.clone();
+    let currents = match blocking(&http, move || {
+        shown_waiting
+            .iter()
+            .map(|p| {
+                crate::proposals::organisation_record(&node, &p.record_id, &p.siren)
+                    .map(|c| c.map(|(_, r)| r))
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    {
+        Ok(c) => c,
+        Err(failed) => return failed,
+    };
+    let node_key = http.node.public_key().to_hex();
     let sent = params.get("envoyee");
     let main = html! {
         h1 { "Propositions" }
@@ -76,6 +126,7 @@ pub(super) async fn list(State(http): State<Http>, visitor: Visitor, params: Par
         }
         p {
             "Proposez un projet ou un jeu de données de " (organisation_name(&session.siren))
+            ", une modification ou le retrait de ceux que ce nœud publie pour elle"
             " : une fois acceptée, la proposition est publiée par ce nœud, signée de sa clé, au nom de votre organisation."
         }
         ul {
@@ -86,33 +137,60 @@ pub(super) async fn list(State(http): State<Http>, visitor: Visitor, params: Par
             section aria-labelledby="a-moderer" {
                 h2 id="a-moderer" { "À modérer (" (waiting.len()) ")" }
                 @if waiting.is_empty() { p { "Aucune proposition n'attend." } }
-                @for p in &waiting {
-                    @let existing = http.node.store().current(&http.node.public_key(), &p.record_id).ok().flatten();
-                    (moderation(p, &session.csrf, existing.is_some()))
+                @for (p, current) in waiting.iter().zip(&currents) {
+                    (moderation(p, &session.csrf, current.as_ref(), &node_key))
                 }
             }
         }
         section aria-labelledby="les-votres" {
-            h2 id="les-votres" { "Celles de votre organisation" }
+            h2 id="les-votres" { "Propositions de votre organisation" }
             @if own.is_empty() { p { "Aucune proposition pour l'instant." } }
             @else {
                 table {
-                    thead { tr { th scope="col" { "Titre" } th scope="col" { "Type" } th scope="col" { "Proposée le" } th scope="col" { "État" } } }
+                    thead { tr {
+                        th scope="col" { "Titre" } th scope="col" { "Demande" }
+                        th scope="col" { "Proposée le" } th scope="col" { "État" } th scope="col" { "Actions" }
+                    } }
                     tbody {
                         @for p in &own {
                             tr {
                                 td {
-                                    @if p.state == ProposalState::Accepted {
-                                        a href=(view::record_href(&http.node.public_key().to_hex(), &p.record_id)) { (p.title) }
+                                    @if p.state == ProposalState::Accepted && p.change != Change::Withdrawal {
+                                        a href=(view::record_href(&node_key, &p.record_id)) { (p.title) }
                                     } @else { (p.title) }
                                 }
-                                td { (kind_label(&p.kind)) }
+                                td { (kind_label(&p.kind)) " · " (p.change.label()) }
                                 td { (view::when(p.created_at_ms)) }
                                 td {
                                     (p.state.label())
                                     @if p.state == ProposalState::Refused && !p.reason.is_empty() { " : " span class="texte" { (p.reason) } }
                                 }
+                                td {
+                                    @if p.state == ProposalState::Pending {
+                                        a href=(format!("/propositions/{}/modifier", p.id)) aria-label=(format!("Modifier la proposition « {} »", p.title)) { "Modifier" }
+                                        " "
+                                        form class="en-ligne" method="post" action=(format!("/propositions/{}/annulation", p.id)) {
+                                            input type="hidden" name="csrf" value=(session.csrf);
+                                            button type="submit" aria-label=(format!("Retirer la proposition « {} »", p.title)) { "Retirer" }
+                                        }
+                                    }
+                                }
                             }
+                        }
+                    }
+                }
+            }
+        }
+        section aria-labelledby="publies" {
+            h2 id="publies" { "Publiés par ce nœud pour votre organisation" }
+            @if records.is_empty() { p { "Aucun pour l'instant." } }
+            @else {
+                ul {
+                    @for r in &records {
+                        li {
+                            a href=(view::record_href(&node_key, &r.record_id)) { (r.title) }
+                            " (" (r.kind.label()) ") · "
+                            (actions(r.kind, &r.record_id))
                         }
                     }
                 }
@@ -125,29 +203,118 @@ pub(super) async fn list(State(http): State<Http>, visitor: Visitor, params: Par
     )
 }
 
-fn kind_label(kind: &str) -> &'static str {
-    match kind {
-        "project" => "Projet IA",
-        _ => "Jeu de données",
+/// What an agent may propose about one of its organisation's records.
+pub(super) fn actions(kind: Kind, record_id: &str) -> Markup {
+    let id = view::encode(record_id);
+    html! {
+        a href=(format!("/propositions/modifier?enregistrement={id}")) { "Proposer une modification" }
+        " · "
+        a href=(format!("/propositions/retrait?enregistrement={id}")) { "Proposer le retrait" }
+        @if kind == Kind::Project {
+            " · "
+            a href=(format!("/propositions/nouvelle?type=details&projet={id}")) { "Détails du projet" }
+        }
     }
 }
 
-/// A waiting proposal, with what it says and the moderator's two buttons.
-fn moderation(p: &Proposal, csrf: &str, replaces: bool) -> Markup {
+/// The records this node publishes on behalf of the agent's organisation
+/// (the first `LISTED`), found through the index, each checked in the
+/// store.
+async fn published_for(
+    http: &Http,
+    visitor: &Visitor,
+    session: &Session,
+) -> Result<Vec<Listed>, Response> {
+    let _turn = http.search_turn().await?;
+    let node = http.node.clone();
+    let viewer = visitor.viewer.clone();
+    let siren = session.siren.clone();
+    blocking(http, move || {
+        let req = SearchRequest {
+            filters: Filters {
+                organisation: Some(siren.to_string()),
+                ..Filters::default()
+            },
+            page: 1,
+            page_size: LISTED,
+            ..SearchRequest::default()
+        };
+        let results = node
+            .search()
+            .search(&req, &viewer, node.store().last_seq())
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for hit in results.hits {
+            if hit.author != node.public_key() || !crate::proposals::PROPOSABLE.contains(&hit.kind)
+            {
+                continue;
+            }
+            if let Some((_, r)) =
+                crate::proposals::organisation_record(&node, &hit.record_id, &siren)
+                    .map_err(|e| e.to_string())?
+            {
+                out.push(Listed {
+                    record_id: hit.record_id,
+                    kind: r.kind(),
+                    title: crate::proposals::title_of(&r),
+                });
+            }
+        }
+        Ok(out)
+    })
+    .await
+}
+
+/// A waiting proposal, with what it changes and the moderator's two
+/// buttons. `current` is the record an edit or a withdrawal changes.
+fn moderation(p: &Proposal, csrf: &str, current: Option<&Record>, node_key: &str) -> Markup {
     let action = format!("/propositions/{}/decision", p.id);
+    let changed = current.map(|r| {
+        proposal_form::changed_fields(&maillage_record::json::record_to_json(r), &p.document)
+    });
     html! {
         article class="proposition" aria-labelledby=(format!("p-{}", p.id)) {
             h3 id=(format!("p-{}", p.id)) { (kind_label(&p.kind)) " : " (p.title) }
             p class="meta" { "proposé par " (p.agent) " pour " (p.organisation) " (SIREN " (p.siren) "), le " (view::when(p.created_at_ms)) }
             p class="meta" {
-                "identifiant " code { (p.record_id) }
-                @if replaces { " — met à jour l'enregistrement que ce nœud publie déjà sous cet identifiant (une proposition précédente de la même organisation)" }
-                @else { " — nouvel enregistrement" }
+                "identifiant " code { (p.record_id) } " — "
+                @match p.change {
+                    Change::New => { "nouvel enregistrement" }
+                    Change::Edit => {
+                        "modifie la version " (p.base_version) " de "
+                        a href=(view::record_href(node_key, &p.record_id)) { "l'enregistrement" }
+                        " que ce nœud publie pour cette organisation"
+                    }
+                    Change::Withdrawal => {
+                        "retire "
+                        a href=(view::record_href(node_key, &p.record_id)) { "l'enregistrement" }
+                        " (version " (p.base_version) ") que ce nœud publie pour cette organisation"
+                    }
+                }
             }
-            (view::fields(&p.document, &["kind", "record_id", "visibility"]))
+            @if current.is_none() && p.change != Change::New {
+                p class="erreur" { "Cet enregistrement a été retiré ou n'est plus publié pour cette organisation : la proposition ne peut plus être acceptée." }
+            }
+            @match (p.change, &changed) {
+                (Change::Withdrawal, _) => {
+                    @if let Some(reason) = p.document["reason"].as_str().filter(|r| !r.is_empty()) {
+                        p { "Raison donnée : " span class="texte" { (reason) } }
+                    }
+                }
+                (Change::Edit, Some(changed)) => {
+                    p { "Champs modifiés : "
+                        @if changed.is_empty() { "aucun" } @else { (changed.join(", ")) }
+                    }
+                    (view::fields(&p.document, &["kind", "record_id", "visibility", "audience"]))
+                }
+                _ => { (view::fields(&p.document, &["kind", "record_id", "visibility", "audience"])) }
+            }
+            p class="meta" { "Visible par : " (audience(&p.document)) }
             form method="post" action=(action) {
                 input type="hidden" name="csrf" value=(csrf);
-                button type="submit" name="decision" value="accepter" { "Accepter et publier" }
+                button type="submit" name="decision" value="accepter" {
+                    @if p.change == Change::Withdrawal { "Accepter et retirer" } @else { "Accepter et publier" }
+                }
             }
             form method="post" action=(action) {
                 input type="hidden" name="csrf" value=(csrf);
@@ -161,76 +328,48 @@ fn moderation(p: &Proposal, csrf: &str, replaces: bool) -> Markup {
     }
 }
 
-/// A form's fields: (name, label, input, required).
-type Fields = &'static [(&'static str, &'static str, &'static str, bool)];
-
-const PROJECT_FIELDS: Fields = &[
-    ("name", "Nom du projet", "text", true),
-    (
-        "description",
-        "Description du service rendu",
-        "textarea",
-        true,
-    ),
-    ("status", "Statut", "status", true),
-    ("theme", "Thème", "theme", false),
-    ("start_date", "Date de démarrage (MM/AAAA)", "text", false),
-    ("website", "Adresse du service (https://…)", "url", false),
-    ("latitude", "Latitude", "number", false),
-    ("longitude", "Longitude", "number", false),
-];
-const DATASET_FIELDS: Fields = &[
-    ("title", "Titre du jeu de données", "text", true),
-    ("description", "Description", "textarea", true),
-    (
-        "keywords",
-        "Mots-clés (séparés par des virgules)",
-        "text",
-        false,
-    ),
-    (
-        "landing_page",
-        "Page de présentation (https://…)",
-        "url",
-        false,
-    ),
-    (
-        "licence",
-        "Licence (par exemple Licence Ouverte 2.0)",
-        "text",
-        false,
-    ),
-];
-
-fn fields_of(kind: &str) -> Option<(&'static str, Fields)> {
-    match kind {
-        "projet" => Some(("Proposer un projet d'IA", PROJECT_FIELDS)),
-        "jeu" => Some(("Proposer un jeu de données", DATASET_FIELDS)),
-        _ => None,
+fn audience(doc: &serde_json::Value) -> String {
+    match doc["visibility"].as_str() {
+        Some("federation") => "les membres de la fédération".into(),
+        Some("restricted") => {
+            let sirens: Vec<&str> = doc["audience"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s.as_str())
+                .collect();
+            format!("les organisations {}", sirens.join(", "))
+        }
+        Some("public") => "tout le monde".into(),
+        // A withdrawal goes to whoever saw the record.
+        _ => "ceux qui voient l'enregistrement".into(),
     }
 }
 
+/// The form, filled with `values`, with `error` above it if it came back.
 fn form_page(
     http: &Http,
     visitor: &Visitor,
     session: &Session,
-    kind: &str,
-    values: &HashMap<String, String>,
+    target: &Target,
+    values: &Values,
     error: Option<&str>,
 ) -> Response {
-    let Some((title, fields)) = fields_of(kind) else {
-        return problem(
-            http,
-            visitor,
-            StatusCode::NOT_FOUND,
-            "Type inconnu",
-            "On peut proposer un projet (type=projet) ou un jeu de données (type=jeu).",
-        );
-    };
-    let value = |k: &str| values.get(k).map(String::as_str).unwrap_or("");
+    let title = target.kind.title(target.change);
     let main = html! {
         h1 { (title) }
-        p { "Pour " (organisation_name(&session.siren)) " (SIREN " (session.siren) "). Les champs marqués d'un astérisque sont obligatoires." }
+        p {
+            "Pour " (organisation_name(&session.siren)) " (SIREN " (session.siren) ")."
+            @if let Some(id) = &target.record_id {
+                @if target.kind == FormKind::Details && target.change == Change::New {
+                    " Détails du projet " code { (id) } "."
+                } @else {
+                    " Enregistrement " code { (id) } "."
+                }
+            }
+            @if target.amend.is_some() { " Vous modifiez une proposition en attente." }
+            " Les champs marqués d'un astérisque sont obligatoires."
+        }
         @if let Some(e) = error {
             div class="erreur" role="alert" {
                 h2 { "La proposition n'a pas été envoyée" }
@@ -238,34 +377,8 @@ fn form_page(
             }
         }
         form method="post" action="/propositions" {
-            input type="hidden" name="csrf" value=(session.csrf);
-            input type="hidden" name="type" value=(kind);
-            @for (name, label, input, required) in fields {
-                p {
-                    label for=(name) { (label) @if *required { " *" } }
-                    br;
-                    @match *input {
-                        "textarea" => { textarea id=(name) name=(name) rows="5" cols="60" required[*required] { (value(name)) } }
-                        "status" => {
-                            select id=(name) name=(name) required {
-                                @for s in ProjectStatus::ALL {
-                                    option value=(s.as_str()) selected[value(name) == s.as_str()] { (s.label()) }
-                                }
-                            }
-                        }
-                        "theme" => {
-                            select id=(name) name=(name) {
-                                option value="" { "(aucun)" }
-                                @for t in ProjectTheme::ALL {
-                                    option value=(t.as_str()) selected[value(name) == t.as_str()] { (t.label()) }
-                                }
-                            }
-                        }
-                        "number" => { input type="text" inputmode="decimal" id=(name) name=(name) value=(value(name)); }
-                        other => { input type=(other) id=(name) name=(name) value=(value(name)) required[*required] size="60"; }
-                    }
-                }
-            }
+            (proposal_form::hidden(target, &session.csrf))
+            (proposal_form::inputs(target.kind, values))
             button type="submit" { "Envoyer la proposition" }
         }
     };
@@ -279,145 +392,338 @@ fn form_page(
     )
 }
 
-pub(super) async fn new(State(http): State<Http>, visitor: Visitor, params: Params) -> Response {
-    let kind = params.get("type").unwrap_or("projet").to_string();
-    let back = format!("/propositions/nouvelle?type={}", view::encode(&kind));
-    let session = match signed_in(&visitor, &back) {
-        Ok(s) => s.clone(),
-        Err(r) => return *r,
+/// The withdrawal's page: which record, and why.
+fn withdrawal_page(
+    http: &Http,
+    visitor: &Visitor,
+    session: &Session,
+    target: &Target,
+    title: &str,
+    reason: &str,
+    error: Option<&str>,
+) -> Response {
+    let main = html! {
+        h1 { "Proposer le retrait" }
+        p {
+            "Le retrait de « " (title) " » (" code { (target.record_id.as_deref().unwrap_or("")) } "), que ce nœud publie pour "
+            (organisation_name(&session.siren)) ". Accepté, il est signé par ce nœud et parvient à tous ceux qui voyaient l'enregistrement."
+        }
+        @if let Some(e) = error {
+            div class="erreur" role="alert" {
+                h2 { "La proposition n'a pas été envoyée" }
+                p class="texte" { (e) }
+            }
+        }
+        form method="post" action="/propositions" {
+            (proposal_form::hidden(target, &session.csrf))
+            p {
+                label for="raison" { "Raison du retrait" }
+                br;
+                textarea id="raison" name="raison" rows="3" cols="60" maxlength="1000" { (reason) }
+            }
+            button type="submit" { "Proposer le retrait" }
+        }
     };
-    form_page(&http, &visitor, &session, &kind, &HashMap::new(), None)
+    page(
+        if error.is_some() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        },
+        view::page(&site_for(http, visitor), "Proposer le retrait", "", main),
+    )
 }
 
-/// The record document a form describes.
-fn document(
-    kind: &str,
-    form: &HashMap<String, String>,
+fn not_yours(http: &Http, visitor: &Visitor) -> Response {
+    problem(
+        http,
+        visitor,
+        StatusCode::NOT_FOUND,
+        "Enregistrement introuvable",
+        "Ce nœud ne publie pas cet enregistrement pour votre organisation : seuls ceux-là peuvent être modifiés ou retirés ici.",
+    )
+}
+
+/// The record this node publishes on behalf of the session's organisation
+/// under `record_id`, if any.
+async fn organisation_record(
+    http: &Http,
     session: &Session,
-    organisation: &str,
-) -> Result<serde_json::Value, String> {
-    let text = |k: &str| form.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-    let slug: String = text(if kind == "projet" { "name" } else { "title" })
-        .unwrap_or("")
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect::<String>()
-        .split('-')
-        .filter(|w| !w.is_empty())
-        .take(8)
-        .collect::<Vec<_>>()
-        .join("-");
-    let record_id = format!(
-        "{}-{}",
-        session.siren,
-        if slug.is_empty() {
-            "proposition".into()
-        } else {
-            slug
-        }
+    record_id: &str,
+) -> Result<Option<(u64, Record)>, Response> {
+    let node = http.node.clone();
+    let siren = session.siren.clone();
+    let id = record_id.to_string();
+    blocking(http, move || {
+        crate::proposals::organisation_record(&node, &id, &siren).map_err(|e| e.to_string())
+    })
+    .await
+}
+
+pub(super) async fn new(State(http): State<Http>, visitor: Visitor, params: Params) -> Response {
+    let slug = params.get("type").unwrap_or("projet").to_string();
+    let project = params.get("projet").unwrap_or("").to_string();
+    let back = format!(
+        "/propositions/nouvelle?type={}&projet={}",
+        view::encode(&slug),
+        view::encode(&project)
     );
-    let mut doc = serde_json::Map::new();
-    doc.insert("record_id".into(), record_id.into());
-    doc.insert("visibility".into(), "public".into());
-    let number = |k: &str| -> Result<Option<f64>, String> {
-        match text(k) {
-            None => Ok(None),
-            Some(v) => v
-                .replace(',', ".")
-                .parse::<f64>()
-                .map(Some)
-                .map_err(|_| format!("« {v} » n'est pas un nombre ({k}).")),
-        }
+    let session = match signed_in(&visitor, &back) {
+        Ok(s) => s,
+        Err(r) => return *r,
     };
-    if kind == "projet" {
-        doc.insert("kind".into(), "project".into());
-        for k in [
-            "name",
-            "description",
-            "status",
-            "theme",
-            "start_date",
-            "website",
-        ] {
-            if let Some(v) = text(k) {
-                doc.insert(k.into(), v.into());
+    let Some(kind) = FormKind::parse(&slug) else {
+        return problem(
+            &http,
+            &visitor,
+            StatusCode::NOT_FOUND,
+            "Type inconnu",
+            "On peut proposer un projet (type=projet), ses détails (type=details) ou un jeu de données (type=jeu).",
+        );
+    };
+    let mut target = Target {
+        kind,
+        change: Change::New,
+        record_id: None,
+        amend: None,
+    };
+    if kind == FormKind::Details {
+        // Details complete one of the organisation's projects; if it has
+        // some already, they are edited.
+        match organisation_record(&http, &session, &project).await {
+            Ok(Some((_, r))) if r.kind() == Kind::Project => {}
+            Ok(_) => return not_yours(&http, &visitor),
+            Err(failed) => return failed,
+        }
+        let details = format!("{project}-details");
+        match organisation_record(&http, &session, &details).await {
+            Ok(Some(_)) => {
+                return to(&format!(
+                    "/propositions/modifier?enregistrement={}",
+                    view::encode(&details)
+                ));
             }
+            Ok(None) => {}
+            Err(failed) => return failed,
         }
-        for k in ["latitude", "longitude"] {
-            if let Some(v) = number(k)? {
-                doc.insert(k.into(), v.into());
-            }
-        }
-        doc.insert("siret".into(), session.siret.clone().into());
-        doc.insert("organisation_name".into(), organisation.into());
-    } else {
-        doc.insert("kind".into(), "dataset".into());
-        for k in ["title", "description", "landing_page", "licence"] {
-            if let Some(v) = text(k) {
-                doc.insert(k.into(), v.into());
-            }
-        }
-        if let Some(words) = text("keywords") {
-            let list: Vec<serde_json::Value> = words
-                .split(',')
-                .map(str::trim)
-                .filter(|w| !w.is_empty())
-                .map(Into::into)
-                .collect();
-            doc.insert("keywords".into(), list.into());
-        }
+        target.record_id = Some(project);
     }
-    Ok(serde_json::Value::Object(doc))
+    form_page(&http, &visitor, &session, &target, &Values::default(), None)
+}
+
+pub(super) async fn edit(State(http): State<Http>, visitor: Visitor, params: Params) -> Response {
+    let record_id = params.get("enregistrement").unwrap_or("").to_string();
+    let back = format!(
+        "/propositions/modifier?enregistrement={}",
+        view::encode(&record_id)
+    );
+    let session = match signed_in(&visitor, &back) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let record = match organisation_record(&http, &session, &record_id).await {
+        Ok(Some((_, r))) => r,
+        Ok(None) => return not_yours(&http, &visitor),
+        Err(failed) => return failed,
+    };
+    let Some(kind) = FormKind::of(record.kind().as_str()) else {
+        return not_yours(&http, &visitor);
+    };
+    let target = Target {
+        kind,
+        change: Change::Edit,
+        record_id: Some(record_id),
+        amend: None,
+    };
+    let values = Values::of_document(kind, &maillage_record::json::record_to_json(&record));
+    form_page(&http, &visitor, &session, &target, &values, None)
+}
+
+pub(super) async fn withdraw(
+    State(http): State<Http>,
+    visitor: Visitor,
+    params: Params,
+) -> Response {
+    let record_id = params.get("enregistrement").unwrap_or("").to_string();
+    let back = format!(
+        "/propositions/retrait?enregistrement={}",
+        view::encode(&record_id)
+    );
+    let session = match signed_in(&visitor, &back) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let record = match organisation_record(&http, &session, &record_id).await {
+        Ok(Some((_, r))) => r,
+        Ok(None) => return not_yours(&http, &visitor),
+        Err(failed) => return failed,
+    };
+    let Some(kind) = FormKind::of(record.kind().as_str()) else {
+        return not_yours(&http, &visitor);
+    };
+    let target = Target {
+        kind,
+        change: Change::Withdrawal,
+        record_id: Some(record_id),
+        amend: None,
+    };
+    let title = crate::proposals::title_of(&record);
+    withdrawal_page(&http, &visitor, &session, &target, &title, "", None)
+}
+
+/// The organisation's pending proposal `id`, if it is one.
+fn own_pending(http: &Http, session: &Session, id: &str) -> Option<Proposal> {
+    http.node
+        .proposals()
+        .get(id)
+        .filter(|p| p.siren == session.siren && p.state == ProposalState::Pending)
+}
+
+pub(super) async fn amend(
+    State(http): State<Http>,
+    visitor: Visitor,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match signed_in(&visitor, &format!("/propositions/{}/modifier", view::encode(&id))) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let Some((p, kind)) = own_pending(&http, &session, &id)
+        .and_then(|p| FormKind::of(&p.kind).map(|k| (p, k)))
+    else {
+        return problem(
+            &http,
+            &visitor,
+            StatusCode::NOT_FOUND,
+            "Proposition introuvable",
+            "Votre organisation n'a pas de proposition en attente sous ce numéro : elle a peut-être déjà été décidée.",
+        );
+    };
+    let target = Target {
+        kind,
+        change: p.change,
+        // New details keep naming their project.
+        record_id: match (p.change, kind) {
+            (Change::New, FormKind::Details) => p.document["project"].as_str().map(str::to_string),
+            (Change::New, _) => None,
+            _ => Some(p.record_id.clone()),
+        },
+        amend: Some(p.id.clone()),
+    };
+    if p.change == Change::Withdrawal {
+        let reason = p.document["reason"].as_str().unwrap_or("");
+        return withdrawal_page(&http, &visitor, &session, &target, &p.title, reason, None);
+    }
+    let values = Values::of_document(kind, &p.document);
+    form_page(&http, &visitor, &session, &target, &values, None)
 }
 
 pub(super) async fn send(
     State(http): State<Http>,
     visitor: Visitor,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
     let session = match signed_in(&visitor, "/propositions") {
-        Ok(s) => s.clone(),
+        Ok(s) => s,
         Err(r) => return *r,
     };
-    if let Err(refused) =
-        crate::signin::routes::form_from_here(&http, &visitor, &headers, &form, &session)
-    {
+    let sent = Values::from_pairs(pairs);
+    if let Err(refused) = crate::signin::routes::form_from_here(
+        &http,
+        &visitor,
+        &headers,
+        Some(sent.one("csrf")),
+        &session,
+    ) {
         return *refused;
     }
-    let kind = form.get("type").cloned().unwrap_or_default();
-    if fields_of(&kind).is_none() {
-        return form_page(&http, &visitor, &session, &kind, &form, None);
-    }
-    let organisation = organisation_name(&session.siren);
-    let doc = match document(&kind, &form, &session, &organisation) {
-        Ok(d) => d,
-        Err(e) => return form_page(&http, &visitor, &session, &kind, &form, Some(&e)),
+    let Some(target) = proposal_form::target_of(&sent) else {
+        return problem(
+            &http,
+            &visitor,
+            StatusCode::BAD_REQUEST,
+            "Proposition incomplète",
+            "Ce formulaire ne dit pas ce qu'il propose : revenez à la page des propositions.",
+        );
     };
-    let proposal = Proposal {
-        id: String::new(),
-        document: doc,
-        title: String::new(),
-        kind: String::new(),
-        record_id: String::new(),
-        siren: session.siren.clone(),
-        organisation,
-        subject: session.subject.clone(),
-        agent: session.name.clone(),
-        created_at_ms: maillage_record::now_ms(),
-        state: ProposalState::Pending,
-        decided_by: String::new(),
-        decided_at_ms: 0,
-        reason: String::new(),
+    // What the form starts from: the proposal amended, or the record edited.
+    let base = match (&target.amend, target.change, &target.record_id) {
+        (Some(id), ..) => match own_pending(&http, &session, id) {
+            Some(p) => p.document,
+            None => {
+                return problem(
+                    &http,
+                    &visitor,
+                    StatusCode::CONFLICT,
+                    "Proposition déjà décidée",
+                    "Cette proposition n'attend plus : elle a été décidée ou retirée entre-temps.",
+                );
+            }
+        },
+        (None, Change::Edit, Some(record_id)) => {
+            match organisation_record(&http, &session, record_id).await {
+                Ok(Some((_, r))) => maillage_record::json::record_to_json(&r),
+                Ok(None) => return not_yours(&http, &visitor),
+                Err(failed) => return failed,
+            }
+        }
+        _ => serde_json::Value::Null,
+    };
+    let organisation = organisation_name(&session.siren);
+    let reason = sent.one("raison").chars().take(1_000).collect::<String>();
+    let doc = if target.change == Change::Withdrawal {
+        Ok(serde_json::json!({
+            "kind": "tombstone",
+            "record_id": target.record_id.clone().unwrap_or_default(),
+            "reason": reason,
+        }))
+    } else {
+        proposal_form::document(&target, &sent, &base, &session, &organisation)
+    };
+    let back_with = |why: &str| {
+        if target.change == Change::Withdrawal {
+            withdrawal_page(&http, &visitor, &session, &target, "cet enregistrement", &reason, Some(why))
+        } else {
+            form_page(&http, &visitor, &session, &target, &sent, Some(why))
+        }
+    };
+    let doc = match doc {
+        Ok(d) => d,
+        Err(e) => return back_with(&e),
     };
     let node = http.node.clone();
-    let made = tokio::task::spawn_blocking(move || node.proposals().propose(&node, proposal)).await;
+    let made = match &target.amend {
+        Some(id) => {
+            let (id, siren) = (id.clone(), session.siren.clone());
+            tokio::task::spawn_blocking(move || node.proposals().amend(&node, &id, &siren, doc))
+                .await
+        }
+        None => {
+            let proposal = Proposal {
+                id: String::new(),
+                document: doc,
+                title: String::new(),
+                kind: String::new(),
+                record_id: target.record_id.clone().unwrap_or_default(),
+                change: target.change,
+                base_version: 0,
+                siren: session.siren.clone(),
+                organisation,
+                subject: session.subject.clone(),
+                agent: session.name.clone(),
+                created_at_ms: maillage_record::now_ms(),
+                state: ProposalState::Pending,
+                decided_by: String::new(),
+                decided_at_ms: 0,
+                reason: String::new(),
+            };
+            tokio::task::spawn_blocking(move || node.proposals().propose(&node, proposal)).await
+        }
+    };
     match made {
         Ok(Ok(p)) => to(&format!("/propositions?envoyee={}", p.id)),
-        Ok(Err(ProposalError::Invalid(why))) => {
-            form_page(&http, &visitor, &session, &kind, &form, Some(&why))
-        }
+        Ok(Err(ProposalError::Invalid(why))) => back_with(&why),
         Ok(Err(ProposalError::Full(_))) => problem(
             &http,
             &visitor,
@@ -425,23 +731,80 @@ pub(super) async fn send(
             "Trop de propositions en attente",
             "Votre organisation a déjà de nombreuses propositions en attente : réessayez quand certaines auront été examinées.",
         ),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "a proposal could not be kept");
-            problem(
-                &http,
-                &visitor,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Erreur du nœud",
-                "La proposition n'a pas pu être enregistrée ; l'opérateur du nœud trouvera la cause dans son journal.",
-            )
-        }
-        Err(_) => problem(
+        Ok(Err(e @ (ProposalError::Decided(..) | ProposalError::NotFound(_) | ProposalError::NotYours(_)))) => problem(
             &http,
             &visitor,
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Erreur du nœud",
-            "La proposition n'a pas pu être enregistrée.",
+            StatusCode::CONFLICT,
+            "Proposition déjà décidée",
+            &e.to_string(),
         ),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "a proposal could not be kept");
+            node_error(&http, &visitor)
+        }
+        Err(_) => node_error(&http, &visitor),
+    }
+}
+
+fn node_error(http: &Http, visitor: &Visitor) -> Response {
+    problem(
+        http,
+        visitor,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Erreur du nœud",
+        "La proposition n'a pas pu être enregistrée ; l'opérateur du nœud trouvera la cause dans son journal.",
+    )
+}
+
+pub(super) async fn cancel(
+    State(http): State<Http>,
+    visitor: Visitor,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Response {
+    let session = match signed_in(&visitor, "/propositions") {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let sent = Values::from_pairs(pairs);
+    if let Err(refused) = crate::signin::routes::form_from_here(
+        &http,
+        &visitor,
+        &headers,
+        Some(sent.one("csrf")),
+        &session,
+    ) {
+        return *refused;
+    }
+    let node = http.node.clone();
+    let by = format!("agent:{}", session.subject);
+    let siren = session.siren.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        node.proposals().cancel(node.ledger(), &id, &siren, &by)
+    })
+    .await;
+    match done {
+        Ok(Ok(_)) => to("/propositions"),
+        Ok(Err(e @ (ProposalError::NotFound(_) | ProposalError::Decided(..)))) => problem(
+            &http,
+            &visitor,
+            StatusCode::CONFLICT,
+            "Proposition déjà décidée",
+            &e.to_string(),
+        ),
+        Ok(Err(ProposalError::NotYours(_))) => problem(
+            &http,
+            &visitor,
+            StatusCode::FORBIDDEN,
+            "Proposition d'une autre organisation",
+            "Seule l'organisation qui l'a faite peut retirer une proposition.",
+        ),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "a proposal could not be cancelled");
+            node_error(&http, &visitor)
+        }
+        Err(_) => node_error(&http, &visitor),
     }
 }
 
@@ -450,10 +813,10 @@ pub(super) async fn decide(
     visitor: Visitor,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
     let session = match signed_in(&visitor, "/propositions") {
-        Ok(s) => s.clone(),
+        Ok(s) => s,
         Err(r) => return *r,
     };
     if !session.moderator {
@@ -465,19 +828,24 @@ pub(super) async fn decide(
             "Seuls les modérateurs désignés par l'opérateur du nœud acceptent ou refusent les propositions.",
         );
     }
-    if let Err(refused) =
-        crate::signin::routes::form_from_here(&http, &visitor, &headers, &form, &session)
-    {
+    let sent = Values::from_pairs(pairs);
+    if let Err(refused) = crate::signin::routes::form_from_here(
+        &http,
+        &visitor,
+        &headers,
+        Some(sent.one("csrf")),
+        &session,
+    ) {
         return *refused;
     }
     let by = format!("moderator:{}", session.email);
-    let outcome = match form.get("decision").map(String::as_str) {
-        Some("accepter") => crate::proposals::accept(&http.node, &id, &by)
+    let outcome = match sent.one("decision") {
+        "accepter" => crate::proposals::accept(&http.node, &id, &by)
             .await
             .map(|_| ()),
-        Some("refuser") => {
+        "refuser" => {
             let node = http.node.clone();
-            let reason = form.get("raison").cloned().unwrap_or_default();
+            let reason = sent.one("raison").to_string();
             let id = id.clone();
             tokio::task::spawn_blocking(move || {
                 node.proposals()
@@ -494,6 +862,7 @@ pub(super) async fn decide(
         Err(
             e @ (ProposalError::NotFound(_)
             | ProposalError::Decided(..)
+            | ProposalError::NotYours(_)
             | ProposalError::Invalid(_)),
         ) => problem(
             &http,

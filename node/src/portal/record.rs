@@ -137,10 +137,14 @@ pub(super) async fn record(
         Form::Envelope => envelope_file(&shown),
         Form::Json => json(&shown),
         Form::JsonLd => json_ld(&http, &shown),
-        Form::Html => page(
-            StatusCode::OK,
-            view::page(&site, &title(&shown.record), "", record_page(&shown)),
-        ),
+        Form::Html => {
+            let actions = proposable(&http, &visitor, &shown)
+                .then(|| super::proposals::actions(shown.record.kind(), &shown.record.record_id));
+            page(
+                StatusCode::OK,
+                view::page(&site, &title(&shown.record), "", record_page(&shown, actions)),
+            )
+        }
     };
     // Whoever asks decides what the answer holds (a signed-in agent, a
     // token): no shared cache keeps it, whatever its form.
@@ -154,6 +158,23 @@ pub(super) async fn record(
         HeaderValue::from_static("private, no-cache"),
     );
     response
+}
+
+/// Whether the signed-in agent may propose to change this record: this
+/// node publishes it on behalf of the agent's organisation.
+fn proposable(http: &Http, visitor: &Visitor, shown: &Shown) -> bool {
+    let Some((_, session)) = &visitor.session else {
+        return false;
+    };
+    let behalf = shown
+        .record
+        .provenance
+        .as_ref()
+        .and_then(|p| p.on_behalf_of.as_ref())
+        .and_then(|a| a.siren.as_deref());
+    shown.author == http.node.public_key()
+        && behalf == Some(session.siren.as_str())
+        && crate::proposals::PROPOSABLE.contains(&shown.record.kind())
 }
 
 /// Reads the record, checks it may be shown, verifies its signature again.
@@ -237,7 +258,7 @@ fn title(record: &Record) -> String {
     }
 }
 
-fn record_page(s: &Shown) -> Markup {
+fn record_page(s: &Shown, actions: Option<Markup>) -> Markup {
     let author = s.author.to_hex();
     let doc = maillage_record::json::record_to_json(&s.record);
     let href = view::record_href(&author, &s.record.record_id);
@@ -276,6 +297,12 @@ fn record_page(s: &Shown) -> Markup {
                     h2 id="signature" { "Signature non vérifiée" }
                     p { "La vérification de la signature a échoué : " (why) ". Ne vous fiez pas à ce contenu." }
                 }
+            }
+        }
+        @if let Some(actions) = actions {
+            section class="actions" aria-labelledby="actions" {
+                h2 id="actions" { "Votre organisation" }
+                p { "Ce nœud publie cet enregistrement pour votre organisation : " (actions) "." }
             }
         }
         h2 { "Contenu" }

@@ -896,5 +896,7 @@ fn proposal_message(p: &crate::proposals::Proposal) -> maillage_proto::v1::Propo
         decided_at_ms: p.decided_at_ms,
         reason: p.reason.clone(),
         document: p.document.to_string(),
+        change: p.change.as_str().to_string(),
+        base_version: p.base_version,
     }
 }

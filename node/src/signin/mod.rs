@@ -107,6 +107,23 @@ pub struct Session {
     expires: Instant,
 }
 
+#[cfg(test)]
+impl Session {
+    /// A session of an agent of `siret`'s organisation, for unit tests.
+    pub fn for_tests(siren: &str, siret: &str) -> Session {
+        Session {
+            subject: "agent".into(),
+            name: "Agent".into(),
+            email: "agent@collectivite.example".into(),
+            moderator: false,
+            siret: siret.into(),
+            siren: Siren::parse(siren).expect("a SIREN"),
+            csrf: "csrf".into(),
+            expires: Instant::now() + std::time::Duration::from_secs(60),
+        }
+    }
+}
+
 /// The sign-in of one node.
 pub struct SignIn {
     config: Signin,

@@ -246,7 +246,7 @@ pub(crate) async fn sign_out(
     let (Some(signin), Some((id, session))) = (http.signin.clone(), &visitor.session) else {
         return redirect("/", &[]);
     };
-    if let Err(refused) = form_from_here(&http, &visitor, &headers, &form, session) {
+    if let Err(refused) = form_from_here(&http, &visitor, &headers, form.get("csrf").map(String::as_str), session) {
         return *refused;
     }
     redirect("/", &[signin.end(id)])
@@ -259,10 +259,10 @@ pub(crate) fn form_from_here(
     http: &Http,
     visitor: &Visitor,
     headers: &HeaderMap,
-    form: &std::collections::HashMap<String, String>,
+    csrf: Option<&str>,
     session: &super::Session,
 ) -> Result<(), Box<Response>> {
-    if same_origin(http, headers) && form.get("csrf") == Some(&session.csrf) {
+    if same_origin(http, headers) && csrf == Some(session.csrf.as_str()) {
         return Ok(());
     }
     Err(Box::new(problem(
