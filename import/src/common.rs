@@ -443,7 +443,7 @@ impl Problems {
 
 /// Lowercase ASCII words joined by '-', accents dropped: "Tri des
 /// courriers (pilote)" → "tri-des-courriers-pilote".
-pub(crate) fn slug(text: &str) -> String {
+pub fn slug(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars().flat_map(char::to_lowercase) {
         match fold(c) {

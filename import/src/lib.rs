@@ -33,6 +33,7 @@ use crate::common::Problems;
 
 /// Projects in the bibliothèque des projets IA's own CSV layout.
 pub use bibliotheque::write as bibliotheque_csv;
+pub use common::slug;
 pub use dcat::next_page;
 
 /// A source format.

@@ -246,18 +246,22 @@ fn prepare(node: &Node, p: &mut Proposal) -> Result<(), ProposalError> {
                     was.kind().as_str()
                 ));
             }
-            if let Body::ProjectDetails(d) = &record.body
-                && organisation_record(node, &d.project, &p.siren)?
-                    .is_none_or(|(_, r)| r.kind() != Kind::Project)
-            {
-                return invalid(format!(
-                    "this node publishes no project '{}' on behalf of SIREN {}: details complete \
-                     one of the organisation's projects",
-                    d.project, p.siren
-                ));
+            p.title = title_of(&record);
+            if let Body::ProjectDetails(d) = &record.body {
+                match organisation_record(node, &d.project, &p.siren)? {
+                    Some((_, project)) if project.kind() == Kind::Project => {
+                        p.title = format!("Détails de « {} »", title_of(&project));
+                    }
+                    _ => {
+                        return invalid(format!(
+                            "this node publishes no project '{}' on behalf of SIREN {}: details \
+                             complete one of the organisation's projects",
+                            d.project, p.siren
+                        ));
+                    }
+                }
             }
             p.kind = record.kind().as_str().to_string();
-            p.title = title_of(&record);
         }
     }
     p.record_id = record.record_id.clone();

@@ -1,8 +1,11 @@
-// Proposals (issue 22), in Debian's chromium: agent-a (Colomiers) proposes
-// a project and a dataset through the portal's forms; the moderator
-// (Toulouse Métropole, named in [signin] moderators) accepts the project.
-// The e2e test `signin::an_agent_proposes_…` started the node and the
-// provider, and checks the rest (the published record, a peer, the CLI).
+// Proposals (issue 22), in Debian's chromium. agent-a (Colomiers) proposes
+// a project and two datasets through the portal's forms, amends the
+// project while it waits; the moderator (named in [signin] moderators)
+// accepts the project and one dataset. agent-a then proposes the project's
+// details, an edit of the project and the dataset's withdrawal; the
+// moderator accepts all three. The e2e test `signin::an_agent_proposes_…`
+// started the node and the provider, and checks the rest (the published
+// records, a peer, the CLI).
 //
 //   node proposals.mjs BASE_URL OUT_DIR
 
@@ -54,13 +57,20 @@ await step("projet", async () => {
   await check("propositions-agent");
 });
 
-await step("jeu", async () => {
+async function proposeDataset(title) {
   await page.goto(`${base}/propositions/nouvelle?type=jeu`);
-  await page.getByLabel("Titre du jeu de données").fill("Jeu REFUSE");
-  await page.getByLabel("Description").fill("Un jeu que le modérateur refusera.");
+  await page.getByLabel("Titre du jeu de données").fill(title);
+  await page.getByLabel("Description").fill(`Le jeu ${title}.`);
   await page.getByLabel("Mots-clés (séparés par des virgules)").fill("eau, réseau");
   await page.getByRole("button", { name: "Envoyer la proposition" }).click();
   await page.waitForURL(/\/propositions\?envoyee=/);
+  return new URL(page.url()).searchParams.get("envoyee");
+}
+
+let refusedId = null;
+await step("jeu", async () => {
+  refusedId = await proposeDataset("Jeu REFUSE");
+  await proposeDataset("Jeu RETIRE");
 });
 
 await step("csrf", async () => {
@@ -102,21 +112,112 @@ await step("csrf", async () => {
 });
 
 await step("non-moderateur", async () => {
-  // An agent who is no moderator sees no moderation, and a forged
-  // decision is refused.
+  // An agent who is no moderator sees no moderation, and a decision it
+  // forges from this very site, with its CSRF token, is refused.
+  await page.goto(`${base}/propositions`);
   const text = await page.locator("body").innerText();
   expect(!text.includes("À modérer"), "a non-moderator is shown the moderation");
+  const csrf = await page.locator("input[name=csrf]").first().getAttribute("value");
+  const status = await page.evaluate(
+    async ([url, csrf]) =>
+      (
+        await fetch(url, {
+          method: "POST",
+          body: new URLSearchParams({ csrf, decision: "accepter" }),
+          redirect: "manual",
+        })
+      ).status,
+    [`${base}/propositions/${refusedId}/decision`, csrf],
+  );
+  expect(status === 403, `a non-moderator's decision got ${status}, not 403`);
 });
+
+await step("amendement", async () => {
+  // The project waits: agent-a amends it; it stays one proposal.
+  await page.goto(`${base}/propositions`);
+  await page.getByRole("link", { name: "Modifier la proposition « Détection des fuites PROPOSEE »" }).click();
+  await page.getByLabel("Description du service rendu").fill("Repère les fuites sur le réseau d'eau potable.");
+  await page.getByRole("button", { name: "Envoyer la proposition" }).click();
+  await page.waitForURL(/\/propositions\?envoyee=/);
+  const rows = await page.getByRole("cell", { name: "Détection des fuites PROPOSEE", exact: true }).count();
+  expect(rows === 1, `the amended project shows ${rows} times`);
+});
+
+/** As the moderator: accepts each [title, button], then `after` wait. */
+async function moderate(accept, after) {
+  for (const [title, button] of accept) {
+    const proposal = page.getByRole("article").filter({ hasText: title });
+    await proposal.getByRole("button", { name: button }).click();
+    await page.waitForURL(`${base}/propositions`);
+  }
+  await page.getByRole("heading", { name: `À modérer (${after})` }).waitFor();
+}
 
 await step("moderation", async () => {
   await context.clearCookies();
   await signIn("moderateur", "/propositions");
-  await page.getByRole("heading", { name: "À modérer (2)" }).waitFor();
+  await page.getByRole("heading", { name: "À modérer (3)" }).waitFor();
   await check("propositions-moderateur");
-  const proposal = page.getByRole("article").filter({ hasText: "PROPOSEE" });
-  await proposal.getByRole("button", { name: "Accepter et publier" }).click();
-  await page.waitForURL(`${base}/propositions`);
-  await page.getByRole("heading", { name: "À modérer (1)" }).waitFor();
+  const text = await page.locator("body").innerText();
+  expect(text.includes("réseau d'eau potable"), "the moderator sees the proposal before its amendment");
+  await moderate([["PROPOSEE", "Accepter et publier"], ["Jeu RETIRE", "Accepter et publier"]], 1);
+});
+
+await step("details", async () => {
+  await context.clearCookies();
+  await signIn("agent-a", "/propositions");
+  const published = page.getByRole("region", { name: "Publiés par ce nœud pour votre organisation" });
+  await published.getByRole("link", { name: "Jeu RETIRE" }).waitFor();
+  await published.getByRole("listitem").filter({ hasText: "PROPOSEE" }).getByRole("link", { name: "Détails du projet" }).click();
+  await page.getByRole("heading", { level: 1, name: "Proposer les détails d'un projet" }).waitFor();
+  await check("proposition-details");
+  await page.getByLabel("Contact : adresse électronique").fill("sig@colomiers.example");
+  await page.getByLabel("Financement").fill("Fonds propres DETAILS");
+  await page.getByLabel("Budget").selectOption({ label: "Moins de 50 k€" });
+  await page.getByLabel("Apprentissage automatique").check();
+  await page.getByLabel("Vision par ordinateur").check();
+  await page.getByLabel("Votre organisation seulement").check();
+  await page.getByRole("button", { name: "Envoyer la proposition" }).click();
+  await page.waitForURL(/\/propositions\?envoyee=/);
+});
+
+await step("modification", async () => {
+  // From the record's page: the agent's organisation may change it.
+  await page.getByRole("region", { name: "Publiés par ce nœud pour votre organisation" })
+    .getByRole("link", { name: "Détection des fuites PROPOSEE" }).click();
+  await page.getByRole("region", { name: "Votre organisation" })
+    .getByRole("link", { name: "Proposer une modification" }).click();
+  const name = page.getByLabel("Nom du projet");
+  expect((await name.inputValue()) === "Détection des fuites PROPOSEE", "the edit form is not filled with the record");
+  await name.fill("Détection des fuites MODIFIEE");
+  await page.getByRole("button", { name: "Envoyer la proposition" }).click();
+  await page.waitForURL(/\/propositions\?envoyee=/);
+});
+
+await step("retrait", async () => {
+  await page.getByRole("region", { name: "Publiés par ce nœud pour votre organisation" })
+    .getByRole("listitem").filter({ hasText: "Jeu RETIRE" })
+    .getByRole("link", { name: "Proposer le retrait" }).click();
+  await page.getByLabel("Raison du retrait").fill("jeu remplacé");
+  await check("proposition-retrait");
+  await page.getByRole("button", { name: "Proposer le retrait" }).click();
+  await page.waitForURL(/\/propositions\?envoyee=/);
+});
+
+await step("moderation-suite", async () => {
+  await context.clearCookies();
+  await signIn("moderateur", "/propositions");
+  await page.getByRole("heading", { name: "À modérer (4)" }).waitFor();
+  const edit = page.getByRole("article").filter({ hasText: "MODIFIEE" });
+  const text = await edit.innerText();
+  expect(text.includes("modifie la version 1"), `the edit does not say what it changes: ${text}`);
+  expect(/Champs modifiés : [^\n]*Nom/.test(text), `the edit does not list the name as changed: ${text}`);
+  await check("propositions-moderateur-suite");
+  await moderate([
+    ["Fonds propres DETAILS", "Accepter et publier"],
+    ["MODIFIEE", "Accepter et publier"],
+    ["jeu remplacé", "Accepter et retirer"],
+  ], 1);
 });
 
 await t.end("proposals-report.json");

@@ -283,10 +283,14 @@ fn a_read_token_sees_its_organisation_s_records_until_revoked() {
     drop(node);
 }
 
-/// Proposals (issue 22): agent-a of Colomiers proposes a project and a
-/// dataset in the portal; the moderator accepts the project there, the
-/// operator refuses the dataset with the CLI. The node signs the project on
-/// behalf of Colomiers, and a peer shows it as Colomiers' project.
+/// Proposals (issue 22): agent-a of Colomiers proposes a project and two
+/// datasets in the portal and amends the project while it waits; the
+/// moderator accepts the project and a dataset there. agent-a proposes the
+/// project's details, an edit of the project and the dataset's withdrawal;
+/// the moderator accepts them; the operator refuses the last dataset with
+/// the CLI. The node signs on behalf of Colomiers, and a peer shows the
+/// project as Colomiers' (and never gets the details, which only Colomiers
+/// may see).
 #[test]
 fn an_agent_proposes_a_project_a_moderator_publishes_it_and_a_peer_shows_it() {
     let (tmp, dir, addr, _idp) =
@@ -296,15 +300,22 @@ fn an_agent_proposes_a_project_a_moderator_publishes_it_and_a_peer_shows_it() {
     let _ = std::fs::remove_dir_all(&out);
     println!("{}", browser_script("proposals.mjs", &addr, &out));
 
-    // The project is published, signed by the node, on behalf of Colomiers.
-    let list = cli_json(&dir, &["list", "--json", "--kind", "project"]);
-    let project = list
-        .as_array()
-        .unwrap()
+    // The project is published, signed by the node, on behalf of Colomiers,
+    // amended before the decision, then edited: version 2.
+    let records = |kind: &str| {
+        cli_json(&dir, &["list", "--json", "--kind", kind])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["record"].clone())
+            .collect::<Vec<_>>()
+    };
+    let projects = records("project");
+    let project = projects
         .iter()
-        .map(|e| e["record"].clone())
-        .find(|r| r["name"] == "Détection des fuites PROPOSEE")
-        .unwrap_or_else(|| panic!("the accepted project is not published: {list}"));
+        .find(|r| r["name"] == "Détection des fuites MODIFIEE")
+        .unwrap_or_else(|| panic!("the edited project is not published: {projects:?}"));
+    assert_eq!(project["version"], 2, "{project}");
     assert_eq!(
         project["provenance"]["on_behalf_of"]["siren"], "213101496",
         "{project}"
@@ -313,15 +324,40 @@ fn an_agent_proposes_a_project_a_moderator_publishes_it_and_a_peer_shows_it() {
         project["provenance"]["source_format"], "proposition",
         "{project}"
     );
+    assert_eq!(
+        project["description"], "Repère les fuites sur le réseau d'eau potable.",
+        "the amendment was lost: {project}"
+    );
     assert_eq!(project["siret"], SIRET_COLOMIERS, "{project}");
     assert_eq!(project["latitude"], 43.6111, "{project}");
+    let project_id = project["record_id"].as_str().unwrap();
 
-    // The dataset waits; the operator refuses it with the CLI.
+    // Its details: only Colomiers may see them.
+    let details = records("project_details");
+    assert_eq!(details.len(), 1, "{details:?}");
+    assert_eq!(details[0]["project"], project_id, "{details:?}");
+    assert_eq!(details[0]["visibility"], "restricted", "{details:?}");
+    assert_eq!(details[0]["audience"], serde_json::json!(["213101496"]));
+    assert_eq!(details[0]["contact"]["email"], "sig@colomiers.example");
+    assert_eq!(
+        details[0]["algorithm_types"],
+        serde_json::json!(["machine_learning", "computer_vision"])
+    );
+
+    // The withdrawn dataset is a tombstone now.
+    let history = cli_json(&dir, &["list", "--json", "--all", "--kind", "tombstone"]);
+    let gone = history.as_array().unwrap();
+    assert_eq!(gone.len(), 1, "{history}");
+    assert_eq!(gone[0]["record"]["reason"], "jeu remplacé", "{history}");
+    assert_eq!(gone[0]["record"]["version"], 2, "{history}");
+
+    // The last dataset waits; the operator refuses it with the CLI.
     let waiting = cli_json(&dir, &["proposals", "list", "--json"]);
     let waiting = waiting.as_array().unwrap();
     assert_eq!(waiting.len(), 1, "{waiting:?}");
     assert_eq!(waiting[0]["title"], "Jeu REFUSE");
     assert_eq!(waiting[0]["siren"], "213101496");
+    assert_eq!(waiting[0]["change"], "new");
     let id = waiting[0]["id"].as_str().unwrap();
     let refused = cli_json(
         &dir,
@@ -331,7 +367,15 @@ fn an_agent_proposes_a_project_a_moderator_publishes_it_and_a_peer_shows_it() {
     let again = cli(&dir, &["proposals", "accept", id]);
     assert!(!again.status.success(), "a refused proposal was accepted");
     let all = cli_json(&dir, &["proposals", "list", "--json", "--all"]);
-    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    let changes: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["change"].as_str().unwrap())
+        .collect();
+    assert_eq!(changes.len(), 6, "{all}");
+    assert_eq!(changes.iter().filter(|c| **c == "edit").count(), 1, "{all}");
+    assert_eq!(changes.iter().filter(|c| **c == "withdrawal").count(), 1, "{all}");
 
     // A peer that trusts the node gets the project, as Colomiers'.
     let peer_dir = tmp.path().join("region");
@@ -347,11 +391,13 @@ fn an_agent_proposes_a_project_a_moderator_publishes_it_and_a_peer_shows_it() {
         || {
             let found = cli_json(
                 &peer_dir,
-                &["search", "--json", "--org", "213101496", "PROPOSEE"],
+                &["search", "--json", "--org", "213101496", "MODIFIEE"],
             );
             found["total"] == 1
         },
     );
+    let held = cli_json(&peer_dir, &["list", "--json", "--kind", "project_details"]);
+    assert_eq!(held, serde_json::json!([]), "the region got Colomiers' details");
 }
 
 /// A session ends when `[signin] session` says, whether or not its agent

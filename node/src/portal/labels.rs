@@ -2,8 +2,9 @@
 //! a vocabulary's value (`in_production` → « En production »). No IO.
 
 use maillage_record::vocab::{
-    Audience, DataAccessMode, DataSource, Frequency, Hosting, ImplementationMode, Level, Licence,
-    OrganisationKind, ProjectStatus, ProjectTheme, ResourceKind, RiskCategory, SpatialGranularity,
+    AlgorithmType, Audience, BudgetBand, DataAccessMode, DataSource, Frequency, Hosting,
+    ImplementationMode, Level, Licence, OrganisationKind, ProjectStatus, ProjectTheme, ResourceKind,
+    RiskCategory, SpatialGranularity,
 };
 
 /// A field's French label; `None` for a field shown by other means (or
@@ -72,6 +73,22 @@ pub fn field(name: &str) -> Option<&'static str> {
         "items" => "Éléments",
         "reason" => "Motif",
         "record_id" => "Identifiant de l'enregistrement",
+        // Projects' details
+        "contact" => "Contact",
+        "funding" => "Financement",
+        "budget" => "Budget",
+        "hosting" => "Hébergement",
+        "hosting_location" => "Lieu d'hébergement",
+        "algorithm_name" => "Algorithme ou modèle",
+        "algorithm_description" => "Description de l'algorithme",
+        "algorithm_operations" => "Fonctionnement de l'algorithme",
+        "algorithm_types" => "Types d'algorithme",
+        "data_sources" => "Sources des données",
+        "data_access_modes" => "Accès aux données",
+        "environmental_impact" => "Impact environnemental",
+        "energy_kwh_per_year" => "Énergie consommée (kWh par an)",
+        "emissions_kgco2e_per_year" => "Émissions (kg CO₂e par an)",
+        "resources" => "Ressources",
         _ => return None,
     })
 }
@@ -104,7 +121,9 @@ pub fn value(field: &str, value: &str) -> Option<&'static str> {
         "granularity" => of!(SpatialGranularity),
         "hosting" => of!(Hosting),
         "data_sources" => of!(DataSource),
-        "access_mode" => of!(DataAccessMode),
+        "access_mode" | "data_access_modes" => of!(DataAccessMode),
+        "algorithm_types" => of!(AlgorithmType),
+        "budget" => of!(BudgetBand),
         "resource_kind" => of!(ResourceKind),
         _ => None,
     }

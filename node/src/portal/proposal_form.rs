@@ -504,13 +504,8 @@ fn new_record_id(session: &Session, doc: &Map<String, Value>) -> String {
         .iter()
         .find_map(|k| doc.get(*k).and_then(Value::as_str))
         .unwrap_or("");
-    let slug = title
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect::<String>()
+    let slug: String = maillage_import::slug(title)
         .split('-')
-        .filter(|w| !w.is_empty())
         .take(8)
         .collect::<Vec<_>>()
         .join("-");
@@ -537,7 +532,7 @@ pub(super) fn inputs(kind: FormKind, values: &Values) -> Markup {
                                 input type="checkbox" id=(id) name=(name) value=(code) checked[values.has(&name, code)];
                                 " " (label)
                             }
-                            " "
+                            br;
                         }
                     }
                 }

@@ -218,8 +218,9 @@ pub(super) fn actions(kind: Kind, record_id: &str) -> Markup {
 }
 
 /// The records this node publishes on behalf of the agent's organisation
-/// (the first `LISTED`), found through the index, each checked in the
-/// store.
+/// (the first `LISTED`): those its accepted proposals made (known at once,
+/// before the index has them), then those the index finds (imported on its
+/// behalf), each checked in the store.
 async fn published_for(
     http: &Http,
     visitor: &Visitor,
@@ -230,6 +231,13 @@ async fn published_for(
     let viewer = visitor.viewer.clone();
     let siren = session.siren.clone();
     blocking(http, move || {
+        let mut candidates: Vec<String> = node
+            .proposals()
+            .list(true, Some(&siren))
+            .into_iter()
+            .filter(|p| p.state == ProposalState::Accepted)
+            .map(|p| p.record_id)
+            .collect();
         let req = SearchRequest {
             filters: Filters {
                 organisation: Some(siren.to_string()),
@@ -243,18 +251,24 @@ async fn published_for(
             .search()
             .search(&req, &viewer, node.store().last_seq())
             .map_err(|e| e.to_string())?;
+        candidates.extend(
+            results
+                .hits
+                .into_iter()
+                .filter(|h| h.author == node.public_key())
+                .map(|h| h.record_id),
+        );
+        let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
-        for hit in results.hits {
-            if hit.author != node.public_key() || !crate::proposals::PROPOSABLE.contains(&hit.kind)
-            {
+        for record_id in candidates {
+            if out.len() >= LISTED || !seen.insert(record_id.clone()) {
                 continue;
             }
-            if let Some((_, r)) =
-                crate::proposals::organisation_record(&node, &hit.record_id, &siren)
-                    .map_err(|e| e.to_string())?
+            if let Some((_, r)) = crate::proposals::organisation_record(&node, &record_id, &siren)
+                .map_err(|e| e.to_string())?
             {
                 out.push(Listed {
-                    record_id: hit.record_id,
+                    record_id,
                     kind: r.kind(),
                     title: crate::proposals::title_of(&r),
                 });
