@@ -142,7 +142,7 @@ pub async fn access_log(
             .map(|a| {
                 json!({
                     "at": format_time(a.at_ms), "who": a.who, "siren": a.siren, "id": a.id,
-                    "author": a.author, "record_id": a.record_id, "kind": a.kind,
+                    "author": a.author, "record_id": a.record_id, "kind": a.kind, "via": a.via,
                 })
             })
             .collect();
@@ -152,10 +152,11 @@ pub async fn access_log(
     } else {
         for a in &lines {
             println!(
-                "{}  {}  SIREN {}  {} {} ({})",
+                "{}  {}  SIREN {}  {:<6}  {} {} ({})",
                 format_time(a.at_ms),
                 a.who,
                 a.siren,
+                a.via,
                 a.kind,
                 a.record_id,
                 a.id
@@ -236,7 +237,11 @@ pub async fn proposals_decide(
         eprintln!(
             "accepted {}: {} {} published on behalf of {} (SIREN {}), id {}",
             p.id,
-            if p.change == "withdrawal" { "the withdrawal of" } else { "the record" },
+            if p.change == "withdrawal" {
+                "the withdrawal of"
+            } else {
+                "the record"
+            },
             p.record_id,
             p.organisation,
             p.siren,

@@ -1,8 +1,8 @@
 //! The access log (issue 22): each time a signed-in agent or a read token
-//! is shown a record that is not public (its page, or the record as JSON),
-//! who (`session:SUBJECT` or `token:ID`), for which organisation, what, and
-//! when. Kept `RETENTION`, in the store; `maillage access-log` reads it.
-//! Nothing else of the agent is kept here (no name, no address).
+//! is shown a record that is not public, who (`session:SUBJECT` or
+//! `token:ID`), for which organisation, what, where (`Via`), and when.
+//! Kept `RETENTION`, in the store; `maillage access-log` reads it. Nothing
+//! else of the agent is kept here (no name, no address).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -31,6 +31,41 @@ pub struct Access {
     pub author: String,
     pub record_id: String,
     pub kind: String,
+    /// Where: `Via::as_str`.
+    #[serde(default)]
+    pub via: String,
+}
+
+/// A record beyond the public that was shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    /// The envelope's id and its author, in hex.
+    pub id: String,
+    pub author: String,
+    pub record_id: String,
+    pub kind: maillage_record::Kind,
+}
+
+/// Where a record beyond the public was shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// Its page, or the record as JSON (and what its page shows with it:
+    /// a project's details).
+    Page,
+    /// Its title in a search, an organisation's or a territory's page.
+    Search,
+    /// In an export (`/projects.json`, the DCAT catalogue).
+    Export,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Page => "page",
+            Via::Search => "search",
+            Via::Export => "export",
+        }
+    }
 }
 
 #[derive(Default)]
@@ -39,28 +74,41 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
-    /// Writes a line; now and then, forgets those past `RETENTION`. A
-    /// failure is logged, not returned: the reader has been served.
-    pub fn note(&self, ledger: &Ledger, access: &Access) {
-        let n = self.written.fetch_add(1, Ordering::Relaxed);
-        let value = serde_json::to_vec(access).expect("a line encodes");
-        if let Err(e) = ledger.log_access(access.at_ms, n, &value) {
+    /// Writes lines, in one batch; now and then, forgets those past
+    /// `RETENTION`. A failure is logged, not returned: the reader has been
+    /// served.
+    pub fn note(&self, ledger: &Ledger, lines: &[Access]) {
+        let Some(first) = lines.first() else {
+            return;
+        };
+        let n = self
+            .written
+            .fetch_add(lines.len() as u64, Ordering::Relaxed);
+        let values: Vec<(i64, u64, Vec<u8>)> = lines
+            .iter()
+            .zip(n..)
+            .map(|(a, n)| (a.at_ms, n, serde_json::to_vec(a).expect("a line encodes")))
+            .collect();
+        if let Err(e) = ledger.log_access(&values) {
             tracing::error!(error = %e, "the access log could not be written");
         }
-        if n.is_multiple_of(PRUNE_EVERY) {
-            let before = access.at_ms - RETENTION.as_millis() as i64;
+        if n / PRUNE_EVERY != (n + lines.len() as u64) / PRUNE_EVERY || n == 0 {
+            let before = first.at_ms - RETENTION.as_millis() as i64;
             if let Err(e) = ledger.prune_access(before) {
                 tracing::error!(error = %e, "the access log could not be pruned");
             }
         }
-        tracing::info!(
-            target: "maillage::access",
-            who = %access.who,
-            siren = %access.siren,
-            id = %access.id,
-            kind = %access.kind,
-            "read beyond the public"
-        );
+        for access in lines {
+            tracing::info!(
+                target: "maillage::access",
+                who = %access.who,
+                siren = %access.siren,
+                id = %access.id,
+                kind = %access.kind,
+                via = %access.via,
+                "read beyond the public"
+            );
+        }
     }
 
     /// Lines from `since_ms`, oldest first, of one organisation if asked,

@@ -30,6 +30,7 @@ use maillage_dcat::{CatalogInfo, Entry, Graph, Page, Relation};
 use maillage_record::model::Agent;
 use maillage_record::{Body, Kind, PublicKey, Record, RecordId};
 
+use crate::access::Read;
 use crate::node::Node;
 use crate::store::{ListFilter, Step, StoreError};
 use crate::viewer::Viewer;
@@ -98,8 +99,9 @@ pub const RELATED_SHOWN: usize = 20;
 /// The public records that complete one record.
 #[derive(Debug, Clone, Default)]
 pub struct Related {
-    /// A project's details (the same author's ProjectDetails naming it).
-    pub details: Option<RecordId>,
+    /// A project's details (the same author's ProjectDetails naming it;
+    /// one for the public and one for the federation, say).
+    pub details: Vec<RecordId>,
     pub resources: Vec<RecordId>,
     pub collections: Vec<RecordId>,
 }
@@ -130,6 +132,19 @@ pub struct Index {
     /// The organisation each author speaks for, by author (hex), from its
     /// public Organisation record where trust vouches for its SIREN.
     organisations: HashMap<String, Agent>,
+    /// The datasets and projects the public may not see, for the readers
+    /// who may see some (a read token, a signed-in agent): each page
+    /// checks them against the reader, one by one.
+    beyond_datasets: Vec<Beyond>,
+    beyond_projects: Vec<Beyond>,
+}
+
+/// A dataset or project the public may not see.
+struct Beyond {
+    id: RecordId,
+    author: PublicKey,
+    origin: Origin,
+    visibility: maillage_record::Visibility,
 }
 
 impl Exports {
@@ -251,6 +266,8 @@ impl Index {
             hosts: Vec::new(),
             related: HashMap::new(),
             organisations: HashMap::new(),
+            beyond_datasets: Vec::new(),
+            beyond_projects: Vec::new(),
         };
         let mut host_numbers: HashMap<String, u32> = HashMap::new();
         store.scan_current(&ListFilter::default(), None, |cur| {
@@ -265,13 +282,12 @@ impl Index {
             ) {
                 return Ok(Step::Next);
             }
-            // Visibility from the sync set: nothing else is decoded.
-            let public = store
-                .sync_items_many(&[cur.id])?
-                .pop()
-                .flatten()
-                .is_some_and(|i| Viewer::Anonymous.may_see(&cur.author, &i.visibility));
-            if !public {
+            // Visibility from the sync set, before anything is decoded.
+            let Some(item) = store.sync_items_many(&[cur.id])?.pop().flatten() else {
+                return Ok(Step::Next);
+            };
+            let public = Viewer::Anonymous.may_see(&cur.author, &item.visibility);
+            if !public && cur.kind == Kind::Organisation {
                 return Ok(Step::Next);
             }
             let Some(record) = store.record(&cur.id)? else {
@@ -300,6 +316,19 @@ impl Index {
                 }
             };
             match cur.kind {
+                Kind::Dataset | Kind::Project if !public => {
+                    let beyond = Beyond {
+                        id: cur.id,
+                        author: cur.author,
+                        origin: origin(),
+                        visibility: record.visibility.clone(),
+                    };
+                    if cur.kind == Kind::Dataset {
+                        index.beyond_datasets.push(beyond);
+                    } else {
+                        index.beyond_projects.push(beyond);
+                    }
+                }
                 Kind::Dataset => {
                     let o = origin();
                     index.datasets.push(cur.id);
@@ -335,8 +364,8 @@ impl Index {
         self.organisations.get(author)
     }
 
-    /// Notes what a public ProjectDetails, Resource or Collection record
-    /// says of the records it names.
+    /// Notes what a ProjectDetails, Resource or Collection record says of
+    /// the records it names (whoever may see it: `shown` checks the reader).
     fn relate(&mut self, author: PublicKey, id: RecordId, record: &Record) {
         // A reference names its author, or means the referring record's.
         let named = |r: &maillage_record::model::RecordRef| match &r.author {
@@ -364,7 +393,8 @@ impl Index {
                 self.related
                     .entry((author, d.project.clone()))
                     .or_default()
-                    .details = Some(id);
+                    .details
+                    .push(id);
             }
             _ => {}
         }
@@ -378,27 +408,37 @@ impl Index {
 
     /// The records completing `author`'s `record_id`, decoded: details,
     /// resources, collections (at most `RELATED_SHOWN` of each), each as
-    /// this node holds it now: still current and public, and a collection
-    /// only if the public may read it whole (`viewer::may_read`: one that
-    /// lists a record the public may not see is not shown, not even its
+    /// this node holds it now: still current, one `viewer` may see, and a
+    /// collection only if `viewer` may read it whole (`viewer::may_read`:
+    /// one that lists a record it may not see is not shown, not even its
     /// title).
     pub fn related_records(
         &self,
         node: &Node,
+        viewer: &Viewer,
         author: &PublicKey,
         record_id: &str,
     ) -> Result<RelatedRecords, StoreError> {
         let Some(rel) = self.related(author, record_id) else {
             return Ok(RelatedRecords::default());
         };
-        let details = match rel.details {
-            Some(id) => shown(node, &[id], 1)?.pop().map(|(_, r)| r),
-            None => None,
+        let details = shown(node, viewer, &rel.details, 1)?;
+        let resources = shown(node, viewer, &rel.resources, RELATED_SHOWN)?;
+        let collections = shown(node, viewer, &rel.collections, RELATED_SHOWN)?;
+        let read = details
+            .iter()
+            .chain(&resources)
+            .chain(&collections)
+            .filter_map(beyond_public)
+            .collect();
+        let strip = |v: Vec<(RecordId, String, Record)>| {
+            v.into_iter().map(|(_, a, r)| (a, r)).collect::<Vec<_>>()
         };
         Ok(RelatedRecords {
-            details,
-            resources: shown(node, &rel.resources, RELATED_SHOWN)?,
-            collections: shown(node, &rel.collections, RELATED_SHOWN)?,
+            details: details.into_iter().next().map(|(_, _, r)| r),
+            resources: strip(resources),
+            collections: strip(collections),
+            read,
         })
     }
 
@@ -406,11 +446,12 @@ impl Index {
     fn resources(
         &self,
         node: &Node,
+        viewer: &Viewer,
         author: &PublicKey,
         record_id: &str,
-    ) -> Result<Vec<(String, Record)>, StoreError> {
+    ) -> Result<Vec<(RecordId, String, Record)>, StoreError> {
         match self.related(author, record_id) {
-            Some(rel) => shown(node, &rel.resources, RELATED_SHOWN),
+            Some(rel) => shown(node, viewer, &rel.resources, RELATED_SHOWN),
             None => Ok(Vec::new()),
         }
     }
@@ -424,7 +465,8 @@ impl Index {
         page: Option<(usize, usize)>,
         document: &'static str,
         view: &View,
-    ) -> Result<Graph, StoreError> {
+        viewer: &Viewer,
+    ) -> Result<(Graph, Vec<Read>), StoreError> {
         let all = self.seen(
             node,
             view,
@@ -432,18 +474,23 @@ impl Index {
             &self.datasets,
             &self.dataset_origins,
         );
-        let total = all.len();
+        let beyond = self.beyond(node, view, viewer, &self.beyond_datasets);
+        let total = all.len() + beyond.len();
         let page = page.or((total > UNPAGED_MAX).then_some((1, UNPAGED_MAX)));
-        let ids = all.slice(page);
-        let records = load(node, &ids)?;
+        let records = load(node, &all.slice_with(&beyond, page))?;
+        let mut read: Vec<Read> = records.iter().filter_map(beyond_public).collect();
         let mut entries: Vec<Entry<'_>> = Vec::with_capacity(records.len());
-        for (author, record) in &records {
+        for (_, author, record) in &records {
             let relations = match PublicKey::parse_hex(author) {
-                Ok(key) => RelatedRecords {
-                    resources: self.resources(node, &key, &record.record_id)?,
-                    ..RelatedRecords::default()
+                Ok(key) => {
+                    let resources = self.resources(node, viewer, &key, &record.record_id)?;
+                    read.extend(resources.iter().filter_map(beyond_public));
+                    RelatedRecords {
+                        resources: resources.into_iter().map(|(_, a, r)| (a, r)).collect(),
+                        ..RelatedRecords::default()
+                    }
+                    .relations()
                 }
-                .relations(),
                 Err(_) => Vec::new(),
             };
             entries.push(Entry {
@@ -460,7 +507,7 @@ impl Index {
             document,
             filters: view.query(),
         });
-        Ok(maillage_dcat::catalog(info, &entries, page))
+        Ok((maillage_dcat::catalog(info, &entries, page), read))
     }
 
     /// Every public project with its author (hex), at most `max` of them,
@@ -472,7 +519,11 @@ impl Index {
     ) -> Result<(Vec<(String, Record)>, usize), StoreError> {
         // All of them: no view.
         let ids = &self.projects[..self.projects.len().min(max)];
-        Ok((load(node, ids)?, self.projects.len()))
+        let records = load(node, ids)?
+            .into_iter()
+            .map(|(_, a, r)| (a, r))
+            .collect();
+        Ok((records, self.projects.len()))
     }
 
     /// The public projects as maillage JSON documents with their author,
@@ -483,7 +534,8 @@ impl Index {
         node: &Node,
         page: Option<(usize, usize)>,
         view: &View,
-    ) -> Result<(serde_json::Value, Option<(usize, usize)>), StoreError> {
+        viewer: &Viewer,
+    ) -> Result<(serde_json::Value, Option<(usize, usize)>, Vec<Read>), StoreError> {
         let all = self.seen(
             node,
             view,
@@ -491,15 +543,19 @@ impl Index {
             &self.projects,
             &self.project_origins,
         );
-        let total = all.len();
+        let beyond = self.beyond(node, view, viewer, &self.beyond_projects);
+        let total = all.len() + beyond.len();
         let page = page.or((total > UNPAGED_MAX).then_some((1, UNPAGED_MAX)));
+        let records = load(node, &all.slice_with(&beyond, page))?;
+        let mut read: Vec<Read> = records.iter().filter_map(beyond_public).collect();
         let mut docs = Vec::new();
-        for (author, record) in load(node, &all.slice(page))? {
+        for (_, author, record) in records {
             let mut doc = maillage_record::json::record_to_json(&record);
-            // Its public details and resources, as the bibliothèque shows
-            // them beside the project.
+            // Its details and resources the reader may see, as the
+            // bibliothèque shows them beside the project.
             if let Ok(key) = PublicKey::parse_hex(&author) {
-                let related = self.related_records(node, &key, &record.record_id)?;
+                let related = self.related_records(node, viewer, &key, &record.record_id)?;
+                read.extend(related.read);
                 if let Some(d) = related.details {
                     doc["details"] = maillage_record::json::record_to_json(&d);
                 }
@@ -521,8 +577,51 @@ impl Index {
         let next = page
             .filter(|(number, size)| number.saturating_mul(*size) < total)
             .map(|(number, size)| (number + 1, size));
-        Ok((serde_json::Value::Array(docs), next))
+        Ok((serde_json::Value::Array(docs), next, read))
     }
+
+    /// Of `list`, the ids `viewer` may see that `view` keeps, in order.
+    fn beyond(&self, node: &Node, view: &View, viewer: &Viewer, list: &[Beyond]) -> Vec<RecordId> {
+        if matches!(viewer, Viewer::Anonymous) {
+            return Vec::new();
+        }
+        let wanted: Option<u32> = view
+            .organisation
+            .as_ref()
+            .and_then(|s| s.as_str().parse().ok());
+        list.iter()
+            .filter(|b| viewer.may_see(&b.author, &b.visibility))
+            .filter(|b| !view.own || b.author == node.public_key())
+            .filter(|b| {
+                let host = b.origin.source as usize;
+                view.exclude_source.as_ref().is_none_or(|x| {
+                    host == 0 || self.hosts.get(host - 1).is_none_or(|h| !host_matches(h, x))
+                })
+            })
+            .filter(|b| {
+                wanted.is_none_or(|w| {
+                    let of = if b.origin.on_behalf_of != 0 && node.publishes_for_others(&b.author) {
+                        Some(b.origin.on_behalf_of)
+                    } else {
+                        node.speaks_for(&b.author)
+                            .and_then(|(s, _)| s.as_str().parse().ok())
+                    };
+                    of == Some(w)
+                })
+            })
+            .map(|b| b.id)
+            .collect()
+    }
+}
+
+/// A record shown beyond the public, for the access log.
+fn beyond_public((id, author, record): &(RecordId, String, Record)) -> Option<Read> {
+    (record.visibility != maillage_record::Visibility::Public).then(|| Read {
+        id: id.to_hex(),
+        author: author.clone(),
+        record_id: record.record_id.clone(),
+        kind: record.kind(),
+    })
 }
 
 /// The public records that complete one, decoded, with their author (hex).
@@ -531,6 +630,8 @@ pub struct RelatedRecords {
     pub details: Option<Record>,
     pub resources: Vec<(String, Record)>,
     pub collections: Vec<(String, Record)>,
+    /// Those of them beyond the public, for the access log.
+    pub read: Vec<Read>,
 }
 
 impl RelatedRecords {
@@ -703,32 +804,47 @@ impl Index {
     }
 }
 
+/// The first and last positions (exclusive) of a page of `total` items
+/// (all of them without a page).
+fn bounds(page: Option<(usize, usize)>, total: usize) -> (usize, usize) {
+    match page {
+        None => (0, total),
+        Some((number, size)) => {
+            let start = number.saturating_sub(1).saturating_mul(size).min(total);
+            (start, start.saturating_add(size).min(total))
+        }
+    }
+}
+
 impl Seen<'_> {
     fn len(&self) -> usize {
         self.ranges.iter().map(|r| r.len()).sum()
     }
 
-    /// The ids of one page (all of them without one).
-    fn slice(&self, page: Option<(usize, usize)>) -> Vec<RecordId> {
-        let total = self.len();
-        let (start, end) = match page {
-            None => (0, total),
-            Some((number, size)) => {
-                let start = number.saturating_sub(1).saturating_mul(size).min(total);
-                (start, start.saturating_add(size).min(total))
-            }
-        };
-        let mut out = Vec::with_capacity(end - start);
+    /// The ids of one page of these followed by `more`.
+    fn slice_with(&self, more: &[RecordId], page: Option<(usize, usize)>) -> Vec<RecordId> {
+        let own = self.len();
+        let (start, end) = bounds(page, own + more.len());
+        let mut out = self.between(start.min(own), end.min(own));
+        if end > own {
+            out.extend_from_slice(&more[start.max(own) - own..end - own]);
+        }
+        out
+    }
+
+    /// The ids from position `start` to `end` (exclusive).
+    fn between(&self, start: usize, end: usize) -> Vec<RecordId> {
+        let mut out = Vec::with_capacity(end.saturating_sub(start));
         let mut at = 0;
         for r in &self.ranges {
+            if at >= end {
+                break;
+            }
             let (from, to) = (start.max(at), end.min(at + r.len()));
             if from < to {
                 out.extend_from_slice(&self.ids[r.start + (from - at)..r.start + (to - at)]);
             }
             at += r.len();
-            if at >= end {
-                break;
-            }
         }
         out
     }
@@ -738,14 +854,19 @@ impl Seen<'_> {
 /// the public may read now: current (a version replaced since may not
 /// relate any more), public, and for a collection, every item public
 /// (`viewer::may_read`). At most `4 × max` are looked at.
-fn shown(node: &Node, ids: &[RecordId], max: usize) -> Result<Vec<(String, Record)>, StoreError> {
+fn shown(
+    node: &Node,
+    viewer: &Viewer,
+    ids: &[RecordId],
+    max: usize,
+) -> Result<Vec<(RecordId, String, Record)>, StoreError> {
     let store = node.store();
     let mut out = Vec::new();
     for id in ids.iter().take(max.saturating_mul(4)) {
         if out.len() == max {
             break;
         }
-        let Some((author, record)) = load(node, std::slice::from_ref(id))?.pop() else {
+        let Some((_, author, record)) = load(node, std::slice::from_ref(id))?.pop() else {
             continue;
         };
         let Ok(key) = PublicKey::parse_hex(&author) else {
@@ -753,9 +874,9 @@ fn shown(node: &Node, ids: &[RecordId], max: usize) -> Result<Vec<(String, Recor
         };
         let current = store.current(&key, &record.record_id)?;
         if current.is_some_and(|c| c.id == *id)
-            && crate::viewer::may_read(store, &Viewer::Anonymous, &key, &record)?
+            && crate::viewer::may_read(store, viewer, &key, &record)?
         {
-            out.push((author, record));
+            out.push((*id, author, record));
         }
     }
     Ok(out)
@@ -764,7 +885,7 @@ fn shown(node: &Node, ids: &[RecordId], max: usize) -> Result<Vec<(String, Recor
 /// The records of `ids`, with their author (hex). The index names the
 /// versions current when it was built: a page may show one that has been
 /// replaced since, until the next rebuild.
-fn load(node: &Node, ids: &[RecordId]) -> Result<Vec<(String, Record)>, StoreError> {
+fn load(node: &Node, ids: &[RecordId]) -> Result<Vec<(RecordId, String, Record)>, StoreError> {
     use prost::Message;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
@@ -777,7 +898,7 @@ fn load(node: &Node, ids: &[RecordId]) -> Result<Vec<(String, Record)>, StoreErr
             .and_then(|e| {
                 let author = PublicKey::from_slice(&e.author)?;
                 let record = maillage_record::wire::decode_payload(&e.payload).ok()?;
-                Some((author.to_hex(), record))
+                Some((*id, author.to_hex(), record))
             });
         match decoded {
             Some(r) => out.push(r),
@@ -833,6 +954,76 @@ mod tests {
     /// A harvest reads the store once, not once per page: pages come from
     /// one index until the store changes, and not more often than every
     /// REFRESH while it keeps changing.
+    /// A reader beyond the public (a read token, a signed-in agent) gets
+    /// the public records, then those it may see, paged as one list; the
+    /// export says which of them were beyond the public (for the access
+    /// log). No one else gets those.
+    #[tokio::test]
+    async fn readers_get_what_their_organisation_may_see() {
+        let dir = tempfile::tempdir().unwrap();
+        let node = start_node(dir.path()).await;
+        let colomiers = maillage_record::Siren::parse("213101496").unwrap();
+        store_datasets(&node, 0, 3, Visibility::Public);
+        store_datasets(
+            &node,
+            3,
+            2,
+            Visibility::Restricted {
+                audience: vec![colomiers.clone()],
+            },
+        );
+        store_datasets(&node, 5, 1, Visibility::Federation);
+        let exports = Arc::new(Exports::default());
+        let index = exports.index(&node).unwrap();
+        let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://d.example");
+        let agent = Viewer::Agent {
+            siren: colomiers,
+            member: false,
+        };
+        let pages = |viewer: &Viewer| {
+            (1..=3)
+                .map(|n| {
+                    let (graph, read) = index
+                        .catalog(
+                            &node,
+                            &info,
+                            Some((n, 2)),
+                            Page::TURTLE,
+                            &View::default(),
+                            viewer,
+                        )
+                        .unwrap();
+                    (datasets_in(&graph), read.len())
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pages(&Viewer::Anonymous), [(2, 0), (1, 0), (0, 0)]);
+        // 3 public, then the 2 restricted to Colomiers; not the federation's
+        // (Colomiers is no member).
+        assert_eq!(pages(&agent), [(2, 0), (2, 1), (1, 1)]);
+        let (graph, read) = index
+            .catalog(&node, &info, None, Page::TURTLE, &View::default(), &agent)
+            .unwrap();
+        let ttl = graph.to_turtle();
+        assert!(
+            ttl.contains("\"Jeu 4\"") && !ttl.contains("\"Jeu 5\""),
+            "{ttl}"
+        );
+        let mut ids: Vec<&str> = read.iter().map(|r| r.record_id.as_str()).collect();
+        ids.sort();
+        assert_eq!(ids, ["d00003", "d00004"]);
+        // A view of another organisation's records holds none of them.
+        let other = View {
+            organisation: Some(maillage_record::Siren::parse("200053791").unwrap()),
+            ..View::default()
+        };
+        let (graph, read) = index
+            .catalog(&node, &info, None, Page::TURTLE, &other, &agent)
+            .unwrap();
+        assert_eq!((datasets_in(&graph), read.len()), (0, 0));
+        node.stop();
+    }
+
     #[tokio::test]
     async fn pages_come_from_one_index() {
         let dir = tempfile::tempdir().unwrap();
@@ -845,8 +1036,16 @@ mod tests {
         assert!(Arc::ptr_eq(&index, &exports.index(&node).unwrap()));
         let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://d.example");
         let page = index
-            .catalog(&node, &info, Some((2, 2)), Page::JSON_LD, &View::default())
-            .unwrap();
+            .catalog(
+                &node,
+                &info,
+                Some((2, 2)),
+                Page::JSON_LD,
+                &View::default(),
+                &Viewer::Anonymous,
+            )
+            .unwrap()
+            .0;
         assert_eq!(datasets_in(&page), 2);
         // A change within `refresh` waits for the next rebuild.
         store_datasets(&node, 8, 1, Visibility::Public);
@@ -947,8 +1146,9 @@ mod tests {
         let count = |view: &View, page| {
             datasets_in(
                 &index
-                    .catalog(&node, &info, page, Page::TURTLE, view)
-                    .unwrap(),
+                    .catalog(&node, &info, page, Page::TURTLE, view, &Viewer::Anonymous)
+                    .unwrap()
+                    .0,
             )
         };
         let own = View {
@@ -964,15 +1164,25 @@ mod tests {
         assert_eq!(count(&org, None), 3);
         assert_eq!(count(&own, Some((2, 2))), 1);
         let page = index
-            .catalog(&node, &info, Some((1, 2)), Page::TURTLE, &own)
+            .catalog(
+                &node,
+                &info,
+                Some((1, 2)),
+                Page::TURTLE,
+                &own,
+                &Viewer::Anonymous,
+            )
             .unwrap()
+            .0
             .to_turtle();
         assert!(
             page.contains("/catalog.ttl?page=2&page_size=2&own=1"),
             "{page}"
         );
         assert!(!page.contains("Autre"), "{page}");
-        let (projects, _) = index.projects(&node, None, &own).unwrap();
+        let (projects, _, _) = index
+            .projects(&node, None, &own, &Viewer::Anonymous)
+            .unwrap();
         assert_eq!(projects.as_array().unwrap().len(), 0);
         node.stop();
     }
@@ -1024,8 +1234,9 @@ mod tests {
         let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://d.example");
         let titles = |view: &View| {
             let ttl = index
-                .catalog(&node, &info, None, Page::TURTLE, view)
+                .catalog(&node, &info, None, Page::TURTLE, view, &Viewer::Anonymous)
                 .unwrap()
+                .0
                 .to_turtle();
             ["Jeu 0", "Jeu gouv", "Jeu colomiers"]
                 .into_iter()
@@ -1056,8 +1267,10 @@ mod tests {
                 Some((1, 5)),
                 Page::TURTLE,
                 &without("data.gouv.fr"),
+                &Viewer::Anonymous,
             )
             .unwrap()
+            .0
             .to_turtle();
         assert!(page.contains("exclude_source=data.gouv.fr"), "{page}");
         assert!(View::source_to_exclude("not a host!").is_err());
@@ -1198,22 +1411,32 @@ mod tests {
             .unwrap();
         let index = Arc::new(Exports::default()).index(&node).unwrap();
         let related = index
-            .related_records(&node, &node.public_key(), "tri")
+            .related_records(&node, &Viewer::Anonymous, &node.public_key(), "tri")
             .unwrap();
         assert!(!format!("{related:?}").contains("REVELATRICE"));
         assert!(!format!("{related:?}").contains("AUTRE"));
         assert!(related.details.is_some());
         assert_eq!(related.resources.len(), 1, "{:?}", related.resources);
         assert_eq!(related.collections.len(), 1);
-        let (projects, _) = index.projects(&node, None, &View::default()).unwrap();
+        let (projects, _, _) = index
+            .projects(&node, None, &View::default(), &Viewer::Anonymous)
+            .unwrap();
         let tri = &projects[0];
         assert_eq!(tri["details"]["algorithm_name"], "CamemBERT", "{tri}");
         assert_eq!(tri["resources"][0]["title"], "Guide du tri", "{tri}");
         assert!(!projects.to_string().contains("INTERNE"));
         let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://d.example");
         let ttl = index
-            .catalog(&node, &info, None, Page::TURTLE, &View::default())
+            .catalog(
+                &node,
+                &info,
+                None,
+                Page::TURTLE,
+                &View::default(),
+                &Viewer::Anonymous,
+            )
             .unwrap()
+            .0
             .to_turtle();
         assert!(ttl.contains("dct:relation"), "{ttl}");
         assert!(ttl.contains("\"Guide du jeu\"@fr"), "{ttl}");
@@ -1230,8 +1453,16 @@ mod tests {
         let index = Arc::new(Exports::default()).index(&node).unwrap();
         let info = CatalogInfo::for_node("Toulouse Métropole", "243100518", "https://d.example");
         let whole = index
-            .catalog(&node, &info, None, Page::TURTLE, &View::default())
-            .unwrap();
+            .catalog(
+                &node,
+                &info,
+                None,
+                Page::TURTLE,
+                &View::default(),
+                &Viewer::Anonymous,
+            )
+            .unwrap()
+            .0;
         assert_eq!(datasets_in(&whole), UNPAGED_MAX);
         let turtle = whole.to_turtle();
         assert!(turtle.contains("hydra:next"), "no link to the next page");
@@ -1245,8 +1476,10 @@ mod tests {
                 Some((2, UNPAGED_MAX)),
                 Page::JSON_LD,
                 &View::default(),
+                &Viewer::Anonymous,
             )
-            .unwrap();
+            .unwrap()
+            .0;
         assert_eq!(datasets_in(&last), 1);
         node.stop();
     }

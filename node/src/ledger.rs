@@ -294,9 +294,9 @@ impl Ledger {
         self.writer.put_proposal(id, value)
     }
 
-    /// An access log line (`access`).
-    pub fn log_access(&self, at_ms: i64, n: u64, value: &[u8]) -> Result<(), StoreError> {
-        self.writer.put_access(at_ms, n, value)
+    /// Access log lines (`access`): (time, number, line).
+    pub fn log_access(&self, lines: &[(i64, u64, Vec<u8>)]) -> Result<(), StoreError> {
+        self.writer.put_access(lines)
     }
 
     /// Forgets access log lines older than `before_ms`.

@@ -412,7 +412,15 @@ impl Node {
     /// viewer may not see now are left out (`viewer::may_read`; the page's
     /// counts may still include them), and each hit says what trust says
     /// of its author now (`vouch`).
-    pub fn finish_hits(&self, viewer: &Viewer, hits: &mut Vec<Hit>) -> Result<(), StoreError> {
+    /// `reader`, a signed-in agent or a read token (who, and for which
+    /// organisation), gets the hits beyond the public written to the
+    /// access log: a title is a read.
+    pub fn finish_hits(
+        &self,
+        viewer: &Viewer,
+        hits: &mut Vec<Hit>,
+        reader: Option<(&str, &maillage_record::Siren)>,
+    ) -> Result<(), StoreError> {
         let mut kept = Vec::with_capacity(hits.len());
         for mut hit in hits.drain(..) {
             if hit.kind == Kind::Collection && *viewer != Viewer::Operator {
@@ -427,6 +435,26 @@ impl Node {
             kept.push(hit);
         }
         *hits = kept;
+        if let Some((who, siren)) = reader {
+            let ids: Vec<_> = hits.iter().map(|h| h.id).collect();
+            let reads: Vec<crate::access::Read> = hits
+                .iter()
+                .zip(self.store.sync_items_many(&ids)?)
+                .filter(|(_, item)| {
+                    item.as_ref()
+                        .is_some_and(|i| i.visibility != maillage_record::Visibility::Public)
+                })
+                .map(|(h, _)| crate::access::Read {
+                    id: h.id.to_hex(),
+                    author: h.author.to_hex(),
+                    record_id: h.record_id.clone(),
+                    kind: h.kind,
+                })
+                .collect();
+            if !reads.is_empty() {
+                self.note_reads(who, siren, crate::access::Via::Search, reads);
+            }
+        }
         Ok(())
     }
 
@@ -462,27 +490,30 @@ impl Node {
         &self.proposals
     }
 
-    /// Notes that `who` (of `siren`) was shown a record not public.
-    pub fn note_access(
+    /// Notes that `who` (of `siren`) was shown records not public, `via`
+    /// where (one batch, not synced: see docs/security.md).
+    pub fn note_reads(
         &self,
-        who: String,
+        who: &str,
         siren: &maillage_record::Siren,
-        id: &str,
-        author: &PublicKey,
-        record: &maillage_record::Record,
+        via: crate::access::Via,
+        reads: impl IntoIterator<Item = crate::access::Read>,
     ) {
-        self.access.note(
-            &self.ledger,
-            &crate::access::Access {
-                at_ms: maillage_record::now_ms(),
-                who,
+        let at_ms = maillage_record::now_ms();
+        let lines: Vec<crate::access::Access> = reads
+            .into_iter()
+            .map(|r| crate::access::Access {
+                at_ms,
+                who: who.to_string(),
                 siren: siren.to_string(),
-                id: id.to_string(),
-                author: author.to_hex(),
-                record_id: record.record_id.clone(),
-                kind: record.kind().as_str().to_string(),
-            },
-        );
+                id: r.id,
+                author: r.author,
+                record_id: r.record_id,
+                kind: r.kind.as_str().to_string(),
+                via: via.as_str().to_string(),
+            })
+            .collect();
+        self.access.note(&self.ledger, &lines);
     }
 
     /// What an agent of `siren`, signed in on the portal, may see.

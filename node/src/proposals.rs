@@ -175,8 +175,10 @@ pub fn organisation_record(
         .as_ref()
         .and_then(|p| p.on_behalf_of.as_ref())
         .and_then(|a| a.siren.as_deref());
-    Ok((behalf == Some(siren.as_str()) && PROPOSABLE.contains(&record.kind()))
-        .then_some((current.version, record)))
+    Ok(
+        (behalf == Some(siren.as_str()) && PROPOSABLE.contains(&record.kind()))
+            .then_some((current.version, record)),
+    )
 }
 
 /// A record's title, for lists.
@@ -235,7 +237,9 @@ fn prepare(node: &Node, p: &mut Proposal) -> Result<(), ProposalError> {
         }
         (_, current) => {
             if !PROPOSABLE.contains(&record.kind()) {
-                return invalid("only a project, a project's details or a dataset may be proposed".into());
+                return invalid(
+                    "only a project, a project's details or a dataset may be proposed".into(),
+                );
             }
             if let Some((_, was)) = current
                 && was.kind() != record.kind()
@@ -461,7 +465,10 @@ async fn publish(
     let (still, now) = tokio::task::spawn_blocking(move || {
         let now = organisation_record(&n, &again.record_id, &again.siren)?.map(|(v, _)| v);
         let still = match again.change {
-            Change::New => n.store().current(&n.public_key(), &again.record_id)?.is_none(),
+            Change::New => n
+                .store()
+                .current(&n.public_key(), &again.record_id)?
+                .is_none(),
             Change::Edit | Change::Withdrawal => now == Some(again.base_version),
         };
         // A project's details name a project that must still be the
@@ -469,7 +476,10 @@ async fn publish(
         let details = matches!(again.change, Change::New | Change::Edit)
             && again.kind == Kind::ProjectDetails.as_str();
         let project_kept = !details || {
-            let project = again.document["project"].as_str().unwrap_or_default().to_string();
+            let project = again.document["project"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             organisation_record(&n, &project, &again.siren)?
                 .is_some_and(|(_, r)| r.kind() == Kind::Project)
         };
@@ -548,7 +558,10 @@ mod tests {
     fn proposal(siren: &str, change: Change, document: serde_json::Value) -> Proposal {
         Proposal {
             id: String::new(),
-            record_id: document["record_id"].as_str().unwrap_or_default().to_string(),
+            record_id: document["record_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
             document,
             title: String::new(),
             kind: String::new(),
@@ -606,7 +619,14 @@ mod tests {
         let colomiers = "213101496";
         let p = node
             .proposals()
-            .propose(&node, proposal(colomiers, Change::New, dataset("213101496-voirie", "Voirie")))
+            .propose(
+                &node,
+                proposal(
+                    colomiers,
+                    Change::New,
+                    dataset("213101496-voirie", "Voirie"),
+                ),
+            )
             .unwrap();
         assert!(p.record_id.starts_with("213101496-voirie-"), "{p:?}");
         let (accepted, _) = accept(&node, &p.id, "operator").await.unwrap();
@@ -622,30 +642,56 @@ mod tests {
         // The metropole's own record is no organisation's to change.
         let refused = node.proposals().propose(
             &node,
-            proposal(colomiers, Change::Edit, dataset("213101496-voirie", "Prise")),
+            proposal(
+                colomiers,
+                Change::Edit,
+                dataset("213101496-voirie", "Prise"),
+            ),
         );
-        assert!(matches!(refused, Err(ProposalError::Invalid(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Err(ProposalError::Invalid(_))),
+            "{refused:?}"
+        );
         // Nor is Colomiers' record another organisation's.
         let refused = node.proposals().propose(
             &node,
             proposal("243100518", Change::Edit, dataset(&p.record_id, "Prise")),
         );
-        assert!(matches!(refused, Err(ProposalError::Invalid(_))), "{refused:?}");
+        assert!(
+            matches!(refused, Err(ProposalError::Invalid(_))),
+            "{refused:?}"
+        );
 
         // Two edits written against version 1: the first accepted makes
         // version 2, the second is refused (it would undo the first).
         let first = node
             .proposals()
-            .propose(&node, proposal(colomiers, Change::Edit, dataset(&p.record_id, "Voirie, v2")))
+            .propose(
+                &node,
+                proposal(colomiers, Change::Edit, dataset(&p.record_id, "Voirie, v2")),
+            )
             .unwrap();
         let second = node
             .proposals()
-            .propose(&node, proposal(colomiers, Change::Edit, dataset(&p.record_id, "Voirie, bis")))
+            .propose(
+                &node,
+                proposal(
+                    colomiers,
+                    Change::Edit,
+                    dataset(&p.record_id, "Voirie, bis"),
+                ),
+            )
             .unwrap();
-        assert_eq!((first.base_version, first.record_id.as_str()), (1, p.record_id.as_str()));
+        assert_eq!(
+            (first.base_version, first.record_id.as_str()),
+            (1, p.record_id.as_str())
+        );
         accept(&node, &first.id, "operator").await.unwrap();
         let late = accept(&node, &second.id, "operator").await;
-        assert!(matches!(late, Err(ProposalError::Invalid(ref e)) if e.contains("changed since")), "{late:?}");
+        assert!(
+            matches!(late, Err(ProposalError::Invalid(ref e)) if e.contains("changed since")),
+            "{late:?}"
+        );
         assert_eq!(current(&node, &p.record_id).version, 2);
         assert_eq!(title_of(&current(&node, &p.record_id)), "Voirie, v2");
 
@@ -654,14 +700,19 @@ mod tests {
         let other = Siren::parse("243100518").unwrap();
         let own = Siren::parse(colomiers).unwrap();
         assert!(matches!(
-            node.proposals().amend(&node, &second.id, &other, dataset("x", "Prise")),
+            node.proposals()
+                .amend(&node, &second.id, &other, dataset("x", "Prise")),
             Err(ProposalError::NotYours(_))
         ));
         assert!(matches!(
-            node.proposals().cancel(node.ledger(), &second.id, &other, "x"),
+            node.proposals()
+                .cancel(node.ledger(), &second.id, &other, "x"),
             Err(ProposalError::NotYours(_))
         ));
-        let cancelled = node.proposals().cancel(node.ledger(), &second.id, &own, "agent-a").unwrap();
+        let cancelled = node
+            .proposals()
+            .cancel(node.ledger(), &second.id, &own, "agent-a")
+            .unwrap();
         assert_eq!(cancelled.state, State::Cancelled);
 
         // The withdrawal: a tombstone, on Colomiers' behalf.
@@ -676,13 +727,20 @@ mod tests {
                 ),
             )
             .unwrap();
-        assert_eq!((gone.kind.as_str(), gone.title.as_str()), ("dataset", "Voirie, v2"));
+        assert_eq!(
+            (gone.kind.as_str(), gone.title.as_str()),
+            ("dataset", "Voirie, v2")
+        );
         accept(&node, &gone.id, "operator").await.unwrap();
         let withdrawn = current(&node, &p.record_id);
         assert_eq!(withdrawn.kind(), Kind::Tombstone);
         assert_eq!(withdrawn.version, 3);
         // Withdrawn, it is no longer the organisation's to change.
-        assert!(organisation_record(&node, &p.record_id, &own).unwrap().is_none());
+        assert!(
+            organisation_record(&node, &p.record_id, &own)
+                .unwrap()
+                .is_none()
+        );
         // The metropole's own record is untouched.
         assert_eq!(current(&node, "213101496-voirie").version, 1);
         node.stop();
@@ -713,19 +771,24 @@ mod tests {
                 "audience": [colomiers]})
         };
         // Not published yet: no details.
-        let early = node
-            .proposals()
-            .propose(&node, proposal(colomiers, Change::New, details(&project.record_id)));
+        let early = node.proposals().propose(
+            &node,
+            proposal(colomiers, Change::New, details(&project.record_id)),
+        );
         assert!(matches!(early, Err(ProposalError::Invalid(_))), "{early:?}");
         accept(&node, &project.id, "operator").await.unwrap();
         // Another organisation's agent may not detail it.
-        let other = node
-            .proposals()
-            .propose(&node, proposal("243100518", Change::New, details(&project.record_id)));
+        let other = node.proposals().propose(
+            &node,
+            proposal("243100518", Change::New, details(&project.record_id)),
+        );
         assert!(matches!(other, Err(ProposalError::Invalid(_))), "{other:?}");
         let d = node
             .proposals()
-            .propose(&node, proposal(colomiers, Change::New, details(&project.record_id)))
+            .propose(
+                &node,
+                proposal(colomiers, Change::New, details(&project.record_id)),
+            )
             .unwrap();
         assert_eq!(d.kind, "project_details");
         accept(&node, &d.id, "operator").await.unwrap();

@@ -131,14 +131,17 @@ fn an_agent_signs_in_and_sees_what_its_organisation_may_see() {
     let _ = std::fs::remove_dir_all(&out);
     println!("{}", browser_script("signin.mjs", &addr, &out));
 
-    // The operator sees who read the restricted record, and nothing of the
-    // public one.
+    // The operator sees who read the restricted record (its title in the
+    // search, then its page), and nothing of the public one.
     let log = cli_json(&dir, &["access-log", "--json"]);
     let lines = log.as_array().unwrap();
-    assert_eq!(lines.len(), 1, "{log}");
-    assert_eq!(lines[0]["who"], "session:agent-a", "{log}");
-    assert_eq!(lines[0]["siren"], "213101496", "{log}");
-    assert_eq!(lines[0]["record_id"], "colomiers", "{log}");
+    let via: Vec<&str> = lines.iter().map(|l| l["via"].as_str().unwrap()).collect();
+    assert_eq!(via, ["search", "page"], "{log}");
+    for line in lines {
+        assert_eq!(line["who"], "session:agent-a", "{log}");
+        assert_eq!(line["siren"], "213101496", "{log}");
+        assert_eq!(line["record_id"], "colomiers", "{log}");
+    }
 
     // A node whose client secret others may read does not start.
     std::fs::set_permissions(
@@ -225,13 +228,25 @@ fn a_read_token_sees_its_organisation_s_records_until_revoked() {
     assert_eq!(status, 200);
     let (status, _, _) = http_get_as(&addr, &path, "application/json");
     assert_eq!(status, 404);
+    // The DCAT export: the public catalogue, and the token's records after.
+    let (status, head, body) = http_get_with(&addr, "/catalog.jsonld", &with);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("Réservé COLOMIERS"));
+    assert!(head.contains("cache-control: private"), "{head}");
+    let (_, head, body) = http_get_with(&addr, "/catalog.jsonld", &[]);
+    assert!(!String::from_utf8_lossy(&body).contains("COLOMIERS"));
+    assert!(head.contains("vary: authorization, cookie"), "{head}");
+    // Each read beyond the public is logged: in a search, as JSON, in the
+    // export; the public record never.
     let log = cli_json(&dir, &["access-log", "--json", "--siren", "213101496"]);
-    assert_eq!(
-        log[0]["who"],
-        format!("token:{}", made["id"].as_str().unwrap()),
-        "{log}"
-    );
-    assert_eq!(log.as_array().unwrap().len(), 1, "{log}");
+    let lines = log.as_array().unwrap();
+    let mut via: Vec<&str> = lines.iter().map(|l| l["via"].as_str().unwrap()).collect();
+    via.sort();
+    assert_eq!(via, ["export", "page", "search"], "{log}");
+    for line in lines {
+        assert_eq!(line["who"], format!("token:{}", made["id"].as_str().unwrap()), "{log}");
+        assert_eq!(line["record_id"], "colomiers", "{log}");
+    }
     // A token that is not one is told so.
     let (status, head, _) = http_get_with(
         &addr,
@@ -375,7 +390,11 @@ fn an_agent_proposes_a_project_a_moderator_publishes_it_and_a_peer_shows_it() {
         .collect();
     assert_eq!(changes.len(), 6, "{all}");
     assert_eq!(changes.iter().filter(|c| **c == "edit").count(), 1, "{all}");
-    assert_eq!(changes.iter().filter(|c| **c == "withdrawal").count(), 1, "{all}");
+    assert_eq!(
+        changes.iter().filter(|c| **c == "withdrawal").count(),
+        1,
+        "{all}"
+    );
 
     // A peer that trusts the node gets the project, as Colomiers'.
     let peer_dir = tmp.path().join("region");
@@ -397,7 +416,11 @@ fn an_agent_proposes_a_project_a_moderator_publishes_it_and_a_peer_shows_it() {
         },
     );
     let held = cli_json(&peer_dir, &["list", "--json", "--kind", "project_details"]);
-    assert_eq!(held, serde_json::json!([]), "the region got Colomiers' details");
+    assert_eq!(
+        held,
+        serde_json::json!([]),
+        "the region got Colomiers' details"
+    );
 }
 
 /// A session ends when `[signin] session` says, whether or not its agent

@@ -1,6 +1,7 @@
-//! The machine-readable endpoints: DCAT-AP catalogue pages, the public
-//! projects as JSON, search and statistics as JSON. Anonymous: public
-//! records only.
+//! The machine-readable endpoints: DCAT-AP catalogue pages, the projects
+//! as JSON, search and statistics as JSON. Anonymous: public records only;
+//! with a read token (or a portal session), what that SIREN may see, each
+//! record beyond the public written to the access log.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -15,12 +16,20 @@ use crate::query_string::Params;
 use crate::search::{Filters, GroupBy, SearchError, SearchRequest};
 use crate::store::StoreError;
 
-pub(super) async fn catalog_jsonld(state: State<Http>, params: Params) -> Response {
-    catalog(state, params, false).await
+pub(super) async fn catalog_jsonld(
+    state: State<Http>,
+    visitor: Visitor,
+    params: Params,
+) -> Response {
+    catalog(state, visitor, params, false).await
 }
 
-pub(super) async fn catalog_turtle(state: State<Http>, params: Params) -> Response {
-    catalog(state, params, true).await
+pub(super) async fn catalog_turtle(
+    state: State<Http>,
+    visitor: Visitor,
+    params: Params,
+) -> Response {
+    catalog(state, visitor, params, true).await
 }
 
 /// Which records an export holds (`?org=SIREN`, `?own=1`).
@@ -65,19 +74,30 @@ async fn export_request(
 }
 
 /// The DCAT-AP catalogue, whole or a page of it.
-async fn catalog(State(http): State<Http>, params: Params, turtle: bool) -> Response {
+async fn catalog(
+    State(http): State<Http>,
+    visitor: Visitor,
+    params: Params,
+    turtle: bool,
+) -> Response {
     let (page, view, _turn) = match export_request(&http, &params).await {
         Ok(r) => r,
         Err(refused) => return refused,
     };
+    let private = visitor.who().is_some();
     let answer = blocking(move || {
         let node = &http.node;
         let info = CatalogInfo::for_node(node.name(), node.siren().as_str(), &http.public_url);
         let document = if turtle { Page::TURTLE } else { Page::JSON_LD };
-        let graph = http
-            .exports
-            .index(node)?
-            .catalog(node, &info, page, document, &view)?;
+        let (graph, read) = http.exports.index(node)?.catalog(
+            node,
+            &info,
+            page,
+            document,
+            &view,
+            &visitor.viewer,
+        )?;
+        note_export(node, &visitor, read);
         Ok(if turtle {
             (
                 [(header::CONTENT_TYPE, "text/turtle; charset=utf-8")],
@@ -90,20 +110,26 @@ async fn catalog(State(http): State<Http>, params: Params, turtle: bool) -> Resp
         })
     })
     .await;
-    answer.unwrap_or_else(|e| e)
+    for_whoever_asks(answer.unwrap_or_else(|e| e), private)
 }
 
 /// The public projects as maillage JSON; a `Link` header names the next page.
-pub(super) async fn projects(State(http): State<Http>, params: Params) -> Response {
+pub(super) async fn projects(
+    State(http): State<Http>,
+    visitor: Visitor,
+    params: Params,
+) -> Response {
     let (page, view, _turn) = match export_request(&http, &params).await {
         Ok(r) => r,
         Err(refused) => return refused,
     };
+    let private = visitor.who().is_some();
     let answer = blocking(move || {
-        let (docs, following) = http
-            .exports
-            .index(&http.node)?
-            .projects(&http.node, page, &view)?;
+        let (docs, following, read) =
+            http.exports
+                .index(&http.node)?
+                .projects(&http.node, page, &view, &visitor.viewer)?;
+        note_export(&http.node, &visitor, read);
         let body = serde_json::to_vec_pretty(&docs).unwrap_or_default();
         let mut response = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
         if let Some((n, size)) = following {
@@ -119,10 +145,36 @@ pub(super) async fn projects(State(http): State<Http>, params: Params) -> Respon
         Ok(response)
     })
     .await;
-    answer.unwrap_or_else(|e| e)
+    for_whoever_asks(answer.unwrap_or_else(|e| e), private)
 }
 
 /// Runs a blocking read of the store; a failure is logged and answered 500.
+/// Notes the records beyond the public an export showed a reader.
+fn note_export(node: &crate::node::Node, visitor: &Visitor, read: Vec<crate::access::Read>) {
+    if let Some((who, siren)) = visitor.who()
+        && !read.is_empty()
+    {
+        node.note_reads(&who, siren, crate::access::Via::Export, read);
+    }
+}
+
+/// An export's answer depends on who asks (a token, a session): no shared
+/// cache may keep one for another.
+fn for_whoever_asks(mut response: Response, private: bool) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::VARY,
+        header::HeaderValue::from_static("authorization, cookie"),
+    );
+    if private {
+        headers.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("private, no-cache"),
+        );
+    }
+    response
+}
+
 async fn blocking(
     f: impl FnOnce() -> Result<Response, StoreError> + Send + 'static,
 ) -> Result<Response, Response> {
@@ -182,6 +234,7 @@ async fn search_or_stats(
         Err(busy) => return busy,
     };
     let node = http.node.clone();
+    let reader = visitor.who().map(|(who, siren)| (who, siren.clone()));
     let viewer = visitor.viewer;
     let result = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, SearchError> {
         let filters = filters(&params)?;
@@ -203,8 +256,12 @@ async fn search_or_stats(
                     .map_err(SearchError::BadRequest)?,
             };
             let mut page = node.search().search(&req, &viewer, stored)?;
-            node.finish_hits(&viewer, &mut page.hits)
-                .map_err(|e| SearchError::Internal(e.to_string()))?;
+            node.finish_hits(
+                &viewer,
+                &mut page.hits,
+                reader.as_ref().map(|(w, s)| (w.as_str(), s)),
+            )
+            .map_err(|e| SearchError::Internal(e.to_string()))?;
             (page.indexed_seq, page.stored_seq) = (0, 0);
             serde_json::to_vec_pretty(&page)
         };

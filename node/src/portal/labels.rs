@@ -3,8 +3,8 @@
 
 use maillage_record::vocab::{
     AlgorithmType, Audience, BudgetBand, DataAccessMode, DataSource, Frequency, Hosting,
-    ImplementationMode, Level, Licence, OrganisationKind, ProjectStatus, ProjectTheme, ResourceKind,
-    RiskCategory, SpatialGranularity,
+    ImplementationMode, Level, Licence, OrganisationKind, ProjectStatus, ProjectTheme,
+    ResourceKind, RiskCategory, SpatialGranularity,
 };
 
 /// A field's French label; `None` for a field shown by other means (or

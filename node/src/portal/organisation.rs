@@ -48,6 +48,7 @@ pub(super) async fn organisation(
     let node = http.node.clone();
     let wanted = siren.to_string();
     let viewer = visitor.viewer.clone();
+    let reader = visitor.who().map(|(who, siren)| (who, siren.clone()));
     let found = blocking(&http, move || {
         let req = SearchRequest {
             filters: Filters {
@@ -62,8 +63,12 @@ pub(super) async fn organisation(
             .search()
             .search(&req, &viewer, node.store().last_seq())
             .map_err(|e| e.to_string())?;
-        node.finish_hits(&viewer, &mut results.hits)
-            .map_err(|e| e.to_string())?;
+        node.finish_hits(
+            &viewer,
+            &mut results.hits,
+            reader.as_ref().map(|(w, s)| (w.as_str(), s)),
+        )
+        .map_err(|e| e.to_string())?;
         let mut projects = Vec::new();
         for hit in &results.hits {
             if hit.kind != maillage_record::Kind::Project {

@@ -361,9 +361,9 @@ pub(super) fn document(
     for f in target.kind.fields() {
         let name = f.name();
         let value = match f.input {
-            Input::Text | Input::Textarea | Input::Url | Input::Email => {
-                Some(sent.one(&name)).filter(|v| !v.is_empty()).map(Value::from)
-            }
+            Input::Text | Input::Textarea | Input::Url | Input::Email => Some(sent.one(&name))
+                .filter(|v| !v.is_empty())
+                .map(Value::from),
             Input::Number => match sent.one(&name) {
                 "" => None,
                 v => Some(
@@ -388,7 +388,12 @@ pub(super) fn document(
             Input::Choice(list) => match sent.one(&name) {
                 "" => None,
                 v if list().iter().any(|(code, _)| *code == v) => Some(v.into()),
-                v => return Err(format!("« {v} » n'est pas une valeur de la liste ({}).", f.label)),
+                v => {
+                    return Err(format!(
+                        "« {v} » n'est pas une valeur de la liste ({}).",
+                        f.label
+                    ));
+                }
             },
             Input::Several(list) => {
                 let known = list();
@@ -451,9 +456,7 @@ fn put(doc: &mut Map<String, Value>, path: &[&str], value: Option<Value>) {
             }
         },
         [key, rest @ ..] => {
-            let inner = doc
-                .entry(*key)
-                .or_insert_with(|| Value::Object(Map::new()));
+            let inner = doc.entry(*key).or_insert_with(|| Value::Object(Map::new()));
             if !inner.is_object() {
                 *inner = Value::Object(Map::new());
             }
@@ -492,7 +495,11 @@ fn visibility(
                 .cloned();
             doc.insert("audience".into(), keep.unwrap_or_else(|| vec![own]).into());
         }
-        other => return Err(format!("« {other} » : choisissez qui peut voir l'enregistrement.")),
+        other => {
+            return Err(format!(
+                "« {other} » : choisissez qui peut voir l'enregistrement."
+            ));
+        }
     }
     doc.insert("visibility".into(), chosen.into());
     Ok(())
@@ -512,7 +519,11 @@ fn new_record_id(session: &Session, doc: &Map<String, Value>) -> String {
     format!(
         "{}-{}",
         session.siren,
-        if slug.is_empty() { "proposition" } else { &slug }
+        if slug.is_empty() {
+            "proposition"
+        } else {
+            &slug
+        }
     )
 }
 
@@ -672,8 +683,14 @@ mod tests {
         assert_eq!(doc["name"], "Fuites d'eau");
         assert_eq!(doc["risk_category"], "minimal", "{doc}");
         assert!(doc.get("latitude").is_none(), "{doc}");
-        assert!(doc.get("version").is_none() && doc.get("provenance").is_none(), "{doc}");
-        assert_eq!(doc["audience"], serde_json::json!(["213101496", "243100518"]));
+        assert!(
+            doc.get("version").is_none() && doc.get("provenance").is_none(),
+            "{doc}"
+        );
+        assert_eq!(
+            doc["audience"],
+            serde_json::json!(["213101496", "243100518"])
+        );
         assert_eq!(doc["record_id"], "213101496-fuites");
     }
 
@@ -696,7 +713,10 @@ mod tests {
         ]);
         let doc = document(&target, &sent, &Value::Null, &session(), "Colomiers").unwrap();
         assert_eq!(doc["contact"]["email"], "sig@colomiers.example");
-        assert_eq!(doc["algorithm_types"], serde_json::json!(["machine_learning", "computer_vision"]));
+        assert_eq!(
+            doc["algorithm_types"],
+            serde_json::json!(["machine_learning", "computer_vision"])
+        );
         assert_eq!(doc["project"], "213101496-fuites");
         assert_eq!(doc["record_id"], "213101496-fuites-details");
         assert_eq!(doc["audience"], serde_json::json!(["213101496"]));

@@ -598,12 +598,15 @@ pub(super) async fn amend(
     visitor: Visitor,
     Path(id): Path<String>,
 ) -> Response {
-    let session = match signed_in(&visitor, &format!("/propositions/{}/modifier", view::encode(&id))) {
+    let session = match signed_in(
+        &visitor,
+        &format!("/propositions/{}/modifier", view::encode(&id)),
+    ) {
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let Some((p, kind)) = own_pending(&http, &session, &id)
-        .and_then(|p| FormKind::of(&p.kind).map(|k| (p, k)))
+    let Some((p, kind)) =
+        own_pending(&http, &session, &id).and_then(|p| FormKind::of(&p.kind).map(|k| (p, k)))
     else {
         return problem(
             &http,
@@ -697,7 +700,15 @@ pub(super) async fn send(
     };
     let back_with = |why: &str| {
         if target.change == Change::Withdrawal {
-            withdrawal_page(&http, &visitor, &session, &target, "cet enregistrement", &reason, Some(why))
+            withdrawal_page(
+                &http,
+                &visitor,
+                &session,
+                &target,
+                "cet enregistrement",
+                &reason,
+                Some(why),
+            )
         } else {
             form_page(&http, &visitor, &session, &target, &sent, Some(why))
         }
@@ -745,7 +756,11 @@ pub(super) async fn send(
             "Trop de propositions en attente",
             "Votre organisation a déjà de nombreuses propositions en attente : réessayez quand certaines auront été examinées.",
         ),
-        Ok(Err(e @ (ProposalError::Decided(..) | ProposalError::NotFound(_) | ProposalError::NotYours(_)))) => problem(
+        Ok(Err(
+            e @ (ProposalError::Decided(..)
+            | ProposalError::NotFound(_)
+            | ProposalError::NotYours(_)),
+        )) => problem(
             &http,
             &visitor,
             StatusCode::CONFLICT,

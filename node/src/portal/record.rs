@@ -125,13 +125,25 @@ pub(super) async fn record(
         Ok(None) => return missing(),
         Err(failed) => return failed,
     };
-    if shown.record.visibility != maillage_record::Visibility::Public
-        && let Some((who, siren)) = visitor.who()
-    {
+    if let Some((who, siren)) = visitor.who() {
         // Who read what beyond the public, for the operator
-        // (`maillage access-log`).
+        // (`maillage access-log`): the record, and what its page shows
+        // with it (a project's details).
+        let mut reads = if matches!(asked, Form::Html) {
+            shown.related.read.clone()
+        } else {
+            Vec::new()
+        };
+        if shown.record.visibility != maillage_record::Visibility::Public {
+            reads.push(crate::access::Read {
+                id: shown.id.clone(),
+                author: shown.author.to_hex(),
+                record_id: shown.record.record_id.clone(),
+                kind: shown.record.kind(),
+            });
+        }
         http.node
-            .note_access(who, siren, &shown.id, &shown.author, &shown.record);
+            .note_reads(&who, siren, crate::access::Via::Page, reads);
     }
     let mut response = match asked {
         Form::Envelope => envelope_file(&shown),
@@ -142,7 +154,12 @@ pub(super) async fn record(
                 .then(|| super::proposals::actions(shown.record.kind(), &shown.record.record_id));
             page(
                 StatusCode::OK,
-                view::page(&site, &title(&shown.record), "", record_page(&shown, actions)),
+                view::page(
+                    &site,
+                    &title(&shown.record),
+                    "",
+                    record_page(&shown, actions),
+                ),
             )
         }
     };
@@ -229,7 +246,9 @@ fn load(
     let vouched = node.speaks_for(&author);
     let index = exports.index(node).map_err(e)?;
     let organisation = index.organisation(&author.to_hex()).map(|a| a.name.clone());
-    let related = index.related_records(node, &author, record_id).map_err(e)?;
+    let related = index
+        .related_records(node, viewer, &author, record_id)
+        .map_err(e)?;
     let trust = node.trust_of(&author);
     Ok(Some(Shown {
         author,

@@ -32,6 +32,7 @@ pub(super) async fn search(State(http): State<Http>, visitor: Visitor, params: P
     let node = http.node.clone();
     let asked = params.clone();
     let viewer = visitor.viewer.clone();
+    let reader = visitor.who().map(|(who, siren)| (who, siren.clone()));
     let found = blocking(&http, move || {
         let run = || -> Result<Results, SearchError> {
             let req = SearchRequest {
@@ -43,8 +44,12 @@ pub(super) async fn search(State(http): State<Http>, visitor: Visitor, params: P
             let mut results = node
                 .search()
                 .search(&req, &viewer, node.store().last_seq())?;
-            node.finish_hits(&viewer, &mut results.hits)
-                .map_err(|e| SearchError::Internal(e.to_string()))?;
+            node.finish_hits(
+                &viewer,
+                &mut results.hits,
+                reader.as_ref().map(|(w, s)| (w.as_str(), s)),
+            )
+            .map_err(|e| SearchError::Internal(e.to_string()))?;
             Ok(results)
         };
         match run() {

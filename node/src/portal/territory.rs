@@ -51,6 +51,7 @@ pub(super) async fn territory(
     let node = http.node.clone();
     let filter = place.to_string();
     let viewer = visitor.viewer.clone();
+    let reader = visitor.who().map(|(who, siren)| (who, siren.clone()));
     let found = blocking(&http, move || {
         let stored = node.store().last_seq();
         let filters = Filters {
@@ -73,8 +74,12 @@ pub(super) async fn territory(
             ..SearchRequest::default()
         };
         let mut records = node.search().search(&req, &viewer, stored).map_err(e)?;
-        node.finish_hits(&viewer, &mut records.hits)
-            .map_err(|e| e.to_string())?;
+        node.finish_hits(
+            &viewer,
+            &mut records.hits,
+            reader.as_ref().map(|(w, s)| (w.as_str(), s)),
+        )
+        .map_err(|e| e.to_string())?;
         Ok(Territory {
             by_kind,
             by_theme,

@@ -674,6 +674,7 @@ impl Admin for AdminService {
                 author: a.author,
                 record_id: a.record_id,
                 kind: a.kind,
+                via: a.via,
             })
             .collect();
         Ok(Response::new(AccessLogResponse { lines }))

@@ -77,7 +77,7 @@ pub(crate) fn search(
         .search()
         .search(&request, viewer, node.store().last_seq())
         .map_err(search_status)?;
-    node.finish_hits(viewer, &mut hits)
+    node.finish_hits(viewer, &mut hits, None)
         .map_err(super::store_status)?;
     let (indexed_seq, stored_seq) = progress(viewer, indexed_seq, stored_seq);
     let ids: Vec<RecordId> = hits.iter().map(|h| h.id).collect();

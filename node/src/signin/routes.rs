@@ -246,7 +246,13 @@ pub(crate) async fn sign_out(
     let (Some(signin), Some((id, session))) = (http.signin.clone(), &visitor.session) else {
         return redirect("/", &[]);
     };
-    if let Err(refused) = form_from_here(&http, &visitor, &headers, form.get("csrf").map(String::as_str), session) {
+    if let Err(refused) = form_from_here(
+        &http,
+        &visitor,
+        &headers,
+        form.get("csrf").map(String::as_str),
+        session,
+    ) {
         return *refused;
     }
     redirect("/", &[signin.end(id)])

@@ -74,12 +74,16 @@ impl Store {
     /// An access log line, under (time, a number that tells lines of the
     /// same millisecond apart). To the WAL without waiting for the disk: a
     /// crash may lose the last lines, and a read is not held up by a sync.
-    pub(super) fn put_access(&self, at_ms: i64, n: u64, value: &[u8]) -> Result<(), StoreError> {
-        let mut key = Vec::with_capacity(16);
-        key.extend_from_slice(&(at_ms.max(0) as u64).to_be_bytes());
-        key.extend_from_slice(&n.to_be_bytes());
-        self.db.put_cf(self.cf(CF_ACCESS), key, value)?;
-        Ok(())
+    /// Access log lines, (time, number, line), in one unsynced batch.
+    pub(super) fn put_access(&self, lines: &[(i64, u64, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut batch = rocksdb::WriteBatch::default();
+        for (at_ms, n, value) in lines {
+            let mut key = Vec::with_capacity(16);
+            key.extend_from_slice(&((*at_ms).max(0) as u64).to_be_bytes());
+            key.extend_from_slice(&n.to_be_bytes());
+            batch.put_cf(self.cf(CF_ACCESS), key, value);
+        }
+        self.db.write(batch).map_err(|e| self.write_error(e))
     }
 
     /// Forgets the access log's lines written before `before_ms`.

@@ -71,8 +71,8 @@ impl Writer {
         self.store.delete_root(key)
     }
 
-    pub fn put_access(&self, at_ms: i64, n: u64, value: &[u8]) -> Result<(), StoreError> {
-        self.store.put_access(at_ms, n, value)
+    pub fn put_access(&self, lines: &[(i64, u64, Vec<u8>)]) -> Result<(), StoreError> {
+        self.store.put_access(lines)
     }
 
     pub fn prune_access(&self, before_ms: i64) -> Result<(), StoreError> {
