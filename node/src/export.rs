@@ -137,7 +137,16 @@ pub struct Index {
     /// checks them against the reader, one by one.
     beyond_datasets: Vec<Beyond>,
     beyond_projects: Vec<Beyond>,
+    /// What `beyond` found for the last readers: a reader paging through
+    /// the export looks through the list once per rebuild, not per page.
+    beyond_seen: Mutex<Vec<(BeyondKey, Arc<Vec<RecordId>>)>>,
 }
+
+/// A reader, a view, and datasets (true) or projects.
+type BeyondKey = (Viewer, View, bool);
+
+/// Readers whose `beyond` lists an index keeps.
+const BEYOND_KEPT: usize = 16;
 
 /// A dataset or project the public may not see.
 struct Beyond {
@@ -268,6 +277,7 @@ impl Index {
             organisations: HashMap::new(),
             beyond_datasets: Vec::new(),
             beyond_projects: Vec::new(),
+            beyond_seen: Mutex::new(Vec::new()),
         };
         let mut host_numbers: HashMap<String, u32> = HashMap::new();
         store.scan_current(&ListFilter::default(), None, |cur| {
@@ -474,7 +484,7 @@ impl Index {
             &self.datasets,
             &self.dataset_origins,
         );
-        let beyond = self.beyond(node, view, viewer, &self.beyond_datasets);
+        let beyond = self.beyond(node, view, viewer, true);
         let total = all.len() + beyond.len();
         let page = page.or((total > UNPAGED_MAX).then_some((1, UNPAGED_MAX)));
         let records = load(node, &all.slice_with(&beyond, page))?;
@@ -543,7 +553,7 @@ impl Index {
             &self.projects,
             &self.project_origins,
         );
-        let beyond = self.beyond(node, view, viewer, &self.beyond_projects);
+        let beyond = self.beyond(node, view, viewer, false);
         let total = all.len() + beyond.len();
         let page = page.or((total > UNPAGED_MAX).then_some((1, UNPAGED_MAX)));
         let records = load(node, &all.slice_with(&beyond, page))?;
@@ -580,16 +590,38 @@ impl Index {
         Ok((serde_json::Value::Array(docs), next, read))
     }
 
-    /// Of `list`, the ids `viewer` may see that `view` keeps, in order.
-    fn beyond(&self, node: &Node, view: &View, viewer: &Viewer, list: &[Beyond]) -> Vec<RecordId> {
+    /// Of the datasets (or projects) beyond the public, the ids `viewer`
+    /// may see that `view` keeps, in order.
+    fn beyond(
+        &self,
+        node: &Node,
+        view: &View,
+        viewer: &Viewer,
+        datasets: bool,
+    ) -> Arc<Vec<RecordId>> {
         if matches!(viewer, Viewer::Anonymous) {
-            return Vec::new();
+            return Arc::default();
         }
+        let key = (viewer.clone(), view.clone(), datasets);
+        let kept = || {
+            self.beyond_seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
+        if let Some((_, ids)) = kept().iter().find(|(k, _)| *k == key) {
+            return ids.clone();
+        }
+        let list = if datasets {
+            &self.beyond_datasets
+        } else {
+            &self.beyond_projects
+        };
         let wanted: Option<u32> = view
             .organisation
             .as_ref()
             .and_then(|s| s.as_str().parse().ok());
-        list.iter()
+        let ids: Vec<RecordId> = list
+            .iter()
             .filter(|b| viewer.may_see(&b.author, &b.visibility))
             .filter(|b| !view.own || b.author == node.public_key())
             .filter(|b| {
@@ -610,7 +642,14 @@ impl Index {
                 })
             })
             .map(|b| b.id)
-            .collect()
+            .collect();
+        let ids = Arc::new(ids);
+        let mut kept = kept();
+        if kept.len() >= BEYOND_KEPT {
+            kept.remove(0);
+        }
+        kept.push((key, ids.clone()));
+        ids
     }
 }
 

@@ -244,7 +244,11 @@ fn a_read_token_sees_its_organisation_s_records_until_revoked() {
     via.sort();
     assert_eq!(via, ["export", "page", "search"], "{log}");
     for line in lines {
-        assert_eq!(line["who"], format!("token:{}", made["id"].as_str().unwrap()), "{log}");
+        assert_eq!(
+            line["who"],
+            format!("token:{}", made["id"].as_str().unwrap()),
+            "{log}"
+        );
         assert_eq!(line["record_id"], "colomiers", "{log}");
     }
     // A token that is not one is told so.
