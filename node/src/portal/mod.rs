@@ -131,8 +131,9 @@ impl axum::extract::FromRequestParts<Http> for Visitor {
                 .filter_map(|h| h.to_str().ok())
                 .find_map(|h| signin.session(h))
         });
-        if let Some((id, _)) = &session
-            && !http.limit.allow(&format!("session:{id}"))
+        // One rate per agent, however many sessions it opens.
+        if let Some((_, s)) = &session
+            && !http.limit.allow(&format!("agent:{}", s.subject))
         {
             return Err(slow_down());
         }

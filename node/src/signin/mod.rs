@@ -36,6 +36,9 @@ use crate::config::Signin;
 const PENDING_TTL: Duration = Duration::from_secs(600);
 /// Sessions held at most.
 const MAX_SESSIONS: usize = 100_000;
+/// Sessions of one agent (one subject) at once: its oldest ends when it
+/// opens one more. (Its requests share one rate limit however many.)
+const MAX_SESSIONS_PER_AGENT: usize = 10;
 /// How long the provider's keys and endpoints are kept before they are
 /// read again.
 const PROVIDER_TTL: Duration = Duration::from_secs(3600);
@@ -441,6 +444,17 @@ impl SignIn {
                     return Err(SignInError::Busy);
                 }
             }
+            let mut own: Vec<(Instant, String)> = sessions
+                .iter()
+                .filter(|(_, s)| s.subject == session.subject)
+                .map(|(id, s)| (s.expires, id.clone()))
+                .collect();
+            if own.len() >= MAX_SESSIONS_PER_AGENT {
+                own.sort();
+                for (_, old) in &own[..=own.len() - MAX_SESSIONS_PER_AGENT] {
+                    sessions.remove(old);
+                }
+            }
             sessions.insert(id.clone(), session);
         }
         Ok(self.cookie(SESSION_COOKIE, &self.signed(&id), self.config.session))
@@ -614,6 +628,53 @@ mod tests {
         ] {
             assert_eq!(safe_return(bad), "/", "{bad}");
         }
+    }
+
+    /// An agent that signs in again and again keeps its last
+    /// `MAX_SESSIONS_PER_AGENT` sessions, not one per sign-in; others' are
+    /// untouched.
+    #[test]
+    fn an_agent_keeps_a_bounded_number_of_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s").unwrap();
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let signin = SignIn::new(
+            Signin {
+                issuer: "http://127.0.0.1:1".into(),
+                client_id: "maillage".into(),
+                client_secret_file: secret,
+                siret_claim: "siret".into(),
+                scopes: "openid".into(),
+                session: Duration::from_secs(3600),
+                moderators: vec![],
+            },
+            "http://127.0.0.1:8080",
+        )
+        .unwrap();
+        let cookie = |set_cookie: String| set_cookie.split(';').next().unwrap().to_string();
+        let other = cookie(
+            signin
+                .open(Session::for_tests("243100518", "24310051800014"))
+                .unwrap(),
+        );
+        let mut cookies = Vec::new();
+        for i in 0..MAX_SESSIONS_PER_AGENT + 5 {
+            let mut s = Session::for_tests("213101496", "21310149600015");
+            s.subject = "agent-a".into();
+            // Each later than the one before.
+            s.expires += Duration::from_millis(i as u64);
+            cookies.push(cookie(signin.open(s).unwrap()));
+        }
+        let alive = cookies
+            .iter()
+            .filter(|c| signin.session(c).is_some())
+            .count();
+        assert_eq!(alive, MAX_SESSIONS_PER_AGENT);
+        assert!(signin.session(cookies.last().unwrap()).is_some());
+        assert!(signin.session(&cookies[0]).is_none());
+        assert!(signin.session(&other).is_some());
     }
 
     #[test]
