@@ -29,6 +29,7 @@ use maud::{Markup, html};
 
 use super::proposal_form::{self, FormKind, Target, Values};
 use super::{Visitor, blocking, page, site_for, view};
+use crate::access::{Read, Via};
 use crate::http::Http;
 use crate::proposals::{Change, Proposal, ProposalError, State as ProposalState};
 use crate::query_string::Params;
@@ -81,6 +82,35 @@ struct Listed {
     record_id: String,
     kind: Kind,
     title: String,
+    public: bool,
+}
+
+/// Notes in the access log the node's records (record_id, kind) beyond
+/// the public that a page showed the agent.
+fn note<'a>(
+    http: &Http,
+    visitor: &Visitor,
+    shown: impl Iterator<Item = (&'a String, Kind)>,
+    via: Via,
+) {
+    let Some((who, siren)) = visitor.who() else {
+        return;
+    };
+    let key = http.node.public_key();
+    let reads: Vec<Read> = shown
+        .filter_map(|(record_id, kind)| {
+            let current = http.node.store().current(&key, record_id).ok().flatten()?;
+            Some(Read {
+                id: current.id.to_hex(),
+                author: key.to_hex(),
+                record_id: record_id.clone(),
+                kind,
+            })
+        })
+        .collect();
+    if !reads.is_empty() {
+        http.node.note_reads(&who, siren, via, reads);
+    }
 }
 
 pub(super) async fn list(State(http): State<Http>, visitor: Visitor, params: Params) -> Response {
@@ -98,6 +128,15 @@ pub(super) async fn list(State(http): State<Http>, visitor: Visitor, params: Par
         Ok(r) => r,
         Err(failed) => return failed,
     };
+    note(
+        &http,
+        &visitor,
+        records
+            .iter()
+            .filter(|r| !r.public)
+            .map(|r| (&r.record_id, r.kind)),
+        Via::Search,
+    );
     let node = http.node.clone();
     let shown_waiting = waiting.clone();
     let currents = match blocking(&http, move || {
@@ -271,6 +310,7 @@ async fn published_for(
                     record_id,
                     kind: r.kind(),
                     title: crate::proposals::title_of(&r),
+                    public: r.visibility == maillage_record::Visibility::Public,
                 });
             }
         }
@@ -543,6 +583,14 @@ pub(super) async fn edit(State(http): State<Http>, visitor: Visitor, params: Par
     let Some(kind) = FormKind::of(record.kind().as_str()) else {
         return not_yours(&http, &visitor);
     };
+    if record.visibility != maillage_record::Visibility::Public {
+        note(
+            &http,
+            &visitor,
+            std::iter::once((&record_id, record.kind())),
+            Via::Page,
+        );
+    }
     let target = Target {
         kind,
         change: Change::Edit,
@@ -575,6 +623,14 @@ pub(super) async fn withdraw(
     let Some(kind) = FormKind::of(record.kind().as_str()) else {
         return not_yours(&http, &visitor);
     };
+    if record.visibility != maillage_record::Visibility::Public {
+        note(
+            &http,
+            &visitor,
+            std::iter::once((&record_id, record.kind())),
+            Via::Search,
+        );
+    }
     let target = Target {
         kind,
         change: Change::Withdrawal,
