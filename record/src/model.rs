@@ -547,6 +547,10 @@ pub struct Project {
     pub datasets: Vec<RecordRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_updated: Option<String>,
+    /// The territories it serves, apart from who runs it (see
+    /// `territory::coverage`); empty: its author's whole territory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coverage: Vec<String>,
 }
 
 impl Project {
@@ -588,6 +592,7 @@ impl Project {
             codebase_url: None,
             datasets: vec![],
             last_updated: None,
+            coverage: vec![],
         }
     }
 }
@@ -1163,6 +1168,16 @@ fn project_problems(p: &Project, out: &mut Vec<ValidationError>) {
     check(url("codebase_url", &p.codebase_url));
     check(each("datasets", &p.datasets, validate_ref));
     check(date("last_updated", &p.last_updated));
+    if p.coverage.len() > MAX_LIST_LEN {
+        check(Err(too_many("coverage", p.coverage.len(), MAX_LIST_LEN)));
+    }
+    for (i, c) in p.coverage.iter().enumerate() {
+        check(
+            crate::territory::coverage(c)
+                .map(|_| ())
+                .map_err(|e| ValidationError::new(format!("coverage[{i}]"), e)),
+        );
+    }
 }
 
 fn validate_project_details(d: &ProjectDetails) -> Result<(), ValidationError> {

@@ -1,6 +1,8 @@
 //! The reference list of collectivities: every French commune and EPCI with
 //! its SIREN, INSEE code, département, région and EPCI (data/collectivites.csv,
-//! from INSEE/DGCL, Licence Ouverte). Built into the binary, read on first use.
+//! from INSEE/DGCL, Licence Ouverte), and every département, région and
+//! collectivité à statut particulier with its SIREN
+//! (data/departements-regions.csv). Built into the binary, read on first use.
 //!
 //! Used to check that a SIREN names a real collectivity, and to fill an
 //! organisation's name and territory from its SIREN.
@@ -12,6 +14,7 @@ use crate::model::{Organisation, ValidationError};
 use crate::vocab::{EpciNature, OrganisationKind};
 
 const CSV: &str = include_str!("../../data/collectivites.csv");
+const DEPARTEMENTS_REGIONS: &str = include_str!("../../data/departements-regions.csv");
 
 /// One row of the reference list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +30,10 @@ pub struct Collectivity {
     pub population: Option<u64>,
     /// The EPCI a commune belongs to.
     pub epci_siren: Option<String>,
+    /// Where it is: a commune at its commune, an EPCI at itself, a
+    /// département at its département, a région at its région, a
+    /// collectivité territoriale unique at its départements and région.
+    pub places: Vec<Place>,
 }
 
 struct Index {
@@ -48,6 +55,10 @@ static INDEX: LazyLock<Index> = LazyLock::new(|| {
             ("commune", _) => (OrganisationKind::Commune, None),
             (_, nature) => (OrganisationKind::Epci, EpciNature::parse(nature).ok()),
         };
+        let places = match kind {
+            OrganisationKind::Commune => vec![Place::Commune(f[4].clone())],
+            _ => vec![Place::Epci(f[0].clone())],
+        };
         rows.push(Collectivity {
             siren: f[0].clone(),
             kind,
@@ -58,6 +69,59 @@ static INDEX: LazyLock<Index> = LazyLock::new(|| {
             region: opt(&f[6]),
             population: f[7].parse().ok(),
             epci_siren: opt(&f[8]),
+            places,
+        });
+    }
+    for line in DEPARTEMENTS_REGIONS.lines().skip(1) {
+        let f = split_csv_line(line);
+        if f.len() < 6 {
+            continue;
+        }
+        let codes: Vec<String> = f[4].split(',').map(|c| c.trim().to_string()).collect();
+        let region = f[5].trim().to_string();
+        let (kind, places) = match (f[1].as_str(), f[2].as_str()) {
+            ("region", _) => (
+                OrganisationKind::Region,
+                vec![Place::Region(region.clone())],
+            ),
+            // Alsace: two départements within the Grand Est région.
+            ("collectivite", "CEA") => (
+                OrganisationKind::Departement,
+                codes.iter().cloned().map(Place::Departement).collect(),
+            ),
+            // Corse, Martinique, Guyane, Mayotte: départements and région
+            // in one collectivity.
+            ("collectivite", sub) => (
+                if sub == "CTU" {
+                    OrganisationKind::Region
+                } else {
+                    OrganisationKind::Departement
+                },
+                codes
+                    .iter()
+                    .cloned()
+                    .map(Place::Departement)
+                    .chain([Place::Region(region.clone())])
+                    .collect(),
+            ),
+            _ => (
+                OrganisationKind::Departement,
+                codes.iter().cloned().map(Place::Departement).collect(),
+            ),
+        };
+        rows.push(Collectivity {
+            siren: f[0].clone(),
+            kind,
+            epci_nature: None,
+            name: f[3].clone(),
+            insee: None,
+            departement: (kind == OrganisationKind::Departement || codes.len() == 1)
+                .then(|| codes[0].clone())
+                .filter(|c| departement_name(c).is_some()),
+            region: Some(region),
+            population: None,
+            epci_siren: None,
+            places,
         });
     }
     let by_siren = rows
@@ -101,7 +165,8 @@ fn split_csv_line(line: &str) -> Vec<String> {
     fields
 }
 
-/// The collectivity with this SIREN (9 digits), if it is a commune or an EPCI.
+/// The collectivity with this SIREN (9 digits): a commune, an EPCI, a
+/// département, a région or a collectivité à statut particulier.
 pub fn by_siren(siren: &str) -> Option<&'static Collectivity> {
     let index = &*INDEX;
     index.by_siren.get(siren).map(|&i| &index.rows[i])
@@ -113,7 +178,7 @@ pub fn by_insee(code: &str) -> Option<&'static Collectivity> {
     index.by_insee.get(code).map(|&i| &index.rows[i])
 }
 
-/// Every commune and EPCI.
+/// Every collectivity of the reference list.
 pub fn all() -> &'static [Collectivity] {
     &INDEX.rows
 }
@@ -176,6 +241,15 @@ impl Place {
                     Some(c) if c.kind == OrganisationKind::Commune => {
                         Place::Commune(c.insee.clone().unwrap_or(code))
                     }
+                    // A département's or a région's SIREN: its territory
+                    // (a collectivité territoriale unique: its région).
+                    Some(c) if c.kind != OrganisationKind::Epci => c
+                        .places
+                        .iter()
+                        .find(|p| matches!(p, Place::Region(_)))
+                        .or(c.places.first())
+                        .cloned()
+                        .unwrap_or(Place::Epci(code)),
                     _ => Place::Epci(code),
                 },
                 2 | 3 => Place::Departement(code),
@@ -240,13 +314,11 @@ impl Place {
         out
     }
 
-    /// The place of a collectivity of the reference list, by its SIREN.
-    pub fn of_siren(siren: &str) -> Option<Place> {
-        let c = by_siren(siren)?;
-        match c.kind {
-            OrganisationKind::Commune => c.insee.clone().map(Place::Commune),
-            _ => Some(Place::Epci(c.siren.clone())),
-        }
+    /// Where a collectivity of the reference list is, by its SIREN (a
+    /// collectivité territoriale unique is at its départements and its
+    /// région); none for a SIREN the list does not hold.
+    pub fn of_siren(siren: &str) -> &'static [Place] {
+        by_siren(siren).map_or(&[], |c| c.places.as_slice())
     }
 
     /// A readable name: "Lyon (69123)", "Rhône (69)".
@@ -269,6 +341,25 @@ impl Place {
             Place::Commune(c) | Place::Epci(c) | Place::Departement(c) | Place::Region(c) => c,
         }
     }
+}
+
+/// The places a coverage entry names: a place as `Place::parse` reads it
+/// (31555, 243100518, dep:31, reg:76), or any collectivity's SIREN (a
+/// département's is its département). The error says what to write.
+pub fn coverage(entry: &str) -> Result<Vec<Place>, String> {
+    let t = entry.trim();
+    if t.len() == 9 && t.bytes().all(|b| b.is_ascii_digit()) {
+        let places = Place::of_siren(t);
+        if !places.is_empty() {
+            return Ok(places.to_vec());
+        }
+    }
+    Place::parse(t).map(|p| vec![p]).map_err(|_| {
+        format!(
+            "'{entry}' is not a territory: write an INSEE commune code (31555), an EPCI's \
+             SIREN (243100518), dep:31, reg:76, or a collectivity's SIREN"
+        )
+    })
 }
 
 impl std::fmt::Display for Place {
@@ -506,6 +597,45 @@ mod tests {
         assert_eq!(by_siren("000000000"), None);
     }
 
+    /// Départements, régions and collectivités à statut particulier have
+    /// their place too (data/departements-regions.csv).
+    #[test]
+    fn departements_and_regions_are_placed() {
+        let hg = by_siren("223100017").unwrap();
+        assert_eq!(hg.kind, OrganisationKind::Departement);
+        assert_eq!(hg.departement.as_deref(), Some("31"));
+        assert_eq!(
+            Place::of_siren("223100017"),
+            [Place::Departement("31".into())]
+        );
+        assert_eq!(Place::of_siren("200053791"), [Place::Region("76".into())]);
+        let corse = Place::of_siren("200076958");
+        assert!(corse.contains(&Place::Departement("2A".into())));
+        assert!(corse.contains(&Place::Departement("2B".into())));
+        assert!(corse.contains(&Place::Region("94".into())));
+        let alsace = Place::of_siren("200094332");
+        assert_eq!(alsace.len(), 2, "{alsace:?}");
+        assert_eq!(by_siren("200094332").unwrap().region.as_deref(), Some("44"));
+        // Every département of the list has a council in the reference
+        // data, but Paris: the Ville de Paris, a commune, is its council.
+        for (code, _) in DEPARTEMENTS.iter().filter(|(c, _)| *c != "75") {
+            assert!(
+                all().iter().any(|c| c.kind != OrganisationKind::Commune
+                    && c.kind != OrganisationKind::Epci
+                    && c.places.contains(&Place::Departement(code.to_string()))),
+                "no council for département {code}"
+            );
+        }
+        // A département is placed in its région.
+        let up = Place::Departement("31".into()).with_ancestors();
+        assert!(up.contains(&Place::Region("76".into())), "{up:?}");
+        // Communes keep theirs.
+        assert_eq!(
+            Place::of_siren("213100696"),
+            [Place::Commune("31069".into())]
+        );
+    }
+
     fn siren(s: &str) -> Siren {
         Siren::parse(s).unwrap()
     }
@@ -568,7 +698,11 @@ mod tests {
         }
         // Every département of the list has a name and a région.
         for c in all() {
-            let d = c.departement.as_deref().unwrap();
+            let Some(d) = c.departement.as_deref() else {
+                // A région, or Corse (two départements).
+                assert!(c.kind == OrganisationKind::Region, "{c:?}");
+                continue;
+            };
             assert!(departement_name(d).is_some(), "département {d}");
             assert!(
                 region_of_departement(d).is_some_and(|r| region_name(r).is_some()),

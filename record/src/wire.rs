@@ -194,6 +194,7 @@ pub fn payload_to_proto(r: &Record) -> pb::Payload {
             codebase_url: text(&p.codebase_url),
             datasets: p.datasets.iter().map(ref_to_proto).collect(),
             last_updated: text(&p.last_updated),
+            coverage: p.coverage.clone(),
         }),
         Body::ProjectDetails(d) => pb::payload::Body::ProjectDetails(pb::ProjectDetails {
             project: d.project.clone(),
@@ -429,6 +430,7 @@ pub fn payload_from_proto(p: pb::Payload) -> Result<Record, ValidationError> {
             codebase_url: non_empty(p.codebase_url),
             datasets: refs_from("datasets", p.datasets)?,
             last_updated: non_empty(p.last_updated),
+            coverage: p.coverage,
         }),
         Some(pb::payload::Body::ProjectDetails(d)) => Body::ProjectDetails(ProjectDetails {
             project: d.project,

@@ -500,9 +500,11 @@ fn a_record_that_arrives_before_its_authors_membership_waits_then_is_accepted() 
         "the membership releases the member's records",
         || has(chef, &endorsement) && has(chef, &from_member),
     );
-    assert_eq!(
-        cli_json(chef, &["quarantine", "list", "--json"])["total"],
-        0
+    // The release stores the records, then empties the quarantine.
+    eventually(
+        Duration::from_secs(10),
+        "the quarantine is empty once the records are released",
+        || cli_json(chef, &["quarantine", "list", "--json"])["total"] == 0,
     );
     // And from now on its records are accepted live.
     let next = publish(member, Path::new(&example("project.json")));

@@ -118,11 +118,21 @@ fn search_and_stats_show_each_caller_its_records_and_survive_kill_9_and_reindex(
         titles(&search(&dir, &["energetique"])),
         ["Consommations énergétiques des écoles"]
     );
-    // A commune finds the dataset about it; its département finds everything
-    // of the métropole.
+    // A commune finds the dataset about it, and what its métropole runs
+    // for its whole territory (coverage, issue 23); its département finds
+    // everything of the métropole.
     assert_eq!(
         titles(&search(&dir, &["--territory", "31069"])),
-        ["Comptages vélo"]
+        [
+            "Comptages vélo",
+            "Consommations énergétiques des écoles",
+            "Assistant IA pour l'urbanisme",
+            "Tri automatique des courriers entrants"
+        ]
+    );
+    // Another commune of the métropole does not find Blagnac's dataset.
+    assert!(
+        !titles(&search(&dir, &["--territory", "31555"])).contains(&"Comptages vélo".to_string())
     );
     let dep = search(&dir, &["--territory", "31", "--kind", "project"]);
     assert_eq!(dep["total"], 2, "{dep}");

@@ -52,7 +52,7 @@ fn doc(r: &Record) -> Doc {
         ),
         _ => (String::new(), String::new(), String::new(), String::new()),
     };
-    let place = Place::of_siren(&org);
+    let place = Place::of_siren(&org).first().cloned();
     let dep = place
         .iter()
         .flat_map(Place::with_ancestors)

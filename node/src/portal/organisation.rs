@@ -109,11 +109,12 @@ fn organisation_page(title: &str, siren: &Siren, org: &Organisation) -> Markup {
         p class="chapeau" {
             "SIREN " (siren.as_str()) " · " (org.total) " enregistrements publics connus de ce nœud."
         }
-        @if let Some(place) = Place::of_siren(siren.as_str()) {
+        @let places: std::collections::BTreeSet<Place> = Place::of_siren(siren.as_str()).iter().flat_map(Place::with_ancestors).collect();
+        @if !places.is_empty() {
             nav aria-label="Territoires de l'organisation" {
                 p {
                     "Ses territoires : "
-                    @for (i, p) in place.with_ancestors().iter().enumerate() {
+                    @for (i, p) in places.iter().enumerate() {
                         @if i > 0 { " · " }
                         a href=(view::territory_href(p)) { (p.label()) }
                     }

@@ -57,6 +57,10 @@ pub struct Fields {
     pub org_name: Field,
     /// Every place the record is about and every place above it.
     pub place: Field,
+    /// The places it serves (its coverage; by default, its organisation's
+    /// territory), not those above: a search in a commune finds a record
+    /// that covers the commune's département.
+    pub covers: Field,
     /// Its départements, for the territory facet.
     pub dep: Field,
     pub status: Field,
@@ -98,6 +102,7 @@ impl Fields {
             org: b.add_text_field(Facet::Organisation.column(), keyword.clone() | STORED),
             org_name: b.add_text_field("org_name", STORED),
             place: b.add_text_field("place", STRING),
+            covers: b.add_text_field("covers", STRING),
             dep: b.add_text_field(Facet::Territory.column(), keyword.clone()),
             status: b.add_text_field(Facet::Status.column(), keyword.clone()),
             risk: b.add_text_field(Facet::Risk.column(), keyword.clone()),
@@ -393,6 +398,9 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
 
     let mut text = Text::default();
     let mut places: BTreeSet<Place> = BTreeSet::new();
+    // What it says it serves (a dataset's spatial coverage, a project's
+    // coverage); empty: its organisation's territory.
+    let mut covers: BTreeSet<Place> = BTreeSet::new();
     let mut themes: BTreeSet<String> = BTreeSet::new();
     let mut org = org_of(rec, cx);
     match &rec.body {
@@ -431,11 +439,14 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
                         }
                         _ => Place::parse(code),
                     };
-                    places.extend(place.ok());
+                    covers.extend(place.ok());
                 }
             }
         }
         Body::Project(p) => {
+            for c in &p.coverage {
+                covers.extend(territory::coverage(c).unwrap_or_default());
+            }
             text.title(&p.name);
             text.add(Some(&p.description));
             text.add(p.organisation_name.as_deref());
@@ -490,7 +501,11 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
         Body::Membership(_) | Body::Tombstone(_) | Body::Succession(_) | Body::Revocation(_) => {}
     }
     if let Some(siren) = &org.siren {
-        places.extend(Place::of_siren(siren));
+        let own = Place::of_siren(siren);
+        places.extend(own.iter().cloned());
+        if covers.is_empty() && matches!(rec.body, Body::Dataset(_) | Body::Project(_)) {
+            covers.extend(own.iter().cloned());
+        }
         if org.name.is_none() {
             org.name = territory::by_siren(siren).map(|c| c.name.clone());
         }
@@ -503,6 +518,10 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
         doc.add_text(f.org_name, name);
         text.add(Some(name));
     }
+    for p in &covers {
+        doc.add_text(f.covers, p.to_string());
+    }
+    places.extend(covers);
     let places: BTreeSet<Place> = places.iter().flat_map(Place::with_ancestors).collect();
     let mut deps = 0;
     for p in &places {

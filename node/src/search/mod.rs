@@ -53,7 +53,7 @@ use tally::{Numbering, Tally};
 
 /// Bumped when what is indexed changes: an index of another version is
 /// rebuilt from the store at start.
-const SCHEMA_VERSION: u64 = 9;
+const SCHEMA_VERSION: u64 = 10;
 /// Bytes of stored documents compressed together. A hit reads its block
 /// whole: tantivy's 16 KiB made reading a page's 20 hits a tenth of a
 /// search no cache answers; 4 KiB (a dozen documents) costs a little more

@@ -134,8 +134,15 @@ impl Queries {
             must(term(f.theme, &document::theme_value(theme)));
         }
         if let Some(t) = &filters.territory {
+            // In the territory (by its author or what it covers), or
+            // serving a territory the place is in: a commune finds the
+            // projects its EPCI and its département run for it.
             let place = Place::parse(t).map_err(SearchError::BadRequest)?;
-            must(term(f.place, &place.to_string()));
+            let mut any = vec![(Occur::Should, term(f.place, &place.to_string()))];
+            for above in place.with_ancestors().into_iter().filter(|p| *p != place) {
+                any.push((Occur::Should, term(f.covers, &above.to_string())));
+            }
+            must(Box::new(BooleanQuery::new(any)));
         }
         if let Some(org) = &filters.organisation {
             let siren: String = org.chars().filter(|c| !c.is_whitespace()).collect();

@@ -328,6 +328,83 @@ fn filters_facets_and_territory_hierarchy() {
 /// A search longer than a person types is refused before it is parsed,
 /// with what was too long and the bound: a 4 MiB text of 500,000 words
 /// would otherwise be a conjunction of as many posting lists.
+/// Coverage (issue 23): a record serves its organisation's whole
+/// territory unless it says what it covers, and a search in a territory
+/// finds what serves it: a commune finds its EPCI's and its département's
+/// projects, not a neighbour's.
+#[test]
+fn records_are_found_where_they_serve() {
+    let f = Fixture::new();
+    let org = |siren: &str| Org {
+        siren: Some(siren.into()),
+        name: None,
+    };
+    let project = |id: &str, coverage: &[&str]| {
+        let mut p = Project::new(format!("Projet {id}"), "d", ProjectStatus::Deploiement);
+        p.coverage = coverage.iter().map(|c| c.to_string()).collect();
+        record(id, Visibility::Public, Body::Project(p))
+    };
+    f.add(key(1), &org("223100017"), &[project("departement", &[])]);
+    f.add(key(2), &org("243100518"), &[project("metropole", &[])]);
+    f.add(key(3), &org(BLAGNAC), &[project("blagnac", &[])]);
+    f.add(
+        key(4),
+        &org(BLAGNAC),
+        &[project("pour-toulouse", &["31555"])],
+    );
+    f.add(
+        key(5),
+        &org("243100518"),
+        &[project("colomiers", &["213101496"])],
+    );
+    // A commune of Haute-Garonne outside Toulouse Métropole.
+    let outside = maillage_record::territory::all()
+        .iter()
+        .find(|c| {
+            c.departement.as_deref() == Some("31")
+                && c.insee.is_some()
+                && c.epci_siren.as_deref() != Some("243100518")
+        })
+        .and_then(|c| c.insee.clone())
+        .unwrap();
+    let found = |place: &str| -> Vec<String> {
+        let mut ids: Vec<String> = f
+            .find(
+                "",
+                Filters {
+                    territory: Some(place.into()),
+                    ..Default::default()
+                },
+                &Viewer::Operator,
+            )
+            .hits
+            .into_iter()
+            .map(|h| h.record_id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    // Toulouse: its EPCI's, its département's, and what covers it.
+    assert_eq!(
+        found("31555"),
+        ["departement", "metropole", "pour-toulouse"]
+    );
+    // Blagnac: its own, its EPCI's, its département's (not Toulouse's).
+    assert_eq!(
+        found("31069"),
+        ["blagnac", "departement", "metropole", "pour-toulouse"]
+    );
+    // Colomiers: what its EPCI runs for it.
+    assert_eq!(found("31149"), ["colomiers", "departement", "metropole"]);
+    // Outside the métropole: the département's only.
+    assert_eq!(found(&outside), ["departement"], "{outside}");
+    // The département, by its code or its SIREN, holds them all.
+    assert_eq!(found("31").len(), 5);
+    assert_eq!(found("223100017").len(), 5);
+    // Elsewhere: none.
+    assert!(found("69123").is_empty());
+}
+
 #[test]
 fn a_search_longer_than_a_person_types_is_refused() {
     let f = Fixture::new();
