@@ -280,6 +280,7 @@ impl Index {
             beyond_seen: Mutex::new(Vec::new()),
         };
         let mut host_numbers: HashMap<String, u32> = HashMap::new();
+        let mut beyond_related: std::collections::HashSet<RecordId> = Default::default();
         store.scan_current(&ListFilter::default(), None, |cur| {
             // The scan goes author by author.
             if index.authors.last().is_none_or(|(a, ..)| *a != cur.author) {
@@ -360,10 +361,22 @@ impl Index {
                         index.organisations.insert(cur.author.to_hex(), agent);
                     }
                 }
-                _ => index.relate(cur.author, cur.id, &record),
+                _ => {
+                    if !public {
+                        beyond_related.insert(cur.id);
+                    }
+                    index.relate(cur.author, cur.id, &record)
+                }
             }
             Ok(Step::Next)
         })?;
+        // The public first in each list: a page looks at so many of them
+        // (`shown`), and records others may not see must not hide them.
+        for rel in index.related.values_mut() {
+            for list in [&mut rel.details, &mut rel.resources, &mut rel.collections] {
+                list.sort_by_key(|id| beyond_related.contains(id));
+            }
+        }
         index.took = started.elapsed();
         Ok(index)
     }
@@ -487,7 +500,7 @@ impl Index {
         let beyond = self.beyond(node, view, viewer, true);
         let total = all.len() + beyond.len();
         let page = page.or((total > UNPAGED_MAX).then_some((1, UNPAGED_MAX)));
-        let records = load(node, &all.slice_with(&beyond, page))?;
+        let records = still_current(node, load(node, &all.slice_with(&beyond, page))?)?;
         let mut read: Vec<Read> = records.iter().filter_map(beyond_public).collect();
         let mut entries: Vec<Entry<'_>> = Vec::with_capacity(records.len());
         for (_, author, record) in &records {
@@ -556,7 +569,7 @@ impl Index {
         let beyond = self.beyond(node, view, viewer, false);
         let total = all.len() + beyond.len();
         let page = page.or((total > UNPAGED_MAX).then_some((1, UNPAGED_MAX)));
-        let records = load(node, &all.slice_with(&beyond, page))?;
+        let records = still_current(node, load(node, &all.slice_with(&beyond, page))?)?;
         let mut read: Vec<Read> = records.iter().filter_map(beyond_public).collect();
         let mut docs = Vec::new();
         for (_, author, record) in records {
@@ -651,6 +664,33 @@ impl Index {
         kept.push((key, ids.clone()));
         ids
     }
+}
+
+/// Of a page's records, those beyond the public only if they are still
+/// their record's current version: one replaced since the index was built
+/// may have narrowed its audience (the public ones are kept: public
+/// anyway, until the next rebuild).
+fn still_current(
+    node: &Node,
+    records: Vec<(RecordId, String, Record)>,
+) -> Result<Vec<(RecordId, String, Record)>, StoreError> {
+    let mut out = Vec::with_capacity(records.len());
+    for (id, author, record) in records {
+        if record.visibility != maillage_record::Visibility::Public {
+            let Ok(key) = PublicKey::parse_hex(&author) else {
+                continue;
+            };
+            if node
+                .store()
+                .current(&key, &record.record_id)?
+                .is_none_or(|c| c.id != id)
+            {
+                continue;
+            }
+        }
+        out.push((id, author, record));
+    }
+    Ok(out)
 }
 
 /// A record shown beyond the public, for the access log.

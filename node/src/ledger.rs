@@ -294,6 +294,11 @@ impl Ledger {
         self.writer.put_proposal(id, value)
     }
 
+    /// Forgets a proposal (a cancelled one, or an old decided one).
+    pub fn delete_proposal(&self, id: &str) -> Result<bool, StoreError> {
+        self.writer.delete_proposal(id)
+    }
+
     /// Access log lines (`access`): (time, number, line).
     pub fn log_access(&self, lines: &[(i64, u64, Vec<u8>)]) -> Result<(), StoreError> {
         self.writer.put_access(lines)

@@ -138,9 +138,16 @@ await step("amendement", async () => {
   await page.getByRole("link", { name: "Modifier la proposition « Détection des fuites PROPOSEE »" }).click();
   await page.getByLabel("Description du service rendu").fill("Repère les fuites sur le réseau d'eau potable.");
   await page.getByRole("button", { name: "Envoyer la proposition" }).click();
-  await page.waitForURL(/\/propositions\?envoyee=/);
+  await page.waitForURL(/\/propositions\?modifiee=/);
   const rows = await page.getByRole("cell", { name: "Détection des fuites PROPOSEE", exact: true }).count();
   expect(rows === 1, `the amended project shows ${rows} times`);
+  await page.getByRole("status").filter({ hasText: "est modifiée" }).waitFor();
+  // A proposal its organisation cancels is gone.
+  await proposeDataset("Jeu ANNULE");
+  await page.getByRole("button", { name: "Annuler la proposition « Jeu ANNULE »" }).click();
+  await page.getByRole("status").filter({ hasText: "annulée" }).waitFor();
+  const left = await page.getByRole("cell", { name: "Jeu ANNULE", exact: true }).count();
+  expect(left === 0, "a cancelled proposal is still listed");
 });
 
 /** As the moderator: accepts each [title, button], then `after` wait. */

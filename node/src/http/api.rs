@@ -148,7 +148,6 @@ pub(super) async fn projects(
     for_whoever_asks(answer.unwrap_or_else(|e| e), private)
 }
 
-/// Runs a blocking read of the store; a failure is logged and answered 500.
 /// Notes the records beyond the public an export showed a reader.
 fn note_export(node: &crate::node::Node, visitor: &Visitor, read: Vec<crate::access::Read>) {
     if let Some((who, siren)) = visitor.who()
@@ -175,6 +174,7 @@ fn for_whoever_asks(mut response: Response, private: bool) -> Response {
     response
 }
 
+/// Runs a blocking read of the store; a failure is logged and answered 500.
 async fn blocking(
     f: impl FnOnce() -> Result<Response, StoreError> + Send + 'static,
 ) -> Result<Response, Response> {

@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -39,7 +40,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt;
 use tower_http::compression::CompressionLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -62,8 +62,11 @@ const MAX_CONCURRENT_SEARCHES: usize = 4;
 /// Pages built at once that read a few records (a record's page, an
 /// organisation's); more wait their turn, as long as `SEARCH_PATIENCE`.
 const MAX_CONCURRENT_PAGES: usize = 8;
-/// The largest request body accepted (no route reads one).
+/// The largest request body accepted, but for the proposal forms.
 const MAX_REQUEST_BODY: usize = 16 << 10;
+/// The largest proposal form (`POST /propositions`): a project's long
+/// texts, URL-encoded.
+pub(crate) const FORM_BODY_MAX: usize = 256 << 10;
 /// How long any request may take, answer included, before it is answered
 /// 408 (a client that reads slowly is `WRITE_STALL`'s business).
 const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
@@ -365,8 +368,10 @@ pub(crate) fn router(state: Http) -> Router {
         .merge(crate::portal::routes())
         .fallback(crate::portal::not_found)
         .with_state(state)
-        // Every route is a GET: a body is never read, and never large.
-        .layer(RequestBodyLimitLayer::new(MAX_REQUEST_BODY))
+        // Only the portal's forms read a body, each through an extractor
+        // that stops at this size (`portal::routes` lets the proposal
+        // form's be larger); a body no route reads is never buffered.
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .layer(CompressionLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

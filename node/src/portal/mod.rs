@@ -167,7 +167,14 @@ pub(crate) fn routes() -> Router<Http> {
         .route("/connexion", get(crate::signin::routes::begin))
         .route("/connexion/retour", get(crate::signin::routes::back))
         .route("/compte", get(crate::signin::routes::account))
-        .route("/propositions", get(proposals::list).post(proposals::send))
+        .route(
+            "/propositions",
+            get(proposals::list)
+                .post(proposals::send)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::http::FORM_BODY_MAX,
+                )),
+        )
         .route("/propositions/nouvelle", get(proposals::new))
         .route("/propositions/modifier", get(proposals::edit))
         .route("/propositions/retrait", get(proposals::withdraw))

@@ -272,6 +272,9 @@ pub(super) struct Target {
     pub change: Change,
     /// The record edited; for new details, the project they complete.
     pub record_id: Option<String>,
+    /// The version of the record the form was filled from (an edit, a
+    /// withdrawal): the proposal is refused if the record has another.
+    pub version: Option<u64>,
     /// The pending proposal amended.
     pub amend: Option<String>,
 }
@@ -471,8 +474,8 @@ fn put(doc: &mut Map<String, Value>, path: &[&str], value: Option<Value>) {
 }
 
 /// Who may see the record: the public, the federation's members, or the
-/// agent's organisation (with whoever the record already named). Details
-/// stay out of public view.
+/// agent's organisation only (as it says: an edit narrows a wider audience
+/// to it). Details stay out of public view.
 fn visibility(
     kind: FormKind,
     chosen: &str,
@@ -487,13 +490,10 @@ fn visibility(
             doc.remove("audience");
         }
         "restricted" => {
-            let own = Value::from(session.siren.as_str());
-            let keep = doc
-                .get("audience")
-                .and_then(Value::as_array)
-                .filter(|a| a.contains(&own))
-                .cloned();
-            doc.insert("audience".into(), keep.unwrap_or_else(|| vec![own]).into());
+            doc.insert(
+                "audience".into(),
+                vec![Value::from(session.siren.as_str())].into(),
+            );
         }
         other => {
             return Err(format!(
@@ -566,7 +566,7 @@ pub(super) fn inputs(kind: FormKind, values: &Values) -> Markup {
                         label for=(name) { (f.label) @if f.required { " *" } }
                         br;
                         @match input {
-                            Input::Textarea => { textarea id=(name) name=(name) rows="5" cols="60" required[f.required] { (value) } }
+                            Input::Textarea => { textarea id=(name) name=(name) rows="5" cols="60" maxlength=(TEXT_MAX) required[f.required] { (value) } }
                             Input::Choice(list) => {
                                 select id=(name) name=(name) required[f.required] {
                                     @if !f.required { option value="" { "(non précisé)" } }
@@ -599,6 +599,10 @@ fn visibilities(kind: FormKind) -> &'static [(&'static str, &'static str)] {
     }
 }
 
+/// The longest text a form's field takes (the request as a whole is
+/// bounded by the HTTP layer: `http::FORM_BODY_MAX`).
+const TEXT_MAX: usize = 10_000;
+
 /// The hidden fields that say what a form proposes.
 pub(super) fn hidden(target: &Target, csrf: &str) -> Markup {
     html! {
@@ -606,6 +610,7 @@ pub(super) fn hidden(target: &Target, csrf: &str) -> Markup {
         input type="hidden" name="type" value=(target.kind.slug());
         input type="hidden" name="changement" value=(target.change.as_str());
         @if let Some(id) = &target.record_id { input type="hidden" name="enregistrement" value=(id); }
+        @if let Some(v) = target.version { input type="hidden" name="version" value=(v); }
         @if let Some(id) = &target.amend { input type="hidden" name="proposition" value=(id); }
     }
 }
@@ -619,10 +624,15 @@ pub(super) fn target_of(sent: &Values) -> Option<Target> {
         _ => return None,
     };
     let some = |k: &str| Some(sent.one(k).to_string()).filter(|v| !v.is_empty());
+    let version = match (change, sent.one("version")) {
+        (Change::New, _) => None,
+        (_, v) => Some(v.parse().ok()?),
+    };
     Some(Target {
         kind: FormKind::parse(sent.one("type"))?,
         change,
         record_id: some("enregistrement"),
+        version,
         amend: some("proposition"),
     })
 }
@@ -657,8 +667,8 @@ mod tests {
     }
 
     /// An edit changes what the form shows and keeps the rest of the
-    /// record: a field the form does not have, a wider audience that
-    /// includes the agent's organisation.
+    /// record (a field the form does not have); "your organisation only"
+    /// means it, even where the record named others too.
     #[test]
     fn an_edit_keeps_what_the_form_does_not_show() {
         let record = serde_json::json!({
@@ -672,6 +682,7 @@ mod tests {
             kind: FormKind::Project,
             change: Change::Edit,
             record_id: Some("213101496-fuites".into()),
+            version: Some(3),
             amend: None,
         };
         let mut sent = Values::of_document(FormKind::Project, &record);
@@ -687,10 +698,7 @@ mod tests {
             doc.get("version").is_none() && doc.get("provenance").is_none(),
             "{doc}"
         );
-        assert_eq!(
-            doc["audience"],
-            serde_json::json!(["213101496", "243100518"])
-        );
+        assert_eq!(doc["audience"], serde_json::json!(["213101496"]));
         assert_eq!(doc["record_id"], "213101496-fuites");
     }
 
@@ -702,6 +710,7 @@ mod tests {
             kind: FormKind::Details,
             change: Change::New,
             record_id: Some("213101496-fuites".into()),
+            version: None,
             amend: None,
         };
         let mut sent = Values::from_pairs(vec![

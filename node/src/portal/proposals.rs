@@ -24,14 +24,14 @@ use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use maillage_record::{Kind, Record, Siren};
+use maillage_record::{Kind, Record, Siren, Visibility};
 use maud::{Markup, html};
 
 use super::proposal_form::{self, FormKind, Target, Values};
 use super::{Visitor, blocking, page, site_for, view};
 use crate::access::{Read, Via};
 use crate::http::Http;
-use crate::proposals::{Change, Proposal, ProposalError, State as ProposalState};
+use crate::proposals::{Change, OwnRecord, Proposal, ProposalError, State as ProposalState};
 use crate::query_string::Params;
 use crate::search::{Filters, SearchRequest};
 use crate::signin::Session;
@@ -71,41 +71,26 @@ fn organisation_name(siren: &Siren) -> String {
 
 fn kind_label(kind: &str) -> &'static str {
     match kind {
-        "project" => "Projet IA",
+        "project" => "Projet d'IA",
         "project_details" => "Détails de projet",
         _ => "Jeu de données",
     }
 }
 
-/// One of the organisation's records on this node, as listed.
-struct Listed {
-    record_id: String,
-    kind: Kind,
-    title: String,
-    public: bool,
-}
-
-/// Notes in the access log the node's records (record_id, kind) beyond
-/// the public that a page showed the agent.
-fn note<'a>(
-    http: &Http,
-    visitor: &Visitor,
-    shown: impl Iterator<Item = (&'a String, Kind)>,
-    via: Via,
-) {
+/// Notes in the access log the organisation's records beyond the public
+/// that a page showed the agent.
+fn note<'a>(http: &Http, visitor: &Visitor, shown: impl Iterator<Item = &'a OwnRecord>, via: Via) {
     let Some((who, siren)) = visitor.who() else {
         return;
     };
-    let key = http.node.public_key();
+    let author = http.node.public_key().to_hex();
     let reads: Vec<Read> = shown
-        .filter_map(|(record_id, kind)| {
-            let current = http.node.store().current(&key, record_id).ok().flatten()?;
-            Some(Read {
-                id: current.id.to_hex(),
-                author: key.to_hex(),
-                record_id: record_id.clone(),
-                kind,
-            })
+        .filter(|own| own.record.visibility != Visibility::Public)
+        .map(|own| Read {
+            id: own.id.to_hex(),
+            author: author.clone(),
+            record_id: own.record.record_id.clone(),
+            kind: own.record.kind(),
         })
         .collect();
     if !reads.is_empty() {
@@ -128,15 +113,7 @@ pub(super) async fn list(State(http): State<Http>, visitor: Visitor, params: Par
         Ok(r) => r,
         Err(failed) => return failed,
     };
-    note(
-        &http,
-        &visitor,
-        records
-            .iter()
-            .filter(|r| !r.public)
-            .map(|r| (&r.record_id, r.kind)),
-        Via::Search,
-    );
+    note(&http, &visitor, records.iter(), Via::Search);
     let node = http.node.clone();
     let shown_waiting = waiting.clone();
     let currents = match blocking(&http, move || {
@@ -144,7 +121,7 @@ pub(super) async fn list(State(http): State<Http>, visitor: Visitor, params: Par
             .iter()
             .map(|p| {
                 crate::proposals::organisation_record(&node, &p.record_id, &p.siren)
-                    .map(|c| c.map(|(_, r)| r))
+                    .map(|c| c.map(|own| own.record))
                     .map_err(|e| e.to_string())
             })
             .collect::<Result<Vec<_>, _>>()
@@ -155,13 +132,28 @@ pub(super) async fn list(State(http): State<Http>, visitor: Visitor, params: Par
         Err(failed) => return failed,
     };
     let node_key = http.node.public_key().to_hex();
-    let sent = params.get("envoyee");
+    // Said only of the organisation's own proposals.
+    let ours = |key: &str| {
+        params
+            .get(key)
+            .filter(|id| own.iter().any(|p| p.id == *id))
+            .map(str::to_string)
+    };
+    let (sent, amended) = (ours("envoyee"), ours("modifiee"));
     let main = html! {
         h1 { "Propositions" }
         @if let Some(id) = sent {
             p class="confirmation" role="status" {
                 "Votre proposition " code { (id) } " est envoyée : elle attend la décision d'un modérateur."
             }
+        }
+        @if let Some(id) = amended {
+            p class="confirmation" role="status" {
+                "Votre proposition " code { (id) } " est modifiée : elle attend toujours la décision d'un modérateur."
+            }
+        }
+        @if params.get("annulee").is_some() {
+            p class="confirmation" role="status" { "La proposition est annulée." }
         }
         p {
             "Proposez un projet ou un jeu de données de " (organisation_name(&session.siren))
@@ -210,7 +202,7 @@ pub(super) async fn list(State(http): State<Http>, visitor: Visitor, params: Par
                                         " "
                                         form class="en-ligne" method="post" action=(format!("/propositions/{}/annulation", p.id)) {
                                             input type="hidden" name="csrf" value=(session.csrf);
-                                            button type="submit" aria-label=(format!("Retirer la proposition « {} »", p.title)) { "Retirer" }
+                                            button type="submit" aria-label=(format!("Annuler la proposition « {} »", p.title)) { "Annuler" }
                                         }
                                     }
                                 }
@@ -227,9 +219,9 @@ pub(super) async fn list(State(http): State<Http>, visitor: Visitor, params: Par
                 ul {
                     @for r in &records {
                         li {
-                            a href=(view::record_href(&node_key, &r.record_id)) { (r.title) }
-                            " (" (r.kind.label()) ") · "
-                            (actions(r.kind, &r.record_id))
+                            a href=(view::record_href(&node_key, &r.record.record_id)) { (crate::proposals::title_of(&r.record)) }
+                            " (" (r.record.kind().label()) ") · "
+                            (actions(r.record.kind(), &r.record.record_id))
                         }
                     }
                 }
@@ -264,7 +256,7 @@ async fn published_for(
     http: &Http,
     visitor: &Visitor,
     session: &Session,
-) -> Result<Vec<Listed>, Response> {
+) -> Result<Vec<OwnRecord>, Response> {
     let _turn = http.search_turn().await?;
     let node = http.node.clone();
     let viewer = visitor.viewer.clone();
@@ -303,15 +295,10 @@ async fn published_for(
             if out.len() >= LISTED || !seen.insert(record_id.clone()) {
                 continue;
             }
-            if let Some((_, r)) = crate::proposals::organisation_record(&node, &record_id, &siren)
+            if let Some(own) = crate::proposals::organisation_record(&node, &record_id, &siren)
                 .map_err(|e| e.to_string())?
             {
-                out.push(Listed {
-                    record_id,
-                    kind: r.kind(),
-                    title: crate::proposals::title_of(&r),
-                    public: r.visibility == maillage_record::Visibility::Public,
-                });
+                out.push(own);
             }
         }
         Ok(out)
@@ -329,7 +316,7 @@ fn moderation(p: &Proposal, csrf: &str, current: Option<&Record>, node_key: &str
     html! {
         article class="proposition" aria-labelledby=(format!("p-{}", p.id)) {
             h3 id=(format!("p-{}", p.id)) { (kind_label(&p.kind)) " : " (p.title) }
-            p class="meta" { "proposé par " (p.agent) " pour " (p.organisation) " (SIREN " (p.siren) "), le " (view::when(p.created_at_ms)) }
+            p class="meta" { "proposée par " (p.agent) " pour " (p.organisation) " (SIREN " (p.siren) "), le " (view::when(p.created_at_ms)) }
             p class="meta" {
                 "identifiant " code { (p.record_id) } " — "
                 @match p.change {
@@ -366,12 +353,14 @@ fn moderation(p: &Proposal, csrf: &str, current: Option<&Record>, node_key: &str
             p class="meta" { "Visible par : " (audience(&p.document)) }
             form method="post" action=(action) {
                 input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="revision" value=(p.revision);
                 button type="submit" name="decision" value="accepter" {
                     @if p.change == Change::Withdrawal { "Accepter et retirer" } @else { "Accepter et publier" }
                 }
             }
             form method="post" action=(action) {
                 input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="revision" value=(p.revision);
                 label for=(format!("raison-{}", p.id)) { "Raison du refus" }
                 " "
                 input type="text" id=(format!("raison-{}", p.id)) name="raison" maxlength="1000";
@@ -504,7 +493,7 @@ async fn organisation_record(
     http: &Http,
     session: &Session,
     record_id: &str,
-) -> Result<Option<(u64, Record)>, Response> {
+) -> Result<Option<OwnRecord>, Response> {
     let node = http.node.clone();
     let siren = session.siren.clone();
     let id = record_id.to_string();
@@ -539,13 +528,14 @@ pub(super) async fn new(State(http): State<Http>, visitor: Visitor, params: Para
         kind,
         change: Change::New,
         record_id: None,
+        version: None,
         amend: None,
     };
     if kind == FormKind::Details {
         // Details complete one of the organisation's projects; if it has
         // some already, they are edited.
         match organisation_record(&http, &session, &project).await {
-            Ok(Some((_, r))) if r.kind() == Kind::Project => {}
+            Ok(Some(own)) if own.record.kind() == Kind::Project => {}
             Ok(_) => return not_yours(&http, &visitor),
             Err(failed) => return failed,
         }
@@ -565,6 +555,34 @@ pub(super) async fn new(State(http): State<Http>, visitor: Visitor, params: Para
     form_page(&http, &visitor, &session, &target, &Values::default(), None)
 }
 
+/// The organisation's record that `?enregistrement=` names, with the
+/// target of a form that edits or withdraws it; else the page that says
+/// it is not the organisation's.
+async fn to_change(
+    http: &Http,
+    visitor: &Visitor,
+    session: &Session,
+    record_id: &str,
+    change: Change,
+) -> Result<(OwnRecord, Target), Response> {
+    let own = match organisation_record(http, session, record_id).await {
+        Ok(Some(own)) => own,
+        Ok(None) => return Err(not_yours(http, visitor)),
+        Err(failed) => return Err(failed),
+    };
+    let Some(kind) = FormKind::of(own.record.kind().as_str()) else {
+        return Err(not_yours(http, visitor));
+    };
+    let target = Target {
+        kind,
+        change,
+        record_id: Some(record_id.to_string()),
+        version: Some(own.version),
+        amend: None,
+    };
+    Ok((own, target))
+}
+
 pub(super) async fn edit(State(http): State<Http>, visitor: Visitor, params: Params) -> Response {
     let record_id = params.get("enregistrement").unwrap_or("").to_string();
     let back = format!(
@@ -575,29 +593,15 @@ pub(super) async fn edit(State(http): State<Http>, visitor: Visitor, params: Par
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let record = match organisation_record(&http, &session, &record_id).await {
-        Ok(Some((_, r))) => r,
-        Ok(None) => return not_yours(&http, &visitor),
-        Err(failed) => return failed,
+    let (own, target) = match to_change(&http, &visitor, &session, &record_id, Change::Edit).await {
+        Ok(t) => t,
+        Err(r) => return r,
     };
-    let Some(kind) = FormKind::of(record.kind().as_str()) else {
-        return not_yours(&http, &visitor);
-    };
-    if record.visibility != maillage_record::Visibility::Public {
-        note(
-            &http,
-            &visitor,
-            std::iter::once((&record_id, record.kind())),
-            Via::Page,
-        );
-    }
-    let target = Target {
-        kind,
-        change: Change::Edit,
-        record_id: Some(record_id),
-        amend: None,
-    };
-    let values = Values::of_document(kind, &maillage_record::json::record_to_json(&record));
+    note(&http, &visitor, std::iter::once(&own), Via::Page);
+    let values = Values::of_document(
+        target.kind,
+        &maillage_record::json::record_to_json(&own.record),
+    );
     form_page(&http, &visitor, &session, &target, &values, None)
 }
 
@@ -615,29 +619,13 @@ pub(super) async fn withdraw(
         Ok(s) => s,
         Err(r) => return *r,
     };
-    let record = match organisation_record(&http, &session, &record_id).await {
-        Ok(Some((_, r))) => r,
-        Ok(None) => return not_yours(&http, &visitor),
-        Err(failed) => return failed,
-    };
-    let Some(kind) = FormKind::of(record.kind().as_str()) else {
-        return not_yours(&http, &visitor);
-    };
-    if record.visibility != maillage_record::Visibility::Public {
-        note(
-            &http,
-            &visitor,
-            std::iter::once((&record_id, record.kind())),
-            Via::Search,
-        );
-    }
-    let target = Target {
-        kind,
-        change: Change::Withdrawal,
-        record_id: Some(record_id),
-        amend: None,
-    };
-    let title = crate::proposals::title_of(&record);
+    let (own, target) =
+        match to_change(&http, &visitor, &session, &record_id, Change::Withdrawal).await {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+    note(&http, &visitor, std::iter::once(&own), Via::Search);
+    let title = crate::proposals::title_of(&own.record);
     withdrawal_page(&http, &visitor, &session, &target, &title, "", None)
 }
 
@@ -647,6 +635,16 @@ fn own_pending(http: &Http, session: &Session, id: &str) -> Option<Proposal> {
         .proposals()
         .get(id)
         .filter(|p| p.siren == session.siren && p.state == ProposalState::Pending)
+}
+
+fn no_such_proposal(http: &Http, visitor: &Visitor) -> Response {
+    problem(
+        http,
+        visitor,
+        StatusCode::NOT_FOUND,
+        "Proposition introuvable",
+        "Votre organisation n'a pas de proposition en attente sous ce numéro : elle a peut-être déjà été décidée ou annulée.",
+    )
 }
 
 pub(super) async fn amend(
@@ -664,13 +662,7 @@ pub(super) async fn amend(
     let Some((p, kind)) =
         own_pending(&http, &session, &id).and_then(|p| FormKind::of(&p.kind).map(|k| (p, k)))
     else {
-        return problem(
-            &http,
-            &visitor,
-            StatusCode::NOT_FOUND,
-            "Proposition introuvable",
-            "Votre organisation n'a pas de proposition en attente sous ce numéro : elle a peut-être déjà été décidée.",
-        );
+        return no_such_proposal(&http, &visitor);
     };
     let target = Target {
         kind,
@@ -681,11 +673,20 @@ pub(super) async fn amend(
             (Change::New, _) => None,
             _ => Some(p.record_id.clone()),
         },
+        version: (p.change != Change::New).then_some(p.base_version),
         amend: Some(p.id.clone()),
     };
     if p.change == Change::Withdrawal {
         let reason = p.document["reason"].as_str().unwrap_or("");
         return withdrawal_page(&http, &visitor, &session, &target, &p.title, reason, None);
+    }
+    if p.change == Change::Edit {
+        // What it shows beyond what the agent wrote is the record's.
+        match organisation_record(&http, &session, &p.record_id).await {
+            Ok(Some(own)) => note(&http, &visitor, std::iter::once(&own), Via::Page),
+            Ok(None) => {}
+            Err(failed) => return failed,
+        }
     }
     let values = Values::of_document(kind, &p.document);
     form_page(&http, &visitor, &session, &target, &values, None)
@@ -720,28 +721,25 @@ pub(super) async fn send(
             "Ce formulaire ne dit pas ce qu'il propose : revenez à la page des propositions.",
         );
     };
-    // What the form starts from: the proposal amended, or the record edited.
-    let base = match (&target.amend, target.change, &target.record_id) {
+    // What the form starts from: the proposal amended, or the record
+    // edited (as it is now: `prepare` refuses it if that is not the
+    // version the form was filled from).
+    let (base, title) = match (&target.amend, target.change, &target.record_id) {
         (Some(id), ..) => match own_pending(&http, &session, id) {
-            Some(p) => p.document,
-            None => {
-                return problem(
-                    &http,
-                    &visitor,
-                    StatusCode::CONFLICT,
-                    "Proposition déjà décidée",
-                    "Cette proposition n'attend plus : elle a été décidée ou retirée entre-temps.",
-                );
-            }
+            Some(p) => (p.document, p.title),
+            None => return no_such_proposal(&http, &visitor),
         },
-        (None, Change::Edit, Some(record_id)) => {
+        (None, Change::Edit | Change::Withdrawal, Some(record_id)) => {
             match organisation_record(&http, &session, record_id).await {
-                Ok(Some((_, r))) => maillage_record::json::record_to_json(&r),
+                Ok(Some(own)) => (
+                    maillage_record::json::record_to_json(&own.record),
+                    crate::proposals::title_of(&own.record),
+                ),
                 Ok(None) => return not_yours(&http, &visitor),
                 Err(failed) => return failed,
             }
         }
-        _ => serde_json::Value::Null,
+        _ => (serde_json::Value::Null, String::new()),
     };
     let organisation = organisation_name(&session.siren);
     let reason = sent.one("raison").chars().take(1_000).collect::<String>();
@@ -761,7 +759,7 @@ pub(super) async fn send(
                 &visitor,
                 &session,
                 &target,
-                "cet enregistrement",
+                &title,
                 &reason,
                 Some(why),
             )
@@ -774,11 +772,14 @@ pub(super) async fn send(
         Err(e) => return back_with(&e),
     };
     let node = http.node.clone();
-    let made = match &target.amend {
+    let (made, done) = match &target.amend {
         Some(id) => {
             let (id, siren) = (id.clone(), session.siren.clone());
-            tokio::task::spawn_blocking(move || node.proposals().amend(&node, &id, &siren, doc))
-                .await
+            let made = tokio::task::spawn_blocking(move || {
+                node.proposals().amend(&node, &id, &siren, doc)
+            })
+            .await;
+            (made, "modifiee")
         }
         None => {
             let proposal = Proposal {
@@ -788,7 +789,8 @@ pub(super) async fn send(
                 kind: String::new(),
                 record_id: target.record_id.clone().unwrap_or_default(),
                 change: target.change,
-                base_version: 0,
+                base_version: target.version.unwrap_or(0),
+                revision: 0,
                 siren: session.siren.clone(),
                 organisation,
                 subject: session.subject.clone(),
@@ -799,29 +801,35 @@ pub(super) async fn send(
                 decided_at_ms: 0,
                 reason: String::new(),
             };
-            tokio::task::spawn_blocking(move || node.proposals().propose(&node, proposal)).await
+            let made =
+                tokio::task::spawn_blocking(move || node.proposals().propose(&node, proposal))
+                    .await;
+            (made, "envoyee")
         }
     };
     match made {
-        Ok(Ok(p)) => to(&format!("/propositions?envoyee={}", p.id)),
+        Ok(Ok(p)) => to(&format!("/propositions?{done}={}", p.id)),
         Ok(Err(ProposalError::Invalid(why))) => back_with(&why),
-        Ok(Err(ProposalError::Full(_))) => problem(
+        Ok(Err(e @ ProposalError::Full(_))) => problem(
             &http,
             &visitor,
             StatusCode::TOO_MANY_REQUESTS,
             "Trop de propositions en attente",
-            "Votre organisation a déjà de nombreuses propositions en attente : réessayez quand certaines auront été examinées.",
+            &e.french(),
         ),
+        Ok(Err(ProposalError::NotYours(_) | ProposalError::NotFound(_))) => {
+            no_such_proposal(&http, &visitor)
+        }
         Ok(Err(
             e @ (ProposalError::Decided(..)
-            | ProposalError::NotFound(_)
-            | ProposalError::NotYours(_)),
+            | ProposalError::Deciding(_)
+            | ProposalError::Amended(_)),
         )) => problem(
             &http,
             &visitor,
             StatusCode::CONFLICT,
             "Proposition déjà décidée",
-            &e.to_string(),
+            &e.french(),
         ),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "a proposal could not be kept");
@@ -863,27 +871,21 @@ pub(super) async fn cancel(
         return *refused;
     }
     let node = http.node.clone();
-    let by = format!("agent:{}", session.subject);
     let siren = session.siren.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        node.proposals().cancel(node.ledger(), &id, &siren, &by)
-    })
-    .await;
+    let done =
+        tokio::task::spawn_blocking(move || node.proposals().cancel(node.ledger(), &id, &siren))
+            .await;
     match done {
-        Ok(Ok(_)) => to("/propositions"),
-        Ok(Err(e @ (ProposalError::NotFound(_) | ProposalError::Decided(..)))) => problem(
+        Ok(Ok(_)) => to("/propositions?annulee=1"),
+        Ok(Err(ProposalError::NotYours(_) | ProposalError::NotFound(_))) => {
+            no_such_proposal(&http, &visitor)
+        }
+        Ok(Err(e @ (ProposalError::Decided(..) | ProposalError::Deciding(_)))) => problem(
             &http,
             &visitor,
             StatusCode::CONFLICT,
             "Proposition déjà décidée",
-            &e.to_string(),
-        ),
-        Ok(Err(ProposalError::NotYours(_))) => problem(
-            &http,
-            &visitor,
-            StatusCode::FORBIDDEN,
-            "Proposition d'une autre organisation",
-            "Seule l'organisation qui l'a faite peut retirer une proposition.",
+            &e.french(),
         ),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "a proposal could not be cancelled");
@@ -923,9 +925,20 @@ pub(super) async fn decide(
     ) {
         return *refused;
     }
+    // The revision the moderator read: a later amendment is not decided
+    // unseen.
+    let Ok(revision) = sent.one("revision").parse::<u64>() else {
+        return problem(
+            &http,
+            &visitor,
+            StatusCode::BAD_REQUEST,
+            "Décision impossible",
+            "Ce formulaire ne dit pas quelle version de la proposition vous avez lue : rechargez la page.",
+        );
+    };
     let by = format!("moderator:{}", session.email);
     let outcome = match sent.one("decision") {
-        "accepter" => crate::proposals::accept(&http.node, &id, &by)
+        "accepter" => crate::proposals::accept(&http.node, &id, &by, Some(revision))
             .await
             .map(|_| ()),
         "refuser" => {
@@ -934,37 +947,34 @@ pub(super) async fn decide(
             let id = id.clone();
             tokio::task::spawn_blocking(move || {
                 node.proposals()
-                    .refuse(node.ledger(), &id, &by, &reason)
+                    .refuse(node.ledger(), &id, Some(revision), &by, &reason)
                     .map(|_| ())
             })
             .await
             .unwrap_or_else(|e| Err(ProposalError::Sign(e.to_string())))
         }
-        _ => Err(ProposalError::Invalid("ni acceptée ni refusée".into())),
+        _ => Err(ProposalError::Invalid(
+            "Ni acceptée ni refusée : choisissez.".into(),
+        )),
     };
     match outcome {
         Ok(()) => to("/propositions"),
-        Err(
-            e @ (ProposalError::NotFound(_)
-            | ProposalError::Decided(..)
-            | ProposalError::NotYours(_)
-            | ProposalError::Invalid(_)),
-        ) => problem(
-            &http,
-            &visitor,
-            StatusCode::BAD_REQUEST,
-            "Décision impossible",
-            &e.to_string(),
-        ),
-        Err(e) => {
+        Err(e @ (ProposalError::Sign(_) | ProposalError::Store(_))) => {
             tracing::error!(error = %e, "a proposal could not be decided");
             problem(
                 &http,
                 &visitor,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Erreur du nœud",
-                &e.to_string(),
+                &e.french(),
             )
         }
+        Err(e) => problem(
+            &http,
+            &visitor,
+            StatusCode::CONFLICT,
+            "Décision impossible",
+            &e.french(),
+        ),
     }
 }

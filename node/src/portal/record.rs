@@ -41,8 +41,8 @@ struct Shown {
     /// Received from a peer (else published on this node).
     relayed: bool,
     received_at_ms: i64,
-    /// The public records that complete it: a project's details, the
-    /// resources related to it, the collections it is in.
+    /// The records completing it that the visitor may read: a project's
+    /// details, the resources related to it, the collections it is in.
     related: crate::export::RelatedRecords,
     /// (version, issued_at_ms) of each version the public may see.
     versions: Vec<(u64, i64)>,
@@ -129,7 +129,8 @@ pub(super) async fn record(
         // Who read what beyond the public, for the operator
         // (`maillage access-log`): the record, and what its page shows
         // with it (a project's details).
-        let mut reads = if matches!(asked, Form::Html) {
+        // (The JSON-LD form carries the resources too.)
+        let mut reads = if matches!(asked, Form::Html | Form::JsonLd) {
             shown.related.read.clone()
         } else {
             Vec::new()

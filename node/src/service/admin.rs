@@ -703,20 +703,23 @@ impl Admin for AdminService {
         let req = request.into_inner();
         let status = |e: ProposalError| match e {
             ProposalError::NotFound(_) => Status::not_found(e.to_string()),
-            ProposalError::Decided(..) => Status::failed_precondition(e.to_string()),
+            ProposalError::Decided(..) | ProposalError::Deciding(_) => {
+                Status::failed_precondition(e.to_string())
+            }
             ProposalError::Store(e) => store_status(e),
             e => Status::invalid_argument(e.to_string()),
         };
         let (proposal, record) = if req.accept {
-            let (p, published) = crate::proposals::accept(&self.node, req.id.trim(), "operator")
-                .await
-                .map_err(status)?;
+            let (p, published) =
+                crate::proposals::accept(&self.node, req.id.trim(), "operator", None)
+                    .await
+                    .map_err(status)?;
             (p, published.id)
         } else {
             let node = self.node.clone();
             let p = blocking(move || {
                 node.proposals()
-                    .refuse(node.ledger(), req.id.trim(), "operator", &req.reason)
+                    .refuse(node.ledger(), req.id.trim(), None, "operator", &req.reason)
                     .map_err(status)
             })
             .await?;

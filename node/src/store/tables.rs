@@ -123,6 +123,10 @@ impl Store {
         self.put_synced(CF_PROPOSALS, id.as_bytes(), value)
     }
 
+    pub(super) fn delete_proposal(&self, id: &str) -> Result<bool, StoreError> {
+        self.delete_synced(CF_PROPOSALS, id.as_bytes())
+    }
+
     /// Every proposal: (id, value).
     pub fn proposals(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.all(CF_PROPOSALS)?

@@ -83,6 +83,10 @@ impl Writer {
         self.store.put_proposal(id, value)
     }
 
+    pub fn delete_proposal(&self, id: &str) -> Result<bool, StoreError> {
+        self.store.delete_proposal(id)
+    }
+
     pub fn put_token(&self, hash: &[u8; 32], value: &[u8]) -> Result<(), StoreError> {
         self.store.put_token(hash, value)
     }
