@@ -6,6 +6,7 @@ mod collection;
 mod connect;
 mod init;
 mod interop;
+mod members;
 mod peers;
 mod records;
 mod search;
@@ -131,6 +132,15 @@ enum Command {
     /// organisation sees on the portal.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The collectivities this node gathers as a chef de file or a committee
+    /// (the scope its membership gives it; else its own territory), or those
+    /// of one territory: which run a node, what this node holds of each,
+    /// which have no catalogue yet.
+    Members {
+        /// A territory instead: 31555, an EPCI's SIREN, dep:31, reg:76.
+        #[arg(long)]
+        territory: Option<String>,
+    },
     /// Records agents proposed on the portal: list them, accept one (the
     /// node signs and publishes it on behalf of the agent's organisation)
     /// or refuse it.
@@ -481,6 +491,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     Command::Proposals(ProposalsCommand::Refuse { id, reason }) => {
                         tokens::proposals_decide(&dir, &id, false, &reason, json).await
+                    }
+                    Command::Members { territory } => {
+                        members::members(&dir, territory.as_deref(), json).await
                     }
                     Command::AccessLog {
                         since,

@@ -4,7 +4,6 @@
 //! Kept `RETENTION`, in the store; `maillage access-log` reads it. Nothing
 //! else of the agent is kept here (no name, no address).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -68,46 +67,49 @@ impl Via {
     }
 }
 
-#[derive(Default)]
+/// What the writer thread is asked.
+enum Job {
+    Lines(Vec<Access>),
+    /// Answers once every line sent before is written.
+    Flush(std::sync::mpsc::SyncSender<()>),
+}
+
+/// Batches queued for the writer at most: past it, a request waits for
+/// room (a line is never dropped).
+const QUEUED: usize = 1_024;
+
+/// The access log: requests hand their lines to a thread that writes them
+/// (one batch for all that waits, not synced, and the node's log), so a
+/// page shown beyond the public costs its reader no write.
 pub struct AccessLog {
-    written: AtomicU64,
+    jobs: std::sync::mpsc::SyncSender<Job>,
 }
 
 impl AccessLog {
-    /// Writes lines, in one batch; now and then, forgets those past
-    /// `RETENTION`. A failure is logged, not returned: the reader has been
-    /// served.
-    pub fn note(&self, ledger: &Ledger, lines: &[Access]) {
-        let Some(first) = lines.first() else {
-            return;
-        };
-        let n = self
-            .written
-            .fetch_add(lines.len() as u64, Ordering::Relaxed);
-        let values: Vec<(i64, u64, Vec<u8>)> = lines
-            .iter()
-            .zip(n..)
-            .map(|(a, n)| (a.at_ms, n, serde_json::to_vec(a).expect("a line encodes")))
-            .collect();
-        if let Err(e) = ledger.log_access(&values) {
-            tracing::error!(error = %e, "the access log could not be written");
+    /// Starts the writer thread; it ends when the log is dropped. It holds
+    /// the ledger only while it writes: the store closes with the node.
+    pub fn new(ledger: &std::sync::Arc<Ledger>) -> AccessLog {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<Job>(QUEUED);
+        let ledger = std::sync::Arc::downgrade(ledger);
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || write_lines(&ledger, &queue))
+            .expect("the access log's thread starts");
+        AccessLog { jobs }
+    }
+
+    /// Hands lines to the writer. Waits only if it is far behind.
+    pub fn note(&self, lines: Vec<Access>) {
+        if !lines.is_empty() && self.jobs.send(Job::Lines(lines)).is_err() {
+            tracing::error!("the access log's writer is gone; lines were lost");
         }
-        if n / PRUNE_EVERY != (n + lines.len() as u64) / PRUNE_EVERY || n == 0 {
-            let before = first.at_ms - RETENTION.as_millis() as i64;
-            if let Err(e) = ledger.prune_access(before) {
-                tracing::error!(error = %e, "the access log could not be pruned");
-            }
-        }
-        for access in lines {
-            tracing::info!(
-                target: "maillage::access",
-                who = %access.who,
-                siren = %access.siren,
-                id = %access.id,
-                kind = %access.kind,
-                via = %access.via,
-                "read beyond the public"
-            );
+    }
+
+    /// Returns once every line noted before is written.
+    pub fn flush(&self) {
+        let (done, wait) = std::sync::mpsc::sync_channel(1);
+        if self.jobs.send(Job::Flush(done)).is_ok() {
+            let _ = wait.recv();
         }
     }
 
@@ -126,5 +128,59 @@ impl AccessLog {
             .filter(|a| siren.is_none_or(|s| a.siren == s))
             .take(limit)
             .collect())
+    }
+}
+
+/// The writer thread: everything that waits goes in one write; now and
+/// then, lines past `RETENTION` are forgotten. A failure is logged, not
+/// returned: the readers have been served.
+fn write_lines(ledger: &std::sync::Weak<Ledger>, queue: &std::sync::mpsc::Receiver<Job>) {
+    let mut written: u64 = 0;
+    while let Ok(first) = queue.recv() {
+        let mut lines = Vec::new();
+        let mut flushes = Vec::new();
+        let mut take = |job: Job| match job {
+            Job::Lines(l) => lines.extend(l),
+            Job::Flush(done) => flushes.push(done),
+        };
+        take(first);
+        while let Ok(job) = queue.try_recv() {
+            take(job);
+        }
+        if !lines.is_empty() {
+            let Some(ledger) = ledger.upgrade() else {
+                break;
+            };
+            let values: Vec<(i64, u64, Vec<u8>)> = lines
+                .iter()
+                .zip(written..)
+                .map(|(a, n)| (a.at_ms, n, serde_json::to_vec(a).expect("a line encodes")))
+                .collect();
+            if let Err(e) = ledger.log_access(&values) {
+                tracing::error!(error = %e, "the access log could not be written");
+            }
+            let before = written;
+            written += lines.len() as u64;
+            if before / PRUNE_EVERY != written / PRUNE_EVERY {
+                let until = lines[0].at_ms - RETENTION.as_millis() as i64;
+                if let Err(e) = ledger.prune_access(until) {
+                    tracing::error!(error = %e, "the access log could not be pruned");
+                }
+            }
+            for access in &lines {
+                tracing::info!(
+                    target: "maillage::access",
+                    who = %access.who,
+                    siren = %access.siren,
+                    id = %access.id,
+                    kind = %access.kind,
+                    via = %access.via,
+                    "read beyond the public"
+                );
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
     }
 }

@@ -934,6 +934,7 @@ mod tests {
             role: MembershipRole::Member,
             valid_from_ms: 0,
             valid_until_ms: 0,
+            scope: vec![],
         });
         let outcomes = node
             .author()

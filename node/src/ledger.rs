@@ -716,6 +716,7 @@ pub(crate) mod tests {
                 role: MembershipRole::Member,
                 valid_from_ms: 0,
                 valid_until_ms: 0,
+                scope: vec![],
             }),
         );
         let (admitted, _) = ledger

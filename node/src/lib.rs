@@ -20,6 +20,7 @@ mod export;
 mod harvest;
 mod http;
 mod ledger;
+mod members;
 mod node;
 mod peers;
 mod portal;

@@ -145,6 +145,7 @@ impl Node {
             store.clone(),
             ledger.clone(),
         );
+        let access = crate::access::AccessLog::new(&ledger);
         Ok(Node {
             siren: config.siren.clone(),
             name: config.name.clone(),
@@ -158,7 +159,7 @@ impl Node {
             peers,
             sirens,
             tokens,
-            access: crate::access::AccessLog::default(),
+            access,
             proposals,
             publish_authors: config.publish_authors.clone(),
             grpc_listen,
@@ -480,6 +481,11 @@ impl Node {
                 })
     }
 
+    /// The access log, to be flushed before it is read.
+    pub fn access_log(&self) -> &crate::access::AccessLog {
+        &self.access
+    }
+
     /// Read tokens for scripts.
     pub fn tokens(&self) -> &crate::tokens::Tokens {
         &self.tokens
@@ -513,7 +519,7 @@ impl Node {
                 via: via.as_str().to_string(),
             })
             .collect();
-        self.access.note(&self.ledger, &lines);
+        self.access.note(lines);
     }
 
     /// What an agent of `siren`, signed in on the portal, may see.

@@ -60,6 +60,8 @@ pub struct Endorsement {
     /// When it ends, if it does: the earliest end along the chain (this
     /// membership's, and its committee's); 0 if none ends.
     pub valid_until_ms: i64,
+    /// A chef de file's or a committee's scope, as the membership says.
+    pub scope: Vec<String>,
     issued_at_ms: i64,
 }
 
@@ -475,6 +477,7 @@ impl Trust {
                             role: m.role,
                             by_root: false,
                             valid_until_ms: m.valid_until_ms,
+                            scope: m.scope.clone(),
                             issued_at_ms: e.by_record[slot].issued_at_ms,
                         }
                     })
@@ -677,6 +680,7 @@ mod tests {
                 role,
                 valid_from_ms: 0,
                 valid_until_ms: until,
+                scope: vec![],
             }),
         }
     }

@@ -595,6 +595,7 @@ mod tests {
             role: MembershipRole::Member,
             valid_from_ms: 0,
             valid_until_ms: 1_800_000_000_000,
+            scope: vec![],
         };
         let json = serde_json::to_value(&m).unwrap();
         assert_eq!(

@@ -772,7 +772,14 @@ pub struct Membership {
     pub valid_from_ms: i64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub valid_until_ms: i64,
+    /// A chef de file's or a committee's scope (see record.proto); empty:
+    /// the territory of its SIREN.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<String>,
 }
+
+/// Entries a membership's scope holds at most.
+pub const MAX_SCOPE: usize = 5_000;
 
 fn is_zero(v: &i64) -> bool {
     *v == 0
@@ -1258,6 +1265,26 @@ fn validate_membership(m: &Membership) -> Result<(), ValidationError> {
             "valid_until_ms",
             "must be after valid_from_ms (or 0 for no end)",
         ));
+    }
+    if !m.scope.is_empty() && m.role == MembershipRole::Member {
+        return Err(ValidationError::new(
+            "scope",
+            "only a chef de file or a committee has a scope",
+        ));
+    }
+    if m.scope.len() > MAX_SCOPE {
+        return Err(too_many("scope", m.scope.len(), MAX_SCOPE));
+    }
+    for (i, entry) in m.scope.iter().enumerate() {
+        let is_siren = entry.len() == 9 && Siren::parse(entry).is_ok();
+        if !is_siren && crate::territory::coverage(entry).is_err() {
+            return Err(ValidationError::new(
+                format!("scope[{i}]"),
+                format!(
+                    "'{entry}' is neither a territory (31555, dep:31, reg:76, an EPCI's SIREN) nor a SIREN"
+                ),
+            ));
+        }
     }
     Ok(())
 }

@@ -237,6 +237,7 @@ pub fn payload_to_proto(r: &Record) -> pb::Payload {
             role: m.role.code(),
             valid_from_ms: m.valid_from_ms,
             valid_until_ms: m.valid_until_ms,
+            scope: m.scope.clone(),
         }),
         Body::Succession(x) => pb::payload::Body::Succession(pb::Succession {
             predecessor: x.predecessor.0.to_vec(),
@@ -486,6 +487,7 @@ pub fn payload_from_proto(p: pb::Payload) -> Result<Record, ValidationError> {
                 .ok_or_else(|| ValidationError::new("role", "is required"))?,
             valid_from_ms: m.valid_from_ms,
             valid_until_ms: m.valid_until_ms,
+            scope: m.scope,
         }),
         Some(pb::payload::Body::Succession(x)) => Body::Succession(Succession {
             predecessor: key_from("predecessor", &x.predecessor)?,
@@ -717,6 +719,7 @@ mod tests {
                 role: MembershipRole::Member,
                 valid_from_ms: 0,
                 valid_until_ms: 0,
+                scope: vec![],
             }),
         }
     }

@@ -130,6 +130,9 @@ await step("non-moderateur", async () => {
     [`${base}/propositions/${refusedId}/decision`, csrf],
   );
   expect(status === 403, `a non-moderator's decision got ${status}, not 403`);
+  // The members view is the node's own agents' and its moderators'.
+  const members = await page.goto(`${base}/membres`);
+  expect(members.status() === 403, `the members view answered ${members.status()} to another organisation's agent`);
 });
 
 await step("amendement", async () => {
@@ -220,6 +223,11 @@ await step("moderation-suite", async () => {
   expect(text.includes("modifie la version 1"), `the edit does not say what it changes: ${text}`);
   expect(/Champs modifiés : [^\n]*Nom/.test(text), `the edit does not list the name as changed: ${text}`);
   await check("propositions-moderateur-suite");
+  await page.getByRole("link", { name: "Les membres de ce nœud" }).click();
+  await page.getByRole("heading", { level: 1, name: "Membres" }).waitFor();
+  await page.getByRole("cell", { name: "Colomiers", exact: true }).waitFor();
+  await check("membres");
+  await page.goto(`${base}/propositions`);
   await moderate([
     ["Fonds propres DETAILS", "Accepter et publier"],
     ["MODIFIEE", "Accepter et publier"],

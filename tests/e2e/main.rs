@@ -13,4 +13,5 @@ mod replication;
 mod search;
 mod signin;
 mod support;
+mod territories;
 mod trust;

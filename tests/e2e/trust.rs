@@ -145,6 +145,7 @@ fn a_member_cannot_claim_another_organisations_siren() {
             role: MembershipRole::Member,
             valid_from_ms: 0,
             valid_until_ms: 0,
+            scope: vec![],
         });
         publish_signed(attacker, &record(record_id, 1, Visibility::Public, body))
     };

@@ -25,6 +25,7 @@
 mod home;
 mod labels;
 mod map;
+mod members;
 mod organisation;
 mod projects;
 mod proposal_form;
@@ -175,6 +176,7 @@ pub(crate) fn routes() -> Router<Http> {
                     crate::http::FORM_BODY_MAX,
                 )),
         )
+        .route("/membres", get(members::members))
         .route("/propositions/nouvelle", get(proposals::new))
         .route("/propositions/modifier", get(proposals::edit))
         .route("/propositions/retrait", get(proposals::withdraw))

@@ -163,6 +163,9 @@ pub(super) async fn list(State(http): State<Http>, visitor: Visitor, params: Par
         ul {
             li { a href="/propositions/nouvelle?type=projet" { "Proposer un projet d'IA" } }
             li { a href="/propositions/nouvelle?type=jeu" { "Proposer un jeu de données" } }
+            @if session.siren == *http.node.siren() || session.moderator {
+                li { a href="/membres" { "Les membres de ce nœud" } }
+            }
         }
         @if session.moderator {
             section aria-labelledby="a-moderer" {

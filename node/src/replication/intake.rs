@@ -127,6 +127,7 @@ mod tests {
             role,
             valid_from_ms: 0,
             valid_until_ms: 0,
+            scope: vec![],
         })
     }
 

@@ -641,6 +641,43 @@ impl Admin for AdminService {
         }))
     }
 
+    async fn members(
+        &self,
+        request: Request<maillage_proto::v1::MembersRequest>,
+    ) -> Result<Response<maillage_proto::v1::MembersResponse>, Status> {
+        use crate::members::MembersError;
+        let territory = request.into_inner().territory;
+        let node = self.node.clone();
+        let found = blocking(move || {
+            crate::members::members(
+                &node,
+                Some(territory.as_str()),
+                &crate::viewer::Viewer::Operator,
+            )
+            .map_err(|e| match e {
+                MembersError::BadRequest(why) => Status::invalid_argument(why),
+                e => Status::internal(e.to_string()),
+            })
+        })
+        .await?;
+        Ok(Response::new(maillage_proto::v1::MembersResponse {
+            scope_from: found.from.as_str().to_string(),
+            scope: found.scope,
+            members: found
+                .members
+                .into_iter()
+                .map(|m| maillage_proto::v1::Member {
+                    siren: m.siren,
+                    name: m.name,
+                    kind: m.kind.map_or("", |k| k.as_str()).to_string(),
+                    runs_node: m.runs_node,
+                    datasets: m.datasets,
+                    projects: m.projects,
+                })
+                .collect(),
+        }))
+    }
+
     async fn access_log(
         &self,
         request: Request<AccessLogRequest>,
@@ -660,6 +697,8 @@ impl Admin for AdminService {
         };
         let node = self.node.clone();
         let lines = blocking(move || {
+            // What requests noted before this one is in the answer.
+            node.access_log().flush();
             crate::access::AccessLog::read(node.store(), req.since_ms, siren.as_deref(), limit)
                 .map_err(store_status)
         })
