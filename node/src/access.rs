@@ -13,7 +13,7 @@ use crate::store::{Store, StoreError};
 
 /// How long a line is kept.
 pub const RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
-/// Lines written between two prunings of the old ones.
+/// Requests written between two prunings of the old lines.
 const PRUNE_EVERY: u64 = 1_000;
 /// Lines one query looks through at most.
 const SCAN_MAX: usize = 100_000;
@@ -45,6 +45,86 @@ pub struct Read {
     pub kind: maillage_record::Kind,
 }
 
+/// One request's reads, as stored: one line (one key, one encoding, one
+/// line of the node's log) however many records it showed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Request {
+    pub at_ms: i64,
+    pub who: String,
+    pub siren: String,
+    pub via: String,
+    #[serde(default)]
+    pub records: Vec<StoredRead>,
+    // A line written one record at a time (before `records`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    author: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    record_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kind: Option<String>,
+}
+
+/// A record of a stored request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredRead {
+    pub id: String,
+    pub author: String,
+    pub record_id: String,
+    pub kind: String,
+}
+
+impl Request {
+    /// A request's line, by `who` of `siren`, `via` where.
+    pub fn new(who: &str, siren: &str, via: Via, reads: Vec<Read>) -> Request {
+        Request {
+            at_ms: maillage_record::now_ms(),
+            who: who.to_string(),
+            siren: siren.to_string(),
+            via: via.as_str().to_string(),
+            records: reads
+                .into_iter()
+                .map(|r| StoredRead {
+                    id: r.id,
+                    author: r.author,
+                    record_id: r.record_id,
+                    kind: r.kind.as_str().to_string(),
+                })
+                .collect(),
+            id: None,
+            author: None,
+            record_id: None,
+            kind: None,
+        }
+    }
+
+    /// Its reads, one line each.
+    fn lines(self) -> Vec<Access> {
+        let line = |r: StoredRead| Access {
+            at_ms: self.at_ms,
+            who: self.who.clone(),
+            siren: self.siren.clone(),
+            id: r.id,
+            author: r.author,
+            record_id: r.record_id,
+            kind: r.kind,
+            via: self.via.clone(),
+        };
+        match (&self.id, &self.author, &self.record_id, &self.kind) {
+            (Some(id), Some(author), Some(record_id), Some(kind)) if self.records.is_empty() => {
+                vec![line(StoredRead {
+                    id: id.clone(),
+                    author: author.clone(),
+                    record_id: record_id.clone(),
+                    kind: kind.clone(),
+                })]
+            }
+            _ => self.records.clone().into_iter().map(line).collect(),
+        }
+    }
+}
+
 /// Where a record beyond the public was shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
@@ -69,7 +149,7 @@ impl Via {
 
 /// What the writer thread is asked.
 enum Job {
-    Lines(Vec<Access>),
+    Request(Request),
     /// Answers once every line sent before is written.
     Flush(std::sync::mpsc::SyncSender<()>),
 }
@@ -98,9 +178,10 @@ impl AccessLog {
         AccessLog { jobs }
     }
 
-    /// Hands lines to the writer. Waits only if it is far behind.
-    pub fn note(&self, lines: Vec<Access>) {
-        if !lines.is_empty() && self.jobs.send(Job::Lines(lines)).is_err() {
+    /// Hands a request's reads to the writer. Waits only if it is far
+    /// behind.
+    pub fn note(&self, request: Request) {
+        if !request.records.is_empty() && self.jobs.send(Job::Request(request)).is_err() {
             tracing::error!("the access log's writer is gone; lines were lost");
         }
     }
@@ -124,8 +205,9 @@ impl AccessLog {
         Ok(store
             .access_log(since_ms, SCAN_MAX)?
             .into_iter()
-            .filter_map(|(_, v)| serde_json::from_slice::<Access>(&v).ok())
-            .filter(|a| siren.is_none_or(|s| a.siren == s))
+            .filter_map(|(_, v)| serde_json::from_slice::<Request>(&v).ok())
+            .filter(|r| siren.is_none_or(|s| r.siren == s))
+            .flat_map(Request::lines)
             .take(limit)
             .collect())
     }
@@ -140,7 +222,7 @@ fn write_lines(ledger: &std::sync::Weak<Ledger>, queue: &std::sync::mpsc::Receiv
         let mut lines = Vec::new();
         let mut flushes = Vec::new();
         let mut take = |job: Job| match job {
-            Job::Lines(l) => lines.extend(l),
+            Job::Request(r) => lines.push(r),
             Job::Flush(done) => flushes.push(done),
         };
         take(first);
@@ -167,14 +249,14 @@ fn write_lines(ledger: &std::sync::Weak<Ledger>, queue: &std::sync::mpsc::Receiv
                     tracing::error!(error = %e, "the access log could not be pruned");
                 }
             }
-            for access in &lines {
+            for request in &lines {
                 tracing::info!(
                     target: "maillage::access",
-                    who = %access.who,
-                    siren = %access.siren,
-                    id = %access.id,
-                    kind = %access.kind,
-                    via = %access.via,
+                    who = %request.who,
+                    siren = %request.siren,
+                    via = %request.via,
+                    records = request.records.len(),
+                    first = %request.records[0].record_id,
                     "read beyond the public"
                 );
             }
@@ -182,5 +264,43 @@ fn write_lines(ledger: &std::sync::Weak<Ledger>, queue: &std::sync::mpsc::Receiv
         for done in flushes {
             let _ = done.send(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request's reads are one stored line, read back one line per
+    /// record; a line written one record at a time reads as before.
+    #[test]
+    fn a_request_is_one_line_read_back_per_record() {
+        let read = |n: &str| Read {
+            id: format!("id{n}"),
+            author: "a".into(),
+            record_id: format!("r{n}"),
+            kind: maillage_record::Kind::Dataset,
+        };
+        let request = Request::new(
+            "token:1",
+            "213101496",
+            Via::Search,
+            vec![read("1"), read("2")],
+        );
+        let stored: Request =
+            serde_json::from_slice(&serde_json::to_vec(&request).unwrap()).unwrap();
+        let lines = stored.lines();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            (lines[1].record_id.as_str(), lines[1].via.as_str()),
+            ("r2", "search")
+        );
+        let old = br#"{"at_ms":1,"who":"session:a","siren":"213101496","id":"x","author":"y","record_id":"colomiers","kind":"dataset","via":"page"}"#;
+        let lines = serde_json::from_slice::<Request>(old).unwrap().lines();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(
+            (lines[0].record_id.as_str(), lines[0].kind.as_str()),
+            ("colomiers", "dataset")
+        );
     }
 }

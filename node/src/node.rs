@@ -505,21 +505,12 @@ impl Node {
         via: crate::access::Via,
         reads: impl IntoIterator<Item = crate::access::Read>,
     ) {
-        let at_ms = maillage_record::now_ms();
-        let lines: Vec<crate::access::Access> = reads
-            .into_iter()
-            .map(|r| crate::access::Access {
-                at_ms,
-                who: who.to_string(),
-                siren: siren.to_string(),
-                id: r.id,
-                author: r.author,
-                record_id: r.record_id,
-                kind: r.kind.as_str().to_string(),
-                via: via.as_str().to_string(),
-            })
-            .collect();
-        self.access.note(lines);
+        let reads: Vec<crate::access::Read> = reads.into_iter().collect();
+        if reads.is_empty() {
+            return;
+        }
+        self.access
+            .note(crate::access::Request::new(who, siren.as_str(), via, reads));
     }
 
     /// What an agent of `siren`, signed in on the portal, may see.
