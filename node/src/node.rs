@@ -437,15 +437,11 @@ impl Node {
         }
         *hits = kept;
         if let Some((who, siren)) = reader {
-            let ids: Vec<_> = hits.iter().map(|h| h.id).collect();
+            // Whether each is public, from the index: no store read.
             let reads: Vec<crate::access::Read> = hits
                 .iter()
-                .zip(self.store.sync_items_many(&ids)?)
-                .filter(|(_, item)| {
-                    item.as_ref()
-                        .is_some_and(|i| i.visibility != maillage_record::Visibility::Public)
-                })
-                .map(|(h, _)| crate::access::Read {
+                .filter(|h| !h.public)
+                .map(|h| crate::access::Read {
                     id: h.id.to_hex(),
                     author: h.author.to_hex(),
                     record_id: h.record_id.clone(),

@@ -74,6 +74,9 @@ pub struct Fields {
     pub reader: Field,
     pub origin: Field,
     pub received: Field,
+    /// 1 for a public record, else 0: whether showing its hit to a reader
+    /// beyond the public is a read the access log keeps.
+    pub public: Field,
 }
 
 impl Fields {
@@ -113,6 +116,7 @@ impl Fields {
             reader: b.add_text_field("reader", STRING),
             origin: b.add_text_field("origin", STORED),
             received: b.add_i64_field("received", STORED | INDEXED),
+            public: b.add_u64_field("public", STORED),
         };
         (fields, b.build())
     }
@@ -385,6 +389,7 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
     if let Some(peer) = cx.relayed_by {
         doc.add_text(f.origin, peer);
     }
+    doc.add_u64(f.public, u64::from(rec.visibility == Visibility::Public));
     match &rec.visibility {
         Visibility::Public => doc.add_text(f.reader, READER_PUBLIC),
         Visibility::Federation => doc.add_text(f.reader, READER_FEDERATION),

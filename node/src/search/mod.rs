@@ -161,6 +161,9 @@ pub struct Hit {
     pub relayed_by: Option<String>,
     pub received_at_ms: i64,
     pub score: f32,
+    /// A public record (not in JSON: the access log's business).
+    #[serde(skip)]
+    pub public: bool,
 }
 
 /// An id or a key as its hex string.

@@ -111,6 +111,7 @@ impl Engine {
                 .get_first(f.received)
                 .and_then(|v| v.as_i64())
                 .unwrap_or(0),
+            public: doc.get_first(f.public).and_then(|v| v.as_u64()) == Some(1),
             score,
         })
     }
