@@ -193,9 +193,21 @@ pub async fn run(b: &BenchNode, records: &[VerifiedRecord]) -> anyhow::Result<Po
         .map(|p| p.replace("catalog.jsonld", "catalog.ttl"))
         .collect();
 
-    // The export's index is built once, on the first export request.
-    let mut warm = TcpStream::connect(&addr).await?;
-    get(&mut warm, &export_pages[0], "*/*").await?;
+    // The export's index is built once, on the first export request (which
+    // may time out first: asked again until it is answered).
+    let started = Instant::now();
+    loop {
+        let mut warm = TcpStream::connect(&addr).await?;
+        let (status, _) = get(&mut warm, &export_pages[0], "*/*").await?;
+        if status == 200 {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "the export's first page answers {status} after 5 minutes"
+        );
+    }
+    eprintln!("portal: the export's index built in {:.1} s", started.elapsed().as_secs_f64());
 
     let mut kinds = Vec::new();
     let mut signed = Vec::new();

@@ -378,6 +378,13 @@ impl Index {
             }
         }
         index.took = started.elapsed();
+        tracing::info!(
+            took_ms = index.took.as_millis() as u64,
+            datasets = index.datasets.len(),
+            projects = index.projects.len(),
+            beyond = index.beyond_datasets.len() + index.beyond_projects.len(),
+            "the export's index was built"
+        );
         Ok(index)
     }
 
