@@ -207,7 +207,10 @@ pub async fn run(b: &BenchNode, records: &[VerifiedRecord]) -> anyhow::Result<Po
             "the export's first page answers {status} after 5 minutes"
         );
     }
-    eprintln!("portal: the export's index built in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "portal: the export's index built in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
     let mut kinds = Vec::new();
     let mut signed = Vec::new();

@@ -152,7 +152,6 @@ const BEYOND_KEPT: usize = 16;
 struct Beyond {
     id: RecordId,
     author: PublicKey,
-    origin: Origin,
     visibility: maillage_record::Visibility,
 }
 
@@ -298,8 +297,27 @@ impl Index {
                 return Ok(Step::Next);
             };
             let public = Viewer::Anonymous.may_see(&cur.author, &item.visibility);
-            if !public && cur.kind == Kind::Organisation {
-                return Ok(Step::Next);
+            if !public {
+                match cur.kind {
+                    Kind::Organisation => return Ok(Step::Next),
+                    // Not decoded here: only a reader beyond the public
+                    // needs them, and what its view asks of their
+                    // provenance is read then (`beyond`).
+                    Kind::Dataset | Kind::Project => {
+                        let beyond = Beyond {
+                            id: cur.id,
+                            author: cur.author,
+                            visibility: item.visibility,
+                        };
+                        if cur.kind == Kind::Dataset {
+                            index.beyond_datasets.push(beyond);
+                        } else {
+                            index.beyond_projects.push(beyond);
+                        }
+                        return Ok(Step::Next);
+                    }
+                    _ => {}
+                }
             }
             let Some(record) = store.record(&cur.id)? else {
                 return Ok(Step::Next);
@@ -327,19 +345,6 @@ impl Index {
                 }
             };
             match cur.kind {
-                Kind::Dataset | Kind::Project if !public => {
-                    let beyond = Beyond {
-                        id: cur.id,
-                        author: cur.author,
-                        origin: origin(),
-                        visibility: record.visibility.clone(),
-                    };
-                    if cur.kind == Kind::Dataset {
-                        index.beyond_datasets.push(beyond);
-                    } else {
-                        index.beyond_projects.push(beyond);
-                    }
-                }
                 Kind::Dataset => {
                     let o = origin();
                     index.datasets.push(cur.id);
@@ -640,29 +645,47 @@ impl Index {
             .organisation
             .as_ref()
             .and_then(|s| s.as_str().parse().ok());
-        let ids: Vec<RecordId> = list
-            .iter()
-            .filter(|b| viewer.may_see(&b.author, &b.visibility))
-            .filter(|b| !view.own || b.author == node.public_key())
-            .filter(|b| {
-                let host = b.origin.source as usize;
-                view.exclude_source.as_ref().is_none_or(|x| {
-                    host == 0 || self.hosts.get(host - 1).is_none_or(|h| !host_matches(h, x))
-                })
-            })
-            .filter(|b| {
-                wanted.is_none_or(|w| {
-                    let of = if b.origin.on_behalf_of != 0 && node.publishes_for_others(&b.author) {
-                        Some(b.origin.on_behalf_of)
-                    } else {
-                        node.speaks_for(&b.author)
-                            .and_then(|(s, _)| s.as_str().parse().ok())
+        let store = node.store();
+        let mut ids: Vec<RecordId> = Vec::new();
+        for b in list {
+            if !viewer.may_see(&b.author, &b.visibility)
+                || (view.own && b.author != node.public_key())
+            {
+                continue;
+            }
+            if wanted.is_some() || view.exclude_source.is_some() {
+                // The view asks what its provenance says: read it now.
+                let provenance = match store.record(&b.id) {
+                    Ok(Some(r)) => r.provenance,
+                    _ => continue,
+                };
+                let p = provenance.as_ref();
+                if let Some(x) = &view.exclude_source
+                    && p.and_then(|p| source_host(p.source.as_deref()?))
+                        .is_some_and(|h| host_matches(&h, x))
+                {
+                    continue;
+                }
+                if let Some(w) = wanted {
+                    let behalf = p.and_then(|p| p.on_behalf_of.as_ref()).map(|a| {
+                        a.siren
+                            .as_ref()
+                            .and_then(|s| s.as_str().parse().ok())
+                            .unwrap_or(SOMEONE_ELSE)
+                    });
+                    let of = match behalf {
+                        Some(o) if node.publishes_for_others(&b.author) => Some(o),
+                        _ => node
+                            .speaks_for(&b.author)
+                            .and_then(|(s, _)| s.as_str().parse().ok()),
                     };
-                    of == Some(w)
-                })
-            })
-            .map(|b| b.id)
-            .collect();
+                    if of != Some(w) {
+                        continue;
+                    }
+                }
+            }
+            ids.push(b.id);
+        }
         let ids = Arc::new(ids);
         let mut kept = kept();
         if kept.len() >= BEYOND_KEPT {
