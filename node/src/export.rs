@@ -148,6 +148,10 @@ type BeyondKey = (Viewer, View, bool);
 /// Readers whose `beyond` lists an index keeps.
 const BEYOND_KEPT: usize = 16;
 
+/// A page of `/projects.json`: its documents, the next page if one
+/// follows, and the records beyond the public it shows.
+pub type ProjectsPage = (serde_json::Value, Option<(usize, usize)>, Vec<Read>);
+
 /// A dataset or project the public may not see.
 struct Beyond {
     id: RecordId,
@@ -570,7 +574,7 @@ impl Index {
         page: Option<(usize, usize)>,
         view: &View,
         viewer: &Viewer,
-    ) -> Result<(serde_json::Value, Option<(usize, usize)>, Vec<Read>), StoreError> {
+    ) -> Result<ProjectsPage, StoreError> {
         let all = self.seen(
             node,
             view,
