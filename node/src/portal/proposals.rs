@@ -63,6 +63,26 @@ fn signed_in(visitor: &Visitor, back: &str) -> Result<Session, Box<Response>> {
     }
 }
 
+/// A form posted by a signed-in agent from this portal (its CSRF token,
+/// its origin), with its values; else the answer that refuses it.
+fn posted(
+    http: &Http,
+    visitor: &Visitor,
+    headers: &HeaderMap,
+    pairs: Vec<(String, String)>,
+) -> Result<(Session, Values), Box<Response>> {
+    let session = signed_in(visitor, "/propositions")?;
+    let sent = Values::from_pairs(pairs);
+    crate::signin::routes::form_from_here(
+        http,
+        visitor,
+        headers,
+        Some(sent.one("csrf")),
+        &session,
+    )?;
+    Ok((session, sent))
+}
+
 fn organisation_name(siren: &Siren) -> String {
     maillage_record::territory::by_siren(siren.as_str())
         .map(|c| c.name.clone())
@@ -701,20 +721,10 @@ pub(super) async fn send(
     headers: HeaderMap,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    let session = match signed_in(&visitor, "/propositions") {
-        Ok(s) => s,
+    let (session, sent) = match posted(&http, &visitor, &headers, pairs) {
+        Ok(p) => p,
         Err(r) => return *r,
     };
-    let sent = Values::from_pairs(pairs);
-    if let Err(refused) = crate::signin::routes::form_from_here(
-        &http,
-        &visitor,
-        &headers,
-        Some(sent.one("csrf")),
-        &session,
-    ) {
-        return *refused;
-    }
     let Some(target) = proposal_form::target_of(&sent) else {
         return problem(
             &http,
@@ -859,20 +869,10 @@ pub(super) async fn cancel(
     headers: HeaderMap,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    let session = match signed_in(&visitor, "/propositions") {
-        Ok(s) => s,
+    let (session, sent) = match posted(&http, &visitor, &headers, pairs) {
+        Ok(p) => p,
         Err(r) => return *r,
     };
-    let sent = Values::from_pairs(pairs);
-    if let Err(refused) = crate::signin::routes::form_from_here(
-        &http,
-        &visitor,
-        &headers,
-        Some(sent.one("csrf")),
-        &session,
-    ) {
-        return *refused;
-    }
     let node = http.node.clone();
     let siren = session.siren.clone();
     let done =
@@ -905,8 +905,8 @@ pub(super) async fn decide(
     headers: HeaderMap,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    let session = match signed_in(&visitor, "/propositions") {
-        Ok(s) => s,
+    let (session, sent) = match posted(&http, &visitor, &headers, pairs) {
+        Ok(p) => p,
         Err(r) => return *r,
     };
     if !session.moderator {
@@ -917,16 +917,6 @@ pub(super) async fn decide(
             "Réservé aux modérateurs",
             "Seuls les modérateurs désignés par l'opérateur du nœud acceptent ou refusent les propositions.",
         );
-    }
-    let sent = Values::from_pairs(pairs);
-    if let Err(refused) = crate::signin::routes::form_from_here(
-        &http,
-        &visitor,
-        &headers,
-        Some(sent.one("csrf")),
-        &session,
-    ) {
-        return *refused;
     }
     // The revision the moderator read: a later amendment is not decided
     // unseen.
