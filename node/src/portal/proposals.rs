@@ -869,7 +869,7 @@ pub(super) async fn cancel(
     headers: HeaderMap,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    let (session, sent) = match posted(&http, &visitor, &headers, pairs) {
+    let (session, _) = match posted(&http, &visitor, &headers, pairs) {
         Ok(p) => p,
         Err(r) => return *r,
     };
