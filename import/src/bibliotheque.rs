@@ -72,22 +72,26 @@ pub(crate) fn open(
 
 /// Writes projects in the bibliothèque's own column layout, the file
 /// `open` reads: values in French as the bibliothèque writes them, lists
-/// joined by commas. Read back, each row gives the same project (a project
-/// without a SIRET gives a row the reader refuses, as it would the
-/// bibliothèque's own).
-pub fn write(projects: &[&Project]) -> Vec<u8> {
+/// joined by commas. Read back, each row gives the same project. A project
+/// without a SIRET has its organisation's SIREN, if one is given, in that
+/// column (read back with a warning); without either, a row the reader
+/// refuses, as it would the bibliothèque's own.
+pub fn write(projects: &[(&Project, Option<&str>)]) -> Vec<u8> {
     let mut out = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
     // Writing to memory does not fail.
     let _ = out.write_record(COLUMNS);
-    for p in projects {
+    for (p, siren) in projects {
         let join = |items: &[String]| items.join(", ");
         let number = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
         let row: [String; 16] = [
             p.organisation_name.clone().unwrap_or_default(),
             p.name.clone(),
-            p.siret.clone().unwrap_or_default(),
+            p.siret
+                .clone()
+                .or(siren.map(str::to_string))
+                .unwrap_or_default(),
             number(p.latitude),
             number(p.longitude),
             p.organisation_kind
@@ -123,7 +127,21 @@ fn project(row: Cells) -> Result<Draft, Vec<RowError>> {
             "is empty: the collectivity running the project is required",
         );
     }
-    let siret = p.check("SIRET", row.get("SIRET"), common::siret(row.get("SIRET")));
+    // A SIREN where the SIRET goes still names the organisation (what
+    // `write` puts there for a project that has no SIRET).
+    let raw_siret = row.get("SIRET");
+    let compact: String = raw_siret.chars().filter(|c| !c.is_whitespace()).collect();
+    let (siret, siren_only) =
+        if compact.len() == 9 && maillage_record::Siren::parse(&compact).is_ok() {
+            p.warn(
+                "SIRET",
+                raw_siret,
+                "is a SIREN (9 digits), not a SIRET: kept as the organisation's SIREN",
+            );
+            (None, Some(compact))
+        } else {
+            (p.check("SIRET", raw_siret, common::siret(raw_siret)), None)
+        };
     let name = common::one_line(row.get("Nom_du_projet"));
     let name_slug = common::slug(&name);
     if name_slug.is_empty() && !name.is_empty() {
@@ -195,11 +213,11 @@ fn project(row: Cells) -> Result<Draft, Vec<RowError>> {
         row.get("Date_de_derniere_mise_a_jour"),
         common::iso_day,
     );
-    let siret = siret.unwrap_or_default();
+    let id = siret.or(siren_only).unwrap_or_default();
     Ok(Draft {
         line: row.line,
-        source_identifier: format!("{siret}:{name_slug}"),
-        organisation: Some(common::agent(&org_name, Some(&siret))),
+        source_identifier: format!("{id}:{name_slug}"),
+        organisation: Some(common::agent(&org_name, Some(&id))),
         body: Body::Project(project),
         sources: SOURCES
             .iter()

@@ -169,7 +169,8 @@ fn bibliotheque_projects_written_back_read_as_the_same() {
         })
         .collect();
     assert!(projects.len() >= 3, "{}", projects.len());
-    let written = maillage_import::bibliotheque_csv(&projects);
+    let rows: Vec<_> = projects.iter().map(|p| (*p, None)).collect();
+    let written = maillage_import::bibliotheque_csv(&rows);
     let again = parse(Format::BibliothequeIa, "projets.csv", &written).unwrap();
     assert!(again.errors.is_empty(), "{:#?}", again.errors);
     assert_eq!(again.rows.len(), first.rows.len());
@@ -186,6 +187,26 @@ fn bibliotheque_projects_written_back_read_as_the_same() {
                 .clone()
         };
         assert_eq!(on_behalf(a), on_behalf(b));
+    }
+    // A project without a SIRET goes out with its organisation's SIREN,
+    // and comes back, with a warning, as that organisation's.
+    let mut lone = projects[0].clone();
+    lone.siret = None;
+    let written = maillage_import::bibliotheque_csv(&[(&lone, Some("213101496"))]);
+    let back = parse(Format::BibliothequeIa, "projets.csv", &written).unwrap();
+    assert!(back.errors.is_empty(), "{:#?}", back.errors);
+    let row = &back.rows[0];
+    assert_eq!(row.warnings.len(), 1, "{:#?}", row.warnings);
+    let behalf = row.records[0]
+        .provenance
+        .as_ref()
+        .unwrap()
+        .on_behalf_of
+        .as_ref();
+    assert_eq!(behalf.unwrap().siren.as_deref(), Some("213101496"));
+    match &row.records[0].body {
+        maillage_record::Body::Project(p) => assert_eq!(p.siret, None),
+        other => panic!("not a project: {other:?}"),
     }
 }
 

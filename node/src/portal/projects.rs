@@ -16,11 +16,30 @@ use crate::http::{Http, text};
 pub const MAX_PROJECTS: usize = 20_000;
 
 pub(super) async fn csv(State(http): State<Http>) -> Response {
-    file(&http, |projects| {
-        let bodies: Vec<&maillage_record::model::Project> = projects
+    let node = http.node.clone();
+    file(&http, move |projects| {
+        // A project without a SIRET is its organisation's: on whose behalf
+        // it is published, else whom its author speaks for.
+        let sirens: Vec<Option<String>> = projects
             .iter()
-            .filter_map(|(_, r)| match &r.body {
-                Body::Project(p) => Some(p),
+            .map(|(author, r)| {
+                let key = maillage_record::PublicKey::parse_hex(author).ok()?;
+                let behalf = r
+                    .provenance
+                    .as_ref()
+                    .and_then(|p| p.on_behalf_of.as_ref())
+                    .and_then(|a| a.siren.clone());
+                match behalf {
+                    Some(s) if node.publishes_for_others(&key) => Some(s),
+                    _ => node.speaks_for(&key).map(|(s, _)| s.to_string()),
+                }
+            })
+            .collect();
+        let bodies: Vec<(&maillage_record::model::Project, Option<&str>)> = projects
+            .iter()
+            .zip(&sirens)
+            .filter_map(|((_, r), siren)| match &r.body {
+                Body::Project(p) => Some((p, siren.as_deref())),
                 _ => None,
             })
             .collect();
