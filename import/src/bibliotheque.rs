@@ -74,8 +74,8 @@ pub(crate) fn open(
 /// `open` reads: values in French as the bibliothèque writes them, lists
 /// joined by commas. Read back, each row gives the same project. A project
 /// without a SIRET has its organisation's SIREN, if one is given, in that
-/// column (read back with a warning); without either, a row the reader
-/// refuses, as it would the bibliothèque's own.
+/// column (read back as the organisation); without either, a row the
+/// reader refuses, as it would the bibliothèque's own.
 pub fn write(projects: &[(&Project, Option<&str>)]) -> Vec<u8> {
     let mut out = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
@@ -127,17 +127,13 @@ fn project(row: Cells) -> Result<Draft, Vec<RowError>> {
             "is empty: the collectivity running the project is required",
         );
     }
-    // A SIREN where the SIRET goes still names the organisation (what
-    // `write` puts there for a project that has no SIRET).
+    // A SIREN where the SIRET goes names the organisation (what `write`
+    // puts there for a project that has no SIRET): read as written, the
+    // organisation's SIREN, nothing changed.
     let raw_siret = row.get("SIRET");
     let compact: String = raw_siret.chars().filter(|c| !c.is_whitespace()).collect();
     let (siret, siren_only) =
         if compact.len() == 9 && maillage_record::Siren::parse(&compact).is_ok() {
-            p.warn(
-                "SIRET",
-                raw_siret,
-                "is a SIREN (9 digits), not a SIRET: kept as the organisation's SIREN",
-            );
             (None, Some(compact))
         } else {
             (p.check("SIRET", raw_siret, common::siret(raw_siret)), None)
