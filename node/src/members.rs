@@ -120,7 +120,14 @@ pub fn members(
         match territory::coverage(entry) {
             Ok(places) => {
                 for place in places {
-                    sirens.extend(within(&place).map(|c| c.siren.clone()));
+                    // A commune by its code, not a scan of the whole list:
+                    // a scope may name thousands of them.
+                    match &place {
+                        Place::Commune(insee) => {
+                            sirens.extend(territory::by_insee(insee).map(|c| c.siren.clone()))
+                        }
+                        _ => sirens.extend(within(&place).map(|c| c.siren.clone())),
+                    }
                 }
             }
             // A SIREN the reference list does not hold: that organisation.
