@@ -24,6 +24,7 @@ use report::Report;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod aggregates;
 mod corpus;
 mod federation;
 mod imports;
@@ -73,12 +74,13 @@ fn main() -> anyhow::Result<()> {
     let records = replication::spread_differences(records, n);
 
     let rt = tokio::runtime::Runtime::new()?;
-    let (replicated, searched, portaled, loaded, federated, imported) = rt.block_on(async {
+    let (replicated, searched, aggregated, portaled, loaded, federated, imported) = rt.block_on(async {
         // Search runs on the two nodes replication leaves full, then the
         // load on b.
         let (a, b) = nodes::pair(&authors).await?;
         let replicated = replication::run(n, &records, &a, &b).await?;
         let searched = search::run(n, &records, &authors, &a, &b).await?;
+        let aggregated = aggregates::run(&a, &b).await?;
         a.shutdown().await;
         let portaled = portal::run(&b, &records).await?;
         let loaded = load::run(&b, &authors, replicated.full_rate(n)).await?;
@@ -86,7 +88,7 @@ fn main() -> anyhow::Result<()> {
         eprintln!("{}-node federations...", federation::NODES);
         let federated = federation::run().await?;
         let imported = imports::run(&authors).await?;
-        anyhow::Ok((replicated, searched, portaled, loaded, federated, imported))
+        anyhow::Ok((replicated, searched, aggregated, portaled, loaded, federated, imported))
     })?;
 
     let md = Report {
@@ -94,6 +96,7 @@ fn main() -> anyhow::Result<()> {
         sections: vec![
             replication::section(n, &signing, &ceiling, &replicated, &federated),
             search::section(n, &replicated, &searched),
+            aggregates::section(&aggregated),
             portal::section(&portaled),
             load::section(&loaded),
             imports::section(&imported),

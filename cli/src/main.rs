@@ -2,6 +2,7 @@
 //! through its directory (`--dir` or `MAILLAGE_DIR`) and the admin socket there.
 //! It never links the node: no RocksDB in the CLI.
 
+mod aggregate;
 mod collection;
 mod connect;
 mod init;
@@ -141,6 +142,11 @@ enum Command {
         #[arg(long)]
         territory: Option<String>,
     },
+    /// Signed statistics of a territory: publish them (computed from the
+    /// records this node holds there, or combined from other aggregates),
+    /// or verify one against what this node holds.
+    #[command(subcommand)]
+    Aggregate(AggregateCommand),
     /// Records agents proposed on the portal: list them, accept one (the
     /// node signs and publishes it on behalf of the agent's organisation)
     /// or refuse it.
@@ -300,6 +306,33 @@ enum PeerCommand {
     List,
     /// Unpin a peer.
     Remove { name: String },
+}
+
+#[derive(Subcommand)]
+enum AggregateCommand {
+    /// Compute, sign and publish the aggregate of a territory (a new
+    /// version of `aggregate-<territory>[-<period>]`); prints its record id.
+    Publish {
+        /// 31, dep:31, reg:76, an EPCI's SIREN, a commune's INSEE code;
+        /// "france" for a national roll-up.
+        #[arg(long)]
+        territory: String,
+        /// A year (2026) or a quarter (2026-T3): the records as they stood
+        /// at its end. Default: now.
+        #[arg(long)]
+        period: Option<String>,
+        /// A roll-up: the record id of an aggregate to combine (repeat, or
+        /// separate with commas). Without it, the aggregate is computed
+        /// from records.
+        #[arg(long, value_delimiter = ',')]
+        combine: Vec<String>,
+    },
+    /// Recompute an aggregate from what this node holds: match, or what
+    /// differs and why (exit status 1).
+    Verify {
+        /// The aggregate's record id (64 hex characters).
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -491,6 +524,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     Command::Proposals(ProposalsCommand::Refuse { id, reason }) => {
                         tokens::proposals_decide(&dir, &id, false, &reason, json).await
+                    }
+                    Command::Aggregate(AggregateCommand::Publish {
+                        territory,
+                        period,
+                        combine,
+                    }) => {
+                        aggregate::publish(&dir, &territory, period.as_deref(), &combine, json)
+                            .await
+                    }
+                    Command::Aggregate(AggregateCommand::Verify { id }) => {
+                        aggregate::verify(&dir, &id, json).await
                     }
                     Command::Members { territory } => {
                         members::members(&dir, territory.as_deref(), json).await

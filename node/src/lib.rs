@@ -13,6 +13,7 @@ pub mod testkit;
 pub use background::no_transparent_huge_pages;
 
 mod accept;
+mod aggregate;
 mod access;
 mod author;
 mod background;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 pub use crate::node::Node;
 pub use crate::replication::client::{Progress, SyncReport};
 pub use crate::replication::{FETCH_BATCH_RECORDS, FRAME_LIMIT};
-pub use crate::search::{CacheStats, Filters, SearchRequest};
+pub use crate::search::{CacheStats, Filters, GroupBy, SearchRequest};
 pub use crate::store::Origin;
 pub use crate::viewer::Viewer;
 
@@ -74,4 +74,41 @@ pub async fn indexed(node: &Node) -> Duration {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     t.elapsed()
+}
+
+/// Computes, signs and stores the aggregate of `territory` (or, with
+/// `combine`, the roll-up of those aggregates), as `maillage aggregate
+/// publish` does (blocking).
+pub fn publish_aggregate(
+    node: &Node,
+    territory: &str,
+    combine: &[maillage_record::RecordId],
+) -> Result<VerifiedRecord, String> {
+    let draft = crate::aggregate::prepare(
+        node,
+        &crate::aggregate::Request {
+            territory: territory.to_string(),
+            period: None,
+            combine: combine.to_vec(),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let signed = node.author().sign(&[], draft).map_err(|e| e.to_string())?;
+    node.ledger()
+        .insert(&signed.record, crate::store::Admission::RequireNewer)
+        .map_err(|e| e.to_string())?;
+    Ok(signed.record)
+}
+
+/// What `maillage aggregate verify` finds (blocking): the inputs this node
+/// used, and each way the aggregate differs (none: it matches).
+pub fn verify_aggregate(
+    node: &Node,
+    id: &maillage_record::RecordId,
+) -> Result<(u64, Vec<String>), String> {
+    let verdict = crate::aggregate::verify(node, id).map_err(|e| e.to_string())?;
+    Ok((
+        verdict.inputs_here,
+        verdict.findings.iter().map(ToString::to_string).collect(),
+    ))
 }

@@ -351,6 +351,14 @@ pub fn decode_stored(bytes: &[u8]) -> Result<Record, EnvelopeError> {
     Ok(wire::decode_payload(&env.payload)?)
 }
 
+/// Like `decode_stored`, with the envelope's author.
+pub fn decode_stored_authored(bytes: &[u8]) -> Result<(PublicKey, Record), EnvelopeError> {
+    let env = pb::Envelope::decode(bytes).map_err(|e| EnvelopeError::Decode(e.to_string()))?;
+    let author = PublicKey::from_slice(&env.author)
+        .ok_or_else(|| EnvelopeError::Decode("the author is not 32 bytes".into()))?;
+    Ok((author, wire::decode_payload(&env.payload)?))
+}
+
 /// Decodes envelope bytes (as `get --raw` writes them) and verifies them.
 pub fn verify_bytes(bytes: &[u8]) -> Result<VerifiedRecord, EnvelopeError> {
     // Room for the key, signature and field headers around the largest payload.

@@ -156,6 +156,8 @@ pub fn parse_document(text: &str) -> Result<Draft, DocumentError> {
         Kind::Collection => Body::Collection(body_from(rest)?),
         Kind::Succession => Body::Succession(body_from(rest)?),
         Kind::Revocation => Body::Revocation(body_from(rest)?),
+        Kind::Aggregate => Body::Aggregate(body_from(rest)?),
+        Kind::Reuse => Body::Reuse(body_from(rest)?),
     };
     let provenance = match common.get("provenance") {
         None | Some(Value::Null) => None,
@@ -234,6 +236,8 @@ pub fn record_to_json(record: &Record) -> Value {
         Body::Collection(b) => serde_json::to_value(b),
         Body::Succession(b) => serde_json::to_value(b),
         Body::Revocation(b) => serde_json::to_value(b),
+        Body::Aggregate(b) => serde_json::to_value(b),
+        Body::Reuse(b) => serde_json::to_value(b),
     };
     if let Some(p) = &record.provenance
         && let Ok(v) = serde_json::to_value(p)

@@ -10,6 +10,7 @@
 //! Nothing here links a database or opens a socket: the CLI depends on it
 //! without pulling in RocksDB.
 
+pub mod aggregate;
 pub mod envelope;
 pub mod json;
 pub mod keyfile;

@@ -86,6 +86,8 @@ pub enum Body {
     Collection(Collection),
     Succession(Succession),
     Revocation(Revocation),
+    Aggregate(Aggregate),
+    Reuse(Reuse),
 }
 
 /// The kind of a record, named after its body.
@@ -102,10 +104,12 @@ pub enum Kind {
     Collection,
     Succession,
     Revocation,
+    Aggregate,
+    Reuse,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Organisation,
         Kind::Dataset,
         Kind::Project,
@@ -116,6 +120,8 @@ impl Kind {
         Kind::Collection,
         Kind::Succession,
         Kind::Revocation,
+        Kind::Aggregate,
+        Kind::Reuse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -130,6 +136,8 @@ impl Kind {
             Kind::Collection => "collection",
             Kind::Succession => "succession",
             Kind::Revocation => "revocation",
+            Kind::Aggregate => "aggregate",
+            Kind::Reuse => "reuse",
         }
     }
 
@@ -146,6 +154,8 @@ impl Kind {
             Kind::Collection => "Collection",
             Kind::Succession => "Succession de clé",
             Kind::Revocation => "Révocation de clé",
+            Kind::Aggregate => "Statistiques signées",
+            Kind::Reuse => "Réutilisation",
         }
     }
 
@@ -163,6 +173,8 @@ impl Kind {
             Kind::Collection => 8,
             Kind::Succession => 9,
             Kind::Revocation => 10,
+            Kind::Aggregate => 11,
+            Kind::Reuse => 12,
         }
     }
 
@@ -759,6 +771,81 @@ pub struct Revocation {
     pub reason: String,
 }
 
+/// Statistics of a territory's records, signed by who computed them (see
+/// record.proto and `crate::aggregate`, which computes and checks them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregate {
+    /// As a coverage names it (31, dep:31, an EPCI's SIREN), or "france".
+    pub territory: String,
+    /// A year ("2026") or a quarter ("2026-T3").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<String>,
+    /// Milliseconds since the Unix epoch: the state counted.
+    pub as_of_ms: i64,
+    /// Record versions (leaf) or aggregates (roll-up) it was computed from.
+    pub inputs: u64,
+    /// 64 hex characters: SHA-256 over the inputs' ids, sorted.
+    pub inputs_hash: String,
+    /// The organisations counted, ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organisations: Vec<Siren>,
+    /// Leaf only, one per organisation: the hash of its versions' ids.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub organisation_hashes: Vec<String>,
+    /// Roll-up only: the ids (64 hex) of the aggregates combined, ascending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub combines: Vec<String>,
+    #[serde(default)]
+    pub figures: Vec<Figure>,
+}
+
+/// One figure of an aggregate: `records` is `None` where it is secret
+/// (fewer than `aggregate::MIN_ORGANISATIONS` organisations).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Figure {
+    pub group: String,
+    /// The value counted; empty: the group's total.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub value: String,
+    /// None: secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organisations: Option<u64>,
+    /// Measured quantities only (energy, emissions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sum: Option<f64>,
+    /// A roll-up's figure some of whose parts are secret: at least `records`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lower_bound: bool,
+}
+
+impl Figure {
+    pub fn is_secret(&self) -> bool {
+        self.records.is_none()
+    }
+}
+
+/// A collectivity reuses a project (see record.proto).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reuse {
+    pub project: RecordRef,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub how: Option<String>,
+}
+
+/// Figures an aggregate holds at most.
+pub const MAX_FIGURES: usize = 2_000;
+/// Organisations an aggregate names at most (every commune of France fits).
+pub const MAX_AGGREGATE_ORGANISATIONS: usize = 40_000;
+/// Aggregates a roll-up combines at most.
+pub const MAX_COMBINED: usize = 1_000;
+
 /// A trusted author endorses a member key (see record.proto).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -830,6 +917,8 @@ impl Body {
             Body::Collection(_) => Kind::Collection,
             Body::Succession(_) => Kind::Succession,
             Body::Revocation(_) => Kind::Revocation,
+            Body::Aggregate(_) => Kind::Aggregate,
+            Body::Reuse(_) => Kind::Reuse,
         }
     }
 
@@ -846,6 +935,8 @@ impl Body {
             Body::Collection(c) => &c.title,
             Body::Succession(_) => "(key succession)",
             Body::Revocation(_) => "(key revocation)",
+            Body::Aggregate(a) => &a.territory,
+            Body::Reuse(r) => &r.project.record_id,
         }
     }
 }
@@ -940,6 +1031,8 @@ impl Record {
                 }
                 max_chars("reason", &r.reason, MAX_SHORT_CHARS)
             }
+            Body::Aggregate(a) => validate_aggregate(a),
+            Body::Reuse(r) => validate_reuse(r),
         }
     }
 }
@@ -1287,6 +1380,93 @@ fn validate_membership(m: &Membership) -> Result<(), ValidationError> {
         }
     }
     Ok(())
+}
+
+fn validate_aggregate(a: &Aggregate) -> Result<(), ValidationError> {
+    if a.territory != crate::aggregate::FRANCE && crate::territory::coverage(&a.territory).is_err() {
+        return Err(ValidationError::new(
+            "territory",
+            format!(
+                "'{}' is not a territory (31555, dep:31, reg:76, an EPCI's SIREN, or france)",
+                a.territory
+            ),
+        ));
+    }
+    if let Some(p) = &a.period {
+        crate::aggregate::Period::parse(p).map_err(|e| ValidationError::new("period", e))?;
+    }
+    if a.as_of_ms < 0 {
+        return Err(ValidationError::new("as_of_ms", "must not be before 1970"));
+    }
+    let hash = |field: &str, h: &str| {
+        if h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            Ok(())
+        } else {
+            Err(ValidationError::new(field, format!("'{h}' is not 64 lowercase hex characters")))
+        }
+    };
+    hash("inputs_hash", &a.inputs_hash)?;
+    if a.organisations.len() > MAX_AGGREGATE_ORGANISATIONS {
+        return Err(too_many("organisations", a.organisations.len(), MAX_AGGREGATE_ORGANISATIONS));
+    }
+    if a.organisations.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(ValidationError::new("organisations", "must be ascending, each once"));
+    }
+    if a.combines.is_empty() {
+        if a.organisation_hashes.len() != a.organisations.len() {
+            return Err(ValidationError::new(
+                "organisation_hashes",
+                "must hold one hash per organisation",
+            ));
+        }
+    } else if !a.organisation_hashes.is_empty() {
+        return Err(ValidationError::new(
+            "organisation_hashes",
+            "a roll-up (with combines) has none: it saw no record",
+        ));
+    }
+    for (i, h) in a.organisation_hashes.iter().enumerate() {
+        hash(&format!("organisation_hashes[{i}]"), h)?;
+    }
+    if a.combines.len() > MAX_COMBINED {
+        return Err(too_many("combines", a.combines.len(), MAX_COMBINED));
+    }
+    for (i, h) in a.combines.iter().enumerate() {
+        hash(&format!("combines[{i}]"), h)?;
+    }
+    if a.combines.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(ValidationError::new("combines", "must be ascending, each once"));
+    }
+    if a.figures.len() > MAX_FIGURES {
+        return Err(too_many("figures", a.figures.len(), MAX_FIGURES));
+    }
+    for (i, f) in a.figures.iter().enumerate() {
+        let at = |e: ValidationError| e.within(&format!("figures[{i}]"));
+        required("group", &f.group, 100).map_err(at)?;
+        max_chars("value", &f.value, 200).map_err(at)?;
+        if f.records.is_none() && (f.organisations.is_some() || f.sum.is_some()) {
+            return Err(at(ValidationError::new(
+                "records",
+                "a secret figure has no number at all",
+            )));
+        }
+        if f.sum.is_some_and(|v| !v.is_finite()) {
+            return Err(at(ValidationError::new("sum", "must be a finite number")));
+        }
+    }
+    Ok(())
+}
+
+fn validate_reuse(r: &Reuse) -> Result<(), ValidationError> {
+    validate_ref(&r.project).map_err(|e| e.within("project"))?;
+    if let Some(since) = &r.since {
+        // A month is enough: "2025-09".
+        let month = since.len() == 7 && date("since", &Some(format!("{since}-01"))).is_ok();
+        if !month {
+            date("since", &r.since)?;
+        }
+    }
+    optional("how", &r.how, MAX_SHORT_CHARS)
 }
 
 fn validate_provenance(p: &Provenance) -> Result<(), ValidationError> {

@@ -8,6 +8,7 @@ use maillage_proto::v1 as pb;
 use prost::Message;
 
 use crate::model::{
+    Aggregate, Figure, Reuse,
     Agent, AlgorithmType, Audience, Body, BudgetBand, Checksum, Collection, Contact,
     DataAccessMode, DataSource, Dataset, Distribution, EpciNature, Frequency, Hosting,
     ImplementationMode, Kind, Level, LicenceRef, Link, Membership, MembershipRole, Organisation,
@@ -78,6 +79,8 @@ pub fn payload_kind(bytes: &[u8]) -> Option<Kind> {
             17 => Some(Kind::Collection),
             18 => Some(Kind::Succession),
             19 => Some(Kind::Revocation),
+            20 => Some(Kind::Aggregate),
+            21 => Some(Kind::Reuse),
             _ => kind,
         };
     }
@@ -249,6 +252,47 @@ pub fn payload_to_proto(r: &Record) -> pb::Payload {
             key: r.key.0.to_vec(),
             compromised_since_ms: r.compromised_since_ms,
             reason: r.reason.clone(),
+        }),
+        Body::Aggregate(a) => pb::payload::Body::Aggregate(pb::Aggregate {
+            territory: a.territory.clone(),
+            period: text(&a.period),
+            as_of_ms: a.as_of_ms,
+            inputs: a.inputs,
+            // Validated as hex before signing; anything else encodes empty.
+            inputs_hash: hex::decode(&a.inputs_hash).unwrap_or_default(),
+            organisations: a
+                .organisations
+                .iter()
+                .map(|s| s.as_str().parse::<u32>().unwrap_or_default())
+                .collect(),
+            organisation_hashes: a
+                .organisation_hashes
+                .iter()
+                .map(|h| hex::decode(h).unwrap_or_default())
+                .collect(),
+            combines: a
+                .combines
+                .iter()
+                .map(|h| hex::decode(h).unwrap_or_default())
+                .collect(),
+            figures: a
+                .figures
+                .iter()
+                .map(|f| pb::aggregate::Figure {
+                    group: f.group.clone(),
+                    value: f.value.clone(),
+                    secret: f.records.is_none(),
+                    records: f.records.unwrap_or_default(),
+                    organisations: f.organisations.unwrap_or_default(),
+                    sum: f.sum,
+                    lower_bound: f.lower_bound,
+                })
+                .collect(),
+        }),
+        Body::Reuse(r) => pb::payload::Body::Reuse(pb::Reuse {
+            project: Some(ref_to_proto(&r.project)),
+            since: text(&r.since),
+            how: text(&r.how),
         }),
     };
     pb::Payload {
@@ -499,6 +543,14 @@ pub fn payload_from_proto(p: pb::Payload) -> Result<Record, ValidationError> {
             compromised_since_ms: r.compromised_since_ms,
             reason: r.reason,
         }),
+        Some(pb::payload::Body::Aggregate(a)) => Body::Aggregate(aggregate_from_proto(a)?),
+        Some(pb::payload::Body::Reuse(r)) => Body::Reuse(Reuse {
+            project: refs_from("project", r.project.into_iter().collect())?
+                .pop()
+                .ok_or_else(|| ValidationError::new("project", "is required"))?,
+            since: non_empty(r.since),
+            how: non_empty(r.how),
+        }),
     };
     let provenance = match p.provenance {
         None => None,
@@ -673,6 +725,67 @@ fn ref_to_proto(r: &RecordRef) -> pb::RecordRef {
             .unwrap_or_default(),
         record_id: r.record_id.clone(),
     }
+}
+
+fn aggregate_from_proto(a: pb::Aggregate) -> Result<Aggregate, ValidationError> {
+    let hash = |field: String, b: &[u8]| {
+        if b.len() == 32 {
+            Ok(hex::encode(b))
+        } else {
+            Err(ValidationError::new(field, format!("must be 32 bytes, found {}", b.len())))
+        }
+    };
+    let organisations = a
+        .organisations
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            Siren::parse(&format!("{n:09}")).map_err(|e| {
+                ValidationError::new(format!("organisations[{i}]"), e.to_string())
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let organisation_hashes = a
+        .organisation_hashes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| hash(format!("organisation_hashes[{i}]"), h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let combines = a
+        .combines
+        .iter()
+        .enumerate()
+        .map(|(i, h)| hash(format!("combines[{i}]"), h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut figures = Vec::with_capacity(a.figures.len());
+    for (i, f) in a.figures.into_iter().enumerate() {
+        // One encoding per record: a secret figure carries no number.
+        if f.secret && (f.records != 0 || f.organisations != 0 || f.sum.is_some()) {
+            return Err(ValidationError::new(
+                format!("figures[{i}]"),
+                "a secret figure has no number at all",
+            ));
+        }
+        figures.push(Figure {
+            group: f.group,
+            value: f.value,
+            records: (!f.secret).then_some(f.records),
+            organisations: (!f.secret).then_some(f.organisations),
+            sum: f.sum,
+            lower_bound: f.lower_bound,
+        });
+    }
+    Ok(Aggregate {
+        territory: a.territory,
+        period: non_empty(a.period),
+        as_of_ms: a.as_of_ms,
+        inputs: a.inputs,
+        inputs_hash: hash("inputs_hash".into(), &a.inputs_hash)?,
+        organisations,
+        organisation_hashes,
+        combines,
+        figures,
+    })
 }
 
 fn refs_from(field: &str, refs: Vec<pb::RecordRef>) -> Result<Vec<RecordRef>, ValidationError> {

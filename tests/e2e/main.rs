@@ -2,6 +2,7 @@
 //! real sockets, real mutual TLS on 127.0.0.1. One test binary; a module per
 //! feature.
 
+mod aggregates;
 mod crash;
 mod export;
 mod faults;

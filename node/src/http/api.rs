@@ -221,6 +221,29 @@ pub(super) async fn stats(state: State<Http>, visitor: Visitor, params: Params) 
     search_or_stats(state, visitor, params, true).await
 }
 
+/// Signed aggregates `/stats` lists at most.
+const STATS_AGGREGATES: usize = 20;
+
+fn aggregate_json(a: &crate::aggregate::Shown) -> serde_json::Value {
+    let mut v = serde_json::to_value(&a.aggregate).unwrap_or_default();
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("id".into(), a.id.to_hex().into());
+        obj.insert("author".into(), a.author.to_hex().into());
+        obj.insert("record_id".into(), a.record_id.clone().into());
+        obj.insert(
+            "issued_at".into(),
+            maillage_record::json::format_time(a.issued_at_ms).into(),
+        );
+        if let Some(name) = &a.organisation {
+            obj.insert("organisation_name".into(), name.clone().into());
+        }
+        // Hashes are for verifiers (`maillage aggregate verify`, or the
+        // record itself): the list is long and says nothing to a reader.
+        obj.remove("organisation_hashes");
+    }
+    v
+}
+
 /// `/search` and `/stats`: public records, or what a read token's (or a
 /// signed-in agent's) organisation may see.
 async fn search_or_stats(
@@ -245,7 +268,20 @@ async fn search_or_stats(
             let mut stats = node.search().stats(&filters, by, &viewer, stored)?;
             // Sequence numbers would count records the public may not see.
             (stats.indexed_seq, stats.stored_seq) = (0, 0);
-            serde_json::to_vec_pretty(&stats)
+            let mut doc = serde_json::to_value(&stats)
+                .map_err(|e| SearchError::Internal(e.to_string()))?;
+            // The signed aggregates of the territory (or inside it): figures
+            // that include what only the federation sees, small counts
+            // suppressed, verifiable by anyone (docs/aggregates.md).
+            let aggregates = crate::aggregate::published(
+                &node,
+                &viewer,
+                filters.territory.as_deref(),
+                STATS_AGGREGATES,
+            )
+            .map_err(|e| SearchError::Internal(e.to_string()))?;
+            doc["aggregates"] = aggregates.iter().map(aggregate_json).collect();
+            serde_json::to_vec_pretty(&doc)
         } else {
             let req = SearchRequest {
                 text: params.get("q").unwrap_or_default().to_string(),

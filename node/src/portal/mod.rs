@@ -22,6 +22,7 @@
 //! Each page takes a turn (`http::Http`): a search's, or a page's for one
 //! that reads a few records; none scans the store.
 
+mod aggregate;
 mod home;
 mod labels;
 mod map;

@@ -44,6 +44,9 @@ struct Shown {
     /// The records completing it that the visitor may read: a project's
     /// details, the resources related to it, the collections it is in.
     related: crate::export::RelatedRecords,
+    /// For a project: the organisations that say they reuse it (SIREN,
+    /// name), as the visitor may see their reuse records.
+    reusers: Vec<(String, String)>,
     /// (version, issued_at_ms) of each version the public may see.
     versions: Vec<(u64, i64)>,
 }
@@ -251,7 +254,22 @@ fn load(
         .related_records(node, viewer, &author, record_id)
         .map_err(e)?;
     let trust = node.trust_of(&author);
+    let reusers = if record.kind() == maillage_record::Kind::Project {
+        node.search()
+            .reusers(&author, record_id, viewer)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|siren| {
+                let name = maillage_record::territory::by_siren(&siren)
+                    .map_or_else(|| format!("SIREN {siren}"), |c| c.name.clone());
+                (siren, name)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Some(Shown {
+        reusers,
         author,
         record,
         id: stored.id.to_hex(),
@@ -274,6 +292,7 @@ fn title(record: &Record) -> String {
         Body::Organisation(o) => o.name.clone(),
         Body::Collection(c) => c.title.clone(),
         Body::Resource(r) => r.title.clone(),
+        Body::Aggregate(a) => format!("Statistiques signées : {}", super::aggregate::heading(a)),
         _ => format!("{} « {} »", record.kind().label(), record.record_id),
     }
 }
@@ -326,7 +345,19 @@ fn record_page(s: &Shown, actions: Option<Markup>) -> Markup {
             }
         }
         h2 { "Contenu" }
-        (view::fields(&doc, &["kind", "record_id", "version", "issued_at", "visibility", "audience", "provenance", "datasets", "items", "related"]))
+        @if let Body::Aggregate(a) = &s.record.body {
+            (super::aggregate::figures(a))
+            p {
+                "Calculé à partir de " (a.inputs)
+                @if a.combines.is_empty() { " enregistrements de " (a.organisations.len()) " organisations" }
+                @else { " agrégats, qu'il somme" }
+                " ; empreinte des entrées " code { (view::short(&a.inputs_hash)) } ". "
+                "Un nœud qui détient les mêmes enregistrements le recalcule : "
+                code { "maillage aggregate verify " (s.id) } "."
+            }
+        } @else {
+            (view::fields(&doc, &["kind", "record_id", "version", "issued_at", "visibility", "audience", "provenance", "datasets", "items", "related"]))
+        }
         @match &s.record.body {
             Body::Project(p) if !p.datasets.is_empty() => {
                 h2 { "Jeux de données utilisés" }
@@ -341,6 +372,14 @@ fn record_page(s: &Shown, actions: Option<Markup>) -> Markup {
                 (references(&author, &r.related, false))
             }
             _ => {}
+        }
+        @if !s.reusers.is_empty() {
+            h2 { "Réutilisé par " (s.reusers.len()) @if s.reusers.len() > 1 { " collectivités" } @else { " collectivité" } }
+            ul {
+                @for (siren, name) in &s.reusers {
+                    li { a href=(format!("/organisations/{siren}")) { (name) } }
+                }
+            }
         }
         @if let Some(d) = &s.related.details {
             h2 { "Détails du projet" }

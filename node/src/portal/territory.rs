@@ -15,8 +15,11 @@ use crate::search::{Filters, GroupBy, Results, SearchRequest, Stats};
 
 /// Records listed on the page; the search lists the rest.
 const SHOWN: usize = 20;
+/// Signed aggregates shown on the page.
+const AGGREGATES: usize = 5;
 
 struct Territory {
+    aggregates: Vec<crate::aggregate::Shown>,
     by_kind: Stats,
     by_theme: Stats,
     records: Results,
@@ -80,7 +83,15 @@ pub(super) async fn territory(
             reader.as_ref().map(|(w, s)| (w.as_str(), s)),
         )
         .map_err(|e| e.to_string())?;
+        let aggregates = crate::aggregate::published(
+            &node,
+            &viewer,
+            Some(&req.filters.territory.clone().unwrap_or_default()),
+            AGGREGATES,
+        )
+        .map_err(|e| e.to_string())?;
         Ok(Territory {
+            aggregates,
             by_kind,
             by_theme,
             records,
@@ -150,6 +161,9 @@ fn territory_page(title: &str, place: &Place, t: &Territory) -> Markup {
                     }
                 }
             }
+        }
+        @if !t.aggregates.is_empty() {
+            (super::aggregate::section(&t.aggregates))
         }
         section aria-labelledby="enregistrements" {
             h2 id="enregistrements" { "Ses enregistrements" }

@@ -407,7 +407,7 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
     // coverage); empty: its organisation's territory.
     let mut covers: BTreeSet<Place> = BTreeSet::new();
     let mut themes: BTreeSet<String> = BTreeSet::new();
-    let mut org = org_of(rec, cx);
+    let mut org = org_of(rec, cx.author_org);
     match &rec.body {
         Body::Organisation(o) => {
             text.title(&o.name);
@@ -503,6 +503,27 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
             text.title(&c.title);
             text.add(c.description.as_deref());
         }
+        Body::Aggregate(a) => {
+            let place = Place::parse(&a.territory).ok();
+            let name = place.as_ref().map_or_else(|| "la France".to_string(), Place::label);
+            match &a.period {
+                Some(p) => text.title(&format!("Statistiques signées : {name} ({p})")),
+                None => text.title(&format!("Statistiques signées : {name}")),
+            }
+            places.extend(place);
+        }
+        Body::Reuse(r) => {
+            // Who reuses a project is found by the project's key.
+            let project_author = r
+                .project
+                .author
+                .as_deref()
+                .and_then(|a| PublicKey::parse_hex(a).ok())
+                .unwrap_or(cx.author);
+            doc.add_text(f.project_key, key(&project_author, &r.project.record_id));
+            text.title(&format!("Réutilisation du projet {}", r.project.record_id));
+            text.add(r.how.as_deref());
+        }
         Body::Membership(_) | Body::Tombstone(_) | Body::Succession(_) | Body::Revocation(_) => {}
     }
     if let Some(siren) = &org.siren {
@@ -557,8 +578,8 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
 
 /// The organisation a record speaks for: the one it was published on behalf
 /// of, else the one it names (a dataset's publisher, a project's SIRET, an
-/// organisation itself), else its author's.
-fn org_of(rec: &Record, cx: &Context<'_>) -> Org {
+/// organisation itself), else its author's (`author_org`).
+pub fn org_of(rec: &Record, author_org: &Org) -> Org {
     let siren9 = |s: &str| {
         let digits: String = s.chars().filter(char::is_ascii_digit).collect();
         (digits.len() >= 9).then(|| digits[..9].to_string())
@@ -591,7 +612,7 @@ fn org_of(rec: &Record, cx: &Context<'_>) -> Org {
         }),
         _ => None,
     };
-    named.unwrap_or_else(|| cx.author_org.clone())
+    named.unwrap_or_else(|| author_org.clone())
 }
 
 /// A title and a body, gathered from a record's fields.

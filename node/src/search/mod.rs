@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use maillage_record::territory::Place;
 use maillage_record::{Kind, PublicKey, RecordId};
 use serde::{Serialize, Serializer};
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
@@ -43,6 +44,7 @@ use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 use crate::background::{self, Background};
 use crate::viewer::Viewer;
 pub use cache::CacheStats;
+pub use document::{Org, org_of};
 use cache::{Caches, Key};
 pub use document::Fields;
 use facet::Facet;
@@ -508,6 +510,102 @@ impl Search {
             indexed_seq,
             stored_seq,
         })
+    }
+}
+
+impl Search {
+    /// The key (author/record_id) and organisation of every record of one
+    /// of `kinds` placed in `place` (by its organisation or what it
+    /// covers), public or federation: the candidates of an aggregate
+    /// (`crate::aggregate`). Blocking; no cache (an aggregate is rare).
+    pub fn placed(
+        &self,
+        place: &Place,
+        kinds: &[Kind],
+    ) -> Result<Vec<(String, String)>, SearchError> {
+        use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+        use tantivy::schema::{IndexRecordOption, Term};
+        let f = &self.engine.queries.fields;
+        let term = |field, value: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, value),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let any = |queries: Vec<Box<dyn Query>>| -> Box<dyn Query> {
+            Box::new(BooleanQuery::new(
+                queries.into_iter().map(|q| (Occur::Should, q)).collect(),
+            ))
+        };
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, term(f.place, &place.to_string())),
+            (
+                Occur::Must,
+                any(kinds.iter().map(|k| term(f.kind, k.as_str())).collect()),
+            ),
+            (
+                Occur::Must,
+                any(vec![
+                    term(f.reader, document::READER_PUBLIC),
+                    term(f.reader, document::READER_FEDERATION),
+                ]),
+            ),
+        ]);
+        let searcher = self.reader.searcher();
+        Ok(searcher.search(&query, &tally::Pairs("key", Facet::Organisation.column()))?)
+    }
+
+    /// The organisations (SIRENs) whose reuse records `viewer` may see name
+    /// the project `author`/`record_id`, each once (blocking).
+    pub fn reusers(
+        &self,
+        author: &PublicKey,
+        record_id: &str,
+        viewer: &Viewer,
+    ) -> Result<Vec<String>, SearchError> {
+        use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+        use tantivy::schema::{IndexRecordOption, Term};
+        let f = &self.engine.queries.fields;
+        let term = |field, value: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(
+                Term::from_field_text(field, value),
+                IndexRecordOption::Basic,
+            ))
+        };
+        let mut must = vec![
+            (Occur::Must, term(f.project_key, &document::key(author, record_id))),
+            (Occur::Must, term(f.kind, Kind::Reuse.as_str())),
+        ];
+        if let Some(readers) = self.engine.queries.readers(viewer) {
+            must.push((
+                Occur::Must,
+                Box::new(BooleanQuery::new(
+                    readers
+                        .into_iter()
+                        .map(|t| {
+                            (
+                                Occur::Should,
+                                Box::new(TermQuery::new(t, IndexRecordOption::Basic))
+                                    as Box<dyn Query>,
+                            )
+                        })
+                        .collect(),
+                )),
+            ));
+        }
+        let searcher = self.reader.searcher();
+        let mut orgs: Vec<String> = searcher
+            .search(
+                &BooleanQuery::new(must),
+                &tally::Pairs("key", Facet::Organisation.column()),
+            )?
+            .into_iter()
+            .map(|(_, org)| org)
+            .filter(|org| !org.is_empty())
+            .collect();
+        orgs.sort();
+        orgs.dedup();
+        Ok(orgs)
     }
 }
 

@@ -12,7 +12,7 @@
 
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -467,6 +467,70 @@ fn most_frequent<K: Ord>(values: impl Iterator<Item = (K, u64)>, limit: usize) -
     kept.into_iter()
         .map(|Reverse((n, Reverse(value)))| (value, n))
         .collect()
+}
+
+/// The values of two single-valued keyword fields, document by document
+/// (an aggregate's selection: each record's key and organisation).
+pub struct Pairs(pub &'static str, pub &'static str);
+
+pub struct SegmentPairs(Option<(StrColumn, StrColumn)>, Vec<(u64, u64)>);
+
+impl Collector for Pairs {
+    type Fruit = Vec<(String, String)>;
+    type Child = SegmentPairs;
+
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<SegmentPairs> {
+        let ff = reader.fast_fields();
+        Ok(SegmentPairs(ff.str(self.0)?.zip(ff.str(self.1)?), Vec::new()))
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<Vec<(String, String)>>,
+    ) -> tantivy::Result<Vec<(String, String)>> {
+        Ok(fruits.into_iter().flatten().collect())
+    }
+}
+
+impl SegmentCollector for SegmentPairs {
+    type Fruit = Vec<(String, String)>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        if let Some((a, b)) = &self.0
+            && let (Some(x), Some(y)) = (a.term_ords(doc).next(), b.term_ords(doc).next())
+        {
+            self.1.push((x, y));
+        }
+    }
+
+    fn harvest(self) -> Vec<(String, String)> {
+        let Some((a, b)) = self.0 else {
+            return Vec::new();
+        };
+        let terms = |c: &StrColumn, mut ords: Vec<u64>| -> HashMap<u64, String> {
+            ords.sort_unstable();
+            ords.dedup();
+            let mut names = Vec::with_capacity(ords.len());
+            let _ = c.dictionary().sorted_ords_to_term_cb(&ords, |term| {
+                names.push(String::from_utf8_lossy(term).into_owned());
+            });
+            ords.into_iter().zip(names).collect()
+        };
+        let xs = terms(&a, self.1.iter().map(|p| p.0).collect());
+        let ys = terms(&b, self.1.iter().map(|p| p.1).collect());
+        self.1
+            .iter()
+            .filter_map(|(x, y)| Some((xs.get(x)?.clone(), ys.get(y)?.clone())))
+            .collect()
+    }
 }
 
 /// Every value of a keyword field among the matches.

@@ -678,6 +678,63 @@ impl Admin for AdminService {
         }))
     }
 
+    async fn aggregate_publish(
+        &self,
+        request: Request<maillage_proto::v1::AggregatePublishRequest>,
+    ) -> Result<Response<maillage_proto::v1::AggregatePublishResponse>, Status> {
+        let req = request.into_inner();
+        let combine = req
+            .combine
+            .iter()
+            .map(|id| {
+                RecordId::from_slice(id).ok_or_else(|| {
+                    Status::invalid_argument(format!(
+                        "an aggregate to combine is named by its 32-byte id, not {} bytes",
+                        id.len()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let asked = crate::aggregate::Request {
+            territory: req.territory,
+            period: Some(req.period).filter(|p| !p.trim().is_empty()),
+            combine,
+        };
+        let node = self.node.clone();
+        // Computing reads the index and the store; signing, the current version.
+        let signed = blocking(move || {
+            let draft = crate::aggregate::prepare(&node, &asked).map_err(aggregate_status)?;
+            node.author().sign(&[], draft).map_err(author_status)
+        })
+        .await?;
+        let payload = wire::payload_to_proto(signed.record.record());
+        let published = store_signed(&self.node, signed).await?;
+        Ok(Response::new(maillage_proto::v1::AggregatePublishResponse {
+            published: Some(published),
+            payload: Some(payload),
+        }))
+    }
+
+    async fn aggregate_verify(
+        &self,
+        request: Request<maillage_proto::v1::AggregateVerifyRequest>,
+    ) -> Result<Response<maillage_proto::v1::AggregateVerifyResponse>, Status> {
+        let raw = request.into_inner().id;
+        let id = RecordId::from_slice(&raw).ok_or_else(|| {
+            Status::invalid_argument(format!("an id is 32 bytes, not {}", raw.len()))
+        })?;
+        let node = self.node.clone();
+        let verdict =
+            blocking(move || crate::aggregate::verify(&node, &id).map_err(aggregate_status))
+                .await?;
+        Ok(Response::new(maillage_proto::v1::AggregateVerifyResponse {
+            payload: Some(wire::payload_to_proto(&verdict.record)),
+            author: verdict.author.0.to_vec(),
+            findings: verdict.findings.iter().map(ToString::to_string).collect(),
+            inputs_here: verdict.inputs_here,
+        }))
+    }
+
     async fn access_log(
         &self,
         request: Request<AccessLogRequest>,
@@ -941,5 +998,18 @@ fn proposal_message(p: &crate::proposals::Proposal) -> maillage_proto::v1::Propo
         document: p.document.to_string(),
         change: p.change.as_str().to_string(),
         base_version: p.base_version,
+    }
+}
+
+fn aggregate_status(e: crate::aggregate::AggregateError) -> Status {
+    use crate::aggregate::AggregateError as E;
+    match e {
+        E::BadRequest(_) | E::Combine(_) | E::NotAggregate(..) => {
+            Status::invalid_argument(e.to_string())
+        }
+        E::Unknown(_) => Status::not_found(e.to_string()),
+        E::IndexBehind(_) => Status::unavailable(e.to_string()),
+        E::Store(e) => store_status(e),
+        E::Search(e) => Status::internal(e.to_string()),
     }
 }

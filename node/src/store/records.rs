@@ -47,6 +47,30 @@ impl Store {
         }
     }
 
+    /// The records stored under `ids`, decoded, with their authors, in the
+    /// order asked (one batched read); `None` where there is none or it
+    /// does not decode (logged).
+    pub fn records_many(
+        &self,
+        ids: &[maillage_record::RecordId],
+    ) -> Result<Vec<Option<(PublicKey, Record)>>, StoreError> {
+        Ok(self
+            .get_many(ids)?
+            .into_iter()
+            .zip(ids)
+            .map(|(stored, id)| {
+                let stored = stored?;
+                match maillage_record::envelope::decode_stored_authored(&stored.bytes) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        tracing::error!(%id, error = %e, "stored record does not decode");
+                        None
+                    }
+                }
+            })
+            .collect())
+    }
+
     /// The current Organisation record `author` published about itself, if
     /// this store holds one: what an author says of itself, which trust may
     /// or may not confirm (see `viewer`).

@@ -1,0 +1,180 @@
+//! Signed aggregates (issue 23) on the two nodes replication leaves full:
+//! a région's aggregate computed, signed and stored on one node, verified
+//! on the other; then one aggregate per département, and their roll-up.
+
+use std::time::{Duration, Instant};
+
+use maillage_node::testkit::{self, Filters, Viewer};
+use maillage_record::{Body, RecordId};
+
+use crate::nodes::BenchNode;
+use crate::report::{Row, Section};
+
+/// The territory of the big aggregate: Occitanie, some 4,500 communes, an
+/// eighth of the corpus.
+const REGION: &str = "reg:76";
+/// Aggregates the roll-up combines.
+const ROLLED_UP: usize = 100;
+
+pub struct AggregateFigures {
+    records: u64,
+    /// The aggregate of the région: computed, signed, stored.
+    compute: Duration,
+    /// The région's statistics by theme, as `/stats` counts them (uncached).
+    stats: Duration,
+    /// Its verification on the other node, and what it found.
+    verify: Duration,
+    verified_inputs: u64,
+    findings: Vec<String>,
+    /// One aggregate per département: the median, and the roll-up of them.
+    per_departement: Duration,
+    rollup: Duration,
+    rolled_up: usize,
+}
+
+fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> impl std::future::Future<Output = anyhow::Result<T>> {
+    async move {
+        tokio::task::spawn_blocking(f)
+            .await?
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+}
+
+pub async fn run(a: &BenchNode, b: &BenchNode) -> anyhow::Result<AggregateFigures> {
+    eprintln!("aggregates: {REGION} on a, verified on b...");
+    b.trust(a.public_key())?;
+    a.indexed().await;
+    // The baseline: the same territory's statistics, counted by the index.
+    let node = a.node.clone();
+    let t = Instant::now();
+    blocking(move || {
+        let filters = Filters {
+            territory: Some(REGION.into()),
+            ..Filters::default()
+        };
+        node.search()
+            .stats(
+                &filters,
+                testkit::GroupBy::Theme,
+                &Viewer::Operator,
+                node.store().last_seq(),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await?;
+    let stats = t.elapsed();
+
+    let node = a.node.clone();
+    let t = Instant::now();
+    let rec = blocking(move || testkit::publish_aggregate(&node, REGION, &[])).await?;
+    let compute = t.elapsed();
+    let records = match &rec.record().body {
+        Body::Aggregate(agg) => agg.inputs,
+        _ => 0,
+    };
+    let id = rec.id();
+    b.publish(rec).await?;
+    b.indexed().await;
+    let node = b.node.clone();
+    let t = Instant::now();
+    let (verified_inputs, findings) =
+        blocking(move || testkit::verify_aggregate(&node, &id)).await?;
+    let verify = t.elapsed();
+
+    eprintln!("aggregates: {ROLLED_UP} départements, then their roll-up...");
+    let mut departements: Vec<String> = maillage_record::territory::all()
+        .iter()
+        .filter_map(|c| c.departement.clone())
+        .collect();
+    departements.sort();
+    departements.dedup();
+    departements.truncate(ROLLED_UP);
+    let mut ids: Vec<RecordId> = Vec::new();
+    let mut times = Vec::new();
+    for dep in departements {
+        let node = a.node.clone();
+        let t = Instant::now();
+        let rec = blocking(move || testkit::publish_aggregate(&node, &dep, &[])).await?;
+        times.push(t.elapsed());
+        ids.push(rec.id());
+    }
+    times.sort();
+    let per_departement = times[times.len() / 2];
+    let rolled_up = ids.len();
+    let node = a.node.clone();
+    let t = Instant::now();
+    blocking(move || testkit::publish_aggregate(&node, "france", &ids)).await?;
+    let rollup = t.elapsed();
+    Ok(AggregateFigures {
+        records,
+        compute,
+        stats,
+        verify,
+        verified_inputs,
+        findings,
+        per_departement,
+        rollup,
+        rolled_up,
+    })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+pub fn section(f: &AggregateFigures) -> Section {
+    let verdict = if f.findings.is_empty() {
+        format!("match, from {} records", f.verified_inputs)
+    } else {
+        format!("**mismatch**: {}", f.findings.join("; "))
+    };
+    Section {
+        title: "Signed aggregates",
+        intro: format!(
+            "The aggregate of a région ({REGION}, {} records of the corpus) computed, signed and \
+             stored on one node, then verified on the other, which holds the same records; then \
+             one aggregate per département and a national roll-up of {} of them \
+             (docs/aggregates.md).",
+            f.records, f.rolled_up
+        ),
+        rows: vec![
+            Row::new(
+                format!("aggregate of {REGION} ({} records): compute, sign, store", f.records),
+                format!("{:.0} ms", ms(f.compute)),
+            )
+            .baseline(
+                format!("its statistics by theme, uncached: {:.0} ms", ms(f.stats)),
+                ms(f.compute) / ms(f.stats).max(0.001),
+            )
+            .limit("< 2 s", f.compute < Duration::from_secs(2)),
+            Row::new(
+                "its verification on the other node",
+                format!("{:.0} ms ({verdict})", ms(f.verify)),
+            )
+            .baseline(
+                format!("computing it: {:.0} ms", ms(f.compute)),
+                ms(f.verify) / ms(f.compute).max(0.001),
+            )
+            .limit("< 2 s", f.verify < Duration::from_secs(2) && f.findings.is_empty()),
+            Row::new(
+                format!("roll-up of {} aggregates: combine, sign, store", f.rolled_up),
+                format!("{:.1} ms", ms(f.rollup)),
+            )
+            .baseline(
+                format!("one département's aggregate (median): {:.0} ms", ms(f.per_departement)),
+                ms(f.rollup) / ms(f.per_departement).max(0.001),
+            )
+            .limit("< 100 ms", f.rollup < Duration::from_millis(100)),
+        ],
+        notes: vec![
+            "A leaf aggregate reads its candidates' keys from the search index, then each \
+             record's current version from the store (batched reads), and counts them; the \
+             verifier does the same on its own store. A roll-up reads only the aggregates it \
+             combines."
+                .into(),
+        ],
+    }
+}
