@@ -198,7 +198,7 @@ pub fn compute(
 ) -> Aggregate {
     let mut sorted: Vec<&Input<'_>> = inputs.iter().collect();
     // Sums add in one order on every node.
-    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    sorted.sort_by_key(|i| i.id);
     let mut cells = Cells::default();
     let mut by_org: BTreeMap<&Siren, Vec<RecordId>> = BTreeMap::new();
     let mut reused: BTreeSet<(String, String)> = BTreeSet::new();
@@ -259,7 +259,7 @@ pub fn compute(
         c.records = c.organisations.len() as u64;
     }
     let organisations: Vec<Siren> = by_org.keys().map(|s| (*s).clone()).collect();
-    let organisation_hashes = by_org.values().map(|ids| hash_ids(ids)).collect();
+    let organisation_hashes = by_org.values().map(hash_ids).collect();
     Aggregate {
         territory: territory.to_string(),
         period: period.map(|p| p.name.clone()),
@@ -370,7 +370,7 @@ pub fn combine(
         return Err(CombineError::Empty);
     }
     let mut sorted: Vec<&(RecordId, &Aggregate)> = children.iter().collect();
-    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    sorted.sort_by_key(|c| c.0);
     let name = |p: Option<&String>| p.cloned().unwrap_or_else(|| "(none)".into());
     let mut seen: BTreeMap<&Siren, RecordId> = BTreeMap::new();
     let mut previous: Option<RecordId> = None;

@@ -277,3 +277,77 @@ fn aggregates_are_computed_verified_and_rolled_up_across_three_levels() {
         "{found}"
     );
 }
+
+/// The public sees aggregates: in `/stats` (as JSON), on the territory's
+/// page and on the aggregate's own page; and a project's page says who
+/// reuses it.
+#[test]
+fn the_public_sees_aggregates_and_reuse() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("metropole");
+    init(&dir, METROPOLE.0, METROPOLE.1);
+    let addr = enable_http(&dir);
+    let _node = start(&dir);
+    cli_json(&dir, &["publish", "--json", &example("project.json")]);
+    import(
+        &dir,
+        "communes",
+        bibliotheque(&[
+            ("Blagnac", "213100696", "Mobilités", "En déploiement"),
+            ("Aucamville", "213100225", "Mobilités", "En déploiement"),
+            ("Balma", "213100449", "Mobilités", "En déploiement"),
+        ]),
+    );
+    publish_doc(
+        &dir,
+        "colomiers",
+        json!({"kind": "project", "record_id": "fuites",
+            "name": "Détection des fuites d'eau", "description": "Repère les fuites sur le réseau.",
+            "status": "En déploiement", "siret": "21310149600015", "organisation_name": "Colomiers",
+            "theme": "Transition écologique et énergétique"}),
+    );
+    // The métropole reuses Colomiers' project.
+    publish_doc(
+        &dir,
+        "reuse",
+        json!({"kind": "reuse", "record_id": "reutilisation-fuites",
+            "project": {"record_id": "fuites"}, "since": "2025-09",
+            "how": "Même détecteur, sur le réseau métropolitain"}),
+    );
+    let (id, rec) = publish_aggregate(&dir, &["--territory", METROPOLE.0]);
+    assert_eq!(figure(&rec, "projects", ""), Some((5, 5)), "{rec}");
+    assert_eq!(figure(&rec, "theme", "mobilites"), Some((3, 3)));
+    assert_eq!(figure(&rec, "reuse", ""), None, "one organisation's reuse: secret");
+
+    let stats = || -> Value {
+        let (status, stats) = http_get(&addr, "/stats?territory=243100518");
+        assert_eq!(status, 200, "{stats}");
+        serde_json::from_str(&stats).unwrap()
+    };
+    eventually(Duration::from_secs(10), "the aggregate is indexed", || {
+        stats()["aggregates"][0].is_object()
+    });
+    let stats = stats();
+    let shown = &stats["aggregates"][0];
+    assert_eq!(shown["id"], id.as_str(), "{stats}");
+    assert_eq!(figure(shown, "projects", ""), Some((5, 5)));
+    assert!(shown.get("organisation_hashes").is_none());
+
+    let (status, page) = http_get(&addr, "/territoires/243100518");
+    assert_eq!(status, 200);
+    assert!(page.contains("Statistiques signées"), "{page}");
+    assert!(page.contains("Projets par thème") && page.contains("Mobilités"), "{page}");
+    assert!(page.contains("secret"), "{page}");
+
+    let key = key(&dir);
+    let path = format!("/records/{key}/{}", rec["record_id"].as_str().unwrap());
+    let (status, page) = http_get(&addr, &path);
+    assert_eq!(status, 200, "{path}: {page}");
+    assert!(page.contains("Statistiques signées : Toulouse Métropole"), "{page}");
+    assert!(page.contains(&format!("maillage aggregate verify {id}")), "{page}");
+
+    let (status, page) = http_get(&addr, &format!("/records/{key}/fuites"));
+    assert_eq!(status, 200);
+    assert!(page.contains("Réutilisé par 1 collectivité"), "{page}");
+    assert!(page.contains("Toulouse Métropole"), "{page}");
+}

@@ -603,6 +603,8 @@ mod tests {
                 b"count/current/collection",
                 b"count/current/succession",
                 b"count/current/revocation",
+                b"count/current/aggregate",
+                b"count/current/reuse",
             ]
         );
 
