@@ -28,7 +28,10 @@ pub async fn members(dir: &Path, territory: Option<&str>, json_out: bool) -> any
             .iter()
             .map(|m| {
                 json!({"siren": m.siren, "name": m.name, "kind": m.kind, "runs_node": m.runs_node,
-                       "datasets": m.datasets, "projects": m.projects})
+                       "datasets": m.datasets, "projects": m.projects, "reuses": m.reuses,
+                       "through_this_node": m.through_this_node,
+                       "last_record": (m.last_record_ms > 0)
+                           .then(|| maillage_record::json::format_time(m.last_record_ms))})
             })
             .collect();
         let doc = json!({
@@ -45,8 +48,13 @@ pub async fn members(dir: &Path, territory: Option<&str>, json_out: bool) -> any
     };
     eprintln!("scope: {} ({from})", answer.scope.join(", "));
     for m in members {
+        let last = if m.last_record_ms > 0 {
+            maillage_record::json::format_time(m.last_record_ms)[..10].to_string()
+        } else {
+            "-".into()
+        };
         println!(
-            "{}  {:<12} {:<44} {:>5} datasets {:>5} projects  {}",
+            "{}  {:<12} {:<44} {:>5} datasets {:>5} projects {:>4} reuses {:>5} through this node  last {last}  {}",
             m.siren,
             if m.kind.is_empty() {
                 "-"
@@ -56,6 +64,8 @@ pub async fn members(dir: &Path, territory: Option<&str>, json_out: bool) -> any
             m.name,
             m.datasets,
             m.projects,
+            m.reuses,
+            m.through_this_node,
             if m.runs_node { "runs a node" } else { "" }
         );
     }

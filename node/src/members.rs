@@ -6,15 +6,15 @@
 //! Reads the reference list, trust and the search index's counts; writes
 //! nothing.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use maillage_record::model::MembershipRole;
 use maillage_record::territory::{self, Place};
 use maillage_record::vocab::OrganisationKind;
-use maillage_record::{Kind, Siren};
+use maillage_record::Siren;
 
 use crate::node::Node;
-use crate::search::{Filters, GroupBy, SearchError};
+use crate::search::{OrgActivity, SearchError};
 use crate::viewer::Viewer;
 
 /// Where a scope comes from.
@@ -49,10 +49,10 @@ pub struct Member {
     pub kind: Option<OrganisationKind>,
     /// A key this node's trust accepts now speaks for it.
     pub runs_node: bool,
-    /// Its datasets and projects this node holds (its own, and those
-    /// published on its behalf).
-    pub datasets: u64,
-    pub projects: u64,
+    /// Its datasets, projects and reuses this node holds (its own, and
+    /// those published on its behalf), how many this node signed (it
+    /// publishes through this node), and when the last was received.
+    pub activity: OrgActivity,
 }
 
 #[derive(Debug, Clone)]
@@ -144,23 +144,10 @@ pub fn members(
         }
     }
     sirens.remove(own);
-    let counts = |kind: Kind| -> Result<HashMap<String, u64>, MembersError> {
-        let stats = node.search().stats(
-            &Filters {
-                kind: Some(kind),
-                ..Filters::default()
-            },
-            GroupBy::Organisation,
-            viewer,
-            node.store().last_seq(),
-        )?;
-        Ok(stats
-            .groups
-            .into_iter()
-            .map(|b| (b.value, b.count))
-            .collect())
-    };
-    let (datasets, projects) = (counts(Kind::Dataset)?, counts(Kind::Project)?);
+    let listed: Vec<String> = sirens.iter().cloned().collect();
+    let activity = node
+        .search()
+        .activity(&listed, &node.public_key(), viewer)?;
     let trust = node.trust();
     let mut members: Vec<Member> = sirens
         .into_iter()
@@ -172,8 +159,7 @@ pub fn members(
                 name: known.map_or_else(|| format!("SIREN {siren}"), |c| c.name.clone()),
                 kind: known.map(|c| c.kind),
                 runs_node,
-                datasets: datasets.get(&siren).copied().unwrap_or(0),
-                projects: projects.get(&siren).copied().unwrap_or(0),
+                activity: activity.get(&siren).cloned().unwrap_or_default(),
                 siren,
             }
         })
@@ -220,7 +206,7 @@ impl Members {
     pub fn without_catalogue(&self) -> usize {
         self.members
             .iter()
-            .filter(|m| m.datasets == 0 && m.projects == 0)
+            .filter(|m| m.activity.datasets == 0 && m.activity.projects == 0)
             .count()
     }
 }

@@ -346,6 +346,25 @@ fn the_public_sees_aggregates_and_reuse() {
     assert!(page.contains("Statistiques signées : Toulouse Métropole"), "{page}");
     assert!(page.contains(&format!("maillage aggregate verify {id}")), "{page}");
 
+    // The members view: what each commune publishes through this node.
+    let members = cli_json(&dir, &["members", "--json", "--territory", METROPOLE.0]);
+    let row = |siren: &str| {
+        members["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["siren"] == siren)
+            .cloned()
+            .unwrap()
+    };
+    let colomiers = row(COLOMIERS.0);
+    assert_eq!(colomiers["projects"], 1, "{colomiers}");
+    assert_eq!(colomiers["through_this_node"], 1, "{colomiers}");
+    assert!(colomiers["last_record"].as_str().is_some_and(|t| t.starts_with("20")), "{colomiers}");
+    let toulouse = row("213105554");
+    assert_eq!(toulouse["projects"], 0);
+    assert!(toulouse["last_record"].is_null(), "{toulouse}");
+
     let (status, page) = http_get(&addr, &format!("/records/{key}/fuites"));
     assert_eq!(status, 200);
     assert!(page.contains("Réutilisé par 1 collectivité"), "{page}");

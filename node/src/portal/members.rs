@@ -73,6 +73,8 @@ pub(super) async fn members(State(http): State<Http>, visitor: Visitor) -> Respo
             thead { tr {
                 th scope="col" { "Collectivité" } th scope="col" { "SIREN" } th scope="col" { "Type" }
                 th scope="col" { "Nœud" } th scope="col" { "Jeux de données" } th scope="col" { "Projets" }
+                th scope="col" { "Réutilisations" } th scope="col" { "Publiés par ce nœud" }
+                th scope="col" { "Dernier enregistrement reçu" }
             } }
             tbody {
                 @for m in &found.members {
@@ -81,8 +83,14 @@ pub(super) async fn members(State(http): State<Http>, visitor: Visitor) -> Respo
                         td { (m.siren) }
                         td { (m.kind.map_or("", |k| k.label())) }
                         td { @if m.runs_node { "oui" } @else { "non" } }
-                        td { (m.datasets) }
-                        td { (m.projects) }
+                        td { (m.activity.datasets) }
+                        td { (m.activity.projects) }
+                        td { (m.activity.reuses) }
+                        td { (m.activity.through_own) }
+                        td {
+                            @if m.activity.last_received_ms > 0 { (view::when(m.activity.last_received_ms)) }
+                            @else { "—" }
+                        }
                     }
                 }
             }

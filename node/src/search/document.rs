@@ -115,7 +115,7 @@ impl Fields {
             co2: b.add_f64_field("co2", FAST),
             reader: b.add_text_field("reader", STRING),
             origin: b.add_text_field("origin", STORED),
-            received: b.add_i64_field("received", STORED | INDEXED),
+            received: b.add_i64_field("received", STORED | INDEXED | FAST),
             public: b.add_u64_field("public", STORED),
         };
         (fields, b.build())

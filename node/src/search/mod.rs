@@ -51,11 +51,12 @@ use facet::Facet;
 pub use indexer::{Feed, Indexer, Own};
 use page::Engine;
 use query::Queries;
+pub use tally::OrgActivity;
 use tally::{Numbering, Tally};
 
 /// Bumped when what is indexed changes: an index of another version is
 /// rebuilt from the store at start.
-const SCHEMA_VERSION: u64 = 10;
+const SCHEMA_VERSION: u64 = 11;
 /// Bytes of stored documents compressed together. A hit reads its block
 /// whole: tantivy's 16 KiB made reading a page's 20 hits a tenth of a
 /// search no cache answers; 4 KiB (a dozen documents) costs a little more
@@ -553,6 +554,57 @@ impl Search {
         ]);
         let searcher = self.reader.searcher();
         Ok(searcher.search(&query, &tally::Pairs("key", Facet::Organisation.column()))?)
+    }
+
+    /// For each of `orgs` (SIRENs) with datasets, projects or reuses
+    /// `viewer` may see: how many of each, how many signed by `own` (this
+    /// node's key), and when the last was received (blocking: the members
+    /// view).
+    pub fn activity(
+        &self,
+        orgs: &[String],
+        own: &PublicKey,
+        viewer: &Viewer,
+    ) -> Result<std::collections::HashMap<String, tally::OrgActivity>, SearchError> {
+        use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
+        use tantivy::schema::{IndexRecordOption, Term};
+        let f = &self.engine.queries.fields;
+        let any = |terms: Vec<Term>| -> Box<dyn Query> {
+            Box::new(BooleanQuery::new(
+                terms
+                    .into_iter()
+                    .map(|t| {
+                        (
+                            Occur::Should,
+                            Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>,
+                        )
+                    })
+                    .collect(),
+            ))
+        };
+        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![
+            (
+                Occur::Must,
+                Box::new(TermSetQuery::new(
+                    orgs.iter().map(|o| Term::from_field_text(f.org, o)),
+                )),
+            ),
+            (
+                Occur::Must,
+                any([Kind::Dataset, Kind::Project, Kind::Reuse]
+                    .iter()
+                    .map(|k| Term::from_field_text(f.kind, k.as_str()))
+                    .collect()),
+            ),
+        ];
+        if let Some(readers) = self.engine.queries.readers(viewer) {
+            must.push((Occur::Must, any(readers)));
+        }
+        let searcher = self.reader.searcher();
+        Ok(searcher.search(
+            &BooleanQuery::new(must),
+            &tally::Activity { own: own.to_hex() },
+        )?)
     }
 
     /// The organisations (SIRENs) whose reuse records `viewer` may see name

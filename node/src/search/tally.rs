@@ -533,6 +533,133 @@ impl SegmentCollector for SegmentPairs {
     }
 }
 
+/// What a members view says of each organisation: its datasets, projects
+/// and reuses among the matches, how many of them `own` (an author's key
+/// in hex) signed, and when the last was received.
+pub struct Activity {
+    pub own: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrgActivity {
+    pub datasets: u64,
+    pub projects: u64,
+    pub reuses: u64,
+    /// Signed by `own`: published through this node.
+    pub through_own: u64,
+    /// Milliseconds since the epoch; 0: none.
+    pub last_received_ms: i64,
+}
+
+pub struct SegmentActivity {
+    columns: Option<(StrColumn, StrColumn, StrColumn, Column<i64>)>,
+    /// (org, kind, key, received) ordinals and value, per document.
+    docs: Vec<(u64, u64, u64, i64)>,
+    own: String,
+}
+
+impl Collector for Activity {
+    type Fruit = HashMap<String, OrgActivity>;
+    type Child = SegmentActivity;
+
+    fn for_segment(
+        &self,
+        _: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<SegmentActivity> {
+        let ff = reader.fast_fields();
+        let columns = match (
+            ff.str(Facet::Organisation.column())?,
+            ff.str(Facet::Kind.column())?,
+            ff.str("key")?,
+        ) {
+            (Some(o), Some(k), Some(key)) => Some((o, k, key, ff.i64("received")?)),
+            _ => None,
+        };
+        Ok(SegmentActivity {
+            columns,
+            docs: Vec::new(),
+            own: self.own.clone(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(
+        &self,
+        fruits: Vec<HashMap<String, OrgActivity>>,
+    ) -> tantivy::Result<HashMap<String, OrgActivity>> {
+        let mut out: HashMap<String, OrgActivity> = HashMap::new();
+        for fruit in fruits {
+            for (org, a) in fruit {
+                let o = out.entry(org).or_default();
+                o.datasets += a.datasets;
+                o.projects += a.projects;
+                o.reuses += a.reuses;
+                o.through_own += a.through_own;
+                o.last_received_ms = o.last_received_ms.max(a.last_received_ms);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SegmentCollector for SegmentActivity {
+    type Fruit = HashMap<String, OrgActivity>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        if let Some((o, k, key, received)) = &self.columns
+            && let (Some(o), Some(k), Some(key)) = (
+                o.term_ords(doc).next(),
+                k.term_ords(doc).next(),
+                key.term_ords(doc).next(),
+            )
+        {
+            self.docs
+                .push((o, k, key, received.first(doc).unwrap_or(0)));
+        }
+    }
+
+    fn harvest(self) -> HashMap<String, OrgActivity> {
+        let Some((o, k, key, _)) = &self.columns else {
+            return HashMap::new();
+        };
+        let terms = |c: &StrColumn, mut ords: Vec<u64>| -> HashMap<u64, String> {
+            ords.sort_unstable();
+            ords.dedup();
+            let mut names = Vec::with_capacity(ords.len());
+            let _ = c.dictionary().sorted_ords_to_term_cb(&ords, |term| {
+                names.push(String::from_utf8_lossy(term).into_owned());
+            });
+            ords.into_iter().zip(names).collect()
+        };
+        let orgs = terms(o, self.docs.iter().map(|d| d.0).collect());
+        let kinds = terms(k, self.docs.iter().map(|d| d.1).collect());
+        let keys = terms(key, self.docs.iter().map(|d| d.2).collect());
+        let own = format!("{}/", self.own);
+        let mut out: HashMap<String, OrgActivity> = HashMap::new();
+        for (org, kind, key, received) in &self.docs {
+            let (Some(org), Some(kind)) = (orgs.get(org), kinds.get(kind)) else {
+                continue;
+            };
+            let a = out.entry(org.clone()).or_default();
+            match kind.as_str() {
+                "dataset" => a.datasets += 1,
+                "project" => a.projects += 1,
+                "reuse" => a.reuses += 1,
+                _ => {}
+            }
+            if keys.get(key).is_some_and(|k| k.starts_with(&own)) {
+                a.through_own += 1;
+            }
+            a.last_received_ms = a.last_received_ms.max(*received);
+        }
+        out
+    }
+}
+
 /// Every value of a keyword field among the matches.
 pub struct Values(pub &'static str);
 

@@ -671,8 +671,11 @@ impl Admin for AdminService {
                     name: m.name,
                     kind: m.kind.map_or("", |k| k.as_str()).to_string(),
                     runs_node: m.runs_node,
-                    datasets: m.datasets,
-                    projects: m.projects,
+                    datasets: m.activity.datasets,
+                    projects: m.activity.projects,
+                    reuses: m.activity.reuses,
+                    through_this_node: m.activity.through_own,
+                    last_record_ms: m.activity.last_received_ms,
                 })
                 .collect(),
         }))
