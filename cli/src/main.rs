@@ -231,7 +231,7 @@ enum Command {
     Stats {
         #[command(flatten)]
         filters: search::FilterArgs,
-        /// kind, theme, status, org or territory.
+        /// kind, theme, status, org, territory or quarter (when a record began: a project's start, a dataset's issue).
         #[arg(long, default_value = "kind")]
         by: String,
     },

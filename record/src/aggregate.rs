@@ -111,6 +111,47 @@ impl Period {
     }
 }
 
+/// The quarter of a date as people write it ("2025-03-15", "2025-03",
+/// "03/2025", "15/03/2025"), as `Period` names it: "2025-T1".
+pub fn quarter_of_date(text: &str) -> Option<String> {
+    let t = text.trim();
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (year, month) = if t.len() >= 7 && t.as_bytes()[4] == b'-' {
+        (&t[..4], &t[5..7])
+    } else {
+        let parts: Vec<&str> = t.split('/').collect();
+        match parts[..] {
+            [m, y] | [_, m, y] => (y, m),
+            _ => return None,
+        }
+    };
+    if !digits(year) || year.len() != 4 || !digits(month) {
+        return None;
+    }
+    let month: u32 = month.parse().ok().filter(|m| (1..=12).contains(m))?;
+    Some(format!("{year}-T{}", (month - 1) / 3 + 1))
+}
+
+/// The quarter of an instant (milliseconds since the epoch, UTC).
+pub fn quarter_of_ms(ms: i64) -> String {
+    let (year, month) = civil_from_days(ms.div_euclid(86_400_000));
+    format!("{year}-T{}", (month - 1) / 3 + 1)
+}
+
+/// (year, month) of a day counted from 1970-01-01 (Howard Hinnant's
+/// algorithm, the inverse of `days_from_civil`).
+fn civil_from_days(days: i64) -> (i64, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month)
+}
+
 /// Days from 1970-01-01 to the first of `month` of `year` (proleptic
 /// Gregorian; Howard Hinnant's algorithm).
 fn days_from_civil(year: i64, month: u32) -> i64 {
@@ -944,6 +985,21 @@ mod tests {
         for bad in ["26", "2026-T5", "2026-03", "T3", ""] {
             assert!(Period::parse(bad).is_err(), "{bad}");
         }
+        // Quarters of dates as records write them, and of instants.
+        for (date, quarter) in [
+            ("2025-03-15", "2025-T1"),
+            ("2025-04", "2025-T2"),
+            ("09/2024", "2024-T3"),
+            ("15/12/2023", "2023-T4"),
+        ] {
+            assert_eq!(quarter_of_date(date).as_deref(), Some(quarter), "{date}");
+        }
+        assert_eq!(quarter_of_date("bientôt"), None);
+        assert_eq!(quarter_of_date("13/2025"), None);
+        assert_eq!(quarter_of_ms(q.start_ms), "2026-T3");
+        assert_eq!(quarter_of_ms(q.end_ms - 1), "2026-T3");
+        assert_eq!(quarter_of_ms(q.end_ms), "2026-T4");
+        assert_eq!(quarter_of_ms(0), "1970-T1");
     }
 
     #[test]

@@ -332,6 +332,7 @@ fn the_public_sees_aggregates_and_reuse() {
     assert_eq!(shown["id"], id.as_str(), "{stats}");
     assert_eq!(figure(shown, "projects", ""), Some((5, 5)));
     assert!(shown.get("organisation_hashes").is_none());
+    assert_eq!(shown["organisation_count"], 5, "{shown}");
 
     let (status, page) = http_get(&addr, "/territoires/243100518");
     assert_eq!(status, 200);

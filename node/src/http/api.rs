@@ -237,9 +237,20 @@ fn aggregate_json(a: &crate::aggregate::Shown) -> serde_json::Value {
         if let Some(name) = &a.organisation {
             obj.insert("organisation_name".into(), name.clone().into());
         }
-        // Hashes are for verifiers (`maillage aggregate verify`, or the
-        // record itself): the list is long and says nothing to a reader.
+        // Hashes and the organisations' list are for verifiers (`maillage
+        // aggregate verify`, or the record itself): a région's runs to
+        // thousands of entries, and twenty of them would make /stats heavy.
         obj.remove("organisation_hashes");
+        let organisations = obj
+            .remove("organisations")
+            .and_then(|o| o.as_array().map(Vec::len))
+            .unwrap_or(0);
+        obj.insert("organisation_count".into(), organisations.into());
+        let combined = obj
+            .remove("combines")
+            .and_then(|o| o.as_array().map(Vec::len))
+            .unwrap_or(0);
+        obj.insert("combined_count".into(), combined.into());
     }
     v
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use maillage_record::aggregate;
 use maillage_record::model::LicenceRef;
 use maillage_record::territory::{self, Place};
 use maillage_record::vocab::{Licence, ProjectTheme, SpatialGranularity, eu_data_theme, normalize};
@@ -67,6 +68,8 @@ pub struct Fields {
     pub risk: Field,
     pub licence: Field,
     pub budget: Field,
+    /// The quarter it dates from (`Facet::Quarter`).
+    pub quarter: Field,
     pub kwh: Field,
     pub co2: Field,
     /// Who may see it: "public", "federation", or for restricted records
@@ -110,7 +113,8 @@ impl Fields {
             status: b.add_text_field(Facet::Status.column(), keyword.clone()),
             risk: b.add_text_field(Facet::Risk.column(), keyword.clone()),
             licence: b.add_text_field("licence", keyword.clone()),
-            budget: b.add_text_field(Facet::Budget.column(), keyword),
+            budget: b.add_text_field(Facet::Budget.column(), keyword.clone()),
+            quarter: b.add_text_field(Facet::Quarter.column(), keyword),
             kwh: b.add_f64_field("kwh", FAST),
             co2: b.add_f64_field("co2", FAST),
             reader: b.add_text_field("reader", STRING),
@@ -571,6 +575,22 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
     if !matches!(rec.body, Body::Project(_)) {
         doc.add_text(f.status, NONE);
     }
+    // Catalogue entries date from when they began (a project's start, a
+    // dataset's issue), else from when they were signed.
+    let began = match &rec.body {
+        Body::Project(p) => p.start_date.as_deref(),
+        Body::Dataset(d) => d.issued.as_deref(),
+        _ => None,
+    };
+    let quarter = match &rec.body {
+        Body::Project(_) | Body::Dataset(_) => Some(
+            began
+                .and_then(aggregate::quarter_of_date)
+                .unwrap_or_else(|| aggregate::quarter_of_ms(rec.issued_at_ms)),
+        ),
+        _ => None,
+    };
+    doc.add_text(f.quarter, quarter.as_deref().unwrap_or(NONE));
     doc.add_text(f.title, &text.title);
     doc.add_text(f.body, format!("{}\n{}", text.title, text.body));
     doc

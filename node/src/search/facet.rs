@@ -21,6 +21,9 @@ pub enum Facet {
     Status,
     Risk,
     Budget,
+    /// The quarter a record dates from (a project's start, a dataset's
+    /// issue, else its signature): "2025-T1".
+    Quarter,
 }
 
 impl Facet {
@@ -43,6 +46,7 @@ impl Facet {
             Facet::Status => "status",
             Facet::Risk => "risk",
             Facet::Budget => "budget",
+            Facet::Quarter => "quarter",
         }
     }
 
@@ -56,6 +60,7 @@ impl Facet {
             Facet::Status => "status",
             Facet::Risk => "risk",
             Facet::Budget => "budget",
+            Facet::Quarter => "quarter",
         }
     }
 
@@ -78,6 +83,10 @@ impl Facet {
             Facet::Budget => BudgetBand::parse(value).ok().map(|s| s.label().to_string()),
             Facet::Organisation => territory::by_siren(value).map(|c| c.name.clone()),
             Facet::Territory => Some(Place::Departement(value.to_string()).label()),
+            Facet::Quarter => value.split_once("-T").map(|(year, q)| {
+                let nth = if q == "1" { "1er".to_string() } else { format!("{q}e") };
+                format!("{nth} trimestre {year}")
+            }),
         };
         found.unwrap_or_else(|| value.to_string())
     }

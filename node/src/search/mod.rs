@@ -207,6 +207,7 @@ pub enum GroupBy {
     Status,
     Organisation,
     Territory,
+    Quarter,
 }
 
 impl GroupBy {
@@ -217,8 +218,9 @@ impl GroupBy {
             "status" => Ok(GroupBy::Status),
             "org" | "organisation" | "organization" => Ok(GroupBy::Organisation),
             "territory" | "departement" | "dep" => Ok(GroupBy::Territory),
+            "quarter" | "trimestre" => Ok(GroupBy::Quarter),
             other => Err(format!(
-                "cannot group by '{other}': use kind, theme, status, org or territory"
+                "cannot group by '{other}': use kind, theme, status, org, territory or quarter"
             )),
         }
     }
@@ -240,6 +242,7 @@ impl GroupBy {
             GroupBy::Status => Facet::Status,
             GroupBy::Organisation => Facet::Organisation,
             GroupBy::Territory => Facet::Territory,
+            GroupBy::Quarter => Facet::Quarter,
         }
     }
 }

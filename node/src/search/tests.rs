@@ -1340,3 +1340,45 @@ async fn public_searches_take_turns() {
     turns.pop();
     assert!(node.search_turn(patience).await.is_some());
 }
+
+/// Statistics by quarter: a project counts from its start, a dataset from
+/// its issue, anything else without a date from when it was signed.
+#[test]
+fn records_are_counted_by_the_quarter_they_began() {
+    let f = Fixture::new();
+    let mut started = Project::new("Tri des courriers", "Un modèle trie", ProjectStatus::Deploiement);
+    started.start_date = Some("03/2025".into());
+    let mut later = Project::new("Agent d'accueil", "Répond", ProjectStatus::Experimentation);
+    later.start_date = Some("2025-11-04".into());
+    let undated = Project::new("Fuites", "Détecte", ProjectStatus::Termine);
+    let mut issued = Dataset::new("Budget", "Budget voté");
+    issued.issued = Some("2025-02-28".into());
+    f.add(
+        key(1),
+        &lyon_org(),
+        &[
+            record("a", Visibility::Public, Body::Project(started)),
+            record("b", Visibility::Public, Body::Project(later)),
+            // Signed on 2025-11-24 (`record`'s date).
+            record("c", Visibility::Public, Body::Project(undated)),
+            record("d", Visibility::Public, Body::Dataset(issued)),
+        ],
+    );
+    let stats = f.stats(Filters::default(), GroupBy::Quarter, &Viewer::Anonymous);
+    assert_eq!(stats.by, "quarter");
+    let got: Vec<(String, String, u64)> = stats
+        .groups
+        .iter()
+        .map(|b| (b.value.clone(), b.label.clone(), b.count))
+        .collect();
+    let mut got = got;
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("2025-T1".to_string(), "1er trimestre 2025".to_string(), 2),
+            ("2025-T4".to_string(), "4e trimestre 2025".to_string(), 2),
+        ]
+    );
+    assert_eq!(GroupBy::parse("trimestre"), Ok(GroupBy::Quarter));
+}
