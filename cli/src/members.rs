@@ -49,7 +49,10 @@ pub async fn members(dir: &Path, territory: Option<&str>, json_out: bool) -> any
     eprintln!("scope: {} ({from})", answer.scope.join(", "));
     for m in members {
         let last = if m.last_record_ms > 0 {
-            maillage_record::json::format_time(m.last_record_ms)[..10].to_string()
+            maillage_record::json::format_time(m.last_record_ms)
+                .get(..10)
+                .unwrap_or("-")
+                .to_string()
         } else {
             "-".into()
         };

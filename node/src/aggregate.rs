@@ -61,7 +61,7 @@ fn place_of(territory: &str) -> Result<Option<Place>, AggregateError> {
     }
     Place::parse(t).map(Some).map_err(|e| {
         AggregateError::BadRequest(format!(
-            "--territory '{t}': {e} (or 'france' for a national roll-up)"
+            "territory '{t}': {e} (or 'france' for a national roll-up)"
         ))
     })
 }
@@ -104,7 +104,14 @@ pub fn prepare(node: &Node, request: &Request) -> Result<Record, AggregateError>
         let mut held = Vec::new();
         for (id, child) in request.combine.iter().zip(&children) {
             match child {
-                Some(a) => held.push((*id, a)),
+                Some((a, Visibility::Public)) => held.push((*id, a)),
+                // Its figures would reach the public through the roll-up.
+                Some(_) => {
+                    return Err(AggregateError::BadRequest(format!(
+                        "aggregate {} is not public: a roll-up combines public aggregates only",
+                        id.to_hex()
+                    )));
+                }
                 None => lacking.push(id.to_hex()),
             }
         }
@@ -115,23 +122,26 @@ pub fn prepare(node: &Node, request: &Request) -> Result<Record, AggregateError>
             )));
         }
         for (id, child) in &held {
-            if let (Some(place), Ok(Some(inner))) = (&place, place_of(&child.territory))
-                && !inner.with_ancestors().contains(place)
-            {
+            if let Some(why) = outside(place.as_ref(), child) {
                 return Err(AggregateError::BadRequest(format!(
-                    "aggregate {} covers {}, which is not within {}",
-                    id.to_hex(),
-                    child.territory,
-                    place
+                    "aggregate {}: {why}",
+                    id.to_hex()
                 )));
             }
         }
         let refs: Vec<(RecordId, &Aggregate)> = held.iter().map(|(id, a)| (*id, *a)).collect();
         aggregate::combine(&territory, period.as_ref(), as_of_ms, &refs)?
     };
+    // A leaf and a roll-up of one territory are two records: publishing
+    // one does not replace the other.
+    let prefix = if body.combines.is_empty() {
+        "aggregate"
+    } else {
+        "rollup"
+    };
     let record_id = match &body.period {
-        Some(p) => format!("aggregate-{territory}-{p}"),
-        None => format!("aggregate-{territory}"),
+        Some(p) => format!("{prefix}-{territory}-{p}"),
+        None => format!("{prefix}-{territory}"),
     };
     Ok(Record {
         record_id,
@@ -143,9 +153,20 @@ pub fn prepare(node: &Node, request: &Request) -> Result<Record, AggregateError>
     })
 }
 
+/// Why `child` cannot be part of a roll-up of `place` (None: France), if
+/// it cannot: its territory is not within.
+fn outside(place: Option<&Place>, child: &Aggregate) -> Option<String> {
+    let Some(place) = place else { return None };
+    match place_of(&child.territory) {
+        Ok(Some(inner)) if inner.with_ancestors().contains(place) => None,
+        _ => Some(format!("it covers {}, which is not within {place}", child.territory)),
+    }
+}
+
 /// One record version an aggregate counts.
 struct Selected {
     id: RecordId,
+    author: PublicKey,
     organisation: Siren,
     record: Record,
 }
@@ -154,6 +175,7 @@ impl Selected {
     fn input(&self) -> Input<'_> {
         Input {
             id: self.id,
+            author: &self.author,
             organisation: &self.organisation,
             record: &self.record,
         }
@@ -245,13 +267,34 @@ fn counted(
     {
         return None;
     }
-    let org = org_of(&record, authors.of(&author));
-    let siren = Siren::parse(org.siren.as_deref()?).ok()?;
+    let own = authors.of(&author);
+    let named = org_of(&record, own).siren;
+    // A record counts under the organisation it names only if its author
+    // speaks for it, or for a collectivity whose territory holds it (an
+    // EPCI publishing for its communes): else anyone could sign records
+    // "for" others, and make a figure seem to come from 3 organisations.
+    let siren = match (named, own.siren.as_deref()) {
+        (Some(named), Some(own)) if named == own || holds(own, &named) => named,
+        (_, Some(own)) => own.to_string(),
+        (_, None) => return None,
+    };
+    let siren = Siren::parse(&siren).ok()?;
     within(siren.as_str()).then_some(Selected {
         id,
+        author,
         organisation: siren,
         record,
     })
+}
+
+/// Whether the territory of the collectivity `outer` holds every place of
+/// `inner` (a SIREN each).
+fn holds(outer: &str, inner: &str) -> bool {
+    let (outer, inner) = (Place::of_siren(outer), Place::of_siren(inner));
+    !inner.is_empty()
+        && inner
+            .iter()
+            .all(|p| outer.iter().any(|o| p.with_ancestors().contains(o)))
 }
 
 /// The organisation each author speaks for, asked once each.
@@ -284,20 +327,28 @@ impl<'a> Authors<'a> {
     }
 }
 
-/// The aggregates stored under `ids`, in order; `None` for one not held.
-fn combined(node: &Node, ids: &[RecordId]) -> Result<Vec<Option<Aggregate>>, AggregateError> {
+/// The aggregates stored under `ids`, with their visibility, in order;
+/// `None` for one not held.
+fn combined(
+    node: &Node,
+    ids: &[RecordId],
+) -> Result<Vec<Option<(Aggregate, Visibility)>>, AggregateError> {
     let mut out = Vec::with_capacity(ids.len());
     for (id, found) in ids.iter().zip(node.store().records_many(ids)?) {
         out.push(match found {
             None => None,
             Some((_, record)) => match record.body {
-                Body::Aggregate(a) => Some(a),
+                Body::Aggregate(a) => Some((a, record.visibility)),
                 other => return Err(AggregateError::NotAggregate(id.to_hex(), other.kind())),
             },
         });
     }
     Ok(out)
 }
+
+/// Findings `verify` reports at most: a forged roll-up could otherwise
+/// make millions (every organisation of every part counted twice).
+const MAX_FINDINGS: usize = 100;
 
 /// What `verify` found.
 #[derive(Debug, Clone)]
@@ -327,7 +378,17 @@ pub fn verify(node: &Node, id: &RecordId) -> Result<Verdict, AggregateError> {
         .map(Period::parse)
         .transpose()
         .map_err(AggregateError::BadRequest)?;
-    let (findings, inputs_here) = if claimed.combines.is_empty() {
+    let mut early = Vec::new();
+    if let Some(p) = &period
+        && !(p.start_ms..p.end_ms).contains(&claimed.as_of_ms)
+    {
+        early.push(Finding::Field {
+            field: "as_of_ms",
+            claimed: maillage_record::json::format_time(claimed.as_of_ms),
+            recomputed: format!("a date within {}", p.name),
+        });
+    }
+    let (mut findings, inputs_here) = if claimed.combines.is_empty() {
         let place = place_of(&claimed.territory)?.ok_or_else(|| {
             AggregateError::BadRequest("a national aggregate without combines counts nothing".into())
         })?;
@@ -348,24 +409,53 @@ pub fn verify(node: &Node, id: &RecordId) -> Result<Verdict, AggregateError> {
         let children = combined(node, &ids)?;
         let mut findings = Vec::new();
         let mut held = Vec::new();
+        let place = place_of(&claimed.territory)?;
         for (id, child) in ids.iter().zip(&children) {
             match child {
-                Some(a) => held.push((*id, a)),
+                Some((a, visibility)) => {
+                    if *visibility != Visibility::Public {
+                        findings.push(Finding::Field {
+                            field: "combines",
+                            claimed: id.to_hex(),
+                            recomputed: "an aggregate that is not public".into(),
+                        });
+                    }
+                    if let Some(why) = outside(place.as_ref(), a) {
+                        findings.push(Finding::Field {
+                            field: "combines",
+                            claimed: id.to_hex(),
+                            recomputed: why,
+                        });
+                    }
+                    held.push((*id, a));
+                }
                 None => findings.push(Finding::CombinedLacking { id: id.to_hex() }),
             }
         }
-        // Every pair counting one organisation, not only the first.
+        // Every pair counting one organisation, not only the first (up to
+        // a bound).
         let mut seen: BTreeMap<&Siren, RecordId> = BTreeMap::new();
+        let mut double = 0usize;
         for (id, child) in &held {
             for siren in &child.organisations {
                 if let Some(first) = seen.insert(siren, *id) {
-                    findings.push(Finding::DoubleCounted {
-                        siren: siren.clone(),
-                        first: first.to_hex(),
-                        second: id.to_hex(),
-                    });
+                    double += 1;
+                    if findings.len() < MAX_FINDINGS {
+                        findings.push(Finding::DoubleCounted {
+                            siren: siren.clone(),
+                            first: first.to_hex(),
+                            second: id.to_hex(),
+                        });
+                    }
                 }
             }
+        }
+        if findings.len() == MAX_FINDINGS && double > 0 {
+            findings.push(Finding::Field {
+                field: "organisations",
+                claimed: format!("{double} organisations counted twice in all"),
+                recomputed: format!("only the first {MAX_FINDINGS} findings are listed"),
+            });
         }
         if findings.is_empty() {
             let refs: Vec<(RecordId, &Aggregate)> =
@@ -376,20 +466,24 @@ pub fn verify(node: &Node, id: &RecordId) -> Result<Verdict, AggregateError> {
                 }
                 Err(e) => findings.push(Finding::Field {
                     field: "combines",
-                    claimed: claimed.combines.len().to_string(),
-                    recomputed: e.to_string(),
+                    claimed: format!("{} aggregates", claimed.combines.len()),
+                    recomputed: format!("they cannot be combined: {e}"),
                 }),
             }
         }
         (findings, held.len() as u64)
     };
+    early.append(&mut findings);
     Ok(Verdict {
         author,
         record,
-        findings,
+        findings: early,
         inputs_here,
     })
 }
+
+/// Aggregates of a territory looked at to show the newest.
+const CANDIDATES: usize = 100;
 
 /// An aggregate as the portal and `/stats` show it.
 #[derive(Debug, Clone)]
@@ -420,7 +514,8 @@ pub fn published(
             ..Filters::default()
         },
         page: 1,
-        page_size: max,
+        // The newest are found by date, not by score: a page of candidates.
+        page_size: CANDIDATES.max(max),
         ..SearchRequest::default()
     };
     let hits = node
@@ -449,5 +544,6 @@ pub fn published(
     out.sort_by(|a, b| {
         (b.aggregate.as_of_ms, b.issued_at_ms).cmp(&(a.aggregate.as_of_ms, a.issued_at_ms))
     });
+    out.truncate(max);
     Ok(out)
 }

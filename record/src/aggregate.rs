@@ -15,7 +15,7 @@ use crate::model::{Aggregate, Body, Figure, Record};
 use crate::siren::Siren;
 use crate::territory;
 use crate::vocab::OrganisationKind;
-use crate::RecordId;
+use crate::{PublicKey, RecordId};
 
 /// The territory of a national aggregate.
 pub const FRANCE: &str = "france";
@@ -26,6 +26,9 @@ pub const MIN_ORGANISATIONS: u64 = 3;
 
 /// The value a partition group gives a record without one ("non renseigné").
 pub const UNSPECIFIED: &str = "non_renseigne";
+
+/// The population band of a commune the reference list gives none.
+pub const UNKNOWN_POPULATION: &str = "population_inconnue";
 
 /// The groups, in the order an aggregate lists them. A *partition* group
 /// puts each counted record under exactly one value, so its values add up to
@@ -116,8 +119,8 @@ impl Period {
 pub fn quarter_of_date(text: &str) -> Option<String> {
     let t = text.trim();
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let (year, month) = if t.len() >= 7 && t.as_bytes()[4] == b'-' {
-        (&t[..4], &t[5..7])
+    let (year, month) = if t.as_bytes().get(4) == Some(&b'-') {
+        (t.get(..4)?, t.get(5..7)?)
     } else {
         let parts: Vec<&str> = t.split('/').collect();
         match parts[..] {
@@ -170,6 +173,9 @@ fn days_from_civil(year: i64, month: u32) -> i64 {
 #[derive(Debug, Clone, Copy)]
 pub struct Input<'a> {
     pub id: RecordId,
+    /// Who signed it: a reuse naming a project without an author names
+    /// one of its own author's.
+    pub author: &'a PublicKey,
     pub organisation: &'a Siren,
     pub record: &'a Record,
 }
@@ -242,7 +248,7 @@ pub fn compute(
     sorted.sort_by_key(|i| i.id);
     let mut cells = Cells::default();
     let mut by_org: BTreeMap<&Siren, Vec<RecordId>> = BTreeMap::new();
-    let mut reused: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut reused: BTreeSet<(PublicKey, String)> = BTreeSet::new();
     for input in &sorted {
         let org = input.organisation;
         by_org.entry(org).or_default().push(input.id);
@@ -266,11 +272,13 @@ pub fn compute(
                     or_unspecified(known.map(|c| c.kind.as_str())),
                     org,
                 );
-                let band = known
-                    .filter(|c| c.kind == OrganisationKind::Commune)
-                    .and_then(|c| c.population)
-                    .map(population_band);
-                cells.count("population_band", or_unspecified(band), org);
+                // The bands partition the communes' projects (whose count is
+                // organisation_kind = commune), not all projects: a band
+                // "not a commune" would be the projects minus the communes'.
+                if let Some(c) = known.filter(|c| c.kind == OrganisationKind::Commune) {
+                    let band = c.population.map_or(UNKNOWN_POPULATION, population_band);
+                    cells.count("population_band", band, org);
+                }
             }
             Body::ProjectDetails(d) => {
                 cells.count("project_details", "", org);
@@ -286,7 +294,12 @@ pub fn compute(
             }
             Body::Reuse(r) => {
                 cells.count("reuse", "", org);
-                let author = r.project.author.clone().unwrap_or_default();
+                let author = r
+                    .project
+                    .author
+                    .as_deref()
+                    .and_then(|a| PublicKey::parse_hex(a).ok())
+                    .unwrap_or(*input.author);
                 if reused.insert((author, r.project.record_id.clone())) {
                     cells.count("reused_projects", "", org);
                 }
@@ -305,7 +318,9 @@ pub fn compute(
         territory: territory.to_string(),
         period: period.map(|p| p.name.clone()),
         as_of_ms,
-        inputs: inputs.len() as u64,
+        // Not their count: with the figures shown, it would give a secret
+        // one away (the datasets, say, as the inputs minus the rest).
+        inputs: 0,
         inputs_hash: hash_ids(inputs.iter().map(|i| &i.id)),
         organisations,
         organisation_hashes,
@@ -314,25 +329,62 @@ pub fn compute(
     }
 }
 
-/// The figures, small counts made secret: first every figure from fewer
-/// than `MIN_ORGANISATIONS` organisations (primary); then, in a partition
-/// group whose total is published, if exactly one value is secret, the
-/// smallest other one too (secondary: else the total minus the others gives
-/// it away).
+/// The figures, small counts made secret (docs/aggregates.md):
+/// - primary: every figure from fewer than `MIN_ORGANISATIONS`
+///   organisations;
+/// - secondary, in a partition group (its values add up to a published
+///   total): while its secret values together come from fewer than
+///   `MIN_ORGANISATIONS` organisations, the smallest shown value is made
+///   secret too (else the total minus the others would give them away);
+/// - linked: the population bands partition the communes' projects; if
+///   their count (organisation_kind = commune) is secret, so are they.
 fn suppressed(cells: Cells) -> Vec<Figure> {
+    let cells = cells.0;
+    let mut hidden: BTreeSet<&(String, String)> = cells
+        .iter()
+        .filter(|(_, c)| (c.organisations.len() as u64) < MIN_ORGANISATIONS)
+        .map(|(k, _)| k)
+        .collect();
+    let groups: BTreeSet<&str> = cells.keys().map(|(g, _)| g.as_str()).collect();
+    let communes = ("organisation_kind".to_string(), "commune".to_string());
+    for group in groups.into_iter().filter(|g| is_partition(g)) {
+        if group == "population_band" && hidden.contains(&communes) {
+            hidden.extend(cells.keys().filter(|(g, _)| g == group));
+            continue;
+        }
+        loop {
+            let in_group = || cells.iter().filter(|((g, _), _)| g == group);
+            let secret: BTreeSet<&Siren> = in_group()
+                .filter(|(k, _)| hidden.contains(k))
+                .flat_map(|(_, c)| &c.organisations)
+                .collect();
+            if secret.is_empty() || secret.len() as u64 >= MIN_ORGANISATIONS {
+                break;
+            }
+            let smallest = in_group()
+                .filter(|(k, _)| !hidden.contains(k))
+                .min_by_key(|((_, v), c)| (c.records, v.clone()))
+                .map(|(k, _)| k);
+            match smallest {
+                Some(k) => {
+                    hidden.insert(k);
+                }
+                None => break,
+            }
+        }
+    }
     let mut figures: Vec<Figure> = cells
-        .0
-        .into_iter()
-        .map(|((group, value), c)| {
-            let n = c.organisations.len() as u64;
-            if n < MIN_ORGANISATIONS {
+        .iter()
+        .map(|(key, c)| {
+            let (group, value) = key.clone();
+            if hidden.contains(key) {
                 secret(group, value)
             } else {
                 Figure {
                     group,
                     value,
                     records: Some(c.records),
-                    organisations: Some(n),
+                    organisations: Some(c.organisations.len() as u64),
                     sum: c.sum.map(rounded),
                     lower_bound: false,
                 }
@@ -340,23 +392,6 @@ fn suppressed(cells: Cells) -> Vec<Figure> {
         })
         .collect();
     sort(&mut figures);
-    let groups: BTreeSet<String> = figures.iter().map(|f| f.group.clone()).collect();
-    for group in groups.iter().filter(|g| is_partition(g)) {
-        let in_group: Vec<usize> = (0..figures.len())
-            .filter(|&i| figures[i].group == *group)
-            .collect();
-        if in_group.iter().filter(|&&i| figures[i].is_secret()).count() != 1 {
-            continue;
-        }
-        let smallest = in_group
-            .iter()
-            .copied()
-            .filter(|&i| !figures[i].is_secret())
-            .min_by_key(|&i| (figures[i].records, figures[i].value.clone()));
-        if let Some(i) = smallest {
-            figures[i] = secret(figures[i].group.clone(), figures[i].value.clone());
-        }
-    }
     figures
 }
 
@@ -371,10 +406,13 @@ fn secret(group: String, value: String) -> Figure {
     }
 }
 
+/// The order figures are listed in: groups in their order, then by value.
+pub fn figure_order(f: &Figure) -> (usize, &str, &str) {
+    (group_rank(&f.group), &f.group, &f.value)
+}
+
 fn sort(figures: &mut [Figure]) {
-    figures.sort_by(|a, b| {
-        (group_rank(&a.group), &a.group, &a.value).cmp(&(group_rank(&b.group), &b.group, &b.value))
-    });
+    figures.sort_by(|a, b| figure_order(a).cmp(&figure_order(b)));
 }
 
 /// Why aggregates cannot be combined.
@@ -396,6 +434,8 @@ pub enum CombineError {
     Repeated { id: String },
     #[error("a roll-up combines at least one aggregate")]
     Empty,
+    #[error("the figures of group '{group}' add up past what a figure holds")]
+    TooLarge { group: String },
 }
 
 /// A roll-up: the sums of `children` (each with its record id), which must
@@ -453,11 +493,21 @@ pub fn combine(
             match f.records {
                 None => s.partial = true,
                 Some(r) => {
+                    let too_large = || CombineError::TooLarge {
+                        group: f.group.clone(),
+                    };
                     s.known = true;
-                    s.records += r;
-                    s.organisations += f.organisations.unwrap_or(0);
+                    s.records = s.records.checked_add(r).ok_or_else(too_large)?;
+                    s.organisations = s
+                        .organisations
+                        .checked_add(f.organisations.unwrap_or(0))
+                        .ok_or_else(too_large)?;
                     if let Some(v) = f.sum {
-                        s.sum = Some(s.sum.unwrap_or(0.0) + v);
+                        let total = s.sum.unwrap_or(0.0) + v;
+                        if !total.is_finite() {
+                            return Err(too_large());
+                        }
+                        s.sum = Some(total);
                     }
                     s.partial |= f.lower_bound;
                 }
@@ -467,7 +517,9 @@ pub fn combine(
     let mut figures: Vec<Figure> = sums
         .into_iter()
         .map(|((group, value), s)| {
-            if !s.known {
+            // The parts' authors applied the rule; a hand-signed part may
+            // not have: a sum from too few organisations stays secret.
+            if !s.known || s.organisations < MIN_ORGANISATIONS {
                 return secret(group, value);
             }
             Figure {
@@ -662,6 +714,12 @@ pub fn compare(
         }
         return out;
     }
+    field(
+        &mut out,
+        "inputs",
+        claimed.inputs.to_string(),
+        recomputed.inputs.to_string(),
+    );
     if claimed.organisations != recomputed.organisations
         || claimed.organisation_hashes != recomputed.organisation_hashes
     {
@@ -781,6 +839,8 @@ mod tests {
         Body::ProjectDetails(d)
     }
 
+    const AUTHOR: PublicKey = PublicKey([7; 32]);
+
     struct Set(Vec<(RecordId, Siren, Record)>);
 
     impl Set {
@@ -802,6 +862,7 @@ mod tests {
                 .iter()
                 .map(|(id, org, record)| Input {
                     id: *id,
+                    author: &AUTHOR,
                     organisation: org,
                     record,
                 })
@@ -845,7 +906,8 @@ mod tests {
     fn figures_are_counted_and_small_counts_are_secret() {
         let set = epci();
         let a = compute("243100518", None, 1, &set.inputs());
-        assert_eq!(a.inputs, 9);
+        // Their number is not said: it would give the datasets away.
+        assert_eq!(a.inputs, 0);
         assert_eq!(a.organisations.len(), 4);
         assert_eq!(a.organisation_hashes.len(), 4);
         assert_eq!(shows(&a, "organisations", ""), Some((4, 4)));
@@ -864,6 +926,8 @@ mod tests {
         // 1,310 / 9,447 and 7,561 / 17,677 inhabitants: no band has three.
         assert_eq!(shows(&a, "population_band", "moins_de_2000"), None);
         assert_eq!(shows(&a, "population_band", "2000_a_9999"), None);
+        // The bands count communes only: no "not a commune" band.
+        assert!(!a.figures.iter().any(|f| f.group == "population_band" && f.value == UNSPECIFIED));
         assert_eq!(shows(&a, "project_details", ""), Some((3, 3)));
         assert_eq!(shows(&a, "budget", "under_50k"), None);
         assert_eq!(shows(&a, "budget", "over_100k"), None);
@@ -969,6 +1033,64 @@ mod tests {
             combine("dep:31", Some(&q), 2, &[(x, &epci)]),
             Err(CombineError::Period { .. })
         ));
+    }
+
+    /// Secret values of a group must together come from 3 organisations:
+    /// two secret values of one organisation each are not enough (each
+    /// would learn the other's as the total minus the rest).
+    #[test]
+    fn secondary_suppression_covers_three_organisations() {
+        use ProjectStatus::*;
+        use ProjectTheme::*;
+        let set = Set::new(vec![
+            (A, project(Mobility, Deploiement)),
+            (B, project(Mobility, Deploiement)),
+            (C, project(Mobility, Deploiement)),
+            (D, project(Mobility, Deploiement)),
+            (E, project(Administration, Deploiement)),
+            (F, project(Citizenship, Deploiement)),
+            (G, project(Attractiveness, Deploiement)),
+            (G, project(Attractiveness, Deploiement)),
+            (A, project(Attractiveness, Deploiement)),
+            (B, project(Attractiveness, Deploiement)),
+        ]);
+        let a = compute("243100518", None, 1, &set.inputs());
+        // Administration (E) and citoyenneté (F): two secrets, two
+        // organisations; the smallest shown (attractivité, 4 from 3) joins
+        // them, and mobilités stays.
+        assert_eq!(shows(&a, "theme", "administration"), None);
+        assert_eq!(shows(&a, "theme", "citoyennete"), None);
+        assert_eq!(shows(&a, "theme", "attractivite"), None);
+        assert_eq!(shows(&a, "theme", "mobilites"), Some((4, 4)));
+        assert_eq!(shows(&a, "projects", ""), Some((10, 7)));
+    }
+
+    /// What the node stores is what it signed: figures in order, each
+    /// once; a shown figure says its organisations; one spelling of a
+    /// period.
+    #[test]
+    fn an_aggregate_is_refused_unless_written_one_way() {
+        let a = compute("243100518", None, 1, &epci().inputs());
+        let check = |a: Aggregate| {
+            let mut rec = record("aggregate-x", Body::Aggregate(a));
+            rec.visibility = Visibility::Public;
+            rec.validate()
+        };
+        assert!(check(a.clone()).is_ok());
+        let mut twice = a.clone();
+        let projects = twice.figures.iter().find(|f| f.group == "projects").unwrap().clone();
+        twice.figures.insert(0, Figure { records: Some(60), ..projects });
+        assert!(check(twice).unwrap_err().field.starts_with("figures["));
+        let mut shuffled = a.clone();
+        shuffled.figures.reverse();
+        assert!(check(shuffled).is_err());
+        let mut half = a.clone();
+        half.figures[0].organisations = None;
+        assert_eq!(check(half).unwrap_err().field, "figures[0].organisations");
+        let mut period = a;
+        period.period = Some("2026-q3".into());
+        let e = check(period).unwrap_err();
+        assert!(e.message.contains("2026-T3"), "{e}");
     }
 
     #[test]

@@ -1393,7 +1393,15 @@ fn validate_aggregate(a: &Aggregate) -> Result<(), ValidationError> {
         ));
     }
     if let Some(p) = &a.period {
-        crate::aggregate::Period::parse(p).map_err(|e| ValidationError::new("period", e))?;
+        let period =
+            crate::aggregate::Period::parse(p).map_err(|e| ValidationError::new("period", e))?;
+        // One spelling per period: every node compares them as text.
+        if period.name != *p {
+            return Err(ValidationError::new(
+                "period",
+                format!("write '{p}' as \"{}\"", period.name),
+            ));
+        }
     }
     if a.as_of_ms < 0 {
         return Err(ValidationError::new("as_of_ms", "must not be before 1970"));
@@ -1440,6 +1448,16 @@ fn validate_aggregate(a: &Aggregate) -> Result<(), ValidationError> {
     if a.figures.len() > MAX_FIGURES {
         return Err(too_many("figures", a.figures.len(), MAX_FIGURES));
     }
+    // In order, each (group, value) once: a reader, a verifier and a
+    // roll-up must all read the same figure.
+    if let Some(i) = a.figures.windows(2).position(|w| {
+        crate::aggregate::figure_order(&w[0]) >= crate::aggregate::figure_order(&w[1])
+    }) {
+        return Err(ValidationError::new(
+            format!("figures[{}]", i + 1),
+            "figures are listed in their groups' order, then by value, each once",
+        ));
+    }
     for (i, f) in a.figures.iter().enumerate() {
         let at = |e: ValidationError| e.within(&format!("figures[{i}]"));
         required("group", &f.group, 100).map_err(at)?;
@@ -1448,6 +1466,12 @@ fn validate_aggregate(a: &Aggregate) -> Result<(), ValidationError> {
             return Err(at(ValidationError::new(
                 "records",
                 "a secret figure has no number at all",
+            )));
+        }
+        if f.records.is_some() && f.organisations.is_none() {
+            return Err(at(ValidationError::new(
+                "organisations",
+                "a figure shown says how many organisations it comes from",
             )));
         }
         if f.sum.is_some_and(|v| !v.is_finite()) {

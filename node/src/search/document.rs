@@ -532,7 +532,11 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
     }
     if let Some(siren) = &org.siren {
         let own = Place::of_siren(siren);
-        places.extend(own.iter().cloned());
+        // An aggregate is placed where it counts, not where its author is
+        // (a national roll-up is not its author's territory's).
+        if !matches!(rec.body, Body::Aggregate(_)) {
+            places.extend(own.iter().cloned());
+        }
         if covers.is_empty() && matches!(rec.body, Body::Dataset(_) | Body::Project(_)) {
             covers.extend(own.iter().cloned());
         }
