@@ -39,6 +39,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use maillage_record::territory::Place;
 use maillage_record::{Kind, PublicKey, RecordId};
 use serde::{Serialize, Serializer};
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
+use tantivy::schema::{IndexRecordOption, Term};
 use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 
 use crate::background::{self, Background};
@@ -517,6 +519,18 @@ impl Search {
     }
 }
 
+/// A query for one exact term.
+fn exactly(term: Term) -> Box<dyn Query> {
+    Box::new(TermQuery::new(term, IndexRecordOption::Basic))
+}
+
+/// A query for any of `terms`.
+fn any_of(terms: impl IntoIterator<Item = Term>) -> Box<dyn Query> {
+    Box::new(BooleanQuery::new(
+        terms.into_iter().map(|t| (Occur::Should, exactly(t))).collect(),
+    ))
+}
+
 impl Search {
     /// The key (author/record_id) and organisation of every record of one
     /// of `kinds` placed in `place` (by its organisation or what it
@@ -527,31 +541,21 @@ impl Search {
         place: &Place,
         kinds: &[Kind],
     ) -> Result<Vec<(String, String)>, SearchError> {
-        use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
-        use tantivy::schema::{IndexRecordOption, Term};
         let f = &self.engine.queries.fields;
-        let term = |field, value: &str| -> Box<dyn Query> {
-            Box::new(TermQuery::new(
-                Term::from_field_text(field, value),
-                IndexRecordOption::Basic,
-            ))
-        };
-        let any = |queries: Vec<Box<dyn Query>>| -> Box<dyn Query> {
-            Box::new(BooleanQuery::new(
-                queries.into_iter().map(|q| (Occur::Should, q)).collect(),
-            ))
-        };
         let query = BooleanQuery::new(vec![
-            (Occur::Must, term(f.place, &place.to_string())),
             (
                 Occur::Must,
-                any(kinds.iter().map(|k| term(f.kind, k.as_str())).collect()),
+                exactly(Term::from_field_text(f.place, &place.to_string())),
             ),
             (
                 Occur::Must,
-                any(vec![
-                    term(f.reader, document::READER_PUBLIC),
-                    term(f.reader, document::READER_FEDERATION),
+                any_of(kinds.iter().map(|k| Term::from_field_text(f.kind, k.as_str()))),
+            ),
+            (
+                Occur::Must,
+                any_of([
+                    Term::from_field_text(f.reader, document::READER_PUBLIC),
+                    Term::from_field_text(f.reader, document::READER_FEDERATION),
                 ]),
             ),
         ]);
@@ -569,22 +573,7 @@ impl Search {
         own: &PublicKey,
         viewer: &Viewer,
     ) -> Result<std::collections::HashMap<String, tally::OrgActivity>, SearchError> {
-        use tantivy::query::{BooleanQuery, Occur, Query, TermQuery, TermSetQuery};
-        use tantivy::schema::{IndexRecordOption, Term};
         let f = &self.engine.queries.fields;
-        let any = |terms: Vec<Term>| -> Box<dyn Query> {
-            Box::new(BooleanQuery::new(
-                terms
-                    .into_iter()
-                    .map(|t| {
-                        (
-                            Occur::Should,
-                            Box::new(TermQuery::new(t, IndexRecordOption::Basic)) as Box<dyn Query>,
-                        )
-                    })
-                    .collect(),
-            ))
-        };
         let mut must: Vec<(Occur, Box<dyn Query>)> = vec![
             (
                 Occur::Must,
@@ -594,14 +583,15 @@ impl Search {
             ),
             (
                 Occur::Must,
-                any([Kind::Dataset, Kind::Project, Kind::Reuse]
-                    .iter()
-                    .map(|k| Term::from_field_text(f.kind, k.as_str()))
-                    .collect()),
+                any_of(
+                    [Kind::Dataset, Kind::Project, Kind::Reuse]
+                        .iter()
+                        .map(|k| Term::from_field_text(f.kind, k.as_str())),
+                ),
             ),
         ];
         if let Some(readers) = self.engine.queries.readers(viewer) {
-            must.push((Occur::Must, any(readers)));
+            must.push((Occur::Must, any_of(readers)));
         }
         let searcher = self.reader.searcher();
         Ok(searcher.search(
@@ -618,35 +608,22 @@ impl Search {
         record_id: &str,
         viewer: &Viewer,
     ) -> Result<Vec<String>, SearchError> {
-        use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
-        use tantivy::schema::{IndexRecordOption, Term};
         let f = &self.engine.queries.fields;
-        let term = |field, value: &str| -> Box<dyn Query> {
-            Box::new(TermQuery::new(
-                Term::from_field_text(field, value),
-                IndexRecordOption::Basic,
-            ))
-        };
         let mut must = vec![
-            (Occur::Must, term(f.project_key, &document::key(author, record_id))),
-            (Occur::Must, term(f.kind, Kind::Reuse.as_str())),
+            (
+                Occur::Must,
+                exactly(Term::from_field_text(
+                    f.project_key,
+                    &document::key(author, record_id),
+                )),
+            ),
+            (
+                Occur::Must,
+                exactly(Term::from_field_text(f.kind, Kind::Reuse.as_str())),
+            ),
         ];
         if let Some(readers) = self.engine.queries.readers(viewer) {
-            must.push((
-                Occur::Must,
-                Box::new(BooleanQuery::new(
-                    readers
-                        .into_iter()
-                        .map(|t| {
-                            (
-                                Occur::Should,
-                                Box::new(TermQuery::new(t, IndexRecordOption::Basic))
-                                    as Box<dyn Query>,
-                            )
-                        })
-                        .collect(),
-                )),
-            ));
+            must.push((Occur::Must, any_of(readers)));
         }
         let searcher = self.reader.searcher();
         let mut orgs: Vec<String> = searcher

@@ -469,6 +469,17 @@ fn most_frequent<K: Ord>(values: impl Iterator<Item = (K, u64)>, limit: usize) -
         .collect()
 }
 
+/// The terms of a keyword column under some of its ordinals.
+fn terms_of(c: &StrColumn, mut ords: Vec<u64>) -> HashMap<u64, String> {
+    ords.sort_unstable();
+    ords.dedup();
+    let mut names = Vec::with_capacity(ords.len());
+    let _ = c.dictionary().sorted_ords_to_term_cb(&ords, |term| {
+        names.push(String::from_utf8_lossy(term).into_owned());
+    });
+    ords.into_iter().zip(names).collect()
+}
+
 /// The values of two single-valued keyword fields, document by document
 /// (an aggregate's selection: each record's key and organisation).
 pub struct Pairs(pub &'static str, pub &'static str);
@@ -515,17 +526,8 @@ impl SegmentCollector for SegmentPairs {
         let Some((a, b)) = self.0 else {
             return Vec::new();
         };
-        let terms = |c: &StrColumn, mut ords: Vec<u64>| -> HashMap<u64, String> {
-            ords.sort_unstable();
-            ords.dedup();
-            let mut names = Vec::with_capacity(ords.len());
-            let _ = c.dictionary().sorted_ords_to_term_cb(&ords, |term| {
-                names.push(String::from_utf8_lossy(term).into_owned());
-            });
-            ords.into_iter().zip(names).collect()
-        };
-        let xs = terms(&a, self.1.iter().map(|p| p.0).collect());
-        let ys = terms(&b, self.1.iter().map(|p| p.1).collect());
+        let xs = terms_of(&a, self.1.iter().map(|p| p.0).collect());
+        let ys = terms_of(&b, self.1.iter().map(|p| p.1).collect());
         self.1
             .iter()
             .filter_map(|(x, y)| Some((xs.get(x)?.clone(), ys.get(y)?.clone())))
@@ -626,18 +628,9 @@ impl SegmentCollector for SegmentActivity {
         let Some((o, k, key, _)) = &self.columns else {
             return HashMap::new();
         };
-        let terms = |c: &StrColumn, mut ords: Vec<u64>| -> HashMap<u64, String> {
-            ords.sort_unstable();
-            ords.dedup();
-            let mut names = Vec::with_capacity(ords.len());
-            let _ = c.dictionary().sorted_ords_to_term_cb(&ords, |term| {
-                names.push(String::from_utf8_lossy(term).into_owned());
-            });
-            ords.into_iter().zip(names).collect()
-        };
-        let orgs = terms(o, self.docs.iter().map(|d| d.0).collect());
-        let kinds = terms(k, self.docs.iter().map(|d| d.1).collect());
-        let keys = terms(key, self.docs.iter().map(|d| d.2).collect());
+        let orgs = terms_of(o, self.docs.iter().map(|d| d.0).collect());
+        let kinds = terms_of(k, self.docs.iter().map(|d| d.1).collect());
+        let keys = terms_of(key, self.docs.iter().map(|d| d.2).collect());
         let own = format!("{}/", self.own);
         let mut out: HashMap<String, OrgActivity> = HashMap::new();
         for (org, kind, key, received) in &self.docs {
