@@ -33,6 +33,9 @@ const COLUMNS: &[&str] = &[
     "URL_Service",
     "URL_Logo",
     "Date_de_derniere_mise_a_jour",
+    // Not in the bibliothèque's export: a chef de file's own files may say
+    // which territories a project serves (INSEE codes, SIRENs, dep:31).
+    "Territoires_couverts",
 ];
 
 const REQUIRED: &[&str] = &[
@@ -57,6 +60,7 @@ const SOURCES: &[(&str, &str)] = &[
     ("longitude", "Longitude"),
     ("logo_url", "URL_Logo"),
     ("last_updated", "Date_de_derniere_mise_a_jour"),
+    ("coverage", "Territoires_couverts"),
     ("provenance.on_behalf_of", "Nom_collectivite"),
     ("provenance.source_identifier", "Nom_du_projet"),
 ];
@@ -85,7 +89,7 @@ pub fn write(projects: &[(&Project, Option<&str>)]) -> Vec<u8> {
     for (p, siren) in projects {
         let join = |items: &[String]| items.join(", ");
         let number = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
-        let row: [String; 16] = [
+        let row: [String; 17] = [
             p.organisation_name.clone().unwrap_or_default(),
             p.name.clone(),
             p.siret
@@ -111,6 +115,7 @@ pub fn write(projects: &[(&Project, Option<&str>)]) -> Vec<u8> {
             p.website.clone().unwrap_or_default(),
             p.logo_url.clone().unwrap_or_default(),
             p.last_updated.clone().unwrap_or_default(),
+            join(&p.coverage),
         ];
         let _ = out.write_record(&row);
     }
@@ -203,6 +208,16 @@ fn project(row: Cells) -> Result<Draft, Vec<RowError>> {
     {
         project.latitude = None;
         project.longitude = None;
+    }
+    for covered in common::split_list(row.get("Territoires_couverts"), &[',', ';']) {
+        match maillage_record::territory::coverage(&covered) {
+            Ok(_) => project.coverage.push(covered),
+            Err(why) => p.warn(
+                "Territoires_couverts",
+                &covered,
+                format!("{why}: left out of the coverage (write 31555, dep:31, reg:76 or an EPCI's SIREN)"),
+            ),
+        }
     }
     project.last_updated = p.optional(
         "Date_de_derniere_mise_a_jour",

@@ -1658,3 +1658,24 @@ fn a_crafted_spreadsheet_is_refused_not_a_crash() {
     assert!(matches!(e, ImportError::Spreadsheet { .. }), "{e:?}");
     assert!(e.to_string().contains("cannot be read"), "{e}");
 }
+
+/// A chef de file's file may say which territories a project serves
+/// (`Territoires_couverts`, not in the bibliothèque's own export): each
+/// territory kept, anything else left out with a warning, as written.
+#[test]
+fn bibliotheque_coverage_is_read_where_the_file_says_it() {
+    let csv = "Nom_collectivite,Nom_du_projet,SIRET,Statut_du_projet,Description_service,Territoires_couverts\n\
+Toulouse Métropole,Collecte des déchets,24310051800014,En déploiement,Optimise les tournées,\"31555; 31069, dep:82\"\n\
+Toulouse Métropole,Voirie,24310051800014,En déploiement,Repère les nids-de-poule,\"243100518; nulle-part\"\n";
+    let parsed = parse(Format::BibliothequeIa, "couverture.csv", csv.as_bytes()).unwrap();
+    assert_eq!(project(row(&parsed, 2)).coverage, strings(&["31555", "31069", "dep:82"]));
+    let voirie = row(&parsed, 3);
+    assert_eq!(project(voirie).coverage, strings(&["243100518"]));
+    let warned: Vec<&RowError> = voirie.warnings.iter().collect();
+    assert!(
+        warned.len() == 1 && warned[0].field == "Territoires_couverts" && warned[0].value == "nulle-part",
+        "{warned:?}"
+    );
+    let kept = &voirie.records[0].provenance.as_ref().unwrap().as_written;
+    assert_eq!(kept.get("Territoires_couverts").map(String::as_str), Some("nulle-part"));
+}
