@@ -10,14 +10,20 @@ use maillage_record::{Body, RecordId};
 use crate::nodes::BenchNode;
 use crate::report::{Row, Section};
 
-/// The territory of the big aggregate: Occitanie, some 4,500 communes, an
-/// eighth of the corpus.
-const REGION: &str = "reg:76";
+/// The territory of the big aggregate: the métropole the bench nodes speak
+/// for (`nodes.rs`), whose communes' records node a publishes on their
+/// behalf, as a chef de file does.
+const REGION: &str = "243100518";
+/// Records published for its communes.
+const MEMBER_RECORDS: usize = 100_000;
 /// Aggregates the roll-up combines.
 const ROLLED_UP: usize = 100;
 
 pub struct AggregateFigures {
+    /// Record versions counted (as the verifier found them), and the
+    /// organisations they come from.
     records: u64,
+    organisations: usize,
     /// The aggregate of the région: computed, signed, stored.
     compute: Duration,
     /// The région's statistics by theme, as `/stats` counts them (uncached).
@@ -42,10 +48,50 @@ fn blocking<T: Send + 'static>(
     }
 }
 
+/// `n` records of the métropole's communes, on their behalf, drafts.
+fn member_records(n: usize) -> Vec<maillage_record::Record> {
+    use maillage_record::model::{Agent, Provenance};
+    let communes: Vec<&maillage_record::territory::Collectivity> = maillage_record::territory::all()
+        .iter()
+        .filter(|c| c.epci_siren.as_deref() == Some("243100518"))
+        .collect();
+    (0..n)
+        .map(|i| {
+            let c = communes[i % communes.len()];
+            let mut r = crate::corpus::record(i);
+            r.record_id = format!("membre-{i}");
+            r.version = 0;
+            r.issued_at_ms = 0;
+            if i % 4 == 3 {
+                r.visibility = maillage_record::Visibility::Federation;
+            }
+            r.provenance = Some(Provenance {
+                source_format: "bench".into(),
+                source: None,
+                source_identifier: Some(format!("membre-{i}")),
+                on_behalf_of: Some(Agent {
+                    name: c.name.clone(),
+                    siren: Some(c.siren.clone()),
+                    url: None,
+                }),
+                as_written: Default::default(),
+            });
+            r
+        })
+        .collect()
+}
+
 pub async fn run(a: &BenchNode, b: &BenchNode) -> anyhow::Result<AggregateFigures> {
-    eprintln!("aggregates: {REGION} on a, verified on b...");
+    eprintln!("aggregates: {MEMBER_RECORDS} records of {REGION}'s communes, signed by a, on both nodes...");
     b.trust(a.public_key())?;
+    let node = a.node.clone();
+    let signed =
+        blocking(move || testkit::sign_own(&node, member_records(MEMBER_RECORDS))).await?;
+    a.load(signed.clone()).await?;
+    b.load(signed).await?;
     a.indexed().await;
+    b.indexed().await;
+    eprintln!("aggregates: {REGION} on a, verified on b...");
     // The baseline: the same territory's statistics, counted by the index.
     let node = a.node.clone();
     let t = Instant::now();
@@ -71,11 +117,11 @@ pub async fn run(a: &BenchNode, b: &BenchNode) -> anyhow::Result<AggregateFigure
     let t = Instant::now();
     let rec = blocking(move || testkit::publish_aggregate(&node, REGION, &[])).await?;
     let compute = t.elapsed();
-    let records = match &rec.record().body {
-        Body::Aggregate(agg) => agg.inputs,
+    let id = rec.id();
+    let organisations = match &rec.record().body {
+        Body::Aggregate(agg) => agg.organisations.len(),
         _ => 0,
     };
-    let id = rec.id();
     b.publish(rec).await?;
     b.indexed().await;
     let node = b.node.clone();
@@ -83,6 +129,7 @@ pub async fn run(a: &BenchNode, b: &BenchNode) -> anyhow::Result<AggregateFigure
     let (verified_inputs, findings) =
         blocking(move || testkit::verify_aggregate(&node, &id)).await?;
     let verify = t.elapsed();
+    let records = verified_inputs;
 
     eprintln!("aggregates: {ROLLED_UP} départements, then their roll-up...");
     let mut departements: Vec<String> = maillage_record::territory::all()
@@ -110,6 +157,7 @@ pub async fn run(a: &BenchNode, b: &BenchNode) -> anyhow::Result<AggregateFigure
     let rollup = t.elapsed();
     Ok(AggregateFigures {
         records,
+        organisations,
         compute,
         stats,
         verify,
@@ -134,15 +182,18 @@ pub fn section(f: &AggregateFigures) -> Section {
     Section {
         title: "Signed aggregates",
         intro: format!(
-            "The aggregate of a région ({REGION}, {} records of the corpus) computed, signed and \
-             stored on one node, then verified on the other, which holds the same records; then \
-             one aggregate per département and a national roll-up of {} of them \
+            "The aggregate of a chef de file's territory (Toulouse Métropole, {REGION}: {} \
+             records of {} organisations, {MEMBER_RECORDS} of them published by the node on \
+             its communes' behalf, a quarter federation-only) computed, signed and stored on \
+             one node that holds the whole corpus, then verified on the other, which holds the \
+             same records; then one aggregate per département (the corpus' records are \
+             examined; their authors speak for no organisation, so they are not counted) and a national roll-up of {} of them \
              (docs/aggregates.md).",
-            f.records, f.rolled_up
+            f.records, f.organisations, f.rolled_up
         ),
         rows: vec![
             Row::new(
-                format!("aggregate of {REGION} ({} records): compute, sign, store", f.records),
+                format!("aggregate of a territory of {} records: compute, sign, store", f.records),
                 format!("{:.0} ms", ms(f.compute)),
             )
             .baseline(

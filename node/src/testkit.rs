@@ -112,3 +112,18 @@ pub fn verify_aggregate(
         verdict.findings.iter().map(ToString::to_string).collect(),
     ))
 }
+
+/// Drafts signed with this node's key, as its operator's would be, not
+/// stored (blocking): a chef de file's records for a benchmark to load
+/// into several nodes.
+pub fn sign_own(node: &Node, drafts: Vec<maillage_record::Record>) -> Result<Vec<VerifiedRecord>, String> {
+    drafts
+        .into_iter()
+        .map(|d| {
+            node.author()
+                .sign(&[], d)
+                .map(|s| s.record)
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
