@@ -84,6 +84,31 @@ fn member_records(n: usize) -> Vec<maillage_record::Record> {
 pub async fn run(a: &BenchNode, b: &BenchNode) -> anyhow::Result<AggregateFigures> {
     eprintln!("aggregates: {MEMBER_RECORDS} records of {REGION}'s communes, signed by a, on both nodes...");
     b.trust(a.public_key())?;
+    // What b learns a's SIREN from, as a peer trusting it would: a's own
+    // Organisation record (signed here if the bench node has none).
+    let node = a.node.clone();
+    let org = match blocking(move || testkit::own_organisation(&node)).await? {
+        Some(org) => org,
+        None => {
+            let node = a.node.clone();
+            let draft = maillage_record::Record {
+                record_id: "organisation".into(),
+                version: 0,
+                issued_at_ms: 0,
+                visibility: maillage_record::Visibility::Public,
+                provenance: None,
+                body: Body::Organisation(maillage_record::model::Organisation::new(
+                    maillage_record::Siren::parse(REGION).map_err(|e| anyhow::anyhow!("{e}"))?,
+                    "Toulouse Métropole",
+                )),
+            };
+            let mut signed = blocking(move || testkit::sign_own(&node, vec![draft])).await?;
+            let org = signed.pop().expect("one signed");
+            a.load(vec![org.clone()]).await?;
+            org
+        }
+    };
+    b.load(vec![org]).await?;
     let node = a.node.clone();
     let signed =
         blocking(move || testkit::sign_own(&node, member_records(MEMBER_RECORDS))).await?;
@@ -177,7 +202,11 @@ pub fn section(f: &AggregateFigures) -> Section {
     let verdict = if f.findings.is_empty() {
         format!("match, from {} records", f.verified_inputs)
     } else {
-        format!("**mismatch**: {}", f.findings.join("; "))
+        format!(
+            "**mismatch**, {} findings; the first: {}",
+            f.findings.len(),
+            f.findings[0]
+        )
     };
     Section {
         title: "Signed aggregates",

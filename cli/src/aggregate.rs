@@ -58,11 +58,14 @@ pub async fn publish(
     if let Body::Aggregate(a) = &record.body {
         print_figures(a);
         eprintln!(
-            "published {} version {}: {} from {} input(s), {} organisation(s); verify it anywhere with  maillage aggregate verify {}",
+            "published {} version {}: {} {} organisation(s); verify it anywhere with  maillage aggregate verify {}",
             published.record_id,
             published.version,
-            if a.combines.is_empty() { "computed" } else { "combined" },
-            a.inputs,
+            if a.combines.is_empty() {
+                "computed from the records of".to_string()
+            } else {
+                format!("the sum of {} aggregates, over", a.combines.len())
+            },
             a.organisations.len(),
             id.to_hex()
         );

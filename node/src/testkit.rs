@@ -127,3 +127,25 @@ pub fn sign_own(node: &Node, drafts: Vec<maillage_record::Record>) -> Result<Vec
         })
         .collect()
 }
+
+/// This node's own Organisation record, as signed (blocking): what a peer
+/// that trusts it as a root learns its SIREN from.
+pub fn own_organisation(node: &Node) -> Result<Option<VerifiedRecord>, String> {
+    let filter = crate::store::ListFilter {
+        kind: Some(maillage_record::Kind::Organisation),
+        author: Some(node.public_key()),
+    };
+    let (entries, _) = node
+        .store()
+        .list_current(&filter, None, 1, |_| true)
+        .map_err(|e| e.to_string())?;
+    let Some(entry) = entries.first() else {
+        return Ok(None);
+    };
+    let Some(stored) = node.store().get(&entry.id).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    maillage_record::envelope::verify_bytes(&stored.bytes)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}

@@ -139,7 +139,7 @@ pub(super) fn section(shown: &[Shown]) -> Markup {
                         "Signé par " (s.organisation.as_deref().unwrap_or("une clé sans organisation connue"))
                         ", état au " (maillage_record::json::format_time(a.as_of_ms).get(..10).unwrap_or(""))
                         @if a.combines.is_empty() {
-                            ", calculé à partir de " (a.inputs) " enregistrements"
+                            ", calculé à partir des enregistrements de " (a.organisations.len()) " organisations"
                         } @else {
                             ", somme de " (a.combines.len()) " agrégats"
                         }

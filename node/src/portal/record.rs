@@ -348,9 +348,8 @@ fn record_page(s: &Shown, actions: Option<Markup>) -> Markup {
         @if let Body::Aggregate(a) = &s.record.body {
             (super::aggregate::figures(a))
             p {
-                "Calculé à partir de " (a.inputs)
-                @if a.combines.is_empty() { " enregistrements de " (a.organisations.len()) " organisations" }
-                @else { " agrégats, qu'il somme" }
+                @if a.combines.is_empty() { "Calculé à partir des enregistrements de " (a.organisations.len()) " organisations" }
+                @else { "Somme de " (a.combines.len()) " agrégats" }
                 " ; empreinte des entrées " code { (view::short(&a.inputs_hash)) } ". "
                 "Un nœud qui détient les mêmes enregistrements le recalcule : "
                 code { "maillage aggregate verify " (s.id) } "."
