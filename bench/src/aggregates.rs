@@ -51,10 +51,11 @@ fn blocking<T: Send + 'static>(
 /// `n` records of the métropole's communes, on their behalf, drafts.
 fn member_records(n: usize) -> Vec<maillage_record::Record> {
     use maillage_record::model::{Agent, Provenance};
-    let communes: Vec<&maillage_record::territory::Collectivity> = maillage_record::territory::all()
-        .iter()
-        .filter(|c| c.epci_siren.as_deref() == Some("243100518"))
-        .collect();
+    let communes: Vec<&maillage_record::territory::Collectivity> =
+        maillage_record::territory::all()
+            .iter()
+            .filter(|c| c.epci_siren.as_deref() == Some("243100518"))
+            .collect();
     (0..n)
         .map(|i| {
             let c = communes[i % communes.len()];
@@ -82,7 +83,9 @@ fn member_records(n: usize) -> Vec<maillage_record::Record> {
 }
 
 pub async fn run(a: &BenchNode, b: &BenchNode) -> anyhow::Result<AggregateFigures> {
-    eprintln!("aggregates: {MEMBER_RECORDS} records of {REGION}'s communes, signed by a, on both nodes...");
+    eprintln!(
+        "aggregates: {MEMBER_RECORDS} records of {REGION}'s communes, signed by a, on both nodes..."
+    );
     b.trust(a.public_key())?;
     // What b learns a's SIREN from, as a peer trusting it would: a's own
     // Organisation record (signed here if the bench node has none).
@@ -110,8 +113,7 @@ pub async fn run(a: &BenchNode, b: &BenchNode) -> anyhow::Result<AggregateFigure
     };
     b.load(vec![org]).await?;
     let node = a.node.clone();
-    let signed =
-        blocking(move || testkit::sign_own(&node, member_records(MEMBER_RECORDS))).await?;
+    let signed = blocking(move || testkit::sign_own(&node, member_records(MEMBER_RECORDS))).await?;
     a.load(signed.clone()).await?;
     b.load(signed).await?;
     a.indexed().await;
@@ -222,7 +224,10 @@ pub fn section(f: &AggregateFigures) -> Section {
         ),
         rows: vec![
             Row::new(
-                format!("aggregate of a territory of {} records: compute, sign, store", f.records),
+                format!(
+                    "aggregate of a territory of {} records: compute, sign, store",
+                    f.records
+                ),
                 format!("{:.0} ms", ms(f.compute)),
             )
             .baseline(
@@ -238,13 +243,22 @@ pub fn section(f: &AggregateFigures) -> Section {
                 format!("computing it: {:.0} ms", ms(f.compute)),
                 ms(f.verify) / ms(f.compute).max(0.001),
             )
-            .limit("< 2 s", f.verify < Duration::from_secs(2) && f.findings.is_empty()),
+            .limit(
+                "< 2 s",
+                f.verify < Duration::from_secs(2) && f.findings.is_empty(),
+            ),
             Row::new(
-                format!("roll-up of {} aggregates: combine, sign, store", f.rolled_up),
+                format!(
+                    "roll-up of {} aggregates: combine, sign, store",
+                    f.rolled_up
+                ),
                 format!("{:.1} ms", ms(f.rollup)),
             )
             .baseline(
-                format!("one département's aggregate (median): {:.0} ms", ms(f.per_departement)),
+                format!(
+                    "one département's aggregate (median): {:.0} ms",
+                    ms(f.per_departement)
+                ),
                 ms(f.rollup) / ms(f.per_departement).max(0.001),
             )
             .limit("< 100 ms", f.rollup < Duration::from_millis(100)),

@@ -74,22 +74,25 @@ fn main() -> anyhow::Result<()> {
     let records = replication::spread_differences(records, n);
 
     let rt = tokio::runtime::Runtime::new()?;
-    let (replicated, searched, aggregated, portaled, loaded, federated, imported) = rt.block_on(async {
-        // Search runs on the two nodes replication leaves full, then the
-        // load on b.
-        let (a, b) = nodes::pair(&authors).await?;
-        let replicated = replication::run(n, &records, &a, &b).await?;
-        let searched = search::run(n, &records, &authors, &a, &b).await?;
-        let aggregated = aggregates::run(&a, &b).await?;
-        a.shutdown().await;
-        let portaled = portal::run(&b, &records).await?;
-        let loaded = load::run(&b, &authors, replicated.full_rate(n)).await?;
-        b.shutdown().await;
-        eprintln!("{}-node federations...", federation::NODES);
-        let federated = federation::run().await?;
-        let imported = imports::run(&authors).await?;
-        anyhow::Ok((replicated, searched, aggregated, portaled, loaded, federated, imported))
-    })?;
+    let (replicated, searched, aggregated, portaled, loaded, federated, imported) =
+        rt.block_on(async {
+            // Search runs on the two nodes replication leaves full, then the
+            // load on b.
+            let (a, b) = nodes::pair(&authors).await?;
+            let replicated = replication::run(n, &records, &a, &b).await?;
+            let searched = search::run(n, &records, &authors, &a, &b).await?;
+            let aggregated = aggregates::run(&a, &b).await?;
+            a.shutdown().await;
+            let portaled = portal::run(&b, &records).await?;
+            let loaded = load::run(&b, &authors, replicated.full_rate(n)).await?;
+            b.shutdown().await;
+            eprintln!("{}-node federations...", federation::NODES);
+            let federated = federation::run().await?;
+            let imported = imports::run(&authors).await?;
+            anyhow::Ok((
+                replicated, searched, aggregated, portaled, loaded, federated, imported,
+            ))
+        })?;
 
     let md = Report {
         started,

@@ -29,7 +29,9 @@ pub async fn publish(
         .map(|id| {
             RecordId::parse_hex(id)
                 .map(|id| id.0.to_vec())
-                .with_context(|| format!("--combine '{id}': an aggregate's record id is 64 hex characters"))
+                .with_context(|| {
+                    format!("--combine '{id}': an aggregate's record id is 64 hex characters")
+                })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let conn = NodeConn::open(dir).await?;
@@ -43,7 +45,9 @@ pub async fn publish(
         .await
         .map_err(refused)?
         .into_inner();
-    let published = answer.published.context("the node answered without the record id")?;
+    let published = answer
+        .published
+        .context("the node answered without the record id")?;
     let id = RecordId::from_slice(&published.id).context("the node answered a bad record id")?;
     let record = aggregate_of(answer.payload)?;
     if json_out {
@@ -79,14 +83,14 @@ pub async fn verify(dir: &Path, id: &str, json_out: bool) -> anyhow::Result<()> 
     let conn = NodeConn::open(dir).await?;
     let answer = conn
         .admin()
-        .aggregate_verify(maillage_proto::v1::AggregateVerifyRequest {
-            id: id.0.to_vec(),
-        })
+        .aggregate_verify(maillage_proto::v1::AggregateVerifyRequest { id: id.0.to_vec() })
         .await
         .map_err(refused)?
         .into_inner();
     let record = aggregate_of(answer.payload)?;
-    let author = PublicKey::from_slice(&answer.author).map(|k| k.to_hex()).unwrap_or_default();
+    let author = PublicKey::from_slice(&answer.author)
+        .map(|k| k.to_hex())
+        .unwrap_or_default();
     let matches = answer.findings.is_empty();
     if json_out {
         let doc = json!({
@@ -108,7 +112,11 @@ pub async fn verify(dir: &Path, id: &str, json_out: bool) -> anyhow::Result<()> 
             }
         );
     } else {
-        println!("mismatch: {} ({}, by {author})", id.to_hex(), record.record_id);
+        println!(
+            "mismatch: {} ({}, by {author})",
+            id.to_hex(),
+            record.record_id
+        );
         for f in &answer.findings {
             println!("  - {f}");
         }

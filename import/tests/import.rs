@@ -1668,14 +1668,22 @@ fn bibliotheque_coverage_is_read_where_the_file_says_it() {
 Toulouse Métropole,Collecte des déchets,24310051800014,En déploiement,Optimise les tournées,\"31555; 31069, dep:82\"\n\
 Toulouse Métropole,Voirie,24310051800014,En déploiement,Repère les nids-de-poule,\"243100518; nulle-part\"\n";
     let parsed = parse(Format::BibliothequeIa, "couverture.csv", csv.as_bytes()).unwrap();
-    assert_eq!(project(row(&parsed, 2)).coverage, strings(&["31555", "31069", "dep:82"]));
+    assert_eq!(
+        project(row(&parsed, 2)).coverage,
+        strings(&["31555", "31069", "dep:82"])
+    );
     let voirie = row(&parsed, 3);
     assert_eq!(project(voirie).coverage, strings(&["243100518"]));
     let warned: Vec<&RowError> = voirie.warnings.iter().collect();
     assert!(
-        warned.len() == 1 && warned[0].field == "Territoires_couverts" && warned[0].value == "nulle-part",
+        warned.len() == 1
+            && warned[0].field == "Territoires_couverts"
+            && warned[0].value == "nulle-part",
         "{warned:?}"
     );
     let kept = &voirie.records[0].provenance.as_ref().unwrap().as_written;
-    assert_eq!(kept.get("Territoires_couverts").map(String::as_str), Some("nulle-part"));
+    assert_eq!(
+        kept.get("Territoires_couverts").map(String::as_str),
+        Some("nulle-part")
+    );
 }

@@ -20,7 +20,12 @@ use crate::search::{Org, SearchError, org_of};
 use crate::store::StoreError;
 
 /// The kinds an aggregate counts.
-const COUNTED: [Kind; 4] = [Kind::Dataset, Kind::Project, Kind::ProjectDetails, Kind::Reuse];
+const COUNTED: [Kind; 4] = [
+    Kind::Dataset,
+    Kind::Project,
+    Kind::ProjectDetails,
+    Kind::Reuse,
+];
 
 /// How long an aggregate waits for the index to hold what the store holds.
 const INDEX_WAIT: Duration = Duration::from_secs(30);
@@ -159,7 +164,10 @@ fn outside(place: Option<&Place>, child: &Aggregate) -> Option<String> {
     let Some(place) = place else { return None };
     match place_of(&child.territory) {
         Ok(Some(inner)) if inner.with_ancestors().contains(place) => None,
-        _ => Some(format!("it covers {}, which is not within {place}", child.territory)),
+        _ => Some(format!(
+            "it covers {}, which is not within {place}",
+            child.territory
+        )),
     }
 }
 
@@ -217,7 +225,10 @@ fn unindexed(node: &Node) -> Result<Vec<(PublicKey, String)>, AggregateError> {
 }
 
 /// `records_many` on both cores: an aggregate may read a hundred thousand.
-fn read_many(node: &Node, ids: &[RecordId]) -> Result<Vec<Option<(PublicKey, Record)>>, AggregateError> {
+fn read_many(
+    node: &Node,
+    ids: &[RecordId],
+) -> Result<Vec<Option<(PublicKey, Record)>>, AggregateError> {
     if ids.len() < 2_000 {
         return Ok(node.store().records_many(ids)?);
     }
@@ -271,7 +282,9 @@ fn inputs(node: &Node, place: &Place, as_of_ms: i64) -> Result<Vec<Selected>, Ag
     let mut out = Vec::with_capacity(ids.len());
     let mut later: Vec<(PublicKey, String)> = Vec::new();
     for (id, found) in ids.iter().zip(records) {
-        let Some((author, record)) = found else { continue };
+        let Some((author, record)) = found else {
+            continue;
+        };
         if record.issued_at_ms > as_of_ms {
             later.push((author, record.record_id.clone()));
             continue;
@@ -303,7 +316,8 @@ fn counted(
     authors: &mut Authors<'_>,
     within: &mut impl FnMut(&str) -> bool,
 ) -> Option<Selected> {
-    if !COUNTED.contains(&record.kind()) || matches!(record.visibility, Visibility::Restricted { .. })
+    if !COUNTED.contains(&record.kind())
+        || matches!(record.visibility, Visibility::Restricted { .. })
     {
         return None;
     }
@@ -430,12 +444,18 @@ pub fn verify(node: &Node, id: &RecordId) -> Result<Verdict, AggregateError> {
     }
     let (mut findings, inputs_here) = if claimed.combines.is_empty() {
         let place = place_of(&claimed.territory)?.ok_or_else(|| {
-            AggregateError::BadRequest("a national aggregate without combines counts nothing".into())
+            AggregateError::BadRequest(
+                "a national aggregate without combines counts nothing".into(),
+            )
         })?;
         let selected = inputs(node, &place, claimed.as_of_ms)?;
         let inputs: Vec<Input<'_>> = selected.iter().map(Selected::input).collect();
-        let recomputed =
-            aggregate::compute(&claimed.territory, period.as_ref(), claimed.as_of_ms, &inputs);
+        let recomputed = aggregate::compute(
+            &claimed.territory,
+            period.as_ref(),
+            claimed.as_of_ms,
+            &inputs,
+        );
         (
             aggregate::compare(claimed, &recomputed, &aggregate::held(&inputs)),
             inputs.len() as u64,
@@ -498,8 +518,7 @@ pub fn verify(node: &Node, id: &RecordId) -> Result<Verdict, AggregateError> {
             });
         }
         if findings.is_empty() {
-            let refs: Vec<(RecordId, &Aggregate)> =
-                held.iter().map(|(id, a)| (*id, *a)).collect();
+            let refs: Vec<(RecordId, &Aggregate)> = held.iter().map(|(id, a)| (*id, *a)).collect();
             match aggregate::combine(&claimed.territory, period.as_ref(), claimed.as_of_ms, &refs) {
                 Ok(recomputed) => {
                     findings.extend(aggregate::compare(claimed, &recomputed, &BTreeMap::new()))

@@ -13,8 +13,8 @@ pub mod testkit;
 pub use background::no_transparent_huge_pages;
 
 mod accept;
-mod aggregate;
 mod access;
+mod aggregate;
 mod author;
 mod background;
 mod export;

@@ -8,10 +8,10 @@
 
 use std::collections::BTreeSet;
 
+use maillage_record::Siren;
 use maillage_record::model::MembershipRole;
 use maillage_record::territory::{self, Place};
 use maillage_record::vocab::OrganisationKind;
-use maillage_record::Siren;
 
 use crate::node::Node;
 use crate::search::{OrgActivity, SearchError};

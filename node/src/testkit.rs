@@ -116,7 +116,10 @@ pub fn verify_aggregate(
 /// Drafts signed with this node's key, as its operator's would be, not
 /// stored (blocking): a chef de file's records for a benchmark to load
 /// into several nodes.
-pub fn sign_own(node: &Node, drafts: Vec<maillage_record::Record>) -> Result<Vec<VerifiedRecord>, String> {
+pub fn sign_own(
+    node: &Node,
+    drafts: Vec<maillage_record::Record>,
+) -> Result<Vec<VerifiedRecord>, String> {
     drafts
         .into_iter()
         .map(|d| {

@@ -77,9 +77,8 @@ pub struct Period {
 
 impl Period {
     pub fn parse(input: &str) -> Result<Period, String> {
-        let bad = || {
-            format!("'{input}' is not a period: write a year (2026) or a quarter (2026-T3)")
-        };
+        let bad =
+            || format!("'{input}' is not a period: write a year (2026) or a quarter (2026-T3)");
         let s = input.trim();
         let (year, quarter) = match s.split_once('-') {
             None => (s, None),
@@ -204,7 +203,10 @@ struct Cells(BTreeMap<(String, String), Cell>);
 
 impl Cells {
     fn count(&mut self, group: &str, value: &str, org: &Siren) {
-        let c = self.0.entry((group.to_string(), value.to_string())).or_default();
+        let c = self
+            .0
+            .entry((group.to_string(), value.to_string()))
+            .or_default();
         c.records += 1;
         c.organisations.insert(org.clone());
     }
@@ -212,7 +214,10 @@ impl Cells {
     fn measure(&mut self, group: &str, v: Option<f64>, org: &Siren) {
         if let Some(v) = v.filter(|v| v.is_finite() && *v >= 0.0) {
             self.count(group, "", org);
-            let c = self.0.get_mut(&(group.to_string(), String::new())).expect("counted");
+            let c = self
+                .0
+                .get_mut(&(group.to_string(), String::new()))
+                .expect("counted");
             c.sum = Some(c.sum.unwrap_or(0.0) + v);
         }
     }
@@ -260,7 +265,11 @@ pub fn compute(
                 let or_unspecified = |v: Option<&'static str>| v.unwrap_or(UNSPECIFIED);
                 cells.count("theme", or_unspecified(p.theme.map(|t| t.as_str())), org);
                 cells.count("status", p.status.as_str(), org);
-                cells.count("risk", or_unspecified(p.risk_category.map(|r| r.as_str())), org);
+                cells.count(
+                    "risk",
+                    or_unspecified(p.risk_category.map(|r| r.as_str())),
+                    org,
+                );
                 cells.count(
                     "implementation_mode",
                     or_unspecified(p.implementation_mode.map(|m| m.as_str())),
@@ -284,13 +293,21 @@ pub fn compute(
                 cells.count("project_details", "", org);
                 let or_unspecified = |v: Option<&'static str>| v.unwrap_or(UNSPECIFIED);
                 cells.count("budget", or_unspecified(d.budget.map(|b| b.as_str())), org);
-                cells.count("hosting", or_unspecified(d.hosting.map(|h| h.as_str())), org);
+                cells.count(
+                    "hosting",
+                    or_unspecified(d.hosting.map(|h| h.as_str())),
+                    org,
+                );
                 let types: BTreeSet<&str> = d.algorithm_types.iter().map(|t| t.as_str()).collect();
                 for t in types {
                     cells.count("algorithm_type", t, org);
                 }
                 cells.measure("energy_kwh_per_year", d.energy_kwh_per_year, org);
-                cells.measure("emissions_kgco2e_per_year", d.emissions_kgco2e_per_year, org);
+                cells.measure(
+                    "emissions_kgco2e_per_year",
+                    d.emissions_kgco2e_per_year,
+                    org,
+                );
             }
             Body::Reuse(r) => {
                 cells.count("reuse", "", org);
@@ -309,7 +326,10 @@ pub fn compute(
     }
     // "organisations" counted records per organisation: its figure is the
     // number of organisations.
-    if let Some(c) = cells.0.get_mut(&("organisations".to_string(), String::new())) {
+    if let Some(c) = cells
+        .0
+        .get_mut(&("organisations".to_string(), String::new()))
+    {
         c.records = c.organisations.len() as u64;
     }
     let organisations: Vec<Siren> = by_org.keys().map(|s| (*s).clone()).collect();
@@ -418,7 +438,9 @@ fn sort(figures: &mut [Figure]) {
 /// Why aggregates cannot be combined.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum CombineError {
-    #[error("organisation {siren} is counted by two of the aggregates combined, {first} and {second}: combining them would count it twice")]
+    #[error(
+        "organisation {siren} is counted by two of the aggregates combined, {first} and {second}: combining them would count it twice"
+    )]
     DoubleCounted {
         siren: Siren,
         first: String,
@@ -850,9 +872,15 @@ mod tests {
                 .enumerate()
                 .map(|(i, (org, body))| {
                     let mut id = [0u8; 32];
-                    id[..8].copy_from_slice(&(i as u64 + u64::from(org.as_bytes()[8]) * 1000).to_be_bytes());
+                    id[..8].copy_from_slice(
+                        &(i as u64 + u64::from(org.as_bytes()[8]) * 1000).to_be_bytes(),
+                    );
                     id[8..17].copy_from_slice(org.as_bytes());
-                    (RecordId(id), Siren::parse(org).unwrap(), record(&format!("r{i}"), body))
+                    (
+                        RecordId(id),
+                        Siren::parse(org).unwrap(),
+                        record(&format!("r{i}"), body),
+                    )
                 })
                 .collect())
         }
@@ -927,7 +955,11 @@ mod tests {
         assert_eq!(shows(&a, "population_band", "moins_de_2000"), None);
         assert_eq!(shows(&a, "population_band", "2000_a_9999"), None);
         // The bands count communes only: no "not a commune" band.
-        assert!(!a.figures.iter().any(|f| f.group == "population_band" && f.value == UNSPECIFIED));
+        assert!(
+            !a.figures
+                .iter()
+                .any(|f| f.group == "population_band" && f.value == UNSPECIFIED)
+        );
         assert_eq!(shows(&a, "project_details", ""), Some((3, 3)));
         assert_eq!(shows(&a, "budget", "under_50k"), None);
         assert_eq!(shows(&a, "budget", "over_100k"), None);
@@ -950,7 +982,14 @@ mod tests {
         let set = epci();
         let claimed = compute("243100518", None, 1, &set.inputs());
         let same = set.inputs();
-        assert!(compare(&claimed, &compute("243100518", None, 1, &same), &held(&same)).is_empty());
+        assert!(
+            compare(
+                &claimed,
+                &compute("243100518", None, 1, &same),
+                &held(&same)
+            )
+            .is_empty()
+        );
 
         // Tampered: a figure the records do not give.
         let mut tampered = claimed.clone();
@@ -975,9 +1014,18 @@ mod tests {
         let found = compare(&claimed, &here, &held(&inputs));
         let a = Siren::parse(A).unwrap();
         let d = Siren::parse(D).unwrap();
-        assert!(found.contains(&Finding::OrganisationDiffers { siren: a, here: 2 }), "{found:?}");
-        assert!(found.contains(&Finding::OrganisationLacking { siren: d }), "{found:?}");
-        assert!(found.iter().all(|f| !matches!(f, Finding::Figure { .. })), "{found:?}");
+        assert!(
+            found.contains(&Finding::OrganisationDiffers { siren: a, here: 2 }),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&Finding::OrganisationLacking { siren: d }),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().all(|f| !matches!(f, Finding::Figure { .. })),
+            "{found:?}"
+        );
         // And the other way: the verifier holds what the aggregate left out.
         let found = compare(&here, &claimed, &held(&same));
         assert!(found.contains(&Finding::OrganisationNotCounted {
@@ -1078,8 +1126,19 @@ mod tests {
         };
         assert!(check(a.clone()).is_ok());
         let mut twice = a.clone();
-        let projects = twice.figures.iter().find(|f| f.group == "projects").unwrap().clone();
-        twice.figures.insert(0, Figure { records: Some(60), ..projects });
+        let projects = twice
+            .figures
+            .iter()
+            .find(|f| f.group == "projects")
+            .unwrap()
+            .clone();
+        twice.figures.insert(
+            0,
+            Figure {
+                records: Some(60),
+                ..projects
+            },
+        );
         assert!(check(twice).unwrap_err().field.starts_with("figures["));
         let mut shuffled = a.clone();
         shuffled.figures.reverse();
@@ -1098,11 +1157,17 @@ mod tests {
         let y = Period::parse("2026").unwrap();
         assert_eq!(y.name, "2026");
         // 2026-01-01T00:00:00Z and 2027-01-01T00:00:00Z.
-        assert_eq!((y.start_ms, y.end_ms), (1_767_225_600_000, 1_798_761_600_000));
+        assert_eq!(
+            (y.start_ms, y.end_ms),
+            (1_767_225_600_000, 1_798_761_600_000)
+        );
         let q = Period::parse("2026-Q3").unwrap();
         assert_eq!(q.name, "2026-T3");
         // 2026-07-01 and 2026-10-01.
-        assert_eq!((q.start_ms, q.end_ms), (1_782_864_000_000, 1_790_812_800_000));
+        assert_eq!(
+            (q.start_ms, q.end_ms),
+            (1_782_864_000_000, 1_790_812_800_000)
+        );
         assert_eq!(Period::parse("2026-T4").unwrap().end_ms, y.end_ms);
         for bad in ["26", "2026-T5", "2026-03", "T3", ""] {
             assert!(Period::parse(bad).is_err(), "{bad}");
@@ -1126,7 +1191,12 @@ mod tests {
 
     #[test]
     fn an_aggregate_survives_its_encodings() {
-        let a = compute("243100518", Some(&Period::parse("2026").unwrap()), 1, &epci().inputs());
+        let a = compute(
+            "243100518",
+            Some(&Period::parse("2026").unwrap()),
+            1,
+            &epci().inputs(),
+        );
         let mut rec = record("aggregate-243100518-2026", Body::Aggregate(a));
         rec.visibility = Visibility::Public;
         rec.validate().unwrap();

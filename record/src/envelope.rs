@@ -360,7 +360,8 @@ pub fn decode_stored_authored(bytes: &[u8]) -> Result<(PublicKey, Record), Envel
         .ok_or_else(|| EnvelopeError::Decode("the author is not 32 bytes".into()))?;
     let payload = pb::Payload::decode(env.payload.as_slice())
         .map_err(|e| EnvelopeError::Decode(e.to_string()))?;
-    let record = wire::payload_from_proto(payload).map_err(|e| EnvelopeError::Decode(e.to_string()))?;
+    let record =
+        wire::payload_from_proto(payload).map_err(|e| EnvelopeError::Decode(e.to_string()))?;
     Ok((author, record))
 }
 

@@ -1383,7 +1383,8 @@ fn validate_membership(m: &Membership) -> Result<(), ValidationError> {
 }
 
 fn validate_aggregate(a: &Aggregate) -> Result<(), ValidationError> {
-    if a.territory != crate::aggregate::FRANCE && crate::territory::coverage(&a.territory).is_err() {
+    if a.territory != crate::aggregate::FRANCE && crate::territory::coverage(&a.territory).is_err()
+    {
         return Err(ValidationError::new(
             "territory",
             format!(
@@ -1407,18 +1408,31 @@ fn validate_aggregate(a: &Aggregate) -> Result<(), ValidationError> {
         return Err(ValidationError::new("as_of_ms", "must not be before 1970"));
     }
     let hash = |field: &str, h: &str| {
-        if h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if h.len() == 64
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(())
         } else {
-            Err(ValidationError::new(field, format!("'{h}' is not 64 lowercase hex characters")))
+            Err(ValidationError::new(
+                field,
+                format!("'{h}' is not 64 lowercase hex characters"),
+            ))
         }
     };
     hash("inputs_hash", &a.inputs_hash)?;
     if a.organisations.len() > MAX_AGGREGATE_ORGANISATIONS {
-        return Err(too_many("organisations", a.organisations.len(), MAX_AGGREGATE_ORGANISATIONS));
+        return Err(too_many(
+            "organisations",
+            a.organisations.len(),
+            MAX_AGGREGATE_ORGANISATIONS,
+        ));
     }
     if a.organisations.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(ValidationError::new("organisations", "must be ascending, each once"));
+        return Err(ValidationError::new(
+            "organisations",
+            "must be ascending, each once",
+        ));
     }
     if a.combines.is_empty() {
         if a.organisation_hashes.len() != a.organisations.len() {
@@ -1443,7 +1457,10 @@ fn validate_aggregate(a: &Aggregate) -> Result<(), ValidationError> {
         hash(&format!("combines[{i}]"), h)?;
     }
     if a.combines.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(ValidationError::new("combines", "must be ascending, each once"));
+        return Err(ValidationError::new(
+            "combines",
+            "must be ascending, each once",
+        ));
     }
     if a.figures.len() > MAX_FIGURES {
         return Err(too_many("figures", a.figures.len(), MAX_FIGURES));

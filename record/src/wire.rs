@@ -8,13 +8,12 @@ use maillage_proto::v1 as pb;
 use prost::Message;
 
 use crate::model::{
-    Aggregate, Figure, Reuse,
-    Agent, AlgorithmType, Audience, Body, BudgetBand, Checksum, Collection, Contact,
-    DataAccessMode, DataSource, Dataset, Distribution, EpciNature, Frequency, Hosting,
+    Agent, Aggregate, AlgorithmType, Audience, Body, BudgetBand, Checksum, Collection, Contact,
+    DataAccessMode, DataSource, Dataset, Distribution, EpciNature, Figure, Frequency, Hosting,
     ImplementationMode, Kind, Level, LicenceRef, Link, Membership, MembershipRole, Organisation,
     OrganisationKind, Project, ProjectDetails, ProjectStatus, ProjectTheme, Provenance, Record,
-    RecordRef, Resource, ResourceKind, Revocation, RiskCategory, Spatial, SpatialGranularity,
-    Succession, Temporal, Tombstone, ValidationError, Visibility,
+    RecordRef, Resource, ResourceKind, Reuse, Revocation, RiskCategory, Spatial,
+    SpatialGranularity, Succession, Temporal, Tombstone, ValidationError, Visibility,
 };
 use crate::siren::Siren;
 
@@ -732,7 +731,10 @@ fn aggregate_from_proto(a: pb::Aggregate) -> Result<Aggregate, ValidationError> 
         if b.len() == 32 {
             Ok(hex::encode(b))
         } else {
-            Err(ValidationError::new(field, format!("must be 32 bytes, found {}", b.len())))
+            Err(ValidationError::new(
+                field,
+                format!("must be 32 bytes, found {}", b.len()),
+            ))
         }
     };
     let organisations = a
@@ -740,9 +742,8 @@ fn aggregate_from_proto(a: pb::Aggregate) -> Result<Aggregate, ValidationError> 
         .iter()
         .enumerate()
         .map(|(i, n)| {
-            Siren::parse(&format!("{n:09}")).map_err(|e| {
-                ValidationError::new(format!("organisations[{i}]"), e.to_string())
-            })
+            Siren::parse(&format!("{n:09}"))
+                .map_err(|e| ValidationError::new(format!("organisations[{i}]"), e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let organisation_hashes = a

@@ -33,7 +33,12 @@ fn import(dir: &std::path::Path, name: &str, csv: String) {
     std::fs::write(&file, csv).unwrap();
     cli_json(
         dir,
-        &["import", "--json", "bibliotheque-ia", file.to_str().unwrap()],
+        &[
+            "import",
+            "--json",
+            "bibliotheque-ia",
+            file.to_str().unwrap(),
+        ],
     );
 }
 
@@ -41,7 +46,10 @@ fn publish_aggregate(dir: &std::path::Path, args: &[&str]) -> (String, Value) {
     let mut all = vec!["aggregate", "publish", "--json"];
     all.extend_from_slice(args);
     let out = cli_json(dir, &all);
-    (out["id"].as_str().unwrap().to_string(), out["record"].clone())
+    (
+        out["id"].as_str().unwrap().to_string(),
+        out["record"].clone(),
+    )
 }
 
 /// (records, organisations) of a figure; None if it is secret.
@@ -109,8 +117,18 @@ fn aggregates_are_computed_verified_and_rolled_up_across_three_levels() {
             ("Blagnac", "213100696", "Mobilités", "En expérimentation"),
             ("Aucamville", "213100225", "Mobilités", "En déploiement"),
             ("Balma", "213100449", "Mobilités", "En déploiement"),
-            ("Aussonne", "213100324", "Administration et organisation interne", "En déploiement"),
-            ("Beauzelle", "213100563", "Administration et organisation interne", "En déploiement"),
+            (
+                "Aussonne",
+                "213100324",
+                "Administration et organisation interne",
+                "En déploiement",
+            ),
+            (
+                "Beauzelle",
+                "213100563",
+                "Administration et organisation interne",
+                "En déploiement",
+            ),
         ]),
     );
     let project: Value =
@@ -152,14 +170,22 @@ fn aggregates_are_computed_verified_and_rolled_up_across_three_levels() {
     // The committee holds the same records: it recomputes the same figures.
     arrives(dep, &agg1);
     let (ok, said) = verify(dep, &agg1);
-    assert!(ok, "the département does not verify the métropole's aggregate: {said}");
+    assert!(
+        ok,
+        "the département does not verify the métropole's aggregate: {said}"
+    );
 
     // Le Muretain Agglo's communes, published by the département.
     import(
         dep,
         "muretain",
         bibliotheque(&[
-            ("Bonrepos-sur-Aussonnelle", "213100753", "Mobilités", "En déploiement"),
+            (
+                "Bonrepos-sur-Aussonnelle",
+                "213100753",
+                "Mobilités",
+                "En déploiement",
+            ),
             ("Bragayrac", "213100878", "Mobilités", "En déploiement"),
             ("Eaunes", "213101652", "Mobilités", "En déploiement"),
         ]),
@@ -192,7 +218,8 @@ fn aggregates_are_computed_verified_and_rolled_up_across_three_levels() {
     arrives(nat, &rollup);
     arrives(nat, &agg1);
     arrives(nat, &muretain);
-    let (national, rec_n) = publish_aggregate(nat, &["--territory", "france", "--combine", &rollup]);
+    let (national, rec_n) =
+        publish_aggregate(nat, &["--territory", "france", "--combine", &rollup]);
     assert_eq!(rec_n["territory"], "france");
     assert_eq!(figure(&rec_n, "projects", ""), Some((9, 9)));
     assert!(lower_bound(&rec_n, "status", "deploiement"));
@@ -210,11 +237,21 @@ fn aggregates_are_computed_verified_and_rolled_up_across_three_levels() {
     let (whole, _) = publish_aggregate(dep, &["--territory", "31"]);
     let refused = cli(
         dep,
-        &["aggregate", "publish", "--territory", "31", "--combine", &format!("{agg1},{whole}")],
+        &[
+            "aggregate",
+            "publish",
+            "--territory",
+            "31",
+            "--combine",
+            &format!("{agg1},{whole}"),
+        ],
     );
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(said.contains("counted by two") && said.contains(&agg1), "{said}");
+    assert!(
+        said.contains("counted by two") && said.contains(&agg1),
+        "{said}"
+    );
     // Signed by hand, such a roll-up is stored; verify reports it.
     let mut pair = [agg1.clone(), whole.clone()];
     pair.sort();
@@ -251,10 +288,9 @@ fn aggregates_are_computed_verified_and_rolled_up_across_three_levels() {
     // département lacks, and verify says whose.
     link(tm, "metropole", colomiers, "colomiers");
     trust(tm, colomiers);
-    let mut own = serde_json::from_str::<Value>(
-        &std::fs::read_to_string(example("project.json")).unwrap(),
-    )
-    .unwrap();
+    let mut own =
+        serde_json::from_str::<Value>(&std::fs::read_to_string(example("project.json")).unwrap())
+            .unwrap();
     own["record_id"] = "ia-colomiers".into();
     own["organisation_name"] = COLOMIERS.1.into();
     let colomiers_project = publish(colomiers, &write_doc(colomiers, "own.json", own));
@@ -271,7 +307,15 @@ fn aggregates_are_computed_verified_and_rolled_up_across_three_levels() {
     // Coverage: the métropole's own project serves its communes.
     let found = cli_json(
         dep,
-        &["search", "--json", "--territory", "31069", "--kind", "project", "courriers"],
+        &[
+            "search",
+            "--json",
+            "--territory",
+            "31069",
+            "--kind",
+            "project",
+            "courriers",
+        ],
     );
     assert!(
         found["hits"]
@@ -301,7 +345,12 @@ fn the_public_sees_aggregates_and_reuse() {
             ("Blagnac", "213100696", "Mobilités", "En déploiement"),
             ("Aucamville", "213100225", "Mobilités", "En déploiement"),
             ("Balma", "213100449", "Mobilités", "En déploiement"),
-            ("Aussonne", "213100324", "Administration et organisation interne", "En déploiement"),
+            (
+                "Aussonne",
+                "213100324",
+                "Administration et organisation interne",
+                "En déploiement",
+            ),
         ]),
     );
     publish_doc(
@@ -324,7 +373,11 @@ fn the_public_sees_aggregates_and_reuse() {
     assert_eq!(figure(&rec, "projects", ""), Some((6, 6)), "{rec}");
     assert_eq!(figure(&rec, "theme", "mobilites"), Some((3, 3)));
     assert_eq!(figure(&rec, "theme", "administration"), Some((3, 3)));
-    assert_eq!(figure(&rec, "reuse", ""), None, "one organisation's reuse: secret");
+    assert_eq!(
+        figure(&rec, "reuse", ""),
+        None,
+        "one organisation's reuse: secret"
+    );
 
     let stats = || -> Value {
         let (status, stats) = http_get(&addr, "/stats?territory=243100518");
@@ -344,15 +397,24 @@ fn the_public_sees_aggregates_and_reuse() {
     let (status, page) = http_get(&addr, "/territoires/243100518");
     assert_eq!(status, 200);
     assert!(page.contains("Statistiques signées"), "{page}");
-    assert!(page.contains("Projets par thème") && page.contains("Mobilités"), "{page}");
+    assert!(
+        page.contains("Projets par thème") && page.contains("Mobilités"),
+        "{page}"
+    );
     assert!(page.contains("secret"), "{page}");
 
     let key = key(&dir);
     let path = format!("/records/{key}/{}", rec["record_id"].as_str().unwrap());
     let (status, page) = http_get(&addr, &path);
     assert_eq!(status, 200, "{path}: {page}");
-    assert!(page.contains("Statistiques signées : Toulouse Métropole"), "{page}");
-    assert!(page.contains(&format!("maillage aggregate verify {id}")), "{page}");
+    assert!(
+        page.contains("Statistiques signées : Toulouse Métropole"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("maillage aggregate verify {id}")),
+        "{page}"
+    );
 
     // The members view: what each commune publishes through this node.
     let members = cli_json(&dir, &["members", "--json", "--territory", METROPOLE.0]);
@@ -368,7 +430,12 @@ fn the_public_sees_aggregates_and_reuse() {
     let colomiers = row(COLOMIERS.0);
     assert_eq!(colomiers["projects"], 1, "{colomiers}");
     assert_eq!(colomiers["through_this_node"], 1, "{colomiers}");
-    assert!(colomiers["last_record"].as_str().is_some_and(|t| t.starts_with("20")), "{colomiers}");
+    assert!(
+        colomiers["last_record"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("20")),
+        "{colomiers}"
+    );
     let toulouse = row("213105554");
     assert_eq!(toulouse["projects"], 0);
     assert!(toulouse["last_record"].is_null(), "{toulouse}");

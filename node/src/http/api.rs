@@ -279,8 +279,8 @@ async fn search_or_stats(
             let mut stats = node.search().stats(&filters, by, &viewer, stored)?;
             // Sequence numbers would count records the public may not see.
             (stats.indexed_seq, stats.stored_seq) = (0, 0);
-            let mut doc = serde_json::to_value(&stats)
-                .map_err(|e| SearchError::Internal(e.to_string()))?;
+            let mut doc =
+                serde_json::to_value(&stats).map_err(|e| SearchError::Internal(e.to_string()))?;
             // The signed aggregates of the territory (or inside it): figures
             // that include what only the federation sees, small counts
             // suppressed, verifiable by anyone (docs/aggregates.md).

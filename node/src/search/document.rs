@@ -509,7 +509,9 @@ pub fn build(f: &Fields, rec: &Record, cx: &Context<'_>) -> TantivyDocument {
         }
         Body::Aggregate(a) => {
             let place = Place::parse(&a.territory).ok();
-            let name = place.as_ref().map_or_else(|| "la France".to_string(), Place::label);
+            let name = place
+                .as_ref()
+                .map_or_else(|| "la France".to_string(), Place::label);
             match &a.period {
                 Some(p) => text.title(&format!("Statistiques signées : {name} ({p})")),
                 None => text.title(&format!("Statistiques signées : {name}")),

@@ -84,7 +84,11 @@ impl Facet {
             Facet::Organisation => territory::by_siren(value).map(|c| c.name.clone()),
             Facet::Territory => Some(Place::Departement(value.to_string()).label()),
             Facet::Quarter => value.split_once("-T").map(|(year, q)| {
-                let nth = if q == "1" { "1er".to_string() } else { format!("{q}e") };
+                let nth = if q == "1" {
+                    "1er".to_string()
+                } else {
+                    format!("{q}e")
+                };
                 format!("{nth} trimestre {year}")
             }),
         };

@@ -46,9 +46,9 @@ use tantivy::{Index, IndexReader, ReloadPolicy, Searcher};
 use crate::background::{self, Background};
 use crate::viewer::Viewer;
 pub use cache::CacheStats;
-pub use document::{Org, org_of};
 use cache::{Caches, Key};
 pub use document::Fields;
+pub use document::{Org, org_of};
 use facet::Facet;
 pub use indexer::{Feed, Indexer, Own};
 use page::Engine;
@@ -527,7 +527,10 @@ fn exactly(term: Term) -> Box<dyn Query> {
 /// A query for any of `terms`.
 fn any_of(terms: impl IntoIterator<Item = Term>) -> Box<dyn Query> {
     Box::new(BooleanQuery::new(
-        terms.into_iter().map(|t| (Occur::Should, exactly(t))).collect(),
+        terms
+            .into_iter()
+            .map(|t| (Occur::Should, exactly(t)))
+            .collect(),
     ))
 }
 
@@ -549,7 +552,11 @@ impl Search {
             ),
             (
                 Occur::Must,
-                any_of(kinds.iter().map(|k| Term::from_field_text(f.kind, k.as_str()))),
+                any_of(
+                    kinds
+                        .iter()
+                        .map(|k| Term::from_field_text(f.kind, k.as_str())),
+                ),
             ),
             (
                 Occur::Must,

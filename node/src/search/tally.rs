@@ -496,7 +496,10 @@ impl Collector for Pairs {
         reader: &SegmentReader,
     ) -> tantivy::Result<SegmentPairs> {
         let ff = reader.fast_fields();
-        Ok(SegmentPairs(ff.str(self.0)?.zip(ff.str(self.1)?), Vec::new()))
+        Ok(SegmentPairs(
+            ff.str(self.0)?.zip(ff.str(self.1)?),
+            Vec::new(),
+        ))
     }
 
     fn requires_scoring(&self) -> bool {

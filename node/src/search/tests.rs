@@ -1346,7 +1346,11 @@ async fn public_searches_take_turns() {
 #[test]
 fn records_are_counted_by_the_quarter_they_began() {
     let f = Fixture::new();
-    let mut started = Project::new("Tri des courriers", "Un modèle trie", ProjectStatus::Deploiement);
+    let mut started = Project::new(
+        "Tri des courriers",
+        "Un modèle trie",
+        ProjectStatus::Deploiement,
+    );
     started.start_date = Some("03/2025".into());
     let mut later = Project::new("Agent d'accueil", "Répond", ProjectStatus::Experimentation);
     later.start_date = Some("2025-11-04".into());

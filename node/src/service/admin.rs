@@ -712,10 +712,12 @@ impl Admin for AdminService {
         .await?;
         let payload = wire::payload_to_proto(signed.record.record());
         let published = store_signed(&self.node, signed).await?;
-        Ok(Response::new(maillage_proto::v1::AggregatePublishResponse {
-            published: Some(published),
-            payload: Some(payload),
-        }))
+        Ok(Response::new(
+            maillage_proto::v1::AggregatePublishResponse {
+                published: Some(published),
+                payload: Some(payload),
+            },
+        ))
     }
 
     async fn aggregate_verify(
