@@ -577,10 +577,14 @@ pub fn published(
         page_size: CANDIDATES.max(max),
         ..SearchRequest::default()
     };
-    let hits = node
+    let mut hits = node
         .search()
         .search(&req, viewer, node.store().last_seq())?
         .hits;
+    // Only the newest received are read and decoded: an aggregate may
+    // weigh 256 KiB, and this runs for every territory page.
+    hits.sort_by_key(|h| std::cmp::Reverse(h.received_at_ms));
+    hits.truncate(max);
     let ids: Vec<RecordId> = hits.iter().map(|h| h.id).collect();
     let mut out: Vec<Shown> = hits
         .into_iter()
