@@ -152,7 +152,7 @@ pub async fn create(
 }
 
 /// An item written `AUTHOR_KEY/record_id`, if it is written so.
-fn author_and_id(item: &str) -> Option<anyhow::Result<(PublicKey, String)>> {
+pub(crate) fn author_and_id(item: &str) -> Option<anyhow::Result<(PublicKey, String)>> {
     let (a, r) = item.split_once('/').filter(|(a, _)| a.len() == 64)?;
     Some(
         PublicKey::parse_hex(a)

@@ -27,7 +27,7 @@ impl NodeConn {
                 "the node in {} is not running (no admin socket at {}): start it with `maillage-node --config {}`",
                 dir.display(),
                 socket.display(),
-                dir.join(CONFIG_FILE).display()
+                config_path(dir).display()
             ),
             _ => {}
         }
@@ -79,21 +79,57 @@ fn explain_connect(socket: &Path, dir: &Path, e: tonic::transport::Error) -> any
             "the node in {} does not answer on {} ({e}): is it running? start it with `maillage-node --config {}`",
             dir.display(),
             socket.display(),
-            dir.join(CONFIG_FILE).display()
+            config_path(dir).display()
         ),
+    }
+}
+
+/// Where a packaged node's config is (`scripts/package`): the CLI finds it
+/// there when told nothing else.
+pub const PACKAGED_CONFIG: &str = "/etc/maillage/maillage.toml";
+
+/// The node the CLI talks to, from what it was told: `--config` (or
+/// MAILLAGE_CONFIG), else `--dir` (or MAILLAGE_DIR), else the current
+/// directory if it holds a node, else a packaged node's config. The path
+/// returned is a config file or a node directory holding one.
+pub fn locate(config: Option<PathBuf>, dir: Option<PathBuf>) -> PathBuf {
+    if let Some(config) = config {
+        return config;
+    }
+    if let Some(dir) = dir {
+        return dir;
+    }
+    let packaged = Path::new(PACKAGED_CONFIG);
+    if !Path::new(CONFIG_FILE).exists() && packaged.exists() {
+        return packaged.to_path_buf();
+    }
+    PathBuf::from(".")
+}
+
+/// The config file `at` names: itself if it is a file, else the
+/// `maillage.toml` of the directory.
+pub fn config_path(at: &Path) -> PathBuf {
+    if at.is_file() {
+        at.to_path_buf()
+    } else {
+        at.join(CONFIG_FILE)
     }
 }
 
 /// The node's config, as a raw table, with its path. The CLI reads only the
 /// keys it needs: the node validates the rest.
-pub fn node_config(dir: &Path) -> anyhow::Result<(PathBuf, toml::Table)> {
-    let path = dir.join(CONFIG_FILE);
+pub fn node_config(at: &Path) -> anyhow::Result<(PathBuf, toml::Table)> {
+    let path = config_path(at);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-            "no {CONFIG_FILE} in {}: run `maillage init --dir {}`, or point --dir or MAILLAGE_DIR at a node directory",
-            dir.display(),
-            dir.display()
+            "no {CONFIG_FILE} in {}: run `maillage init --dir {}`, or point --dir (MAILLAGE_DIR) at a node directory or --config (MAILLAGE_CONFIG) at its config",
+            at.display(),
+            at.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+            "cannot read {}: permission denied; run the CLI as the user that runs the node (sudo -u maillage maillage …)",
+            path.display()
         ),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
@@ -102,20 +138,54 @@ pub fn node_config(dir: &Path) -> anyhow::Result<(PathBuf, toml::Table)> {
     Ok((path, table))
 }
 
-/// The admin socket path named by the node's config.
-fn admin_socket(dir: &Path) -> anyhow::Result<PathBuf> {
-    let (path, table) = node_config(dir)?;
-    let socket = table
+/// The node directory a config names: `node.dir` (relative to the
+/// config's directory), else the config's directory.
+pub fn node_dir(path: &Path, table: &toml::Table) -> anyhow::Result<PathBuf> {
+    let config_dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir = table
         .get("node")
-        .and_then(|n| n.get("admin_socket"))
+        .and_then(|n| n.get("dir"))
         .map(|v| {
             v.as_str()
                 .map(str::to_string)
-                .ok_or_else(|| anyhow!("{}: `node.admin_socket` must be a string", path.display()))
+                .ok_or_else(|| anyhow!("{}: `node.dir` must be a string", path.display()))
+        })
+        .transpose()?;
+    Ok(match dir {
+        Some(d) => config_dir.join(d),
+        None => config_dir,
+    })
+}
+
+/// A path the config names under `section.key`, resolved against the node
+/// directory, or `default` there.
+pub fn node_path(
+    path: &Path,
+    table: &toml::Table,
+    section: &str,
+    key: &str,
+    default: &str,
+) -> anyhow::Result<PathBuf> {
+    let value = table
+        .get(section)
+        .and_then(|n| n.get(key))
+        .map(|v| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| anyhow!("{}: `{section}.{key}` must be a string", path.display()))
         })
         .transpose()?
-        .unwrap_or_else(|| "admin.sock".into());
-    Ok(dir.join(socket))
+        .unwrap_or_else(|| default.into());
+    Ok(node_dir(path, table)?.join(value))
+}
+
+/// The admin socket path named by the node's config.
+fn admin_socket(at: &Path) -> anyhow::Result<PathBuf> {
+    let (path, table) = node_config(at)?;
+    node_path(&path, &table, "node", "admin_socket", "admin.sock")
 }
 
 /// A refusal of a request that is not a record (a search, a peer, a

@@ -21,11 +21,27 @@ pub const KEY_FILE: &str = "organisation.key";
 /// The record_id of an organisation's own Organisation record.
 pub const ORGANISATION_RECORD_ID: &str = "organisation";
 
+/// What `maillage init` is asked for.
+pub struct Init<'a> {
+    pub dir: &'a Path,
+    /// Where to write the config, if not in `dir` (a packaged node's
+    /// /etc/maillage/maillage.toml): it then names `dir` as `node.dir`.
+    pub config: Option<&'a Path>,
+    pub siren: &'a str,
+    pub name: &'a str,
+    pub grpc_listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
+}
+
 pub fn init(
-    dir: &Path,
-    siren: &str,
-    name: &str,
-    grpc_listen: Option<SocketAddr>,
+    Init {
+        dir,
+        config: config_at,
+        siren,
+        name,
+        grpc_listen,
+        http_listen,
+    }: Init,
     json_out: bool,
 ) -> anyhow::Result<()> {
     let siren = Siren::parse(siren).with_context(|| format!("invalid --siren '{siren}'"))?;
@@ -40,6 +56,14 @@ pub fn init(
                 dir.display()
             );
         }
+    }
+    if let Some(c) = config_at
+        && c.exists()
+    {
+        bail!(
+            "{} exists already: a node's config is written once (remove it if you mean to start over)",
+            c.display()
+        );
     }
     let grpc_listen = match grpc_listen {
         Some(a) => a,
@@ -76,14 +100,39 @@ pub fn init(
     write_private(&dir.join(ORGANISATION_ENVELOPE), &signed.envelope_bytes())?;
 
     let quote = |s: &str| toml::Value::String(s.to_string()).to_string();
-    let config = TEMPLATE
+    let mut config = TEMPLATE
         .replace("@SIREN@", &quote(siren.as_str()))
         .replace("@NAME@", &quote(name))
         .replace("@GRPC_LISTEN@", &quote(&grpc_listen.to_string()));
+    if let Some(http) = http_listen {
+        config = config.replacen(
+            "# http_listen = \"127.0.0.1:8080\"",
+            &format!("http_listen = {}", quote(&http.to_string())),
+            1,
+        );
+    }
+    let config_path = match config_at {
+        None => dir.join(CONFIG_FILE),
+        Some(c) => {
+            // The config lives apart from the node directory: it names it.
+            let absolute = dir
+                .canonicalize()
+                .with_context(|| format!("cannot resolve {}", dir.display()))?;
+            config = config.replacen(
+                "[node]\n",
+                &format!(
+                    "[node]\n# The node directory: key, organisation record, store, index, admin socket.\n\
+                     # Relative paths below are relative to it.\ndir = {}\n",
+                    quote(&absolute.display().to_string())
+                ),
+                1,
+            );
+            c.to_path_buf()
+        }
+    };
     // Written last: a directory with a config is a complete node directory.
-    write_private(&dir.join(CONFIG_FILE), config.as_bytes())?;
+    write_private(&config_path, config.as_bytes())?;
 
-    let config_path = dir.join(CONFIG_FILE);
     if json_out {
         println!(
             "{}",
@@ -94,6 +143,7 @@ pub fn init(
                 "siren": siren.as_str(),
                 "name": name,
                 "grpc_listen": grpc_listen.to_string(),
+                "http_listen": http_listen.map(|h| h.to_string()),
                 "organisation_record": signed.id().to_hex(),
             })
         );
@@ -104,6 +154,9 @@ pub fn init(
         );
         println!("  public key   {public_key}");
         println!("  gRPC         {grpc_listen}");
+        if let Some(http) = http_listen {
+            println!("  HTTP         {http} (the portal; put it behind your TLS reverse proxy)");
+        }
         println!(
             "  key file     {} (mode 0600, keep it secret)",
             dir.join(KEY_FILE).display()

@@ -3,11 +3,13 @@
 //! It never links the node: no RocksDB in the CLI.
 
 mod aggregate;
+mod backup;
 mod collection;
 mod connect;
 mod init;
 mod interop;
 mod members;
+mod monitor;
 mod peers;
 mod records;
 mod search;
@@ -29,12 +31,23 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(
     name = "maillage",
     version,
-    about = "Run and query a maillage node: signed data catalogues and AI projects of French collectivities"
+    about = "Run and query a maillage node: signed data catalogues and AI projects of French collectivities",
+    after_help = "Exit status: 0 done; 1 failed (the node refused, could not be reached, bad input: \
+                  the message says which); import: 2 some rows refused, 3 imported with warnings; \
+                  check: 1 WARNING, 2 CRITICAL, 3 UNKNOWN. With --json, errors are JSON on \
+                  standard error: {\"error\", \"causes\", \"exit_status\"}.\n\
+                  Guide d'exploitation : /usr/share/doc/maillage/guide-exploitation.md"
 )]
 struct Cli {
-    /// The node directory (holds maillage.toml).
-    #[arg(long, global = true, env = "MAILLAGE_DIR", default_value = ".")]
-    dir: PathBuf,
+    /// The node directory (holds maillage.toml); default: the current
+    /// directory if it holds one, else /etc/maillage/maillage.toml (a
+    /// packaged node).
+    #[arg(long, global = true, env = "MAILLAGE_DIR")]
+    dir: Option<PathBuf>,
+    /// The node's config file, when it is not in the node directory
+    /// (/etc/maillage/maillage.toml). With `init`: where to write it.
+    #[arg(long, global = true, env = "MAILLAGE_CONFIG")]
+    config: Option<PathBuf>,
     /// Print JSON for scripts instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -55,6 +68,46 @@ enum Command {
         /// gRPC address; default: a free port on 127.0.0.1.
         #[arg(long)]
         grpc_listen: Option<SocketAddr>,
+        /// The portal's HTTP address (e.g. 127.0.0.1:8080, behind your TLS
+        /// reverse proxy); default: no portal.
+        #[arg(long)]
+        http_listen: Option<SocketAddr>,
+    },
+    /// Write the man pages and shell completions into DIR (the package
+    /// installs them).
+    #[command(hide = true)]
+    GenerateDocs {
+        #[arg(value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Back up the running node into DIR (a new directory the node's user
+    /// may write): a consistent copy of the store (records, peers, trust,
+    /// tokens), the config and the organisation's record. Writes go on
+    /// meanwhile. The key stays out unless --with-key: keep it apart.
+    Backup {
+        /// The backup's directory, new.
+        #[arg(value_name = "DIR")]
+        to: PathBuf,
+        /// Copy the organisation's private key into the backup too.
+        #[arg(long)]
+        with_key: bool,
+    },
+    /// Make a node directory from a backup (with the node stopped, or
+    /// into a new directory): the store, the config (its paths made
+    /// relative to the new directory) and the organisation's record; the
+    /// key from --key, the backup, or the node directory given. The
+    /// restored node signs nothing until it has synced with each of its
+    /// peers.
+    Restore {
+        /// The backup's directory (from `maillage backup` or `[backup]`).
+        backup: PathBuf,
+        /// The new node directory; default: the node directory given
+        /// (--dir), which must hold no store.
+        #[arg(long)]
+        into: Option<PathBuf>,
+        /// The organisation's key file, if not in the backup.
+        #[arg(long)]
+        key: Option<PathBuf>,
     },
     /// Sign a JSON record with the organisation key and store it; prints its id.
     Publish {
@@ -86,8 +139,10 @@ enum Command {
     /// This node's organisation key.
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Show one record by id.
+    /// Show one record: by id (any version), or its current version by
+    /// AUTHOR_KEY/record_id or one of this node's record_ids.
     Get {
+        /// An id (64 hex characters), AUTHOR_KEY/record_id, or a record_id.
         id: String,
         /// Write the signed envelope's bytes (for `maillage verify`).
         #[arg(long, conflicts_with = "json")]
@@ -95,9 +150,8 @@ enum Command {
     },
     /// List current records.
     List {
-        /// organisation, dataset, resource, project, project_details,
-        /// collection, membership or tombstone.
-        #[arg(long)]
+        /// Only records of this kind.
+        #[arg(long, value_parser = kinds())]
         kind: Option<String>,
         /// Only records by this author key (64 hex characters).
         #[arg(long)]
@@ -181,6 +235,7 @@ enum Command {
     /// written with a warning. Exit status: 0 every row imported as written,
     /// 3 imported with warnings (nothing lost), 2 some rows refused, 1 failure.
     Import {
+        #[arg(value_parser = import_formats(), ignore_case = true)]
         format: String,
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -203,9 +258,8 @@ enum Command {
     /// Write the node's public catalogue as a harvester sees it: DCAT-AP
     /// JSON-LD (default), Turtle, or the public projects as JSON.
     Export {
-        /// jsonld, turtle or projects.
-        #[arg(long, default_value = "jsonld")]
-        format: String,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Jsonld)]
+        format: ExportFormat,
         /// Write to this file instead of standard output.
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -231,16 +285,25 @@ enum Command {
     Stats {
         #[command(flatten)]
         filters: search::FilterArgs,
-        /// kind, theme, status, org, territory or quarter (when a record began: a project's start, a dataset's issue).
-        #[arg(long, default_value = "kind")]
-        by: String,
+        /// What to count by (quarter: when a record began, a project's
+        /// start, a dataset's issue).
+        #[arg(long, value_enum, default_value_t = StatsBy::Kind)]
+        by: StatsBy,
     },
     /// Rebuild the search index from the store (in the background).
     Reindex,
-    /// Verify the node's store and search index: every signature again,
-    /// every table against the others, every search document against its
-    /// record. Exits non-zero if anything is wrong.
-    Check,
+    /// Check the node as monitoring tools do (Centreon, Nagios, Zabbix):
+    /// one line "MAILLAGE OK - … | perfdata" and exit status 0 OK, 1
+    /// WARNING, 2 CRITICAL (a problem, or the node down), 3 UNKNOWN (the
+    /// check could not tell). Without --health: verify the whole store and
+    /// search index (every signature again, every table against the
+    /// others, every search document against its record; long).
+    Check {
+        /// Only the node's state (peers, index, conflicts, restore,
+        /// snapshots, harvests): cheap, for every minute.
+        #[arg(long)]
+        health: bool,
+    },
     /// Sources the node harvests by itself ([[harvest]] in its config);
     /// `maillage status` shows their last runs.
     #[command(subcommand)]
@@ -248,6 +311,57 @@ enum Command {
     /// Curated, signed lists of records ("Projets IA de la métropole").
     #[command(subcommand)]
     Collection(CollectionCommand),
+}
+
+/// What `export` writes.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ExportFormat {
+    /// DCAT-AP 3.0 in JSON-LD.
+    Jsonld,
+    /// DCAT-AP 3.0 in Turtle.
+    Turtle,
+    /// The public AI projects as JSON.
+    Projects,
+}
+
+/// What `stats` counts by.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum StatsBy {
+    Kind,
+    Theme,
+    Status,
+    Org,
+    Territory,
+    Quarter,
+}
+
+/// Who may see a collection.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum ListVisibility {
+    Public,
+    Federation,
+}
+
+/// The name clap knows a value by (what the node and the functions take).
+fn value_name(v: impl clap::ValueEnum) -> String {
+    v.to_possible_value()
+        .expect("no variant is skipped")
+        .get_name()
+        .to_string()
+}
+
+/// Every record kind, as `--kind` takes it: listed in --help, completed by
+/// the shell.
+pub(crate) fn kinds() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(maillage_record::Kind::ALL.map(|k| k.as_str()))
+}
+
+/// Every import format by its name, with the other names each answers to
+/// (hidden from --help, still accepted).
+fn import_formats() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(maillage_import::Format::ALL.map(|f| {
+        clap::builder::PossibleValue::new(f.cli_name()).aliases(f.aliases().iter().copied())
+    }))
 }
 
 #[derive(Subcommand)]
@@ -260,9 +374,8 @@ enum CollectionCommand {
         title: String,
         #[arg(long)]
         description: Option<String>,
-        /// public or federation.
-        #[arg(long, default_value = "public")]
-        visibility: String,
+        #[arg(long, value_enum, default_value_t = ListVisibility::Public)]
+        visibility: ListVisibility,
     },
     /// Add records: by id (as `maillage search` shows it), AUTHOR_KEY/record_id,
     /// or the record_id of one of this node's records.
@@ -444,11 +557,28 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    let json = cli.json;
     if let Err(e) = run(cli) {
+        // A monitoring check said its state already: its status alone.
+        if let Some(not_ok) = e.downcast_ref::<monitor::NotOk>() {
+            std::process::exit(not_ok.exit_status());
+        }
         // An import that ran, with rows refused or warned: its own status.
         if let Some(outcome) = e.downcast_ref::<interop::Outcome>() {
             eprintln!("{outcome}");
             std::process::exit(outcome.exit_status());
+        }
+        if json {
+            // Scripts read errors as they read answers.
+            eprintln!(
+                "{}",
+                serde_json::json!({
+                    "error": e.to_string(),
+                    "causes": e.chain().skip(1).map(ToString::to_string).collect::<Vec<_>>(),
+                    "exit_status": 1,
+                })
+            );
+            std::process::exit(1);
         }
         // ripgrep style: one line per cause, lowercase, no backtrace.
         eprintln!("error: {e}");
@@ -460,14 +590,44 @@ fn main() {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let dir = cli.dir;
     let json = cli.json;
+    if let Command::Init {
+        siren,
+        name,
+        grpc_listen,
+        http_listen,
+    } = &cli.command
+    {
+        let dir = cli.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+        return init::init(
+            init::Init {
+                dir: &dir,
+                config: cli.config.as_deref(),
+                siren,
+                name,
+                grpc_listen: *grpc_listen,
+                http_listen: *http_listen,
+            },
+            json,
+        );
+    }
+    if let Command::GenerateDocs { out } = &cli.command {
+        return generate_docs(out);
+    }
+    if let Command::Restore { backup, into, key } = &cli.command {
+        return backup::restore(
+            backup,
+            into.as_deref(),
+            key.as_deref(),
+            cli.dir.as_deref(),
+            json,
+        );
+    }
+    let dir = connect::locate(cli.config, cli.dir);
     match cli.command {
-        Command::Init {
-            siren,
-            name,
-            grpc_listen,
-        } => init::init(&dir, &siren, &name, grpc_listen, json),
+        Command::Init { .. } | Command::Restore { .. } | Command::GenerateDocs { .. } => {
+            unreachable!("handled above")
+        }
         Command::Verify { file } => records::verify(&file, json),
         Command::Sign { file, key, out } => records::sign_offline(&file, &key, out, json),
         Command::Key(KeyCommand::Consent { predecessor, key }) => {
@@ -495,6 +655,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         records::history(&dir, &record_id, author.as_deref(), json).await
                     }
                     Command::Status => status::status(&dir, json).await,
+                    Command::Backup { to, with_key } => {
+                        backup::backup(&dir, &to, with_key, json).await
+                    }
                     Command::Peer(PeerCommand::Add {
                         name,
                         url,
@@ -591,7 +754,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         output,
                         base_url,
                     } => {
-                        let format = interop::ExportFormat::parse(&format)?;
+                        let format = interop::ExportFormat::parse(&value_name(format))?;
                         interop::export(&dir, format, output.as_deref(), base_url.as_deref()).await
                     }
                     Command::Search {
@@ -600,10 +763,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         page,
                     } => search::search(&dir, &words.join(" "), &filters, page, json).await,
                     Command::Stats { filters, by } => {
-                        search::stats(&dir, &filters, &by, json).await
+                        search::stats(&dir, &filters, &value_name(by), json).await
                     }
                     Command::Reindex => search::reindex(&dir, json).await,
-                    Command::Check => status::check(&dir, json).await,
+                    Command::Check { health: true } => monitor::health(&dir, json).await,
+                    Command::Check { health: false } => monitor::verify(&dir, json).await,
                     Command::Harvest(HarvestCommand::Run { name }) => {
                         status::harvest_now(&dir, &name, json).await
                     }
@@ -618,7 +782,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                             &record_id,
                             &title,
                             description.as_deref(),
-                            &visibility,
+                            &value_name(visibility),
                             json,
                         )
                         .await
@@ -632,11 +796,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Command::Collection(CollectionCommand::Show { record_id, author }) => {
                         collection::show(&dir, &record_id, author.as_deref(), json).await
                     }
-                    Command::Init { .. } | Command::Verify { .. } | Command::Sign { .. } => {
+                    Command::Init { .. }
+                    | Command::Verify { .. }
+                    | Command::Sign { .. }
+                    | Command::Restore { .. }
+                    | Command::GenerateDocs { .. } => {
                         unreachable!("handled above")
                     }
                 }
             })
         }
     }
+}
+
+/// Man pages (`maillage.1` and one per subcommand, `maillage-peer-add.1`)
+/// and completions for bash, zsh and fish, from the CLI's definition: what
+/// `--help` says, the shell completes.
+fn generate_docs(dir: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use clap::CommandFactory;
+    let man = dir.join("man");
+    let completions = dir.join("completions");
+    for d in [&man, &completions] {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    let command = Cli::command();
+    clap_mangen::generate_to(command.clone(), &man)
+        .with_context(|| format!("cannot write man pages into {}", man.display()))?;
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
+        clap_complete::generate_to(shell, &mut command.clone(), "maillage", &completions)
+            .with_context(|| format!("cannot write completions into {}", completions.display()))?;
+    }
+    Ok(())
 }

@@ -60,6 +60,7 @@ fn peer_json(p: &Peer) -> Value {
         "consecutive_failures": p.consecutive_failures,
         "siren": if p.siren.is_empty() { Value::Null } else { Value::from(p.siren.clone()) },
         "siren_source": if p.siren_source.is_empty() { Value::Null } else { Value::from(p.siren_source.clone()) },
+        "version": if p.version.is_empty() { Value::Null } else { Value::from(p.version.clone()) },
     })
 }
 
@@ -137,6 +138,14 @@ pub async fn peer_list(dir: &Path, json_out: bool) -> anyhow::Result<()> {
             if p.subscribed { " (live)" } else { "" }
         );
         println!("    key            {}", key_hex(&p.key));
+        println!(
+            "    version        {}",
+            if p.version.is_empty() {
+                "not known yet (said at its first sync)"
+            } else {
+                &p.version
+            }
+        );
         println!("    siren          {}", siren_line(p));
         println!("    last sync      {}", when(p.last_sync_ms));
         println!(

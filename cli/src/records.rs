@@ -74,9 +74,29 @@ pub async fn publish(dir: &Path, file: &Path, signed: bool, json_out: bool) -> a
     Ok(())
 }
 
-pub async fn get(dir: &Path, id: &str, raw: bool, json_out: bool) -> anyhow::Result<()> {
-    let id = RecordId::parse_hex(id)?;
+pub async fn get(dir: &Path, named: &str, raw: bool, json_out: bool) -> anyhow::Result<()> {
     let conn = NodeConn::open(dir).await?;
+    // An id (any version), or a record by AUTHOR_KEY/record_id or this
+    // node's record_id: its current version.
+    let id = match RecordId::parse_hex(named) {
+        Ok(id) => id,
+        Err(_) => {
+            let (author, record_id) = match crate::collection::author_and_id(named) {
+                Some(found) => found?,
+                None => (conn.own_key().await?, named.to_string()),
+            };
+            crate::collection::current(&conn, &author, &record_id)
+                .await?
+                .with_context(|| {
+                    format!(
+                        "no record '{record_id}' by {author} on this node: give an id (64 hex \
+                         characters, as `maillage list` shows it), AUTHOR_KEY/record_id, or one \
+                         of this node's record_ids"
+                    )
+                })?
+                .id()
+        }
+    };
     let entry = conn
         .catalogue()
         .get(GetRequest { id: id.0.to_vec() })

@@ -16,9 +16,8 @@ use crate::connect::{NodeConn, refused};
 /// The filters of `search` and `stats`, as typed.
 #[derive(Debug, Default, clap::Args)]
 pub struct FilterArgs {
-    /// Only this kind: dataset, project, project_details, resource,
-    /// collection or organisation.
-    #[arg(long)]
+    /// Only this kind.
+    #[arg(long, value_parser = crate::kinds())]
     pub kind: Option<String>,
     /// A project theme (mobilites, "Transition écologique", ...) or a dataset theme.
     #[arg(long)]

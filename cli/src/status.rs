@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use maillage_proto::v1::{CheckRequest, HarvestNowRequest, HarvestStatus, StatusRequest};
+use maillage_proto::v1::{HarvestNowRequest, HarvestStatus, StatusRequest};
 use maillage_record::PublicKey;
 use serde_json::{Map, Value, json};
 
@@ -71,6 +71,10 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
                 "conflicting_authors": conflicting_authors,
                 "refusals": s.refusals,
                 "harvests": s.harvests.iter().map(harvest_json).collect::<Vec<_>>(),
+                "restore_waiting": s.restore_waiting,
+                "last_backup_ms": s.last_backup_ms,
+                "last_backup_dir": s.last_backup_dir,
+                "last_backup_error": s.last_backup_error,
                 "dir": dir.display().to_string(),
             }))?
         );
@@ -97,6 +101,23 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
             "peers        {} ({} in sync), {} trust root(s), {} quarantined",
             s.peers, s.peers_healthy, s.trust_roots, s.quarantined
         );
+        if !s.restore_waiting.is_empty() {
+            println!(
+                "restored     from a backup: signs nothing until synced with {} (`maillage sync`)",
+                s.restore_waiting.join(", ")
+            );
+        }
+        if !s.last_backup_error.is_empty() {
+            println!("snapshots    the last one failed: {}", s.last_backup_error);
+        } else if s.last_backup_ms > 0 {
+            let at =
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(s.last_backup_ms as u64);
+            println!(
+                "snapshots    last {} ({})",
+                humantime::format_rfc3339_seconds(at),
+                s.last_backup_dir
+            );
+        }
         let search = if s.search_rebuilding {
             "rebuilding (searches use the previous index until it is done)".to_string()
         } else if s.indexed_seq < s.last_seq {
@@ -235,54 +256,4 @@ pub(crate) fn human_bytes(b: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[i])
     }
-}
-
-/// `maillage check`: the node verifies its store and index; problems make
-/// the exit status non-zero.
-pub async fn check(dir: &Path, json_out: bool) -> anyhow::Result<()> {
-    let conn = NodeConn::open(dir).await?;
-    let r = conn
-        .admin()
-        .check(CheckRequest {})
-        .await
-        .map_err(explain)?
-        .into_inner();
-    let mut checked: Vec<(&String, &u64)> = r.checked.iter().collect();
-    checked.sort();
-    if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "sound": r.problem_count == 0,
-                "checked": r.checked,
-                "problems": r.problems,
-                "problem_count": r.problem_count,
-                "last_seq": r.last_seq,
-                "indexed_seq": r.indexed_seq,
-            }))?
-        );
-    } else {
-        for (table, n) in &checked {
-            println!("{table:<14} {n:>10} checked");
-        }
-        for p in &r.problems {
-            println!("problem: {p}");
-        }
-        if r.problem_count as usize > r.problems.len() {
-            println!(
-                "... and {} more",
-                r.problem_count as usize - r.problems.len()
-            );
-        }
-    }
-    if r.problem_count > 0 {
-        anyhow::bail!(
-            "{} problem(s) found (listed above): restore the store from a backup, or run `maillage reindex` if only the search index is wrong",
-            r.problem_count
-        );
-    }
-    if !json_out {
-        println!("the store and the search index are sound");
-    }
-    Ok(())
 }

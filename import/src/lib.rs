@@ -136,7 +136,8 @@ impl Format {
     }
 
     /// Every accepted name, as `common::slug` writes it.
-    fn aliases(self) -> &'static [&'static str] {
+    /// The names it answers to on the command line (slugs).
+    pub fn aliases(self) -> &'static [&'static str] {
         match self {
             Format::ScdlCatalogue => &[
                 "scdl",

@@ -60,6 +60,13 @@ pub enum AuthorError {
     )]
     HandedOver { successor: PublicKey },
     #[error(
+        "this node was restored from a backup taken {taken}: it signs nothing until it has \
+         synced with each of its peers ({waiting} still to go), so that it never numbers a \
+         version twice (what it published after the backup comes back from them); run \
+         `maillage sync`, or `maillage peer remove NAME` for a peer gone for good"
+    )]
+    Restored { taken: String, waiting: String },
+    #[error(
         "a succession of this node's own key is made by `maillage key rotate`, which also \
          writes the new key and re-signs the catalogue with it"
     )]
@@ -109,6 +116,9 @@ pub struct Author {
     /// The key this node's key handed over to (`hand_over`): it signs
     /// nothing more until it restarts with it.
     handed_over: std::sync::Mutex<Option<PublicKey>>,
+    /// After a restore: the peers to sync with before signing again
+    /// (`hold_until_synced`).
+    restored: std::sync::Mutex<Option<RestoreHold>>,
 }
 
 /// What `Author::hand_over` did.
@@ -122,6 +132,13 @@ pub struct HandedOver {
     pub records: u64,
     /// The successor's Organisation record, for `organisation.envelope`.
     pub organisation: Option<VerifiedRecord>,
+}
+
+/// What a restored node waits for before it signs again.
+struct RestoreHold {
+    /// When the backup was taken, as shown to the operator.
+    taken: String,
+    waiting: std::collections::BTreeSet<String>,
 }
 
 /// The current version of a record of this node, decoded if it decodes.
@@ -146,6 +163,7 @@ impl Author {
             store,
             ledger,
             handed_over: std::sync::Mutex::new(None),
+            restored: std::sync::Mutex::new(None),
         }
     }
 
@@ -456,10 +474,52 @@ impl Author {
 
     /// The node signs for its own SIREN only.
     fn check_not_handed_over(&self) -> Result<(), AuthorError> {
-        match *self.handed_over.lock().unwrap_or_else(|p| p.into_inner()) {
-            Some(successor) => Err(AuthorError::HandedOver { successor }),
+        if let Some(successor) = *self.handed_over.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Err(AuthorError::HandedOver { successor });
+        }
+        match &*self.restored.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(hold) => Err(AuthorError::Restored {
+                taken: hold.taken.clone(),
+                waiting: hold.waiting.iter().cloned().collect::<Vec<_>>().join(", "),
+            }),
             None => Ok(()),
         }
+    }
+
+    /// After a restore from a backup, signs nothing until each of `peers`
+    /// has been synced with (`synced`): versions this node signed after the
+    /// backup are back by then, and the next version follows them instead
+    /// of numbering one twice. No peer: nothing to wait for.
+    pub fn hold_until_synced(&self, taken: String, peers: Vec<String>) {
+        *self.restored.lock().unwrap_or_else(|p| p.into_inner()) =
+            (!peers.is_empty()).then(|| RestoreHold {
+                taken,
+                waiting: peers.into_iter().collect(),
+            });
+    }
+
+    /// `peer` was synced with (or removed): true when that lifted the hold.
+    pub fn synced(&self, peer: &str) -> bool {
+        let mut hold = self.restored.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(h) = hold.as_mut() else {
+            return false;
+        };
+        h.waiting.remove(peer);
+        if h.waiting.is_empty() {
+            *hold = None;
+            return true;
+        }
+        false
+    }
+
+    /// The peers still to sync with after a restore.
+    pub fn restore_waiting(&self) -> Vec<String> {
+        self.restored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|h| h.waiting.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Hands this node's key over to `successor` (blocking: one synced
@@ -470,6 +530,8 @@ impl Author {
     /// pins, and records the former key signs later are refused. This node
     /// signs nothing more until it restarts with the successor.
     pub fn hand_over(&self, successor: &SigningKey) -> Result<HandedOver, AuthorError> {
+        // A restored node's versions are not known yet (`hold_until_synced`).
+        self.check_not_handed_over()?;
         let mut handed = self.handed_over.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(successor) = *handed {
             return Err(AuthorError::HandedOver { successor });

@@ -42,6 +42,42 @@ struct RawConfig {
     #[serde(default)]
     portal: RawPortal,
     signin: Option<RawSignin>,
+    metrics: Option<RawMetrics>,
+    backup: Option<RawBackup>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: String,
+    token_file: Option<String>,
+}
+
+/// Prometheus metrics and health probes (`[metrics]`), on a listener of
+/// their own: a scraper needs neither the portal nor the gRPC port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metrics {
+    pub listen: SocketAddr,
+    /// A file holding a bearer token `/metrics` asks for (owner-only), for a
+    /// listener beyond loopback; the health probes never ask for it.
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackup {
+    dir: String,
+    interval: Option<String>,
+    keep: Option<u32>,
+}
+
+/// Automatic snapshots (`[backup]`): what `maillage backup` writes, taken
+/// by the node itself on an interval, the oldest beyond `keep` removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    pub dir: PathBuf,
+    pub interval: Duration,
+    pub keep: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,6 +210,8 @@ struct RawNode {
     data_dir: String,
     #[serde(default = "default_search_dir")]
     search_dir: String,
+    /// The node directory, when the config lives elsewhere (/etc/maillage).
+    dir: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -234,7 +272,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
-    /// The directory holding the config: the node directory.
+    /// The node directory: `node.dir`, else the directory holding the
+    /// config. Relative paths in the config are relative to it.
     pub dir: PathBuf,
     pub siren: Siren,
     pub name: String,
@@ -256,6 +295,8 @@ pub struct Config {
     pub harvests: Vec<Harvest>,
     pub portal: Portal,
     pub signin: Option<Signin>,
+    pub metrics: Option<Metrics>,
+    pub backup: Option<Backup>,
 }
 
 impl Config {
@@ -278,9 +319,20 @@ impl Config {
             value: value.to_string(),
             problem,
         };
-        let dir = match path.parent() {
+        let config_dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
+        };
+        let dir = match raw.node.dir.as_deref().map(str::trim) {
+            None => config_dir,
+            Some("") => {
+                return Err(invalid(
+                    "node.dir",
+                    "",
+                    "must name the node directory, e.g. \"/var/lib/maillage\" (or be left out: the config's directory)".into(),
+                ));
+            }
+            Some(d) => config_dir.join(d),
         };
         let siren = Siren::parse(&raw.organisation.siren).map_err(|e| {
             invalid(
@@ -562,6 +614,65 @@ impl Config {
                 })
             }
         };
+        let metrics = match &raw.metrics {
+            None => None,
+            Some(m) => Some(Metrics {
+                listen: m.listen.parse().map_err(|_| {
+                    invalid(
+                        "metrics.listen",
+                        &m.listen,
+                        "is not an IP address and port, e.g. \"127.0.0.1:9441\"".into(),
+                    )
+                })?,
+                token_file: match m.token_file.as_deref().map(str::trim) {
+                    None => None,
+                    Some("") => {
+                        return Err(invalid(
+                            "metrics.token_file",
+                            "",
+                            "must name a file holding the token (mode 0600), or be left out".into(),
+                        ));
+                    }
+                    Some(f) => Some(dir.join(f)),
+                },
+            }),
+        };
+        let backup = match &raw.backup {
+            None => None,
+            Some(b) => {
+                if b.dir.trim().is_empty() {
+                    return Err(invalid(
+                        "backup.dir",
+                        "",
+                        "must name the directory snapshots go to, e.g. \"/var/backups/maillage\""
+                            .into(),
+                    ));
+                }
+                let interval = match &b.interval {
+                    None => DAY,
+                    Some(text) => duration(
+                        "backup.interval",
+                        text,
+                        Duration::from_secs(60),
+                        366 * DAY,
+                        "\"1day\" or \"6h\"",
+                    )?,
+                };
+                let keep = b.keep.unwrap_or(7);
+                if !(1..=1000).contains(&keep) {
+                    return Err(invalid(
+                        "backup.keep",
+                        &keep.to_string(),
+                        "must be between 1 and 1000 snapshots".into(),
+                    ));
+                }
+                Some(Backup {
+                    dir: dir.join(b.dir.trim()),
+                    interval,
+                    keep,
+                })
+            }
+        };
         let log_format = match raw.log.format.as_deref().unwrap_or("text") {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -595,6 +706,8 @@ impl Config {
             harvests,
             portal,
             signin,
+            metrics,
+            backup,
         })
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Parser;
-use maillage_node::config::{Config, LogFormat};
+use maillage_node::config::{Config, ConfigError, LogFormat};
 use maillage_node::server;
 use tracing_subscriber::EnvFilter;
 
@@ -23,7 +23,26 @@ struct Args {
     config: PathBuf,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            // A configuration the operator must fix: systemd does not
+            // restart the node in a loop (RestartPreventExitStatus=78).
+            let configuration = e.downcast_ref::<ConfigError>().is_some()
+                || e.downcast_ref::<server::StartError>()
+                    .is_some_and(server::StartError::is_configuration);
+            if configuration {
+                std::process::ExitCode::from(server::EXIT_CONFIG as u8)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     // First: what the node allocates from now on is in small pages.
     maillage_node::no_transparent_huge_pages();
     let args = Args::parse();

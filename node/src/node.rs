@@ -70,6 +70,14 @@ pub struct Node {
     fetch_slots: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Semaphore>>>,
     /// Sources harvested on a schedule (`[[harvest]]`).
     harvests: crate::harvest::Harvests,
+    /// The config file, copied into backups.
+    config_path: std::path::PathBuf,
+    /// The automatic snapshots' last run (`[backup]`).
+    snapshot: std::sync::Mutex<crate::backup::SnapshotState>,
+    /// One backup at a time: each flushes the store and links its files.
+    backing_up: std::sync::Mutex<()>,
+    /// Request durations (`metrics`).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Fetch reads in flight at once for one peer, each up to
@@ -175,7 +183,59 @@ impl Node {
             refusals: Arc::default(),
             fetch_slots: Default::default(),
             harvests: crate::harvest::Harvests::new(&config.harvests),
+            config_path: config.path.clone(),
+            snapshot: Default::default(),
+            backing_up: Default::default(),
+            metrics: Arc::default(),
         })
+    }
+
+    /// Where this node's files are, for its backups.
+    pub fn backup_sources(&self) -> crate::backup::Sources {
+        crate::backup::Sources {
+            node_dir: self.dir.clone(),
+            config: self.config_path.clone(),
+            organisation: self.dir.join(maillage_record::ORGANISATION_ENVELOPE),
+            key: self.key_file.clone(),
+        }
+    }
+
+    /// Writes a backup into `dest` (blocking; see `backup::write`).
+    pub fn backup(
+        &self,
+        dest: &std::path::Path,
+        with_key: bool,
+    ) -> Result<crate::backup::Written, crate::backup::BackupError> {
+        let _one = self.backing_up.lock().unwrap_or_else(|p| p.into_inner());
+        crate::backup::write(self, &self.backup_sources(), dest, with_key)
+    }
+
+    /// Request durations, which the servers' layers record.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    pub fn snapshot_state(&self) -> crate::backup::SnapshotState {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_snapshot_state(&self, state: crate::backup::SnapshotState) {
+        *self.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    /// A sync with `peer` succeeded, or the peer was removed: a restored
+    /// node may sign again once every peer has.
+    pub fn synced_with(&self, peer: &str) {
+        crate::backup::synced(self, &self.dir, peer);
+    }
+
+    /// Called once at start: a node restored from a backup holds its
+    /// signing until it has synced with its peers.
+    pub fn hold_if_restored(&self) {
+        crate::backup::hold_if_restored(self, &self.dir);
     }
 
     pub fn siren(&self) -> &Siren {

@@ -49,11 +49,17 @@ pub struct PeerState {
     pub last_error: String,
     #[serde(default)]
     pub consecutive_failures: u32,
+    /// The version of maillage the peer said it runs, at its last answer.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
     /// Live state, not persisted.
     #[serde(skip)]
     pub subscribed: bool,
     #[serde(skip)]
     pub syncing: bool,
+    /// Bytes this node's syncs with the peer exchanged since it started.
+    #[serde(skip)]
+    pub wire_bytes: u64,
     /// The key was revoked (a Revocation record): no longer pinned.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub revoked: bool,
@@ -192,8 +198,10 @@ impl PeerTable {
                 records_sent: 0,
                 last_error: String::new(),
                 consecutive_failures: 0,
+                version: String::new(),
                 subscribed: false,
                 syncing: false,
+                wire_bytes: 0,
                 revoked: false,
             },
         };

@@ -14,7 +14,9 @@ use maillage_proto::v1::replication_server::ReplicationServer;
 use maillage_record::{ORGANISATION_ENVELOPE, envelope, keyfile};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::wrappers::UnixListenerStream;
+use tonic::codegen::http::{HeaderName, HeaderValue};
 use tonic::transport::Server;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::Config;
 use crate::node::Node;
@@ -52,6 +54,16 @@ pub enum StartError {
         config: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "cannot listen for metrics on {addr}: {source}; is another program using it? change metrics.listen in {config}"
+    )]
+    BindMetrics {
+        addr: std::net::SocketAddr,
+        config: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("metrics.token_file {path}: {problem}")]
+    MetricsToken { path: PathBuf, problem: String },
     #[error("{0}; see [signin] in the config")]
     SignIn(#[from] crate::signin::SignInError),
     #[error("cannot create the admin socket {path}: {source}")]
@@ -79,6 +91,32 @@ pub enum StartError {
     Search(#[from] crate::search::SearchError),
 }
 
+impl StartError {
+    /// Whether the operator must change something before the node can
+    /// start: the config, the key, the store's version. The daemon exits
+    /// with `EXIT_CONFIG` then, which the systemd unit does not restart
+    /// (a loop of restarts would only fill the journal).
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            StartError::Key(_)
+            | StartError::SignIn(_)
+            | StartError::Organisation { .. }
+            | StartError::HandedOver { .. }
+            | StartError::MetricsToken { .. } => true,
+            StartError::OpenStore { source, .. } => matches!(source, StoreError::Schema { .. }),
+            _ => false,
+        }
+    }
+}
+
+/// The daemon's exit status when its configuration is wrong (sysexits.h's
+/// EX_CONFIG): `RestartPreventExitStatus=78` in the unit.
+pub const EXIT_CONFIG: i32 = 78;
+
+/// The header every answer on the gRPC port carries: the version of
+/// maillage that answers (`maillage peer list` shows the peers').
+pub const VERSION_HEADER: &str = "maillage-version";
+
 /// A node ready to serve: state plus its bound listeners.
 pub struct Started {
     pub node: Arc<Node>,
@@ -91,6 +129,11 @@ pub struct Started {
     pub portal: crate::config::Portal,
     /// Members' sign-in on the portal, if `[signin]` is configured.
     pub signin: Option<Arc<crate::signin::SignIn>>,
+    /// The metrics and probes' listener (`[metrics]`), with the token
+    /// `/metrics` asks for, if any.
+    pub metrics: Option<(TcpListener, Option<String>)>,
+    /// Automatic snapshots (`[backup]`).
+    pub backup: Option<crate::config::Backup>,
 }
 
 /// Loads the key (refusing one others can read), opens the store, stores the
@@ -151,6 +194,24 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
             Some((listener, url))
         }
     };
+    let metrics = match &config.metrics {
+        None => None,
+        Some(m) => {
+            let token = match &m.token_file {
+                None => None,
+                Some(path) => Some(read_token(path)?),
+            };
+            let listener =
+                TcpListener::bind(m.listen)
+                    .await
+                    .map_err(|source| StartError::BindMetrics {
+                        addr: m.listen,
+                        config: config.path.clone(),
+                        source,
+                    })?;
+            Some((listener, token))
+        }
+    };
     // The client secret is read now: a node that cannot sign agents in as
     // configured does not start.
     let signin = match (&config.signin, &http) {
@@ -177,6 +238,7 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         });
     }
     ingest_organisation(&node, &config.dir.join(ORGANISATION_ENVELOPE))?;
+    node.hold_if_restored();
     Ok(Started {
         node,
         grpc,
@@ -185,7 +247,33 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         admin_path,
         portal: config.portal.clone(),
         signin,
+        metrics,
+        backup: config.backup.clone(),
     })
+}
+
+/// The metrics' bearer token: alone in a file only its owner may read.
+fn read_token(path: &Path) -> Result<String, StartError> {
+    let bad = |problem: String| StartError::MetricsToken {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(bad(format!(
+            "is readable by others (mode {:o}): chmod 600 it",
+            meta.permissions().mode() & 0o777
+        )));
+    }
+    let token = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let token = token.trim();
+    if token.len() < 16 {
+        return Err(bad(
+            "holds no token of 16 characters or more: write one (e.g. `openssl rand -hex 32`)"
+                .into(),
+        ));
+    }
+    Ok(token.to_string())
 }
 
 /// Stores the organisation's own signed record, written by `maillage init`.
@@ -237,6 +325,8 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         admin_path,
         portal,
         signin,
+        metrics,
+        backup,
     } = started;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -339,6 +429,11 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
         // Calls counted on their connection: an idle one can be closed.
         .layer(crate::accept::Track)
+        .layer(crate::metrics::TimeGrpc(node.metrics().clone()))
+        .layer(SetResponseHeaderLayer::overriding(
+            HeaderName::from_static(VERSION_HEADER),
+            HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+        ))
         .add_service(health.clone())
         .add_service(reflection)
         .add_service(CatalogueServer::new(CatalogueService::new(
@@ -356,6 +451,7 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
             stopped(stop_rx.clone()),
         );
     let operator = Server::builder()
+        .layer(crate::metrics::TimeGrpc(node.metrics().clone()))
         .add_service(health)
         .add_service(CatalogueServer::new(CatalogueService::new(
             node.clone(),
@@ -388,9 +484,29 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
             stopped(stop_rx_http.clone()),
         ))
     });
+    let probes = metrics.map(|(listener, token)| {
+        tracing::info!(addr = ?listener.local_addr().ok(), "metrics and probes serving");
+        tokio::spawn(crate::metrics::serve(
+            listener,
+            node.clone(),
+            token,
+            stopped(stop_rx_http.clone()),
+        ))
+    });
+    if let Some(b) = backup {
+        tracing::info!(dir = %b.dir.display(), every = %humantime::format_duration(b.interval), keep = b.keep, "automatic snapshots");
+        tokio::spawn(crate::backup::snapshots_forever(
+            node.clone(),
+            node.backup_sources(),
+            b,
+        ));
+    }
+    tokio::spawn(report_health(node.clone(), health_reporter));
     let public = tokio::spawn(public);
     let operator = tokio::spawn(operator);
+    crate::systemd::notify("READY=1");
     shutdown.await;
+    crate::systemd::notify("STOPPING=1");
     tracing::info!("shutting down");
     node.stop();
     replicator.shutdown();
@@ -399,10 +515,75 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
     if let Some(export) = export {
         let _ = export.await;
     }
+    if let Some(probes) = probes {
+        let _ = probes.await;
+    }
     let _ = std::fs::remove_file(&admin_path);
     // The indexer commits what it holds on its way out.
     let _ = tokio::task::spawn_blocking(move || indexer.join()).await;
     a.expect("public server task")?;
     b.expect("admin server task")?;
     Ok(())
+}
+
+/// Keeps the gRPC health service true, and pings systemd's watchdog, every
+/// few seconds until the node stops: "" (the node as a whole), Catalogue
+/// and Publish serve when the node is ready (`metrics::Health::ready`);
+/// Replication when a peer answers (or there is none). The watchdog is
+/// pinged only while the store answers: a node whose store or runtime is
+/// stuck is restarted by systemd.
+async fn report_health(node: Arc<Node>, reporter: tonic_health::server::HealthReporter) {
+    use tonic_health::ServingStatus;
+    let watchdog = crate::systemd::watchdog_interval();
+    let every = watchdog
+        .unwrap_or(std::time::Duration::from_secs(5))
+        .min(std::time::Duration::from_secs(5));
+    let mut stopping = node.stopping();
+    let mut said = String::new();
+    loop {
+        let n = node.clone();
+        if let Ok(health) =
+            tokio::task::spawn_blocking(move || crate::metrics::Health::of(&n)).await
+        {
+            let status = |ok: bool| {
+                if ok {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                }
+            };
+            let ready = status(health.ready());
+            reporter.set_service_status("", ready).await;
+            reporter
+                .set_service_status(
+                    <CatalogueServer<CatalogueService> as tonic::server::NamedService>::NAME,
+                    ready,
+                )
+                .await;
+            reporter
+                .set_service_status(
+                    <PublishServer<PublishService> as tonic::server::NamedService>::NAME,
+                    ready,
+                )
+                .await;
+            reporter
+                .set_service_status(
+                    <ReplicationServer<ReplicationService> as tonic::server::NamedService>::NAME,
+                    status(health.replicating()),
+                )
+                .await;
+            if health.live() && watchdog.is_some() {
+                crate::systemd::notify("WATCHDOG=1");
+            }
+            let line = health.describe().replace('\n', "; ");
+            if line != said {
+                crate::systemd::notify(&format!("STATUS={line}"));
+                said = line;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+    }
 }

@@ -12,13 +12,15 @@ use crate::support::*;
 fn shacl_conforms(data: &Path, format: &str) {
     let shapes = Path::new(env!("CARGO_MANIFEST_DIR")).join("dcat-ap");
     for s in ["shapes.ttl", "range.ttl", "dcat-ap-SHACL.ttl"] {
-        let out = Command::new("python3")
+        // scripts/test points MAILLAGE_PYTHON at its virtual environment.
+        let python = std::env::var("MAILLAGE_PYTHON").unwrap_or_else(|_| "python3".into());
+        let out = Command::new(python)
             .args(["-m", "pyshacl", "-s"])
             .arg(shapes.join(s))
             .args(["-df", format])
             .arg(data)
             .output()
-            .expect("python3 runs (scripts/deps installs pyshacl)");
+            .expect("python runs (scripts/test installs pyshacl in a virtual environment)");
         let report = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success() && report.contains("Conforms: True"),

@@ -9,6 +9,7 @@ mod faults;
 mod forged;
 mod foundation;
 mod import;
+mod operations;
 mod portal;
 mod replication;
 mod search;

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -366,6 +366,19 @@ pub(crate) fn router(state: Http) -> Router {
         .route("/search", get(api::search))
         .route("/stats", get(api::stats))
         .merge(crate::portal::routes())
+        .route(
+            "/healthz",
+            get(|State(h): State<Http>| async move { crate::metrics::probe(&h.node, false) }),
+        )
+        .route(
+            "/readyz",
+            get(|State(h): State<Http>| async move { crate::metrics::probe(&h.node, true) }),
+        )
+        // Timed by the route matched: what a route costs, in the metrics.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.node.metrics().clone(),
+            crate::metrics::time_http,
+        ))
         .fallback(crate::portal::not_found)
         .with_state(state)
         // Only the portal's forms read a body, each through an extractor

@@ -156,13 +156,24 @@ pub async fn sync_once(
     tx.send(ReconcileFrame { negentropy: first })
         .await
         .expect("receiver alive");
-    let mut answers = answer(
+    let answers = answer(
         &peer.url,
         "the start of a reconciliation",
         client.reconcile(ReceiverStream::new(rx)),
     )
-    .await?
-    .into_inner();
+    .await?;
+    // Every node says its version in a header (`server::VERSION_HEADER`):
+    // `maillage peer list` shows it.
+    if let Some(version) = answers
+        .metadata()
+        .get(crate::server::VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 40)
+    {
+        let version = version.to_string();
+        node.peers().update(&peer.name, |p| p.version = version);
+    }
+    let mut answers = answers.into_inner();
     let mut have: Vec<Id> = Vec::new();
     let mut need: Vec<Id> = Vec::new();
     loop {
@@ -436,7 +447,9 @@ pub fn record_success(node: &Node, name: &str, report: &SyncReport) {
         p.last_sync_ms = maillage_record::now_ms();
         p.last_error.clear();
         p.consecutive_failures = 0;
+        p.wire_bytes += report.wire_total;
     });
+    node.synced_with(name);
 }
 
 async fn follow(

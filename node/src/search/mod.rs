@@ -570,6 +570,33 @@ impl Search {
         Ok(searcher.search(&query, &tally::Pairs("key", Facet::Organisation.column()))?)
     }
 
+    /// Searchable records by visibility: (public, federation, restricted),
+    /// from the index's term counts (for the metrics; cheap: no document
+    /// is read).
+    pub fn count_by_visibility(&self) -> Result<(u64, u64, u64), SearchError> {
+        let f = &self.engine.queries.fields;
+        let searcher = self.reader.searcher();
+        let count = |reader: &str| -> Result<u64, SearchError> {
+            let term = Term::from_field_text(f.reader, reader);
+            let mut n = 0u64;
+            for segment in searcher.segment_readers() {
+                n += u64::from(
+                    segment
+                        .inverted_index(f.reader)?
+                        .doc_freq(&term)
+                        .map_err(tantivy::TantivyError::from)?,
+                );
+            }
+            Ok(n)
+        };
+        let (public, federation) = (
+            count(document::READER_PUBLIC)?,
+            count(document::READER_FEDERATION)?,
+        );
+        let all = searcher.num_docs();
+        Ok((public, federation, all.saturating_sub(public + federation)))
+    }
+
     /// For each of `orgs` (SIRENs) with datasets, projects or reuses
     /// `viewer` may see: how many of each, how many signed by `own` (this
     /// node's key), and when the last was received (blocking: the members

@@ -57,6 +57,7 @@ fn peer_to_proto(node: &Node, p: &PeerState) -> Peer {
         last_error: p.last_error.clone(),
         consecutive_failures: p.consecutive_failures,
         subscribed: p.subscribed,
+        version: p.version.clone(),
         added_at_ms: p.added_at_ms,
         siren: siren
             .as_ref()
@@ -106,6 +107,7 @@ impl Admin for AdminService {
         let cached = node.search().cache_stats();
         let store = node.store().clone();
         let conflicts = blocking(move || store.conflicts().map_err(store_status)).await?;
+        let snapshot = node.snapshot_state();
         Ok(Response::new(StatusResponse {
             public_key: node.public_key().0.to_vec(),
             siren: node.siren().to_string(),
@@ -149,6 +151,10 @@ impl Admin for AdminService {
                 .iter()
                 .map(|(cfg, run)| harvest_status(cfg, run))
                 .collect(),
+            restore_waiting: node.author().restore_waiting(),
+            last_backup_ms: snapshot.last_ms,
+            last_backup_dir: snapshot.last_dir,
+            last_backup_error: snapshot.last_error,
             conflicts: conflicts
                 .into_iter()
                 .map(|c| maillage_proto::v1::Conflict {
@@ -231,6 +237,7 @@ impl Admin for AdminService {
             )));
         }
         self.replicator.stop(&name);
+        self.node.synced_with(&name);
         tracing::info!(peer = name, "peer unpinned");
         Ok(Response::new(PeerRemoveResponse {}))
     }
@@ -737,6 +744,34 @@ impl Admin for AdminService {
             author: verdict.author.0.to_vec(),
             findings: verdict.findings.iter().map(ToString::to_string).collect(),
             inputs_here: verdict.inputs_here,
+        }))
+    }
+
+    async fn backup(
+        &self,
+        request: Request<maillage_proto::v1::BackupRequest>,
+    ) -> Result<Response<maillage_proto::v1::BackupResponse>, Status> {
+        use crate::backup::BackupError;
+        let req = request.into_inner();
+        let dest = std::path::PathBuf::from(req.dir);
+        let node = self.node.clone();
+        let written = blocking(move || {
+            node.backup(&dest, req.with_key).map_err(|e| match e {
+                BackupError::Relative(_) => Status::invalid_argument(e.to_string()),
+                BackupError::Exists(_) => Status::already_exists(e.to_string()),
+                BackupError::Io { .. } => Status::failed_precondition(e.to_string()),
+                BackupError::Store(e) => store_status(e),
+            })
+        })
+        .await?;
+        tracing::info!(dir = %written.dir.display(), bytes = written.bytes, with_key = written.with_key, "backup written");
+        Ok(Response::new(maillage_proto::v1::BackupResponse {
+            dir: written.dir.display().to_string(),
+            last_seq: written.last_seq,
+            envelopes: written.envelopes,
+            bytes: written.bytes,
+            millis: written.elapsed.as_millis() as u64,
+            with_key: written.with_key,
         }))
     }
 

@@ -31,7 +31,10 @@ pub(crate) fn store_status(e: StoreError) -> Status {
                  that is fixed: the node goes on by itself"
             ))
         }
-        StoreError::Db(_) | StoreError::Corrupt { .. } | StoreError::Schema { .. } => {
+        StoreError::Db(_)
+        | StoreError::Corrupt { .. }
+        | StoreError::Schema { .. }
+        | StoreError::Snapshot { .. } => {
             tracing::error!(error = %e, "store failure");
             Status::internal(
                 "the node's record store failed; its operator finds the cause in the node's log",
@@ -50,6 +53,7 @@ pub(crate) fn author_status(e: AuthorError) -> Status {
         AuthorError::UnknownVisibility { .. } => Status::internal(e.to_string()),
         AuthorError::CollectionItem { .. }
         | AuthorError::HandedOver { .. }
+        | AuthorError::Restored { .. }
         | AuthorError::OwnSuccession => Status::failed_precondition(e.to_string()),
         AuthorError::Store(e) => store_status(e),
     }

@@ -89,7 +89,19 @@ pub type Committed<'a> = &'a mut dyn FnMut(&[Result<Inserted, StoreError>]);
 /// A read token as stored: the SHA-256 of the token, and what is kept.
 pub type StoredToken = ([u8; 32], Vec<u8>);
 
-const SCHEMA_VERSION: u64 = 1;
+/// A step of the store's on-disk format, from one schema version to the
+/// next (`STEPS[i]` takes version i + 1 to i + 2). A step must be safe to
+/// run again: if the node dies during one, it runs again at the next start
+/// (the version is written after the step's own writes).
+type FormatStep = fn(&DB) -> Result<(), rocksdb::Error>;
+
+/// The steps from schema 1 to this node's: none yet. A change of the
+/// on-disk format adds one here (and a fixture of the former format under
+/// tests/fixtures, which the upgrade test opens).
+const STEPS: &[FormatStep] = &[];
+
+/// The store's format that this node writes.
+pub const SCHEMA_VERSION: u64 = 1 + STEPS.len() as u64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -98,9 +110,20 @@ pub enum StoreError {
     #[error("record store at {path} is corrupt: {what}; restore it from a backup")]
     Corrupt { path: String, what: String },
     #[error(
-        "record store at {path} has schema version {found}, this node knows {SCHEMA_VERSION}: use a matching maillage-node"
+        "record store at {path} has schema version {found}, written by a newer maillage-node (this \
+         one knows {SCHEMA_VERSION} at most): run that version again, or restore the snapshot \
+         taken before the upgrade ({path}.before-schema-*, or your last backup)"
     )]
     Schema { path: String, found: u64 },
+    #[error(
+        "record store at {path}: could not snapshot it before upgrading its format from schema \
+         {found} ({source}); nothing was changed: free space beside it, then start again"
+    )]
+    Snapshot {
+        path: String,
+        found: u64,
+        source: rocksdb::Error,
+    },
     #[error(
         "record store at {path} cannot be written: {why}. Nothing was stored; free space or make \
          it writable (a running node then goes on by itself)"
@@ -370,12 +393,7 @@ impl Store {
             Some(v) => {
                 let MetaValue(found) =
                     MetaValue::decode(&v).ok_or_else(|| self.corrupt("schema version"))?;
-                if found != SCHEMA_VERSION {
-                    return Err(StoreError::Schema {
-                        path: self.path.clone(),
-                        found,
-                    });
-                }
+                self.migrate(found, STEPS)?;
             }
         }
         let last_seq = match self
@@ -402,6 +420,61 @@ impl Store {
         state.next_seq = last_seq + 1;
         state.envelopes = envelopes;
         state.current_by_kind = by_kind;
+        Ok(())
+    }
+
+    /// Brings a store of schema `found` to `1 + steps.len()`, one step at
+    /// a time, after a snapshot of it as it was (a checkpoint beside it,
+    /// `<store>.before-schema-<found>`, which the operator removes once
+    /// satisfied). A store newer than the steps know is refused: its
+    /// format is not this node's to guess.
+    fn migrate(&self, found: u64, steps: &[FormatStep]) -> Result<(), StoreError> {
+        let target = 1 + steps.len() as u64;
+        if found == target {
+            return Ok(());
+        }
+        if found > target || found == 0 {
+            return Err(StoreError::Schema {
+                path: self.path.clone(),
+                found,
+            });
+        }
+        let snapshot = format!("{}.before-schema-{found}", self.path.trim_end_matches('/'));
+        if !Path::new(&snapshot).exists() {
+            rocksdb::checkpoint::Checkpoint::new(&self.db)
+                .and_then(|c| c.create_checkpoint(&snapshot))
+                .map_err(|source| StoreError::Snapshot {
+                    path: self.path.clone(),
+                    found,
+                    source,
+                })?;
+        }
+        tracing::warn!(
+            store = self.path,
+            from = found,
+            to = target,
+            snapshot,
+            "upgrading the store's format"
+        );
+        for (i, step) in steps.iter().enumerate().skip(found as usize - 1) {
+            let next = i as u64 + 2;
+            step(&self.db).map_err(|e| self.write_error(e))?;
+            let mut sync = WriteOptions::default();
+            sync.set_sync(true);
+            self.db
+                .put_cf_opt(
+                    self.cf(CF_META),
+                    MetaKey::Schema.encode(),
+                    MetaValue(next).encode(),
+                    &sync,
+                )
+                .map_err(|e| self.write_error(e))?;
+            tracing::info!(
+                store = self.path,
+                schema = next,
+                "store format upgraded one step"
+            );
+        }
         Ok(())
     }
 
@@ -1039,6 +1112,64 @@ impl Store {
             .clone();
         (envelopes, self.last_seq(), by_kind)
     }
+
+    /// Writes a consistent copy of the store at `dest` (a RocksDB
+    /// checkpoint: files hard-linked where `dest` is on the same file
+    /// system, copied otherwise) while writes go on. `dest` must not exist.
+    /// Returns the last sequence number the copy holds at least.
+    pub fn checkpoint(&self, dest: &Path) -> Result<u64, StoreError> {
+        let seq = self.last_seq();
+        rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .and_then(|c| c.create_checkpoint(dest))
+            .map_err(|e| write_error(&dest.display().to_string(), e))?;
+        Ok(seq)
+    }
+
+    /// RocksDB's own gauges, for the metrics: (name, value) of the
+    /// integer properties an operator watches (sizes, memtables, pending
+    /// compaction), summed over the tables.
+    pub fn engine_gauges(&self) -> Vec<(&'static str, u64)> {
+        const PROPERTIES: [(&str, &str); 7] = [
+            ("live_sst_bytes", "rocksdb.live-sst-files-size"),
+            ("memtable_bytes", "rocksdb.cur-size-all-mem-tables"),
+            ("estimated_keys", "rocksdb.estimate-num-keys"),
+            (
+                "pending_compaction_bytes",
+                "rocksdb.estimate-pending-compaction-bytes",
+            ),
+            ("running_compactions", "rocksdb.num-running-compactions"),
+            ("running_flushes", "rocksdb.num-running-flushes"),
+            ("block_cache_bytes", "rocksdb.block-cache-usage"),
+        ];
+        PROPERTIES
+            .iter()
+            .map(|(name, property)| {
+                let sum = CFS
+                    .iter()
+                    .filter_map(|cf| {
+                        self.db
+                            .property_int_value_cf(self.cf(cf), *property)
+                            .ok()
+                            .flatten()
+                    })
+                    .sum::<u64>();
+                // DB-wide properties answer the same for every table.
+                let sum = match *name {
+                    "running_compactions" | "running_flushes" | "block_cache_bytes" => {
+                        sum / CFS.len() as u64
+                    }
+                    _ => sum,
+                };
+                (*name, sum)
+            })
+            .collect()
+    }
+
+    /// Whether the store answers a read (the health probes).
+    pub fn readable(&self) -> Result<(), StoreError> {
+        self.db.get_cf(self.cf(CF_META), MetaKey::Schema.encode())?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -1119,6 +1250,66 @@ mod tests {
             ));
             assert_eq!(store.counts().0, 4);
         }
+    }
+
+    fn step_two(db: &DB) -> Result<(), rocksdb::Error> {
+        db.put_cf(db.cf_handle(CF_META).unwrap(), b"test-step-2", b"done")
+    }
+    fn step_three(db: &DB) -> Result<(), rocksdb::Error> {
+        // Needs the second step's work: steps run in order.
+        let meta = db.cf_handle(CF_META).unwrap();
+        assert!(db.get_cf(meta, b"test-step-2")?.is_some());
+        db.put_cf(meta, b"test-step-3", b"done")
+    }
+
+    /// A store of an older format is snapshotted as it was, then brought
+    /// up step by step, its records kept; a store of a newer format is
+    /// refused, naming what to do.
+    #[test]
+    fn formats_upgrade_step_by_step_after_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data");
+        let store = Store::open_at(&path).unwrap();
+        store
+            .insert(&signed(1, "a", 1), Admission::RequireNewer)
+            .unwrap();
+        let schema = |s: &Store| {
+            MetaValue::decode(
+                &s.db
+                    .get_cf(s.cf(CF_META), MetaKey::Schema.encode())
+                    .unwrap()
+                    .unwrap(),
+            )
+            .unwrap()
+            .0
+        };
+        assert_eq!(schema(&store), SCHEMA_VERSION);
+        store
+            .migrate(1, &[step_two as FormatStep, step_three as FormatStep])
+            .unwrap();
+        assert_eq!(schema(&store), 3);
+        let meta = store.cf(CF_META);
+        assert!(store.db.get_cf(meta, b"test-step-3").unwrap().is_some());
+        assert_eq!(store.counts().0, 1, "the record is still there");
+        drop(store);
+        // The snapshot is the store as it was: schema 1, the record, no step.
+        let before = Store::open_at(&dir.path().join("data.before-schema-1")).unwrap();
+        assert_eq!(schema(&before), 1);
+        assert!(
+            before
+                .db
+                .get_cf(before.cf(CF_META), b"test-step-2")
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(before.counts().0, 1);
+        // A format newer than this node's is not opened.
+        let newer = before.migrate(SCHEMA_VERSION + 1, STEPS).unwrap_err();
+        assert!(
+            matches!(newer, StoreError::Schema { found, .. } if found == SCHEMA_VERSION + 1),
+            "{newer}"
+        );
+        assert!(newer.to_string().contains("newer maillage-node"), "{newer}");
     }
 
     /// A record keeps its kind: a version of another kind is refused (and
