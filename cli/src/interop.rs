@@ -9,7 +9,7 @@
 //! records).
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -332,7 +332,8 @@ pub async fn import(
     let mut pending: VecDeque<(String, usize, Record)> = VecDeque::new();
     // record_id → where it was first read, across every file of this run.
     let mut keep: HashMap<String, (String, usize)> = HashMap::new();
-    let bar = !json_out && std::io::stderr().is_terminal() && rows > BATCH;
+    let bar = (!json_out && std::io::stderr().is_terminal() && rows > BATCH)
+        .then(|| crate::progress::bar(rows as u64, "rows stored"));
     let (mut created, mut updated, mut unchanged) = (0u64, 0u64, 0u64);
     let (mut read, mut stored) = (0usize, 0usize);
     // IN_FLIGHT batches at once: the node signs and stores some while the
@@ -394,13 +395,13 @@ pub async fn import(
                 }
             }
         }
-        if bar {
-            eprint!("\r{read}/{rows} rows read, {stored} records sent and answered");
-            let _ = std::io::stderr().flush();
+        if let Some(bar) = &bar {
+            bar.set_position(stored as u64);
+            bar.set_message(format!("({read} read)"));
         }
     }
-    if bar {
-        eprintln!();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     rejected.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
     // A row refused by the node after reading: its warnings go with it.

@@ -11,6 +11,7 @@ mod interop;
 mod members;
 mod monitor;
 mod peers;
+mod progress;
 mod records;
 mod search;
 mod status;

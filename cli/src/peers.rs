@@ -176,9 +176,9 @@ pub async fn sync(dir: &Path, name: Option<&str>, json_out: bool) -> anyhow::Res
         .map_err(refused)?
         .into_inner();
     // A progress bar on a terminal, for a large first sync; nothing for scripts.
-    use std::io::{IsTerminal, Write};
-    let bar = !json_out && std::io::stderr().is_terminal();
-    let mut drew = false;
+    use std::io::IsTerminal;
+    let draw = !json_out && std::io::stderr().is_terminal();
+    let mut bar: Option<indicatif::ProgressBar> = None;
     let mut results = Vec::new();
     while let Some(msg) = stream.message().await.map_err(refused)? {
         if msg.done {
@@ -189,22 +189,14 @@ pub async fn sync(dir: &Path, name: Option<&str>, json_out: bool) -> anyhow::Res
             .peers
             .iter()
             .fold((0, 0), |(n, r), p| (n + p.need, r + p.received));
-        if bar && need > 0 {
-            let done = received.min(need);
-            let width = 30;
-            let filled = (done * width / need) as usize;
-            eprint!(
-                "\r[{}{}] {done}/{need} records ({}%)",
-                "#".repeat(filled),
-                " ".repeat(width as usize - filled),
-                done * 100 / need
-            );
-            let _ = std::io::stderr().flush();
-            drew = true;
+        if draw && need > 0 {
+            let bar = bar.get_or_insert_with(|| crate::progress::bar(need, "records received"));
+            bar.set_length(need);
+            bar.set_position(received.min(need));
         }
     }
-    if drew {
-        eprintln!();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     let failed = results.iter().filter(|r| !r.ok).count();
     if json_out {

@@ -796,6 +796,63 @@ mod tests {
         assert!(e.contains("extra"), "{e}");
     }
 
+    /// A config apart from its node directory (/etc/maillage): `node.dir`
+    /// is where the key, store and socket are; `[metrics]` and `[backup]`
+    /// are read, their mistakes named.
+    #[test]
+    fn node_dir_metrics_and_backup() {
+        let p = Path::new("/etc/maillage/maillage.toml");
+        let base = template("243100518", "127.0.0.1:7441")
+            .replace("[node]\n", "[node]\ndir = \"/var/lib/maillage\"\n");
+        let c = Config::parse(
+            p,
+            &format!(
+                "{base}\n[metrics]\nlisten = \"127.0.0.1:9441\"\ntoken_file = \"metrics.token\"\n\
+                 [backup]\ndir = \"/var/backups/maillage\"\ninterval = \"6h\"\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.dir, Path::new("/var/lib/maillage"));
+        assert_eq!(c.key_file, Path::new("/var/lib/maillage/organisation.key"));
+        assert_eq!(c.data_dir, Path::new("/var/lib/maillage/data"));
+        assert_eq!(c.admin_socket, Path::new("/var/lib/maillage/admin.sock"));
+        let m = c.metrics.unwrap();
+        assert_eq!(m.listen.to_string(), "127.0.0.1:9441");
+        assert_eq!(
+            m.token_file.unwrap(),
+            Path::new("/var/lib/maillage/metrics.token")
+        );
+        let b = c.backup.unwrap();
+        assert_eq!(b.dir, Path::new("/var/backups/maillage"));
+        assert_eq!(b.interval, Duration::from_secs(6 * 3600));
+        assert_eq!(b.keep, 7, "seven snapshots unless said");
+        // Without node.dir, the config's directory is the node directory.
+        let plain = Config::parse(p, &template("243100518", "127.0.0.1:7441")).unwrap();
+        assert_eq!(plain.dir, Path::new("/etc/maillage"));
+        assert!(plain.metrics.is_none() && plain.backup.is_none());
+        for (extra, key) in [
+            ("[metrics]\nlisten = \"localhost\"\n", "metrics.listen"),
+            (
+                "[backup]\ndir = \"b\"\ninterval = \"10s\"\n",
+                "backup.interval",
+            ),
+            ("[backup]\ndir = \"b\"\nkeep = 0\n", "backup.keep"),
+            ("[backup]\ndir = \" \"\n", "backup.dir"),
+        ] {
+            let e = Config::parse(p, &format!("{base}\n{extra}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{extra}: {e}");
+        }
+        let e = Config::parse(
+            p,
+            &template("243100518", "127.0.0.1:7441").replace("[node]\n", "[node]\ndir = \"\"\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("node.dir"), "{e}");
+    }
+
     /// A duration that would overflow the clock (a century of
     /// sync_interval, say) is refused with its key, not accepted to panic
     /// later.

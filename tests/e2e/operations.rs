@@ -536,3 +536,74 @@ fn automatic_snapshots() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(restored.join("data").is_dir());
 }
+
+/// Copies a directory tree (a fixture, into a test's own directory).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// A backup written by the first version, in the store's first format
+/// (tests/fixtures/backup-schema-1), restores and opens with this node:
+/// its records, their history and their signatures are all there, and it
+/// signs again after them.
+#[test]
+fn a_backup_of_the_first_format_opens() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let fixture = t.path().join("fixture");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/backup-schema-1"),
+        &fixture,
+    );
+    // Git keeps no 0600: the key is made private again, as an operator would.
+    std::fs::set_permissions(
+        fixture.join("organisation.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let dir = t.path().join("n");
+    let out = Command::new(bin("maillage"))
+        .env_remove("MAILLAGE_DIR")
+        .arg("restore")
+        .arg(&fixture)
+        .arg("--into")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The fixture's port may be taken here.
+    let config = dir.join("maillage.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let port = format!("127.0.0.1:{}", free_port());
+    std::fs::write(&config, text.replace(&grpc_listen_of(&config), &port)).unwrap();
+    let _node = start(&dir);
+    let listed = cli_json(&dir, &["list", "--json"]);
+    let mut kinds: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["record"]["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["dataset", "organisation", "project"], "{listed}");
+    assert_eq!(versions(&dir, "budget-primitif-2026"), vec![1, 2]);
+    let check = cli(&dir, &["check"]);
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        stderr(&check)
+    );
+    assert!(String::from_utf8_lossy(&check.stdout).starts_with("MAILLAGE OK"));
+    publish(&dir, Path::new(&example("dataset.json")));
+    assert_eq!(versions(&dir, "budget-primitif-2026"), vec![1, 2, 3]);
+}
