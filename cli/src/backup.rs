@@ -86,11 +86,13 @@ struct Manifest {
     node_dir: String,
 }
 
+/// `into`: the new node directory. `node`: a node (directory or config)
+/// whose key may serve when neither --key nor the backup gives one.
 pub fn restore(
     backup: &Path,
     into: Option<&Path>,
     key: Option<&Path>,
-    node_dir: Option<&Path>,
+    node: Option<&Path>,
     json_out: bool,
 ) -> anyhow::Result<()> {
     let manifest_path = backup.join(MANIFEST);
@@ -114,10 +116,8 @@ pub fn restore(
     }
     let expected = PublicKey::parse_hex(&manifest.public_key)
         .map_err(|e| anyhow!("{}: public_key: {e}", manifest_path.display()))?;
-    let target = match (into, node_dir) {
-        (Some(t), _) => t.to_path_buf(),
-        (None, Some(d)) => d.to_path_buf(),
-        (None, None) => bail!("give the new node directory: --into DIR"),
+    let Some(target) = into.map(Path::to_path_buf) else {
+        bail!("give the new node directory: --into DIR");
     };
     if target.exists()
         && std::fs::read_dir(&target)
@@ -135,9 +135,8 @@ pub fn restore(
     let key_path = match key {
         Some(k) => k.to_path_buf(),
         None if backup.join(KEY_FILE).exists() => backup.join(KEY_FILE),
-        None => match node_dir.filter(|d| *d != target) {
-            Some(d) => {
-                let (path, table) = connect::node_config(d)?;
+        None => match node.and_then(|n| connect::node_config(n).ok()) {
+            Some((path, table)) => {
                 connect::node_path(&path, &table, "organisation", "key_file", KEY_FILE)?
             }
             None => bail!(

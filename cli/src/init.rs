@@ -161,10 +161,14 @@ pub fn init(
             "  key file     {} (mode 0600, keep it secret)",
             dir.join(KEY_FILE).display()
         );
-        println!(
-            "start it with: maillage-node --config {}",
-            config_path.display()
-        );
+        if config_path == Path::new(crate::connect::PACKAGED_CONFIG) {
+            println!("start it with: sudo systemctl start maillage-node");
+        } else {
+            println!(
+                "start it with: maillage-node --config {}",
+                config_path.display()
+            );
+        }
     }
     Ok(())
 }

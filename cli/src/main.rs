@@ -616,11 +616,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         return generate_docs(out);
     }
     if let Command::Restore { backup, into, key } = &cli.command {
+        // The node whose key may serve: the one the CLI would talk to.
+        let node = (cli.dir.is_some() || cli.config.is_some() || key.is_none())
+            .then(|| connect::locate(cli.config.clone(), cli.dir.clone()));
         return backup::restore(
             backup,
-            into.as_deref(),
+            into.as_deref().or(cli.dir.as_deref()),
             key.as_deref(),
-            cli.dir.as_deref(),
+            node.as_deref(),
             json,
         );
     }

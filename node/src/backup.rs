@@ -256,6 +256,19 @@ pub async fn snapshots_forever(
     config: crate::config::Backup,
 ) {
     let mut stopping = node.stopping();
+    // What is there already is the last snapshot, for status and the
+    // metrics, until the next one.
+    if let Some(newest) = snapshots(&config.dir).last()
+        && let Ok(at) = std::fs::metadata(newest.join(MANIFEST)).and_then(|m| m.modified())
+    {
+        node.set_snapshot_state(SnapshotState {
+            last_ms: at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            last_dir: newest.display().to_string(),
+            last_error: String::new(),
+        });
+    }
     loop {
         let newest = snapshots(&config.dir)
             .last()

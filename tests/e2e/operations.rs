@@ -587,14 +587,18 @@ fn a_backup_of_the_first_format_opens() {
     std::fs::write(&config, text.replace(&grpc_listen_of(&config), &port)).unwrap();
     let _node = start(&dir);
     let listed = cli_json(&dir, &["list", "--json"]);
-    let mut kinds: Vec<&str> = listed
+    let mut ids: Vec<&str> = listed
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["record"]["kind"].as_str().unwrap())
+        .map(|r| r["record"]["record_id"].as_str().unwrap())
         .collect();
-    kinds.sort();
-    assert_eq!(kinds, ["dataset", "organisation", "project"], "{listed}");
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["budget-primitif-2026", "ia-tri-courriers", "organisation"],
+        "{listed}"
+    );
     assert_eq!(versions(&dir, "budget-primitif-2026"), vec![1, 2]);
     let check = cli(&dir, &["check"]);
     assert!(
@@ -606,4 +610,77 @@ fn a_backup_of_the_first_format_opens() {
     assert!(String::from_utf8_lossy(&check.stdout).starts_with("MAILLAGE OK"));
     publish(&dir, Path::new(&example("dataset.json")));
     assert_eq!(versions(&dir, "budget-primitif-2026"), vec![1, 2, 3]);
+}
+
+/// The gRPC health service follows the node: the node and its catalogue
+/// serve while it is ready; replication serves while a peer answers, and
+/// stops when its only peer is gone. A peer's version shows in `peer list`.
+#[test]
+fn grpc_health_follows_the_peers() {
+    use maillage_node::testkit::tls;
+    use maillage_record::PublicKey;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("metropole"), t.path().join("colomiers"));
+    init(&a, "243100518", "Toulouse Métropole");
+    init(&b, "213101496", "Colomiers");
+    let _na = start(&a);
+    let mut nb = start(&b);
+    peer(&a, "colomiers", &b);
+    peer(&b, "metropole", &a);
+    let status = cli_json(&a, &["status", "--json"]);
+    let key = PublicKey::parse_hex(status["public_key"].as_str().unwrap()).unwrap();
+    let url = format!("https://{}", status["grpc_listen"].as_str().unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let health = |service: &str| -> ServingStatus {
+        rt.block_on(async {
+            let channel = tls::anonymous_channel(&url, key).unwrap();
+            let answer = HealthClient::new(channel)
+                .check(HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            ServingStatus::try_from(answer.status).unwrap()
+        })
+    };
+    assert!(cli(&a, &["sync"]).status.success());
+    eventually(Duration::from_secs(20), "replication serving", || {
+        health("maillage.v1.Replication") == ServingStatus::Serving
+    });
+    assert_eq!(health(""), ServingStatus::Serving);
+    assert_eq!(health("maillage.v1.Catalogue"), ServingStatus::Serving);
+    let peers = cli_json(&a, &["peer", "list", "--json"]);
+    assert_eq!(peers[0]["version"], env!("CARGO_PKG_VERSION"), "{peers}");
+    let check = cli(&a, &["check", "--health"]);
+    assert!(
+        check.status.success() && String::from_utf8_lossy(&check.stdout).starts_with("MAILLAGE OK"),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+
+    nb.kill();
+    assert!(
+        !cli(&a, &["sync"]).status.success(),
+        "a sync with a dead peer succeeded"
+    );
+    eventually(Duration::from_secs(20), "replication not serving", || {
+        health("maillage.v1.Replication") == ServingStatus::NotServing
+    });
+    assert_eq!(
+        health(""),
+        ServingStatus::Serving,
+        "the node itself still serves"
+    );
+    let check = cli(&a, &["check", "--health"]);
+    assert_eq!(check.status.code(), Some(2), "no peer answers: CRITICAL");
+    assert!(
+        String::from_utf8_lossy(&check.stdout).starts_with("MAILLAGE CRITICAL - no peer of 1"),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
 }
