@@ -347,10 +347,10 @@ pub fn hold_if_restored(node: &Node, dir: &Path) {
     };
     let taken = serde_json::from_slice::<Restored>(&text)
         .ok()
-        .and_then(|r| {
+        .map(|r| {
             let t =
                 SystemTime::UNIX_EPOCH + Duration::from_millis(r.backup_created_ms.max(0) as u64);
-            Some(humantime::format_rfc3339_seconds(t).to_string())
+            humantime::format_rfc3339_seconds(t).to_string()
         })
         .unwrap_or_else(|| "at an unknown time".into());
     let peers: Vec<String> = node
