@@ -2,7 +2,6 @@
 //! and `maillage restore` (plain files: a node directory made from a
 //! backup, with no node running on it; the CLI links no RocksDB).
 
-use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -12,7 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::connect::{self, CONFIG_FILE, NodeConn, refused};
-use crate::init::KEY_FILE;
+use crate::init::{KEY_FILE, write_private};
 
 /// The layout of a backup this CLI restores (`backup::FORMAT` in the node).
 const FORMAT: u32 = 1;
@@ -320,11 +319,4 @@ fn new_private(path: &Path) -> anyhow::Result<std::fs::File> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("cannot create {}", path.display()))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let mut file = new_private(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    Ok(())
 }
