@@ -32,6 +32,16 @@ pub async fn backup(at: &Path, to: &Path, with_key: bool, json_out: bool) -> any
         .await
         .map_err(refused)?
         .into_inner();
+    // The node writes in its own view of the files: under systemd, a /tmp
+    // of its own, and nothing outside its directories.
+    if !Path::new(&written.dir).join(MANIFEST).is_file() {
+        bail!(
+            "the node wrote the backup into {}, but it is not there for this command: the node \
+             sees the files otherwise (systemd's PrivateTmp, or another container); back up \
+             into /var/backups/maillage",
+            written.dir
+        );
+    }
     if json_out {
         println!(
             "{}",
@@ -298,7 +308,15 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
     {
         let entry = entry?;
         let dest = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
+        let kind = entry.file_type()?;
+        // A backup holds plain files: a link could point anywhere.
+        if kind.is_symlink() {
+            bail!(
+                "{} is a symbolic link: a backup holds none; is this a backup `maillage backup` wrote?",
+                entry.path().display()
+            );
+        }
+        if kind.is_dir() {
             copy_tree(&entry.path(), &dest)?;
         } else {
             let mut source = std::fs::File::open(entry.path())

@@ -102,8 +102,8 @@ enum Command {
     Restore {
         /// The backup's directory (from `maillage backup` or `[backup]`).
         backup: PathBuf,
-        /// The new node directory; default: the node directory given
-        /// (--dir), which must hold no store.
+        /// The new node directory, empty or absent; default: the node
+        /// directory given (--dir).
         #[arg(long)]
         into: Option<PathBuf>,
         /// The organisation's key file, if not in the backup.

@@ -50,10 +50,11 @@ const INDEX_LAG_WARNING: u64 = 10_000;
 const SNAPSHOT_AGE_WARNING_MS: i64 = 2 * 24 * 3600 * 1000;
 
 fn report(state: State, findings: &[String], perf: &str, json_out: bool) -> anyhow::Result<()> {
+    // '|' starts the perfdata in the plugins' format: not in the text.
     let text = if findings.is_empty() {
         "all is well".to_string()
     } else {
-        findings.join("; ")
+        findings.join("; ").replace('|', "/")
     };
     if json_out {
         println!(
@@ -91,9 +92,10 @@ async fn open(at: &Path, json_out: bool) -> anyhow::Result<NodeConn> {
 /// restore, snapshots.
 pub async fn health(at: &Path, json_out: bool) -> anyhow::Result<()> {
     let conn = open(at, json_out).await?;
+    // The node answers its socket but not its status: it is not well.
     let s = match conn.admin().status(StatusRequest {}).await {
         Ok(s) => s.into_inner(),
-        Err(e) => return report(State::Unknown, &[e.message().to_string()], "", json_out),
+        Err(e) => return report(State::Critical, &[e.message().to_string()], "", json_out),
     };
     let mut state = State::Ok;
     let mut findings = Vec::new();

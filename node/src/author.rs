@@ -414,7 +414,8 @@ impl Author {
         format: &str,
         source: &str,
         keep: &HashSet<String>,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<String>, AuthorError> {
+        self.check_not_handed_over()?;
         let filter = ListFilter {
             kind: None,
             author: Some(self.public_key),
@@ -510,6 +511,19 @@ impl Author {
             return true;
         }
         false
+    }
+
+    /// A peer pinned while the hold lasts is waited for too: it may be the
+    /// one holding what this node signed after the backup.
+    pub fn also_wait_for(&self, peer: &str) {
+        if let Some(h) = self
+            .restored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            h.waiting.insert(peer.to_string());
+        }
     }
 
     /// The peers still to sync with after a restore.

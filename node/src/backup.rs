@@ -103,6 +103,18 @@ pub fn write(
     if !dest.is_absolute() {
         return Err(BackupError::Relative(dest.to_path_buf()));
     }
+    // Under systemd the node has a /tmp of its own (PrivateTmp), gone when
+    // it stops: a backup there would vanish unseen.
+    if std::env::var_os("INVOCATION_ID").is_some()
+        && (dest.starts_with("/tmp") || dest.starts_with("/var/tmp"))
+    {
+        return Err(BackupError::Io {
+            path: dest.to_path_buf(),
+            source: std::io::Error::other(
+                "the node runs under systemd with a private /tmp, which nobody else sees",
+            ),
+        });
+    }
     if dest.exists() {
         return Err(BackupError::Exists(dest.to_path_buf()));
     }
@@ -250,11 +262,7 @@ fn snapshots(dir: &Path) -> Vec<PathBuf> {
 /// Takes a snapshot into `config.dir` every `config.interval` (the first
 /// one an interval after the newest already there, or at once), and
 /// removes the oldest beyond `config.keep`. Runs until the node stops.
-pub async fn snapshots_forever(
-    node: std::sync::Arc<Node>,
-    sources: Sources,
-    config: crate::config::Backup,
-) {
+pub async fn snapshots_forever(node: std::sync::Arc<Node>, config: crate::config::Backup) {
     let mut stopping = node.stopping();
     // What is there already is the last snapshot, for status and the
     // metrics, until the next one.
@@ -274,17 +282,19 @@ pub async fn snapshots_forever(
             .last()
             .and_then(|p| std::fs::metadata(p.join(MANIFEST)).ok())
             .and_then(|m| m.modified().ok());
+        // A time in the future (the clock went back) counts as just taken.
         let wait = newest
-            .and_then(|t| t.elapsed().ok())
+            .map(|t| t.elapsed().unwrap_or(Duration::ZERO))
             .map_or(Duration::ZERO, |age| config.interval.saturating_sub(age));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stopping.wait_for(|s| *s) => return,
         }
-        let (n, s, c) = (node.clone(), sources.clone(), config.clone());
+        let (n, c) = (node.clone(), config.clone());
         let taken = tokio::task::spawn_blocking(move || {
             let dest = c.dir.join(snapshot_name(SystemTime::now()));
-            let written = write(&n, &s, &dest, false)?;
+            // Through the node: one backup at a time, snapshots included.
+            let written = n.backup(&dest, false)?;
             for old in snapshots(&c.dir)
                 .iter()
                 .rev()
@@ -365,7 +375,7 @@ pub fn hold_if_restored(node: &Node, dir: &Path) {
             backup = taken,
             "restored from a backup, and no peer to sync with: signing at once (records signed after the backup and not held elsewhere are lost)"
         );
-        let _ = std::fs::remove_file(&marker);
+        remove_marker(&marker);
         return;
     }
     tracing::warn!(
@@ -380,7 +390,20 @@ pub fn hold_if_restored(node: &Node, dir: &Path) {
 /// it was the last one waited for.
 pub fn synced(node: &Node, dir: &Path, peer: &str) {
     if node.author().synced(peer) {
-        let _ = std::fs::remove_file(dir.join(RESTORED));
+        remove_marker(&dir.join(RESTORED));
         tracing::info!("synced with every peer since the restore: signing again");
+    }
+}
+
+/// A marker left behind would hold the node again at its next start.
+fn remove_marker(marker: &Path) {
+    if let Err(e) = std::fs::remove_file(marker)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::error!(
+            marker = %marker.display(),
+            error = %e,
+            "could not remove the restore's marker: remove it by hand, or the node holds its signing again at its next start"
+        );
     }
 }

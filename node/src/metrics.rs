@@ -35,10 +35,11 @@ struct Histogram {
 
 impl Histogram {
     fn observe(&self, seconds: f64) {
+        // The count first: a scrape in between sees no bucket above +Inf.
+        self.count.fetch_add(1, Ordering::Relaxed);
         if let Some(i) = BUCKETS.iter().position(|b| seconds <= *b) {
             self.buckets[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.count.fetch_add(1, Ordering::Relaxed);
         self.sum_micros
             .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
@@ -202,7 +203,10 @@ impl Health {
     pub fn of(node: &Node) -> Health {
         let peers = node.peers().list();
         Health {
-            store: node.store().readable().map_err(|e| e.to_string()),
+            store: node.store().readable().map_err(|e| {
+                tracing::error!(error = %e, "the store does not answer a read");
+                e.to_string()
+            }),
             last_seq: node.store().last_seq(),
             indexed_seq: node.search().indexed_seq(),
             rebuilding: node.search().rebuilding(),
@@ -234,13 +238,14 @@ impl Health {
         self.peers == 0 || self.peers_ok > 0
     }
 
-    /// What the probes answer: a line per part.
+    /// What the probes answer: a line per part. A store's error stays in
+    /// the node's log (it names paths): the probes are public.
     pub fn describe(&self) -> String {
         format!(
             "store: {}\nindex: {} ({} changes behind{})\npeers: {} of {} answered their last sync\n",
             match &self.store {
-                Ok(()) => "ok".to_string(),
-                Err(e) => format!("failing ({e})"),
+                Ok(()) => "ok",
+                Err(_) => "failing (the node's log says why)",
             },
             if self.ready() { "ok" } else { "behind" },
             self.index_lag(),
@@ -275,7 +280,7 @@ pub fn probe(node: &Node, ready: bool) -> axum::response::Response {
 }
 
 /// Connections the metrics listener serves at once: a scraper or two and
-/// a probe; more wait for the kernel's backlog.
+/// a probe; one more is closed at once.
 const MAX_CONNECTIONS: usize = 16;
 
 /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until
@@ -457,7 +462,7 @@ pub fn render(node: &Node) -> String {
         &mut out,
         "maillage_store_last_seq",
         "The store's last change number.",
-        "counter",
+        "gauge",
         &one(last_seq as f64),
     );
     let health = Health::of(node);
@@ -653,7 +658,11 @@ fn process(
     out: &mut String,
     gauge: &mut impl FnMut(&mut String, &str, &str, &str, &[(String, f64)]),
 ) {
-    let page = 4096.0;
+    // SAFETY: sysconf reads a constant of the system.
+    let page = match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as f64,
+        _ => 4096.0,
+    };
     if let Some(resident) = std::fs::read_to_string("/proc/self/statm")
         .ok()
         .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())

@@ -201,6 +201,13 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
                 None => None,
                 Some(path) => Some(read_token(path)?),
             };
+            if token.is_none() && !m.listen.ip().is_loopback() {
+                tracing::warn!(
+                    listen = %m.listen,
+                    "the metrics listen beyond loopback without metrics.token_file: anyone who reaches {} reads them",
+                    m.listen
+                );
+            }
             let listener =
                 TcpListener::bind(m.listen)
                     .await
@@ -495,11 +502,7 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
     });
     if let Some(b) = backup {
         tracing::info!(dir = %b.dir.display(), every = %humantime::format_duration(b.interval), keep = b.keep, "automatic snapshots");
-        tokio::spawn(crate::backup::snapshots_forever(
-            node.clone(),
-            node.backup_sources(),
-            b,
-        ));
+        tokio::spawn(crate::backup::snapshots_forever(node.clone(), b));
     }
     tokio::spawn(report_health(node.clone(), health_reporter));
     let public = tokio::spawn(public);

@@ -22,7 +22,8 @@ pub enum Viewer {
     /// A pinned peer: federation records while it is a member (trust
     /// accepts it now: a root, or a current membership; pinning alone is
     /// not enough); restricted records whose audience holds its SIREN (see
-    /// `Sirens::of`) or that it wrote.
+    /// `Sirens::of`); and whatever it wrote (a restored node relearns its
+    /// own versions from its peers).
     Peer {
         key: PublicKey,
         siren: Option<Siren>,
@@ -42,7 +43,9 @@ impl Viewer {
         match (self, visibility) {
             (Viewer::Operator, _) | (_, Visibility::Public) => true,
             (Viewer::Anonymous, _) => false,
-            (Viewer::Peer { member, .. }, Visibility::Federation) => *member,
+            // A node is always given back what it signed (a restored node
+            // relearns its own versions from its peers, membership or not).
+            (Viewer::Peer { member, key, .. }, Visibility::Federation) => *member || key == author,
             (Viewer::Peer { key, siren, .. }, Visibility::Restricted { audience }) => {
                 key == author || siren.as_ref().is_some_and(|s| audience.contains(s))
             }
@@ -73,7 +76,8 @@ pub fn may_read(
     let Body::Collection(c) = &record.body else {
         return Ok(true);
     };
-    if *viewer == Viewer::Operator {
+    // The operator, and the collection's author (it wrote the list).
+    if *viewer == Viewer::Operator || matches!(viewer, Viewer::Peer { key, .. } if key == author) {
         return Ok(true);
     }
     for item in &c.items {
@@ -234,5 +238,35 @@ impl Sirens {
             siren: self.of(key).map(|(siren, _)| siren),
             member: self.trust.is_member(key),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A peer sees what it signed whatever its visibility, even once its
+    /// membership lapsed; another peer does not.
+    #[test]
+    fn a_peer_sees_what_it_wrote() {
+        let own = PublicKey([1; 32]);
+        let other = PublicKey([2; 32]);
+        let lapsed = Viewer::Peer {
+            key: own,
+            siren: None,
+            member: false,
+        };
+        let restricted = Visibility::Restricted {
+            audience: vec![Siren::parse("213101496").unwrap()],
+        };
+        for visibility in [
+            Visibility::Public,
+            Visibility::Federation,
+            restricted.clone(),
+        ] {
+            assert!(lapsed.may_see(&own, &visibility), "{visibility:?}");
+        }
+        assert!(!lapsed.may_see(&other, &Visibility::Federation));
+        assert!(!lapsed.may_see(&other, &restricted));
     }
 }

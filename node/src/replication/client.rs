@@ -313,6 +313,8 @@ pub async fn fetch(
                 move || intake_blocking(&node, &batch.envelopes, &batch.first_seen_ms, &peer_name)
             }));
         }
+        // What reconciliation said the peer has, and it did not send.
+        total.withheld += asked.len() as u64;
     }
     for done in in_flight {
         total += done.await.map_err(|e| SyncError::Rpc(e.to_string()))??;
@@ -449,7 +451,17 @@ pub fn record_success(node: &Node, name: &str, report: &SyncReport) {
         p.consecutive_failures = 0;
         p.wire_bytes += report.wire_total;
     });
-    node.synced_with(name);
+    // A restored node may sign again once this peer gave it everything it
+    // offered (a peer that held some back is waited for again).
+    if report.intake.withheld == 0 {
+        node.synced_with(name);
+    } else {
+        tracing::warn!(
+            peer = name,
+            withheld = report.intake.withheld,
+            "the peer did not send every record it offered"
+        );
+    }
 }
 
 async fn follow(

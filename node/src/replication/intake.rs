@@ -22,6 +22,8 @@ pub struct Intake {
     pub quarantined: u64,
     /// Forged or invalid envelopes, and records refused by a full quarantine.
     pub rejected: u64,
+    /// Ids a fetch asked for that the peer did not send.
+    pub withheld: u64,
 }
 
 impl std::ops::AddAssign for Intake {
@@ -30,6 +32,7 @@ impl std::ops::AddAssign for Intake {
         self.duplicates += o.duplicates;
         self.quarantined += o.quarantined;
         self.rejected += o.rejected;
+        self.withheld += o.withheld;
     }
 }
 
@@ -94,6 +97,7 @@ pub fn intake_blocking(
         duplicates,
         quarantined,
         rejected: forged + refused,
+        withheld: 0,
     })
 }
 

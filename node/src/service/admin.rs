@@ -220,6 +220,7 @@ impl Admin for AdminService {
             key = state.key,
             "peer pinned"
         );
+        self.node.author().also_wait_for(&state.name);
         self.replicator.restart(&state.name);
         Ok(Response::new(peer_to_proto(&self.node, &state)))
     }
@@ -613,7 +614,7 @@ impl Admin for AdminService {
         let withdrawn = blocking(move || {
             node.author()
                 .withdraw_missing(&format, &source, &keep)
-                .map_err(store_status)
+                .map_err(author_status)
         })
         .await?;
         if !withdrawn.is_empty() {

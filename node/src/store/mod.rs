@@ -433,7 +433,10 @@ impl Store {
         if found == target {
             return Ok(());
         }
-        if found > target || found == 0 {
+        if found == 0 {
+            return Err(self.corrupt("schema version 0"));
+        }
+        if found > target {
             return Err(StoreError::Schema {
                 path: self.path.clone(),
                 found,
