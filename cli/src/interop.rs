@@ -565,6 +565,15 @@ pub async fn export(
     let mut public = maillage_dcat::PublicRecords::default();
     let mut client = conn.catalogue();
     let mut token = Vec::new();
+    // Every current record is read (and verified), public or not.
+    let current: u64 = status
+        .current_by_kind
+        .iter()
+        .filter(|k| k.kind != "tombstone")
+        .map(|k| k.count)
+        .sum();
+    let bar = (std::io::stderr().is_terminal() && current > 1_000)
+        .then(|| crate::progress::bar(current, "records read"));
     loop {
         let page = client
             .list(ListRequest {
@@ -583,11 +592,17 @@ pub async fn export(
             let rec = envelope::verify(&env)
                 .with_context(|| format!("record {} does not verify", hex::encode(&entry.id)))?;
             public.add(rec.author().to_hex(), rec.record().clone());
+            if let Some(bar) = &bar {
+                bar.inc(1);
+            }
         }
         if page.next_page_token.is_empty() {
             break;
         }
         token = page.next_page_token;
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     let info =
         maillage_dcat::CatalogInfo::for_node(&status.organisation_name, &status.siren, &base_url);

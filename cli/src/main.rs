@@ -292,7 +292,11 @@ enum Command {
         by: StatsBy,
     },
     /// Rebuild the search index from the store (in the background).
-    Reindex,
+    Reindex {
+        /// Wait until it is done, with a progress bar.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Check the node as monitoring tools do (Centreon, Nagios, Zabbix):
     /// one line "MAILLAGE OK - … | perfdata" and exit status 0 OK, 1
     /// WARNING, 2 CRITICAL (a problem, or the node down), 3 UNKNOWN (the
@@ -769,7 +773,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Command::Stats { filters, by } => {
                         search::stats(&dir, &filters, &value_name(by), json).await
                     }
-                    Command::Reindex => search::reindex(&dir, json).await,
+                    Command::Reindex { wait } => search::reindex(&dir, wait, json).await,
                     Command::Check { health: true } => monitor::health(&dir, json).await,
                     Command::Check { health: false } => monitor::verify(&dir, json).await,
                     Command::Harvest(HarvestCommand::Run { name }) => {

@@ -1,4 +1,4 @@
-//! Progress bars for long work (import, sync): drawn on standard
+//! Progress bars for long work (import, sync, export, reindex): drawn on standard
 //! error when it is a terminal, with the rate and the time left; never in
 //! `--json` output or a pipe.
 

@@ -340,7 +340,7 @@ fn print_buckets(b: &[Bucket]) {
     }
 }
 
-pub async fn reindex(dir: &Path, json_out: bool) -> anyhow::Result<()> {
+pub async fn reindex(dir: &Path, wait: bool, json_out: bool) -> anyhow::Result<()> {
     let conn = NodeConn::open(dir).await?;
     let resp = conn
         .admin()
@@ -348,13 +348,63 @@ pub async fn reindex(dir: &Path, json_out: bool) -> anyhow::Result<()> {
         .await
         .map_err(refused)?
         .into_inner();
-    if json_out {
-        println!("{}", json!({"last_seq": resp.last_seq}));
-    } else {
-        println!(
-            "rebuilding the search index from the store ({} changes); searches use the old index until it is done: `maillage status` shows indexed_seq",
-            resp.last_seq
-        );
+    if !wait {
+        if json_out {
+            println!("{}", json!({"last_seq": resp.last_seq}));
+        } else {
+            println!(
+                "rebuilding the search index from the store ({} changes); searches use the old index until it is done: `maillage status` shows indexed_seq",
+                resp.last_seq
+            );
+        }
+        return Ok(());
     }
-    Ok(())
+    // Until the rebuild is committed and the index follows the store again.
+    use std::io::IsTerminal;
+    let bar = (!json_out && std::io::stderr().is_terminal())
+        .then(|| crate::progress::bar(resp.last_seq, "changes indexed"));
+    let began = std::time::Instant::now();
+    let mut seen_rebuilding = false;
+    loop {
+        let s = conn
+            .admin()
+            .status(maillage_proto::v1::StatusRequest {})
+            .await
+            .map_err(refused)?
+            .into_inner();
+        if let Some(bar) = &bar {
+            bar.set_length(s.last_seq.max(1));
+            bar.set_position(if s.search_rebuilding {
+                s.rebuilt_seq
+            } else {
+                s.indexed_seq
+            });
+        }
+        seen_rebuilding |= s.search_rebuilding;
+        // The request is taken up within a poll: a rebuild too quick to be
+        // seen is over once the index follows the store again.
+        let settled = !s.search_rebuilding
+            && s.indexed_seq >= resp.last_seq
+            && (seen_rebuilding || began.elapsed() > std::time::Duration::from_secs(2));
+        if settled {
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            if json_out {
+                println!(
+                    "{}",
+                    json!({"last_seq": resp.last_seq, "indexed_seq": s.indexed_seq,
+                        "millis": began.elapsed().as_millis() as u64})
+                );
+            } else {
+                println!(
+                    "search index rebuilt: {} changes in {:.1} s",
+                    s.indexed_seq,
+                    began.elapsed().as_secs_f64()
+                );
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }

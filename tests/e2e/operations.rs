@@ -600,6 +600,9 @@ fn a_backup_of_the_first_format_opens() {
         "{listed}"
     );
     assert_eq!(versions(&dir, "budget-primitif-2026"), vec![1, 2]);
+    // The index, rebuilt from it while the operator waits.
+    let rebuilt = cli_json(&dir, &["reindex", "--wait", "--json"]);
+    assert!(rebuilt["indexed_seq"].as_u64().unwrap() >= 4, "{rebuilt}");
     let check = cli(&dir, &["check"]);
     assert!(
         check.status.success(),

@@ -207,6 +207,7 @@ fn run(node: &Indexer) -> Result<(), IndexError> {
             writer.rollback()?;
             writer.delete_all_documents()?;
             seq = 0;
+            search.rebuilt_seq.store(0, Ordering::Release);
             pending = true;
             rebuilding = true;
             orgs = Orgs::default();
@@ -228,6 +229,9 @@ fn run(node: &Indexer) -> Result<(), IndexError> {
             continue;
         }
         seq = changes.last().expect("not empty").seq;
+        if rebuilding {
+            search.rebuilt_seq.store(seq, Ordering::Release);
+        }
         // A full batch: more are waiting (a sync or an import in progress).
         // Committing less often then makes fewer, larger segments, so less
         // merging: the index catches up sooner. Once it has, it commits

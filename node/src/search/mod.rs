@@ -294,6 +294,8 @@ pub struct Search {
     reindex: AtomicBool,
     /// The indexer is rebuilding (until its final commit).
     rebuilding: AtomicBool,
+    /// How far a rebuild has read the store (`maillage reindex --wait`).
+    rebuilt_seq: AtomicU64,
     /// Records just stored, handed to the indexer in memory.
     pub(crate) feed: Arc<indexer::Feed>,
     /// Registered with the reader, which only holds it weakly.
@@ -377,6 +379,7 @@ impl Search {
             indexed_seq: AtomicU64::new(seq),
             reindex: AtomicBool::new(false),
             rebuilding: AtomicBool::new(false),
+            rebuilt_seq: AtomicU64::new(0),
             feed: Arc::default(),
         })
     }
@@ -401,6 +404,11 @@ impl Search {
     /// Whether a rebuild is asked for or under way.
     pub fn rebuilding(&self) -> bool {
         self.reindex.load(Ordering::Acquire) || self.rebuilding.load(Ordering::Acquire)
+    }
+
+    /// How far the rebuild under way has read the store's changes.
+    pub fn rebuilt_seq(&self) -> u64 {
+        self.rebuilt_seq.load(Ordering::Acquire)
     }
 
     /// The index's fields.

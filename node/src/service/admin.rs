@@ -134,6 +134,7 @@ impl Admin for AdminService {
             quarantined: node.ledger().quarantine().len(),
             indexed_seq: node.search().indexed_seq(),
             search_rebuilding: node.search().rebuilding(),
+            rebuilt_seq: node.search().rebuilt_seq(),
             searches_cached: cached.page_hits,
             searches_computed: cached.page_misses,
             stats_cached: cached.stats_hits,
