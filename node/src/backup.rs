@@ -259,6 +259,21 @@ fn snapshots(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// Removes the snapshots in `dir` beyond the `keep` newest; returns those
+/// removed. Other directories are left alone, incomplete snapshots too.
+fn prune(dir: &Path, keep: usize) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    for old in snapshots(dir).into_iter().rev().skip(keep) {
+        match std::fs::remove_dir_all(&old) {
+            Ok(()) => removed.push(old),
+            Err(e) => {
+                tracing::warn!(snapshot = %old.display(), error = %e, "could not remove an old snapshot")
+            }
+        }
+    }
+    removed
+}
+
 /// Takes a snapshot into `config.dir` every `config.interval` (the first
 /// one an interval after the newest already there, or at once), and
 /// removes the oldest beyond `config.keep`. Runs until the node stops.
@@ -295,15 +310,7 @@ pub async fn snapshots_forever(node: std::sync::Arc<Node>, config: crate::config
             let dest = c.dir.join(snapshot_name(SystemTime::now()));
             // Through the node: one backup at a time, snapshots included.
             let written = n.backup(&dest, false)?;
-            for old in snapshots(&c.dir)
-                .iter()
-                .rev()
-                .skip(c.keep as usize)
-            {
-                if let Err(e) = std::fs::remove_dir_all(old) {
-                    tracing::warn!(snapshot = %old.display(), error = %e, "could not remove an old snapshot");
-                }
-            }
+            prune(&c.dir, c.keep as usize);
             Ok::<_, BackupError>(written)
         })
         .await;
@@ -404,6 +411,56 @@ fn remove_marker(marker: &Path) {
             marker = %marker.display(),
             error = %e,
             "could not remove the restore's marker: remove it by hand, or the node holds its signing again at its next start"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The newest `keep` snapshots stay, by the time in their names; what
+    /// is not a complete snapshot (no manifest, another name) is never
+    /// removed.
+    #[test]
+    fn pruning_keeps_the_newest_snapshots_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = |d: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_000_000 + d * 86_400);
+        let mut names = Vec::new();
+        for d in [3, 1, 4, 2, 5] {
+            let name = snapshot_name(day(d));
+            std::fs::create_dir(dir.path().join(&name)).unwrap();
+            std::fs::write(dir.path().join(&name).join(MANIFEST), "{}").unwrap();
+            names.push((d, name));
+        }
+        // Half-written (no manifest) and the operator's own: left alone.
+        let partial = snapshot_name(day(0));
+        std::fs::create_dir(dir.path().join(&partial)).unwrap();
+        std::fs::create_dir(dir.path().join("avant-migration")).unwrap();
+
+        let removed = prune(dir.path(), 2);
+        assert_eq!(removed.len(), 3);
+        let left: std::collections::BTreeSet<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let newest: Vec<&String> = names
+            .iter()
+            .filter(|(d, _)| *d >= 4)
+            .map(|(_, n)| n)
+            .collect();
+        for n in newest {
+            assert!(left.contains(n), "{n} was removed: {left:?}");
+        }
+        assert!(
+            left.contains(&partial) && left.contains("avant-migration"),
+            "{left:?}"
+        );
+        assert_eq!(left.len(), 4, "{left:?}");
+        assert!(
+            snapshot_name(day(1)).starts_with("maillage-2026"),
+            "{}",
+            snapshot_name(day(1))
         );
     }
 }

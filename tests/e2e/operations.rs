@@ -146,6 +146,18 @@ fn a_restored_node_resyncs_before_it_signs_again() {
     );
     let status = cli_json(&restored, &["status", "--json"]);
     assert_eq!(status["restore_waiting"], serde_json::json!(["colomiers"]));
+    let watched = cli(&restored, &["check", "--health"]);
+    assert_eq!(
+        watched.status.code(),
+        Some(2),
+        "its only peer is down: CRITICAL"
+    );
+    assert!(
+        String::from_utf8_lossy(&watched.stdout)
+            .contains("signs nothing until synced with colomiers"),
+        "{}",
+        String::from_utf8_lossy(&watched.stdout)
+    );
 
     // Its peer, back, gives back what it published after the backup.
     let _node_b = start(&b);
@@ -300,6 +312,20 @@ fn configuration_errors_exit_78() {
     let out = run();
     assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // The node is not running: the CLI says so, as JSON under --json, and
+    // a monitoring check says CRITICAL.
+    let down = cli(&dir, &["status", "--json"]);
+    assert_eq!(down.status.code(), Some(1));
+    let error: serde_json::Value = serde_json::from_slice(&down.stderr)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stderr(&down)));
+    assert!(
+        error["error"].as_str().unwrap().contains("not running"),
+        "{error}"
+    );
+    let check = cli(&dir, &["check", "--health"]);
+    assert_eq!(check.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&check.stdout).starts_with("MAILLAGE CRITICAL"));
 
     let busy = std::net::TcpListener::bind(grpc_listen_of(&config)).unwrap();
     let out = run();
