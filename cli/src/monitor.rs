@@ -44,10 +44,6 @@ impl NotOk {
 
 /// Changes in the store the index may lag behind before it is a warning.
 const INDEX_LAG_WARNING: u64 = 10_000;
-/// How much older than its interval the last snapshot may be: a snapshot
-/// missed (the node down at the time) is a warning at twice the interval;
-/// the node does not say its interval, so a day (the default) is assumed.
-const SNAPSHOT_AGE_WARNING_MS: i64 = 2 * 24 * 3600 * 1000;
 
 fn report(state: State, findings: &[String], perf: &str, json_out: bool) -> anyhow::Result<()> {
     // '|' starts the perfdata in the plugins' format: not in the text.
@@ -143,10 +139,27 @@ pub async fn health(at: &Path, json_out: bool) -> anyhow::Result<()> {
             State::Warning,
             format!("last snapshot failed: {}", s.last_backup_error),
         );
-    } else if s.last_backup_ms > 0
-        && maillage_record::now_ms() - s.last_backup_ms > SNAPSHOT_AGE_WARNING_MS
-    {
-        raise(State::Warning, "last snapshot older than two days".into());
+    } else if s.backup_interval_s > 0 {
+        // A snapshot missed (the node down at its time) is a warning once
+        // the last is twice the interval old; none at all since the node
+        // started, after twice the interval of uptime.
+        let limit_ms = 2 * s.backup_interval_s as i64 * 1000;
+        let late = if s.last_backup_ms > 0 {
+            maillage_record::now_ms() - s.last_backup_ms > limit_ms
+        } else {
+            s.uptime_seconds as i64 * 1000 > limit_ms
+        };
+        if late {
+            raise(
+                State::Warning,
+                format!(
+                    "no snapshot for twice the interval ({})",
+                    humantime::format_duration(std::time::Duration::from_secs(
+                        2 * s.backup_interval_s
+                    ))
+                ),
+            );
+        }
     }
     let failed_harvests = s.harvests.iter().filter(|h| !h.error.is_empty()).count();
     if failed_harvests > 0 {

@@ -75,6 +75,7 @@ pub async fn status(dir: &Path, json_out: bool) -> anyhow::Result<()> {
                 "last_backup_ms": s.last_backup_ms,
                 "last_backup_dir": s.last_backup_dir,
                 "last_backup_error": s.last_backup_error,
+                "backup_interval_s": s.backup_interval_s,
                 "dir": dir.display().to_string(),
             }))?
         );

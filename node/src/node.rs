@@ -78,6 +78,8 @@ pub struct Node {
     backing_up: std::sync::Mutex<()>,
     /// Request durations (`metrics`).
     metrics: Arc<crate::metrics::Metrics>,
+    /// `[backup]`, if the node takes snapshots by itself.
+    backup: Option<crate::config::Backup>,
 }
 
 /// Fetch reads in flight at once for one peer, each up to
@@ -187,6 +189,7 @@ impl Node {
             snapshot: Default::default(),
             backing_up: Default::default(),
             metrics: Arc::default(),
+            backup: config.backup.clone(),
         })
     }
 
@@ -213,6 +216,11 @@ impl Node {
     /// Request durations, which the servers' layers record.
     pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
         &self.metrics
+    }
+
+    /// How often the node takes a snapshot by itself, if it does.
+    pub fn snapshot_interval(&self) -> Option<Duration> {
+        self.backup.as_ref().map(|b| b.interval)
     }
 
     pub fn snapshot_state(&self) -> crate::backup::SnapshotState {

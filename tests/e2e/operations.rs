@@ -537,6 +537,13 @@ fn automatic_snapshots() {
         status = cli_json(&dir, &["status", "--json"]);
         status["last_backup_ms"].as_i64().unwrap_or(0) > 0
     });
+    assert_eq!(status["backup_interval_s"], 86_400);
+    let check = cli(&dir, &["check", "--health"]);
+    assert!(
+        check.status.success(),
+        "a snapshot just taken: OK\n{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
     let snapshot = PathBuf::from(status["last_backup_dir"].as_str().unwrap());
     assert!(
         snapshot.starts_with(t.path().join("n/../instantanes")),
