@@ -60,7 +60,7 @@ pub async fn backup(at: &Path, to: &Path, with_key: bool, json_out: bool) -> any
             written.envelopes,
             written.last_seq,
             written.dir,
-            bytes(written.bytes),
+            crate::status::human_bytes(written.bytes),
             written.millis
         );
         if written.with_key {
@@ -70,14 +70,6 @@ pub async fn backup(at: &Path, to: &Path, with_key: bool, json_out: bool) -> any
         }
     }
     Ok(())
-}
-
-fn bytes(n: u64) -> String {
-    match n {
-        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
-        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
-        n => format!("{:.1} KiB", n as f64 / 1024.0),
-    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -176,7 +176,7 @@ impl Author {
     /// without a version becomes the next version, without a date is dated
     /// now; a withdrawal takes the visibility of what it withdraws.
     pub fn sign(&self, named: &[u8], mut draft: Record) -> Result<Signed, AuthorError> {
-        self.check_not_handed_over()?;
+        self.check_may_sign()?;
         if !named.is_empty() && named != self.public_key.0 {
             return Err(AuthorError::OtherAuthor {
                 named: PublicKey::from_slice(named)
@@ -255,7 +255,7 @@ impl Author {
     /// outcome per draft, in order; the accepted ones are stored in one
     /// synced write.
     pub fn import(&self, drafts: Vec<Record>) -> Result<Vec<Outcome>, StoreError> {
-        if let Err(e) = self.check_not_handed_over() {
+        if let Err(e) = self.check_may_sign() {
             return Ok(drafts
                 .iter()
                 .map(|_| Outcome::Rejected(e.to_string()))
@@ -415,7 +415,7 @@ impl Author {
         source: &str,
         keep: &HashSet<String>,
     ) -> Result<Vec<String>, AuthorError> {
-        self.check_not_handed_over()?;
+        self.check_may_sign()?;
         let filter = ListFilter {
             kind: None,
             author: Some(self.public_key),
@@ -473,8 +473,9 @@ impl Author {
             .collect())
     }
 
-    /// The node signs for its own SIREN only.
-    fn check_not_handed_over(&self) -> Result<(), AuthorError> {
+    /// Whether this node may sign now: not once its key was handed over,
+    /// nor while a restore's hold lasts (`hold_until_synced`).
+    fn check_may_sign(&self) -> Result<(), AuthorError> {
         if let Some(successor) = *self.handed_over.lock().unwrap_or_else(|p| p.into_inner()) {
             return Err(AuthorError::HandedOver { successor });
         }
@@ -545,7 +546,7 @@ impl Author {
     /// signs nothing more until it restarts with the successor.
     pub fn hand_over(&self, successor: &SigningKey) -> Result<HandedOver, AuthorError> {
         // A restored node's versions are not known yet (`hold_until_synced`).
-        self.check_not_handed_over()?;
+        self.check_may_sign()?;
         let mut handed = self.handed_over.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(successor) = *handed {
             return Err(AuthorError::HandedOver { successor });

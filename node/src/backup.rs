@@ -259,6 +259,15 @@ fn snapshots(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
+/// The newest snapshot in `dir`, with when it was written.
+fn newest(dir: &Path) -> Option<(PathBuf, SystemTime)> {
+    let path = snapshots(dir).pop()?;
+    let at = std::fs::metadata(path.join(MANIFEST))
+        .and_then(|m| m.modified())
+        .ok()?;
+    Some((path, at))
+}
+
 /// Removes the snapshots in `dir` beyond the `keep` newest; returns those
 /// removed. Other directories are left alone, incomplete snapshots too.
 fn prune(dir: &Path, keep: usize) -> Vec<PathBuf> {
@@ -281,9 +290,7 @@ pub async fn snapshots_forever(node: std::sync::Arc<Node>, config: crate::config
     let mut stopping = node.stopping();
     // What is there already is the last snapshot, for status and the
     // metrics, until the next one.
-    if let Some(newest) = snapshots(&config.dir).last()
-        && let Ok(at) = std::fs::metadata(newest.join(MANIFEST)).and_then(|m| m.modified())
-    {
+    if let Some((newest, at)) = newest(&config.dir) {
         node.set_snapshot_state(SnapshotState {
             last_ms: at
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -293,13 +300,9 @@ pub async fn snapshots_forever(node: std::sync::Arc<Node>, config: crate::config
         });
     }
     loop {
-        let newest = snapshots(&config.dir)
-            .last()
-            .and_then(|p| std::fs::metadata(p.join(MANIFEST)).ok())
-            .and_then(|m| m.modified().ok());
         // A time in the future (the clock went back) counts as just taken.
-        let wait = newest
-            .map(|t| t.elapsed().unwrap_or(Duration::ZERO))
+        let wait = newest(&config.dir)
+            .map(|(_, at)| at.elapsed().unwrap_or(Duration::ZERO))
             .map_or(Duration::ZERO, |age| config.interval.saturating_sub(age));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

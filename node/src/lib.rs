@@ -32,6 +32,7 @@ mod query_string;
 mod refusals;
 mod replication;
 mod search;
+mod secret;
 mod service;
 mod signin;
 mod stalled;

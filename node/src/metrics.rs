@@ -211,10 +211,7 @@ impl Health {
             indexed_seq: node.search().indexed_seq(),
             rebuilding: node.search().rebuilding(),
             peers: peers.iter().filter(|p| !p.revoked).count(),
-            peers_ok: peers
-                .iter()
-                .filter(|p| !p.revoked && p.last_sync_ms > 0 && p.consecutive_failures == 0)
-                .count(),
+            peers_ok: peers.iter().filter(|p| p.answers()).count(),
         }
     }
 
@@ -499,11 +496,7 @@ pub fn render(node: &Node) -> String {
         "maillage_peer_up",
         "1 if the peer answered its last sync.",
         "gauge",
-        &per_peer(&|p| {
-            f64::from(u8::from(
-                !p.revoked && p.last_sync_ms > 0 && p.consecutive_failures == 0,
-            ))
-        }),
+        &per_peer(&|p| f64::from(u8::from(p.answers()))),
     );
     gauge(
         &mut out,

@@ -194,7 +194,7 @@ impl Node {
     }
 
     /// Where this node's files are, for its backups.
-    pub fn backup_sources(&self) -> crate::backup::Sources {
+    fn backup_sources(&self) -> crate::backup::Sources {
         crate::backup::Sources {
             node_dir: self.dir.clone(),
             config: self.config_path.clone(),
@@ -218,9 +218,9 @@ impl Node {
         &self.metrics
     }
 
-    /// How often the node takes a snapshot by itself, if it does.
-    pub fn snapshot_interval(&self) -> Option<Duration> {
-        self.backup.as_ref().map(|b| b.interval)
+    /// The snapshots the node takes by itself (`[backup]`), if it does.
+    pub fn snapshots(&self) -> Option<&crate::config::Backup> {
+        self.backup.as_ref()
     }
 
     pub fn snapshot_state(&self) -> crate::backup::SnapshotState {

@@ -70,6 +70,12 @@ impl PeerState {
         PublicKey::parse_hex(&self.key).ok()
     }
 
+    /// Pinned (not revoked), and its last sync succeeded: what `status`,
+    /// the metrics and the health service count as a peer that answers.
+    pub fn answers(&self) -> bool {
+        !self.revoked && self.last_sync_ms > 0 && self.consecutive_failures == 0
+    }
+
     pub fn state(&self) -> &'static str {
         if self.revoked {
             "revoked"

@@ -132,8 +132,6 @@ pub struct Started {
     /// The metrics and probes' listener (`[metrics]`), with the token
     /// `/metrics` asks for, if any.
     pub metrics: Option<(TcpListener, Option<String>)>,
-    /// Automatic snapshots (`[backup]`).
-    pub backup: Option<crate::config::Backup>,
 }
 
 /// Loads the key (refusing one others can read), opens the store, stores the
@@ -255,7 +253,6 @@ pub async fn start(config: &Config) -> Result<Started, StartError> {
         portal: config.portal.clone(),
         signin,
         metrics,
-        backup: config.backup.clone(),
     })
 }
 
@@ -265,22 +262,14 @@ fn read_token(path: &Path) -> Result<String, StartError> {
         path: path.to_path_buf(),
         problem,
     };
-    let meta = std::fs::metadata(path).map_err(|e| bad(e.to_string()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(bad(format!(
-            "is readable by others (mode {:o}): chmod 600 it",
-            meta.permissions().mode() & 0o777
-        )));
-    }
-    let token = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let token = token.trim();
+    let token = crate::secret::read(path).map_err(bad)?;
     if token.len() < 16 {
         return Err(bad(
             "holds no token of 16 characters or more: write one (e.g. `openssl rand -hex 32`)"
                 .into(),
         ));
     }
-    Ok(token.to_string())
+    Ok(token)
 }
 
 /// Stores the organisation's own signed record, written by `maillage init`.
@@ -333,7 +322,6 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
         portal,
         signin,
         metrics,
-        backup,
     } = started;
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter
@@ -500,7 +488,7 @@ pub async fn run(started: Started, shutdown: impl Future<Output = ()>) -> Result
             stopped(stop_rx_http.clone()),
         ))
     });
-    if let Some(b) = backup {
+    if let Some(b) = node.snapshots().cloned() {
         tracing::info!(dir = %b.dir.display(), every = %humantime::format_duration(b.interval), keep = b.keep, "automatic snapshots");
         tokio::spawn(crate::backup::snapshots_forever(node.clone(), b));
     }

@@ -135,7 +135,7 @@ impl Admin for AdminService {
             indexed_seq: node.search().indexed_seq(),
             search_rebuilding: node.search().rebuilding(),
             rebuilt_seq: node.search().rebuilt_seq(),
-            backup_interval_s: node.snapshot_interval().map_or(0, |d| d.as_secs()),
+            backup_interval_s: node.snapshots().map_or(0, |b| b.interval.as_secs()),
             searches_cached: cached.page_hits,
             searches_computed: cached.page_misses,
             stats_cached: cached.stats_hits,

@@ -149,7 +149,11 @@ impl SignIn {
     /// Reads the client secret (a file only its owner may read) and makes
     /// the sign-in of a portal served at `public_url`.
     pub fn new(config: Signin, public_url: &str) -> Result<SignIn, SignInError> {
-        let secret = read_secret(&config.client_secret_file)?;
+        let secret =
+            crate::secret::read(&config.client_secret_file).map_err(|why| SignInError::Secret {
+                path: config.client_secret_file.display().to_string(),
+                why,
+            })?;
         let rng = SystemRandom::new();
         let key =
             hmac::Key::generate(hmac::HMAC_SHA256, &rng).map_err(|_| SignInError::Secret {
@@ -558,36 +562,6 @@ impl SignIn {
     pub fn login_done(&self) -> String {
         self.cookie(LOGIN_COOKIE, "", Duration::ZERO)
     }
-}
-
-/// The client secret: the file's first line, the file readable by its
-/// owner only (as the node's key is).
-fn read_secret(path: &std::path::Path) -> Result<String, SignInError> {
-    let fail = |why: String| SignInError::Secret {
-        path: path.display().to_string(),
-        why,
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)
-            .map_err(|e| fail(e.to_string()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(fail(format!(
-                "it may be read by others (mode {:o}): run  chmod 600 {}",
-                mode & 0o777,
-                path.display()
-            )));
-        }
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let secret = text.lines().next().unwrap_or("").trim().to_string();
-    if secret.is_empty() {
-        return Err(fail("it is empty".into()));
-    }
-    Ok(secret)
 }
 
 /// A path of this portal to return to: anything else (another site, a
